@@ -1,0 +1,89 @@
+import Fastify from 'fastify';
+import type { TLSSocket } from 'node:tls';
+import type { Logger } from '../../lib/logger.js';
+import type { TlsMaterial } from '../../lib/tls.js';
+import { sendProblem } from '../../lib/http-problem.js';
+import type { HealthRegistry } from '../health.js';
+import { authorizePeer, type PeerIdentity } from './peer.js';
+
+export interface AdminServerDeps {
+  host: string;
+  port: number;
+  tls: TlsMaterial;
+  allowedClients: readonly string[];
+  health: HealthRegistry;
+  info: () => { version: string; fortId: string; schemaVersion: number; startedAt: Date };
+  /** Stop taking work, finish in-flight, exit 0 so systemd starts the (new) release. */
+  drain: (requestedBy: string) => void;
+  log: Logger;
+  now?: () => Date;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    peer?: PeerIdentity;
+  }
+}
+
+/** Trust-zone admin API: mutual TLS with the installation's root CA only, then a role check. */
+export async function startAdminServer(deps: AdminServerDeps) {
+  const now = deps.now ?? (() => new Date());
+  const allowed = new Set(deps.allowedClients);
+  const app = Fastify({
+    loggerInstance: deps.log,
+    // Health polls every few seconds would drown the journal; refusals are logged below.
+    disableRequestLogging: true,
+    bodyLimit: 64 * 1024,
+    https: {
+      key: deps.tls.key,
+      cert: deps.tls.cert,
+      ca: deps.tls.ca,
+      requestCert: true,
+      rejectUnauthorized: true,
+      minVersion: 'TLSv1.2',
+    },
+  });
+
+  app.addHook('onRequest', async (req, reply) => {
+    const decision = authorizePeer(req.raw.socket as TLSSocket, allowed);
+    if (!decision.ok) {
+      req.log.warn({ reason: decision.reason }, 'admin request refused');
+      return sendProblem(reply, 403, 'FORT_ERR_FORBIDDEN', 'Forbidden', decision.reason);
+    }
+    req.peer = decision.peer;
+  });
+
+  app.get('/admin/v1/health', async (_req, reply) => {
+    const snap = deps.health.snapshot();
+    const info = deps.info();
+    const status = snap.draining ? 'draining' : snap.ready ? 'healthy' : snap.live ? 'starting' : 'unhealthy';
+    return reply.code(snap.ready ? 200 : 503).send({
+      status,
+      live: snap.live,
+      ready: snap.ready,
+      version: info.version,
+      fortId: info.fortId,
+      uptimeSeconds: Math.round((now().getTime() - info.startedAt.getTime()) / 1000),
+      modules: snap.modules,
+    });
+  });
+
+  app.get('/admin/v1/version', async () => {
+    const info = deps.info();
+    return { version: info.version, node: process.version, fortId: info.fortId, schemaVersion: info.schemaVersion, startedAt: info.startedAt.toISOString() };
+  });
+
+  app.post('/admin/v1/drain', async (req, reply) => {
+    const by = req.peer?.name ?? 'unknown';
+    req.log.info({ by }, 'drain requested');
+    reply.code(202).send({ status: 'draining' });
+    // After the reply is flushed: the caller learns the drain was accepted before we exit.
+    setImmediate(() => deps.drain(by));
+    return reply;
+  });
+
+  app.setNotFoundHandler((req, reply) => sendProblem(reply, 404, 'FORT_ERR_NOT_FOUND', 'Not found', `${req.method} ${req.url}`));
+
+  await app.listen({ host: deps.host, port: deps.port });
+  return app;
+}

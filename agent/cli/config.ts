@@ -1,0 +1,27 @@
+import { existsSync } from 'node:fs';
+import { z } from 'zod';
+import { loadTomlConfig, resolveFrom } from '../../lib/config/load.js';
+import { httpsUrl, tlsFiles } from '../../lib/config/fields.js';
+
+/** fortctl.toml: where the admin API is, and the fortctl trust-zone identity. */
+export const fortctlConfigSchema = z.strictObject({
+  admin: z.strictObject({
+    url: httpsUrl().describe('URL of the agent admin API, e.g. https://127.0.0.1:8444'),
+    timeout_seconds: z.number({ error: 'expected a number of seconds' }).positive({ error: 'expected a positive number of seconds' }).default(5),
+    tls: tlsFiles().describe('ca = trust-zone root; cert/key = the fortctl client certificate'),
+  }),
+});
+export type FortctlConfig = z.output<typeof fortctlConfigSchema>;
+
+/** --config, else $FORTCTL_CONFIG, else the dev stack's file in the working directory, else /etc. */
+export function defaultFortctlConfig(envFile: string | undefined, cwd: string): string {
+  if (envFile) return envFile;
+  const dev = resolveFrom(cwd, '.fort-dev/fortctl.toml');
+  return existsSync(dev) ? dev : '/etc/fort/fortctl.toml';
+}
+
+export function loadFortctlConfig(file: string): FortctlConfig {
+  const { dir, config } = loadTomlConfig(file, fortctlConfigSchema);
+  const abs = (p: string) => resolveFrom(dir, p);
+  return { admin: { ...config.admin, tls: { ca: abs(config.admin.tls.ca), cert: abs(config.admin.tls.cert), key: abs(config.admin.tls.key) } } };
+}

@@ -1,0 +1,70 @@
+/**
+ * Forward-only schema migrations. Never edit a released entry: add a new one. Later
+ * issues fill these tables; the columns here are the ones every later feature relies on.
+ */
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'initial',
+    sql: `
+      CREATE TABLE inbox (
+        id TEXT PRIMARY KEY,                -- event envelope id: duplicates are acked and ignored
+        type TEXT NOT NULL,
+        received_at TEXT NOT NULL,
+        payload TEXT NOT NULL
+      );
+      CREATE TABLE outbox (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT, -- publish order
+        topic TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        created_at TEXT NOT NULL
+      );
+      CREATE TABLE apps (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        space TEXT NOT NULL,
+        definition TEXT NOT NULL,
+        current_version_id INTEGER REFERENCES app_versions(id) DEFERRABLE INITIALLY DEFERRED,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+      );
+      CREATE TABLE app_versions (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        app_id TEXT NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+        file TEXT NOT NULL,
+        row_count INTEGER NOT NULL,
+        content_hash TEXT NOT NULL,
+        created_at TEXT NOT NULL
+      );
+      CREATE INDEX app_versions_app ON app_versions(app_id, id);
+      CREATE TABLE reloads (
+        id TEXT PRIMARY KEY,
+        app_id TEXT NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+        state TEXT NOT NULL CHECK (state IN ('queued','running','succeeded','failed','cancelled','interrupted')),
+        source TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        requested_at TEXT NOT NULL,
+        started_at TEXT,
+        finished_at TEXT,
+        version_id INTEGER REFERENCES app_versions(id),
+        error_code TEXT,
+        error_message TEXT
+      );
+      CREATE INDEX reloads_state ON reloads(state, requested_at);
+      CREATE TABLE audit (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        ts TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT,
+        detail TEXT
+      );
+    `,
+  },
+];

@@ -1,0 +1,63 @@
+/**
+ * One catalogue of failure families with stable codes (after fastify's FST_ERR_* and
+ * undici's UND_ERR_*). `fatal` tells callers whether retrying can help.
+ */
+export type FortErrorCode =
+  | 'FORT_ERR_CONFIG'
+  | 'FORT_ERR_TLS_MATERIAL'
+  | 'FORT_ERR_SECRET_PERMISSIONS'
+  | 'FORT_ERR_STORE_SCHEMA'
+  | 'FORT_ERR_STORE'
+  | 'FORT_ERR_STATE_FILE'
+  | 'FORT_ERR_FILE_EXISTS'
+  | 'FORT_ERR_ADMIN_LINK'
+  | 'FORT_ERR_FORBIDDEN';
+
+export class FortError extends Error {
+  readonly code: FortErrorCode;
+  readonly fatal: boolean;
+  constructor(code: FortErrorCode, message: string, options: { fatal?: boolean; cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.fatal = options.fatal ?? true;
+  }
+}
+
+/** Bad configuration: the process must not start (exit 78, EX_CONFIG). */
+export class ConfigError extends FortError {
+  readonly file: string;
+  readonly problems: string[];
+  constructor(file: string, problems: string[]) {
+    super('FORT_ERR_CONFIG', problems.map((p) => `${file}: ${p}`).join('\n'));
+    this.file = file;
+    this.problems = problems;
+  }
+}
+
+/** Keys, certificates or CA bundles that cannot be used; also a start-up failure. */
+export class TlsMaterialError extends FortError {
+  constructor(message: string, code: FortErrorCode = 'FORT_ERR_TLS_MATERIAL', cause?: unknown) {
+    super(code, message, { cause });
+  }
+}
+
+export class StoreError extends FortError {
+  constructor(message: string, code: FortErrorCode = 'FORT_ERR_STORE', cause?: unknown) {
+    super(code, message, { cause });
+  }
+}
+
+/** sysexits.h codes used at start-up so systemd can refuse to restart-loop on them. */
+export const EXIT = {
+  OK: 0,
+  SOFTWARE: 70,
+  DATAERR: 65,
+  CONFIG: 78,
+} as const;
+
+export function exitCodeFor(err: unknown): number {
+  if (err instanceof ConfigError || err instanceof TlsMaterialError) return EXIT.CONFIG;
+  if (err instanceof StoreError && err.code === 'FORT_ERR_STORE_SCHEMA') return EXIT.DATAERR;
+  return EXIT.SOFTWARE;
+}

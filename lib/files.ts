@@ -1,0 +1,61 @@
+import { closeSync, constants, fsyncSync, openSync, renameSync, statSync, writeSync, existsSync, mkdirSync, unlinkSync } from 'node:fs';
+import { dirname, basename, join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { FortError, TlsMaterialError } from './errors.js';
+
+/**
+ * Write a file so that a crash at any instant leaves either the old or the new content:
+ * temp file in the same directory → fsync → rename → fsync of the directory.
+ */
+export function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o600): void {
+  const dir = dirname(path);
+  mkdirSync(dir, { recursive: true });
+  const tmp = join(dir, `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
+  const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, mode);
+  try {
+    const buf = typeof data === 'string' ? Buffer.from(data) : data;
+    let off = 0;
+    while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off);
+    fsyncSync(fd);
+  } catch (err) {
+    closeSync(fd);
+    unlinkSync(tmp);
+    throw err;
+  }
+  closeSync(fd);
+  renameSync(tmp, path);
+  fsyncDir(dir);
+}
+
+export function fsyncDir(dir: string): void {
+  const fd = openSync(dir, constants.O_RDONLY);
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Create a new secret file (0600). Refuses to replace an existing file unless `force`. */
+export function writeSecretFile(path: string, data: string | Uint8Array, force = false): void {
+  if (!force && existsSync(path)) {
+    throw new FortError('FORT_ERR_FILE_EXISTS', `${path} already exists (use --force to overwrite)`);
+  }
+  writeFileAtomic(path, data, 0o600);
+}
+
+/** Group- or world-accessible secrets are refused: a leaked key cannot be taken back. */
+export function assertPrivateFileMode(path: string): void {
+  let mode: number;
+  try {
+    mode = statSync(path).mode;
+  } catch (err) {
+    throw new TlsMaterialError(`cannot read key file ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, 'FORT_ERR_TLS_MATERIAL', err);
+  }
+  if ((mode & 0o077) !== 0) {
+    throw new TlsMaterialError(
+      `key file ${path} has mode ${(mode & 0o777).toString(8).padStart(4, '0')}; it must not be readable by group or others (chmod 600 ${path})`,
+      'FORT_ERR_SECRET_PERMISSIONS',
+    );
+  }
+}

@@ -1,0 +1,126 @@
+import { x509, webcrypto, type CryptoKeyPair } from './x509.js';
+
+/** ECDSA P-256 with SHA-256 everywhere. */
+const KEY_ALG = { name: 'ECDSA', namedCurve: 'P-256' } as const;
+const SIGN_ALG = { name: 'ECDSA', hash: 'SHA-256' } as const;
+const DAY_MS = 86_400_000;
+
+export interface KeyAndCert {
+  certPem: string;
+  /** PKCS#8 PEM */
+  keyPem: string;
+  cert: x509.X509Certificate;
+  keys: CryptoKeyPair;
+}
+
+export interface CaOptions {
+  commonName: string;
+  organization?: string;
+  validDays?: number;
+  notBefore?: Date;
+  notAfter?: Date;
+}
+
+export type CertUsage = 'server' | 'client' | 'server+client';
+
+export interface IssueOptions {
+  commonName: string;
+  organization?: string;
+  usage: CertUsage;
+  dnsNames?: string[];
+  ipAddresses?: string[];
+  validDays?: number;
+  notBefore?: Date;
+  notAfter?: Date;
+}
+
+function generateKeys(): Promise<CryptoKeyPair> {
+  return webcrypto.subtle.generateKey(KEY_ALG, true, ['sign', 'verify']);
+}
+
+async function privateKeyPem(key: webcrypto.CryptoKey): Promise<string> {
+  const der = await webcrypto.subtle.exportKey('pkcs8', key);
+  return pem(x509.PemConverter.encode(der, 'PRIVATE KEY'));
+}
+
+function pem(text: string): string {
+  return text.endsWith('\n') ? text : `${text}\n`;
+}
+
+/** Random 16-byte serial with the top bit cleared so the DER INTEGER stays positive. */
+function randomSerial(): string {
+  const bytes = webcrypto.getRandomValues(new Uint8Array(16));
+  bytes[0] = (bytes[0]! & 0x7f) | 0x01; // non-zero first byte: no leading-zero trimming
+  return Buffer.from(bytes).toString('hex');
+}
+
+function distinguishedName(commonName: string, organization?: string): x509.JsonName {
+  const name: x509.JsonName = [{ CN: [commonName] }];
+  if (organization) name.push({ O: [organization] });
+  return name;
+}
+
+function validity(o: { validDays?: number; notBefore?: Date; notAfter?: Date }, defaultDays: number): { notBefore: Date; notAfter: Date } {
+  // Back-date a minute so a peer with slight clock skew accepts a fresh cert.
+  const notBefore = o.notBefore ?? new Date(Date.now() - 60_000);
+  const notAfter = o.notAfter ?? new Date(notBefore.getTime() + (o.validDays ?? defaultDays) * DAY_MS);
+  return { notBefore, notAfter };
+}
+
+async function bundle(cert: x509.X509Certificate, keys: CryptoKeyPair): Promise<KeyAndCert> {
+  return { certPem: pem(cert.toString('pem')), keyPem: await privateKeyPem(keys.privateKey), cert, keys };
+}
+
+export async function createCa(opts: CaOptions): Promise<KeyAndCert> {
+  const keys = await generateKeys();
+  const cert = await x509.X509CertificateGenerator.createSelfSigned({
+    serialNumber: randomSerial(),
+    name: distinguishedName(opts.commonName, opts.organization),
+    ...validity(opts, 3650),
+    keys,
+    signingAlgorithm: SIGN_ALG,
+    extensions: [
+      new x509.BasicConstraintsExtension(true, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+    ],
+  });
+  return bundle(cert, keys);
+}
+
+export async function issueCert(ca: KeyAndCert, opts: IssueOptions): Promise<KeyAndCert> {
+  const keys = await generateKeys();
+  const ekus: string[] = [];
+  if (opts.usage !== 'client') ekus.push(x509.ExtendedKeyUsage.serverAuth);
+  if (opts.usage !== 'server') ekus.push(x509.ExtendedKeyUsage.clientAuth);
+  const extensions: x509.Extension[] = [
+    new x509.BasicConstraintsExtension(false, undefined, true),
+    new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+    new x509.ExtendedKeyUsageExtension(ekus, false),
+    await x509.AuthorityKeyIdentifierExtension.create(ca.keys.publicKey),
+    await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+  ];
+  const sans: x509.JsonGeneralName[] = [
+    ...(opts.dnsNames ?? []).map((value) => ({ type: 'dns' as const, value })),
+    ...(opts.ipAddresses ?? []).map((value) => ({ type: 'ip' as const, value })),
+  ];
+  if (sans.length > 0) extensions.push(new x509.SubjectAlternativeNameExtension(sans, false));
+  const cert = await x509.X509CertificateGenerator.create({
+    serialNumber: randomSerial(),
+    subject: distinguishedName(opts.commonName, opts.organization),
+    issuer: ca.cert.subjectName,
+    ...validity(opts, 825),
+    publicKey: keys.publicKey,
+    signingKey: ca.keys.privateKey,
+    signingAlgorithm: SIGN_ALG,
+    extensions,
+  });
+  return bundle(cert, keys);
+}
+
+/** ES256 key pair for JWT client assertions. */
+export async function createSigningKeyPair(): Promise<{ privateKeyPem: string; publicKeyPem: string }> {
+  const keys = await generateKeys();
+  const spki = await webcrypto.subtle.exportKey('spki', keys.publicKey);
+  return { privateKeyPem: await privateKeyPem(keys.privateKey), publicKeyPem: pem(x509.PemConverter.encode(spki, 'PUBLIC KEY')) };
+}

@@ -1,0 +1,87 @@
+import { createServer } from 'node:net';
+import { relative } from 'node:path';
+import { stringify } from 'smol-toml';
+import type { PkiPaths } from '../lib/pki/layout.js';
+
+/** Config files of one fort installation on loopback, as the dev stack and tests write them. */
+export interface StackLayout {
+  /** Directory the config files are written to; paths inside them are relative to it. */
+  dir: string;
+  fortId: string;
+  pki: PkiPaths;
+  ports: { clientApi: number; admin: number; cloud: number };
+  dataDir: string;
+  logLevel?: string;
+}
+
+const rel = (l: StackLayout, p: string) => relative(l.dir, p) || '.';
+
+export function agentToml(l: StackLayout): string {
+  return `# fort-agent configuration (see README: Configuration)\n${stringify({
+    fort: { id: l.fortId },
+    log: { level: l.logLevel ?? 'info' },
+    store: { path: rel(l, `${l.dataDir}/agent/agent.db`) },
+    admin: {
+      host: '127.0.0.1',
+      port: l.ports.admin,
+      allowed_clients: ['fortctl', 'deployment-manager'],
+      tls: { ca: rel(l, l.pki.trustZone.ca), cert: rel(l, l.pki.trustZone.agentCert), key: rel(l, l.pki.trustZone.agentKey) },
+    },
+    api: {
+      host: '127.0.0.1',
+      port: l.ports.clientApi,
+      tls: { cert: rel(l, l.pki.clientZone.clientApiCert), key: rel(l, l.pki.clientZone.clientApiKey) },
+    },
+  })}\n`;
+}
+
+export function deploymentManagerToml(l: StackLayout, healthIntervalSeconds = 30): string {
+  return `# fort-deployment-manager configuration (see README: Configuration)\n${stringify({
+    log: { level: l.logLevel ?? 'info' },
+    state: { path: rel(l, `${l.dataDir}/deployment-manager/state.json`) },
+    agent: {
+      admin_url: `https://127.0.0.1:${l.ports.admin}`,
+      health_interval_seconds: healthIntervalSeconds,
+      tls: { ca: rel(l, l.pki.trustZone.ca), cert: rel(l, l.pki.trustZone.deploymentManagerCert), key: rel(l, l.pki.trustZone.deploymentManagerKey) },
+    },
+  })}\n`;
+}
+
+export function fortctlToml(l: StackLayout): string {
+  return `# fortctl configuration\n${stringify({
+    admin: {
+      url: `https://127.0.0.1:${l.ports.admin}`,
+      tls: { ca: rel(l, l.pki.trustZone.ca), cert: rel(l, l.pki.trustZone.fortctlCert), key: rel(l, l.pki.trustZone.fortctlKey) },
+    },
+  })}\n`;
+}
+
+export function devCloudToml(l: StackLayout): string {
+  return `# dev cloud (local stand-in for the cloud endpoints)\n${stringify({
+    log: { level: l.logLevel ?? 'info' },
+    server: {
+      host: '127.0.0.1',
+      port: l.ports.cloud,
+      tls: { cert: rel(l, l.pki.cloudServer.devCloudCert), key: rel(l, l.pki.cloudServer.devCloudKey) },
+    },
+  })}\n`;
+}
+
+/** A port that was free a moment ago on loopback (the kernel picks it). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      srv.close(() => (addr && typeof addr === 'object' ? resolve(addr.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+export async function freePorts(): Promise<StackLayout['ports']> {
+  const ports = new Set<number>();
+  while (ports.size < 3) ports.add(await freePort());
+  const [clientApi, admin, cloud] = [...ports] as [number, number, number];
+  return { clientApi, admin, cloud };
+}

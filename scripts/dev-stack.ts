@@ -1,0 +1,150 @@
+#!/usr/bin/env node
+import { Command } from 'commander';
+import { createWriteStream, existsSync, mkdirSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { generatePki } from '../lib/pki/generate.js';
+import { pkiPaths } from '../lib/pki/layout.js';
+import { writeFileAtomic } from '../lib/files.js';
+import { loadAgentConfig } from '../agent/config.js';
+import { loadDevCloudConfig } from '../dev-cloud/config.js';
+import { agentToml, deploymentManagerToml, devCloudToml, fortctlToml, freePorts, type StackLayout } from './dev-config.js';
+import { startSupervised, type Supervised } from './supervisor/process.js';
+
+/**
+ * `npm start`: PKI and config into .fort-dev/ on first run (reused after), then the dev
+ * cloud, the agent and the deployment manager on loopback, supervised like systemd would.
+ */
+const opts = new Command('dev-stack')
+  .option('--home <dir>', 'state directory of the dev stack', '.fort-dev')
+  .option('--fort-id <id>', 'fort id for a first run', 'fort-dev-1')
+  .parse(process.argv)
+  .opts<{ home: string; fortId: string }>();
+
+const home = resolve(opts.home);
+const dist = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const files = {
+  agent: join(home, 'agent.toml'),
+  dm: join(home, 'deployment-manager.toml'),
+  fortctl: join(home, 'fortctl.toml'),
+  cloud: join(home, 'dev-cloud.toml'),
+  index: join(home, 'dev-cloud.json'),
+};
+const say = (line: string) => process.stdout.write(`${line}\n`);
+
+async function prepare(): Promise<void> {
+  mkdirSync(home, { recursive: true, mode: 0o700 });
+  const pki = pkiPaths(join(home, 'pki'));
+  if (!existsSync(pki.trustZone.ca)) {
+    say(`dev-stack: generating PKI into ${pki.root}`);
+    await generatePki({ out: pki.root, fortId: opts.fortId });
+  }
+  if (!existsSync(files.agent)) {
+    const layout: StackLayout = { dir: home, fortId: opts.fortId, pki, ports: await freePorts(), dataDir: join(home, 'data') };
+    say(`dev-stack: writing config into ${home}`);
+    writeFileAtomic(files.agent, agentToml(layout), 0o644);
+    writeFileAtomic(files.dm, deploymentManagerToml(layout), 0o644);
+    writeFileAtomic(files.fortctl, fortctlToml(layout), 0o644);
+    writeFileAtomic(files.cloud, devCloudToml(layout), 0o644);
+  }
+}
+
+/** Machine-readable index of what runs where, so tests and scripts never guess. */
+function writeIndex(): Record<string, unknown> {
+  const agent = loadAgentConfig(files.agent);
+  const cloud = loadDevCloudConfig(files.cloud);
+  const pki = pkiPaths(join(home, 'pki'));
+  const index = {
+    fortId: agent.fort.id,
+    cloud: { url: `https://${cloud.server.host}:${cloud.server.port}` },
+    agent: { clientApi: `https://${agent.api.host}:${agent.api.port}`, adminApi: `https://${agent.admin.host}:${agent.admin.port}` },
+    config: { agent: files.agent, deploymentManager: files.dm, fortctl: files.fortctl, devCloud: files.cloud },
+    ca: { trustZone: pki.trustZone.ca, clientZone: pki.clientZone.ca, cloudServer: pki.cloudServer.ca, cloudDevice: pki.cloudDevice.ca },
+    certs: {
+      agent: pki.trustZone.agentCert,
+      deploymentManager: pki.trustZone.deploymentManagerCert,
+      fortctl: { cert: pki.trustZone.fortctlCert, key: pki.trustZone.fortctlKey },
+      clientApi: pki.clientZone.clientApiCert,
+      devCloud: pki.cloudServer.devCloudCert,
+      device: { cert: pki.cloudDevice.deviceCert, key: pki.cloudDevice.deviceKey },
+      jwt: { privateKey: pki.jwt.privateKey, publicKey: pki.jwt.publicKey },
+    },
+    logs: join(home, 'logs'),
+  };
+  writeFileAtomic(files.index, `${JSON.stringify(index, null, 2)}\n`, 0o644);
+  return index;
+}
+
+function forward(p: Supervised): void {
+  mkdirSync(join(home, 'logs'), { recursive: true });
+  const file = createWriteStream(join(home, 'logs', `${p.name}.log`), { flags: 'a', mode: 0o600 });
+  p.events.on('stdout', (line: string) => {
+    file.write(`${line}\n`);
+    say(`[${p.name}] ${summarize(line)}`);
+  });
+  p.events.on('stderr', (line: string) => say(`[${p.name}] ${line}`));
+  p.events.on('exit', (info: { code: number | null; signal: string | null }) => say(`[${p.name}] exited (code ${info.code}, signal ${info.signal})`));
+  p.events.on('restart', () => say(`[${p.name}] restarted`));
+}
+
+function summarize(line: string): string {
+  try {
+    const { level, msg, time: _t, pid: _p, name: _n, hostname: _h, module, ...rest } = JSON.parse(line) as Record<string, unknown>;
+    const extra = Object.keys(rest).length ? ` ${JSON.stringify(rest)}` : '';
+    return `${String(level).toUpperCase()} ${module ? `${String(module)}: ` : ''}${String(msg)}${extra}`;
+  } catch {
+    return line;
+  }
+}
+
+async function run(): Promise<void> {
+  await prepare();
+  const index = writeIndex() as { agent: { clientApi: string; adminApi: string }; cloud: { url: string } };
+  const running: Supervised[] = [];
+  let stopping = false;
+  const stopAll = async (code: number) => {
+    if (stopping) return;
+    stopping = true;
+    say('dev-stack: stopping');
+    for (const p of [...running].reverse()) {
+      try {
+        await p.stop(10_000);
+      } catch (err) {
+        say(`dev-stack: ${(err as Error).message}`);
+        code = 1;
+      }
+    }
+    say('dev-stack: stopped');
+    process.exit(code);
+  };
+  process.on('SIGINT', () => void stopAll(0));
+  process.on('SIGTERM', () => void stopAll(0));
+
+  const start = async (name: string, script: string, config: string, args: string[] = []) => {
+    const p = await startSupervised({ name, script: join(dist, script), args: [...args, '--config', config], restart: true });
+    running.push(p);
+    forward(p);
+    await p.waitReady(30_000);
+  };
+  try {
+    await start('dev-cloud', 'dev-cloud/cli.js', files.cloud, ['serve']);
+    await start('agent', 'agent/main.js', files.agent);
+    await start('deployment-manager', 'deployment-manager/main.js', files.dm);
+  } catch (err) {
+    say(`dev-stack: start failed: ${(err as Error).message}`);
+    await stopAll(1);
+    return;
+  }
+  const rel = (p: string) => (p.startsWith(`${process.cwd()}/`) ? p.slice(process.cwd().length + 1) : p);
+  say('');
+  say('dev-stack: ready');
+  say(`  client API (client-zone CA)  ${index.agent.clientApi}/health`);
+  say(`  admin API (trust-zone mTLS)  ${index.agent.adminApi}/admin/v1/health`);
+  say(`  dev cloud                    ${index.cloud.url}/health`);
+  say(`  index of everything          ${rel(files.index)}`);
+  say(`  try:                         npm run fortctl -- --config ${rel(files.fortctl)} status`);
+  say('  Ctrl-C stops everything.');
+  say('');
+}
+
+await run();
