@@ -4,11 +4,11 @@ import { X509Certificate, createPrivateKey, createPublicKey, sign, verify } from
 import { mkdtempSync, rmSync, readFileSync, readdirSync, statSync, existsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createCa, issueCert } from '../../lib/pki/certs.js';
-import { generatePki } from '../../lib/pki/generate.js';
-import { PKI_ZONES, pkiFiles, type PkiPaths } from '../../lib/pki/layout.js';
-import { x509 } from '../../lib/pki/x509.js';
-import { FortError } from '../../lib/errors.js';
+import { createCa, issueCert } from '../../../lib/pki/certs.js';
+import { generatePki } from '../../../lib/pki/generate.js';
+import { PKI_ZONES, pkiFiles, type PkiPaths } from '../../../lib/pki/layout.js';
+import { x509 } from '../../../lib/pki/x509.js';
+import { FortError } from '../../../lib/errors.js';
 
 const SERVER_AUTH = '1.3.6.1.5.5.7.3.1';
 const CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';

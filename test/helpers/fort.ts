@@ -1,0 +1,69 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { generatePki } from '../../lib/pki/generate.js';
+import type { PkiPaths } from '../../lib/pki/layout.js';
+import { writeFileAtomic } from '../../lib/files.js';
+import { agentToml, deploymentManagerToml, fortctlToml, freePorts, type StackLayout } from '../../scripts/dev-config.js';
+import { startSupervised, type ProcessSpec } from '../../scripts/supervisor/process.js';
+
+export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+/** Integration tests run the built JS, as systemd does (`npm test` builds first). */
+export const DIST = join(REPO, 'dist');
+
+export function tempDir(prefix: string): string {
+  return mkdtempSync(join(tmpdir(), `fort-${prefix}-`));
+}
+
+/** A PKI shared by the tests of one file (generation takes a few hundred ms). */
+export async function testPki(dir = tempDir('pki')): Promise<PkiPaths> {
+  return generatePki({ out: dir });
+}
+
+/** One fort installation's config files in a temp dir, on fresh loopback ports. */
+export async function testInstallation(pki: PkiPaths, opts: { healthIntervalSeconds?: number } = {}) {
+  const dir = tempDir('inst');
+  const layout: StackLayout = { dir, fortId: 'fort-test-1', pki, ports: await freePorts(), dataDir: join(dir, 'data'), logLevel: 'debug' };
+  const files = { agent: join(dir, 'agent.toml'), dm: join(dir, 'deployment-manager.toml'), fortctl: join(dir, 'fortctl.toml') };
+  writeFileAtomic(files.agent, agentToml(layout), 0o644);
+  writeFileAtomic(files.dm, deploymentManagerToml(layout, opts.healthIntervalSeconds ?? 1), 0o644);
+  writeFileAtomic(files.fortctl, fortctlToml(layout), 0o644);
+  return { dir, layout, files, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+export type TestInstallation = Awaited<ReturnType<typeof testInstallation>>;
+
+export function startAgent(configFile: string, extra: Partial<ProcessSpec> = {}) {
+  return startSupervised({ name: 'agent', script: join(DIST, 'agent/main.js'), args: ['--config', configFile], ...extra });
+}
+
+export function startDeploymentManager(configFile: string, extra: Partial<ProcessSpec> = {}) {
+  return startSupervised({ name: 'deployment-manager', script: join(DIST, 'deployment-manager/main.js'), args: ['--config', configFile], ...extra });
+}
+
+/** Parsed pino lines of a process, for asserting on what it logged. */
+export function jsonLines(lines: readonly string[]): Record<string, unknown>[] {
+  return lines.flatMap((l) => {
+    try {
+      return [JSON.parse(l) as Record<string, unknown>];
+    } catch {
+      return [];
+    }
+  });
+}
+
+/** Poll until `probe` returns a value, or fail at the deadline with the last error. */
+export async function eventually<T>(probe: () => T | undefined | Promise<T | undefined>, timeoutMs: number, what: string): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await probe();
+      if (v !== undefined) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

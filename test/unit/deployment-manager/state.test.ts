@@ -1,0 +1,29 @@
+import { describe, expect, it } from 'vitest';
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createStateFile } from '../../../deployment-manager/state.js';
+import { tempDir } from '../../helpers/fort.js';
+
+describe('deployment manager state file', () => {
+  it('creates the initial state 0600 and counts persisted transitions', () => {
+    const dir = tempDir('state');
+    const path = join(dir, 'state.json');
+    const file = createStateFile(path, () => new Date('2026-01-01T00:00:00Z'));
+    const s0 = file.load();
+    expect(s0).toMatchObject({ schema: 1, step: 'idle', installed: null, transitions: 0 });
+    expect(statSync(path).mode & 0o777).toBe(0o600);
+    const s1 = file.save({ ...s0, installed: '0.1.0' });
+    expect(s1.transitions).toBe(1);
+    expect(file.load()).toEqual(s1);
+    expect(readdirSync(dir)).toEqual(['state.json']);
+  });
+
+  it('refuses a corrupt or unknown state with the file and the field', () => {
+    const path = join(tempDir('state'), 'state.json');
+    writeFileSync(path, '{"schema":1,"step":"idle"', { mode: 0o600 });
+    expect(() => createStateFile(path).load()).toThrow(`state file ${path} is not valid JSON`);
+    writeFileSync(path, JSON.stringify({ schema: 1, step: 'exploding', installed: null, previous: null, deploymentId: null, transitions: 0, updatedAt: 'x' }));
+    expect(() => createStateFile(path).load()).toThrow(/is not a state this release understands: step: /);
+    expect(readFileSync(path, 'utf8')).toContain('exploding');
+  });
+});
