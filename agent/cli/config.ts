@@ -7,7 +7,7 @@ import { httpsUrl, tlsFiles } from '../../lib/config/fields.js';
 export const fortctlConfigSchema = z.strictObject({
   admin: z.strictObject({
     url: httpsUrl().describe('URL of the agent admin API, e.g. https://127.0.0.1:8444'),
-    timeout_seconds: z.number({ error: 'expected a number of seconds' }).positive({ error: 'expected a positive number of seconds' }).default(5),
+    timeout_seconds: z.number({ error: 'expected a number of seconds' }).positive({ error: 'expected a positive number of seconds' }).default(5).describe('Timeout of one admin API call'),
     tls: tlsFiles().describe('ca = trust-zone root; cert/key = the fortctl client certificate'),
   }),
 });

@@ -1,0 +1,20 @@
+import { mkdtempSync } from 'node:fs';
+import { join } from 'node:path';
+import { writeFileAtomic } from '../../lib/files.js';
+import type { PkiPaths } from '../../lib/pki/layout.js';
+import { agentToml, deploymentManagerToml, freePorts, type StackLayout } from '../../scripts/dev-config.js';
+
+/**
+ * One fort installation for a bench run: config files on fresh loopback ports and a fresh
+ * data dir (so every agent start creates and migrates a new DB), sharing the run's PKI.
+ */
+export async function installation(tmp: string, pki: PkiPaths, healthIntervalSeconds = 1) {
+  const dir = mkdtempSync(join(tmp, 'inst-'));
+  // Production log level: debug logging would bench the logger, not the service.
+  const layout: StackLayout = { dir, fortId: 'fort-bench-1', pki, ports: await freePorts(), dataDir: join(dir, 'data'), logLevel: 'info' };
+  const files = { agent: join(dir, 'agent.toml'), dm: join(dir, 'deployment-manager.toml') };
+  writeFileAtomic(files.agent, agentToml(layout), 0o644);
+  writeFileAtomic(files.dm, deploymentManagerToml(layout, healthIntervalSeconds), 0o644);
+  return { dir, layout, files };
+}
+export type Installation = Awaited<ReturnType<typeof installation>>;
