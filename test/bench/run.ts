@@ -1,0 +1,92 @@
+#!/usr/bin/env node
+import { mkdtempSync, rmSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { writeFileAtomic } from '../../lib/files.js';
+import { generatePki } from '../../lib/pki/generate.js';
+import type { Benchmark } from './benchmark.js';
+import { Scope, round } from './measure.js';
+import { idleRssAgent, idleRssDeploymentManager, startToReady } from './processes.js';
+
+/**
+ * `npm run bench`: runs every benchmark against the built processes, writes
+ * bench/results/<name>.json and prints a table. Exit 0 when goals are missed (the table
+ * says so), non-zero only when a benchmark could not run. Add new benchmarks here.
+ */
+const BENCHMARKS: Benchmark[] = [startToReady, idleRssAgent, idleRssDeploymentManager];
+
+const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../../..'); // dist/test/bench → repo
+const RESULTS = join(REPO, 'bench', 'results');
+
+interface Result {
+  name: string;
+  value: number;
+  unit: string;
+  baseline: { name: string; value: number } | null;
+  ratio: number | null;
+  goal: string;
+  machine: { cpus: number; node: string };
+  date: string;
+}
+
+function table(rows: { r: Result; pass: boolean }[]): string {
+  const head = ['name', 'value', 'unit', 'baseline', 'ratio', 'goal', 'result'];
+  const cells = rows.map(({ r, pass }) => [
+    r.name,
+    String(r.value),
+    r.unit,
+    r.baseline ? `${r.baseline.name} ${r.baseline.value}` : '-',
+    r.ratio === null ? '-' : `${r.ratio}x`,
+    r.goal,
+    pass ? 'pass' : 'FAIL',
+  ]);
+  const widths = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
+  const line = (c: string[]) => c.map((s, i) => s.padEnd(widths[i]!)).join('  ').trimEnd();
+  return [line(head), line(widths.map((w) => '-'.repeat(w))), ...cells.map(line)].join('\n');
+}
+
+async function main(): Promise<number> {
+  const tmp = mkdtempSync(join(tmpdir(), 'fort-bench-'));
+  let scope = new Scope();
+  // Ctrl-C must not leave services running or temp dirs behind.
+  process.once('SIGINT', () => void scope.stopAll().finally(() => (rmSync(tmp, { recursive: true, force: true }), process.exit(130))));
+  const rows: { r: Result; pass: boolean }[] = [];
+  let failed = 0;
+  try {
+    const pki = await generatePki({ out: join(tmp, 'pki') });
+    const dist = join(REPO, 'dist');
+    for (const b of BENCHMARKS) {
+      scope = new Scope();
+      process.stdout.write(`bench: ${b.name} ...\n`);
+      try {
+        const m = await b.run({ dist, pki, tmp, scope });
+        const errors = await scope.stopAll();
+        if (errors.length) throw errors[0];
+        const r: Result = {
+          name: b.name,
+          value: m.value,
+          unit: b.unit,
+          baseline: m.baseline,
+          ratio: m.baseline && m.baseline.value > 0 ? round(m.value / m.baseline.value, 2) : null,
+          goal: `< ${b.goal.below} ${b.unit}`,
+          machine: { cpus: cpus().length, node: process.version },
+          date: new Date().toISOString(),
+        };
+        writeFileAtomic(join(RESULTS, `${b.name}.json`), `${JSON.stringify(r, null, 2)}\n`, 0o644);
+        rows.push({ r, pass: m.value < b.goal.below });
+      } catch (err) {
+        failed += 1;
+        await scope.stopAll();
+        process.stderr.write(`bench: ${b.name} could not run: ${(err as Error).stack ?? String(err)}\n`);
+      }
+    }
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+  process.stdout.write(`\n${table(rows)}\n`);
+  if (failed) process.stderr.write(`bench: ${failed} benchmark(s) could not run\n`);
+  return failed ? 1 : 0;
+}
+
+process.exit(await main());
