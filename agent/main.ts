@@ -1,5 +1,4 @@
 #!/usr/bin/env node
-import { Command } from 'commander';
 import { createLogger } from '../lib/logger.js';
 import { createNotifier } from '../lib/sd-notify.js';
 import { readRuntimeEnv } from '../lib/runtime-env.js';
@@ -7,6 +6,7 @@ import { createLifecycle } from '../lib/lifecycle.js';
 import { loadTlsMaterial } from '../lib/tls.js';
 import { readReleaseInfo } from '../lib/version.js';
 import { failStart } from '../lib/process-main.js';
+import { parseDaemonArgs } from '../lib/daemon-args.js';
 import { loadAgentConfig, type AgentConfig } from './config.js';
 import { openStore } from './store/database.js';
 import { createHealthRegistry } from './health.js';
@@ -18,10 +18,7 @@ const NAME = 'fort-agent';
 /** Composition root: config → logger → store → client API → admin API → READY. */
 async function main(): Promise<void> {
   const runtime = readRuntimeEnv('FORT_AGENT_CONFIG');
-  const opts = new Command(NAME)
-    .option('-c, --config <file>', 'agent.toml (default: $FORT_AGENT_CONFIG or /etc/fort/agent.toml)')
-    .parse(process.argv)
-    .opts<{ config?: string }>();
+  const opts = parseDaemonArgs(process.argv, NAME, 'agent.toml (default: $FORT_AGENT_CONFIG or /etc/fort/agent.toml)');
   const configFile = opts.config ?? runtime.configFile ?? '/etc/fort/agent.toml';
 
   let config: AgentConfig;

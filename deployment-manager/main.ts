@@ -1,5 +1,4 @@
 #!/usr/bin/env node
-import { Command } from 'commander';
 import { createLogger } from '../lib/logger.js';
 import { createNotifier } from '../lib/sd-notify.js';
 import { readRuntimeEnv } from '../lib/runtime-env.js';
@@ -8,6 +7,7 @@ import { loadTlsMaterial } from '../lib/tls.js';
 import { createAdminClient } from '../lib/admin-client.js';
 import { readReleaseInfo } from '../lib/version.js';
 import { failStart } from '../lib/process-main.js';
+import { parseDaemonArgs } from '../lib/daemon-args.js';
 import { loadDeploymentManagerConfig, type DeploymentManagerConfig } from './config.js';
 import { createStateFile } from './state.js';
 import { createAgentMonitor } from './agent-monitor.js';
@@ -17,10 +17,7 @@ const NAME = 'fort-deployment-manager';
 /** Composition root: config → state file → agent monitor → READY. */
 async function main(): Promise<void> {
   const runtime = readRuntimeEnv('FORT_DM_CONFIG');
-  const opts = new Command(NAME)
-    .option('-c, --config <file>', 'deployment-manager.toml (default: $FORT_DM_CONFIG or /etc/fort/deployment-manager.toml)')
-    .parse(process.argv)
-    .opts<{ config?: string }>();
+  const opts = parseDaemonArgs(process.argv, NAME, 'deployment-manager.toml (default: $FORT_DM_CONFIG or /etc/fort/deployment-manager.toml)');
   const configFile = opts.config ?? runtime.configFile ?? '/etc/fort/deployment-manager.toml';
 
   let config: DeploymentManagerConfig;
@@ -42,7 +39,7 @@ async function main(): Promise<void> {
 
     const client = createAdminClient({ url: config.agent.admin_url, tls, timeoutMs: config.agent.timeout_seconds * 1000 });
     const monitor = createAgentMonitor({ client, intervalMs: config.agent.health_interval_seconds * 1000, log: log.child({ module: 'agent-monitor' }) });
-    lifecycle.add({ name: 'agent-monitor', stop: () => monitor.stop() });
+    lifecycle.add({ name: 'agent-monitor', stop: async () => { await monitor.stop(); client.close(); } });
     const first = await monitor.check();
     monitor.start();
 

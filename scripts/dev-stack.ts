@@ -10,6 +10,7 @@ import { loadAgentConfig } from '../agent/config.js';
 import { loadDevCloudConfig } from '../dev-cloud/config.js';
 import { agentToml, deploymentManagerToml, devCloudToml, fortctlToml, freePorts, type StackLayout } from './dev-config.js';
 import { startSupervised, type Supervised } from './supervisor/process.js';
+import { nodeArgsFromUnit } from './supervisor/unit-file.js';
 
 /**
  * `npm start`: PKI and config into .fort-dev/ on first run (reused after), then the dev
@@ -120,16 +121,17 @@ async function run(): Promise<void> {
   process.on('SIGINT', () => void stopAll(0));
   process.on('SIGTERM', () => void stopAll(0));
 
-  const start = async (name: string, script: string, config: string, args: string[] = []) => {
-    const p = await startSupervised({ name, script: join(dist, script), args: [...args, '--config', config], restart: true });
+  const start = async (name: string, script: string, config: string, args: string[] = [], unit?: string) => {
+    const nodeArgs = unit ? nodeArgsFromUnit(join(dist, '..', 'systemd', unit)) : [];
+    const p = await startSupervised({ name, script: join(dist, script), args: [...args, '--config', config], nodeArgs, restart: true });
     running.push(p);
     forward(p);
     await p.waitReady(30_000);
   };
   try {
     await start('dev-cloud', 'dev-cloud/cli.js', files.cloud, ['serve']);
-    await start('agent', 'agent/main.js', files.agent);
-    await start('deployment-manager', 'deployment-manager/main.js', files.dm);
+    await start('agent', 'agent/main.js', files.agent, [], 'fort-agent.service');
+    await start('deployment-manager', 'deployment-manager/main.js', files.dm, [], 'fort-deployment-manager.service');
   } catch (err) {
     say(`dev-stack: start failed: ${(err as Error).message}`);
     await stopAll(1);

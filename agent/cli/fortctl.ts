@@ -30,7 +30,8 @@ program
   .command('status')
   .description('show agent health and version')
   .action(async () => {
-    const { statusCode, body } = await client().health();
+    const admin = client();
+    const { statusCode, body } = await admin.health().finally(admin.close);
     if (statusCode === 403) throw new FortError('FORT_ERR_FORBIDDEN', `admin API refused this certificate: ${JSON.stringify(body)}`);
     if (program.opts<{ json?: boolean }>().json) process.stdout.write(`${JSON.stringify(body, null, 2)}\n`);
     else printHealth(body);
@@ -41,7 +42,8 @@ program
   .command('drain')
   .description('ask the agent to finish in-flight work and exit (systemd restarts it)')
   .action(async () => {
-    const { statusCode, body } = await client().drain();
+    const admin = client();
+    const { statusCode, body } = await admin.drain().finally(admin.close);
     process.stdout.write(`${statusCode === 202 ? 'draining' : `refused (${statusCode}): ${JSON.stringify(body)}`}\n`);
     process.exitCode = statusCode === 202 ? 0 : 2;
   });

@@ -11,6 +11,8 @@ export interface ProcessSpec {
   /** Built entry point, e.g. dist/agent/main.js */
   script: string;
   args: string[];
+  /** Node/V8 flags before the script, e.g. from the unit's ExecStart (nodeArgsFromUnit). */
+  nodeArgs?: string[];
   env?: NodeJS.ProcessEnv;
   /** Like systemd's Restart=always with RestartPreventExitStatus=65 78. */
   restart?: boolean;
@@ -42,7 +44,7 @@ export async function startSupervised(spec: ProcessSpec) {
     starts += 1;
     const env: NodeJS.ProcessEnv = { ...process.env, ...spec.env, NOTIFY_SOCKET: notify.path };
     if (spec.watchdogUsec) env['WATCHDOG_USEC'] = String(spec.watchdogUsec);
-    const proc = spawn(process.execPath, [spec.script, ...spec.args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(process.execPath, [...(spec.nodeArgs ?? []), spec.script, ...spec.args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     child = proc;
     createInterface({ input: proc.stdout! }).on('line', (line) => {
       stdout.push(line);

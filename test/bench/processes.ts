@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import type { ProcessSpec } from '../../scripts/supervisor/process.js';
+import { nodeArgsFromUnit } from '../../scripts/supervisor/unit-file.js';
 import type { Benchmark, BenchContext } from './benchmark.js';
 import { installation, type Installation } from './fixture.js';
 import { maxIdleRssMb, median, round } from './measure.js';
@@ -7,17 +8,21 @@ import { maxIdleRssMb, median, round } from './measure.js';
 /** Benchmarks of the real service processes, each against a bare baseline process. */
 
 const START_RUNS = 7;
+/** The flags systemd runs the services with; baselines get the same ones to stay comparable. */
+const nodeArgs = (ctx: BenchContext, unit: string) => nodeArgsFromUnit(join(ctx.dist, '..', 'systemd', unit));
 const READY_TIMEOUT_MS = 30_000;
 
 const agent = (ctx: BenchContext, inst: Installation): ProcessSpec => ({
   name: 'agent',
   script: join(ctx.dist, 'agent/main.js'),
+  nodeArgs: nodeArgs(ctx, 'fort-agent.service'),
   args: ['--config', inst.files.agent],
 });
 
 const deploymentManager = (ctx: BenchContext, inst: Installation): ProcessSpec => ({
   name: 'deployment-manager',
   script: join(ctx.dist, 'deployment-manager/main.js'),
+  nodeArgs: nodeArgs(ctx, 'fort-deployment-manager.service'),
   args: ['--config', inst.files.dm],
 });
 
@@ -26,11 +31,17 @@ const BARE_HTTPS = 'bare-fastify-https';
 const bareHttps = (ctx: BenchContext, inst: Installation): ProcessSpec => ({
   name: BARE_HTTPS,
   script: join(ctx.dist, 'test/bench/baseline-server.js'),
+  nodeArgs: nodeArgs(ctx, 'fort-agent.service'),
   args: [ctx.pki.clientZone.clientApiCert, ctx.pki.clientZone.clientApiKey, String(inst.layout.ports.clientApi)],
 });
 
 const BARE_IDLE = 'bare-node-idle';
-const bareIdle = (ctx: BenchContext): ProcessSpec => ({ name: BARE_IDLE, script: join(ctx.dist, 'test/bench/baseline-idle.js'), args: [] });
+const bareIdle = (ctx: BenchContext): ProcessSpec => ({
+  name: BARE_IDLE,
+  script: join(ctx.dist, 'test/bench/baseline-idle.js'),
+  args: [],
+  nodeArgs: nodeArgs(ctx, 'fort-deployment-manager.service'),
+});
 
 async function startToReadyMs(ctx: BenchContext, spec: ProcessSpec): Promise<number> {
   const { proc, ms } = await ctx.scope.startTimed(spec, READY_TIMEOUT_MS);

@@ -1,0 +1,10 @@
+import { describe, expect, it } from 'vitest';
+import { join } from 'node:path';
+import { nodeArgsFromUnit } from '../../../scripts/supervisor/unit-file.js';
+import { REPO } from '../../helpers/fort.js';
+
+describe('systemd unit files', () => {
+  it.each(['fort-agent.service', 'fort-deployment-manager.service'])('%s runs node with the memory flags the bench measures', (unit) => {
+    expect(nodeArgsFromUnit(join(REPO, 'systemd', unit))).toEqual(['--max-semi-space-size=1', '--v8-pool-size=2']);
+  });
+});
