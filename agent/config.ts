@@ -1,15 +1,13 @@
 import { z } from 'zod';
-import { loadTomlConfig, resolveFrom } from '../lib/config/load.js';
-import { filePath, host, identifier, intRange, logLevel, port, tlsFiles } from '../lib/config/fields.js';
+import { loadTomlConfig, resolveFrom, resolveTlsFrom } from '../lib/config/load.js';
+import { filePath, host, identifier, lifecycleSection, logSection, port, tlsFiles } from '../lib/config/fields.js';
 
 /** fort-agent configuration (agent.toml). Relative paths are relative to the file. */
 export const agentConfigSchema = z.strictObject({
   fort: z.strictObject({
     id: identifier().describe('This fort\'s id, as registered in the cloud; also the MQTT client id'),
   }),
-  log: z.strictObject({
-    level: logLevel().default('info').describe('pino log level'),
-  }).default({ level: 'info' }),
+  log: logSection(),
   store: z.strictObject({
     path: filePath().describe('SQLite database file (created 0600)'),
   }),
@@ -30,9 +28,7 @@ export const agentConfigSchema = z.strictObject({
       key: filePath().describe('Its private key; must be mode 0600'),
     }),
   }),
-  lifecycle: z.strictObject({
-    stop_timeout_seconds: intRange(1, 600).default(10).describe('Longest a graceful stop or drain may take before the process exits anyway'),
-  }).default({ stop_timeout_seconds: 10 }),
+  lifecycle: lifecycleSection(),
 });
 
 export type AgentConfig = z.output<typeof agentConfigSchema>;
@@ -40,11 +36,10 @@ export type AgentConfig = z.output<typeof agentConfigSchema>;
 /** Load and validate agent.toml; file paths come back absolute. */
 export function loadAgentConfig(file: string): AgentConfig {
   const { dir, config } = loadTomlConfig(file, agentConfigSchema);
-  const abs = (p: string) => resolveFrom(dir, p);
   return {
     ...config,
-    store: { path: abs(config.store.path) },
-    admin: { ...config.admin, tls: { ca: abs(config.admin.tls.ca), cert: abs(config.admin.tls.cert), key: abs(config.admin.tls.key) } },
-    api: { ...config.api, tls: { cert: abs(config.api.tls.cert), key: abs(config.api.tls.key) } },
+    store: { path: resolveFrom(dir, config.store.path) },
+    admin: { ...config.admin, tls: resolveTlsFrom(dir, config.admin.tls) },
+    api: { ...config.api, tls: resolveTlsFrom(dir, config.api.tls) },
   };
 }

@@ -1,10 +1,10 @@
 import { z } from 'zod';
-import { loadTomlConfig, resolveFrom } from '../lib/config/load.js';
-import { filePath, host, logLevel, port } from '../lib/config/fields.js';
+import { loadTomlConfig, resolveTlsFrom } from '../lib/config/load.js';
+import { filePath, host, logSection, port } from '../lib/config/fields.js';
 
 /** dev-cloud.toml: the local stand-in for the cloud endpoints (developer/test only). */
 export const devCloudConfigSchema = z.strictObject({
-  log: z.strictObject({ level: logLevel().default('info') }).default({ level: 'info' }),
+  log: logSection(),
   server: z.strictObject({
     host: host().default('127.0.0.1'),
     port: port(),
@@ -18,6 +18,5 @@ export type DevCloudConfig = z.output<typeof devCloudConfigSchema>;
 
 export function loadDevCloudConfig(file: string): DevCloudConfig {
   const { dir, config } = loadTomlConfig(file, devCloudConfigSchema);
-  const abs = (p: string) => resolveFrom(dir, p);
-  return { ...config, server: { ...config.server, tls: { cert: abs(config.server.tls.cert), key: abs(config.server.tls.key) } } };
+  return { ...config, server: { ...config.server, tls: resolveTlsFrom(dir, config.server.tls) } };
 }

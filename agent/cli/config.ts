@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { z } from 'zod';
-import { loadTomlConfig, resolveFrom } from '../../lib/config/load.js';
+import { loadTomlConfig, resolveFrom, resolveTlsFrom } from '../../lib/config/load.js';
 import { httpsUrl, tlsFiles } from '../../lib/config/fields.js';
 
 /** fortctl.toml: where the admin API is, and the fortctl trust-zone identity. */
@@ -22,6 +22,5 @@ export function defaultFortctlConfig(envFile: string | undefined, cwd: string): 
 
 export function loadFortctlConfig(file: string): FortctlConfig {
   const { dir, config } = loadTomlConfig(file, fortctlConfigSchema);
-  const abs = (p: string) => resolveFrom(dir, p);
-  return { admin: { ...config.admin, tls: { ca: abs(config.admin.tls.ca), cert: abs(config.admin.tls.cert), key: abs(config.admin.tls.key) } } };
+  return { admin: { ...config.admin, tls: resolveTlsFrom(dir, config.admin.tls) } };
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
-import { createAdminClient, type AgentHealth } from '../../lib/admin-client.js';
+import { createAdminClient, type AdminClient, type AgentHealth } from '../../lib/admin-client.js';
 import { FortError } from '../../lib/errors.js';
 import { loadTlsMaterial } from '../../lib/tls.js';
 import { readRuntimeEnv } from '../../lib/runtime-env.js';
@@ -12,11 +12,13 @@ const program = new Command('fortctl')
   .option('-c, --config <file>', 'fortctl.toml (default: $FORTCTL_CONFIG, ./.fort-dev/fortctl.toml, /etc/fort/fortctl.toml)')
   .option('--json', 'print machine-readable JSON');
 
-function client() {
+/** One admin API call with the configured identity; the connection is closed afterwards. */
+async function withAdmin<T>(call: (admin: AdminClient) => Promise<T>): Promise<T> {
   const opts = program.opts<{ config?: string }>();
   const file = opts.config ?? defaultFortctlConfig(readRuntimeEnv('FORTCTL_CONFIG').configFile, process.cwd());
   const config = loadFortctlConfig(file);
-  return createAdminClient({ url: config.admin.url, tls: loadTlsMaterial(config.admin.tls), timeoutMs: config.admin.timeout_seconds * 1000 });
+  const admin = createAdminClient({ url: config.admin.url, tls: loadTlsMaterial(config.admin.tls), timeoutMs: config.admin.timeout_seconds * 1000 });
+  return call(admin).finally(admin.close);
 }
 
 function printHealth(h: AgentHealth): void {
@@ -30,8 +32,7 @@ program
   .command('status')
   .description('show agent health and version')
   .action(async () => {
-    const admin = client();
-    const { statusCode, body } = await admin.health().finally(admin.close);
+    const { statusCode, body } = await withAdmin((a) => a.health());
     if (statusCode === 403) throw new FortError('FORT_ERR_FORBIDDEN', `admin API refused this certificate: ${JSON.stringify(body)}`);
     if (program.opts<{ json?: boolean }>().json) process.stdout.write(`${JSON.stringify(body, null, 2)}\n`);
     else printHealth(body);
@@ -42,8 +43,7 @@ program
   .command('drain')
   .description('ask the agent to finish in-flight work and exit (systemd restarts it)')
   .action(async () => {
-    const admin = client();
-    const { statusCode, body } = await admin.drain().finally(admin.close);
+    const { statusCode, body } = await withAdmin((a) => a.drain());
     process.stdout.write(`${statusCode === 202 ? 'draining' : `refused (${statusCode}): ${JSON.stringify(body)}`}\n`);
     process.exitCode = statusCode === 202 ? 0 : 2;
   });

@@ -32,3 +32,12 @@ export const tlsFiles = () =>
     cert: filePath().describe('PEM certificate (leaf first, then intermediates)'),
     key: filePath().describe('PEM private key; must be mode 0600'),
   });
+
+/** `[log]`, shared by every process. */
+export const logSection = () => z.strictObject({ level: logLevel().default('info').describe('pino log level') }).default({ level: 'info' });
+
+/** `[lifecycle]`, shared by the daemons. */
+export const lifecycleSection = () =>
+  z.strictObject({
+    stop_timeout_seconds: intRange(1, 600).default(10).describe('Longest a graceful stop (SIGTERM or, for the agent, a drain) may take before the process exits anyway'),
+  }).default({ stop_timeout_seconds: 10 });

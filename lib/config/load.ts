@@ -45,3 +45,8 @@ export function resolveFrom(dir: string, path: string): string {
 function firstLine(s: string): string {
   return s.split('\n')[0] ?? s;
 }
+
+/** A `tls` table with its file paths made absolute. */
+export function resolveTlsFrom<T extends Record<string, string>>(dir: string, tls: T): T {
+  return Object.fromEntries(Object.entries(tls).map(([k, v]) => [k, resolveFrom(dir, v)])) as T;
+}
