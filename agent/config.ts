@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { loadTomlConfig, resolveFrom, resolveTlsFrom } from '../lib/config/load.js';
 import { filePath, host, identifier, lifecycleSection, logSection, port, tlsFiles } from '../lib/config/fields.js';
+import { iotSection, resolveIotPaths } from './iot/config.js';
 
 /** fort-agent configuration (agent.toml). Relative paths are relative to the file. */
 export const agentConfigSchema = z.strictObject({
@@ -29,6 +30,7 @@ export const agentConfigSchema = z.strictObject({
     }),
   }),
   lifecycle: lifecycleSection(),
+  iot: iotSection().optional().describe('IoT link to the cloud (MQTT over WSS, SigV4); absent = link disabled'),
 });
 
 export type AgentConfig = z.output<typeof agentConfigSchema>;
@@ -41,5 +43,6 @@ export function loadAgentConfig(file: string): AgentConfig {
     store: { path: resolveFrom(dir, config.store.path) },
     admin: { ...config.admin, tls: resolveTlsFrom(dir, config.admin.tls) },
     api: { ...config.api, tls: resolveTlsFrom(dir, config.api.tls) },
+    iot: config.iot && resolveIotPaths(dir, config.iot),
   };
 }

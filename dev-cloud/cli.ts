@@ -1,40 +1,77 @@
 #!/usr/bin/env node
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Command } from 'commander';
-import { createLogger } from '../lib/logger.js';
-import { createNotifier } from '../lib/sd-notify.js';
-import { readRuntimeEnv } from '../lib/runtime-env.js';
-import { createLifecycle } from '../lib/lifecycle.js';
-import { loadTlsMaterial } from '../lib/tls.js';
-import { failStart } from '../lib/process-main.js';
-import { loadDevCloudConfig, type DevCloudConfig } from './config.js';
-import { startDevCloudServer } from './server.js';
+import got from 'got';
+import { bootDaemon } from '../lib/daemon.js';
+import { loadDevCloudConfig } from './config.js';
+import { startDevCloud } from './app.js';
 
-const NAME = 'dev-cloud';
-const runtime = readRuntimeEnv('FORT_DEV_CLOUD_CONFIG');
-const program = new Command(NAME).description('Local stand-in for the Fort cloud (development and tests only)');
+const program = new Command('dev-cloud').description('Local stand-in for the Fort cloud (development and tests only)');
 
 program
   .command('serve')
-  .option('-c, --config <file>', 'dev-cloud.toml (default: $FORT_DEV_CLOUD_CONFIG or ./.fort-dev/dev-cloud.toml)')
-  .action(async (opts: { config?: string }) => {
-    let config: DevCloudConfig;
-    try {
-      config = loadDevCloudConfig(opts.config ?? runtime.configFile ?? '.fort-dev/dev-cloud.toml');
-    } catch (err) {
-      failStart(NAME, err);
-    }
-    const log = createLogger({ level: config.log.level, name: NAME });
-    const notifier = createNotifier(runtime.notify, log.child({ module: 'sd-notify' }));
-    const lifecycle = createLifecycle({ log, notifier, stopTimeoutMs: 5000, exit: (c) => process.exit(c) });
-    lifecycle.installSignalHandlers();
-    try {
-      const server = await startDevCloudServer({ host: config.server.host, port: config.server.port, tls: loadTlsMaterial(config.server.tls), log });
-      lifecycle.add({ name: 'server', stop: () => server.close() });
+  .description('run the dev cloud (cloud API, IoT bridge, credentials provider) as configured')
+  .option('-c, --config <file>', 'dev-cloud.toml')
+  .action(async () => {
+    const { config, log, notifier, lifecycle, start } = bootDaemon({
+      name: 'dev-cloud',
+      configEnvVar: 'FORT_DEV_CLOUD_CONFIG',
+      defaultConfig: '.fort-dev/dev-cloud.toml',
+      load: (file) => ({ ...loadDevCloudConfig(file), lifecycle: { stop_timeout_seconds: 5 } }),
+      argv: process.argv.filter((a) => a !== 'serve'),
+    });
+    await start(async () => {
+      const cloud = await startDevCloud(config, log);
+      lifecycle.add({ name: 'dev-cloud', stop: () => cloud.close() });
       log.info({ url: `https://${config.server.host}:${config.server.port}` }, 'dev-cloud ready');
       notifier.ready(`serving https://${config.server.host}:${config.server.port}`);
-    } catch (err) {
-      failStart(NAME, err, log);
+    });
+  });
+
+interface Index {
+  cloud: { url: string };
+  ca: { cloudServer: string };
+}
+const index = (home: string) => JSON.parse(readFileSync(join(home, 'dev-cloud.json'), 'utf8')) as Index;
+const client = (home: string) => {
+  const i = index(home);
+  return got.extend({ prefixUrl: i.cloud.url, https: { certificateAuthority: readFileSync(i.ca.cloudServer) }, retry: { limit: 0 } });
+};
+
+program
+  .command('publish')
+  .description('publish an event to a fort over the IoT bridge, e.g. publish --fort fort-dev-1 --type ping --data \'{"echo":"hi"}\'')
+  .requiredOption('--fort <id>', 'fort id')
+  .requiredOption('--type <type>', 'event type')
+  .option('--data <json>', 'event data (JSON object)', '{}')
+  .option('--home <dir>', 'dev stack directory', '.fort-dev')
+  .action(async (o: { fort: string; type: string; data: string; home: string }) => {
+    const body = await client(o.home).post('dev/iot/publish', { json: { fortId: o.fort, type: o.type, data: JSON.parse(o.data) as unknown } }).json();
+    process.stdout.write(`${JSON.stringify(body)}\n`);
+  });
+
+program
+  .command('watch')
+  .description('print what a fort publishes on its status topic (Ctrl-C to stop)')
+  .requiredOption('--fort <id>', 'fort id')
+  .option('--topic <suffix>', 'topic under forts/<id>/', 'status')
+  .option('--home <dir>', 'dev stack directory', '.fort-dev')
+  .action(async (o: { fort: string; topic: string; home: string }) => {
+    let since = 0;
+    for (;;) {
+      const messages = await client(o.home).get('dev/iot/messages', { searchParams: { topic: `forts/${o.fort}/${o.topic}`, since } }).json<{ seq: number; at: string; payload: string }[]>();
+      for (const m of messages) {
+        process.stdout.write(`${m.at} ${m.payload}\n`);
+        since = m.seq + 1;
+      }
+      await new Promise((r) => setTimeout(r, 500));
     }
   });
 
-await program.parseAsync(process.argv);
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  process.stderr.write(`dev-cloud: ${(err as Error).message}\n`);
+  process.exitCode = 1;
+}

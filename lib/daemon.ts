@@ -23,9 +23,9 @@ export interface Daemon<C> {
  * The part every daemon's composition root shares: arguments, config (exit 78 before
  * anything starts), logger, sd_notify, and signal-driven graceful stop.
  */
-export function bootDaemon<C extends DaemonConfig>(opts: { name: string; configEnvVar: string; defaultConfig: string; load: (file: string) => C }): Daemon<C> {
+export function bootDaemon<C extends DaemonConfig>(opts: { name: string; configEnvVar: string; defaultConfig: string; load: (file: string) => C; argv?: string[] }): Daemon<C> {
   const runtime = readRuntimeEnv(opts.configEnvVar);
-  const args = parseDaemonArgs(process.argv, opts.name, `config file (default: $${opts.configEnvVar} or ${opts.defaultConfig})`);
+  const args = parseDaemonArgs(opts.argv ?? process.argv, opts.name, `config file (default: $${opts.configEnvVar} or ${opts.defaultConfig})`);
   let config: C;
   try {
     config = opts.load(args.config ?? runtime.configFile ?? opts.defaultConfig);

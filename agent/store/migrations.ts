@@ -67,4 +67,26 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 2,
+    name: 'events',
+    sql: `
+      CREATE TABLE dead_letters (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        received_at TEXT NOT NULL,
+        topic TEXT NOT NULL,
+        reason_code TEXT NOT NULL,          -- too_large, bad_json, bad_envelope, unsupported_version, wrong_fort, unknown_type, handler_failed
+        reason TEXT NOT NULL,               -- names the field or error, never the payload
+        event_id TEXT,                      -- when the envelope got far enough to have one
+        type TEXT,
+        payload BLOB NOT NULL,              -- raw bytes, at most 128 KiB: a truncated copy when size is larger
+        size INTEGER NOT NULL               -- original payload size in bytes
+      );
+      CREATE INDEX dead_letters_received ON dead_letters(received_at);
+      -- Failed publishes of a row: a message that keeps failing shows up in health instead of hiding.
+      ALTER TABLE outbox ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+      -- Pruning the dedupe window by age.
+      CREATE INDEX inbox_received ON inbox(received_at);
+    `,
+  },
 ];

@@ -4,6 +4,7 @@ import { X509Certificate } from 'node:crypto';
 import { createCa, issueCert, type KeyAndCert } from '../../../lib/pki/certs.js';
 import type { PkiPaths } from '../../../lib/pki/layout.js';
 import { httpsRequest } from '../../helpers/https.js';
+import { MIGRATIONS } from '../../../agent/store/migrations.js';
 import { startAgent, testInstallation, testPki, type TestInstallation } from '../../helpers/fort.js';
 import type { Supervised } from '../../../scripts/supervisor/process.js';
 
@@ -64,7 +65,7 @@ describe('admin API: trust-zone mutual TLS only', () => {
   it('accepts the deployment-manager certificate and reports the version', async () => {
     const res = await httpsRequest(adminUrl.replace('health', 'version'), { ca: trust(), cert: read(pki.trustZone.deploymentManagerCert), key: read(pki.trustZone.deploymentManagerKey) });
     expect(res.status).toBe(200);
-    expect(JSON.parse(res.body)).toMatchObject({ version: '0.1.0', schemaVersion: 1, fortId: 'fort-test-1', node: process.version });
+    expect(JSON.parse(res.body)).toMatchObject({ version: '0.1.0', schemaVersion: MIGRATIONS.at(-1)!.version, fortId: 'fort-test-1', node: process.version });
   });
 
   const refusedHandshake = /certificate|ECONNRESET|EPIPE|socket hang up|alert/i;

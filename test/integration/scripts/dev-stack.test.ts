@@ -6,6 +6,7 @@ import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
 import { DIST, REPO, tempDir } from '../../helpers/fort.js';
 import { httpsRequest } from '../../helpers/https.js';
+import { MIGRATIONS } from '../../../agent/store/migrations.js';
 
 const run = promisify(execFile);
 
@@ -53,7 +54,7 @@ describe('dev stack (npm start)', () => {
 
     const status = await run(process.execPath, [join(DIST, 'agent/cli/fortctl.js'), '--config', index.config.fortctl, 'status']);
     expect(status.stdout).toMatch(/^agent fort-dev-1 {2}version 0\.1\.0 {2}healthy/);
-    expect(status.stdout).toMatch(/store +ready +schema v1/);
+    expect(status.stdout).toMatch(new RegExp(`store +ready +schema v${MIGRATIONS.at(-1)!.version}\n`));
     const json = await run(process.execPath, [join(DIST, 'agent/cli/fortctl.js'), '--config', index.config.fortctl, '--json', 'status']);
     expect(JSON.parse(json.stdout)).toMatchObject({ status: 'healthy', ready: true });
 

@@ -1,0 +1,73 @@
+import { readFileSync } from 'node:fs';
+import type { Logger } from '../lib/logger.js';
+import { loadTlsMaterial } from '../lib/tls.js';
+import { assertPrivateFileMode } from '../lib/files.js';
+import type { DevCloudConfig } from './config.js';
+import { createDevCloudServer } from './server.js';
+import { startIotBridge, type IotBridge } from './iot/bridge.js';
+import { createCredentialStore, type CredentialStore } from './iot/credential-store.js';
+import { startCredentialsProvider } from './iot/credentials-provider.js';
+import { registerDevIotRoutes } from './iot/dev-routes.js';
+
+export interface DevCloud {
+  bridge?: IotBridge;
+  credentialStore: CredentialStore;
+  close(): Promise<void>;
+}
+
+/** Starts every configured dev cloud service; tests use this in-process to inject faults. */
+export async function startDevCloud(config: DevCloudConfig, log: Logger): Promise<DevCloud> {
+  const tls = loadTlsMaterial(config.server.tls);
+  const closers: (() => Promise<unknown>)[] = [];
+  const services: string[] = ['cloud-api'];
+  let staticKey: { accessKeyId: string; secretAccessKey: string } | undefined;
+  if (config.iot?.static_credentials_file) {
+    assertPrivateFileMode(config.iot.static_credentials_file);
+    staticKey = JSON.parse(readFileSync(config.iot.static_credentials_file, 'utf8')) as typeof staticKey;
+  }
+  const credentialStore = createCredentialStore(staticKey ? { staticKey } : {});
+  try {
+    let bridge: IotBridge | undefined;
+    if (config.iot) {
+      bridge = await startIotBridge({
+        host: config.server.host,
+        port: config.iot.port,
+        tls,
+        region: config.iot.region,
+        store: credentialStore,
+        maxConnectionSeconds: config.iot.max_connection_seconds,
+        log: log.child({ module: 'iot-bridge' }),
+      });
+      closers.push(() => bridge!.close());
+      services.push('iot-bridge');
+    }
+    if (config.credentials_provider) {
+      const cp = config.credentials_provider;
+      const provider = await startCredentialsProvider({
+        host: config.server.host,
+        port: cp.port,
+        tls: { ...tls, ca: readFileSync(cp.device_ca) },
+        roleAlias: cp.role_alias,
+        lifetimeSeconds: cp.lifetime_seconds,
+        store: credentialStore,
+        log: log.child({ module: 'credentials-provider' }),
+      });
+      closers.push(() => provider.close());
+      services.push('credentials-provider');
+    }
+    const api = await createDevCloudServer({ tls, log: log.child({ module: 'cloud-api' }), services: () => services });
+    if (bridge) registerDevIotRoutes(api, bridge);
+    await api.listen({ host: config.server.host, port: config.server.port });
+    closers.push(() => api.close());
+    return {
+      ...(bridge ? { bridge } : {}),
+      credentialStore,
+      async close() {
+        for (const c of closers.reverse()) await c();
+      },
+    };
+  } catch (err) {
+    for (const c of closers.reverse()) await c().catch(() => {});
+    throw err;
+  }
+}

@@ -1,0 +1,122 @@
+import { createServer } from 'node:https';
+import type { Duplex } from 'node:stream';
+import { Aedes, type Client } from 'aedes';
+import { WebSocketServer, createWebSocketStream } from 'ws';
+import type { Logger } from '../../lib/logger.js';
+import type { TlsMaterial } from '../../lib/tls.js';
+import type { CredentialStore } from './credential-store.js';
+import { verifyPresignedUrl } from './sigv4-verify.js';
+
+export const MAX_PAYLOAD_BYTES = 128 * 1024;
+
+export interface BridgeOptions {
+  host: string;
+  port: number;
+  tls: TlsMaterial;
+  region: string;
+  store: CredentialStore;
+  /** AWS closes SigV4 connections after 24 h; shorter in tests. */
+  maxConnectionSeconds: number;
+  log: Logger;
+  now?: () => Date;
+}
+
+export interface BridgeMessage {
+  topic: string;
+  payload: Buffer;
+  clientId: string | null;
+  at: Date;
+}
+
+/**
+ * Local AWS IoT Core stand-in: MQTT over WSS (subprotocol `mqtt`) whose upgrade is allowed
+ * only for a valid SigV4-presigned URL, with the AWS rules agents must live with: a second
+ * connection with the same client id kicks the first, 128 KB payloads, limited connection
+ * lifetime, things only touch their own `forts/<thing>/` topics.
+ */
+export async function startIotBridge(opts: BridgeOptions) {
+  const now = opts.now ?? (() => new Date());
+  const broker = await Aedes.createBroker({ maxClientsIdLength: 128, keepaliveLimit: 1200 });
+  const sockets = new Set<Duplex>();
+  const lifetimers = new Map<Client, NodeJS.Timeout>();
+  const stats = { upgradesAccepted: 0, upgradesRejected: 0, lastRejection: '' };
+  const messages: BridgeMessage[] = [];
+
+  const ownTopic = (client: Client | null, topic: string) => !client || topic.startsWith(`forts/${client.id}/`);
+  broker.authorizePublish = (client, packet, done) => {
+    if (packet.payload.length > MAX_PAYLOAD_BYTES) return done(new Error(`payload ${packet.payload.length} bytes exceeds 128 KB`));
+    done(ownTopic(client, packet.topic) ? null : new Error(`not authorised for ${packet.topic}`));
+  };
+  broker.authorizeSubscribe = (client, sub, done) => done(ownTopic(client, sub.topic) ? null : new Error(`not authorised for ${sub.topic}`), sub);
+  broker.on('publish', (packet, client) => {
+    if (!packet.topic.startsWith('$SYS')) messages.push({ topic: packet.topic, payload: Buffer.from(packet.payload), clientId: client?.id ?? null, at: now() });
+  });
+  broker.on('client', (client) => {
+    const timer = setTimeout(() => {
+      opts.log.info({ clientId: client.id }, 'connection lifetime reached; disconnecting');
+      client.close();
+    }, opts.maxConnectionSeconds * 1000);
+    timer.unref();
+    lifetimers.set(client, timer);
+  });
+  broker.on('clientDisconnect', (client) => {
+    clearTimeout(lifetimers.get(client));
+    lifetimers.delete(client);
+  });
+
+  const server = createServer({ key: opts.tls.key, cert: opts.tls.cert });
+  const wss = new WebSocketServer({ noServer: true, handleProtocols: (protocols) => (protocols.has('mqtt') ? 'mqtt' : false) });
+  server.on('upgrade', (req, socket, head) => {
+    const verdict = verifyPresignedUrl({
+      url: req.url ?? '',
+      host: req.headers.host ?? '',
+      region: opts.region,
+      now: now(),
+      lookupSecret: (akid) => opts.store.lookup(akid),
+    });
+    if (!verdict.ok) {
+      stats.upgradesRejected += 1;
+      stats.lastRejection = verdict.reason;
+      opts.log.warn({ reason: verdict.reason }, 'websocket upgrade refused');
+      socket.end('HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\nForbidden\n');
+      return;
+    }
+    stats.upgradesAccepted += 1;
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      const stream = createWebSocketStream(ws);
+      sockets.add(stream);
+      stream.on('close', () => sockets.delete(stream));
+      stream.on('error', () => sockets.delete(stream));
+      broker.handle(stream, req);
+    });
+  });
+  server.on('request', (_req, res) => {
+    res.writeHead(426, { 'content-type': 'text/plain' }).end('MQTT over WebSocket only\n');
+  });
+  await new Promise<void>((resolve) => server.listen(opts.port, opts.host, resolve));
+
+  return {
+    broker,
+    stats,
+    /** Every publish the broker saw (tests, and the dev CLI's status watch). */
+    messages,
+    publish(topic: string, payload: Buffer | string): Promise<void> {
+      return new Promise((resolve, reject) =>
+        broker.publish({ cmd: 'publish', topic, payload: Buffer.from(payload), qos: 1, retain: false, dup: false }, (err) => (err ? reject(err) : resolve())),
+      );
+    },
+    connectedClients: () => broker.connectedClients,
+    /** Cut every live connection without a DISCONNECT, as a network drop would. */
+    dropConnections() {
+      for (const s of sockets) s.destroy();
+    },
+    async close() {
+      for (const t of lifetimers.values()) clearTimeout(t);
+      for (const s of sockets) s.destroy();
+      wss.close();
+      await new Promise<void>((resolve) => broker.close(() => resolve()));
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+export type IotBridge = Awaited<ReturnType<typeof startIotBridge>>;
