@@ -7,6 +7,7 @@ import { openStore } from './store/database.js';
 import { createHealthRegistry } from './health.js';
 import { startAdminServer } from './admin/server.js';
 import { startClientApi } from './api/server.js';
+import { startIotService } from './iot/service.js';
 
 /** Composition root: config → logger → store → client API → admin API → READY. */
 const { config, log, notifier, lifecycle, start } = bootDaemon({
@@ -26,6 +27,11 @@ await start(async () => {
   const store = openStore({ path: config.store.path, log: log.child({ module: 'store' }) });
   lifecycle.add({ name: 'store', stop: async () => store.close() });
   health.set('store', 'ready', `schema v${store.schemaVersion}`);
+
+  if (config.iot) {
+    const iot = startIotService({ config: config.iot, fortId: config.fort.id, db: store.db, health, log });
+    lifecycle.add({ name: 'iot', stop: () => iot.stop() });
+  }
 
   const clientApi = await startClientApi({
     host: config.api.host,

@@ -27,7 +27,8 @@ export function createAgentMonitor(deps: { client: AdminClient; intervalMs: numb
   const check = async (): Promise<AgentView> => {
     try {
       const { statusCode, body } = await deps.client.health();
-      if (statusCode === 200 && body.status === 'healthy') {
+      // 200 = serving; `degraded` (cloud link down) is not the agent's fault to roll back for.
+      if (statusCode === 200 && (body.status === 'healthy' || body.status === 'degraded')) {
         record({ kind: 'healthy', version: body.version, at: now() }, { version: body.version });
       } else {
         const status = (body as Partial<AgentHealth>).status ?? `http ${statusCode}`;

@@ -3,13 +3,13 @@ import { FortError } from './errors.js';
 import type { TlsMaterial } from './tls.js';
 
 export interface AgentHealth {
-  status: 'healthy' | 'starting' | 'draining' | 'unhealthy';
+  status: 'healthy' | 'degraded' | 'starting' | 'draining' | 'unhealthy';
   live: boolean;
   ready: boolean;
   version: string;
   fortId: string;
   uptimeSeconds: number;
-  modules: Record<string, { state: string; detail?: string; since: string }>;
+  modules: Record<string, { state: string; detail?: string; since: string; info?: Record<string, unknown> }>;
 }
 
 export interface AgentVersion {

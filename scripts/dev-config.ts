@@ -9,9 +9,11 @@ export interface StackLayout {
   dir: string;
   fortId: string;
   pki: PkiPaths;
-  ports: { clientApi: number; admin: number; cloud: number };
+  ports: { clientApi: number; admin: number; cloud: number; iot: number; credentials: number };
   dataDir: string;
   logLevel?: string;
+  /** When set, the agent links to the dev IoT bridge and the dev cloud runs it. */
+  iot?: { region: string; roleAlias: string; staticCredentialsFile: string };
 }
 
 const rel = (l: StackLayout, p: string) => relative(l.dir, p) || '.';
@@ -32,6 +34,22 @@ export function agentToml(l: StackLayout): string {
       port: l.ports.clientApi,
       tls: { cert: rel(l, l.pki.clientZone.clientApiCert), key: rel(l, l.pki.clientZone.clientApiKey) },
     },
+    ...(l.iot
+      ? {
+          iot: {
+            endpoint: `127.0.0.1:${l.ports.iot}`,
+            region: l.iot.region,
+            ca: rel(l, l.pki.cloudServer.ca),
+            reconnect_base_ms: 500,
+            credentials: {
+              source: 'provider',
+              url: `https://127.0.0.1:${l.ports.credentials}`,
+              role_alias: l.iot.roleAlias,
+              tls: { ca: rel(l, l.pki.cloudServer.ca), cert: rel(l, l.pki.cloudDevice.deviceCert), key: rel(l, l.pki.cloudDevice.deviceKey) },
+            },
+          },
+        }
+      : {}),
   })}\n`;
 }
 
@@ -64,6 +82,12 @@ export function devCloudToml(l: StackLayout): string {
       port: l.ports.cloud,
       tls: { cert: rel(l, l.pki.cloudServer.devCloudCert), key: rel(l, l.pki.cloudServer.devCloudKey) },
     },
+    ...(l.iot
+      ? {
+          iot: { port: l.ports.iot, region: l.iot.region, static_credentials_file: rel(l, l.iot.staticCredentialsFile) },
+          credentials_provider: { port: l.ports.credentials, role_alias: l.iot.roleAlias, device_ca: rel(l, l.pki.cloudDevice.ca) },
+        }
+      : {}),
   })}\n`;
 }
 
@@ -81,7 +105,7 @@ export function freePort(): Promise<number> {
 
 export async function freePorts(): Promise<StackLayout['ports']> {
   const ports = new Set<number>();
-  while (ports.size < 3) ports.add(await freePort());
-  const [clientApi, admin, cloud] = [...ports] as [number, number, number];
-  return { clientApi, admin, cloud };
+  while (ports.size < 5) ports.add(await freePort());
+  const [clientApi, admin, cloud, iot, credentials] = [...ports] as [number, number, number, number, number];
+  return { clientApi, admin, cloud, iot, credentials };
 }

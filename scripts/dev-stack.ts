@@ -1,11 +1,12 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
-import { createWriteStream, existsSync, mkdirSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { generatePki } from '../lib/pki/generate.js';
 import { pkiPaths } from '../lib/pki/layout.js';
-import { writeFileAtomic } from '../lib/files.js';
+import { writeFileAtomic, writeSecretFile } from '../lib/files.js';
 import { loadAgentConfig } from '../agent/config.js';
 import { loadDevCloudConfig } from '../dev-cloud/config.js';
 import { agentToml, deploymentManagerToml, devCloudToml, fortctlToml, freePorts, type StackLayout } from './dev-config.js';
@@ -30,6 +31,7 @@ const files = {
   fortctl: join(home, 'fortctl.toml'),
   cloud: join(home, 'dev-cloud.toml'),
   index: join(home, 'dev-cloud.json'),
+  iotStatic: join(home, 'iot-static-credentials.json'),
 };
 const say = (line: string) => process.stdout.write(`${line}\n`);
 
@@ -41,7 +43,16 @@ async function prepare(): Promise<void> {
     await generatePki({ out: pki.root, fortId: opts.fortId });
   }
   if (!existsSync(files.agent)) {
-    const layout: StackLayout = { dir: home, fortId: opts.fortId, pki, ports: await freePorts(), dataDir: join(home, 'data') };
+    // A dev-only static key pair the bridge also accepts (tools, other test clients).
+    writeSecretFile(files.iotStatic, JSON.stringify({ accessKeyId: `AKIADEV${randomBytes(6).toString('hex').toUpperCase()}`, secretAccessKey: randomBytes(30).toString('base64') }), true);
+    const layout: StackLayout = {
+      dir: home,
+      fortId: opts.fortId,
+      pki,
+      ports: await freePorts(),
+      dataDir: join(home, 'data'),
+      iot: { region: 'eu-west-1', roleAlias: 'fort-iot-role', staticCredentialsFile: files.iotStatic },
+    };
     say(`dev-stack: writing config into ${home}`);
     writeFileAtomic(files.agent, agentToml(layout), 0o644);
     writeFileAtomic(files.dm, deploymentManagerToml(layout), 0o644);
@@ -55,9 +66,18 @@ function writeIndex(): Record<string, unknown> {
   const agent = loadAgentConfig(files.agent);
   const cloud = loadDevCloudConfig(files.cloud);
   const pki = pkiPaths(join(home, 'pki'));
+  const staticKey = cloud.iot?.static_credentials_file ? (JSON.parse(readFileSync(cloud.iot.static_credentials_file, 'utf8')) as { accessKeyId: string; secretAccessKey: string }) : undefined;
   const index = {
     fortId: agent.fort.id,
     cloud: { url: `https://${cloud.server.host}:${cloud.server.port}` },
+    iot: cloud.iot && {
+      endpoint: `${cloud.server.host}:${cloud.iot.port}`,
+      region: cloud.iot.region,
+      credentialsProvider: cloud.credentials_provider && `https://${cloud.server.host}:${cloud.credentials_provider.port}`,
+      roleAlias: cloud.credentials_provider?.role_alias,
+      accessKeyId: staticKey?.accessKeyId,
+      secretAccessKey: staticKey?.secretAccessKey,
+    },
     agent: { clientApi: `https://${agent.api.host}:${agent.api.port}`, adminApi: `https://${agent.admin.host}:${agent.admin.port}` },
     config: { agent: files.agent, deploymentManager: files.dm, fortctl: files.fortctl, devCloud: files.cloud },
     ca: { trustZone: pki.trustZone.ca, clientZone: pki.clientZone.ca, cloudServer: pki.cloudServer.ca, cloudDevice: pki.cloudDevice.ca },
@@ -72,7 +92,8 @@ function writeIndex(): Record<string, unknown> {
     },
     logs: join(home, 'logs'),
   };
-  writeFileAtomic(files.index, `${JSON.stringify(index, null, 2)}\n`, 0o644);
+  // Holds the dev-only static IoT key pair, hence 0600.
+  writeFileAtomic(files.index, `${JSON.stringify(index, null, 2)}\n`, 0o600);
   return index;
 }
 
@@ -100,7 +121,7 @@ function summarize(line: string): string {
 
 async function run(): Promise<void> {
   await prepare();
-  const index = writeIndex() as { agent: { clientApi: string; adminApi: string }; cloud: { url: string } };
+  const index = writeIndex() as { fortId: string; agent: { clientApi: string; adminApi: string }; cloud: { url: string } };
   const running: Supervised[] = [];
   let stopping = false;
   const stopAll = async (code: number) => {
@@ -143,6 +164,8 @@ async function run(): Promise<void> {
   say(`  client API (client-zone CA)  ${index.agent.clientApi}/health`);
   say(`  admin API (trust-zone mTLS)  ${index.agent.adminApi}/admin/v1/health`);
   say(`  dev cloud                    ${index.cloud.url}/health`);
+  say(`  send the fort a ping:         npm run dev-cloud -- publish --home ${rel(home)} --fort ${index.fortId} --type ping`);
+  say(`  watch its status topic:       npm run dev-cloud -- watch --home ${rel(home)} --fort ${index.fortId}`);
   say(`  index of everything          ${rel(files.index)}`);
   say(`  try:                         npm run fortctl -- --config ${rel(files.fortctl)} status`);
   say('  Ctrl-C stops everything.');

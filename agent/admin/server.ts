@@ -56,7 +56,7 @@ export async function startAdminServer(deps: AdminServerDeps) {
   app.get('/admin/v1/health', async (_req, reply) => {
     const snap = deps.health.snapshot();
     const info = deps.info();
-    const status = snap.draining ? 'draining' : snap.ready ? 'healthy' : snap.live ? 'starting' : 'unhealthy';
+    const status = snap.draining ? 'draining' : snap.ready ? (snap.degraded ? 'degraded' : 'healthy') : snap.live ? 'starting' : 'unhealthy';
     return reply.code(snap.ready ? 200 : 503).send({
       status,
       live: snap.live,

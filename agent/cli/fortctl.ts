@@ -25,6 +25,7 @@ function printHealth(h: AgentHealth): void {
   process.stdout.write(`agent ${h.fortId}  version ${h.version}  ${h.status}  (up ${h.uptimeSeconds}s)\n`);
   for (const [name, m] of Object.entries(h.modules)) {
     process.stdout.write(`  ${name.padEnd(14)} ${m.state}${m.detail ? `  ${m.detail}` : ''}\n`);
+    if (m.info) process.stdout.write(`  ${''.padEnd(14)} ${Object.entries(m.info).map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : String(v)}`).join(' ')}\n`);
   }
 }
 
@@ -36,7 +37,7 @@ program
     if (statusCode === 403) throw new FortError('FORT_ERR_FORBIDDEN', `admin API refused this certificate: ${JSON.stringify(body)}`);
     if (program.opts<{ json?: boolean }>().json) process.stdout.write(`${JSON.stringify(body, null, 2)}\n`);
     else printHealth(body);
-    process.exitCode = body.status === 'healthy' ? 0 : 1;
+    process.exitCode = body.status === 'healthy' || body.status === 'degraded' ? 0 : 1;
   });
 
 program

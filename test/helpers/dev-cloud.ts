@@ -11,11 +11,11 @@ import { tempDir } from './fort.js';
 export const DEV_STATIC_KEY = { accessKeyId: 'AKIADEVFORTSTATIC001', secretAccessKey: 'dev-secret-key-for-tests-only-0000000000' };
 
 /** The dev cloud in-process (real sockets and TLS), so tests can drop links and restart it. */
-export async function testDevCloud(pki: PkiPaths, overrides: { maxConnectionSeconds?: number; lifetimeSeconds?: number } = {}) {
+export async function testDevCloud(pki: PkiPaths, overrides: { maxConnectionSeconds?: number; lifetimeSeconds?: number; ports?: { api: number; iot: number; creds: number } } = {}) {
   const dir = tempDir('cloud');
   const staticFile = join(dir, 'iot-static.json');
   writeSecretFile(staticFile, JSON.stringify(DEV_STATIC_KEY));
-  const ports = { api: await freePort(), iot: await freePort(), creds: await freePort() };
+  const ports = overrides.ports ?? { api: await freePort(), iot: await freePort(), creds: await freePort() };
   const config: DevCloudConfig = devCloudConfigSchema.parse({
     log: { level: 'warn' },
     server: { host: '127.0.0.1', port: ports.api, tls: { cert: pki.cloudServer.devCloudCert, key: pki.cloudServer.devCloudKey } },

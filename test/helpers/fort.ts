@@ -22,9 +22,18 @@ export async function testPki(dir = tempDir('pki')): Promise<PkiPaths> {
 }
 
 /** One fort installation's config files in a temp dir, on fresh loopback ports. */
-export async function testInstallation(pki: PkiPaths, opts: { healthIntervalSeconds?: number } = {}) {
+export async function testInstallation(pki: PkiPaths, opts: { healthIntervalSeconds?: number; fortId?: string; iot?: boolean } = {}) {
   const dir = tempDir('inst');
-  const layout: StackLayout = { dir, fortId: 'fort-test-1', pki, ports: await freePorts(), dataDir: join(dir, 'data'), logLevel: 'debug' };
+  const layout: StackLayout = {
+    dir,
+    fortId: opts.fortId ?? 'fort-test-1',
+    pki,
+    ports: await freePorts(),
+    dataDir: join(dir, 'data'),
+    logLevel: 'debug',
+    // The bridge's own static key file is written by testDevCloud; the agent uses the provider.
+    ...(opts.iot ? { iot: { region: 'eu-west-1', roleAlias: 'fort-iot-role', staticCredentialsFile: join(dir, 'unused.json') } } : {}),
+  };
   const files = { agent: join(dir, 'agent.toml'), dm: join(dir, 'deployment-manager.toml'), fortctl: join(dir, 'fortctl.toml') };
   writeFileAtomic(files.agent, agentToml(layout), 0o644);
   writeFileAtomic(files.dm, deploymentManagerToml(layout, opts.healthIntervalSeconds ?? 1), 0o644);

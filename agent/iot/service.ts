@@ -1,0 +1,97 @@
+import type Database from 'better-sqlite3';
+import type { Logger } from '../../lib/logger.js';
+import { loadTlsMaterial } from '../../lib/tls.js';
+import { readFileSync } from 'node:fs';
+import type { HealthRegistry } from '../health.js';
+import { createInbox } from '../events/inbox.js';
+import { createOutbox } from '../events/outbox.js';
+import { createOutboxPublisher } from '../events/publisher.js';
+import { pingHandler } from '../events/handlers/ping.js';
+import type { IotConfig } from './config.js';
+import { credentialsProvider, staticCredentials, type CredentialSource } from './credentials.js';
+import { createMqttLink } from './link.js';
+
+/** Clock offsets beyond this make SigV4 (±5 min) and TLS fail; report them early. */
+const SKEW_WARN_MS = 60_000;
+
+/**
+ * The cloud → fort event path: credentials → SigV4 link → inbox (exactly-once effect) and the
+ * fort → cloud status path: outbox → rate-limited publisher → link.
+ */
+export function startIotService(deps: { config: IotConfig; fortId: string; db: Database.Database; health: HealthRegistry; log: Logger }) {
+  const { config, log } = deps;
+  const thingName = config.thing_name ?? deps.fortId;
+  const credentials: CredentialSource =
+    config.credentials.source === 'static'
+      ? staticCredentials(config.credentials.file)
+      : credentialsProvider({
+          url: config.credentials.url,
+          roleAlias: config.credentials.role_alias,
+          thingName,
+          tls: loadTlsMaterial(config.credentials.tls),
+          refreshBeforeSeconds: config.credentials.refresh_before_seconds,
+          timeoutMs: config.credentials.timeout_seconds * 1000,
+          log: log.child({ module: 'iot-credentials' }),
+        });
+
+  const outbox = createOutbox({ db: deps.db, log: log.child({ module: 'outbox' }), maxMessages: config.outbox_max_messages });
+  const inbox = createInbox({ db: deps.db, log: log.child({ module: 'inbox' }), fortId: deps.fortId, outbox });
+  inbox.registerHandler('ping', pingHandler(deps.fortId));
+
+  const link = createMqttLink({
+    endpoint: config.endpoint,
+    region: config.region,
+    fortId: deps.fortId,
+    thingName,
+    ...(config.ca ? { ca: readFileSync(config.ca) } : {}),
+    keepaliveSeconds: config.keepalive_seconds,
+    protocolVersion: config.protocol_version,
+    backoff: { baseMs: config.reconnect_base_ms, capMs: config.reconnect_cap_ms },
+    credentials,
+    // Throws (→ no PUBACK, redelivery) only when the store itself failed.
+    onMessage: (topic, payload) => void inbox.receive(topic, payload),
+    log: log.child({ module: 'iot-link' }),
+  });
+  const publisher = createOutboxPublisher({
+    outbox,
+    publish: (topic, payload) => link.publish(topic, payload),
+    ratePerSecond: config.publish_rate_per_second,
+    log: log.child({ module: 'outbox-publisher' }),
+  });
+  outbox.onEnqueue(() => publisher.kick());
+
+  const healthState = () => {
+    const skew = credentials.clockSkewMs();
+    const skewed = skew !== undefined && Math.abs(skew) > SKEW_WARN_MS;
+    if (link.state === 'connected') deps.health.set('iot-link', skewed ? 'degraded' : 'ready', skewed ? `clock off by ${Math.round(skew! / 1000)} s` : 'connected');
+    else deps.health.set('iot-link', 'degraded', link.stats().lastError ?? link.state);
+  };
+  link.events.on('connected', () => {
+    publisher.start();
+    healthState();
+  });
+  link.events.on('disconnected', () => {
+    void publisher.stop();
+    healthState();
+  });
+  link.events.on('state', healthState);
+  deps.health.set('iot-link', 'degraded', 'connecting');
+  deps.health.setInfo('iot-link', () => ({
+    ...link.stats(),
+    clockSkewMs: credentials.clockSkewMs() ?? null,
+    outbox: outbox.stats(),
+    inbox: inbox.stats(),
+    deadLetters: inbox.deadLetterCount(),
+  }));
+  link.start();
+
+  return {
+    inbox,
+    outbox,
+    link,
+    async stop() {
+      await publisher.stop();
+      await link.stop();
+    },
+  };
+}
