@@ -50,6 +50,9 @@ export function createMqttLink(opts: LinkOptions) {
   let attempt = 0;
   let lastAttemptAt = 0;
   let wakeUp: (() => void) | undefined;
+  // mqtt.js keeps unacked QoS 1 publishes for its own reconnect and never settles them when
+  // a client is discarded; we fail them ourselves so the outbox retries on the next link.
+  const pendingPublishes = new Set<(err: Error) => void>();
   const stats = { connectAttempts: 0, connects: 0, lastConnectAt: undefined as string | undefined, lastError: undefined as string | undefined, lastDisconnect: undefined as string | undefined };
 
   const setState = (s: LinkState) => {
@@ -126,6 +129,8 @@ export function createMqttLink(opts: LinkOptions) {
         opts.log.warn({ err: err.message }, 'IoT link error');
       });
       c.on('close', () => {
+        for (const fail of pendingPublishes) fail(new Error('IoT link closed before PUBACK'));
+        pendingPublishes.clear();
         if (!subscribed) {
           stats.lastError = upgradeError ?? stats.lastError ?? 'connection closed before subscribe';
           // A refused upgrade may mean the bridge no longer knows our temporary keys.
@@ -198,7 +203,14 @@ export function createMqttLink(opts: LinkOptions) {
     publish(topic: string, payload: Buffer | string): Promise<void> {
       const c = client;
       if (!c || state !== 'connected') return Promise.reject(new Error('IoT link not connected'));
-      return new Promise((resolve, reject) => c.publish(topic, payload, { qos: 1 }, (err) => (err ? reject(err) : resolve())));
+      return new Promise((resolve, reject) => {
+        pendingPublishes.add(reject);
+        c.publish(topic, payload, { qos: 1 }, (err) => {
+          pendingPublishes.delete(reject);
+          if (err) reject(err);
+          else resolve();
+        });
+      });
     },
     async stop() {
       stopped = true;

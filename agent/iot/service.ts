@@ -90,8 +90,10 @@ export function startIotService(deps: { config: IotConfig; fortId: string; db: D
     outbox,
     link,
     async stop() {
-      await publisher.stop();
+      // Link first: ending the connection fails any publish still awaiting its PUBACK,
+      // which the publisher's stop waits for (the rows stay in the outbox for next time).
       await link.stop();
+      await publisher.stop();
     },
   };
 }
