@@ -7,7 +7,6 @@ import { openStore } from './store/database.js';
 import { createHealthRegistry } from './health.js';
 import { startAdminServer } from './admin/server.js';
 import { startClientApi } from './api/server.js';
-import { startIotService } from './iot/service.js';
 
 /** Composition root: config → logger → store → client API → admin API → READY. */
 const { config, log, notifier, lifecycle, start } = bootDaemon({
@@ -29,6 +28,8 @@ await start(async () => {
   health.set('store', 'ready', `schema v${store.schemaVersion}`);
 
   if (config.iot) {
+    // Loaded only when configured: MQTT, WebSocket and SigV4 cost ~12 MB of idle RSS.
+    const { startIotService } = await import('./iot/service.js');
     const iot = startIotService({ config: config.iot, fortId: config.fort.id, db: store.db, health, log });
     lifecycle.add({ name: 'iot', stop: () => iot.stop() });
   }

@@ -21,7 +21,15 @@ export interface Measured {
 export interface Benchmark {
   name: string;
   unit: string;
-  /** Pass when value < below. */
-  goal: { below: number };
+  /** Pass when value < below (times, memory) or value ≥ atLeast (throughput). */
+  goal: { below: number } | { atLeast: number };
   run(ctx: BenchContext): Promise<Measured>;
+}
+
+export function goalText(b: Benchmark): string {
+  return 'below' in b.goal ? `< ${b.goal.below} ${b.unit}` : `>= ${b.goal.atLeast} ${b.unit}`;
+}
+
+export function meetsGoal(b: Benchmark, value: number): boolean {
+  return 'below' in b.goal ? value < b.goal.below : value >= b.goal.atLeast;
 }

@@ -8,10 +8,19 @@ import { agentToml, deploymentManagerToml, freePorts, type StackLayout } from '.
  * One fort installation for a bench run: config files on fresh loopback ports and a fresh
  * data dir (so every agent start creates and migrates a new DB), sharing the run's PKI.
  */
-export async function installation(tmp: string, pki: PkiPaths, healthIntervalSeconds = 1) {
+export async function installation(tmp: string, pki: PkiPaths, healthIntervalSeconds = 1, iot = false) {
   const dir = mkdtempSync(join(tmp, 'inst-'));
   // Production log level: debug logging would bench the logger, not the service.
-  const layout: StackLayout = { dir, fortId: 'fort-bench-1', pki, ports: await freePorts(), dataDir: join(dir, 'data'), logLevel: 'info' };
+  const layout: StackLayout = {
+    dir,
+    // The device certificate's CN is the PKI's fort id; the credentials provider checks it.
+    fortId: 'fort-dev-1',
+    pki,
+    ports: await freePorts(),
+    dataDir: join(dir, 'data'),
+    logLevel: 'info',
+    ...(iot ? { iot: { region: 'eu-west-1', roleAlias: 'fort-iot-role', staticCredentialsFile: join(dir, 'iot-static.json') } } : {}),
+  };
   const files = { agent: join(dir, 'agent.toml'), dm: join(dir, 'deployment-manager.toml') };
   writeFileAtomic(files.agent, agentToml(layout), 0o644);
   writeFileAtomic(files.dm, deploymentManagerToml(layout, healthIntervalSeconds), 0o644);
