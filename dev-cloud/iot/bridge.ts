@@ -70,6 +70,7 @@ export async function startIotBridge(opts: BridgeOptions) {
     const verdict = verifyPresignedUrl({
       url: req.url ?? '',
       host: req.headers.host ?? '',
+      headers: req.headers,
       region: opts.region,
       now: now(),
       lookupSecret: (akid) => opts.store.lookup(akid),

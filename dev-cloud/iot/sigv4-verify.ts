@@ -65,10 +65,11 @@ function canonicalQuery(params: Map<string, string>, omit: ReadonlySet<string>):
 }
 
 function computeSignature(a: {
-  secret: string; host: string; query: string; amzDate: string; scope: string; shortDate: string; region: string; service: string;
+  secret: string; headers: [string, string][]; query: string; amzDate: string; scope: string; shortDate: string; region: string; service: string;
 }): Buffer {
-  const host = a.host.trim().replace(/\s+/g, ' ');
-  const canonicalRequest = ['GET', '/mqtt', a.query, `host:${host}`, '', 'host', EMPTY_SHA256].join('\n');
+  const canonicalHeaders = a.headers.map(([k, v]) => `${k}:${v.trim().replace(/\s+/g, ' ')}\n`).join('');
+  const signedHeaders = a.headers.map(([k]) => k).join(';');
+  const canonicalRequest = ['GET', '/mqtt', a.query, canonicalHeaders, signedHeaders, EMPTY_SHA256].join('\n');
   const stringToSign = [ALGORITHM, a.amzDate, a.scope, sha256hex(canonicalRequest)].join('\n');
   let key: Buffer = hmac(`AWS4${a.secret}`, a.shortDate);
   for (const part of [a.region, a.service, 'aws4_request']) key = hmac(key, part);
@@ -83,6 +84,8 @@ function sameString(a: string, b: string): boolean {
 export function verifyPresignedUrl(opts: {
   url: string; // path + query as received, e.g. req.url
   host: string; // Host header
+  /** Every request header, for clients that sign more than host (the AWS SDK signs `connection;host`). */
+  headers?: Record<string, string | string[] | undefined>;
   region: string;
   service?: string;
   now: Date;
@@ -99,7 +102,21 @@ export function verifyPresignedUrl(opts: {
   const get = (k: string): string => params.get(k) ?? '';
 
   if (get('X-Amz-Algorithm') !== ALGORITHM) return fail(`unsupported algorithm '${show(get('X-Amz-Algorithm'))}'`);
-  if (get('X-Amz-SignedHeaders') !== 'host') return fail("signed headers must be exactly 'host'");
+  // AWS accepts any signed header set that includes host; the values come from the request.
+  const signedNames = get('X-Amz-SignedHeaders').split(';');
+  if (!signedNames.includes('host')) return fail("signed headers must include 'host'");
+  if (signedNames.some((n, i) => !/^[a-z0-9-]+$/.test(n) || (i > 0 && n <= signedNames[i - 1]!))) return fail('signed headers must be lowercase, sorted and unique');
+  const headerValue = (name: string): string | undefined => {
+    if (name === 'host') return opts.host;
+    const v = opts.headers?.[name];
+    return Array.isArray(v) ? v.join(',') : v;
+  };
+  const signedHeaders: [string, string][] = [];
+  for (const n of signedNames) {
+    const v = headerValue(n);
+    if (v === undefined) return fail(`signed header '${show(n)}' missing from the request`);
+    signedHeaders.push([n, v]);
+  }
   const amzDate = get('X-Amz-Date');
   const date = parseAmzDate(amzDate);
   if (!date) return fail('malformed X-Amz-Date');
@@ -134,7 +151,7 @@ export function verifyPresignedUrl(opts: {
   const given = get(SIGNATURE);
   if (!/^[0-9a-f]{64}$/.test(given)) return fail('malformed signature');
   const givenBuf = Buffer.from(given, 'hex');
-  const base = { secret: issued.secretAccessKey, host: opts.host, amzDate, scope: cred.slice(1).join('/'), shortDate, region, service };
+  const base = { secret: issued.secretAccessKey, headers: signedHeaders, amzDate, scope: cred.slice(1).join('/'), shortDate, region, service };
   // IoT's rule: the token is appended after signing and is not part of the canonical query.
   const expected = computeSignature({ ...base, query: canonicalQuery(params, new Set([SIGNATURE, TOKEN])) });
   if (!timingSafeEqual(expected, givenBuf)) {

@@ -149,7 +149,9 @@ describe('verifyPresignedUrl', () => {
     const url = await presign(STATIC);
     expectReason(verify(url.replace(/&X-Amz-Signature=[0-9a-f]+/, '')), 'X-Amz-Signature missing');
     expectReason(verify(url.replace('X-Amz-SignedHeaders=host', 'X-Amz-SignedHeaders=host%3Bx-amz-date')),
-      "signed headers must be exactly 'host'");
+      "signed header 'x-amz-date' missing from the request");
+    expectReason(verify(url.replace('X-Amz-SignedHeaders=host', 'X-Amz-SignedHeaders=connection')), "signed headers must include 'host'");
+    expectReason(verify(url.replace('X-Amz-SignedHeaders=host', 'X-Amz-SignedHeaders=host%3Bconnection')), 'signed headers must be lowercase, sorted and unique');
     expectReason(verify(`${url}&X-Amz-Date=20240501T120000Z`), "duplicate query parameter 'X-Amz-Date'");
   });
 });
