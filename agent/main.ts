@@ -5,6 +5,8 @@ import { readReleaseInfo } from '../lib/version.js';
 import { loadAgentConfig } from './config.js';
 import { openStore } from './store/database.js';
 import { createHealthRegistry } from './health.js';
+import { createClockHealth } from './clock-health.js';
+import { readBuildDate } from '../lib/clock.js';
 import { startAdminServer } from './admin/server.js';
 import { startClientApi } from './api/server.js';
 
@@ -20,6 +22,7 @@ await start(async () => {
   const startedAt = new Date();
   const release = readReleaseInfo();
   const health = createHealthRegistry();
+  const clock = createClockHealth({ health, builtAt: readBuildDate(release.root), log: log.child({ module: 'clock' }) });
   const adminTls = loadTlsMaterial(config.admin.tls);
   const apiTls = loadTlsMaterial(config.api.tls);
 
@@ -30,7 +33,7 @@ await start(async () => {
   if (config.iot) {
     // Loaded only when configured: MQTT, WebSocket and SigV4 cost ~12 MB of idle RSS.
     const { startIotService } = await import('./iot/service.js');
-    const iot = startIotService({ config: config.iot, fortId: config.fort.id, db: store.db, health, log });
+    const iot = startIotService({ config: config.iot, fortId: config.fort.id, db: store.db, health, clock, log });
     lifecycle.add({ name: 'iot', stop: () => iot.stop() });
   }
 

@@ -25,7 +25,9 @@ export async function startDevCloud(config: DevCloudConfig, log: Logger): Promis
     assertPrivateFileMode(config.iot.static_credentials_file);
     staticKey = JSON.parse(readFileSync(config.iot.static_credentials_file, 'utf8')) as typeof staticKey;
   }
-  const credentialStore = createCredentialStore(staticKey ? { staticKey } : {});
+  // The cloud's clock, optionally off (tests of fort clock-skew handling).
+  const now = () => new Date(Date.now() + config.testing.clock_offset_seconds * 1000);
+  const credentialStore = createCredentialStore({ now, ...(staticKey ? { staticKey } : {}) });
   try {
     let bridge: IotBridge | undefined;
     if (config.iot) {
@@ -37,6 +39,7 @@ export async function startDevCloud(config: DevCloudConfig, log: Logger): Promis
         store: credentialStore,
         maxConnectionSeconds: config.iot.max_connection_seconds,
         log: log.child({ module: 'iot-bridge' }),
+        now,
       });
       closers.push(() => bridge!.close());
       services.push('iot-bridge');
@@ -51,6 +54,7 @@ export async function startDevCloud(config: DevCloudConfig, log: Logger): Promis
         lifetimeSeconds: cp.lifetime_seconds,
         store: credentialStore,
         log: log.child({ module: 'credentials-provider' }),
+        now,
       });
       closers.push(() => provider.close());
       services.push('credentials-provider');

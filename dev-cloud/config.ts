@@ -19,6 +19,9 @@ export const devCloudConfigSchema = z.strictObject({
     max_connection_seconds: intRange(1, 86_400).default(86_400).describe('AWS closes SigV4 connections after 24 h'),
     static_credentials_file: filePath().optional().describe('0600 JSON {"accessKeyId","secretAccessKey"} the bridge accepts'),
   }).optional(),
+  testing: z.strictObject({
+    clock_offset_seconds: z.int().min(-86_400).max(86_400).default(0).describe('Pretend the cloud clock is off by this much (to test fort clock-skew handling)'),
+  }).default({ clock_offset_seconds: 0 }),
   credentials_provider: z.strictObject({
     port: port(),
     role_alias: identifier().default('fort-iot-role'),

@@ -3,6 +3,7 @@ import type { Logger } from '../../lib/logger.js';
 import { loadTlsMaterial } from '../../lib/tls.js';
 import { readFileSync } from 'node:fs';
 import type { HealthRegistry } from '../health.js';
+import type { ClockHealth } from '../clock-health.js';
 import { createInbox } from '../events/inbox.js';
 import { createOutbox } from '../events/outbox.js';
 import { createOutboxPublisher } from '../events/publisher.js';
@@ -11,14 +12,11 @@ import type { IotConfig } from './config.js';
 import { credentialsProvider, staticCredentials, type CredentialSource } from './credentials.js';
 import { createMqttLink } from './link.js';
 
-/** Clock offsets beyond this make SigV4 (±5 min) and TLS fail; report them early. */
-const SKEW_WARN_MS = 60_000;
-
 /**
  * The cloud → fort event path: credentials → SigV4 link → inbox (exactly-once effect) and the
  * fort → cloud status path: outbox → rate-limited publisher → link.
  */
-export function startIotService(deps: { config: IotConfig; fortId: string; db: Database.Database; health: HealthRegistry; log: Logger }) {
+export function startIotService(deps: { config: IotConfig; fortId: string; db: Database.Database; health: HealthRegistry; clock: ClockHealth; log: Logger }) {
   const { config, log } = deps;
   const thingName = config.thing_name ?? deps.fortId;
   const credentials: CredentialSource =
@@ -61,9 +59,8 @@ export function startIotService(deps: { config: IotConfig; fortId: string; db: D
   outbox.onEnqueue(() => publisher.kick());
 
   const healthState = () => {
-    const skew = credentials.clockSkewMs();
-    const skewed = skew !== undefined && Math.abs(skew) > SKEW_WARN_MS;
-    if (link.state === 'connected') deps.health.set('iot-link', skewed ? 'degraded' : 'ready', skewed ? `clock off by ${Math.round(skew! / 1000)} s` : 'connected');
+    deps.clock.reportSkew(credentials.clockSkewMs());
+    if (link.state === 'connected') deps.health.set('iot-link', 'ready', 'connected');
     else deps.health.set('iot-link', 'degraded', link.stats().lastError ?? link.state);
   };
   link.events.on('connected', () => {

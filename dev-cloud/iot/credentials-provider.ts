@@ -17,10 +17,16 @@ export async function startCredentialsProvider(deps: {
   lifetimeSeconds: number;
   store: CredentialStore;
   log: Logger;
+  now?: () => Date;
 }) {
+  const now = deps.now ?? (() => new Date());
   const app = Fastify({
     loggerInstance: deps.log,
     https: { key: deps.tls.key, cert: deps.tls.cert, ca: deps.tls.ca, requestCert: true, rejectUnauthorized: true },
+  });
+  // Clients measure their clock skew from this header, as against AWS.
+  app.addHook('onSend', async (_req, reply) => {
+    reply.header('date', now().toUTCString());
   });
   app.get<{ Params: { alias: string } }>('/role-aliases/:alias/credentials', async (req, reply) => {
     const thing = req.headers['x-amzn-iot-thingname'];

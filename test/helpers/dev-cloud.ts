@@ -11,7 +11,7 @@ import { tempDir } from './fort.js';
 export const DEV_STATIC_KEY = { accessKeyId: 'AKIADEVFORTSTATIC001', secretAccessKey: 'dev-secret-key-for-tests-only-0000000000' };
 
 /** The dev cloud in-process (real sockets and TLS), so tests can drop links and restart it. */
-export async function testDevCloud(pki: PkiPaths, overrides: { maxConnectionSeconds?: number; lifetimeSeconds?: number; ports?: { api: number; iot: number; creds: number } } = {}) {
+export async function testDevCloud(pki: PkiPaths, overrides: { maxConnectionSeconds?: number; lifetimeSeconds?: number; clockOffsetSeconds?: number; ports?: { api: number; iot: number; creds: number } } = {}) {
   const dir = tempDir('cloud');
   const staticFile = join(dir, 'iot-static.json');
   writeSecretFile(staticFile, JSON.stringify(DEV_STATIC_KEY));
@@ -20,6 +20,7 @@ export async function testDevCloud(pki: PkiPaths, overrides: { maxConnectionSeco
     log: { level: 'warn' },
     server: { host: '127.0.0.1', port: ports.api, tls: { cert: pki.cloudServer.devCloudCert, key: pki.cloudServer.devCloudKey } },
     iot: { port: ports.iot, region: 'eu-west-1', max_connection_seconds: overrides.maxConnectionSeconds ?? 86_400, static_credentials_file: staticFile },
+    testing: { clock_offset_seconds: overrides.clockOffsetSeconds ?? 0 },
     credentials_provider: { port: ports.creds, role_alias: 'fort-iot-role', lifetime_seconds: overrides.lifetimeSeconds ?? 3600, device_ca: pki.cloudDevice.ca },
   });
   const log = pino({ level: 'warn' });
