@@ -130,3 +130,35 @@ describe('IoT link through the dev bridge (real WSS, TLS, SigV4 check)', () => {
     await l.stop();
   });
 });
+
+describe('IoT link and the connection lifetime limit', () => {
+  it('reconnects promptly each time the bridge ends a connection at its maximum lifetime', async () => {
+    const pki = await testPki();
+    const dev = await testDevCloud(pki, { maxConnectionSeconds: 1 });
+    const l = createMqttLink({
+      endpoint: dev.endpoint,
+      region: 'eu-west-1',
+      fortId: FORT,
+      thingName: FORT,
+      ca: dev.ca,
+      keepaliveSeconds: 30,
+      protocolVersion: 4,
+      backoff: { baseMs: 200, capMs: 2000 },
+      credentials: staticCredentials(dev.staticFile),
+      onMessage: () => {},
+      log,
+    });
+    try {
+      l.start();
+      const t0 = Date.now();
+      await eventually(() => (l.stats().connects >= 3 ? true : undefined), 15_000, 'three connections');
+      // 1 s lifetime, one CONNECT per second at most: ≥ 2 s for three connections, and every
+      // attempt succeeded, so a lifetime disconnect never led into backoff.
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(2000);
+      expect(l.stats().connectAttempts).toBe(l.stats().connects);
+    } finally {
+      await l.stop();
+      await dev.stop();
+    }
+  });
+});
