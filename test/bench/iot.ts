@@ -1,12 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import mqtt, { type MqttClient } from 'mqtt';
-import WebSocket from 'ws';
-import { presignMqttUrl } from '../../agent/iot/presign.js';
+import type { MqttClient } from 'mqtt';
 import type { ProcessSpec } from '../../scripts/supervisor/process.js';
 import { nodeArgsFromUnit } from '../../scripts/supervisor/unit-file.js';
-import { DEV_STATIC_KEY, testDevCloud, type TestDevCloud } from '../helpers/dev-cloud.js';
+import { connectBareClient, testDevCloud, type TestDevCloud } from '../helpers/dev-cloud.js';
 import type { Benchmark, BenchContext } from './benchmark.js';
 import { installation, type Installation } from './fixture.js';
 import { maxIdleRssMb, median, round } from './measure.js';
@@ -76,17 +74,7 @@ async function linkedAgent(ctx: BenchContext) {
 
 /** The baseline: a bare mqtt.js subscriber on the same bridge, same TLS and SigV4 path. */
 async function bareSubscriber(dev: TestDevCloud, onMessage: (payload: Buffer) => void): Promise<MqttClient> {
-  const url = await presignMqttUrl({ endpoint: dev.endpoint, region: 'eu-west-1', credentials: DEV_STATIC_KEY });
-  const client = mqtt.connect(`wss://${dev.endpoint}/mqtt`, {
-    clientId: BASE,
-    protocolVersion: 4,
-    reconnectPeriod: 0,
-    createWebsocket: (_u: string, protocols: string[]) => new WebSocket(url, protocols, { ca: dev.ca }),
-  });
-  await new Promise<void>((resolve, reject) => {
-    client.once('connect', () => resolve());
-    client.once('error', reject);
-  });
+  const client = await connectBareClient(dev, BASE);
   await client.subscribeAsync(`forts/${BASE}/events`, { qos: 1 });
   client.on('message', (_t, payload) => onMessage(payload));
   return client;

@@ -1,6 +1,9 @@
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import { pino } from 'pino';
+import mqtt, { type MqttClient } from 'mqtt';
+import WebSocket from 'ws';
+import { presignMqttUrl } from '../../agent/iot/presign.js';
 import { writeSecretFile } from '../../lib/files.js';
 import type { PkiPaths } from '../../lib/pki/layout.js';
 import { devCloudConfigSchema, type DevCloudConfig } from '../../dev-cloud/config.js';
@@ -48,3 +51,20 @@ export async function testDevCloud(pki: PkiPaths, overrides: { maxConnectionSeco
   };
 }
 export type TestDevCloud = Awaited<ReturnType<typeof testDevCloud>>;
+
+/** A plain mqtt.js client on the dev bridge with the static dev key: baselines and intruders. */
+export async function connectBareClient(dev: TestDevCloud, clientId: string, opts: { clean?: boolean } = {}): Promise<MqttClient> {
+  const url = await presignMqttUrl({ endpoint: dev.endpoint, region: 'eu-west-1', credentials: DEV_STATIC_KEY });
+  const client = mqtt.connect(`wss://${dev.endpoint}/mqtt`, {
+    clientId,
+    clean: opts.clean ?? true,
+    protocolVersion: 4,
+    reconnectPeriod: 0,
+    createWebsocket: (_u: string, protocols: string[]) => new WebSocket(url, protocols, { ca: dev.ca }),
+  });
+  await new Promise<void>((resolve, reject) => {
+    client.once('connect', () => resolve());
+    client.once('error', reject);
+  });
+  return client;
+}

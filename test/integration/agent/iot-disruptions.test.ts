@@ -1,13 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import mqtt from 'mqtt';
-import WebSocket from 'ws';
 import type { PkiPaths } from '../../../lib/pki/layout.js';
-import { presignMqttUrl } from '../../../agent/iot/presign.js';
 import { httpsRequest } from '../../helpers/https.js';
 import { eventually, startAgent, testInstallation, testPki, type TestInstallation } from '../../helpers/fort.js';
-import { DEV_STATIC_KEY, testDevCloud, type TestDevCloud } from '../../helpers/dev-cloud.js';
+import { connectBareClient, testDevCloud, type TestDevCloud } from '../../helpers/dev-cloud.js';
 import type { Supervised } from '../../../scripts/supervisor/process.js';
 
 const FORT = 'fort-dev-1';
@@ -96,18 +93,7 @@ describe('IoT link under disruption (real agent process, real bridge)', () => {
 
     // 2. Duplicate client id: another client takes over the session, then leaves.
     before = (await link()).connects;
-    const url = await presignMqttUrl({ endpoint: d.endpoint, region: 'eu-west-1', credentials: DEV_STATIC_KEY });
-    const intruder = mqtt.connect(`wss://${d.endpoint}/mqtt`, {
-      clientId: FORT,
-      clean: false,
-      reconnectPeriod: 0,
-      protocolVersion: 4,
-      createWebsocket: (_u: string, protocols: string[]) => new WebSocket(url, protocols, { ca: d.ca }),
-    });
-    await new Promise<void>((resolve, reject) => {
-      intruder.once('connect', () => resolve());
-      intruder.once('error', reject);
-    });
+    const intruder = await connectBareClient(d, FORT, { clean: false });
     await new Promise<void>((resolve) => intruder.end(true, {}, () => resolve()));
     await connectedAfter(before, 'reconnect after the kick');
     await publishBatch(200);
