@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { loadTomlConfig, resolveFrom, resolveTlsFrom } from '../lib/config/load.js';
 import { filePath, host, identifier, lifecycleSection, logSection, port, tlsFiles } from '../lib/config/fields.js';
+import { proxySection, resolveProxyPaths } from '../lib/proxy.js';
 import { iotSection, resolveIotPaths } from './iot/config.js';
 
 /** fort-agent configuration (agent.toml). Relative paths are relative to the file. */
@@ -31,6 +32,7 @@ export const agentConfigSchema = z.strictObject({
   }),
   lifecycle: lifecycleSection(),
   iot: iotSection().optional().describe('IoT link to the cloud (MQTT over WSS, SigV4); absent = link disabled'),
+  proxy: proxySection().optional().describe('HTTP proxy (CONNECT) for the outbound links; absent = $HTTPS_PROXY / $NO_PROXY decide'),
 });
 
 export type AgentConfig = z.output<typeof agentConfigSchema>;
@@ -44,5 +46,6 @@ export function loadAgentConfig(file: string): AgentConfig {
     admin: { ...config.admin, tls: resolveTlsFrom(dir, config.admin.tls) },
     api: { ...config.api, tls: resolveTlsFrom(dir, config.api.tls) },
     iot: config.iot && resolveIotPaths(dir, config.iot),
+    proxy: config.proxy && resolveProxyPaths(dir, config.proxy),
   };
 }

@@ -7,11 +7,12 @@ import { openStore } from './store/database.js';
 import { createHealthRegistry } from './health.js';
 import { createClockHealth } from './clock-health.js';
 import { readBuildDate } from '../lib/clock.js';
+import { describeProxy, resolveProxy } from '../lib/proxy.js';
 import { startAdminServer } from './admin/server.js';
 import { startClientApi } from './api/server.js';
 
 /** Composition root: config → logger → store → client API → admin API → READY. */
-const { config, log, notifier, lifecycle, start } = bootDaemon({
+const { config, log, notifier, lifecycle, runtime, start } = bootDaemon({
   name: 'fort-agent',
   configEnvVar: 'FORT_AGENT_CONFIG',
   defaultConfig: '/etc/fort/agent.toml',
@@ -25,6 +26,9 @@ await start(async () => {
   const clock = createClockHealth({ health, builtAt: readBuildDate(release.root), log: log.child({ module: 'clock' }) });
   const adminTls = loadTlsMaterial(config.admin.tls);
   const apiTls = loadTlsMaterial(config.api.tls);
+  // [proxy] first, then HTTPS_PROXY / NO_PROXY; a bad URL or password file stops the start (78).
+  const proxy = resolveProxy(config.proxy, runtime.proxy);
+  if (proxy) log.info(describeProxy(proxy), 'outbound links use an HTTP proxy');
 
   const store = openStore({ path: config.store.path, log: log.child({ module: 'store' }) });
   lifecycle.add({ name: 'store', stop: async () => store.close() });
@@ -33,7 +37,7 @@ await start(async () => {
   if (config.iot) {
     // Loaded only when configured: MQTT, WebSocket and SigV4 cost ~12 MB of idle RSS.
     const { startIotService } = await import('./iot/service.js');
-    const iot = startIotService({ config: config.iot, fortId: config.fort.id, db: store.db, health, clock, log });
+    const iot = startIotService({ config: config.iot, fortId: config.fort.id, db: store.db, health, clock, log, proxy });
     lifecycle.add({ name: 'iot', stop: () => iot.stop() });
   }
 

@@ -1,6 +1,6 @@
 import { createLogger, type Logger } from './logger.js';
 import { createNotifier, type Notifier } from './sd-notify.js';
-import { readRuntimeEnv } from './runtime-env.js';
+import { readRuntimeEnv, type RuntimeEnv } from './runtime-env.js';
 import { createLifecycle, type Lifecycle } from './lifecycle.js';
 import { failStart } from './process-main.js';
 import { parseDaemonArgs } from './daemon-args.js';
@@ -15,6 +15,8 @@ export interface Daemon<C> {
   log: Logger;
   notifier: Notifier;
   lifecycle: Lifecycle;
+  /** What the environment said (config file var, systemd, proxy variables). */
+  runtime: RuntimeEnv;
   /** Runs the start-up; any failure is reported once and exits with its sysexits code. */
   start(run: () => Promise<void>): Promise<void>;
 }
@@ -41,6 +43,7 @@ export function bootDaemon<C extends DaemonConfig>(opts: { name: string; configE
     log,
     notifier,
     lifecycle,
+    runtime,
     async start(run) {
       try {
         await run();

@@ -11,6 +11,7 @@ export type FortErrorCode =
   | 'FORT_ERR_STATE_FILE'
   | 'FORT_ERR_FILE_EXISTS'
   | 'FORT_ERR_ADMIN_LINK'
+  | 'FORT_ERR_PROXY'
   | 'FORT_ERR_FORBIDDEN';
 
 export class FortError extends Error {

@@ -45,16 +45,16 @@ export function writeSecretFile(path: string, data: string | Uint8Array, force =
 }
 
 /** Group- or world-accessible secrets are refused: a leaked key cannot be taken back. */
-export function assertPrivateFileMode(path: string): void {
+export function assertPrivateFileMode(path: string, what = 'key file'): void {
   let mode: number;
   try {
     mode = statSync(path).mode;
   } catch (err) {
-    throw new TlsMaterialError(`cannot read key file ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, 'FORT_ERR_TLS_MATERIAL', err);
+    throw new TlsMaterialError(`cannot read ${what} ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, 'FORT_ERR_TLS_MATERIAL', err);
   }
   if ((mode & 0o077) !== 0) {
     throw new TlsMaterialError(
-      `key file ${path} has mode ${(mode & 0o777).toString(8).padStart(4, '0')}; it must not be readable by group or others (chmod 600 ${path})`,
+      `${what} ${path} has mode ${(mode & 0o777).toString(8).padStart(4, '0')}; it must not be readable by group or others (chmod 600 ${path})`,
       'FORT_ERR_SECRET_PERMISSIONS',
     );
   }

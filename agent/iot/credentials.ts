@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { assertPrivateFileMode } from '../../lib/files.js';
 import { FortError } from '../../lib/errors.js';
 import { fullJitterDelay } from '../../lib/backoff.js';
+import { describeProxy, proxyAgentFor, type ProxySettings } from '../../lib/proxy.js';
 import type { Logger } from '../../lib/logger.js';
 import type { TlsMaterial } from '../../lib/tls.js';
 import type { AwsCredentials } from './presign.js';
@@ -45,6 +46,8 @@ export interface ProviderOptions {
   thingName: string;
   /** Device certificate + key, and the CA the provider's server certificate must chain to. */
   tls: TlsMaterial;
+  /** HTTP proxy to tunnel through (CONNECT), unless its no_proxy list exempts the provider. */
+  proxy?: ProxySettings;
   refreshBeforeSeconds: number;
   timeoutMs: number;
   log: Logger;
@@ -65,7 +68,11 @@ export function credentialsProvider(opts: ProviderOptions): CredentialSource {
   let inflight: Promise<AwsCredentials> | undefined;
   let skewMs: number | undefined;
   let failures = 0;
+  // The mutual TLS with the device certificate happens inside the tunnel, end to end.
+  const agent = proxyAgentFor(new URL(opts.url), opts.proxy, { ...(opts.tls.ca ? { ca: opts.tls.ca } : {}), cert: opts.tls.cert, key: opts.tls.key });
+  if (agent && opts.proxy) opts.log.info(describeProxy(opts.proxy), 'IoT credentials provider goes through the HTTP proxy');
   const http = got.extend({
+    ...(agent ? { agent: { https: agent } } : {}),
     https: { certificateAuthority: opts.tls.ca, certificate: opts.tls.cert, key: opts.tls.key },
     headers: { 'x-amzn-iot-thingname': opts.thingName },
     timeout: { request: opts.timeoutMs },

@@ -3,6 +3,7 @@ import mqtt, { type MqttClient, type IClientOptions } from 'mqtt';
 import WebSocket from 'ws';
 import { fullJitterDelay } from '../../lib/backoff.js';
 import type { Logger } from '../../lib/logger.js';
+import { describeProxy, proxyAgentFor, type ProxySettings } from '../../lib/proxy.js';
 import type { CredentialSource } from './credentials.js';
 import { presignMqttUrl } from './presign.js';
 
@@ -21,6 +22,8 @@ export interface LinkOptions {
   protocolVersion: 4 | 5;
   backoff: { baseMs: number; capMs: number };
   credentials: CredentialSource;
+  /** HTTP proxy to tunnel through (CONNECT), unless its no_proxy list exempts the endpoint. */
+  proxy?: ProxySettings;
   /**
    * Called for every inbound message before its PUBACK; synchronous so the caller can commit
    * first. Throwing withholds the PUBACK and drops the connection, so the broker redelivers.
@@ -53,6 +56,9 @@ export function createMqttLink(opts: LinkOptions) {
   // mqtt.js keeps unacked QoS 1 publishes for its own reconnect and never settles them when
   // a client is discarded; we fail them ourselves so the outbox retries on the next link.
   const pendingPublishes = new Set<(err: Error) => void>();
+  // One agent for the link's lifetime; TLS to the bridge runs inside the tunnel, verified as usual.
+  const agent = opts.proxy && proxyAgentFor(new URL(`wss://${opts.endpoint}/mqtt`), opts.proxy, opts.ca ? { ca: opts.ca } : {});
+  if (agent && opts.proxy) opts.log.info(describeProxy(opts.proxy), 'IoT link goes through the HTTP proxy');
   const stats = { connectAttempts: 0, connects: 0, lastConnectAt: undefined as string | undefined, lastError: undefined as string | undefined, lastDisconnect: undefined as string | undefined };
 
   const setState = (s: LinkState) => {
@@ -79,7 +85,7 @@ export function createMqttLink(opts: LinkOptions) {
       // Our own socket: the presigned URL carries the signature, and mqtt.js swallows upgrade
       // failures (a 403 from a refused signature) that we need to see.
       createWebsocket: (_url: string, protocols: string[]) => {
-        const ws = new WebSocket(url, protocols, opts.ca ? { ca: opts.ca } : {});
+        const ws = new WebSocket(url, protocols, { ...(opts.ca ? { ca: opts.ca } : {}), ...(agent ? { agent } : {}) });
         ws.on('error', (err) => {
           upgradeError = err.message;
         });

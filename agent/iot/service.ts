@@ -1,5 +1,6 @@
 import type Database from 'better-sqlite3';
 import type { Logger } from '../../lib/logger.js';
+import type { ProxySettings } from '../../lib/proxy.js';
 import { loadTlsMaterial } from '../../lib/tls.js';
 import { readFileSync } from 'node:fs';
 import type { HealthRegistry } from '../health.js';
@@ -16,7 +17,7 @@ import { createMqttLink } from './link.js';
  * The cloud → fort event path: credentials → SigV4 link → inbox (exactly-once effect) and the
  * fort → cloud status path: outbox → rate-limited publisher → link.
  */
-export function startIotService(deps: { config: IotConfig; fortId: string; db: Database.Database; health: HealthRegistry; clock: ClockHealth; log: Logger }) {
+export function startIotService(deps: { config: IotConfig; fortId: string; db: Database.Database; health: HealthRegistry; clock: ClockHealth; log: Logger; proxy?: ProxySettings | undefined }) {
   const { config, log } = deps;
   const thingName = config.thing_name ?? deps.fortId;
   const credentials: CredentialSource =
@@ -27,6 +28,7 @@ export function startIotService(deps: { config: IotConfig; fortId: string; db: D
           roleAlias: config.credentials.role_alias,
           thingName,
           tls: loadTlsMaterial(config.credentials.tls),
+          ...(deps.proxy ? { proxy: deps.proxy } : {}),
           refreshBeforeSeconds: config.credentials.refresh_before_seconds,
           timeoutMs: config.credentials.timeout_seconds * 1000,
           log: log.child({ module: 'iot-credentials' }),
@@ -46,6 +48,7 @@ export function startIotService(deps: { config: IotConfig; fortId: string; db: D
     protocolVersion: config.protocol_version,
     backoff: { baseMs: config.reconnect_base_ms, capMs: config.reconnect_cap_ms },
     credentials,
+    ...(deps.proxy ? { proxy: deps.proxy } : {}),
     // Throws (→ no PUBACK, redelivery) only when the store itself failed.
     onMessage: (topic, payload) => void inbox.receive(topic, payload),
     log: log.child({ module: 'iot-link' }),

@@ -11,7 +11,9 @@ export function formatIssues(issues: readonly Issue[], raw: unknown): string[] {
       return issue.keys.map((k) => `${where}${k}: unknown field (check the spelling; see the configuration reference)`).join('\n');
     }
     const value = valueAt(raw, issue.path);
-    const reason = value.found ? `${issue.message}, got ${show(value.value)}` : 'required field is missing';
+    // A field that may carry a secret (a URL with a password in it) is not echoed back.
+    const redact = issue.code === 'custom' && issue.params?.['redactValue'] === true;
+    const reason = !value.found ? 'required field is missing' : redact ? issue.message : `${issue.message}, got ${show(value.value)}`;
     return `${path || '(root)'}: ${reason}`;
   }).flatMap((l) => l.split('\n'));
 }

@@ -42,8 +42,11 @@ export async function testInstallation(pki: PkiPaths, opts: { healthIntervalSeco
 }
 export type TestInstallation = Awaited<ReturnType<typeof testInstallation>>;
 
+/** The host's proxy variables must not steer the agent's loopback links; a test sets its own. */
+const NO_HOST_PROXY = { https_proxy: '', HTTPS_PROXY: '', no_proxy: '', NO_PROXY: '' };
+
 export function startAgent(configFile: string, extra: Partial<ProcessSpec> = {}) {
-  return startSupervised({ name: 'agent', script: join(DIST, 'agent/main.js'), args: ['--config', configFile], ...extra });
+  return startSupervised({ name: 'agent', script: join(DIST, 'agent/main.js'), args: ['--config', configFile], ...extra, env: { ...NO_HOST_PROXY, ...extra.env } });
 }
 
 export function startDeploymentManager(configFile: string, extra: Partial<ProcessSpec> = {}) {

@@ -47,4 +47,33 @@ describe('agent start failures', () => {
     expect(existsSync(join(dir, 'agent.db'))).toBe(false);
     expect(agent.notify.messages.filter((m) => m['READY'])).toEqual([]);
   });
+
+  it('exits 78 when the proxy password file is readable by others, before opening the store', async () => {
+    const dir = tempDir('badproxypw');
+    const pw = join(dir, 'proxy-password');
+    writeFileSync(pw, 'proxy-secret-1', { mode: 0o644 });
+    chmodSync(pw, 0o644);
+    // Next to the installation's file, so its relative certificate paths still resolve.
+    const file = join(inst.dir, 'agent-badproxy.toml');
+    const toml = readFileSync(inst.files.agent, 'utf8').replace(/path = "[^"]*"/, `path = "${dir}/agent.db"`);
+    writeFileSync(file, `${toml}\n[proxy]\nurl = "http://127.0.0.1:3128"\nusername = "fort"\npassword_file = "${pw}"\n`);
+    const agent = await startAgent(file);
+    const exit = await agent.waitExit(15_000);
+    await agent.stop();
+    expect(exit.code).toBe(78);
+    expect(agent.stderr.join('\n')).toContain(`fort-agent: proxy password file ${pw} has mode 0644; it must not be readable by group or others (chmod 600 ${pw})`);
+    expect(agent.stderr.join('\n')).not.toContain('proxy-secret-1');
+    expect(existsSync(join(dir, 'agent.db'))).toBe(false);
+  });
+
+  it('exits 78 when HTTPS_PROXY carries credentials, without repeating them', async () => {
+    const agent = await startAgent(inst.files.agent, { env: { HTTPS_PROXY: 'http://fort:hunter2@127.0.0.1:3128' } });
+    const exit = await agent.waitExit(15_000);
+    await agent.stop();
+    expect(exit.code).toBe(78);
+    const stderr = agent.stderr.join('\n');
+    expect(stderr).toContain('fort-agent: environment: HTTPS_PROXY: credentials in the proxy URL are not accepted: set proxy.username and put the password in proxy.password_file (mode 0600)');
+    expect(stderr).not.toContain('hunter2');
+    expect(agent.notify.messages.filter((m) => m['READY'])).toEqual([]);
+  });
 });

@@ -64,6 +64,29 @@ describe('agent config', () => {
     expect(() => loadAgentConfig(join(dir, 'nope.toml'))).toThrow('nope.toml: cannot read');
   });
 
+  it('reads [proxy] and resolves the password file against the config file', () => {
+    const config = loadAgentConfig(write('agent.toml', `${VALID}
+[proxy]
+url = "http://proxy.corp.example:3128"
+no_proxy = ["localhost", ".corp.example"]
+username = "fort"
+password_file = "secrets/proxy-password"
+`));
+    expect(config.proxy).toEqual({ url: 'http://proxy.corp.example:3128', no_proxy: ['localhost', '.corp.example'], username: 'fort', password_file: join(dir, 'secrets/proxy-password') });
+    expect(loadAgentConfig(write('agent.toml', VALID)).proxy).toBeUndefined();
+  });
+
+  it('refuses proxy credentials in the URL without echoing them, and a password file without a user', () => {
+    const withPassword = write('agent.toml', `${VALID}\n[proxy]\nurl = "http://fort:hunter2@proxy:3128"\n`);
+    expect(() => loadAgentConfig(withPassword)).toThrow(
+      /^agent\.toml: proxy\.url: credentials in the proxy URL are not accepted: set proxy\.username and put the password in proxy\.password_file \(mode 0600\)$/,
+    );
+    const orphan = write('agent.toml', `${VALID}\n[proxy]\nurl = "https://proxy:3128"\npassword_file = "pw"\n`);
+    expect(() => loadAgentConfig(orphan)).toThrow(/^agent\.toml: proxy\.url: https:\/\/ proxies are not supported/);
+    const noUser = write('agent.toml', `${VALID}\n[proxy]\nurl = "http://proxy:3128"\npassword_file = "pw"\n`);
+    expect(() => loadAgentConfig(noUser)).toThrow('agent.toml: proxy.password_file: needs proxy.username (the user the password belongs to), got "pw"');
+  });
+
   it('validates the deployment manager config with the same rules', () => {
     const file = write('deployment-manager.toml', `
 [state]
