@@ -162,3 +162,58 @@ describe('IoT link and the connection lifetime limit', () => {
     }
   });
 });
+
+describe('IoT link and expiring temporary credentials', () => {
+  it('stays up past expiry (AWS checks credentials at connect) and reconnects with fresh ones, never the expired', async () => {
+    const pki = await testPki();
+    const dev = await testDevCloud(pki, { lifetimeSeconds: 2 });
+    const creds = credentialsProvider({
+      url: dev.providerUrl,
+      roleAlias: 'fort-iot-role',
+      thingName: FORT,
+      tls: loadTlsMaterial({ ca: pki.cloudServer.ca, cert: pki.cloudDevice.deviceCert, key: pki.cloudDevice.deviceKey }),
+      refreshBeforeSeconds: 300,
+      timeoutMs: 5000,
+      log,
+    });
+    const issued: string[] = [];
+    const source: CredentialSource = {
+      get: async () => {
+        const c = await creds.get();
+        if (!issued.includes(c.accessKeyId)) issued.push(c.accessKeyId);
+        return c;
+      },
+      invalidate: () => creds.invalidate(),
+      clockSkewMs: () => creds.clockSkewMs(),
+    };
+    const l = createMqttLink({
+      endpoint: dev.endpoint,
+      region: 'eu-west-1',
+      fortId: FORT,
+      thingName: FORT,
+      ca: dev.ca,
+      keepaliveSeconds: 30,
+      protocolVersion: 4,
+      backoff: { baseMs: 200, capMs: 2000 },
+      credentials: source,
+      onMessage: () => {},
+      log,
+    });
+    try {
+      l.start();
+      await eventually(() => (l.state === 'connected' ? true : undefined), 10_000, 'first connection');
+      const first = (await creds.get()).expiration!;
+      // The session outlives its credentials.
+      await eventually(() => (Date.now() > first.getTime() + 200 ? true : undefined), 10_000, 'the credentials to expire');
+      expect(l.state).toBe('connected');
+      const rejected = dev.bridge.stats.upgradesRejected;
+      dev.bridge.dropConnections();
+      await eventually(() => (l.stats().connects >= 2 && l.state === 'connected' ? true : undefined), 10_000, 'reconnect');
+      expect(dev.bridge.stats.upgradesRejected).toBe(rejected);
+      expect(issued.length).toBeGreaterThanOrEqual(2);
+    } finally {
+      await l.stop();
+      await dev.stop();
+    }
+  });
+});
