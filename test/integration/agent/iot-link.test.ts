@@ -1,16 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
-import { pino } from 'pino';
-import { createMqttLink, type MqttLink } from '../../../agent/iot/link.js';
-import { credentialsProvider, staticCredentials, type CredentialSource } from '../../../agent/iot/credentials.js';
+import type { MqttLink } from '../../../agent/iot/link.js';
+import { testLink, testProviderCredentials } from '../../helpers/iot-link.js';
+import { staticCredentials, type CredentialSource } from '../../../agent/iot/credentials.js';
 import { writeSecretFile } from '../../../lib/files.js';
-import { loadTlsMaterial } from '../../../lib/tls.js';
 import type { PkiPaths } from '../../../lib/pki/layout.js';
 import { eventually, tempDir, testPki } from '../../helpers/fort.js';
 import { DEV_STATIC_KEY, testDevCloud, type TestDevCloud } from '../../helpers/dev-cloud.js';
 
 const FORT = 'fort-dev-1';
-const log = pino({ level: 'silent' });
 
 describe('IoT link through the dev bridge (real WSS, TLS, SigV4 check)', () => {
   let pki: PkiPaths;
@@ -26,19 +24,7 @@ describe('IoT link through the dev bridge (real WSS, TLS, SigV4 check)', () => {
   });
 
   const link = (credentials: CredentialSource, onMessage: (topic: string, payload: Buffer) => void = () => {}, thingName = FORT) => {
-    const l = createMqttLink({
-      endpoint: dev.endpoint,
-      region: 'eu-west-1',
-      fortId: FORT,
-      thingName,
-      ca: dev.ca,
-      keepaliveSeconds: 30,
-      protocolVersion: 4,
-      backoff: { baseMs: 200, capMs: 2000 },
-      credentials,
-      onMessage,
-      log,
-    });
+    const l = testLink(dev, credentials, { onMessage, thingName });
     links.push(l);
     return l;
   };
@@ -110,15 +96,7 @@ describe('IoT link through the dev bridge (real WSS, TLS, SigV4 check)', () => {
   });
 
   it('gets temporary credentials from the provider over device mTLS and recovers when the bridge forgets them', async () => {
-    const creds = credentialsProvider({
-      url: dev.providerUrl,
-      roleAlias: 'fort-iot-role',
-      thingName: FORT,
-      tls: loadTlsMaterial({ ca: pki.cloudServer.ca, cert: pki.cloudDevice.deviceCert, key: pki.cloudDevice.deviceKey }),
-      refreshBeforeSeconds: 300,
-      timeoutMs: 5000,
-      log,
-    });
+    const creds = testProviderCredentials(dev, pki);
     const l = link(creds);
     l.start();
     await connected(l);
@@ -135,19 +113,7 @@ describe('IoT link and the connection lifetime limit', () => {
   it('reconnects promptly each time the bridge ends a connection at its maximum lifetime', async () => {
     const pki = await testPki();
     const dev = await testDevCloud(pki, { maxConnectionSeconds: 1 });
-    const l = createMqttLink({
-      endpoint: dev.endpoint,
-      region: 'eu-west-1',
-      fortId: FORT,
-      thingName: FORT,
-      ca: dev.ca,
-      keepaliveSeconds: 30,
-      protocolVersion: 4,
-      backoff: { baseMs: 200, capMs: 2000 },
-      credentials: staticCredentials(dev.staticFile),
-      onMessage: () => {},
-      log,
-    });
+    const l = testLink(dev, staticCredentials(dev.staticFile));
     try {
       l.start();
       const t0 = Date.now();
@@ -167,15 +133,7 @@ describe('IoT link and expiring temporary credentials', () => {
   it('stays up past expiry (AWS checks credentials at connect) and reconnects with fresh ones, never the expired', async () => {
     const pki = await testPki();
     const dev = await testDevCloud(pki, { lifetimeSeconds: 2 });
-    const creds = credentialsProvider({
-      url: dev.providerUrl,
-      roleAlias: 'fort-iot-role',
-      thingName: FORT,
-      tls: loadTlsMaterial({ ca: pki.cloudServer.ca, cert: pki.cloudDevice.deviceCert, key: pki.cloudDevice.deviceKey }),
-      refreshBeforeSeconds: 300,
-      timeoutMs: 5000,
-      log,
-    });
+    const creds = testProviderCredentials(dev, pki);
     const issued: string[] = [];
     const source: CredentialSource = {
       get: async () => {
@@ -186,19 +144,7 @@ describe('IoT link and expiring temporary credentials', () => {
       invalidate: () => creds.invalidate(),
       clockSkewMs: () => creds.clockSkewMs(),
     };
-    const l = createMqttLink({
-      endpoint: dev.endpoint,
-      region: 'eu-west-1',
-      fortId: FORT,
-      thingName: FORT,
-      ca: dev.ca,
-      keepaliveSeconds: 30,
-      protocolVersion: 4,
-      backoff: { baseMs: 200, capMs: 2000 },
-      credentials: source,
-      onMessage: () => {},
-      log,
-    });
+    const l = testLink(dev, source);
     try {
       l.start();
       await eventually(() => (l.state === 'connected' ? true : undefined), 10_000, 'first connection');

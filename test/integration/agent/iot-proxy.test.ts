@@ -2,7 +2,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { appendFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { createMqttLink, type MqttLink } from '../../../agent/iot/link.js';
+import type { MqttLink } from '../../../agent/iot/link.js';
+import { testLink, testProviderCredentials } from '../../helpers/iot-link.js';
 import { credentialsProvider, staticCredentials, type CredentialSource } from '../../../agent/iot/credentials.js';
 import { writeSecretFile } from '../../../lib/files.js';
 import { loadTlsMaterial } from '../../../lib/tls.js';
@@ -48,30 +49,8 @@ describe('IoT link through an HTTP proxy (Debian tinyproxy, CONNECT)', () => {
 
   /** Provider credentials and the bridge, both through `settings`. */
   const link = (settings: ProxySettings | undefined, onMessage: (topic: string, payload: Buffer) => void = () => {}, staticCreds?: CredentialSource) => {
-    const credentials = staticCreds ?? credentialsProvider({
-      url: dev.providerUrl,
-      roleAlias: 'fort-iot-role',
-      thingName: FORT,
-      tls: loadTlsMaterial({ ca: pki.cloudServer.ca, cert: pki.cloudDevice.deviceCert, key: pki.cloudDevice.deviceKey }),
-      ...(settings ? { proxy: settings } : {}),
-      refreshBeforeSeconds: 300,
-      timeoutMs: 5000,
-      log,
-    });
-    const l = createMqttLink({
-      endpoint: dev.endpoint,
-      region: 'eu-west-1',
-      fortId: FORT,
-      thingName: FORT,
-      ca: dev.ca,
-      keepaliveSeconds: 30,
-      protocolVersion: 4,
-      backoff: { baseMs: 200, capMs: 2000 },
-      credentials,
-      ...(settings ? { proxy: settings } : {}),
-      onMessage,
-      log,
-    });
+    const credentials = staticCreds ?? testProviderCredentials(dev, pki, settings);
+    const l = testLink(dev, credentials, { onMessage, ...(settings ? { proxy: settings } : {}) });
     links.push(l);
     return l;
   };
