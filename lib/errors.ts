@@ -57,8 +57,14 @@ export const EXIT = {
   CONFIG: 78,
 } as const;
 
+/** By stable code, not class: any config-family error exits 78, however it was constructed. */
+const EXIT_BY_CODE: Partial<Record<FortErrorCode, number>> = {
+  FORT_ERR_CONFIG: EXIT.CONFIG,
+  FORT_ERR_TLS_MATERIAL: EXIT.CONFIG,
+  FORT_ERR_SECRET_PERMISSIONS: EXIT.CONFIG,
+  FORT_ERR_STORE_SCHEMA: EXIT.DATAERR,
+};
+
 export function exitCodeFor(err: unknown): number {
-  if (err instanceof ConfigError || err instanceof TlsMaterialError) return EXIT.CONFIG;
-  if (err instanceof StoreError && err.code === 'FORT_ERR_STORE_SCHEMA') return EXIT.DATAERR;
-  return EXIT.SOFTWARE;
+  return (err instanceof FortError && EXIT_BY_CODE[err.code]) || EXIT.SOFTWARE;
 }

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import got from 'got';
 import { z } from 'zod';
 import { assertPrivateFileMode } from '../../lib/files.js';
-import { FortError } from '../../lib/errors.js';
+import { ConfigError, FortError } from '../../lib/errors.js';
 import { fullJitterDelay } from '../../lib/backoff.js';
 import { describeProxy, proxyAgentFor, type ProxySettings } from '../../lib/proxy.js';
 import type { Logger } from '../../lib/logger.js';
@@ -22,7 +22,7 @@ const staticFileSchema = z.object({ accessKeyId: z.string().min(16), secretAcces
 
 /** Access key + secret from a 0600 JSON file (`{"accessKeyId", "secretAccessKey"}`). */
 export function staticCredentials(file: string): CredentialSource {
-  assertPrivateFileMode(file);
+  assertPrivateFileMode(file, 'credentials file');
   let raw: unknown;
   try {
     raw = JSON.parse(readFileSync(file, 'utf8'));
@@ -30,7 +30,7 @@ export function staticCredentials(file: string): CredentialSource {
     raw = undefined;
   }
   const parsed = staticFileSchema.safeParse(raw);
-  if (!parsed.success) throw new FortError('FORT_ERR_CONFIG', `${file}: expected JSON {"accessKeyId": "...", "secretAccessKey": "..."}`);
+  if (!parsed.success) throw new ConfigError(file, ['expected JSON {"accessKeyId": "...", "secretAccessKey": "..."}']);
   const creds = parsed.data;
   return { get: async () => creds, invalidate: () => {}, clockSkewMs: () => undefined };
 }

@@ -76,4 +76,26 @@ describe('agent start failures', () => {
     expect(stderr).not.toContain('hunter2');
     expect(agent.notify.messages.filter((m) => m['READY'])).toEqual([]);
   });
+
+  it('exits 78 on a malformed static IoT credentials file, without printing its content', async () => {
+    const dir = tempDir('badcreds');
+    const creds = join(dir, 'iot-credentials.json');
+    writeFileSync(creds, '{"accessKeyId": "AKIASHORT", "secret": "do-not-print-me"}', { mode: 0o600 });
+    const file = join(dir, 'agent.toml');
+    writeFileSync(file, `${readFileSync(inst.files.agent, 'utf8').replace(/path = "[^"]*"/, `path = "${dir}/agent.db"`)}
+[iot]
+endpoint = "127.0.0.1:1"
+region = "eu-west-1"
+[iot.credentials]
+source = "static"
+file = "${creds}"
+`);
+    const agent = await startAgent(file);
+    const exit = await agent.waitExit(15_000);
+    await agent.stop();
+    expect(exit.code).toBe(78);
+    expect(agent.stderr.join('\n')).toContain(`fort-agent: ${creds}: expected JSON {"accessKeyId": "...", "secretAccessKey": "..."}`);
+    expect(agent.stderr.join('\n')).not.toContain('do-not-print-me');
+    expect(agent.notify.messages.filter((m) => m['READY'])).toEqual([]);
+  });
 });
