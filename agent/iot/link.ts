@@ -137,15 +137,14 @@ export function createMqttLink(opts: LinkOptions) {
       c.on('close', () => {
         for (const fail of pendingPublishes) fail(new Error('IoT link closed before PUBACK'));
         pendingPublishes.clear();
-        if (!subscribed) {
-          stats.lastError = upgradeError ?? stats.lastError ?? 'connection closed before subscribe';
-          // A refused upgrade may mean the bridge no longer knows our temporary keys.
-          if (upgradeError && /\b40[13]\b/.test(upgradeError)) opts.credentials.invalidate();
-        }
         if (subscribed) {
           stats.lastDisconnect ??= 'connection closed';
           opts.log.warn({ reason: stats.lastDisconnect }, 'IoT link disconnected');
           events.emit('disconnected');
+        } else {
+          stats.lastError = upgradeError ?? stats.lastError ?? 'connection closed before subscribe';
+          // A refused upgrade may mean the bridge no longer knows our temporary keys.
+          if (upgradeError && /\b40[13]\b/.test(upgradeError)) opts.credentials.invalidate();
         }
         // The error listener stays: mqtt.js may still report why the stream ended.
         c.removeAllListeners('close');

@@ -78,7 +78,6 @@ export function startIotService(deps: { config: IotConfig; fortId: string; db: D
   deps.health.set('iot-link', 'degraded', 'connecting');
   deps.health.setInfo('iot-link', () => ({
     ...link.stats(),
-    clockSkewMs: credentials.clockSkewMs() ?? null,
     outbox: outbox.stats(),
     inbox: inbox.stats(),
     deadLetters: inbox.deadLetterCount(),
