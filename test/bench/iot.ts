@@ -50,8 +50,7 @@ async function poll<T>(probe: () => T | undefined, timeoutMs: number, what: stri
 /** A linked agent and the dev cloud; the agent's DB is read (read-only) to see what it handled. */
 async function linkedAgent(ctx: BenchContext) {
   const inst = await installation(ctx.tmp, ctx.pki, 1, true);
-  const p = inst.layout.ports;
-  const dev = await testDevCloud(ctx.pki, { ports: { api: p.cloud, iot: p.iot, creds: p.credentials } });
+  const dev = await testDevCloud(ctx.pki, { ports: inst.layout.ports });
   const subscribed = nextSubscribe(dev, FORT);
   const agent = await ctx.scope.start(agentSpec(ctx, inst));
   await agent.waitReady(30_000);

@@ -8,23 +8,24 @@ import { writeSecretFile } from '../../lib/files.js';
 import type { PkiPaths } from '../../lib/pki/layout.js';
 import { devCloudConfigSchema, type DevCloudConfig } from '../../dev-cloud/config.js';
 import { startDevCloud, type DevCloud } from '../../dev-cloud/app.js';
-import { freePort } from '../../scripts/dev-config.js';
+import { freePort, type StackLayout } from '../../scripts/dev-config.js';
 import { tempDir } from './fort.js';
 
 export const DEV_STATIC_KEY = { accessKeyId: 'AKIADEVFORTSTATIC001', secretAccessKey: 'dev-secret-key-for-tests-only-0000000000' };
 
 /** The dev cloud in-process (real sockets and TLS), so tests can drop links and restart it. */
-export async function testDevCloud(pki: PkiPaths, overrides: { maxConnectionSeconds?: number; lifetimeSeconds?: number; clockOffsetSeconds?: number; ports?: { api: number; iot: number; creds: number } } = {}) {
+export async function testDevCloud(pki: PkiPaths, overrides: { maxConnectionSeconds?: number; lifetimeSeconds?: number; clockOffsetSeconds?: number; ports?: Pick<StackLayout['ports'], 'cloud' | 'iot' | 'credentials'> } = {}) {
   const dir = tempDir('cloud');
   const staticFile = join(dir, 'iot-static.json');
   writeSecretFile(staticFile, JSON.stringify(DEV_STATIC_KEY));
-  const ports = overrides.ports ?? { api: await freePort(), iot: await freePort(), creds: await freePort() };
+  // An installation's ports (so its agent.toml points here), or fresh ones.
+  const ports = overrides.ports ?? { cloud: await freePort(), iot: await freePort(), credentials: await freePort() };
   const config: DevCloudConfig = devCloudConfigSchema.parse({
     log: { level: 'warn' },
-    server: { host: '127.0.0.1', port: ports.api, tls: { cert: pki.cloudServer.devCloudCert, key: pki.cloudServer.devCloudKey } },
+    server: { host: '127.0.0.1', port: ports.cloud, tls: { cert: pki.cloudServer.devCloudCert, key: pki.cloudServer.devCloudKey } },
     iot: { port: ports.iot, region: 'eu-west-1', max_connection_seconds: overrides.maxConnectionSeconds ?? 86_400, static_credentials_file: staticFile },
     testing: { clock_offset_seconds: overrides.clockOffsetSeconds ?? 0 },
-    credentials_provider: { port: ports.creds, role_alias: 'fort-iot-role', lifetime_seconds: overrides.lifetimeSeconds ?? 3600, device_ca: pki.cloudDevice.ca },
+    credentials_provider: { port: ports.credentials, role_alias: 'fort-iot-role', lifetime_seconds: overrides.lifetimeSeconds ?? 3600, device_ca: pki.cloudDevice.ca },
   });
   const log = pino({ level: 'warn' });
   let cloud: DevCloud = await startDevCloud(config, log);
@@ -32,8 +33,8 @@ export async function testDevCloud(pki: PkiPaths, overrides: { maxConnectionSeco
     config,
     staticFile,
     endpoint: `127.0.0.1:${ports.iot}`,
-    providerUrl: `https://127.0.0.1:${ports.creds}`,
-    apiUrl: `https://127.0.0.1:${ports.api}`,
+    providerUrl: `https://127.0.0.1:${ports.credentials}`,
+    apiUrl: `https://127.0.0.1:${ports.cloud}`,
     ca: readFileSync(pki.cloudServer.ca),
     get cloud() {
       return cloud;

@@ -19,9 +19,8 @@ describe('clock skew against the cloud', () => {
   beforeAll(async () => {
     pki = await testPki();
     inst = await testInstallation(pki, { fortId: 'fort-dev-1', iot: true });
-    const p = inst.layout.ports;
     // The cloud's clock runs 10 minutes ahead: to it, the fort's clock is 10 minutes behind.
-    dev = await testDevCloud(pki, { clockOffsetSeconds: 600, ports: { api: p.cloud, iot: p.iot, creds: p.credentials } });
+    dev = await testDevCloud(pki, { clockOffsetSeconds: 600, ports: inst.layout.ports });
     agent = await startAgent(inst.files.agent);
     await agent.waitReady(20_000);
   });

@@ -21,7 +21,6 @@ describe('IoT link under disruption (real agent process, real bridge)', () => {
   let inst: TestInstallation;
   let dev: TestDevCloud | undefined;
   let agent: Supervised | undefined;
-  const ports = () => ({ api: inst.layout.ports.cloud, iot: inst.layout.ports.iot, creds: inst.layout.ports.credentials });
   beforeAll(async () => {
     pki = await testPki();
     inst = await testInstallation(pki, { fortId: FORT, iot: true });
@@ -52,7 +51,7 @@ describe('IoT link under disruption (real agent process, real bridge)', () => {
     }, 20_000, 'three failed attempts');
     expect(down.state).not.toBe('connected');
     expect(down.lastError).toMatch(/ECONNREFUSED|credentials provider|connect/i);
-    dev = await testDevCloud(pki, { ports: ports() });
+    dev = await testDevCloud(pki, { ports: inst.layout.ports });
     await connectedAfter(0, 'the link after the outage');
   });
 

@@ -21,8 +21,7 @@ describe('agent event path over the IoT link', () => {
   beforeAll(async () => {
     pki = await testPki();
     inst = await testInstallation(pki, { fortId: FORT, iot: true });
-    const p = inst.layout.ports;
-    dev = await testDevCloud(pki, { ports: { api: p.cloud, iot: p.iot, creds: p.credentials } });
+    dev = await testDevCloud(pki, { ports: inst.layout.ports });
   });
   afterAll(async () => {
     await agent?.stop();

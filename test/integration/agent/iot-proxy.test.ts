@@ -163,7 +163,7 @@ describe('agent process through an authenticating proxy', () => {
     const pki = await testPki();
     const inst = await testInstallation(pki, { fortId: FORT, iot: true });
     const p = inst.layout.ports;
-    const dev = await testDevCloud(pki, { ports: { api: p.cloud, iot: p.iot, creds: p.credentials } });
+    const dev = await testDevCloud(pki, { ports: p });
     const tp = await startTinyproxy({ basicAuth: { user: PROXY_USER, password: PROXY_PASSWORD } });
     let agent: Supervised | undefined;
     try {
