@@ -15,6 +15,11 @@ export interface HandlerContext {
  */
 export type EventHandler = (event: FortEvent, tx: HandlerContext) => void;
 
+export interface InboundMessage {
+  topic: string;
+  payload: Buffer;
+}
+
 export type ReceiveResult = 'handled' | 'duplicate' | 'dead_lettered';
 export type DeadLetterCode = ParseFailureCode | 'unknown_type' | 'handler_failed';
 
@@ -31,6 +36,11 @@ export interface Inbox {
    * throws (the store itself failed) the link must not ack, so the broker redelivers.
    */
   receive(topic: string, payload: Buffer): ReceiveResult;
+  /**
+   * Process several deliveries in one transaction (one fsync): results in the same order.
+   * All or nothing: if it throws, none of them counts as received.
+   */
+  receiveMany(messages: readonly InboundMessage[]): ReceiveResult[];
   registerHandler(type: string, handler: EventHandler): void;
   /** Counters since start, for health. */
   stats(): InboxStats;
@@ -99,13 +109,6 @@ export function createInbox(opts: InboxOptions): Inbox {
     trimDead.run(maxDeadLetters - 1);
   });
 
-  function reject(topic: string, payload: Buffer, code: DeadLetterCode, reason: string, id?: string, type?: string): ReceiveResult {
-    deadLetter(topic, payload, code, reason, id, type);
-    counts.deadLettered++;
-    log.warn({ topic, code, reason, eventId: id, type, size: payload.length }, 'event dead-lettered');
-    return 'dead_lettered';
-  }
-
   function registerHandler(type: string, handler: EventHandler): void {
     if (!EVENT_TYPE.test(type)) throw new TypeError(`invalid event type "${type}"`);
     if (handlers.has(type)) throw new Error(`a handler for "${type}" is already registered`);
@@ -113,32 +116,52 @@ export function createInbox(opts: InboxOptions): Inbox {
   }
   for (const [type, handler] of opts.handlers ?? []) registerHandler(type, handler);
 
-  return {
-    receive(topic, payload) {
-      counts.received++;
-      const parsed = parseEvent(payload, fortId);
-      if (!parsed.ok) return reject(topic, payload, parsed.code, parsed.reason, parsed.id, parsed.type);
-      const { event } = parsed;
-      const handler = handlers.get(event.type);
-      if (!handler) return reject(topic, payload, 'unknown_type', `type: no handler for "${event.type}"`, event.id, event.type);
-      try {
-        if (!handleOnce(event, payload.toString('utf8'), handler)) {
-          counts.duplicates++;
-          log.debug({ eventId: event.id, type: event.type }, 'duplicate event ignored');
-          return 'duplicate';
-        }
-      } catch (err) {
-        // Store errors propagate: the link must not ack, the broker redelivers later.
-        if (!(err instanceof HandlerFailure)) throw err;
-        // A handler failure is dead-lettered (and so acked) rather than redelivered: a
-        // deterministic bug would otherwise come back on every reconnect, forever.
-        log.error({ err: err.original, eventId: event.id, type: event.type }, 'event handler failed; rolled back');
-        return reject(topic, payload, 'handler_failed', err.message.slice(0, 500), event.id, event.type);
+  type Outcome = { result: ReceiveResult; report?: () => void };
+
+  const rejected = (topic: string, payload: Buffer, code: DeadLetterCode, reason: string, id?: string, type?: string): Outcome => {
+    deadLetter(topic, payload, code, reason, id, type);
+    return { result: 'dead_lettered', report: () => log.warn({ topic, code, reason, eventId: id, type, size: payload.length }, 'event dead-lettered') };
+  };
+
+  /** Runs inside the batch transaction; logging waits for the commit, so nothing rolled back is reported. */
+  function receiveOne({ topic, payload }: InboundMessage): Outcome {
+    const parsed = parseEvent(payload, fortId);
+    if (!parsed.ok) return rejected(topic, payload, parsed.code, parsed.reason, parsed.id, parsed.type);
+    const { event } = parsed;
+    const handler = handlers.get(event.type);
+    if (!handler) return rejected(topic, payload, 'unknown_type', `type: no handler for "${event.type}"`, event.id, event.type);
+    try {
+      if (!handleOnce(event, payload.toString('utf8'), handler)) {
+        return { result: 'duplicate', report: () => log.debug({ eventId: event.id, type: event.type }, 'duplicate event ignored') };
       }
-      counts.handled++;
-      log.debug({ eventId: event.id, type: event.type }, 'event handled');
-      return 'handled';
-    },
+    } catch (err) {
+      // Store errors propagate: the link must not ack, the broker redelivers later.
+      if (!(err instanceof HandlerFailure)) throw err;
+      // A handler failure is dead-lettered (and so acked) rather than redelivered: a
+      // deterministic bug would otherwise come back on every reconnect, forever. Its
+      // writes were rolled back to the savepoint of handleOnce; the others in the batch stay.
+      log.error({ err: err.original, eventId: event.id, type: event.type }, 'event handler failed; rolled back');
+      return rejected(topic, payload, 'handler_failed', err.message.slice(0, 500), event.id, event.type);
+    }
+    return { result: 'handled', report: () => log.debug({ eventId: event.id, type: event.type }, 'event handled') };
+  }
+
+  const receiveAll = db.transaction((messages: readonly InboundMessage[]) => messages.map(receiveOne));
+  const tally: Record<ReceiveResult, keyof InboxStats> = { handled: 'handled', duplicate: 'duplicates', dead_lettered: 'deadLettered' };
+
+  function receiveMany(messages: readonly InboundMessage[]): ReceiveResult[] {
+    const outcomes = receiveAll(messages);
+    counts.received += messages.length;
+    return outcomes.map(({ result, report }) => {
+      counts[tally[result]]++;
+      report?.();
+      return result;
+    });
+  }
+
+  return {
+    receive: (topic, payload) => receiveMany([{ topic, payload }])[0]!,
+    receiveMany,
     registerHandler,
     stats: () => ({ ...counts }),
     deadLetterCount: () => countDead.get() as number,

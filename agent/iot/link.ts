@@ -4,7 +4,9 @@ import WebSocket from 'ws';
 import { fullJitterDelay } from '../../lib/backoff.js';
 import type { Logger } from '../../lib/logger.js';
 import { describeProxy, proxyAgentFor, type ProxySettings } from '../../lib/proxy.js';
+import type { InboundMessage } from '../events/inbox.js';
 import type { CredentialSource } from './credentials.js';
+import { createInboundBatcher } from './inbound-batch.js';
 import { presignMqttUrl } from './presign.js';
 
 export type LinkState = 'stopped' | 'connecting' | 'connected' | 'waiting';
@@ -25,10 +27,11 @@ export interface LinkOptions {
   /** HTTP proxy to tunnel through (CONNECT), unless its no_proxy list exempts the endpoint. */
   proxy?: ProxySettings;
   /**
-   * Called for every inbound message before its PUBACK; synchronous so the caller can commit
-   * first. Throwing withholds the PUBACK and drops the connection, so the broker redelivers.
+   * Commits inbound messages (one or several that arrived together) before their PUBACKs;
+   * synchronous so the caller can commit first. Throwing withholds the PUBACKs and drops the
+   * connection, so the broker redelivers.
    */
-  onMessage: (topic: string, payload: Buffer) => void;
+  onMessages: (messages: InboundMessage[]) => void;
   log: Logger;
   now?: () => number;
   random?: () => number;
@@ -72,6 +75,7 @@ export function createMqttLink(opts: LinkOptions) {
   const session = async (): Promise<boolean> => {
     const credentials = await opts.credentials.get();
     const url = await presignMqttUrl({ endpoint: opts.endpoint, region: opts.region, credentials });
+    const inbound = createInboundBatcher({ protocolVersion: opts.protocolVersion, commit: opts.onMessages });
     const options: IClientOptions = {
       protocolVersion: opts.protocolVersion,
       clientId: opts.thingName,
@@ -89,6 +93,7 @@ export function createMqttLink(opts: LinkOptions) {
         ws.on('error', (err) => {
           upgradeError = err.message;
         });
+        inbound.read(ws);
         return ws;
       },
     };
@@ -98,14 +103,12 @@ export function createMqttLink(opts: LinkOptions) {
       const c = mqtt.connect(`wss://${opts.endpoint}/mqtt`, options);
       client = c;
       c.handleMessage = (packet, done) => {
-        try {
-          opts.onMessage(packet.topic, Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload));
-          done();
-        } catch (err) {
+        inbound.settle(packet, (err) => {
+          if (!err) return done();
           opts.log.error({ err, topic: packet.topic }, 'inbound message not committed; dropping the connection so it is redelivered');
-          done(err as Error);
+          done(err);
           c.end(true);
-        }
+        });
       };
       c.on('connect', (connack) => {
         stats.connects += 1;

@@ -50,7 +50,7 @@ export function startIotService(deps: { config: IotConfig; fortId: string; db: D
     credentials,
     ...(deps.proxy ? { proxy: deps.proxy } : {}),
     // Throws (→ no PUBACK, redelivery) only when the store itself failed.
-    onMessage: (topic, payload) => void inbox.receive(topic, payload),
+    onMessages: (messages) => void inbox.receiveMany(messages),
     log: log.child({ module: 'iot-link' }),
   });
   const publisher = createOutboxPublisher({

@@ -12,7 +12,7 @@ import { idleRssAgent, idleRssDeploymentManager, startToReady } from './processe
 
 /**
  * `npm run bench`: runs every benchmark against the built processes, writes
- * bench/results/<name>.json and prints a table. Exit 0 when goals are missed (the table
+ * bench/results/<name>.json and prints a table; names as arguments run only those. Exit 0 when goals are missed (the table
  * says so), non-zero only when a benchmark could not run. Add new benchmarks here.
  */
 const BENCHMARKS: Benchmark[] = [startToReady, idleRssAgent, idleRssDeploymentManager, idleRssAgentLinked, eventIngest, eventLatencyP99, reconnectToSubscribed];
@@ -57,7 +57,11 @@ async function main(): Promise<number> {
   try {
     const pki = await generatePki({ out: join(tmp, 'pki') });
     const dist = join(REPO, 'dist');
-    for (const b of BENCHMARKS) {
+    // `npm run bench -- event-ingest idle-rss-agent`: only those (exact names).
+    const only = process.argv.slice(2);
+    const unknown = only.filter((n) => !BENCHMARKS.some((b) => b.name === n));
+    if (unknown.length) throw new Error(`unknown benchmark(s): ${unknown.join(', ')}; known: ${BENCHMARKS.map((b) => b.name).join(', ')}`);
+    for (const b of BENCHMARKS.filter((x) => only.length === 0 || only.includes(x.name))) {
       scope = new Scope();
       process.stdout.write(`bench: ${b.name} ...\n`);
       try {

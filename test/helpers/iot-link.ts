@@ -36,10 +36,17 @@ export function testLink(dev: TestDevCloud, credentials: CredentialSource, overr
     protocolVersion: 4,
     backoff: { baseMs: 200, capMs: 2000 },
     credentials,
-    onMessage: () => {},
+    onMessages: () => {},
     log: silent,
     ...overrides,
   });
 }
+
+/** Adapts a per-message callback to the link's batch callback. */
+export const eachMessage =
+  (onMessage: (topic: string, payload: Buffer) => void): LinkOptions['onMessages'] =>
+  (messages) => {
+    for (const m of messages) onMessage(m.topic, m.payload);
+  };
 
 export const linkConnected = (l: MqttLink) => new Promise<void>((resolve) => (l.state === 'connected' ? resolve() : l.events.once('connected', resolve)));

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import type { MqttLink } from '../../../agent/iot/link.js';
-import { testLink, testProviderCredentials } from '../../helpers/iot-link.js';
+import { eachMessage, testLink, testProviderCredentials } from '../../helpers/iot-link.js';
 import { staticCredentials, type CredentialSource } from '../../../agent/iot/credentials.js';
 import { writeSecretFile } from '../../../lib/files.js';
 import type { PkiPaths } from '../../../lib/pki/layout.js';
@@ -24,7 +24,7 @@ describe('IoT link through the dev bridge (real WSS, TLS, SigV4 check)', () => {
   });
 
   const link = (credentials: CredentialSource, onMessage: (topic: string, payload: Buffer) => void = () => {}, thingName = FORT) => {
-    const l = testLink(dev, credentials, { onMessage, thingName });
+    const l = testLink(dev, credentials, { onMessages: eachMessage(onMessage), thingName });
     links.push(l);
     return l;
   };

@@ -3,7 +3,7 @@ import { appendFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import type { MqttLink } from '../../../agent/iot/link.js';
-import { testLink, testProviderCredentials } from '../../helpers/iot-link.js';
+import { eachMessage, testLink, testProviderCredentials } from '../../helpers/iot-link.js';
 import { credentialsProvider, staticCredentials, type CredentialSource } from '../../../agent/iot/credentials.js';
 import { writeSecretFile } from '../../../lib/files.js';
 import { loadTlsMaterial } from '../../../lib/tls.js';
@@ -50,7 +50,7 @@ describe('IoT link through an HTTP proxy (Debian tinyproxy, CONNECT)', () => {
   /** Provider credentials and the bridge, both through `settings`. */
   const link = (settings: ProxySettings | undefined, onMessage: (topic: string, payload: Buffer) => void = () => {}, staticCreds?: CredentialSource) => {
     const credentials = staticCreds ?? testProviderCredentials(dev, pki, settings);
-    const l = testLink(dev, credentials, { onMessage, ...(settings ? { proxy: settings } : {}) });
+    const l = testLink(dev, credentials, { onMessages: eachMessage(onMessage), ...(settings ? { proxy: settings } : {}) });
     links.push(l);
     return l;
   };

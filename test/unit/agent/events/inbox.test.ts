@@ -159,6 +159,31 @@ describe('event inbox', () => {
     expect(pong.id).not.toBe(ping.id);
   });
 
+  it('commits a batch in one transaction: a failing handler rolls back only its own writes', () => {
+    const { inbox, count, outbox, deadLetters } = setup();
+    const ok1 = event();
+    const bad = event({ type: 'test.fail' });
+    const ok2 = event({ type: 'ping' });
+    const results = inbox.receiveMany([ok1, bad, ok1, ok2].map((e) => ({ topic: TOPIC, payload: bytes(e) })));
+    expect(results).toEqual(['handled', 'dead_lettered', 'duplicate', 'handled']);
+    expect(count('inbox')).toBe(2);
+    expect(count('audit')).toBe(1); // ok1's; bad's audit row was rolled back with its savepoint
+    expect(outbox.peek(10).map((r) => JSON.parse(r.payload).data.pingId)).toEqual([ok2.id]);
+    expect(deadLetters()).toEqual([expect.objectContaining({ code: 'handler_failed', eventId: bad.id })]);
+    expect(inbox.stats()).toEqual({ received: 4, handled: 2, duplicates: 1, deadLettered: 1 });
+  });
+
+  it('takes back the whole batch when the store fails midway, and counts none of it', () => {
+    const { inbox, count, store } = setup();
+    const first = event();
+    // A handler that breaks the store (not a handler bug): the error is not a HandlerFailure.
+    store.db.exec('CREATE TRIGGER fail_second BEFORE INSERT ON inbox WHEN (SELECT COUNT(*) FROM inbox) >= 1 BEGIN SELECT RAISE(ABORT, \'disk full\'); END');
+    expect(() => inbox.receiveMany([first, event()].map((e) => ({ topic: TOPIC, payload: bytes(e) })))).toThrow(/disk full/);
+    expect(count('inbox')).toBe(0);
+    expect(count('audit')).toBe(0);
+    expect(inbox.stats()).toEqual({ received: 0, handled: 0, duplicates: 0, deadLettered: 0 });
+  });
+
   it('throws when the store itself fails, so the link does not ack', () => {
     const { inbox, store } = setup();
     store.close();
