@@ -12,6 +12,8 @@ export type FortErrorCode =
   | 'FORT_ERR_FILE_EXISTS'
   | 'FORT_ERR_ADMIN_LINK'
   | 'FORT_ERR_PROXY'
+  /** A cloud endpoint (credentials provider, cloud API) failed or answered wrongly. */
+  | 'FORT_ERR_UPSTREAM'
   | 'FORT_ERR_FORBIDDEN';
 
 export class FortError extends Error {

@@ -1,8 +1,9 @@
 import { readFileSync } from 'node:fs';
-import got from 'got';
+import { Agent } from 'node:https';
 import { z } from 'zod';
 import { assertPrivateFileMode } from '../../lib/files.js';
 import { ConfigError, FortError } from '../../lib/errors.js';
+import { createJsonClient } from '../../lib/https-json.js';
 import { fullJitterDelay } from '../../lib/backoff.js';
 import { describeProxy, proxyAgentFor, type ProxySettings } from '../../lib/proxy.js';
 import type { Logger } from '../../lib/logger.js';
@@ -69,23 +70,24 @@ export function credentialsProvider(opts: ProviderOptions): CredentialSource {
   let skewMs: number | undefined;
   let failures = 0;
   // The mutual TLS with the device certificate happens inside the tunnel, end to end.
-  const agent = proxyAgentFor(new URL(opts.url), opts.proxy, { ...(opts.tls.ca ? { ca: opts.tls.ca } : {}), cert: opts.tls.cert, key: opts.tls.key });
-  if (agent && opts.proxy) opts.log.info(describeProxy(opts.proxy), 'IoT credentials provider goes through the HTTP proxy');
-  const http = got.extend({
-    ...(agent ? { agent: { https: agent } } : {}),
-    https: { certificateAuthority: opts.tls.ca, certificate: opts.tls.cert, key: opts.tls.key },
-    headers: { 'x-amzn-iot-thingname': opts.thingName },
-    timeout: { request: opts.timeoutMs },
-    retry: { limit: 0 },
-    throwHttpErrors: false,
+  const tls = { ...(opts.tls.ca ? { ca: opts.tls.ca } : {}), cert: opts.tls.cert, key: opts.tls.key };
+  const base = new URL(opts.url);
+  const tunnel = proxyAgentFor(base, opts.proxy, tls);
+  if (tunnel && opts.proxy) opts.log.info(describeProxy(opts.proxy), 'IoT credentials provider goes through the HTTP proxy');
+  const http = createJsonClient({
+    agent: tunnel ?? new Agent({ ...tls, keepAlive: true, maxSockets: 1 }),
+    timeoutMs: opts.timeoutMs,
+    peer: `IoT credentials provider ${base.host}`,
+    errorCode: 'FORT_ERR_UPSTREAM',
   });
+  const credentialsUrl = new URL(`${base.pathname.replace(/\/$/, '')}/role-aliases/${encodeURIComponent(opts.roleAlias)}/credentials`, base);
 
   const fetchOnce = async (): Promise<AwsCredentials> => {
-    const res = await http.get(`${opts.url.replace(/\/$/, '')}/role-aliases/${encodeURIComponent(opts.roleAlias)}/credentials`);
+    const res = await http.send(credentialsUrl, { headers: { 'x-amzn-iot-thingname': opts.thingName } });
     const date = res.headers.date ? Date.parse(res.headers.date) : NaN;
     if (Number.isFinite(date)) skewMs = now().getTime() - date;
-    if (res.statusCode !== 200) throw new FortError('FORT_ERR_ADMIN_LINK', `credentials provider answered ${res.statusCode}`, { fatal: false });
-    const body = providerResponse.parse(JSON.parse(res.body));
+    if (res.statusCode !== 200) throw new FortError('FORT_ERR_UPSTREAM', `IoT credentials provider answered ${res.statusCode}`, { fatal: false });
+    const body = providerResponse.parse(http.json(res));
     const expiration = new Date(body.credentials.expiration);
     const lifetime = expiration.getTime() - now().getTime();
     // Refresh ahead of expiry, jittered over part of the margin.
