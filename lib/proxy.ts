@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { ClientRequestArgs } from 'node:http';
 import type https from 'node:https';
-import { isIP } from 'node:net';
+import { BlockList, isIP } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { HttpsProxyAgent } from 'hpagent';
 import { z } from 'zod';
@@ -69,7 +69,7 @@ export const proxySection = () =>
       .describe('HTTP proxy for every outbound HTTPS/WSS link, http://host:port (CONNECT tunnel; TLS to the target stays end to end). Default: $HTTPS_PROXY / $https_proxy'),
     no_proxy: z.array(nonEmpty('a host name, domain or IP address'), { error: 'expected a list of host names, domains or IP addresses' })
       .optional()
-      .describe('Hosts reached directly (curl NO_PROXY rules): exact host or IP, "example.com" or ".example.com" for the domain and its subdomains, "*" for every host. Default: $NO_PROXY / $no_proxy'),
+      .describe('Hosts reached directly (curl NO_PROXY rules): exact host or IP, a CIDR range such as "10.0.0.0/8", "example.com" or ".example.com" for the domain and its subdomains, "*" for every host. Default: $NO_PROXY / $no_proxy'),
     username: z.string({ error: 'expected a user name' })
       .regex(/^[^:\s]+$/, { error: 'expected a user name without ":" or spaces' })
       .optional()
@@ -151,7 +151,8 @@ function bareHost(value: string): string {
  * curl's NO_PROXY rules: `*` bypasses every host; an IP address matches only itself; a name
  * matches itself and its subdomains, with or without a leading dot (`example.com` and
  * `.example.com` both match `example.com` and `api.example.com`, not `badexample.com`).
- * Ports are ignored on both sides; case does not matter.
+ * Ports are ignored on both sides; case does not matter. As in curl ≥ 7.86, a CIDR range
+ * (`10.0.0.0/8`, `fd00::/8`) matches the IP addresses inside it; names are not resolved for it.
  */
 export function bypassesProxy(host: string, noProxy: string[]): boolean {
   const h = bareHost(host);
@@ -159,6 +160,11 @@ export function bypassesProxy(host: string, noProxy: string[]): boolean {
   const hostIsIp = isIP(h) !== 0;
   for (const raw of noProxy) {
     if (raw.trim() === '*') return true;
+    const cidr = /^\[?([0-9a-f:.]+)\]?\/(\d{1,3})$/i.exec(raw.trim());
+    if (cidr) {
+      if (hostIsIp && inCidr(h, cidr[1]!, Number(cidr[2]))) return true;
+      continue;
+    }
     let entry = bareHost(raw);
     if (entry.startsWith('*.')) entry = entry.slice(2);
     else if (entry.startsWith('.')) entry = entry.slice(1);
@@ -170,6 +176,14 @@ export function bypassesProxy(host: string, noProxy: string[]): boolean {
     if (h === entry || h.endsWith(`.${entry}`)) return true;
   }
   return false;
+}
+
+function inCidr(ip: string, network: string, prefix: number): boolean {
+  const family = isIP(network);
+  if (family === 0 || prefix > (family === 4 ? 32 : 128) || isIP(ip) !== family) return false;
+  const range = new BlockList();
+  range.addSubnet(network, prefix, family === 4 ? 'ipv4' : 'ipv6');
+  return range.check(ip, family === 4 ? 'ipv4' : 'ipv6');
 }
 
 /** The proxy refused the tunnel (status) or could not be reached. */
