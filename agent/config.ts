@@ -3,6 +3,8 @@ import { loadTomlConfig, resolveFrom, resolveTlsFrom } from '../lib/config/load.
 import { filePath, host, identifier, lifecycleSection, logSection, port, tlsFiles } from '../lib/config/fields.js';
 import { proxySection, resolveProxyPaths } from '../lib/proxy.js';
 import { iotSection, resolveIotPaths } from './iot/config.js';
+import { apiSection } from './api/config.js';
+import { cloudSection, resolveCloudPaths } from './cloud/config.js';
 
 /** fort-agent configuration (agent.toml). Relative paths are relative to the file. */
 export const agentConfigSchema = z.strictObject({
@@ -22,17 +24,13 @@ export const agentConfigSchema = z.strictObject({
       .default(['fortctl', 'deployment-manager'])
       .describe('Common names of trust-zone client certificates allowed to call the admin API'),
   }),
-  api: z.strictObject({
-    host: host().default('127.0.0.1').describe('Address of the client-zone HTTPS API (the private network interface)'),
-    port: port().describe('Port of the client-zone HTTPS API'),
-    tls: z.strictObject({
-      cert: filePath().describe('Server certificate from the client-zone CA (leaf first, then intermediates)'),
-      key: filePath().describe('Its private key; must be mode 0600'),
-    }),
-  }),
+  api: apiSection(),
   lifecycle: lifecycleSection(),
   iot: iotSection().optional().describe('IoT link to the cloud (MQTT over WSS, SigV4); absent = link disabled'),
+  cloud: cloudSection().optional().describe('Cloud API (HTTPS + JWT client assertion): authorises user actions'),
   proxy: proxySection().optional().describe('HTTP proxy (CONNECT) for the outbound links; absent = $HTTPS_PROXY / $NO_PROXY decide'),
+}).superRefine((c, ctx) => {
+  if (c.api.auth && !c.cloud) ctx.addIssue({ code: 'custom', path: ['api', 'auth'], message: 'needs a [cloud] section: the cloud authorises every user action' });
 });
 
 export type AgentConfig = z.output<typeof agentConfigSchema>;
@@ -46,6 +44,7 @@ export function loadAgentConfig(file: string): AgentConfig {
     admin: { ...config.admin, tls: resolveTlsFrom(dir, config.admin.tls) },
     api: { ...config.api, tls: resolveTlsFrom(dir, config.api.tls) },
     iot: config.iot && resolveIotPaths(dir, config.iot),
+    cloud: config.cloud && resolveCloudPaths(dir, config.cloud),
     proxy: config.proxy && resolveProxyPaths(dir, config.proxy),
   };
 }

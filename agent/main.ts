@@ -9,6 +9,7 @@ import { createClockHealth } from './clock-health.js';
 import { readBuildDate } from '../lib/clock.js';
 import { describeProxy, resolveProxy } from '../lib/proxy.js';
 import { startAdminServer } from './admin/server.js';
+import { createAuditReader } from './audit/reader.js';
 import { startClientApi } from './api/server.js';
 
 /** Composition root: config → logger → store → client API → admin API → READY. */
@@ -41,11 +42,21 @@ await start(async () => {
     lifecycle.add({ name: 'iot', stop: () => iot.stop() });
   }
 
+  let data;
+  if (config.api.auth && config.cloud) {
+    // Loaded only when configured, like the IoT link: jose and the cloud client cost idle RSS.
+    const { createDataDeps } = await import('./api/data-deps.js');
+    const deps = createDataDeps({ api: { ...config.api, auth: config.api.auth }, cloud: config.cloud, fortId: config.fort.id, storePath: config.store.path, db: store.db, proxy, health, log });
+    // Registered before the API: stopped after it, so the last requests' audit entries are written.
+    lifecycle.add({ name: 'cloud', stop: async () => deps.close() });
+    data = deps.data;
+  }
   const clientApi = await startClientApi({
-    host: config.api.host,
-    port: config.api.port,
+    config: config.api,
     tls: apiTls,
     isDraining: () => health.draining,
+    version: release.version,
+    ...(data ? { data } : {}),
     log: log.child({ module: 'client-api' }),
   });
   lifecycle.add({ name: 'client-api', stop: () => clientApi.close() });
@@ -62,6 +73,7 @@ await start(async () => {
       health.setDraining();
       void lifecycle.shutdown(`drain requested by ${by}`, 0);
     },
+    audit: createAuditReader(store.db),
     log: log.child({ module: 'admin-api' }),
   });
   lifecycle.add({ name: 'admin-api', stop: () => admin.close() });

@@ -2,16 +2,21 @@ import { readFileSync } from 'node:fs';
 import type { Logger } from '../lib/logger.js';
 import { loadTlsMaterial } from '../lib/tls.js';
 import { assertPrivateFileMode } from '../lib/files.js';
-import type { DevCloudConfig } from './config.js';
+import { cloudApiIssuer, type DevCloudConfig } from './config.js';
 import { createDevCloudServer } from './server.js';
 import { startIotBridge, type IotBridge } from './iot/bridge.js';
 import { createCredentialStore, type CredentialStore } from './iot/credential-store.js';
 import { startCredentialsProvider } from './iot/credentials-provider.js';
 import { registerDevIotRoutes } from './iot/dev-routes.js';
+import { registerCloudApi, type CloudApi } from './cloud-api/index.js';
+import { loadClients } from './cloud-api/clients.js';
+import { EMPTY_POLICY, loadPolicyFile } from './cloud-api/policy.js';
 
 export interface DevCloud {
   bridge?: IotBridge;
   credentialStore: CredentialStore;
+  /** Present when `[cloud_api]` is configured. */
+  cloudApi?: CloudApi;
   close(): Promise<void>;
 }
 
@@ -61,10 +66,25 @@ export async function startDevCloud(config: DevCloudConfig, log: Logger): Promis
     }
     const api = await createDevCloudServer({ tls, log: log.child({ module: 'cloud-api' }), services: () => services });
     if (bridge) registerDevIotRoutes(api, bridge);
+    let cloudApi: CloudApi | undefined;
+    if (config.cloud_api) {
+      const c = config.cloud_api;
+      cloudApi = await registerCloudApi(api, {
+        issuer: cloudApiIssuer(config),
+        userAudience: c.user_audience,
+        accessTokenSeconds: c.access_token_seconds,
+        userTokenSeconds: c.user_token_seconds,
+        policy: c.policy ? loadPolicyFile(c.policy) : EMPTY_POLICY,
+        fortOrigins: c.fort_origins,
+        clients: loadClients(c.clients),
+        now,
+      });
+    }
     await api.listen({ host: config.server.host, port: config.server.port });
     closers.push(() => api.close());
     return {
       ...(bridge ? { bridge } : {}),
+      ...(cloudApi ? { cloudApi } : {}),
       credentialStore,
       async close() {
         for (const c of closers.reverse()) await c();

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Command } from 'commander';
+import { Command, InvalidArgumentError } from 'commander';
 import got from 'got';
 import { bootDaemon } from '../lib/daemon.js';
 import { loadDevCloudConfig } from './config.js';
@@ -49,6 +49,24 @@ program
   .action(async (o: { fort: string; type: string; data: string; home: string }) => {
     const body = await client(o.home).post('dev/iot/publish', { json: { fortId: o.fort, type: o.type, data: JSON.parse(o.data) as unknown } }).json();
     process.stdout.write(`${JSON.stringify(body)}\n`);
+  });
+
+program
+  .command('token')
+  .description('print a user token signed by the running dev cloud, e.g. token --user alice --tenant t1')
+  .requiredOption('--user <user>', 'user name (sub)')
+  .requiredOption('--tenant <tenant>', 'tenant id')
+  .option('--ttl <seconds>', 'lifetime in seconds (default: cloud_api.user_token_seconds)', (v) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a positive integer');
+    return n;
+  })
+  .option('--home <dir>', 'dev stack directory', '.fort-dev')
+  .action(async (o: { user: string; tenant: string; ttl?: number; home: string }) => {
+    const body = await client(o.home)
+      .post('dev/v1/login', { json: { user: o.user, tenant: o.tenant, ...(o.ttl ? { ttl_seconds: o.ttl } : {}) } })
+      .json<{ token: string; expires_at: string }>();
+    process.stdout.write(`${body.token}\n`);
   });
 
 program

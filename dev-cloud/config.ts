@@ -1,6 +1,10 @@
 import { z } from 'zod';
 import { loadTomlConfig, resolveFrom, resolveTlsFrom } from '../lib/config/load.js';
-import { filePath, host, identifier, intRange, logSection, port } from '../lib/config/fields.js';
+import { filePath, host, httpsUrl, identifier, intRange, logSection, nonEmpty, port } from '../lib/config/fields.js';
+
+/** `https://host[:port]` and nothing else: browsers compare origins exactly. */
+const httpsOrigin = () =>
+  httpsUrl().refine((s) => URL.canParse(s) && new URL(s).origin === s, { error: 'expected an https origin such as https://127.0.0.1:8443 (no path, no trailing slash)' });
 
 /** dev-cloud.toml: the local stand-in for the cloud endpoints (developer/test only). */
 export const devCloudConfigSchema = z.strictObject({
@@ -22,6 +26,19 @@ export const devCloudConfigSchema = z.strictObject({
   testing: z.strictObject({
     clock_offset_seconds: z.int().min(-86_400).max(86_400).default(0).describe('Pretend the cloud clock is off by this much (to test fort clock-skew handling)'),
   }).default({ clock_offset_seconds: 0 }),
+  cloud_api: z.strictObject({
+    issuer: httpsUrl().refine((s) => !s.endsWith('/'), { error: 'expected an https URL without a trailing slash' }).optional()
+      .describe('iss of user tokens; the token endpoint (the aud of client assertions) is <issuer>/oauth/token. Default https://<server.host>:<server.port>'),
+    user_audience: nonEmpty('an audience').default('fort-client-api').describe('aud of user tokens'),
+    access_token_seconds: intRange(30, 3600).default(600).describe('Lifetime of the access tokens forts get from /oauth/token'),
+    user_token_seconds: intRange(1, 86_400).default(3600).describe('Lifetime of dev user tokens when a login does not ask for one'),
+    policy: filePath().optional().describe('JSON policy file (format: dev-cloud/CLOUD-API.md); absent = every decision is allow: false'),
+    fort_origins: z.array(httpsOrigin()).default([]).describe('Fort client API origins the redirect login (GET /dev/v1/login) may send a token to'),
+    clients: z.array(z.strictObject({
+      id: identifier().describe('Client id: the fort id'),
+      public_key: filePath().describe('PEM public key of its client assertions (P-256: ES256, Ed25519: EdDSA)'),
+    })).default([]).describe('Forts registered at the token endpoint'),
+  }).optional().describe('Cloud API: token endpoint, authorisation, user tokens, hub; absent = not served'),
   credentials_provider: z.strictObject({
     port: port(),
     role_alias: identifier().default('fort-iot-role'),
@@ -39,5 +56,16 @@ export function loadDevCloudConfig(file: string): DevCloudConfig {
     server: { ...config.server, tls: resolveTlsFrom(dir, config.server.tls) },
     iot: config.iot && { ...config.iot, ...(config.iot.static_credentials_file ? { static_credentials_file: abs(config.iot.static_credentials_file) } : {}) },
     credentials_provider: config.credentials_provider && { ...config.credentials_provider, device_ca: abs(config.credentials_provider.device_ca) },
+    cloud_api: config.cloud_api && {
+      ...config.cloud_api,
+      ...(config.cloud_api.policy ? { policy: abs(config.cloud_api.policy) } : {}),
+      clients: config.cloud_api.clients.map((c) => ({ ...c, public_key: abs(c.public_key) })),
+    },
   };
+}
+
+/** The configured issuer, or this server's own URL. */
+export function cloudApiIssuer(config: Pick<DevCloudConfig, 'server' | 'cloud_api'>): string {
+  const h = config.server.host.includes(':') ? `[${config.server.host}]` : config.server.host;
+  return config.cloud_api?.issuer ?? `https://${h}:${config.server.port}`;
 }

@@ -21,6 +21,16 @@ export interface AgentVersion {
   startedAt: string;
 }
 
+/** One entry of `GET /admin/v1/audit`; `detail` is the stored JSON (e.g. `{decision, reason}`). */
+export interface AuditEntry {
+  seq: number;
+  ts: string;
+  actor: string;
+  action: string;
+  target: string | null;
+  detail: unknown;
+}
+
 export interface AdminClientOptions {
   /** e.g. https://127.0.0.1:8444 */
   url: string;
@@ -47,6 +57,11 @@ export function createAdminClient(opts: AdminClientOptions) {
     health: () => call<AgentHealth>('GET', '/admin/v1/health'),
     version: () => call<AgentVersion>('GET', '/admin/v1/version'),
     drain: () => call<{ status: string }>('POST', '/admin/v1/drain'),
+    /** Audit entries recorded at or after `since`: the newest `limit` (agent default 200, at most 1000), newest last. */
+    audit: (since: Date, limit?: number) => {
+      const query = new URLSearchParams({ since: since.toISOString(), ...(limit === undefined ? {} : { limit: String(limit) }) });
+      return call<{ entries: AuditEntry[] }>('GET', `/admin/v1/audit?${query}`);
+    },
     close: () => agent.destroy(),
   };
 }

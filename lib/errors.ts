@@ -14,7 +14,11 @@ export type FortErrorCode =
   | 'FORT_ERR_PROXY'
   /** A cloud endpoint (credentials provider, cloud API) failed or answered wrongly. */
   | 'FORT_ERR_UPSTREAM'
-  | 'FORT_ERR_FORBIDDEN';
+  /** No fresh authorisation decision and the cloud unreachable: refused (fail closed). */
+  | 'FORT_ERR_AUTHZ_UNAVAILABLE'
+  | 'FORT_ERR_FORBIDDEN'
+  /** The thing asked for (an app, an app version's table) does not exist. */
+  | 'FORT_ERR_NOT_FOUND';
 
 export class FortError extends Error {
   readonly code: FortErrorCode;

@@ -12,6 +12,8 @@ export interface StackLayout {
   ports: { clientApi: number; admin: number; cloud: number; iot: number; credentials: number };
   dataDir: string;
   logLevel?: string;
+  /** When set, the client API verifies user tokens of this tenant and asks the dev cloud API. */
+  cloudAuth?: { tenant: string };
   /** When set, the agent links to the dev IoT bridge and the dev cloud runs it. */
   iot?: { region: string; roleAlias: string; staticCredentialsFile: string };
 }
@@ -33,7 +35,15 @@ export function agentToml(l: StackLayout): string {
       host: '127.0.0.1',
       port: l.ports.clientApi,
       tls: { cert: rel(l, l.pki.clientZone.clientApiCert), key: rel(l, l.pki.clientZone.clientApiKey) },
+      ...(l.cloudAuth
+        ? {
+            cors_origins: [`https://127.0.0.1:${l.ports.cloud}`, `https://localhost:${l.ports.cloud}`],
+            viewer_login_url: `https://127.0.0.1:${l.ports.cloud}/dev/v1/login`,
+            auth: { issuer: `https://127.0.0.1:${l.ports.cloud}`, tenant: l.cloudAuth.tenant },
+          }
+        : {}),
     },
+    ...(l.cloudAuth ? { cloud: { url: `https://127.0.0.1:${l.ports.cloud}`, ca: rel(l, l.pki.cloudServer.ca), private_key: rel(l, l.pki.jwt.privateKey) } } : {}),
     ...(l.iot
       ? {
           iot: {
@@ -74,6 +84,9 @@ export function fortctlToml(l: StackLayout): string {
   })}\n`;
 }
 
+/** The dev policy file's name, next to dev-cloud.toml. */
+export const DEV_POLICY_FILE = 'dev-policy.json';
+
 export function devCloudToml(l: StackLayout): string {
   return `# dev cloud (local stand-in for the cloud endpoints)\n${stringify({
     log: { level: l.logLevel ?? 'info' },
@@ -88,7 +101,41 @@ export function devCloudToml(l: StackLayout): string {
           credentials_provider: { port: l.ports.credentials, role_alias: l.iot.roleAlias, device_ca: rel(l, l.pki.cloudDevice.ca) },
         }
       : {}),
+    cloud_api: {
+      policy: DEV_POLICY_FILE,
+      fort_origins: [`https://127.0.0.1:${l.ports.clientApi}`],
+      clients: [{ id: l.fortId, public_key: rel(l, l.pki.jwt.publicKey) }],
+    },
   })}\n`;
+}
+
+/**
+ * A sample policy (format: dev-cloud/CLOUD-API.md): in tenant t1 alice (analysts) may list and
+ * read the sales app, carol (admins) may also reload and sees the hr app, bob sees nothing.
+ * Tenant t2 does not list the fort, so every answer about it is a deny.
+ */
+export function devPolicyJson(fortId: string): string {
+  const policy = {
+    decision_ttl_seconds: 60,
+    tenants: {
+      t1: {
+        forts: [fortId],
+        users: { alice: { groups: ['analysts'] }, bob: { groups: [] }, carol: { groups: ['admins'] } },
+        spaces: {
+          sales: { analysts: ['app.list', 'app.read'], admins: ['app.list', 'app.read', 'app.reload'] },
+          hr: { admins: ['app.list', 'app.read', 'app.reload'] },
+        },
+        apps: { 'sales-2026': { space: 'sales' }, 'hr-2026': { space: 'hr' } },
+      },
+      t2: {
+        forts: ['fort-elsewhere'],
+        users: { alice: { groups: ['analysts'] } },
+        spaces: { sales: { analysts: ['app.list', 'app.read'] } },
+        apps: { 'sales-2026': { space: 'sales' } },
+      },
+    },
+  };
+  return `${JSON.stringify(policy, null, 2)}\n`;
 }
 
 /** A port that was free a moment ago on loopback (the kernel picks it). */

@@ -9,7 +9,7 @@ import { pkiPaths } from '../lib/pki/layout.js';
 import { writeFileAtomic, writeSecretFile } from '../lib/files.js';
 import { loadAgentConfig } from '../agent/config.js';
 import { loadDevCloudConfig } from '../dev-cloud/config.js';
-import { agentToml, deploymentManagerToml, devCloudToml, fortctlToml, freePorts, type StackLayout } from './dev-config.js';
+import { agentToml, DEV_POLICY_FILE, deploymentManagerToml, devCloudToml, devPolicyJson, fortctlToml, freePorts, type StackLayout } from './dev-config.js';
 import { startSupervised, type Supervised } from './supervisor/process.js';
 import { nodeArgsFromUnit } from './supervisor/unit-file.js';
 
@@ -30,6 +30,7 @@ const files = {
   dm: join(home, 'deployment-manager.toml'),
   fortctl: join(home, 'fortctl.toml'),
   cloud: join(home, 'dev-cloud.toml'),
+  policy: join(home, DEV_POLICY_FILE),
   index: join(home, 'dev-cloud.json'),
   iotStatic: join(home, 'iot-static-credentials.json'),
 };
@@ -52,6 +53,7 @@ async function prepare(): Promise<void> {
       ports: await freePorts(),
       dataDir: join(home, 'data'),
       iot: { region: 'eu-west-1', roleAlias: 'fort-iot-role', staticCredentialsFile: files.iotStatic },
+      cloudAuth: { tenant: 't1' },
     };
     say(`dev-stack: writing config into ${home}`);
     writeFileAtomic(files.agent, agentToml(layout), 0o644);
@@ -59,6 +61,8 @@ async function prepare(): Promise<void> {
     writeFileAtomic(files.fortctl, fortctlToml(layout), 0o644);
     writeFileAtomic(files.cloud, devCloudToml(layout), 0o644);
   }
+  // The developer's edits to the policy survive restarts.
+  if (!existsSync(files.policy)) writeFileAtomic(files.policy, devPolicyJson(opts.fortId), 0o644);
 }
 
 /** Machine-readable index of what runs where, so tests and scripts never guess. */

@@ -1,9 +1,11 @@
 import Fastify from 'fastify';
 import type { TLSSocket } from 'node:tls';
+import { z } from 'zod';
 import type { Logger } from '../../lib/logger.js';
 import type { TlsMaterial } from '../../lib/tls.js';
 import { sendProblem } from '../../lib/http-problem.js';
 import type { HealthRegistry } from '../health.js';
+import type { AuditReader } from '../audit/reader.js';
 import { authorizePeer, type PeerIdentity } from './peer.js';
 
 export interface AdminServerDeps {
@@ -15,9 +17,22 @@ export interface AdminServerDeps {
   info: () => { version: string; fortId: string; schemaVersion: number; startedAt: Date };
   /** Stop taking work, finish in-flight, exit 0 so systemd starts the (new) release. */
   drain: (requestedBy: string) => void;
+  /** Read side of the audit table, for `GET /admin/v1/audit`. */
+  audit: AuditReader;
   log: Logger;
   now?: () => Date;
 }
+
+/** `GET /admin/v1/audit?since=<ISO time with offset or Z>&limit=<1..1000, default 200>` */
+export const auditQuerySchema = z.object({
+  since: z.iso.datetime({ offset: true, error: 'expected an ISO 8601 time with Z or an offset, e.g. 2024-05-01T12:00:00Z' }),
+  limit: z.coerce
+    .number({ error: 'expected a number' })
+    .int({ error: 'expected an integer 1..1000' })
+    .min(1, { error: 'expected an integer 1..1000' })
+    .max(1000, { error: 'expected an integer 1..1000' })
+    .default(200),
+});
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -80,6 +95,15 @@ export async function startAdminServer(deps: AdminServerDeps) {
     // After the reply is flushed: the caller learns the drain was accepted before we exit.
     setImmediate(() => deps.drain(by));
     return reply;
+  });
+
+  app.get('/admin/v1/audit', async (req, reply) => {
+    const query = auditQuerySchema.safeParse(req.query);
+    if (!query.success) {
+      const detail = query.error.issues.map((i) => `${i.path.map(String).join('.') || 'query'}: ${i.message}`).join('; ');
+      return sendProblem(reply, 400, 'FORT_ERR_BAD_REQUEST', 'Bad request', detail);
+    }
+    return { entries: deps.audit.since(new Date(query.data.since), query.data.limit) };
   });
 
   app.setNotFoundHandler((req, reply) => sendProblem(reply, 404, 'FORT_ERR_NOT_FOUND', 'Not found', `${req.method} ${req.url}`));

@@ -1,34 +1,107 @@
-import Fastify from 'fastify';
+import { randomUUID } from 'node:crypto';
+import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
 import helmet from '@fastify/helmet';
+import cors from '@fastify/cors';
+import rateLimit from '@fastify/rate-limit';
 import type { Logger } from '../../lib/logger.js';
 import type { TlsMaterial } from '../../lib/tls.js';
 import { sendProblem } from '../../lib/http-problem.js';
+import type { ApiConfig } from './config.js';
+import { registerAppsRoutes, type AppsRoutesDeps } from './apps-routes.js';
+import { openApiDocument } from './openapi.js';
+import { TokenRejectedError, type UserTokenVerifier } from './user-token.js';
+import { VIEWER_JS, viewerHtml } from './viewer-page.js';
 
 export interface ClientApiDeps {
-  host: string;
-  port: number;
+  config: ApiConfig;
   /** Client-zone certificate: browsers trust this CA, never the trust-zone root. */
   tls: TlsMaterial;
   isDraining: () => boolean;
+  version: string;
+  /** Absent when [api.auth] / [cloud] are not configured: the data API then answers 503. */
+  data?: AppsRoutesDeps & { verifyToken: UserTokenVerifier };
   log: Logger;
 }
 
-/** Client-zone HTTPS API for browsers on the private network. JWT auth lands with the cloud link. */
+/** The bearer token is never logged, nor is any query string (a token may hide there). */
+const requestSerializer = (req: { method: string; url: string; ip?: string }) => ({ method: req.method, url: req.url.split('?')[0], remoteAddress: req.ip });
+
+/** Client-zone HTTPS API for browsers on the private network: JWT auth, cloud authz, audit. */
 export async function startClientApi(deps: ClientApiDeps) {
+  const { config } = deps;
   const app = Fastify({
-    loggerInstance: deps.log,
-    bodyLimit: 256 * 1024,
+    loggerInstance: deps.log.child({}, { serializers: { req: requestSerializer } }),
+    bodyLimit: 64 * 1024,
+    // Header size is bounded by Node (16 KB); tokens beyond max_token_bytes are refused by the verifier.
     https: { key: deps.tls.key, cert: deps.tls.cert, minVersion: 'TLSv1.2' },
+    genReqId: () => randomUUID(),
+    requestIdLogLabel: 'requestId',
   });
-  await app.register(helmet, { contentSecurityPolicy: { directives: { defaultSrc: ["'self'"] } } });
+  app.addHook('onSend', async (req, reply) => {
+    reply.header('x-request-id', req.id);
+  });
+  await app.register(helmet, { contentSecurityPolicy: { directives: { defaultSrc: ["'self'"], connectSrc: ["'self'"], imgSrc: ["'self'", 'data:'], frameAncestors: ["'none'"] } } });
+  await app.register(cors, {
+    // Exact origins only: a reflected or wildcard origin would let any page read data with a stolen token.
+    origin: config.cors_origins,
+    methods: ['GET', 'POST'],
+    allowedHeaders: ['authorization', 'content-type'],
+    exposedHeaders: ['x-request-id', 'retry-after'],
+    maxAge: 600,
+  });
+  await app.register(rateLimit, {
+    max: config.rate_limit.per_ip_per_minute,
+    timeWindow: 60_000,
+    errorResponseBuilder: (_req, ctx) => ({ statusCode: 429, code: 'FORT_ERR_RATE_LIMITED', ttl: ctx.ttl }),
+  });
+  const perUser = app.rateLimit({
+    max: config.rate_limit.per_user_per_minute,
+    timeWindow: 60_000,
+    keyGenerator: (req) => `user:${req.identity?.tenant}/${req.identity?.user}`,
+    errorResponseBuilder: (_req, ctx) => ({ statusCode: 429, code: 'FORT_ERR_RATE_LIMITED', ttl: ctx.ttl }),
+  });
+
+  app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) => {
+    if (err.statusCode === 429) return sendProblem(reply, 429, 'FORT_ERR_RATE_LIMITED', 'Too many requests', 'rate limit exceeded; see retry-after');
+    if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return sendProblem(reply, 413, 'FORT_ERR_TOO_LARGE', 'Request too large', `bodies are limited to ${64 * 1024} bytes`);
+    if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) return sendProblem(reply, err.statusCode, 'FORT_ERR_BAD_REQUEST', 'Bad request', err.message);
+    req.log.error({ err }, 'client API request failed');
+    return sendProblem(reply, 500, 'FORT_ERR_INTERNAL', 'Internal error', `see the fort's log for request ${req.id}`);
+  });
 
   app.get('/health', async (_req, reply) => {
     if (deps.isDraining()) return sendProblem(reply, 503, 'FORT_ERR_DRAINING', 'Draining', 'the agent is restarting');
     return { status: 'ok' };
   });
+  app.get('/', async (_req, reply) => reply.type('text/html; charset=utf-8').send(viewerHtml({ loginUrl: config.viewer_login_url, tenant: config.auth?.tenant })));
+  app.get('/viewer.js', async (_req, reply) => reply.type('text/javascript; charset=utf-8').send(VIEWER_JS));
+  const openapi = openApiDocument(deps.version);
+  app.get('/api/v1/openapi.json', async () => openapi);
 
-  app.setNotFoundHandler((req, reply) => sendProblem(reply, 404, 'FORT_ERR_NOT_FOUND', 'Not found', `${req.method} ${req.url}`));
+  await app.register(async (scope) => {
+    const data = deps.data;
+    if (!data) {
+      scope.addHook('onRequest', async (_req, reply) => sendProblem(reply, 503, 'FORT_ERR_NOT_CONFIGURED', 'Not configured', 'user authentication ([api.auth] and [cloud]) is not configured on this fort'));
+      return;
+    }
+    scope.addHook('onRequest', async (req: FastifyRequest, reply: FastifyReply) => {
+      const query = req.query as Record<string, unknown> | undefined;
+      try {
+        req.identity = await data.verifyToken(req.headers.authorization, query !== undefined && ('access_token' in query || 'token' in query || 'id_token' in query));
+      } catch (err) {
+        if (!(err instanceof TokenRejectedError)) throw err;
+        req.log.warn({ reason: err.reason }, 'user token refused');
+        data.audit.write({ actor: 'anonymous', action: 'auth', target: `${req.method} ${req.url.split('?')[0]}`, detail: { decision: 'deny', reason: err.reason, requestId: req.id, ip: req.ip } });
+        reply.header('www-authenticate', `Bearer error="invalid_token", error_description="${err.reason}"`);
+        return sendProblem(reply, 401, 'FORT_ERR_UNAUTHENTICATED', 'Unauthenticated', `user token refused: ${err.reason}`);
+      }
+    });
+    scope.addHook('preHandler', perUser);
+    registerAppsRoutes(scope, data);
+  }, { prefix: '' });
 
-  await app.listen({ host: deps.host, port: deps.port });
+  app.setNotFoundHandler((req, reply) => sendProblem(reply, 404, 'FORT_ERR_NOT_FOUND', 'Not found', `${req.method} ${req.url.split('?')[0]}`));
+
+  await app.listen({ host: config.host, port: config.port });
   return app;
 }

@@ -1,23 +1,42 @@
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
+import { request } from 'node:https';
 import { pino } from 'pino';
 import mqtt, { type MqttClient } from 'mqtt';
 import WebSocket from 'ws';
 import { presignMqttUrl } from '../../agent/iot/presign.js';
-import { writeSecretFile } from '../../lib/files.js';
+import { writeFileAtomic, writeSecretFile } from '../../lib/files.js';
 import type { PkiPaths } from '../../lib/pki/layout.js';
 import { devCloudConfigSchema, type DevCloudConfig } from '../../dev-cloud/config.js';
 import { startDevCloud, type DevCloud } from '../../dev-cloud/app.js';
-import { freePort, type StackLayout } from '../../scripts/dev-config.js';
+import type { PolicyInput } from '../../dev-cloud/cloud-api/policy.js';
+import { devPolicyJson, freePort, type StackLayout } from '../../scripts/dev-config.js';
 import { tempDir } from './fort.js';
 
 export const DEV_STATIC_KEY = { accessKeyId: 'AKIADEVFORTSTATIC001', secretAccessKey: 'dev-secret-key-for-tests-only-0000000000' };
 
+/** The fort id the test dev cloud registers at its token endpoint (key: `pki.jwt`). */
+export const TEST_CLIENT_ID = 'fort-dev-1';
+
+export interface TestDevCloudOverrides {
+  maxConnectionSeconds?: number;
+  lifetimeSeconds?: number;
+  clockOffsetSeconds?: number;
+  ports?: Pick<StackLayout['ports'], 'cloud' | 'iot' | 'credentials'>;
+  /** Policy file content; default `devPolicyJson('fort-dev-1')`. */
+  policy?: PolicyInput;
+  /** Origins the redirect login may send tokens to; default none. */
+  fortOrigins?: string[];
+  accessTokenSeconds?: number;
+}
+
 /** The dev cloud in-process (real sockets and TLS), so tests can drop links and restart it. */
-export async function testDevCloud(pki: PkiPaths, overrides: { maxConnectionSeconds?: number; lifetimeSeconds?: number; clockOffsetSeconds?: number; ports?: Pick<StackLayout['ports'], 'cloud' | 'iot' | 'credentials'> } = {}) {
+export async function testDevCloud(pki: PkiPaths, overrides: TestDevCloudOverrides = {}) {
   const dir = tempDir('cloud');
   const staticFile = join(dir, 'iot-static.json');
   writeSecretFile(staticFile, JSON.stringify(DEV_STATIC_KEY));
+  const policyFile = join(dir, 'policy.json');
+  writeFileAtomic(policyFile, overrides.policy ? JSON.stringify(overrides.policy) : devPolicyJson(TEST_CLIENT_ID), 0o644);
   // An installation's ports (so its agent.toml points here), or fresh ones.
   const ports = overrides.ports ?? { cloud: await freePort(), iot: await freePort(), credentials: await freePort() };
   const config: DevCloudConfig = devCloudConfigSchema.parse({
@@ -26,16 +45,39 @@ export async function testDevCloud(pki: PkiPaths, overrides: { maxConnectionSeco
     iot: { port: ports.iot, region: 'eu-west-1', max_connection_seconds: overrides.maxConnectionSeconds ?? 86_400, static_credentials_file: staticFile },
     testing: { clock_offset_seconds: overrides.clockOffsetSeconds ?? 0 },
     credentials_provider: { port: ports.credentials, role_alias: 'fort-iot-role', lifetime_seconds: overrides.lifetimeSeconds ?? 3600, device_ca: pki.cloudDevice.ca },
+    cloud_api: {
+      policy: policyFile,
+      fort_origins: overrides.fortOrigins ?? [],
+      clients: [{ id: TEST_CLIENT_ID, public_key: pki.jwt.publicKey }],
+      ...(overrides.accessTokenSeconds ? { access_token_seconds: overrides.accessTokenSeconds } : {}),
+    },
   });
   const log = pino({ level: 'warn' });
   let cloud: DevCloud = await startDevCloud(config, log);
+  const apiUrl = `https://127.0.0.1:${ports.cloud}`;
+  const ca = readFileSync(pki.cloudServer.ca);
+  const issuer = cloud.cloudApi!.issuer;
   return {
     config,
     staticFile,
+    policyFile,
     endpoint: `127.0.0.1:${ports.iot}`,
     providerUrl: `https://127.0.0.1:${ports.credentials}`,
-    apiUrl: `https://127.0.0.1:${ports.cloud}`,
-    ca: readFileSync(pki.cloudServer.ca),
+    apiUrl,
+    ca,
+    issuer,
+    tokenUrl: `${issuer}/oauth/token`,
+    jwksUrl: `${issuer}/.well-known/jwks.json`,
+    /** Cloud API test hooks; a restart gives a new one (new keys and tokens, policy from the file). */
+    get cloudApi() {
+      return cloud.cloudApi!;
+    },
+    /** A user token from `POST /dev/v1/login`. */
+    async login(user: string, tenant: string, ttlSeconds?: number): Promise<string> {
+      const res = await cloudRequest(apiUrl, ca, 'POST', '/dev/v1/login', { json: { user, tenant, ...(ttlSeconds ? { ttl_seconds: ttlSeconds } : {}) } });
+      if (res.status !== 200) throw new Error(`dev cloud login: HTTP ${res.status} ${res.body}`);
+      return (res.json() as { token: string }).token;
+    },
     get cloud() {
       return cloud;
     },
@@ -52,6 +94,44 @@ export async function testDevCloud(pki: PkiPaths, overrides: { maxConnectionSeco
   };
 }
 export type TestDevCloud = Awaited<ReturnType<typeof testDevCloud>>;
+
+export interface CloudResponse {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+  json(): unknown;
+}
+
+/** One HTTPS request to the dev cloud, trusting only its CA, with a JSON or form body. */
+export function cloudRequest(
+  baseUrl: string,
+  ca: string | Buffer,
+  method: string,
+  path: string,
+  opts: { json?: unknown; form?: Record<string, string> | string; headers?: Record<string, string> } = {},
+): Promise<CloudResponse> {
+  const headers: Record<string, string> = { ...opts.headers };
+  let payload: string | undefined;
+  if (opts.json !== undefined) {
+    payload = JSON.stringify(opts.json);
+    headers['content-type'] ??= 'application/json';
+  } else if (opts.form !== undefined) {
+    payload = typeof opts.form === 'string' ? opts.form : new URLSearchParams(opts.form).toString();
+    headers['content-type'] ??= 'application/x-www-form-urlencoded';
+  }
+  return new Promise((resolve, reject) => {
+    const req = request(new URL(path, baseUrl), { method, ca, headers, agent: false, timeout: 5000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body, json: () => JSON.parse(body) as unknown }));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
 
 /** A plain mqtt.js client on the dev bridge with the static dev key: baselines and intruders. */
 export async function connectBareClient(dev: TestDevCloud, clientId: string, opts: { clean?: boolean } = {}): Promise<MqttClient> {

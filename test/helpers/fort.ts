@@ -22,7 +22,7 @@ export async function testPki(dir = tempDir('pki')): Promise<PkiPaths> {
 }
 
 /** One fort installation's config files in a temp dir, on fresh loopback ports. */
-export async function testInstallation(pki: PkiPaths, opts: { healthIntervalSeconds?: number; fortId?: string; iot?: boolean } = {}) {
+export async function testInstallation(pki: PkiPaths, opts: { healthIntervalSeconds?: number; fortId?: string; iot?: boolean; cloudAuth?: boolean } = {}) {
   const dir = tempDir('inst');
   const layout: StackLayout = {
     dir,
@@ -32,6 +32,7 @@ export async function testInstallation(pki: PkiPaths, opts: { healthIntervalSeco
     dataDir: join(dir, 'data'),
     logLevel: 'debug',
     // The bridge's own static key file is written by testDevCloud; the agent uses the provider.
+    ...(opts.cloudAuth ? { cloudAuth: { tenant: 't1' } } : {}),
     ...(opts.iot ? { iot: { region: 'eu-west-1', roleAlias: 'fort-iot-role', staticCredentialsFile: join(dir, 'unused.json') } } : {}),
   };
   const files = { agent: join(dir, 'agent.toml'), dm: join(dir, 'deployment-manager.toml'), fortctl: join(dir, 'fortctl.toml') };

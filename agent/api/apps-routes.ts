@@ -1,0 +1,116 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { randomUUID } from 'node:crypto';
+import type Database from 'better-sqlite3';
+import { sendProblem } from '../../lib/http-problem.js';
+import { AuthorizationUnavailableError, type Authorizer } from '../cloud/authorizer.js';
+import type { CloudAction } from '../cloud/client.js';
+import type { AppCatalog } from '../apps/catalog.js';
+import type { VersionReader } from '../apps/version-reader.js';
+import type { AuditWriter } from '../audit/writer.js';
+import type { UserIdentity } from './user-token.js';
+
+export interface AppsRoutesDeps {
+  db: Database.Database;
+  catalog: AppCatalog;
+  reader: VersionReader;
+  authorizer: Authorizer;
+  audit: AuditWriter;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    identity?: UserIdentity;
+  }
+}
+
+const appParams = z.strictObject({ id: z.string().min(1).max(128) });
+const rowsParams = appParams.extend({ table: z.string().min(1).max(128) });
+const rowsQuery = z.strictObject({
+  offset: z.coerce.number().int().min(0).max(1_000_000_000).default(0),
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+});
+
+function parse<T>(schema: z.ZodType<T>, value: unknown, reply: FastifyReply): T | undefined {
+  const r = schema.safeParse(value);
+  if (r.success) return r.data;
+  const issue = r.error.issues[0]!;
+  void sendProblem(reply, 400, 'FORT_ERR_BAD_REQUEST', 'Bad request', `${issue.path.join('.') || 'request'}: ${issue.message}`);
+  return undefined;
+}
+
+/** `/api/v1/apps...`: every route asks the cloud (cached) before it touches data; all decisions audited. */
+export function registerAppsRoutes(app: FastifyInstance, deps: AppsRoutesDeps) {
+  const { catalog, reader, authorizer, audit } = deps;
+  const queueReload = deps.db.prepare("INSERT INTO reloads (id, app_id, state, source, requested_at) VALUES (?, ?, 'queued', ?, ?)");
+
+  /** Allowed → true. Otherwise the reply (403 or 503) is sent and the decision audited. */
+  async function allowed(req: FastifyRequest, reply: FastifyReply, action: CloudAction, resource: string): Promise<boolean> {
+    const who = req.identity!;
+    try {
+      const d = await authorizer.decide({ user: who.user, tenant: who.tenant, action, resource });
+      audit.write({ actor: who.user, action, target: resource, detail: { decision: d.allow ? 'allow' : 'deny', source: d.source, requestId: req.id } });
+      if (d.allow) return true;
+      void sendProblem(reply, 403, 'FORT_ERR_FORBIDDEN', 'Forbidden', `${action} on ${resource} is not allowed for this user`);
+    } catch (err) {
+      if (!(err instanceof AuthorizationUnavailableError)) throw err;
+      audit.write({ actor: who.user, action, target: resource, detail: { decision: 'deny', reason: 'authz_unavailable', requestId: req.id } });
+      void sendProblem(reply, 503, 'FORT_ERR_AUTHZ_UNAVAILABLE', 'Authorisation unavailable', 'the cloud cannot be reached to authorise this request and no fresh decision is cached; try again shortly');
+    }
+    return false;
+  }
+
+  app.get('/api/v1/apps', async (req, reply) => {
+    const who = req.identity!;
+    const apps = catalog.list();
+    let decisions;
+    try {
+      decisions = await Promise.all(apps.map((a) => authorizer.decide({ user: who.user, tenant: who.tenant, action: 'app.list', resource: a.id })));
+    } catch (err) {
+      if (!(err instanceof AuthorizationUnavailableError)) throw err;
+      audit.write({ actor: who.user, action: 'app.list', target: '*', detail: { decision: 'deny', reason: 'authz_unavailable', requestId: req.id } });
+      return sendProblem(reply, 503, 'FORT_ERR_AUTHZ_UNAVAILABLE', 'Authorisation unavailable', 'the cloud cannot be reached to authorise this request and no fresh decision is cached; try again shortly');
+    }
+    const visible = apps.filter((_, i) => decisions[i]!.allow);
+    audit.write({ actor: who.user, action: 'app.list', target: '*', detail: { decision: 'allow', shown: visible.length, hidden: apps.length - visible.length, requestId: req.id } });
+    return { apps: visible.map((a) => ({ id: a.id, name: a.name, space: a.space, updatedAt: a.updatedAt, hasData: a.versionId !== null })) };
+  });
+
+  app.get('/api/v1/apps/:id', async (req, reply) => {
+    const p = parse(appParams, req.params, reply);
+    if (!p || !(await allowed(req, reply, 'app.read', p.id))) return reply;
+    const a = catalog.get(p.id);
+    if (!a) return sendProblem(reply, 404, 'FORT_ERR_NOT_FOUND', 'Not found', `no app ${p.id} on this fort`);
+    return { id: a.id, name: a.name, space: a.space, updatedAt: a.updatedAt, hasData: a.versionId !== null };
+  });
+
+  app.get('/api/v1/apps/:id/tables', async (req, reply) => {
+    const p = parse(appParams, req.params, reply);
+    if (!p || !(await allowed(req, reply, 'app.read', p.id))) return reply;
+    if (!catalog.get(p.id)) return sendProblem(reply, 404, 'FORT_ERR_NOT_FOUND', 'Not found', `no app ${p.id} on this fort`);
+    const file = catalog.currentVersionFile(p.id);
+    return { tables: file ? reader.tables(file) : [] };
+  });
+
+  app.get('/api/v1/apps/:id/tables/:table/rows', async (req, reply) => {
+    const p = parse(rowsParams, req.params, reply);
+    const q = p && parse(rowsQuery, req.query, reply);
+    if (!p || !q || !(await allowed(req, reply, 'app.read', p.id))) return reply;
+    if (!catalog.get(p.id)) return sendProblem(reply, 404, 'FORT_ERR_NOT_FOUND', 'Not found', `no app ${p.id} on this fort`);
+    const file = catalog.currentVersionFile(p.id);
+    // An app without data yet has no tables: its (any) table reads as empty rather than 404.
+    if (!file) return { columns: [], rows: [], offset: q.offset, limit: q.limit, total: 0 };
+    if (!reader.tables(file).some((t) => t.name === p.table)) return sendProblem(reply, 404, 'FORT_ERR_NOT_FOUND', 'Not found', `app ${p.id} has no table ${p.table}`);
+    const page = reader.rows(file, p.table, q.offset, q.limit);
+    return { columns: page.columns, rows: page.rows, offset: q.offset, limit: q.limit, total: page.total };
+  });
+
+  app.post('/api/v1/apps/:id/reloads', async (req, reply) => {
+    const p = parse(appParams, req.params, reply);
+    if (!p || !(await allowed(req, reply, 'app.reload', p.id))) return reply;
+    if (!catalog.get(p.id)) return sendProblem(reply, 404, 'FORT_ERR_NOT_FOUND', 'Not found', `no app ${p.id} on this fort`);
+    const id = randomUUID();
+    queueReload.run(id, p.id, `user:${req.identity!.user}`, new Date().toISOString());
+    return reply.code(202).send({ reload: { id, appId: p.id, state: 'queued' } });
+  });
+}

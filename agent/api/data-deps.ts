@@ -1,0 +1,49 @@
+import { dirname, join } from 'node:path';
+import type Database from 'better-sqlite3';
+import type { Logger } from '../../lib/logger.js';
+import type { ProxySettings } from '../../lib/proxy.js';
+import { createAppCatalog } from '../apps/catalog.js';
+import { createVersionReader } from '../apps/version-reader.js';
+import { createAuditWriter } from '../audit/writer.js';
+import type { CloudConfig } from '../cloud/config.js';
+import { startCloudService } from '../cloud/service.js';
+import type { HealthRegistry } from '../health.js';
+import type { ApiConfig } from './config.js';
+import { createUserTokenVerifier } from './user-token.js';
+
+/**
+ * What the client API's data routes need: user-token verification against the cloud's
+ * JWKS, cloud authorisation, the app catalog and version files, and the audit trail.
+ */
+export function createDataDeps(deps: { api: ApiConfig & { auth: NonNullable<ApiConfig['auth']> }; cloud: CloudConfig; fortId: string; storePath: string; db: Database.Database; proxy?: ProxySettings | undefined; health: HealthRegistry; log: Logger }) {
+  const { auth } = deps.api;
+  const cloud = startCloudService({ config: deps.cloud, fortId: deps.fortId, proxy: deps.proxy, log: deps.log });
+  const jwksUrl = new URL(auth.jwks_url ?? new URL('.well-known/jwks.json', `${deps.cloud.url.replace(/\/$/, '')}/`).href);
+  const verifyToken = createUserTokenVerifier({
+    issuer: auth.issuer,
+    audience: auth.audience,
+    tenant: auth.tenant,
+    algorithms: auth.algorithms,
+    clockToleranceSeconds: auth.clock_tolerance_seconds,
+    maxTokenBytes: auth.max_token_bytes,
+    keys: cloud.userKeys({ url: jwksUrl, cooldownSeconds: auth.jwks_cooldown_seconds, cacheSeconds: auth.jwks_cache_seconds }),
+  });
+  const audit = createAuditWriter({ db: deps.db, log: deps.log.child({ module: 'audit' }) });
+  const reader = createVersionReader({});
+  deps.health.setInfo('cloud', () => ({ client: cloud.client.stats(), authorizer: cloud.authorizer.stats() }));
+  return {
+    data: {
+      db: deps.db,
+      catalog: createAppCatalog({ db: deps.db, appsDir: join(dirname(deps.storePath), 'apps') }),
+      reader,
+      authorizer: cloud.authorizer,
+      audit,
+      verifyToken,
+    },
+    close() {
+      audit.close();
+      reader.close();
+      cloud.close();
+    },
+  };
+}

@@ -1,0 +1,23 @@
+import { createPrivateKey, type KeyObject } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { assertPrivateFileMode } from '../../lib/files.js';
+import { ConfigError } from '../../lib/errors.js';
+
+export interface ClientKey {
+  key: KeyObject;
+  alg: 'ES256' | 'EdDSA';
+}
+
+/** The fort's assertion-signing key: a 0600 PEM (PKCS#8 or SEC1), P-256 or Ed25519. */
+export function loadClientKey(file: string): ClientKey {
+  assertPrivateFileMode(file, 'cloud client key');
+  let key: KeyObject;
+  try {
+    key = createPrivateKey(readFileSync(file));
+  } catch (err) {
+    throw new ConfigError(file, [`not a PEM private key (${(err as NodeJS.ErrnoException).code ?? 'unreadable'})`]);
+  }
+  if (key.asymmetricKeyType === 'ed25519') return { key, alg: 'EdDSA' };
+  if (key.asymmetricKeyType === 'ec' && key.asymmetricKeyDetails?.namedCurve === 'prime256v1') return { key, alg: 'ES256' };
+  throw new ConfigError(file, [`expected a P-256 or Ed25519 private key, got ${key.asymmetricKeyType ?? 'unknown'} ${key.asymmetricKeyDetails?.namedCurve ?? ''}`.trim()]);
+}

@@ -1,0 +1,61 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { DevCloudServer } from '../server.js';
+import { z } from 'zod';
+import { sendProblem } from '../../lib/http-problem.js';
+import type { AccessTokens } from './access-tokens.js';
+import { problemErrorHandler } from './problems.js';
+import { ACTIONS, decide, type Policy } from './policy.js';
+
+const field = z.string().min(1).max(256);
+export const authorizeBodySchema = z.strictObject({
+  user: field,
+  tenant: field,
+  action: z.enum(ACTIONS, { error: `action must be one of ${ACTIONS.join(', ')}` }),
+  resource: field,
+});
+
+export interface AuthorizeRouteDeps {
+  accessTokens: AccessTokens;
+  policy: () => Policy;
+  available: () => boolean;
+  /** Every request that reaches the route (agent tests: did the fort ask?). */
+  onRequest: () => void;
+  onDecision: (allow: boolean) => void;
+}
+
+const unauthenticated = (reply: FastifyReply, detail: string) =>
+  sendProblem(reply.header('www-authenticate', 'Bearer'), 401, 'FORT_ERR_UNAUTHENTICATED', 'Access token missing, unknown or expired', detail);
+
+/** `POST /api/v1/authorize`: the cloud's decision for one user action on one app. */
+export async function authorizeRoute(app: DevCloudServer, deps: AuthorizeRouteDeps) {
+  // Malformed JSON, wrong content type, oversized body: a problem, not fastify's own shape.
+  app.setErrorHandler(problemErrorHandler);
+
+  /** The fort whose access token authenticated each request. */
+  const clientOf = new WeakMap<FastifyRequest, string>();
+
+  // Before the body is read: an outage or a bad token is answered without parsing anything.
+  app.addHook('onRequest', async (req, reply) => {
+    deps.onRequest();
+    if (!deps.available()) return sendProblem(reply, 503, 'FORT_ERR_UNAVAILABLE', 'Cloud unavailable', 'dev cloud test hook');
+    const m = /^Bearer ([A-Za-z0-9._~+/-]+=*)$/.exec(req.headers.authorization ?? '');
+    if (!m) return unauthenticated(reply, 'expected authorization: Bearer <access token>');
+    const grant = deps.accessTokens.lookup(m[1]!);
+    if (!grant) return unauthenticated(reply, 'access token unknown or expired');
+    clientOf.set(req, grant.clientId);
+  });
+
+  app.post('/api/v1/authorize', { bodyLimit: 16 * 1024 }, async (req, reply) => {
+    const body = authorizeBodySchema.safeParse(req.body);
+    if (!body.success) {
+      const detail = body.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ');
+      return sendProblem(reply, 400, 'FORT_ERR_BAD_REQUEST', 'Bad request', detail);
+    }
+    const clientId = clientOf.get(req)!;
+    const policy = deps.policy();
+    const allow = decide(policy, clientId, body.data);
+    deps.onDecision(allow);
+    req.log.info({ clientId, ...body.data, allow }, 'authorize');
+    return { allow, ttl: policy.decision_ttl_seconds };
+  });
+}

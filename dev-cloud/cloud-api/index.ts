@@ -1,0 +1,84 @@
+import type { DevCloudServer } from '../server.js';
+import { createAccessTokens } from './access-tokens.js';
+import { createAssertionVerifier } from './client-assertion.js';
+import type { RegisteredClient } from './clients.js';
+import { parsePolicy, type Policy, type PolicyInput } from './policy.js';
+import { createSigningKeys } from './signing-keys.js';
+import { tokenRoute } from './token-route.js';
+import { authorizeRoute } from './authorize-route.js';
+import { userRoutes } from './user-routes.js';
+import { registerHub } from './hub.js';
+
+export interface CloudApiOptions {
+  /** `iss` of user tokens; the token endpoint is `<issuer>/oauth/token`. */
+  issuer: string;
+  userAudience: string;
+  accessTokenSeconds: number;
+  userTokenSeconds: number;
+  policy: Policy;
+  fortOrigins: readonly string[];
+  clients: ReadonlyMap<string, RegisteredClient>;
+  now: () => Date;
+}
+
+export interface CloudApiStats {
+  /** Requests that reached `/api/v1/authorize`, whatever the answer (did the fort ask?). */
+  authorize: number;
+  /** Of those, answered 200 with a decision. */
+  decisions: number;
+  tokensIssued: number;
+  tokensRefused: number;
+  lastTokenRefusal: string;
+}
+
+/** The cloud API of dev-cloud/CLOUD-API.md on the dev cloud's HTTPS server, with test hooks. */
+export async function registerCloudApi(app: DevCloudServer, opts: CloudApiOptions) {
+  const tokenUrl = `${opts.issuer}/oauth/token`;
+  const stats: CloudApiStats = { authorize: 0, decisions: 0, tokensIssued: 0, tokensRefused: 0, lastTokenRefusal: '' };
+  let available = true;
+  let policy = opts.policy;
+  const accessTokens = createAccessTokens({ lifetimeSeconds: opts.accessTokenSeconds, now: opts.now });
+  const verifier = createAssertionVerifier({ clients: opts.clients, tokenUrl, now: opts.now });
+  const keys = await createSigningKeys({ issuer: opts.issuer, audience: opts.userAudience, now: opts.now });
+
+  await app.register(tokenRoute, {
+    verifier,
+    accessTokens,
+    available: () => available,
+    onIssued: () => void stats.tokensIssued++,
+    onRefused: (reason) => {
+      stats.tokensRefused++;
+      stats.lastTokenRefusal = reason;
+    },
+  });
+  await app.register(authorizeRoute, {
+    accessTokens,
+    policy: () => policy,
+    available: () => available,
+    onRequest: () => void stats.authorize++,
+    onDecision: () => void stats.decisions++,
+  });
+  await app.register(userRoutes, { keys, userTokenSeconds: opts.userTokenSeconds, fortOrigins: opts.fortOrigins });
+  registerHub(app);
+
+  return {
+    issuer: opts.issuer,
+    tokenUrl,
+    jwksUrl: `${opts.issuer}/.well-known/jwks.json`,
+    stats: (): CloudApiStats => ({ ...stats }),
+    /** false: `/oauth/token` and `/api/v1/authorize` answer 503 (an outage, port still open). */
+    setAvailable(value: boolean): void {
+      available = value;
+    },
+    /** Replace the policy in memory (validated like the file). */
+    setPolicy(next: PolicyInput): void {
+      policy = parsePolicy(next);
+    },
+    /** Forget every access token: the next authorize call of each fort gets a 401. */
+    revokeAccessTokens(): void {
+      accessTokens.revokeAll();
+    },
+    currentKid: () => keys.currentKid(),
+  };
+}
+export type CloudApi = Awaited<ReturnType<typeof registerCloudApi>>;

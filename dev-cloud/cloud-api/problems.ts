@@ -1,0 +1,13 @@
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import { sendProblem } from '../../lib/http-problem.js';
+
+/**
+ * Error handler of the `/api/*` and `/dev/*` scopes: fastify's own failures (malformed JSON,
+ * wrong content type, oversized body) become problem+json like every other answer there.
+ */
+export function problemErrorHandler(err: FastifyError, req: FastifyRequest, reply: FastifyReply) {
+  const status = err.statusCode ?? 500;
+  if (status >= 400 && status < 500) return sendProblem(reply, 400, 'FORT_ERR_BAD_REQUEST', 'Bad request', err.message);
+  req.log.error({ err }, 'request failed');
+  return sendProblem(reply, 500, 'FORT_ERR_INTERNAL', 'Internal error');
+}

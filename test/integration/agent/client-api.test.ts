@@ -1,0 +1,188 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { request } from 'node:https';
+import Database from 'better-sqlite3';
+import { pino } from 'pino';
+import { openStore } from '../../../agent/store/database.js';
+import { seedApp } from '../../../agent/apps/seed.js';
+import type { PkiPaths } from '../../../lib/pki/layout.js';
+import type { Supervised } from '../../../scripts/supervisor/process.js';
+import { eventually, startAgent, testInstallation, testPki, type TestInstallation } from '../../helpers/fort.js';
+import { testDevCloud, type TestDevCloud } from '../../helpers/dev-cloud.js';
+import type { PolicyInput } from '../../../dev-cloud/cloud-api/policy.js';
+
+const FORT = 'fort-dev-1';
+const POLICY: PolicyInput = {
+  decision_ttl_seconds: 60,
+  tenants: {
+    t1: {
+      forts: [FORT],
+      users: { alice: { groups: ['analysts'] }, bob: { groups: [] }, carol: { groups: ['admins'] } },
+      spaces: { sales: { analysts: ['app.list', 'app.read'], admins: ['app.list', 'app.read', 'app.reload'] }, hr: { admins: ['app.list', 'app.read'] } },
+      apps: { 'sales-2026': { space: 'sales' }, 'empty-2026': { space: 'sales' }, 'hr-2026': { space: 'hr' } },
+    },
+  },
+};
+
+interface Res {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Record<string, unknown>;
+}
+
+/** Real HTTPS to the client API, trusting only the client-zone CA. */
+function api(base: string, ca: Buffer, path: string, opts: { token?: string; method?: string; headers?: Record<string, string> } = {}): Promise<Res> {
+  return new Promise((resolve, reject) => {
+    const headers: Record<string, string> = { ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}), ...opts.headers };
+    const req = request(new URL(path, base), { method: opts.method ?? 'GET', ca, headers, agent: false, timeout: 10_000 }, (res) => {
+      let text = '';
+      res.on('data', (c: Buffer) => (text += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+describe('client API: user tokens, cloud authorisation, data, audit (real agent, real dev cloud)', () => {
+  let pki: PkiPaths;
+  let inst: TestInstallation;
+  let dev: TestDevCloud;
+  let agent: Supervised;
+  let base: string;
+  let ca: Buffer;
+  let dbPath: string;
+
+  beforeAll(async () => {
+    pki = await testPki();
+    inst = await testInstallation(pki, { fortId: FORT, cloudAuth: true });
+    dbPath = join(inst.layout.dataDir, 'agent', 'agent.db');
+    const store = openStore({ path: dbPath, log: pino({ level: 'silent' }) });
+    const appsDir = join(inst.layout.dataDir, 'agent', 'apps');
+    seedApp(store.db, appsDir, { id: 'sales-2026', name: 'Sales 2026', space: 'sales', tables: { orders: { columns: ['id', 'customer', 'amount'], rows: Array.from({ length: 250 }, (_, i) => [i + 1, `c${i % 7}`, (i * 13) % 1000]) } } });
+    seedApp(store.db, appsDir, { id: 'empty-2026', name: 'Empty 2026', space: 'sales' });
+    seedApp(store.db, appsDir, { id: 'hr-2026', name: 'HR 2026', space: 'hr', tables: { salaries: { columns: ['who', 'salary'], rows: [['x', 1]] } } });
+    store.close();
+    dev = await testDevCloud(pki, { ports: inst.layout.ports, policy: POLICY });
+    agent = await startAgent(inst.files.agent);
+    await agent.waitReady(20_000);
+    base = `https://127.0.0.1:${inst.layout.ports.clientApi}`;
+    ca = readFileSync(pki.clientZone.ca);
+  });
+  afterAll(async () => {
+    await agent?.stop();
+    await dev?.stop();
+    inst?.cleanup();
+  });
+
+  const audit = () => {
+    const db = new Database(dbPath, { readonly: true });
+    try {
+      return db.prepare('SELECT actor, action, target, detail FROM audit ORDER BY seq').all() as { actor: string; action: string; target: string; detail: string }[];
+    } finally {
+      db.close();
+    }
+  };
+
+  it('shows a user only the apps the cloud lets them list, with tables and paged rows', async () => {
+    const alice = await dev.login('alice', 't1');
+    const list = await api(base, ca, '/api/v1/apps', { token: alice });
+    expect(list.status).toBe(200);
+    expect((list.body.apps as { id: string }[]).map((a) => a.id).sort()).toEqual(['empty-2026', 'sales-2026']);
+    expect(list.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+    const tables = await api(base, ca, '/api/v1/apps/sales-2026/tables', { token: alice });
+    expect(tables.body).toEqual({ tables: [{ name: 'orders', rowCount: 250 }] });
+    const page = await api(base, ca, '/api/v1/apps/sales-2026/tables/orders/rows?offset=240&limit=100', { token: alice });
+    expect(page.body).toMatchObject({ columns: ['id', 'customer', 'amount'], offset: 240, limit: 100, total: 250 });
+    expect((page.body.rows as unknown[][]).map((r) => r[0])).toEqual([241, 242, 243, 244, 245, 246, 247, 248, 249, 250]);
+    const empty = await api(base, ca, '/api/v1/apps/empty-2026/tables/anything/rows', { token: alice });
+    expect(empty.body).toMatchObject({ rows: [], total: 0 });
+    expect((await api(base, ca, '/api/v1/apps/sales-2026/tables/orders/rows?limit=5000', { token: alice })).body).toMatchObject({ status: 400, code: 'FORT_ERR_BAD_REQUEST' });
+  });
+
+  it('denies with 403 and audits allows and denies', async () => {
+    const bob = await dev.login('bob', 't1');
+    expect((await api(base, ca, '/api/v1/apps', { token: bob })).body).toEqual({ apps: [] });
+    const denied = await api(base, ca, '/api/v1/apps/sales-2026/tables/orders/rows', { token: bob });
+    expect(denied.status).toBe(403);
+    expect(denied.body).toMatchObject({ code: 'FORT_ERR_FORBIDDEN' });
+    expect(denied.body.rows).toBeUndefined();
+    expect(JSON.stringify(denied.body)).not.toMatch(/customer|"c1"/);
+    const reload = await api(base, ca, '/api/v1/apps/sales-2026/reloads', { token: await dev.login('carol', 't1'), method: 'POST' });
+    expect(reload.status).toBe(202);
+    const rows = await eventually(() => {
+      const a = audit();
+      return a.some((e) => e.actor === 'carol') ? a : undefined;
+    }, 5000, 'audit entries');
+    expect(rows).toContainEqual(expect.objectContaining({ actor: 'bob', action: 'app.read', target: 'sales-2026', detail: expect.stringContaining('"decision":"deny"') }));
+    expect(rows).toContainEqual(expect.objectContaining({ actor: 'alice', action: 'app.read', target: 'sales-2026', detail: expect.stringContaining('"decision":"allow"') }));
+    expect(rows).toContainEqual(expect.objectContaining({ actor: 'carol', action: 'app.reload', target: 'sales-2026', detail: expect.stringContaining('"decision":"allow"') }));
+  });
+
+  it('serves a fresh cached decision while the cloud is down, refuses (503) without one, re-asks after expiry', async () => {
+    const alice = await dev.login('alice', 't1');
+    const carol = await dev.login('carol', 't1');
+    expect((await api(base, ca, '/api/v1/apps/sales-2026', { token: alice })).status).toBe(200); // cached now
+    dev.cloudApi.setAvailable(false);
+    try {
+      expect((await api(base, ca, '/api/v1/apps/sales-2026', { token: alice })).status).toBe(200);
+      const refused = await api(base, ca, '/api/v1/apps/hr-2026', { token: carol });
+      expect(refused.status).toBe(503);
+      expect(refused.body).toMatchObject({ code: 'FORT_ERR_AUTHZ_UNAVAILABLE' });
+      expect(JSON.stringify(refused.body)).not.toContain('salar');
+    } finally {
+      dev.cloudApi.setAvailable(true);
+    }
+    // Short TTLs from now on: the next decision expires and is asked for again.
+    dev.cloudApi.setPolicy({ ...POLICY, decision_ttl_seconds: 1 });
+    const dave = await dev.login('carol', 't1');
+    expect((await api(base, ca, '/api/v1/apps/hr-2026/tables', { token: dave })).status).toBe(200);
+    const asked = dev.cloudApi.stats().authorize;
+    await eventually(async () => {
+      await api(base, ca, '/api/v1/apps/hr-2026/tables', { token: dave });
+      return dev.cloudApi.stats().authorize > asked ? true : undefined;
+    }, 10_000, 'the expired decision to be asked again');
+  });
+
+  it('answers CORS only for the configured cloud origin', async () => {
+    const allowed = `https://127.0.0.1:${inst.layout.ports.cloud}`;
+    const preflight = (origin: string) =>
+      api(base, ca, '/api/v1/apps', { method: 'OPTIONS', headers: { origin, 'access-control-request-method': 'GET', 'access-control-request-headers': 'authorization' } });
+    const ok = await preflight(allowed);
+    expect(ok.headers['access-control-allow-origin']).toBe(allowed);
+    expect(String(ok.headers['access-control-allow-headers'])).toContain('authorization');
+    const evil = await preflight('https://evil.example');
+    expect(evil.headers['access-control-allow-origin']).toBeUndefined();
+  });
+
+  it('refuses tokens with 401, a problem body, no data, and an audit entry', async () => {
+    const alice = await dev.login('alice', 't1');
+    const cases: [string, Parameters<typeof api>[3]][] = [
+      ['/api/v1/apps', {}],
+      ['/api/v1/apps', { token: `${alice.slice(0, -8)}AAAAAAAA` }],
+      [`/api/v1/apps?access_token=${alice}`, {}],
+      ['/api/v1/apps', { token: await dev.login('alice', 'other-tenant') }],
+    ];
+    for (const [path, opts] of cases) {
+      const res = await api(base, ca, path, opts);
+      expect(res.status).toBe(401);
+      expect(res.body).toMatchObject({ code: 'FORT_ERR_UNAUTHENTICATED' });
+      expect(res.headers['www-authenticate']).toMatch(/^Bearer error="invalid_token"/);
+      expect(res.body.apps).toBeUndefined();
+    }
+    const reasons = await eventually(() => {
+      const r = audit().filter((e) => e.action === 'auth').map((e) => (JSON.parse(e.detail) as { reason: string }).reason);
+      return r.length >= 4 ? r : undefined;
+    }, 5000, 'auth audit entries');
+    expect(reasons).toEqual(expect.arrayContaining(['missing_token', 'bad_signature', 'token_in_query', 'wrong_tenant']));
+    // Tokens never reach the log.
+    expect(agent.stdout.join('\n')).not.toContain(alice.split('.')[2]);
+  });
+
+  it('serves its OpenAPI document and the viewer page', async () => {
+    const doc = await api(base, ca, '/api/v1/openapi.json');
+    expect(doc.body).toMatchObject({ openapi: '3.1.0' });
+    expect(Object.keys(doc.body.paths as object)).toContain('/api/v1/apps/{id}/tables/{table}/rows');
+  });
+});

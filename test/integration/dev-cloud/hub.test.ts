@@ -1,0 +1,122 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import Fastify, { type FastifyReply } from 'fastify';
+import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { freePort } from '../../../scripts/dev-config.js';
+import { sendProblem } from '../../../lib/http-problem.js';
+import { tempDir, testPki } from '../../helpers/fort.js';
+import { cloudRequest, testDevCloud, type TestDevCloud } from '../../helpers/dev-cloud.js';
+import type { PkiPaths } from '../../../lib/pki/layout.js';
+
+/**
+ * The hub page in a real Chromium that trusts the dev CAs the way a managed browser would,
+ * against a stand-in fort that checks the user token with the dev cloud's JWKS and answers
+ * CORS like the fort's client API contract says.
+ */
+async function stubFort(pki: PkiPaths, dev: TestDevCloud, hubOrigin: string) {
+  const keys = createLocalJWKSet((await cloudRequest(dev.apiUrl, dev.ca, 'GET', '/.well-known/jwks.json')).json() as JSONWebKeySet);
+  const app = Fastify({ https: { cert: readFileSync(pki.clientZone.clientApiCert), key: readFileSync(pki.clientZone.clientApiKey) } });
+  const seen: string[] = [];
+  app.addHook('onRequest', async (req, reply) => {
+    if (req.headers.origin === hubOrigin) reply.header('access-control-allow-origin', hubOrigin).header('vary', 'origin');
+    if (req.method === 'OPTIONS') {
+      return reply.code(204).header('access-control-allow-methods', 'GET').header('access-control-allow-headers', 'authorization').send();
+    }
+    seen.push(req.url);
+    try {
+      const m = /^Bearer (.+)$/.exec(req.headers.authorization ?? '');
+      const { payload } = await jwtVerify(m?.[1] ?? '', keys, { issuer: dev.issuer, audience: 'fort-client-api', algorithms: ['ES256'] });
+      if (payload['tenant'] !== 't1') return forbidden(reply);
+    } catch {
+      return sendProblem(reply.header('www-authenticate', 'Bearer'), 401, 'FORT_ERR_UNAUTHENTICATED', 'Unauthenticated');
+    }
+  });
+  const forbidden = (reply: FastifyReply) => sendProblem(reply, 403, 'FORT_ERR_FORBIDDEN', 'Forbidden');
+  app.get('/api/v1/apps', async () => ({ apps: [{ id: 'sales-2026', name: 'Sales 2026', space: 'sales' }, { id: 'hr-2026', name: 'HR 2026', space: 'hr' }] }));
+  app.get<{ Params: { id: string } }>('/api/v1/apps/:id/tables', async (req, reply) =>
+    req.params.id === 'sales-2026' ? { tables: [{ name: 'orders', rowCount: 2 }, { name: 'customers', rowCount: 1 }] } : forbidden(reply),
+  );
+  app.get<{ Params: { table: string }; Querystring: { limit?: string } }>('/api/v1/apps/sales-2026/tables/:table/rows', async (req) =>
+    req.params.table === 'orders'
+      ? { columns: ['id', 'customer', 'amount'], rows: [[1, '<img src=x onerror=alert(1)>', 10.5], [2, null, { eur: 3 }]], offset: 0, limit: Number(req.query.limit), total: 2 }
+      : { columns: ['name'], rows: [['Acme']], offset: 0, limit: Number(req.query.limit), total: 1 },
+  );
+  const port = await freePort();
+  await app.listen({ host: '127.0.0.1', port });
+  return { url: `https://127.0.0.1:${port}`, seen, close: () => app.close() };
+}
+
+/** A HOME whose NSS database trusts the dev cloud's and the client zone's CAs. */
+function browserHome(pki: PkiPaths): string {
+  const home = tempDir('chromium');
+  const db = `sql:${join(home, '.pki/nssdb')}`;
+  mkdirSync(join(home, '.pki/nssdb'), { recursive: true });
+  execFileSync('certutil', ['-d', db, '-N', '--empty-password']);
+  execFileSync('certutil', ['-d', db, '-A', '-t', 'C,,', '-n', 'fort-cloud-server-ca', '-i', pki.cloudServer.ca]);
+  execFileSync('certutil', ['-d', db, '-A', '-t', 'C,,', '-n', 'fort-client-ca', '-i', pki.clientZone.ca]);
+  return home;
+}
+
+describe('dev cloud hub page (Chromium)', () => {
+  let pki: PkiPaths;
+  let dev: TestDevCloud;
+  let fort: Awaited<ReturnType<typeof stubFort>>;
+  let browser: Browser;
+  let page: Page;
+  const cspViolations: string[] = [];
+  beforeAll(async () => {
+    pki = await testPki();
+    dev = await testDevCloud(pki);
+    fort = await stubFort(pki, dev, dev.apiUrl);
+    browser = await chromium.launch({
+      executablePath: '/usr/bin/chromium',
+      headless: true,
+      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+      env: { ...process.env, HOME: browserHome(pki) },
+    });
+    page = await browser.newPage();
+    page.on('console', (m) => {
+      if (/Content Security Policy/i.test(m.text())) cspViolations.push(m.text());
+    });
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await fort?.close();
+    await dev?.stop();
+  });
+
+  it('logs in, lists the fort apps, shows a table of rows, and reports fort errors with status and code', async () => {
+    await page.goto(`${dev.apiUrl}/hub?fort=${encodeURIComponent(fort.url)}`);
+    expect(await page.inputValue('#fort')).toBe(fort.url);
+    await page.fill('#user', 'alice');
+    await page.fill('#tenant', 't1');
+    await page.click('#login');
+    await page.click('[data-app-id="sales-2026"]');
+    await page.waitForSelector('#rows[data-table="orders"]');
+    expect(await page.locator('#rows th').allTextContents()).toEqual(['id', 'customer', 'amount']);
+    // Data from a fort is text, never markup.
+    expect(await page.locator('#rows tbody tr').first().locator('td').allTextContents()).toEqual(['1', '<img src=x onerror=alert(1)>', '10.5']);
+    expect(await page.locator('#rows tbody tr').nth(1).locator('td').allTextContents()).toEqual(['2', '', '{"eur":3}']);
+    expect(fort.seen).toContain('/api/v1/apps/sales-2026/tables/orders/rows?limit=50');
+
+    await page.click('[data-table="customers"]');
+    await page.waitForSelector('#rows[data-table="customers"]');
+    expect(await page.locator('#rows td').allTextContents()).toEqual(['Acme']);
+    expect(await page.isVisible('#error')).toBe(false);
+
+    await page.click('[data-app-id="hr-2026"]');
+    await page.waitForSelector('#error:visible');
+    expect(await page.textContent('#error')).toBe('HTTP 403 FORT_ERR_FORBIDDEN: Forbidden');
+
+    await page.fill('#tenant', 't9');
+    await page.click('#login');
+    // The click handler hides the old error and clears the lists before its first await.
+    await page.waitForSelector('#error:visible');
+    expect(await page.textContent('#error')).toBe('HTTP 403 FORT_ERR_FORBIDDEN: Forbidden');
+    expect(await page.locator('#apps li').count()).toBe(0);
+    expect(cspViolations).toEqual([]);
+  });
+});

@@ -1,0 +1,68 @@
+import { describe, expect, it } from 'vitest';
+import { createLocalJWKSet } from 'jose';
+import { createUserTokenVerifier, hasDuplicateTopLevelKeys, TokenRejectedError } from '../../../../agent/api/user-token.js';
+import { testIssuer } from '../../../helpers/jwt.js';
+
+const ISSUER = 'https://cloud.test';
+const opts = { issuer: ISSUER, audience: 'fort-client-api', tenant: 't1' };
+
+async function setup() {
+  const issuer = await testIssuer(opts);
+  const verify = createUserTokenVerifier({ ...opts, algorithms: ['ES256'], clockToleranceSeconds: 30, maxTokenBytes: 8192, keys: createLocalJWKSet(issuer.jwks) });
+  const reason = async (authorization: string | undefined, inQuery = false) => {
+    try {
+      await verify(authorization, inQuery);
+      return 'accepted';
+    } catch (err) {
+      if (err instanceof TokenRejectedError) return err.reason;
+      throw err;
+    }
+  };
+  return { issuer, verify, reason };
+}
+
+describe('user token verification (RFC 8725)', () => {
+  it('accepts a good token and returns the user and tenant', async () => {
+    const { issuer, verify } = await setup();
+    expect(await verify(`Bearer ${await issuer.sign()}`, false)).toEqual({ user: 'alice', tenant: 't1' });
+  });
+
+  it('refuses every attack with a specific reason', async () => {
+    const { issuer, reason } = await setup();
+    const attacks = await issuer.attacks();
+    const got: Record<string, string> = {};
+    for (const [name, token] of Object.entries(attacks)) got[name] = await reason(`Bearer ${token}`);
+    expect(got).toEqual({
+      'alg none': 'alg_not_allowed',
+      'HS256 signed with the public key': 'alg_not_allowed',
+      'wrong key': 'bad_signature',
+      expired: 'expired',
+      'nbf in the future': 'not_yet_valid',
+      'wrong iss': 'wrong_issuer',
+      'wrong aud': 'wrong_audience',
+      'other tenant': 'wrong_tenant',
+      'unknown kid': 'unknown_kid',
+      oversized: 'token_too_large',
+      truncated: 'bad_signature',
+      'non-JSON header': 'malformed',
+      'duplicate header params': 'duplicate_header_param',
+      'critical header param': 'crit_unsupported',
+      'two segments': 'malformed',
+    });
+  });
+
+  it('refuses a missing header, another scheme, and a token in the query string', async () => {
+    const { issuer, reason } = await setup();
+    const good = await issuer.sign();
+    expect(await reason(undefined)).toBe('missing_token');
+    expect(await reason(`Basic ${good}`)).toBe('not_bearer');
+    expect(await reason(`Bearer ${good}`, true)).toBe('token_in_query');
+  });
+
+  it('detects duplicate top-level keys only', () => {
+    expect(hasDuplicateTopLevelKeys('{"alg":"ES256","kid":"a"}')).toBe(false);
+    expect(hasDuplicateTopLevelKeys('{"alg":"ES256","x":{"alg":1},"y":["alg"]}')).toBe(false);
+    expect(hasDuplicateTopLevelKeys('{"alg":"ES256", "alg" : "none"}')).toBe(true);
+    expect(hasDuplicateTopLevelKeys('{"a\\"b":1,"a\\"b":2}')).toBe(true);
+  });
+});
