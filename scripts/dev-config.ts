@@ -103,7 +103,8 @@ export function devCloudToml(l: StackLayout): string {
       : {}),
     cloud_api: {
       policy: DEV_POLICY_FILE,
-      fort_origins: [`https://127.0.0.1:${l.ports.clientApi}`],
+      // Both names of the client API certificate, so the viewer's login redirect works from either.
+      fort_origins: [`https://127.0.0.1:${l.ports.clientApi}`, `https://localhost:${l.ports.clientApi}`],
       clients: [{ id: l.fortId, public_key: rel(l, l.pki.jwt.publicKey) }],
     },
   })}\n`;

@@ -15,7 +15,7 @@ import { tempDir } from './fort.js';
 
 export const DEV_STATIC_KEY = { accessKeyId: 'AKIADEVFORTSTATIC001', secretAccessKey: 'dev-secret-key-for-tests-only-0000000000' };
 
-/** The fort id the test dev cloud registers at its token endpoint (key: `pki.jwt`). */
+/** The fort id the test dev cloud registers at its token endpoint by default (key: `pki.jwt`). */
 export const TEST_CLIENT_ID = 'fort-dev-1';
 
 export interface TestDevCloudOverrides {
@@ -23,7 +23,9 @@ export interface TestDevCloudOverrides {
   lifetimeSeconds?: number;
   clockOffsetSeconds?: number;
   ports?: Pick<StackLayout['ports'], 'cloud' | 'iot' | 'credentials'>;
-  /** Policy file content; default `devPolicyJson('fort-dev-1')`. */
+  /** The registered fort id (key: `pki.jwt.publicKey`); default `fort-dev-1`. */
+  clientId?: string;
+  /** Policy file content; default `devPolicyJson(clientId)`. */
   policy?: PolicyInput;
   /** Origins the redirect login may send tokens to; default none. */
   fortOrigins?: string[];
@@ -35,8 +37,9 @@ export async function testDevCloud(pki: PkiPaths, overrides: TestDevCloudOverrid
   const dir = tempDir('cloud');
   const staticFile = join(dir, 'iot-static.json');
   writeSecretFile(staticFile, JSON.stringify(DEV_STATIC_KEY));
+  const clientId = overrides.clientId ?? TEST_CLIENT_ID;
   const policyFile = join(dir, 'policy.json');
-  writeFileAtomic(policyFile, overrides.policy ? JSON.stringify(overrides.policy) : devPolicyJson(TEST_CLIENT_ID), 0o644);
+  writeFileAtomic(policyFile, overrides.policy ? JSON.stringify(overrides.policy) : devPolicyJson(clientId), 0o644);
   // An installation's ports (so its agent.toml points here), or fresh ones.
   const ports = overrides.ports ?? { cloud: await freePort(), iot: await freePort(), credentials: await freePort() };
   const config: DevCloudConfig = devCloudConfigSchema.parse({
@@ -48,7 +51,7 @@ export async function testDevCloud(pki: PkiPaths, overrides: TestDevCloudOverrid
     cloud_api: {
       policy: policyFile,
       fort_origins: overrides.fortOrigins ?? [],
-      clients: [{ id: TEST_CLIENT_ID, public_key: pki.jwt.publicKey }],
+      clients: [{ id: clientId, public_key: pki.jwt.publicKey }],
       ...(overrides.accessTokenSeconds ? { access_token_seconds: overrides.accessTokenSeconds } : {}),
     },
   });

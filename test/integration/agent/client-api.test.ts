@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { request } from 'node:https';
 import Database from 'better-sqlite3';
 import { pino } from 'pino';
+import { writeFileAtomic } from '../../../lib/files.js';
 import { openStore } from '../../../agent/store/database.js';
 import { seedApp } from '../../../agent/apps/seed.js';
 import type { PkiPaths } from '../../../lib/pki/layout.js';
@@ -184,5 +185,29 @@ describe('client API: user tokens, cloud authorisation, data, audit (real agent,
     const doc = await api(base, ca, '/api/v1/openapi.json');
     expect(doc.body).toMatchObject({ openapi: '3.1.0' });
     expect(Object.keys(doc.body.paths as object)).toContain('/api/v1/apps/{id}/tables/{table}/rows');
+  });
+});
+
+describe('client API against a rogue cloud endpoint', () => {
+  it('refuses a cloud whose certificate is from another CA: no keys, no decisions, no data', async () => {
+    const pki = await testPki();
+    const inst = await testInstallation(pki, { fortId: FORT, cloudAuth: true });
+    // Trust the installation's own root for the cloud instead of the cloud's CA: the dev cloud is then a stranger.
+    const toml = readFileSync(inst.files.agent, 'utf8').replace(/^ca = ".*cloud-server\/ca\.pem"$/m, `ca = "${pki.trustZone.ca}"`);
+    expect(toml).toContain(`ca = "${pki.trustZone.ca}"`);
+    writeFileAtomic(inst.files.agent, toml, 0o644);
+    const dev = await testDevCloud(pki, { ports: inst.layout.ports, policy: POLICY });
+    const agent = await startAgent(inst.files.agent);
+    try {
+      await agent.waitReady(20_000);
+      const res = await api(`https://127.0.0.1:${inst.layout.ports.clientApi}`, readFileSync(pki.clientZone.ca), '/api/v1/apps', { token: await dev.login('alice', 't1') });
+      expect(res.status).toBe(401);
+      expect(res.body).toMatchObject({ code: 'FORT_ERR_UNAUTHENTICATED', detail: 'user token refused: jwks_unavailable' });
+      expect(dev.cloudApi.stats().authorize).toBe(0);
+    } finally {
+      await agent.stop();
+      await dev.stop();
+      inst.cleanup();
+    }
   });
 });
