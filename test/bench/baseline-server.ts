@@ -7,9 +7,10 @@ import { readRuntimeEnv } from '../../lib/runtime-env.js';
 
 /**
  * Bench baseline: the least a Node HTTPS service can do — a bare Fastify server with the
- * agent's client-zone cert, READY=1 once listening. Usage: baseline-server.js <cert> <key> <port>
+ * agent's client-zone cert, READY=1 once listening. Usage: baseline-server.js <cert> <key> <port> [body.json]
+ * With a body file, GET /body answers exactly those bytes (what the agent would send).
  */
-const [cert, key, port] = process.argv.slice(2);
+const [cert, key, port, bodyFile] = process.argv.slice(2);
 if (!cert || !key || !port) {
   process.stderr.write('usage: baseline-server.js <cert> <key> <port>\n');
   process.exit(64);
@@ -18,6 +19,10 @@ const log = createLogger({ level: 'info', name: 'bench-baseline' });
 const notifier = createNotifier(readRuntimeEnv('UNUSED').notify, log);
 const app = fastify({ https: { cert: readFileSync(cert), key: readFileSync(key) } });
 app.get('/health', async () => ({ status: 'ok' }));
+if (bodyFile) {
+  const body = readFileSync(bodyFile);
+  app.get('/body', async (_req, reply) => reply.type('application/json; charset=utf-8').send(body));
+}
 await app.listen({ host: '127.0.0.1', port: Number(port) });
 notifier.ready(`listening on ${port}`);
 

@@ -8,7 +8,7 @@ import { agentToml, deploymentManagerToml, freePorts, type StackLayout } from '.
  * One fort installation for a bench run: config files on fresh loopback ports and a fresh
  * data dir (so every agent start creates and migrates a new DB), sharing the run's PKI.
  */
-export async function installation(tmp: string, pki: PkiPaths, healthIntervalSeconds = 1, iot = false) {
+export async function installation(tmp: string, pki: PkiPaths, healthIntervalSeconds = 1, iot = false, cloudAuth = false) {
   const dir = mkdtempSync(join(tmp, 'inst-'));
   // Production log level: debug logging would bench the logger, not the service.
   const layout: StackLayout = {
@@ -19,6 +19,7 @@ export async function installation(tmp: string, pki: PkiPaths, healthIntervalSec
     ports: await freePorts(),
     dataDir: join(dir, 'data'),
     logLevel: 'info',
+    ...(cloudAuth ? { cloudAuth: { tenant: 't1' } } : {}),
     ...(iot ? { iot: { region: 'eu-west-1', roleAlias: 'fort-iot-role', staticCredentialsFile: join(dir, 'iot-static.json') } } : {}),
   };
   const files = { agent: join(dir, 'agent.toml'), dm: join(dir, 'deployment-manager.toml') };
