@@ -1,17 +1,9 @@
 import type Database from 'better-sqlite3';
 
-/**
- * One audit record. `detail` is the stored JSON parsed (e.g. `{decision: 'deny', reason}`),
- * the raw text when it is not JSON, null when absent.
- */
-export interface AuditEntry {
-  seq: number;
-  ts: string;
-  actor: string;
-  action: string;
-  target: string | null;
-  detail: unknown;
-}
+import type { AuditEntry } from '../../lib/admin-client.js';
+
+/** The admin API's wire shape: `detail` parsed JSON, the raw text when not JSON, null when absent. */
+export type { AuditEntry };
 
 export interface AuditReader {
   /** The newest `limit` entries with `ts >= cutoff`, oldest first (newest last). */
