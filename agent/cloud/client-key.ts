@@ -2,10 +2,11 @@ import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { assertPrivateFileMode } from '../../lib/files.js';
 import { ConfigError } from '../../lib/errors.js';
+import { jwsAlgorithmFor, type SigningAlgorithm } from '../../lib/jws-algorithm.js';
 
 export interface ClientKey {
   key: KeyObject;
-  alg: 'ES256' | 'EdDSA';
+  alg: SigningAlgorithm;
 }
 
 /** The fort's assertion-signing key: a 0600 PEM (PKCS#8 or SEC1), P-256 or Ed25519. */
@@ -17,7 +18,7 @@ export function loadClientKey(file: string): ClientKey {
   } catch (err) {
     throw new ConfigError(file, [`not a PEM private key (${(err as NodeJS.ErrnoException).code ?? 'unreadable'})`]);
   }
-  if (key.asymmetricKeyType === 'ed25519') return { key, alg: 'EdDSA' };
-  if (key.asymmetricKeyType === 'ec' && key.asymmetricKeyDetails?.namedCurve === 'prime256v1') return { key, alg: 'ES256' };
+  const alg = jwsAlgorithmFor(key);
+  if (alg) return { key, alg };
   throw new ConfigError(file, [`expected a P-256 or Ed25519 private key, got ${key.asymmetricKeyType ?? 'unknown'} ${key.asymmetricKeyDetails?.namedCurve ?? ''}`.trim()]);
 }

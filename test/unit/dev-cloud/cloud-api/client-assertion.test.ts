@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { SignJWT, UnsecuredJWT } from 'jose';
 import { createAssertionVerifier } from '../../../../dev-cloud/cloud-api/client-assertion.js';
-import { algorithmFor, type RegisteredClient } from '../../../../dev-cloud/cloud-api/clients.js';
+import type { RegisteredClient } from '../../../../dev-cloud/cloud-api/clients.js';
+import { jwsAlgorithmFor as algorithmFor } from '../../../../lib/jws-algorithm.js';
 
 const TOKEN_URL = 'https://cloud.test/oauth/token';
 const NOW = new Date('2026-03-01T12:00:00Z');
