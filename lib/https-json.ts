@@ -42,7 +42,7 @@ export function createJsonClient(opts: HttpsJsonOptions) {
       const body = init.body === undefined ? undefined : typeof init.body === 'string' ? init.body : JSON.stringify(init.body);
       const headers: Record<string, string> = { accept: 'application/json', ...(body !== undefined && typeof init.body !== 'string' ? { 'content-type': 'application/json' } : {}), ...init.headers };
       if (body !== undefined) headers['content-length'] = String(Buffer.byteLength(body));
-      const req = request(url, { method: init.method ?? 'GET', agent: opts.agent, timeout: opts.timeoutMs, headers }, (res) => {
+      const req = request(url, { method: init.method ?? 'GET', agent: opts.agent, headers }, (res) => {
         const chunks: Buffer[] = [];
         let size = 0;
         res.on('data', (c: Buffer) => {
@@ -55,10 +55,10 @@ export function createJsonClient(opts: HttpsJsonOptions) {
           if (size <= maxBody) resolve({ statusCode: res.statusCode ?? 0, headers: res.headers, text: Buffer.concat(chunks).toString('utf8') });
         });
       });
-      // Over the whole exchange, not only idle time: a peer trickling bytes must not hold us forever.
+      // Over the whole exchange, not only idle time (so no socket idle timeout besides it): a
+      // peer trickling bytes must not hold us forever.
       const deadline = setTimeout(() => req.destroy(Object.assign(new Error(`no answer within ${opts.timeoutMs} ms`), { code: 'ETIMEDOUT' })), opts.timeoutMs);
       req.on('close', () => clearTimeout(deadline));
-      req.on('timeout', () => req.destroy(Object.assign(new Error(`no answer within ${opts.timeoutMs} ms`), { code: 'ETIMEDOUT' })));
       req.on('error', (err: NodeJS.ErrnoException) => reject(err instanceof FortError ? err : fail(`unreachable: ${err.code ?? ''} ${err.message}`, err)));
       req.end(body);
     });
