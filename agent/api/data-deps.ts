@@ -5,7 +5,7 @@ import type { ProxySettings } from '../../lib/proxy.js';
 import { createAppCatalog } from '../apps/catalog.js';
 import { createVersionReader } from '../apps/version-reader.js';
 import { createAuditWriter } from '../audit/writer.js';
-import type { CloudConfig } from '../cloud/config.js';
+import { cloudEndpoint, type CloudConfig } from '../cloud/config.js';
 import { startCloudService } from '../cloud/service.js';
 import type { HealthRegistry } from '../health.js';
 import type { ApiConfig } from './config.js';
@@ -18,7 +18,7 @@ import { createUserTokenVerifier } from './user-token.js';
 export function createDataDeps(deps: { api: ApiConfig & { auth: NonNullable<ApiConfig['auth']> }; cloud: CloudConfig; fortId: string; storePath: string; db: Database.Database; proxy?: ProxySettings | undefined; health: HealthRegistry; log: Logger }) {
   const { auth } = deps.api;
   const cloud = startCloudService({ config: deps.cloud, fortId: deps.fortId, proxy: deps.proxy, log: deps.log });
-  const jwksUrl = new URL(auth.jwks_url ?? new URL('.well-known/jwks.json', `${deps.cloud.url.replace(/\/$/, '')}/`).href);
+  const jwksUrl = auth.jwks_url ? new URL(auth.jwks_url) : cloudEndpoint(deps.cloud.url, '.well-known/jwks.json');
   const verifyToken = createUserTokenVerifier({
     issuer: auth.issuer,
     audience: auth.audience,

@@ -7,6 +7,7 @@ import { FortError } from '../../lib/errors.js';
 import { createJsonClient, type JsonResponse } from '../../lib/https-json.js';
 import type { Logger } from '../../lib/logger.js';
 import type { ClientKey } from './client-key.js';
+import { cloudEndpoint } from './config.js';
 
 export type CloudAction = 'app.list' | 'app.read' | 'app.reload';
 
@@ -59,6 +60,7 @@ const ASSERTION_SECONDS = 60;
 export function createCloudClient(opts: CloudClientOptions) {
   const now = opts.now ?? Date.now;
   const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  const authorizeUrl = cloudEndpoint(opts.baseUrl.href, 'api/v1/authorize');
   const http = createJsonClient({ agent: opts.agent, timeoutMs: opts.timeoutMs, peer: `cloud API ${opts.baseUrl.host}`, errorCode: 'FORT_ERR_UPSTREAM' });
   let token: { value: string; refreshAt: number } | undefined;
   let inflight: Promise<string> | undefined;
@@ -130,10 +132,9 @@ export function createCloudClient(opts: CloudClientOptions) {
   }
 
   async function authorize(q: AuthorizeQuestion): Promise<AuthorizeAnswer> {
-    const url = new URL('api/v1/authorize', opts.baseUrl.href.endsWith('/') ? opts.baseUrl : `${opts.baseUrl.href}/`);
     for (let fresh = false; ; fresh = true) {
       const bearer = await accessToken();
-      const res = await withRetries('an authorisation', () => http.send(url, { method: 'POST', body: q, headers: { authorization: `Bearer ${bearer}` } }));
+      const res = await withRetries('an authorisation', () => http.send(authorizeUrl, { method: 'POST', body: q, headers: { authorization: `Bearer ${bearer}` } }));
       if (res.statusCode === 401 && !fresh) {
         // Revoked or expired early (e.g. the cloud restarted): one new token, one more try.
         if (token?.value === bearer) token = undefined;

@@ -20,3 +20,8 @@ export type CloudConfig = z.output<ReturnType<typeof cloudSection>>;
 export function resolveCloudPaths(dir: string, cloud: CloudConfig): CloudConfig {
   return { ...cloud, private_key: resolveFrom(dir, cloud.private_key), ...(cloud.ca ? { ca: resolveFrom(dir, cloud.ca) } : {}) };
 }
+
+/** An endpoint below the cloud's base URL, whether or not the base ends in a slash (or has a path). */
+export function cloudEndpoint(base: string, path: string): URL {
+  return new URL(path, base.endsWith('/') ? base : `${base}/`);
+}

@@ -7,7 +7,7 @@ import { describeProxy, proxyAgentFor, type ProxySettings } from '../../lib/prox
 import { createAuthorizer, type Authorizer } from './authorizer.js';
 import { loadClientKey } from './client-key.js';
 import { createCloudClient, type CloudClient } from './client.js';
-import type { CloudConfig } from './config.js';
+import { cloudEndpoint, type CloudConfig } from './config.js';
 
 export interface CloudService {
   client: CloudClient;
@@ -28,7 +28,7 @@ export function startCloudService(deps: { config: CloudConfig; fortId: string; p
   const timeoutMs = config.timeout_seconds * 1000;
   const client = createCloudClient({
     baseUrl: base,
-    tokenEndpoint: new URL(config.token_endpoint ?? new URL('oauth/token', `${base.href.replace(/\/$/, '')}/`).href),
+    tokenEndpoint: config.token_endpoint ? new URL(config.token_endpoint) : cloudEndpoint(config.url, 'oauth/token'),
     clientId: config.client_id ?? deps.fortId,
     signingKey: loadClientKey(config.private_key),
     agent,
