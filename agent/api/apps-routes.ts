@@ -5,7 +5,7 @@ import type Database from 'better-sqlite3';
 import { sendProblem } from '../../lib/http-problem.js';
 import { AuthorizationUnavailableError, type Authorizer } from '../cloud/authorizer.js';
 import type { CloudAction } from '../cloud/client.js';
-import type { AppCatalog } from '../apps/catalog.js';
+import type { AppCatalog, AppSummary } from '../apps/catalog.js';
 import type { VersionReader } from '../apps/version-reader.js';
 import type { AuditWriter } from '../audit/writer.js';
 import type { UserIdentity } from './user-token.js';
@@ -31,6 +31,8 @@ const rowsQuery = z.strictObject({
   limit: z.coerce.number().int().min(1).max(1000).default(100),
 });
 
+const appView = (a: AppSummary) => ({ id: a.id, name: a.name, space: a.space, updatedAt: a.updatedAt, hasData: a.versionId !== null });
+
 function parse<T>(schema: z.ZodType<T>, value: unknown, reply: FastifyReply): T | undefined {
   const r = schema.safeParse(value);
   if (r.success) return r.data;
@@ -44,6 +46,12 @@ export function registerAppsRoutes(app: FastifyInstance, deps: AppsRoutesDeps) {
   const { catalog, reader, authorizer, audit } = deps;
   const queueReload = deps.db.prepare("INSERT INTO reloads (id, app_id, state, source, requested_at) VALUES (?, ?, 'queued', ?, ?)");
 
+  /** Fail closed: audited as a deny, answered 503 (never served from a stale decision). */
+  function refuseUnavailable(req: FastifyRequest, reply: FastifyReply, action: CloudAction, target: string) {
+    audit.write({ actor: req.identity!.user, action, target, detail: { decision: 'deny', reason: 'authz_unavailable', requestId: req.id } });
+    return sendProblem(reply, 503, 'FORT_ERR_AUTHZ_UNAVAILABLE', 'Authorisation unavailable', 'the cloud cannot be reached to authorise this request and no fresh decision is cached; try again shortly');
+  }
+
   /** Allowed → true. Otherwise the reply (403 or 503) is sent and the decision audited. */
   async function allowed(req: FastifyRequest, reply: FastifyReply, action: CloudAction, resource: string): Promise<boolean> {
     const who = req.identity!;
@@ -54,10 +62,16 @@ export function registerAppsRoutes(app: FastifyInstance, deps: AppsRoutesDeps) {
       void sendProblem(reply, 403, 'FORT_ERR_FORBIDDEN', 'Forbidden', `${action} on ${resource} is not allowed for this user`);
     } catch (err) {
       if (!(err instanceof AuthorizationUnavailableError)) throw err;
-      audit.write({ actor: who.user, action, target: resource, detail: { decision: 'deny', reason: 'authz_unavailable', requestId: req.id } });
-      void sendProblem(reply, 503, 'FORT_ERR_AUTHZ_UNAVAILABLE', 'Authorisation unavailable', 'the cloud cannot be reached to authorise this request and no fresh decision is cached; try again shortly');
+      void refuseUnavailable(req, reply, action, resource);
     }
     return false;
+  }
+
+  /** The app, or undefined with a 404 sent (asked after authorisation, so existence is not leaked). */
+  function existing(reply: FastifyReply, id: string): AppSummary | undefined {
+    const a = catalog.get(id);
+    if (!a) void sendProblem(reply, 404, 'FORT_ERR_NOT_FOUND', 'Not found', `no app ${id} on this fort`);
+    return a;
   }
 
   app.get('/api/v1/apps', async (req, reply) => {
@@ -68,26 +82,24 @@ export function registerAppsRoutes(app: FastifyInstance, deps: AppsRoutesDeps) {
       decisions = await Promise.all(apps.map((a) => authorizer.decide({ user: who.user, tenant: who.tenant, action: 'app.list', resource: a.id })));
     } catch (err) {
       if (!(err instanceof AuthorizationUnavailableError)) throw err;
-      audit.write({ actor: who.user, action: 'app.list', target: '*', detail: { decision: 'deny', reason: 'authz_unavailable', requestId: req.id } });
-      return sendProblem(reply, 503, 'FORT_ERR_AUTHZ_UNAVAILABLE', 'Authorisation unavailable', 'the cloud cannot be reached to authorise this request and no fresh decision is cached; try again shortly');
+      return refuseUnavailable(req, reply, 'app.list', '*');
     }
     const visible = apps.filter((_, i) => decisions[i]!.allow);
     audit.write({ actor: who.user, action: 'app.list', target: '*', detail: { decision: 'allow', shown: visible.length, hidden: apps.length - visible.length, requestId: req.id } });
-    return { apps: visible.map((a) => ({ id: a.id, name: a.name, space: a.space, updatedAt: a.updatedAt, hasData: a.versionId !== null })) };
+    return { apps: visible.map(appView) };
   });
 
   app.get('/api/v1/apps/:id', async (req, reply) => {
     const p = parse(appParams, req.params, reply);
     if (!p || !(await allowed(req, reply, 'app.read', p.id))) return reply;
-    const a = catalog.get(p.id);
-    if (!a) return sendProblem(reply, 404, 'FORT_ERR_NOT_FOUND', 'Not found', `no app ${p.id} on this fort`);
-    return { id: a.id, name: a.name, space: a.space, updatedAt: a.updatedAt, hasData: a.versionId !== null };
+    const a = existing(reply, p.id);
+    return a ? appView(a) : reply;
   });
 
   app.get('/api/v1/apps/:id/tables', async (req, reply) => {
     const p = parse(appParams, req.params, reply);
     if (!p || !(await allowed(req, reply, 'app.read', p.id))) return reply;
-    if (!catalog.get(p.id)) return sendProblem(reply, 404, 'FORT_ERR_NOT_FOUND', 'Not found', `no app ${p.id} on this fort`);
+    if (!existing(reply, p.id)) return reply;
     const file = catalog.currentVersionFile(p.id);
     return { tables: file ? reader.tables(file) : [] };
   });
@@ -96,7 +108,7 @@ export function registerAppsRoutes(app: FastifyInstance, deps: AppsRoutesDeps) {
     const p = parse(rowsParams, req.params, reply);
     const q = p && parse(rowsQuery, req.query, reply);
     if (!p || !q || !(await allowed(req, reply, 'app.read', p.id))) return reply;
-    if (!catalog.get(p.id)) return sendProblem(reply, 404, 'FORT_ERR_NOT_FOUND', 'Not found', `no app ${p.id} on this fort`);
+    if (!existing(reply, p.id)) return reply;
     const file = catalog.currentVersionFile(p.id);
     // An app without data yet has no tables: its (any) table reads as empty rather than 404.
     if (!file) return { columns: [], rows: [], offset: q.offset, limit: q.limit, total: 0 };
@@ -108,7 +120,7 @@ export function registerAppsRoutes(app: FastifyInstance, deps: AppsRoutesDeps) {
   app.post('/api/v1/apps/:id/reloads', async (req, reply) => {
     const p = parse(appParams, req.params, reply);
     if (!p || !(await allowed(req, reply, 'app.reload', p.id))) return reply;
-    if (!catalog.get(p.id)) return sendProblem(reply, 404, 'FORT_ERR_NOT_FOUND', 'Not found', `no app ${p.id} on this fort`);
+    if (!existing(reply, p.id)) return reply;
     const id = randomUUID();
     queueReload.run(id, p.id, `user:${req.identity!.user}`, new Date().toISOString());
     return reply.code(202).send({ reload: { id, appId: p.id, state: 'queued' } });
