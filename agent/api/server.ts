@@ -23,8 +23,11 @@ export interface ClientApiDeps {
   log: Logger;
 }
 
-/** The bearer token is never logged, nor is any query string (a token may hide there). */
-const requestSerializer = (req: { method: string; url: string; ip?: string }) => ({ method: req.method, url: req.url.split('?')[0], remoteAddress: req.ip });
+/** The URL without its query string: a token may hide there, so it is never logged or echoed. */
+const pathOf = (url: string) => url.split('?')[0]!;
+const requestSerializer = (req: { method: string; url: string; ip?: string }) => ({ method: req.method, url: pathOf(req.url), remoteAddress: req.ip });
+/** Rate-limit refusals become a 429 problem in the error handler. */
+const rateLimited = (_req: unknown, ctx: { ttl: number }) => ({ statusCode: 429, code: 'FORT_ERR_RATE_LIMITED', ttl: ctx.ttl });
 
 /** Client-zone HTTPS API for browsers on the private network: JWT auth, cloud authz, audit. */
 export async function startClientApi(deps: ClientApiDeps) {
@@ -52,13 +55,13 @@ export async function startClientApi(deps: ClientApiDeps) {
   await app.register(rateLimit, {
     max: config.rate_limit.per_ip_per_minute,
     timeWindow: 60_000,
-    errorResponseBuilder: (_req, ctx) => ({ statusCode: 429, code: 'FORT_ERR_RATE_LIMITED', ttl: ctx.ttl }),
+    errorResponseBuilder: rateLimited,
   });
   const perUser = app.rateLimit({
     max: config.rate_limit.per_user_per_minute,
     timeWindow: 60_000,
     keyGenerator: (req) => `user:${req.identity?.tenant}/${req.identity?.user}`,
-    errorResponseBuilder: (_req, ctx) => ({ statusCode: 429, code: 'FORT_ERR_RATE_LIMITED', ttl: ctx.ttl }),
+    errorResponseBuilder: rateLimited,
   });
 
   app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) => {
@@ -91,7 +94,7 @@ export async function startClientApi(deps: ClientApiDeps) {
       } catch (err) {
         if (!(err instanceof TokenRejectedError)) throw err;
         req.log.warn({ reason: err.reason }, 'user token refused');
-        data.audit.write({ actor: 'anonymous', action: 'auth', target: `${req.method} ${req.url.split('?')[0]}`, detail: { decision: 'deny', reason: err.reason, requestId: req.id, ip: req.ip } });
+        data.audit.write({ actor: 'anonymous', action: 'auth', target: `${req.method} ${pathOf(req.url)}`, detail: { decision: 'deny', reason: err.reason, requestId: req.id, ip: req.ip } });
         reply.header('www-authenticate', `Bearer error="invalid_token", error_description="${err.reason}"`);
         return sendProblem(reply, 401, 'FORT_ERR_UNAUTHENTICATED', 'Unauthenticated', `user token refused: ${err.reason}`);
       }
@@ -100,7 +103,7 @@ export async function startClientApi(deps: ClientApiDeps) {
     registerAppsRoutes(scope, data);
   }, { prefix: '' });
 
-  app.setNotFoundHandler((req, reply) => sendProblem(reply, 404, 'FORT_ERR_NOT_FOUND', 'Not found', `${req.method} ${req.url.split('?')[0]}`));
+  app.setNotFoundHandler((req, reply) => sendProblem(reply, 404, 'FORT_ERR_NOT_FOUND', 'Not found', `${req.method} ${pathOf(req.url)}`));
 
   await app.listen({ host: config.host, port: config.port });
   return app;
