@@ -1,6 +1,5 @@
 import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { request } from 'node:https';
 import autocannon from 'autocannon';
 import { pino } from 'pino';
 import { openStore } from '../../agent/store/database.js';
@@ -8,6 +7,7 @@ import { seedApp } from '../../agent/apps/seed.js';
 import { nodeArgsFromUnit } from '../../scripts/supervisor/unit-file.js';
 import { freePort } from '../../scripts/dev-config.js';
 import { testDevCloud } from '../helpers/dev-cloud.js';
+import { httpsCall } from '../helpers/https.js';
 import type { Benchmark, BenchContext } from './benchmark.js';
 import { installation } from './fixture.js';
 import type { PolicyInput } from '../../dev-cloud/cloud-api/policy.js';
@@ -16,17 +16,6 @@ import { round } from './measure.js';
 /** Client API benchmarks: the real agent (JWT + cached authz + SQLite) vs bare Fastify sending the same bytes. */
 
 const ROWS_PATH = '/api/v1/apps/sales/tables/orders/rows?limit=100';
-
-const get = (url: string, ca: Buffer, token?: string) =>
-  new Promise<{ status: number; body: Buffer }>((resolve, reject) => {
-    const req = request(url, { ca, agent: false, headers: token ? { authorization: `Bearer ${token}` } : {} }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
-    });
-    req.on('error', reject);
-    req.end();
-  });
 
 async function load(url: string, ca: Buffer, headers: Record<string, string>, seconds: number) {
   const r = await autocannon({ url, connections: 10, duration: seconds, headers, tlsOptions: { ca } } as autocannon.Options);
@@ -61,8 +50,8 @@ export const clientApiRows: Benchmark = {
     const { inst, dev, ca, base } = await rig(ctx);
     try {
       const token = await dev.login('alice', 't1', 3600);
-      const first = await get(`${base}${ROWS_PATH}`, ca, token); // warms the JWKS and the decision cache
-      if (first.status !== 200) throw new Error(`bench: rows answered ${first.status}: ${first.body.toString()}`);
+      const first = await httpsCall(base, ca, 'GET', ROWS_PATH, { headers: { authorization: `Bearer ${token}` } }); // warms the JWKS and the decision cache
+      if (first.status !== 200) throw new Error(`bench: rows answered ${first.status}: ${first.body}`);
       const agentRun = await load(`${base}${ROWS_PATH}`, ca, { authorization: `Bearer ${token}` }, 8);
       // Baseline: bare Fastify over the same TLS sending the same bytes.
       const bodyFile = join(inst.dir, 'rows.json');
@@ -71,7 +60,7 @@ export const clientApiRows: Benchmark = {
       const bare = await ctx.scope.start({ name: 'bare', script: join(ctx.dist, 'test/bench/baseline-server.js'), args: [ctx.pki.clientZone.clientApiCert, ctx.pki.clientZone.clientApiKey, String(port), bodyFile], nodeArgs: nodeArgsFromUnit(join(ctx.dist, '..', 'systemd', 'fort-agent.service')) });
       await bare.waitReady(30_000);
       const bareRun = await load(`https://127.0.0.1:${port}/body`, ca, {}, 8);
-      process.stdout.write(`bench: client-api-rows agent ${round(agentRun.rps, 0)} req/s p99 ${agentRun.p99} ms; bare fastify ${round(bareRun.rps, 0)} req/s p99 ${bareRun.p99} ms (${first.body.length} bytes)\n`);
+      process.stdout.write(`bench: client-api-rows agent ${round(agentRun.rps, 0)} req/s p99 ${agentRun.p99} ms; bare fastify ${round(bareRun.rps, 0)} req/s p99 ${bareRun.p99} ms (${Buffer.byteLength(first.body)} bytes)\n`);
       return { value: round(agentRun.rps / bareRun.rps, 2), baseline: { name: 'bare-fastify-same-bytes-rps', value: round(bareRun.rps, 0) } };
     } finally {
       await dev.stop();

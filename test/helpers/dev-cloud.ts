@@ -1,6 +1,5 @@
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
-import { request } from 'node:https';
 import { pino } from 'pino';
 import mqtt, { type MqttClient } from 'mqtt';
 import WebSocket from 'ws';
@@ -12,6 +11,8 @@ import { startDevCloud, type DevCloud } from '../../dev-cloud/app.js';
 import type { PolicyInput } from '../../dev-cloud/cloud-api/policy.js';
 import { devPolicyJson, freePort, type StackLayout } from '../../scripts/dev-config.js';
 import { tempDir } from './fort.js';
+import { httpsCall as cloudRequest } from './https.js';
+export { httpsCall as cloudRequest, type HttpsCallResponse as CloudResponse } from './https.js';
 
 export const DEV_STATIC_KEY = { accessKeyId: 'AKIADEVFORTSTATIC001', secretAccessKey: 'dev-secret-key-for-tests-only-0000000000' };
 
@@ -98,43 +99,6 @@ export async function testDevCloud(pki: PkiPaths, overrides: TestDevCloudOverrid
 }
 export type TestDevCloud = Awaited<ReturnType<typeof testDevCloud>>;
 
-export interface CloudResponse {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  body: string;
-  json(): unknown;
-}
-
-/** One HTTPS request to the dev cloud, trusting only its CA, with a JSON or form body. */
-export function cloudRequest(
-  baseUrl: string,
-  ca: string | Buffer,
-  method: string,
-  path: string,
-  opts: { json?: unknown; form?: Record<string, string> | string; headers?: Record<string, string> } = {},
-): Promise<CloudResponse> {
-  const headers: Record<string, string> = { ...opts.headers };
-  let payload: string | undefined;
-  if (opts.json !== undefined) {
-    payload = JSON.stringify(opts.json);
-    headers['content-type'] ??= 'application/json';
-  } else if (opts.form !== undefined) {
-    payload = typeof opts.form === 'string' ? opts.form : new URLSearchParams(opts.form).toString();
-    headers['content-type'] ??= 'application/x-www-form-urlencoded';
-  }
-  return new Promise((resolve, reject) => {
-    const req = request(new URL(path, baseUrl), { method, ca, headers, agent: false, timeout: 5000 }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body, json: () => JSON.parse(body) as unknown }));
-      res.on('error', reject);
-    });
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', reject);
-    req.end(payload);
-  });
-}
 
 /** A plain mqtt.js client on the dev bridge with the static dev key: baselines and intruders. */
 export async function connectBareClient(dev: TestDevCloud, clientId: string, opts: { clean?: boolean } = {}): Promise<MqttClient> {

@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { request } from 'node:https';
 import Database from 'better-sqlite3';
 import { pino } from 'pino';
 import { writeFileAtomic } from '../../../lib/files.js';
@@ -11,6 +10,7 @@ import type { PkiPaths } from '../../../lib/pki/layout.js';
 import type { Supervised } from '../../../scripts/supervisor/process.js';
 import { eventually, startAgent, testInstallation, testPki, type TestInstallation } from '../../helpers/fort.js';
 import { testDevCloud, type TestDevCloud } from '../../helpers/dev-cloud.js';
+import { httpsCall } from '../../helpers/https.js';
 import type { PolicyInput } from '../../../dev-cloud/cloud-api/policy.js';
 
 const FORT = 'fort-dev-1';
@@ -33,17 +33,9 @@ interface Res {
 }
 
 /** Real HTTPS to the client API, trusting only the client-zone CA. */
-function api(base: string, ca: Buffer, path: string, opts: { token?: string; method?: string; headers?: Record<string, string> } = {}): Promise<Res> {
-  return new Promise((resolve, reject) => {
-    const headers: Record<string, string> = { ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}), ...opts.headers };
-    const req = request(new URL(path, base), { method: opts.method ?? 'GET', ca, headers, agent: false, timeout: 10_000 }, (res) => {
-      let text = '';
-      res.on('data', (c: Buffer) => (text += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} }));
-    });
-    req.on('error', reject);
-    req.end();
-  });
+async function api(base: string, ca: Buffer, path: string, opts: { token?: string; method?: string; headers?: Record<string, string> } = {}): Promise<Res> {
+  const res = await httpsCall(base, ca, opts.method ?? 'GET', path, { headers: { ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}), ...opts.headers } });
+  return { status: res.status, headers: res.headers, body: res.body ? (res.json() as Record<string, unknown>) : {} };
 }
 
 describe('client API: user tokens, cloud authorisation, data, audit (real agent, real dev cloud)', () => {
