@@ -1,6 +1,7 @@
+import { dirname, join } from 'node:path';
 import { z } from 'zod';
 import { loadTomlConfig, resolveFrom, resolveTlsFrom } from '../lib/config/load.js';
-import { filePath, host, identifier, lifecycleSection, logSection, port, tlsFiles } from '../lib/config/fields.js';
+import { filePath, host, identifier, intRange, lifecycleSection, logSection, port, tlsFiles } from '../lib/config/fields.js';
 import { proxySection, resolveProxyPaths } from '../lib/proxy.js';
 import { iotSection, resolveIotPaths } from './iot/config.js';
 import { apiSection } from './api/config.js';
@@ -14,6 +15,8 @@ export const agentConfigSchema = z.strictObject({
   log: logSection(),
   store: z.strictObject({
     path: filePath().describe('SQLite database file (created 0600)'),
+    audit_path: filePath().optional().describe('Audit trail database (created 0600); default: audit.db beside path'),
+    audit_retention_days: intRange(1, 3650).default(90).describe('Audit entries older than this are deleted (checked hourly)'),
   }),
   admin: z.strictObject({
     host: host().default('127.0.0.1').describe('Address of the trust-zone admin API; keep it on loopback'),
@@ -33,14 +36,20 @@ export const agentConfigSchema = z.strictObject({
   if (c.api.auth && !c.cloud) ctx.addIssue({ code: 'custom', path: ['api', 'auth'], message: 'needs a [cloud] section: the cloud authorises every user action' });
 });
 
-export type AgentConfig = z.output<typeof agentConfigSchema>;
+type ParsedAgentConfig = z.output<typeof agentConfigSchema>;
+/** As loaded: paths absolute, the audit database's path filled in. */
+export type AgentConfig = Omit<ParsedAgentConfig, 'store'> & { store: ParsedAgentConfig['store'] & { audit_path: string } };
 
 /** Load and validate agent.toml; file paths come back absolute. */
 export function loadAgentConfig(file: string): AgentConfig {
   const { dir, config } = loadTomlConfig(file, agentConfigSchema);
   return {
     ...config,
-    store: { path: resolveFrom(dir, config.store.path) },
+    store: {
+      ...config.store,
+      path: resolveFrom(dir, config.store.path),
+      audit_path: resolveFrom(dir, config.store.audit_path ?? join(dirname(config.store.path), 'audit.db')),
+    },
     admin: { ...config.admin, tls: resolveTlsFrom(dir, config.admin.tls) },
     api: { ...config.api, tls: resolveTlsFrom(dir, config.api.tls) },
     iot: config.iot && resolveIotPaths(dir, config.iot),

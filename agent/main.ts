@@ -10,6 +10,7 @@ import { readBuildDate } from '../lib/clock.js';
 import { describeProxy, resolveProxy } from '../lib/proxy.js';
 import { startAdminServer } from './admin/server.js';
 import { createAuditReader } from './audit/reader.js';
+import { openAuditStore } from './audit/store.js';
 import { startClientApi } from './api/server.js';
 
 /** Composition root: config → logger → store → client API → admin API → READY. */
@@ -34,6 +35,8 @@ await start(async () => {
   const store = openStore({ path: config.store.path, log: log.child({ module: 'store' }) });
   lifecycle.add({ name: 'store', stop: async () => store.close() });
   health.set('store', 'ready', `schema v${store.schemaVersion}`);
+  const auditStore = openAuditStore({ path: config.store.audit_path, retentionDays: config.store.audit_retention_days, log: log.child({ module: 'audit' }) });
+  lifecycle.add({ name: 'audit-store', stop: async () => auditStore.close() });
 
   if (config.iot) {
     // Loaded only when configured: MQTT, WebSocket and SigV4 cost ~12 MB of idle RSS.
@@ -46,7 +49,7 @@ await start(async () => {
   if (config.api.auth && config.cloud) {
     // Loaded only when configured, like the IoT link: jose and the cloud client cost idle RSS.
     const { createDataDeps } = await import('./api/data-deps.js');
-    const deps = createDataDeps({ api: { ...config.api, auth: config.api.auth }, cloud: config.cloud, fortId: config.fort.id, storePath: config.store.path, db: store.db, proxy, health, log });
+    const deps = createDataDeps({ api: { ...config.api, auth: config.api.auth }, cloud: config.cloud, fortId: config.fort.id, storePath: config.store.path, db: store.db, auditDb: auditStore.db, proxy, health, log });
     // Registered before the API: stopped after it, so the last requests' audit entries are written.
     lifecycle.add({ name: 'cloud', stop: async () => deps.close() });
     data = deps.data;
@@ -73,7 +76,7 @@ await start(async () => {
       health.setDraining();
       void lifecycle.shutdown(`drain requested by ${by}`, 0);
     },
-    audit: createAuditReader(store.db),
+    audit: createAuditReader(auditStore.db),
     log: log.child({ module: 'admin-api' }),
   });
   lifecycle.add({ name: 'admin-api', stop: () => admin.close() });

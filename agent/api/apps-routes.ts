@@ -7,6 +7,8 @@ import { AuthorizationUnavailableError, type Authorizer } from '../cloud/authori
 import type { CloudAction } from '../cloud/client.js';
 import type { AppCatalog, AppSummary } from '../apps/catalog.js';
 import type { VersionReader } from '../apps/version-reader.js';
+import type { PageCache } from '../apps/page-cache.js';
+import { NotFoundError } from '../apps/errors.js';
 import type { AuditWriter } from '../audit/writer.js';
 import type { UserIdentity } from './user-token.js';
 
@@ -14,6 +16,7 @@ export interface AppsRoutesDeps {
   db: Database.Database;
   catalog: AppCatalog;
   reader: VersionReader;
+  pages: PageCache;
   authorizer: Authorizer;
   audit: AuditWriter;
 }
@@ -43,7 +46,7 @@ function parse<T>(schema: z.ZodType<T>, value: unknown, reply: FastifyReply): T 
 
 /** `/api/v1/apps...`: every route asks the cloud (cached) before it touches data; all decisions audited. */
 export function registerAppsRoutes(app: FastifyInstance, deps: AppsRoutesDeps) {
-  const { catalog, reader, authorizer, audit } = deps;
+  const { catalog, reader, pages, authorizer, audit } = deps;
   const queueReload = deps.db.prepare("INSERT INTO reloads (id, app_id, state, source, requested_at) VALUES (?, ?, 'queued', ?, ?)");
 
   /** Fail closed: audited as a deny, answered 503 (never served from a stale decision). */
@@ -112,9 +115,14 @@ export function registerAppsRoutes(app: FastifyInstance, deps: AppsRoutesDeps) {
     const file = catalog.currentVersionFile(p.id);
     // An app without data yet has no tables: its (any) table reads as empty rather than 404.
     if (!file) return { columns: [], rows: [], offset: q.offset, limit: q.limit, total: 0 };
-    if (!reader.tables(file).some((t) => t.name === p.table)) return sendProblem(reply, 404, 'FORT_ERR_NOT_FOUND', 'Not found', `app ${p.id} has no table ${p.table}`);
-    const page = reader.rows(file, p.table, q.offset, q.limit);
-    return { columns: page.columns, rows: page.rows, offset: q.offset, limit: q.limit, total: page.total };
+    let body: string;
+    try {
+      body = pages.json(file, p.table, q.offset, q.limit);
+    } catch (err) {
+      if (!(err instanceof NotFoundError)) throw err;
+      return sendProblem(reply, 404, 'FORT_ERR_NOT_FOUND', 'Not found', `app ${p.id} has no table ${p.table}`);
+    }
+    return reply.type('application/json; charset=utf-8').send(body);
   });
 
   app.post('/api/v1/apps/:id/reloads', async (req, reply) => {

@@ -20,6 +20,8 @@ const authSection = () =>
     max_token_bytes: intRange(1024, 16_384).default(8192).describe('Longer tokens are refused before parsing'),
     jwks_cooldown_seconds: intRange(1, 3600).default(30).describe('An unknown kid refetches the JWKS at most once per this period'),
     jwks_cache_seconds: intRange(10, 86_400).default(600).describe('How long fetched JWKS keys are used before refetching'),
+    verified_cache_size: intRange(0, 100_000).default(1024).describe('Verified tokens remembered (by hash) to skip the signature check; 0 = verify every request'),
+    verified_cache_seconds: intRange(1, 600).default(60).describe('Longest a remembered token is trusted before it is checked against the JWKS again'),
   });
 
 /** `[api]` of agent.toml: the client-zone HTTPS API for browsers on the private network. */
@@ -38,6 +40,8 @@ export const apiSection = () =>
         per_user_per_minute: intRange(10, 1_000_000).default(600).describe('Authenticated requests per user per minute'),
       })
       .default({ per_ip_per_minute: 1200, per_user_per_minute: 600 }),
+    access_log: z.boolean().default(true).describe('One log line per request (method, path without query, status, time, user); refusals are logged either way'),
+    page_cache_mib: intRange(1, 1024).default(8).describe('Memory for serialized row pages of app versions (immutable, so served from memory after the first read)'),
     viewer_login_url: httpsUrl().optional().describe('Where the viewer page (/) sends users to sign in; the cloud redirects back with #token='),
     auth: authSection().optional().describe('User-token verification; absent = the data API answers 503 (needs [cloud] too)'),
   });

@@ -4,6 +4,7 @@ import type { Logger } from '../../lib/logger.js';
 import type { ProxySettings } from '../../lib/proxy.js';
 import { createAppCatalog } from '../apps/catalog.js';
 import { createVersionReader } from '../apps/version-reader.js';
+import { createPageCache } from '../apps/page-cache.js';
 import { createAuditWriter } from '../audit/writer.js';
 import { cloudEndpoint, type CloudConfig } from '../cloud/config.js';
 import { startCloudService } from '../cloud/service.js';
@@ -15,7 +16,7 @@ import { createUserTokenVerifier } from './user-token.js';
  * What the client API's data routes need: user-token verification against the cloud's
  * JWKS, cloud authorisation, the app catalog and version files, and the audit trail.
  */
-export function createDataDeps(deps: { api: ApiConfig & { auth: NonNullable<ApiConfig['auth']> }; cloud: CloudConfig; fortId: string; storePath: string; db: Database.Database; proxy?: ProxySettings | undefined; health: HealthRegistry; log: Logger }) {
+export function createDataDeps(deps: { api: ApiConfig & { auth: NonNullable<ApiConfig['auth']> }; cloud: CloudConfig; fortId: string; storePath: string; db: Database.Database; auditDb: Database.Database; proxy?: ProxySettings | undefined; health: HealthRegistry; log: Logger }) {
   const { auth } = deps.api;
   const cloud = startCloudService({ config: deps.cloud, fortId: deps.fortId, proxy: deps.proxy, log: deps.log });
   const jwksUrl = auth.jwks_url ? new URL(auth.jwks_url) : cloudEndpoint(deps.cloud.url, '.well-known/jwks.json');
@@ -26,22 +27,28 @@ export function createDataDeps(deps: { api: ApiConfig & { auth: NonNullable<ApiC
     algorithms: auth.algorithms,
     clockToleranceSeconds: auth.clock_tolerance_seconds,
     maxTokenBytes: auth.max_token_bytes,
+    cacheSize: auth.verified_cache_size,
+    cacheMaxAgeSeconds: auth.verified_cache_seconds,
     keys: cloud.userKeys({ url: jwksUrl, cooldownSeconds: auth.jwks_cooldown_seconds, cacheSeconds: auth.jwks_cache_seconds }),
   });
-  const audit = createAuditWriter({ db: deps.db, log: deps.log.child({ module: 'audit' }) });
+  const audit = createAuditWriter({ db: deps.auditDb, log: deps.log.child({ module: 'audit' }) });
   const reader = createVersionReader({});
+  const pages = createPageCache({ reader, maxBytes: deps.api.page_cache_mib * 1024 * 1024 });
   deps.health.setInfo('cloud', () => ({ client: cloud.client.stats(), authorizer: cloud.authorizer.stats() }));
+  deps.health.setInfo('pageCache', () => pages.stats());
   return {
     data: {
       db: deps.db,
       catalog: createAppCatalog({ db: deps.db, appsDir: join(dirname(deps.storePath), 'apps') }),
       reader,
+      pages,
       authorizer: cloud.authorizer,
       audit,
       verifyToken,
     },
     close() {
       audit.close();
+      pages.clear();
       reader.close();
       cloud.close();
     },

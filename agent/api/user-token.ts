@@ -1,4 +1,6 @@
+import { createHash } from 'node:crypto';
 import { errors, jwtVerify, type JWTVerifyGetKey } from 'jose';
+import { createLru } from '../../lib/lru.js';
 
 export interface UserIdentity {
   user: string;
@@ -43,6 +45,17 @@ export interface UserTokenVerifierOptions {
   clockToleranceSeconds: number;
   maxTokenBytes: number;
   keys: JWTVerifyGetKey;
+  /** Verified tokens remembered (by SHA-256, never the token) so a browser's next request skips the signature check. 0 = off. */
+  cacheSize?: number;
+  /** Longest a verified token is trusted without re-checking it against the JWKS, so a retired key stops working within this. */
+  cacheMaxAgeSeconds?: number;
+  now?: () => number;
+}
+
+interface Verified {
+  identity: UserIdentity;
+  /** ms: the earlier of the token's exp (plus tolerance, as jose applies it) and the cache's max age. */
+  until: number;
 }
 
 const B64URL = /^[A-Za-z0-9_-]+$/;
@@ -53,6 +66,11 @@ const B64URL = /^[A-Za-z0-9_-]+$/;
  * jose's signature and claim checks, then the tenant.
  */
 export function createUserTokenVerifier(opts: UserTokenVerifierOptions) {
+  const now = opts.now ?? Date.now;
+  const cacheSize = opts.cacheSize ?? 1024;
+  const maxAgeMs = (opts.cacheMaxAgeSeconds ?? 60) * 1000;
+  const verified = cacheSize > 0 ? createLru<string, Verified>(cacheSize) : undefined;
+
   return async function verify(authorization: string | undefined, queryHasToken: boolean): Promise<UserIdentity> {
     // A token in a URL ends up in proxy and browser logs: refused even when a header is present too.
     if (queryHasToken) throw new TokenRejectedError('token_in_query');
@@ -61,6 +79,13 @@ export function createUserTokenVerifier(opts: UserTokenVerifierOptions) {
     if (!m) throw new TokenRejectedError('not_bearer');
     const token = m[1]!;
     if (Buffer.byteLength(token) > opts.maxTokenBytes) throw new TokenRejectedError('token_too_large');
+    // An ES256 verify costs more than the rest of a request; a browser sends the same token for minutes.
+    const digest = verified && createHash('sha256').update(token).digest('base64url');
+    const hit = digest ? verified!.get(digest) : undefined;
+    if (hit) {
+      if (now() < hit.until) return hit.identity;
+      verified!.delete(digest!);
+    }
     const parts = token.split('.');
     if (parts.length !== 3 || !parts.every((p, i) => B64URL.test(p) || (i === 2 && p === ''))) throw new TokenRejectedError('malformed');
     const headerText = Buffer.from(parts[0]!, 'base64url').toString('utf8');
@@ -83,13 +108,16 @@ export function createUserTokenVerifier(opts: UserTokenVerifierOptions) {
         audience: opts.audience,
         algorithms: opts.algorithms,
         clockTolerance: opts.clockToleranceSeconds,
+        currentDate: new Date(now()),
         requiredClaims: ['exp', 'sub'],
       }));
     } catch (err) {
       throw new TokenRejectedError(rejectionOf(err));
     }
     if (payload.tenant !== opts.tenant) throw new TokenRejectedError('wrong_tenant');
-    return { user: payload.sub as string, tenant: opts.tenant };
+    const identity = { user: payload.sub as string, tenant: opts.tenant };
+    if (digest) verified!.set(digest, { identity, until: Math.min(((payload.exp as number) + opts.clockToleranceSeconds) * 1000, now() + maxAgeMs) });
+    return identity;
   };
 }
 export type UserTokenVerifier = ReturnType<typeof createUserTokenVerifier>;

@@ -26,25 +26,48 @@ export interface AppCatalogDeps {
   appsDir: string;
 }
 
-const SUMMARY = 'SELECT id, name, space, current_version_id AS versionId, updated_at AS updatedAt FROM apps';
+interface CatalogRow extends AppSummary {
+  /** The current version's file as stored (relative to appsDir), null without a version. */
+  file: string | null;
+}
 
-/** Read side of the app catalogue over the agent's SQLite store. */
+/**
+ * Read side of the app catalogue over the agent's SQLite store. Every client API request asks
+ * it, and apps change rarely, so the whole (small) table is held in memory and re-read only
+ * when the database changed: `total_changes()` moves with this connection's writes (free to
+ * ask) and `PRAGMA data_version` with other connections' (one header read).
+ */
 export function createAppCatalog(deps: AppCatalogDeps): AppCatalog {
   const appsDir = resolve(deps.appsDir);
-  const listStmt = deps.db.prepare<[], AppSummary>(`${SUMMARY} ORDER BY name, id`);
-  const getStmt = deps.db.prepare<[string], AppSummary>(`${SUMMARY} WHERE id = ?`);
-  const fileStmt = deps.db
-    .prepare<[string], string>(
-      `SELECT v.file FROM apps a JOIN app_versions v ON v.id = a.current_version_id AND v.app_id = a.id WHERE a.id = ?`,
-    )
-    .pluck();
+  const all = deps.db.prepare<[], CatalogRow>(
+    `SELECT a.id, a.name, a.space, a.current_version_id AS versionId, a.updated_at AS updatedAt, v.file
+       FROM apps a LEFT JOIN app_versions v ON v.id = a.current_version_id AND v.app_id = a.id
+      ORDER BY a.name, a.id`,
+  );
+  const ownChanges = deps.db.prepare<[], number>('SELECT total_changes()').pluck();
+  const othersChanges = deps.db.prepare<[], number>('PRAGMA data_version').pluck();
+  let snapshot: { own: number; others: number; list: AppSummary[]; byId: Map<string, CatalogRow> } | undefined;
+
+  const current = () => {
+    const own = ownChanges.get()!;
+    const others = othersChanges.get()!;
+    if (snapshot && snapshot.own === own && snapshot.others === others) return snapshot;
+    const rows = all.all();
+    snapshot = { own, others, list: rows.map(({ file: _file, ...summary }) => summary), byId: new Map(rows.map((r) => [r.id, r])) };
+    return snapshot;
+  };
 
   return {
-    list: () => listStmt.all(),
-    get: (id) => getStmt.get(id),
+    list: () => current().list.map((a) => ({ ...a })),
+    get(id) {
+      const row = current().byId.get(id);
+      if (!row) return undefined;
+      const { file: _file, ...summary } = row;
+      return summary;
+    },
     currentVersionFile(id) {
-      const file = fileStmt.get(id);
-      return file === undefined ? undefined : insideAppsDir(appsDir, file, id);
+      const file = current().byId.get(id)?.file;
+      return file == null ? undefined : insideAppsDir(appsDir, file, id);
     },
   };
 }

@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3';
 import { StoreError } from '../../lib/errors.js';
 import { NotFoundError } from './errors.js';
-import { createLru } from './lru.js';
+import { createLru } from '../../lib/lru.js';
 
 /** A user table of an app version, with its row count. */
 export interface TableInfo {

@@ -9,9 +9,9 @@ export interface AuditEntry {
 }
 
 /**
- * Appends to the `audit` table. Entries of one event-loop turn commit together: with
- * synchronous=FULL every commit is an fsync, and one per API request would cap the API at
- * the disk's fsync rate. Whatever is buffered is written on close.
+ * Appends to the `audit` table. Entries of one event-loop turn commit together in one
+ * transaction (one write per turn rather than per request); the agent gives it its own
+ * synchronous=NORMAL connection (see openRecordsConnection). Whatever is buffered is written on close.
  */
 export function createAuditWriter(opts: { db: Database.Database; log: Logger; now?: () => Date }) {
   const now = opts.now ?? (() => new Date());

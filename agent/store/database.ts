@@ -44,7 +44,8 @@ export function openStore(opts: OpenStoreOptions): Store {
   }
 }
 
-function ensurePrivateFile(path: string): void {
+/** Creates `path` 0600 (and its directory 0700) if missing; refuses an existing file readable by group or others. */
+export function ensurePrivateFile(path: string): void {
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   if (!existsSync(path)) {
     closeSync(openSync(path, constants.O_CREAT | constants.O_WRONLY | constants.O_EXCL, 0o600));

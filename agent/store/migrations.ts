@@ -89,4 +89,10 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX inbox_received ON inbox(received_at);
     `,
   },
+  {
+    version: 3,
+    name: 'audit moved to audit.db',
+    // Its own file, so audit appends (synchronous=NORMAL) neither fsync nor invalidate this one's cache.
+    sql: 'DROP TABLE audit;',
+  },
 ];

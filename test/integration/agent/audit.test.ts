@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { pino } from 'pino';
 import { loadAgentConfig } from '../../../agent/config.js';
-import { openStore } from '../../../agent/store/database.js';
+import { openAuditStore } from '../../../agent/audit/store.js';
 import { parseSince } from '../../../agent/audit/since.js';
 import type { AuditEntry } from '../../../lib/admin-client.js';
 import type { PkiPaths } from '../../../lib/pki/layout.js';
@@ -46,7 +46,7 @@ describe('audit over the admin API and fortctl audit', () => {
     pki = await testPki();
     inst = await testInstallation(pki);
     base = `https://127.0.0.1:${inst.layout.ports.admin}/admin/v1/audit`;
-    const store = openStore({ path: loadAgentConfig(inst.files.agent).store.path, log: pino({ level: 'silent' }) });
+    const store = openAuditStore({ path: loadAgentConfig(inst.files.agent).store.audit_path, retentionDays: 90, log: pino({ level: 'silent' }) });
     const insert = store.db.prepare('INSERT INTO audit (ts, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)');
     store.db.transaction(() => {
       for (const r of [...old, ...recent]) insert.run(at(r.agoMs), r.actor, r.action, r.target, r.detail);

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
 import { pino } from 'pino';
 import { writeFileAtomic } from '../../../lib/files.js';
@@ -70,7 +70,7 @@ describe('client API: user tokens, cloud authorisation, data, audit (real agent,
   });
 
   const audit = () => {
-    const db = new Database(dbPath, { readonly: true });
+    const db = new Database(join(dirname(dbPath), 'audit.db'), { readonly: true });
     try {
       return db.prepare('SELECT actor, action, target, detail FROM audit ORDER BY seq').all() as { actor: string; action: string; target: string; detail: string }[];
     } finally {
@@ -88,6 +88,9 @@ describe('client API: user tokens, cloud authorisation, data, audit (real agent,
     expect(tables.body).toEqual({ tables: [{ name: 'orders', rowCount: 250 }] });
     const page = await api(base, ca, '/api/v1/apps/sales-2026/tables/orders/rows?offset=240&limit=100', { token: alice });
     expect(page.body).toMatchObject({ columns: ['id', 'customer', 'amount'], offset: 240, limit: 100, total: 250 });
+    // Customer data: never cached, never rendered or framed, never sniffed.
+    expect(page.headers).toMatchObject({ 'cache-control': 'no-store', 'x-content-type-options': 'nosniff', 'x-frame-options': 'DENY', 'content-security-policy': "default-src 'none';frame-ancestors 'none'" });
+    expect(page.headers['strict-transport-security']).toMatch(/^max-age=\d+/);
     expect((page.body.rows as unknown[][]).map((r) => r[0])).toEqual([241, 242, 243, 244, 245, 246, 247, 248, 249, 250]);
     const empty = await api(base, ca, '/api/v1/apps/empty-2026/tables/anything/rows', { token: alice });
     expect(empty.body).toMatchObject({ rows: [], total: 0 });
@@ -177,6 +180,14 @@ describe('client API: user tokens, cloud authorisation, data, audit (real agent,
     const doc = await api(base, ca, '/api/v1/openapi.json');
     expect(doc.body).toMatchObject({ openapi: '3.1.0' });
     expect(Object.keys(doc.body.paths as object)).toContain('/api/v1/apps/{id}/tables/{table}/rows');
+    const viewer = await httpsCall(base, ca, 'GET', '/');
+    expect(viewer.status).toBe(200);
+    expect(viewer.headers['content-type']).toBe('text/html; charset=utf-8');
+    expect(viewer.body).toContain('<script src="/viewer.js"');
+    const csp = String(viewer.headers['content-security-policy']);
+    expect(csp).toContain("script-src 'self'");
+    expect(csp).toContain("frame-ancestors 'none'");
+    expect(csp).not.toContain('unsafe-eval');
   });
 });
 

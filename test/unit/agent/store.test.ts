@@ -14,7 +14,8 @@ describe('agent store', () => {
     const path = join(tempDir('store'), 'agent.db');
     const store = openStore({ path, log });
     const tables = (store.db.prepare("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name").all() as { name: string }[]).map((r) => r.name);
-    expect(tables).toEqual(expect.arrayContaining(['inbox', 'outbox', 'apps', 'app_versions', 'reloads', 'audit', 'schema_version']));
+    expect(tables).toEqual(expect.arrayContaining(['inbox', 'outbox', 'apps', 'app_versions', 'reloads', 'dead_letters', 'schema_version']));
+    expect(tables).not.toContain('audit'); // lives in audit.db (agent/audit/store.ts)
     expect(store.schemaVersion).toBe(MIGRATIONS.at(-1)!.version);
     expect(store.db.pragma('journal_mode', { simple: true })).toBe('wal');
     expect(store.db.pragma('foreign_keys', { simple: true })).toBe(1);

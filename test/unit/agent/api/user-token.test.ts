@@ -59,6 +59,36 @@ describe('user token verification (RFC 8725)', () => {
     expect(await reason(`Bearer ${good}`, true)).toBe('token_in_query');
   });
 
+  it('remembers a verified token until its exp or the cache max age, whichever is first', async () => {
+    const issuer = await testIssuer(opts);
+    const local = createLocalJWKSet(issuer.jwks);
+    let keyLookups = 0;
+    let clock = Date.now();
+    const verify = createUserTokenVerifier({
+      ...opts, algorithms: ['ES256'], clockToleranceSeconds: 30, maxTokenBytes: 8192, cacheMaxAgeSeconds: 60, now: () => clock,
+      keys: (header, token) => {
+        keyLookups++;
+        return local(header, token);
+      },
+    });
+    const nowS = Math.floor(clock / 1000);
+    const longLived = `Bearer ${await issuer.sign({ exp: nowS + 3600 })}`;
+    await verify(longLived, false);
+    await verify(longLived, false);
+    expect(keyLookups).toBe(1);
+    clock += 61_000; // past the max age: checked against the keys again
+    await verify(longLived, false);
+    expect(keyLookups).toBe(2);
+
+    const shortLived = `Bearer ${await issuer.sign({ exp: nowS + 70 })}`;
+    expect(await verify(shortLived, false)).toEqual({ user: 'alice', tenant: 't1' });
+    clock += 50_000; // past exp + tolerance, inside the max age: the cache must not extend a token's life
+    await expect(verify(shortLived, false)).rejects.toMatchObject({ reason: 'expired' });
+    // A refused token is never remembered: a forgery stays refused however often it is sent.
+    const forged = `Bearer ${(await issuer.attacks())['wrong key']}`;
+    for (let i = 0; i < 2; i++) await expect(verify(forged, false)).rejects.toMatchObject({ reason: 'bad_signature' });
+  });
+
   it('detects duplicate top-level keys only', () => {
     expect(hasDuplicateTopLevelKeys('{"alg":"ES256","kid":"a"}')).toBe(false);
     expect(hasDuplicateTopLevelKeys('{"alg":"ES256","x":{"alg":1},"y":["alg"]}')).toBe(false);

@@ -41,6 +41,24 @@ describe('app catalog', () => {
     expect(catalog.get('nope')).toBeUndefined();
   });
 
+  it('sees changes made through its own connection and through another one', () => {
+    const catalog = createAppCatalog({ db: store.db, appsDir });
+    expect(catalog.list()).toEqual([]);
+    seedApp(store.db, appsDir, { id: 'sales', name: 'Sales', space: 's', tables: { t: { columns: ['a'], rows: [[1]] } } });
+    const first = catalog.currentVersionFile('sales');
+    expect(first).toBeDefined();
+    // A second version switched in by another connection (another process, in production).
+    const other = openStore({ path: join(dir, 'agent.db'), log });
+    const second = seedApp(other.db, appsDir, { id: 'sales', name: 'Sales v2', space: 's', tables: { t: { columns: ['a'], rows: [[2]] } } });
+    other.db.prepare("UPDATE apps SET name = 'Renamed' WHERE id = 'sales'").run();
+    other.close();
+    expect(catalog.get('sales')?.name).toBe('Renamed');
+    expect(catalog.currentVersionFile('sales')).toBe(second.file);
+    expect(second.file).not.toBe(first);
+    store.db.prepare("DELETE FROM apps WHERE id = 'sales'").run();
+    expect(catalog.get('sales')).toBeUndefined();
+  });
+
   it('resolves the current version file under appsDir; none for an empty or unknown app', () => {
     const seeded = seedApp(store.db, appsDir, { id: 'sales', name: 'Sales', space: 's', tables: { t: { columns: ['a'], rows: [[1], [2]] } } });
     seedApp(store.db, appsDir, { id: 'empty', name: 'Empty', space: 's' });

@@ -6,6 +6,7 @@ import { pino } from 'pino';
 import { createAppCatalog } from '../../../../agent/apps/catalog.js';
 import { NotFoundError } from '../../../../agent/apps/errors.js';
 import { createVersionReader, type VersionReader } from '../../../../agent/apps/version-reader.js';
+import { createPageCache } from '../../../../agent/apps/page-cache.js';
 import { openStore, type Store } from '../../../../agent/store/database.js';
 import { FortError, StoreError } from '../../../../lib/errors.js';
 import { seedApp } from '../../../helpers/apps.js';
@@ -72,6 +73,23 @@ describe('app version reader', () => {
     expect(reader.rows(file, 'orders', 20, 10)).toEqual({ columns: ['id', 'label', 'amount'], rows: range(5).map((i) => [20 + i, `row ${20 + i}`, (20 + i) * 10]), total: 25 });
     expect(reader.rows(file, 'orders', 25, 10)).toEqual({ columns: ['id', 'label', 'amount'], rows: [], total: 25 });
     expect(reader.rows(file, 'orders', 3, 0).rows).toEqual([]);
+  });
+
+  it('serves a rows page as JSON from memory after the first read, bounded in bytes', () => {
+    const file = version('sales', { orders: { columns: ['id', 'label'], rows: range(50).map((i) => [i, `row ${i}`]) } });
+    const pages = createPageCache({ reader, maxBytes: 1024 });
+    const first = pages.json(file, 'orders', 10, 5);
+    expect(JSON.parse(first)).toEqual({ columns: ['id', 'label'], rows: range(5).map((i) => [10 + i, `row ${10 + i}`]), offset: 10, limit: 5, total: 50 });
+    // The same bytes even with the reader gone: the file never changes, so neither does the page.
+    reader.close();
+    const offline = createPageCache({ reader: { ...reader, rows: () => { throw new Error('must not read'); } }, maxBytes: 4096 });
+    expect(() => offline.json(file, 'orders', 10, 5)).toThrow('must not read');
+    expect(pages.json(file, 'orders', 10, 5)).toBe(first);
+    expect(pages.stats()).toMatchObject({ pages: 1, hits: 1, misses: 1 });
+    for (let o = 0; o < 50; o += 5) pages.json(file, 'orders', o, 5);
+    expect(pages.stats().bytes).toBeLessThanOrEqual(1024);
+    expect(pages.stats().pages).toBeLessThan(10);
+    expect(() => pages.json(file, 'nope', 0, 5)).toThrow(NotFoundError);
   });
 
   it('keeps nulls, blobs and odd column names as they are', () => {

@@ -25,21 +25,22 @@ function dbPath(): string {
   return join(dir, 'agent.db');
 }
 
-/** Writes an audit row: a stand-in for a handler's real effect (e.g. queueing a reload). */
-const audit: EventHandler = (event, { db }) => {
-  db.prepare("INSERT INTO audit (ts, actor, action, target) VALUES (?, 'cloud', ?, ?)").run(event.ts, event.type, event.id);
+/** Writes an `effects` row: a stand-in for a handler's real effect (e.g. queueing a reload). */
+const effect: EventHandler = (event, { db }) => {
+  db.prepare('INSERT INTO effects (ts, type, event_id) VALUES (?, ?, ?)').run(event.ts, event.type, event.id);
 };
-const auditThenThrow: EventHandler = (event, tx) => {
-  audit(event, tx);
+const effectThenThrow: EventHandler = (event, tx) => {
+  effect(event, tx);
   tx.outbox.enqueue('t', { from: event.id });
   throw new Error('connector exploded');
 };
 
 function setup(path = dbPath(), extra: [string, EventHandler][] = []) {
   const store = openStore({ path, log });
+  store.db.exec('CREATE TABLE IF NOT EXISTS effects (ts TEXT, type TEXT, event_id TEXT)');
   stores.push(store);
   const outbox = createOutbox({ db: store.db, log, maxMessages: 100 });
-  const handlers = new Map<string, EventHandler>([['ping', pingHandler(FORT)], ['test.audit', audit], ['test.fail', auditThenThrow], ...extra]);
+  const handlers = new Map<string, EventHandler>([['ping', pingHandler(FORT)], ['test.audit', effect], ['test.fail', effectThenThrow], ...extra]);
   const inbox = createInbox({ db: store.db, log, fortId: FORT, outbox, handlers });
   const count = (table: string) => store.db.prepare(`SELECT COUNT(*) FROM ${table}`).pluck().get() as number;
   const deadLetters = () =>
@@ -62,7 +63,7 @@ describe('event inbox', () => {
     const { inbox, count } = setup();
     expect(inbox.receive(TOPIC, bytes(event()))).toBe('handled');
     expect(count('inbox')).toBe(1);
-    expect(count('audit')).toBe(1);
+    expect(count('effects')).toBe(1);
     expect(inbox.stats()).toEqual({ received: 1, handled: 1, duplicates: 0, deadLettered: 0 });
   });
 
@@ -97,7 +98,7 @@ describe('event inbox', () => {
   it('rolls back everything a failing handler wrote, then dead-letters it', () => {
     const { inbox, count, outbox } = setup();
     expect(inbox.receive(TOPIC, bytes(event({ type: 'test.fail' })))).toBe('dead_lettered');
-    expect(count('audit')).toBe(0);
+    expect(count('effects')).toBe(0);
     expect(outbox.size()).toBe(0);
     expect(count('inbox')).toBe(0);
   });
@@ -111,13 +112,13 @@ describe('event inbox', () => {
   });
 
   it('acks a redelivered id as duplicate without calling the handler again', () => {
-    const handler = vi.fn(audit);
+    const handler = vi.fn(effect);
     const { inbox, count } = setup(dbPath(), [['test.spy', handler]]);
     const body = bytes(event({ type: 'test.spy' }));
     expect(inbox.receive(TOPIC, body)).toBe('handled');
     expect(inbox.receive(TOPIC, body)).toBe('duplicate');
     expect(handler).toHaveBeenCalledOnce();
-    expect(count('audit')).toBe(1);
+    expect(count('effects')).toBe(1);
     expect(inbox.stats()).toEqual({ received: 2, handled: 1, duplicates: 1, deadLettered: 0 });
   });
 
@@ -129,21 +130,21 @@ describe('event inbox', () => {
     first.store.close();
     const second = setup(path);
     expect(second.inbox.receive(TOPIC, body)).toBe('duplicate');
-    expect(second.count('audit')).toBe(1);
+    expect(second.count('effects')).toBe(1);
   });
 
   it('retries a failed handler on redelivery (nothing was recorded)', () => {
     let fail = true;
     const flaky: EventHandler = (e, tx) => {
       if (fail) throw new Error('transient');
-      audit(e, tx);
+      effect(e, tx);
     };
     const { inbox, count } = setup(dbPath(), [['test.flaky', flaky]]);
     const body = bytes(event({ type: 'test.flaky' }));
     expect(inbox.receive(TOPIC, body)).toBe('dead_lettered');
     fail = false;
     expect(inbox.receive(TOPIC, body)).toBe('handled');
-    expect(count('audit')).toBe(1);
+    expect(count('effects')).toBe(1);
   });
 
   it('answers ping with one pong in the outbox', () => {
@@ -167,7 +168,7 @@ describe('event inbox', () => {
     const results = inbox.receiveMany([ok1, bad, ok1, ok2].map((e) => ({ topic: TOPIC, payload: bytes(e) })));
     expect(results).toEqual(['handled', 'dead_lettered', 'duplicate', 'handled']);
     expect(count('inbox')).toBe(2);
-    expect(count('audit')).toBe(1); // ok1's; bad's audit row was rolled back with its savepoint
+    expect(count('effects')).toBe(1); // ok1's; bad's effect row was rolled back with its savepoint
     expect(outbox.peek(10).map((r) => JSON.parse(r.payload).data.pingId)).toEqual([ok2.id]);
     expect(deadLetters()).toEqual([expect.objectContaining({ code: 'handler_failed', eventId: bad.id })]);
     expect(inbox.stats()).toEqual({ received: 4, handled: 2, duplicates: 1, deadLettered: 1 });
@@ -180,7 +181,7 @@ describe('event inbox', () => {
     store.db.exec('CREATE TRIGGER fail_second BEFORE INSERT ON inbox WHEN (SELECT COUNT(*) FROM inbox) >= 1 BEGIN SELECT RAISE(ABORT, \'disk full\'); END');
     expect(() => inbox.receiveMany([first, event()].map((e) => ({ topic: TOPIC, payload: bytes(e) })))).toThrow(/disk full/);
     expect(count('inbox')).toBe(0);
-    expect(count('audit')).toBe(0);
+    expect(count('effects')).toBe(0);
     expect(inbox.stats()).toEqual({ received: 0, handled: 0, duplicates: 0, deadLettered: 0 });
   });
 
@@ -202,12 +203,10 @@ describe('event inbox', () => {
 
   it('prunes old event ids and refuses a second handler for a type', () => {
     let now = new Date('2025-01-01T00:00:00Z');
-    const store = openStore({ path: dbPath(), log });
-    stores.push(store);
-    const outbox = createOutbox({ db: store.db, log, maxMessages: 10 });
+    const { store, outbox } = setup();
     const inbox = createInbox({ db: store.db, log, fortId: FORT, outbox, now: () => now });
-    inbox.registerHandler('test.audit', audit);
-    expect(() => inbox.registerHandler('test.audit', audit)).toThrow(/already registered/);
+    inbox.registerHandler('test.audit', effect);
+    expect(() => inbox.registerHandler('test.audit', effect)).toThrow(/already registered/);
     inbox.receive(TOPIC, bytes(event()));
     now = new Date('2025-01-03T00:00:00Z');
     inbox.receive(TOPIC, bytes(event()));
