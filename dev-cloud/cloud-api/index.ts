@@ -1,3 +1,4 @@
+import type { JWK } from 'jose';
 import type { DevCloudServer } from '../server.js';
 import { createAccessTokens } from './access-tokens.js';
 import { createAssertionVerifier } from './client-assertion.js';
@@ -79,6 +80,8 @@ export async function registerCloudApi(app: DevCloudServer, opts: CloudApiOption
       accessTokens.revokeAll();
     },
     currentKid: () => keys.currentKid(),
+    /** Test hook: serve another issuer's public key too, so a test can sign any token (attacks) the fort will check. */
+    publishExtraKey: (jwk: JWK) => keys.publishExtraKey(jwk),
   };
 }
 export type CloudApi = Awaited<ReturnType<typeof registerCloudApi>>;

@@ -29,10 +29,16 @@ export async function createSigningKeys(opts: { issuer: string; audience: string
   };
   keys.push(await generate());
   const current = () => keys[keys.length - 1]!;
+  /** Public keys of someone else's issuer, served in the JWKS (tests: tokens forged with a known key). */
+  const extra: JWK[] = [];
 
   return {
     currentKid: () => current().kid,
-    jwks: () => ({ keys: keys.map((k) => k.jwk) }),
+    jwks: () => ({ keys: [...keys.map((k) => k.jwk), ...extra] }),
+    publishExtraKey(jwk: JWK): void {
+      if (!jwk.kid || 'd' in jwk) throw new Error('an extra JWKS key needs a kid and must be public');
+      extra.push(jwk);
+    },
     async rotate(): Promise<string> {
       const k = await generate();
       keys.push(k);

@@ -11,6 +11,7 @@ import type { Supervised } from '../../../scripts/supervisor/process.js';
 import { eventually, startAgent, testInstallation, testPki, type TestInstallation } from '../../helpers/fort.js';
 import { testDevCloud, type TestDevCloud } from '../../helpers/dev-cloud.js';
 import { httpsCall } from '../../helpers/https.js';
+import { testIssuer } from '../../helpers/jwt.js';
 import type { PolicyInput } from '../../../dev-cloud/cloud-api/policy.js';
 
 const FORT = 'fort-dev-1';
@@ -46,6 +47,7 @@ describe('client API: user tokens, cloud authorisation, data, audit (real agent,
   let base: string;
   let ca: Buffer;
   let dbPath: string;
+  let forger: Awaited<ReturnType<typeof testIssuer>>;
 
   beforeAll(async () => {
     pki = await testPki();
@@ -58,6 +60,9 @@ describe('client API: user tokens, cloud authorisation, data, audit (real agent,
     seedApp(store.db, appsDir, { id: 'hr-2026', name: 'HR 2026', space: 'hr', tables: { salaries: { columns: ['who', 'salary'], rows: [['x', 1]] } } });
     store.close();
     dev = await testDevCloud(pki, { ports: inst.layout.ports, policy: POLICY });
+    // A second key in the cloud's JWKS whose private half the test holds: it can sign every forgery.
+    forger = await testIssuer({ issuer: dev.issuer, audience: 'fort-client-api', tenant: 't1' });
+    dev.cloudApi.publishExtraKey(forger.jwks.keys[0]!);
     agent = await startAgent(inst.files.agent);
     await agent.waitReady(20_000);
     base = `https://127.0.0.1:${inst.layout.ports.clientApi}`;
@@ -141,6 +146,20 @@ describe('client API: user tokens, cloud authorisation, data, audit (real agent,
     }, 10_000, 'the expired decision to be asked again');
   });
 
+  it('signs a new client assertion (fresh jti) for every access token: the cloud never sees a replay', async () => {
+    const before = dev.cloudApi.stats();
+    for (let i = 0; i < 5; i++) {
+      dev.cloudApi.revokeAccessTokens(); // the next authorize gets 401: the agent must fetch a new token
+      // A user never seen before: no cached decision, so the agent has to ask (and is told no).
+      const res = await api(base, ca, '/api/v1/apps/sales-2026', { token: await dev.login(`jti-user-${i}`, 't1') });
+      expect(res.body).toMatchObject({ status: 403, code: 'FORT_ERR_FORBIDDEN' });
+    }
+    const after = dev.cloudApi.stats();
+    expect(after.tokensIssued - before.tokensIssued).toBe(5);
+    // The dev cloud refuses any jti it has seen before (replay): none was refused.
+    expect(after.tokensRefused).toBe(before.tokensRefused);
+  });
+
   it('answers CORS only for the configured cloud origin', async () => {
     const allowed = `https://127.0.0.1:${inst.layout.ports.cloud}`;
     const preflight = (origin: string) =>
@@ -150,6 +169,42 @@ describe('client API: user tokens, cloud authorisation, data, audit (real agent,
     expect(String(ok.headers['access-control-allow-headers'])).toContain('authorization');
     const evil = await preflight('https://evil.example');
     expect(evil.headers['access-control-allow-origin']).toBeUndefined();
+  });
+
+  it('refuses the whole JWT attack suite over HTTPS: 401, no data, an audit entry with the reason each', async () => {
+    expect((await api(base, ca, '/api/v1/apps/sales-2026/tables/orders/rows', { token: await forger.sign() })).status).toBe(200); // the key is trusted
+    const expected: Record<string, string> = {
+      'alg none': 'alg_not_allowed',
+      'HS256 signed with the public key': 'alg_not_allowed',
+      'wrong key': 'bad_signature',
+      expired: 'expired',
+      'nbf in the future': 'not_yet_valid',
+      'wrong iss': 'wrong_issuer',
+      'wrong aud': 'wrong_audience',
+      'other tenant': 'wrong_tenant',
+      'unknown kid': 'unknown_kid',
+      oversized: 'token_too_large',
+      truncated: 'bad_signature',
+      'non-JSON header': 'malformed',
+      'duplicate header params': 'duplicate_header_param',
+      'critical header param': 'crit_unsupported',
+      'two segments': 'malformed',
+    };
+    const attacks = await forger.attacks();
+    expect(Object.keys(attacks).sort()).toEqual(Object.keys(expected).sort());
+    const auditedBefore = audit().filter((e) => e.action === 'auth').length;
+    for (const [name, token] of Object.entries(attacks)) {
+      const res = await api(base, ca, '/api/v1/apps/sales-2026/tables/orders/rows', { token });
+      expect({ name, status: res.status, code: res.body.code }).toEqual({ name, status: 401, code: 'FORT_ERR_UNAUTHENTICATED' });
+      expect(res.headers['www-authenticate']).toBe(`Bearer error="invalid_token", error_description="${expected[name]}"`);
+      expect(res.body.rows).toBeUndefined();
+    }
+    const reasons = await eventually(() => {
+      const r = audit().filter((e) => e.action === 'auth').slice(auditedBefore);
+      return r.length >= Object.keys(attacks).length ? r : undefined;
+    }, 5000, 'one audit entry per attack');
+    expect(reasons.map((e) => (JSON.parse(e.detail) as { reason: string }).reason)).toEqual(Object.keys(attacks).map((n) => expected[n]));
+    expect(reasons.every((e) => e.actor === 'anonymous' && e.target === 'GET /api/v1/apps/sales-2026/tables/orders/rows')).toBe(true);
   });
 
   it('refuses tokens with 401, a problem body, no data, and an audit entry', async () => {
