@@ -7,7 +7,7 @@ import { nodeArgsFromUnit } from '../../scripts/supervisor/unit-file.js';
 import { connectBareClient, testDevCloud, type TestDevCloud } from '../helpers/dev-cloud.js';
 import type { Benchmark, BenchContext } from './benchmark.js';
 import { installation, type Installation } from './fixture.js';
-import { maxIdleRssMb, median, round } from './measure.js';
+import { maxIdleRssMb, median, round, percentile } from './measure.js';
 
 /** IoT link benchmarks: the real agent process against the dev bridge, vs a bare MQTT subscriber. */
 
@@ -20,11 +20,6 @@ const agentSpec = (ctx: BenchContext, inst: Installation): ProcessSpec => ({
   args: ['--config', inst.files.agent],
   nodeArgs: nodeArgsFromUnit(join(ctx.dist, '..', 'systemd', 'fort-agent.service')),
 });
-
-const percentile = (xs: number[], p: number) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!;
-};
 
 /** Resolves when `clientId` next subscribes at the broker. */
 const nextSubscribe = (dev: TestDevCloud, clientId: string) =>
