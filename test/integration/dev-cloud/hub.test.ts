@@ -1,13 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import Fastify, { type FastifyReply } from 'fastify';
 import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { freePort } from '../../../scripts/dev-config.js';
 import { sendProblem } from '../../../lib/http-problem.js';
-import { tempDir, testPki } from '../../helpers/fort.js';
+import { testPki } from '../../helpers/fort.js';
+import { launchChromium } from '../../helpers/browser.js';
 import { cloudRequest, testDevCloud, type TestDevCloud } from '../../helpers/dev-cloud.js';
 import type { PkiPaths } from '../../../lib/pki/layout.js';
 
@@ -49,17 +48,6 @@ async function stubFort(pki: PkiPaths, dev: TestDevCloud, hubOrigin: string) {
   return { url: `https://127.0.0.1:${port}`, seen, close: () => app.close() };
 }
 
-/** A HOME whose NSS database trusts the dev cloud's and the client zone's CAs. */
-function browserHome(pki: PkiPaths): string {
-  const home = tempDir('chromium');
-  const db = `sql:${join(home, '.pki/nssdb')}`;
-  mkdirSync(join(home, '.pki/nssdb'), { recursive: true });
-  execFileSync('certutil', ['-d', db, '-N', '--empty-password']);
-  execFileSync('certutil', ['-d', db, '-A', '-t', 'C,,', '-n', 'fort-cloud-server-ca', '-i', pki.cloudServer.ca]);
-  execFileSync('certutil', ['-d', db, '-A', '-t', 'C,,', '-n', 'fort-client-ca', '-i', pki.clientZone.ca]);
-  return home;
-}
-
 describe('dev cloud hub page (Chromium)', () => {
   let pki: PkiPaths;
   let dev: TestDevCloud;
@@ -71,12 +59,7 @@ describe('dev cloud hub page (Chromium)', () => {
     pki = await testPki();
     dev = await testDevCloud(pki);
     fort = await stubFort(pki, dev, dev.apiUrl);
-    browser = await chromium.launch({
-      executablePath: '/usr/bin/chromium',
-      headless: true,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-      env: { ...process.env, HOME: browserHome(pki) },
-    });
+    browser = await launchChromium(pki);
     page = await browser.newPage();
     page.on('console', (m) => {
       if (/Content Security Policy/i.test(m.text())) cspViolations.push(m.text());
