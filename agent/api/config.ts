@@ -40,7 +40,7 @@ export const apiSection = () =>
         per_user_per_minute: intRange(10, 1_000_000).default(600).describe('Authenticated requests per user per minute'),
       })
       .default({ per_ip_per_minute: 1200, per_user_per_minute: 600 }),
-    access_log: z.boolean().default(true).describe('One log line per request (method, path without query, status, time, user); refusals are logged either way'),
+    access_log: z.boolean().default(false).describe('One log line per request (method, path without query, status, time, user). Off by default: the audit trail already records every decision durably, and refusals and errors are logged either way'),
     page_cache_mib: intRange(1, 1024).default(8).describe('Memory for serialized row pages of app versions (immutable, so served from memory after the first read)'),
     viewer_login_url: httpsUrl().optional().describe('Where the viewer page (/) sends users to sign in; the cloud redirects back with #token='),
     auth: authSection().optional().describe('User-token verification; absent = the data API answers 503 (needs [cloud] too)'),

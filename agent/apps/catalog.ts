@@ -24,6 +24,9 @@ export interface AppCatalogDeps {
   db: Database.Database;
   /** Directory that `app_versions.file` is relative to. */
   appsDir: string;
+  /** Default 1000. */
+  otherWritersCheckMs?: number;
+  now?: () => number;
 }
 
 interface CatalogRow extends AppSummary {
@@ -33,9 +36,11 @@ interface CatalogRow extends AppSummary {
 
 /**
  * Read side of the app catalogue over the agent's SQLite store. Every client API request asks
- * it, and apps change rarely, so the whole (small) table is held in memory and re-read only
- * when the database changed: `total_changes()` moves with this connection's writes (free to
- * ask) and `PRAGMA data_version` with other connections' (one header read).
+ * it, and apps change rarely, so the whole (small) table is held in memory. `total_changes()`
+ * moves with every write of this connection (the agent's own; no I/O to ask), so those are
+ * seen at once. `PRAGMA data_version` moves with other connections' commits but costs a lock
+ * round trip on the WAL index, so it is asked at most every `otherWritersCheckMs` (nothing but
+ * the agent should write its database; this bounds how stale a foreign write can be).
  */
 export function createAppCatalog(deps: AppCatalogDeps): AppCatalog {
   const appsDir = resolve(deps.appsDir);
@@ -46,11 +51,19 @@ export function createAppCatalog(deps: AppCatalogDeps): AppCatalog {
   );
   const ownChanges = deps.db.prepare<[], number>('SELECT total_changes()').pluck();
   const othersChanges = deps.db.prepare<[], number>('PRAGMA data_version').pluck();
+  const now = deps.now ?? Date.now;
+  const checkEvery = deps.otherWritersCheckMs ?? 1000;
   let snapshot: { own: number; others: number; list: AppSummary[]; byId: Map<string, CatalogRow> } | undefined;
+  let othersCheckedAt = -Infinity;
+  const resolvedFiles = new WeakMap<CatalogRow, string>();
+  let others = 0;
 
   const current = () => {
     const own = ownChanges.get()!;
-    const others = othersChanges.get()!;
+    if (now() - othersCheckedAt >= checkEvery) {
+      others = othersChanges.get()!;
+      othersCheckedAt = now();
+    }
     if (snapshot && snapshot.own === own && snapshot.others === others) return snapshot;
     const rows = all.all();
     snapshot = { own, others, list: rows.map(({ file: _file, ...summary }) => summary), byId: new Map(rows.map((r) => [r.id, r])) };
@@ -66,8 +79,12 @@ export function createAppCatalog(deps: AppCatalogDeps): AppCatalog {
       return summary;
     },
     currentVersionFile(id) {
-      const file = current().byId.get(id)?.file;
-      return file == null ? undefined : insideAppsDir(appsDir, file, id);
+      const row = current().byId.get(id);
+      if (row?.file == null) return undefined;
+      // Checked once per snapshot row: the row object is replaced when the catalog changes.
+      let checked = resolvedFiles.get(row);
+      if (checked === undefined) resolvedFiles.set(row, (checked = insideAppsDir(appsDir, row.file, id)));
+      return checked;
     },
   };
 }

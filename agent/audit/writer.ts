@@ -8,22 +8,36 @@ export interface AuditEntry {
   detail: Record<string, unknown>;
 }
 
+export interface AuditWriterOptions {
+  db: Database.Database;
+  log: Logger;
+  /** Entries are committed together at most this long after the first of them (default 10 ms). */
+  flushMs?: number;
+  /** ... or as soon as this many are waiting (default 500). */
+  maxBatch?: number;
+  now?: () => Date;
+}
+
 /**
- * Appends to the `audit` table. Entries of one event-loop turn commit together in one
- * transaction (one write per turn rather than per request); the agent gives it its own
- * synchronous=NORMAL connection (see openRecordsConnection). Whatever is buffered is written on close.
+ * Appends to the `audit` table in group commits: a transaction per request costs more than the
+ * request itself (WAL locks and a write each), so entries wait up to `flushMs` and commit
+ * together. The decision is enforced when it is made, not when it is recorded; a crash loses at
+ * most the last `flushMs` of entries, a clean stop none (`close()` writes what is waiting).
  */
-export function createAuditWriter(opts: { db: Database.Database; log: Logger; now?: () => Date }) {
+export function createAuditWriter(opts: AuditWriterOptions) {
   const now = opts.now ?? (() => new Date());
+  const flushMs = opts.flushMs ?? 10;
+  const maxBatch = opts.maxBatch ?? 500;
   const insert = opts.db.prepare('INSERT INTO audit (ts, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)');
   const insertAll = opts.db.transaction((rows: unknown[][]) => {
     for (const r of rows) insert.run(...r);
   });
   let pending: unknown[][] = [];
-  let scheduled: NodeJS.Immediate | undefined;
+  let timer: NodeJS.Timeout | undefined;
 
   const flush = () => {
-    scheduled = undefined;
+    if (timer) clearTimeout(timer);
+    timer = undefined;
     if (pending.length === 0) return;
     const rows = pending;
     pending = [];
@@ -38,13 +52,11 @@ export function createAuditWriter(opts: { db: Database.Database; log: Logger; no
   return {
     write(e: AuditEntry): void {
       pending.push([now().toISOString(), e.actor, e.action, e.target, JSON.stringify(e.detail)]);
-      scheduled ??= setImmediate(flush);
+      if (pending.length >= maxBatch) flush();
+      else timer ??= setTimeout(flush, flushMs);
     },
     flush,
-    close(): void {
-      if (scheduled) clearImmediate(scheduled);
-      flush();
-    },
+    close: flush,
   };
 }
 export type AuditWriter = ReturnType<typeof createAuditWriter>;

@@ -41,8 +41,9 @@ describe('app catalog', () => {
     expect(catalog.get('nope')).toBeUndefined();
   });
 
-  it('sees changes made through its own connection and through another one', () => {
-    const catalog = createAppCatalog({ db: store.db, appsDir });
+  it('sees its own connection\'s changes at once and another connection\'s within the check period', () => {
+    let clock = 0;
+    const catalog = createAppCatalog({ db: store.db, appsDir, otherWritersCheckMs: 1000, now: () => clock });
     expect(catalog.list()).toEqual([]);
     seedApp(store.db, appsDir, { id: 'sales', name: 'Sales', space: 's', tables: { t: { columns: ['a'], rows: [[1]] } } });
     const first = catalog.currentVersionFile('sales');
@@ -52,6 +53,8 @@ describe('app catalog', () => {
     const second = seedApp(other.db, appsDir, { id: 'sales', name: 'Sales v2', space: 's', tables: { t: { columns: ['a'], rows: [[2]] } } });
     other.db.prepare("UPDATE apps SET name = 'Renamed' WHERE id = 'sales'").run();
     other.close();
+    expect(catalog.get('sales')?.name).toBe('Sales'); // not asked again yet
+    clock += 1000;
     expect(catalog.get('sales')?.name).toBe('Renamed');
     expect(catalog.currentVersionFile('sales')).toBe(second.file);
     expect(second.file).not.toBe(first);

@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { chmodSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -14,20 +14,30 @@ describe('audit store', () => {
   let dir: string;
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('creates its file 0600, writes a turn of entries together and reads them back', async () => {
-    dir = tempDir('audit');
-    const path = join(dir, 'data', 'audit.db');
-    const store = openAuditStore({ path, retentionDays: 90, log });
-    expect(statSync(path).mode & 0o777).toBe(0o600);
-    const writer = createAuditWriter({ db: store.db, log });
-    writer.write({ actor: 'alice', action: 'app.read', target: 'sales', detail: { decision: 'allow' } });
-    writer.write({ actor: 'bob', action: 'app.read', target: 'hr', detail: { decision: 'deny' } });
-    expect(createAuditReader(store.db).since(new Date(0), 10)).toHaveLength(0); // not before the turn ends
-    await new Promise((r) => setImmediate(r));
-    const entries = createAuditReader(store.db).since(new Date(0), 10);
-    expect(entries.map((e) => [e.actor, e.target, e.detail])).toEqual([['alice', 'sales', { decision: 'allow' }], ['bob', 'hr', { decision: 'deny' }]]);
-    writer.close();
-    store.close();
+  it('creates its file 0600 and commits entries in groups: after flushMs, at maxBatch, on close', () => {
+    vi.useFakeTimers();
+    try {
+      dir = tempDir('audit');
+      const path = join(dir, 'data', 'audit.db');
+      const store = openAuditStore({ path, retentionDays: 90, log });
+      expect(statSync(path).mode & 0o777).toBe(0o600);
+      const reader = createAuditReader(store.db);
+      const writer = createAuditWriter({ db: store.db, log, flushMs: 10, maxBatch: 3 });
+      writer.write({ actor: 'alice', action: 'app.read', target: 'sales', detail: { decision: 'allow' } });
+      writer.write({ actor: 'bob', action: 'app.read', target: 'hr', detail: { decision: 'deny' } });
+      vi.advanceTimersByTime(9);
+      expect(reader.since(new Date(0), 10)).toHaveLength(0); // still waiting for company
+      vi.advanceTimersByTime(1);
+      expect(reader.since(new Date(0), 10).map((e) => [e.actor, e.target, e.detail])).toEqual([['alice', 'sales', { decision: 'allow' }], ['bob', 'hr', { decision: 'deny' }]]);
+      for (let i = 0; i < 3; i++) writer.write({ actor: `u${i}`, action: 'app.list', target: '*', detail: {} });
+      expect(reader.since(new Date(0), 10)).toHaveLength(5); // a full batch does not wait
+      writer.write({ actor: 'last', action: 'app.list', target: '*', detail: {} });
+      writer.close();
+      expect(reader.since(new Date(0), 10).at(-1)?.actor).toBe('last');
+      store.close();
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('deletes entries past the retention when opened', () => {
