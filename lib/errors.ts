@@ -16,6 +16,8 @@ export type FortErrorCode =
   | 'FORT_ERR_UPSTREAM'
   /** No fresh authorisation decision and the cloud unreachable: refused (fail closed). */
   | 'FORT_ERR_AUTHZ_UNAVAILABLE'
+  /** The keys that sign user tokens cannot be fetched: no token can be checked (fail closed, 503). */
+  | 'FORT_ERR_AUTHN_UNAVAILABLE'
   | 'FORT_ERR_FORBIDDEN'
   /** The thing asked for (an app, an app version's table) does not exist. */
   | 'FORT_ERR_NOT_FOUND';

@@ -45,7 +45,7 @@ export function openApiDocument(version: string) {
       securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } },
       responses: {
         Problem: {
-          description: 'RFC 9457 problem details with a stable code (FORT_ERR_UNAUTHENTICATED, FORT_ERR_FORBIDDEN, FORT_ERR_AUTHZ_UNAVAILABLE, FORT_ERR_NOT_FOUND, FORT_ERR_BAD_REQUEST, FORT_ERR_RATE_LIMITED, …)',
+          description: 'RFC 9457 problem details with a stable code (FORT_ERR_UNAUTHENTICATED, FORT_ERR_FORBIDDEN, FORT_ERR_AUTHZ_UNAVAILABLE, FORT_ERR_AUTHN_UNAVAILABLE, FORT_ERR_NOT_FOUND, FORT_ERR_BAD_REQUEST, FORT_ERR_RATE_LIMITED, …)',
           content: { 'application/problem+json': { schema: { type: 'object', required: ['type', 'title', 'status', 'code'], properties: { type: { type: 'string' }, title: { type: 'string' }, status: { type: 'integer' }, code: { type: 'string' }, detail: { type: 'string' }, requestId: { type: 'string' } } } } },
         },
       },

@@ -105,6 +105,10 @@ export async function startClientApi(deps: ClientApiDeps) {
         if (!(err instanceof TokenRejectedError)) throw err;
         req.log.warn({ reason: err.reason }, 'user token refused');
         data.audit.write({ actor: 'anonymous', action: 'auth', target: `${req.method} ${pathOf(req.url)}`, detail: { decision: 'deny', reason: err.reason, requestId: req.id, ip: req.ip } });
+        if (err.reason === 'jwks_unavailable') {
+          // Not the token's fault: a 401 would send the browser to sign in again for nothing.
+          return sendProblem(reply.header('retry-after', '5'), 503, 'FORT_ERR_AUTHN_UNAVAILABLE', 'Authentication unavailable', 'the keys that sign user tokens cannot be fetched from the cloud, so no token can be checked; try again shortly');
+        }
         reply.header('www-authenticate', `Bearer error="invalid_token", error_description="${err.reason}"`);
         return sendProblem(reply, 401, 'FORT_ERR_UNAUTHENTICATED', 'Unauthenticated', `user token refused: ${err.reason}`);
       }

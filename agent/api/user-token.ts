@@ -137,7 +137,8 @@ function rejectionOf(err: unknown): TokenRejection {
   if (err instanceof errors.JWKSTimeout || err instanceof errors.JWKSInvalid) return 'jwks_unavailable';
   if (err instanceof errors.JWSInvalid || err instanceof errors.JWTInvalid) return 'malformed';
   // Anything else (e.g. the JWKS fetch failed) is still a refusal, never an allow.
-  return (err as { code?: string }).code === 'FORT_ERR_UPSTREAM' ? 'jwks_unavailable' : 'invalid_token';
+  const code = (err as { code?: string }).code;
+  return code === 'FORT_ERR_UPSTREAM' || code === 'FORT_ERR_PROXY' ? 'jwks_unavailable' : 'invalid_token';
 }
 
 /**

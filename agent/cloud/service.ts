@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Agent } from 'node:https';
 import { createRemoteJWKSet, customFetch, type JWTVerifyGetKey } from 'jose';
+import { FortError } from '../../lib/errors.js';
 import { createJsonClient } from '../../lib/https-json.js';
 import type { Logger } from '../../lib/logger.js';
 import { describeProxy, proxyAgentFor, type ProxySettings } from '../../lib/proxy.js';
@@ -37,6 +38,7 @@ export function startCloudService(deps: { config: CloudConfig; fortId: string; p
     log: log.child({ module: 'cloud-client' }),
   });
   const authorizer = createAuthorizer({ ask: (q) => client.authorize(q), maxEntries: config.decision_cache_size, log: log.child({ module: 'authorizer' }) });
+  const jwksFailure = changeLogger(log.child({ module: 'cloud-jwks' }), 'cloud JWKS unreachable: user tokens cannot be checked', 'cloud JWKS reachable again');
   const jwksHttp = createJsonClient({ agent, timeoutMs, peer: `cloud JWKS ${base.host}`, errorCode: 'FORT_ERR_UPSTREAM' });
 
   return {
@@ -49,10 +51,39 @@ export function startCloudService(deps: { config: CloudConfig; fortId: string; p
         timeoutDuration: timeoutMs,
         // jose fetches with the global fetch, which knows neither our CA nor the proxy.
         [customFetch]: async (href) => {
-          const res = await jwksHttp.send(new URL(href));
-          return new Response(res.text, { status: res.statusCode, headers: { 'content-type': String(res.headers['content-type'] ?? 'application/json') } });
+          try {
+            const res = await jwksHttp.send(new URL(href));
+            if (res.statusCode !== 200) throw new FortError('FORT_ERR_UPSTREAM', `cloud JWKS ${base.host} answered ${res.statusCode}`, { fatal: false });
+            jwksFailure.ok();
+            return new Response(res.text, { status: res.statusCode, headers: { 'content-type': String(res.headers['content-type'] ?? 'application/json') } });
+          } catch (err) {
+            jwksFailure.failed(err as Error);
+            throw err;
+          }
         },
       }),
     close: () => agent.destroy(),
+  };
+}
+
+/**
+ * Logs a failing dependency when it starts failing, when the reason changes, and at most once a
+ * minute while it keeps failing with the same reason: every user request retries the fetch, and
+ * one log line per request would drown the journal. Recovery is logged once.
+ */
+function changeLogger(log: Logger, failingMsg: string, recoveredMsg: string, everyMs = 60_000) {
+  let last: { reason: string; at: number } | undefined;
+  return {
+    failed(err: Error) {
+      const reason = err.message;
+      if (last && last.reason === reason && Date.now() - last.at < everyMs) return;
+      last = { reason, at: Date.now() };
+      log.warn({ reason, code: (err as { code?: string }).code }, failingMsg);
+    },
+    ok() {
+      if (!last) return;
+      last = undefined;
+      log.info(recoveredMsg);
+    },
   };
 }

@@ -259,9 +259,12 @@ describe('client API against a rogue cloud endpoint', () => {
     try {
       await agent.waitReady(20_000);
       const res = await api(`https://127.0.0.1:${inst.layout.ports.clientApi}`, readFileSync(pki.clientZone.ca), '/api/v1/apps', { token: await dev.login('alice', 't1') });
-      expect(res.status).toBe(401);
-      expect(res.body).toMatchObject({ code: 'FORT_ERR_UNAUTHENTICATED', detail: 'user token refused: jwks_unavailable' });
+      // Fail closed, and not as the token's fault: without the keys no token can be checked.
+      expect(res.status).toBe(503);
+      expect(res.body).toMatchObject({ code: 'FORT_ERR_AUTHN_UNAVAILABLE' });
+      expect(res.headers['www-authenticate']).toBeUndefined();
       expect(dev.cloudApi.stats().authorize).toBe(0);
+      await eventually(() => (agent.stdout.some((l) => l.includes('cloud JWKS unreachable') && /certificate/i.test(l)) ? true : undefined), 5000, 'a log line saying why the JWKS cannot be fetched');
     } finally {
       await agent.stop();
       await dev.stop();
