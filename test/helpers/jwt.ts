@@ -51,3 +51,22 @@ export async function testIssuer(opts: { issuer: string; audience: string; tenan
     },
   };
 }
+
+/** Why the fort must refuse each of `testIssuer(...).attacks()` (the verifier's TokenRejection). */
+export const ATTACK_REASONS: Readonly<Record<string, string>> = {
+  'alg none': 'alg_not_allowed',
+  'HS256 signed with the public key': 'alg_not_allowed',
+  'wrong key': 'bad_signature',
+  expired: 'expired',
+  'nbf in the future': 'not_yet_valid',
+  'wrong iss': 'wrong_issuer',
+  'wrong aud': 'wrong_audience',
+  'other tenant': 'wrong_tenant',
+  'unknown kid': 'unknown_kid',
+  oversized: 'token_too_large',
+  truncated: 'bad_signature',
+  'non-JSON header': 'malformed',
+  'duplicate header params': 'duplicate_header_param',
+  'critical header param': 'crit_unsupported',
+  'two segments': 'malformed',
+};

@@ -11,7 +11,7 @@ import type { Supervised } from '../../../scripts/supervisor/process.js';
 import { eventually, startAgent, testInstallation, testPki, type TestInstallation } from '../../helpers/fort.js';
 import { testDevCloud, type TestDevCloud } from '../../helpers/dev-cloud.js';
 import { httpsCall } from '../../helpers/https.js';
-import { testIssuer } from '../../helpers/jwt.js';
+import { ATTACK_REASONS, testIssuer } from '../../helpers/jwt.js';
 import type { PolicyInput } from '../../../dev-cloud/cloud-api/policy.js';
 
 const FORT = 'fort-dev-1';
@@ -173,23 +173,7 @@ describe('client API: user tokens, cloud authorisation, data, audit (real agent,
 
   it('refuses the whole JWT attack suite over HTTPS: 401, no data, an audit entry with the reason each', async () => {
     expect((await api(base, ca, '/api/v1/apps/sales-2026/tables/orders/rows', { token: await forger.sign() })).status).toBe(200); // the key is trusted
-    const expected: Record<string, string> = {
-      'alg none': 'alg_not_allowed',
-      'HS256 signed with the public key': 'alg_not_allowed',
-      'wrong key': 'bad_signature',
-      expired: 'expired',
-      'nbf in the future': 'not_yet_valid',
-      'wrong iss': 'wrong_issuer',
-      'wrong aud': 'wrong_audience',
-      'other tenant': 'wrong_tenant',
-      'unknown kid': 'unknown_kid',
-      oversized: 'token_too_large',
-      truncated: 'bad_signature',
-      'non-JSON header': 'malformed',
-      'duplicate header params': 'duplicate_header_param',
-      'critical header param': 'crit_unsupported',
-      'two segments': 'malformed',
-    };
+    const expected = ATTACK_REASONS;
     const attacks = await forger.attacks();
     expect(Object.keys(attacks).sort()).toEqual(Object.keys(expected).sort());
     const auditedBefore = audit().filter((e) => e.action === 'auth').length;
@@ -209,6 +193,7 @@ describe('client API: user tokens, cloud authorisation, data, audit (real agent,
 
   it('refuses tokens with 401, a problem body, no data, and an audit entry', async () => {
     const alice = await dev.login('alice', 't1');
+    const auditedBefore = audit().filter((e) => e.action === 'auth').length;
     const cases: [string, Parameters<typeof api>[3]][] = [
       ['/api/v1/apps', {}],
       ['/api/v1/apps', { token: `${alice.slice(0, -8)}AAAAAAAA` }],
@@ -223,10 +208,10 @@ describe('client API: user tokens, cloud authorisation, data, audit (real agent,
       expect(res.body.apps).toBeUndefined();
     }
     const reasons = await eventually(() => {
-      const r = audit().filter((e) => e.action === 'auth').map((e) => (JSON.parse(e.detail) as { reason: string }).reason);
+      const r = audit().filter((e) => e.action === 'auth').slice(auditedBefore).map((e) => (JSON.parse(e.detail) as { reason: string }).reason);
       return r.length >= 4 ? r : undefined;
     }, 5000, 'auth audit entries');
-    expect(reasons).toEqual(expect.arrayContaining(['missing_token', 'bad_signature', 'token_in_query', 'wrong_tenant']));
+    expect(reasons).toEqual(['missing_token', 'bad_signature', 'token_in_query', 'wrong_tenant']);
     // Tokens never reach the log.
     expect(agent.stdout.join('\n')).not.toContain(alice.split('.')[2]);
   });
