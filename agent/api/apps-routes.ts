@@ -115,7 +115,7 @@ export function registerAppsRoutes(app: FastifyInstance, deps: AppsRoutesDeps) {
     const file = catalog.currentVersionFile(p.id);
     // An app without data yet has no tables: its (any) table reads as empty rather than 404.
     if (!file) return { columns: [], rows: [], offset: q.offset, limit: q.limit, total: 0 };
-    let body: string;
+    let body: Buffer;
     try {
       body = pages.json(file, p.table, q.offset, q.limit);
     } catch (err) {

@@ -79,7 +79,7 @@ describe('app version reader', () => {
     const file = version('sales', { orders: { columns: ['id', 'label'], rows: range(50).map((i) => [i, `row ${i}`]) } });
     const pages = createPageCache({ reader, maxBytes: 1024 });
     const first = pages.json(file, 'orders', 10, 5);
-    expect(JSON.parse(first)).toEqual({ columns: ['id', 'label'], rows: range(5).map((i) => [10 + i, `row ${10 + i}`]), offset: 10, limit: 5, total: 50 });
+    expect(JSON.parse(first.toString('utf8'))).toEqual({ columns: ['id', 'label'], rows: range(5).map((i) => [10 + i, `row ${10 + i}`]), offset: 10, limit: 5, total: 50 });
     // The same bytes even with the reader gone: the file never changes, so neither does the page.
     reader.close();
     const offline = createPageCache({ reader: { ...reader, rows: () => { throw new Error('must not read'); } }, maxBytes: 4096 });
