@@ -6,6 +6,7 @@ import { proxySection, resolveProxyPaths } from '../lib/proxy.js';
 import { iotSection, resolveIotPaths } from './iot/config.js';
 import { apiSection } from './api/config.js';
 import { cloudSection, resolveCloudPaths } from './cloud/config.js';
+import { reloadsSection, resolveReloadsPaths } from './reloads/config.js';
 
 /** fort-agent configuration (agent.toml). Relative paths are relative to the file. */
 export const agentConfigSchema = z.strictObject({
@@ -28,6 +29,7 @@ export const agentConfigSchema = z.strictObject({
       .describe('Common names of trust-zone client certificates allowed to call the admin API'),
   }),
   api: apiSection(),
+  reloads: reloadsSection(),
   lifecycle: lifecycleSection(),
   iot: iotSection().optional().describe('IoT link to the cloud (MQTT over WSS, SigV4); absent = link disabled'),
   cloud: cloudSection().optional().describe('Cloud API (HTTPS + JWT client assertion): authorises user actions'),
@@ -55,5 +57,6 @@ export function loadAgentConfig(file: string): AgentConfig {
     iot: config.iot && resolveIotPaths(dir, config.iot),
     cloud: config.cloud && resolveCloudPaths(dir, config.cloud),
     proxy: config.proxy && resolveProxyPaths(dir, config.proxy),
+    reloads: resolveReloadsPaths(dir, config.reloads),
   };
 }

@@ -20,7 +20,17 @@ export type FortErrorCode =
   | 'FORT_ERR_AUTHN_UNAVAILABLE'
   | 'FORT_ERR_FORBIDDEN'
   /** The thing asked for (an app, an app version's table) does not exist. */
-  | 'FORT_ERR_NOT_FOUND';
+  | 'FORT_ERR_NOT_FOUND'
+  /** An app's load definition is invalid (names the field and why). */
+  | 'FORT_ERR_DEFINITION'
+  /** A reload's source could not be read or held data its definition does not allow (names table/row/column, never values). */
+  | 'FORT_ERR_RELOAD_SOURCE'
+  | 'FORT_ERR_RELOAD_TIMEOUT'
+  | 'FORT_ERR_RELOAD_CANCELLED'
+  /** More rows than `reloads.max_rows`, or the disk filled up. */
+  | 'FORT_ERR_RELOAD_TOO_LARGE'
+  /** Started `reloads.max_attempts` times (crashes included) without finishing. */
+  | 'FORT_ERR_RELOAD_ATTEMPTS';
 
 export class FortError extends Error {
   readonly code: FortErrorCode;
