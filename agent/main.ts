@@ -12,6 +12,9 @@ import { startAdminServer } from './admin/server.js';
 import { createAuditReader } from './audit/reader.js';
 import { openAuditStore } from './audit/store.js';
 import { startClientApi } from './api/server.js';
+import { dirname, join } from 'node:path';
+import { createOutbox } from './events/outbox.js';
+import { startReloadService } from './reloads/service.js';
 
 /** Composition root: config → logger → store → client API → admin API → READY. */
 const { config, log, notifier, lifecycle, runtime, start } = bootDaemon({
@@ -38,18 +41,26 @@ await start(async () => {
   const auditStore = openAuditStore({ path: config.store.audit_path, retentionDays: config.store.audit_retention_days, log: log.child({ module: 'audit' }) });
   lifecycle.add({ name: 'audit-store', stop: async () => auditStore.close() });
 
+  const appsDir = join(dirname(config.store.path), 'apps');
+  // Status goes to the cloud through the outbox; without the IoT link it is only logged.
+  const outbox = config.iot ? createOutbox({ db: store.db, log: log.child({ module: 'outbox' }), maxMessages: config.iot.outbox_max_messages }) : undefined;
+  const reloads = startReloadService({ db: store.db, config: config.reloads, appsDir, fortId: config.fort.id, outbox, proxy, log });
+  // Stopped after the link and the APIs (registered first): nothing queues work into a stopped executor.
+  lifecycle.add({ name: 'reloads', stop: () => reloads.stop() });
+
   if (config.iot) {
     // Loaded only when configured: MQTT, WebSocket and SigV4 cost ~12 MB of idle RSS.
     const { startIotService } = await import('./iot/service.js');
-    const iot = startIotService({ config: config.iot, fortId: config.fort.id, db: store.db, health, clock, log, proxy });
+    const iot = startIotService({ config: config.iot, fortId: config.fort.id, db: store.db, outbox, handlers: reloads.handlers, health, clock, log, proxy });
     lifecycle.add({ name: 'iot', stop: () => iot.stop() });
   }
+  reloads.start();
 
   let data;
   if (config.api.auth && config.cloud) {
     // Loaded only when configured, like the IoT link: jose and the cloud client cost idle RSS.
     const { createDataDeps } = await import('./api/data-deps.js');
-    const deps = createDataDeps({ api: { ...config.api, auth: config.api.auth }, cloud: config.cloud, fortId: config.fort.id, storePath: config.store.path, db: store.db, auditDb: auditStore.db, proxy, health, log });
+    const deps = createDataDeps({ api: { ...config.api, auth: config.api.auth }, cloud: config.cloud, fortId: config.fort.id, appsDir, db: store.db, auditDb: auditStore.db, reloads, proxy, health, log });
     // Registered before the API: stopped after it, so the last requests' audit entries are written.
     lifecycle.add({ name: 'cloud', stop: async () => deps.close() });
     data = deps.data;
@@ -77,6 +88,13 @@ await start(async () => {
       void lifecycle.shutdown(`drain requested by ${by}`, 0);
     },
     audit: createAuditReader(auditStore.db),
+    reloads: {
+      registerApp: (text, format, by) => reloads.registry.register(text, format, by),
+      listApps: () => reloads.registry.list(),
+      listReloads: (filter) => reloads.queue.list(filter),
+      requestReload: (appId, source) => reloads.request(appId, source),
+      cancelReload: (target) => reloads.cancel(target),
+    },
     log: log.child({ module: 'admin-api' }),
   });
   lifecycle.add({ name: 'admin-api', stop: () => admin.close() });

@@ -11,12 +11,19 @@ import { registerDevIotRoutes } from './iot/dev-routes.js';
 import { registerCloudApi, type CloudApi } from './cloud-api/index.js';
 import { loadClients } from './cloud-api/clients.js';
 import { EMPTY_POLICY, loadPolicyFile } from './cloud-api/policy.js';
+import { startReloadScheduler, type ReloadScheduler } from './scheduler/scheduler.js';
+import { createReloadStatusLog, type ReloadStatusLog } from './scheduler/status-log.js';
+import { registerReloadRoutes } from './scheduler/dev-routes.js';
 
 export interface DevCloud {
   bridge?: IotBridge;
   credentialStore: CredentialStore;
   /** Present when `[cloud_api]` is configured. */
   cloudApi?: CloudApi;
+  /** Present with the bridge: `[scheduler]` schedules (none without the section), and `trigger`. */
+  scheduler?: ReloadScheduler;
+  /** Present with the bridge: the `reload.*` status events forts published. */
+  reloadStatus?: ReloadStatusLog;
   close(): Promise<void>;
 }
 
@@ -64,8 +71,20 @@ export async function startDevCloud(config: DevCloudConfig, log: Logger): Promis
       closers.push(() => provider.close());
       services.push('credentials-provider');
     }
+    let scheduler: ReloadScheduler | undefined;
+    let reloadStatus: ReloadStatusLog | undefined;
+    if (bridge) {
+      // Status is recorded even without schedules (reloads a user asked the fort for directly).
+      const schedLog = log.child({ module: 'reload-scheduler' });
+      reloadStatus = createReloadStatusLog({ bridge, log: schedLog });
+      closers.push(async () => reloadStatus!.close());
+      scheduler = startReloadScheduler({ schedules: config.scheduler?.schedules ?? [], bridge, now, log: schedLog });
+      closers.push(async () => scheduler!.stop());
+      if (config.scheduler) services.push('reload-scheduler');
+    }
     const api = await createDevCloudServer({ tls, log: log.child({ module: 'cloud-api' }), services: () => services });
     if (bridge) registerDevIotRoutes(api, bridge);
+    if (scheduler && reloadStatus) await registerReloadRoutes(api, { scheduler, statusLog: reloadStatus });
     let cloudApi: CloudApi | undefined;
     if (config.cloud_api) {
       const c = config.cloud_api;
@@ -85,6 +104,8 @@ export async function startDevCloud(config: DevCloudConfig, log: Logger): Promis
     return {
       ...(bridge ? { bridge } : {}),
       ...(cloudApi ? { cloudApi } : {}),
+      ...(scheduler ? { scheduler } : {}),
+      ...(reloadStatus ? { reloadStatus } : {}),
       credentialStore,
       async close() {
         for (const c of closers.reverse()) await c();

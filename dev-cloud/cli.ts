@@ -6,6 +6,8 @@ import got from 'got';
 import { bootDaemon } from '../lib/daemon.js';
 import { loadDevCloudConfig } from './config.js';
 import { startDevCloud } from './app.js';
+import { formatReloadTable } from './scheduler/format.js';
+import type { ReloadStatusRecord } from './scheduler/status-log.js';
 
 const program = new Command('dev-cloud').description('Local stand-in for the Fort cloud (development and tests only)');
 
@@ -85,6 +87,30 @@ program
       }
       await new Promise((r) => setTimeout(r, 500));
     }
+  });
+
+program
+  .command('reloads')
+  .description('list the reload status events forts reported (reload.started/succeeded/failed/cancelled), oldest first')
+  .option('--fort <id>', 'only this fort')
+  .option('--app <id>', 'only this app')
+  .option('--json', 'print the records as JSON')
+  .option('--home <dir>', 'dev stack directory', '.fort-dev')
+  .action(async (o: { fort?: string; app?: string; json?: boolean; home: string }) => {
+    const searchParams: Record<string, string> = { ...(o.fort ? { fort: o.fort } : {}), ...(o.app ? { app: o.app } : {}) };
+    const records = await client(o.home).get('dev/v1/reloads', { searchParams }).json<ReloadStatusRecord[]>();
+    process.stdout.write(o.json ? `${JSON.stringify(records, null, 2)}\n` : formatReloadTable(records));
+  });
+
+program
+  .command('reload')
+  .description('ask a fort to reload an app now (publishes reload.requested), e.g. reload --fort fort-dev-1 --app demo')
+  .requiredOption('--fort <id>', 'fort id')
+  .requiredOption('--app <id>', 'app id')
+  .option('--home <dir>', 'dev stack directory', '.fort-dev')
+  .action(async (o: { fort: string; app: string; home: string }) => {
+    const event = await client(o.home).post('dev/v1/reloads', { json: { fort: o.fort, app: o.app } }).json();
+    process.stdout.write(`${JSON.stringify(event)}\n`);
   });
 
 try {

@@ -1,3 +1,4 @@
+import { Cron } from 'croner';
 import { z } from 'zod';
 import { loadTomlConfig, resolveFrom, resolveTlsFrom } from '../lib/config/load.js';
 import { filePath, host, httpsUrl, identifier, intRange, logSection, nonEmpty, port } from '../lib/config/fields.js';
@@ -5,6 +6,34 @@ import { filePath, host, httpsUrl, identifier, intRange, logSection, nonEmpty, p
 /** `https://host[:port]` and nothing else: browsers compare origins exactly. */
 const httpsOrigin = () =>
   httpsUrl().refine((s) => URL.canParse(s) && new URL(s).origin === s, { error: 'expected an https origin such as https://127.0.0.1:8443 (no path, no trailing slash)' });
+
+/** A croner pattern: 5 fields, or 6 with seconds first (`0 0 * * * *`), or a nickname such as `@hourly`. */
+const cronPattern = () =>
+  nonEmpty('a cron pattern').superRefine((s, ctx) => {
+    try {
+      new Cron(s, { paused: true }).stop();
+    } catch (err) {
+      const why = (err as Error).message.replace(/^CronPattern: /, '').replace(/ \('.*'\)/, '').replace(/\.$/, '');
+      ctx.addIssue({ code: 'custom', message: `expected a cron pattern (5 fields, or 6 with seconds first): ${why}` });
+    }
+  });
+
+const schedulerSection = () =>
+  z.strictObject({
+    schedules: z.array(z.strictObject({
+      id: identifier().optional().describe('Sent as data.scheduleId; default schedule-<n> (n from 1, in file order)'),
+      fort: identifier().describe('Fort id the reload.requested event goes to (forts/<fort>/events)'),
+      app: identifier().describe('App to reload (data.appId)'),
+      cron: cronPattern().describe('When (croner syntax, the cloud\'s local time; a 6th leading field is seconds)'),
+    })).default([]).superRefine((list, ctx) => {
+      const seen = new Set<string>();
+      list.forEach((s, i) => {
+        const id = s.id ?? `schedule-${i + 1}`;
+        if (seen.has(id)) ctx.addIssue({ code: 'custom', path: [i, 'id'], message: `duplicate schedule id ${id}` });
+        seen.add(id);
+      });
+    }).transform((list) => list.map((s, i) => ({ ...s, id: s.id ?? `schedule-${i + 1}` }))),
+  }).describe('Reload scheduler: publishes reload.requested on a cron schedule; needs [iot]');
 
 /** dev-cloud.toml: the local stand-in for the cloud endpoints (developer/test only). */
 export const devCloudConfigSchema = z.strictObject({
@@ -45,6 +74,10 @@ export const devCloudConfigSchema = z.strictObject({
     lifetime_seconds: intRange(1, 43_200).default(3600).describe('AWS: 900..43200; shorter in tests'),
     device_ca: filePath().describe('CA of device certificates (mutual TLS)'),
   }).optional(),
+  scheduler: schedulerSection().optional(),
+}).superRefine((c, ctx) => {
+  // The value is not echoed back: the whole section would be.
+  if (c.scheduler && !c.iot) ctx.addIssue({ code: 'custom', path: ['scheduler'], params: { redactValue: true }, message: 'needs an [iot] section (reload.requested goes out over the IoT bridge)' });
 });
 export type DevCloudConfig = z.output<typeof devCloudConfigSchema>;
 

@@ -31,6 +31,40 @@ export interface AuditEntry {
   detail: unknown;
 }
 
+/** RFC 9457 fields of an error answer. */
+export interface Problem {
+  status?: number;
+  code?: string;
+  title?: string;
+  detail?: string;
+}
+
+export interface AdminApp {
+  id: string;
+  name: string;
+  space: string;
+  versionId: number | null;
+  updatedAt: string;
+  tables: string[];
+  rows: number | null;
+}
+
+export interface AdminReload {
+  id: string;
+  appId: string;
+  state: string;
+  source: string;
+  requests: number;
+  attempts: number;
+  requestedAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+  versionId: number | null;
+  rows: number | null;
+  errorCode: string | null;
+  errorMessage: string | null;
+}
+
 export interface AdminClientOptions {
   /** e.g. https://127.0.0.1:8444 */
   url: string;
@@ -48,8 +82,8 @@ export function createAdminClient(opts: AdminClientOptions) {
   const agent = new Agent({ ca, cert, key, keepAlive: true, maxSockets: 1 });
   const http = createJsonClient({ agent, timeoutMs: opts.timeoutMs ?? 5000, peer: `agent admin API ${opts.url}`, errorCode: 'FORT_ERR_ADMIN_LINK' });
 
-  const call = async <T>(method: 'GET' | 'POST', path: string): Promise<{ statusCode: number; body: T }> => {
-    const res = await http.send(new URL(path, base), { method });
+  const call = async <T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<{ statusCode: number; body: T }> => {
+    const res = await http.send(new URL(path, base), { method, ...(body === undefined ? {} : { body }) });
     return { statusCode: res.statusCode, body: http.json<T>(res) };
   };
 
@@ -62,6 +96,15 @@ export function createAdminClient(opts: AdminClientOptions) {
       const query = new URLSearchParams({ since: since.toISOString(), ...(limit === undefined ? {} : { limit: String(limit) }) });
       return call<{ entries: AuditEntry[] }>('GET', `/admin/v1/audit?${query}`);
     },
+    /** Registers (or updates) an app from its definition file's text. */
+    addApp: (definition: string, format: 'toml' | 'json') => call<{ app: AdminApp; created: boolean } & Problem>('POST', '/admin/v1/apps', { definition, format }),
+    apps: () => call<{ apps: AdminApp[] }>('GET', '/admin/v1/apps'),
+    reloads: (filter: { app?: string; state?: string; limit?: number } = {}) => {
+      const query = new URLSearchParams(Object.entries(filter).filter(([, v]) => v !== undefined).map(([k, v]) => [k, String(v)] as [string, string]));
+      return call<{ reloads: AdminReload[] } & Problem>('GET', `/admin/v1/reloads?${query}`);
+    },
+    startReload: (appId: string) => call<{ reload: AdminReload; coalesced: boolean } & Problem>('POST', '/admin/v1/reloads', { appId }),
+    cancelReload: (id: string) => call<{ result: string } & Problem>('POST', `/admin/v1/reloads/${encodeURIComponent(id)}/cancel`, {}),
     close: () => agent.destroy(),
   };
 }

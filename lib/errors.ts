@@ -19,6 +19,10 @@ export type FortErrorCode =
   /** The keys that sign user tokens cannot be fetched: no token can be checked (fail closed, 503). */
   | 'FORT_ERR_AUTHN_UNAVAILABLE'
   | 'FORT_ERR_FORBIDDEN'
+  /** The request is valid but the thing is in a state that does not allow it (e.g. cancel a finished reload). */
+  | 'FORT_ERR_CONFLICT'
+  /** A request or event whose content is not what its schema allows (names the field). */
+  | 'FORT_ERR_BAD_REQUEST'
   /** The thing asked for (an app, an app version's table) does not exist. */
   | 'FORT_ERR_NOT_FOUND'
   /** An app's load definition is invalid (names the field and why). */

@@ -16,6 +16,10 @@ export interface StackLayout {
   cloudAuth?: { tenant: string };
   /** When set, the agent links to the dev IoT bridge and the dev cloud runs it. */
   iot?: { region: string; roleAlias: string; staticCredentialsFile: string };
+  /** Directory app sources (CSV, SQLite files) may be loaded from (`reloads.data_dirs`). */
+  sourcesDir?: string;
+  /** Reload schedules of this fort's apps in the dev cloud (needs `iot`). */
+  schedules?: { app: string; cron: string }[];
 }
 
 const rel = (l: StackLayout, p: string) => relative(l.dir, p) || '.';
@@ -60,6 +64,7 @@ export function agentToml(l: StackLayout): string {
           },
         }
       : {}),
+    ...(l.sourcesDir ? { reloads: { data_dirs: [rel(l, l.sourcesDir)] } } : {}),
   })}\n`;
 }
 
@@ -99,6 +104,7 @@ export function devCloudToml(l: StackLayout): string {
       ? {
           iot: { port: l.ports.iot, region: l.iot.region, static_credentials_file: rel(l, l.iot.staticCredentialsFile) },
           credentials_provider: { port: l.ports.credentials, role_alias: l.iot.roleAlias, device_ca: rel(l, l.pki.cloudDevice.ca) },
+          ...(l.schedules?.length ? { scheduler: { schedules: l.schedules.map((x) => ({ fort: l.fortId, app: x.app, cron: x.cron })) } } : {}),
         }
       : {}),
     cloud_api: {
@@ -126,7 +132,7 @@ export function devPolicyJson(fortId: string): string {
           sales: { analysts: ['app.list', 'app.read'], admins: ['app.list', 'app.read', 'app.reload'] },
           hr: { admins: ['app.list', 'app.read', 'app.reload'] },
         },
-        apps: { 'sales-2026': { space: 'sales' }, 'hr-2026': { space: 'hr' } },
+        apps: { 'sales-2026': { space: 'sales' }, 'hr-2026': { space: 'hr' }, 'demo-sales': { space: 'sales' } },
       },
       t2: {
         forts: ['fort-elsewhere'],

@@ -12,6 +12,10 @@ import { loadDevCloudConfig } from '../dev-cloud/config.js';
 import { agentToml, DEV_POLICY_FILE, deploymentManagerToml, devCloudToml, devPolicyJson, fortctlToml, freePorts, type StackLayout } from './dev-config.js';
 import { startSupervised, type Supervised } from './supervisor/process.js';
 import { nodeArgsFromUnit } from './supervisor/unit-file.js';
+import { demoAppToml, DEMO_APP_ID, writeDemoSources } from './demo-app.js';
+import { createAdminClient } from '../lib/admin-client.js';
+import { loadTlsMaterial } from '../lib/tls.js';
+import { loadFortctlConfig } from '../agent/cli/config.js';
 
 /**
  * `npm start`: PKI and config into .fort-dev/ on first run (reused after), then the dev
@@ -33,6 +37,8 @@ const files = {
   policy: join(home, DEV_POLICY_FILE),
   index: join(home, 'dev-cloud.json'),
   iotStatic: join(home, 'iot-static-credentials.json'),
+  sources: join(home, 'sources'),
+  demoApp: join(home, 'demo-app.toml'),
 };
 const say = (line: string) => process.stdout.write(`${line}\n`);
 
@@ -54,6 +60,9 @@ async function prepare(): Promise<void> {
       dataDir: join(home, 'data'),
       iot: { region: 'eu-west-1', roleAlias: 'fort-iot-role', staticCredentialsFile: files.iotStatic },
       cloudAuth: { tenant: 't1' },
+      sourcesDir: files.sources,
+      // Often enough that a newcomer sees one happen within a minute of starting.
+      schedules: [{ app: DEMO_APP_ID, cron: '*/30 * * * * *' }],
     };
     say(`dev-stack: writing config into ${home}`);
     writeFileAtomic(files.agent, agentToml(layout), 0o644);
@@ -63,6 +72,24 @@ async function prepare(): Promise<void> {
   }
   // The developer's edits to the policy survive restarts.
   if (!existsSync(files.policy)) writeFileAtomic(files.policy, devPolicyJson(opts.fortId), 0o644);
+  writeDemoSources(files.sources);
+  if (!existsSync(files.demoApp)) writeFileAtomic(files.demoApp, demoAppToml(), 0o644);
+}
+
+/** The demo app, registered the way an operator would (admin API, fortctl's identity); idempotent. */
+async function registerDemoApp(): Promise<void> {
+  const fortctl = loadFortctlConfig(files.fortctl);
+  const admin = createAdminClient({ url: fortctl.admin.url, tls: loadTlsMaterial(fortctl.admin.tls) });
+  try {
+    const { statusCode, body } = await admin.addApp(readFileSync(files.demoApp, 'utf8'), 'toml');
+    if (statusCode !== 200 && statusCode !== 201) say(`dev-stack: the demo app was refused: ${body.detail ?? statusCode}`);
+    else if (statusCode === 201) {
+      await admin.startReload(body.app.id);
+      say(`dev-stack: registered the demo app ${body.app.id} and queued its first reload`);
+    }
+  } finally {
+    admin.close();
+  }
 }
 
 /** Machine-readable index of what runs where, so tests and scripts never guess. */
@@ -157,6 +184,7 @@ async function run(): Promise<void> {
     await start('dev-cloud', 'dev-cloud/cli.js', files.cloud, ['serve']);
     await start('agent', 'agent/main.js', files.agent, [], 'fort-agent.service');
     await start('deployment-manager', 'deployment-manager/main.js', files.dm, [], 'fort-deployment-manager.service');
+    await registerDemoApp();
   } catch (err) {
     say(`dev-stack: start failed: ${(err as Error).message}`);
     await stopAll(1);
@@ -170,6 +198,9 @@ async function run(): Promise<void> {
   say(`  dev cloud                    ${index.cloud.url}/health`);
   say(`  send the fort a ping:         npm run dev-cloud -- publish --home ${rel(home)} --fort ${index.fortId} --type ping`);
   say(`  watch its status topic:       npm run dev-cloud -- watch --home ${rel(home)} --fort ${index.fortId}`);
+  say(`  viewer (sign in as alice)    ${index.agent.clientApi}/`);
+  say(`  hub at the dev cloud          ${index.cloud.url}/hub?fort=${encodeURIComponent(index.agent.clientApi)}`);
+  say(`  the demo app reloads every 30 s; its status: npm run dev-cloud -- reloads --home ${rel(home)}`);
   say(`  index of everything          ${rel(files.index)}`);
   say(`  try:                         npm run fortctl -- --config ${rel(files.fortctl)} status`);
   say('  Ctrl-C stops everything.');

@@ -7,6 +7,7 @@ import { sendProblem } from '../../lib/http-problem.js';
 import type { HealthRegistry } from '../health.js';
 import type { AuditReader } from '../audit/reader.js';
 import { authorizePeer, type PeerIdentity } from './peer.js';
+import { registerReloadRoutes, type AdminReloadsDeps } from './reload-routes.js';
 
 export interface AdminServerDeps {
   host: string;
@@ -19,6 +20,8 @@ export interface AdminServerDeps {
   drain: (requestedBy: string) => void;
   /** Read side of the audit table, for `GET /admin/v1/audit`. */
   audit: AuditReader;
+  /** Apps and reloads; absent in tests of the admin API alone. */
+  reloads?: AdminReloadsDeps;
   log: Logger;
   now?: () => Date;
 }
@@ -105,6 +108,9 @@ export async function startAdminServer(deps: AdminServerDeps) {
     }
     return { entries: deps.audit.since(new Date(query.data.since), query.data.limit) };
   });
+
+  const reloads = deps.reloads;
+  if (reloads) await app.register(async (scope) => registerReloadRoutes(scope, reloads));
 
   app.setNotFoundHandler((req, reply) => sendProblem(reply, 404, 'FORT_ERR_NOT_FOUND', 'Not found', `${req.method} ${req.url}`));
 

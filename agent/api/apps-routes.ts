@@ -1,6 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { randomUUID } from 'node:crypto';
 import type Database from 'better-sqlite3';
 import { sendProblem } from '../../lib/http-problem.js';
 import { AuthorizationUnavailableError, type Authorizer } from '../cloud/authorizer.js';
@@ -19,6 +18,8 @@ export interface AppsRoutesDeps {
   pages: PageCache;
   authorizer: Authorizer;
   audit: AuditWriter;
+  /** Queues (or joins) a reload; throws NotFoundError for an unknown app. */
+  reloads: { request(appId: string, source: string): { reload: { id: string; appId: string; state: string }; coalesced: boolean } };
 }
 
 declare module 'fastify' {
@@ -47,7 +48,6 @@ function parse<T>(schema: z.ZodType<T>, value: unknown, reply: FastifyReply): T 
 /** `/api/v1/apps...`: every route asks the cloud (cached) before it touches data; all decisions audited. */
 export function registerAppsRoutes(app: FastifyInstance, deps: AppsRoutesDeps) {
   const { catalog, reader, pages, authorizer, audit } = deps;
-  const queueReload = deps.db.prepare("INSERT INTO reloads (id, app_id, state, source, requested_at) VALUES (?, ?, 'queued', ?, ?)");
 
   /** Fail closed: audited as a deny, answered 503 (never served from a stale decision). */
   function refuseUnavailable(req: FastifyRequest, reply: FastifyReply, action: CloudAction, target: string) {
@@ -129,8 +129,7 @@ export function registerAppsRoutes(app: FastifyInstance, deps: AppsRoutesDeps) {
     const p = parse(appParams, req.params, reply);
     if (!p || !(await allowed(req, reply, 'app.reload', p.id))) return reply;
     if (!existing(reply, p.id)) return reply;
-    const id = randomUUID();
-    queueReload.run(id, p.id, `user:${req.identity!.user}`, new Date().toISOString());
-    return reply.code(202).send({ reload: { id, appId: p.id, state: 'queued' } });
+    const { reload, coalesced } = deps.reloads.request(p.id, `user:${req.identity!.user}`);
+    return reply.code(202).send({ reload: { id: reload.id, appId: reload.appId, state: reload.state }, coalesced });
   });
 }

@@ -1,4 +1,3 @@
-import { dirname, join } from 'node:path';
 import type Database from 'better-sqlite3';
 import type { Logger } from '../../lib/logger.js';
 import type { ProxySettings } from '../../lib/proxy.js';
@@ -10,13 +9,14 @@ import { cloudEndpoint, type CloudConfig } from '../cloud/config.js';
 import { startCloudService } from '../cloud/service.js';
 import type { HealthRegistry } from '../health.js';
 import type { ApiConfig } from './config.js';
+import type { AppsRoutesDeps } from './apps-routes.js';
 import { createUserTokenVerifier } from './user-token.js';
 
 /**
  * What the client API's data routes need: user-token verification against the cloud's
  * JWKS, cloud authorisation, the app catalog and version files, and the audit trail.
  */
-export function createDataDeps(deps: { api: ApiConfig & { auth: NonNullable<ApiConfig['auth']> }; cloud: CloudConfig; fortId: string; storePath: string; db: Database.Database; auditDb: Database.Database; proxy?: ProxySettings | undefined; health: HealthRegistry; log: Logger }) {
+export function createDataDeps(deps: { api: ApiConfig & { auth: NonNullable<ApiConfig['auth']> }; cloud: CloudConfig; fortId: string; appsDir: string; db: Database.Database; auditDb: Database.Database; reloads: AppsRoutesDeps['reloads']; proxy?: ProxySettings | undefined; health: HealthRegistry; log: Logger }) {
   const { auth } = deps.api;
   const cloud = startCloudService({ config: deps.cloud, fortId: deps.fortId, proxy: deps.proxy, log: deps.log });
   const jwksUrl = auth.jwks_url ? new URL(auth.jwks_url) : cloudEndpoint(deps.cloud.url, '.well-known/jwks.json');
@@ -39,7 +39,8 @@ export function createDataDeps(deps: { api: ApiConfig & { auth: NonNullable<ApiC
   return {
     data: {
       db: deps.db,
-      catalog: createAppCatalog({ db: deps.db, appsDir: join(dirname(deps.storePath), 'apps') }),
+      catalog: createAppCatalog({ db: deps.db, appsDir: deps.appsDir }),
+      reloads: deps.reloads,
       reader,
       pages,
       authorizer: cloud.authorizer,

@@ -1,9 +1,9 @@
 import Database from 'better-sqlite3';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { fsyncDir } from '../../lib/files.js';
 import { quoteIdent } from './version-reader.js';
+import { commitAppVersion } from './versions.js';
 
 export interface SeedTable {
   columns: string[];
@@ -30,10 +30,8 @@ export interface SeededApp {
 const APP_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
 /**
- * Create (or update) an app and, with `tables`, give it a new current version, the way a
- * reload does: the version file is written complete under a temp name and renamed to
- * `<appsDir>/<appId>/<versionId>.sqlite` inside the transaction that inserts its
- * `app_versions` row and points `apps.current_version_id` at it. For tests and the dev stack.
+ * Create (or update) an app and, with `tables`, give it a new current version the way a
+ * reload does (`commitAppVersion`). For tests and benchmarks; reloads load real sources.
  */
 export function seedApp(db: Database.Database, appsDir: string, app: SeedAppOptions): SeededApp {
   if (!APP_ID.test(app.id)) throw new RangeError(`app id ${JSON.stringify(app.id)} is not usable as a directory name`);
@@ -55,28 +53,16 @@ export function seedApp(db: Database.Database, appsDir: string, app: SeedAppOpti
   const dir = join(appsDir, app.id);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const tmp = join(dir, `.seed-${randomBytes(6).toString('hex')}.sqlite.tmp`);
-  let final: string | undefined;
   try {
     const rowCount = writeVersionFile(tmp, app.tables);
     const contentHash = createHash('sha256').update(readFileSync(tmp)).digest('hex');
-    const versionId = db.transaction(() => {
+    const { versionId, file } = db.transaction(() => {
       upsertApp();
-      const id = Number(
-        db.prepare(`INSERT INTO app_versions (app_id, file, row_count, content_hash, created_at) VALUES (?, '', ?, ?, ?)`)
-          .run(app.id, rowCount, contentHash, ts).lastInsertRowid,
-      );
-      const file = `${app.id}/${id}.sqlite`;
-      db.prepare('UPDATE app_versions SET file = ? WHERE id = ?').run(file, id);
-      db.prepare('UPDATE apps SET current_version_id = ?, updated_at = ? WHERE id = ?').run(id, ts, app.id);
-      final = join(appsDir, file);
-      renameSync(tmp, final);
-      fsyncDir(dir);
-      return id;
+      return commitAppVersion(db, appsDir, app.id, { tmpFile: tmp, rowCount, contentHash }, new Date(ts));
     })();
-    return { versionId, file: final };
+    return { versionId, file };
   } catch (err) {
     rmSync(tmp, { force: true });
-    if (final) rmSync(final, { force: true });
     throw err;
   }
 }

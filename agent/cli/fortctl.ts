@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { createAdminClient, type AdminClient, type AgentHealth, type AuditEntry } from '../../lib/admin-client.js';
+import { readFileSync } from 'node:fs';
+import { extname } from 'node:path';
+import { createAdminClient, type AdminClient, type AdminReload, type AgentHealth, type AuditEntry, type Problem } from '../../lib/admin-client.js';
 import { FortError } from '../../lib/errors.js';
 import { loadTlsMaterial } from '../../lib/tls.js';
 import { readRuntimeEnv } from '../../lib/runtime-env.js';
@@ -54,13 +56,25 @@ program
 const printable = (v: string) => v.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?');
 const cell = (v: string, width: number) => (v.length > width ? `${v.slice(0, width - 1)}…` : v.padEnd(width));
 
+/** Columns padded to their widest cell (at most 60); the last column is never cut. */
+function printTable(header: string[], rows: string[][]): void {
+  const safe = rows.map((r) => r.map(printable));
+  const widths = header.map((h, i) => Math.min(60, Math.max(h.length, ...safe.map((r) => r[i]!.length))));
+  for (const r of [header, ...safe]) process.stdout.write(`${r.map((v, i) => (i === r.length - 1 ? v : cell(v, widths[i]!))).join('  ')}\n`);
+}
+
 function printAudit(entries: readonly AuditEntry[]): void {
   const decision = (d: unknown) => (d && typeof d === 'object' && typeof (d as { decision?: unknown }).decision === 'string' ? (d as { decision: string }).decision : '-');
-  const rows = entries.map((e) => [e.ts, e.actor, e.action, e.target ?? '-', decision(e.detail)].map(printable));
-  const header = ['TS', 'ACTOR', 'ACTION', 'TARGET', 'DECISION'];
-  const widths = header.map((h, i) => Math.min(60, Math.max(h.length, ...rows.map((r) => r[i]!.length))));
-  for (const r of [header, ...rows]) process.stdout.write(`${r.map((v, i) => (i === r.length - 1 ? v : cell(v, widths[i]!))).join('  ')}\n`);
+  printTable(['TS', 'ACTOR', 'ACTION', 'TARGET', 'DECISION'], entries.map((e) => [e.ts, e.actor, e.action, e.target ?? '-', decision(e.detail)]));
 }
+
+/** A non-2xx admin answer as an error: 403 is a refused identity, anything else the agent's problem detail. */
+function refusal(statusCode: number, body: Problem): FortError {
+  if (statusCode === 403) return new FortError('FORT_ERR_FORBIDDEN', `admin API refused this certificate: ${body.detail ?? ''}`);
+  return new FortError('FORT_ERR_ADMIN_LINK', `${body.code ?? `HTTP ${statusCode}`}: ${body.detail ?? body.title ?? 'request refused'}`);
+}
+
+const json = () => program.opts<{ json?: boolean }>().json === true;
 
 const sinceArg = (v: string) => {
   try {
@@ -91,6 +105,70 @@ program
       if (body.entries.length >= opts.limit) process.stderr.write(`fortctl: showing the newest ${opts.limit} entries; there may be more (narrow --since or raise --limit)\n`);
     }
     process.exitCode = 0;
+  });
+
+const apps = program.command('apps').description('apps registered on this fort (only the operator registers apps)');
+apps
+  .command('add <file>')
+  .description('register or update an app from its definition (.toml or .json); checked before anything is stored')
+  .action(async (file: string) => {
+    const format = extname(file).toLowerCase() === '.json' ? 'json' : 'toml';
+    const text = readFileSync(file, 'utf8');
+    const { statusCode, body } = await withAdmin((a) => a.addApp(text, format));
+    if (statusCode === 422) {
+      process.stderr.write(`fortctl: ${file}: ${body.detail}\n`);
+      process.exitCode = 1;
+      return;
+    }
+    if (statusCode !== 200 && statusCode !== 201) throw refusal(statusCode, body);
+    process.stdout.write(json() ? `${JSON.stringify(body, null, 2)}\n` : `${body.created ? 'registered' : 'updated'} app ${body.app.id} (${body.app.name}, space ${body.app.space})\n`);
+  });
+apps
+  .command('list')
+  .description('registered apps with their current version')
+  .action(async () => {
+    const { statusCode, body } = await withAdmin((a) => a.apps());
+    if (statusCode !== 200) throw refusal(statusCode, body as Problem);
+    if (json()) process.stdout.write(`${JSON.stringify(body, null, 2)}\n`);
+    else if (body.apps.length === 0) process.stdout.write('no apps registered (fortctl apps add <file>)\n');
+    else printTable(['ID', 'NAME', 'SPACE', 'VERSION', 'ROWS', 'TABLES'], body.apps.map((a) => [a.id, a.name, a.space, a.versionId === null ? '-' : String(a.versionId), a.rows === null ? '-' : String(a.rows), a.tables.join(',')]));
+  });
+
+const printReloads = (list: readonly AdminReload[]) =>
+  printTable(
+    ['ID', 'APP', 'STATE', 'REQUESTED', 'ATTEMPTS', 'ROWS', 'ERROR'],
+    list.map((r) => [r.id, r.appId, r.state, r.requestedAt, String(r.attempts), r.rows === null ? '-' : String(r.rows), r.errorCode ? `${r.errorCode}: ${r.errorMessage ?? ''}` : '']),
+  );
+
+const reloads = program.command('reloads').description('the reload queue: list, start, cancel');
+reloads
+  .command('list')
+  .description('recent reloads, newest first')
+  .option('--app <id>', 'only this app')
+  .option('--state <state>', 'queued, running, succeeded, failed, cancelled or interrupted')
+  .addOption(new Option('--limit <n>', 'at most this many (1..1000)').argParser(limitArg).default(50))
+  .action(async (o: { app?: string; state?: string; limit: number }) => {
+    const { statusCode, body } = await withAdmin((a) => a.reloads({ app: o.app, state: o.state, limit: o.limit }));
+    if (statusCode !== 200) throw refusal(statusCode, body);
+    if (json()) process.stdout.write(`${JSON.stringify(body, null, 2)}\n`);
+    else if (body.reloads.length === 0) process.stdout.write('no reloads\n');
+    else printReloads(body.reloads);
+  });
+reloads
+  .command('start <app>')
+  .description('queue a reload of an app now (joins one already queued)')
+  .action(async (app: string) => {
+    const { statusCode, body } = await withAdmin((a) => a.startReload(app));
+    if (statusCode !== 202) throw refusal(statusCode, body);
+    process.stdout.write(json() ? `${JSON.stringify(body, null, 2)}\n` : `${body.coalesced ? 'joined queued' : 'queued'} reload ${body.reload.id} of ${app}\n`);
+  });
+reloads
+  .command('cancel <id>')
+  .description('cancel a queued or running reload')
+  .action(async (id: string) => {
+    const { statusCode, body } = await withAdmin((a) => a.cancelReload(id));
+    if (statusCode !== 202) throw refusal(statusCode, body);
+    process.stdout.write(`${body.result === 'cancelled' ? 'cancelled' : 'cancelling (the running load stops shortly)'} ${id}\n`);
   });
 
 try {

@@ -5,8 +5,8 @@ import { loadTlsMaterial } from '../../lib/tls.js';
 import { readFileSync } from 'node:fs';
 import type { HealthRegistry } from '../health.js';
 import type { ClockHealth } from '../clock-health.js';
-import { createInbox } from '../events/inbox.js';
-import { createOutbox } from '../events/outbox.js';
+import { createInbox, type EventHandler } from '../events/inbox.js';
+import { createOutbox, type Outbox } from '../events/outbox.js';
 import { createOutboxPublisher } from '../events/publisher.js';
 import { pingHandler } from '../events/handlers/ping.js';
 import type { IotConfig } from './config.js';
@@ -17,7 +17,19 @@ import { createMqttLink } from './link.js';
  * The cloud → fort event path: credentials → SigV4 link → inbox (exactly-once effect) and the
  * fort → cloud status path: outbox → rate-limited publisher → link.
  */
-export function startIotService(deps: { config: IotConfig; fortId: string; db: Database.Database; health: HealthRegistry; clock: ClockHealth; log: Logger; proxy?: ProxySettings | undefined }) {
+export function startIotService(deps: {
+  config: IotConfig;
+  fortId: string;
+  db: Database.Database;
+  /** Shared with the modules that report status (reloads); one is made when absent. */
+  outbox?: Outbox;
+  /** Event handlers beyond `ping`, by event type (e.g. the reloads'). */
+  handlers?: ReadonlyMap<string, EventHandler>;
+  health: HealthRegistry;
+  clock: ClockHealth;
+  log: Logger;
+  proxy?: ProxySettings | undefined;
+}) {
   const { config, log } = deps;
   const thingName = config.thing_name ?? deps.fortId;
   const credentials: CredentialSource =
@@ -34,9 +46,10 @@ export function startIotService(deps: { config: IotConfig; fortId: string; db: D
           log: log.child({ module: 'iot-credentials' }),
         });
 
-  const outbox = createOutbox({ db: deps.db, log: log.child({ module: 'outbox' }), maxMessages: config.outbox_max_messages });
+  const outbox = deps.outbox ?? createOutbox({ db: deps.db, log: log.child({ module: 'outbox' }), maxMessages: config.outbox_max_messages });
   const inbox = createInbox({ db: deps.db, log: log.child({ module: 'inbox' }), fortId: deps.fortId, outbox });
   inbox.registerHandler('ping', pingHandler(deps.fortId));
+  for (const [type, handler] of deps.handlers ?? []) inbox.registerHandler(type, handler);
 
   const link = createMqttLink({
     endpoint: config.endpoint,

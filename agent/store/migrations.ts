@@ -95,4 +95,17 @@ export const MIGRATIONS: readonly Migration[] = [
     // Its own file, so audit appends (synchronous=NORMAL) neither fsync nor invalidate this one's cache.
     sql: 'DROP TABLE audit;',
   },
+  {
+    version: 4,
+    name: 'reload queue',
+    sql: `
+      -- Requests folded into a queued reload (coalescing), and a cancel asked for while it runs.
+      ALTER TABLE reloads ADD COLUMN requests INTEGER NOT NULL DEFAULT 1;
+      ALTER TABLE reloads ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE reloads ADD COLUMN rows INTEGER;
+      -- At most one queued reload per app: every further request joins it.
+      CREATE UNIQUE INDEX reloads_one_queued ON reloads(app_id) WHERE state = 'queued';
+      CREATE INDEX reloads_app ON reloads(app_id, requested_at);
+    `,
+  },
 ];

@@ -48,8 +48,18 @@ export async function startIotBridge(opts: BridgeOptions) {
     done(ownTopic(client, packet.topic) ? null : new Error(`not authorised for ${packet.topic}`));
   };
   broker.authorizeSubscribe = (client, sub, done) => done(ownTopic(client, sub.topic) ? null : new Error(`not authorised for ${sub.topic}`), sub);
+  const publishListeners = new Set<(m: BridgeMessage) => void>();
   broker.on('publish', (packet, client) => {
-    if (!packet.topic.startsWith('$SYS')) messages.push({ topic: packet.topic, payload: Buffer.from(packet.payload), clientId: client?.id ?? null, at: now() });
+    if (packet.topic.startsWith('$SYS')) return;
+    const m: BridgeMessage = { topic: packet.topic, payload: Buffer.from(packet.payload), clientId: client?.id ?? null, at: now() };
+    messages.push(m);
+    for (const l of publishListeners) {
+      try {
+        l(m);
+      } catch (err) {
+        opts.log.error({ err, topic: m.topic }, 'publish listener failed');
+      }
+    }
   });
   broker.on('client', (client) => {
     const timer = setTimeout(() => {
@@ -101,6 +111,13 @@ export async function startIotBridge(opts: BridgeOptions) {
     stats,
     /** Every publish the broker saw (tests, and the dev CLI's status watch). */
     messages,
+    /** Calls `listener` with every publish as it is recorded in `messages`; returns the unsubscribe. */
+    onPublish(listener: (m: BridgeMessage) => void): () => void {
+      publishListeners.add(listener);
+      return () => {
+        publishListeners.delete(listener);
+      };
+    },
     publish(topic: string, payload: Buffer | string): Promise<void> {
       return new Promise((resolve, reject) =>
         broker.publish({ cmd: 'publish', topic, payload: Buffer.from(payload), qos: 1, retain: false, dup: false }, (err) => (err ? reject(err) : resolve())),

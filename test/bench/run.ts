@@ -9,6 +9,7 @@ import { goalText, meetsGoal, type Benchmark } from './benchmark.js';
 import { eventIngest, eventLatencyP99, idleRssAgentLinked, reconnectToSubscribed } from './iot.js';
 import { Scope, round } from './measure.js';
 import { authzColdP99, clientApiRows, clientApiRssGrowth } from './client-api.js';
+import { csvLoad, csvLoadPeakRss } from './csv-load.js';
 import { idleRssAgent, idleRssDeploymentManager, startToReady } from './processes.js';
 
 /**
@@ -16,7 +17,7 @@ import { idleRssAgent, idleRssDeploymentManager, startToReady } from './processe
  * bench/results/<name>.json and prints a table; names as arguments run only those. Exit 0 when goals are missed (the table
  * says so), non-zero only when a benchmark could not run. Add new benchmarks here.
  */
-const BENCHMARKS: Benchmark[] = [startToReady, idleRssAgent, idleRssDeploymentManager, idleRssAgentLinked, eventIngest, eventLatencyP99, reconnectToSubscribed, clientApiRows, authzColdP99, clientApiRssGrowth];
+const BENCHMARKS: Benchmark[] = [startToReady, idleRssAgent, idleRssDeploymentManager, idleRssAgentLinked, eventIngest, eventLatencyP99, reconnectToSubscribed, clientApiRows, authzColdP99, clientApiRssGrowth, csvLoad, csvLoadPeakRss];
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../../..'); // dist/test/bench → repo
 const RESULTS = join(REPO, 'bench', 'results');

@@ -31,6 +31,8 @@ export interface TestDevCloudOverrides {
   /** Origins the redirect login may send tokens to; default none. */
   fortOrigins?: string[];
   accessTokenSeconds?: number;
+  /** `[[scheduler.schedules]]`; absent = no `[scheduler]` section (the scheduler still exists, with no jobs). */
+  schedules?: { id?: string; fort: string; app: string; cron: string }[];
 }
 
 /** The dev cloud in-process (real sockets and TLS), so tests can drop links and restart it. */
@@ -55,6 +57,7 @@ export async function testDevCloud(pki: PkiPaths, overrides: TestDevCloudOverrid
       clients: [{ id: clientId, public_key: pki.jwt.publicKey }],
       ...(overrides.accessTokenSeconds ? { access_token_seconds: overrides.accessTokenSeconds } : {}),
     },
+    ...(overrides.schedules ? { scheduler: { schedules: overrides.schedules } } : {}),
   });
   const log = pino({ level: 'warn' });
   let cloud: DevCloud = await startDevCloud(config, log);
@@ -87,6 +90,14 @@ export async function testDevCloud(pki: PkiPaths, overrides: TestDevCloudOverrid
     },
     get bridge() {
       return cloud.bridge!;
+    },
+    /** The reload scheduler (`trigger`, `fire`, `events`); a restart gives a new one. */
+    get scheduler() {
+      return cloud.scheduler!;
+    },
+    /** The `reload.*` status events forts published (`list`, `waitFor`); empty again after a restart. */
+    get reloadStatus() {
+      return cloud.reloadStatus!;
     },
     async restart() {
       await cloud.close();

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -30,12 +30,14 @@ export async function testInstallation(pki: PkiPaths, opts: { healthIntervalSeco
     pki,
     ports: await freePorts(),
     dataDir: join(dir, 'data'),
+    sourcesDir: join(dir, 'sources'),
     logLevel: 'debug',
     // The bridge's own static key file is written by testDevCloud; the agent uses the provider.
     ...(opts.cloudAuth ? { cloudAuth: { tenant: 't1' } } : {}),
     ...(opts.iot ? { iot: { region: 'eu-west-1', roleAlias: 'fort-iot-role', staticCredentialsFile: join(dir, 'unused.json') } } : {}),
   };
   const files = { agent: join(dir, 'agent.toml'), dm: join(dir, 'deployment-manager.toml'), fortctl: join(dir, 'fortctl.toml') };
+  mkdirSync(layout.sourcesDir!, { recursive: true });
   writeFileAtomic(files.agent, agentToml(layout), 0o644);
   writeFileAtomic(files.dm, deploymentManagerToml(layout, opts.healthIntervalSeconds ?? 1), 0o644);
   writeFileAtomic(files.fortctl, fortctlToml(layout), 0o644);

@@ -1,0 +1,77 @@
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import { z } from 'zod';
+import { FortError } from '../../lib/errors.js';
+import { sendProblem } from '../../lib/http-problem.js';
+import { identifier } from '../../lib/config/fields.js';
+import { NotFoundError } from '../apps/errors.js';
+import type { Reload, CancelResult } from '../reloads/queue.js';
+
+/** What the admin API needs of apps and reloads (agent/reloads/service.ts provides it). */
+export interface AdminReloadsDeps {
+  registerApp(text: string, format: 'toml' | 'json', by: string): { app: { id: string; name: string; space: string }; created: boolean };
+  listApps(): unknown[];
+  listReloads(filter: { appId?: string; state?: Reload['state']; limit?: number }): Reload[];
+  requestReload(appId: string, source: string): { reload: Reload; coalesced: boolean };
+  cancelReload(target: { reloadId: string } | { appId: string }): { result: CancelResult };
+}
+
+const addBody = z.strictObject({ format: z.enum(['toml', 'json']), definition: z.string().min(1).max(256 * 1024) });
+const listQuery = z.strictObject({
+  app: identifier().optional(),
+  state: z.enum(['queued', 'running', 'succeeded', 'failed', 'cancelled', 'interrupted']).optional(),
+  limit: z.coerce.number().int().min(1).max(1000).default(50),
+});
+const startBody = z.strictObject({ appId: identifier() });
+const cancelParams = z.strictObject({ id: z.uuid() });
+
+function bad(reply: FastifyReply, err: z.ZodError) {
+  const detail = err.issues.map((i) => `${i.path.map(String).join('.') || 'body'}: ${i.message}`).join('; ');
+  return sendProblem(reply, 400, 'FORT_ERR_BAD_REQUEST', 'Bad request', detail);
+}
+
+/**
+ * Operator routes (trust zone only): apps are registered here and nowhere else — never by a
+ * cloud event — and reloads can be listed, started and cancelled.
+ */
+export function registerReloadRoutes(app: FastifyInstance, deps: AdminReloadsDeps) {
+  app.post('/admin/v1/apps', async (req, reply) => {
+    const body = addBody.safeParse(req.body);
+    if (!body.success) return bad(reply, body.error);
+    try {
+      const r = deps.registerApp(body.data.definition, body.data.format, req.peer?.name ?? 'unknown');
+      req.log.info({ appId: r.app.id, created: r.created, by: req.peer?.name }, 'app registered');
+      return reply.code(r.created ? 201 : 200).send(r);
+    } catch (err) {
+      if (err instanceof FortError && err.code === 'FORT_ERR_DEFINITION') return sendProblem(reply, 422, err.code, 'Invalid app definition', err.message);
+      throw err;
+    }
+  });
+
+  app.get('/admin/v1/apps', async () => ({ apps: deps.listApps() }));
+
+  app.get('/admin/v1/reloads', async (req, reply) => {
+    const q = listQuery.safeParse(req.query);
+    if (!q.success) return bad(reply, q.error);
+    return { reloads: deps.listReloads({ ...(q.data.app ? { appId: q.data.app } : {}), ...(q.data.state ? { state: q.data.state } : {}), limit: q.data.limit }) };
+  });
+
+  app.post('/admin/v1/reloads', async (req, reply) => {
+    const body = startBody.safeParse(req.body);
+    if (!body.success) return bad(reply, body.error);
+    try {
+      return reply.code(202).send(deps.requestReload(body.data.appId, `operator:${req.peer?.name ?? 'unknown'}`));
+    } catch (err) {
+      if (err instanceof NotFoundError) return sendProblem(reply, 404, 'FORT_ERR_NOT_FOUND', 'Not found', err.message);
+      throw err;
+    }
+  });
+
+  app.post('/admin/v1/reloads/:id/cancel', async (req, reply) => {
+    const p = cancelParams.safeParse(req.params);
+    if (!p.success) return bad(reply, p.error);
+    const { result } = deps.cancelReload({ reloadId: p.data.id });
+    if (result === 'not_found') return sendProblem(reply, 404, 'FORT_ERR_NOT_FOUND', 'Not found', `no reload ${p.data.id}`);
+    if (result === 'finished') return sendProblem(reply, 409, 'FORT_ERR_CONFLICT', 'Already finished', `reload ${p.data.id} has already finished`);
+    return reply.code(202).send({ result });
+  });
+}

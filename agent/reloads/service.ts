@@ -1,0 +1,101 @@
+import type Database from 'better-sqlite3';
+import { join } from 'node:path';
+import type { Logger } from '../../lib/logger.js';
+import type { ProxySettings } from '../../lib/proxy.js';
+import type { Outbox } from '../events/outbox.js';
+import type { EventHandler } from '../events/inbox.js';
+import { checkDefinitionSources, type AppDefinition } from '../apps/definition.js';
+import { createAppRegistry } from '../apps/registry.js';
+import type { ReloadsConfig } from './config.js';
+import { createReloadQueue, type Reload } from './queue.js';
+import { reloadStatusSink } from './status.js';
+import { createReloadExecutor, type LoadVersion } from './executor.js';
+import { recoverReloads } from './recovery.js';
+import { reloadEventHandlers } from './handlers.js';
+
+export interface ReloadServiceDeps {
+  db: Database.Database;
+  config: ReloadsConfig;
+  /** Directory of the app version files (`<appsDir>/<appId>/<versionId>.sqlite`). */
+  appsDir: string;
+  fortId: string;
+  /** Status goes to the cloud through it when the IoT link is configured. */
+  outbox?: Outbox | undefined;
+  proxy?: ProxySettings | undefined;
+  log: Logger;
+}
+
+/**
+ * Apps and reloads: registration (operator only), the durable queue, the executor, crash
+ * recovery at start, the cloud's reload events, and status back to the cloud.
+ */
+export function startReloadService(deps: ReloadServiceDeps) {
+  const { db, config } = deps;
+  const log = deps.log.child({ module: 'reloads' });
+  const sources = { dataDirs: config.data_dirs, httpAllowedHosts: config.http_allowed_hosts };
+  const queue = createReloadQueue({ db });
+  const status = reloadStatusSink({ fortId: deps.fortId, outbox: deps.outbox, log });
+  const registry = createAppRegistry({ db, sources });
+
+  const load: LoadVersion = async (appId, signal) => {
+    // Loaded on the first reload: csv-parse and the connectors cost idle RSS a fort without apps never needs.
+    const [{ openTableSource }, { writeAppVersion }] = await Promise.all([import('../apps/connectors/index.js'), import('../apps/version-writer.js')]);
+    const definition: AppDefinition = registry.definition(appId);
+    // Files may have changed since registration: checked again on every load.
+    checkDefinitionSources(definition, sources);
+    return writeAppVersion({
+      dir: join(deps.appsDir, appId),
+      sources: definition.tables.map((t) => openTableSource(t, { ...sources, ...(deps.proxy ? { proxy: deps.proxy } : {}) })),
+      maxRows: config.max_rows,
+      signal,
+      log,
+    });
+  };
+
+  const executor = createReloadExecutor({
+    db,
+    queue,
+    appsDir: deps.appsDir,
+    load,
+    status,
+    concurrency: config.concurrency,
+    timeoutMs: config.timeout_seconds * 1000,
+    keepVersions: config.keep_versions,
+    log,
+  });
+  const afterCommit = (what: { kick?: true; abort?: string[] }) =>
+    setImmediate(() => {
+      for (const id of what.abort ?? []) executor.abortIfRunning(id);
+      if (what.kick) executor.kick();
+    });
+  const handlers: Map<string, EventHandler> = reloadEventHandlers({ queue, status, afterCommit });
+
+  return {
+    queue,
+    registry,
+    handlers,
+    executor,
+    /** Re-queues what the last stop interrupted, then starts running the queue. */
+    start() {
+      recoverReloads({ db, queue, appsDir: deps.appsDir, maxAttempts: config.max_attempts, status, log });
+      executor.start();
+    },
+    /** A reload asked for by a user or the operator (coalesced like the cloud's). */
+    request(appId: string, source: string): { reload: Reload; coalesced: boolean } {
+      const r = db.transaction(() => queue.request(appId, source))();
+      executor.kick();
+      return r;
+    },
+    cancel(target: { reloadId: string } | { appId: string }) {
+      const r = db.transaction(() => {
+        const c = queue.cancel(target);
+        for (const x of c.cancelled) status.emit('reload.cancelled', { reloadId: x.id, appId: x.appId, code: 'FORT_ERR_RELOAD_CANCELLED', message: 'cancelled before it started' });
+        return c;
+      })();
+      for (const x of r.cancelling) executor.abortIfRunning(x.id);
+      return r;
+    },
+    stop: () => executor.stop(),
+  };
+}
+export type ReloadService = ReturnType<typeof startReloadService>;
