@@ -6,7 +6,6 @@ import { setImmediate as nextTurn } from 'node:timers/promises';
 import { FortError } from '../../lib/errors.js';
 import type { Logger } from '../../lib/logger.js';
 import type { ColumnSpec, ColumnType, TableSource } from './connectors/types.js';
-import { cancelled } from './connectors/types.js';
 import { quoteIdent } from './version-reader.js';
 
 /** Temp version files end so; crash recovery removes every `.*.sqlite.tmp` in an app's directory. */
@@ -102,7 +101,7 @@ export async function writeAppVersion(opts: WriteVersionOptions): Promise<Writte
     const tables: WrittenVersion['tables'] = [];
     let rowCount = 0;
     for (const source of sources) {
-      if (signal.aborted) throw cancelled(source.table);
+      if (signal.aborted) throw loadCancelled();
       const rows = await loadTable(db, source, signal, () => {
         rowCount += 1;
         if (rowCount > maxRows) throw tooLarge(`the app version would have more than ${maxRows} rows (reloads.max_rows); stopped in table "${source.table}"`);

@@ -4,8 +4,8 @@ import { readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
-import { DIST, REPO, tempDir } from '../../helpers/fort.js';
-import { httpsRequest } from '../../helpers/https.js';
+import { DIST, REPO, eventually, tempDir } from '../../helpers/fort.js';
+import { httpsCall, httpsRequest } from '../../helpers/https.js';
 import { MIGRATIONS } from '../../../agent/store/migrations.js';
 
 const run = promisify(execFile);
@@ -63,6 +63,19 @@ describe('dev stack (npm start)', () => {
     const api = await httpsRequest(`${index.agent.clientApi}/health`, { ca: readFileSync(index.ca['clientZone']!) });
     expect(api.status).toBe(200);
     expect(statSync(join(home, 'pki/trust-zone/ca.key')).mode & 0o777).toBe(0o600);
+
+    // The demo app: registered at start, its first reload queued; its rows reach a signed-in user.
+    expect(stack.lines).toContain('dev-stack: registered the demo app demo-sales and queued its first reload');
+    const reloadsCli = () => run(process.execPath, [join(DIST, 'dev-cloud/cli.js'), 'reloads', '--home', home, '--app', 'demo-sales', '--json']);
+    const succeeded = await eventually(async () => {
+      const list = JSON.parse((await reloadsCli()).stdout) as { type: string; data: { rows?: number } }[];
+      return list.find((r) => r.type === 'reload.succeeded');
+    }, 30_000, 'the demo app reload.succeeded at the dev cloud');
+    expect(succeeded.data.rows).toBe(540); // 500 orders + 40 customers
+    const login = await httpsCall(index.cloud.url, readFileSync(index.ca['cloudServer']!), 'POST', '/dev/v1/login', { json: { user: 'alice', tenant: 't1' } });
+    const token = (login.json() as { token: string }).token;
+    const page = await httpsCall(index.agent.clientApi, readFileSync(index.ca['clientZone']!), 'GET', '/api/v1/apps/demo-sales/tables/orders/rows?offset=9&limit=1', { headers: { authorization: `Bearer ${token}` } });
+    expect(page.json()).toMatchObject({ columns: ['id', 'customer_id', 'product', 'amount', 'paid', 'day'], rows: [[10, 31, 'Widget, large', 193.7, 1, '2026-11-11']], total: 500 });
     const caBefore = readFileSync(index.ca['trustZone']!);
 
     stack.proc.kill('SIGINT');

@@ -110,7 +110,7 @@ describe('value converters', () => {
     const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % n);
     const digits = (n: number) => Array.from({ length: n }, () => String(rnd(10))).join('');
     const samples = ['0', '-0', '0.1', '0.3', '-0.25', '5.', '.5', '+7', '123456789012345', '1234567890123456', '9007199254740993', '0.000000000000001', '1e3', '-1.5E-7', '  12.5 ', '00012.50'];
-    for (let i = 0; i < 20_000; i++) samples.push(`${rnd(2) ? '-' : ''}${digits(1 + rnd(12))}${rnd(3) ? `.${digits(rnd(10))}` : ''}`);
+    for (let i = 0; i < 5000; i++) samples.push(`${rnd(2) ? '-' : ''}${digits(1 + rnd(12))}${rnd(3) ? `.${digits(rnd(10))}` : ''}`);
     for (const s of samples) expect(CONVERTERS.number(s), s).toBe(Number(s) === 0 ? 0 : Number(s));
     for (const s of ['', '.', '-', '+.', '1.2.3', '1,5', '0x10', '0b1', '0o7', 'Infinity', '-Infinity', 'NaN', '1e400', '12abc', '1_000']) expect(CONVERTERS.number(s), s).toBeUndefined();
   });
