@@ -23,8 +23,8 @@ export class CsvSyntaxError extends Error {
 
 /**
  * Incremental, pull-style parser: `feed` each decoded text chunk (then `finish`), and take
- * records with `next` until it returns undefined (the rest of the record is in a later
- * chunk). Records are taken one at a time on purpose: handed on at once, they die young,
+ * records with `next` (or `nextLine`) until it returns undefined (the rest of the record is
+ * in a later chunk). Records are taken one at a time on purpose: handed on at once, they die young,
  * where a chunk's worth of records held together outlives the agent's 1 MB young
  * generation and costs old-generation collections (measured: 2x slower, 2x the RSS).
  *
@@ -69,7 +69,27 @@ export class CsvParser {
     this.final = true;
   }
 
+  /** The text the current line's positions refer to (valid until the next `feed`). */
+  get buffer(): string {
+    return this.text;
+  }
+
+  /** Where the line `nextLine` returned `true` for lies in `buffer`: [lineStart, lineEnd), line break excluded. */
+  lineStart = 0;
+  lineEnd = 0;
+
+  /** The next record as fields. */
   next(): string[] | undefined {
+    const r = this.nextLine();
+    return r === true ? this.text.slice(this.lineStart, this.lineEnd).split(this.delimiter) : r;
+  }
+
+  /**
+   * The next record: `true` for a line without any quote, left in `buffer` at
+   * [lineStart, lineEnd) for the caller to take apart without a string per field; a
+   * record with quotes as its fields; undefined when the rest is in a later chunk.
+   */
+  nextLine(): true | string[] | undefined {
     const { text, final } = this;
     const len = text.length;
     for (;;) {
@@ -92,7 +112,9 @@ export class CsvParser {
       if (this.nextQuote === -1 || this.nextQuote >= end) {
         this.pos = end + 1;
         this.count += 1;
-        return text.slice(pos, end > pos && text.charCodeAt(end - 1) === 13 ? end - 1 : end).split(this.delimiter);
+        this.lineStart = pos;
+        this.lineEnd = end > pos && text.charCodeAt(end - 1) === 13 ? end - 1 : end;
+        return true;
       }
       return this.quotedRecord(pos);
     }
@@ -175,26 +197,31 @@ export class CsvParser {
 /** A field's text → the value SQLite stores, or undefined when it does not parse. '' never gets here (NULL). */
 export type Converter = (text: string) => string | number | undefined;
 
-// Each converter has a fast path for the plain form (no regex, no allocation: ten million
-// fields per million rows) and falls back to the trimmed, general check.
+/**
+ * The same on `text[start, end)` (non-empty): a quote-free line is converted where it lies,
+ * without a string per numeric field. Each has a fast path for the plain form (no regex, no
+ * allocation: ten million fields per million rows) and falls back to the trimmed, general
+ * check on the field's own string.
+ */
+type RangeConverter = (text: string, start: number, end: number) => string | number | undefined;
 
 const isSpace = (c: number) => c === 32 || c === 9;
 const hasOuterSpace = (t: string) => isSpace(t.charCodeAt(0)) || isSpace(t.charCodeAt(t.length - 1));
+const field = (text: string, start: number, end: number) => (start === 0 && end === text.length ? text : text.slice(start, end));
 
-function toInteger(t: string): number | undefined {
-  const len = t.length;
-  const c0 = t.charCodeAt(0);
-  let i = c0 === 45 || c0 === 43 ? 1 : 0; // - +
-  if (i < len && len - i <= 15) {
+function integerAt(text: string, start: number, end: number): number | undefined {
+  const c0 = text.charCodeAt(start);
+  let i = c0 === 45 || c0 === 43 ? start + 1 : start; // - +
+  if (i < end && end - i <= 15) {
     let n = 0;
-    for (; i < len; i++) {
-      const digit = t.charCodeAt(i) - 48;
+    for (; i < end; i++) {
+      const digit = text.charCodeAt(i) - 48;
       if (digit < 0 || digit > 9) break;
       n = n * 10 + digit;
     }
-    if (i === len) return c0 === 45 ? 0 - n : n;
+    if (i === end) return c0 === 45 ? 0 - n : n;
   }
-  const s = t.trim();
+  const s = field(text, start, end).trim();
   if (!/^[+-]?\d+$/.test(s)) return undefined;
   const n = Number(s);
   return Number.isSafeInteger(n) ? n : undefined;
@@ -203,18 +230,17 @@ function toInteger(t: string): number | undefined {
 /** Exact powers of ten (10^22 is the largest a double holds exactly). */
 const POW10 = Array.from({ length: 23 }, (_, k) => 10 ** k);
 
-function toNumber(t: string): number | undefined {
+function numberAt(text: string, start: number, end: number): number | undefined {
   // Fast path, plain decimals such as 1234.56: with at most 15 digits the digits are an
   // exact integer and 10^k an exact power, so one division is the correctly rounded value,
   // the same double Number() gives (Clinger's fast path), at a fraction of the cost.
-  const len = t.length;
-  const c0 = t.charCodeAt(0);
-  let i = c0 === 45 || c0 === 43 ? 1 : 0;
+  const c0 = text.charCodeAt(start);
+  let i = c0 === 45 || c0 === 43 ? start + 1 : start;
   let mantissa = 0;
   let digits = 0;
   let dot = -1;
-  for (; i < len; i++) {
-    const c = t.charCodeAt(i);
+  for (; i < end; i++) {
+    const c = text.charCodeAt(i);
     if (c >= 48 && c <= 57) {
       mantissa = mantissa * 10 + (c - 48);
       digits += 1;
@@ -224,11 +250,11 @@ function toNumber(t: string): number | undefined {
       break;
     }
   }
-  if (i === len && digits > 0 && digits <= 15) {
-    const v = dot < 0 ? mantissa : mantissa / POW10[len - dot - 1]!;
+  if (i === end && digits > 0 && digits <= 15) {
+    const v = dot < 0 ? mantissa : mantissa / POW10[end - dot - 1]!;
     return c0 === 45 ? 0 - v : v;
   }
-  return generalNumber(t);
+  return generalNumber(field(text, start, end));
 }
 
 function generalNumber(t: string): number | undefined {
@@ -247,12 +273,13 @@ function generalNumber(t: string): number | undefined {
   return Number.isFinite(n) ? n : undefined;
 }
 
-function toBoolean(t: string): number | undefined {
-  switch (t) {
-    case 'true': case 'TRUE': case 'True': case '1': case 'yes': case 'YES': case 'Yes': return 1;
-    case 'false': case 'FALSE': case 'False': case '0': case 'no': case 'NO': case 'No': return 0;
+function booleanAt(text: string, start: number, end: number): number | undefined {
+  if (end - start === 1) {
+    const c = text.charCodeAt(start);
+    if (c === 49) return 1;
+    if (c === 48) return 0;
   }
-  switch (t.trim().toLowerCase()) {
+  switch (field(text, start, end).trim().toLowerCase()) {
     case 'true': case '1': case 'yes': return 1;
     case 'false': case '0': case 'no': return 0;
     default: return undefined;
@@ -264,25 +291,37 @@ const digitAt = (t: string, i: number) => {
   return d >= 0 && d <= 9 ? d : NaN;
 };
 
-function toDate(t: string): string | undefined {
-  if (t.length !== 10) return hasOuterSpace(t) ? toDate(t.trim()) : undefined;
-  if (t.charCodeAt(4) !== 45 || t.charCodeAt(7) !== 45) return undefined;
-  const y = digitAt(t, 0) * 1000 + digitAt(t, 1) * 100 + digitAt(t, 2) * 10 + digitAt(t, 3);
-  const m = digitAt(t, 5) * 10 + digitAt(t, 6);
-  const d = digitAt(t, 8) * 10 + digitAt(t, 9);
+function dateAt(text: string, start: number, end: number): string | undefined {
+  if (end - start !== 10) {
+    const s = field(text, start, end);
+    return hasOuterSpace(s) ? dateAt(s.trim(), 0, s.trim().length) : undefined;
+  }
+  if (text.charCodeAt(start + 4) !== 45 || text.charCodeAt(start + 7) !== 45) return undefined;
+  const y = digitAt(text, start) * 1000 + digitAt(text, start + 1) * 100 + digitAt(text, start + 2) * 10 + digitAt(text, start + 3);
+  const m = digitAt(text, start + 5) * 10 + digitAt(text, start + 6);
+  const d = digitAt(text, start + 8) * 10 + digitAt(text, start + 9);
   if (Number.isNaN(y + m + d) || m < 1 || m > 12 || d < 1) return undefined;
   const leap = (y % 4 === 0 && y % 100 !== 0) || y % 400 === 0;
   const days = m === 2 ? (leap ? 29 : 28) : m === 4 || m === 6 || m === 9 || m === 11 ? 30 : 31;
-  return d <= days ? t : undefined;
+  return d <= days ? field(text, start, end) : undefined;
 }
+
+const RANGE_CONVERTERS: Record<ColumnType, RangeConverter> = {
+  string: field,
+  integer: integerAt,
+  number: numberAt,
+  boolean: booleanAt,
+  date: dateAt,
+  any: field,
+};
 
 /** Booleans are stored as 1/0 (SQLite has no boolean type); dates as ISO text. */
 export const CONVERTERS: Record<Exclude<ColumnType, 'any'>, Converter> = {
   string: (t) => t,
-  integer: toInteger,
-  number: toNumber,
-  boolean: toBoolean,
-  date: toDate,
+  integer: (t) => integerAt(t, 0, t.length),
+  number: (t) => numberAt(t, 0, t.length),
+  boolean: (t) => booleanAt(t, 0, t.length),
+  date: (t) => dateAt(t, 0, t.length),
 };
 
 export const EXPECTED: Record<ColumnType, string> = {

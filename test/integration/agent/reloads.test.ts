@@ -11,6 +11,8 @@ import type { PolicyInput } from '../../../dev-cloud/cloud-api/policy.js';
 import { DIST, eventually, startAgent, testInstallation, testPki, type TestInstallation } from '../../helpers/fort.js';
 import { testDevCloud, type TestDevCloud } from '../../helpers/dev-cloud.js';
 import { httpsCall } from '../../helpers/https.js';
+import { createAdminClient } from '../../../lib/admin-client.js';
+import { loadTlsMaterial } from '../../../lib/tls.js';
 
 const run = promisify(execFile);
 const FORT = 'fort-dev-1';
@@ -173,7 +175,37 @@ describe('reloads end to end', () => {
     expect(done.map((r) => [r.state, r.requests])).toEqual([['succeeded', 1], ['succeeded', 100]]);
   });
 
+  it('cancels: a reload.cancel event stops a running load, fortctl cancels a queued one; fortctl lists both', async () => {
+    writeFileSync(join(sources, 'big.csv'), ordersCsv(400_000, 'c'));
+    await addApp('big.toml', ordersToml('big', 'big.csv'));
+    const before = reloads('big').length;
+    await fortctl('reloads', 'start', 'big');
+    await eventually(() => (reloads('big').some((r) => r.state === 'running') ? true : undefined), 10_000, 'the big reload to run');
+    // In-process admin calls: quick enough to queue and cancel while the first load still runs.
+    const admin = createAdminClient({ url: `https://127.0.0.1:${inst.layout.ports.admin}`, tls: loadTlsMaterial({ ca: pki.trustZone.ca, cert: pki.trustZone.fortctlCert, key: pki.trustZone.fortctlKey }) });
+    const queued = (await admin.startReload('big')).body;
+    expect(queued.reload.state).toBe('queued');
+    expect((await admin.cancelReload(queued.reload.id)).body).toEqual({ result: 'cancelled' });
+    admin.close();
+    const running = reloads('big').find((r) => r.state === 'running')!;
+    await publish(event('reload.cancel', { reloadId: running.id }));
+    const all = await settled('big', before + 2);
+    expect(all.slice(-2).map((r) => [r.id, r.state, r.errorCode])).toEqual([
+      [running.id, 'cancelled', 'FORT_ERR_RELOAD_CANCELLED'],
+      [queued.reload.id, 'cancelled', 'FORT_ERR_RELOAD_CANCELLED'],
+    ]);
+    await dev.reloadStatus.waitFor((r) => r.type === 'reload.cancelled' && r.reloadId === running.id, 10_000);
+    const listed = (await fortctl('reloads', 'list', '--app', 'big', '--state', 'cancelled')).stdout;
+    expect(listed.split('\n')[0]).toMatch(/^ID +APP +STATE +REQUESTED +ATTEMPTS +ROWS +ERROR$/);
+    expect(listed).toContain(running.id);
+    expect(listed).toContain(queued.reload.id);
+    // A finished reload cannot be cancelled again; an unknown one is not found.
+    await expect(fortctl('reloads', 'cancel', running.id)).rejects.toMatchObject({ code: 2, stderr: expect.stringContaining('FORT_ERR_CONFLICT') });
+    await expect(fortctl('reloads', 'start', 'no-such-app')).rejects.toMatchObject({ code: 2, stderr: expect.stringContaining('FORT_ERR_NOT_FOUND: no app no-such-app on this fort') });
+  });
+
   it('readers during version switches never see a mix of two versions', async () => {
+    await addApp('orders.toml', ordersToml('orders', 'orders.csv'));
     let stop = false;
     const seen: string[] = [];
     const reader = (async () => {
@@ -199,12 +231,13 @@ describe('reloads end to end', () => {
 
   it('survives kill -9 at random points of reloads: each completes exactly once, no partial version, no temp files', async () => {
     writeFileSync(join(sources, 'big.csv'), ordersCsv(150_000, 'k'));
+    await addApp('big.toml', ordersToml('big', 'big.csv'));
     for (let round = 0; round < 10; round++) {
       const before = reloads('big').filter((r) => r.state === 'succeeded').length;
       await publish(event('reload.requested', { appId: 'big' }));
-      await eventually(() => (reloads('big').some((r) => r.state === 'running' || r.state === 'queued') ? true : undefined), 10_000, 'queued');
-      // Somewhere between queued and done (the load takes ~1 s).
-      await new Promise((r) => setTimeout(r, Math.floor(Math.random() * 800)));
+      await eventually(() => (reloads('big').some((r) => r.state === 'running') ? true : undefined), 10_000, 'the reload to run');
+      // A random point of the load (it takes a few hundred ms), sometimes just after it.
+      await new Promise((r) => setTimeout(r, Math.floor(Math.random() * 400)));
       agent.kill('SIGKILL');
       await agent.waitExit(5000);
       await agent.stop();
@@ -215,6 +248,9 @@ describe('reloads end to end', () => {
       const page = await rows('big', 'limit=1');
       expect(page.body.total).toBe(150_000);
     }
+    // Some kills landed during a load: those reloads were started again after the restart.
+    const killedRounds = reloads('big').slice(-10).filter((r) => r.attempts > 1);
+    expect(killedRounds.length).toBeGreaterThan(0);
     const appDir = join(inst.dir, 'data/agent/apps/big');
     expect(readdirSync(appDir).filter((f) => !/^\d+\.sqlite$/.test(f))).toEqual([]);
     const db = new Database(join(inst.dir, 'data/agent/agent.db'), { readonly: true });
