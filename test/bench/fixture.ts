@@ -1,4 +1,4 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdirSync, mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../../lib/files.js';
 import type { PkiPaths } from '../../lib/pki/layout.js';
@@ -18,10 +18,12 @@ export async function installation(tmp: string, pki: PkiPaths, healthIntervalSec
     pki,
     ports: await freePorts(),
     dataDir: join(dir, 'data'),
+    sourcesDir: join(dir, 'sources'),
     logLevel: 'info',
     ...(cloudAuth ? { cloudAuth: { tenant: 't1' } } : {}),
     ...(iot ? { iot: { region: 'eu-west-1', roleAlias: 'fort-iot-role', staticCredentialsFile: join(dir, 'iot-static.json') } } : {}),
   };
+  mkdirSync(layout.sourcesDir!, { recursive: true });
   const files = { agent: join(dir, 'agent.toml'), dm: join(dir, 'deployment-manager.toml') };
   writeFileAtomic(files.agent, agentToml(layout), 0o644);
   writeFileAtomic(files.dm, deploymentManagerToml(layout, healthIntervalSeconds), 0o644);

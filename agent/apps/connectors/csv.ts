@@ -279,7 +279,12 @@ function booleanAt(text: string, start: number, end: number): number | undefined
     if (c === 49) return 1;
     if (c === 48) return 0;
   }
-  switch (field(text, start, end).trim().toLowerCase()) {
+  const s = field(text, start, end);
+  switch (s) {
+    case 'true': case 'TRUE': case 'True': case 'yes': case 'YES': case 'Yes': return 1;
+    case 'false': case 'FALSE': case 'False': case 'no': case 'NO': case 'No': return 0;
+  }
+  switch (s.trim().toLowerCase()) {
     case 'true': case '1': case 'yes': return 1;
     case 'false': case '0': case 'no': return 0;
     default: return undefined;
@@ -294,7 +299,9 @@ const digitAt = (t: string, i: number) => {
 function dateAt(text: string, start: number, end: number): string | undefined {
   if (end - start !== 10) {
     const s = field(text, start, end);
-    return hasOuterSpace(s) ? dateAt(s.trim(), 0, s.trim().length) : undefined;
+    if (!hasOuterSpace(s)) return undefined;
+    const t = s.trim();
+    return dateAt(t, 0, t.length);
   }
   if (text.charCodeAt(start + 4) !== 45 || text.charCodeAt(start + 7) !== 45) return undefined;
   const y = digitAt(text, start) * 1000 + digitAt(text, start + 1) * 100 + digitAt(text, start + 2) * 10 + digitAt(text, start + 3);
@@ -359,10 +366,11 @@ const recordName = (record: number) => (record <= 1 ? 'the header row' : `row ${
  * synchronous).
  */
 export async function* csvBatches(chunks: AsyncIterable<string>, opts: CsvOptions, signal: AbortSignal): AsyncGenerator<unknown[][]> {
-  const { table, columns } = opts;
+  const { table, columns, delimiter } = opts;
   const n = columns.length;
-  const convert = columns.map((c) => converterFor(c.type));
-  const parser = new CsvParser(opts.delimiter, opts.quote);
+  const d = delimiter.charCodeAt(0);
+  const convert = columns.map((c) => RANGE_CONVERTERS[c.type]);
+  const parser = new CsvParser(delimiter, opts.quote);
   let header = true;
   let row = 0;
   let batch: unknown[][] = [];
@@ -374,6 +382,33 @@ export async function* csvBatches(chunks: AsyncIterable<string>, opts: CsvOption
       ? `the header row has ${rec.length} columns, the definition declares ${n} (${columns.map((c) => c.name).join(', ')})`
       : `the header row does not match the declared columns: column ${i + 1} should be "${columns[i]!.name}"`);
   };
+  const wrongWidth = (fields: number) => sourceError(table, `row ${row} has ${fields} fields, expected ${n}`);
+  const convertField = (c: number, text: string, start: number, end: number): unknown => {
+    if (start === end) return null; // an empty field is NULL
+    const v = convert[c]!(text, start, end);
+    if (v === undefined) throw badValue(table, row, columns[c]!);
+    return v;
+  };
+  /** A quote-free line, field by field where it lies in the parser's buffer. */
+  const fromLine = (text: string, start: number, end: number): unknown[] => {
+    const out = new Array<unknown>(n);
+    let p = start;
+    for (let c = 0; c < n; c++) {
+      let e = p;
+      while (e < end && text.charCodeAt(e) !== d) e++;
+      if (e === end && c < n - 1) throw wrongWidth(c + 1);
+      out[c] = convertField(c, text, p, e);
+      p = e + 1;
+    }
+    if (p <= end) throw wrongWidth(text.slice(start, end).split(delimiter).length);
+    return out;
+  };
+  const fromRecord = (rec: string[]): unknown[] => {
+    if (rec.length !== n) throw wrongWidth(rec.length);
+    const out = rec as unknown[]; // converted in place: the array is ours and becomes the row
+    for (let c = 0; c < n; c++) out[c] = convertField(c, rec[c]!, 0, rec[c]!.length);
+    return out;
+  };
   const iterator = chunks[Symbol.asyncIterator]();
   try {
     for (;;) {
@@ -382,27 +417,14 @@ export async function* csvBatches(chunks: AsyncIterable<string>, opts: CsvOption
       if (signal.aborted) throw cancelled(table);
       if (next.done) parser.finish();
       else parser.feed(next.value);
-      for (let rec = parser.next(); rec !== undefined; rec = parser.next()) {
+      for (let rec = parser.nextLine(); rec !== undefined; rec = parser.nextLine()) {
         if (header) {
-          check(rec);
+          check(rec === true ? parser.buffer.slice(parser.lineStart, parser.lineEnd).split(delimiter) : rec);
           header = false;
           continue;
         }
         row += 1;
-        if (rec.length !== n) throw sourceError(table, `row ${row} has ${rec.length} fields, expected ${n}`);
-        // Converted in place: the record array is ours and becomes the row.
-        const out = rec as unknown[];
-        for (let c = 0; c < n; c++) {
-          const text = rec[c]!;
-          if (text === '') {
-            out[c] = null;
-            continue;
-          }
-          const v = convert[c]!(text);
-          if (v === undefined) throw badValue(table, row, columns[c]!);
-          out[c] = v;
-        }
-        batch.push(out);
+        batch.push(rec === true ? fromLine(parser.buffer, parser.lineStart, parser.lineEnd) : fromRecord(rec));
         if (batch.length === BATCH_ROWS) {
           yield batch;
           batch = [];

@@ -203,6 +203,12 @@ describe('csv connector', () => {
   it('refuses rows with the wrong number of fields and malformed quoting', async () => {
     write('short.csv', 'id,customer,amount,paid,day\n1,a,1,true,2024-01-01\n2,b,1\n');
     expect((await failure(collect(csv('short.csv')))).message).toBe('table "orders": row 2 has 3 fields, expected 5');
+    write('long.csv', 'id,customer,amount,paid,day\n1,a,1,true,2024-01-01,SECRET,x\n');
+    expect((await failure(collect(csv('long.csv')))).message).toBe('table "orders": row 1 has 7 fields, expected 5');
+    write('long-quoted.csv', 'id,customer,amount,paid,day\n1,"a",1,true,2024-01-01,"SECRET"\n');
+    expect((await failure(collect(csv('long-quoted.csv')))).message).toBe('table "orders": row 1 has 6 fields, expected 5');
+    write('trailing.csv', 'id,customer,amount,paid,day\n1,a,1,true,2024-01-01,\n');
+    expect((await failure(collect(csv('trailing.csv')))).message).toBe('table "orders": row 1 has 6 fields, expected 5');
     write('unclosed.csv', 'id,customer,amount,paid,day\n1,a,1,true,2024-01-01\n2,"SECRET,1,true,2024-01-01\n');
     const err = await failure(collect(csv('unclosed.csv')));
     expect(err.message).toBe('table "orders": malformed CSV at row 2: a quoted field is not closed before the end of the data');
