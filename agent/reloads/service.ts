@@ -38,7 +38,7 @@ export function startReloadService(deps: ReloadServiceDeps) {
   const registry = createAppRegistry({ db, sources });
 
   const load: LoadVersion = async (appId, signal) => {
-    // Loaded on the first reload: csv-parse and the connectors cost idle RSS a fort without apps never needs.
+    // Loaded on the first reload: the connectors and the writer cost idle RSS a fort without apps never needs.
     const [{ openTableSource }, { writeAppVersion }] = await Promise.all([import('../apps/connectors/index.js'), import('../apps/version-writer.js')]);
     const definition: AppDefinition = registry.definition(appId);
     // Files may have changed since registration: checked again on every load.
