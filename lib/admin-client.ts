@@ -49,12 +49,17 @@ export interface AdminApp {
   rows: number | null;
 }
 
+/** One reload (`GET /admin/v1/reloads`). */
 export interface AdminReload {
   id: string;
   appId: string;
+  /** queued, running, succeeded, failed, cancelled or interrupted */
   state: string;
+  /** Who asked first: `event:<id>`, `user:<name>`, `operator:<cn>`. */
   source: string;
+  /** Requests folded into this one while it was queued. */
   requests: number;
+  /** Starts so far (a crash during a run counts one). */
   attempts: number;
   requestedAt: string;
   startedAt: string | null;

@@ -1,18 +1,10 @@
 import type Database from 'better-sqlite3';
 import { checkDefinitionSources, parseAppDefinition, type AppDefinition } from './definition.js';
 import { NotFoundError } from './errors.js';
+import type { AdminApp } from '../../lib/admin-client.js';
 
-export interface RegisteredApp {
-  id: string;
-  name: string;
-  space: string;
-  versionId: number | null;
-  updatedAt: string;
-  /** Tables of the definition. */
-  tables: string[];
-  /** Rows of the current version. */
-  rows: number | null;
-}
+/** An app as the admin API lists it (the wire shape lives in lib/admin-client.ts). */
+export type RegisteredApp = AdminApp;
 
 /**
  * Apps as the operator registers them (admin API only, never a cloud event): the definition

@@ -1,26 +1,13 @@
 import type Database from 'better-sqlite3';
 import { randomUUID } from 'node:crypto';
 import { NotFoundError } from '../apps/errors.js';
+import type { AdminReload } from '../../lib/admin-client.js';
 
 export type ReloadState = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled' | 'interrupted';
 
-export interface Reload {
-  id: string;
-  appId: string;
+/** A reload as the admin API shows it (lib/admin-client.ts holds the wire shape), plus what only the agent tracks. */
+export interface Reload extends Omit<AdminReload, 'state'> {
   state: ReloadState;
-  /** Who asked first: `event:<id>`, `user:<name>`, `operator:<cn>`. */
-  source: string;
-  /** Requests folded into this one while it was queued. */
-  requests: number;
-  /** Starts so far (a crash during a run counts one). */
-  attempts: number;
-  requestedAt: string;
-  startedAt: string | null;
-  finishedAt: string | null;
-  versionId: number | null;
-  rows: number | null;
-  errorCode: string | null;
-  errorMessage: string | null;
   cancelRequested: boolean;
 }
 

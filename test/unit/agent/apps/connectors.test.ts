@@ -10,9 +10,9 @@ import { CONVERTERS, CsvParser, csvBatches } from '../../../../agent/apps/connec
 import { httpSource, JsonArraySplitter } from '../../../../agent/apps/connectors/http.js';
 import type { TableSource } from '../../../../agent/apps/connectors/types.js';
 import { parseAppDefinition, type TableDefinition } from '../../../../agent/apps/definition.js';
-import { FortError } from '../../../../lib/errors.js';
 import type { PkiPaths } from '../../../../lib/pki/layout.js';
 import { tempDir, testPki } from '../../../helpers/fort.js';
+import { fortFailure } from '../../../helpers/assertions.js';
 
 const never = () => new AbortController().signal;
 
@@ -22,15 +22,7 @@ async function collect(source: TableSource, signal = never()): Promise<unknown[]
   return rows;
 }
 
-async function failure(p: Promise<unknown>): Promise<FortError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(FortError);
-    return err as FortError;
-  }
-  throw new Error('expected a FortError, nothing was thrown');
-}
+const failure = fortFailure;
 
 /** A table definition through the real parser, so defaults are what a definition gets. */
 function table(t: Record<string, unknown>): TableDefinition {

@@ -11,6 +11,7 @@ import { createVersionReader } from '../../../../agent/apps/version-reader.js';
 import { isTempVersionFile, TMP_SUFFIX, writeAppVersion } from '../../../../agent/apps/version-writer.js';
 import { FortError } from '../../../../lib/errors.js';
 import { tempDir } from '../../../helpers/fort.js';
+import { fortFailure } from '../../../helpers/assertions.js';
 
 const log = pino({ level: 'silent' });
 const never = () => new AbortController().signal;
@@ -31,15 +32,7 @@ function rowsSource(table: string, columns: ColumnSpec[], count: number, row: (i
   };
 }
 
-async function failure(p: Promise<unknown>): Promise<FortError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(FortError);
-    return err as FortError;
-  }
-  throw new Error('expected a FortError, nothing was thrown');
-}
+const failure = fortFailure;
 
 describe('writeAppVersion', () => {
   let root: string;
