@@ -34,7 +34,13 @@ export type FortErrorCode =
   /** More rows than `reloads.max_rows`, or the disk filled up. */
   | 'FORT_ERR_RELOAD_TOO_LARGE'
   /** Started `reloads.max_attempts` times (crashes included) without finishing. */
-  | 'FORT_ERR_RELOAD_ATTEMPTS';
+  | 'FORT_ERR_RELOAD_ATTEMPTS'
+  /** The update server refused or failed a call (names the call and status). */
+  | 'FORT_ERR_UPDATE_SERVER'
+  /** The device is not (yet) accepted by the update server's operator. */
+  | 'FORT_ERR_NOT_ACCEPTED'
+  /** The server answered 409 to a status report: the deployment was aborted. */
+  | 'FORT_ERR_DEPLOYMENT_ABORTED';
 
 export class FortError extends Error {
   readonly code: FortErrorCode;

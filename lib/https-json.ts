@@ -21,7 +21,7 @@ export interface HttpsJsonOptions {
 }
 
 export interface JsonRequest {
-  method?: 'GET' | 'POST' | 'PUT' | 'DELETE';
+  method?: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
   headers?: Record<string, string>;
   /** Sent as JSON, or as-is when a string (with its content-type in `headers`). */
   body?: unknown;

@@ -1,0 +1,144 @@
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream, existsSync, fsyncSync, openSync, closeSync, statSync, statfsSync } from 'node:fs';
+import { request, type Agent } from 'node:https';
+import { dirname } from 'node:path';
+import { FortError } from '../lib/errors.js';
+import type { Logger } from '../lib/logger.js';
+
+export interface DownloadOptions {
+  url: URL;
+  /** Device cert + server CA; the download link itself carries no JWT. */
+  agent: Agent;
+  /** Staging file; a partial one from an earlier attempt (or run) is resumed with a Range request. */
+  dest: string;
+  maxBytes: number;
+  /** Free space to leave on the staging file system, besides the artifact itself. */
+  reserveBytes: number;
+  /** No byte for this long → the connection is dropped and the download resumed. */
+  stallTimeoutMs: number;
+  /** Resumptions after dropped connections before giving up. */
+  attempts: number;
+  signal?: AbortSignal;
+  /** Called with the bytes on disk after each fsync'ed chunk, so the caller can persist the offset. */
+  onProgress?: (bytes: number) => void;
+  log: Logger;
+}
+
+const fail = (message: string, cause?: unknown) => new FortError('FORT_ERR_UPDATE_SERVER', `artifact download: ${message}`, { fatal: false, cause });
+
+/** A dropped or stalled connection: a resumed request may get past it. */
+class Interrupted extends FortError {
+  constructor(what: 'connection dropped' | 'stalled', cause?: unknown) {
+    super('FORT_ERR_UPDATE_SERVER', `artifact download: ${what}`, { fatal: false, cause });
+  }
+}
+
+/**
+ * Streams an artifact to its staging file, resuming from the bytes already there (HTTP Range)
+ * after a dropped connection and after a restart of the deployment manager — the Mender client
+ * starts over instead (MEN-2293). Checks the size cap and free disk before and during.
+ */
+export async function downloadArtifact(opts: DownloadOptions): Promise<{ bytes: number; sha256: string }> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await downloadOnce(opts);
+      break;
+    } catch (err) {
+      if (opts.signal?.aborted || !(err instanceof Interrupted) || attempt >= opts.attempts) throw err;
+      opts.log.warn({ attempt: attempt + 1, offset: sizeOf(opts.dest), reason: err.message }, 'artifact download interrupted; resuming');
+    }
+  }
+  const bytes = sizeOf(opts.dest);
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(opts.dest)) hash.update(chunk as Buffer);
+  return { bytes, sha256: hash.digest('hex') };
+}
+
+const sizeOf = (file: string) => (existsSync(file) ? statSync(file).size : 0);
+
+function checkDisk(dir: string, needed: number, reserve: number) {
+  const fs = statfsSync(dir);
+  const free = fs.bavail * fs.bsize;
+  if (free < needed + reserve) throw fail(`not enough free disk in ${dir}: ${free} bytes free, ${needed + reserve} needed`);
+}
+
+function downloadOnce(opts: DownloadOptions): Promise<void> {
+  const offset = sizeOf(opts.dest);
+  return new Promise<void>((resolve, reject) => {
+    const headers: Record<string, string> = offset > 0 ? { range: `bytes=${offset}-` } : {};
+    const req = request(opts.url, { agent: opts.agent, headers, ...(opts.signal ? { signal: opts.signal } : {}) }, (res) => {
+      const status = res.statusCode ?? 0;
+      if (status === 416 && offset > 0) {
+        // Everything is already here (a restart after the last byte, before the state moved on).
+        res.resume();
+        resolve();
+        return;
+      }
+      if (status !== 200 && status !== 206) {
+        res.resume();
+        reject(fail(`server answered ${status}`));
+        return;
+      }
+      // 200 to a range request: the server sends it all again, so start over.
+      const start = status === 206 ? offset : 0;
+      const total = status === 206 ? Number(/\/(\d+)$/.exec(String(res.headers['content-range']))?.[1] ?? NaN) : Number(res.headers['content-length'] ?? NaN);
+      if (Number.isFinite(total) && total > opts.maxBytes) {
+        res.destroy();
+        reject(fail(`artifact is ${total} bytes, more than the ${opts.maxBytes} allowed`));
+        return;
+      }
+      try {
+        checkDisk(dirname(opts.dest), (Number.isFinite(total) ? total : opts.maxBytes) - start, opts.reserveBytes);
+      } catch (err) {
+        res.destroy();
+        reject(err);
+        return;
+      }
+      const fd = openSync(opts.dest, start === 0 ? 'w' : 'a', 0o600);
+      const out = createWriteStream('', { fd, autoClose: false });
+      let written = start;
+      let stall: NodeJS.Timeout | undefined;
+      const armStall = () => {
+        clearTimeout(stall);
+        stall = setTimeout(() => res.destroy(new Interrupted('stalled')), opts.stallTimeoutMs);
+      };
+      let finished = false;
+      const finish = (err?: unknown) => {
+        if (finished) return;
+        finished = true;
+        clearTimeout(stall);
+        out.end(() => {
+          try {
+            fsyncSync(fd);
+          } finally {
+            closeSync(fd);
+          }
+          opts.onProgress?.(sizeOf(opts.dest));
+          if (err) reject(err);
+          else resolve();
+        });
+      };
+      armStall();
+      res.on('data', (chunk: Buffer) => {
+        written += chunk.length;
+        if (written > opts.maxBytes) {
+          res.destroy(fail(`artifact is more than the ${opts.maxBytes} bytes allowed`));
+          return;
+        }
+        armStall();
+        if (!out.write(chunk)) {
+          res.pause();
+          out.once('drain', () => res.resume());
+        }
+      });
+      res.on('end', () => {
+        if (Number.isFinite(total) && written < total) finish(new Interrupted('connection dropped'));
+        else finish();
+      });
+      res.on('error', (err) => finish(err instanceof FortError ? err : new Interrupted('connection dropped', err)));
+      res.on('aborted', () => finish(new Interrupted('connection dropped')));
+    });
+    req.on('error', (err) => reject(err instanceof FortError ? err : opts.signal?.aborted ? fail('cancelled', err) : new Interrupted('connection dropped', err)));
+    req.end();
+  });
+}
