@@ -40,7 +40,9 @@ export type FortErrorCode =
   /** The device is not (yet) accepted by the update server's operator. */
   | 'FORT_ERR_NOT_ACCEPTED'
   /** The server answered 409 to a status report: the deployment was aborted. */
-  | 'FORT_ERR_DEPLOYMENT_ABORTED';
+  | 'FORT_ERR_DEPLOYMENT_ABORTED'
+  /** An update artifact (or the release inside it) failed a check; names the entry and why. */
+  | 'FORT_ERR_ARTIFACT';
 
 export class FortError extends Error {
   readonly code: FortErrorCode;
