@@ -1,0 +1,70 @@
+#!/usr/bin/env node
+import { Command } from 'commander';
+import { execFileSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/**
+ * `npm run release -- --version 1.2.3 --device-type <t> [--key signing.pem] [--out dir]`:
+ * the agent release tarball (`package.json`, `dist/`, production `node_modules` with the built
+ * native addon) and a Mender module-image artifact of it, written and signed by the real
+ * `mender-artifact` tool. `--no-node-modules` leaves node_modules out (tests, where the
+ * release directory's parent provides them).
+ */
+export interface ReleaseOptions {
+  version: string;
+  deviceType: string;
+  key?: string;
+  out: string;
+  nodeModules: boolean;
+  /** The built tree (the repository root holding dist/ and package.json). */
+  repo: string;
+}
+
+export function buildRelease(o: ReleaseOptions): { tarball: string; artifact: string; artifactName: string } {
+  if (!/^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$/.test(o.version)) throw new Error(`--version: expected a semantic version like 1.2.3, got ${JSON.stringify(o.version)}`);
+  if (!existsSync(join(o.repo, 'dist', 'agent', 'main.js'))) throw new Error(`${o.repo}/dist is not built (npm run build)`);
+  mkdirSync(o.out, { recursive: true });
+  const staging = mkdtempSync(join(tmpdir(), 'fort-release-'));
+  try {
+    const pkg = JSON.parse(readFileSync(join(o.repo, 'package.json'), 'utf8')) as Record<string, unknown>;
+    writeFileSync(join(staging, 'package.json'), `${JSON.stringify({ ...pkg, version: o.version, devDependencies: undefined }, null, 2)}\n`);
+    cpSync(join(o.repo, 'dist'), join(staging, 'dist'), { recursive: true, filter: (src) => !src.includes(`${join(o.repo, 'dist', 'test')}`) });
+    if (o.nodeModules) {
+      cpSync(join(o.repo, 'package-lock.json'), join(staging, 'package-lock.json'));
+      cpSync(join(o.repo, 'node_modules'), join(staging, 'node_modules'), { recursive: true, verbatimSymlinks: true });
+      // Production dependencies only; the native addons are already built for this machine.
+      execFileSync('npm', ['prune', '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund'], { cwd: staging, stdio: 'ignore' });
+    }
+    const tarball = join(o.out, `fort-agent-${o.version}.tgz`);
+    execFileSync('tar', ['-czf', tarball, '-C', staging, '--owner=0', '--group=0', '--numeric-owner', '.']);
+    const artifactName = `fort-${o.version}`;
+    const artifact = join(o.out, `${artifactName}.mender`);
+    rmSync(artifact, { force: true });
+    execFileSync('mender-artifact', ['write', 'module-image', '-T', 'fort-agent', '-n', artifactName, '-t', o.deviceType, '-f', tarball, '-o', artifact, '--compression', 'gzip'], { stdio: 'pipe' });
+    if (o.key) execFileSync('mender-artifact', ['sign', '-k', o.key, artifact], { stdio: 'pipe' });
+    return { tarball, artifact, artifactName };
+  } finally {
+    rmSync(staging, { recursive: true, force: true });
+  }
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const o = new Command('release')
+    .requiredOption('--version <semver>', 'release version (package.json of the release)')
+    .requiredOption('--device-type <type>', 'Mender device type the artifact is for')
+    .option('--key <pem>', 'signing key: PKCS#1 RSA or SEC1 EC private key (mender-artifact refuses PKCS#8)')
+    .option('--out <dir>', 'output directory', 'release')
+    .option('--no-node-modules', 'leave node_modules out of the tarball')
+    .parse(process.argv)
+    .opts<{ version: string; deviceType: string; key?: string; out: string; nodeModules: boolean }>();
+  try {
+    const r = buildRelease({ ...o, repo: resolve(dirname(fileURLToPath(import.meta.url)), '..', '..') });
+    process.stdout.write(`release ${o.version}: ${r.tarball}\nartifact ${r.artifactName}: ${r.artifact}${o.key ? ' (signed)' : ' (unsigned)'}\n`);
+  } catch (err) {
+    process.stderr.write(`release: ${(err as Error).message}\n`);
+    process.exitCode = 1;
+  }
+}
