@@ -16,8 +16,8 @@ type Entry = Header & { body?: string };
 async function tarball(entries: Entry[]): Promise<Buffer> {
   const p = pack();
   const chunks: Buffer[] = [];
-  p.on('data', (c: Buffer) => chunks.push(c));
-  const done = new Promise((r) => p.on('end', r));
+  p.on('data', (c) => void chunks.push(c as Buffer));
+  const done = new Promise<void>((r) => p.on('end', () => r()));
   for (const { body, ...h } of entries) p.entry(h, body ?? '');
   p.finalize();
   await done;
