@@ -10,7 +10,7 @@ import { FortError } from '../../../lib/errors.js';
 import { fortFailure } from '../../helpers/assertions.js';
 import { tempDir } from '../../helpers/fort.js';
 
-type Entry = Header & { body?: string };
+type Entry = Partial<Header> & Pick<Header, 'name'> & { body?: string };
 
 /** A gzip tar built entry by entry, so a test can put anything in it (as an attacker could). */
 async function tarball(entries: Entry[]): Promise<Buffer> {
