@@ -18,7 +18,7 @@ const { config, log, notifier, lifecycle, start } = bootDaemon({
 await start(async () => {
   const tls = loadTlsMaterial(config.agent.tls);
   const state = createStateFile(config.state.path).load();
-  log.info({ step: state.step, installed: state.installed, deploymentId: state.deploymentId }, 'update state loaded');
+  log.info({ step: state.step, installed: state.installed, deploymentId: state.deployment?.id }, 'update state loaded');
 
   const client = createAdminClient({ url: config.agent.admin_url, tls, timeoutMs: config.agent.timeout_seconds * 1000 });
   const monitor = createAgentMonitor({ client, intervalMs: config.agent.health_interval_seconds * 1000, log: log.child({ module: 'agent-monitor' }) });

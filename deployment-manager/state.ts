@@ -3,16 +3,54 @@ import { z } from 'zod';
 import { StoreError } from '../lib/errors.js';
 import { writeFileAtomic } from '../lib/files.js';
 
+/** Steps of one update, in order; each names the action the deployment manager does next. */
+export const UPDATE_STEPS = ['idle', 'downloading', 'verifying', 'installing', 'switching', 'health_checking', 'committed', 'rolling_back', 'failed'] as const;
+export type UpdateStep = (typeof UPDATE_STEPS)[number];
+
+/** A status the server has not acknowledged yet: delivered in order, retried until it is. */
+export const pendingReportSchema = z.object({
+  deploymentId: z.string(),
+  status: z.string(),
+  /** Log lines to upload with a `failure`. */
+  log: z.array(z.object({ timestamp: z.string(), level: z.enum(['debug', 'info', 'warning', 'error']), message: z.string() })).optional(),
+});
+export type PendingReport = z.infer<typeof pendingReportSchema>;
+
+export const deploymentStateSchema = z.object({
+  id: z.string(),
+  artifactName: z.string(),
+  /** `server`: polled from the update server (reports go there); `file`: `install FILE` on site. */
+  source: z.enum(['server', 'file']),
+  uri: z.string().nullable(),
+  /** The artifact file being downloaded (or given); its size is the resume offset. */
+  artifactFile: z.string(),
+  /** Bytes on disk at the last persisted progress. */
+  downloaded: z.int().nonnegative(),
+  /** The verified release tarball taken out of the artifact. */
+  payload: z.string().nullable().default(null),
+  /** The release version inside, once unpacked. */
+  target: z.string().nullable(),
+  /** Until when the new (or restored) agent may take to report healthy. */
+  deadline: z.string().nullable(),
+  reason: z.string().nullable(),
+});
+export type DeploymentState = z.infer<typeof deploymentStateSchema>;
+
 /**
- * Persisted update state. Written before every action (Mender's "persist before acting"),
- * so a restart resumes from the last step. Update steps join `idle` as the update flow lands.
+ * Persisted update state. Written before every action (Mender's "persist before acting"), so a
+ * restart resumes from the last step, or rolls back from it.
  */
 export const updateStateSchema = z.object({
-  schema: z.literal(1),
-  step: z.enum(['idle']),
+  schema: z.literal(2),
+  step: z.enum(UPDATE_STEPS),
+  /** The committed release version, and the one before it (kept for rollback). */
   installed: z.string().nullable(),
+  /** The artifact name of the installed release (what `deployments/next` is told). */
+  installedArtifact: z.string().nullable(),
   previous: z.string().nullable(),
-  deploymentId: z.string().nullable(),
+  deployment: deploymentStateSchema.nullable(),
+  reports: z.array(pendingReportSchema),
+  lastError: z.string().nullable(),
   /** Counts persisted transitions; bounds crash loops inside one deployment. */
   transitions: z.int().nonnegative(),
   updatedAt: z.string(),
@@ -20,7 +58,14 @@ export const updateStateSchema = z.object({
 export type UpdateState = z.infer<typeof updateStateSchema>;
 
 export function initialState(now: Date): UpdateState {
-  return { schema: 1, step: 'idle', installed: null, previous: null, deploymentId: null, transitions: 0, updatedAt: now.toISOString() };
+  return { schema: 2, step: 'idle', installed: null, installedArtifact: null, previous: null, deployment: null, reports: [], lastError: null, transitions: 0, updatedAt: now.toISOString() };
+}
+
+/** A state file of the first schema (before updates existed) is an idle installation. */
+function upgrade(raw: unknown): unknown {
+  const r = raw as { schema?: unknown; step?: unknown; installed?: string | null; previous?: string | null; transitions?: number; updatedAt?: string };
+  if (r && r.schema === 1 && r.step === 'idle') return { ...initialState(new Date(r.updatedAt ?? Date.now())), installed: r.installed ?? null, previous: r.previous ?? null, transitions: r.transitions ?? 0 };
+  return raw;
 }
 
 export function createStateFile(path: string, now: () => Date = () => new Date()) {
@@ -37,7 +82,7 @@ export function createStateFile(path: string, now: () => Date = () => new Date()
       } catch (err) {
         throw new StoreError(`state file ${path} is not valid JSON: ${(err as Error).message}`, 'FORT_ERR_STATE_FILE', err);
       }
-      const parsed = updateStateSchema.safeParse(raw);
+      const parsed = updateStateSchema.safeParse(upgrade(raw));
       if (!parsed.success) {
         const first = parsed.error.issues[0];
         throw new StoreError(`state file ${path} is not a state this release understands: ${first?.path.join('.') || '(root)'}: ${first?.message}`, 'FORT_ERR_STATE_FILE');

@@ -14,6 +14,8 @@ import { EMPTY_POLICY, loadPolicyFile } from './cloud-api/policy.js';
 import { startReloadScheduler, type ReloadScheduler } from './scheduler/scheduler.js';
 import { createReloadStatusLog, type ReloadStatusLog } from './scheduler/status-log.js';
 import { registerReloadRoutes } from './scheduler/dev-routes.js';
+import { startMenderServer, type MenderServer } from './mender/server.js';
+import { registerMenderDevRoutes } from './mender/dev-routes.js';
 
 export interface DevCloud {
   bridge?: IotBridge;
@@ -24,6 +26,8 @@ export interface DevCloud {
   scheduler?: ReloadScheduler;
   /** Present with the bridge: the `reload.*` status events forts published. */
   reloadStatus?: ReloadStatusLog;
+  /** Present when `[mender]` is configured: the update server (operator side and test hooks). */
+  mender?: MenderServer;
   close(): Promise<void>;
 }
 
@@ -82,9 +86,28 @@ export async function startDevCloud(config: DevCloudConfig, log: Logger): Promis
       closers.push(async () => scheduler!.stop());
       if (config.scheduler) services.push('reload-scheduler');
     }
+    let mender: MenderServer | undefined;
+    if (config.mender) {
+      const m = config.mender;
+      mender = await startMenderServer({
+        host: config.server.host,
+        port: m.port,
+        tls: { ...tls, ca: readFileSync(m.device_ca) },
+        artifactsDir: m.artifacts_dir,
+        ...(m.public_url ? { publicUrl: m.public_url } : {}),
+        downloadLinkSeconds: m.download_link_seconds,
+        tokenSeconds: m.token_seconds,
+        retry: { pendingSeconds: m.retry.pending_seconds, unavailableSeconds: m.retry.unavailable_seconds },
+        log: log.child({ module: 'mender' }),
+        now,
+      });
+      closers.push(() => mender!.close());
+      services.push('mender');
+    }
     const api = await createDevCloudServer({ tls, log: log.child({ module: 'cloud-api' }), services: () => services });
     if (bridge) registerDevIotRoutes(api, bridge);
     if (scheduler && reloadStatus) await registerReloadRoutes(api, { scheduler, statusLog: reloadStatus });
+    if (mender) await registerMenderDevRoutes(api, mender);
     let cloudApi: CloudApi | undefined;
     if (config.cloud_api) {
       const c = config.cloud_api;
@@ -106,6 +129,7 @@ export async function startDevCloud(config: DevCloudConfig, log: Logger): Promis
       ...(cloudApi ? { cloudApi } : {}),
       ...(scheduler ? { scheduler } : {}),
       ...(reloadStatus ? { reloadStatus } : {}),
+      ...(mender ? { mender } : {}),
       credentialStore,
       async close() {
         for (const c of closers.reverse()) await c();

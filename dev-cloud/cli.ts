@@ -1,13 +1,17 @@
 #!/usr/bin/env node
-import { readFileSync } from 'node:fs';
+import { createReadStream, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
-import got from 'got';
+import got, { HTTPError } from 'got';
 import { bootDaemon } from '../lib/daemon.js';
 import { loadDevCloudConfig } from './config.js';
 import { startDevCloud } from './app.js';
 import { formatReloadTable } from './scheduler/format.js';
 import type { ReloadStatusRecord } from './scheduler/status-log.js';
+import { formatArtifacts, formatDeployments, formatDevices } from './mender/format.js';
+import type { ArtifactView } from './mender/dev-routes.js';
+import type { DeploymentRecord } from './mender/deployments.js';
+import type { DeviceRecord } from './mender/devices.js';
 
 const program = new Command('dev-cloud').description('Local stand-in for the Fort cloud (development and tests only)');
 
@@ -111,6 +115,107 @@ program
   .action(async (o: { fort: string; app: string; home: string }) => {
     const event = await client(o.home).post('dev/v1/reloads', { json: { fort: o.fort, app: o.app } }).json();
     process.stdout.write(`${JSON.stringify(event)}\n`);
+  });
+
+/** The problem detail of a refused dev route call, rather than got's bare status line. */
+async function devCall<T>(p: Promise<T>): Promise<T> {
+  try {
+    return await p;
+  } catch (err) {
+    if (!(err instanceof HTTPError)) throw err;
+    let detail = String(err.response.body);
+    try {
+      const b = JSON.parse(detail) as { detail?: string; title?: string };
+      detail = b.detail ?? b.title ?? detail;
+    } catch {
+      // not JSON: the body as is
+    }
+    throw new Error(`HTTP ${err.response.statusCode}: ${detail}`);
+  }
+}
+const print = (v: unknown, json: boolean | undefined, text: () => string) => process.stdout.write(json ? `${JSON.stringify(v, null, 2)}\n` : text());
+const collect = (v: string, prev: string[] = []) => [...prev, v];
+
+const mender = program.command('mender').description('the update server (Mender device API): artifacts, devices, deployments');
+
+mender
+  .command('upload')
+  .description('upload an artifact (mender-artifact write ...); prints its id, name and device types')
+  .argument('<file>', '.mender file')
+  .option('--json', 'print the artifact as JSON')
+  .option('--home <dir>', 'dev stack directory', '.fort-dev')
+  .action(async (file: string, o: { json?: boolean; home: string }) => {
+    const a = await devCall(
+      client(o.home).post('dev/v1/mender/artifacts', { body: createReadStream(file), headers: { 'content-type': 'application/octet-stream' } }).json<ArtifactView>(),
+    );
+    print(a, o.json, () => `uploaded ${a.name} (${a.deviceTypes.join(', ')}) id ${a.id}\n`);
+  });
+
+mender
+  .command('artifacts')
+  .description('list the uploaded artifacts')
+  .option('--json', 'print them as JSON')
+  .option('--home <dir>', 'dev stack directory', '.fort-dev')
+  .action(async (o: { json?: boolean; home: string }) => {
+    const list = await devCall(client(o.home).get('dev/v1/mender/artifacts').json<ArtifactView[]>());
+    print(list, o.json, () => formatArtifacts(list));
+  });
+
+mender
+  .command('devices')
+  .description('list the devices that asked to authenticate, with auth status and inventory')
+  .option('--json', 'print them as JSON')
+  .option('--home <dir>', 'dev stack directory', '.fort-dev')
+  .action(async (o: { json?: boolean; home: string }) => {
+    const list = await devCall(client(o.home).get('dev/v1/mender/devices').json<DeviceRecord[]>());
+    print(list, o.json, () => formatDevices(list));
+  });
+
+for (const verb of ['accept', 'reject'] as const) {
+  mender
+    .command(verb)
+    .description(`${verb} a device's authentication (by device id, or an identity value such as its fort id)`)
+    .requiredOption('--device <ref>', 'device id or identity attribute value (e.g. fort-dev-1)')
+    .option('--home <dir>', 'dev stack directory', '.fort-dev')
+    .action(async (o: { device: string; home: string }) => {
+      const d = await devCall(client(o.home).post(`dev/v1/mender/devices/${encodeURIComponent(o.device)}/${verb}`).json<DeviceRecord>());
+      process.stdout.write(`device ${d.id} ${JSON.stringify(d.identity)}: ${d.status}\n`);
+    });
+}
+
+mender
+  .command('deploy')
+  .description('deploy an artifact (by name) to devices, e.g. deploy --artifact fort-1.2.3 --device fort-dev-1')
+  .requiredOption('--artifact <name>', 'artifact name')
+  .requiredOption('--device <ref>', 'device id or identity value (repeat for several)', collect)
+  .option('--json', 'print the deployment as JSON')
+  .option('--home <dir>', 'dev stack directory', '.fort-dev')
+  .action(async (o: { artifact: string; device: string[]; json?: boolean; home: string }) => {
+    const d = await devCall(client(o.home).post('dev/v1/mender/deployments', { json: { artifact_name: o.artifact, devices: o.device } }).json<DeploymentRecord>());
+    print(d, o.json, () => `deployment ${d.id}: ${d.artifactName} to ${d.devices.length} device(s)\n`);
+  });
+
+mender
+  .command('status')
+  .description('deployments, one line per device: status, when, history')
+  .option('--device <ref>', 'only the deployments of this device')
+  .option('--json', 'print the deployments as JSON (with logs)')
+  .option('--home <dir>', 'dev stack directory', '.fort-dev')
+  .action(async (o: { device?: string; json?: boolean; home: string }) => {
+    const c = client(o.home);
+    const deployments = await devCall(c.get('dev/v1/mender/deployments', { searchParams: o.device ? { device: o.device } : {} }).json<DeploymentRecord[]>());
+    const devices = await devCall(c.get('dev/v1/mender/devices').json<DeviceRecord[]>());
+    print(deployments, o.json, () => formatDeployments(deployments, devices));
+  });
+
+mender
+  .command('abort')
+  .description('abort a deployment: the devices still installing get 409 on their next status report')
+  .requiredOption('--deployment <id>', 'deployment id')
+  .option('--home <dir>', 'dev stack directory', '.fort-dev')
+  .action(async (o: { deployment: string; home: string }) => {
+    const d = await devCall(client(o.home).post(`dev/v1/mender/deployments/${encodeURIComponent(o.deployment)}/abort`).json<DeploymentRecord>());
+    process.stdout.write(`deployment ${d.id} aborted\n`);
   });
 
 try {

@@ -35,6 +35,21 @@ const schedulerSection = () =>
     }).transform((list) => list.map((s, i) => ({ ...s, id: s.id ?? `schedule-${i + 1}` }))),
   }).describe('Reload scheduler: publishes reload.requested on a cron schedule; needs [iot]');
 
+const menderSection = () =>
+  z.strictObject({
+    port: port().describe('Update server (Mender device API) port: mutual TLS, client certificates from device_ca only'),
+    device_ca: filePath().describe('CA of device certificates (the fort authenticates and downloads with its device certificate)'),
+    artifacts_dir: filePath().describe('Uploaded artifacts (<id>.mender); the ones there at start are served again'),
+    public_url: httpsUrl().refine((s) => !s.endsWith('/'), { error: 'expected an https URL without a trailing slash' }).optional()
+      .describe('Base URL of download links; default https://<server.host>:<port>'),
+    download_link_seconds: intRange(1, 604_800).default(300).describe('Lifetime of presigned download links (source.expire)'),
+    token_seconds: intRange(1, 604_800).default(3600).describe('Lifetime of device JWTs'),
+    retry: z.strictObject({
+      pending_seconds: intRange(1, 86_400).default(60).describe('Retry-After of the 401 a device awaiting acceptance gets'),
+      unavailable_seconds: intRange(1, 86_400).default(30).describe('Retry-After of the 503s while unavailable (fault injection)'),
+    }).default({ pending_seconds: 60, unavailable_seconds: 30 }).describe('Retry hints sent to devices'),
+  }).describe('Mender-compatible update server (shared/PROTOCOLS.md "Mender device API"); absent = not served');
+
 /** dev-cloud.toml: the local stand-in for the cloud endpoints (developer/test only). */
 export const devCloudConfigSchema = z.strictObject({
   log: logSection(),
@@ -75,6 +90,7 @@ export const devCloudConfigSchema = z.strictObject({
     device_ca: filePath().describe('CA of device certificates (mutual TLS)'),
   }).optional(),
   scheduler: schedulerSection().optional(),
+  mender: menderSection().optional(),
 }).superRefine((c, ctx) => {
   // The value is not echoed back: the whole section would be.
   if (c.scheduler && !c.iot) ctx.addIssue({ code: 'custom', path: ['scheduler'], params: { redactValue: true }, message: 'needs an [iot] section (reload.requested goes out over the IoT bridge)' });
@@ -89,6 +105,7 @@ export function loadDevCloudConfig(file: string): DevCloudConfig {
     server: { ...config.server, tls: resolveTlsFrom(dir, config.server.tls) },
     iot: config.iot && { ...config.iot, ...(config.iot.static_credentials_file ? { static_credentials_file: abs(config.iot.static_credentials_file) } : {}) },
     credentials_provider: config.credentials_provider && { ...config.credentials_provider, device_ca: abs(config.credentials_provider.device_ca) },
+    mender: config.mender && { ...config.mender, device_ca: abs(config.mender.device_ca), artifacts_dir: abs(config.mender.artifacts_dir) },
     cloud_api: config.cloud_api && {
       ...config.cloud_api,
       ...(config.cloud_api.policy ? { policy: abs(config.cloud_api.policy) } : {}),

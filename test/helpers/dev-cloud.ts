@@ -33,6 +33,8 @@ export interface TestDevCloudOverrides {
   accessTokenSeconds?: number;
   /** `[[scheduler.schedules]]`; absent = no `[scheduler]` section (the scheduler still exists, with no jobs). */
   schedules?: { id?: string; fort: string; app: string; cron: string }[];
+  /** `[mender]` (always on): its port (default: a free one) and link lifetime (default 300 s). */
+  mender?: { port?: number; downloadLinkSeconds?: number };
 }
 
 /** The dev cloud in-process (real sockets and TLS), so tests can drop links and restart it. */
@@ -45,6 +47,7 @@ export async function testDevCloud(pki: PkiPaths, overrides: TestDevCloudOverrid
   writeFileAtomic(policyFile, overrides.policy ? JSON.stringify(overrides.policy) : devPolicyJson(clientId), 0o644);
   // An installation's ports (so its agent.toml points here), or fresh ones.
   const ports = overrides.ports ?? { cloud: await freePort(), iot: await freePort(), credentials: await freePort() };
+  const menderPort = overrides.mender?.port ?? (await freePort());
   const config: DevCloudConfig = devCloudConfigSchema.parse({
     log: { level: 'warn' },
     server: { host: '127.0.0.1', port: ports.cloud, tls: { cert: pki.cloudServer.devCloudCert, key: pki.cloudServer.devCloudKey } },
@@ -58,6 +61,12 @@ export async function testDevCloud(pki: PkiPaths, overrides: TestDevCloudOverrid
       ...(overrides.accessTokenSeconds ? { access_token_seconds: overrides.accessTokenSeconds } : {}),
     },
     ...(overrides.schedules ? { scheduler: { schedules: overrides.schedules } } : {}),
+    mender: {
+      port: menderPort,
+      device_ca: pki.cloudDevice.ca,
+      artifacts_dir: join(dir, 'mender-artifacts'),
+      ...(overrides.mender?.downloadLinkSeconds ? { download_link_seconds: overrides.mender.downloadLinkSeconds } : {}),
+    },
   });
   const log = pino({ level: 'warn' });
   let cloud: DevCloud = await startDevCloud(config, log);
@@ -90,6 +99,10 @@ export async function testDevCloud(pki: PkiPaths, overrides: TestDevCloudOverrid
     },
     get bridge() {
       return cloud.bridge!;
+    },
+    /** The update server (operator side, fault hooks); a restart keeps the artifacts (same directory), not devices or deployments. */
+    get mender() {
+      return cloud.mender!;
     },
     /** The reload scheduler (`trigger`, `fire`, `events`); a restart gives a new one. */
     get scheduler() {

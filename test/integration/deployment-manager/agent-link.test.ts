@@ -53,7 +53,7 @@ describe('deployment manager → agent admin link', () => {
       expect(jsonLines(dm.stdout).find((l) => l['msg'] === 'agent healthy')).toMatchObject({ version: '0.1.0' });
       const statePath = join(inst.dir, 'data/deployment-manager/state.json');
       expect(statSync(statePath).mode & 0o777).toBe(0o600);
-      expect(JSON.parse(readFileSync(statePath, 'utf8'))).toMatchObject({ schema: 1, step: 'idle' });
+      expect(JSON.parse(readFileSync(statePath, 'utf8'))).toMatchObject({ schema: 2, step: 'idle' });
 
       await agent.stop();
       await eventually(() => jsonLines(dm.stdout).find((l) => l['msg'] === 'agent health check failed' && l['code'] === 'ECONNREFUSED'), 10_000, 'DM noticing the agent is down');

@@ -1,0 +1,26 @@
+#!/usr/bin/env node
+import { Command, CommanderError } from 'commander';
+import { readReleaseInfo } from '../lib/version.js';
+import { verifyArtifactCommand } from './artifact/cli.js';
+
+/**
+ * fort-deployment-manager's operator commands (the daemon itself is main.ts). Each command
+ * module adds itself here; usage errors exit 2, as "could not check".
+ */
+const program = new Command('fort-deployment-manager')
+  .description('Operator commands of the fort deployment manager')
+  .version(readReleaseInfo().version)
+  .exitOverride(); // before adding commands: subcommands inherit it
+
+verifyArtifactCommand(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CommanderError) {
+    process.exitCode = err.exitCode === 0 ? 0 : 2; // commander already printed the message
+  } else {
+    process.stderr.write(`fort-deployment-manager: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exitCode = 70;
+  }
+}

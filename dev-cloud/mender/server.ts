@@ -1,0 +1,175 @@
+import { EventEmitter } from 'node:events';
+import { createReadStream } from 'node:fs';
+import type { Readable } from 'node:stream';
+import type { Logger } from '../../lib/logger.js';
+import type { TlsMaterial } from '../../lib/tls.js';
+import { openArtifactStore, type ArtifactRecord } from './artifacts.js';
+import { createDeploymentBook, type DeploymentRecord } from './deployments.js';
+import { registerDeviceRoutes } from './device-routes.js';
+import { createMenderHttp, fail } from './http.js';
+import { createDeviceRegistry, type AuthAttempt, type DeviceRecord, type DeviceRef } from './devices.js';
+import { registerDownloadRoute, type DownloadRecord } from './download.js';
+import { createDeviceTokens, createLinkSigner } from './tokens.js';
+
+export interface MenderServerOptions {
+  host: string;
+  port: number;
+  /** The dev cloud's server certificate; `ca` = the device CA client certificates must chain to. */
+  tls: TlsMaterial & { ca: Buffer };
+  artifactsDir: string;
+  /** Base URL of download links; default `https://<host>:<port>`. */
+  publicUrl?: string;
+  downloadLinkSeconds: number;
+  tokenSeconds: number;
+  retry: { pendingSeconds: number; unavailableSeconds: number };
+  log: Logger;
+  now?: () => Date;
+}
+
+/** The Mender-compatible update server: device API on its own mTLS port, operator side in-process. */
+export interface MenderServer {
+  /** `https://<host>:<port>` of the device API. */
+  readonly url: string;
+  readonly port: number;
+  /** Stores an artifact file (parsed: name and device types); 409 for a name + device type already there. */
+  upload(file: string): Promise<ArtifactRecord>;
+  uploadStream(body: Readable): Promise<ArtifactRecord>;
+  artifacts(): ArtifactRecord[];
+  /** Deploys the artifact of that name to devices (ids or identity attribute values). */
+  deploy(o: { artifactName: string; devices: DeviceRef | DeviceRef[] }): DeploymentRecord;
+  /** Aborts every unfinished device of a deployment: their next status report gets 409. */
+  abort(deploymentId: string): DeploymentRecord;
+  deployments(filter?: { device?: DeviceRef }): DeploymentRecord[];
+  deployment(id: string): DeploymentRecord | undefined;
+  devices(): DeviceRecord[];
+  device(ref: DeviceRef): DeviceRecord;
+  accept(ref: DeviceRef): DeviceRecord;
+  reject(ref: DeviceRef): DeviceRecord;
+  authAttempts(): AuthAttempt[];
+  downloads(filter?: { artifactId?: string }): DownloadRecord[];
+  /** A device JWT as `auth_requests` would give (for an accepted device), optionally expiring at `expiresAt`. */
+  issueDeviceToken(ref: DeviceRef, expiresAt?: Date): Promise<string>;
+  /** A presigned link, valid until `expiresAt` (default: now + download_link_seconds). */
+  downloadLink(artifactId: string, expiresAt?: Date): { uri: string; expire: string };
+  /** Fault injection: the next download sends `n` body bytes, then the connection is cut. */
+  dropAfterBytes(n: number): void;
+  /** Fault injection: false = every request gets 503 (with Retry-After) until set back. */
+  setAvailable(available: boolean): void;
+  /** The first truthy value of `probe`, checked now and after every change; rejects after `timeoutMs`. */
+  waitFor<T>(probe: () => T | undefined | null | false, timeoutMs: number, what?: string): Promise<T>;
+  close(): Promise<void>;
+}
+
+const clone = <T>(v: T): T => structuredClone(v);
+
+export async function startMenderServer(opts: MenderServerOptions): Promise<MenderServer> {
+  const now = opts.now ?? (() => new Date());
+  const events = new EventEmitter();
+  events.setMaxListeners(0);
+  const changed = () => events.emit('change');
+  const host = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
+
+  const artifacts = await openArtifactStore({ dir: opts.artifactsDir, now, log: opts.log });
+  const devices = createDeviceRegistry({ now, changed });
+  const deployments = createDeploymentBook({ artifacts, now, changed });
+  const tokens = createDeviceTokens({ now, ttlSeconds: opts.tokenSeconds });
+  const downloads: DownloadRecord[] = [];
+  let available = true;
+  let dropNext: number | undefined;
+
+  const app = createMenderHttp(opts.tls, opts.log);
+  // Known after listen (port 0 = any free port); links are only made by then.
+  let url = '';
+  const signer = createLinkSigner({ baseUrl: () => opts.publicUrl ?? url, now });
+  app.addHook('onRequest', async (_req, reply) => {
+    if (available) return;
+    return fail(reply.header('retry-after', String(opts.retry.unavailableSeconds)), 503, 'service unavailable (dev cloud fault injection)');
+  });
+  registerDeviceRoutes(app, {
+    devices,
+    deployments,
+    tokens,
+    signer,
+    now,
+    downloadLinkSeconds: opts.downloadLinkSeconds,
+    pendingRetrySeconds: opts.retry.pendingSeconds,
+  });
+  registerDownloadRoute(app, {
+    artifacts,
+    signer,
+    now,
+    record: (r) => {
+      downloads.push(r);
+      changed();
+    },
+    changed,
+    takeDrop: () => {
+      const n = dropNext;
+      dropNext = undefined;
+      return n;
+    },
+  });
+  await app.listen({ host: opts.host, port: opts.port });
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : opts.port;
+  url = `https://${host}:${port}`;
+
+  return {
+    url,
+    port,
+    upload: async (file) => clone(await artifacts.add(createReadStream(file))),
+    uploadStream: async (body) => clone(await artifacts.add(body)),
+    artifacts: () => clone(artifacts.list()),
+    deploy(o) {
+      const refs = Array.isArray(o.devices) ? o.devices : [o.devices];
+      return clone(deployments.create(o.artifactName, refs.map((r) => devices.find(r).id)));
+    },
+    abort: (id) => clone(deployments.abort(id)),
+    deployments(filter) {
+      const id = filter?.device === undefined ? undefined : devices.find(filter.device).id;
+      return clone(deployments.list().filter((d) => id === undefined || d.devices.some((x) => x.deviceId === id)));
+    },
+    deployment: (id) => clone(deployments.get(id)),
+    devices: () => clone(devices.list()),
+    device: (ref) => clone(devices.find(ref)),
+    accept: (ref) => clone(devices.accept(ref)),
+    reject: (ref) => clone(devices.reject(ref)),
+    authAttempts: () => clone(devices.attempts()),
+    downloads: (filter) => clone(downloads.filter((d) => !filter?.artifactId || d.artifactId === filter.artifactId)),
+    async issueDeviceToken(ref, expiresAt) {
+      const d = devices.find(ref);
+      const set = d.authSets.find((s) => s.status === 'accepted');
+      if (!set) throw new Error(`device ${d.id} is not accepted`);
+      return tokens.issue({ deviceId: d.id, authSetId: set.id }, expiresAt);
+    },
+    downloadLink: (artifactId, expiresAt) => signer.link(artifactId, expiresAt ?? new Date(now().getTime() + opts.downloadLinkSeconds * 1000)),
+    dropAfterBytes(n) {
+      if (!Number.isInteger(n) || n < 0) throw new RangeError(`dropAfterBytes: expected a non-negative integer, got ${n}`);
+      dropNext = n;
+    },
+    setAvailable(v) {
+      available = v;
+    },
+    waitFor(probe, timeoutMs, what = 'condition') {
+      return new Promise((resolve, reject) => {
+        const check = () => {
+          const v = probe();
+          if (!v) return false;
+          cleanup();
+          resolve(v);
+          return true;
+        };
+        const timer = setTimeout(() => {
+          cleanup();
+          reject(new Error(`mender: ${what} not reached within ${timeoutMs} ms`));
+        }, timeoutMs);
+        const cleanup = () => {
+          clearTimeout(timer);
+          events.off('change', check);
+        };
+        if (!check()) events.on('change', check);
+      });
+    },
+    close: () => app.close(),
+  };
+}
