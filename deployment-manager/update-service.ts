@@ -1,0 +1,169 @@
+import { createReadStream, existsSync, mkdirSync, readdirSync, renameSync, rmSync, statfsSync } from 'node:fs';
+import { Agent } from 'node:https';
+import { hostname, platform, release as osRelease } from 'node:os';
+import { join } from 'node:path';
+import { FortError } from '../lib/errors.js';
+import type { AdminClient } from '../lib/admin-client.js';
+import type { Logger } from '../lib/logger.js';
+import { loadTlsMaterial } from '../lib/tls.js';
+import { proxyAgentFor, type ProxySettings } from '../lib/proxy.js';
+import type { DeploymentManagerConfig } from './config.js';
+import { loadPublicKeyFile } from './artifact/keys.js';
+import { stagingSink, verifyArtifact } from './artifact/reader.js';
+import { downloadArtifact } from './download.js';
+import { unpackRelease } from './install/unpack.js';
+import { currentRelease, switchCurrent } from './install/current.js';
+import { loadOrCreateAuthKey } from './mender/auth-key.js';
+import { createMenderClient, type MenderClient } from './mender/client.js';
+import type { StateFile, UpdateState } from './state.js';
+import { createUpdater } from './updater.js';
+
+type UpdatesConfig = NonNullable<DeploymentManagerConfig['updates']>;
+
+const jitter = (ms: number) => Math.round(ms * (0.9 + Math.random() * 0.2));
+
+/**
+ * Wires the update state machine to the real world: the Mender client (mutual TLS, through the
+ * proxy when one is set), the resumable download, the artifact reader, the release unpacker,
+ * the `current` symlink, and the agent over the admin API (drain = restart under systemd).
+ */
+export function createUpdateService(deps: { config: UpdatesConfig; state: StateFile; initial: UpdateState; admin: AdminClient; proxy?: ProxySettings | undefined; log: Logger }) {
+  const { config, log } = deps;
+  const root = config.install_root;
+  mkdirSync(config.staging_dir, { recursive: true, mode: 0o700 });
+  const keys = config.artifact_keys.flatMap((k) => loadPublicKeyFile(k));
+  const srv = config.server;
+  let agent: Agent | undefined;
+  let server: MenderClient | undefined;
+  if (srv) {
+    const tls = loadTlsMaterial(srv.tls);
+    const url = new URL(srv.url);
+    const tlsOpts = { ca: tls.ca, cert: tls.cert, key: tls.key };
+    agent = proxyAgentFor(url, deps.proxy, tlsOpts) ?? new Agent({ ...tlsOpts, keepAlive: true, maxSockets: 4 });
+    server = createMenderClient({ serverUrl: url, agent, authKey: loadOrCreateAuthKey(srv.auth_key), idData: srv.id_data, deviceType: config.device_type, timeoutMs: srv.timeout_seconds * 1000, log: log.child({ module: 'mender' }) });
+  }
+
+  // A first start on a fort installed by hand: the running release counts as installed.
+  let initial = deps.initial;
+  if (initial.installed === null && currentRelease(root)) {
+    const v = currentRelease(root)!;
+    initial = deps.state.save({ ...initial, installed: v, installedArtifact: `fort-${v}` });
+  }
+
+  const payloadDir = (id: string) => join(config.staging_dir, `${id.replace(/[^A-Za-z0-9._-]/g, '_')}.payload`);
+  const updater = createUpdater({
+    state: deps.state,
+    initial,
+    server,
+    download: async (d, onProgress) => {
+      if (!agent || !d.uri) throw new FortError('FORT_ERR_UPDATE_SERVER', 'no update server to download from', { fatal: false });
+      await downloadArtifact({ url: new URL(d.uri), agent, dest: d.artifactFile, maxBytes: config.max_artifact_mb * 1024 * 1024, reserveBytes: 64 * 1024 * 1024, stallTimeoutMs: 60_000, attempts: 5, onProgress, log });
+    },
+    verify: async (d) => {
+      const dir = payloadDir(d.id);
+      const tmp = `${dir}.partial`;
+      rmSync(tmp, { recursive: true, force: true });
+      mkdirSync(tmp, { mode: 0o700 });
+      try {
+        const v = await verifyArtifact(createReadStream(d.artifactFile), { keys, deviceType: config.device_type, allowUnsigned: config.allow_unsigned, maxBytes: config.max_artifact_mb * 1024 * 1024, payloadSink: stagingSink(tmp) });
+        if (v.files.length !== 1) throw new FortError('FORT_ERR_ARTIFACT', `expected one release tarball in the payload, found ${v.files.length}`, { fatal: false });
+        rmSync(dir, { recursive: true, force: true });
+        renameSync(tmp, dir);
+        return { artifactName: v.artifactName, payload: join(dir, v.files[0]!.name) };
+      } catch (err) {
+        rmSync(tmp, { recursive: true, force: true });
+        throw err;
+      }
+    },
+    unpack: (payload) => unpackRelease(createReadStream(payload), join(root, 'releases'), { maxBytes: 4 * config.max_artifact_mb * 1024 * 1024, maxEntries: 200_000 }),
+    switchTo: (v) => switchCurrent(root, v),
+    agent: {
+      restart: async () => {
+        try {
+          await deps.admin.drain();
+        } catch (err) {
+          log.warn({ reason: (err as Error).message }, 'agent did not take the drain request; it starts the new release when systemd restarts it');
+        }
+      },
+      runs: async (v) => {
+        const { statusCode, body } = await deps.admin.health();
+        return statusCode === 200 && (body.status === 'healthy' || body.status === 'degraded') && body.version === v;
+      },
+    },
+    keepReleases: (versions) => {
+      const releases = join(root, 'releases');
+      if (!existsSync(releases)) return;
+      const keep = new Set([...versions, currentRelease(root)]);
+      for (const name of readdirSync(releases)) if (!keep.has(name) && !name.startsWith('.')) rmSync(join(releases, name), { recursive: true, force: true });
+    },
+    healthDeadlineMs: config.health_deadline_seconds * 1000,
+    healthPollMs: 500,
+    log,
+  });
+
+  let timers: NodeJS.Timeout[] = [];
+  let stopped = false;
+  let busy: Promise<void> = Promise.resolve();
+  /** One thing at a time: polls, steps and reports never overlap. */
+  const serially = (f: () => Promise<void>) => (busy = busy.then(f, f).catch((err: unknown) => log.error({ err }, 'update cycle failed')));
+
+  const cycle = async () => {
+    try {
+      await updater.deliverReports();
+      await updater.runToIdle();
+      if (srv) {
+        const polled = await updater.poll((id) => join(config.staging_dir, `${id.replace(/[^A-Za-z0-9._-]/g, '_')}.mender`));
+        if (polled === 'started') await updater.runToIdle();
+      }
+      await updater.deliverReports();
+    } catch (err) {
+      if (err instanceof FortError && err.code === 'FORT_ERR_NOT_ACCEPTED') log.warn({ reason: err.message }, 'waiting for the update server to accept this device');
+      else if (err instanceof FortError && !err.fatal) log.warn({ reason: err.message }, 'update cycle did not complete; retrying later');
+      else throw err;
+    }
+  };
+  const inventory = async () => {
+    if (!server) return;
+    const fs = statfsSync(root);
+    await server
+      .sendInventory([
+        { name: 'artifact_name', value: updater.state.installedArtifact ?? 'unknown' },
+        { name: 'fort_version', value: updater.state.installed ?? 'unknown' },
+        { name: 'device_type', value: config.device_type },
+        { name: 'os', value: `${platform()} ${osRelease()}` },
+        { name: 'hostname', value: hostname() },
+        { name: 'free_disk_bytes', value: fs.bavail * fs.bsize },
+      ])
+      .catch((err: Error) => log.warn({ reason: err.message }, 'inventory not sent; retrying at the next interval'));
+  };
+  const every = (ms: number, f: () => Promise<void>) => {
+    const tick = () => {
+      if (stopped) return;
+      void serially(f).then(() => {
+        if (!stopped) timers.push(setTimeout(tick, jitter(ms)));
+      });
+    };
+    tick();
+  };
+
+  return {
+    updater,
+    /** Resumes whatever a stop left, then polls and reports on the configured intervals. */
+    start() {
+      every((srv?.poll_seconds ?? 3600) * 1000, cycle);
+      if (srv) every(srv.inventory_seconds * 1000, inventory);
+    },
+    /** `install FILE`: verify and install an artifact from disk (reported to the server if there is one). */
+    installFile: (file: string, artifactName: string) => serially(async () => {
+      updater.startFromFile(file, artifactName);
+      await updater.runToIdle();
+    }),
+    async stop() {
+      stopped = true;
+      for (const t of timers) clearTimeout(t);
+      timers = [];
+      await busy;
+      agent?.destroy();
+    },
+  };
+}
