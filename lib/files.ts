@@ -1,7 +1,7 @@
-import { closeSync, constants, fsyncSync, openSync, renameSync, statSync, writeSync, existsSync, mkdirSync, unlinkSync } from 'node:fs';
+import { closeSync, constants, fsyncSync, openSync, readFileSync, renameSync, statSync, writeSync, existsSync, mkdirSync, unlinkSync } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
-import { randomBytes } from 'node:crypto';
-import { FortError, TlsMaterialError } from './errors.js';
+import { createPrivateKey, randomBytes, type KeyObject } from 'node:crypto';
+import { ConfigError, FortError, TlsMaterialError } from './errors.js';
 
 /**
  * Write a file so that a crash at any instant leaves either the old or the new content:
@@ -42,6 +42,16 @@ export function writeSecretFile(path: string, data: string | Uint8Array, force =
     throw new FortError('FORT_ERR_FILE_EXISTS', `${path} already exists (use --force to overwrite)`);
   }
   writeFileAtomic(path, data, 0o600);
+}
+
+/** A 0600 PEM private key; a group/world-readable or unparsable file is a config error naming it. */
+export function readPrivateKeyFile(path: string, what: string): KeyObject {
+  assertPrivateFileMode(path, what);
+  try {
+    return createPrivateKey(readFileSync(path));
+  } catch (err) {
+    throw new ConfigError(path, [`not a PEM private key (${(err as NodeJS.ErrnoException).code ?? 'unreadable'})`]);
+  }
 }
 
 /** Group- or world-accessible secrets are refused: a leaked key cannot be taken back. */

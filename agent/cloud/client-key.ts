@@ -1,6 +1,5 @@
-import { createPrivateKey, type KeyObject } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { assertPrivateFileMode } from '../../lib/files.js';
+import type { KeyObject } from 'node:crypto';
+import { readPrivateKeyFile } from '../../lib/files.js';
 import { ConfigError } from '../../lib/errors.js';
 import { jwsAlgorithmFor, type SigningAlgorithm } from '../../lib/jws-algorithm.js';
 
@@ -11,13 +10,7 @@ export interface ClientKey {
 
 /** The fort's assertion-signing key: a 0600 PEM (PKCS#8 or SEC1), P-256 or Ed25519. */
 export function loadClientKey(file: string): ClientKey {
-  assertPrivateFileMode(file, 'cloud client key');
-  let key: KeyObject;
-  try {
-    key = createPrivateKey(readFileSync(file));
-  } catch (err) {
-    throw new ConfigError(file, [`not a PEM private key (${(err as NodeJS.ErrnoException).code ?? 'unreadable'})`]);
-  }
+  const key = readPrivateKeyFile(file, 'cloud client key');
   const alg = jwsAlgorithmFor(key);
   if (alg) return { key, alg };
   throw new ConfigError(file, [`expected a P-256 or Ed25519 private key, got ${key.asymmetricKeyType ?? 'unknown'} ${key.asymmetricKeyDetails?.namedCurve ?? ''}`.trim()]);

@@ -1,6 +1,6 @@
-import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
-import { assertPrivateFileMode, writeSecretFile } from '../../lib/files.js';
+import { createPublicKey, generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { readPrivateKeyFile, writeSecretFile } from '../../lib/files.js';
 import { ConfigError } from '../../lib/errors.js';
 
 export type AuthKeyType = 'ed25519' | 'ecdsa-p256' | 'rsa3072';
@@ -24,13 +24,7 @@ export function loadOrCreateAuthKey(file: string, generate: AuthKeyType = 'ed255
       generate === 'ed25519' ? generateKeyPairSync('ed25519') : generate === 'ecdsa-p256' ? generateKeyPairSync('ec', { namedCurve: 'P-256' }) : generateKeyPairSync('rsa', { modulusLength: 3072 });
     writeSecretFile(file, pair.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string);
   }
-  assertPrivateFileMode(file, 'Mender auth key');
-  let key: KeyObject;
-  try {
-    key = createPrivateKey(readFileSync(file));
-  } catch (err) {
-    throw new ConfigError(file, [`not a PEM private key (${(err as NodeJS.ErrnoException).code ?? 'unreadable'})`]);
-  }
+  const key = readPrivateKeyFile(file, 'Mender auth key');
   const type = keyType(key, file);
   const publicPem = createPublicKey(key).export({ type: 'spki', format: 'pem' }) as string;
   return {

@@ -29,6 +29,12 @@ describe('update cycle (deployment manager, dev update server, real agent)', () 
   let root: string;
   let out: string;
 
+  /** The fort's end of a deployment as the server recorded it, once it is success or failure. */
+  const finished = (deploymentId: string) =>
+    dev.mender.waitFor(() => {
+      const d = dev.mender.deployment(deploymentId)?.devices[0];
+      return d && ['success', 'failure'].includes(d.status) ? d : undefined;
+    }, 90_000, 'the deployment to finish');
   const health = async () => {
     const res = await httpsRequest(`https://127.0.0.1:${inst.layout.ports.admin}/admin/v1/health`, { ca: readFileSync(pki.trustZone.ca), cert: readFileSync(pki.trustZone.fortctlCert), key: readFileSync(pki.trustZone.fortctlKey) });
     return JSON.parse(res.body) as { status: string; version: string };
@@ -75,10 +81,7 @@ describe('update cycle (deployment manager, dev update server, real agent)', () 
     const release = buildRelease({ version: '1.0.1', deviceType: DEVICE_TYPE, key: join(inst.dir, 'sign.pem'), out, nodeModules: false, repo: REPO });
     await dev.mender.upload(release.artifact);
     const deployment = dev.mender.deploy({ artifactName: release.artifactName, devices: FORT });
-    const done = await dev.mender.waitFor(() => {
-      const d = dev.mender.deployment(deployment.id)?.devices[0];
-      return d && ['success', 'failure'].includes(d.status) ? d : undefined;
-    }, 60_000, 'the deployment to finish');
+    const done = await finished(deployment.id);
     expect(done.status).toBe('success');
     expect(done.history.map((h) => h.status)).toEqual(expect.arrayContaining(['downloading', 'installing', 'rebooting', 'success']));
     expect((await health()).version).toBe('1.0.1');
@@ -99,10 +102,7 @@ describe('update cycle (deployment manager, dev update server, real agent)', () 
     const release = buildRelease({ version: '1.0.2', deviceType: DEVICE_TYPE, key: join(inst.dir, 'sign.pem'), out, nodeModules: false, repo: broken });
     await dev.mender.upload(release.artifact);
     const deployment = dev.mender.deploy({ artifactName: release.artifactName, devices: FORT });
-    const done = await dev.mender.waitFor(() => {
-      const d = dev.mender.deployment(deployment.id)?.devices[0];
-      return d && ['success', 'failure'].includes(d.status) ? d : undefined;
-    }, 90_000, 'the deployment to finish');
+    const done = await finished(deployment.id);
     expect(done.status).toBe('failure');
     expect(done.log.map((l) => l.message)).toEqual(['the agent did not report healthy on 1.0.2 within 10 s', 'rolled back to 1.0.1']);
     expect(readlinkSync(join(root, 'current'))).toBe(join('releases', '1.0.1'));
