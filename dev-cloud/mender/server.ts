@@ -51,7 +51,7 @@ export interface MenderServer {
   issueDeviceToken(ref: DeviceRef, expiresAt?: Date): Promise<string>;
   /** A presigned link, valid until `expiresAt` (default: now + download_link_seconds). */
   downloadLink(artifactId: string, expiresAt?: Date): { uri: string; expire: string };
-  /** Fault injection: the next download sends `n` body bytes, then the connection is cut. */
+  /** Fault injection: the next download (each call queues one more) sends `n` body bytes, then the connection is cut. */
   dropAfterBytes(n: number): void;
   /** Fault injection: false = every request gets 503 (with Retry-After) until set back. */
   setAvailable(available: boolean): void;
@@ -75,7 +75,8 @@ export async function startMenderServer(opts: MenderServerOptions): Promise<Mend
   const tokens = createDeviceTokens({ now, ttlSeconds: opts.tokenSeconds });
   const downloads: DownloadRecord[] = [];
   let available = true;
-  let dropNext: number | undefined;
+  /** Cuts queued for the next downloads, one each. */
+  const drops: number[] = [];
 
   const app = createMenderHttp(opts.tls, opts.log);
   // Known after listen (port 0 = any free port); links are only made by then.
@@ -104,8 +105,7 @@ export async function startMenderServer(opts: MenderServerOptions): Promise<Mend
     },
     changed,
     takeDrop: () => {
-      const n = dropNext;
-      dropNext = undefined;
+      const n = drops.shift();
       return n;
     },
   });
@@ -145,7 +145,7 @@ export async function startMenderServer(opts: MenderServerOptions): Promise<Mend
     downloadLink: (artifactId, expiresAt) => signer.link(artifactId, expiresAt ?? new Date(now().getTime() + opts.downloadLinkSeconds * 1000)),
     dropAfterBytes(n) {
       if (!Number.isInteger(n) || n < 0) throw new RangeError(`dropAfterBytes: expected a non-negative integer, got ${n}`);
-      dropNext = n;
+      drops.push(n);
     },
     setAvailable(v) {
       available = v;

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { appendFileSync, cpSync, createReadStream, mkdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, cpSync, createReadStream, mkdirSync, readdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { PkiPaths } from '../../../lib/pki/layout.js';
 import { startSupervised, type Supervised } from '../../../scripts/supervisor/process.js';
@@ -67,6 +67,9 @@ describe('update cycle (deployment manager, dev update server, real agent)', () 
     );
     dm = await startDeploymentManager(inst.files.dm);
     await dm.waitReady(20_000);
+    // Admission: the device asks (pending) until the operator accepts it.
+    await dev.mender.waitFor(() => dev.mender.devices().find((d) => d.identity['fort_id'] === FORT), 20_000, 'the device asking to be admitted');
+    dev.mender.accept(FORT);
   });
   afterAll(async () => {
     await dm?.stop();
@@ -76,8 +79,6 @@ describe('update cycle (deployment manager, dev update server, real agent)', () 
   });
 
   it('installs a signed 1.0.1: the agent restarts on it, the server records success and the inventory shows it', async () => {
-    await dev.mender.waitFor(() => dev.mender.devices().find((d) => d.identity['fort_id'] === FORT), 20_000, 'the device asking to be admitted');
-    dev.mender.accept(FORT);
     const release = buildRelease({ version: '1.0.1', deviceType: DEVICE_TYPE, key: join(inst.dir, 'sign.pem'), out, nodeModules: false, repo: REPO });
     await dev.mender.upload(release.artifact);
     const deployment = dev.mender.deploy({ artifactName: release.artifactName, devices: FORT });
@@ -93,6 +94,33 @@ describe('update cycle (deployment manager, dev update server, real agent)', () 
     expect(inventory).toMatchObject({ artifact_name: 'fort-1.0.1', device_type: DEVICE_TYPE });
   });
 
+  it('refuses an artifact signed with another key before anything is installed, and reports why', async () => {
+    execFileSync('openssl', ['genrsa', '-traditional', '-out', join(inst.dir, 'rogue.pem'), '2048'], { stdio: 'ignore' });
+    const release = buildRelease({ version: '1.0.7', deviceType: DEVICE_TYPE, key: join(inst.dir, 'rogue.pem'), out: join(inst.dir, 'rogue-out'), nodeModules: false, repo: REPO });
+    await dev.mender.upload(release.artifact);
+    const done = await finished(dev.mender.deploy({ artifactName: release.artifactName, devices: FORT }).id);
+    expect(done.status).toBe('failure');
+    expect(done.log.map((l) => l.message)).toEqual(['manifest.sig: signature does not verify with the configured key']);
+    expect(readdirSync(join(root, 'releases'))).not.toContain('1.0.7');
+    expect(readlinkSync(join(root, 'current'))).toBe(join('releases', '1.0.1'));
+    expect((await health()).version).toBe('1.0.1');
+  });
+
+  it('resumes a download cut three times from where it stopped (the server saw the ranges), then installs it', async () => {
+    const release = buildRelease({ version: '1.0.3', deviceType: DEVICE_TYPE, key: join(inst.dir, 'sign.pem'), out, nodeModules: false, repo: REPO });
+    const artifact = await dev.mender.upload(release.artifact);
+    for (const n of [50_000, 50_000, 50_000]) dev.mender.dropAfterBytes(n);
+    const done = await finished(dev.mender.deploy({ artifactName: release.artifactName, devices: FORT }).id);
+    expect(done.status).toBe('success');
+    const ranges = dev.mender.downloads({ artifactId: artifact.id }).map((d) => d.range);
+    expect(ranges[0]).toBeNull();
+    // Three cuts, three resumes, each from further along.
+    expect(ranges).toHaveLength(4);
+    const offsets = ranges.slice(1).map((r) => Number(/^bytes=(\d+)-$/.exec(r ?? '')?.[1]));
+    expect(offsets.every((o, i) => o > 0 && (i === 0 || o > offsets[i - 1]!))).toBe(true);
+    expect((await health()).version).toBe('1.0.3');
+  });
+
   it('rolls back automatically when the new release never becomes healthy, and reports failure with a log', async () => {
     // A release whose agent dies at start: built from a copy of dist with main.js replaced.
     const broken = join(inst.dir, 'broken-repo');
@@ -104,8 +132,8 @@ describe('update cycle (deployment manager, dev update server, real agent)', () 
     const deployment = dev.mender.deploy({ artifactName: release.artifactName, devices: FORT });
     const done = await finished(deployment.id);
     expect(done.status).toBe('failure');
-    expect(done.log.map((l) => l.message)).toEqual(['the agent did not report healthy on 1.0.2 within 10 s', 'rolled back to 1.0.1']);
-    expect(readlinkSync(join(root, 'current'))).toBe(join('releases', '1.0.1'));
-    expect(await eventually(async () => ((await health().catch(() => undefined))?.version === '1.0.1' ? true : undefined), 30_000, 'the agent back on 1.0.1')).toBe(true);
+    expect(done.log.map((l) => l.message)).toEqual(['the agent did not report healthy on 1.0.2 within 10 s', 'rolled back to 1.0.3']);
+    expect(readlinkSync(join(root, 'current'))).toBe(join('releases', '1.0.3'));
+    expect(await eventually(async () => ((await health().catch(() => undefined))?.version === '1.0.3' ? true : undefined), 30_000, 'the agent back on 1.0.3')).toBe(true);
   });
 });
