@@ -2,6 +2,7 @@
 import { Command, CommanderError } from 'commander';
 import { readReleaseInfo } from '../lib/version.js';
 import { verifyArtifactCommand } from './artifact/cli.js';
+import { statusCommand } from './status-command.js';
 
 /**
  * fort-deployment-manager's operator commands (the daemon itself is main.ts). Each command
@@ -13,6 +14,7 @@ const program = new Command('fort-deployment-manager')
   .exitOverride(); // before adding commands: subcommands inherit it
 
 verifyArtifactCommand(program);
+statusCommand(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -135,5 +135,12 @@ describe('update cycle (deployment manager, dev update server, real agent)', () 
     expect(done.log.map((l) => l.message)).toEqual(['the agent did not report healthy on 1.0.2 within 10 s', 'rolled back to 1.0.3']);
     expect(readlinkSync(join(root, 'current'))).toBe(join('releases', '1.0.3'));
     expect(await eventually(async () => ((await health().catch(() => undefined))?.version === '1.0.3' ? true : undefined), 30_000, 'the agent back on 1.0.3')).toBe(true);
+    // The operator's view of it.
+    const status = await eventually(() => {
+      const out = execFileSync(process.execPath, [join(REPO, 'dist/deployment-manager/cli.js'), 'status', '--config', inst.files.dm], { encoding: 'utf8' });
+      return out.startsWith('step        idle') ? out : undefined;
+    }, 10_000, 'the state machine back to idle');
+    expect(status).toContain('installed   1.0.3 (fort-1.0.3)\n');
+    expect(status).toContain('why         idle; the last update failed: the agent did not report healthy on 1.0.2 within 10 s\n');
   });
 });
