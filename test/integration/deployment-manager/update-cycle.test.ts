@@ -143,4 +143,19 @@ describe('update cycle (deployment manager, dev update server, real agent)', () 
     expect(status).toContain('installed   1.0.3 (fort-1.0.3)\n');
     expect(status).toContain('why         idle; the last update failed: the agent did not report healthy on 1.0.2 within 10 s\n');
   });
+
+  it('refuses an update server whose certificate is from another CA: no request reaches it', async () => {
+    // The same deployment manager config, but trusting the trust-zone root for the update server.
+    const rogueConfig = join(inst.dir, 'dm-rogue.toml');
+    writeFileSync(rogueConfig, readFileSync(inst.files.dm, 'utf8').replace(`ca = "${pki.cloudServer.ca}"`, `ca = "${pki.trustZone.ca}"`).replace(/path = "[^"]*state.json"/, `path = "${join(inst.dir, 'rogue-state.json')}"`));
+    const attemptsBefore = dev.mender.authAttempts().length;
+    const rogue = await startDeploymentManager(rogueConfig);
+    try {
+      await rogue.waitReady(20_000);
+      await eventually(() => (rogue.stdout.some((l) => l.includes('update cycle did not complete') && /certificate|self.signed|verify/i.test(l)) ? true : undefined), 20_000, 'the refusal in the log');
+      expect(dev.mender.authAttempts().length).toBe(attemptsBefore);
+    } finally {
+      await rogue.stop();
+    }
+  });
 });
