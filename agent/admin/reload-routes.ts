@@ -8,7 +8,7 @@ import type { Reload, CancelResult } from '../reloads/queue.js';
 
 /** What the admin API needs of apps and reloads (agent/reloads/service.ts provides it). */
 export interface AdminReloadsDeps {
-  registerApp(text: string, format: 'toml' | 'json', by: string): { app: { id: string; name: string; space: string }; created: boolean };
+  registerApp(text: string, format: 'toml' | 'json', by: string): Promise<{ app: { id: string; name: string; space: string }; created: boolean }>;
   listApps(): unknown[];
   listReloads(filter: { appId?: string; state?: Reload['state']; limit?: number }): Reload[];
   requestReload(appId: string, source: string): { reload: Reload; coalesced: boolean };
@@ -38,7 +38,7 @@ export function registerReloadRoutes(app: FastifyInstance, deps: AdminReloadsDep
     const body = addBody.safeParse(req.body);
     if (!body.success) return bad(reply, body.error);
     try {
-      const r = deps.registerApp(body.data.definition, body.data.format, req.peer?.name ?? 'unknown');
+      const r = await deps.registerApp(body.data.definition, body.data.format, req.peer?.name ?? 'unknown');
       req.log.info({ appId: r.app.id, created: r.created, by: req.peer?.name }, 'app registered');
       return reply.code(r.created ? 201 : 200).send(r);
     } catch (err) {

@@ -1,5 +1,5 @@
 import type Database from 'better-sqlite3';
-import { checkDefinitionSources, parseAppDefinition, type AppDefinition } from './definition.js';
+import type { AppDefinition } from './definition.js';
 import { NotFoundError } from './errors.js';
 import type { AdminApp } from '../../lib/admin-client.js';
 
@@ -26,7 +26,9 @@ export function createAppRegistry(opts: { db: Database.Database; sources: { data
   );
 
   return {
-    register(text: string, format: 'toml' | 'json', _by: string): { app: { id: string; name: string; space: string }; created: boolean } {
+    async register(text: string, format: 'toml' | 'json', _by: string): Promise<{ app: { id: string; name: string; space: string }; created: boolean }> {
+      // Loaded when first needed: the definition schema costs idle RSS a fort without apps never uses.
+      const { checkDefinitionSources, parseAppDefinition } = await import('./definition.js');
       const def = parseAppDefinition(text, format);
       checkDefinitionSources(def, opts.sources);
       const created = db.transaction(() => {
@@ -37,9 +39,10 @@ export function createAppRegistry(opts: { db: Database.Database; sources: { data
       return { app: { id: def.id, name: def.name, space: def.space }, created };
     },
     /** The stored definition, parsed again (a row edited by hand is refused like a bad file). */
-    definition(appId: string): AppDefinition {
+    async definition(appId: string): Promise<AppDefinition> {
       const text = definitionOf.get(appId);
       if (text === undefined) throw new NotFoundError(`no app ${appId} on this fort`);
+      const { parseAppDefinition } = await import('./definition.js');
       return parseAppDefinition(text, 'json');
     },
     list(): RegisteredApp[] {

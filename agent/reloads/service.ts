@@ -4,7 +4,7 @@ import type { Logger } from '../../lib/logger.js';
 import type { ProxySettings } from '../../lib/proxy.js';
 import type { Outbox } from '../events/outbox.js';
 import type { EventHandler } from '../events/inbox.js';
-import { checkDefinitionSources, type AppDefinition } from '../apps/definition.js';
+import type { AppDefinition } from '../apps/definition.js';
 import { createAppRegistry } from '../apps/registry.js';
 import type { ReloadsConfig } from './config.js';
 import { createReloadQueue, type Reload } from './queue.js';
@@ -39,8 +39,8 @@ export function startReloadService(deps: ReloadServiceDeps) {
 
   const load: LoadVersion = async (appId, signal) => {
     // Loaded on the first reload: the connectors and the writer cost idle RSS a fort without apps never needs.
-    const [{ openTableSource }, { writeAppVersion }] = await Promise.all([import('../apps/connectors/index.js'), import('../apps/version-writer.js')]);
-    const definition: AppDefinition = registry.definition(appId);
+    const [{ openTableSource }, { writeAppVersion }, { checkDefinitionSources }] = await Promise.all([import('../apps/connectors/index.js'), import('../apps/version-writer.js'), import('../apps/definition.js')]);
+    const definition: AppDefinition = await registry.definition(appId);
     // Files may have changed since registration: checked again on every load.
     checkDefinitionSources(definition, sources);
     return writeAppVersion({
