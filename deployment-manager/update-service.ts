@@ -50,7 +50,8 @@ export function createUpdateService(deps: { config: UpdatesConfig; state: StateF
     initial = deps.state.save({ ...initial, installed: v, installedArtifact: `fort-${v}` });
   }
 
-  const payloadDir = (id: string) => join(config.staging_dir, `${id.replace(/[^A-Za-z0-9._-]/g, '_')}.payload`);
+  /** A staging path for a deployment: its id (the server's, or `file:<time>`) made safe as a file name. */
+  const staged = (id: string, suffix: '.payload' | '.mender') => join(config.staging_dir, `${id.replace(/[^A-Za-z0-9._-]/g, '_')}${suffix}`);
   const updater = createUpdater({
     state: deps.state,
     initial,
@@ -60,7 +61,7 @@ export function createUpdateService(deps: { config: UpdatesConfig; state: StateF
       await downloadArtifact({ url: new URL(d.uri), agent, dest: d.artifactFile, maxBytes: config.max_artifact_mb * 1024 * 1024, reserveBytes: 64 * 1024 * 1024, stallTimeoutMs: 60_000, attempts: 5, onProgress, log });
     },
     verify: async (d) => {
-      const dir = payloadDir(d.id);
+      const dir = staged(d.id, '.payload');
       const tmp = `${dir}.partial`;
       rmSync(tmp, { recursive: true, force: true });
       mkdirSync(tmp, { mode: 0o700 });
@@ -112,7 +113,7 @@ export function createUpdateService(deps: { config: UpdatesConfig; state: StateF
       await updater.deliverReports();
       await updater.runToIdle();
       if (srv) {
-        const polled = await updater.poll((id) => join(config.staging_dir, `${id.replace(/[^A-Za-z0-9._-]/g, '_')}.mender`));
+        const polled = await updater.poll((id) => staged(id, '.mender'));
         if (polled === 'started') await updater.runToIdle();
       }
       await updater.deliverReports();

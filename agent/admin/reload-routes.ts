@@ -1,7 +1,7 @@
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { FortError } from '../../lib/errors.js';
-import { sendProblem } from '../../lib/http-problem.js';
+import { sendProblem, sendBadRequest } from '../../lib/http-problem.js';
 import { identifier } from '../../lib/config/fields.js';
 import { NotFoundError } from '../apps/errors.js';
 import type { Reload, CancelResult } from '../reloads/queue.js';
@@ -24,10 +24,6 @@ const listQuery = z.strictObject({
 const startBody = z.strictObject({ appId: identifier() });
 const cancelParams = z.strictObject({ id: z.uuid() });
 
-function bad(reply: FastifyReply, err: z.ZodError) {
-  const detail = err.issues.map((i) => `${i.path.map(String).join('.') || 'body'}: ${i.message}`).join('; ');
-  return sendProblem(reply, 400, 'FORT_ERR_BAD_REQUEST', 'Bad request', detail);
-}
 
 /**
  * Operator routes (trust zone only): apps are registered here and nowhere else — never by a
@@ -36,7 +32,7 @@ function bad(reply: FastifyReply, err: z.ZodError) {
 export function registerReloadRoutes(app: FastifyInstance, deps: AdminReloadsDeps) {
   app.post('/admin/v1/apps', async (req, reply) => {
     const body = addBody.safeParse(req.body);
-    if (!body.success) return bad(reply, body.error);
+    if (!body.success) return sendBadRequest(reply, body.error);
     try {
       const r = await deps.registerApp(body.data.definition, body.data.format, req.peer?.name ?? 'unknown');
       req.log.info({ appId: r.app.id, created: r.created, by: req.peer?.name }, 'app registered');
@@ -51,13 +47,13 @@ export function registerReloadRoutes(app: FastifyInstance, deps: AdminReloadsDep
 
   app.get('/admin/v1/reloads', async (req, reply) => {
     const q = listQuery.safeParse(req.query);
-    if (!q.success) return bad(reply, q.error);
+    if (!q.success) return sendBadRequest(reply, q.error);
     return { reloads: deps.listReloads({ ...(q.data.app ? { appId: q.data.app } : {}), ...(q.data.state ? { state: q.data.state } : {}), limit: q.data.limit }) };
   });
 
   app.post('/admin/v1/reloads', async (req, reply) => {
     const body = startBody.safeParse(req.body);
-    if (!body.success) return bad(reply, body.error);
+    if (!body.success) return sendBadRequest(reply, body.error);
     try {
       return reply.code(202).send(deps.requestReload(body.data.appId, `operator:${req.peer?.name ?? 'unknown'}`));
     } catch (err) {
@@ -68,7 +64,7 @@ export function registerReloadRoutes(app: FastifyInstance, deps: AdminReloadsDep
 
   app.post('/admin/v1/reloads/:id/cancel', async (req, reply) => {
     const p = cancelParams.safeParse(req.params);
-    if (!p.success) return bad(reply, p.error);
+    if (!p.success) return sendBadRequest(reply, p.error);
     const { result } = deps.cancelReload({ reloadId: p.data.id });
     if (result === 'not_found') return sendProblem(reply, 404, 'FORT_ERR_NOT_FOUND', 'Not found', `no reload ${p.data.id}`);
     if (result === 'finished') return sendProblem(reply, 409, 'FORT_ERR_CONFLICT', 'Already finished', `reload ${p.data.id} has already finished`);

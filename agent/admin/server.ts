@@ -3,7 +3,7 @@ import type { TLSSocket } from 'node:tls';
 import { z } from 'zod';
 import type { Logger } from '../../lib/logger.js';
 import type { TlsMaterial } from '../../lib/tls.js';
-import { sendProblem } from '../../lib/http-problem.js';
+import { sendProblem, sendBadRequest } from '../../lib/http-problem.js';
 import type { HealthRegistry } from '../health.js';
 import type { AuditReader } from '../audit/reader.js';
 import { authorizePeer, type PeerIdentity } from './peer.js';
@@ -102,10 +102,7 @@ export async function startAdminServer(deps: AdminServerDeps) {
 
   app.get('/admin/v1/audit', async (req, reply) => {
     const query = auditQuerySchema.safeParse(req.query);
-    if (!query.success) {
-      const detail = query.error.issues.map((i) => `${i.path.map(String).join('.') || 'query'}: ${i.message}`).join('; ');
-      return sendProblem(reply, 400, 'FORT_ERR_BAD_REQUEST', 'Bad request', detail);
-    }
+    if (!query.success) return sendBadRequest(reply, query.error, 'query');
     return { entries: deps.audit.since(new Date(query.data.since), query.data.limit) };
   });
 

@@ -1,6 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import type Database from 'better-sqlite3';
 import { sendProblem } from '../../lib/http-problem.js';
 import { AuthorizationUnavailableError, type Authorizer } from '../cloud/authorizer.js';
 import type { CloudAction } from '../cloud/client.js';
@@ -12,7 +11,6 @@ import type { AuditWriter } from '../audit/writer.js';
 import type { UserIdentity } from './user-token.js';
 
 export interface AppsRoutesDeps {
-  db: Database.Database;
   catalog: AppCatalog;
   reader: VersionReader;
   pages: PageCache;

@@ -38,7 +38,6 @@ export function createDataDeps(deps: { api: ApiConfig & { auth: NonNullable<ApiC
   deps.health.setInfo('pageCache', () => pages.stats());
   return {
     data: {
-      db: deps.db,
       catalog: createAppCatalog({ db: deps.db, appsDir: deps.appsDir }),
       reloads: deps.reloads,
       reader,

@@ -17,6 +17,16 @@ function dataOf<T>(schema: z.ZodType<T>, data: unknown, type: string): T {
 }
 
 /**
+ * Cancels by reload or app id (inside the caller's transaction): queued reloads end at once and
+ * are reported; running ones are returned, for the executor to abort after the commit.
+ */
+export function cancelReloads(queue: ReloadQueue, status: ReloadStatusSink, target: { reloadId: string } | { appId: string }, extra: Record<string, unknown> = {}) {
+  const c = queue.cancel(target);
+  for (const r of c.cancelled) status.emit('reload.cancelled', { reloadId: r.id, appId: r.appId, ...extra, code: r.errorCode, message: r.errorMessage });
+  return c;
+}
+
+/**
  * The cloud's reload events. They run inside the inbox transaction, so the queued reload (or
  * the recorded cancel) commits with the event's dedupe row: a redelivered event never queues
  * twice. The executor is told after the commit (`afterCommit`).
@@ -42,8 +52,7 @@ export function reloadEventHandlers(deps: { queue: ReloadQueue; status: ReloadSt
       'reload.cancel',
       (event) => {
         const target = dataOf(cancel, event.data, event.type);
-        const { cancelled, cancelling } = deps.queue.cancel(target);
-        for (const r of cancelled) deps.status.emit('reload.cancelled', { reloadId: r.id, appId: r.appId, eventId: event.id, code: 'FORT_ERR_RELOAD_CANCELLED', message: 'cancelled before it started' });
+        const { cancelling } = cancelReloads(deps.queue, deps.status, target, { eventId: event.id });
         deps.afterCommit({ abort: cancelling.map((r) => r.id) });
       },
     ],

@@ -11,7 +11,7 @@ import { createReloadQueue, type Reload } from './queue.js';
 import { reloadStatusSink } from './status.js';
 import { createReloadExecutor, type LoadVersion } from './executor.js';
 import { recoverReloads } from './recovery.js';
-import { reloadEventHandlers } from './handlers.js';
+import { cancelReloads, reloadEventHandlers } from './handlers.js';
 
 export interface ReloadServiceDeps {
   db: Database.Database;
@@ -87,11 +87,7 @@ export function startReloadService(deps: ReloadServiceDeps) {
       return r;
     },
     cancel(target: { reloadId: string } | { appId: string }) {
-      const r = db.transaction(() => {
-        const c = queue.cancel(target);
-        for (const x of c.cancelled) status.emit('reload.cancelled', { reloadId: x.id, appId: x.appId, code: 'FORT_ERR_RELOAD_CANCELLED', message: 'cancelled before it started' });
-        return c;
-      })();
+      const r = db.transaction(() => cancelReloads(queue, status, target))();
       for (const x of r.cancelling) executor.abortIfRunning(x.id);
       return r;
     },

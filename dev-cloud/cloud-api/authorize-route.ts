@@ -1,7 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { DevCloudServer } from '../server.js';
 import { z } from 'zod';
-import { sendProblem } from '../../lib/http-problem.js';
+import { sendProblem, sendBadRequest } from '../../lib/http-problem.js';
 import type { AccessTokens } from './access-tokens.js';
 import { problemErrorHandler } from './problems.js';
 import { ACTIONS, decide, type Policy } from './policy.js';
@@ -47,10 +47,7 @@ export async function authorizeRoute(app: DevCloudServer, deps: AuthorizeRouteDe
 
   app.post('/api/v1/authorize', { bodyLimit: 16 * 1024 }, async (req, reply) => {
     const body = authorizeBodySchema.safeParse(req.body);
-    if (!body.success) {
-      const detail = body.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ');
-      return sendProblem(reply, 400, 'FORT_ERR_BAD_REQUEST', 'Bad request', detail);
-    }
+    if (!body.success) return sendBadRequest(reply, body.error);
     const clientId = clientOf.get(req)!;
     const policy = deps.policy();
     const allow = decide(policy, clientId, body.data);

@@ -1,7 +1,6 @@
-import type { FastifyReply } from 'fastify';
 import type { DevCloudServer } from '../server.js';
 import { z } from 'zod';
-import { sendProblem } from '../../lib/http-problem.js';
+import { sendProblem, sendBadRequest } from '../../lib/http-problem.js';
 import { problemErrorHandler } from './problems.js';
 import type { SigningKeys } from './signing-keys.js';
 
@@ -21,8 +20,6 @@ export interface UserRoutesDeps {
   fortOrigins: readonly string[];
 }
 
-const badRequest = (reply: FastifyReply, error: z.ZodError) =>
-  sendProblem(reply, 400, 'FORT_ERR_BAD_REQUEST', 'Bad request', error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '));
 
 /** The public JWKS, plus the dev-only login and key rotation routes (CLOUD-API.md). */
 export async function userRoutes(app: DevCloudServer, deps: UserRoutesDeps) {
@@ -33,7 +30,7 @@ export async function userRoutes(app: DevCloudServer, deps: UserRoutesDeps) {
 
   app.post('/dev/v1/login', async (req, reply) => {
     const body = loginSchema.safeParse(req.body);
-    if (!body.success) return badRequest(reply, body.error);
+    if (!body.success) return sendBadRequest(reply, body.error);
     const { token, expiresAt } = await deps.keys.sign({ user: body.data.user, tenant: body.data.tenant, ttlSeconds: body.data.ttl_seconds ?? deps.userTokenSeconds });
     return reply.header('cache-control', 'no-store').send({ token, expires_at: expiresAt.toISOString() });
   });
@@ -42,7 +39,7 @@ export async function userRoutes(app: DevCloudServer, deps: UserRoutesDeps) {
   // browsers never send to a server, and only to a fort registered for it (no open redirect).
   app.get('/dev/v1/login', async (req, reply) => {
     const q = redirectLoginSchema.safeParse(req.query);
-    if (!q.success) return badRequest(reply, q.error);
+    if (!q.success) return sendBadRequest(reply, q.error);
     let target: URL;
     try {
       target = new URL(q.data.redirect_uri);
@@ -59,7 +56,7 @@ export async function userRoutes(app: DevCloudServer, deps: UserRoutesDeps) {
 
   app.post('/dev/v1/jwks/retire', async (req, reply) => {
     const body = retireSchema.safeParse(req.body);
-    if (!body.success) return badRequest(reply, body.error);
+    if (!body.success) return sendBadRequest(reply, body.error);
     switch (deps.keys.retire(body.data.kid)) {
       case 'unknown':
         return sendProblem(reply, 404, 'FORT_ERR_NOT_FOUND', 'No such signing key', `kid ${body.data.kid} is not served`);

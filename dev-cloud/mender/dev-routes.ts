@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream';
 import type { FastifyReply } from 'fastify';
 import { z } from 'zod';
-import { sendProblem } from '../../lib/http-problem.js';
+import { sendProblem, issueDetail } from '../../lib/http-problem.js';
 import { problemErrorHandler } from '../cloud-api/problems.js';
 import type { DevCloudServer } from '../server.js';
 import type { ArtifactRecord } from './artifacts.js';
@@ -18,7 +18,6 @@ const deployBody = z.strictObject({
 const deviceQuery = z.strictObject({ device: deviceRef.optional() });
 const downloadsQuery = z.strictObject({ artifact: z.string().min(1).optional() });
 
-const issues = (e: z.ZodError) => e.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ');
 const PROBLEM = {
   not_found: [404, 'FORT_ERR_NOT_FOUND', 'Not found'],
   conflict: [409, 'FORT_ERR_CONFLICT', 'Conflict'],
@@ -70,12 +69,12 @@ export async function registerMenderDevRoutes(app: DevCloudServer, mender: Mende
 
     scope.get('/dev/v1/mender/deployments', async (req, reply) => {
       const q = deviceQuery.safeParse(req.query);
-      if (!q.success) return sendProblem(reply, 400, 'FORT_ERR_BAD_REQUEST', 'Bad request', issues(q.error));
+      if (!q.success) return sendProblem(reply, 400, 'FORT_ERR_BAD_REQUEST', 'Bad request', issueDetail(q.error));
       return op(reply, () => mender.deployments(q.data.device ? { device: q.data.device } : {}));
     });
     scope.post('/dev/v1/mender/deployments', async (req, reply) => {
       const b = deployBody.safeParse(req.body);
-      if (!b.success) return sendProblem(reply, 400, 'FORT_ERR_BAD_REQUEST', 'Bad request', issues(b.error));
+      if (!b.success) return sendProblem(reply, 400, 'FORT_ERR_BAD_REQUEST', 'Bad request', issueDetail(b.error));
       return op(reply, () => mender.deploy({ artifactName: b.data.artifact_name, devices: b.data.devices }), 201);
     });
     scope.get<{ Params: { id: string } }>('/dev/v1/mender/deployments/:id', async (req, reply) =>
@@ -90,7 +89,7 @@ export async function registerMenderDevRoutes(app: DevCloudServer, mender: Mende
 
     scope.get('/dev/v1/mender/downloads', async (req, reply) => {
       const q = downloadsQuery.safeParse(req.query);
-      if (!q.success) return sendProblem(reply, 400, 'FORT_ERR_BAD_REQUEST', 'Bad request', issues(q.error));
+      if (!q.success) return sendProblem(reply, 400, 'FORT_ERR_BAD_REQUEST', 'Bad request', issueDetail(q.error));
       return op(reply, () => mender.downloads(q.data.artifact ? { artifactId: q.data.artifact } : {}));
     });
   });

@@ -6,6 +6,7 @@ import type { DeviceRegistry } from './devices.js';
 import { HTTP_STATUS, MenderOpError } from './errors.js';
 import { fail, type MenderHttp } from './http.js';
 import type { DeviceTokens, LinkSigner } from './tokens.js';
+import { issueDetail } from '../../lib/http-problem.js';
 
 export interface DeviceRouteDeps {
   devices: DeviceRegistry;
@@ -19,7 +20,6 @@ export interface DeviceRouteDeps {
 }
 
 
-const issues = (e: z.ZodError) => e.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ');
 
 const nextQuery = z.object({ artifact_name: z.string().min(1), device_type: z.string().min(1) });
 const nextBody = z.looseObject({
@@ -106,26 +106,26 @@ export function registerDeviceRoutes(app: MenderHttp, deps: DeviceRouteDeps) {
 
     scope.get('/api/devices/v1/deployments/device/deployments/next', async (req, reply) => {
       const q = nextQuery.safeParse(req.query);
-      if (!q.success) return fail(reply, 400, issues(q.error));
+      if (!q.success) return fail(reply, 400, issueDetail(q.error));
       return next(req, reply, q.data);
     });
 
     scope.post('/api/devices/v2/deployments/device/deployments/next', async (req, reply) => {
       const b = nextBody.safeParse(req.body);
-      if (!b.success) return fail(reply, 400, issues(b.error));
+      if (!b.success) return fail(reply, 400, issueDetail(b.error));
       return next(req, reply, b.data.device_provides);
     });
 
     scope.put<{ Params: { id: string } }>('/api/devices/v1/deployments/device/deployments/:id/status', async (req, reply) => {
       const b = statusBody.safeParse(req.body);
-      if (!b.success) return fail(reply, 400, issues(b.error));
+      if (!b.success) return fail(reply, 400, issueDetail(b.error));
       deps.deployments.report(req.params.id, deviceOf(req), b.data.status, b.data.substate ?? null);
       return reply.code(204).send();
     });
 
     scope.put<{ Params: { id: string } }>('/api/devices/v1/deployments/device/deployments/:id/log', async (req, reply) => {
       const b = logBody.safeParse(req.body);
-      if (!b.success) return fail(reply, 400, issues(b.error));
+      if (!b.success) return fail(reply, 400, issueDetail(b.error));
       deps.deployments.storeLog(req.params.id, deviceOf(req), b.data.messages.map(({ timestamp, level, message }) => ({ timestamp, level, message })));
       return reply.code(204).send();
     });
@@ -136,7 +136,7 @@ export function registerDeviceRoutes(app: MenderHttp, deps: DeviceRouteDeps) {
         url: '/api/devices/v1/inventory/device/attributes',
         handler: async (req, reply) => {
           const b = inventoryBody.safeParse(req.body);
-          if (!b.success) return fail(reply, 400, issues(b.error));
+          if (!b.success) return fail(reply, 400, issueDetail(b.error));
           deps.devices.setInventory(deviceOf(req), b.data.map(({ name, value }) => ({ name, value })), method === 'PATCH' ? 'merge' : 'replace');
           return reply.code(200).send();
         },

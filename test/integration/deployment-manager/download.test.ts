@@ -60,6 +60,8 @@ describe('artifact download (resume with HTTP ranges)', () => {
     server?.close();
   });
 
+  /** The download's result with the SHA-256 of what it left on disk. */
+  const fetched = async (o: Parameters<typeof downloadArtifact>[0]) => ({ ...(await downloadArtifact(o)), sha256: createHash('sha256').update(readFileSync(o.dest)).digest('hex') });
   const opts = (dest: string, over: Partial<Parameters<typeof downloadArtifact>[0]> = {}) => ({ url, agent, dest, maxBytes: 10 * 1024 * 1024, reserveBytes: 0, stallTimeoutMs: 2000, attempts: 5, log, ...over });
 
   it('resumes from the offset after three dropped connections: ranges asked, same hash', async () => {
@@ -67,7 +69,7 @@ describe('artifact download (resume with HTTP ranges)', () => {
     dropAfter = [500_000, 700_000, 900_000];
     const dest = join(tempDir('dl'), 'a.mender');
     const progress: number[] = [];
-    const r = await downloadArtifact(opts(dest, { onProgress: (b) => progress.push(b) }));
+    const r = await fetched(opts(dest, { onProgress: (b) => progress.push(b) }));
     expect(r).toEqual({ bytes: body.length, sha256: sha });
     // Each request resumes exactly where the bytes on disk ended (a dropped TLS stream may lose
     // what was in flight, so those are counted by the client, not assumed from the server).
@@ -84,7 +86,7 @@ describe('artifact download (resume with HTTP ranges)', () => {
     dropAfter = [];
     const dest = join(tempDir('dl'), 'a.mender');
     writeFileSync(dest, body.subarray(0, 1_234_567));
-    expect(await downloadArtifact(opts(dest))).toEqual({ bytes: body.length, sha256: sha });
+    expect(await fetched(opts(dest))).toEqual({ bytes: body.length, sha256: sha });
     expect(seen.map((s) => [s.range, s.sent])).toEqual([['bytes=1234567-', body.length - 1_234_567]]);
   });
 
@@ -94,11 +96,11 @@ describe('artifact download (resume with HTTP ranges)', () => {
     const dest = join(tempDir('dl'), 'a.mender');
     writeFileSync(dest, randomBytes(1000)); // not even the right bytes: must be replaced, not appended to
     try {
-      expect(await downloadArtifact(opts(dest))).toEqual({ bytes: body.length, sha256: sha });
+      expect(await fetched(opts(dest))).toEqual({ bytes: body.length, sha256: sha });
     } finally {
       ignoreRanges = false;
     }
-    expect(await downloadArtifact(opts(dest))).toEqual({ bytes: body.length, sha256: sha });
+    expect(await fetched(opts(dest))).toEqual({ bytes: body.length, sha256: sha });
     expect(seen.at(-1)?.range).toBe(`bytes=${body.length}-`);
   });
 
@@ -106,7 +108,7 @@ describe('artifact download (resume with HTTP ranges)', () => {
     seen.length = 0;
     stallOnce = true;
     const dest = join(tempDir('dl'), 'a.mender');
-    expect(await downloadArtifact(opts(dest, { stallTimeoutMs: 300 }))).toEqual({ bytes: body.length, sha256: sha });
+    expect(await fetched(opts(dest, { stallTimeoutMs: 300 }))).toEqual({ bytes: body.length, sha256: sha });
     expect(seen.map((s) => s.range)).toEqual([undefined, 'bytes=1000-']);
   });
 
