@@ -1,0 +1,134 @@
+import { execFileSync } from 'node:child_process';
+import { appendFileSync, cpSync, createReadStream, mkdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { PkiPaths } from '../../lib/pki/layout.js';
+import { startSupervised, type ProcessSpec, type Supervised } from '../../scripts/supervisor/process.js';
+import { buildRelease } from '../../scripts/release.js';
+import { unpackRelease } from '../../deployment-manager/install/unpack.js';
+import { switchCurrent } from '../../deployment-manager/install/current.js';
+import { httpsRequest } from './https.js';
+import { eventually, REPO, startDeploymentManager, testInstallation, testPki, type TestInstallation } from './fort.js';
+import { testDevCloud, type TestDevCloud } from './dev-cloud.js';
+
+type BuiltRelease = ReturnType<typeof buildRelease>;
+
+export interface UpdatableFortOptions {
+  fortId?: string;
+  deviceType?: string;
+  healthDeadlineSeconds?: number;
+  /** Extra lines for the `[updates]` table (e.g. `hooks_dir = "…"`). */
+  updatesToml?: string;
+  /** Start the deployment manager (default) and have the device accepted by the server. */
+  startDm?: boolean;
+  /** Extra spec for the deployment manager process (e.g. proxy variables). */
+  dm?: Partial<ProcessSpec>;
+}
+
+/**
+ * A fort installed the way the install script lays it out: release 1.0.0 unpacked under
+ * `<root>/releases`, `current` pointing at it, the agent run from `current` under a supervisor
+ * that restarts it like systemd's Restart=always, the dev update server (mutual TLS) and a
+ * deployment manager configured for it and admitted. Releases carry no node_modules: Node finds
+ * the repository's through `<root>/node_modules`.
+ */
+export async function startUpdatableFort(o: UpdatableFortOptions = {}) {
+  const fortId = o.fortId ?? 'fort-dev-1';
+  const deviceType = o.deviceType ?? 'fort-test';
+  const pki: PkiPaths = await testPki();
+  const inst: TestInstallation = await testInstallation(pki, { fortId });
+  const root = join(inst.dir, 'opt');
+  const out = join(inst.dir, 'out');
+  const signKey = join(inst.dir, 'sign.pem');
+  const signPub = join(inst.dir, 'sign.pub.pem');
+  const stateFile = join(inst.layout.dataDir, 'deployment-manager/state.json');
+  mkdirSync(root, { recursive: true });
+  symlinkSync(join(REPO, 'node_modules'), join(root, 'node_modules'));
+  execFileSync('openssl', ['genrsa', '-traditional', '-out', signKey, '2048'], { stdio: 'ignore' });
+  execFileSync('openssl', ['rsa', '-in', signKey, '-pubout', '-out', signPub], { stdio: 'ignore' });
+  const first = buildRelease({ version: '1.0.0', deviceType, out, nodeModules: false, repo: REPO });
+  await unpackRelease(createReadStream(first.tarball), join(root, 'releases'), { maxBytes: 1 << 30, maxEntries: 100_000 });
+  switchCurrent(root, '1.0.0');
+
+  const dev: TestDevCloud = await testDevCloud(pki, { ports: inst.layout.ports });
+  const agent: Supervised = await startSupervised({ name: 'agent', script: join(root, 'current/dist/agent/main.js'), args: ['--config', inst.files.agent], restart: true, restartDelayMs: 100 });
+  await agent.waitReady(20_000);
+
+  appendFileSync(
+    inst.files.dm,
+    `\n[updates]\ninstall_root = "${root}"\nstaging_dir = "${join(inst.dir, 'data/dm/staging')}"\ndevice_type = "${deviceType}"\nartifact_keys = ["${signPub}"]\nhealth_deadline_seconds = ${o.healthDeadlineSeconds ?? 10}\n${o.updatesToml ?? ''}` +
+      `[updates.server]\nurl = "${dev.mender.url}"\nauth_key = "${join(inst.dir, 'data/dm/mender-auth.pem')}"\nid_data = { fort_id = "${fortId}" }\npoll_seconds = 1\ninventory_seconds = 1\nretry_seconds = 1\n` +
+      `tls = { ca = "${pki.cloudServer.ca}", cert = "${pki.cloudDevice.deviceCert}", key = "${pki.cloudDevice.deviceKey}" }\n`,
+  );
+
+  let dm: Supervised | undefined;
+  const startDm = async (extra: Partial<ProcessSpec> = {}) => {
+    dm = await startDeploymentManager(inst.files.dm, { ...o.dm, ...extra, env: { ...o.dm?.env, ...extra.env } });
+    await dm.waitReady(20_000);
+    return dm;
+  };
+  if (o.startDm !== false) {
+    await startDm();
+    await dev.mender.waitFor(() => dev.mender.devices().find((d) => d.identity['fort_id'] === fortId), 20_000, 'the device asking to be admitted');
+    dev.mender.accept(fortId);
+  }
+
+  const trust = { ca: readFileSync(pki.trustZone.ca), cert: readFileSync(pki.trustZone.fortctlCert), key: readFileSync(pki.trustZone.fortctlKey) };
+  const fort = {
+    fortId,
+    deviceType,
+    pki,
+    inst,
+    dev,
+    agent,
+    root,
+    out,
+    signKey,
+    signPub,
+    stateFile,
+    get dm(): Supervised | undefined {
+      return dm;
+    },
+    startDm,
+    /** The agent's admin health (trust-zone mTLS). */
+    async health(): Promise<{ status: string; version: string }> {
+      const res = await httpsRequest(`https://127.0.0.1:${inst.layout.ports.admin}/admin/v1/health`, trust);
+      return JSON.parse(res.body) as { status: string; version: string };
+    },
+    /** Waits until the agent answers healthy on `version`. */
+    agentOn: (version: string, timeoutMs = 30_000) => eventually(async () => ((await fort.health().catch(() => undefined))?.version === version ? true : undefined), timeoutMs, `the agent on ${version}`),
+    /** The release `current` points at. */
+    current: () => readlinkSync(join(root, 'current')).replace(/^releases\//, ''),
+    /** The persisted update state machine. */
+    state: () => JSON.parse(readFileSync(stateFile, 'utf8')) as { step: string; installed: string | null; previous: string | null; deployment: { id: string; downloaded: number; artifactFile: string } | null; reports: unknown[]; lastError: string | null },
+    /** A signed release built from the repository (or a broken one whose agent exits at start). */
+    release(version: string, opts: { broken?: boolean; key?: string } = {}): BuiltRelease {
+      let repo = REPO;
+      if (opts.broken) {
+        repo = join(inst.dir, `broken-${version}`);
+        cpSync(join(REPO, 'dist'), join(repo, 'dist'), { recursive: true, filter: (src) => !src.startsWith(join(REPO, 'dist', 'test')) });
+        cpSync(join(REPO, 'package.json'), join(repo, 'package.json'));
+        writeFileSync(join(repo, 'dist/agent/main.js'), 'process.exit(3);\n');
+      }
+      return buildRelease({ version, deviceType, key: opts.key ?? signKey, out, nodeModules: false, repo });
+    },
+    /** Uploads and deploys a release to this fort; returns the deployment id. */
+    async deploy(release: BuiltRelease): Promise<string> {
+      await dev.mender.upload(release.artifact);
+      return dev.mender.deploy({ artifactName: release.artifactName, devices: fortId }).id;
+    },
+    /** The fort's end of a deployment as the server recorded it, once it is finished. */
+    finished: (deploymentId: string, timeoutMs = 90_000) =>
+      dev.mender.waitFor(() => {
+        const d = dev.mender.deployment(deploymentId)?.devices[0];
+        return d && ['success', 'failure', 'already-installed', 'aborted'].includes(d.status) ? d : undefined;
+      }, timeoutMs, 'the deployment to finish'),
+    async stop() {
+      await dm?.stop().catch(() => undefined);
+      await agent.stop().catch(() => undefined);
+      await dev.stop();
+      inst.cleanup();
+    },
+  };
+  return fort;
+}
+export type UpdatableFort = Awaited<ReturnType<typeof startUpdatableFort>>;
