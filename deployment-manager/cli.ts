@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from 'commander';
 import { readReleaseInfo } from '../lib/version.js';
-import { verifyArtifactCommand } from './artifact/cli.js';
+import { processIo, verifyArtifactCommand } from './artifact/cli.js';
+import { operateCommands } from './operate-command.js';
 import { statusCommand } from './status-command.js';
 
 /**
@@ -15,6 +16,7 @@ const program = new Command('fort-deployment-manager')
 
 verifyArtifactCommand(program);
 statusCommand(program);
+operateCommands(program, processIo);
 
 try {
   await program.parseAsync(process.argv);

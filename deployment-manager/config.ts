@@ -22,6 +22,8 @@ export const deploymentManagerConfigSchema = z.strictObject({
     allow_unsigned: z.boolean().default(false).describe('Accept unsigned artifacts (never in production)'),
     max_artifact_mb: intRange(1, 16_384).default(512).describe('Larger artifacts are refused while downloading'),
     health_deadline_seconds: intRange(5, 3600).default(120).describe('The new release must report healthy within this, or it is rolled back'),
+    hooks_dir: filePath().optional().describe('Operator hooks run before each step: executables named <step> or <step>_<name> (e.g. installing_10_backup); before the switch a failing hook fails the update'),
+    hook_timeout_seconds: intRange(1, 3600).default(300).describe('A hook running longer is killed and counts as failed'),
     server: z.strictObject({
       url: httpsUrl().describe('Update server (Mender device API), e.g. https://updates.example.com'),
       tls: tlsFiles().describe('ca = the update server CA; cert/key = the device certificate (mutual TLS)'),
@@ -48,6 +50,7 @@ export function loadDeploymentManagerConfig(file: string): DeploymentManagerConf
       ...config.updates,
       install_root: resolveFrom(dir, config.updates.install_root),
       staging_dir: resolveFrom(dir, config.updates.staging_dir),
+      hooks_dir: config.updates.hooks_dir && resolveFrom(dir, config.updates.hooks_dir),
       artifact_keys: config.updates.artifact_keys.map((k) => resolveFrom(dir, k)),
       server: config.updates.server && { ...config.updates.server, tls: resolveTlsFrom(dir, config.updates.server.tls), auth_key: resolveFrom(dir, config.updates.server.auth_key) },
     },

@@ -37,7 +37,8 @@ await start(async () => {
   if (config.updates) {
     // Loaded only when configured: the artifact reader and Mender client are not needed otherwise.
     const { createUpdateService } = await import('./update-service.js');
-    const updates = createUpdateService({ config: config.updates, state: stateFile, initial: state, admin: client, proxy: resolveProxy(undefined, runtime.proxy), log: log.child({ module: 'updates' }) });
+    const { createWorkLock } = await import('./work-lock.js');
+    const updates = createUpdateService({ config: config.updates, state: stateFile, initial: state, lock: createWorkLock(`${config.state.path}.lock`), admin: client, proxy: resolveProxy(undefined, runtime.proxy), log: log.child({ module: 'updates' }) });
     lifecycle.add({ name: 'updates', stop: () => updates.stop() });
     updates.start();
   }

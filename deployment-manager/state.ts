@@ -19,8 +19,8 @@ export type PendingReport = z.infer<typeof pendingReportSchema>;
 export const deploymentStateSchema = z.object({
   id: z.string(),
   artifactName: z.string(),
-  /** `server`: polled from the update server (reports go there); `file`: `install FILE` on site. */
-  source: z.enum(['server', 'file']),
+  /** `server`: polled from the update server (reports go there); `file`: `install FILE` on site; `operator`: `rollback`. */
+  source: z.enum(['server', 'file', 'operator']),
   uri: z.string().nullable(),
   /** The artifact file being downloaded (or given); its size is the resume offset. */
   artifactFile: z.string(),
@@ -48,6 +48,8 @@ export const updateStateSchema = z.object({
   /** The artifact name of the installed release (what `deployments/next` is told). */
   installedArtifact: z.string().nullable(),
   previous: z.string().nullable(),
+  /** The artifact name of the previous release (what a rollback makes installed again). */
+  previousArtifact: z.string().nullable().default(null),
   deployment: deploymentStateSchema.nullable(),
   reports: z.array(pendingReportSchema),
   lastError: z.string().nullable(),
@@ -58,7 +60,7 @@ export const updateStateSchema = z.object({
 export type UpdateState = z.infer<typeof updateStateSchema>;
 
 export function initialState(now: Date): UpdateState {
-  return { schema: 2, step: 'idle', installed: null, installedArtifact: null, previous: null, deployment: null, reports: [], lastError: null, transitions: 0, updatedAt: now.toISOString() };
+  return { schema: 2, step: 'idle', installed: null, installedArtifact: null, previous: null, previousArtifact: null, deployment: null, reports: [], lastError: null, transitions: 0, updatedAt: now.toISOString() };
 }
 
 /** A state file of the first schema (before updates existed) is an idle installation. */

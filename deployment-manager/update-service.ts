@@ -17,6 +17,8 @@ import { loadOrCreateAuthKey } from './mender/auth-key.js';
 import { createMenderClient, type MenderClient } from './mender/client.js';
 import type { StateFile, UpdateState } from './state.js';
 import { createUpdater } from './updater.js';
+import { createHookRunner } from './hooks.js';
+import type { WorkLock } from './work-lock.js';
 
 type UpdatesConfig = NonNullable<DeploymentManagerConfig['updates']>;
 
@@ -27,7 +29,7 @@ const jitter = (ms: number) => Math.round(ms * (0.9 + Math.random() * 0.2));
  * proxy when one is set), the resumable download, the artifact reader, the release unpacker,
  * the `current` symlink, and the agent over the admin API (drain = restart under systemd).
  */
-export function createUpdateService(deps: { config: UpdatesConfig; state: StateFile; initial: UpdateState; admin: AdminClient; proxy?: ProxySettings | undefined; log: Logger }) {
+export function createUpdateService(deps: { config: UpdatesConfig; state: StateFile; initial: UpdateState; lock: WorkLock; admin: AdminClient; proxy?: ProxySettings | undefined; log: Logger }) {
   const { config, log } = deps;
   const root = config.install_root;
   mkdirSync(config.staging_dir, { recursive: true, mode: 0o700 });
@@ -97,6 +99,7 @@ export function createUpdateService(deps: { config: UpdatesConfig; state: StateF
       const keep = new Set([...versions, currentRelease(root)]);
       for (const name of readdirSync(releases)) if (!keep.has(name) && !name.startsWith('.')) rmSync(join(releases, name), { recursive: true, force: true });
     },
+    hooks: config.hooks_dir ? createHookRunner({ dir: config.hooks_dir, timeoutMs: config.hook_timeout_seconds * 1000, log }) : undefined,
     healthDeadlineMs: config.health_deadline_seconds * 1000,
     healthPollMs: 500,
     log,
@@ -108,15 +111,34 @@ export function createUpdateService(deps: { config: UpdatesConfig; state: StateF
   /** One thing at a time: polls, steps and reports never overlap. */
   const serially = (f: () => Promise<void>) => (busy = busy.then(f, f).catch((err: unknown) => log.error({ err }, 'update cycle failed')));
 
+  /** Runs `f` holding the work lock, from the state as persisted; `busy` when another process holds it. */
+  const exclusive = async (f: () => Promise<void>): Promise<{ busy: number } | undefined> => {
+    const got = deps.lock.tryAcquire();
+    if (!got.acquired) return { busy: got.holder };
+    try {
+      updater.reload();
+      await f();
+      return undefined;
+    } finally {
+      deps.lock.release();
+    }
+  };
+
   const cycle = async () => {
     try {
-      await updater.deliverReports();
-      await updater.runToIdle();
-      if (srv) {
-        const polled = await updater.poll((id) => staged(id, '.mender'));
-        if (polled === 'started') await updater.runToIdle();
-      }
-      await updater.deliverReports();
+      const busy = await exclusive(async () => {
+        await updater.deliverReports();
+        const before = updater.state.installed;
+        await updater.runToIdle();
+        if (srv) {
+          const polled = await updater.poll((id) => staged(id, '.mender'));
+          if (polled === 'started') await updater.runToIdle();
+        }
+        await updater.deliverReports();
+        // A new release (from the server, a file or a rollback): tell the server now.
+        if (updater.state.installed !== before) await inventory();
+      });
+      if (busy) log.info({ pid: busy.busy }, 'another process (an operator command) holds the update lock; skipping this cycle');
     } catch (err) {
       if (err instanceof FortError && err.code === 'FORT_ERR_NOT_ACCEPTED') log.warn({ reason: err.message }, 'waiting for the update server to accept this device');
       else if (err instanceof FortError && !err.fatal) log.warn({ reason: err.message }, 'update cycle did not complete; retrying later');
@@ -154,11 +176,29 @@ export function createUpdateService(deps: { config: UpdatesConfig; state: StateF
       every((srv?.poll_seconds ?? 3600) * 1000, cycle);
       if (srv) every(srv.inventory_seconds * 1000, inventory);
     },
-    /** `install FILE`: verify and install an artifact from disk (reported to the server if there is one). */
-    installFile: (file: string, artifactName: string) => serially(async () => {
-      updater.startFromFile(file, artifactName);
-      await updater.runToIdle();
-    }),
+    /**
+     * An operator command (`install FILE`, `rollback`) in this process: waits up to `waitMs` for
+     * the daemon to finish its cycle, refuses when an update is under way, then runs the same
+     * state machine to idle and returns where it ended.
+     */
+    async operate(kind: { install: string } | { rollback: true }, waitMs: number): Promise<UpdateState> {
+      const deadline = Date.now() + waitMs;
+      for (;;) {
+        const busy = await exclusive(async () => {
+          if ('install' in kind) updater.startFromFile(kind.install);
+          else updater.startRollback();
+          await updater.runToIdle();
+          await updater.deliverReports();
+          await inventory();
+        });
+        if (!busy) return updater.state;
+        if (Date.now() >= deadline) {
+          const s = deps.state.load();
+          throw new FortError('FORT_ERR_CONFLICT', `the deployment manager (pid ${busy.busy}) is busy${s.step === 'idle' ? '' : ` with ${s.deployment?.artifactName ?? 'an update'} (${s.step})`}; try again later`, { fatal: false });
+        }
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    },
     async stop() {
       stopped = true;
       for (const t of timers) clearTimeout(t);

@@ -1,6 +1,8 @@
 import { rmSync } from 'node:fs';
+import { basename } from 'node:path';
 import { FortError } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
+import type { RunHooks } from './hooks.js';
 import type { Deployment, DeploymentStatus, LogMessage } from './mender/client.js';
 import type { DeploymentState, PendingReport, StateFile, UpdateState, UpdateStep } from './state.js';
 
@@ -30,6 +32,8 @@ export interface UpdaterDeps {
     /** Healthy and running `version`? */
     runs(version: string): Promise<boolean>;
   };
+  /** Operator hooks run before each step's action (deployment-manager/hooks.ts). */
+  hooks?: RunHooks | undefined;
   /** Deletes release directories other than these. */
   keepReleases(versions: string[]): void;
   healthDeadlineMs: number;
@@ -55,7 +59,8 @@ export function createUpdater(deps: UpdaterDeps) {
   const now = deps.now ?? (() => new Date());
   const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref()));
   let state = deps.initial;
-  let aborted = false;
+  /** The deployment the server said was aborted (a 409 to one of its reports). */
+  let abortedId: string | null = null;
 
   const persist = (next: Partial<UpdateState>): UpdateState => {
     state = deps.state.save({ ...state, ...next });
@@ -72,16 +77,29 @@ export function createUpdater(deps: UpdaterDeps) {
     persist({ step: 'failed', lastError: reason, deployment: withDeployment({ reason }), reports: report('failure', [line('error', reason)]) });
   }
 
+  /** Hooks of the step about to act: before the switch they can stop the update; after it they are only logged. */
+  async function runHooks(d: DeploymentState): Promise<void> {
+    if (!deps.hooks) return;
+    try {
+      await deps.hooks(state.step, { deploymentId: d.id, artifactName: d.artifactName, target: d.target, installed: state.installed });
+    } catch (err) {
+      if (BEFORE_SWITCH.includes(state.step)) throw err;
+      log.error({ step: state.step, reason: (err as Error).message }, 'update hook failed; the step goes on (the switch is already under way)');
+    }
+  }
+
   /** The action of the current step; persists the next step before returning. */
   async function act(): Promise<void> {
     const d = state.deployment;
-    if (aborted && d && BEFORE_SWITCH.includes(state.step)) {
-      aborted = false;
+    if (d && state.step !== 'idle') await runHooks(d);
+    const aborted = d !== null && abortedId === d.id;
+    if (aborted && BEFORE_SWITCH.includes(state.step)) {
+      abortedId = null;
       persist({ step: 'failed', lastError: `deployment ${d.id} was aborted on the update server`, deployment: withDeployment({ reason: 'aborted' }) });
       return;
     }
-    if (aborted && d && SWITCHED.includes(state.step)) {
-      aborted = false;
+    if (aborted && SWITCHED.includes(state.step)) {
+      abortedId = null;
       persist({ step: 'rolling_back', deployment: withDeployment({ reason: 'aborted', deadline: new Date(now().getTime() + deps.healthDeadlineMs).toISOString() }) });
       return;
     }
@@ -102,24 +120,35 @@ export function createUpdater(deps: UpdaterDeps) {
       }
       case 'verifying': {
         const v = await deps.verify(d!);
-        if (v.artifactName !== d!.artifactName) throw new FortError('FORT_ERR_ARTIFACT', `artifact is named ${v.artifactName}, the deployment is for ${d!.artifactName}`, { fatal: false });
-        persist({ step: 'installing', deployment: withDeployment({ payload: v.payload }), reports: report('installing') });
+        // An operator's file is whatever artifact it is; a deployment names the one it is for.
+        if (d!.source === 'server' && v.artifactName !== d!.artifactName) throw new FortError('FORT_ERR_ARTIFACT', `artifact is named ${v.artifactName}, the deployment is for ${d!.artifactName}`, { fatal: false });
+        persist({ step: 'installing', deployment: withDeployment({ payload: v.payload, artifactName: v.artifactName }), reports: report('installing') });
         return;
       }
       case 'installing': {
         const { version } = await deps.unpack(d!.payload!);
-        persist({ step: 'switching', deployment: withDeployment({ target: version }), reports: report('rebooting') });
+        persist({ step: 'switching', deployment: withDeployment({ target: version }) });
         return;
       }
       case 'switching':
         deps.switchTo(d!.target!);
         await deps.agent.restart();
-        persist({ step: 'health_checking', deployment: withDeployment({ deadline: new Date(now().getTime() + deps.healthDeadlineMs).toISOString() }) });
+        // Reported once the switch is done: a 409 to it (aborted meanwhile) rolls back.
+        persist({ step: 'health_checking', deployment: withDeployment({ deadline: new Date(now().getTime() + deps.healthDeadlineMs).toISOString() }), reports: report('rebooting') });
         return;
       case 'health_checking': {
         const ok = await waitRunning(d!.target!, d!.deadline!);
         if (ok) {
-          persist({ step: 'committed', installed: d!.target, installedArtifact: d!.artifactName, previous: state.installed === d!.target ? state.previous : state.installed, lastError: null, reports: report('success') });
+          const replaced = state.installed !== d!.target;
+          persist({
+            step: 'committed',
+            installed: d!.target,
+            installedArtifact: d!.artifactName,
+            previous: replaced ? state.installed : state.previous,
+            previousArtifact: replaced ? state.installedArtifact : state.previousArtifact,
+            lastError: null,
+            reports: report('success'),
+          });
         } else {
           const reason = `the agent did not report healthy on ${d!.target} within ${deps.healthDeadlineMs / 1000} s`;
           persist({ step: 'rolling_back', lastError: reason, deployment: withDeployment({ reason, deadline: new Date(now().getTime() + deps.healthDeadlineMs).toISOString() }) });
@@ -161,19 +190,49 @@ export function createUpdater(deps: UpdaterDeps) {
     }
   }
 
+  /** Delivers queued reports in order; stops at the first the server does not take. */
+  async function deliverReports(): Promise<void> {
+    if (!deps.server) return;
+    while (state.reports.length > 0) {
+      const r = state.reports[0]!;
+      try {
+        if (r.log) await deps.server.uploadLog(r.deploymentId, r.log);
+        await deps.server.reportStatus(r.deploymentId, r.status as DeploymentStatus);
+      } catch (err) {
+        if (err instanceof FortError && err.code === 'FORT_ERR_DEPLOYMENT_ABORTED') {
+          // Only an update not yet committed is rolled back; the report itself is done with.
+          if (state.deployment?.id === r.deploymentId && !['committed', 'idle'].includes(state.step)) abortedId = r.deploymentId;
+        } else {
+          log.warn({ deploymentId: r.deploymentId, status: r.status, reason: (err as Error).message }, 'status report not delivered; retrying later');
+          return;
+        }
+      }
+      persist({ reports: state.reports.slice(1) });
+    }
+  }
+
   return {
     get state(): UpdateState {
       return state;
     },
-    /** Runs steps until the update is idle again (or a step throws a non-update error). */
+    /** Re-reads the state file: another process (an operator's `install FILE`) may have moved it on. */
+    reload(): UpdateState {
+      state = deps.state.load();
+      return state;
+    },
+    /**
+     * Runs steps until the update is idle again (or a step throws a non-update error). Reports
+     * go out after every step, so an abort (409) is seen while it can still roll back.
+     */
     async runToIdle(): Promise<void> {
       while (state.step !== 'idle') {
         try {
           await act();
         } catch (err) {
-          if (!(err instanceof FortError) || !['FORT_ERR_ARTIFACT', 'FORT_ERR_UPDATE_SERVER'].includes(err.code) || !BEFORE_SWITCH.includes(state.step)) throw err;
+          if (!(err instanceof FortError) || !['FORT_ERR_ARTIFACT', 'FORT_ERR_UPDATE_SERVER', 'FORT_ERR_UPDATE_HOOK'].includes(err.code) || !BEFORE_SWITCH.includes(state.step)) throw err;
           fail(err.message);
         }
+        await deliverReports();
       }
     },
     /** Asks the server for a deployment when idle; starts it (persisted) when there is one. */
@@ -191,30 +250,22 @@ export function createUpdater(deps: UpdaterDeps) {
       return 'started';
     },
     /** `install FILE`: the same verification and install path, for a site without a server. */
-    startFromFile(file: string, artifactName: string): void {
+    startFromFile(file: string): void {
       if (state.step !== 'idle') throw new FortError('FORT_ERR_CONFLICT', `an update is in progress (${state.step})`, { fatal: false });
-      persist({ step: 'verifying', lastError: null, deployment: { id: `file:${now().toISOString()}`, artifactName, source: 'file', uri: null, artifactFile: file, downloaded: 0, payload: null, target: null, deadline: null, reason: null } });
+      persist({ step: 'verifying', lastError: null, deployment: { id: `file:${now().toISOString()}`, artifactName: basename(file), source: 'file', uri: null, artifactFile: file, downloaded: 0, payload: null, target: null, deadline: null, reason: null } });
     },
-    /** Delivers queued reports in order; stops at the first the server does not take. */
-    async deliverReports(): Promise<void> {
-      if (!deps.server) return;
-      while (state.reports.length > 0) {
-        const r = state.reports[0]!;
-        try {
-          if (r.log) await deps.server.uploadLog(r.deploymentId, r.log);
-          await deps.server.reportStatus(r.deploymentId, r.status as DeploymentStatus);
-        } catch (err) {
-          if (err instanceof FortError && err.code === 'FORT_ERR_DEPLOYMENT_ABORTED') {
-            // Only an update not yet committed is rolled back; the report itself is done with.
-            if (state.deployment?.id === r.deploymentId && state.step !== 'committed') aborted = true;
-          } else {
-            log.warn({ deploymentId: r.deploymentId, status: r.status, reason: (err as Error).message }, 'status report not delivered; retrying later');
-            return;
-          }
-        }
-        persist({ reports: state.reports.slice(1) });
-      }
+    /**
+     * `rollback`: back to the previous release through the same switch and health check as an
+     * update (a previous release that does not come up is itself rolled back).
+     */
+    startRollback(): string {
+      if (state.step !== 'idle') throw new FortError('FORT_ERR_CONFLICT', `an update is in progress (${state.step})`, { fatal: false });
+      if (!state.previous) throw new FortError('FORT_ERR_NOT_FOUND', 'there is no previous release to roll back to', { fatal: false });
+      const target = state.previous;
+      persist({ step: 'switching', lastError: null, deployment: { id: `rollback:${now().toISOString()}`, artifactName: state.previousArtifact ?? `fort-${target}`, source: 'operator', uri: null, artifactFile: '', downloaded: 0, payload: null, target, deadline: null, reason: null } });
+      return target;
     },
+    deliverReports,
   };
 }
 export type Updater = ReturnType<typeof createUpdater>;

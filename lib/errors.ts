@@ -42,7 +42,9 @@ export type FortErrorCode =
   /** The server answered 409 to a status report: the deployment was aborted. */
   | 'FORT_ERR_DEPLOYMENT_ABORTED'
   /** An update artifact (or the release inside it) failed a check; names the entry and why. */
-  | 'FORT_ERR_ARTIFACT';
+  | 'FORT_ERR_ARTIFACT'
+  /** An operator's update hook (state script) refused the step, failed or timed out. */
+  | 'FORT_ERR_UPDATE_HOOK';
 
 export class FortError extends Error {
   readonly code: FortErrorCode;

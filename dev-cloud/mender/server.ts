@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { createReadStream } from 'node:fs';
+import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import type { Logger } from '../../lib/logger.js';
 import type { TlsMaterial } from '../../lib/tls.js';
@@ -55,6 +56,13 @@ export interface MenderServer {
   dropAfterBytes(n: number): void;
   /** Fault injection: false = every request gets 503 (with Retry-After) until set back. */
   setAvailable(available: boolean): void;
+  /**
+   * Fault injection: the server vanishes from the network (new connections refused, open ones
+   * destroyed) but keeps its devices, deployments and artifacts. Resolves once the port is closed.
+   */
+  goOffline(): Promise<void>;
+  /** Listens on the same port again after `goOffline` (rejects if something else took the port meanwhile). */
+  goOnline(): Promise<void>;
   /** The first truthy value of `probe`, checked now and after every change; rejects after `timeoutMs`. */
   waitFor<T>(probe: () => T | undefined | null | false, timeoutMs: number, what?: string): Promise<T>;
   close(): Promise<void>;
@@ -109,10 +117,17 @@ export async function startMenderServer(opts: MenderServerOptions): Promise<Mend
       return n;
     },
   });
+  // Every open TCP connection (TLS handshake or not), so going offline can cut them all.
+  const sockets = new Set<Socket>();
+  app.server.on('connection', (s: Socket) => {
+    sockets.add(s);
+    s.once('close', () => sockets.delete(s));
+  });
   await app.listen({ host: opts.host, port: opts.port });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : opts.port;
   url = `https://${host}:${port}`;
+  let offline = false;
 
   return {
     url,
@@ -149,6 +164,26 @@ export async function startMenderServer(opts: MenderServerOptions): Promise<Mend
     },
     setAvailable(v) {
       available = v;
+    },
+    async goOffline() {
+      if (offline) return;
+      offline = true;
+      // Not app.close(): Fastify cannot listen again after that. The bare server can.
+      const closed = new Promise<void>((resolve) => app.server.close(() => resolve()));
+      for (const s of sockets) s.destroy();
+      await closed;
+    },
+    async goOnline() {
+      if (!offline) return;
+      await new Promise<void>((resolve, reject) => {
+        const onError = (err: Error) => reject(err);
+        app.server.once('error', onError);
+        app.server.listen({ host: opts.host, port }, () => {
+          app.server.off('error', onError);
+          resolve();
+        });
+      });
+      offline = false;
     },
     waitFor(probe, timeoutMs, what = 'condition') {
       return new Promise((resolve, reject) => {

@@ -3,7 +3,9 @@ import { execFile, execFileSync } from 'node:child_process';
 import { generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import type { IncomingHttpHeaders } from 'node:http';
+import { once } from 'node:events';
 import { request } from 'node:https';
+import { connect as connectTls } from 'node:tls';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { createCa, issueCert } from '../../../lib/pki/certs.js';
@@ -332,6 +334,27 @@ describe('dev cloud: Mender-compatible update server (mutual TLS)', () => {
       dev.mender.setAvailable(true);
     }
     expect((await m(`${NEXT_V1}?artifact_name=a&device_type=fort-test`, { headers: bearer(jwt) })).status).toBe(204);
+  });
+
+  it('goOffline: new connections refused, open ones cut; goOnline: the same port, devices and deployments kept', async () => {
+    const jwt = await acceptedDevice('fort-offline');
+    const dep = dev.mender.deploy({ artifactName: 'fort-1.0.1', devices: ['fort-offline'] });
+    const before = { devices: dev.mender.devices(), deployments: dev.mender.deployments(), artifacts: dev.mender.artifacts() };
+    // An established mutual-TLS connection, idle.
+    const open = connectTls({ host: '127.0.0.1', port: dev.mender.port, ca: device.ca, cert: device.cert, key: device.key });
+    await once(open, 'secureConnect');
+    const cut = once(open, 'close');
+    await dev.mender.goOffline();
+    await cut;
+    await expect(m(`${NEXT_V1}?artifact_name=fort-1.0.0&device_type=fort-test`, { headers: bearer(jwt) })).rejects.toThrow(/ECONNREFUSED/);
+    await dev.mender.goOffline(); // idempotent
+    await dev.mender.goOnline();
+    await dev.mender.goOnline(); // idempotent
+    expect({ devices: dev.mender.devices(), deployments: dev.mender.deployments(), artifacts: dev.mender.artifacts() }).toEqual(before);
+    // The device's token still works and its deployment is still on offer, at the same URL.
+    const next = await m(`${NEXT_V1}?artifact_name=fort-1.0.0&device_type=fort-test`, { headers: bearer(jwt) });
+    expect([next.status, next.json<{ id: string }>().id]).toEqual([200, dep.id]);
+    dev.mender.abort(dep.id);
   });
 
   it('a restart serves the stored artifacts again, but forgets devices and their tokens', async () => {

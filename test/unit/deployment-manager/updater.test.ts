@@ -12,7 +12,7 @@ const log = pino({ level: 'silent' });
  * The update state machine against fakes of everything it drives: what a real server, agent and
  * file system would do, recorded so the tests can assert the order of effects.
  */
-function harness(opts: { healthyOn?: (v: string) => boolean; verifyFails?: string; serverDown?: () => boolean; abortOn?: string } = {}) {
+function harness(opts: { healthyOn?: (v: string) => boolean; verifyFails?: string; serverDown?: () => boolean; abortOn?: string; hooks?: UpdaterDeps['hooks'] } = {}) {
   const dir = tempDir('updater');
   const stateFile = createStateFile(join(dir, 'state.json'));
   const initial: UpdateState = { ...stateFile.load(), installed: '1.0.0', installedArtifact: 'fort-1.0.0', previous: null };
@@ -66,6 +66,7 @@ function harness(opts: { healthyOn?: (v: string) => boolean; verifyFails?: strin
       runs: async (v) => running === v && (opts.healthyOn?.(v) ?? true),
     },
     keepReleases: (vs) => void effects.push(`keep(${vs.join(',')})`),
+    hooks: opts.hooks,
     healthDeadlineMs: 50,
     healthPollMs: 5,
     log,
@@ -201,5 +202,82 @@ describe('update state machine', () => {
     await u.deliverReports();
     expect(h.delivered.at(-1)).toBe('d1:already-installed');
     expect(h.effects).toEqual(['next(fort-1.0.1)']);
+  });
+
+  it('sees an abort (409) during the run itself: the report after the switch gets it and the release is rolled back', async () => {
+    const h = harness({ abortOn: 'rebooting' });
+    const u = h.updater();
+    await u.poll((id) => join(h.dir, `${id}.mender`));
+    await u.runToIdle();
+    expect(h.effects.slice(-4)).toEqual(['switch(1.0.1)', 'restart', 'switch(1.0.0)', 'restart']);
+    expect(u.state).toMatchObject({ step: 'idle', installed: '1.0.0', lastError: 'aborted', reports: [] });
+    // The abort is not carried over to the next deployment.
+    const again = h.updater();
+    await again.poll((id) => join(h.dir, `${id}-2.mender`));
+    expect(again.state.step).toBe('downloading');
+  });
+
+  it('runs hooks before each step; a failing hook before the switch fails the update, after it is only logged', async () => {
+    const seen: string[] = [];
+    const vetoed = harness({
+      hooks: async (step, ctx) => {
+        seen.push(`${step}:${ctx.deploymentId}:${ctx.installed}`);
+        if (step === 'installing') throw new FortError('FORT_ERR_UPDATE_HOOK', 'hook installing_10_window exited with status 1: outside the maintenance window', { fatal: false });
+      },
+    });
+    const u = vetoed.updater();
+    await u.poll((id) => join(vetoed.dir, `${id}.mender`));
+    await u.runToIdle();
+    expect(seen).toEqual(['downloading:d1:1.0.0', 'verifying:d1:1.0.0', 'installing:d1:1.0.0', 'failed:d1:1.0.0']);
+    expect(vetoed.effects).not.toContain('unpack');
+    expect(u.state).toMatchObject({ installed: '1.0.0', lastError: 'hook installing_10_window exited with status 1: outside the maintenance window' });
+    expect(vetoed.delivered).toEqual(['d1:downloading', 'd1:installing', 'd1:log(1)', 'd1:failure']);
+
+    const late = harness({
+      hooks: async (step) => {
+        if (step === 'health_checking' || step === 'committed') throw new FortError('FORT_ERR_UPDATE_HOOK', `hook ${step} exited with status 2`, { fatal: false });
+      },
+    });
+    const u2 = late.updater();
+    await u2.poll((id) => join(late.dir, `${id}.mender`));
+    await u2.runToIdle();
+    expect(u2.state).toMatchObject({ step: 'idle', installed: '1.0.1', lastError: null });
+    expect(late.delivered.at(-1)).toBe('d1:success');
+  });
+
+  it('installs an operator file under the name its verified header gives, with no reports', async () => {
+    const h = harness();
+    const u = h.updater();
+    u.startFromFile(join(h.dir, 'whatever.mender'));
+    await u.runToIdle();
+    expect(h.effects).toEqual(['verify', 'unpack', 'switch(1.0.1)', 'restart', 'keep(1.0.1,1.0.0)']);
+    expect(u.state).toMatchObject({ step: 'idle', installed: '1.0.1', installedArtifact: 'whatever.mender', previous: '1.0.0', previousArtifact: 'fort-1.0.0' });
+    expect(h.delivered).toEqual([]);
+    expect(() => u.startFromFile('x')).not.toThrow();
+    expect(() => u.startFromFile('y')).toThrow(/an update is in progress \(verifying\)/);
+  });
+
+  it('rolls back on request to the previous release, health-checked; an unhealthy previous one is rolled forward again', async () => {
+    const h = harness();
+    const u = h.updater();
+    expect(() => u.startRollback()).toThrow('there is no previous release to roll back to');
+    await u.poll((id) => join(h.dir, `${id}.mender`));
+    await u.runToIdle();
+    h.effects.length = 0;
+    h.delivered.length = 0;
+    expect(u.startRollback()).toBe('1.0.0');
+    await u.runToIdle();
+    expect(h.effects).toEqual(['switch(1.0.0)', 'restart', 'keep(1.0.0,1.0.1)']);
+    expect(u.state).toMatchObject({ step: 'idle', installed: '1.0.0', installedArtifact: 'fort-1.0.0', previous: '1.0.1', previousArtifact: 'fort-1.0.1', lastError: null });
+    expect(h.delivered).toEqual([]);
+
+    const sick = harness({ healthyOn: (v) => v !== '1.0.0' });
+    const s = sick.updater();
+    await s.poll((id) => join(sick.dir, `${id}.mender`));
+    await s.runToIdle();
+    s.startRollback();
+    await s.runToIdle();
+    expect(sick.current).toBe('1.0.1');
+    expect(s.state).toMatchObject({ installed: '1.0.1', previous: '1.0.0', lastError: 'the agent did not report healthy on 1.0.0 within 0.05 s' });
   });
 });

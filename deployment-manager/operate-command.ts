@@ -1,0 +1,96 @@
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { InvalidArgumentError, type Command } from 'commander';
+import { createAdminClient } from '../lib/admin-client.js';
+import { FortError } from '../lib/errors.js';
+import { createLogger } from '../lib/logger.js';
+import { resolveProxy } from '../lib/proxy.js';
+import { readRuntimeEnv } from '../lib/runtime-env.js';
+import { loadTlsMaterial } from '../lib/tls.js';
+import { loadDeploymentManagerConfig } from './config.js';
+import { createStateFile, type UpdateState } from './state.js';
+import { createUpdateService } from './update-service.js';
+import { createWorkLock } from './work-lock.js';
+import type { CliIo } from './artifact/cli.js';
+
+/** Exit codes of install/rollback: 0 done, 1 refused or rolled back (why is printed), 2 usage, 75 busy (try later). */
+export const OPERATE_EXIT = { OK: 0, FAILED: 1, USAGE: 2, BUSY: 75 } as const;
+
+interface OperateFlags {
+  config: string;
+  waitSeconds: number;
+  verbose?: boolean;
+}
+
+function seconds(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('expected whole seconds');
+  return n;
+}
+
+/**
+ * Runs one operator update in this process, through the daemon's own state machine and lock:
+ * the same verification, install, health check and rollback as a deployment from the server.
+ * If this process dies, the daemon resumes from the persisted state.
+ */
+async function operate(kind: { install: string } | { rollback: true }, o: OperateFlags, io: CliIo): Promise<void> {
+  const config = loadDeploymentManagerConfig(o.config);
+  if (!config.updates) throw new FortError('FORT_ERR_CONFIG', `${o.config}: [updates] is not configured; updates are disabled on this fort`);
+  // Progress as JSON lines on stderr (--verbose), the outcome in words on stdout.
+  const log = createLogger({ level: o.verbose ? 'info' : 'warn', name: 'fort-deployment-manager', destination: { write: (line: string) => io.stderr(line) } });
+  const stateFile = createStateFile(config.state.path);
+  const admin = createAdminClient({ url: config.agent.admin_url, tls: loadTlsMaterial(config.agent.tls), timeoutMs: config.agent.timeout_seconds * 1000 });
+  const service = createUpdateService({ config: config.updates, state: stateFile, initial: stateFile.load(), lock: createWorkLock(`${config.state.path}.lock`), admin, proxy: resolveProxy(undefined, readRuntimeEnv('FORT_DM_CONFIG').proxy), log });
+  const before = stateFile.load();
+  let after: UpdateState;
+  try {
+    after = await service.operate(kind, o.waitSeconds * 1000);
+  } catch (err) {
+    if (err instanceof FortError && err.code === 'FORT_ERR_CONFLICT') {
+      io.stderr(`fort-deployment-manager: ${err.message}\n`);
+      io.exitCode(OPERATE_EXIT.BUSY);
+      return;
+    }
+    if (err instanceof FortError && err.code === 'FORT_ERR_NOT_FOUND') {
+      io.stderr(`fort-deployment-manager: ${err.message}\n`);
+      io.exitCode(OPERATE_EXIT.FAILED);
+      return;
+    }
+    throw err;
+  } finally {
+    await service.stop();
+    admin.close();
+  }
+  const what = 'install' in kind ? `install ${kind.install}` : 'rollback';
+  if (after.installed !== before.installed && after.lastError === null) {
+    io.stdout(`${what}: ${after.installed} (${after.installedArtifact}) is installed and healthy; previous ${after.previous ?? '-'}\n`);
+    io.exitCode(OPERATE_EXIT.OK);
+  } else {
+    io.stdout(`${what}: failed: ${after.lastError ?? 'nothing was installed'}; running ${after.installed ?? '-'}\n`);
+    io.exitCode(OPERATE_EXIT.FAILED);
+  }
+}
+
+const common = (c: Command) =>
+  c
+    .option('-c, --config <file>', 'deployment-manager.toml', '/etc/fort/deployment-manager.toml')
+    .option('--wait-seconds <n>', 'how long to wait for the daemon to finish its current cycle', seconds, 60)
+    .option('-v, --verbose', 'log every step (JSON lines on stderr)');
+
+/** `install FILE` and `rollback`: operator updates for air-gapped sites and emergencies. */
+export function operateCommands(program: Command, io: CliIo): void {
+  common(program.command('install').argument('<file>', 'a Mender artifact (.mender) of a fort release'))
+    .description('verify and install an artifact from disk (air-gapped sites): the same checks, health check and rollback as a server deployment')
+    .action(async (file: string, o: OperateFlags) => {
+      const path = resolve(file);
+      if (!existsSync(path)) {
+        io.stderr(`fort-deployment-manager: install: ${path}: no such file\n`);
+        io.exitCode(OPERATE_EXIT.USAGE);
+        return;
+      }
+      await operate({ install: path }, o, io);
+    });
+  common(program.command('rollback'))
+    .description('switch back to the previous release, health-checked like an update (rolled forward again if it does not come up)')
+    .action((o: OperateFlags) => operate({ rollback: true }, o, io));
+}
