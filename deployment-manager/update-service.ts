@@ -93,6 +93,11 @@ export function createUpdateService(deps: { config: UpdatesConfig; state: StateF
         return statusCode === 200 && (body.status === 'healthy' || body.status === 'degraded') && body.version === v;
       },
     },
+    discard: (d) => {
+      // An operator's file (install FILE) is theirs to keep.
+      if (d.source === 'server') rmSync(d.artifactFile, { force: true });
+      rmSync(staged(d.id, '.payload'), { recursive: true, force: true });
+    },
     keepReleases: (versions) => {
       const releases = join(root, 'releases');
       if (!existsSync(releases)) return;

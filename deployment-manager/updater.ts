@@ -1,4 +1,3 @@
-import { rmSync } from 'node:fs';
 import { basename } from 'node:path';
 import { FortError } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
@@ -34,6 +33,8 @@ export interface UpdaterDeps {
   };
   /** Operator hooks run before each step's action (deployment-manager/hooks.ts). */
   hooks?: RunHooks | undefined;
+  /** Deletes what a finished deployment left in staging (a downloaded artifact, the verified payload). */
+  discard(d: DeploymentState): void;
   /** Deletes release directories other than these. */
   keepReleases(versions: string[]): void;
   healthDeadlineMs: number;
@@ -156,8 +157,7 @@ export function createUpdater(deps: UpdaterDeps) {
         return;
       }
       case 'committed':
-        if (d!.source === 'server') rmSync(d!.artifactFile, { force: true });
-        if (d!.payload) rmSync(d!.payload, { force: true });
+        deps.discard(d!);
         deps.keepReleases([state.installed, state.previous].filter((v): v is string => v !== null));
         persist({ step: 'idle', deployment: null });
         return;
@@ -173,9 +173,7 @@ export function createUpdater(deps: UpdaterDeps) {
         return;
       }
       case 'failed':
-        // An operator's file (install FILE) is theirs to keep.
-        if (d && d.source === 'server') rmSync(d.artifactFile, { force: true });
-        if (d?.payload) rmSync(d.payload, { force: true });
+        if (d) deps.discard(d);
         persist({ step: 'idle', deployment: null });
         return;
     }

@@ -41,6 +41,7 @@ export async function startUpdatableFort(o: UpdatableFortOptions = {}) {
   const signKey = join(inst.dir, 'sign.pem');
   const signPub = join(inst.dir, 'sign.pub.pem');
   const stateFile = join(inst.layout.dataDir, 'deployment-manager/state.json');
+  const stagingDir = join(inst.dir, 'data/dm/staging');
   mkdirSync(root, { recursive: true });
   symlinkSync(join(REPO, 'node_modules'), join(root, 'node_modules'));
   execFileSync('openssl', ['genrsa', '-traditional', '-out', signKey, '2048'], { stdio: 'ignore' });
@@ -55,7 +56,7 @@ export async function startUpdatableFort(o: UpdatableFortOptions = {}) {
 
   appendFileSync(
     inst.files.dm,
-    `\n[updates]\ninstall_root = "${root}"\nstaging_dir = "${join(inst.dir, 'data/dm/staging')}"\ndevice_type = "${deviceType}"\nartifact_keys = ["${signPub}"]\nhealth_deadline_seconds = ${o.healthDeadlineSeconds ?? 10}\n${o.updatesToml ?? ''}` +
+    `\n[updates]\ninstall_root = "${root}"\nstaging_dir = "${stagingDir}"\ndevice_type = "${deviceType}"\nartifact_keys = ["${signPub}"]\nhealth_deadline_seconds = ${o.healthDeadlineSeconds ?? 10}\n${o.updatesToml ?? ''}` +
       `[updates.server]\nurl = "${dev.mender.url}"\nauth_key = "${join(inst.dir, 'data/dm/mender-auth.pem')}"\nid_data = { fort_id = "${fortId}" }\npoll_seconds = 1\ninventory_seconds = 1\nretry_seconds = 1\n` +
       `tls = { ca = "${pki.cloudServer.ca}", cert = "${pki.cloudDevice.deviceCert}", key = "${pki.cloudDevice.deviceKey}" }\n`,
   );
@@ -85,6 +86,7 @@ export async function startUpdatableFort(o: UpdatableFortOptions = {}) {
     signKey,
     signPub,
     stateFile,
+    stagingDir,
     get dm(): Supervised | undefined {
       return dm;
     },

@@ -338,6 +338,7 @@ describe('dev cloud: Mender-compatible update server (mutual TLS)', () => {
 
   it('goOffline: new connections refused, open ones cut; goOnline: the same port, devices and deployments kept', async () => {
     const jwt = await acceptedDevice('fort-offline');
+    if (!dev.mender.artifacts().some((a) => a.name === 'fort-1.0.1')) await dev.mender.upload(artifactFile);
     const dep = dev.mender.deploy({ artifactName: 'fort-1.0.1', devices: ['fort-offline'] });
     const before = { devices: dev.mender.devices(), deployments: dev.mender.deployments(), artifacts: dev.mender.artifacts() };
     // An established mutual-TLS connection, idle.

@@ -65,6 +65,7 @@ function harness(opts: { healthyOn?: (v: string) => boolean; verifyFails?: strin
       },
       runs: async (v) => running === v && (opts.healthyOn?.(v) ?? true),
     },
+    discard: () => undefined,
     keepReleases: (vs) => void effects.push(`keep(${vs.join(',')})`),
     hooks: opts.hooks,
     healthDeadlineMs: 50,
