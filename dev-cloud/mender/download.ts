@@ -22,7 +22,7 @@ export interface DownloadRecord {
   bytesSent: number;
   /** The response was written completely. */
   complete: boolean;
-  /** Cut off on purpose (`dropAfterBytes`). */
+  /** Cut off on purpose (`dropAfterBytes`, `stallAfterBytes`). */
   dropped: boolean;
 }
 
@@ -51,12 +51,18 @@ export interface DownloadDeps {
   now: () => Date;
   record: (r: DownloadRecord) => void;
   changed: () => void;
-  /** The byte budget of the next download when a drop is armed (then disarmed), else undefined. */
-  takeDrop: () => number | undefined;
+  /** The byte budget of the next download when a cut is armed (then disarmed), else undefined. */
+  takeDrop: () => ArmedCut | undefined;
 }
 
-/** Writes at most `limit` bytes of the file, then cuts the connection (a link dying mid-download). */
-async function sendThenDrop(reply: FastifyReply, file: string, status: number, headers: Record<string, string | number>, start: number, limit: number, rec: DownloadRecord, changed: () => void) {
+/** A fault armed for one download: after `bytes`, cut the connection, or stall (send nothing more) until `released`. */
+export interface ArmedCut {
+  bytes: number;
+  stall?: Promise<void>;
+}
+
+/** Writes at most `limit` bytes of the file, then cuts the connection (a link dying mid-download), after a stall if armed. */
+async function sendThenDrop(reply: FastifyReply, file: string, status: number, headers: Record<string, string | number>, start: number, limit: number, stall: Promise<void> | undefined, rec: DownloadRecord, changed: () => void) {
   reply.hijack();
   const res = reply.raw;
   res.writeHead(status, headers);
@@ -69,6 +75,11 @@ async function sendThenDrop(reply: FastifyReply, file: string, status: number, h
       }
     } else {
       res.flushHeaders();
+    }
+    if (stall) {
+      changed();
+      // Until released, or until the client goes away (a killed deployment manager).
+      await Promise.race([stall, new Promise<void>((r) => res.socket?.once('close', () => r()) ?? r())]);
     }
   } finally {
     rec.dropped = true;
@@ -127,7 +138,7 @@ export function registerDownloadRoute(app: MenderHttp, deps: DownloadDeps) {
     };
     done(status);
     const drop = deps.takeDrop();
-    if (drop !== undefined) return sendThenDrop(reply, artifact.file, status, headers, start, Math.min(drop, length), rec, deps.changed);
+    if (drop !== undefined) return sendThenDrop(reply, artifact.file, status, headers, start, Math.min(drop.bytes, length), drop.stall, rec, deps.changed);
     reply.raw.once('finish', () => {
       rec.complete = true;
       deps.changed();

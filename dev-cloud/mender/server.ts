@@ -9,7 +9,7 @@ import { createDeploymentBook, type DeploymentRecord } from './deployments.js';
 import { registerDeviceRoutes } from './device-routes.js';
 import { createMenderHttp, fail } from './http.js';
 import { createDeviceRegistry, type AuthAttempt, type DeviceRecord, type DeviceRef } from './devices.js';
-import { registerDownloadRoute, type DownloadRecord } from './download.js';
+import { registerDownloadRoute, type ArmedCut, type DownloadRecord } from './download.js';
 import { createDeviceTokens, createLinkSigner } from './tokens.js';
 
 export interface MenderServerOptions {
@@ -54,6 +54,10 @@ export interface MenderServer {
   downloadLink(artifactId: string, expiresAt?: Date): { uri: string; expire: string };
   /** Fault injection: the next download (each call queues one more) sends `n` body bytes, then the connection is cut. */
   dropAfterBytes(n: number): void;
+  /** Fault injection: the next download sends `n` body bytes, then nothing more (a stalled link) until `releaseStalls()` or the client leaves. */
+  stallAfterBytes(n: number): void;
+  /** Ends every stalled download (the connection is then cut). */
+  releaseStalls(): void;
   /** Fault injection: false = every request gets 503 (with Retry-After) until set back. */
   setAvailable(available: boolean): void;
   /**
@@ -84,7 +88,9 @@ export async function startMenderServer(opts: MenderServerOptions): Promise<Mend
   const downloads: DownloadRecord[] = [];
   let available = true;
   /** Cuts queued for the next downloads, one each. */
-  const drops: number[] = [];
+  const drops: ArmedCut[] = [];
+  /** Releases of the stalls armed and not yet released. */
+  const stallReleases = new Set<() => void>();
 
   const app = createMenderHttp(opts.tls, opts.log);
   // Known after listen (port 0 = any free port); links are only made by then.
@@ -112,10 +118,7 @@ export async function startMenderServer(opts: MenderServerOptions): Promise<Mend
       changed();
     },
     changed,
-    takeDrop: () => {
-      const n = drops.shift();
-      return n;
-    },
+    takeDrop: () => drops.shift(),
   });
   // Every open TCP connection (TLS handshake or not), so going offline can cut them all.
   const sockets = new Set<Socket>();
@@ -160,7 +163,15 @@ export async function startMenderServer(opts: MenderServerOptions): Promise<Mend
     downloadLink: (artifactId, expiresAt) => signer.link(artifactId, expiresAt ?? new Date(now().getTime() + opts.downloadLinkSeconds * 1000)),
     dropAfterBytes(n) {
       if (!Number.isInteger(n) || n < 0) throw new RangeError(`dropAfterBytes: expected a non-negative integer, got ${n}`);
-      drops.push(n);
+      drops.push({ bytes: n });
+    },
+    stallAfterBytes(n) {
+      if (!Number.isInteger(n) || n < 0) throw new RangeError(`stallAfterBytes: expected a non-negative integer, got ${n}`);
+      drops.push({ bytes: n, stall: new Promise<void>((r) => stallReleases.add(r)) });
+    },
+    releaseStalls() {
+      for (const release of stallReleases) release();
+      stallReleases.clear();
     },
     setAvailable(v) {
       available = v;
@@ -205,6 +216,9 @@ export async function startMenderServer(opts: MenderServerOptions): Promise<Mend
         if (!check()) events.on('change', check);
       });
     },
-    close: () => app.close(),
+    close: () => {
+      for (const release of stallReleases) release();
+      return app.close();
+    },
   };
 }

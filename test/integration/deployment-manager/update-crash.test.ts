@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { eventually } from '../../helpers/fort.js';
 import { startUpdatableFort, type UpdatableFort } from '../../helpers/update-fort.js';
@@ -114,5 +114,31 @@ exec sleep 120
     const device = fort.dev.mender.deployment(id)!.devices[0]!;
     expect(device.history.filter((h) => h.status === 'failure')).toHaveLength(1);
     expect(device.log.map((l) => l.message)).toEqual(['the agent did not report healthy on 1.0.2 within 8 s', 'rolled back to 1.0.1']);
+  });
+
+  it('killed mid-download: after the restart it resumes from the bytes on disk instead of starting over', async () => {
+    arm([]);
+    const from = fort.current();
+    const release = fort.release('1.0.3');
+    const artifact = await fort.dev.mender.upload(release.artifact);
+    const CUT = 50_000;
+    expect(artifact.size).toBeGreaterThan(4 * CUT);
+    fort.dev.mender.stallAfterBytes(CUT);
+    const id = fort.dev.mender.deploy({ artifactName: release.artifactName, devices: fort.fortId }).id;
+    const staged = join(fort.stagingDir, `${id}.mender`);
+    await eventually(() => (existsSync(staged) && statSync(staged).size === CUT ? true : undefined), 30_000, 'the first 50 kB on disk');
+    expect(fort.state()).toMatchObject({ step: 'downloading', deployment: { id } });
+    fort.dm!.kill('SIGKILL');
+    await fort.dm!.stop();
+    fort.dev.mender.releaseStalls();
+    assertConsistent(from, '1.0.3');
+    await fort.startDm();
+    expect((await fort.finished(id)).status).toBe('success');
+    const downloads = fort.dev.mender.downloads({ artifactId: artifact.id });
+    expect(downloads.map((d) => [d.range, d.bytesSent])).toEqual([
+      [null, CUT],
+      [`bytes=${CUT}-`, artifact.size - CUT],
+    ]);
+    await fort.agentOn('1.0.3');
   });
 });
