@@ -1,48 +1,29 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { eventually } from '../../helpers/fort.js';
 import { startUpdatableFort, type UpdatableFort } from '../../helpers/update-fort.js';
+import { stepGates } from '../../helpers/step-gates.js';
 
 const KILLS_PER_STEP = 3;
 
 /**
- * kill -9 of the deployment manager in every state of an update, three times each. Operator
- * hooks (state scripts) run after a step is persisted and before its action: a hook that
- * blocks gives the test the exact moment to kill. After every kill the fort must run a
+ * kill -9 of the deployment manager in every state of an update, three times each. Gates
+ * (blocking operator hooks, test/helpers/step-gates.ts) give the test the exact moment to kill. After every kill the fort must run a
  * complete release, the old one or the new one; at the end the server's status must match
  * the release that runs.
  */
 describe('update survives kill -9 of the deployment manager in every state', () => {
   let fort: UpdatableFort;
-  let hooks: string;
-  let marks: string;
+  const gates = stepGates(KILLS_PER_STEP);
   const killsAt: Record<string, number> = {};
 
   beforeAll(async () => {
-    const base = join((await import('node:os')).tmpdir(), `fort-crash-${process.pid}`);
-    hooks = join(base, 'hooks');
-    marks = join(base, 'marks');
-    mkdirSync(hooks, { recursive: true, mode: 0o750 });
-    mkdirSync(marks, { recursive: true });
-    chmodSync(hooks, 0o750);
-    // Blocks the first KILLS_PER_STEP entries of an armed step: the marker tells the test where it is and the pid to clean up.
-    const script = `#!/bin/sh
-grep -qx "$FORT_UPDATE_STEP" "${marks}/armed" 2>/dev/null || exit 0
-n=$(ls "${marks}" | grep -c "^$FORT_UPDATE_STEP\\.")
-[ "$n" -lt ${KILLS_PER_STEP} ] || exit 0
-echo $$ > "${marks}/.tmp.$$" && mv "${marks}/.tmp.$$" "${marks}/$FORT_UPDATE_STEP.$n"
-exec sleep 120
-`;
-    for (const step of ['downloading', 'verifying', 'installing', 'switching', 'health_checking', 'committed', 'rolling_back', 'failed']) {
-      writeFileSync(join(hooks, `${step}_50_test`), script);
-      chmodSync(join(hooks, `${step}_50_test`), 0o750);
-    }
-    fort = await startUpdatableFort({ healthDeadlineSeconds: 8, updatesToml: `hooks_dir = "${hooks}"\n` });
-    return () => rmSync(base, { recursive: true, force: true });
+    fort = await startUpdatableFort({ healthDeadlineSeconds: 8, updatesToml: `hooks_dir = "${gates.hooksDir}"\n` });
   });
   afterAll(async () => {
     await fort?.stop();
+    gates.cleanup();
   });
 
   /** Every release directory is whole, and `current` points at one of the two the update is between. */
@@ -57,40 +38,28 @@ exec sleep 120
 
   /** Kills the deployment manager each time a hook blocks, restarts it, until the deployment is finished. */
   async function driveWithKills(deploymentId: string, from: string, to: string) {
-    const handled = new Set<string>();
     for (;;) {
       const next = await eventually(() => {
-        const marker = readdirSync(marks).find((n) => !n.startsWith('.') && n !== 'armed' && !handled.has(n));
-        if (marker) return { marker };
+        const gate = gates.blocked();
+        if (gate) return gate;
         const d = fort.dev.mender.deployment(deploymentId)?.devices[0];
         return d && ['success', 'failure'].includes(d.status) && fort.state().step === 'idle' ? { done: d.status } : undefined;
       }, 60_000, 'a hook to block or the deployment to finish');
       if ('done' in next) return next.done;
-      handled.add(next.marker);
-      const step = next.marker.replace(/\.\d+$/, '');
+      const { step, marker } = next;
       expect(fort.state().step).toBe(step); // persisted before the hook ran
       fort.dm!.kill('SIGKILL');
       await fort.dm!.stop();
-      const hookPid = Number(readFileSync(join(marks, next.marker), 'utf8'));
-      try {
-        process.kill(hookPid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
+      gates.open(marker);
       killsAt[step] = (killsAt[step] ?? 0) + 1;
       assertConsistent(from, to);
       await fort.startDm();
     }
   }
 
-  const arm = (steps: string[]) => {
-    for (const n of readdirSync(marks)) rmSync(join(marks, n));
-    writeFileSync(join(marks, 'armed'), `${steps.join('\n')}\n`);
-  };
-
   it('a good release: killed 3 times in each of downloading … committed, it ends committed and reported once', async () => {
     const steps = ['downloading', 'verifying', 'installing', 'switching', 'health_checking', 'committed'];
-    arm(steps);
+    gates.arm(steps);
     const id = await fort.deploy(fort.release('1.0.1'));
     expect(await driveWithKills(id, '1.0.0', '1.0.1')).toBe('success');
     for (const s of steps) expect(killsAt[s], s).toBe(KILLS_PER_STEP);
@@ -104,7 +73,7 @@ exec sleep 120
 
   it('a release that never becomes healthy: killed 3 times in rolling_back and in failed, it ends on the old release with failure', async () => {
     const steps = ['rolling_back', 'failed'];
-    arm(steps);
+    gates.arm(steps);
     const id = await fort.deploy(fort.release('1.0.2', { broken: true }));
     expect(await driveWithKills(id, '1.0.1', '1.0.2')).toBe('failure');
     for (const s of steps) expect(killsAt[s], s).toBe(KILLS_PER_STEP);
@@ -117,7 +86,7 @@ exec sleep 120
   });
 
   it('killed mid-download: after the restart it resumes from the bytes on disk instead of starting over', async () => {
-    arm([]);
+    gates.arm([]);
     const from = fort.current();
     const release = fort.release('1.0.3');
     const artifact = await fort.dev.mender.upload(release.artifact);
