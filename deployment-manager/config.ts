@@ -22,6 +22,7 @@ export const deploymentManagerConfigSchema = z.strictObject({
     allow_unsigned: z.boolean().default(false).describe('Accept unsigned artifacts (never in production)'),
     max_artifact_mb: intRange(1, 16_384).default(512).describe('Larger artifacts are refused while downloading'),
     health_deadline_seconds: intRange(5, 3600).default(120).describe('The new release must report healthy within this, or it is rolled back'),
+    resume_seconds: intRange(1, 3600).default(30).describe('How often an update left by a stopped operator command (install FILE, rollback) is looked for and carried on'),
     hooks_dir: filePath().optional().describe('Operator hooks run before each step: executables named <step> or <step>_<name> (e.g. installing_10_backup); before the switch a failing hook fails the update'),
     hook_timeout_seconds: intRange(1, 3600).default(300).describe('A hook running longer is killed and counts as failed'),
     server: z.strictObject({

@@ -150,6 +150,14 @@ export function createUpdateService(deps: { config: UpdatesConfig; state: StateF
       else throw err;
     }
   };
+  /** An update an operator command left (it was killed, or its terminal closed) is carried on here. */
+  const resume = async () => {
+    if (deps.state.load().step === 'idle') return;
+    await exclusive(async () => {
+      await updater.runToIdle();
+      await updater.deliverReports();
+    });
+  };
   const inventory = async () => {
     if (!server) return;
     const fs = statfsSync(root);
@@ -178,8 +186,9 @@ export function createUpdateService(deps: { config: UpdatesConfig; state: StateF
     updater,
     /** Resumes whatever a stop left, then polls and reports on the configured intervals. */
     start() {
-      every((srv?.poll_seconds ?? 3600) * 1000, cycle);
+      if (srv) every(srv.poll_seconds * 1000, cycle);
       if (srv) every(srv.inventory_seconds * 1000, inventory);
+      every(config.resume_seconds * 1000, resume);
     },
     /**
      * An operator command (`install FILE`, `rollback`) in this process: waits up to `waitMs` for

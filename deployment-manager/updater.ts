@@ -58,7 +58,7 @@ const BEFORE_SWITCH: readonly UpdateStep[] = ['downloading', 'verifying', 'insta
 export function createUpdater(deps: UpdaterDeps) {
   const { log } = deps;
   const now = deps.now ?? (() => new Date());
-  const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref()));
+  const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
   let state = deps.initial;
   /** The deployment the server said was aborted (a 409 to one of its reports). */
   let abortedId: string | null = null;

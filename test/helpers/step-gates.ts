@@ -7,7 +7,7 @@ const STEPS = ['downloading', 'verifying', 'installing', 'switching', 'health_ch
 /**
  * Gates in an update: operator hooks (state scripts) that block when their step is armed, the
  * first `times` entries of it, so a test acts at the exact moment a step was persisted and
- * before its action. A blocked hook leaves a marker `<step>.<n>` holding its pid.
+ * before its action. A blocked hook leaves a marker `<step>.<n>` holding its pid and waits for `open`.
  */
 export function stepGates(times = 3) {
   const base = tempDir('gates');
@@ -20,7 +20,7 @@ grep -qx "$FORT_UPDATE_STEP" "${marks}/armed" 2>/dev/null || exit 0
 n=$(ls "${marks}" | grep -c "^$FORT_UPDATE_STEP\\.")
 [ "$n" -lt ${times} ] || exit 0
 echo $$ > "${marks}/.tmp.$$" && mv "${marks}/.tmp.$$" "${marks}/$FORT_UPDATE_STEP.$n"
-exec sleep 120
+while [ ! -e "${marks}/go.$FORT_UPDATE_STEP.$n" ]; do sleep 0.05; done
 `;
   for (const step of STEPS) {
     writeFileSync(join(hooksDir, `${step}_50_gate`), script);
@@ -37,13 +37,17 @@ exec sleep 120
     },
     /** A gate that blocked since the last call: its step. */
     blocked(): { marker: string; step: string } | undefined {
-      const marker = readdirSync(marks).find((n) => !n.startsWith('.') && n !== 'armed' && !handled.has(n));
+      const marker = readdirSync(marks).find((n) => !n.startsWith('.') && !n.startsWith('go.') && n !== 'armed' && !handled.has(n));
       if (!marker) return undefined;
       handled.add(marker);
       return { marker, step: marker.replace(/\.\d+$/, '') };
     },
-    /** Ends a blocked hook (killed: it counts as failed). */
+    /** Lets a blocked hook finish (exit 0). */
     open(marker: string) {
+      writeFileSync(join(marks, `go.${marker}`), '');
+    },
+    /** Kills a blocked hook (its deployment manager was killed; or: a failed hook). */
+    kill(marker: string) {
       try {
         process.kill(Number(readFileSync(join(marks, marker), 'utf8')), 'SIGKILL');
       } catch {

@@ -18,6 +18,8 @@ export interface UpdatableFortOptions {
   healthDeadlineSeconds?: number;
   /** Extra lines for the `[updates]` table (e.g. `hooks_dir = "…"`). */
   updatesToml?: string;
+  /** Configure the update server (default); false: an air-gapped fort (`install FILE` only). */
+  server?: boolean;
   /** Start the deployment manager (default) and have the device accepted by the server. */
   startDm?: boolean;
   /** Extra spec for the deployment manager process (e.g. proxy variables). */
@@ -57,8 +59,8 @@ export async function startUpdatableFort(o: UpdatableFortOptions = {}) {
   appendFileSync(
     inst.files.dm,
     `\n[updates]\ninstall_root = "${root}"\nstaging_dir = "${stagingDir}"\ndevice_type = "${deviceType}"\nartifact_keys = ["${signPub}"]\nhealth_deadline_seconds = ${o.healthDeadlineSeconds ?? 10}\n${o.updatesToml ?? ''}` +
-      `[updates.server]\nurl = "${dev.mender.url}"\nauth_key = "${join(inst.dir, 'data/dm/mender-auth.pem')}"\nid_data = { fort_id = "${fortId}" }\npoll_seconds = 1\ninventory_seconds = 1\nretry_seconds = 1\n` +
-      `tls = { ca = "${pki.cloudServer.ca}", cert = "${pki.cloudDevice.deviceCert}", key = "${pki.cloudDevice.deviceKey}" }\n`,
+    (o.server === false ? '' : `[updates.server]\nurl = "${dev.mender.url}"\nauth_key = "${join(inst.dir, 'data/dm/mender-auth.pem')}"\nid_data = { fort_id = "${fortId}" }\npoll_seconds = 1\ninventory_seconds = 1\nretry_seconds = 1\n` +
+      `tls = { ca = "${pki.cloudServer.ca}", cert = "${pki.cloudDevice.deviceCert}", key = "${pki.cloudDevice.deviceKey}" }\n`),
   );
 
   let dm: Supervised | undefined;
@@ -69,8 +71,10 @@ export async function startUpdatableFort(o: UpdatableFortOptions = {}) {
   };
   if (o.startDm !== false) {
     await startDm();
-    await dev.mender.waitFor(() => dev.mender.devices().find((d) => d.identity['fort_id'] === fortId), 20_000, 'the device asking to be admitted');
-    dev.mender.accept(fortId);
+    if (o.server !== false) {
+      await dev.mender.waitFor(() => dev.mender.devices().find((d) => d.identity['fort_id'] === fortId), 20_000, 'the device asking to be admitted');
+      dev.mender.accept(fortId);
+    }
   }
 
   const trust = { ca: readFileSync(pki.trustZone.ca), cert: readFileSync(pki.trustZone.fortctlCert), key: readFileSync(pki.trustZone.fortctlKey) };

@@ -34,7 +34,7 @@ describe('an aborted deployment (409 to a status report)', () => {
     const id = await fort.deploy(fort.release('1.0.1'));
     const gate = await eventually(() => gates.blocked(), 30_000, 'the update to reach the switch');
     fort.dev.mender.abort(id);
-    gates.open(gate.marker); // a failed hook after the install is only logged: the switch goes on
+    gates.open(gate.marker);
     const s = await idleAfter(id);
     expect(s).toMatchObject({ installed: '1.0.0', lastError: 'aborted' });
     expect(fort.current()).toBe('1.0.0');

@@ -50,7 +50,7 @@ describe('update survives kill -9 of the deployment manager in every state', () 
       expect(fort.state().step).toBe(step); // persisted before the hook ran
       fort.dm!.kill('SIGKILL');
       await fort.dm!.stop();
-      gates.open(marker);
+      gates.kill(marker);
       killsAt[step] = (killsAt[step] ?? 0) + 1;
       assertConsistent(from, to);
       await fort.startDm();
