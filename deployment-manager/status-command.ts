@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { loadDeploymentManagerConfig } from './config.js';
 import { createStateFile, type UpdateState } from './state.js';
+import { createWorkLock } from './work-lock.js';
 
 /** Why the state machine is where it is, in an operator's words. */
 export function explain(s: UpdateState): string {
@@ -46,6 +47,7 @@ export function statusCommand(program: Command): Command {
         `installed   ${s.installed ?? '-'}${s.installedArtifact ? ` (${s.installedArtifact})` : ''}`,
         `previous    ${s.previous ?? '-'}`,
         `deployment  ${s.deployment ? `${s.deployment.id} ${s.deployment.artifactName}` : '-'}`,
+        `lock        ${((pid) => (pid === null ? 'free' : `held by pid ${pid} (the daemon in a cycle, or an operator's install/rollback)`))(createWorkLock(`${config.state.path}.lock`).holder())}`,
         `reports     ${s.reports.length === 0 ? 'all delivered' : `${s.reports.length} waiting for the server: ${s.reports.map((r) => r.status).join(', ')}`}`,
         `why         ${explain(s)}`,
       ];

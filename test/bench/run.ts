@@ -12,13 +12,14 @@ import { authzColdP99, clientApiRows, clientApiRssGrowth } from './client-api.js
 import { csvLoad, csvLoadPeakRss } from './csv-load.js';
 import { eventToReloadP99 } from './reloads.js';
 import { idleRssAgent, idleRssDeploymentManager, startToReady } from './processes.js';
+import { artifactDownloadVerify, dmDownloadPeakRss, dmPollCpuMs } from './updates.js';
 
 /**
  * `npm run bench`: runs every benchmark against the built processes, writes
  * bench/results/<name>.json and prints a table; names as arguments run only those. Exit 0 when goals are missed (the table
  * says so), non-zero only when a benchmark could not run. Add new benchmarks here.
  */
-const BENCHMARKS: Benchmark[] = [startToReady, idleRssAgent, idleRssDeploymentManager, idleRssAgentLinked, eventIngest, eventLatencyP99, reconnectToSubscribed, clientApiRows, authzColdP99, clientApiRssGrowth, csvLoad, csvLoadPeakRss, eventToReloadP99];
+const BENCHMARKS: Benchmark[] = [startToReady, idleRssAgent, idleRssDeploymentManager, idleRssAgentLinked, eventIngest, eventLatencyP99, reconnectToSubscribed, clientApiRows, authzColdP99, clientApiRssGrowth, csvLoad, csvLoadPeakRss, eventToReloadP99, artifactDownloadVerify, dmDownloadPeakRss, dmPollCpuMs];
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../../..'); // dist/test/bench → repo
 const RESULTS = join(REPO, 'bench', 'results');

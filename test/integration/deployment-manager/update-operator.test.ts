@@ -79,6 +79,7 @@ describe('operator commands: install FILE and rollback on a fort without an upda
       expect(r.status).toBe(75);
       expect(r.stderr).toBe(`fort-deployment-manager: the deployment manager (pid ${fort.agent.pid}) is busy; try again later\n`);
       expect(fort.current()).toBe('1.0.0');
+      expect((await run('status')).stdout).toContain(`lock        held by pid ${fort.agent.pid} `);
     } finally {
       rmSync(lock, { force: true });
     }
