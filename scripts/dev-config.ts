@@ -9,7 +9,7 @@ export interface StackLayout {
   dir: string;
   fortId: string;
   pki: PkiPaths;
-  ports: { clientApi: number; admin: number; cloud: number; iot: number; credentials: number };
+  ports: { clientApi: number; admin: number; cloud: number; iot: number; credentials: number; updates: number };
   dataDir: string;
   logLevel?: string;
   /** When set, the client API verifies user tokens of this tenant and asks the dev cloud API. */
@@ -20,6 +20,12 @@ export interface StackLayout {
   sourcesDir?: string;
   /** Reload schedules of this fort's apps in the dev cloud (needs `iot`). */
   schedules?: { app: string; cron: string }[];
+  /**
+   * When set, the dev cloud runs the update server (`[mender]`) and the deployment manager
+   * updates the agent from it (`[updates]`): releases under `installRoot`, artifacts for
+   * `deviceType` signed by the key whose public PEM is `artifactKey`.
+   */
+  updates?: { installRoot: string; deviceType: string; artifactKey: string };
 }
 
 const rel = (l: StackLayout, p: string) => relative(l.dir, p) || '.';
@@ -77,6 +83,27 @@ export function deploymentManagerToml(l: StackLayout, healthIntervalSeconds = 30
       health_interval_seconds: healthIntervalSeconds,
       tls: { ca: rel(l, l.pki.trustZone.ca), cert: rel(l, l.pki.trustZone.deploymentManagerCert), key: rel(l, l.pki.trustZone.deploymentManagerKey) },
     },
+    ...(l.updates
+      ? {
+          updates: {
+            install_root: rel(l, l.updates.installRoot),
+            staging_dir: rel(l, `${l.dataDir}/deployment-manager/staging`),
+            device_type: l.updates.deviceType,
+            artifact_keys: [rel(l, l.updates.artifactKey)],
+            server: {
+              url: `https://127.0.0.1:${l.ports.updates}`,
+              // The dev update server is the dev cloud: its server CA; the device certificate for mutual TLS.
+              tls: { ca: rel(l, l.pki.cloudServer.ca), cert: rel(l, l.pki.cloudDevice.deviceCert), key: rel(l, l.pki.cloudDevice.deviceKey) },
+              auth_key: rel(l, `${l.dataDir}/deployment-manager/mender-auth.pem`),
+              id_data: { fort_id: l.fortId },
+              // Minutes/hours in production; seconds here so a deployment is picked up while one watches.
+              poll_seconds: 10,
+              inventory_seconds: 60,
+              retry_seconds: 10,
+            },
+          },
+        }
+      : {}),
   })}\n`;
 }
 
@@ -106,6 +133,9 @@ export function devCloudToml(l: StackLayout): string {
           credentials_provider: { port: l.ports.credentials, role_alias: l.iot.roleAlias, device_ca: rel(l, l.pki.cloudDevice.ca) },
           ...(l.schedules?.length ? { scheduler: { schedules: l.schedules.map((x) => ({ fort: l.fortId, app: x.app, cron: x.cron })) } } : {}),
         }
+      : {}),
+    ...(l.updates
+      ? { mender: { port: l.ports.updates, device_ca: rel(l, l.pki.cloudDevice.ca), artifacts_dir: rel(l, `${l.dataDir}/dev-cloud/mender-artifacts`) } }
       : {}),
     cloud_api: {
       policy: DEV_POLICY_FILE,
@@ -159,7 +189,7 @@ export function freePort(): Promise<number> {
 
 export async function freePorts(): Promise<StackLayout['ports']> {
   const ports = new Set<number>();
-  while (ports.size < 5) ports.add(await freePort());
-  const [clientApi, admin, cloud, iot, credentials] = [...ports] as [number, number, number, number, number];
-  return { clientApi, admin, cloud, iot, credentials };
+  while (ports.size < 6) ports.add(await freePort());
+  const [clientApi, admin, cloud, iot, credentials, updates] = [...ports] as [number, number, number, number, number, number];
+  return { clientApi, admin, cloud, iot, credentials, updates };
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
-import { createWriteStream, existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
+import { createWriteStream, existsSync, lstatSync, mkdirSync, readFileSync, symlinkSync } from 'node:fs';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { generatePki } from '../lib/pki/generate.js';
@@ -9,6 +9,9 @@ import { pkiPaths } from '../lib/pki/layout.js';
 import { writeFileAtomic, writeSecretFile } from '../lib/files.js';
 import { loadAgentConfig } from '../agent/config.js';
 import { loadDevCloudConfig } from '../dev-cloud/config.js';
+import { loadDeploymentManagerConfig } from '../deployment-manager/config.js';
+import { currentRelease, switchCurrent } from '../deployment-manager/install/current.js';
+import { readReleaseInfo } from '../lib/version.js';
 import { agentToml, DEV_POLICY_FILE, deploymentManagerToml, devCloudToml, devPolicyJson, fortctlToml, freePorts, type StackLayout } from './dev-config.js';
 import { startSupervised, type Supervised } from './supervisor/process.js';
 import { nodeArgsFromUnit } from './supervisor/unit-file.js';
@@ -39,7 +42,16 @@ const files = {
   iotStatic: join(home, 'iot-static-credentials.json'),
   sources: join(home, 'sources'),
   demoApp: join(home, 'demo-app.toml'),
+  /** Install root laid out like /opt/fort: releases/<version>, current, node_modules. */
+  opt: join(home, 'opt'),
+  // mender-artifact signs with a PKCS#1 RSA key; the deployment manager checks the SPKI public key.
+  signingKey: join(home, 'pki', 'artifact-signing.key'),
+  signingPub: join(home, 'pki', 'artifact-signing.pub.pem'),
+  /** Where the banner's release command writes artifacts. */
+  releases: join(home, 'releases'),
 };
+/** Mender device type of the dev fort; the release command must name it. */
+const DEVICE_TYPE = 'fort-dev';
 const say = (line: string) => process.stdout.write(`${line}\n`);
 
 async function prepare(): Promise<void> {
@@ -63,6 +75,7 @@ async function prepare(): Promise<void> {
       sourcesDir: files.sources,
       // Often enough that a newcomer sees one happen within a minute of starting.
       schedules: [{ app: DEMO_APP_ID, cron: '*/30 * * * * *' }],
+      updates: { installRoot: files.opt, deviceType: DEVICE_TYPE, artifactKey: files.signingPub },
     };
     say(`dev-stack: writing config into ${home}`);
     writeFileAtomic(files.agent, agentToml(layout), 0o644);
@@ -70,10 +83,35 @@ async function prepare(): Promise<void> {
     writeFileAtomic(files.fortctl, fortctlToml(layout), 0o644);
     writeFileAtomic(files.cloud, devCloudToml(layout), 0o644);
   }
+  if (!existsSync(files.signingKey)) {
+    say(`dev-stack: generating the artifact signing key ${files.signingKey}`);
+    const pair = generateKeyPairSync('rsa', { modulusLength: 3072, publicKeyEncoding: { type: 'spki', format: 'pem' }, privateKeyEncoding: { type: 'pkcs1', format: 'pem' } });
+    // Public key first: the private key's existence is what says "done".
+    writeFileAtomic(files.signingPub, pair.publicKey, 0o644);
+    writeSecretFile(files.signingKey, pair.privateKey, true);
+  }
+  prepareInstallRoot();
   // The developer's edits to the policy survive restarts.
   if (!existsSync(files.policy)) writeFileAtomic(files.policy, devPolicyJson(opts.fortId), 0o644);
   writeDemoSources(files.sources);
   if (!existsSync(files.demoApp)) writeFileAtomic(files.demoApp, demoAppToml(), 0o644);
+}
+
+/**
+ * `<home>/opt` as the deployment manager expects it. On a first run `releases/<version>` is a
+ * link to this repository, so the agent runs the live dist/ (rebuilds take effect) until an
+ * update switches `current` to an unpacked release. The deployment manager's clean-up removes
+ * only the link, never the repository (rm of a symlink unlinks it).
+ */
+function prepareInstallRoot(): void {
+  const exists = (p: string) => lstatSync(p, { throwIfNoEntry: false }) !== undefined;
+  const { version, root: repo } = readReleaseInfo();
+  mkdirSync(join(files.opt, 'releases'), { recursive: true });
+  // Releases built with --no-node-modules find their modules here (Node looks in parent directories).
+  if (!exists(join(files.opt, 'node_modules'))) symlinkSync(join(repo, 'node_modules'), join(files.opt, 'node_modules'));
+  if (exists(join(files.opt, 'current'))) return;
+  if (!exists(join(files.opt, 'releases', version))) symlinkSync(repo, join(files.opt, 'releases', version));
+  switchCurrent(files.opt, version);
 }
 
 /** The demo app, registered the way an operator would (admin API, fortctl's identity); idempotent. */
@@ -96,6 +134,7 @@ async function registerDemoApp(): Promise<void> {
 function writeIndex(): Record<string, unknown> {
   const agent = loadAgentConfig(files.agent);
   const cloud = loadDevCloudConfig(files.cloud);
+  const dm = loadDeploymentManagerConfig(files.dm);
   const pki = pkiPaths(join(home, 'pki'));
   const staticKey = cloud.iot?.static_credentials_file ? (JSON.parse(readFileSync(cloud.iot.static_credentials_file, 'utf8')) as { accessKeyId: string; secretAccessKey: string }) : undefined;
   const index = {
@@ -110,6 +149,18 @@ function writeIndex(): Record<string, unknown> {
       secretAccessKey: staticKey?.secretAccessKey,
     },
     agent: { clientApi: `https://${agent.api.host}:${agent.api.port}`, adminApi: `https://${agent.admin.host}:${agent.admin.port}` },
+    // Absent for a stack whose config predates updates (config is written on the first run only).
+    updates:
+      dm.updates?.server && cloud.mender
+        ? {
+            url: `https://${cloud.server.host}:${cloud.mender.port}`,
+            deviceType: dm.updates.device_type,
+            installRoot: dm.updates.install_root,
+            signingKey: files.signingKey,
+            verifyKey: files.signingPub,
+            releasesDir: files.releases,
+          }
+        : undefined,
     config: { agent: files.agent, deploymentManager: files.dm, fortctl: files.fortctl, devCloud: files.cloud },
     ca: { trustZone: pki.trustZone.ca, clientZone: pki.clientZone.ca, cloudServer: pki.cloudServer.ca, cloudDevice: pki.cloudDevice.ca },
     certs: {
@@ -152,7 +203,12 @@ function summarize(line: string): string {
 
 async function run(): Promise<void> {
   await prepare();
-  const index = writeIndex() as { fortId: string; agent: { clientApi: string; adminApi: string }; cloud: { url: string } };
+  const index = writeIndex() as {
+    fortId: string;
+    agent: { clientApi: string; adminApi: string };
+    cloud: { url: string };
+    updates?: { url: string; deviceType: string; signingKey: string; releasesDir: string };
+  };
   const running: Supervised[] = [];
   let stopping = false;
   const stopAll = async (code: number) => {
@@ -175,15 +231,16 @@ async function run(): Promise<void> {
 
   const start = async (name: string, script: string, config: string, args: string[] = [], unit?: string) => {
     const nodeArgs = unit ? nodeArgsFromUnit(join(dist, '..', 'systemd', unit)) : [];
-    const p = await startSupervised({ name, script: join(dist, script), args: [...args, '--config', config], nodeArgs, restart: true });
+    const p = await startSupervised({ name, script, args: [...args, '--config', config], nodeArgs, restart: true });
     running.push(p);
     forward(p);
     await p.waitReady(30_000);
   };
   try {
-    await start('dev-cloud', 'dev-cloud/cli.js', files.cloud, ['serve']);
-    await start('agent', 'agent/main.js', files.agent, [], 'fort-agent.service');
-    await start('deployment-manager', 'deployment-manager/main.js', files.dm, [], 'fort-deployment-manager.service');
+    await start('dev-cloud', join(dist, 'dev-cloud/cli.js'), files.cloud, ['serve']);
+    // From `current`, like the unit's ExecStart: after an update the restart runs the new release.
+    await start('agent', join(files.opt, 'current/dist/agent/main.js'), files.agent, [], 'fort-agent.service');
+    await start('deployment-manager', join(dist, 'deployment-manager/main.js'), files.dm, [], 'fort-deployment-manager.service');
     await registerDemoApp();
   } catch (err) {
     say(`dev-stack: start failed: ${(err as Error).message}`);
@@ -203,8 +260,24 @@ async function run(): Promise<void> {
   say(`  the demo app reloads every 30 s; its status: npm run dev-cloud -- reloads --home ${rel(home)}`);
   say(`  index of everything          ${rel(files.index)}`);
   say(`  try:                         npm run fortctl -- --config ${rel(files.fortctl)} status`);
+  if (index.updates) {
+    const u = index.updates;
+    const next = nextPatch(currentRelease(files.opt) ?? readReleaseInfo().version);
+    say(`  update server (Mender API)   ${u.url}  device type ${u.deviceType}; update the agent:`);
+    say(`    accept the device          npm run dev-cloud -- mender accept --home ${rel(home)} --device ${index.fortId}`);
+    say(`    build a signed release     npm run release -- --version ${next} --device-type ${u.deviceType} --key ${rel(u.signingKey)} --out ${rel(u.releasesDir)} --no-node-modules`);
+    say(`    upload it                  npm run dev-cloud -- mender upload --home ${rel(home)} ${rel(join(u.releasesDir, `fort-${next}.mender`))}`);
+    say(`    deploy it                  npm run dev-cloud -- mender deploy --home ${rel(home)} --artifact fort-${next} --device ${index.fortId}`);
+    say(`    follow it                  npm run dev-cloud -- mender status --home ${rel(home)}`);
+  }
   say('  Ctrl-C stops everything.');
   say('');
+}
+
+/** 0.1.0 → 0.1.1: the version the banner suggests for the next release. */
+function nextPatch(v: string): string {
+  const m = /^(\d+)\.(\d+)\.(\d+)/.exec(v);
+  return m ? `${m[1]}.${m[2]}.${Number(m[3]) + 1}` : '0.0.1';
 }
 
 await run();

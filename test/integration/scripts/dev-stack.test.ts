@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { execFile, spawn } from 'node:child_process';
-import { readFileSync, rmSync, statSync } from 'node:fs';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { lstatSync, readFileSync, readlinkSync, realpathSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
@@ -9,6 +9,19 @@ import { httpsCall, httpsRequest } from '../../helpers/https.js';
 import { MIGRATIONS } from '../../../agent/store/migrations.js';
 
 const run = promisify(execFile);
+/** The last line of the ready banner: once it is read, all of the banner is. */
+const BANNER_END = '  Ctrl-C stops everything.';
+
+/** A command the ready banner prints (`npm run <script> -- <args>`), run as npm runs it after its build. */
+function bannerCommand(lines: readonly string[], label: string) {
+  const line = lines.find((l) => l.startsWith(`    ${label} `));
+  const m = line && /npm run (dev-cloud|release) -- (.+)$/.exec(line);
+  if (!m) throw new Error(`no "${label}" command in the banner:\n${lines.join('\n')}`);
+  return run(process.execPath, [join(DIST, m[1] === 'release' ? 'scripts/release.js' : 'dev-cloud/cli.js'), ...m[2]!.trim().split(/\s+/)], { cwd: REPO });
+}
+
+/** Every stack started, so a failed test still stops them. */
+const stacks: { proc: ChildProcess; exited: Promise<number | null> }[] = [];
 
 /** Start the dev stack as `npm start` does (the build already ran) and wait for its ready banner. */
 function startStack(home: string) {
@@ -19,7 +32,7 @@ function startStack(home: string) {
   const ready = new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`dev stack not ready within 60 s:\n${lines.join('\n')}`)), 60_000);
     const check = setInterval(() => {
-      if (lines.includes('dev-stack: ready')) {
+      if (lines.includes(BANNER_END)) {
         clearTimeout(timer);
         clearInterval(check);
         resolve();
@@ -32,14 +45,20 @@ function startStack(home: string) {
     });
   });
   const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  stacks.push({ proc, exited });
   return { proc, lines, ready, exited };
 }
 
 describe('dev stack (npm start)', () => {
   const home = tempDir('devstack');
-  afterAll(() => rmSync(home, { recursive: true, force: true }));
+  afterAll(async () => {
+    // A failed assertion leaves its stack running: Ctrl-C it, so its processes do not outlive the test.
+    for (const s of stacks) if (s.proc.exitCode === null && s.proc.signalCode === null) s.proc.kill('SIGINT');
+    await Promise.all(stacks.map((s) => s.exited));
+    rmSync(home, { recursive: true, force: true });
+  });
 
-  it('reaches ready from nothing, fortctl status prints healthy, Ctrl-C stops everything, a second start reuses the PKI', async () => {
+  it('reaches ready from nothing, fortctl status prints healthy, updates the agent through the dev update server, Ctrl-C stops everything, a second start reuses the PKI', async () => {
     const stack = startStack(home);
     await stack.ready;
     const index = JSON.parse(readFileSync(join(home, 'dev-cloud.json'), 'utf8')) as {
@@ -47,10 +66,30 @@ describe('dev stack (npm start)', () => {
       cloud: { url: string };
       ca: Record<string, string>;
       config: { fortctl: string };
+      certs: { fortctl: { cert: string; key: string } };
+      updates: { url: string; deviceType: string; signingKey: string; verifyKey: string };
     };
     expect(Object.keys(index.ca).sort()).toEqual(['clientZone', 'cloudDevice', 'cloudServer', 'trustZone']);
     expect(index.agent.adminApi).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
     expect(stack.lines).toContain(`  try:                         npm run fortctl -- --config ${join(home, 'fortctl.toml')} status`);
+
+    // Updates: the agent runs from <home>/opt/current → releases/0.1.0, a link to this repository.
+    expect(index.updates).toMatchObject({ url: expect.stringMatching(/^https:\/\/127\.0\.0\.1:\d+$/), deviceType: 'fort-dev', signingKey: join(home, 'pki/artifact-signing.key') });
+    expect(statSync(index.updates.signingKey).mode & 0o777).toBe(0o600);
+    expect(readFileSync(index.updates.signingKey, 'utf8')).toMatch(/^-----BEGIN RSA PRIVATE KEY-----/); // PKCS#1, as mender-artifact wants
+    expect(readlinkSync(join(home, 'opt/current'))).toBe('releases/0.1.0');
+    expect(realpathSync(join(home, 'opt/releases/0.1.0'))).toBe(realpathSync(REPO));
+    expect(stack.lines).toContain(
+      `    build a signed release     npm run release -- --version 0.1.1 --device-type fort-dev --key ${index.updates.signingKey} --out ${join(home, 'releases')} --no-node-modules`,
+    );
+    // The deployment manager asks the dev update server for admission on its first cycle.
+    const menderCli = async (...args: string[]) => (await run(process.execPath, [join(DIST, 'dev-cloud/cli.js'), 'mender', ...args, '--home', home, '--json'])).stdout;
+    await eventually(async () => {
+      const devices = JSON.parse(await menderCli('devices')) as { identity: { fort_id?: string }; status: string }[];
+      return devices.find((d) => d.identity.fort_id === 'fort-dev-1' && d.status === 'pending');
+    }, 20_000, 'fort-dev-1 pending at the dev update server');
+    expect((await bannerCommand(stack.lines, 'accept the device')).stdout).toMatch(/"fort_id":"fort-dev-1"\}: accepted\n$/);
+    expect((await bannerCommand(stack.lines, 'build a signed release')).stdout).toMatch(/artifact fort-0\.1\.1: .*fort-0\.1\.1\.mender \(signed\)/);
 
     const status = await run(process.execPath, [join(DIST, 'agent/cli/fortctl.js'), '--config', index.config.fortctl, 'status']);
     expect(status.stdout).toMatch(/^agent fort-dev-1 {2}version 0\.1\.0 {2}healthy/);
@@ -78,6 +117,25 @@ describe('dev stack (npm start)', () => {
     expect(page.json()).toMatchObject({ columns: ['id', 'customer_id', 'product', 'amount', 'paid', 'day'], rows: [[10, 31, 'Widget, large', 193.7, 1, '2026-11-11']], total: 500 });
     const caBefore = readFileSync(index.ca['trustZone']!);
 
+    // The update, deployed with the banner's commands; the DM picks it up at its next poll (10 s).
+    expect((await bannerCommand(stack.lines, 'upload it')).stdout).toMatch(/^uploaded fort-0\.1\.1 \(fort-dev\)/);
+    expect((await bannerCommand(stack.lines, 'deploy it')).stdout).toMatch(/^deployment \S+: fort-0\.1\.1 to 1 device\(s\)/);
+    const adminTls = { ca: readFileSync(index.ca['trustZone']!), cert: readFileSync(index.certs.fortctl.cert), key: readFileSync(index.certs.fortctl.key) };
+    await eventually(async () => {
+      const res = await httpsRequest(`${index.agent.adminApi}/admin/v1/health`, adminTls);
+      return res.status === 200 && (JSON.parse(res.body) as { version: string }).version === '0.1.1' ? true : undefined;
+    }, 25_000, 'the agent healthy on 0.1.1');
+    await eventually(async () => {
+      const deployments = JSON.parse(await menderCli('status')) as { artifactName: string; devices: { status: string }[] }[];
+      return deployments.find((d) => d.artifactName === 'fort-0.1.1')?.devices[0]?.status === 'success' ? true : undefined;
+    }, 10_000, 'the deployment reported success');
+    expect((await bannerCommand(stack.lines, 'follow it')).stdout).toMatch(/fort-0\.1\.1 +fort-dev-1 +success /);
+    expect(readlinkSync(join(home, 'opt/current'))).toBe('releases/0.1.1');
+    expect(lstatSync(join(home, 'opt/releases/0.1.1')).isDirectory()).toBe(true); // unpacked, not a link
+    // The previous release is kept (rollback target), still the link: the repository is untouched.
+    expect(lstatSync(join(home, 'opt/releases/0.1.0')).isSymbolicLink()).toBe(true);
+    expect(statSync(join(REPO, 'dist/agent/main.js')).isFile()).toBe(true);
+
     stack.proc.kill('SIGINT');
     expect(await stack.exited).toBe(0);
     expect(stack.lines).toContain('dev-stack: stopped');
@@ -88,7 +146,11 @@ describe('dev stack (npm start)', () => {
     await second.ready;
     expect(second.lines.some((l) => l.startsWith('dev-stack: generating PKI'))).toBe(false);
     expect(readFileSync(index.ca['trustZone']!)).toEqual(caBefore);
+    // The updated release is what runs after a restart, and the banner suggests the next one.
+    const again = await run(process.execPath, [join(DIST, 'agent/cli/fortctl.js'), '--config', index.config.fortctl, 'status']);
+    expect(again.stdout).toMatch(/^agent fort-dev-1 {2}version 0\.1\.1 {2}healthy/);
+    expect(second.lines.some((l) => l.includes('npm run release -- --version 0.1.2 '))).toBe(true);
     second.proc.kill('SIGINT');
     expect(await second.exited).toBe(0);
-  });
+  }, 120_000);
 });
