@@ -1,6 +1,8 @@
-import { createWriteStream, existsSync, fsyncSync, openSync, closeSync, statSync, statfsSync } from 'node:fs';
+import { createReadStream, createWriteStream, existsSync, fsyncSync, openSync, closeSync, statSync, statfsSync } from 'node:fs';
 import { request, type Agent } from 'node:https';
 import { dirname } from 'node:path';
+import type { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { FortError } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
 
@@ -18,6 +20,12 @@ export interface DownloadOptions {
   /** Resumptions after dropped connections before giving up. */
   attempts: number;
   signal?: AbortSignal;
+  /**
+   * Gets every byte of the artifact once, in order, from byte 0 (what an earlier attempt left on
+   * disk first), and is ended when the download is complete: a verifier reading while the bytes
+   * arrive saves a second pass over the file. Destroyed when it cannot get them all in order.
+   */
+  tap?: Writable;
   /** Called with the bytes on disk after each fsync'ed chunk, so the caller can persist the offset. */
   onProgress?: (bytes: number) => void;
   log: Logger;
@@ -39,17 +47,38 @@ class Interrupted extends FortError {
  */
 /** Resolves with the bytes on disk; the artifact's content is checked by its reader (manifest checksums, signature). */
 export async function downloadArtifact(opts: DownloadOptions): Promise<{ bytes: number }> {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      await downloadOnce(opts);
-      break;
-    } catch (err) {
-      if (opts.signal?.aborted || !(err instanceof Interrupted) || attempt >= opts.attempts) throw err;
-      opts.log.warn({ attempt: attempt + 1, offset: sizeOf(opts.dest), reason: err.message }, 'artifact download interrupted; resuming');
+  const { tap } = opts;
+  try {
+    const offset = sizeOf(opts.dest);
+    if (tap && offset > 0) await pipeline(createReadStream(opts.dest, { end: offset - 1 }), tap, { end: false });
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await downloadOnce(opts);
+        break;
+      } catch (err) {
+        if (opts.signal?.aborted || !(err instanceof Interrupted) || attempt >= opts.attempts) throw err;
+        opts.log.warn({ attempt: attempt + 1, offset: sizeOf(opts.dest), reason: err.message }, 'artifact download interrupted; resuming');
+      }
     }
+  } catch (err) {
+    tap?.destroy(err as Error);
+    throw err;
   }
+  tap?.end();
   return { bytes: sizeOf(opts.dest) };
 }
+
+/** Drained, or gone (a destroyed tap never drains). */
+const drained = (w: Writable) =>
+  new Promise<void>((resolve) => {
+    const done = () => {
+      w.off('drain', done);
+      w.off('close', done);
+      resolve();
+    };
+    w.once('drain', done);
+    w.once('close', done);
+  });
 
 const sizeOf = (file: string) => (existsSync(file) ? statSync(file).size : 0);
 
@@ -78,6 +107,7 @@ function downloadOnce(opts: DownloadOptions): Promise<void> {
       }
       // 200 to a range request: the server sends it all again, so start over.
       const start = status === 206 ? offset : 0;
+      if (start === 0 && offset > 0 && opts.tap && !opts.tap.destroyed) opts.tap.destroy(fail('the server ignored the range request; the tap lost its order'));
       const total = status === 206 ? Number(/\/(\d+)$/.exec(String(res.headers['content-range']))?.[1] ?? NaN) : Number(res.headers['content-length'] ?? NaN);
       if (Number.isFinite(total) && total > opts.maxBytes) {
         res.destroy();
@@ -123,9 +153,11 @@ function downloadOnce(opts: DownloadOptions): Promise<void> {
           return;
         }
         armStall();
-        if (!out.write(chunk)) {
+        // Paced by the slower of the file and the tap.
+        const sinks = [out, ...(opts.tap && !opts.tap.destroyed ? [opts.tap] : [])].filter((w) => !w.write(chunk));
+        if (sinks.length > 0) {
           res.pause();
-          out.once('drain', () => res.resume());
+          void Promise.all(sinks.map(drained)).then(() => res.resume());
         }
       });
       res.on('end', () => {

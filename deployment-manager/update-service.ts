@@ -2,6 +2,7 @@ import { createReadStream, existsSync, mkdirSync, readdirSync, renameSync, rmSyn
 import { Agent } from 'node:https';
 import { hostname, platform, release as osRelease } from 'node:os';
 import { join } from 'node:path';
+import { PassThrough, type Readable } from 'node:stream';
 import { FortError } from '../lib/errors.js';
 import type { AdminClient } from '../lib/admin-client.js';
 import type { Logger } from '../lib/logger.js';
@@ -15,12 +16,15 @@ import { unpackRelease } from './install/unpack.js';
 import { currentRelease, switchCurrent } from './install/current.js';
 import { loadOrCreateAuthKey } from './mender/auth-key.js';
 import { createMenderClient, type MenderClient } from './mender/client.js';
-import type { StateFile, UpdateState } from './state.js';
+import type { DeploymentState, StateFile, UpdateState } from './state.js';
 import { createUpdater } from './updater.js';
 import { createHookRunner } from './hooks.js';
 import type { WorkLock } from './work-lock.js';
 
 type UpdatesConfig = NonNullable<DeploymentManagerConfig['updates']>;
+
+/** The artifact itself was refused, not the tap broken by the download failing (then the reader saw the download's error). */
+const refusedBy = (err: unknown, tap: PassThrough): err is FortError => err instanceof FortError && err.code === 'FORT_ERR_ARTIFACT' && !tap.errored;
 
 const jitter = (ms: number) => Math.round(ms * (0.9 + Math.random() * 0.2));
 
@@ -54,29 +58,59 @@ export function createUpdateService(deps: { config: UpdatesConfig; state: StateF
 
   /** A staging path for a deployment: its id (the server's, or `file:<time>`) made safe as a file name. */
   const staged = (id: string, suffix: '.payload' | '.mender') => join(config.staging_dir, `${id.replace(/[^A-Za-z0-9._-]/g, '_')}${suffix}`);
+  /** Verifies an artifact stream and stages its payload (the release tarball) under `<id>.payload/`. */
+  const verifyInto = async (d: DeploymentState, input: Readable): Promise<{ artifactName: string; payload: string }> => {
+    const dir = staged(d.id, '.payload');
+    const tmp = `${dir}.partial`;
+    rmSync(tmp, { recursive: true, force: true });
+    mkdirSync(tmp, { mode: 0o700 });
+    try {
+      const v = await verifyArtifact(input, { keys, deviceType: config.device_type, allowUnsigned: config.allow_unsigned, maxBytes: config.max_artifact_mb * 1024 * 1024, payloadSink: stagingSink(tmp) });
+      if (v.files.length !== 1) throw new FortError('FORT_ERR_ARTIFACT', `expected one release tarball in the payload, found ${v.files.length}`, { fatal: false });
+      rmSync(dir, { recursive: true, force: true });
+      renameSync(tmp, dir);
+      return { artifactName: v.artifactName, payload: join(dir, v.files[0]!.name) };
+    } catch (err) {
+      input.destroy();
+      rmSync(tmp, { recursive: true, force: true });
+      throw err;
+    }
+  };
+  /** Verifications running alongside downloads, by deployment id. */
+  const onTheWay = new Map<string, { verified: Promise<{ artifactName: string; payload: string }>; tap: PassThrough }>();
   const updater = createUpdater({
     state: deps.state,
     initial,
     server,
     download: async (d, onProgress) => {
       if (!agent || !d.uri) throw new FortError('FORT_ERR_UPDATE_SERVER', 'no update server to download from', { fatal: false });
-      await downloadArtifact({ url: new URL(d.uri), agent, dest: d.artifactFile, maxBytes: config.max_artifact_mb * 1024 * 1024, reserveBytes: 64 * 1024 * 1024, stallTimeoutMs: 60_000, attempts: 5, onProgress, log });
+      // Verified while it arrives (one pass, not download then read back); a refusal stops the download.
+      const tap = new PassThrough();
+      tap.on('error', () => undefined); // the download's own failure, seen through it
+      const abort = new AbortController();
+      const verified = verifyInto(d, tap);
+      verified.catch((e: unknown) => refusedBy(e, tap) && abort.abort());
+      onTheWay.set(d.id, { verified, tap });
+      try {
+        await downloadArtifact({ url: new URL(d.uri), agent, dest: d.artifactFile, maxBytes: config.max_artifact_mb * 1024 * 1024, reserveBytes: 64 * 1024 * 1024, stallTimeoutMs: 60_000, attempts: 5, tap, signal: abort.signal, onProgress, log });
+      } catch (err) {
+        const refusal = await verified.then(() => undefined, (e: unknown) => e);
+        throw refusedBy(refusal, tap) ? refusal : err;
+      }
     },
     verify: async (d) => {
-      const dir = staged(d.id, '.payload');
-      const tmp = `${dir}.partial`;
-      rmSync(tmp, { recursive: true, force: true });
-      mkdirSync(tmp, { mode: 0o700 });
-      try {
-        const v = await verifyArtifact(createReadStream(d.artifactFile), { keys, deviceType: config.device_type, allowUnsigned: config.allow_unsigned, maxBytes: config.max_artifact_mb * 1024 * 1024, payloadSink: stagingSink(tmp) });
-        if (v.files.length !== 1) throw new FortError('FORT_ERR_ARTIFACT', `expected one release tarball in the payload, found ${v.files.length}`, { fatal: false });
-        rmSync(dir, { recursive: true, force: true });
-        renameSync(tmp, dir);
-        return { artifactName: v.artifactName, payload: join(dir, v.files[0]!.name) };
-      } catch (err) {
-        rmSync(tmp, { recursive: true, force: true });
-        throw err;
+      const early = onTheWay.get(d.id);
+      onTheWay.delete(d.id);
+      if (early) {
+        try {
+          return await early.verified;
+        } catch (err) {
+          if (refusedBy(err, early.tap)) throw err;
+          log.info({ deploymentId: d.id, reason: (err as Error).message }, 'verifying the artifact from disk (the pass during the download did not complete)');
+        }
       }
+      // After a restart, or an operator's file.
+      return verifyInto(d, createReadStream(d.artifactFile));
     },
     unpack: (payload) => unpackRelease(createReadStream(payload), join(root, 'releases'), { maxBytes: 4 * config.max_artifact_mb * 1024 * 1024, maxEntries: 200_000 }),
     switchTo: (v) => switchCurrent(root, v),
@@ -129,7 +163,10 @@ export function createUpdateService(deps: { config: UpdatesConfig; state: StateF
     }
   };
 
+  /** The last cycle failed or found the device not yet accepted: come back after retry_seconds, not a whole poll interval. */
+  let retryNext = false;
   const cycle = async () => {
+    retryNext = true;
     try {
       const busy = await exclusive(async () => {
         await updater.deliverReports();
@@ -144,6 +181,7 @@ export function createUpdateService(deps: { config: UpdatesConfig; state: StateF
         if (updater.state.installed !== before) await inventory();
       });
       if (busy) log.info({ pid: busy.busy }, 'another process (an operator command) holds the update lock; skipping this cycle');
+      else retryNext = updater.state.reports.length > 0; // undelivered reports: try again soon
     } catch (err) {
       if (err instanceof FortError && err.code === 'FORT_ERR_NOT_ACCEPTED') log.warn({ reason: err.message }, 'waiting for the update server to accept this device');
       else if (err instanceof FortError && !err.fatal) log.warn({ reason: err.message }, 'update cycle did not complete; retrying later');
@@ -172,11 +210,11 @@ export function createUpdateService(deps: { config: UpdatesConfig; state: StateF
       ])
       .catch((err: Error) => log.warn({ reason: err.message }, 'inventory not sent; retrying at the next interval'));
   };
-  const every = (ms: number, f: () => Promise<void>) => {
+  const every = (ms: () => number, f: () => Promise<void>) => {
     const tick = () => {
       if (stopped) return;
       void serially(f).then(() => {
-        if (!stopped) timers.push(setTimeout(tick, jitter(ms)));
+        if (!stopped) timers.push(setTimeout(tick, jitter(ms())));
       });
     };
     tick();
@@ -186,9 +224,9 @@ export function createUpdateService(deps: { config: UpdatesConfig; state: StateF
     updater,
     /** Resumes whatever a stop left, then polls and reports on the configured intervals. */
     start() {
-      if (srv) every(srv.poll_seconds * 1000, cycle);
-      if (srv) every(srv.inventory_seconds * 1000, inventory);
-      every(config.resume_seconds * 1000, resume);
+      if (srv) every(() => (retryNext ? srv.retry_seconds : srv.poll_seconds) * 1000, cycle);
+      if (srv) every(() => srv.inventory_seconds * 1000, inventory);
+      every(() => config.resume_seconds * 1000, resume);
     },
     /**
      * An operator command (`install FILE`, `rollback`) in this process: waits up to `waitMs` for

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Writable } from 'node:stream';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { Agent, createServer, type Server } from 'node:https';
@@ -62,6 +63,25 @@ describe('artifact download (resume with HTTP ranges)', () => {
 
   /** The download's result with the SHA-256 of what it left on disk. */
   const fetched = async (o: Parameters<typeof downloadArtifact>[0]) => ({ ...(await downloadArtifact(o)), sha256: createHash('sha256').update(readFileSync(o.dest)).digest('hex') });
+  /** A tap that hashes what it gets, slowly (so the download is paced by it), and whether it was ended or destroyed. */
+  const slowTap = () => {
+    const hash = createHash('sha256');
+    let bytes = 0;
+    const tap = new Writable({
+      highWaterMark: 16 * 1024,
+      write(chunk: Buffer, _enc, cb) {
+        hash.update(chunk);
+        bytes += chunk.length;
+        setImmediate(cb);
+      },
+    });
+    tap.on('error', () => undefined);
+    const ended = new Promise<string>((resolve) => {
+      tap.on('finish', () => resolve(`ended ${bytes} ${hash.digest('hex')}`));
+      tap.on('close', () => resolve(tap.errored ? `destroyed: ${tap.errored.message}` : 'closed'));
+    });
+    return { tap, ended };
+  };
   const opts = (dest: string, over: Partial<Parameters<typeof downloadArtifact>[0]> = {}) => ({ url, agent, dest, maxBytes: 10 * 1024 * 1024, reserveBytes: 0, stallTimeoutMs: 2000, attempts: 5, log, ...over });
 
   it('resumes from the offset after three dropped connections: ranges asked, same hash', async () => {
@@ -69,8 +89,11 @@ describe('artifact download (resume with HTTP ranges)', () => {
     dropAfter = [500_000, 700_000, 900_000];
     const dest = join(tempDir('dl'), 'a.mender');
     const progress: number[] = [];
-    const r = await fetched(opts(dest, { onProgress: (b) => progress.push(b) }));
+    const { tap, ended } = slowTap();
+    const r = await fetched(opts(dest, { onProgress: (b) => progress.push(b), tap }));
     expect(r).toEqual({ bytes: body.length, sha256: sha });
+    // The tap saw every byte once, in order, across the cuts.
+    expect(await ended).toBe(`ended ${body.length} ${sha}`);
     // Each request resumes exactly where the bytes on disk ended (a dropped TLS stream may lose
     // what was in flight, so those are counted by the client, not assumed from the server).
     expect(progress).toHaveLength(4);
@@ -86,7 +109,9 @@ describe('artifact download (resume with HTTP ranges)', () => {
     dropAfter = [];
     const dest = join(tempDir('dl'), 'a.mender');
     writeFileSync(dest, body.subarray(0, 1_234_567));
-    expect(await fetched(opts(dest))).toEqual({ bytes: body.length, sha256: sha });
+    const { tap, ended } = slowTap();
+    expect(await fetched(opts(dest, { tap }))).toEqual({ bytes: body.length, sha256: sha });
+    expect(await ended).toBe(`ended ${body.length} ${sha}`); // the part on disk first, then the rest
     expect(seen.map((s) => [s.range, s.sent])).toEqual([['bytes=1234567-', body.length - 1_234_567]]);
   });
 
@@ -95,8 +120,11 @@ describe('artifact download (resume with HTTP ranges)', () => {
     ignoreRanges = true;
     const dest = join(tempDir('dl'), 'a.mender');
     writeFileSync(dest, randomBytes(1000)); // not even the right bytes: must be replaced, not appended to
+    const { tap, ended } = slowTap();
     try {
-      expect(await fetched(opts(dest))).toEqual({ bytes: body.length, sha256: sha });
+      expect(await fetched(opts(dest, { tap }))).toEqual({ bytes: body.length, sha256: sha });
+      // The tap already had the old prefix: it cannot be fed in order any more.
+      expect(await ended).toBe('destroyed: artifact download: the server ignored the range request; the tap lost its order');
     } finally {
       ignoreRanges = false;
     }
