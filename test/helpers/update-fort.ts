@@ -18,6 +18,10 @@ export interface UpdatableFortOptions {
   healthDeadlineSeconds?: number;
   /** Extra lines for the `[updates]` table (e.g. `hooks_dir = "…"`). */
   updatesToml?: string;
+  /** `[updates.server]` poll, inventory and retry intervals (default 1 s each). */
+  pollSeconds?: number;
+  inventorySeconds?: number;
+  retrySeconds?: number;
   /** Configure the update server (default); false: an air-gapped fort (`install FILE` only). */
   server?: boolean;
   /** Start the deployment manager (default) and have the device accepted by the server. */
@@ -59,7 +63,7 @@ export async function startUpdatableFort(o: UpdatableFortOptions = {}) {
   appendFileSync(
     inst.files.dm,
     `\n[updates]\ninstall_root = "${root}"\nstaging_dir = "${stagingDir}"\ndevice_type = "${deviceType}"\nartifact_keys = ["${signPub}"]\nhealth_deadline_seconds = ${o.healthDeadlineSeconds ?? 10}\n${o.updatesToml ?? ''}` +
-    (o.server === false ? '' : `[updates.server]\nurl = "${dev.mender.url}"\nauth_key = "${join(inst.dir, 'data/dm/mender-auth.pem')}"\nid_data = { fort_id = "${fortId}" }\npoll_seconds = 1\ninventory_seconds = 1\nretry_seconds = 1\n` +
+    (o.server === false ? '' : `[updates.server]\nurl = "${dev.mender.url}"\nauth_key = "${join(inst.dir, 'data/dm/mender-auth.pem')}"\nid_data = { fort_id = "${fortId}" }\npoll_seconds = ${o.pollSeconds ?? 1}\ninventory_seconds = ${o.inventorySeconds ?? 1}\nretry_seconds = ${o.retrySeconds ?? 1}\n` +
       `tls = { ca = "${pki.cloudServer.ca}", cert = "${pki.cloudDevice.deviceCert}", key = "${pki.cloudDevice.deviceKey}" }\n`),
   );
 

@@ -137,3 +137,19 @@ describe('update link through an HTTP CONNECT proxy (tinyproxy)', () => {
     expect((await fort.health()).version).toBe('1.0.1');
   }, 60_000);
 });
+
+describe('a device the server has not accepted yet', () => {
+  let fort: UpdatableFort;
+  afterAll(async () => {
+    await fort?.stop();
+  });
+
+  it('asks again every retry_seconds, not once per (long) poll interval', async () => {
+    fort = await startUpdatableFort({ startDm: false, pollSeconds: 3600, inventorySeconds: 3600, retrySeconds: 1 });
+    await fort.startDm();
+    const mine = () => fort.dev.mender.authAttempts().filter((a) => JSON.stringify(a).includes(fort.fortId));
+    const attempts = await eventually(() => (mine().length >= 3 ? mine() : undefined), 15_000, 'three admission requests');
+    expect(attempts.length).toBeGreaterThanOrEqual(3);
+    expect(fort.state().step).toBe('idle');
+  });
+});
