@@ -29,11 +29,11 @@ export function createHookRunner(o: { dir: string; timeoutMs: number; log: Logge
   return async (step, ctx) => {
     if (!existsSync(o.dir)) return;
     const names = readdirSync(o.dir).filter((n) => n === step || n.startsWith(`${step}_`)).sort();
+    const uid = process.getuid?.() ?? 0;
     for (const name of names) {
       const file = join(o.dir, name);
       const st = statSync(file);
       if (!st.isFile()) continue;
-      const uid = process.getuid?.() ?? 0;
       if ((st.mode & 0o022) !== 0 || (st.uid !== uid && st.uid !== 0)) {
         throw new FortError('FORT_ERR_UPDATE_HOOK', `hook ${name} is writable by group/others or owned by another user; refusing to run it`, { fatal: false });
       }

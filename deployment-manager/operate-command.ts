@@ -41,22 +41,17 @@ async function operate(kind: { install: string } | { rollback: true }, o: Operat
   const stateFile = createStateFile(config.state.path);
   const admin = createAdminClient({ url: config.agent.admin_url, tls: loadTlsMaterial(config.agent.tls), timeoutMs: config.agent.timeout_seconds * 1000 });
   const service = createUpdateService({ config: config.updates, state: stateFile, initial: stateFile.load(), lock: createWorkLock(`${config.state.path}.lock`), admin, proxy: resolveProxy(undefined, readRuntimeEnv('FORT_DM_CONFIG').proxy), log });
-  const before = stateFile.load();
+  const before = service.updater.state;
   let after: UpdateState;
   try {
     after = await service.operate(kind, o.waitSeconds * 1000);
   } catch (err) {
-    if (err instanceof FortError && err.code === 'FORT_ERR_CONFLICT') {
-      io.stderr(`fort-deployment-manager: ${err.message}\n`);
-      io.exitCode(OPERATE_EXIT.BUSY);
-      return;
-    }
-    if (err instanceof FortError && err.code === 'FORT_ERR_NOT_FOUND') {
-      io.stderr(`fort-deployment-manager: ${err.message}\n`);
-      io.exitCode(OPERATE_EXIT.FAILED);
-      return;
-    }
-    throw err;
+    // Busy (the lock, an update under way), or nothing to roll back to.
+    const code = err instanceof FortError ? { FORT_ERR_CONFLICT: OPERATE_EXIT.BUSY, FORT_ERR_NOT_FOUND: OPERATE_EXIT.FAILED }[err.code as string] : undefined;
+    if (code === undefined) throw err;
+    io.stderr(`fort-deployment-manager: ${(err as Error).message}\n`);
+    io.exitCode(code);
+    return;
   } finally {
     await service.stop();
     admin.close();

@@ -191,10 +191,7 @@ export function createUpdateService(deps: { config: UpdatesConfig; state: StateF
   /** An update an operator command left (it was killed, or its terminal closed) is carried on here. */
   const resume = async () => {
     if (deps.state.load().step === 'idle') return;
-    await exclusive(async () => {
-      await updater.runToIdle();
-      await updater.deliverReports();
-    });
+    await exclusive(() => updater.runToIdle());
   };
   const inventory = async () => {
     if (!server) return;
@@ -240,7 +237,6 @@ export function createUpdateService(deps: { config: UpdatesConfig; state: StateF
           if ('install' in kind) updater.startFromFile(kind.install);
           else updater.startRollback();
           await updater.runToIdle();
-          await updater.deliverReports();
           await inventory();
         });
         if (!busy) return updater.state;

@@ -29,12 +29,13 @@ function holderOf(path: string): number | null {
 export function createWorkLock(path: string) {
   const tmp = `${path}.${process.pid}`;
   let held = false;
+  /** The pid of a live process that holds the lock, if another one does. */
+  const liveHolder = (): number | null => {
+    const pid = holderOf(path);
+    return pid !== null && pid !== process.pid && alive(pid) ? pid : null;
+  };
   return {
-    /** The pid of a live process that holds the lock, if another one does. */
-    holder(): number | null {
-      const pid = holderOf(path);
-      return pid !== null && pid !== process.pid && alive(pid) ? pid : null;
-    },
+    holder: liveHolder,
     /** Takes the lock, or returns the live holder's pid. */
     tryAcquire(): { acquired: true } | { acquired: false; holder: number } {
       if (held) return { acquired: true };
@@ -48,8 +49,8 @@ export function createWorkLock(path: string) {
           } catch (err) {
             if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
           }
-          const pid = holderOf(path);
-          if (pid !== null && pid !== process.pid && alive(pid)) return { acquired: false, holder: pid };
+          const pid = liveHolder();
+          if (pid !== null) return { acquired: false, holder: pid };
           try {
             unlinkSync(path); // stale: its holder is gone
           } catch (err) {

@@ -91,6 +91,10 @@ export async function startMenderServer(opts: MenderServerOptions): Promise<Mend
   const drops: ArmedCut[] = [];
   /** Releases of the stalls armed and not yet released. */
   const stallReleases = new Set<() => void>();
+  const releaseStalls = () => {
+    for (const release of stallReleases) release();
+    stallReleases.clear();
+  };
 
   const app = createMenderHttp(opts.tls, opts.log);
   // Known after listen (port 0 = any free port); links are only made by then.
@@ -169,10 +173,7 @@ export async function startMenderServer(opts: MenderServerOptions): Promise<Mend
       if (!Number.isInteger(n) || n < 0) throw new RangeError(`stallAfterBytes: expected a non-negative integer, got ${n}`);
       drops.push({ bytes: n, stall: new Promise<void>((r) => stallReleases.add(r)) });
     },
-    releaseStalls() {
-      for (const release of stallReleases) release();
-      stallReleases.clear();
-    },
+    releaseStalls,
     setAvailable(v) {
       available = v;
     },
@@ -217,7 +218,7 @@ export async function startMenderServer(opts: MenderServerOptions): Promise<Mend
       });
     },
     close: () => {
-      for (const release of stallReleases) release();
+      releaseStalls();
       return app.close();
     },
   };
