@@ -1,4 +1,4 @@
-import { createReadStream, createWriteStream, existsSync, fsyncSync, openSync, closeSync, statSync, statfsSync } from 'node:fs';
+import { createReadStream, existsSync, fsyncSync, openSync, closeSync, statSync, statfsSync, writeSync } from 'node:fs';
 import { request, type Agent } from 'node:https';
 import { dirname } from 'node:path';
 import type { Writable } from 'node:stream';
@@ -80,6 +80,10 @@ const drained = (w: Writable) =>
     w.once('close', done);
   });
 
+function writeFully(fd: number, chunk: Buffer) {
+  for (let off = 0; off < chunk.length; ) off += writeSync(fd, chunk, off);
+}
+
 const sizeOf = (file: string) => (existsSync(file) ? statSync(file).size : 0);
 
 function checkDisk(dir: string, needed: number, reserve: number) {
@@ -122,7 +126,6 @@ function downloadOnce(opts: DownloadOptions): Promise<void> {
         return;
       }
       const fd = openSync(opts.dest, start === 0 ? 'w' : 'a', 0o600);
-      const out = createWriteStream('', { fd, autoClose: false });
       let written = start;
       let stall: NodeJS.Timeout | undefined;
       const armStall = () => {
@@ -134,16 +137,16 @@ function downloadOnce(opts: DownloadOptions): Promise<void> {
         if (finished) return;
         finished = true;
         clearTimeout(stall);
-        out.end(() => {
-          try {
-            fsyncSync(fd);
-          } finally {
-            closeSync(fd);
-          }
-          opts.onProgress?.(sizeOf(opts.dest));
-          if (err) reject(err);
-          else resolve();
-        });
+        try {
+          fsyncSync(fd);
+        } catch (syncErr) {
+          err ??= fail('cannot write the staging file', syncErr);
+        } finally {
+          closeSync(fd);
+        }
+        opts.onProgress?.(sizeOf(opts.dest));
+        if (err) reject(err);
+        else resolve();
       };
       armStall();
       res.on('data', (chunk: Buffer) => {
@@ -153,11 +156,17 @@ function downloadOnce(opts: DownloadOptions): Promise<void> {
           return;
         }
         armStall();
-        // Paced by the slower of the file and the tap.
-        const sinks = [out, ...(opts.tap && !opts.tap.destroyed ? [opts.tap] : [])].filter((w) => !w.write(chunk));
-        if (sinks.length > 0) {
+        // A synchronous write into the page cache: a thread-pool write per 16 KB TLS record
+        // costs more in hand-overs than the copy itself, and holds the chunk until it runs.
+        try {
+          writeFully(fd, chunk);
+        } catch (err) {
+          res.destroy(fail('cannot write the staging file', err));
+          return;
+        }
+        if (opts.tap && !opts.tap.destroyed && !opts.tap.write(chunk)) {
           res.pause();
-          void Promise.all(sinks.map(drained)).then(() => res.resume());
+          void drained(opts.tap).then(() => res.resume());
         }
       });
       res.on('end', () => {

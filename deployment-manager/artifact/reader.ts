@@ -1,7 +1,7 @@
 import { constants as cryptoConstants, createHash, verify as verifySignatureBytes, type Hash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { join } from 'node:path';
-import { PassThrough, type Readable } from 'node:stream';
+import { PassThrough, type Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, gunzipSync } from 'node:zlib';
 import { extract, type Extract } from 'tar-stream';
@@ -147,6 +147,51 @@ async function pump(source: AsyncIterable<Uint8Array>, dest: WritableLike, mapEr
       if (dest.destroyed) return;
       if (!dest.write(chunk)) await drained(dest);
     }
+    if (!dest.destroyed) dest.end();
+  } catch (err) {
+    dest.destroy(mapError(err));
+  }
+}
+
+/**
+ * Like `pump`, but gathers the source's small chunks into two reused buffers of `size` bytes:
+ * every write to a zlib stream is a thread-pool round trip, so 16 KB pieces cost far more than
+ * the inflating, and fresh copies would be garbage for the GC. A buffer is refilled only after
+ * zlib's write callback, when it has read all of it.
+ */
+async function pumpBatched(source: AsyncIterable<Uint8Array>, dest: Writable, size: number, mapError: (err: unknown) => Error): Promise<void> {
+  const buffers = [Buffer.allocUnsafe(size), Buffer.allocUnsafe(size)];
+  let current = 0;
+  let filled = 0;
+  let inFlight: Promise<void> = Promise.resolve();
+  const send = async (bytes: Buffer) => {
+    await inFlight; // the other buffer read: the one about to be refilled is free
+    inFlight = new Promise((resolve) => {
+      const done = () => {
+        dest.off('close', done);
+        resolve();
+      };
+      dest.once('close', done);
+      dest.write(bytes, done);
+    });
+  };
+  try {
+    for await (const chunk of source) {
+      if (dest.destroyed) return;
+      for (let off = 0; off < chunk.byteLength; ) {
+        const n = Math.min(size - filled, chunk.byteLength - off);
+        buffers[current]!.set(chunk.subarray(off, off + n), filled);
+        filled += n;
+        off += n;
+        if (filled === size) {
+          await send(buffers[current]!);
+          current ^= 1;
+          filled = 0;
+        }
+      }
+    }
+    if (filled > 0) await send(buffers[current]!.subarray(0, filled));
+    await inFlight;
     if (!dest.destroyed) dest.end();
   } catch (err) {
     dest.destroy(mapError(err));
@@ -350,6 +395,7 @@ async function readHeader(compressed: Buffer, opts: { deviceType: string; payloa
 
 // ---------------------------------------------------------------- data/0000.tar.gz
 
+const GUNZIP_BATCH_BYTES = 128 * 1024;
 const SAFE_NAME = /^[^/\\\u0000-\u001f\u007f]{1,255}$/;
 
 interface PayloadContext {
@@ -396,13 +442,14 @@ async function toSink(sink: PayloadSink, name: string, size: number, chunks: Asy
 }
 
 async function readPayload(entry: AsyncIterable<unknown>, ctx: PayloadContext): Promise<VerifiedPayloadFile[]> {
-  const gunzip = createGunzip();
+  // Output in large pieces too: each is a thread-pool round trip and a pass through the inner tar.
+  const gunzip = createGunzip({ chunkSize: GUNZIP_BATCH_BYTES });
   const inner = extract();
   gunzip.on('error', noop);
   inner.on('error', noop);
   // outer entry → gunzip → inner tar; errors flow downstream and come out of the inner iteration.
   const pumps = Promise.all([
-    pump(mapErrors(bytesOf(entry), outerFailure), gunzip, (err) => (err instanceof Error ? err : new Error(String(err)))),
+    pumpBatched(mapErrors(bytesOf(entry), outerFailure), gunzip, GUNZIP_BATCH_BYTES, (err) => (err instanceof Error ? err : new Error(String(err)))),
     pump(gunzip as AsyncIterable<Uint8Array>, inner, (err) => (err instanceof FortError ? err : refuse(`${DATA_ENTRY}: gzip: ${messageOf(err)}`, err))),
   ]);
   const innerFailure = (err: unknown): Error => {
