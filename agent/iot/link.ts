@@ -84,6 +84,8 @@ export function createMqttLink(opts: LinkOptions) {
       keepalive: opts.keepaliveSeconds,
       connectTimeout: 15_000,
       resubscribe: false,
+      // mqtt-packet otherwise keeps a 2-byte Buffer for each of the 65 536 packet ids: ~6 MB of heap.
+      writeCache: false,
       will: { topic: topics.presence, payload: Buffer.from(presence(false)), qos: 1, retain: false },
       ...(opts.protocolVersion === 5 ? { properties: { sessionExpiryInterval: 3600 } } : {}),
       // Our own socket: the presigned URL carries the signature, and mqtt.js swallows upgrade
