@@ -1,7 +1,4 @@
-import { randomUUID } from 'node:crypto';
-import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
-import cors from '@fastify/cors';
-import rateLimit from '@fastify/rate-limit';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from '../../lib/logger.js';
 import type { TlsMaterial } from '../../lib/tls.js';
 import { sendProblem } from '../../lib/http-problem.js';
@@ -10,7 +7,8 @@ import { registerAppsRoutes, type AppsRoutesDeps } from './apps-routes.js';
 import { openApiDocument } from './openapi.js';
 import { TokenRejectedError, type UserTokenVerifier } from './user-token.js';
 import { VIEWER_JS, viewerHtml } from './viewer-page.js';
-import { API_HEADERS, PAGE_HEADERS } from './security-headers.js';
+import { PAGE_HEADERS } from './security-headers.js';
+import { createClientApiServer } from './plumbing.js';
 
 export interface ClientApiDeps {
   config: ApiConfig;
@@ -25,54 +23,16 @@ export interface ClientApiDeps {
 
 /** The URL without its query string: a token may hide there, so it is never logged or echoed. */
 const pathOf = (url: string) => url.split('?')[0]!;
-/** Rate-limit refusals become a 429 problem in the error handler. */
-const rateLimited = (_req: unknown, ctx: { ttl: number }) => ({ statusCode: 429, code: 'FORT_ERR_RATE_LIMITED', ttl: ctx.ttl });
 
 /** Client-zone HTTPS API for browsers on the private network: JWT auth, cloud authz, audit. */
 export async function startClientApi(deps: ClientApiDeps) {
   const { config } = deps;
-  const app = Fastify({
-    loggerInstance: deps.log,
-    // One access line per request (below) instead of Fastify's two.
-    disableRequestLogging: true,
-    bodyLimit: 64 * 1024,
-    // Header size is bounded by Node (16 KB); tokens beyond max_token_bytes are refused by the verifier.
-    https: { key: deps.tls.key, cert: deps.tls.cert, minVersion: 'TLSv1.2' },
-    genReqId: () => randomUUID(),
-    requestIdLogLabel: 'requestId',
-  });
-  app.addHook('onSend', async (req, reply) => {
-    reply.header('x-request-id', req.id);
-  });
+  const { app, perUser } = await createClientApiServer(config, deps.tls, deps.log);
   if (config.access_log) {
     app.addHook('onResponse', async (req, reply) => {
       req.log.info({ method: req.method, path: pathOf(req.url), status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10, user: req.identity?.user, ip: req.ip }, 'request');
     });
   }
-  // Every answer is JSON unless a route says otherwise (the viewer page and script).
-  app.addHook('onRequest', (_req, reply, done) => {
-    reply.headers(API_HEADERS);
-    done();
-  });
-  await app.register(cors, {
-    // Exact origins only: a reflected or wildcard origin would let any page read data with a stolen token.
-    origin: config.cors_origins,
-    methods: ['GET', 'POST'],
-    allowedHeaders: ['authorization', 'content-type'],
-    exposedHeaders: ['x-request-id', 'retry-after'],
-    maxAge: 600,
-  });
-  await app.register(rateLimit, {
-    max: config.rate_limit.per_ip_per_minute,
-    timeWindow: 60_000,
-    errorResponseBuilder: rateLimited,
-  });
-  const perUser = app.rateLimit({
-    max: config.rate_limit.per_user_per_minute,
-    timeWindow: 60_000,
-    keyGenerator: (req) => `user:${req.identity?.tenant}/${req.identity?.user}`,
-    errorResponseBuilder: rateLimited,
-  });
 
   app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) => {
     if (err.statusCode === 429) return sendProblem(reply, 429, 'FORT_ERR_RATE_LIMITED', 'Too many requests', 'rate limit exceeded; see retry-after');

@@ -77,7 +77,8 @@ async function main(): Promise<number> {
           value: m.value,
           unit: b.unit,
           baseline: m.baseline,
-          ratio: m.baseline && m.baseline.value > 0 ? round(m.value / m.baseline.value, 2) : null,
+          // A ratio benchmark's value is already the ratio to its baseline (whose value is in other units).
+          ratio: b.unit === 'ratio' ? m.value : m.baseline && m.baseline.value > 0 ? round(m.value / m.baseline.value, 2) : null,
           goal: goalText(b),
           machine: { cpus: cpus().length, node: process.version },
           date: new Date().toISOString(),
