@@ -90,6 +90,11 @@ export async function createCa(opts: CaOptions): Promise<KeyAndCert> {
 
 export async function issueCert(ca: KeyAndCert, opts: IssueOptions): Promise<KeyAndCert> {
   const keys = await generateKeys();
+  return bundle(await signCert(ca, keys.publicKey, opts), keys);
+}
+
+/** The CA's certificate over `publicKey` (the holder keeps the private key: e.g. from a CSR). */
+async function signCert(ca: Pick<KeyAndCert, 'cert' | 'keys'>, publicKey: webcrypto.CryptoKey, opts: IssueOptions): Promise<x509.X509Certificate> {
   const ekus: string[] = [];
   if (opts.usage !== 'client') ekus.push(x509.ExtendedKeyUsage.serverAuth);
   if (opts.usage !== 'server') ekus.push(x509.ExtendedKeyUsage.clientAuth);
@@ -98,24 +103,57 @@ export async function issueCert(ca: KeyAndCert, opts: IssueOptions): Promise<Key
     new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
     new x509.ExtendedKeyUsageExtension(ekus, false),
     await x509.AuthorityKeyIdentifierExtension.create(ca.keys.publicKey),
-    await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+    await x509.SubjectKeyIdentifierExtension.create(publicKey),
   ];
   const sans: x509.JsonGeneralName[] = [
     ...(opts.dnsNames ?? []).map((value) => ({ type: 'dns' as const, value })),
     ...(opts.ipAddresses ?? []).map((value) => ({ type: 'ip' as const, value })),
   ];
   if (sans.length > 0) extensions.push(new x509.SubjectAlternativeNameExtension(sans, false));
-  const cert = await x509.X509CertificateGenerator.create({
+  return x509.X509CertificateGenerator.create({
     serialNumber: randomSerial(),
     subject: distinguishedName(opts.commonName, opts.organization),
     issuer: ca.cert.subjectName,
     ...validity(opts, 825),
-    publicKey: keys.publicKey,
+    publicKey,
     signingKey: ca.keys.privateKey,
     signingAlgorithm: SIGN_ALG,
     extensions,
   });
-  return bundle(cert, keys);
+}
+
+/** A CA from its PEM certificate and PKCS#8 key (P-256), ready to sign. */
+export async function loadCa(certPem: string, keyPem: string): Promise<Pick<KeyAndCert, 'cert' | 'keys'>> {
+  const cert = new x509.X509Certificate(certPem);
+  const privateKey = await webcrypto.subtle.importKey('pkcs8', x509.PemConverter.decodeFirst(keyPem), KEY_ALG, false, ['sign']);
+  return { cert, keys: { publicKey: await cert.publicKey.export(KEY_ALG, ['verify']), privateKey } };
+}
+
+export class CsrRefusedError extends Error {}
+
+/**
+ * A certificate for the key of a PKCS#10 request, after checking the request is signed by that
+ * key (proof of possession) and is a P-256 key. The subject is `opts.commonName`, not what the
+ * request asked for: the CA decides whom the certificate names.
+ */
+export async function issueCertForCsr(ca: Pick<KeyAndCert, 'cert' | 'keys'>, csrPem: string, opts: IssueOptions): Promise<x509.X509Certificate> {
+  let csr: x509.Pkcs10CertificateRequest;
+  try {
+    csr = new x509.Pkcs10CertificateRequest(csrPem);
+  } catch {
+    throw new CsrRefusedError('not a PEM PKCS#10 certificate request');
+  }
+  const alg = csr.publicKey.algorithm as { name?: string; namedCurve?: string };
+  if (alg.name !== 'ECDSA' || alg.namedCurve !== 'P-256') throw new CsrRefusedError('the request\'s key is not an EC P-256 key');
+  if (!(await csr.verify())) throw new CsrRefusedError('the request is not signed by its own key');
+  return signCert(ca, await csr.publicKey.export(KEY_ALG, ['verify']), opts);
+}
+
+/** A P-256 key pair and a PKCS#10 request for it (the key never leaves the holder). */
+export async function createCsr(commonName: string): Promise<{ keyPem: string; csrPem: string }> {
+  const keys = await generateKeys();
+  const csr = await x509.Pkcs10CertificateRequestGenerator.create({ name: distinguishedName(commonName), keys, signingAlgorithm: SIGN_ALG });
+  return { keyPem: await privateKeyPem(keys.privateKey), csrPem: pem(csr.toString('pem')) };
 }
 
 /** ES256 key pair for JWT client assertions. */
