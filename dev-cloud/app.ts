@@ -16,6 +16,7 @@ import { createReloadStatusLog, type ReloadStatusLog } from './scheduler/status-
 import { registerReloadRoutes } from './scheduler/dev-routes.js';
 import { startMenderServer, type MenderServer } from './mender/server.js';
 import { registerMenderDevRoutes } from './mender/dev-routes.js';
+import { startPairing, type Pairing } from './pairing/service.js';
 
 export interface DevCloud {
   bridge?: IotBridge;
@@ -28,6 +29,8 @@ export interface DevCloud {
   reloadStatus?: ReloadStatusLog;
   /** Present when `[mender]` is configured: the update server (operator side and test hooks). */
   mender?: MenderServer;
+  /** Present when `[pairing]` is configured: codes and paired forts. */
+  pairing?: Pairing;
   close(): Promise<void>;
 }
 
@@ -109,8 +112,12 @@ export async function startDevCloud(config: DevCloudConfig, log: Logger): Promis
     if (scheduler && reloadStatus) await registerReloadRoutes(api, { scheduler, statusLog: reloadStatus });
     if (mender) await registerMenderDevRoutes(api, mender);
     let cloudApi: CloudApi | undefined;
+    let pairing: Pairing | undefined;
     if (config.cloud_api) {
       const c = config.cloud_api;
+      const configured = loadClients(c.clients);
+      if (config.pairing) pairing = await startPairing(api, config, now, log.child({ module: 'pairing' }));
+      const paired = pairing?.registry;
       cloudApi = await registerCloudApi(api, {
         issuer: cloudApiIssuer(config),
         userAudience: c.user_audience,
@@ -118,7 +125,7 @@ export async function startDevCloud(config: DevCloudConfig, log: Logger): Promis
         userTokenSeconds: c.user_token_seconds,
         policy: c.policy ? loadPolicyFile(c.policy) : EMPTY_POLICY,
         fortOrigins: c.fort_origins,
-        clients: loadClients(c.clients),
+        clients: { get: (id) => configured.get(id) ?? paired?.client(id) },
         now,
       });
     }
@@ -130,6 +137,7 @@ export async function startDevCloud(config: DevCloudConfig, log: Logger): Promis
       ...(scheduler ? { scheduler } : {}),
       ...(reloadStatus ? { reloadStatus } : {}),
       ...(mender ? { mender } : {}),
+      ...(pairing ? { pairing } : {}),
       credentialStore,
       async close() {
         for (const c of closers.reverse()) await c();

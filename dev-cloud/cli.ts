@@ -12,6 +12,7 @@ import { formatArtifacts, formatDeployments, formatDevices } from './mender/form
 import type { ArtifactView } from './mender/dev-routes.js';
 import type { DeploymentRecord } from './mender/deployments.js';
 import type { DeviceRecord } from './mender/devices.js';
+import type { PairedFort } from './pairing/registry.js';
 
 const program = new Command('dev-cloud').description('Local stand-in for the Fort cloud (development and tests only)');
 
@@ -73,6 +74,45 @@ program
       .post('dev/v1/login', { json: { user: o.user, tenant: o.tenant, ...(o.ttl ? { ttl_seconds: o.ttl } : {}) } })
       .json<{ token: string; expires_at: string }>();
     process.stdout.write(`${body.token}\n`);
+  });
+
+/** 90s, 10m, 2h, 1d → seconds. */
+function duration(v: string): number {
+  const m = /^(\d+)(s|m|h|d)?$/.exec(v.trim());
+  const n = m ? Number(m[1]) * { s: 1, m: 60, h: 3600, d: 86_400 }[(m[2] ?? 's') as 's' | 'm' | 'h' | 'd'] : NaN;
+  if (!Number.isInteger(n) || n < 60 || n > 604_800) throw new InvalidArgumentError('expected a duration from 60s to 7d, e.g. 10m');
+  return n;
+}
+
+program
+  .command('pairing-code')
+  .description('print a one-time code a fort of the tenant pairs with (fortctl pair --code ...)')
+  .requiredOption('--tenant <tenant>', 'tenant the fort joins')
+  .option('--ttl <duration>', 'how long the code is valid, e.g. 10m (default: pairing.code_seconds)', duration)
+  .option('--home <dir>', 'dev stack directory', '.fort-dev')
+  .action(async (o: { tenant: string; ttl?: number; home: string }) => {
+    const body = await devCall(client(o.home).post('dev/v1/pairing-codes', { json: { tenant: o.tenant, ...(o.ttl ? { ttl_seconds: o.ttl } : {}) } }).json<{ code: string; expiresAt: string }>());
+    process.stderr.write(`one-time code for tenant ${o.tenant}, valid until ${body.expiresAt}:\n`);
+    process.stdout.write(`${body.code}\n`);
+  });
+
+program
+  .command('forts')
+  .description('list paired forts (id, tenant, when paired, revoked)')
+  .option('--home <dir>', 'dev stack directory', '.fort-dev')
+  .action(async (o: { home: string }) => {
+    const list = await devCall(client(o.home).get('dev/v1/forts').json<PairedFort[]>());
+    for (const f of list) process.stdout.write(`${f.id}  ${f.tenant}  paired ${f.pairedAt}${f.revokedAt ? `  REVOKED ${f.revokedAt}` : ''}\n`);
+  });
+
+program
+  .command('revoke')
+  .description('revoke a paired fort: its tokens, IoT link and update polls are refused from now on')
+  .requiredOption('--fort <id>', 'fort id')
+  .option('--home <dir>', 'dev stack directory', '.fort-dev')
+  .action(async (o: { fort: string; home: string }) => {
+    const f = await devCall(client(o.home).post(`dev/v1/forts/${encodeURIComponent(o.fort)}/revoke`).json<PairedFort>());
+    process.stdout.write(`${f.id} revoked at ${f.revokedAt}\n`);
   });
 
 program

@@ -91,8 +91,19 @@ export const devCloudConfigSchema = z.strictObject({
   }).optional(),
   scheduler: schedulerSection().optional(),
   mender: menderSection().optional(),
+  pairing: z.strictObject({
+    state_dir: filePath().describe('Where paired forts are kept (forts.json), across restarts'),
+    device_ca: filePath().describe('CA that signs the device certificates of paired forts (PEM)'),
+    device_ca_key: filePath().describe('Its private key (PKCS#8 PEM); must be mode 0600'),
+    server_ca: filePath().describe('CA of the dev cloud\'s server certificates, sent to paired forts'),
+    artifact_key: filePath().optional().describe('Public key that signs update artifacts, sent to paired forts'),
+    code_seconds: intRange(60, 604_800).default(600).describe('Lifetime of a pairing code when its request does not say'),
+    attempts_per_minute: intRange(1, 10_000).default(10).describe('Pairing attempts per source address per minute'),
+    device_cert_days: intRange(1, 3650).default(365).describe('Validity of issued device certificates'),
+  }).optional().describe('Pairing endpoint (one-time codes → fort identity); needs [cloud_api]'),
 }).superRefine((c, ctx) => {
   // The value is not echoed back: the whole section would be.
+  if (c.pairing && !c.cloud_api) ctx.addIssue({ code: 'custom', path: ['pairing'], params: { redactValue: true }, message: 'needs a [cloud_api] section (paired forts get their tokens there)' });
   if (c.scheduler && !c.iot) ctx.addIssue({ code: 'custom', path: ['scheduler'], params: { redactValue: true }, message: 'needs an [iot] section (reload.requested goes out over the IoT bridge)' });
 });
 export type DevCloudConfig = z.output<typeof devCloudConfigSchema>;
@@ -106,6 +117,14 @@ export function loadDevCloudConfig(file: string): DevCloudConfig {
     iot: config.iot && { ...config.iot, ...(config.iot.static_credentials_file ? { static_credentials_file: abs(config.iot.static_credentials_file) } : {}) },
     credentials_provider: config.credentials_provider && { ...config.credentials_provider, device_ca: abs(config.credentials_provider.device_ca) },
     mender: config.mender && { ...config.mender, device_ca: abs(config.mender.device_ca), artifacts_dir: abs(config.mender.artifacts_dir) },
+    pairing: config.pairing && {
+      ...config.pairing,
+      state_dir: abs(config.pairing.state_dir),
+      device_ca: abs(config.pairing.device_ca),
+      device_ca_key: abs(config.pairing.device_ca_key),
+      server_ca: abs(config.pairing.server_ca),
+      ...(config.pairing.artifact_key ? { artifact_key: abs(config.pairing.artifact_key) } : {}),
+    },
     cloud_api: config.cloud_api && {
       ...config.cloud_api,
       ...(config.cloud_api.policy ? { policy: abs(config.cloud_api.policy) } : {}),

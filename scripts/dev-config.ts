@@ -143,6 +143,13 @@ export function devCloudToml(l: StackLayout): string {
       fort_origins: [`https://127.0.0.1:${l.ports.clientApi}`, `https://localhost:${l.ports.clientApi}`],
       clients: [{ id: l.fortId, public_key: rel(l, l.pki.jwt.publicKey) }],
     },
+    // `npm run dev-cloud -- pairing-code --tenant t1` issues codes for new forts.
+    pairing: {
+      state_dir: rel(l, `${l.dataDir}/dev-cloud/pairing`),
+      device_ca: rel(l, l.pki.cloudDevice.ca),
+      device_ca_key: rel(l, l.pki.cloudDevice.caKey),
+      server_ca: rel(l, l.pki.cloudServer.ca),
+    },
   })}\n`;
 }
 

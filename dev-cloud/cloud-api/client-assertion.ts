@@ -1,5 +1,5 @@
 import { decodeJwt, errors, jwtVerify } from 'jose';
-import type { RegisteredClient } from './clients.js';
+import type { ClientLookup } from './clients.js';
 
 export const MAX_ASSERTION_LIFETIME_SECONDS = 300;
 export const CLOCK_TOLERANCE_SECONDS = 30;
@@ -9,7 +9,7 @@ export const MAX_ASSERTION_BYTES = 8192;
 export type AssertionResult = { ok: true; clientId: string } | { ok: false; reason: string };
 
 export interface AssertionVerifierOptions {
-  clients: ReadonlyMap<string, RegisteredClient>;
+  clients: ClientLookup;
   /** The token endpoint URL exactly: the only accepted `aud`. */
   tokenUrl: string;
   now: () => Date;

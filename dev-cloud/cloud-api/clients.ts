@@ -10,6 +10,11 @@ export interface RegisteredClient {
   alg: SigningAlgorithm;
 }
 
+/** Registered forts by client id: those of the config and, with pairing, the paired ones. */
+export interface ClientLookup {
+  get(id: string): RegisteredClient | undefined;
+}
+
 export function loadClients(clients: readonly { id: string; public_key: string }[]): Map<string, RegisteredClient> {
   const out = new Map<string, RegisteredClient>();
   for (const c of clients) {

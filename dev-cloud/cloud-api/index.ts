@@ -2,7 +2,7 @@ import type { JWK } from 'jose';
 import type { DevCloudServer } from '../server.js';
 import { createAccessTokens } from './access-tokens.js';
 import { createAssertionVerifier } from './client-assertion.js';
-import type { RegisteredClient } from './clients.js';
+import type { ClientLookup } from './clients.js';
 import { parsePolicy, type Policy, type PolicyInput } from './policy.js';
 import { createSigningKeys } from './signing-keys.js';
 import { tokenRoute } from './token-route.js';
@@ -18,7 +18,7 @@ export interface CloudApiOptions {
   userTokenSeconds: number;
   policy: Policy;
   fortOrigins: readonly string[];
-  clients: ReadonlyMap<string, RegisteredClient>;
+  clients: ClientLookup;
   now: () => Date;
 }
 

@@ -7,6 +7,8 @@ import { sendProblem } from '../../lib/http-problem.js';
  */
 export function problemErrorHandler(err: FastifyError, req: FastifyRequest, reply: FastifyReply) {
   const status = err.statusCode ?? 500;
+  // A rate limit's refusal (retry-after already set) stays a 429.
+  if (status === 429) return sendProblem(reply, 429, 'FORT_ERR_RATE_LIMITED', 'Too many requests', err.message);
   if (status >= 400 && status < 500) return sendProblem(reply, 400, 'FORT_ERR_BAD_REQUEST', 'Bad request', err.message);
   req.log.error({ err }, 'request failed');
   return sendProblem(reply, 500, 'FORT_ERR_INTERNAL', 'Internal error');

@@ -35,6 +35,8 @@ export interface TestDevCloudOverrides {
   schedules?: { id?: string; fort: string; app: string; cron: string }[];
   /** `[mender]` (always on): its port (default: a free one) and link lifetime (default 300 s). */
   mender?: { port?: number; downloadLinkSeconds?: number };
+  /** `[pairing]` (always on): attempts per source per minute (default 10). */
+  pairingAttemptsPerMinute?: number;
 }
 
 /** The dev cloud in-process (real sockets and TLS), so tests can drop links and restart it. */
@@ -66,6 +68,13 @@ export async function testDevCloud(pki: PkiPaths, overrides: TestDevCloudOverrid
       device_ca: pki.cloudDevice.ca,
       artifacts_dir: join(dir, 'mender-artifacts'),
       ...(overrides.mender?.downloadLinkSeconds ? { download_link_seconds: overrides.mender.downloadLinkSeconds } : {}),
+    },
+    pairing: {
+      state_dir: join(dir, 'pairing'),
+      device_ca: pki.cloudDevice.ca,
+      device_ca_key: pki.cloudDevice.caKey,
+      server_ca: pki.cloudServer.ca,
+      ...(overrides.pairingAttemptsPerMinute ? { attempts_per_minute: overrides.pairingAttemptsPerMinute } : {}),
     },
   });
   const log = pino({ level: 'warn' });
@@ -103,6 +112,10 @@ export async function testDevCloud(pki: PkiPaths, overrides: TestDevCloudOverrid
     /** The update server (operator side, fault hooks); a restart keeps the artifacts (same directory), not devices or deployments. */
     get mender() {
       return cloud.mender!;
+    },
+    /** Pairing codes and paired forts; paired forts survive a restart (their file), codes do not. */
+    get pairing() {
+      return cloud.pairing!;
     },
     /** The reload scheduler (`trigger`, `fire`, `events`); a restart gives a new one. */
     get scheduler() {

@@ -1,5 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
 import { lstatSync, readFileSync, readlinkSync, realpathSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -7,6 +8,7 @@ import { promisify } from 'node:util';
 import { DIST, REPO, eventually, tempDir } from '../../helpers/fort.js';
 import { httpsCall, httpsRequest } from '../../helpers/https.js';
 import { MIGRATIONS } from '../../../agent/store/migrations.js';
+import { createCsr } from '../../../lib/pki/certs.js';
 
 const run = promisify(execFile);
 /** The last line of the ready banner: once it is read, all of the banner is. */
@@ -116,6 +118,18 @@ describe('dev stack (npm start)', () => {
     const page = await httpsCall(index.agent.clientApi, readFileSync(index.ca['clientZone']!), 'GET', '/api/v1/apps/demo-sales/tables/orders/rows?offset=9&limit=1', { headers: { authorization: `Bearer ${token}` } });
     expect(page.json()).toMatchObject({ columns: ['id', 'customer_id', 'product', 'amount', 'paid', 'day'], rows: [[10, 31, 'Widget, large', 193.7, 1, '2026-11-11']], total: 500 });
     const caBefore = readFileSync(index.ca['trustZone']!);
+
+    // Pairing on the dev cloud from its CLI: a code, a fort paired with it, listed, revoked.
+    const devCloudCli = async (...args: string[]) => (await run(process.execPath, [join(DIST, 'dev-cloud/cli.js'), ...args, '--home', home])).stdout;
+    const code = (await devCloudCli('pairing-code', '--tenant', 't1', '--ttl', '10m')).trim();
+    expect(code).toMatch(/^([A-Z2-7]{4}-){7}[A-Z2-7]{4}$/);
+    const csr = await createCsr('dev-stack');
+    const jwtKey = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ type: 'spki', format: 'pem' }).toString();
+    const paired = await httpsCall(index.cloud.url, readFileSync(index.ca['cloudServer']!), 'POST', '/api/v1/pairing', { json: { code, tenant: 't1', jwt_public_key: jwtKey, csr: csr.csrPem } });
+    expect(paired.status).toBe(201);
+    const fortId = (paired.json() as { fort_id: string }).fort_id;
+    expect(await devCloudCli('forts')).toContain(`${fortId}  t1  paired `);
+    expect(await devCloudCli('revoke', '--fort', fortId)).toMatch(new RegExp(`^${fortId} revoked at `));
 
     // The update, deployed with the banner's commands; the DM picks it up at its next poll (10 s).
     expect((await bannerCommand(stack.lines, 'upload it')).stdout).toMatch(/^uploaded fort-0\.1\.1 \(fort-dev\)/);

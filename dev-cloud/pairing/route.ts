@@ -1,0 +1,92 @@
+import rateLimit from '@fastify/rate-limit';
+import { z } from 'zod';
+import { sendBadRequest, sendProblem } from '../../lib/http-problem.js';
+import { CsrRefusedError, issueCertForCsr, type KeyAndCert } from '../../lib/pki/certs.js';
+import { problemErrorHandler } from '../cloud-api/problems.js';
+import type { DevCloudServer } from '../server.js';
+import { PairingCodeRefused, type CodeRefusal, type PairingCodes } from './codes.js';
+import { PairingRequestRefused, type FortRegistry } from './registry.js';
+
+/** What a paired fort is told, besides its id and certificate (CLOUD-API.md "Pairing"). */
+export interface PairingEndpoints {
+  cloud: { url: string; token_endpoint: string };
+  user_tokens: { issuer: string; audience: string; jwks_url: string };
+  iot: { endpoint: string; region: string; role_alias: string; credentials_url: string } | null;
+  update_server: { url: string } | null;
+  /** CA every cloud endpoint's server certificate chains to (PEM). */
+  server_ca: string;
+  /** Public key that signs update artifacts (PEM), when updates are served. */
+  artifact_key: string | null;
+  cors_origins: string[];
+}
+
+export interface PairingRouteOptions {
+  codes: PairingCodes;
+  registry: FortRegistry;
+  deviceCa: Pick<KeyAndCert, 'cert' | 'keys'>;
+  deviceCaPem: string;
+  endpoints: PairingEndpoints;
+  /** Pairing attempts per source address per minute. */
+  perMinute: number;
+  deviceCertDays: number;
+}
+
+const pem = (label: string) => z.string().max(16_384).refine((s) => s.includes(`-----BEGIN ${label}-----`), { error: `expected a PEM ${label}` });
+const pairingBody = z.strictObject({
+  code: z.string().min(1).max(128),
+  tenant: z.string().min(1).max(128).optional(),
+  jwt_public_key: pem('PUBLIC KEY'),
+  csr: pem('CERTIFICATE REQUEST'),
+});
+
+const REFUSED: Record<CodeRefusal, string> = {
+  unknown: 'FORT_ERR_PAIRING_CODE_UNKNOWN',
+  used: 'FORT_ERR_PAIRING_CODE_USED',
+  expired: 'FORT_ERR_PAIRING_CODE_EXPIRED',
+  other_tenant: 'FORT_ERR_PAIRING_CODE_TENANT',
+};
+
+/**
+ * `POST /api/v1/pairing`: a one-time code plus the fort's own public keys (a JWT key and a CSR
+ * for its device certificate) → its identity. Private keys never travel. Rate-limited per source.
+ */
+export async function registerPairingRoute(app: DevCloudServer, opts: PairingRouteOptions) {
+  await app.register(async (scope) => {
+    scope.setErrorHandler(problemErrorHandler);
+    await scope.register(rateLimit, {
+      max: opts.perMinute,
+      timeWindow: 60_000,
+      errorResponseBuilder: (_req, ctx) => ({ statusCode: 429, message: `too many pairing attempts; retry in ${Math.ceil(ctx.ttl / 1000)} s` }),
+    });
+    scope.post('/api/v1/pairing', async (req, reply) => {
+      const body = pairingBody.safeParse(req.body);
+      if (!body.success) return sendBadRequest(reply, body.error);
+      const b = body.data;
+      try {
+        // The keys are checked before the code is used up: a malformed request costs no code.
+        opts.registry.checkJwtKey(b.jwt_public_key);
+        const id = opts.registry.newId();
+        const cert = await issueCertForCsr(opts.deviceCa, b.csr, { commonName: id, usage: 'client', validDays: opts.deviceCertDays });
+        const { tenant } = opts.codes.redeem(b.code, b.tenant);
+        opts.registry.add({ id, tenant, jwtPublicKey: b.jwt_public_key, deviceCertSerial: cert.serialNumber.toUpperCase() });
+        req.log.info({ fortId: id, tenant }, 'fort paired');
+        return reply.code(201).header('cache-control', 'no-store').send({
+          fort_id: id,
+          tenant,
+          client_id: id,
+          thing_name: id,
+          device_certificate: cert.toString('pem'),
+          device_ca: opts.deviceCaPem,
+          ...opts.endpoints,
+        });
+      } catch (err) {
+        if (err instanceof PairingCodeRefused) {
+          req.log.warn({ reason: err.reason }, 'pairing refused');
+          return sendProblem(reply, 403, REFUSED[err.reason], 'Pairing refused', err.message);
+        }
+        if (err instanceof PairingRequestRefused || err instanceof CsrRefusedError) return sendProblem(reply, 400, 'FORT_ERR_BAD_REQUEST', 'Bad request', err.message);
+        throw err;
+      }
+    });
+  });
+}

@@ -1,0 +1,79 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { assertPrivateFileMode } from '../../lib/files.js';
+import { sendBadRequest, sendProblem } from '../../lib/http-problem.js';
+import type { Logger } from '../../lib/logger.js';
+import { loadCa } from '../../lib/pki/certs.js';
+import { cloudApiIssuer, type DevCloudConfig } from '../config.js';
+import { problemErrorHandler } from '../cloud-api/problems.js';
+import type { DevCloudServer } from '../server.js';
+import { createPairingCodes } from './codes.js';
+import { createFortRegistry } from './registry.js';
+import { registerPairingRoute, type PairingEndpoints } from './route.js';
+
+const issueBody = z.strictObject({
+  tenant: z.string().trim().min(1, { error: 'expected a tenant' }).max(128),
+  ttl_seconds: z.int().min(60).max(604_800).optional(),
+});
+
+const hostOf = (h: string) => (h.includes(':') ? `[${h}]` : h);
+
+/** What a paired fort is told about this dev cloud's endpoints. */
+function endpointsOf(config: DevCloudConfig & { pairing: NonNullable<DevCloudConfig['pairing']> }): PairingEndpoints {
+  const host = hostOf(config.server.host);
+  const issuer = cloudApiIssuer(config);
+  return {
+    cloud: { url: issuer, token_endpoint: `${issuer}/oauth/token` },
+    user_tokens: { issuer, audience: config.cloud_api?.user_audience ?? 'fort-client-api', jwks_url: `${issuer}/.well-known/jwks.json` },
+    iot: config.iot && config.credentials_provider
+      ? { endpoint: `${host}:${config.iot.port}`, region: config.iot.region, role_alias: config.credentials_provider.role_alias, credentials_url: `https://${host}:${config.credentials_provider.port}` }
+      : null,
+    update_server: config.mender ? { url: config.mender.public_url ?? `https://${host}:${config.mender.port}` } : null,
+    server_ca: readFileSync(config.pairing.server_ca, 'utf8'),
+    artifact_key: config.pairing.artifact_key ? readFileSync(config.pairing.artifact_key, 'utf8') : null,
+    cors_origins: [new URL(issuer).origin],
+  };
+}
+
+/**
+ * Pairing on the dev cloud: `POST /api/v1/pairing` for forts, and developer routes to issue a
+ * code (`POST /dev/v1/pairing-codes`), list paired forts and revoke one.
+ */
+export async function startPairing(api: DevCloudServer, config: DevCloudConfig, now: () => Date, log: Logger) {
+  const p = config.pairing;
+  if (!p) throw new Error('startPairing without [pairing]');
+  assertPrivateFileMode(p.device_ca_key);
+  const deviceCaPem = readFileSync(p.device_ca, 'utf8');
+  const deviceCa = await loadCa(deviceCaPem, readFileSync(p.device_ca_key, 'utf8'));
+  const codes = createPairingCodes({ now });
+  const registry = createFortRegistry({ file: join(p.state_dir, 'forts.json'), now });
+  await registerPairingRoute(api, {
+    codes,
+    registry,
+    deviceCa,
+    deviceCaPem,
+    endpoints: endpointsOf({ ...config, pairing: p }),
+    perMinute: p.attempts_per_minute,
+    deviceCertDays: p.device_cert_days,
+  });
+  await api.register(async (scope) => {
+    scope.setErrorHandler(problemErrorHandler);
+    scope.post('/dev/v1/pairing-codes', async (req, reply) => {
+      const body = issueBody.safeParse(req.body ?? {});
+      if (!body.success) return sendBadRequest(reply, body.error);
+      const issued = codes.issue(body.data.tenant, body.data.ttl_seconds ?? p.code_seconds);
+      log.info({ tenant: issued.tenant, expiresAt: issued.expiresAt }, 'pairing code issued');
+      return reply.code(201).header('cache-control', 'no-store').send(issued);
+    });
+    scope.get('/dev/v1/forts', async () => registry.list());
+    scope.post<{ Params: { id: string } }>('/dev/v1/forts/:id/revoke', async (req, reply) => {
+      const f = registry.revoke(req.params.id);
+      if (!f) return sendProblem(reply, 404, 'FORT_ERR_NOT_FOUND', 'Not found', `no paired fort ${req.params.id}`);
+      log.warn({ fortId: f.id }, 'fort revoked');
+      return f;
+    });
+  });
+  return { codes, registry };
+}
+export type Pairing = Awaited<ReturnType<typeof startPairing>>;
