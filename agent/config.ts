@@ -4,15 +4,24 @@ import { loadTomlConfig, resolveFrom, resolveTlsFrom } from '../lib/config/load.
 import { filePath, host, identifier, intRange, lifecycleSection, logSection, port, tlsFiles } from '../lib/config/fields.js';
 import { proxySection, resolveProxyPaths } from '../lib/proxy.js';
 import { iotSection, resolveIotPaths } from './iot/config.js';
-import { apiSection } from './api/config.js';
+import { apiSection, authSection } from './api/config.js';
+import { ConfigError } from '../lib/errors.js';
+import { identityFiles, readIdentity, type FortIdentity, type IdentityFiles } from './pairing/identity.js';
 import { cloudSection, resolveCloudPaths } from './cloud/config.js';
 import { reloadsSection, resolveReloadsPaths } from './reloads/config.js';
+
+const pairingSection = () =>
+  z.strictObject({
+    dir: filePath().optional().describe('Where pairing keeps this fort\'s keys and identity (default: pairing/ beside store.path); writable by the agent'),
+    ca: filePath().optional().describe('CA bundle the pairing endpoint\'s certificate must chain to (default: system roots)'),
+    timeout_seconds: intRange(1, 120).default(30).describe('Timeout of the pairing request'),
+  }).default({ timeout_seconds: 30 }).describe('Pairing (fortctl pair): a one-time code → this fort\'s cloud identity');
 
 /** fort-agent configuration (agent.toml). Relative paths are relative to the file. */
 export const agentConfigSchema = z.strictObject({
   fort: z.strictObject({
-    id: identifier().describe('This fort\'s id, as registered in the cloud; also the MQTT client id'),
-  }),
+    id: identifier().optional().describe('This fort\'s id, as registered in the cloud; also the MQTT client id. Absent: the id pairing gave (fortctl pair)'),
+  }).default({}),
   log: logSection(),
   store: z.strictObject({
     path: filePath().describe('SQLite database file (created 0600)'),
@@ -34,18 +43,31 @@ export const agentConfigSchema = z.strictObject({
   iot: iotSection().optional().describe('IoT link to the cloud (MQTT over WSS, SigV4); absent = link disabled'),
   cloud: cloudSection().optional().describe('Cloud API (HTTPS + JWT client assertion): authorises user actions'),
   proxy: proxySection().optional().describe('HTTP proxy (CONNECT) for the outbound links; absent = $HTTPS_PROXY / $NO_PROXY decide'),
+  pairing: pairingSection(),
 }).superRefine((c, ctx) => {
   if (c.api.auth && !c.cloud) ctx.addIssue({ code: 'custom', path: ['api', 'auth'], message: 'needs a [cloud] section: the cloud authorises every user action' });
 });
 
 type ParsedAgentConfig = z.output<typeof agentConfigSchema>;
-/** As loaded: paths absolute, the audit database's path filled in. */
-export type AgentConfig = Omit<ParsedAgentConfig, 'store'> & { store: ParsedAgentConfig['store'] & { audit_path: string } };
+/**
+ * As loaded: paths absolute, the audit database's path filled in, and the sections pairing
+ * provides ([iot], [cloud], [api.auth]) filled from the identity where agent.toml has none.
+ */
+export type AgentConfig = Omit<ParsedAgentConfig, 'store' | 'fort' | 'pairing'> & {
+  store: ParsedAgentConfig['store'] & { audit_path: string };
+  /** `unpaired` until [fort] id is set or the fort is paired. */
+  fort: { id: string };
+  pairing: ParsedAgentConfig['pairing'] & { dir: string };
+  identity: FortIdentity | undefined;
+};
 
 /** Load and validate agent.toml; file paths come back absolute. */
 export function loadAgentConfig(file: string): AgentConfig {
   const { dir, config } = loadTomlConfig(file, agentConfigSchema);
-  return {
+  const pairingDir = resolveFrom(dir, config.pairing.dir ?? join(dirname(config.store.path), 'pairing'));
+  const identity = readIdentityOrThrow(pairingDir);
+  const paired: Partial<ReturnType<typeof fromIdentity>> = identity ? fromIdentity(identity, identityFiles(pairingDir)) : {};
+  const resolved = {
     ...config,
     store: {
       ...config.store,
@@ -58,5 +80,44 @@ export function loadAgentConfig(file: string): AgentConfig {
     cloud: config.cloud && resolveCloudPaths(dir, config.cloud),
     proxy: config.proxy && resolveProxyPaths(dir, config.proxy),
     reloads: resolveReloadsPaths(dir, config.reloads),
+  };
+  return {
+    ...resolved,
+    fort: { id: config.fort.id ?? identity?.fort_id ?? UNPAIRED },
+    pairing: { ...config.pairing, dir: pairingDir, ...(config.pairing.ca ? { ca: resolveFrom(dir, config.pairing.ca) } : {}) },
+    identity,
+    // What agent.toml says wins: pairing fills in only what it leaves out.
+    iot: resolved.iot ?? paired.iot,
+    cloud: resolved.cloud ?? paired.cloud,
+    api: { ...resolved.api, auth: resolved.api.auth ?? paired.auth, cors_origins: resolved.api.cors_origins.length > 0 ? resolved.api.cors_origins : (paired.corsOrigins ?? []) },
+  };
+}
+
+/** The fort id of a fort that is neither configured with one nor paired. */
+export const UNPAIRED = 'unpaired';
+
+function readIdentityOrThrow(dir: string): FortIdentity | undefined {
+  try {
+    return readIdentity(dir);
+  } catch (err) {
+    throw new ConfigError('pairing', [`${dir}/identity.json is unreadable (${(err as Error).message.split('\n')[0]}); pair again after removing ${dir}`]);
+  }
+}
+
+/** The [iot], [cloud] and [api.auth] a paired fort runs with, parsed like agent.toml's own. */
+function fromIdentity(id: FortIdentity, f: IdentityFiles) {
+  return {
+    iot: id.iot
+      ? iotSection().parse({
+          endpoint: id.iot.endpoint,
+          region: id.iot.region,
+          thing_name: id.thing_name,
+          ca: f.serverCa,
+          credentials: { source: 'provider', url: id.iot.credentials_url, role_alias: id.iot.role_alias, tls: { ca: f.serverCa, cert: f.deviceCert, key: f.deviceKey } },
+        })
+      : undefined,
+    cloud: cloudSection().parse({ url: id.cloud.url, ca: f.serverCa, client_id: id.client_id, private_key: f.jwtKey, token_endpoint: id.cloud.token_endpoint }),
+    auth: authSection().parse({ issuer: id.user_tokens.issuer, audience: id.user_tokens.audience, tenant: id.tenant, jwks_url: id.user_tokens.jwks_url }),
+    corsOrigins: id.cors_origins,
   };
 }

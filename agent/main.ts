@@ -2,7 +2,10 @@
 import { bootDaemon } from '../lib/daemon.js';
 import { loadTlsMaterial } from '../lib/tls.js';
 import { readReleaseInfo } from '../lib/version.js';
-import { loadAgentConfig } from './config.js';
+import { loadAgentConfig, UNPAIRED } from './config.js';
+import { removeUnfinished } from './pairing/identity.js';
+import { pairFort } from './pairing/pair.js';
+import { readFileSync } from 'node:fs';
 import { openStore } from './store/database.js';
 import { createHealthRegistry } from './health.js';
 import { createClockHealth } from './clock-health.js';
@@ -34,6 +37,10 @@ await start(async () => {
   // [proxy] first, then HTTPS_PROXY / NO_PROXY; a bad URL or password file stops the start (78).
   const proxy = resolveProxy(config.proxy, runtime.proxy);
   if (proxy) log.info(describeProxy(proxy), 'outbound links use an HTTP proxy');
+
+  const unfinished = removeUnfinished(config.pairing.dir);
+  if (unfinished.length) log.warn({ removed: unfinished }, 'removed what an interrupted pairing left (the fort stays as it was)');
+  health.set('pairing', 'ready', config.identity ? `paired as ${config.fort.id} (tenant ${config.identity.tenant}) since ${config.identity.paired_at}` : config.fort.id === UNPAIRED ? 'unpaired: run fortctl pair' : `configured as ${config.fort.id} (not paired)`);
 
   const store = openStore({ path: config.store.path, log: log.child({ module: 'store' }) });
   lifecycle.add({ name: 'store', stop: async () => store.close() });
@@ -94,6 +101,19 @@ await start(async () => {
       listReloads: (filter) => reloads.queue.list(filter),
       requestReload: (appId, source) => reloads.request(appId, source),
       cancelReload: (target) => reloads.cancel(target),
+    },
+    pairing: {
+      pair: async (req, by) => {
+        log.info({ cloud: req.cloud, tenant: req.tenant, by }, 'pairing');
+        const ca = config.pairing.ca ? readFileSync(config.pairing.ca) : undefined;
+        const identity = await pairFort(req, { dir: config.pairing.dir, ...(ca ? { ca } : {}), proxy, timeoutMs: config.pairing.timeout_seconds * 1000, now: () => new Date() });
+        return identity;
+      },
+      paired: (identity, by) => {
+        log.info({ fortId: identity.fort_id, tenant: identity.tenant, by }, 'paired; restarting to bring the links up with the new identity');
+        // systemd (Restart=always) starts the agent again, which loads the identity.
+        void lifecycle.shutdown(`paired as ${identity.fort_id}`, 0);
+      },
     },
     log: log.child({ module: 'admin-api' }),
   });

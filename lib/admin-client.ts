@@ -96,6 +96,7 @@ export function createAdminClient(opts: AdminClientOptions) {
     health: () => call<AgentHealth>('GET', '/admin/v1/health'),
     version: () => call<AgentVersion>('GET', '/admin/v1/version'),
     drain: () => call<{ status: string }>('POST', '/admin/v1/drain'),
+    pair: (req: { cloud: string; code: string; tenant?: string }) => call<{ fortId: string; tenant: string; pairedAt: string } & Problem>('POST', '/admin/v1/pair', req),
     /** Audit entries recorded at or after `since`: the newest `limit` (agent default 200, at most 1000), newest last. */
     audit: (since: Date, limit?: number) => {
       const query = new URLSearchParams({ since: since.toISOString(), ...(limit === undefined ? {} : { limit: String(limit) }) });

@@ -44,7 +44,9 @@ export type FortErrorCode =
   /** An update artifact (or the release inside it) failed a check; names the entry and why. */
   | 'FORT_ERR_ARTIFACT'
   /** An operator's update hook (state script) refused the step, failed or timed out. */
-  | 'FORT_ERR_UPDATE_HOOK';
+  | 'FORT_ERR_UPDATE_HOOK'
+  /** Pairing failed: the cloud refused the code (its problem code is in the message) or could not be reached. */
+  | 'FORT_ERR_PAIRING';
 
 export class FortError extends Error {
   readonly code: FortErrorCode;

@@ -8,6 +8,7 @@ import type { HealthRegistry } from '../health.js';
 import type { AuditReader } from '../audit/reader.js';
 import { authorizePeer, type PeerIdentity } from './peer.js';
 import { registerReloadRoutes, type AdminReloadsDeps } from './reload-routes.js';
+import { registerPairingRoutes, type AdminPairingDeps } from './pairing-routes.js';
 
 export interface AdminServerDeps {
   host: string;
@@ -22,6 +23,8 @@ export interface AdminServerDeps {
   audit: AuditReader;
   /** Apps and reloads; absent in tests of the admin API alone. */
   reloads?: AdminReloadsDeps;
+  /** fortctl pair; absent in tests of the admin API alone. */
+  pairing?: AdminPairingDeps;
   log: Logger;
   now?: () => Date;
 }
@@ -108,6 +111,8 @@ export async function startAdminServer(deps: AdminServerDeps) {
 
   const reloads = deps.reloads;
   if (reloads) await app.register(async (scope) => registerReloadRoutes(scope, reloads));
+  const pairing = deps.pairing;
+  if (pairing) await app.register(async (scope) => registerPairingRoutes(scope, pairing));
 
   app.setNotFoundHandler((req, reply) => sendProblem(reply, 404, 'FORT_ERR_NOT_FOUND', 'Not found', `${req.method} ${req.url}`));
 

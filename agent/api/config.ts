@@ -5,7 +5,7 @@ const httpsOrigin = () =>
   nonEmpty('an https origin').refine((s) => /^https:\/\/[^/?#]+$/.test(s), { error: 'expected an origin like https://hub.example.com[:port] (no path)' });
 
 /** User-token checks of the client API (the cloud issues the tokens; see PROTOCOLS.md: JWT). */
-const authSection = () =>
+export const authSection = () =>
   z.strictObject({
     issuer: httpsUrl().describe('Expected `iss` of user tokens (the cloud\'s issuer URL)'),
     audience: nonEmpty('an audience').default('fort-client-api').describe('Expected `aud` of user tokens'),

@@ -52,6 +52,42 @@ program
     process.exitCode = statusCode === 202 ? 0 : 2;
   });
 
+program
+  .command('pair')
+  .description('pair this fort with the cloud using a one-time code: the agent creates its keys, gets its identity, and restarts with it')
+  .requiredOption('--cloud <url>', 'the cloud\'s https URL')
+  .requiredOption('--code <code>', 'one-time pairing code from the cloud')
+  .option('--tenant <tenant>', 'the tenant you expect: a code of another tenant is refused')
+  .option('--wait <seconds>', 'wait this long for the agent to come back paired (0: do not wait)', (v) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('expected whole seconds');
+    return n;
+  }, 60)
+  .action(async (o: { cloud: string; code: string; tenant?: string; wait: number }) => {
+    const { statusCode, body } = await withAdmin((a) => a.pair({ cloud: o.cloud, code: o.code, ...(o.tenant ? { tenant: o.tenant } : {}) }));
+    if (statusCode !== 200) {
+      process.stderr.write(`fortctl: pairing failed (${statusCode}${body.code ? ` ${body.code}` : ''}): ${printable(body.detail ?? JSON.stringify(body))}\n`);
+      process.exitCode = statusCode === 409 ? 1 : 2;
+      return;
+    }
+    process.stdout.write(`paired as ${body.fortId} (tenant ${body.tenant}); the agent restarts with its new identity\n`);
+    if (o.wait === 0) return;
+    const deadline = Date.now() + o.wait * 1000;
+    for (;;) {
+      const h = await withAdmin((a) => a.health()).catch(() => undefined);
+      if (h?.body.fortId === body.fortId && (h.body.status === 'healthy' || h.body.status === 'degraded')) {
+        process.stdout.write(`agent ${h.body.fortId} is back: ${h.body.status}\n`);
+        return;
+      }
+      if (Date.now() > deadline) {
+        process.stderr.write(`fortctl: the agent did not come back as ${body.fortId} within ${o.wait} s (fortctl status shows why)\n`);
+        process.exitCode = 1;
+        return;
+      }
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  });
+
 /** Control characters (ANSI escapes in a requested path, say) never reach the operator's terminal. */
 const printable = (v: string) => v.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?');
 const cell = (v: string, width: number) => (v.length > width ? `${v.slice(0, width - 1)}…` : v.padEnd(width));

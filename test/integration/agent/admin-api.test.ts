@@ -59,7 +59,7 @@ describe('admin API: trust-zone mutual TLS only', () => {
     expect(res.status).toBe(200);
     const body = JSON.parse(res.body) as Record<string, unknown>;
     expect(body).toMatchObject({ status: 'healthy', live: true, ready: true, fortId: 'fort-test-1', version: '0.1.0' });
-    expect(Object.keys(body['modules'] as object).sort()).toEqual(['admin-api', 'client-api', 'clock', 'store']);
+    expect(Object.keys(body['modules'] as object).sort()).toEqual(['admin-api', 'client-api', 'clock', 'pairing', 'store']);
   });
 
   it('accepts the deployment-manager certificate and reports the version', async () => {

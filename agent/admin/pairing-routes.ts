@@ -1,0 +1,39 @@
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import { FortError } from '../../lib/errors.js';
+import { sendBadRequest, sendProblem } from '../../lib/http-problem.js';
+import type { FortIdentity } from '../pairing/identity.js';
+import type { PairRequest } from '../pairing/pair.js';
+
+export interface AdminPairingDeps {
+  pair(req: PairRequest, by: string): Promise<FortIdentity>;
+  /** Called once the answer is sent: the agent restarts to run with its identity. */
+  paired(identity: FortIdentity, by: string): void;
+}
+
+const pairBody = z.strictObject({
+  cloud: z.url({ protocol: /^https$/, error: 'expected the cloud\'s https URL' }),
+  code: z.string().trim().min(8, { error: 'expected the one-time code' }).max(128),
+  tenant: z.string().trim().min(1).max(128).optional(),
+});
+
+/** `POST /admin/v1/pair` (fortctl pair): only the operator's client, never the deployment manager. */
+export function registerPairingRoutes(app: FastifyInstance, deps: AdminPairingDeps) {
+  app.post('/admin/v1/pair', async (req, reply) => {
+    const by = req.peer?.name ?? 'unknown';
+    if (by === 'deployment-manager') return sendProblem(reply, 403, 'FORT_ERR_FORBIDDEN', 'Forbidden', 'pairing is an operator action (fortctl)');
+    const body = pairBody.safeParse(req.body);
+    if (!body.success) return sendBadRequest(reply, body.error);
+    try {
+      const id = await deps.pair({ cloud: body.data.cloud, code: body.data.code, ...(body.data.tenant ? { tenant: body.data.tenant } : {}) }, by);
+      reply.send({ fortId: id.fort_id, tenant: id.tenant, pairedAt: id.paired_at, restarting: true });
+      setImmediate(() => deps.paired(id, by));
+      return reply;
+    } catch (err) {
+      if (!(err instanceof FortError)) throw err;
+      if (err.code === 'FORT_ERR_CONFLICT') return sendProblem(reply, 409, err.code, 'Already paired', err.message);
+      if (err.code === 'FORT_ERR_PAIRING') return sendProblem(reply, 422, err.code, 'Pairing failed', err.message);
+      throw err;
+    }
+  });
+}

@@ -1,0 +1,125 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFile } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { promisify } from 'node:util';
+import type { PkiPaths } from '../../../lib/pki/layout.js';
+import type { Supervised } from '../../../scripts/supervisor/process.js';
+import { httpsCall, httpsRequest } from '../../helpers/https.js';
+import { DIST, eventually, startAgent, testInstallation, testPki, type TestInstallation } from '../../helpers/fort.js';
+import { testDevCloud, type TestDevCloud } from '../../helpers/dev-cloud.js';
+
+const run = promisify(execFile);
+
+/**
+ * An installation with no identity at all (no [fort] id, [iot], [cloud] or [api.auth]): only
+ * the CA the pairing endpoint must chain to.
+ */
+function unpairedToml(inst: TestInstallation, pairingCa: string): void {
+  const toml = readFileSync(inst.files.agent, 'utf8').replace(/^\[fort\]\nid = .*\n/m, '');
+  expect(toml).not.toMatch(/^\[(fort|iot|cloud)\]/m);
+  writeFileSync(inst.files.agent, `${toml}\n[pairing]\nca = ${JSON.stringify(pairingCa)}\n`);
+}
+
+describe('pairing: fortctl pair gives an unpaired fort its identity; nothing is copied by hand', () => {
+  let pki: PkiPaths;
+  let inst: TestInstallation;
+  let dev: TestDevCloud;
+  let agent: Supervised;
+  const pairingDir = () => join(inst.layout.dataDir, 'agent', 'pairing');
+  beforeAll(async () => {
+    pki = await testPki();
+    inst = await testInstallation(pki);
+    unpairedToml(inst, pki.cloudServer.ca);
+    dev = await testDevCloud(pki, { ports: inst.layout.ports });
+    agent = await startAgent(inst.files.agent, { restart: true, restartDelayMs: 100 });
+    await agent.waitReady(30_000);
+  });
+  afterAll(async () => {
+    await agent?.stop();
+    await dev.stop();
+    inst.cleanup();
+  });
+
+  const adminTls = () => ({ ca: readFileSync(pki.trustZone.ca), cert: readFileSync(pki.trustZone.fortctlCert), key: readFileSync(pki.trustZone.fortctlKey) });
+  const health = async () => JSON.parse((await httpsRequest(`https://127.0.0.1:${inst.layout.ports.admin}/admin/v1/health`, adminTls())).body) as { fortId: string; status: string; modules: Record<string, { state: string; detail?: string }> };
+  const fortctl = (...args: string[]) => run(process.execPath, [join(DIST, 'agent/cli/fortctl.js'), '-c', inst.files.fortctl, ...args]).then(
+    (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
+    (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
+  );
+  const newCode = async (tenant: string) => (dev.pairing.codes.issue(tenant, 600)).code;
+
+  it('starts unpaired and says so', async () => {
+    const h = await health();
+    expect(h.fortId).toBe('unpaired');
+    expect(h.modules['pairing']?.detail).toMatch(/^unpaired: run fortctl pair/);
+    expect(existsSync(pairingDir())).toBe(false);
+  });
+
+  it('refuses a code of another tenant, an unknown code, and a cloud whose certificate chains to another CA — and stays unpaired with nothing written', async () => {
+    const other = await fortctl('pair', '--cloud', dev.apiUrl, '--code', await newCode('t2'), '--tenant', 't1', '--wait', '0');
+    expect(other.code).toBe(2);
+    expect(other.stderr).toMatch(/pairing failed \(422 FORT_ERR_PAIRING\).*FORT_ERR_PAIRING_CODE_TENANT/);
+    const unknown = await fortctl('pair', '--cloud', dev.apiUrl, '--code', 'AAAA-BBBB-CCCC-DDDD', '--wait', '0');
+    expect(unknown.stderr).toMatch(/FORT_ERR_PAIRING_CODE_UNKNOWN/);
+    // The trust-zone CA is not what the cloud's certificate chains to: refused before any code is sent.
+    const rogue = readFileSync(inst.files.agent, 'utf8');
+    writeFileSync(inst.files.agent, rogue.replace(JSON.stringify(pki.cloudServer.ca), JSON.stringify(pki.trustZone.ca)));
+    await run(process.execPath, [join(DIST, 'agent/cli/fortctl.js'), '-c', inst.files.fortctl, 'drain']);
+    await eventually(async () => ((await health()).status === 'healthy' ? true : undefined), 20_000, 'the agent back after its drain');
+    const code = await newCode('t1');
+    const refused = await fortctl('pair', '--cloud', dev.apiUrl, '--code', code, '--wait', '0');
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/pairing endpoint https:\/\/127\.0\.0\.1:\d+: .*(certificate|self.signed)/i);
+    writeFileSync(inst.files.agent, rogue);
+    await run(process.execPath, [join(DIST, 'agent/cli/fortctl.js'), '-c', inst.files.fortctl, 'drain']);
+    await eventually(async () => ((await health()).status === 'healthy' ? true : undefined), 20_000, 'the agent back with the right CA');
+    expect(existsSync(pairingDir())).toBe(false);
+    expect(readdirSync(dirname(pairingDir())).filter((n) => n.includes('pairing'))).toEqual([]);
+    expect((await health()).fortId).toBe('unpaired');
+    // The code the refused attempt never sent still pairs: it is used below.
+    codeForPairing = code;
+  });
+
+  let codeForPairing = '';
+  let fortId = '';
+  it('pairs: the agent restarts with its identity, its keys 0600, and the link, an event round trip and an authorised request work', async () => {
+    const res = await fortctl('pair', '--cloud', dev.apiUrl, '--code', codeForPairing, '--tenant', 't1', '--wait', '60');
+    expect(res.stderr).toBe('');
+    expect(res.code).toBe(0);
+    const m = /^paired as (fort-[0-9a-f]{10}) \(tenant t1\)/.exec(res.stdout);
+    expect(m).not.toBeNull();
+    fortId = m![1]!;
+    expect(res.stdout).toContain(`agent ${fortId} is back`);
+    for (const key of ['jwt.key', 'device.key']) expect(statSync(join(pairingDir(), key)).mode & 0o777).toBe(0o600);
+    const h = await health();
+    expect(h.fortId).toBe(fortId);
+    expect(h.modules['pairing']?.detail).toMatch(new RegExp(`^paired as ${fortId} \\(tenant t1\\)`));
+
+    // The IoT link with the paired device certificate: a ping gets its pong.
+    await eventually(async () => ((await health()).modules['iot-link']?.state === 'ready' ? true : undefined), 30_000, 'iot-link ready');
+    const ping = { v: 1, id: randomUUID(), type: 'ping', fortId, ts: new Date().toISOString(), data: { echo: 'paired' } };
+    await dev.bridge.publish(`forts/${fortId}/events`, JSON.stringify(ping));
+    await eventually(
+      () => dev.bridge.messages.filter((x) => x.topic === `forts/${fortId}/status`).map((x) => JSON.parse(x.payload.toString()) as { type: string; data: { pingId?: string } }).find((p) => p.type === 'pong' && p.data.pingId === ping.id),
+      15_000,
+      'the pong of the paired fort',
+    );
+
+    // User requests authorised by the cloud, which the fort reaches with its own token key:
+    // alice may read app demo (allowed, then 404: no such app here yet), bob may not (403).
+    dev.cloudApi.setPolicy({ decision_ttl_seconds: 60, tenants: { t1: { forts: [fortId], users: { alice: { groups: ['g'] }, bob: { groups: [] } }, spaces: { s: { g: ['app.read'] } }, apps: { demo: { space: 's' } } } } });
+    const asked = dev.cloudApi.stats().decisions;
+    const get = async (user: string) => httpsCall(`https://127.0.0.1:${inst.layout.ports.clientApi}`, readFileSync(pki.clientZone.ca), 'GET', '/api/v1/apps/demo', { headers: { authorization: `Bearer ${await dev.login(user, 't1')}` } });
+    expect((await get('alice')).json()).toMatchObject({ status: 404, code: 'FORT_ERR_NOT_FOUND' });
+    expect((await get('bob')).json()).toMatchObject({ status: 403, code: 'FORT_ERR_FORBIDDEN' });
+    expect(dev.cloudApi.stats().decisions - asked).toBe(2);
+    expect(dev.cloudApi.stats().tokensIssued).toBeGreaterThan(0);
+
+    // Pairing again is refused: the identity stays.
+    const again = await fortctl('pair', '--cloud', dev.apiUrl, '--code', await newCode('t1'), '--wait', '0');
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(/409 FORT_ERR_CONFLICT.*already paired/);
+  });
+});
