@@ -29,6 +29,8 @@ export interface PairingRouteOptions {
   /** Pairing attempts per source address per minute. */
   perMinute: number;
   deviceCertDays: number;
+  /** Test hook: awaited after the fort is registered, before it is answered. */
+  beforeAnswer?: () => Promise<void>;
 }
 
 const pem = (label: string) => z.string().max(16_384).refine((s) => s.includes(`-----BEGIN ${label}-----`), { error: `expected a PEM ${label}` });
@@ -70,6 +72,7 @@ export async function registerPairingRoute(app: DevCloudServer, opts: PairingRou
         const { tenant } = opts.codes.redeem(b.code, b.tenant);
         opts.registry.add({ id, tenant, jwtPublicKey: b.jwt_public_key, deviceCertSerial: cert.serialNumber.toUpperCase() });
         req.log.info({ fortId: id, tenant }, 'fort paired');
+        await opts.beforeAnswer?.();
         return reply.code(201).header('cache-control', 'no-store').send({
           fort_id: id,
           tenant,

@@ -48,6 +48,8 @@ export async function startPairing(api: DevCloudServer, config: DevCloudConfig, 
   const deviceCa = await loadCa(deviceCaPem, readFileSync(p.device_ca_key, 'utf8'));
   const codes = createPairingCodes({ now });
   const registry = createFortRegistry({ file: join(p.state_dir, 'forts.json'), now });
+  let held: { promise: Promise<void>; release: () => void } | undefined;
+  let waiting = 0;
   await registerPairingRoute(api, {
     codes,
     registry,
@@ -56,6 +58,11 @@ export async function startPairing(api: DevCloudServer, config: DevCloudConfig, 
     endpoints: endpointsOf({ ...config, pairing: p }),
     perMinute: p.attempts_per_minute,
     deviceCertDays: p.device_cert_days,
+    beforeAnswer: async () => {
+      if (!held) return;
+      waiting++;
+      await held.promise;
+    },
   });
   await api.register(async (scope) => {
     scope.setErrorHandler(problemErrorHandler);
@@ -74,6 +81,22 @@ export async function startPairing(api: DevCloudServer, config: DevCloudConfig, 
       return f;
     });
   });
-  return { codes, registry };
+  return {
+    codes,
+    registry,
+    /** Test hook: answers of registered forts wait until `release` (a fort killed meanwhile never gets its identity). */
+    hold(): void {
+      let release = () => {};
+      const promise = new Promise<void>((r) => (release = r));
+      held = { promise, release };
+      waiting = 0;
+    },
+    /** Pairings registered and waiting for their answer since `hold`. */
+    waiting: () => waiting,
+    release(): void {
+      held?.release();
+      held = undefined;
+    },
+  };
 }
 export type Pairing = Awaited<ReturnType<typeof startPairing>>;

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import type { PkiPaths } from '../../../lib/pki/layout.js';
@@ -121,5 +121,52 @@ describe('pairing: fortctl pair gives an unpaired fort its identity; nothing is 
     const again = await fortctl('pair', '--cloud', dev.apiUrl, '--code', await newCode('t1'), '--wait', '0');
     expect(again.code).toBe(1);
     expect(again.stderr).toMatch(/409 FORT_ERR_CONFLICT.*already paired/);
+  });
+});
+
+describe('pairing: kill -9 while pairing leaves the fort cleanly unpaired', () => {
+  it('killed while the cloud answers: restarts unpaired with no half-written identity, then pairs with a new code', async () => {
+    const pki = await testPki();
+    const inst = await testInstallation(pki);
+    unpairedToml(inst, pki.cloudServer.ca);
+    const dev = await testDevCloud(pki, { ports: inst.layout.ports });
+    const agent = await startAgent(inst.files.agent, { restart: true, restartDelayMs: 100 });
+    const pairingDir = join(inst.layout.dataDir, 'agent', 'pairing');
+    const fortctl = (...args: string[]) => run(process.execPath, [join(DIST, 'agent/cli/fortctl.js'), '-c', inst.files.fortctl, ...args]).then(
+      (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
+      (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
+    );
+    const adminTls = { ca: readFileSync(pki.trustZone.ca), cert: readFileSync(pki.trustZone.fortctlCert), key: readFileSync(pki.trustZone.fortctlKey) };
+    const health = async () => JSON.parse((await httpsRequest(`https://127.0.0.1:${inst.layout.ports.admin}/admin/v1/health`, adminTls)).body) as { fortId: string; status: string };
+    try {
+      await agent.waitReady(30_000);
+      // A staging directory an earlier crash left (as if killed between two of its files).
+      const left = join(inst.layout.dataDir, 'agent', '.pairing.pairing-crash1');
+      mkdirSync(left);
+      writeFileSync(join(left, 'jwt.key'), 'half');
+
+      dev.pairing.hold();
+      const attempt = fortctl('pair', '--cloud', dev.apiUrl, '--code', dev.pairing.codes.issue('t1', 600).code, '--wait', '0');
+      await eventually(() => (dev.pairing.waiting() > 0 ? true : undefined), 15_000, 'the pairing request at the cloud');
+      const starts = agent.starts;
+      agent.kill('SIGKILL');
+      const failed = await attempt;
+      expect(failed.code).toBe(2);
+      dev.pairing.release();
+      await eventually(async () => (agent.starts > starts && (await health()).status === 'healthy' ? true : undefined), 20_000, 'the agent restarted');
+      expect((await health()).fortId).toBe('unpaired');
+      expect(existsSync(pairingDir)).toBe(false);
+      expect(readdirSync(join(inst.layout.dataDir, 'agent')).filter((n) => n.includes('pairing'))).toEqual([]);
+      expect(agent.stdout.some((l) => l.includes('removed what an interrupted pairing left'))).toBe(true);
+
+      const ok = await fortctl('pair', '--cloud', dev.apiUrl, '--code', dev.pairing.codes.issue('t1', 600).code, '--wait', '60');
+      expect(ok.code).toBe(0);
+      expect((await health()).fortId).toMatch(/^fort-[0-9a-f]{10}$/);
+      expect(readFileSync(join(pairingDir, 'identity.json'), 'utf8')).toContain('"tenant": "t1"');
+    } finally {
+      await agent.stop();
+      await dev.stop();
+      inst.cleanup();
+    }
   });
 });
