@@ -17,6 +17,8 @@ import { registerReloadRoutes } from './scheduler/dev-routes.js';
 import { startMenderServer, type MenderServer } from './mender/server.js';
 import { registerMenderDevRoutes } from './mender/dev-routes.js';
 import { startPairing, type Pairing } from './pairing/service.js';
+import { createFortRegistry } from './pairing/registry.js';
+import { join } from 'node:path';
 
 export interface DevCloud {
   bridge?: IotBridge;
@@ -47,6 +49,9 @@ export async function startDevCloud(config: DevCloudConfig, log: Logger): Promis
   // The cloud's clock, optionally off (tests of fort clock-skew handling).
   const now = () => new Date(Date.now() + config.testing.clock_offset_seconds * 1000);
   const credentialStore = createCredentialStore({ now, ...(staticKey ? { staticKey } : {}) });
+  // Paired forts: a revoked one is refused by the token endpoint, the credentials provider and the update server.
+  const registry = config.pairing ? createFortRegistry({ file: join(config.pairing.state_dir, 'forts.json'), now }) : undefined;
+  const isRevoked = registry ? (serial: string) => registry.isRevokedSerial(serial) : undefined;
   try {
     let bridge: IotBridge | undefined;
     if (config.iot) {
@@ -72,6 +77,7 @@ export async function startDevCloud(config: DevCloudConfig, log: Logger): Promis
         roleAlias: cp.role_alias,
         lifetimeSeconds: cp.lifetime_seconds,
         store: credentialStore,
+        ...(isRevoked ? { isRevoked } : {}),
         log: log.child({ module: 'credentials-provider' }),
         now,
       });
@@ -101,6 +107,7 @@ export async function startDevCloud(config: DevCloudConfig, log: Logger): Promis
         downloadLinkSeconds: m.download_link_seconds,
         tokenSeconds: m.token_seconds,
         retry: { pendingSeconds: m.retry.pending_seconds, unavailableSeconds: m.retry.unavailable_seconds },
+        ...(isRevoked ? { isRevoked } : {}),
         log: log.child({ module: 'mender' }),
         now,
       });
@@ -116,7 +123,14 @@ export async function startDevCloud(config: DevCloudConfig, log: Logger): Promis
     if (config.cloud_api) {
       const c = config.cloud_api;
       const configured = loadClients(c.clients);
-      if (config.pairing) pairing = await startPairing(api, config, now, log.child({ module: 'pairing' }));
+      if (registry) {
+        const onRevoke = (fortId: string) => {
+          cloudApi?.revokeClient(fortId);
+          credentialStore.revokeThing(fortId);
+          bridge?.disconnect(fortId);
+        };
+        pairing = await startPairing(api, config, { registry, onRevoke, now, log: log.child({ module: 'pairing' }) });
+      }
       const paired = pairing?.registry;
       cloudApi = await registerCloudApi(api, {
         issuer: cloudApiIssuer(config),

@@ -30,6 +30,10 @@ export function createAccessTokens(opts: { lifetimeSeconds: number; now: () => D
       }
       return g;
     },
+    /** Forget one fort's tokens (it was revoked). */
+    revokeClient(clientId: string): void {
+      for (const [t, g] of tokens) if (g.clientId === clientId) tokens.delete(t);
+    },
     /** Test hook: every fort must fetch a new token (exercises the 401 → refresh path). */
     revokeAll(): void {
       tokens.clear();

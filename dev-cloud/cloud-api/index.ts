@@ -79,6 +79,10 @@ export async function registerCloudApi(app: DevCloudServer, opts: CloudApiOption
     revokeAccessTokens(): void {
       accessTokens.revokeAll();
     },
+    /** A revoked fort's access tokens stop working at once. */
+    revokeClient(clientId: string): void {
+      accessTokens.revokeClient(clientId);
+    },
     currentKid: () => keys.currentKid(),
     /** Test hook: serve another issuer's public key too, so a test can sign any token (attacks) the fort will check. */
     publishExtraKey: (jwk: JWK) => keys.publishExtraKey(jwk),

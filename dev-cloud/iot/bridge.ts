@@ -125,6 +125,12 @@ export async function startIotBridge(opts: BridgeOptions) {
     },
     connectedClients: () => broker.connectedClients,
     /** Cut every live connection without a DISCONNECT, as a network drop would. */
+    /** Closes the connection of one client id, if connected (a revoked fort). */
+    disconnect(clientId: string): boolean {
+      const c = (broker as unknown as { clients: Record<string, { close(): void } | undefined> }).clients[clientId];
+      c?.close();
+      return c !== undefined;
+    },
     dropConnections() {
       for (const s of sockets) s.destroy();
     },

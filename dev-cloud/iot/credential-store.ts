@@ -33,6 +33,10 @@ export function createCredentialStore(opts: { staticKey?: { accessKeyId: string;
       const c = issued.get(accessKeyId);
       return c && { secretAccessKey: c.secretAccessKey, sessionToken: c.sessionToken, expiration: c.expiration };
     },
+    /** Drop the temporary keys issued to one thing (a revoked fort). */
+    revokeThing(thingName: string) {
+      for (const [k, c] of issued) if (c.thingName === thingName) issued.delete(k);
+    },
     /** Drop every temporary key (tests: credentials rejected after an outage). */
     revokeAll() {
       issued.clear();

@@ -16,6 +16,8 @@ export async function startCredentialsProvider(deps: {
   roleAlias: string;
   lifetimeSeconds: number;
   store: CredentialStore;
+  /** A revoked fort's device certificate (upper-case hex serial) gets no credentials. */
+  isRevoked?: (serial: string) => boolean;
   log: Logger;
   now?: () => Date;
 }) {
@@ -30,7 +32,12 @@ export async function startCredentialsProvider(deps: {
   });
   app.get<{ Params: { alias: string } }>('/role-aliases/:alias/credentials', async (req, reply) => {
     const thing = req.headers['x-amzn-iot-thingname'];
-    const cn = (req.raw.socket as TLSSocket).getPeerCertificate().subject?.CN;
+    const peer = (req.raw.socket as TLSSocket).getPeerCertificate();
+    const cn = peer.subject?.CN;
+    if (deps.isRevoked?.(peer.serialNumber)) {
+      req.log.warn({ thing: cn }, 'credentials refused: the fort is revoked');
+      return reply.code(403).send({ message: 'Access Denied' });
+    }
     if (req.params.alias !== deps.roleAlias) return reply.code(404).send({ message: 'Role alias does not exist' });
     if (typeof thing !== 'string' || thing !== cn) return reply.code(403).send({ message: 'Access Denied' });
     const c = deps.store.issue(thing, deps.lifetimeSeconds);

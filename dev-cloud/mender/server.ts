@@ -1,3 +1,4 @@
+import type { TLSSocket } from 'node:tls';
 import { EventEmitter } from 'node:events';
 import { createReadStream } from 'node:fs';
 import type { Socket } from 'node:net';
@@ -23,6 +24,8 @@ export interface MenderServerOptions {
   downloadLinkSeconds: number;
   tokenSeconds: number;
   retry: { pendingSeconds: number; unavailableSeconds: number };
+  /** A revoked fort's device certificate (upper-case hex serial) is refused on every call. */
+  isRevoked?: (serial: string) => boolean;
   log: Logger;
   now?: () => Date;
 }
@@ -100,7 +103,8 @@ export async function startMenderServer(opts: MenderServerOptions): Promise<Mend
   // Known after listen (port 0 = any free port); links are only made by then.
   let url = '';
   const signer = createLinkSigner({ baseUrl: () => opts.publicUrl ?? url, now });
-  app.addHook('onRequest', async (_req, reply) => {
+  app.addHook('onRequest', async (req, reply) => {
+    if (opts.isRevoked?.((req.raw.socket as TLSSocket).getPeerCertificate().serialNumber)) return fail(reply, 401, 'device certificate revoked');
     if (available) return;
     return fail(reply.header('retry-after', String(opts.retry.unavailableSeconds)), 503, 'service unavailable (dev cloud fault injection)');
   });

@@ -1,5 +1,4 @@
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { z } from 'zod';
 import { assertPrivateFileMode } from '../../lib/files.js';
 import { sendBadRequest, sendProblem } from '../../lib/http-problem.js';
@@ -9,7 +8,7 @@ import { cloudApiIssuer, type DevCloudConfig } from '../config.js';
 import { problemErrorHandler } from '../cloud-api/problems.js';
 import type { DevCloudServer } from '../server.js';
 import { createPairingCodes } from './codes.js';
-import { createFortRegistry } from './registry.js';
+import type { FortRegistry } from './registry.js';
 import { registerPairingRoute, type PairingEndpoints } from './route.js';
 
 const issueBody = z.strictObject({
@@ -40,14 +39,14 @@ function endpointsOf(config: DevCloudConfig & { pairing: NonNullable<DevCloudCon
  * Pairing on the dev cloud: `POST /api/v1/pairing` for forts, and developer routes to issue a
  * code (`POST /dev/v1/pairing-codes`), list paired forts and revoke one.
  */
-export async function startPairing(api: DevCloudServer, config: DevCloudConfig, now: () => Date, log: Logger) {
+export async function startPairing(api: DevCloudServer, config: DevCloudConfig, deps: { registry: FortRegistry; onRevoke: (fortId: string) => void; now: () => Date; log: Logger }) {
+  const { registry, now, log } = deps;
   const p = config.pairing;
   if (!p) throw new Error('startPairing without [pairing]');
   assertPrivateFileMode(p.device_ca_key);
   const deviceCaPem = readFileSync(p.device_ca, 'utf8');
   const deviceCa = await loadCa(deviceCaPem, readFileSync(p.device_ca_key, 'utf8'));
   const codes = createPairingCodes({ now });
-  const registry = createFortRegistry({ file: join(p.state_dir, 'forts.json'), now });
   let held: { promise: Promise<void>; release: () => void } | undefined;
   let waiting = 0;
   await registerPairingRoute(api, {
@@ -78,6 +77,7 @@ export async function startPairing(api: DevCloudServer, config: DevCloudConfig, 
       const f = registry.revoke(req.params.id);
       if (!f) return sendProblem(reply, 404, 'FORT_ERR_NOT_FOUND', 'Not found', `no paired fort ${req.params.id}`);
       log.warn({ fortId: f.id }, 'fort revoked');
+      deps.onRevoke(f.id);
       return f;
     });
   });

@@ -14,9 +14,9 @@ export interface HttpsResult {
 }
 
 /** One HTTPS request with explicit trust material and no connection reuse. */
-export function httpsRequest(url: string, tls: TlsClientOptions, method = 'GET'): Promise<HttpsResult> {
+export function httpsRequest(url: string, tls: TlsClientOptions, method = 'GET', headers: Record<string, string> = {}): Promise<HttpsResult> {
   return new Promise((resolve, reject) => {
-    const req = request(url, { method, ca: tls.ca, cert: tls.cert, key: tls.key, agent: false, timeout: 5000 }, (res) => {
+    const req = request(url, { method, headers, ca: tls.ca, cert: tls.cert, key: tls.key, agent: false, timeout: 5000 }, (res) => {
       const peer = (res.socket as TLSSocket).getPeerCertificate(true);
       let body = '';
       res.setEncoding('utf8');

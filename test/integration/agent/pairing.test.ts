@@ -122,6 +122,24 @@ describe('pairing: fortctl pair gives an unpaired fort its identity; nothing is 
     expect(again.code).toBe(1);
     expect(again.stderr).toMatch(/409 FORT_ERR_CONFLICT.*already paired/);
   });
+
+  it('revoked in the cloud: its link, its token and its update-server calls are all refused', async () => {
+    const res = await httpsCall(dev.apiUrl, dev.ca, 'POST', `/dev/v1/forts/${fortId}/revoke`);
+    expect(res.status).toBe(200);
+    // The link is dropped and the credentials provider refuses the device certificate from now on.
+    await eventually(async () => ((await health()).modules['iot-link']?.state !== 'ready' ? true : undefined), 15_000, 'iot-link down');
+    const f = join(pairingDir(), 'device');
+    const creds = await httpsRequest(`${dev.providerUrl}/role-aliases/fort-iot-role/credentials`, { ca: dev.ca, cert: readFileSync(`${f}.pem`), key: readFileSync(`${f}.key`) }, 'GET', { 'x-amzn-iot-thingname': fortId });
+    expect(creds.status).toBe(403);
+    // A user request needing a new decision: the cloud no longer answers this fort, so it fails closed.
+    const dave = await dev.login('dave', 't1');
+    const r = await httpsCall(`https://127.0.0.1:${inst.layout.ports.clientApi}`, readFileSync(pki.clientZone.ca), 'GET', '/api/v1/apps/demo', { headers: { authorization: `Bearer ${dave}` } });
+    expect(r.json()).toMatchObject({ status: 503, code: 'FORT_ERR_AUTHZ_UNAVAILABLE' });
+    // The update server refuses the device certificate on every call.
+    const mender = await httpsRequest(`${dev.mender.url}/api/devices/v1/authentication/auth_requests`, { ca: dev.ca, cert: readFileSync(`${f}.pem`), key: readFileSync(`${f}.key`) }, 'POST');
+    expect(mender.status).toBe(401);
+    expect(mender.body).toContain('device certificate revoked');
+  });
 });
 
 describe('pairing: kill -9 while pairing leaves the fort cleanly unpaired', () => {
