@@ -22,6 +22,20 @@ function unpairedToml(inst: TestInstallation, pairingCa: string): void {
   writeFileSync(inst.files.agent, `${toml}\n[pairing]\nca = ${JSON.stringify(pairingCa)}\n`);
 }
 
+/** fortctl (as the operator runs it, exit code kept) and the agent's health, for one installation. */
+function operator(inst: TestInstallation, pki: PkiPaths) {
+  const adminTls = { ca: readFileSync(pki.trustZone.ca), cert: readFileSync(pki.trustZone.fortctlCert), key: readFileSync(pki.trustZone.fortctlKey) };
+  return {
+    fortctl: (...args: string[]) =>
+      run(process.execPath, [join(DIST, 'agent/cli/fortctl.js'), '-c', inst.files.fortctl, ...args]).then(
+        (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
+        (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
+      ),
+    health: async () =>
+      JSON.parse((await httpsRequest(`https://127.0.0.1:${inst.layout.ports.admin}/admin/v1/health`, adminTls)).body) as { fortId: string; status: string; modules: Record<string, { state: string; detail?: string }> },
+  };
+}
+
 describe('pairing: fortctl pair gives an unpaired fort its identity; nothing is copied by hand', () => {
   let pki: PkiPaths;
   let inst: TestInstallation;
@@ -42,12 +56,8 @@ describe('pairing: fortctl pair gives an unpaired fort its identity; nothing is 
     inst.cleanup();
   });
 
-  const adminTls = () => ({ ca: readFileSync(pki.trustZone.ca), cert: readFileSync(pki.trustZone.fortctlCert), key: readFileSync(pki.trustZone.fortctlKey) });
-  const health = async () => JSON.parse((await httpsRequest(`https://127.0.0.1:${inst.layout.ports.admin}/admin/v1/health`, adminTls())).body) as { fortId: string; status: string; modules: Record<string, { state: string; detail?: string }> };
-  const fortctl = (...args: string[]) => run(process.execPath, [join(DIST, 'agent/cli/fortctl.js'), '-c', inst.files.fortctl, ...args]).then(
-    (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
-    (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
-  );
+  const fortctl = (...args: string[]) => operator(inst, pki).fortctl(...args);
+  const health = () => operator(inst, pki).health();
   const newCode = async (tenant: string) => (dev.pairing.codes.issue(tenant, 600)).code;
 
   it('starts unpaired and says so', async () => {
@@ -66,14 +76,14 @@ describe('pairing: fortctl pair gives an unpaired fort its identity; nothing is 
     // The trust-zone CA is not what the cloud's certificate chains to: refused before any code is sent.
     const rogue = readFileSync(inst.files.agent, 'utf8');
     writeFileSync(inst.files.agent, rogue.replace(JSON.stringify(pki.cloudServer.ca), JSON.stringify(pki.trustZone.ca)));
-    await run(process.execPath, [join(DIST, 'agent/cli/fortctl.js'), '-c', inst.files.fortctl, 'drain']);
+    await fortctl('drain');
     await eventually(async () => ((await health()).status === 'healthy' ? true : undefined), 20_000, 'the agent back after its drain');
     const code = await newCode('t1');
     const refused = await fortctl('pair', '--cloud', dev.apiUrl, '--code', code, '--wait', '0');
     expect(refused.code).toBe(2);
     expect(refused.stderr).toMatch(/pairing endpoint https:\/\/127\.0\.0\.1:\d+: .*(certificate|self.signed)/i);
     writeFileSync(inst.files.agent, rogue);
-    await run(process.execPath, [join(DIST, 'agent/cli/fortctl.js'), '-c', inst.files.fortctl, 'drain']);
+    await fortctl('drain');
     await eventually(async () => ((await health()).status === 'healthy' ? true : undefined), 20_000, 'the agent back with the right CA');
     expect(existsSync(pairingDir())).toBe(false);
     expect(readdirSync(dirname(pairingDir())).filter((n) => n.includes('pairing'))).toEqual([]);
@@ -150,12 +160,7 @@ describe('pairing: kill -9 while pairing leaves the fort cleanly unpaired', () =
     const dev = await testDevCloud(pki, { ports: inst.layout.ports });
     const agent = await startAgent(inst.files.agent, { restart: true, restartDelayMs: 100 });
     const pairingDir = join(inst.layout.dataDir, 'agent', 'pairing');
-    const fortctl = (...args: string[]) => run(process.execPath, [join(DIST, 'agent/cli/fortctl.js'), '-c', inst.files.fortctl, ...args]).then(
-      (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
-      (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
-    );
-    const adminTls = { ca: readFileSync(pki.trustZone.ca), cert: readFileSync(pki.trustZone.fortctlCert), key: readFileSync(pki.trustZone.fortctlKey) };
-    const health = async () => JSON.parse((await httpsRequest(`https://127.0.0.1:${inst.layout.ports.admin}/admin/v1/health`, adminTls)).body) as { fortId: string; status: string };
+    const { fortctl, health } = operator(inst, pki);
     try {
       await agent.waitReady(30_000);
       // A staging directory an earlier crash left (as if killed between two of its files).
