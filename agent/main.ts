@@ -3,7 +3,8 @@ import { bootDaemon } from '../lib/daemon.js';
 import { loadTlsMaterial } from '../lib/tls.js';
 import { readReleaseInfo } from '../lib/version.js';
 import { loadAgentConfig, UNPAIRED } from './config.js';
-import { removeUnfinished } from './pairing/identity.js';
+import { removeIdentity, removeUnfinished } from './pairing/identity.js';
+import { FortError } from '../lib/errors.js';
 import { pairFort } from './pairing/pair.js';
 import { readFileSync } from 'node:fs';
 import { openStore } from './store/database.js';
@@ -64,6 +65,7 @@ await start(async () => {
   reloads.start();
 
   let data;
+  let unpairCloud: (() => Promise<void>) | undefined;
   if (config.api.auth && config.cloud) {
     // Loaded only when configured, like the IoT link: jose and the cloud client cost idle RSS.
     const { createDataDeps } = await import('./api/data-deps.js');
@@ -71,6 +73,7 @@ await start(async () => {
     // Registered before the API: stopped after it, so the last requests' audit entries are written.
     lifecycle.add({ name: 'cloud', stop: async () => deps.close() });
     data = deps.data;
+    unpairCloud = deps.unpair;
   }
   const clientApi = await startClientApi({
     config: config.api,
@@ -109,10 +112,26 @@ await start(async () => {
         const identity = await pairFort(req, { dir: config.pairing.dir, ...(ca ? { ca } : {}), proxy, timeoutMs: config.pairing.timeout_seconds * 1000, now: () => new Date() });
         return identity;
       },
-      paired: (identity, by) => {
-        log.info({ fortId: identity.fort_id, tenant: identity.tenant, by }, 'paired; restarting to bring the links up with the new identity');
-        // systemd (Restart=always) starts the agent again, which loads the identity.
-        void lifecycle.shutdown(`paired as ${identity.fort_id}`, 0);
+      unpair: async ({ force }, by) => {
+        const identity = config.identity;
+        if (!identity) throw new FortError('FORT_ERR_CONFLICT', 'this fort is not paired', { fatal: false });
+        let cloudTold = false;
+        try {
+          if (!unpairCloud) throw new FortError('FORT_ERR_UPSTREAM', 'the cloud link is not configured', { fatal: false });
+          await unpairCloud();
+          cloudTold = true;
+        } catch (err) {
+          if (!force) throw err;
+          log.warn({ err: (err as Error).message, by }, 'the cloud could not be told; forgetting the identity anyway (--force)');
+        }
+        removeIdentity(config.pairing.dir);
+        log.warn({ fortId: identity.fort_id, cloudTold, by }, 'unpaired: identity and keys removed, data kept');
+        return { fortId: identity.fort_id, cloudTold };
+      },
+      // systemd (Restart=always) starts the agent again, which loads (or no longer finds) the identity.
+      restart: (reason) => {
+        log.info({ reason }, 'restarting to apply the new identity');
+        void lifecycle.shutdown(reason, 0);
       },
     },
     log: log.child({ module: 'admin-api' }),

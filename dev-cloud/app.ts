@@ -120,17 +120,25 @@ export async function startDevCloud(config: DevCloudConfig, log: Logger): Promis
     if (mender) await registerMenderDevRoutes(api, mender);
     let cloudApi: CloudApi | undefined;
     let pairing: Pairing | undefined;
+    /** Everything a revoked fort held stops working at once. */
+    const onRevokeOf = (fortId: string) => {
+      cloudApi?.revokeClient(fortId);
+      credentialStore.revokeThing(fortId);
+      bridge?.disconnect(fortId);
+    };
     if (config.cloud_api) {
       const c = config.cloud_api;
       const configured = loadClients(c.clients);
       if (registry) {
-        const onRevoke = (fortId: string) => {
-          cloudApi?.revokeClient(fortId);
-          credentialStore.revokeThing(fortId);
-          bridge?.disconnect(fortId);
-        };
-        pairing = await startPairing(api, config, { registry, onRevoke, now, log: log.child({ module: 'pairing' }) });
+        pairing = await startPairing(api, config, { registry, onRevoke: onRevokeOf, now, log: log.child({ module: 'pairing' }) });
       }
+      const unpair = registry
+        ? (fortId: string) => {
+            if (!registry.revoke(fortId)) return false;
+            onRevokeOf(fortId);
+            return true;
+          }
+        : undefined;
       const paired = pairing?.registry;
       cloudApi = await registerCloudApi(api, {
         issuer: cloudApiIssuer(config),
@@ -140,6 +148,7 @@ export async function startDevCloud(config: DevCloudConfig, log: Logger): Promis
         policy: c.policy ? loadPolicyFile(c.policy) : EMPTY_POLICY,
         fortOrigins: c.fort_origins,
         clients: { get: (id) => configured.get(id) ?? paired?.client(id) },
+        ...(unpair ? { unpair } : {}),
         now,
       });
     }

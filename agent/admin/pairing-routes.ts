@@ -7,9 +7,16 @@ import type { PairRequest } from '../pairing/pair.js';
 
 export interface AdminPairingDeps {
   pair(req: PairRequest, by: string): Promise<FortIdentity>;
-  /** Called once the answer is sent: the agent restarts to run with its identity. */
-  paired(identity: FortIdentity, by: string): void;
+  /**
+   * Asks the cloud to revoke this fort, then forgets the identity (keys deleted, data kept).
+   * With `force`, also when the cloud cannot be told. Throws FORT_ERR_CONFLICT when not paired.
+   */
+  unpair(opts: { force: boolean }, by: string): Promise<{ fortId: string; cloudTold: boolean }>;
+  /** Called once the answer is sent: the agent restarts to run with (or without) its identity. */
+  restart(reason: string): void;
 }
+
+const unpairBody = z.strictObject({ force: z.boolean().default(false) });
 
 const pairBody = z.strictObject({
   cloud: z.url({ protocol: /^https$/, error: 'expected the cloud\'s https URL' }),
@@ -27,13 +34,30 @@ export function registerPairingRoutes(app: FastifyInstance, deps: AdminPairingDe
     try {
       const id = await deps.pair({ cloud: body.data.cloud, code: body.data.code, ...(body.data.tenant ? { tenant: body.data.tenant } : {}) }, by);
       reply.send({ fortId: id.fort_id, tenant: id.tenant, pairedAt: id.paired_at, restarting: true });
-      setImmediate(() => deps.paired(id, by));
+      setImmediate(() => deps.restart(`paired as ${id.fort_id} by ${by}`));
       return reply;
     } catch (err) {
       if (!(err instanceof FortError)) throw err;
       if (err.code === 'FORT_ERR_CONFLICT') return sendProblem(reply, 409, err.code, 'Already paired', err.message);
       if (err.code === 'FORT_ERR_PAIRING') return sendProblem(reply, 422, err.code, 'Pairing failed', err.message);
       throw err;
+    }
+  });
+
+  app.post('/admin/v1/unpair', async (req, reply) => {
+    const by = req.peer?.name ?? 'unknown';
+    if (by === 'deployment-manager') return sendProblem(reply, 403, 'FORT_ERR_FORBIDDEN', 'Forbidden', 'unpairing is an operator action (fortctl)');
+    const body = unpairBody.safeParse(req.body ?? {});
+    if (!body.success) return sendBadRequest(reply, body.error);
+    try {
+      const done = await deps.unpair({ force: body.data.force }, by);
+      reply.send({ ...done, restarting: true });
+      setImmediate(() => deps.restart(`unpaired ${done.fortId} by ${by}`));
+      return reply;
+    } catch (err) {
+      if (!(err instanceof FortError)) throw err;
+      if (err.code === 'FORT_ERR_CONFLICT') return sendProblem(reply, 409, err.code, 'Not paired', err.message);
+      return sendProblem(reply, 502, 'FORT_ERR_UPSTREAM', 'Cloud not told', `${err.message}; nothing was changed (fortctl unpair --force forgets the identity anyway)`);
     }
   });
 }

@@ -46,6 +46,8 @@ export function createDataDeps(deps: { api: ApiConfig & { auth: NonNullable<ApiC
       audit,
       verifyToken,
     },
+    /** Asks the cloud to revoke this fort. */
+    unpair: () => cloud.client.unpair(),
     close() {
       audit.close();
       pages.clear();

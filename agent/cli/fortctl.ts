@@ -88,6 +88,20 @@ program
     }
   });
 
+program
+  .command('unpair')
+  .description('ask the cloud to revoke this fort, then forget its identity and keys (its data stays); the agent restarts unpaired')
+  .option('--force', 'forget the identity even when the cloud cannot be told (revoke it there yourself)')
+  .action(async (o: { force?: boolean }) => {
+    const { statusCode, body } = await withAdmin((a) => a.unpair(o.force === true));
+    if (statusCode !== 200) {
+      process.stderr.write(`fortctl: unpair failed (${statusCode}${body.code ? ` ${body.code}` : ''}): ${printable(body.detail ?? JSON.stringify(body))}\n`);
+      process.exitCode = statusCode === 409 ? 1 : 2;
+      return;
+    }
+    process.stdout.write(`unpaired ${body.fortId}${body.cloudTold ? ' (revoked in the cloud)' : ' (the cloud was NOT told: revoke it there)'}; its data is kept; the agent restarts unpaired\n`);
+  });
+
 /** Control characters (ANSI escapes in a requested path, say) never reach the operator's terminal. */
 const printable = (v: string) => v.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?');
 const cell = (v: string, width: number) => (v.length > width ? `${v.slice(0, width - 1)}…` : v.padEnd(width));

@@ -147,7 +147,23 @@ export function createCloudClient(opts: CloudClientOptions) {
     }
   }
 
-  return { authorize, accessToken, stats: () => ({ ...stats }), close: () => opts.agent.destroy() };
+  /** Asks the cloud to revoke this fort (fortctl unpair). */
+  async function unpair(): Promise<void> {
+    const url = cloudEndpoint(opts.baseUrl.href, 'api/v1/unpair');
+    for (let fresh = false; ; fresh = true) {
+      const bearer = await accessToken();
+      const res = await withRetries('the unpair request', () => http.send(url, { method: 'POST', body: {}, headers: { authorization: `Bearer ${bearer}` } }));
+      if (res.statusCode === 401 && !fresh) {
+        if (token?.value === bearer) token = undefined;
+        continue;
+      }
+      if (res.statusCode !== 200) throw new CloudRefusedError(res.statusCode, 'the unpair request');
+      token = undefined; // revoked with the fort
+      return;
+    }
+  }
+
+  return { authorize, accessToken, unpair, stats: () => ({ ...stats }), close: () => opts.agent.destroy() };
 }
 export type CloudClient = ReturnType<typeof createCloudClient>;
 

@@ -83,3 +83,16 @@ export function removeUnfinished(dir: string): string[] {
   for (const n of left) rmSync(join(parent, n), { recursive: true, force: true });
   return left;
 }
+
+/**
+ * Forgets the identity: one rename out of the way (so a crash leaves the fort unpaired, the
+ * leftover removed by `removeUnfinished`), then the keys are deleted.
+ */
+export function removeIdentity(dir: string): void {
+  if (!existsSync(dir)) return;
+  const parent = dirname(dir);
+  const away = join(parent, `.${basename(dir)}.pairing-unpaired-${Date.now()}`);
+  renameSync(dir, away);
+  fsyncDir(parent);
+  rmSync(away, { recursive: true, force: true });
+}

@@ -21,6 +21,8 @@ export interface AuthorizeRouteDeps {
   /** Every request that reaches the route (agent tests: did the fort ask?). */
   onRequest: () => void;
   onDecision: (allow: boolean) => void;
+  /** `POST /api/v1/unpair`: the fort asks to be revoked; false when it is not a paired fort. */
+  unpair?: (clientId: string) => boolean;
 }
 
 const unauthenticated = (reply: FastifyReply, detail: string) =>
@@ -55,4 +57,14 @@ export async function authorizeRoute(app: DevCloudServer, deps: AuthorizeRouteDe
     req.log.info({ clientId, ...body.data, allow }, 'authorize');
     return { allow, ttl: policy.decision_ttl_seconds };
   });
+
+  const unpair = deps.unpair;
+  if (unpair) {
+    app.post('/api/v1/unpair', async (req, reply) => {
+      const clientId = clientOf.get(req)!;
+      if (!unpair(clientId)) return sendProblem(reply, 409, 'FORT_ERR_CONFLICT', 'Not paired', `${clientId} was not paired with a code, so it cannot unpair`);
+      req.log.warn({ clientId }, 'fort unpaired itself');
+      return { fortId: clientId, unpaired: true };
+    });
+  }
 }

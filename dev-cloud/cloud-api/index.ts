@@ -19,6 +19,8 @@ export interface CloudApiOptions {
   policy: Policy;
   fortOrigins: readonly string[];
   clients: ClientLookup;
+  /** A paired fort asking to be revoked (`POST /api/v1/unpair`); absent = no such route. */
+  unpair?: (clientId: string) => boolean;
   now: () => Date;
 }
 
@@ -58,6 +60,7 @@ export async function registerCloudApi(app: DevCloudServer, opts: CloudApiOption
     available: () => available,
     onRequest: () => void stats.authorize++,
     onDecision: () => void stats.decisions++,
+    ...(opts.unpair ? { unpair: opts.unpair } : {}),
   });
   await app.register(userRoutes, { keys, userTokenSeconds: opts.userTokenSeconds, fortOrigins: opts.fortOrigins });
   registerHub(app);

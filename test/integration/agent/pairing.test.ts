@@ -152,8 +152,8 @@ describe('pairing: fortctl pair gives an unpaired fort its identity; nothing is 
   });
 });
 
-describe('pairing: kill -9 while pairing leaves the fort cleanly unpaired', () => {
-  it('killed while the cloud answers: restarts unpaired with no half-written identity, then pairs with a new code', async () => {
+describe('pairing: kill -9 while pairing leaves the fort cleanly unpaired; unpair', () => {
+  it('killed while the cloud answers: restarts unpaired with no half-written identity, then pairs with a new code, then unpairs', async () => {
     const pki = await testPki();
     const inst = await testInstallation(pki);
     unpairedToml(inst, pki.cloudServer.ca);
@@ -186,6 +186,20 @@ describe('pairing: kill -9 while pairing leaves the fort cleanly unpaired', () =
       expect(ok.code).toBe(0);
       expect((await health()).fortId).toMatch(/^fort-[0-9a-f]{10}$/);
       expect(readFileSync(join(pairingDir, 'identity.json'), 'utf8')).toContain('"tenant": "t1"');
+
+      // Unpair: the cloud revokes it, the identity and keys go, the data stays.
+      const fortId = (await health()).fortId;
+      const starts2 = agent.starts;
+      const un = await fortctl('unpair');
+      expect(un.stderr).toBe('');
+      expect(un.stdout).toBe(`unpaired ${fortId} (revoked in the cloud); its data is kept; the agent restarts unpaired\n`);
+      expect(dev.pairing.registry.get(fortId)?.revokedAt).toEqual(expect.any(String));
+      await eventually(async () => (agent.starts > starts2 && (await health()).fortId === 'unpaired' ? true : undefined), 20_000, 'the agent back unpaired');
+      expect(existsSync(pairingDir)).toBe(false);
+      expect(existsSync(join(inst.layout.dataDir, 'agent', 'agent.db'))).toBe(true);
+      const twice = await fortctl('unpair');
+      expect(twice.code).toBe(1);
+      expect(twice.stderr).toMatch(/409 FORT_ERR_CONFLICT.*not paired/);
     } finally {
       await agent.stop();
       await dev.stop();
