@@ -100,6 +100,7 @@ export const devCloudConfigSchema = z.strictObject({
     code_seconds: intRange(60, 604_800).default(600).describe('Lifetime of a pairing code when its request does not say'),
     attempts_per_minute: intRange(1, 10_000).default(10).describe('Pairing attempts per source address per minute'),
     device_cert_days: intRange(1, 3650).default(365).describe('Validity of issued device certificates'),
+    key_overlap_seconds: intRange(1, 604_800).default(3600).describe('After a fort rotates its keys, how long its old JWT key and device certificate are still accepted'),
   }).optional().describe('Pairing endpoint (one-time codes → fort identity); needs [cloud_api]'),
 }).superRefine((c, ctx) => {
   // The value is not echoed back: the whole section would be.

@@ -1,3 +1,5 @@
+import { PairingRequestRefused } from '../pairing/registry.js';
+import { CsrRefusedError } from '../../lib/pki/certs.js';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { DevCloudServer } from '../server.js';
 import { z } from 'zod';
@@ -23,6 +25,8 @@ export interface AuthorizeRouteDeps {
   onDecision: (allow: boolean) => void;
   /** `POST /api/v1/unpair`: the fort asks to be revoked; false when it is not a paired fort. */
   unpair?: (clientId: string) => boolean;
+  /** `POST /api/v1/rotate`: the fort's new keys (PairingRequestRefused → 400). */
+  rotate?: (clientId: string, body: unknown) => Promise<unknown>;
 }
 
 const unauthenticated = (reply: FastifyReply, detail: string) =>
@@ -57,6 +61,18 @@ export async function authorizeRoute(app: DevCloudServer, deps: AuthorizeRouteDe
     req.log.info({ clientId, ...body.data, allow }, 'authorize');
     return { allow, ttl: policy.decision_ttl_seconds };
   });
+
+  const rotate = deps.rotate;
+  if (rotate) {
+    app.post('/api/v1/rotate', { bodyLimit: 64 * 1024 }, async (req, reply) => {
+      try {
+        return await rotate(clientOf.get(req)!, req.body);
+      } catch (err) {
+        if (err instanceof PairingRequestRefused || err instanceof CsrRefusedError) return sendProblem(reply, 400, 'FORT_ERR_BAD_REQUEST', 'Bad request', err.message);
+        throw err;
+      }
+    });
+  }
 
   const unpair = deps.unpair;
   if (unpair) {

@@ -1,4 +1,5 @@
 import { decodeJwt, errors, jwtVerify } from 'jose';
+import type { KeyObject } from 'node:crypto';
 import type { ClientLookup } from './clients.js';
 
 export const MAX_ASSERTION_LIFETIME_SECONDS = 300;
@@ -42,10 +43,9 @@ export function createAssertionVerifier(opts: AssertionVerifierOptions) {
     }
     const client = typeof iss === 'string' ? opts.clients.get(iss) : undefined;
     if (!client) return { ok: false, reason: 'unknown client' };
-    let payload;
-    try {
-      ({ payload } = await jwtVerify(assertion, client.key, {
-        algorithms: [client.alg],
+    const check = (key: KeyObject, alg: string) =>
+      jwtVerify(assertion, key, {
+        algorithms: [alg],
         issuer: client.id,
         subject: client.id,
         audience: opts.tokenUrl,
@@ -53,9 +53,19 @@ export function createAssertionVerifier(opts: AssertionVerifierOptions) {
         maxTokenAge: MAX_ASSERTION_LIFETIME_SECONDS,
         clockTolerance: CLOCK_TOLERANCE_SECONDS,
         currentDate,
-      }));
+      });
+    let payload;
+    try {
+      ({ payload } = await check(client.key, client.alg));
     } catch (err) {
-      return { ok: false, reason: describe(err) };
+      // Signed with the key it rotated away from: accepted until the overlap ends.
+      const prev = client.previous;
+      if (!(err instanceof errors.JWSSignatureVerificationFailed || err instanceof errors.JOSEAlgNotAllowed) || !prev || currentDate >= prev.until) return { ok: false, reason: describe(err) };
+      try {
+        ({ payload } = await check(prev.key, prev.alg));
+      } catch (again) {
+        return { ok: false, reason: describe(again) };
+      }
     }
     const { exp, iat, jti } = payload as { exp: number; iat: number; jti: unknown };
     if (exp - iat > MAX_ASSERTION_LIFETIME_SECONDS) return { ok: false, reason: `assertion lifetime ${exp - iat} s exceeds ${MAX_ASSERTION_LIFETIME_SECONDS} s` };

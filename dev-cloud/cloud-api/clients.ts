@@ -8,6 +8,8 @@ export interface RegisteredClient {
   id: string;
   key: KeyObject;
   alg: SigningAlgorithm;
+  /** The key it rotated away from, still accepted during the overlap (`until`). */
+  previous?: { key: KeyObject; alg: SigningAlgorithm; until: Date };
 }
 
 /** Registered forts by client id: those of the config and, with pairing, the paired ones. */

@@ -21,6 +21,8 @@ export interface CloudApiOptions {
   clients: ClientLookup;
   /** A paired fort asking to be revoked (`POST /api/v1/unpair`); absent = no such route. */
   unpair?: (clientId: string) => boolean;
+  /** A paired fort's new keys (`POST /api/v1/rotate`); absent = no such route. */
+  rotate?: (clientId: string, body: unknown) => Promise<unknown>;
   now: () => Date;
 }
 
@@ -61,6 +63,7 @@ export async function registerCloudApi(app: DevCloudServer, opts: CloudApiOption
     onRequest: () => void stats.authorize++,
     onDecision: () => void stats.decisions++,
     ...(opts.unpair ? { unpair: opts.unpair } : {}),
+    ...(opts.rotate ? { rotate: opts.rotate } : {}),
   });
   await app.register(userRoutes, { keys, userTokenSeconds: opts.userTokenSeconds, fortOrigins: opts.fortOrigins });
   registerHub(app);

@@ -15,6 +15,9 @@ const fortRecord = z.strictObject({
   deviceCertSerial: z.string(),
   pairedAt: z.string(),
   revokedAt: z.string().optional(),
+  /** What it rotated away from: accepted until `until`, refused after. */
+  previous: z.strictObject({ jwtPublicKey: z.string(), deviceCertSerial: z.string(), until: z.string() }).optional(),
+  rotatedAt: z.string().optional(),
 });
 export type PairedFort = z.output<typeof fortRecord>;
 const registryFile = z.strictObject({ forts: z.array(fortRecord) });
@@ -67,13 +70,35 @@ export function createFortRegistry(opts: { file: string; now: () => Date }) {
       save();
       return f;
     },
-    isRevokedSerial: (serial: string): boolean => [...forts.values()].some((f) => f.revokedAt && f.deviceCertSerial === serial.toUpperCase()),
+    /** New keys for a fort: the old ones stay valid for `overlapSeconds`. */
+    rotate(id: string, next: { jwtPublicKey: string; deviceCertSerial: string }, overlapSeconds: number): PairedFort {
+      const f = forts.get(id);
+      if (!f || f.revokedAt) throw new PairingRequestRefused(`${id} is not a paired fort`);
+      const t = opts.now();
+      f.previous = { jwtPublicKey: f.jwtPublicKey, deviceCertSerial: f.deviceCertSerial, until: new Date(t.getTime() + overlapSeconds * 1000).toISOString() };
+      f.jwtPublicKey = next.jwtPublicKey;
+      f.deviceCertSerial = next.deviceCertSerial;
+      f.rotatedAt = t.toISOString();
+      save();
+      return f;
+    },
+    /** A revoked fort's certificates, and a certificate rotated away from once the overlap ended. */
+    isRevokedSerial(serial: string): boolean {
+      const s = serial.toUpperCase();
+      const t = opts.now().getTime();
+      return [...forts.values()].some((f) => {
+        const prev = f.previous?.deviceCertSerial === s;
+        if (f.revokedAt && (f.deviceCertSerial === s || prev)) return true;
+        return prev && t >= Date.parse(f.previous!.until);
+      });
+    },
     /** For the token endpoint: a paired fort that is not revoked. */
     client(id: string): RegisteredClient | undefined {
       const f = forts.get(id);
       if (!f || f.revokedAt) return undefined;
       const key = createPublicKey(f.jwtPublicKey);
-      return { id: f.id, key, alg: jwsAlgorithmFor(key)! };
+      const prev = f.previous && createPublicKey(f.previous.jwtPublicKey);
+      return { id: f.id, key, alg: jwsAlgorithmFor(key)!, ...(prev ? { previous: { key: prev, alg: jwsAlgorithmFor(prev)!, until: new Date(f.previous!.until) } } : {}) };
     },
   };
 }

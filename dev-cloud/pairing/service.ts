@@ -3,18 +3,21 @@ import { z } from 'zod';
 import { assertPrivateFileMode } from '../../lib/files.js';
 import { sendBadRequest, sendProblem } from '../../lib/http-problem.js';
 import type { Logger } from '../../lib/logger.js';
-import { loadCa } from '../../lib/pki/certs.js';
+import { issueCertForCsr, loadCa } from '../../lib/pki/certs.js';
 import { cloudApiIssuer, type DevCloudConfig } from '../config.js';
 import { problemErrorHandler } from '../cloud-api/problems.js';
 import type { DevCloudServer } from '../server.js';
 import { createPairingCodes } from './codes.js';
-import type { FortRegistry } from './registry.js';
+import { PairingRequestRefused, type FortRegistry } from './registry.js';
 import { registerPairingRoute, type PairingEndpoints } from './route.js';
 
 const issueBody = z.strictObject({
   tenant: z.string().trim().min(1, { error: 'expected a tenant' }).max(128),
   ttl_seconds: z.int().min(60).max(604_800).optional(),
 });
+
+const pemField = (label: string) => z.string().max(16_384).refine((v) => v.includes(`-----BEGIN ${label}-----`), { error: `expected a PEM ${label}` });
+const rotateBody = z.strictObject({ jwt_public_key: pemField('PUBLIC KEY'), csr: pemField('CERTIFICATE REQUEST') });
 
 const hostOf = (h: string) => (h.includes(':') ? `[${h}]` : h);
 
@@ -84,6 +87,19 @@ export async function startPairing(api: DevCloudServer, config: DevCloudConfig, 
   return {
     codes,
     registry,
+    /**
+     * `POST /api/v1/rotate` for an authenticated fort: its new JWT key and a certificate for its
+     * new device key; the old ones stay valid for `pairing.key_overlap_seconds`.
+     */
+    async rotate(fortId: string, body: unknown): Promise<{ device_certificate: string; previous_valid_until: string }> {
+      const b = rotateBody.safeParse(body);
+      if (!b.success) throw new PairingRequestRefused(b.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '));
+      registry.checkJwtKey(b.data.jwt_public_key);
+      const cert = await issueCertForCsr(deviceCa, b.data.csr, { commonName: fortId, usage: 'client', validDays: p.device_cert_days });
+      const f = registry.rotate(fortId, { jwtPublicKey: b.data.jwt_public_key, deviceCertSerial: cert.serialNumber.toUpperCase() }, p.key_overlap_seconds);
+      log.info({ fortId, previousValidUntil: f.previous?.until }, 'fort rotated its keys');
+      return { device_certificate: cert.toString('pem'), previous_valid_until: f.previous!.until };
+    },
     /** Test hook: answers of registered forts wait until `release` (a fort killed meanwhile never gets its identity). */
     hold(): void {
       let release = () => {};

@@ -37,6 +37,8 @@ export interface TestDevCloudOverrides {
   mender?: { port?: number; downloadLinkSeconds?: number };
   /** `[pairing]` (always on): attempts per source per minute (default 10). */
   pairingAttemptsPerMinute?: number;
+  /** `[pairing]`: how long rotated-away keys stay valid (default 3600 s). */
+  keyOverlapSeconds?: number;
 }
 
 /** The dev cloud in-process (real sockets and TLS), so tests can drop links and restart it. */
@@ -75,6 +77,7 @@ export async function testDevCloud(pki: PkiPaths, overrides: TestDevCloudOverrid
       device_ca_key: pki.cloudDevice.caKey,
       server_ca: pki.cloudServer.ca,
       ...(overrides.pairingAttemptsPerMinute ? { attempts_per_minute: overrides.pairingAttemptsPerMinute } : {}),
+      ...(overrides.keyOverlapSeconds ? { key_overlap_seconds: overrides.keyOverlapSeconds } : {}),
     },
   });
   const log = pino({ level: 'warn' });

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { X509Certificate, createPrivateKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { SignJWT } from 'jose';
-import { testPki } from '../../helpers/fort.js';
+import { eventually, testPki } from '../../helpers/fort.js';
 import { cloudRequest, testDevCloud, type CloudResponse, type TestDevCloud } from '../../helpers/dev-cloud.js';
 import { ASSERTION_TYPE } from '../../../dev-cloud/cloud-api/token-route.js';
 import { createCsr } from '../../../lib/pki/certs.js';
@@ -135,6 +135,48 @@ describe('dev cloud: pairing attempts are rate-limited per source', () => {
         if (res.status === 429) expect(res.json()).toMatchObject({ code: 'FORT_ERR_RATE_LIMITED' });
       }
       expect(statuses).toEqual([400, 400, 400, 429, 429]);
+    } finally {
+      await dev.stop();
+    }
+  });
+});
+
+describe('dev cloud: key rotation of a paired fort', () => {
+  it('accepts the new keys at once and the old ones only until the overlap ends', async () => {
+    const pki = await testPki();
+    const dev = await testDevCloud(pki, { keyOverlapSeconds: 2 });
+    try {
+      const call = (method: string, path: string, opts: Parameters<typeof cloudRequest>[4] = {}) => cloudRequest(dev.apiUrl, dev.ca, method, path, opts);
+      const keys = () => ({ jwt: generateKeyPairSync('ec', { namedCurve: 'P-256' }) });
+      const token = async (id: string, key: KeyObject) => {
+        const now = Math.floor(Date.now() / 1000);
+        const assertion = await new SignJWT({ iss: id, sub: id, aud: dev.tokenUrl, iat: now, exp: now + 60, jti: `rot-${now}-${Math.random()}` }).setProtectedHeader({ alg: 'ES256', typ: 'JWT' }).sign(key);
+        return call('POST', '/oauth/token', { form: { grant_type: 'client_credentials', client_assertion_type: ASSERTION_TYPE, client_assertion: assertion } });
+      };
+      const old = keys();
+      const code = dev.pairing.codes.issue('t1', 600).code;
+      const paired = await call('POST', '/api/v1/pairing', { json: { code, jwt_public_key: old.jwt.publicKey.export({ type: 'spki', format: 'pem' }), csr: (await createCsr('x')).csrPem } });
+      const id = (paired.json() as Identity).fort_id;
+      const oldSerial = new X509Certificate((paired.json() as Identity).device_certificate).serialNumber;
+      const bearer = ((await token(id, old.jwt.privateKey)).json() as { access_token: string }).access_token;
+
+      const next = keys();
+      const csr = await createCsr('x');
+      const unauth = await call('POST', '/api/v1/rotate', { json: { jwt_public_key: next.jwt.publicKey.export({ type: 'spki', format: 'pem' }), csr: csr.csrPem } });
+      expect(unauth.status).toBe(401);
+      const rotated = await call('POST', '/api/v1/rotate', { headers: { authorization: `Bearer ${bearer}` }, json: { jwt_public_key: next.jwt.publicKey.export({ type: 'spki', format: 'pem' }), csr: csr.csrPem } });
+      expect(rotated.status).toBe(200);
+      const cert = new X509Certificate((rotated.json() as { device_certificate: string }).device_certificate);
+      expect(cert.subject).toBe(`CN=${id}`);
+      expect(cert.checkPrivateKey(createPrivateKey(csr.keyPem))).toBe(true);
+
+      expect((await token(id, next.jwt.privateKey)).status).toBe(200);
+      expect((await token(id, old.jwt.privateKey)).status).toBe(200); // overlap
+      expect(dev.pairing.registry.isRevokedSerial(oldSerial)).toBe(false);
+      await eventually(async () => ((await token(id, old.jwt.privateKey)).status === 401 ? true : undefined), 10_000, 'the old key refused after the overlap');
+      expect(dev.pairing.registry.isRevokedSerial(oldSerial)).toBe(true);
+      expect(dev.pairing.registry.isRevokedSerial(cert.serialNumber)).toBe(false);
+      expect((await token(id, next.jwt.privateKey)).status).toBe(200);
     } finally {
       await dev.stop();
     }
