@@ -3,9 +3,9 @@ import { bootDaemon } from '../lib/daemon.js';
 import { loadTlsMaterial } from '../lib/tls.js';
 import { readReleaseInfo } from '../lib/version.js';
 import { loadAgentConfig, UNPAIRED } from './config.js';
-import { removeIdentity, removeUnfinished } from './pairing/identity.js';
+import { applyPendingRotation, removeIdentity, removeUnfinished } from './pairing/identity.js';
 import { FortError } from '../lib/errors.js';
-import { pairFort } from './pairing/pair.js';
+import { pairFort, rotateKeys } from './pairing/pair.js';
 import { readFileSync } from 'node:fs';
 import { openStore } from './store/database.js';
 import { createHealthRegistry } from './health.js';
@@ -39,6 +39,8 @@ await start(async () => {
   const proxy = resolveProxy(config.proxy, runtime.proxy);
   if (proxy) log.info(describeProxy(proxy), 'outbound links use an HTTP proxy');
 
+  // Keys a rotation committed before a crash are moved into place before anything loads them.
+  if (applyPendingRotation(config.pairing.dir)) log.warn('finished a key rotation an earlier run committed');
   const unfinished = removeUnfinished(config.pairing.dir);
   if (unfinished.length) log.warn({ removed: unfinished }, 'removed what an interrupted pairing left (the fort stays as it was)');
   health.set('pairing', 'ready', config.identity ? `paired as ${config.fort.id} (tenant ${config.identity.tenant}) since ${config.identity.paired_at}` : config.fort.id === UNPAIRED ? 'unpaired: run fortctl pair' : `configured as ${config.fort.id} (not paired)`);
@@ -66,6 +68,7 @@ await start(async () => {
 
   let data;
   let unpairCloud: (() => Promise<void>) | undefined;
+  let rotateCloud: ((body: { jwt_public_key: string; csr: string }) => Promise<{ device_certificate: string; previous_valid_until: string }>) | undefined;
   if (config.api.auth && config.cloud) {
     // Loaded only when configured, like the IoT link: jose and the cloud client cost idle RSS.
     const { createDataDeps } = await import('./api/data-deps.js');
@@ -74,6 +77,7 @@ await start(async () => {
     lifecycle.add({ name: 'cloud', stop: async () => deps.close() });
     data = deps.data;
     unpairCloud = deps.unpair;
+    if (config.identity) rotateCloud = deps.rotate;
   }
   const clientApi = await startClientApi({
     config: config.api,
@@ -127,6 +131,12 @@ await start(async () => {
         removeIdentity(config.pairing.dir);
         log.warn({ fortId: identity.fort_id, cloudTold, by }, 'unpaired: identity and keys removed, data kept');
         return { fortId: identity.fort_id, cloudTold };
+      },
+      rotateKeys: async (by) => {
+        if (!rotateCloud) throw new FortError('FORT_ERR_CONFLICT', 'this fort is not paired', { fatal: false });
+        const done = await rotateKeys(config.pairing.dir, { rotate: rotateCloud });
+        log.warn({ fortId: done.fortId, previousValidUntil: done.previousValidUntil, by }, 'keys rotated: new JWT key and device certificate in place');
+        return done;
       },
       // systemd (Restart=always) starts the agent again, which loads (or no longer finds) the identity.
       restart: (reason) => {

@@ -12,6 +12,8 @@ export interface AdminPairingDeps {
    * With `force`, also when the cloud cannot be told. Throws FORT_ERR_CONFLICT when not paired.
    */
   unpair(opts: { force: boolean }, by: string): Promise<{ fortId: string; cloudTold: boolean }>;
+  /** New keys registered with the cloud and put in place; throws FORT_ERR_CONFLICT when not paired. */
+  rotateKeys(by: string): Promise<{ fortId: string; previousValidUntil: string }>;
   /** Called once the answer is sent: the agent restarts to run with (or without) its identity. */
   restart(reason: string): void;
 }
@@ -41,6 +43,21 @@ export function registerPairingRoutes(app: FastifyInstance, deps: AdminPairingDe
       if (err.code === 'FORT_ERR_CONFLICT') return sendProblem(reply, 409, err.code, 'Already paired', err.message);
       if (err.code === 'FORT_ERR_PAIRING') return sendProblem(reply, 422, err.code, 'Pairing failed', err.message);
       throw err;
+    }
+  });
+
+  app.post('/admin/v1/rotate-keys', async (req, reply) => {
+    const by = req.peer?.name ?? 'unknown';
+    if (by === 'deployment-manager') return sendProblem(reply, 403, 'FORT_ERR_FORBIDDEN', 'Forbidden', 'key rotation is an operator action (fortctl)');
+    try {
+      const done = await deps.rotateKeys(by);
+      reply.send({ ...done, restarting: true });
+      setImmediate(() => deps.restart(`keys rotated by ${by}`));
+      return reply;
+    } catch (err) {
+      if (!(err instanceof FortError)) throw err;
+      if (err.code === 'FORT_ERR_CONFLICT') return sendProblem(reply, 409, err.code, 'Not paired', err.message);
+      return sendProblem(reply, 502, 'FORT_ERR_UPSTREAM', 'Keys not rotated', `${err.message}; the current keys stay in use`);
     }
   });
 

@@ -48,6 +48,8 @@ export function createDataDeps(deps: { api: ApiConfig & { auth: NonNullable<ApiC
     },
     /** Asks the cloud to revoke this fort. */
     unpair: () => cloud.client.unpair(),
+    /** Registers new keys with the cloud. */
+    rotate: (body: { jwt_public_key: string; csr: string }) => cloud.client.rotate(body),
     close() {
       audit.close();
       pages.clear();

@@ -89,6 +89,19 @@ program
   });
 
 program
+  .command('rotate-keys')
+  .description('new JWT key and device certificate for this fort, registered with the cloud (the old ones stay valid for the cloud\'s overlap); the agent restarts with them')
+  .action(async () => {
+    const { statusCode, body } = await withAdmin((a) => a.rotateKeys());
+    if (statusCode !== 200) {
+      process.stderr.write(`fortctl: key rotation failed (${statusCode}${body.code ? ` ${body.code}` : ''}): ${printable(body.detail ?? JSON.stringify(body))}\n`);
+      process.exitCode = statusCode === 409 ? 1 : 2;
+      return;
+    }
+    process.stdout.write(`keys of ${body.fortId} rotated; the old ones are accepted until ${body.previousValidUntil}; the agent restarts with the new ones\n`);
+  });
+
+program
   .command('unpair')
   .description('ask the cloud to revoke this fort, then forget its identity and keys (its data stays); the agent restarts unpaired')
   .option('--force', 'forget the identity even when the cloud cannot be told (revoke it there yourself)')

@@ -48,6 +48,7 @@ export interface CloudClientOptions {
 
 const tokenResponse = z.object({ access_token: z.string().min(1), token_type: z.string().regex(/^bearer$/i), expires_in: z.number().int().positive() });
 const authorizeResponse = z.object({ allow: z.boolean(), ttl: z.number().int().min(0) });
+const rotateResponse = z.object({ device_certificate: z.string().includes('BEGIN CERTIFICATE'), previous_valid_until: z.string() });
 
 /** Lifetime of our client assertions: short, well inside the 5 minutes the cloud allows. */
 const ASSERTION_SECONDS = 60;
@@ -147,6 +148,23 @@ export function createCloudClient(opts: CloudClientOptions) {
     }
   }
 
+  /** Registers this fort's new JWT key and gets a certificate for its new device key (fortctl rotate-keys). */
+  async function rotate(body: { jwt_public_key: string; csr: string }): Promise<{ device_certificate: string; previous_valid_until: string }> {
+    const url = cloudEndpoint(opts.baseUrl.href, 'api/v1/rotate');
+    for (let fresh = false; ; fresh = true) {
+      const bearer = await accessToken();
+      const res = await withRetries('the key rotation', () => http.send(url, { method: 'POST', body, headers: { authorization: `Bearer ${bearer}` } }));
+      if (res.statusCode === 401 && !fresh) {
+        if (token?.value === bearer) token = undefined;
+        continue;
+      }
+      if (res.statusCode !== 200) throw new CloudRefusedError(res.statusCode, 'the key rotation');
+      const parsed = rotateResponse.safeParse(http.json(res));
+      if (!parsed.success) throw new FortError('FORT_ERR_UPSTREAM', 'cloud rotate answered 200 without {device_certificate, previous_valid_until}', { fatal: false });
+      return parsed.data;
+    }
+  }
+
   /** Asks the cloud to revoke this fort (fortctl unpair). */
   async function unpair(): Promise<void> {
     const url = cloudEndpoint(opts.baseUrl.href, 'api/v1/unpair');
@@ -163,7 +181,7 @@ export function createCloudClient(opts: CloudClientOptions) {
     }
   }
 
-  return { authorize, accessToken, unpair, stats: () => ({ ...stats }), close: () => opts.agent.destroy() };
+  return { authorize, accessToken, unpair, rotate, stats: () => ({ ...stats }), close: () => opts.agent.destroy() };
 }
 export type CloudClient = ReturnType<typeof createCloudClient>;
 

@@ -96,3 +96,36 @@ export function removeIdentity(dir: string): void {
   fsyncDir(parent);
   rmSync(away, { recursive: true, force: true });
 }
+
+const PENDING = 'rotate-pending';
+const ROTATED = ['jwt.key', 'device.key', 'device.pem'] as const;
+
+/**
+ * Commits new keys and certificate for a paired fort: written into a temporary directory, then
+ * renamed to `rotate-pending` in one step. `applyPendingRotation` moves them into place; a
+ * crash before the rename keeps the old keys (still valid during the cloud's overlap), one
+ * after it is rolled forward at the next start.
+ */
+export function stageRotation(dir: string, next: { jwtKeyPem: string; deviceKeyPem: string; deviceCertPem: string }): void {
+  const tmp = mkdtempSync(join(dir, '.rotate-tmp-'));
+  writeFileAtomic(join(tmp, 'jwt.key'), next.jwtKeyPem, 0o600);
+  writeFileAtomic(join(tmp, 'device.key'), next.deviceKeyPem, 0o600);
+  writeFileAtomic(join(tmp, 'device.pem'), next.deviceCertPem, 0o644);
+  renameSync(tmp, join(dir, PENDING));
+  fsyncDir(dir);
+}
+
+/** Moves committed rotated files into place (each rename atomic; safe to repeat); drops uncommitted ones. Answers whether there was one. */
+export function applyPendingRotation(dir: string): boolean {
+  if (!existsSync(dir)) return false;
+  for (const n of readdirSync(dir)) if (n.startsWith('.rotate-tmp-')) rmSync(join(dir, n), { recursive: true, force: true });
+  const pending = join(dir, PENDING);
+  if (!existsSync(pending)) return false;
+  for (const name of ROTATED) {
+    const from = join(pending, name);
+    if (existsSync(from)) renameSync(from, join(dir, name));
+  }
+  fsyncDir(dir);
+  rmSync(pending, { recursive: true, force: true });
+  return true;
+}

@@ -4,7 +4,7 @@ import { FortError } from '../../lib/errors.js';
 import { createJsonClient } from '../../lib/https-json.js';
 import { createCsr } from '../../lib/pki/certs.js';
 import { proxyAgentFor, type ProxySettings } from '../../lib/proxy.js';
-import { pairingAnswerSchema, readIdentity, writeIdentity, type FortIdentity } from './identity.js';
+import { applyPendingRotation, pairingAnswerSchema, readIdentity, stageRotation, writeIdentity, type FortIdentity } from './identity.js';
 
 export interface PairRequest {
   /** The cloud's base URL; the pairing endpoint is <cloud>/api/v1/pairing. */
@@ -65,4 +65,20 @@ export async function pairFort(req: PairRequest, deps: PairDeps): Promise<FortId
   } finally {
     agent.destroy();
   }
+}
+
+/**
+ * New keys for a paired fort: a JWT key and a device key made here, the public halves
+ * registered with the cloud (which signs the new device certificate and keeps the old keys
+ * valid for an overlap), then committed in one step (`stageRotation`) and moved into place.
+ */
+export async function rotateKeys(dir: string, cloud: { rotate(body: { jwt_public_key: string; csr: string }): Promise<{ device_certificate: string; previous_valid_until: string }> }) {
+  const identity = readIdentity(dir);
+  if (!identity) throw new FortError('FORT_ERR_CONFLICT', 'this fort is not paired', { fatal: false });
+  const jwt = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const device = await createCsr(identity.fort_id);
+  const answer = await cloud.rotate({ jwt_public_key: jwt.publicKey.export({ type: 'spki', format: 'pem' }).toString(), csr: device.csrPem });
+  stageRotation(dir, { jwtKeyPem: jwt.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), deviceKeyPem: device.keyPem, deviceCertPem: answer.device_certificate });
+  applyPendingRotation(dir);
+  return { fortId: identity.fort_id, previousValidUntil: answer.previous_valid_until };
 }

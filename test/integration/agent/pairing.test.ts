@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
+import { createPrivateKey, randomUUID } from 'node:crypto';
+import { SignJWT } from 'jose';
+import { ASSERTION_TYPE } from '../../../dev-cloud/cloud-api/token-route.js';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
@@ -200,6 +202,78 @@ describe('pairing: kill -9 while pairing leaves the fort cleanly unpaired; unpai
       const twice = await fortctl('unpair');
       expect(twice.code).toBe(1);
       expect(twice.stderr).toMatch(/409 FORT_ERR_CONFLICT.*not paired/);
+    } finally {
+      await agent.stop();
+      await dev.stop();
+      inst.cleanup();
+    }
+  });
+});
+
+describe('pairing: key rotation under event load', () => {
+  it('loses no event and handles none twice; the old JWT key and device certificate are refused after the overlap', async () => {
+    const pki = await testPki();
+    const inst = await testInstallation(pki);
+    unpairedToml(inst, pki.cloudServer.ca);
+    const dev = await testDevCloud(pki, { ports: inst.layout.ports, keyOverlapSeconds: 3 });
+    const agent = await startAgent(inst.files.agent, { restart: true, restartDelayMs: 100 });
+    const pairingDir = join(inst.layout.dataDir, 'agent', 'pairing');
+    const { fortctl, health } = operator(inst, pki);
+    try {
+      await agent.waitReady(30_000);
+      expect((await fortctl('pair', '--cloud', dev.apiUrl, '--code', dev.pairing.codes.issue('t1', 600).code, '--wait', '60')).code).toBe(0);
+      const fortId = (await health()).fortId;
+      await eventually(async () => ((await health()).modules['iot-link']?.state === 'ready' ? true : undefined), 30_000, 'iot-link ready');
+      const oldJwt = readFileSync(join(pairingDir, 'jwt.key'));
+      const oldCert = readFileSync(join(pairingDir, 'device.pem'));
+      const oldKey = readFileSync(join(pairingDir, 'device.key'));
+
+      // Events keep coming while the keys rotate and the agent restarts with them.
+      const sent: string[] = [];
+      let sending = true;
+      const load = (async () => {
+        while (sending) {
+          const e = { v: 1, id: randomUUID(), type: 'ping', fortId, ts: new Date().toISOString(), data: {} };
+          sent.push(e.id);
+          await dev.bridge.publish(`forts/${fortId}/events`, JSON.stringify(e));
+          await new Promise((r) => setImmediate(r));
+          if (sent.length >= 400) break;
+        }
+      })();
+      await eventually(() => (sent.length >= 50 ? true : undefined), 10_000, 'events flowing');
+      const starts = agent.starts;
+      const rotated = await fortctl('rotate-keys');
+      expect(rotated.stderr).toBe('');
+      expect(rotated.stdout).toMatch(new RegExp(`^keys of ${fortId} rotated; the old ones are accepted until \\S+; the agent restarts with the new ones\\n$`));
+      await eventually(async () => (agent.starts > starts && (await health()).modules['iot-link']?.state === 'ready' ? true : undefined), 30_000, 'the link back with the new certificate');
+      sending = false;
+      await load;
+      expect(readFileSync(join(pairingDir, 'jwt.key')).equals(oldJwt)).toBe(false);
+      expect(readFileSync(join(pairingDir, 'device.pem')).equals(oldCert)).toBe(false);
+      expect(statSync(join(pairingDir, 'device.key')).mode & 0o777).toBe(0o600);
+
+      const pongs = () =>
+        dev.bridge.messages
+          .filter((m) => m.topic === `forts/${fortId}/status`)
+          .map((m) => JSON.parse(m.payload.toString()) as { id: string; type: string; data: { pingId: string } })
+          .filter((m) => m.type === 'pong');
+      await eventually(() => (new Set(pongs().map((p) => p.data.pingId)).size >= sent.length ? true : undefined), 30_000, 'a pong for every event');
+      const byPing = new Map<string, Set<string>>();
+      for (const p of pongs()) byPing.set(p.data.pingId, (byPing.get(p.data.pingId) ?? new Set()).add(p.id));
+      for (const id of sent) expect(byPing.get(id)?.size, `event ${id} handled once`).toBe(1);
+
+      // After the overlap the old device certificate gets no IoT credentials (the new one does).
+      const creds = (cert: Buffer, key: Buffer) => httpsRequest(`${dev.providerUrl}/role-aliases/fort-iot-role/credentials`, { ca: dev.ca, cert, key }, 'GET', { 'x-amzn-iot-thingname': fortId });
+      await eventually(async () => ((await creds(oldCert, oldKey)).status === 403 ? true : undefined), 15_000, 'the old certificate refused after the overlap');
+      expect((await creds(readFileSync(join(pairingDir, 'device.pem')), readFileSync(join(pairingDir, 'device.key')))).status).toBe(200);
+      // ... and the old JWT key no longer gets a token; the new one (the agent's) does.
+      const token = async (key: Buffer) => {
+        const now = Math.floor(Date.now() / 1000);
+        const assertion = await new SignJWT({ iss: fortId, sub: fortId, aud: dev.tokenUrl, iat: now, exp: now + 60, jti: randomUUID() }).setProtectedHeader({ alg: 'ES256', typ: 'JWT' }).sign(createPrivateKey(key));
+        return (await httpsCall(dev.apiUrl, dev.ca, 'POST', '/oauth/token', { form: { grant_type: 'client_credentials', client_assertion_type: ASSERTION_TYPE, client_assertion: assertion } })).status;
+      };
+      expect(await token(oldJwt)).toBe(401);
+      expect(await token(readFileSync(join(pairingDir, 'jwt.key')))).toBe(200);
     } finally {
       await agent.stop();
       await dev.stop();
