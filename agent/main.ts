@@ -68,6 +68,7 @@ await start(async () => {
 
   let data;
   let unpairCloud: (() => Promise<void>) | undefined;
+  let certifyCloud: ((csr: string) => Promise<unknown>) | undefined;
   let rotateCloud: ((body: { jwt_public_key: string; csr: string }) => Promise<{ device_certificate: string; previous_valid_until: string }>) | undefined;
   if (config.api.auth && config.cloud) {
     // Loaded only when configured, like the IoT link: jose and the cloud client cost idle RSS.
@@ -77,7 +78,10 @@ await start(async () => {
     lifecycle.add({ name: 'cloud', stop: async () => deps.close() });
     data = deps.data;
     unpairCloud = deps.unpair;
-    if (config.identity) rotateCloud = deps.rotate;
+    if (config.identity) {
+      rotateCloud = deps.rotate;
+      certifyCloud = deps.deviceCertificate;
+    }
   }
   const clientApi = await startClientApi({
     config: config.api,
@@ -131,6 +135,10 @@ await start(async () => {
         removeIdentity(config.pairing.dir);
         log.warn({ fortId: identity.fort_id, cloudTold, by }, 'unpaired: identity and keys removed, data kept');
         return { fortId: identity.fort_id, cloudTold };
+      },
+      updateIdentity: async (csr) => {
+        if (!certifyCloud) throw new FortError('FORT_ERR_CONFLICT', 'this fort is not paired yet', { fatal: false });
+        return certifyCloud(csr);
       },
       rotateKeys: async (by) => {
         if (!rotateCloud) throw new FortError('FORT_ERR_CONFLICT', 'this fort is not paired', { fatal: false });

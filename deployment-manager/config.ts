@@ -1,3 +1,4 @@
+import { dirname, join } from 'node:path';
 import { z } from 'zod';
 import { loadTomlConfig, resolveFrom, resolveTlsFrom } from '../lib/config/load.js';
 import { filePath, httpsUrl, identifier, intRange, lifecycleSection, logSection, tlsFiles } from '../lib/config/fields.js';
@@ -35,6 +36,15 @@ export const deploymentManagerConfigSchema = z.strictObject({
       retry_seconds: intRange(1, 86_400).default(300).describe('Wait after a failed call or while the device is not yet accepted'),
       timeout_seconds: intRange(1, 600).default(30).describe('Timeout of one API call'),
     }).optional().describe('Absent = no update server: only `install FILE` (air-gapped sites)'),
+    paired: z.strictObject({
+      identity_dir: filePath().optional().describe('Where this process keeps its own device key and certificate (default: update-identity/ beside state.path)'),
+      poll_seconds: intRange(1, 86_400).default(1800).describe('Deployment poll interval (±10 % jitter)'),
+      inventory_seconds: intRange(1, 604_800).default(28_800).describe('Inventory report interval (±10 % jitter)'),
+      retry_seconds: intRange(1, 86_400).default(300).describe('Wait after a failed call, while the device is not yet accepted, or while the fort is not paired'),
+      timeout_seconds: intRange(1, 600).default(30).describe('Timeout of one API call'),
+    }).optional().describe('The update server comes from pairing: once the agent is paired, this process makes its own device key and gets it certified through the agent (instead of [updates.server])'),
+  }).superRefine((u, ctx) => {
+    if (u.server && u.paired) ctx.addIssue({ code: 'custom', path: ['paired'], params: { redactValue: true }, message: 'either [updates.server] or [updates.paired], not both' });
   }).optional().describe('Software updates of the agent; absent = updates disabled'),
   lifecycle: lifecycleSection(),
 });
@@ -54,6 +64,7 @@ export function loadDeploymentManagerConfig(file: string): DeploymentManagerConf
       hooks_dir: config.updates.hooks_dir && resolveFrom(dir, config.updates.hooks_dir),
       artifact_keys: config.updates.artifact_keys.map((k) => resolveFrom(dir, k)),
       server: config.updates.server && { ...config.updates.server, tls: resolveTlsFrom(dir, config.updates.server.tls), auth_key: resolveFrom(dir, config.updates.server.auth_key) },
+      paired: config.updates.paired && { ...config.updates.paired, identity_dir: resolveFrom(dir, config.updates.paired.identity_dir ?? join(dirname(config.state.path), 'update-identity')) },
     },
   };
 }

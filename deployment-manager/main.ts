@@ -35,12 +35,34 @@ await start(async () => {
   monitor.start();
 
   if (config.updates) {
+    const updatesConfig = config.updates;
     // Loaded only when configured: the artifact reader and Mender client are not needed otherwise.
     const { createUpdateService } = await import('./update-service.js');
     const { createWorkLock } = await import('./work-lock.js');
-    const updates = createUpdateService({ config: config.updates, state: stateFile, initial: state, lock: createWorkLock(`${config.state.path}.lock`), admin: client, proxy: resolveProxy(undefined, runtime.proxy), log: log.child({ module: 'updates' }) });
-    lifecycle.add({ name: 'updates', stop: () => updates.stop() });
-    updates.start();
+    const startUpdates = (cfg: typeof updatesConfig) => {
+      const updates = createUpdateService({ config: cfg, state: stateFile, initial: state, lock: createWorkLock(`${config.state.path}.lock`), admin: client, proxy: resolveProxy(undefined, runtime.proxy), log: log.child({ module: 'updates' }) });
+      lifecycle.add({ name: 'updates', stop: () => updates.stop() });
+      updates.start();
+    };
+    const paired = updatesConfig.paired;
+    if (!paired) startUpdates(updatesConfig);
+    else {
+      // The update server and this process's certificate come with pairing: asked for through
+      // the agent (in the background: READY does not wait for an operator to pair the fort).
+      const { obtainUpdateIdentity } = await import('./update-identity.js');
+      const abort = new AbortController();
+      lifecycle.add({ name: 'update-identity', stop: async () => abort.abort() });
+      const dir = paired.identity_dir;
+      if (!dir) throw new Error('updates.paired.identity_dir is filled in by the config loader');
+      void obtainUpdateIdentity({ dir, admin: client, retryMs: paired.retry_seconds * 1000, signal: abort.signal, log: log.child({ module: 'update-identity' }) }).then((id) => {
+        if (!id) return;
+        const server = id.url
+          ? { url: id.url, tls: { ca: id.files.ca, cert: id.files.cert, key: id.files.key }, auth_key: id.files.authKey, id_data: { fort_id: id.fortId }, poll_seconds: paired.poll_seconds, inventory_seconds: paired.inventory_seconds, retry_seconds: paired.retry_seconds, timeout_seconds: paired.timeout_seconds }
+          : undefined;
+        if (!server) log.warn('the cloud has no update server for this fort: only install FILE updates it');
+        startUpdates({ ...updatesConfig, artifact_keys: [...updatesConfig.artifact_keys, ...(id.files.artifactKey ? [id.files.artifactKey] : [])], ...(server ? { server } : {}) });
+      }, (err: unknown) => log.error({ err }, 'cannot obtain the update identity'));
+    }
   }
 
   log.info({ version: readReleaseInfo().version, agent: first.kind }, 'fort-deployment-manager ready');

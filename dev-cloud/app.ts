@@ -149,7 +149,7 @@ export async function startDevCloud(config: DevCloudConfig, log: Logger): Promis
         fortOrigins: c.fort_origins,
         clients: { get: (id) => configured.get(id) ?? paired?.client(id) },
         ...(unpair ? { unpair } : {}),
-        ...(pairing ? { rotate: pairing.rotate } : {}),
+        ...(pairing ? { rotate: pairing.rotate, deviceCertificate: pairing.deviceCertificate } : {}),
         now,
       });
     }

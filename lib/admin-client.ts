@@ -98,6 +98,7 @@ export function createAdminClient(opts: AdminClientOptions) {
     drain: () => call<{ status: string }>('POST', '/admin/v1/drain'),
     pair: (req: { cloud: string; code: string; tenant?: string }) => call<{ fortId: string; tenant: string; pairedAt: string } & Problem>('POST', '/admin/v1/pair', req),
     unpair: (force: boolean) => call<{ fortId: string; cloudTold: boolean } & Problem>('POST', '/admin/v1/unpair', { force }),
+    updateIdentity: (csr: string) => call<Record<string, unknown> & Problem>('POST', '/admin/v1/update-identity', { csr }),
     rotateKeys: () => call<{ fortId: string; previousValidUntil: string } & Problem>('POST', '/admin/v1/rotate-keys', {}),
     /** Audit entries recorded at or after `since`: the newest `limit` (agent default 200, at most 1000), newest last. */
     audit: (since: Date, limit?: number) => {

@@ -14,11 +14,14 @@ export interface AdminPairingDeps {
   unpair(opts: { force: boolean }, by: string): Promise<{ fortId: string; cloudTold: boolean }>;
   /** New keys registered with the cloud and put in place; throws FORT_ERR_CONFLICT when not paired. */
   rotateKeys(by: string): Promise<{ fortId: string; previousValidUntil: string }>;
+  /** For the deployment manager: a certificate for its own key from the cloud; FORT_ERR_CONFLICT when not paired. */
+  updateIdentity(csr: string): Promise<unknown>;
   /** Called once the answer is sent: the agent restarts to run with (or without) its identity. */
   restart(reason: string): void;
 }
 
 const unpairBody = z.strictObject({ force: z.boolean().default(false) });
+const updateIdentityBody = z.strictObject({ csr: z.string().max(16_384).includes('BEGIN CERTIFICATE REQUEST', { error: 'expected a PEM certificate request' }) });
 
 const pairBody = z.strictObject({
   cloud: z.url({ protocol: /^https$/, error: 'expected the cloud\'s https URL' }),
@@ -43,6 +46,21 @@ export function registerPairingRoutes(app: FastifyInstance, deps: AdminPairingDe
       if (err.code === 'FORT_ERR_CONFLICT') return sendProblem(reply, 409, err.code, 'Already paired', err.message);
       if (err.code === 'FORT_ERR_PAIRING') return sendProblem(reply, 422, err.code, 'Pairing failed', err.message);
       throw err;
+    }
+  });
+
+  // The deployment manager keeps its own key (another system user): it sends a CSR, the agent
+  // (the one that talks to the cloud API) gets it signed.
+  app.post('/admin/v1/update-identity', async (req, reply) => {
+    if (req.peer?.name !== 'deployment-manager') return sendProblem(reply, 403, 'FORT_ERR_FORBIDDEN', 'Forbidden', 'only the deployment manager asks for its update identity');
+    const body = updateIdentityBody.safeParse(req.body);
+    if (!body.success) return sendBadRequest(reply, body.error);
+    try {
+      return await deps.updateIdentity(body.data.csr);
+    } catch (err) {
+      if (!(err instanceof FortError)) throw err;
+      if (err.code === 'FORT_ERR_CONFLICT') return sendProblem(reply, 409, err.code, 'Not paired', err.message);
+      return sendProblem(reply, 502, 'FORT_ERR_UPSTREAM', 'Cloud refused or unreachable', err.message);
     }
   });
 

@@ -50,6 +50,8 @@ export function createDataDeps(deps: { api: ApiConfig & { auth: NonNullable<ApiC
     unpair: () => cloud.client.unpair(),
     /** Registers new keys with the cloud. */
     rotate: (body: { jwt_public_key: string; csr: string }) => cloud.client.rotate(body),
+    /** A certificate for the deployment manager's key. */
+    deviceCertificate: (csr: string) => cloud.client.deviceCertificate(csr),
     close() {
       audit.close();
       pages.clear();

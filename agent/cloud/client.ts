@@ -49,6 +49,15 @@ export interface CloudClientOptions {
 const tokenResponse = z.object({ access_token: z.string().min(1), token_type: z.string().regex(/^bearer$/i), expires_in: z.number().int().positive() });
 const authorizeResponse = z.object({ allow: z.boolean(), ttl: z.number().int().min(0) });
 const rotateResponse = z.object({ device_certificate: z.string().includes('BEGIN CERTIFICATE'), previous_valid_until: z.string() });
+const deviceCertificateResponse = z.object({
+  fort_id: z.string().min(1),
+  device_certificate: z.string().includes('BEGIN CERTIFICATE'),
+  device_ca: z.string().includes('BEGIN CERTIFICATE'),
+  server_ca: z.string().includes('BEGIN CERTIFICATE'),
+  update_server: z.object({ url: z.string().url() }).nullable(),
+  artifact_key: z.string().nullable(),
+});
+export type DeviceCertificateAnswer = z.output<typeof deviceCertificateResponse>;
 
 /** Lifetime of our client assertions: short, well inside the 5 minutes the cloud allows. */
 const ASSERTION_SECONDS = 60;
@@ -148,40 +157,35 @@ export function createCloudClient(opts: CloudClientOptions) {
     }
   }
 
-  /** Registers this fort's new JWT key and gets a certificate for its new device key (fortctl rotate-keys). */
-  async function rotate(body: { jwt_public_key: string; csr: string }): Promise<{ device_certificate: string; previous_valid_until: string }> {
-    const url = cloudEndpoint(opts.baseUrl.href, 'api/v1/rotate');
+  /** POST with the access token (one new token on a 401), the answer parsed with `schema`. */
+  async function postAuthorized<T>(path: string, what: string, body: unknown, schema: z.ZodType<T>): Promise<T> {
+    const url = cloudEndpoint(opts.baseUrl.href, path);
     for (let fresh = false; ; fresh = true) {
       const bearer = await accessToken();
-      const res = await withRetries('the key rotation', () => http.send(url, { method: 'POST', body, headers: { authorization: `Bearer ${bearer}` } }));
+      const res = await withRetries(what, () => http.send(url, { method: 'POST', body, headers: { authorization: `Bearer ${bearer}` } }));
       if (res.statusCode === 401 && !fresh) {
         if (token?.value === bearer) token = undefined;
         continue;
       }
-      if (res.statusCode !== 200) throw new CloudRefusedError(res.statusCode, 'the key rotation');
-      const parsed = rotateResponse.safeParse(http.json(res));
-      if (!parsed.success) throw new FortError('FORT_ERR_UPSTREAM', 'cloud rotate answered 200 without {device_certificate, previous_valid_until}', { fatal: false });
+      if (res.statusCode !== 200) throw new CloudRefusedError(res.statusCode, what);
+      const parsed = schema.safeParse(http.json(res));
+      if (!parsed.success) throw new FortError('FORT_ERR_UPSTREAM', `cloud answered 200 to ${what} without what it should hold`, { fatal: false });
       return parsed.data;
     }
   }
 
+  /** Registers this fort's new JWT key and gets a certificate for its new device key (fortctl rotate-keys). */
+  const rotate = (body: { jwt_public_key: string; csr: string }) => postAuthorized('api/v1/rotate', 'the key rotation', body, rotateResponse);
+  /** A certificate for the deployment manager's own key, and where its update server is. */
+  const deviceCertificate = (csr: string) => postAuthorized('api/v1/device-certificates', 'the device certificate request', { csr }, deviceCertificateResponse);
+
   /** Asks the cloud to revoke this fort (fortctl unpair). */
   async function unpair(): Promise<void> {
-    const url = cloudEndpoint(opts.baseUrl.href, 'api/v1/unpair');
-    for (let fresh = false; ; fresh = true) {
-      const bearer = await accessToken();
-      const res = await withRetries('the unpair request', () => http.send(url, { method: 'POST', body: {}, headers: { authorization: `Bearer ${bearer}` } }));
-      if (res.statusCode === 401 && !fresh) {
-        if (token?.value === bearer) token = undefined;
-        continue;
-      }
-      if (res.statusCode !== 200) throw new CloudRefusedError(res.statusCode, 'the unpair request');
-      token = undefined; // revoked with the fort
-      return;
-    }
+    await postAuthorized('api/v1/unpair', 'the unpair request', {}, z.unknown());
+    token = undefined; // revoked with the fort
   }
 
-  return { authorize, accessToken, unpair, rotate, stats: () => ({ ...stats }), close: () => opts.agent.destroy() };
+  return { authorize, accessToken, unpair, rotate, deviceCertificate, stats: () => ({ ...stats }), close: () => opts.agent.destroy() };
 }
 export type CloudClient = ReturnType<typeof createCloudClient>;
 

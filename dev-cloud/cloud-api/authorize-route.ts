@@ -27,6 +27,8 @@ export interface AuthorizeRouteDeps {
   unpair?: (clientId: string) => boolean;
   /** `POST /api/v1/rotate`: the fort's new keys (PairingRequestRefused → 400). */
   rotate?: (clientId: string, body: unknown) => Promise<unknown>;
+  /** `POST /api/v1/device-certificates`: a certificate for another process of the fort. */
+  deviceCertificate?: (clientId: string, body: unknown) => Promise<unknown>;
 }
 
 const unauthenticated = (reply: FastifyReply, detail: string) =>
@@ -62,17 +64,19 @@ export async function authorizeRoute(app: DevCloudServer, deps: AuthorizeRouteDe
     return { allow, ttl: policy.decision_ttl_seconds };
   });
 
-  const rotate = deps.rotate;
-  if (rotate) {
-    app.post('/api/v1/rotate', { bodyLimit: 64 * 1024 }, async (req, reply) => {
+  const keyRoute = (path: string, handle: ((clientId: string, body: unknown) => Promise<unknown>) | undefined) => {
+    if (!handle) return;
+    app.post(path, { bodyLimit: 64 * 1024 }, async (req, reply) => {
       try {
-        return await rotate(clientOf.get(req)!, req.body);
+        return await handle(clientOf.get(req)!, req.body);
       } catch (err) {
         if (err instanceof PairingRequestRefused || err instanceof CsrRefusedError) return sendProblem(reply, 400, 'FORT_ERR_BAD_REQUEST', 'Bad request', err.message);
         throw err;
       }
     });
-  }
+  };
+  keyRoute('/api/v1/rotate', deps.rotate);
+  keyRoute('/api/v1/device-certificates', deps.deviceCertificate);
 
   const unpair = deps.unpair;
   if (unpair) {

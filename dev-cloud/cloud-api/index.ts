@@ -23,6 +23,8 @@ export interface CloudApiOptions {
   unpair?: (clientId: string) => boolean;
   /** A paired fort's new keys (`POST /api/v1/rotate`); absent = no such route. */
   rotate?: (clientId: string, body: unknown) => Promise<unknown>;
+  /** A certificate for another process of a paired fort (`POST /api/v1/device-certificates`). */
+  deviceCertificate?: (clientId: string, body: unknown) => Promise<unknown>;
   now: () => Date;
 }
 
@@ -64,6 +66,7 @@ export async function registerCloudApi(app: DevCloudServer, opts: CloudApiOption
     onDecision: () => void stats.decisions++,
     ...(opts.unpair ? { unpair: opts.unpair } : {}),
     ...(opts.rotate ? { rotate: opts.rotate } : {}),
+    ...(opts.deviceCertificate ? { deviceCertificate: opts.deviceCertificate } : {}),
   });
   await app.register(userRoutes, { keys, userTokenSeconds: opts.userTokenSeconds, fortOrigins: opts.fortOrigins });
   registerHub(app);

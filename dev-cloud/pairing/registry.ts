@@ -15,6 +15,8 @@ const fortRecord = z.strictObject({
   deviceCertSerial: z.string(),
   pairedAt: z.string(),
   revokedAt: z.string().optional(),
+  /** Certificates issued to its other processes (the deployment manager's), revoked with it. */
+  otherSerials: z.array(z.string()).default([]),
   /** What it rotated away from: accepted until `until`, refused after. */
   previous: z.strictObject({ jwtPublicKey: z.string(), deviceCertSerial: z.string(), until: z.string() }).optional(),
   rotatedAt: z.string().optional(),
@@ -55,8 +57,8 @@ export function createFortRegistry(opts: { file: string; now: () => Date }) {
       }
       if (!alg) throw new PairingRequestRefused('jwt_public_key must be an EC P-256 (ES256) or Ed25519 (EdDSA) key');
     },
-    add(f: Omit<PairedFort, 'pairedAt' | 'revokedAt'>): PairedFort {
-      const record: PairedFort = { ...f, pairedAt: opts.now().toISOString() };
+    add(f: Omit<PairedFort, 'pairedAt' | 'revokedAt' | 'otherSerials'>): PairedFort {
+      const record: PairedFort = { ...f, otherSerials: [], pairedAt: opts.now().toISOString() };
       forts.set(f.id, record);
       save();
       return record;
@@ -82,13 +84,20 @@ export function createFortRegistry(opts: { file: string; now: () => Date }) {
       save();
       return f;
     },
+    /** Another certificate of a paired fort (its deployment manager's), revoked with it. */
+    addSerial(id: string, serial: string): void {
+      const f = forts.get(id);
+      if (!f || f.revokedAt) throw new PairingRequestRefused(`${id} is not a paired fort`);
+      f.otherSerials.push(serial.toUpperCase());
+      save();
+    },
     /** A revoked fort's certificates, and a certificate rotated away from once the overlap ended. */
     isRevokedSerial(serial: string): boolean {
       const s = serial.toUpperCase();
       const t = opts.now().getTime();
       return [...forts.values()].some((f) => {
         const prev = f.previous?.deviceCertSerial === s;
-        if (f.revokedAt && (f.deviceCertSerial === s || prev)) return true;
+        if (f.revokedAt && (f.deviceCertSerial === s || prev || f.otherSerials.includes(s))) return true;
         return prev && t >= Date.parse(f.previous!.until);
       });
     },

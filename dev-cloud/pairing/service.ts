@@ -18,6 +18,7 @@ const issueBody = z.strictObject({
 
 const pemField = (label: string) => z.string().max(16_384).refine((v) => v.includes(`-----BEGIN ${label}-----`), { error: `expected a PEM ${label}` });
 const rotateBody = z.strictObject({ jwt_public_key: pemField('PUBLIC KEY'), csr: pemField('CERTIFICATE REQUEST') });
+const certBody = z.strictObject({ csr: pemField('CERTIFICATE REQUEST') });
 
 const hostOf = (h: string) => (h.includes(':') ? `[${h}]` : h);
 
@@ -50,6 +51,7 @@ export async function startPairing(api: DevCloudServer, config: DevCloudConfig, 
   const deviceCaPem = readFileSync(p.device_ca, 'utf8');
   const deviceCa = await loadCa(deviceCaPem, readFileSync(p.device_ca_key, 'utf8'));
   const codes = createPairingCodes({ now });
+  const endpoints = endpointsOf({ ...config, pairing: p });
   let held: { promise: Promise<void>; release: () => void } | undefined;
   let waiting = 0;
   await registerPairingRoute(api, {
@@ -57,7 +59,7 @@ export async function startPairing(api: DevCloudServer, config: DevCloudConfig, 
     registry,
     deviceCa,
     deviceCaPem,
-    endpoints: endpointsOf({ ...config, pairing: p }),
+    endpoints,
     perMinute: p.attempts_per_minute,
     deviceCertDays: p.device_cert_days,
     beforeAnswer: async () => {
@@ -87,6 +89,19 @@ export async function startPairing(api: DevCloudServer, config: DevCloudConfig, 
   return {
     codes,
     registry,
+    /**
+     * `POST /api/v1/device-certificates` for an authenticated fort: a certificate for the key of
+     * another of its processes (the deployment manager, which keeps its own key), with what that
+     * process needs to reach the update server. Revoked with the fort.
+     */
+    async deviceCertificate(fortId: string, body: unknown) {
+      const b = certBody.safeParse(body);
+      if (!b.success) throw new PairingRequestRefused(b.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '));
+      const cert = await issueCertForCsr(deviceCa, b.data.csr, { commonName: fortId, usage: 'client', validDays: p.device_cert_days });
+      registry.addSerial(fortId, cert.serialNumber);
+      log.info({ fortId }, 'device certificate issued for another process of the fort');
+      return { fort_id: fortId, device_certificate: cert.toString('pem'), device_ca: deviceCaPem, server_ca: endpoints.server_ca, update_server: endpoints.update_server, artifact_key: endpoints.artifact_key };
+    },
     /**
      * `POST /api/v1/rotate` for an authenticated fort: its new JWT key and a certificate for its
      * new device key; the old ones stay valid for `pairing.key_overlap_seconds`.
