@@ -89,9 +89,10 @@ program
   .description('print a one-time code a fort of the tenant pairs with (fortctl pair --code ...)')
   .requiredOption('--tenant <tenant>', 'tenant the fort joins')
   .option('--ttl <duration>', 'how long the code is valid, e.g. 10m (default: pairing.code_seconds)', duration)
+  .option('--fort-id <id>', 'the id the fort gets (default: a new one)')
   .option('--home <dir>', 'dev stack directory', '.fort-dev')
-  .action(async (o: { tenant: string; ttl?: number; home: string }) => {
-    const body = await devCall(client(o.home).post('dev/v1/pairing-codes', { json: { tenant: o.tenant, ...(o.ttl ? { ttl_seconds: o.ttl } : {}) } }).json<{ code: string; expiresAt: string }>());
+  .action(async (o: { tenant: string; ttl?: number; fortId?: string; home: string }) => {
+    const body = await devCall(client(o.home).post('dev/v1/pairing-codes', { json: { tenant: o.tenant, ...(o.ttl ? { ttl_seconds: o.ttl } : {}), ...(o.fortId ? { fort_id: o.fortId } : {}) } }).json<{ code: string; expiresAt: string }>());
     process.stderr.write(`one-time code for tenant ${o.tenant}, valid until ${body.expiresAt}:\n`);
     process.stdout.write(`${body.code}\n`);
   });

@@ -11,6 +11,8 @@ export class PairingCodeRefused extends Error {
 
 interface CodeRecord {
   tenant: string;
+  /** The id the fort gets, when the operator chose it (a fort registered by name beforehand). */
+  fortId?: string;
   expiresAt: number;
   usedAt?: number;
 }
@@ -54,16 +56,16 @@ export function createPairingCodes(opts: { now: () => Date }) {
   };
   return {
     /** A new code, grouped by 4 for people to read (e.g. ABCD-EFGH-…). */
-    issue(tenant: string, ttlSeconds: number): { code: string; tenant: string; expiresAt: string } {
+    issue(tenant: string, ttlSeconds: number, fortId?: string): { code: string; tenant: string; fortId?: string; expiresAt: string } {
       const t = opts.now().getTime();
       sweep(t);
       const code = base32(randomBytes(CODE_BYTES)).match(/.{1,4}/g)!.join('-');
       const expiresAt = t + ttlSeconds * 1000;
-      codes.set(digest(code), { tenant, expiresAt });
-      return { code, tenant, expiresAt: new Date(expiresAt).toISOString() };
+      codes.set(digest(code), { tenant, expiresAt, ...(fortId ? { fortId } : {}) });
+      return { code, tenant, ...(fortId ? { fortId } : {}), expiresAt: new Date(expiresAt).toISOString() };
     },
-    /** Uses the code up (whatever happens next) and answers its tenant; throws PairingCodeRefused. */
-    redeem(code: string, expectedTenant?: string): { tenant: string } {
+    /** Uses the code up (whatever happens next) and answers its tenant (and fort id); throws PairingCodeRefused. */
+    redeem(code: string, expectedTenant?: string): { tenant: string; fortId?: string } {
       const t = opts.now().getTime();
       const r = codes.get(digest(code));
       if (!r) throw new PairingCodeRefused('unknown', 'unknown pairing code');
@@ -73,7 +75,7 @@ export function createPairingCodes(opts: { now: () => Date }) {
       if (expectedTenant !== undefined && expectedTenant !== r.tenant) {
         throw new PairingCodeRefused('other_tenant', `this pairing code is for another tenant than ${expectedTenant}`);
       }
-      return { tenant: r.tenant };
+      return { tenant: r.tenant, ...(r.fortId ? { fortId: r.fortId } : {}) };
     },
   };
 }

@@ -1,7 +1,7 @@
 import rateLimit from '@fastify/rate-limit';
 import { z } from 'zod';
 import { sendBadRequest, sendProblem } from '../../lib/http-problem.js';
-import { CsrRefusedError, issueCertForCsr, type KeyAndCert } from '../../lib/pki/certs.js';
+import { CsrRefusedError, issueCertForKey, verifiedCsrKey, type KeyAndCert } from '../../lib/pki/certs.js';
 import { problemErrorHandler } from '../cloud-api/problems.js';
 import type { DevCloudServer } from '../server.js';
 import { PairingCodeRefused, type CodeRefusal, type PairingCodes } from './codes.js';
@@ -67,9 +67,14 @@ export async function registerPairingRoute(app: DevCloudServer, opts: PairingRou
       try {
         // The keys are checked before the code is used up: a malformed request costs no code.
         opts.registry.checkJwtKey(b.jwt_public_key);
-        const id = opts.registry.newId();
-        const cert = await issueCertForCsr(opts.deviceCa, b.csr, { commonName: id, usage: 'client', validDays: opts.deviceCertDays });
-        const { tenant } = opts.codes.redeem(b.code, b.tenant);
+        const deviceKey = await verifiedCsrKey(b.csr);
+        // The id is the one the operator chose for the code, or a new one.
+        const { tenant, fortId } = opts.codes.redeem(b.code, b.tenant);
+        if (fortId && opts.registry.get(fortId) && !opts.registry.get(fortId)!.revokedAt) {
+          return sendProblem(reply, 409, 'FORT_ERR_CONFLICT', 'Already paired', `${fortId} is paired already; revoke it before pairing it again`);
+        }
+        const id = fortId ?? opts.registry.newId();
+        const cert = await issueCertForKey(opts.deviceCa, deviceKey, { commonName: id, usage: 'client', validDays: opts.deviceCertDays });
         opts.registry.add({ id, tenant, jwtPublicKey: b.jwt_public_key, deviceCertSerial: cert.serialNumber.toUpperCase() });
         req.log.info({ fortId: id, tenant }, 'fort paired');
         await opts.beforeAnswer?.();
@@ -93,3 +98,4 @@ export async function registerPairingRoute(app: DevCloudServer, opts: PairingRou
     });
   });
 }
+

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { identifier } from '../../lib/config/fields.js';
 import { assertPrivateFileMode } from '../../lib/files.js';
 import { sendBadRequest, sendProblem } from '../../lib/http-problem.js';
 import type { Logger } from '../../lib/logger.js';
@@ -14,6 +15,7 @@ import { registerPairingRoute, type PairingEndpoints } from './route.js';
 const issueBody = z.strictObject({
   tenant: z.string().trim().min(1, { error: 'expected a tenant' }).max(128),
   ttl_seconds: z.int().min(60).max(604_800).optional(),
+  fort_id: identifier().optional(),
 });
 
 const pemField = (label: string) => z.string().max(16_384).refine((v) => v.includes(`-----BEGIN ${label}-----`), { error: `expected a PEM ${label}` });
@@ -73,7 +75,7 @@ export async function startPairing(api: DevCloudServer, config: DevCloudConfig, 
     scope.post('/dev/v1/pairing-codes', async (req, reply) => {
       const body = issueBody.safeParse(req.body ?? {});
       if (!body.success) return sendBadRequest(reply, body.error);
-      const issued = codes.issue(body.data.tenant, body.data.ttl_seconds ?? p.code_seconds);
+      const issued = codes.issue(body.data.tenant, body.data.ttl_seconds ?? p.code_seconds, body.data.fort_id);
       log.info({ tenant: issued.tenant, expiresAt: issued.expiresAt }, 'pairing code issued');
       return reply.code(201).header('cache-control', 'no-store').send(issued);
     });

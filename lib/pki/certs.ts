@@ -132,11 +132,10 @@ export async function loadCa(certPem: string, keyPem: string): Promise<Pick<KeyA
 export class CsrRefusedError extends Error {}
 
 /**
- * A certificate for the key of a PKCS#10 request, after checking the request is signed by that
- * key (proof of possession) and is a P-256 key. The subject is `opts.commonName`, not what the
- * request asked for: the CA decides whom the certificate names.
+ * The public key of a PKCS#10 request, after checking the request is signed by that key (proof
+ * of possession) and is a P-256 key.
  */
-export async function issueCertForCsr(ca: Pick<KeyAndCert, 'cert' | 'keys'>, csrPem: string, opts: IssueOptions): Promise<x509.X509Certificate> {
+export async function verifiedCsrKey(csrPem: string): Promise<webcrypto.CryptoKey> {
   let csr: x509.Pkcs10CertificateRequest;
   try {
     csr = new x509.Pkcs10CertificateRequest(csrPem);
@@ -146,7 +145,20 @@ export async function issueCertForCsr(ca: Pick<KeyAndCert, 'cert' | 'keys'>, csr
   const alg = csr.publicKey.algorithm as { name?: string; namedCurve?: string };
   if (alg.name !== 'ECDSA' || alg.namedCurve !== 'P-256') throw new CsrRefusedError('the request\'s key is not an EC P-256 key');
   if (!(await csr.verify())) throw new CsrRefusedError('the request is not signed by its own key');
-  return signCert(ca, await csr.publicKey.export(KEY_ALG, ['verify']), opts);
+  return csr.publicKey.export(KEY_ALG, ['verify']);
+}
+
+/** The CA's certificate for a key the holder keeps (e.g. from `verifiedCsrKey`). */
+export function issueCertForKey(ca: Pick<KeyAndCert, 'cert' | 'keys'>, publicKey: webcrypto.CryptoKey, opts: IssueOptions): Promise<x509.X509Certificate> {
+  return signCert(ca, publicKey, opts);
+}
+
+/**
+ * A certificate for the key of a PKCS#10 request (checked by `verifiedCsrKey`). The subject is
+ * `opts.commonName`, not what the request asked for: the CA decides whom the certificate names.
+ */
+export async function issueCertForCsr(ca: Pick<KeyAndCert, 'cert' | 'keys'>, csrPem: string, opts: IssueOptions): Promise<x509.X509Certificate> {
+  return signCert(ca, await verifiedCsrKey(csrPem), opts);
 }
 
 /** A P-256 key pair and a PKCS#10 request for it (the key never leaves the holder). */

@@ -93,6 +93,23 @@ describe('dev cloud: pairing (one-time code → fort identity)', () => {
     expect(dev.pairing.registry.list()).toHaveLength(forts);
   });
 
+  it('gives the fort the id its code was issued for; that id pairs again only once revoked', async () => {
+    const issue = async () => json<{ code: string; fortId: string }>(await call('POST', '/dev/v1/pairing-codes', { json: { tenant: 't1', fort_id: 'fort-named-1' } }));
+    const first = await issue();
+    expect(first.fortId).toBe('fort-named-1');
+    const keys = await fortKeys();
+    const res = await pair(first.code, keys);
+    expect(json<Identity>(res)).toMatchObject({ fort_id: 'fort-named-1', thing_name: 'fort-named-1' });
+    expect(new X509Certificate(json<Identity>(res).device_certificate).subject).toBe('CN=fort-named-1');
+    const taken = await pair((await issue()).code, await fortKeys());
+    expect(json(taken)).toMatchObject({ status: 409, code: 'FORT_ERR_CONFLICT' });
+    expect((await call('POST', '/dev/v1/forts/fort-named-1/revoke')).status).toBe(200);
+    const again = await fortKeys();
+    expect((await pair((await issue()).code, again)).status).toBe(201);
+    expect((await tokenFor('fort-named-1', again.jwt.privateKey)).status).toBe(200);
+    expect((await tokenFor('fort-named-1', keys.jwt.privateKey)).status).toBe(401);
+  });
+
   it('refuses malformed keys without using the code up: the same code then pairs', async () => {
     const code = await newCode();
     const keys = await fortKeys();
