@@ -26,13 +26,20 @@ export interface StackLayout {
    * `deviceType` signed by the key whose public PEM is `artifactKey`.
    */
   updates?: { installRoot: string; deviceType: string; artifactKey: string };
+  /**
+   * When set, the fort's cloud identity comes from pairing (fortctl pair), not from config: the
+   * agent's file has no [fort] id, [iot], [cloud] or [api.auth], the deployment manager uses
+   * [updates.paired], and the dev cloud registers no fort by hand.
+   */
+  paired?: boolean;
 }
 
 const rel = (l: StackLayout, p: string) => relative(l.dir, p) || '.';
 
 export function agentToml(l: StackLayout): string {
+  const paired = l.paired === true;
   return `# fort-agent configuration (see README: Configuration)\n${stringify({
-    fort: { id: l.fortId },
+    ...(paired ? {} : { fort: { id: l.fortId } }),
     log: { level: l.logLevel ?? 'info' },
     store: { path: rel(l, `${l.dataDir}/agent/agent.db`) },
     admin: {
@@ -49,12 +56,14 @@ export function agentToml(l: StackLayout): string {
         ? {
             cors_origins: [`https://127.0.0.1:${l.ports.cloud}`, `https://localhost:${l.ports.cloud}`],
             viewer_login_url: `https://127.0.0.1:${l.ports.cloud}/dev/v1/login`,
-            auth: { issuer: `https://127.0.0.1:${l.ports.cloud}`, tenant: l.cloudAuth.tenant },
+            ...(paired ? {} : { auth: { issuer: `https://127.0.0.1:${l.ports.cloud}`, tenant: l.cloudAuth.tenant } }),
           }
         : {}),
     },
-    ...(l.cloudAuth ? { cloud: { url: `https://127.0.0.1:${l.ports.cloud}`, ca: rel(l, l.pki.cloudServer.ca), private_key: rel(l, l.pki.jwt.privateKey) } } : {}),
-    ...(l.iot
+    ...(l.cloudAuth && !paired ? { cloud: { url: `https://127.0.0.1:${l.ports.cloud}`, ca: rel(l, l.pki.cloudServer.ca), private_key: rel(l, l.pki.jwt.privateKey) } } : {}),
+    // The CA the pairing endpoint (the dev cloud) must chain to; the rest comes with pairing.
+    ...(paired ? { pairing: { ca: rel(l, l.pki.cloudServer.ca) } } : {}),
+    ...(l.iot && !paired
       ? {
           iot: {
             endpoint: `127.0.0.1:${l.ports.iot}`,
@@ -74,6 +83,20 @@ export function agentToml(l: StackLayout): string {
   })}\n`;
 }
 
+/** [updates.server] of a fort configured by hand: the dev cloud's update server, the PKI's device certificate. */
+function devUpdateServer(l: StackLayout) {
+  return {
+    url: `https://127.0.0.1:${l.ports.updates}`,
+    // The dev update server is the dev cloud: its server CA; the device certificate for mutual TLS.
+    tls: { ca: rel(l, l.pki.cloudServer.ca), cert: rel(l, l.pki.cloudDevice.deviceCert), key: rel(l, l.pki.cloudDevice.deviceKey) },
+    auth_key: rel(l, `${l.dataDir}/deployment-manager/mender-auth.pem`),
+    id_data: { fort_id: l.fortId },
+    poll_seconds: 10,
+    inventory_seconds: 60,
+    retry_seconds: 10,
+  };
+}
+
 export function deploymentManagerToml(l: StackLayout, healthIntervalSeconds = 30): string {
   return `# fort-deployment-manager configuration (see README: Configuration)\n${stringify({
     log: { level: l.logLevel ?? 'info' },
@@ -90,17 +113,8 @@ export function deploymentManagerToml(l: StackLayout, healthIntervalSeconds = 30
             staging_dir: rel(l, `${l.dataDir}/deployment-manager/staging`),
             device_type: l.updates.deviceType,
             artifact_keys: [rel(l, l.updates.artifactKey)],
-            server: {
-              url: `https://127.0.0.1:${l.ports.updates}`,
-              // The dev update server is the dev cloud: its server CA; the device certificate for mutual TLS.
-              tls: { ca: rel(l, l.pki.cloudServer.ca), cert: rel(l, l.pki.cloudDevice.deviceCert), key: rel(l, l.pki.cloudDevice.deviceKey) },
-              auth_key: rel(l, `${l.dataDir}/deployment-manager/mender-auth.pem`),
-              id_data: { fort_id: l.fortId },
-              // Minutes/hours in production; seconds here so a deployment is picked up while one watches.
-              poll_seconds: 10,
-              inventory_seconds: 60,
-              retry_seconds: 10,
-            },
+            // Minutes/hours in production; seconds here so a deployment is picked up while one watches.
+            ...(l.paired ? { paired: { poll_seconds: 10, inventory_seconds: 60, retry_seconds: 5 } } : { server: devUpdateServer(l) }),
           },
         }
       : {}),
@@ -141,7 +155,8 @@ export function devCloudToml(l: StackLayout): string {
       policy: DEV_POLICY_FILE,
       // Both names of the client API certificate, so the viewer's login redirect works from either.
       fort_origins: [`https://127.0.0.1:${l.ports.clientApi}`, `https://localhost:${l.ports.clientApi}`],
-      clients: [{ id: l.fortId, public_key: rel(l, l.pki.jwt.publicKey) }],
+      // A paired fort registers its own key; by hand only when the fort is configured by hand.
+      clients: l.paired ? [] : [{ id: l.fortId, public_key: rel(l, l.pki.jwt.publicKey) }],
     },
     // `npm run dev-cloud -- pairing-code --tenant t1` issues codes for new forts.
     pairing: {

@@ -7,7 +7,8 @@ import { fileURLToPath } from 'node:url';
 import { generatePki } from '../lib/pki/generate.js';
 import { pkiPaths } from '../lib/pki/layout.js';
 import { writeFileAtomic, writeSecretFile } from '../lib/files.js';
-import { loadAgentConfig } from '../agent/config.js';
+import { loadAgentConfig, UNPAIRED } from '../agent/config.js';
+import got from 'got';
 import { loadDevCloudConfig } from '../dev-cloud/config.js';
 import { loadDeploymentManagerConfig } from '../deployment-manager/config.js';
 import { currentRelease, switchCurrent } from '../deployment-manager/install/current.js';
@@ -76,6 +77,8 @@ async function prepare(): Promise<void> {
       // Often enough that a newcomer sees one happen within a minute of starting.
       schedules: [{ app: DEMO_APP_ID, cron: '*/30 * * * * *' }],
       updates: { installRoot: files.opt, deviceType: DEVICE_TYPE, artifactKey: files.signingPub },
+      // Identity by pairing (below), as on a customer's host: nothing of it is written here.
+      paired: true,
     };
     say(`dev-stack: writing config into ${home}`);
     writeFileAtomic(files.agent, agentToml(layout), 0o644);
@@ -130,6 +133,36 @@ async function registerDemoApp(): Promise<void> {
   }
 }
 
+/**
+ * Pairs the fort the way an operator does: a one-time code from the dev cloud (for the fort id
+ * of this stack), then fortctl's `pair` over the admin API; waits until the agent is back paired.
+ */
+async function pairIfNeeded(): Promise<void> {
+  const agent = loadAgentConfig(files.agent);
+  if (agent.identity || agent.fort.id !== UNPAIRED) return;
+  const cloud = loadDevCloudConfig(files.cloud);
+  const cloudUrl = `https://${cloud.server.host}:${cloud.server.port}`;
+  const issued = await got
+    .post(`${cloudUrl}/dev/v1/pairing-codes`, { json: { tenant: 't1', fort_id: opts.fortId, ttl_seconds: 600 }, https: { certificateAuthority: readFileSync(pkiPaths(join(home, 'pki')).cloudServer.ca) }, retry: { limit: 0 } })
+    .json<{ code: string }>();
+  const fortctl = loadFortctlConfig(files.fortctl);
+  const admin = createAdminClient({ url: fortctl.admin.url, tls: loadTlsMaterial(fortctl.admin.tls), timeoutMs: 30_000 });
+  try {
+    const { statusCode, body } = await admin.pair({ cloud: cloudUrl, code: issued.code, tenant: 't1' });
+    if (statusCode !== 200) throw new Error(`pairing failed (${statusCode}): ${body.detail ?? JSON.stringify(body)}`);
+    say(`dev-stack: paired the fort as ${body.fortId} (npm run fortctl -- pair --cloud ${cloudUrl} --code <code from npm run dev-cloud -- pairing-code>)`);
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const h = await admin.health().catch(() => undefined);
+      if (h?.body.fortId === body.fortId && h.body.ready) return;
+      if (Date.now() > deadline) throw new Error(`the agent did not come back as ${body.fortId} within 30 s`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  } finally {
+    admin.close();
+  }
+}
+
 /** Machine-readable index of what runs where, so tests and scripts never guess. */
 function writeIndex(): Record<string, unknown> {
   const agent = loadAgentConfig(files.agent);
@@ -151,7 +184,7 @@ function writeIndex(): Record<string, unknown> {
     agent: { clientApi: `https://${agent.api.host}:${agent.api.port}`, adminApi: `https://${agent.admin.host}:${agent.admin.port}` },
     // Absent for a stack whose config predates updates (config is written on the first run only).
     updates:
-      dm.updates?.server && cloud.mender
+      (dm.updates?.server || dm.updates?.paired) && cloud.mender
         ? {
             url: `https://${cloud.server.host}:${cloud.mender.port}`,
             deviceType: dm.updates.device_type,
@@ -201,14 +234,16 @@ function summarize(line: string): string {
   }
 }
 
+type StackIndex = {
+  fortId: string;
+  agent: { clientApi: string; adminApi: string };
+  cloud: { url: string };
+  updates?: { url: string; deviceType: string; signingKey: string; releasesDir: string };
+};
+
 async function run(): Promise<void> {
   await prepare();
-  const index = writeIndex() as {
-    fortId: string;
-    agent: { clientApi: string; adminApi: string };
-    cloud: { url: string };
-    updates?: { url: string; deviceType: string; signingKey: string; releasesDir: string };
-  };
+  let index = writeIndex() as StackIndex;
   const running: Supervised[] = [];
   let stopping = false;
   const stopAll = async (code: number) => {
@@ -240,6 +275,8 @@ async function run(): Promise<void> {
     await start('dev-cloud', join(dist, 'dev-cloud/cli.js'), files.cloud, ['serve']);
     // From `current`, like the unit's ExecStart: after an update the restart runs the new release.
     await start('agent', join(files.opt, 'current/dist/agent/main.js'), files.agent, [], 'fort-agent.service');
+    await pairIfNeeded();
+    index = writeIndex() as StackIndex; // the fort id and its endpoints come with pairing
     await start('deployment-manager', join(dist, 'deployment-manager/main.js'), files.dm, [], 'fort-deployment-manager.service');
     await registerDemoApp();
   } catch (err) {

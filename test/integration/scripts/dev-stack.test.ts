@@ -67,7 +67,7 @@ describe('dev stack (npm start)', () => {
       agent: { clientApi: string; adminApi: string };
       cloud: { url: string };
       ca: Record<string, string>;
-      config: { fortctl: string };
+      config: { fortctl: string; agent: string; deploymentManager: string };
       certs: { fortctl: { cert: string; key: string } };
       updates: { url: string; deviceType: string; signingKey: string; verifyKey: string };
     };
@@ -96,6 +96,11 @@ describe('dev stack (npm start)', () => {
     const status = await run(process.execPath, [join(DIST, 'agent/cli/fortctl.js'), '--config', index.config.fortctl, 'status']);
     expect(status.stdout).toMatch(/^agent fort-dev-1 {2}version 0\.1\.0 {2}healthy/);
     expect(status.stdout).toMatch(new RegExp(`store +ready +schema v${MIGRATIONS.at(-1)!.version}\n`));
+    // The identity came by pairing: none of it is in the config files the stack wrote.
+    expect(stack.lines.some((l) => l.startsWith('dev-stack: paired the fort as fort-dev-1 '))).toBe(true);
+    expect(status.stdout).toMatch(/pairing +ready +paired as fort-dev-1 \(tenant t1\)/);
+    expect(readFileSync(index.config.agent, 'utf8')).not.toMatch(/^\[(fort|iot|cloud|api\.auth)\]/m);
+    expect(readFileSync(index.config.deploymentManager, 'utf8')).toMatch(/^\[updates\.paired\]/m);
     const json = await run(process.execPath, [join(DIST, 'agent/cli/fortctl.js'), '--config', index.config.fortctl, '--json', 'status']);
     expect(JSON.parse(json.stdout)).toMatchObject({ status: 'healthy', ready: true });
 
