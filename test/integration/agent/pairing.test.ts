@@ -69,12 +69,20 @@ describe('pairing: fortctl pair gives an unpaired fort its identity; nothing is 
     expect(existsSync(pairingDir())).toBe(false);
   });
 
-  it('refuses a code of another tenant, an unknown code, and a cloud whose certificate chains to another CA — and stays unpaired with nothing written', async () => {
+  it('refuses a code of another tenant, an unknown, an expired and a used code, and a cloud whose certificate chains to another CA — and stays unpaired with nothing written', async () => {
     const other = await fortctl('pair', '--cloud', dev.apiUrl, '--code', await newCode('t2'), '--tenant', 't1', '--wait', '0');
     expect(other.code).toBe(2);
     expect(other.stderr).toMatch(/pairing failed \(422 FORT_ERR_PAIRING\).*FORT_ERR_PAIRING_CODE_TENANT/);
     const unknown = await fortctl('pair', '--cloud', dev.apiUrl, '--code', 'AAAA-BBBB-CCCC-DDDD', '--wait', '0');
     expect(unknown.stderr).toMatch(/FORT_ERR_PAIRING_CODE_UNKNOWN/);
+    const expired = await fortctl('pair', '--cloud', dev.apiUrl, '--code', dev.pairing.codes.issue('t1', 0).code, '--wait', '0');
+    expect(expired.stderr).toMatch(/pairing failed \(422 FORT_ERR_PAIRING\).*FORT_ERR_PAIRING_CODE_EXPIRED.*expired at /);
+    // A code another fort already used.
+    const usedCode = await newCode('t1');
+    dev.pairing.codes.redeem(usedCode);
+    const reused = await fortctl('pair', '--cloud', dev.apiUrl, '--code', usedCode, '--wait', '0');
+    expect(reused.code).toBe(2);
+    expect(reused.stderr).toMatch(/FORT_ERR_PAIRING_CODE_USED.*already used/);
     // The trust-zone CA is not what the cloud's certificate chains to: refused before any code is sent.
     const rogue = readFileSync(inst.files.agent, 'utf8');
     writeFileSync(inst.files.agent, rogue.replace(JSON.stringify(pki.cloudServer.ca), JSON.stringify(pki.trustZone.ca)));
