@@ -1,0 +1,48 @@
+import { describe, expect, it } from 'vitest';
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { REPO } from '../../helpers/fort.js';
+
+const run = promisify(execFile);
+const UNITS = ['fort-agent.service', 'fort-deployment-manager.service'];
+
+/** The value of `key=` lines of a unit file (all of them, in order). */
+const directives = (text: string, key: string) => text.split('\n').filter((l) => l.startsWith(`${key}=`)).map((l) => l.slice(key.length + 1));
+
+describe('systemd units', () => {
+  for (const unit of UNITS) {
+    const file = join(REPO, 'systemd', unit);
+
+    it(`${unit}: systemd-analyze verify is clean and the exposure score is at most 1.5`, async () => {
+      const verify = await run('systemd-analyze', ['verify', file]);
+      expect(verify.stderr.trim()).toBe('');
+      const security = await run('systemd-analyze', ['security', '--offline=true', '--no-pager', file]);
+      const m = /Overall exposure level for \S+: (\d+\.\d+)/.exec(security.stdout);
+      expect(m, security.stdout.slice(-400)).not.toBeNull();
+      const score = Number(m![1]);
+      process.stdout.write(`${unit}: exposure ${score}\n`);
+      expect(score).toBeLessThanOrEqual(1.5);
+    });
+
+    it(`${unit}: waits for the network and a synchronised clock, has a watchdog, no capabilities, not MemoryDenyWriteExecute`, () => {
+      const text = readFileSync(file, 'utf8');
+      for (const key of ['Wants', 'After']) expect(directives(text, key).join(' ')).toMatch(/network-online\.target time-sync\.target/);
+      expect(directives(text, 'WatchdogSec')[0]).toMatch(/^\d+s$/);
+      expect(directives(text, 'CapabilityBoundingSet')).toEqual(['']);
+      expect(directives(text, 'ProtectSystem')).toEqual(['strict']);
+      expect(directives(text, 'NoNewPrivileges')).toEqual(['yes']);
+      expect(directives(text, 'RestrictAddressFamilies')).toEqual(['AF_UNIX AF_INET AF_INET6']);
+      // V8's JIT needs pages that are writable and then executable.
+      expect(directives(text, 'MemoryDenyWriteExecute')).toEqual([]);
+    });
+  }
+
+  it('only the deployment manager may write /opt/fort', () => {
+    const dm = readFileSync(join(REPO, 'systemd', 'fort-deployment-manager.service'), 'utf8');
+    const agent = readFileSync(join(REPO, 'systemd', 'fort-agent.service'), 'utf8');
+    expect(directives(dm, 'ReadWritePaths').join(' ')).toContain('/opt/fort');
+    expect(directives(agent, 'ReadWritePaths').join(' ')).not.toContain('/opt/fort');
+  });
+});
