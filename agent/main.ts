@@ -19,6 +19,7 @@ import { startClientApi } from './api/server.js';
 import { dirname, join } from 'node:path';
 import { createOutbox } from './events/outbox.js';
 import { startReloadService } from './reloads/service.js';
+import { certificateInventory } from './cert-inventory.js';
 
 /** Composition root: config → logger → store → client API → admin API → READY. */
 const { config, log, notifier, lifecycle, runtime, start } = bootDaemon({
@@ -106,6 +107,7 @@ await start(async () => {
       void lifecycle.shutdown(`drain requested by ${by}`, 0);
     },
     audit: createAuditReader(auditStore.db),
+    certificates: () => certificateInventory(config),
     reloads: {
       registerApp: (text, format, by) => reloads.registry.register(text, format, by),
       listApps: () => reloads.registry.list(),

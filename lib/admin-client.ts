@@ -96,6 +96,7 @@ export function createAdminClient(opts: AdminClientOptions) {
     health: () => call<AgentHealth>('GET', '/admin/v1/health'),
     version: () => call<AgentVersion>('GET', '/admin/v1/version'),
     drain: () => call<{ status: string }>('POST', '/admin/v1/drain'),
+    certificates: () => call<{ certificates: { role: string; file: string; subject: string; notAfter: string; daysLeft: number; index: number }[] }>('GET', '/admin/v1/certs'),
     pair: (req: { cloud: string; code: string; tenant?: string }) => call<{ fortId: string; tenant: string; pairedAt: string } & Problem>('POST', '/admin/v1/pair', req),
     unpair: (force: boolean) => call<{ fortId: string; cloudTold: boolean } & Problem>('POST', '/admin/v1/unpair', { force }),
     updateIdentity: (csr: string) => call<Record<string, unknown> & Problem>('POST', '/admin/v1/update-identity', { csr }),

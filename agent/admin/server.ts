@@ -9,6 +9,7 @@ import type { AuditReader } from '../audit/reader.js';
 import { authorizePeer, type PeerIdentity } from './peer.js';
 import { registerReloadRoutes, type AdminReloadsDeps } from './reload-routes.js';
 import { registerPairingRoutes, type AdminPairingDeps } from './pairing-routes.js';
+import type { CertificateReport } from '../cert-inventory.js';
 
 export interface AdminServerDeps {
   host: string;
@@ -25,6 +26,8 @@ export interface AdminServerDeps {
   reloads?: AdminReloadsDeps;
   /** fortctl pair; absent in tests of the admin API alone. */
   pairing?: AdminPairingDeps;
+  /** Expiry of every certificate the agent uses (`fortctl certs check`). */
+  certificates?: () => CertificateReport[];
   log: Logger;
   now?: () => Date;
 }
@@ -108,6 +111,9 @@ export async function startAdminServer(deps: AdminServerDeps) {
     if (!query.success) return sendBadRequest(reply, query.error, 'query');
     return { entries: deps.audit.since(new Date(query.data.since), query.data.limit) };
   });
+
+  const certificates = deps.certificates;
+  if (certificates) app.get('/admin/v1/certs', async () => ({ certificates: certificates() }));
 
   const reloads = deps.reloads;
   if (reloads) await app.register(async (scope) => registerReloadRoutes(scope, reloads));

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import { createAdminClient, type AdminClient, type AdminReload, type AgentHealth, type AuditEntry, type Problem } from '../../lib/admin-client.js';
@@ -50,6 +51,28 @@ program
     const { statusCode, body } = await withAdmin((a) => a.drain());
     process.stdout.write(`${statusCode === 202 ? 'draining' : `refused (${statusCode}): ${JSON.stringify(body)}`}\n`);
     process.exitCode = statusCode === 202 ? 0 : 2;
+  });
+
+const certs = program.command('certs').description('certificates of this installation');
+certs
+  .command('check')
+  .description('expiry of every certificate the agent uses, and fortctl\'s own; exit 1 if one expires within --warn-days')
+  .option('--warn-days <days>', 'warn when a certificate expires within this many days', (v) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('expected whole days');
+    return n;
+  }, 30)
+  .action(async (o: { warnDays: number }) => {
+    const { statusCode, body } = await withAdmin((a) => a.certificates());
+    if (statusCode !== 200) throw new FortError('FORT_ERR_ADMIN_LINK', `admin API answered ${statusCode} to GET /admin/v1/certs`);
+    const opts = program.opts<{ config?: string; json?: boolean }>();
+    const own = loadFortctlConfig(opts.config ?? defaultFortctlConfig(readRuntimeEnv('FORTCTL_CONFIG').configFile, process.cwd()));
+    const mine = new X509Certificate(readFileSync(own.admin.tls.cert));
+    const all = [...body.certificates, { role: 'fortctl client (trust zone)', file: own.admin.tls.cert, subject: mine.subject, notAfter: new Date(mine.validTo).toISOString(), daysLeft: Math.floor((Date.parse(mine.validTo) - Date.now()) / 86_400_000), index: 0 }];
+    const state = (d: number) => (d < 0 ? 'EXPIRED' : d < o.warnDays ? 'WARN' : 'ok');
+    if (opts.json) process.stdout.write(`${JSON.stringify(all.map((c) => ({ ...c, state: state(c.daysLeft) })), null, 2)}\n`);
+    else printTable(['state', 'days', 'not after', 'role', 'subject', 'file'], all.map((c) => [state(c.daysLeft), String(c.daysLeft), c.notAfter.slice(0, 10), c.role, printable(c.subject), c.file]));
+    process.exitCode = all.some((c) => c.daysLeft < o.warnDays) ? 1 : 0;
   });
 
 program

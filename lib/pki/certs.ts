@@ -88,7 +88,7 @@ export async function createCa(opts: CaOptions): Promise<KeyAndCert> {
   return bundle(cert, keys);
 }
 
-export async function issueCert(ca: KeyAndCert, opts: IssueOptions): Promise<KeyAndCert> {
+export async function issueCert(ca: Pick<KeyAndCert, 'cert' | 'keys'>, opts: IssueOptions): Promise<KeyAndCert> {
   const keys = await generateKeys();
   return bundle(await signCert(ca, keys.publicKey, opts), keys);
 }

@@ -1,0 +1,53 @@
+import { X509Certificate } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import type { AgentConfig } from './config.js';
+
+export interface CertificateReport {
+  /** What the certificate is for, e.g. "admin API (trust zone)". */
+  role: string;
+  file: string;
+  subject: string;
+  issuer: string;
+  notAfter: string;
+  daysLeft: number;
+  /** Every certificate of a bundle file (CAs) is reported; `index` says which. */
+  index: number;
+}
+
+/** Every certificate in a PEM file (a chain or a CA bundle). */
+function certificatesIn(file: string): X509Certificate[] {
+  const text = readFileSync(file, 'utf8');
+  return (text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []).map((pem) => new X509Certificate(pem));
+}
+
+/** The certificate files the agent's configuration uses, by what they are for. */
+function certificateFiles(config: AgentConfig): [string, string | undefined][] {
+  return [
+    ['admin API (trust zone)', config.admin.tls.cert],
+    ['trust-zone root CA', config.admin.tls.ca],
+    ['client API (client zone)', config.api.tls.cert],
+    ['cloud API CA', config.cloud?.ca],
+    ['IoT endpoint CA', config.iot?.ca],
+    ['IoT device certificate', config.iot?.credentials.source === 'provider' ? config.iot.credentials.tls.cert : undefined],
+    ['IoT credentials provider CA', config.iot?.credentials.source === 'provider' ? config.iot.credentials.tls.ca : undefined],
+    ['pairing endpoint CA', config.pairing.ca],
+  ];
+}
+
+/**
+ * The expiry of every certificate the agent uses (`fortctl certs check`). Read from disk on each
+ * call, so a replaced file shows its new dates; a file shared by two roles is reported once.
+ */
+export function certificateInventory(config: AgentConfig, now = new Date()): CertificateReport[] {
+  const seen = new Set<string>();
+  const out: CertificateReport[] = [];
+  for (const [role, file] of certificateFiles(config)) {
+    if (!file || seen.has(file) || !existsSync(file)) continue;
+    seen.add(file);
+    certificatesIn(file).forEach((c, index) => {
+      const notAfter = new Date(c.validTo);
+      out.push({ role, file, subject: c.subject.replace(/\n/g, ', '), issuer: c.issuer.replace(/\n/g, ', '), notAfter: notAfter.toISOString(), daysLeft: Math.floor((notAfter.getTime() - now.getTime()) / 86_400_000), index });
+    });
+  }
+  return out;
+}
