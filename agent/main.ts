@@ -20,6 +20,7 @@ import { dirname, join } from 'node:path';
 import { createOutbox } from './events/outbox.js';
 import { startReloadService } from './reloads/service.js';
 import { certificateInventory } from './cert-inventory.js';
+import { createDeadLetterReader } from './events/dead-letters.js';
 
 /** Composition root: config → logger → store → client API → admin API → READY. */
 const { config, log, notifier, lifecycle, runtime, start } = bootDaemon({
@@ -108,6 +109,7 @@ await start(async () => {
     },
     audit: createAuditReader(auditStore.db),
     certificates: () => certificateInventory(config),
+    deadLetters: createDeadLetterReader(store.db),
     reloads: {
       registerApp: (text, format, by) => reloads.registry.register(text, format, by),
       listApps: () => reloads.registry.list(),

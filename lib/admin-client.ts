@@ -96,6 +96,7 @@ export function createAdminClient(opts: AdminClientOptions) {
     health: () => call<AgentHealth>('GET', '/admin/v1/health'),
     version: () => call<AgentVersion>('GET', '/admin/v1/version'),
     drain: () => call<{ status: string }>('POST', '/admin/v1/drain'),
+    deadLetters: (limit = 50) => call<{ deadLetters: { seq: number; receivedAt: string; topic: string; reasonCode: string; reason: string; eventId: string | null; type: string | null; size: number }[] }>('GET', `/admin/v1/events/dead?limit=${limit}`),
     certificates: () => call<{ certificates: { role: string; file: string; subject: string; notAfter: string; daysLeft: number; index: number }[] }>('GET', '/admin/v1/certs'),
     pair: (req: { cloud: string; code: string; tenant?: string }) => call<{ fortId: string; tenant: string; pairedAt: string } & Problem>('POST', '/admin/v1/pair', req),
     unpair: (force: boolean) => call<{ fortId: string; cloudTold: boolean } & Problem>('POST', '/admin/v1/unpair', { force }),

@@ -10,6 +10,7 @@ import { authorizePeer, type PeerIdentity } from './peer.js';
 import { registerReloadRoutes, type AdminReloadsDeps } from './reload-routes.js';
 import { registerPairingRoutes, type AdminPairingDeps } from './pairing-routes.js';
 import type { CertificateReport } from '../cert-inventory.js';
+import type { DeadLetterReader } from '../events/dead-letters.js';
 
 export interface AdminServerDeps {
   host: string;
@@ -26,6 +27,8 @@ export interface AdminServerDeps {
   reloads?: AdminReloadsDeps;
   /** fortctl pair; absent in tests of the admin API alone. */
   pairing?: AdminPairingDeps;
+  /** Dead-lettered events, newest first (`fortctl events dead`). */
+  deadLetters?: DeadLetterReader;
   /** Expiry of every certificate the agent uses (`fortctl certs check`). */
   certificates?: () => CertificateReport[];
   log: Logger;
@@ -41,6 +44,10 @@ export const auditQuerySchema = z.object({
     .min(1, { error: 'expected an integer 1..1000' })
     .max(1000, { error: 'expected an integer 1..1000' })
     .default(200),
+});
+
+const deadQuerySchema = z.object({
+  limit: z.coerce.number({ error: 'expected a number' }).int({ error: 'expected an integer 1..1000' }).min(1, { error: 'expected an integer 1..1000' }).max(1000, { error: 'expected an integer 1..1000' }).default(50),
 });
 
 declare module 'fastify' {
@@ -111,6 +118,15 @@ export async function startAdminServer(deps: AdminServerDeps) {
     if (!query.success) return sendBadRequest(reply, query.error, 'query');
     return { entries: deps.audit.since(new Date(query.data.since), query.data.limit) };
   });
+
+  const dead = deps.deadLetters;
+  if (dead) {
+    app.get('/admin/v1/events/dead', async (req, reply) => {
+      const q = deadQuerySchema.safeParse(req.query);
+      if (!q.success) return sendBadRequest(reply, q.error, 'query');
+      return { deadLetters: dead.list(q.data.limit) };
+    });
+  }
 
   const certificates = deps.certificates;
   if (certificates) app.get('/admin/v1/certs', async () => ({ certificates: certificates() }));

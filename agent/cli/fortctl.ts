@@ -53,6 +53,23 @@ program
     process.exitCode = statusCode === 202 ? 0 : 2;
   });
 
+const events = program.command('events').description('events the cloud sent this fort');
+events
+  .command('dead')
+  .description('dead-lettered events, newest first: when, why (reason code and the field or error), event id and type, size; never the payload')
+  .option('--limit <n>', 'how many (1..1000)', (v) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1 || n > 1000) throw new InvalidArgumentError('expected an integer 1..1000');
+    return n;
+  }, 50)
+  .action(async (o: { limit: number }) => {
+    const { statusCode, body } = await withAdmin((a) => a.deadLetters(o.limit));
+    if (statusCode !== 200) throw new FortError('FORT_ERR_ADMIN_LINK', `admin API answered ${statusCode} to GET /admin/v1/events/dead`);
+    if (program.opts<{ json?: boolean }>().json) process.stdout.write(`${JSON.stringify(body.deadLetters, null, 2)}\n`);
+    else if (body.deadLetters.length === 0) process.stdout.write('no dead-lettered events\n');
+    else printTable(['seq', 'received', 'reason', 'type', 'event id', 'bytes', 'why'], body.deadLetters.map((d) => [String(d.seq), d.receivedAt, d.reasonCode, printable(d.type ?? '-'), printable(d.eventId ?? '-'), String(d.size), printable(d.reason)]));
+  });
+
 const certs = program.command('certs').description('certificates of this installation');
 certs
   .command('check')

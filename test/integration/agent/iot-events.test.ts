@@ -3,11 +3,15 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import type { PkiPaths } from '../../../lib/pki/layout.js';
 import { httpsRequest } from '../../helpers/https.js';
-import { eventually, startAgent, testInstallation, testPki, type TestInstallation } from '../../helpers/fort.js';
+import { DIST, eventually, startAgent, testInstallation, testPki, type TestInstallation } from '../../helpers/fort.js';
 import { testDevCloud, type TestDevCloud } from '../../helpers/dev-cloud.js';
 import type { Supervised } from '../../../scripts/supervisor/process.js';
+
+const run = promisify(execFile);
 
 // The device certificate's CN (the PKI's fort id) must equal the thing name, as AWS checks.
 const FORT = 'fort-dev-1';
@@ -77,6 +81,17 @@ describe('agent event path over the IoT link', () => {
     const codes = (db.prepare('SELECT reason_code FROM dead_letters ORDER BY seq').all() as { reason_code: string }[]).map((r) => r.reason_code);
     db.close();
     expect(codes).toEqual(['bad_json', 'wrong_fort', 'unknown_type', 'bad_envelope', 'unsupported_version', 'too_large']);
+
+    // What the operator sees: newest first, with why, never the payload.
+    const listed = await run(process.execPath, [join(DIST, 'agent/cli/fortctl.js'), '-c', inst.files.fortctl, '--json', 'events', 'dead', '--limit', '6']);
+    const dead = JSON.parse(listed.stdout) as { reasonCode: string; reason: string; size: number }[];
+    expect(dead.map((d) => d.reasonCode)).toEqual([...codes].reverse());
+    expect(dead[0]).toMatchObject({ reasonCode: 'too_large', size: expect.any(Number) });
+    expect(dead[0]!.size).toBeGreaterThan(128 * 1024);
+    expect(listed.stdout).not.toContain('xxxxxxxx');
+    const table = await run(process.execPath, [join(DIST, 'agent/cli/fortctl.js'), '-c', inst.files.fortctl, 'events', 'dead']);
+    expect(table.stdout).toMatch(/^seq +received +reason +type +event id +bytes +why/);
+    expect(table.stdout).toMatch(/bad_json/);
   });
 
   it('handles every event exactly once across repeated kill -9 during ingest, and delivers every pong', async () => {
