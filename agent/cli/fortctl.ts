@@ -25,6 +25,13 @@ async function withAdmin<T>(call: (admin: AdminClient) => Promise<T>): Promise<T
   return call(admin).finally(admin.close);
 }
 
+/** A commander parser for a whole number in min..max. */
+const wholeNumber = (min: number, max: number) => (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`expected a whole number ${min}..${max}`);
+  return n;
+};
+
 function printHealth(h: AgentHealth): void {
   process.stdout.write(`agent ${h.fortId}  version ${h.version}  ${h.status}  (up ${h.uptimeSeconds}s)\n`);
   for (const [name, m] of Object.entries(h.modules)) {
@@ -57,11 +64,7 @@ const events = program.command('events').description('events the cloud sent this
 events
   .command('dead')
   .description('dead-lettered events, newest first: when, why (reason code and the field or error), event id and type, size; never the payload')
-  .option('--limit <n>', 'how many (1..1000)', (v) => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 1 || n > 1000) throw new InvalidArgumentError('expected an integer 1..1000');
-    return n;
-  }, 50)
+  .option('--limit <n>', 'how many (1..1000)', wholeNumber(1, 1000), 50)
   .action(async (o: { limit: number }) => {
     const { statusCode, body } = await withAdmin((a) => a.deadLetters(o.limit));
     if (statusCode !== 200) throw new FortError('FORT_ERR_ADMIN_LINK', `admin API answered ${statusCode} to GET /admin/v1/events/dead`);
@@ -74,11 +77,7 @@ const certs = program.command('certs').description('certificates of this install
 certs
   .command('check')
   .description('expiry of every certificate the agent uses, and fortctl\'s own; exit 1 if one expires within --warn-days')
-  .option('--warn-days <days>', 'warn when a certificate expires within this many days', (v) => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('expected whole days');
-    return n;
-  }, 30)
+  .option('--warn-days <days>', 'warn when a certificate expires within this many days', wholeNumber(0, 3650), 30)
   .action(async (o: { warnDays: number }) => {
     const { statusCode, body } = await withAdmin((a) => a.certificates());
     if (statusCode !== 200) throw new FortError('FORT_ERR_ADMIN_LINK', `admin API answered ${statusCode} to GET /admin/v1/certs`);
@@ -98,11 +97,7 @@ program
   .requiredOption('--cloud <url>', 'the cloud\'s https URL')
   .requiredOption('--code <code>', 'one-time pairing code from the cloud')
   .option('--tenant <tenant>', 'the tenant you expect: a code of another tenant is refused')
-  .option('--wait <seconds>', 'wait this long for the agent to come back paired (0: do not wait)', (v) => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('expected whole seconds');
-    return n;
-  }, 60)
+  .option('--wait <seconds>', 'wait this long for the agent to come back paired (0: do not wait)', wholeNumber(0, 3600), 60)
   .action(async (o: { cloud: string; code: string; tenant?: string; wait: number }) => {
     const { statusCode, body } = await withAdmin((a) => a.pair({ cloud: o.cloud, code: o.code, ...(o.tenant ? { tenant: o.tenant } : {}) }));
     if (statusCode !== 200) {
