@@ -1,9 +1,11 @@
-import { createReadStream, existsSync, fsyncSync, openSync, closeSync, statSync, statfsSync, writeSync } from 'node:fs';
+import { createReadStream, existsSync, fsyncSync, openSync, closeSync, statSync, statfsSync } from 'node:fs';
 import { request, type Agent } from 'node:https';
 import { dirname } from 'node:path';
 import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { FortError } from '../lib/errors.js';
+import { writeAll } from '../lib/files.js';
+import { drained } from '../lib/streams.js';
 import type { Logger } from '../lib/logger.js';
 
 export interface DownloadOptions {
@@ -66,22 +68,6 @@ export async function downloadArtifact(opts: DownloadOptions): Promise<{ bytes: 
   }
   tap?.end();
   return { bytes: sizeOf(opts.dest) };
-}
-
-/** Drained, or gone (a destroyed tap never drains). */
-const drained = (w: Writable) =>
-  new Promise<void>((resolve) => {
-    const done = () => {
-      w.off('drain', done);
-      w.off('close', done);
-      resolve();
-    };
-    w.once('drain', done);
-    w.once('close', done);
-  });
-
-function writeFully(fd: number, chunk: Buffer) {
-  for (let off = 0; off < chunk.length; ) off += writeSync(fd, chunk, off);
 }
 
 const sizeOf = (file: string) => (existsSync(file) ? statSync(file).size : 0);
@@ -159,7 +145,7 @@ function downloadOnce(opts: DownloadOptions): Promise<void> {
         // A synchronous write into the page cache: a thread-pool write per 16 KB TLS record
         // costs more in hand-overs than the copy itself, and holds the chunk until it runs.
         try {
-          writeFully(fd, chunk);
+          writeAll(fd, chunk);
         } catch (err) {
           res.destroy(fail('cannot write the staging file', err));
           return;

@@ -5,6 +5,7 @@ import { PassThrough, type Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, gunzipSync } from 'node:zlib';
 import { extract, type Extract } from 'tar-stream';
+import { drained, type DrainableWritable } from '../../lib/streams.js';
 import { z } from 'zod';
 import { FortError } from '../../lib/errors.js';
 import type { ArtifactKeyType, ArtifactPublicKey } from './keys.js';
@@ -113,27 +114,10 @@ async function* mapErrors<T>(source: AsyncIterable<T>, map: (err: unknown) => Er
   }
 }
 
-interface WritableLike {
+interface WritableLike extends DrainableWritable {
   write(chunk: Uint8Array): boolean;
   end(chunk?: undefined): unknown;
   destroy(err?: Error): unknown;
-  readonly destroyed: boolean;
-  once(event: 'drain' | 'close', listener: () => void): unknown;
-  off(event: 'drain' | 'close', listener: () => void): unknown;
-}
-
-/** Resolves on 'drain', or on 'close' (the caller then sees `destroyed`). */
-function drained(dest: WritableLike): Promise<void> {
-  return new Promise((resolve) => {
-    if (dest.destroyed) return resolve();
-    const done = () => {
-      dest.off('drain', done);
-      dest.off('close', done);
-      resolve();
-    };
-    dest.once('drain', done);
-    dest.once('close', done);
-  });
 }
 
 /**
