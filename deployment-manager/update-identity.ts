@@ -1,8 +1,8 @@
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { z } from 'zod';
 import type { AdminClient } from '../lib/admin-client.js';
-import { fsyncDir, writeFileAtomic } from '../lib/files.js';
+import { removeStaging, writeDirAtomic } from '../lib/files.js';
 import type { Logger } from '../lib/logger.js';
 import { createCsr } from '../lib/pki/certs.js';
 
@@ -44,6 +44,8 @@ function read(dir: string): UpdateIdentity | undefined {
  * Until the agent is paired (409) it asks again every `retryMs`.
  */
 export async function obtainUpdateIdentity(opts: { dir: string; admin: Pick<AdminClient, 'updateIdentity'>; retryMs: number; signal: AbortSignal; log: Logger }): Promise<UpdateIdentity | undefined> {
+  // What a crash while writing it left (never used).
+  removeStaging(opts.dir);
   const have = read(opts.dir);
   if (have) return have;
   let said = '';
@@ -73,14 +75,12 @@ export async function obtainUpdateIdentity(opts: { dir: string; admin: Pick<Admi
 }
 
 function write(dir: string, answer: z.output<typeof answerSchema>, keyPem: string): void {
-  mkdirSync(dirname(dir), { recursive: true, mode: 0o700 });
-  const staging = mkdtempSync(join(dirname(dir), `.${basename(dir)}.tmp-`));
-  const f = filesOf(staging, answer.artifact_key !== null);
-  writeFileAtomic(f.key, keyPem, 0o600);
-  writeFileAtomic(f.cert, answer.device_certificate, 0o644);
-  writeFileAtomic(f.ca, answer.server_ca, 0o644);
-  if (f.artifactKey && answer.artifact_key) writeFileAtomic(f.artifactKey, answer.artifact_key, 0o644);
-  writeFileAtomic(join(staging, 'identity.json'), `${JSON.stringify({ fort_id: answer.fort_id, update_url: answer.update_server?.url ?? null, obtained_at: new Date().toISOString() }, null, 2)}\n`, 0o644);
-  renameSync(staging, dir);
-  fsyncDir(dirname(dir));
+  const f = filesOf('', answer.artifact_key !== null);
+  writeDirAtomic(dir, [
+    { name: f.key, data: keyPem, mode: 0o600 },
+    { name: f.cert, data: answer.device_certificate, mode: 0o644 },
+    { name: f.ca, data: answer.server_ca, mode: 0o644 },
+    ...(f.artifactKey && answer.artifact_key ? [{ name: f.artifactKey, data: answer.artifact_key, mode: 0o644 }] : []),
+    { name: 'identity.json', data: `${JSON.stringify({ fort_id: answer.fort_id, update_url: answer.update_server?.url ?? null, obtained_at: new Date().toISOString() }, null, 2)}\n`, mode: 0o644 },
+  ]);
 }

@@ -1,4 +1,4 @@
-import { closeSync, constants, fsyncSync, openSync, readFileSync, renameSync, statSync, writeSync, existsSync, mkdirSync, unlinkSync } from 'node:fs';
+import { closeSync, constants, fsyncSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeSync, existsSync, mkdirSync, mkdtempSync, unlinkSync } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
 import { createPrivateKey, randomBytes, type KeyObject } from 'node:crypto';
 import { ConfigError, FortError, TlsMaterialError } from './errors.js';
@@ -71,4 +71,50 @@ export function assertPrivateFileMode(path: string, what = 'key file'): void {
       'FORT_ERR_SECRET_PERMISSIONS',
     );
   }
+}
+
+/** A file of `writeDirAtomic`. */
+export interface DirFile {
+  name: string;
+  data: string | Uint8Array;
+  mode: number;
+}
+
+const stagingPrefix = (dest: string) => `.${basename(dest)}.tmp-`;
+
+/**
+ * Creates the directory `dest` with these files so that a crash leaves it absent or complete:
+ * every file written (fsynced) into a staging directory beside it, then one rename. Leftovers
+ * of a crash are removed by `removeStaging`. Refuses an existing `dest`.
+ */
+export function writeDirAtomic(dest: string, files: readonly DirFile[]): void {
+  if (existsSync(dest)) throw new FortError('FORT_ERR_FILE_EXISTS', `${dest} already exists`);
+  const parent = dirname(dest);
+  mkdirSync(parent, { recursive: true, mode: 0o700 });
+  const staging = mkdtempSync(join(parent, stagingPrefix(dest)));
+  for (const f of files) writeFileAtomic(join(staging, f.name), f.data, f.mode);
+  renameSync(staging, dest);
+  fsyncDir(parent);
+}
+
+/**
+ * Removes `dest` the same way round: one rename to a staging name (a crash leaves it gone, the
+ * leftover for `removeStaging`), then its files.
+ */
+export function removeDirAtomic(dest: string): void {
+  if (!existsSync(dest)) return;
+  const parent = dirname(dest);
+  const away = join(parent, `${stagingPrefix(dest)}removed-${randomBytes(6).toString('hex')}`);
+  renameSync(dest, away);
+  fsyncDir(parent);
+  rmSync(away, { recursive: true, force: true });
+}
+
+/** What an interrupted `writeDirAtomic` / `removeDirAtomic` of `dest` left beside it (never used); their names. */
+export function removeStaging(dest: string): string[] {
+  const parent = dirname(dest);
+  if (!existsSync(parent)) return [];
+  const left = readdirSync(parent).filter((n) => n.startsWith(stagingPrefix(dest)));
+  for (const n of left) rmSync(join(parent, n), { recursive: true, force: true });
+  return left;
 }

@@ -1,7 +1,7 @@
-import { existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { existsSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { z } from 'zod';
-import { fsyncDir, writeFileAtomic } from '../../lib/files.js';
+import { fsyncDir, removeDirAtomic, removeStaging, writeDirAtomic } from '../../lib/files.js';
 
 /** What the cloud's pairing endpoint answers (dev-cloud/CLOUD-API.md "Pairing"). */
 export const pairingAnswerSchema = z.object({
@@ -28,17 +28,27 @@ const identitySchema = pairingAnswerSchema.omit({ device_certificate: true, devi
 });
 export type FortIdentity = z.output<typeof identitySchema>;
 
-/** The files of a paired fort, all in one directory (the agent's data dir, not /etc). */
+/** File names of a paired fort's identity, all in one directory (the agent's data dir, not /etc). */
+const NAMES = {
+  identity: 'identity.json',
+  jwtKey: 'jwt.key',
+  deviceKey: 'device.key',
+  deviceCert: 'device.pem',
+  deviceCa: 'device-ca.pem',
+  serverCa: 'server-ca.pem',
+  artifactKey: 'artifact-key.pub.pem',
+} as const;
+
 export function identityFiles(dir: string) {
   return {
     dir,
-    identity: join(dir, 'identity.json'),
-    jwtKey: join(dir, 'jwt.key'),
-    deviceKey: join(dir, 'device.key'),
-    deviceCert: join(dir, 'device.pem'),
-    deviceCa: join(dir, 'device-ca.pem'),
-    serverCa: join(dir, 'server-ca.pem'),
-    artifactKey: join(dir, 'artifact-key.pub.pem'),
+    identity: join(dir, NAMES.identity),
+    jwtKey: join(dir, NAMES.jwtKey),
+    deviceKey: join(dir, NAMES.deviceKey),
+    deviceCert: join(dir, NAMES.deviceCert),
+    deviceCa: join(dir, NAMES.deviceCa),
+    serverCa: join(dir, NAMES.serverCa),
+    artifactKey: join(dir, NAMES.artifactKey),
   };
 }
 export type IdentityFiles = ReturnType<typeof identityFiles>;
@@ -51,54 +61,38 @@ export function readIdentity(dir: string): FortIdentity | undefined {
 }
 
 /**
- * Writes a whole identity at once: every file into a new sibling directory (each fsynced), then
- * one rename onto `dir`. A crash leaves either no identity or all of it; the half-written
- * sibling is removed by `removeUnfinished` at the next start.
+ * Writes a whole identity at once (`writeDirAtomic`): a crash leaves either no identity or all
+ * of it; what a crash left is removed by `removeUnfinished` at the next start.
  */
 export function writeIdentity(dir: string, answer: PairingAnswer, keys: { jwtKeyPem: string; deviceKeyPem: string }, cloudUrl: string, now: Date): FortIdentity {
   if (existsSync(dir)) throw new Error(`${dir} already holds an identity`);
-  const parent = dirname(dir);
-  const staging = mkdtempSync(join(parent, `.${basename(dir)}.pairing-`));
-  const f = identityFiles(staging);
+  const f = NAMES;
   const { device_certificate, device_ca, server_ca, artifact_key, ...rest } = answer;
   const identity: FortIdentity = { ...rest, paired_at: now.toISOString(), cloud_url: cloudUrl };
-  writeFileAtomic(f.jwtKey, keys.jwtKeyPem, 0o600);
-  writeFileAtomic(f.deviceKey, keys.deviceKeyPem, 0o600);
-  writeFileAtomic(f.deviceCert, device_certificate, 0o644);
-  writeFileAtomic(f.deviceCa, device_ca, 0o644);
-  writeFileAtomic(f.serverCa, server_ca, 0o644);
-  if (artifact_key) writeFileAtomic(f.artifactKey, artifact_key, 0o644);
-  writeFileAtomic(f.identity, `${JSON.stringify(identity, null, 2)}\n`, 0o644);
-  renameSync(staging, dir);
-  fsyncDir(parent);
+  writeDirAtomic(dir, [
+    { name: f.jwtKey, data: keys.jwtKeyPem, mode: 0o600 },
+    { name: f.deviceKey, data: keys.deviceKeyPem, mode: 0o600 },
+    { name: f.deviceCert, data: device_certificate, mode: 0o644 },
+    { name: f.deviceCa, data: device_ca, mode: 0o644 },
+    { name: f.serverCa, data: server_ca, mode: 0o644 },
+    ...(artifact_key ? [{ name: f.artifactKey, data: artifact_key, mode: 0o644 }] : []),
+    { name: f.identity, data: `${JSON.stringify(identity, null, 2)}\n`, mode: 0o644 },
+  ]);
   return identity;
 }
 
-/** Staging directories a crash left beside `dir` (never renamed into place, so never used). */
+/** What a crash during pairing or unpairing left beside `dir` (never used): removed, their names. */
 export function removeUnfinished(dir: string): string[] {
-  const parent = dirname(dir);
-  if (!existsSync(parent)) return [];
-  const prefix = `.${basename(dir)}.pairing-`;
-  const left = readdirSync(parent).filter((n) => n.startsWith(prefix));
-  for (const n of left) rmSync(join(parent, n), { recursive: true, force: true });
-  return left;
+  return removeStaging(dir);
 }
 
-/**
- * Forgets the identity: one rename out of the way (so a crash leaves the fort unpaired, the
- * leftover removed by `removeUnfinished`), then the keys are deleted.
- */
+/** Forgets the identity (`removeDirAtomic`: a crash leaves the fort unpaired), keys included. */
 export function removeIdentity(dir: string): void {
-  if (!existsSync(dir)) return;
-  const parent = dirname(dir);
-  const away = join(parent, `.${basename(dir)}.pairing-unpaired-${Date.now()}`);
-  renameSync(dir, away);
-  fsyncDir(parent);
-  rmSync(away, { recursive: true, force: true });
+  removeDirAtomic(dir);
 }
 
 const PENDING = 'rotate-pending';
-const ROTATED = ['jwt.key', 'device.key', 'device.pem'] as const;
+const ROTATED = [NAMES.jwtKey, NAMES.deviceKey, NAMES.deviceCert] as const;
 
 /**
  * Commits new keys and certificate for a paired fort: written into a temporary directory, then
@@ -107,19 +101,18 @@ const ROTATED = ['jwt.key', 'device.key', 'device.pem'] as const;
  * after it is rolled forward at the next start.
  */
 export function stageRotation(dir: string, next: { jwtKeyPem: string; deviceKeyPem: string; deviceCertPem: string }): void {
-  const tmp = mkdtempSync(join(dir, '.rotate-tmp-'));
-  writeFileAtomic(join(tmp, 'jwt.key'), next.jwtKeyPem, 0o600);
-  writeFileAtomic(join(tmp, 'device.key'), next.deviceKeyPem, 0o600);
-  writeFileAtomic(join(tmp, 'device.pem'), next.deviceCertPem, 0o644);
-  renameSync(tmp, join(dir, PENDING));
-  fsyncDir(dir);
+  writeDirAtomic(join(dir, PENDING), [
+    { name: NAMES.jwtKey, data: next.jwtKeyPem, mode: 0o600 },
+    { name: NAMES.deviceKey, data: next.deviceKeyPem, mode: 0o600 },
+    { name: NAMES.deviceCert, data: next.deviceCertPem, mode: 0o644 },
+  ]);
 }
 
 /** Moves committed rotated files into place (each rename atomic; safe to repeat); drops uncommitted ones. Answers whether there was one. */
 export function applyPendingRotation(dir: string): boolean {
   if (!existsSync(dir)) return false;
-  for (const n of readdirSync(dir)) if (n.startsWith('.rotate-tmp-')) rmSync(join(dir, n), { recursive: true, force: true });
   const pending = join(dir, PENDING);
+  removeStaging(pending);
   if (!existsSync(pending)) return false;
   for (const name of ROTATED) {
     const from = join(pending, name);

@@ -174,7 +174,7 @@ describe('pairing: kill -9 while pairing leaves the fort cleanly unpaired; unpai
     try {
       await agent.waitReady(30_000);
       // A staging directory an earlier crash left (as if killed between two of its files).
-      const left = join(inst.layout.dataDir, 'agent', '.pairing.pairing-crash1');
+      const left = join(inst.layout.dataDir, 'agent', '.pairing.tmp-crash1');
       mkdirSync(left);
       writeFileSync(join(left, 'jwt.key'), 'half');
 
