@@ -1,8 +1,7 @@
-import { generateKeyPairSync } from 'node:crypto';
 import { Agent } from 'node:https';
 import { FortError } from '../../lib/errors.js';
 import { createJsonClient } from '../../lib/https-json.js';
-import { createCsr } from '../../lib/pki/certs.js';
+import { createCsr, createSigningKeyPair } from '../../lib/pki/certs.js';
 import { proxyAgentFor, type ProxySettings } from '../../lib/proxy.js';
 import { applyPendingRotation, pairingAnswerSchema, readIdentity, stageRotation, writeIdentity, type FortIdentity } from './identity.js';
 
@@ -40,7 +39,7 @@ export async function pairFort(req: PairRequest, deps: PairDeps): Promise<FortId
     throw fail(`${req.cloud} is not a URL`);
   }
   if (url.protocol !== 'https:') throw fail(`the cloud URL must be https, got ${url.protocol}`);
-  const jwt = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const jwt = await createSigningKeyPair();
   const device = await createCsr('fort');
   const tls = deps.ca ? { ca: deps.ca } : {};
   const agent = proxyAgentFor(url, deps.proxy, tls) ?? new Agent(tls);
@@ -48,7 +47,7 @@ export async function pairFort(req: PairRequest, deps: PairDeps): Promise<FortId
   try {
     const res = await http.send(url, {
       method: 'POST',
-      body: { code: req.code, ...(req.tenant ? { tenant: req.tenant } : {}), jwt_public_key: jwt.publicKey.export({ type: 'spki', format: 'pem' }), csr: device.csrPem },
+      body: { code: req.code, ...(req.tenant ? { tenant: req.tenant } : {}), jwt_public_key: jwt.publicKeyPem, csr: device.csrPem },
     });
     if (res.statusCode !== 201) {
       let problem: { code?: string; detail?: string } = {};
@@ -61,7 +60,7 @@ export async function pairFort(req: PairRequest, deps: PairDeps): Promise<FortId
     }
     const answer = pairingAnswerSchema.safeParse(JSON.parse(res.text));
     if (!answer.success) throw fail(`the cloud's pairing answer is not what it should be: ${answer.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
-    return writeIdentity(deps.dir, answer.data, { jwtKeyPem: jwt.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), deviceKeyPem: device.keyPem }, url.origin, deps.now());
+    return writeIdentity(deps.dir, answer.data, { jwtKeyPem: jwt.privateKeyPem, deviceKeyPem: device.keyPem }, url.origin, deps.now());
   } finally {
     agent.destroy();
   }
@@ -75,10 +74,10 @@ export async function pairFort(req: PairRequest, deps: PairDeps): Promise<FortId
 export async function rotateKeys(dir: string, cloud: { rotate(body: { jwt_public_key: string; csr: string }): Promise<{ device_certificate: string; previous_valid_until: string }> }) {
   const identity = readIdentity(dir);
   if (!identity) throw new FortError('FORT_ERR_CONFLICT', 'this fort is not paired', { fatal: false });
-  const jwt = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const jwt = await createSigningKeyPair();
   const device = await createCsr(identity.fort_id);
-  const answer = await cloud.rotate({ jwt_public_key: jwt.publicKey.export({ type: 'spki', format: 'pem' }).toString(), csr: device.csrPem });
-  stageRotation(dir, { jwtKeyPem: jwt.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), deviceKeyPem: device.keyPem, deviceCertPem: answer.device_certificate });
+  const answer = await cloud.rotate({ jwt_public_key: jwt.publicKeyPem, csr: device.csrPem });
+  stageRotation(dir, { jwtKeyPem: jwt.privateKeyPem, deviceKeyPem: device.keyPem, deviceCertPem: answer.device_certificate });
   applyPendingRotation(dir);
   return { fortId: identity.fort_id, previousValidUntil: answer.previous_valid_until };
 }

@@ -34,6 +34,10 @@ export interface PairingRouteOptions {
 }
 
 const pem = (label: string) => z.string().max(16_384).refine((s) => s.includes(`-----BEGIN ${label}-----`), { error: `expected a PEM ${label}` });
+/** `POST /api/v1/rotate` (a paired fort's new keys). */
+export const rotateBody = z.strictObject({ jwt_public_key: pem('PUBLIC KEY'), csr: pem('CERTIFICATE REQUEST') });
+/** `POST /api/v1/device-certificates` (a key of another process of the fort). */
+export const deviceCertificateBody = z.strictObject({ csr: pem('CERTIFICATE REQUEST') });
 const pairingBody = z.strictObject({
   code: z.string().min(1).max(128),
   tenant: z.string().min(1).max(128).optional(),

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { identifier } from '../../lib/config/fields.js';
 import { assertPrivateFileMode } from '../../lib/files.js';
-import { sendBadRequest, sendProblem } from '../../lib/http-problem.js';
+import { issueDetail, sendBadRequest, sendProblem } from '../../lib/http-problem.js';
 import type { Logger } from '../../lib/logger.js';
 import { issueCertForCsr, loadCa } from '../../lib/pki/certs.js';
 import { cloudApiIssuer, type DevCloudConfig } from '../config.js';
@@ -10,7 +10,7 @@ import { problemErrorHandler } from '../cloud-api/problems.js';
 import type { DevCloudServer } from '../server.js';
 import { createPairingCodes } from './codes.js';
 import { PairingRequestRefused, type FortRegistry } from './registry.js';
-import { registerPairingRoute, type PairingEndpoints } from './route.js';
+import { deviceCertificateBody, registerPairingRoute, rotateBody, type PairingEndpoints } from './route.js';
 
 const issueBody = z.strictObject({
   tenant: z.string().trim().min(1, { error: 'expected a tenant' }).max(128),
@@ -18,9 +18,6 @@ const issueBody = z.strictObject({
   fort_id: identifier().optional(),
 });
 
-const pemField = (label: string) => z.string().max(16_384).refine((v) => v.includes(`-----BEGIN ${label}-----`), { error: `expected a PEM ${label}` });
-const rotateBody = z.strictObject({ jwt_public_key: pemField('PUBLIC KEY'), csr: pemField('CERTIFICATE REQUEST') });
-const certBody = z.strictObject({ csr: pemField('CERTIFICATE REQUEST') });
 
 const hostOf = (h: string) => (h.includes(':') ? `[${h}]` : h);
 
@@ -97,8 +94,8 @@ export async function startPairing(api: DevCloudServer, config: DevCloudConfig, 
      * process needs to reach the update server. Revoked with the fort.
      */
     async deviceCertificate(fortId: string, body: unknown) {
-      const b = certBody.safeParse(body);
-      if (!b.success) throw new PairingRequestRefused(b.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '));
+      const b = deviceCertificateBody.safeParse(body);
+      if (!b.success) throw new PairingRequestRefused(issueDetail(b.error));
       const cert = await issueCertForCsr(deviceCa, b.data.csr, { commonName: fortId, usage: 'client', validDays: p.device_cert_days });
       registry.addSerial(fortId, cert.serialNumber);
       log.info({ fortId }, 'device certificate issued for another process of the fort');
@@ -110,7 +107,7 @@ export async function startPairing(api: DevCloudServer, config: DevCloudConfig, 
      */
     async rotate(fortId: string, body: unknown): Promise<{ device_certificate: string; previous_valid_until: string }> {
       const b = rotateBody.safeParse(body);
-      if (!b.success) throw new PairingRequestRefused(b.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '));
+      if (!b.success) throw new PairingRequestRefused(issueDetail(b.error));
       registry.checkJwtKey(b.data.jwt_public_key);
       const cert = await issueCertForCsr(deviceCa, b.data.csr, { commonName: fortId, usage: 'client', validDays: p.device_cert_days });
       const f = registry.rotate(fortId, { jwtPublicKey: b.data.jwt_public_key, deviceCertSerial: cert.serialNumber.toUpperCase() }, p.key_overlap_seconds);
