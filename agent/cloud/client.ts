@@ -141,25 +141,12 @@ export function createCloudClient(opts: CloudClientOptions) {
     return inflight;
   }
 
-  async function authorize(q: AuthorizeQuestion): Promise<AuthorizeAnswer> {
-    for (let fresh = false; ; fresh = true) {
-      const bearer = await accessToken();
-      const res = await withRetries('an authorisation', () => http.send(authorizeUrl, { method: 'POST', body: q, headers: { authorization: `Bearer ${bearer}` } }));
-      if (res.statusCode === 401 && !fresh) {
-        // Revoked or expired early (e.g. the cloud restarted): one new token, one more try.
-        if (token?.value === bearer) token = undefined;
-        continue;
-      }
-      if (res.statusCode !== 200) throw new CloudRefusedError(res.statusCode, 'an authorisation');
-      const parsed = authorizeResponse.safeParse(http.json(res));
-      if (!parsed.success) throw new FortError('FORT_ERR_UPSTREAM', 'cloud authorize answered 200 without {allow, ttl}', { fatal: false });
-      return parsed.data;
-    }
-  }
-
-  /** POST with the access token (one new token on a 401), the answer parsed with `schema`. */
-  async function postAuthorized<T>(path: string, what: string, body: unknown, schema: z.ZodType<T>): Promise<T> {
-    const url = cloudEndpoint(opts.baseUrl.href, path);
+  /**
+   * POST with the access token; a 401 gets one new token and one more try (revoked or expired
+   * early, e.g. the cloud restarted). A 200 must parse as `answer.schema`, else the error names
+   * what it lacked (`answer.shape`).
+   */
+  async function postAuthorized<T>(url: URL, what: string, body: unknown, answer: { schema: z.ZodType<T>; shape: string }): Promise<T> {
     for (let fresh = false; ; fresh = true) {
       const bearer = await accessToken();
       const res = await withRetries(what, () => http.send(url, { method: 'POST', body, headers: { authorization: `Bearer ${bearer}` } }));
@@ -168,20 +155,23 @@ export function createCloudClient(opts: CloudClientOptions) {
         continue;
       }
       if (res.statusCode !== 200) throw new CloudRefusedError(res.statusCode, what);
-      const parsed = schema.safeParse(http.json(res));
-      if (!parsed.success) throw new FortError('FORT_ERR_UPSTREAM', `cloud answered 200 to ${what} without what it should hold`, { fatal: false });
+      const parsed = answer.schema.safeParse(http.json(res));
+      if (!parsed.success) throw new FortError('FORT_ERR_UPSTREAM', `cloud ${url.pathname.split('/').pop()} answered 200 without ${answer.shape}`, { fatal: false });
       return parsed.data;
     }
   }
 
+  const authorize = (q: AuthorizeQuestion): Promise<AuthorizeAnswer> => postAuthorized(authorizeUrl, 'an authorisation', q, { schema: authorizeResponse, shape: '{allow, ttl}' });
   /** Registers this fort's new JWT key and gets a certificate for its new device key (fortctl rotate-keys). */
-  const rotate = (body: { jwt_public_key: string; csr: string }) => postAuthorized('api/v1/rotate', 'the key rotation', body, rotateResponse);
+  const rotate = (body: { jwt_public_key: string; csr: string }) =>
+    postAuthorized(cloudEndpoint(opts.baseUrl.href, 'api/v1/rotate'), 'the key rotation', body, { schema: rotateResponse, shape: '{device_certificate, previous_valid_until}' });
   /** A certificate for the deployment manager's own key, and where its update server is. */
-  const deviceCertificate = (csr: string) => postAuthorized('api/v1/device-certificates', 'the device certificate request', { csr }, deviceCertificateResponse);
+  const deviceCertificate = (csr: string) =>
+    postAuthorized(cloudEndpoint(opts.baseUrl.href, 'api/v1/device-certificates'), 'the device certificate request', { csr }, { schema: deviceCertificateResponse, shape: 'a device certificate and the update server' });
 
   /** Asks the cloud to revoke this fort (fortctl unpair). */
   async function unpair(): Promise<void> {
-    await postAuthorized('api/v1/unpair', 'the unpair request', {}, z.unknown());
+    await postAuthorized(cloudEndpoint(opts.baseUrl.href, 'api/v1/unpair'), 'the unpair request', {}, { schema: z.unknown(), shape: 'an answer' });
     token = undefined; // revoked with the fort
   }
 
