@@ -3,10 +3,8 @@ import { bootDaemon } from '../lib/daemon.js';
 import { loadTlsMaterial } from '../lib/tls.js';
 import { readReleaseInfo } from '../lib/version.js';
 import { loadAgentConfig, UNPAIRED } from './config.js';
-import { applyPendingRotation, removeIdentity, removeUnfinished } from './pairing/identity.js';
-import { FortError } from '../lib/errors.js';
-import { pairFort, rotateKeys } from './pairing/pair.js';
-import { readFileSync } from 'node:fs';
+import { applyPendingRotation, removeUnfinished } from './pairing/identity.js';
+import { createPairingOperations, type PairedCloudLink } from './pairing/operations.js';
 import { openStore } from './store/database.js';
 import { createHealthRegistry } from './health.js';
 import { createClockHealth } from './clock-health.js';
@@ -69,9 +67,7 @@ await start(async () => {
   reloads.start();
 
   let data;
-  let unpairCloud: (() => Promise<void>) | undefined;
-  let certifyCloud: ((csr: string) => Promise<unknown>) | undefined;
-  let rotateCloud: ((body: { jwt_public_key: string; csr: string }) => Promise<{ device_certificate: string; previous_valid_until: string }>) | undefined;
+  let cloudLink: PairedCloudLink | undefined;
   if (config.api.auth && config.cloud) {
     // Loaded only when configured, like the IoT link: jose and the cloud client cost idle RSS.
     const { createDataDeps } = await import('./api/data-deps.js');
@@ -79,11 +75,7 @@ await start(async () => {
     // Registered before the API: stopped after it, so the last requests' audit entries are written.
     lifecycle.add({ name: 'cloud', stop: async () => deps.close() });
     data = deps.data;
-    unpairCloud = deps.unpair;
-    if (config.identity) {
-      rotateCloud = deps.rotate;
-      certifyCloud = deps.deviceCertificate;
-    }
+    cloudLink = deps;
   }
   const clientApi = await startClientApi({
     config: config.api,
@@ -117,45 +109,7 @@ await start(async () => {
       requestReload: (appId, source) => reloads.request(appId, source),
       cancelReload: (target) => reloads.cancel(target),
     },
-    pairing: {
-      pair: async (req, by) => {
-        log.info({ cloud: req.cloud, tenant: req.tenant, by }, 'pairing');
-        const ca = config.pairing.ca ? readFileSync(config.pairing.ca) : undefined;
-        const identity = await pairFort(req, { dir: config.pairing.dir, ...(ca ? { ca } : {}), proxy, timeoutMs: config.pairing.timeout_seconds * 1000, now: () => new Date() });
-        return identity;
-      },
-      unpair: async ({ force }, by) => {
-        const identity = config.identity;
-        if (!identity) throw new FortError('FORT_ERR_CONFLICT', 'this fort is not paired', { fatal: false });
-        let cloudTold = false;
-        try {
-          if (!unpairCloud) throw new FortError('FORT_ERR_UPSTREAM', 'the cloud link is not configured', { fatal: false });
-          await unpairCloud();
-          cloudTold = true;
-        } catch (err) {
-          if (!force) throw err;
-          log.warn({ err: (err as Error).message, by }, 'the cloud could not be told; forgetting the identity anyway (--force)');
-        }
-        removeIdentity(config.pairing.dir);
-        log.warn({ fortId: identity.fort_id, cloudTold, by }, 'unpaired: identity and keys removed, data kept');
-        return { fortId: identity.fort_id, cloudTold };
-      },
-      updateIdentity: async (csr) => {
-        if (!certifyCloud) throw new FortError('FORT_ERR_CONFLICT', 'this fort is not paired yet', { fatal: false });
-        return certifyCloud(csr);
-      },
-      rotateKeys: async (by) => {
-        if (!rotateCloud) throw new FortError('FORT_ERR_CONFLICT', 'this fort is not paired', { fatal: false });
-        const done = await rotateKeys(config.pairing.dir, { rotate: rotateCloud });
-        log.warn({ fortId: done.fortId, previousValidUntil: done.previousValidUntil, by }, 'keys rotated: new JWT key and device certificate in place');
-        return done;
-      },
-      // systemd (Restart=always) starts the agent again, which loads (or no longer finds) the identity.
-      restart: (reason) => {
-        log.info({ reason }, 'restarting to apply the new identity');
-        void lifecycle.shutdown(reason, 0);
-      },
-    },
+    pairing: createPairingOperations({ config, cloud: cloudLink, proxy, log, shutdown: (reason) => void lifecycle.shutdown(reason, 0) }),
     log: log.child({ module: 'admin-api' }),
   });
   lifecycle.add({ name: 'admin-api', stop: () => admin.close() });
