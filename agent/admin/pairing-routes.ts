@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { FortError } from '../../lib/errors.js';
 import { sendBadRequest, sendProblem } from '../../lib/http-problem.js';
@@ -31,16 +31,27 @@ const pairBody = z.strictObject({
 
 /** `POST /admin/v1/pair` (fortctl pair): only the operator's client, never the deployment manager. */
 export function registerPairingRoutes(app: FastifyInstance, deps: AdminPairingDeps) {
+  /** Operator actions only: the deployment manager's certificate gets 403 (false: answered). */
+  const operatorOnly = (req: FastifyRequest, reply: FastifyReply, action: string) => {
+    if (req.peer?.name !== 'deployment-manager') return true;
+    void sendProblem(reply, 403, 'FORT_ERR_FORBIDDEN', 'Forbidden', `${action} is an operator action (fortctl)`);
+    return false;
+  };
+  /** The answer first, then the restart that applies the change (the caller learns it succeeded). */
+  const answerThenRestart = (reply: FastifyReply, answer: object, reason: string) => {
+    reply.send({ ...answer, restarting: true });
+    setImmediate(() => deps.restart(reason));
+    return reply;
+  };
+
   app.post('/admin/v1/pair', async (req, reply) => {
+    if (!operatorOnly(req, reply, 'pairing')) return reply;
     const by = req.peer?.name ?? 'unknown';
-    if (by === 'deployment-manager') return sendProblem(reply, 403, 'FORT_ERR_FORBIDDEN', 'Forbidden', 'pairing is an operator action (fortctl)');
     const body = pairBody.safeParse(req.body);
     if (!body.success) return sendBadRequest(reply, body.error);
     try {
       const id = await deps.pair({ cloud: body.data.cloud, code: body.data.code, ...(body.data.tenant ? { tenant: body.data.tenant } : {}) }, by);
-      reply.send({ fortId: id.fort_id, tenant: id.tenant, pairedAt: id.paired_at, restarting: true });
-      setImmediate(() => deps.restart(`paired as ${id.fort_id} by ${by}`));
-      return reply;
+      return answerThenRestart(reply, { fortId: id.fort_id, tenant: id.tenant, pairedAt: id.paired_at }, `paired as ${id.fort_id} by ${by}`);
     } catch (err) {
       if (!(err instanceof FortError)) throw err;
       if (err.code === 'FORT_ERR_CONFLICT') return sendProblem(reply, 409, err.code, 'Already paired', err.message);
@@ -65,13 +76,11 @@ export function registerPairingRoutes(app: FastifyInstance, deps: AdminPairingDe
   });
 
   app.post('/admin/v1/rotate-keys', async (req, reply) => {
+    if (!operatorOnly(req, reply, 'key rotation')) return reply;
     const by = req.peer?.name ?? 'unknown';
-    if (by === 'deployment-manager') return sendProblem(reply, 403, 'FORT_ERR_FORBIDDEN', 'Forbidden', 'key rotation is an operator action (fortctl)');
     try {
       const done = await deps.rotateKeys(by);
-      reply.send({ ...done, restarting: true });
-      setImmediate(() => deps.restart(`keys rotated by ${by}`));
-      return reply;
+      return answerThenRestart(reply, done, `keys rotated by ${by}`);
     } catch (err) {
       if (!(err instanceof FortError)) throw err;
       if (err.code === 'FORT_ERR_CONFLICT') return sendProblem(reply, 409, err.code, 'Not paired', err.message);
@@ -80,15 +89,13 @@ export function registerPairingRoutes(app: FastifyInstance, deps: AdminPairingDe
   });
 
   app.post('/admin/v1/unpair', async (req, reply) => {
+    if (!operatorOnly(req, reply, 'unpairing')) return reply;
     const by = req.peer?.name ?? 'unknown';
-    if (by === 'deployment-manager') return sendProblem(reply, 403, 'FORT_ERR_FORBIDDEN', 'Forbidden', 'unpairing is an operator action (fortctl)');
     const body = unpairBody.safeParse(req.body ?? {});
     if (!body.success) return sendBadRequest(reply, body.error);
     try {
       const done = await deps.unpair({ force: body.data.force }, by);
-      reply.send({ ...done, restarting: true });
-      setImmediate(() => deps.restart(`unpaired ${done.fortId} by ${by}`));
-      return reply;
+      return answerThenRestart(reply, done, `unpaired ${done.fortId} by ${by}`);
     } catch (err) {
       if (!(err instanceof FortError)) throw err;
       if (err.code === 'FORT_ERR_CONFLICT') return sendProblem(reply, 409, err.code, 'Not paired', err.message);

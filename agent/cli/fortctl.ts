@@ -25,6 +25,12 @@ async function withAdmin<T>(call: (admin: AdminClient) => Promise<T>): Promise<T
   return call(admin).finally(admin.close);
 }
 
+/** An operation the agent refused: its problem on stderr; exit 1 for a state conflict (409), else 2. */
+function refused(what: string, statusCode: number, body: Problem): void {
+  process.stderr.write(`fortctl: ${what} failed (${statusCode}${body.code ? ` ${body.code}` : ''}): ${printable(body.detail ?? JSON.stringify(body))}\n`);
+  process.exitCode = statusCode === 409 ? 1 : 2;
+}
+
 /** A commander parser for a whole number in min..max. */
 const wholeNumber = (min: number, max: number) => (v: string) => {
   const n = Number(v);
@@ -101,8 +107,7 @@ program
   .action(async (o: { cloud: string; code: string; tenant?: string; wait: number }) => {
     const { statusCode, body } = await withAdmin((a) => a.pair({ cloud: o.cloud, code: o.code, ...(o.tenant ? { tenant: o.tenant } : {}) }));
     if (statusCode !== 200) {
-      process.stderr.write(`fortctl: pairing failed (${statusCode}${body.code ? ` ${body.code}` : ''}): ${printable(body.detail ?? JSON.stringify(body))}\n`);
-      process.exitCode = statusCode === 409 ? 1 : 2;
+      refused('pairing', statusCode, body);
       return;
     }
     process.stdout.write(`paired as ${body.fortId} (tenant ${body.tenant}); the agent restarts with its new identity\n`);
@@ -129,8 +134,7 @@ program
   .action(async () => {
     const { statusCode, body } = await withAdmin((a) => a.rotateKeys());
     if (statusCode !== 200) {
-      process.stderr.write(`fortctl: key rotation failed (${statusCode}${body.code ? ` ${body.code}` : ''}): ${printable(body.detail ?? JSON.stringify(body))}\n`);
-      process.exitCode = statusCode === 409 ? 1 : 2;
+      refused('key rotation', statusCode, body);
       return;
     }
     process.stdout.write(`keys of ${body.fortId} rotated; the old ones are accepted until ${body.previousValidUntil}; the agent restarts with the new ones\n`);
@@ -143,8 +147,7 @@ program
   .action(async (o: { force?: boolean }) => {
     const { statusCode, body } = await withAdmin((a) => a.unpair(o.force === true));
     if (statusCode !== 200) {
-      process.stderr.write(`fortctl: unpair failed (${statusCode}${body.code ? ` ${body.code}` : ''}): ${printable(body.detail ?? JSON.stringify(body))}\n`);
-      process.exitCode = statusCode === 409 ? 1 : 2;
+      refused('unpair', statusCode, body);
       return;
     }
     process.stdout.write(`unpaired ${body.fortId}${body.cloudTold ? ' (revoked in the cloud)' : ' (the cloud was NOT told: revoke it there)'}; its data is kept; the agent restarts unpaired\n`);
