@@ -1,17 +1,12 @@
 import { X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
+import type { CertificateReport } from '../lib/admin-client.js';
 import type { AgentConfig } from './config.js';
 
-export interface CertificateReport {
-  /** What the certificate is for, e.g. "admin API (trust zone)". */
-  role: string;
-  file: string;
-  subject: string;
-  issuer: string;
-  notAfter: string;
-  daysLeft: number;
-  /** Every certificate of a bundle file (CAs) is reported; `index` says which. */
-  index: number;
+/** The report of one certificate of `file` (the `index`-th of a bundle). */
+export function certificateReport(role: string, file: string, c: X509Certificate, index: number, now = new Date()): CertificateReport {
+  const notAfter = new Date(c.validTo);
+  return { role, file, subject: c.subject.replace(/\n/g, ', '), issuer: c.issuer.replace(/\n/g, ', '), notAfter: notAfter.toISOString(), daysLeft: Math.floor((notAfter.getTime() - now.getTime()) / 86_400_000), index };
 }
 
 /** Every certificate in a PEM file (a chain or a CA bundle). */
@@ -44,10 +39,7 @@ export function certificateInventory(config: AgentConfig, now = new Date()): Cer
   for (const [role, file] of certificateFiles(config)) {
     if (!file || seen.has(file) || !existsSync(file)) continue;
     seen.add(file);
-    certificatesIn(file).forEach((c, index) => {
-      const notAfter = new Date(c.validTo);
-      out.push({ role, file, subject: c.subject.replace(/\n/g, ', '), issuer: c.issuer.replace(/\n/g, ', '), notAfter: notAfter.toISOString(), daysLeft: Math.floor((notAfter.getTime() - now.getTime()) / 86_400_000), index });
-    });
+    certificatesIn(file).forEach((c, index) => out.push(certificateReport(role, file, c, index, now)));
   }
   return out;
 }

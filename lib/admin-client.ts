@@ -32,6 +32,31 @@ export interface AuditEntry {
 }
 
 /** RFC 9457 fields of an error answer. */
+/** A dead-lettered event as operators see it (`GET /admin/v1/events/dead`): never the payload. */
+export interface DeadLetterView {
+  seq: number;
+  receivedAt: string;
+  topic: string;
+  reasonCode: string;
+  reason: string;
+  eventId: string | null;
+  type: string | null;
+  size: number;
+}
+
+/** One certificate's expiry (`GET /admin/v1/certs`, `fortctl certs check`). */
+export interface CertificateReport {
+  /** What the certificate is for, e.g. "admin API (trust zone)". */
+  role: string;
+  file: string;
+  subject: string;
+  issuer: string;
+  notAfter: string;
+  daysLeft: number;
+  /** Every certificate of a bundle file (CAs) is reported; `index` says which. */
+  index: number;
+}
+
 export interface Problem {
   status?: number;
   code?: string;
@@ -96,8 +121,8 @@ export function createAdminClient(opts: AdminClientOptions) {
     health: () => call<AgentHealth>('GET', '/admin/v1/health'),
     version: () => call<AgentVersion>('GET', '/admin/v1/version'),
     drain: () => call<{ status: string }>('POST', '/admin/v1/drain'),
-    deadLetters: (limit = 50) => call<{ deadLetters: { seq: number; receivedAt: string; topic: string; reasonCode: string; reason: string; eventId: string | null; type: string | null; size: number }[] }>('GET', `/admin/v1/events/dead?limit=${limit}`),
-    certificates: () => call<{ certificates: { role: string; file: string; subject: string; notAfter: string; daysLeft: number; index: number }[] }>('GET', '/admin/v1/certs'),
+    deadLetters: (limit = 50) => call<{ deadLetters: DeadLetterView[] }>('GET', `/admin/v1/events/dead?limit=${limit}`),
+    certificates: () => call<{ certificates: CertificateReport[] }>('GET', '/admin/v1/certs'),
     pair: (req: { cloud: string; code: string; tenant?: string }) => call<{ fortId: string; tenant: string; pairedAt: string } & Problem>('POST', '/admin/v1/pair', req),
     unpair: (force: boolean) => call<{ fortId: string; cloudTold: boolean } & Problem>('POST', '/admin/v1/unpair', { force }),
     updateIdentity: (csr: string) => call<Record<string, unknown> & Problem>('POST', '/admin/v1/update-identity', { csr }),

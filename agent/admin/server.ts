@@ -9,7 +9,7 @@ import type { AuditReader } from '../audit/reader.js';
 import { authorizePeer, type PeerIdentity } from './peer.js';
 import { registerReloadRoutes, type AdminReloadsDeps } from './reload-routes.js';
 import { registerPairingRoutes, type AdminPairingDeps } from './pairing-routes.js';
-import type { CertificateReport } from '../cert-inventory.js';
+import type { CertificateReport } from '../../lib/admin-client.js';
 import type { DeadLetterReader } from '../events/dead-letters.js';
 
 export interface AdminServerDeps {

@@ -9,6 +9,7 @@ import { loadTlsMaterial } from '../../lib/tls.js';
 import { readRuntimeEnv } from '../../lib/runtime-env.js';
 import { defaultFortctlConfig, loadFortctlConfig } from './config.js';
 import { parseSince } from '../audit/since.js';
+import { certificateReport } from '../cert-inventory.js';
 
 /** Exit codes: 0 healthy / done, 1 agent not healthy (or a usage error), 2 unreachable or refused, 78 bad config. */
 const program = new Command('fortctl')
@@ -89,8 +90,7 @@ certs
     if (statusCode !== 200) throw new FortError('FORT_ERR_ADMIN_LINK', `admin API answered ${statusCode} to GET /admin/v1/certs`);
     const opts = program.opts<{ config?: string; json?: boolean }>();
     const own = loadFortctlConfig(opts.config ?? defaultFortctlConfig(readRuntimeEnv('FORTCTL_CONFIG').configFile, process.cwd()));
-    const mine = new X509Certificate(readFileSync(own.admin.tls.cert));
-    const all = [...body.certificates, { role: 'fortctl client (trust zone)', file: own.admin.tls.cert, subject: mine.subject, notAfter: new Date(mine.validTo).toISOString(), daysLeft: Math.floor((Date.parse(mine.validTo) - Date.now()) / 86_400_000), index: 0 }];
+    const all = [...body.certificates, certificateReport('fortctl client (trust zone)', own.admin.tls.cert, new X509Certificate(readFileSync(own.admin.tls.cert)), 0)];
     const state = (d: number) => (d < 0 ? 'EXPIRED' : d < o.warnDays ? 'WARN' : 'ok');
     if (opts.json) process.stdout.write(`${JSON.stringify(all.map((c) => ({ ...c, state: state(c.daysLeft) })), null, 2)}\n`);
     else printTable(['state', 'days', 'not after', 'role', 'subject', 'file'], all.map((c) => [state(c.daysLeft), String(c.daysLeft), c.notAfter.slice(0, 10), c.role, printable(c.subject), c.file]));

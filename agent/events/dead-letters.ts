@@ -1,15 +1,5 @@
 import type Database from 'better-sqlite3';
-
-export interface DeadLetterView {
-  seq: number;
-  receivedAt: string;
-  topic: string;
-  reasonCode: string;
-  reason: string;
-  eventId: string | null;
-  type: string | null;
-  size: number;
-}
+import type { DeadLetterView } from '../../lib/admin-client.js';
 
 /**
  * Read side of the dead-letter table for operators (`fortctl events dead`): newest first, without
