@@ -146,6 +146,20 @@ export function createAdminClient(opts: AdminClientOptions) {
 }
 export type AdminClient = ReturnType<typeof createAdminClient>;
 
+/**
+ * Polls the agent's health until `accept` says yes (e.g. back after a restart, as the fort it
+ * became), or `timeoutMs` passed; unreachable in between is expected. The health, or undefined.
+ */
+export async function waitForHealth(health: () => Promise<{ body: AgentHealth }>, accept: (h: AgentHealth) => boolean, timeoutMs: number, intervalMs = 250): Promise<AgentHealth | undefined> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const h = await health().catch(() => undefined);
+    if (h && accept(h.body)) return h.body;
+    if (Date.now() > deadline) return undefined;
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
 /** The TLS/network error code behind an admin-link failure, e.g. UNABLE_TO_VERIFY_LEAF_SIGNATURE. */
 export function linkErrorCode(err: unknown): string | undefined {
   const cause = err instanceof FortError ? err.cause : err;

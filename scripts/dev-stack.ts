@@ -17,7 +17,7 @@ import { agentToml, DEV_POLICY_FILE, deploymentManagerToml, devCloudToml, devPol
 import { startSupervised, type Supervised } from './supervisor/process.js';
 import { nodeArgsFromUnit } from './supervisor/unit-file.js';
 import { demoAppToml, DEMO_APP_ID, writeDemoSources } from './demo-app.js';
-import { createAdminClient } from '../lib/admin-client.js';
+import { createAdminClient, waitForHealth } from '../lib/admin-client.js';
 import { loadTlsMaterial } from '../lib/tls.js';
 import { loadFortctlConfig } from '../agent/cli/config.js';
 
@@ -151,13 +151,7 @@ async function pairIfNeeded(): Promise<void> {
     const { statusCode, body } = await admin.pair({ cloud: cloudUrl, code: issued.code, tenant: 't1' });
     if (statusCode !== 200) throw new Error(`pairing failed (${statusCode}): ${body.detail ?? JSON.stringify(body)}`);
     say(`dev-stack: paired the fort as ${body.fortId} (npm run fortctl -- pair --cloud ${cloudUrl} --code <code from npm run dev-cloud -- pairing-code>)`);
-    const deadline = Date.now() + 30_000;
-    for (;;) {
-      const h = await admin.health().catch(() => undefined);
-      if (h?.body.fortId === body.fortId && h.body.ready) return;
-      if (Date.now() > deadline) throw new Error(`the agent did not come back as ${body.fortId} within 30 s`);
-      await new Promise((r) => setTimeout(r, 250));
-    }
+    if (!(await waitForHealth(() => admin.health(), (h) => h.fortId === body.fortId && h.ready, 30_000))) throw new Error(`the agent did not come back as ${body.fortId} within 30 s`);
   } finally {
     admin.close();
   }

@@ -3,7 +3,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
-import { createAdminClient, type AdminClient, type AdminReload, type AgentHealth, type AuditEntry, type Problem } from '../../lib/admin-client.js';
+import { createAdminClient, waitForHealth, type AdminClient, type AdminReload, type AgentHealth, type AuditEntry, type Problem } from '../../lib/admin-client.js';
 import { FortError } from '../../lib/errors.js';
 import { loadTlsMaterial } from '../../lib/tls.js';
 import { readRuntimeEnv } from '../../lib/runtime-env.js';
@@ -112,19 +112,11 @@ program
     }
     process.stdout.write(`paired as ${body.fortId} (tenant ${body.tenant}); the agent restarts with its new identity\n`);
     if (o.wait === 0) return;
-    const deadline = Date.now() + o.wait * 1000;
-    for (;;) {
-      const h = await withAdmin((a) => a.health()).catch(() => undefined);
-      if (h?.body.fortId === body.fortId && (h.body.status === 'healthy' || h.body.status === 'degraded')) {
-        process.stdout.write(`agent ${h.body.fortId} is back: ${h.body.status}\n`);
-        return;
-      }
-      if (Date.now() > deadline) {
-        process.stderr.write(`fortctl: the agent did not come back as ${body.fortId} within ${o.wait} s (fortctl status shows why)\n`);
-        process.exitCode = 1;
-        return;
-      }
-      await new Promise((r) => setTimeout(r, 500));
+    const back = await waitForHealth(() => withAdmin((a) => a.health()), (h) => h.fortId === body.fortId && (h.status === 'healthy' || h.status === 'degraded'), o.wait * 1000, 500);
+    if (back) process.stdout.write(`agent ${back.fortId} is back: ${back.status}\n`);
+    else {
+      process.stderr.write(`fortctl: the agent did not come back as ${body.fortId} within ${o.wait} s (fortctl status shows why)\n`);
+      process.exitCode = 1;
     }
   });
 
