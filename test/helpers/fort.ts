@@ -22,7 +22,8 @@ export async function testPki(dir = tempDir('pki')): Promise<PkiPaths> {
 }
 
 /** One fort installation's config files in a temp dir, on fresh loopback ports. */
-export async function testInstallation(pki: PkiPaths, opts: { healthIntervalSeconds?: number; fortId?: string; iot?: boolean; cloudAuth?: boolean } = {}) {
+/** `paired`: no identity in agent.toml (no [fort] id, [iot], [cloud], [api.auth]), only the CA the pairing endpoint chains to: `fortctl pair` gives it one. */
+export async function testInstallation(pki: PkiPaths, opts: { healthIntervalSeconds?: number; fortId?: string; iot?: boolean; cloudAuth?: boolean; paired?: boolean } = {}) {
   const dir = tempDir('inst');
   const layout: StackLayout = {
     dir,
@@ -35,6 +36,7 @@ export async function testInstallation(pki: PkiPaths, opts: { healthIntervalSeco
     // The bridge's own static key file is written by testDevCloud; the agent uses the provider.
     ...(opts.cloudAuth ? { cloudAuth: { tenant: 't1' } } : {}),
     ...(opts.iot ? { iot: { region: 'eu-west-1', roleAlias: 'fort-iot-role', staticCredentialsFile: join(dir, 'unused.json') } } : {}),
+    ...(opts.paired ? { paired: true } : {}),
   };
   const files = { agent: join(dir, 'agent.toml'), dm: join(dir, 'deployment-manager.toml'), fortctl: join(dir, 'fortctl.toml') };
   mkdirSync(layout.sourcesDir!, { recursive: true });

@@ -14,16 +14,6 @@ import { testDevCloud, type TestDevCloud } from '../../helpers/dev-cloud.js';
 
 const run = promisify(execFile);
 
-/**
- * An installation with no identity at all (no [fort] id, [iot], [cloud] or [api.auth]): only
- * the CA the pairing endpoint must chain to.
- */
-function unpairedToml(inst: TestInstallation, pairingCa: string): void {
-  const toml = readFileSync(inst.files.agent, 'utf8').replace(/^\[fort\]\nid = .*\n/m, '');
-  expect(toml).not.toMatch(/^\[(fort|iot|cloud)\]/m);
-  writeFileSync(inst.files.agent, `${toml}\n[pairing]\nca = ${JSON.stringify(pairingCa)}\n`);
-}
-
 /** fortctl (as the operator runs it, exit code kept) and the agent's health, for one installation. */
 function operator(inst: TestInstallation, pki: PkiPaths) {
   const adminTls = { ca: readFileSync(pki.trustZone.ca), cert: readFileSync(pki.trustZone.fortctlCert), key: readFileSync(pki.trustZone.fortctlKey) };
@@ -46,8 +36,7 @@ describe('pairing: fortctl pair gives an unpaired fort its identity; nothing is 
   const pairingDir = () => join(inst.layout.dataDir, 'agent', 'pairing');
   beforeAll(async () => {
     pki = await testPki();
-    inst = await testInstallation(pki);
-    unpairedToml(inst, pki.cloudServer.ca);
+    inst = await testInstallation(pki, { paired: true });
     dev = await testDevCloud(pki, { ports: inst.layout.ports });
     agent = await startAgent(inst.files.agent, { restart: true, restartDelayMs: 100 });
     await agent.waitReady(30_000);
@@ -66,6 +55,9 @@ describe('pairing: fortctl pair gives an unpaired fort its identity; nothing is 
     const h = await health();
     expect(h.fortId).toBe('unpaired');
     expect(h.modules['pairing']?.detail).toMatch(/^unpaired: run fortctl pair/);
+    const toml = readFileSync(inst.files.agent, 'utf8');
+    expect(toml).not.toMatch(/^\[(fort|iot|cloud)\]/m);
+    expect(toml).toMatch(/^\[pairing\]\nca = /m);
     expect(existsSync(pairingDir())).toBe(false);
   });
 
@@ -85,7 +77,9 @@ describe('pairing: fortctl pair gives an unpaired fort its identity; nothing is 
     expect(reused.stderr).toMatch(/FORT_ERR_PAIRING_CODE_USED.*already used/);
     // The trust-zone CA is not what the cloud's certificate chains to: refused before any code is sent.
     const rogue = readFileSync(inst.files.agent, 'utf8');
-    writeFileSync(inst.files.agent, rogue.replace(JSON.stringify(pki.cloudServer.ca), JSON.stringify(pki.trustZone.ca)));
+    const otherCa = rogue.replace(/^(\[pairing\]\nca = ).*$/m, `$1${JSON.stringify(pki.trustZone.ca)}`);
+    expect(otherCa).not.toBe(rogue);
+    writeFileSync(inst.files.agent, otherCa);
     await fortctl('drain');
     await eventually(async () => ((await health()).status === 'healthy' ? true : undefined), 20_000, 'the agent back after its drain');
     const code = await newCode('t1');
@@ -165,8 +159,7 @@ describe('pairing: fortctl pair gives an unpaired fort its identity; nothing is 
 describe('pairing: kill -9 while pairing leaves the fort cleanly unpaired; unpair', () => {
   it('killed while the cloud answers: restarts unpaired with no half-written identity, then pairs with a new code, then unpairs', async () => {
     const pki = await testPki();
-    const inst = await testInstallation(pki);
-    unpairedToml(inst, pki.cloudServer.ca);
+    const inst = await testInstallation(pki, { paired: true });
     const dev = await testDevCloud(pki, { ports: inst.layout.ports });
     const agent = await startAgent(inst.files.agent, { restart: true, restartDelayMs: 100 });
     const pairingDir = join(inst.layout.dataDir, 'agent', 'pairing');
@@ -221,8 +214,7 @@ describe('pairing: kill -9 while pairing leaves the fort cleanly unpaired; unpai
 describe('pairing: key rotation under event load', () => {
   it('loses no event and handles none twice; the old JWT key and device certificate are refused after the overlap', async () => {
     const pki = await testPki();
-    const inst = await testInstallation(pki);
-    unpairedToml(inst, pki.cloudServer.ca);
+    const inst = await testInstallation(pki, { paired: true });
     const dev = await testDevCloud(pki, { ports: inst.layout.ports, keyOverlapSeconds: 3 });
     const agent = await startAgent(inst.files.agent, { restart: true, restartDelayMs: 100 });
     const pairingDir = join(inst.layout.dataDir, 'agent', 'pairing');

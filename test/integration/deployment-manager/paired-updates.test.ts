@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
-import { appendFileSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { PkiPaths } from '../../../lib/pki/layout.js';
@@ -20,10 +20,8 @@ describe('deployment manager of a paired fort: its own device certificate throug
   const identityDir = () => join(inst.layout.dataDir, 'deployment-manager', 'update-identity');
   beforeAll(async () => {
     pki = await testPki();
-    inst = await testInstallation(pki);
     // Neither process has an identity: the agent pairs, the DM asks the agent for its own.
-    const toml = readFileSync(inst.files.agent, 'utf8').replace(/^\[fort\]\nid = .*\n/m, '');
-    writeFileSync(inst.files.agent, `${toml}\n[pairing]\nca = ${JSON.stringify(pki.cloudServer.ca)}\n`);
+    inst = await testInstallation(pki, { paired: true });
     const q = JSON.stringify;
     const root = join(inst.dir, 'opt');
     mkdirSync(root, { recursive: true });
