@@ -1,9 +1,14 @@
 #!/usr/bin/env node
 // Entry point only: generates the dev/test PKI (see lib/pki/generate.ts).
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 import { FortError } from '../lib/errors.js';
 import { generatePki } from '../lib/pki/generate.js';
-import { pkiFiles } from '../lib/pki/layout.js';
+import { basename } from 'node:path';
+import { PKI_ZONES, pkiFiles, pkiPaths, type PkiZone } from '../lib/pki/layout.js';
+
+// Zones are named on the command line as their directories are (trust-zone, client-zone, ...).
+const ZONE_DIRS = PKI_ZONES.map((z) => basename(pkiPaths('.')[z].dir));
+const zoneByDir = (dir: string): PkiZone => PKI_ZONES[ZONE_DIRS.indexOf(dir)]!;
 
 const program = new Command()
   .name('pki')
@@ -13,15 +18,18 @@ const program = new Command()
   .option('--fort-id <id>', 'fort id (device cert CN, CA names)', 'fort-dev-1')
   .option('--client-api-name <name...>', 'SANs of the client API server cert (default: localhost 127.0.0.1)')
   .option('--server-name <name...>', 'SANs of the agent and dev-cloud server certs (default: localhost 127.0.0.1)')
-  .action(async (o: { out: string; force: boolean; fortId: string; clientApiName?: string[]; serverName?: string[] }) => {
+  .addOption(new Option('--zone <dir...>', 'only these zones (an installed fort needs trust-zone and client-zone)').choices(ZONE_DIRS))
+  .action(async (o: { out: string; force: boolean; fortId: string; clientApiName?: string[]; serverName?: string[]; zone?: string[] }) => {
+    const zones = o.zone?.map(zoneByDir);
     const paths = await generatePki({
+      ...(zones ? { zones } : {}),
       out: o.out,
       force: o.force,
       fortId: o.fortId,
       clientApiNames: o.clientApiName,
       serverNames: o.serverName,
     });
-    process.stdout.write(`${pkiFiles(paths).join('\n')}\n`);
+    process.stdout.write(`${pkiFiles(paths, zones).join('\n')}\n`);
   });
 
 try {

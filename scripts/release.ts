@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 
 /**
  * `npm run release -- --version 1.2.3 --device-type <t> [--key signing.pem] [--out dir]`:
- * the agent release tarball (`package.json`, `dist/`, production `node_modules` with the built
+ * the agent release tarball (`package.json`, `dist/`, the installer and units, production `node_modules` with the built
  * native addon) and a Mender module-image artifact of it, written and signed by the real
  * `mender-artifact` tool. `--no-node-modules` leaves node_modules out (tests, where the
  * release directory's parent provides them).
@@ -32,6 +32,9 @@ export function buildRelease(o: ReleaseOptions): { tarball: string; artifact: st
     const pkg = JSON.parse(readFileSync(join(o.repo, 'package.json'), 'utf8')) as Record<string, unknown>;
     writeFileSync(join(staging, 'package.json'), `${JSON.stringify({ ...pkg, version: o.version, devDependencies: undefined }, null, 2)}\n`);
     cpSync(join(o.repo, 'dist'), join(staging, 'dist'), { recursive: true, filter: (src) => !src.includes(`${join(o.repo, 'dist', 'test')}`) });
+    // The installer and the units travel with the release: unpack it, run scripts/install.sh.
+    cpSync(join(o.repo, 'systemd'), join(staging, 'systemd'), { recursive: true });
+    cpSync(join(o.repo, 'scripts', 'install.sh'), join(staging, 'scripts', 'install.sh'));
     if (o.nodeModules) {
       cpSync(join(o.repo, 'package-lock.json'), join(staging, 'package-lock.json'));
       cpSync(join(o.repo, 'node_modules'), join(staging, 'node_modules'), { recursive: true, verbatimSymlinks: true });

@@ -3,7 +3,7 @@ import { isIP } from 'node:net';
 import { FortError } from '../errors.js';
 import { writeFileAtomic, writeSecretFile } from '../files.js';
 import { createCa, createSigningKeyPair, issueCert, type KeyAndCert } from './certs.js';
-import { PKI_ZONES, pkiFiles, pkiPaths, type PkiPaths } from './layout.js';
+import { PKI_ZONES, pkiFiles, pkiPaths, type PkiPaths, type PkiZone } from './layout.js';
 
 export interface GeneratePkiOptions {
   out: string;
@@ -13,6 +13,11 @@ export interface GeneratePkiOptions {
   clientApiNames?: string[];
   /** SANs of the agent (admin server) and dev-cloud certs. */
   serverNames?: string[];
+  /**
+   * Only these zones (default: all). An installed fort needs only its own trust and client
+   * zones; the cloud zones are stand-ins for the dev cloud.
+   */
+  zones?: readonly PkiZone[];
 }
 
 const DEFAULT_NAMES = ['localhost', '127.0.0.1'];
@@ -29,53 +34,64 @@ function sans(names: string[]): { dnsNames: string[]; ipAddresses: string[] } {
 export async function generatePki(opts: GeneratePkiOptions): Promise<PkiPaths> {
   const paths = pkiPaths(opts.out);
   const force = opts.force ?? false;
+  const zones = opts.zones ?? PKI_ZONES;
   if (!force) {
-    const existing = pkiFiles(paths).find((f) => existsSync(f));
+    const existing = pkiFiles(paths, zones).find((f) => existsSync(f));
     if (existing) throw new FortError('FORT_ERR_FILE_EXISTS', `${existing} already exists (use --force to overwrite)`);
   }
 
   const fortId = opts.fortId ?? 'fort-dev-1';
   const server = sans(opts.serverNames ?? DEFAULT_NAMES);
   const clientApi = sans(opts.clientApiNames ?? DEFAULT_NAMES);
+  const want = (z: PkiZone) => zones.includes(z);
 
-  const tzCa = await createCa({ commonName: `Fort trust-zone root CA ${fortId}` });
-  const agent = await issueCert(tzCa, { commonName: 'agent', usage: 'server+client', ...server });
-  const dm = await issueCert(tzCa, { commonName: 'deployment-manager', usage: 'client' });
-  const fortctl = await issueCert(tzCa, { commonName: 'fortctl', usage: 'client' });
-  const czCa = await createCa({ commonName: `Fort client-zone CA ${fortId}` });
-  const api = await issueCert(czCa, { commonName: 'fort client api', usage: 'server', ...clientApi });
-  const csCa = await createCa({ commonName: 'Fort dev cloud server CA' });
-  const devCloud = await issueCert(csCa, { commonName: 'dev-cloud', usage: 'server', ...server });
-  const cdCa = await createCa({ commonName: 'Fort dev cloud device CA' });
-  const device = await issueCert(cdCa, { commonName: fortId, usage: 'client' });
-  const jwt = await createSigningKeyPair();
+  // Everything is made before anything is written.
+  const writes: (() => void)[] = [];
+  const pair = (kc: KeyAndCert, cert: string, key: string) =>
+    writes.push(() => {
+      writeSecretFile(key, kc.keyPem, force);
+      writeFileAtomic(cert, kc.certPem, 0o644);
+    });
+  if (want('trustZone')) {
+    const tz = paths.trustZone;
+    const ca = await createCa({ commonName: `Fort trust-zone root CA ${fortId}` });
+    pair(ca, tz.ca, tz.caKey);
+    pair(await issueCert(ca, { commonName: 'agent', usage: 'server+client', ...server }), tz.agentCert, tz.agentKey);
+    pair(await issueCert(ca, { commonName: 'deployment-manager', usage: 'client' }), tz.deploymentManagerCert, tz.deploymentManagerKey);
+    pair(await issueCert(ca, { commonName: 'fortctl', usage: 'client' }), tz.fortctlCert, tz.fortctlKey);
+  }
+  if (want('clientZone')) {
+    const cz = paths.clientZone;
+    const ca = await createCa({ commonName: `Fort client-zone CA ${fortId}` });
+    pair(ca, cz.ca, cz.caKey);
+    pair(await issueCert(ca, { commonName: 'fort client api', usage: 'server', ...clientApi }), cz.clientApiCert, cz.clientApiKey);
+  }
+  if (want('cloudServer')) {
+    const cs = paths.cloudServer;
+    const ca = await createCa({ commonName: 'Fort dev cloud server CA' });
+    pair(ca, cs.ca, cs.caKey);
+    pair(await issueCert(ca, { commonName: 'dev-cloud', usage: 'server', ...server }), cs.devCloudCert, cs.devCloudKey);
+  }
+  if (want('cloudDevice')) {
+    const cd = paths.cloudDevice;
+    const ca = await createCa({ commonName: 'Fort dev cloud device CA' });
+    pair(ca, cd.ca, cd.caKey);
+    pair(await issueCert(ca, { commonName: fortId, usage: 'client' }), cd.deviceCert, cd.deviceKey);
+  }
+  if (want('jwt')) {
+    const jwt = await createSigningKeyPair();
+    writes.push(() => {
+      writeSecretFile(paths.jwt.privateKey, jwt.privateKeyPem, force);
+      writeFileAtomic(paths.jwt.publicKey, jwt.publicKeyPem, 0o644);
+    });
+  }
 
   // Key directories are owner-only even if they pre-existed with a looser mode.
   mkdirSync(paths.root, { recursive: true, mode: 0o700 });
-  for (const zone of PKI_ZONES) {
+  for (const zone of zones) {
     mkdirSync(paths[zone].dir, { recursive: true, mode: 0o700 });
     chmodSync(paths[zone].dir, 0o700);
   }
-
-  const pair = (kc: KeyAndCert, cert: string, key: string) => {
-    writeSecretFile(key, kc.keyPem, force);
-    writeFileAtomic(cert, kc.certPem, 0o644);
-  };
-  const tz = paths.trustZone;
-  pair(tzCa, tz.ca, tz.caKey);
-  pair(agent, tz.agentCert, tz.agentKey);
-  pair(dm, tz.deploymentManagerCert, tz.deploymentManagerKey);
-  pair(fortctl, tz.fortctlCert, tz.fortctlKey);
-  const cz = paths.clientZone;
-  pair(czCa, cz.ca, cz.caKey);
-  pair(api, cz.clientApiCert, cz.clientApiKey);
-  const cs = paths.cloudServer;
-  pair(csCa, cs.ca, cs.caKey);
-  pair(devCloud, cs.devCloudCert, cs.devCloudKey);
-  const cd = paths.cloudDevice;
-  pair(cdCa, cd.ca, cd.caKey);
-  pair(device, cd.deviceCert, cd.deviceKey);
-  writeSecretFile(paths.jwt.privateKey, jwt.privateKeyPem, force);
-  writeFileAtomic(paths.jwt.publicKey, jwt.publicKeyPem, 0o644);
+  for (const write of writes) write();
   return paths;
 }

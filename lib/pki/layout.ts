@@ -55,7 +55,7 @@ export type PkiPaths = ReturnType<typeof pkiPaths>;
 export type PkiZone = Exclude<keyof PkiPaths, 'root'>;
 export const PKI_ZONES: readonly PkiZone[] = ['trustZone', 'clientZone', 'cloudServer', 'cloudDevice', 'jwt'];
 
-/** Every file of the layout (not the directories). */
-export function pkiFiles(paths: PkiPaths): string[] {
-  return PKI_ZONES.flatMap((z) => Object.entries(paths[z]).filter(([k]) => k !== 'dir').map(([, v]) => v));
+/** Every file of the layout, or of some zones (not the directories). */
+export function pkiFiles(paths: PkiPaths, zones: readonly PkiZone[] = PKI_ZONES): string[] {
+  return zones.flatMap((z) => Object.entries(paths[z]).filter(([k]) => k !== 'dir').map(([, v]) => v));
 }

@@ -1,0 +1,459 @@
+#!/usr/bin/env bash
+# Installs a fort on a Debian/Ubuntu host, or removes it (--uninstall [--purge]).
+#
+#   sudo scripts/install.sh --release fort-agent-1.2.3.tgz --artifact-key signing.pub.pem
+#
+# Users fort-agent and fort-dm, directories, the first release (for the agent and, as its own
+# copy, for the deployment manager), the trust-zone and client-zone PKI, config files and the
+# systemd units. What exists is kept: a second run changes nothing, an operator's edited
+# config and the installation's CA survive, and `current` stays where the deployment manager
+# put it. --root installs into a directory instead of / (no running systemd needed), which is
+# how the tests run it.
+set -euo pipefail
+umask 022
+
+SELF_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+UNITS_DIR=$SELF_DIR/../systemd
+
+ROOT=/
+CONFIG_DIR=/etc/fort
+RELEASE=
+ACTION=install
+PURGE=0
+START=1
+NODE=/usr/bin/node
+PAIRING_CA=
+DEVICE_TYPE=fort
+API_HOST=0.0.0.0
+API_PORT=8443
+ADMIN_PORT=8444
+CLIENT_API_CERT=
+CLIENT_API_KEY=
+ARTIFACT_KEYS=()
+CLIENT_API_NAMES=()
+
+usage() {
+  cat <<'EOF'
+usage: install.sh --release FILE.tgz [options]      install, or bring an installation up to date
+       install.sh --uninstall [--purge] [--root DIR] remove the code and units (--purge: config, data, users too)
+
+  --release FILE          agent release tarball (npm run release), installed if its version is not yet
+  --config-dir DIR        where config and key material live (default /etc/fort)
+  --artifact-key FILE     public key update artifacts must be signed with (repeatable)
+  --device-type TYPE      Mender device type of this host (default fort)
+  --pairing-ca FILE       CA bundle the pairing endpoint must chain to (default: the system roots)
+  --api-host ADDR         address of the client API for browsers on the private network (default 0.0.0.0)
+  --api-port N            client API port (default 8443)
+  --admin-port N          loopback admin API port (default 8444)
+  --client-api-name NAME  extra DNS name or IP of the client API certificate (repeatable; the
+                          host name and localhost are always in it)
+  --client-api-cert FILE, --client-api-key FILE
+                          serve the client API with this certificate instead of one from a
+                          generated client-zone CA
+  --node PATH             node (>= 20) the units run (default /usr/bin/node)
+  --no-start              enable the units but do not start them
+  --root DIR              install into DIR instead of / (no systemd needed)
+EOF
+}
+
+die() { printf 'install.sh: %s\n' "$*" >&2; exit 1; }
+say() { printf '%s\n' "$*"; }
+need_arg() { [[ $# -ge 2 && -n $2 ]] || { usage >&2; die "$1 needs a value"; }; }
+
+while [[ $# -gt 0 ]]; do
+  case $1 in
+    --release) need_arg "$@"; RELEASE=$2; shift 2 ;;
+    --config-dir) need_arg "$@"; CONFIG_DIR=${2%/}; shift 2 ;;
+    --artifact-key) need_arg "$@"; ARTIFACT_KEYS+=("$2"); shift 2 ;;
+    --device-type) need_arg "$@"; DEVICE_TYPE=$2; shift 2 ;;
+    --pairing-ca) need_arg "$@"; PAIRING_CA=$2; shift 2 ;;
+    --api-host) need_arg "$@"; API_HOST=$2; shift 2 ;;
+    --api-port) need_arg "$@"; API_PORT=$2; shift 2 ;;
+    --admin-port) need_arg "$@"; ADMIN_PORT=$2; shift 2 ;;
+    --client-api-name) need_arg "$@"; CLIENT_API_NAMES+=("$2"); shift 2 ;;
+    --client-api-cert) need_arg "$@"; CLIENT_API_CERT=$2; shift 2 ;;
+    --client-api-key) need_arg "$@"; CLIENT_API_KEY=$2; shift 2 ;;
+    --node) need_arg "$@"; NODE=$2; shift 2 ;;
+    --root) need_arg "$@"; ROOT=$2; shift 2 ;;
+    --no-start) START=0; shift ;;
+    --uninstall) ACTION=uninstall; shift ;;
+    --purge) PURGE=1; shift ;;
+    -h | --help) usage; exit 0 ;;
+    *) usage >&2; die "unknown option $1" ;;
+  esac
+done
+
+[[ $(id -u) -eq 0 ]] || die 'run as root (it creates users and sets owners)'
+[[ $CONFIG_DIR == /* ]] || die "--config-dir must be an absolute path, got $CONFIG_DIR"
+[[ -d $ROOT ]] || die "--root $ROOT is not a directory"
+ROOT=$(cd "$ROOT" && pwd)
+# Host path → path under --root.
+R() { printf '%s%s' "${ROOT%/}" "$1"; }
+# Live systemd only when installing into / on a host booted with it.
+LIVE_SYSTEMD=0
+[[ $ROOT == / && -d /run/systemd/system ]] && LIVE_SYSTEMD=1
+PREFIX=()
+[[ $ROOT == / ]] || PREFIX=(--prefix "$ROOT")
+
+AGENT_USER=fort-agent
+DM_USER=fort-dm
+SHARED_GROUP=fort
+OPT=/opt/fort
+STATE=/var/lib/fort
+UNITS=(fort-agent.service fort-deployment-manager.service)
+UNIT_DIR=/etc/systemd/system
+FORTCTL=/usr/local/bin/fortctl
+
+# ---- users (names resolve in the root's own /etc/passwd, never the host's) ---------------
+
+entry() { awk -F: -v n="$2" '$1 == n' "$(R "/etc/$1")"; }
+uid_of() { entry passwd "$1" | cut -d: -f3; }
+gid_of() { entry group "$1" | cut -d: -f3; }
+
+ensure_users() {
+  [[ -f $(R /etc/passwd) && -f $(R /etc/group) ]] || die "$(R /etc/passwd) or $(R /etc/group) is missing"
+  [[ -n $(entry group "$SHARED_GROUP") ]] || { groupadd "${PREFIX[@]}" --system "$SHARED_GROUP"; say "created group $SHARED_GROUP"; }
+  local user comment
+  for user in "$AGENT_USER" "$DM_USER"; do
+    comment='Fort agent'
+    [[ $user == "$DM_USER" ]] && comment='Fort deployment manager'
+    if [[ -z $(entry passwd "$user") ]]; then
+      useradd "${PREFIX[@]}" --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin --comment "$comment" "$user"
+      say "created user $user"
+    fi
+    # Both read /etc/fort through the shared group; each key file belongs to one of them.
+    if ! entry group "$SHARED_GROUP" | cut -d: -f4 | tr , '\n' | grep -qx "$user"; then
+      usermod "${PREFIX[@]}" --append --groups "$SHARED_GROUP" "$user"
+    fi
+  done
+}
+
+remove_users() {
+  local user
+  for user in "$AGENT_USER" "$DM_USER"; do
+    [[ -n $(entry passwd "$user") ]] && userdel "${PREFIX[@]}" "$user" && say "removed user $user"
+    [[ -n $(entry group "$user") ]] && groupdel "${PREFIX[@]}" "$user"
+  done
+  [[ -n $(entry group "$SHARED_GROUP") ]] && groupdel "${PREFIX[@]}" "$SHARED_GROUP"
+  return 0
+}
+
+# ---- files: written only when absent or different, so a second run touches nothing ----------
+
+# owner_ids USER GROUP → "uid:gid" from the root's own user database.
+owner_ids() {
+  local u g
+  u=$([[ $1 == root ]] && echo 0 || uid_of "$1")
+  g=$([[ $2 == root ]] && echo 0 || gid_of "$2")
+  [[ -n $u && -n $g ]] || die "unknown user or group $1:$2 in $(R /etc/passwd)"
+  printf '%s:%s' "$u" "$g"
+}
+
+# dir PATH MODE USER GROUP (host path; missing parents are made root's, 0755)
+dir() {
+  local p
+  p=$(R "$1")
+  [[ -d $p ]] || { mkdir -p "$p"; say "created $1"; }
+  chown "$(owner_ids "$3" "$4")" "$p"
+  chmod "$2" "$p"
+}
+
+# file_from SRC DST MODE USER GROUP: DST (host path) gets SRC's content unless it already has it.
+file_from() {
+  local dst ids
+  dst=$(R "$2")
+  ids=$(owner_ids "$4" "$5")
+  if ! cmp -s "$1" "$dst"; then
+    # Created owner-only, so a key is never readable by others, even for a moment.
+    (umask 077 && cp "$1" "$dst.new")
+    chown "$ids" "$dst.new"
+    chmod "$3" "$dst.new"
+    mv -f "$dst.new" "$dst"
+    say "wrote $2"
+  fi
+  chown "$ids" "$dst"
+  chmod "$3" "$dst"
+}
+
+# new_file DST MODE USER GROUP < content: written only when absent (an operator's edits are kept).
+new_file() {
+  local dst tmp
+  dst=$(R "$1")
+  if [[ -e $dst ]]; then
+    cat >/dev/null
+  else
+    tmp=$(mktemp)
+    cat >"$tmp"
+    file_from "$tmp" "$1" "$2" "$3" "$4"
+    rm -f "$tmp"
+  fi
+  chown "$(owner_ids "$3" "$4")" "$dst"
+  chmod "$2" "$dst"
+}
+
+# link TARGET NAME USER: NAME (host path) → TARGET, replaced in one rename.
+link() {
+  local p
+  p=$(R "$2")
+  [[ -L $p && $(readlink "$p") == "$1" ]] && return 0
+  ln -sfn "$1" "$p.new"
+  chown -h "$(owner_ids "$3" "$3")" "$p.new"
+  mv -fT "$p.new" "$p"
+  say "linked $2 -> $1"
+}
+
+# ---- the release ------------------------------------------------------------------------
+
+release_version() {
+  [[ -f $RELEASE ]] || die "--release $RELEASE: no such file"
+  local v
+  v=$(tar -xzOf "$RELEASE" ./package.json 2>/dev/null | "$NODE" -e 'let s="";process.stdin.on("data",(d)=>s+=d).on("end",()=>{try{const v=JSON.parse(s).version;if(typeof v==="string")process.stdout.write(v)}catch{}})') || true
+  [[ $v =~ ^[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.-]+)?$ ]] || die "--release $RELEASE is not a fort release tarball (no ./package.json with a version; build one with npm run release)"
+  tar -tzf "$RELEASE" ./dist/agent/main.js ./dist/deployment-manager/main.js >/dev/null 2>&1 || die "--release $RELEASE has no dist/agent/main.js or dist/deployment-manager/main.js"
+  printf '%s' "$v"
+}
+
+# unpack DIR USER: the tarball into DIR (host path) unless it is there; a partial unpack
+# from an interrupted run is thrown away, the final name appears in one rename.
+unpack() {
+  local dst staging
+  dst=$(R "$1")
+  [[ -d $dst ]] && return 0
+  staging="$dst.partial"
+  rm -rf "$staging"
+  mkdir -p "$staging"
+  tar -xzf "$RELEASE" -C "$staging" --no-same-owner --no-same-permissions
+  # Readable by everyone (fort-agent runs what fort-dm owns), writable by the owner only.
+  chmod -R u+rwX,go+rX,go-w "$staging"
+  chown -R "$(owner_ids "$2" "$2")" "$staging"
+  mv -T "$staging" "$dst"
+  say "installed release $(basename "$1") in $(dirname "$1")"
+}
+
+# ---- PKI and config -----------------------------------------------------------------------
+
+PKI=$CONFIG_DIR/pki
+
+pki() {
+  local dm_release=$1 host names
+  host=$(hostname)
+  # The host's names (not `hostname -f`: it can wait on DNS), localhost, and the operator's.
+  mapfile -t names < <(printf '%s\n' "$host" "${host%%.*}" localhost 127.0.0.1 "${CLIENT_API_NAMES[@]}" | awk 'NF && !seen[$0]++')
+  dir "$PKI" 0750 root "$SHARED_GROUP"
+  if [[ ! -e $(R "$PKI/trust-zone/ca.pem") ]]; then
+    "$NODE" "$(R "$dm_release")/dist/scripts/pki.js" --out "$(R "$PKI")" --zone trust-zone --fort-id "$host" --server-name localhost 127.0.0.1 >/dev/null
+    say "created the trust-zone CA and certificates in $PKI/trust-zone"
+  fi
+  if [[ -n $CLIENT_API_CERT || -n $CLIENT_API_KEY ]]; then
+    [[ -f $CLIENT_API_CERT && -f $CLIENT_API_KEY ]] || die '--client-api-cert and --client-api-key go together and must be files'
+    dir "$PKI/client-zone" 0750 root "$SHARED_GROUP"
+    file_from "$CLIENT_API_CERT" "$PKI/client-zone/client-api.pem" 0644 root root
+    file_from "$CLIENT_API_KEY" "$PKI/client-zone/client-api.key" 0600 "$AGENT_USER" "$AGENT_USER"
+  elif [[ ! -e $(R "$PKI/client-zone/ca.pem") ]]; then
+    "$NODE" "$(R "$dm_release")/dist/scripts/pki.js" --out "$(R "$PKI")" --zone client-zone --fort-id "$host" --client-api-name "${names[@]}" >/dev/null
+    say "created the client-zone CA and the client API certificate in $PKI/client-zone (names: ${names[*]})"
+  fi
+  # Each private key belongs to the one process that uses it; CA keys stay root's.
+  dir "$PKI/trust-zone" 0750 root "$SHARED_GROUP"
+  own "$PKI/trust-zone/ca.key" 0600 root
+  own "$PKI/trust-zone/agent.key" 0600 "$AGENT_USER"
+  own "$PKI/trust-zone/deployment-manager.key" 0600 "$DM_USER"
+  own "$PKI/trust-zone/fortctl.key" 0600 root
+  local cert
+  for cert in ca agent deployment-manager fortctl; do own "$PKI/trust-zone/$cert.pem" 0644 root; done
+  if [[ -d $(R "$PKI/client-zone") ]]; then
+    dir "$PKI/client-zone" 0750 root "$SHARED_GROUP"
+    [[ -e $(R "$PKI/client-zone/ca.key") ]] && own "$PKI/client-zone/ca.key" 0600 root
+    [[ -e $(R "$PKI/client-zone/ca.pem") ]] && own "$PKI/client-zone/ca.pem" 0644 root
+    own "$PKI/client-zone/client-api.pem" 0644 root
+    own "$PKI/client-zone/client-api.key" 0600 "$AGENT_USER"
+  fi
+  return 0
+}
+
+# own PATH MODE USER (host path; the user's own group)
+own() {
+  [[ -e $(R "$1") ]] || die "$1 is missing (an incomplete PKI: restore it, or remove $(dirname "$1") to make a new one)"
+  chown "$(owner_ids "$3" "$3")" "$(R "$1")"
+  chmod "$2" "$(R "$1")"
+}
+
+configs() {
+  local key keys=() k
+  if [[ ${#ARTIFACT_KEYS[@]} -gt 0 ]]; then
+    dir "$CONFIG_DIR/artifact-keys" 0750 root "$SHARED_GROUP"
+    for key in "${ARTIFACT_KEYS[@]}"; do
+      [[ -f $key ]] || die "--artifact-key $key: no such file"
+      file_from "$key" "$CONFIG_DIR/artifact-keys/$(basename "$key")" 0644 root root
+      keys+=("\"artifact-keys/$(basename "$key")\"")
+    done
+  fi
+  if [[ -n $PAIRING_CA ]]; then
+    [[ -f $PAIRING_CA ]] || die "--pairing-ca $PAIRING_CA: no such file"
+    file_from "$PAIRING_CA" "$CONFIG_DIR/pairing-ca.pem" 0644 root root
+  fi
+  if [[ ${#keys[@]} -eq 0 && ! -e $(R "$CONFIG_DIR/deployment-manager.toml") ]]; then
+    say 'warning: no --artifact-key: the deployment manager refuses every update until deployment-manager.toml lists one'
+  fi
+
+  # Paths in the files are relative to the file (the loaders resolve them), so the same
+  # files work under --root.
+  new_file "$CONFIG_DIR/agent.toml" 0640 root "$AGENT_USER" <<EOF
+# fort-agent configuration (written by install.sh; README: Configuration). Identity, IoT and
+# cloud endpoints come from pairing: sudo fortctl pair --cloud <url> --code <code>
+[log]
+level = "info"
+
+[store]
+path = "$STATE/agent/agent.db"
+
+[admin]
+host = "127.0.0.1"
+port = $ADMIN_PORT
+allowed_clients = [ "fortctl", "deployment-manager" ]
+
+[admin.tls]
+ca = "pki/trust-zone/ca.pem"
+cert = "pki/trust-zone/agent.pem"
+key = "pki/trust-zone/agent.key"
+
+[api]
+host = "$API_HOST"
+port = $API_PORT
+
+[api.tls]
+cert = "pki/client-zone/client-api.pem"
+key = "pki/client-zone/client-api.key"
+$(if [[ -n $PAIRING_CA ]]; then printf '\n[pairing]\nca = "pairing-ca.pem"\n'; fi)
+EOF
+  k=$(IFS=,; printf '%s' "${keys[*]:-}")
+  new_file "$CONFIG_DIR/deployment-manager.toml" 0640 root "$DM_USER" <<EOF
+# fort-deployment-manager configuration (written by install.sh; README: Configuration).
+[log]
+level = "info"
+
+[state]
+path = "$STATE/deployment-manager/state.json"
+
+[agent]
+admin_url = "https://127.0.0.1:$ADMIN_PORT"
+
+[agent.tls]
+ca = "pki/trust-zone/ca.pem"
+cert = "pki/trust-zone/deployment-manager.pem"
+key = "pki/trust-zone/deployment-manager.key"
+
+[updates]
+install_root = "$OPT"
+staging_dir = "$STATE/deployment-manager/staging"
+device_type = "$DEVICE_TYPE"
+artifact_keys = [ ${k//,/, } ]
+
+# The update server and this process's device certificate come from pairing.
+[updates.paired]
+EOF
+  new_file "$CONFIG_DIR/fortctl.toml" 0600 root root <<EOF
+# fortctl configuration (written by install.sh): the operator's trust-zone identity.
+[admin]
+url = "https://127.0.0.1:$ADMIN_PORT"
+
+[admin.tls]
+ca = "pki/trust-zone/ca.pem"
+cert = "pki/trust-zone/fortctl.pem"
+key = "pki/trust-zone/fortctl.key"
+EOF
+}
+
+# ---- systemd --------------------------------------------------------------------------------
+
+units() {
+  local unit tmp edits=(-e "s|/usr/bin/node |$NODE |" -e "s|--config /etc/fort/|--config $CONFIG_DIR/|")
+  # ConfigurationDirectory= names a directory under /etc only.
+  [[ $CONFIG_DIR == /etc/fort ]] || edits+=(-e '/^ConfigurationDirectory/d')
+  mkdir -p "$(R "$UNIT_DIR")"
+  for unit in "${UNITS[@]}"; do
+    tmp=$(mktemp)
+    sed "${edits[@]}" "$UNITS_DIR/$unit" >"$tmp"
+    file_from "$tmp" "$UNIT_DIR/$unit" 0644 root root
+    rm -f "$tmp"
+  done
+  local wrapper
+  wrapper=$(mktemp)
+  printf '#!/bin/sh\n# fortctl of the running release (written by install.sh)\nFORTCTL_CONFIG=${FORTCTL_CONFIG:-%s/fortctl.toml} exec %s %s/current/dist/agent/cli/fortctl.js "$@"\n' "$CONFIG_DIR" "$NODE" "$OPT" >"$wrapper"
+  mkdir -p "$(dirname "$(R "$FORTCTL")")"
+  file_from "$wrapper" "$FORTCTL" 0755 root root
+  rm -f "$wrapper"
+
+  if [[ $LIVE_SYSTEMD -eq 1 ]]; then
+    systemctl daemon-reload
+    systemctl enable --quiet "${UNITS[@]}"
+    if [[ $START -eq 1 ]]; then systemctl start "${UNITS[@]}"; fi
+  else
+    systemctl --root="$ROOT" enable --quiet "${UNITS[@]}" 2>/dev/null
+  fi
+}
+
+# ---- actions --------------------------------------------------------------------------------
+
+install_fort() {
+  [[ -n $RELEASE ]] || { usage >&2; die '--release is required'; }
+  local major version
+  major=$("$NODE" -p 'process.versions.node.split(".")[0]' 2>/dev/null) || die "--node $NODE does not run"
+  [[ $major -ge 20 ]] || die "--node $NODE is node $major; fort needs node >= 20"
+  [[ -f $UNITS_DIR/fort-agent.service ]] || die "no unit files in $UNITS_DIR"
+  version=$(release_version)
+
+  ensure_users
+  dir "$CONFIG_DIR" 0750 root "$SHARED_GROUP"
+  # The deployment manager installs releases and switches `current` here; the agent only reads.
+  dir "$OPT" 0755 "$DM_USER" "$DM_USER"
+  dir "$OPT/releases" 0755 "$DM_USER" "$DM_USER"
+  # Its own copy, root's: the deployment manager can neither change nor roll back itself.
+  dir "$OPT/deployment-manager" 0755 root root
+  dir "$OPT/deployment-manager/releases" 0755 root root
+  dir "$STATE" 0755 root root
+  dir "$STATE/agent" 0700 "$AGENT_USER" "$AGENT_USER"
+  dir "$STATE/deployment-manager" 0700 "$DM_USER" "$DM_USER"
+
+  unpack "$OPT/releases/$version" "$DM_USER"
+  unpack "$OPT/deployment-manager/releases/$version" root
+  # The agent's `current` is the deployment manager's from now on; set only on a first install.
+  [[ -e $(R "$OPT/current") || -L $(R "$OPT/current") ]] || link "releases/$version" "$OPT/current" "$DM_USER"
+  link "releases/$version" "$OPT/deployment-manager/current" root
+
+  pki "$OPT/deployment-manager/releases/$version"
+  configs
+  units
+
+  say "fort $version is installed (config $CONFIG_DIR, code $OPT, data $STATE)."
+  if [[ $LIVE_SYSTEMD -eq 1 && $START -eq 1 ]]; then say 'fort-agent and fort-deployment-manager are running.'
+  else say 'The units are enabled; they start at the next boot (or: systemctl start fort-agent fort-deployment-manager).'; fi
+  say 'Next, pair this fort with your cloud tenant using a one-time code from the cloud console:'
+  say '  sudo fortctl pair --cloud https://<your cloud> --code <one-time code>'
+}
+
+uninstall_fort() {
+  local unit
+  if [[ $LIVE_SYSTEMD -eq 1 ]]; then
+    systemctl disable --quiet --now "${UNITS[@]}" 2>/dev/null || true
+  elif [[ -e $(R "$UNIT_DIR/fort-agent.service") ]]; then
+    systemctl --root="$ROOT" disable --quiet "${UNITS[@]}" 2>/dev/null || true
+  fi
+  for unit in "${UNITS[@]}"; do rm -f "$(R "$UNIT_DIR/$unit")"; done
+  [[ $LIVE_SYSTEMD -eq 1 ]] && systemctl daemon-reload
+  rm -f "$(R "$FORTCTL")"
+  rm -rf "$(R "$OPT")"
+  say "removed the units, fortctl and $OPT"
+  if [[ $PURGE -eq 1 ]]; then
+    rm -rf "$(R "$CONFIG_DIR")" "$(R "$STATE")"
+    remove_users
+    say "purged $CONFIG_DIR (keys and CAs included), $STATE and the users"
+  else
+    say "kept $CONFIG_DIR (config, keys, the installation's CA), $STATE (data) and the users; --purge deletes them"
+  fi
+}
+
+case $ACTION in
+  install) install_fort ;;
+  uninstall) uninstall_fort ;;
+esac
