@@ -19,6 +19,10 @@ import { createOutbox } from './events/outbox.js';
 import { startReloadService } from './reloads/service.js';
 import { certificateInventory } from './cert-inventory.js';
 import { createDeadLetterReader } from './events/dead-letters.js';
+import { createAgentMetrics } from './metrics.js';
+import { createUpdateStateHolder } from './update-state.js';
+import { createCertReloader, tlsServerOf, type CertReloader } from './tls-reload.js';
+import { FortError } from '../lib/errors.js';
 
 /** Composition root: config → logger → store → client API → admin API → READY. */
 const { config, log, notifier, lifecycle, runtime, start } = bootDaemon({
@@ -28,10 +32,26 @@ const { config, log, notifier, lifecycle, runtime, start } = bootDaemon({
   load: loadAgentConfig,
 });
 
+// SIGHUP (systemctl reload) re-reads the servers' certificates; installed first, as its default
+// action would kill the agent. Bad new files are refused and the old ones stay served.
+let certs: CertReloader | undefined;
+const reloadCerts = (by: string) => {
+  if (!certs) throw new FortError('FORT_ERR_CONFLICT', 'the agent is still starting; it loads the certificates on disk as it starts');
+  return certs.reload(by);
+};
+process.on('SIGHUP', () => {
+  try {
+    reloadCerts('SIGHUP');
+  } catch (err) {
+    log.error({ reason: (err as Error).message }, 'certificates not reloaded; still serving the previous ones');
+  }
+});
+
 await start(async () => {
   const startedAt = new Date();
   const release = readReleaseInfo();
   const health = createHealthRegistry();
+  const metrics = createAgentMetrics();
   const clock = createClockHealth({ health, builtAt: readBuildDate(release.root), log: log.child({ module: 'clock' }) });
   const adminTls = loadTlsMaterial(config.admin.tls);
   const apiTls = loadTlsMaterial(config.api.tls);
@@ -54,14 +74,14 @@ await start(async () => {
   const appsDir = join(dirname(config.store.path), 'apps');
   // Status goes to the cloud through the outbox; without the IoT link it is only logged.
   const outbox = config.iot ? createOutbox({ db: store.db, log: log.child({ module: 'outbox' }), maxMessages: config.iot.outbox_max_messages }) : undefined;
-  const reloads = startReloadService({ db: store.db, config: config.reloads, appsDir, fortId: config.fort.id, outbox, proxy, log });
+  const reloads = startReloadService({ db: store.db, config: config.reloads, appsDir, fortId: config.fort.id, outbox, proxy, log, metrics });
   // Stopped after the link and the APIs (registered first): nothing queues work into a stopped executor.
   lifecycle.add({ name: 'reloads', stop: () => reloads.stop() });
 
   if (config.iot) {
     // Loaded only when configured: MQTT, WebSocket and SigV4 cost ~12 MB of idle RSS.
     const { startIotService } = await import('./iot/service.js');
-    const iot = startIotService({ config: config.iot, fortId: config.fort.id, db: store.db, outbox, handlers: reloads.handlers, health, clock, log, proxy });
+    const iot = startIotService({ config: config.iot, fortId: config.fort.id, db: store.db, outbox, handlers: reloads.handlers, health, clock, log, proxy, metrics });
     lifecycle.add({ name: 'iot', stop: () => iot.stop() });
   }
   reloads.start();
@@ -71,7 +91,7 @@ await start(async () => {
   if (config.api.auth && config.cloud) {
     // Loaded only when configured, like the IoT link: jose and the cloud client cost idle RSS.
     const { createDataDeps } = await import('./api/data-deps.js');
-    const deps = createDataDeps({ api: { ...config.api, auth: config.api.auth }, cloud: config.cloud, fortId: config.fort.id, appsDir, db: store.db, auditDb: auditStore.db, reloads, proxy, health, log });
+    const deps = createDataDeps({ api: { ...config.api, auth: config.api.auth }, cloud: config.cloud, fortId: config.fort.id, appsDir, db: store.db, auditDb: auditStore.db, reloads, proxy, health, log, metrics });
     // Registered before the API: stopped after it, so the last requests' audit entries are written.
     lifecycle.add({ name: 'cloud', stop: async () => deps.close() });
     data = deps.data;
@@ -83,11 +103,14 @@ await start(async () => {
     isDraining: () => health.draining,
     version: release.version,
     ...(data ? { data } : {}),
+    metrics,
     log: log.child({ module: 'client-api' }),
   });
   lifecycle.add({ name: 'client-api', stop: () => clientApi.close() });
   health.set('client-api', 'ready', `https://${config.api.host}:${config.api.port}`);
 
+  const updateState = createUpdateStateHolder();
+  metrics.sample({ ...(outbox ? { outboxBacklog: () => outbox.size() } : {}), reloadBacklog: () => reloads.queue.backlog(), updateState: updateState.get });
   const admin = await startAdminServer({
     host: config.admin.host,
     port: config.admin.port,
@@ -102,6 +125,9 @@ await start(async () => {
     audit: createAuditReader(auditStore.db),
     certificates: () => certificateInventory(config),
     deadLetters: createDeadLetterReader(store.db),
+    reloadCerts,
+    metrics,
+    updateState,
     reloads: {
       registerApp: (text, format, by) => reloads.registry.register(text, format, by),
       listApps: () => reloads.registry.list(),
@@ -114,6 +140,10 @@ await start(async () => {
   });
   lifecycle.add({ name: 'admin-api', stop: () => admin.close() });
   health.set('admin-api', 'ready', `https://${config.admin.host}:${config.admin.port}`);
+  certs = createCertReloader([
+    { role: 'admin API (trust zone)', paths: config.admin.tls, server: tlsServerOf(admin) },
+    { role: 'client API (client zone)', paths: config.api.tls, server: tlsServerOf(clientApi) },
+  ], log.child({ module: 'tls' }));
 
   log.info({ version: release.version, fortId: config.fort.id, readyMs: Date.now() - startedAt.getTime() }, 'fort-agent ready');
   notifier.ready(`serving: client API ${config.api.host}:${config.api.port}, admin API ${config.admin.host}:${config.admin.port}`);

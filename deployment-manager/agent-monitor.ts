@@ -11,7 +11,7 @@ export type AgentView =
  * Periodic health check of the agent over the trust-zone admin link. Logs transitions only,
  * so a long outage is one line, not one per interval.
  */
-export function createAgentMonitor(deps: { client: AdminClient; intervalMs: number; log: Logger; now?: () => Date }) {
+export function createAgentMonitor(deps: { client: AdminClient; intervalMs: number; log: Logger; onHealthy?: (health: AgentHealth) => void; now?: () => Date }) {
   const now = deps.now ?? (() => new Date());
   let view: AgentView = { kind: 'unknown' };
   let timer: NodeJS.Timeout | undefined;
@@ -30,6 +30,7 @@ export function createAgentMonitor(deps: { client: AdminClient; intervalMs: numb
       // 200 = serving; `degraded` (cloud link down) is not the agent's fault to roll back for.
       if (statusCode === 200 && (body.status === 'healthy' || body.status === 'degraded')) {
         record({ kind: 'healthy', version: body.version, at: now() }, { version: body.version });
+        deps.onHealthy?.(body);
       } else {
         const status = (body as Partial<AgentHealth>).status ?? `http ${statusCode}`;
         record({ kind: 'unhealthy', status, at: now() }, { statusCode, status });

@@ -6,6 +6,7 @@ import { readReleaseInfo } from '../lib/version.js';
 import { loadDeploymentManagerConfig } from './config.js';
 import { createStateFile } from './state.js';
 import { createAgentMonitor } from './agent-monitor.js';
+import { createAgentReporter, reportingStateFile } from './agent-report.js';
 import { resolveProxy } from '../lib/proxy.js';
 
 /** Composition root: config → state file → agent monitor → READY. */
@@ -18,12 +19,15 @@ const { config, log, notifier, lifecycle, runtime, start } = bootDaemon({
 
 await start(async () => {
   const tls = loadTlsMaterial(config.agent.tls);
-  const stateFile = createStateFile(config.state.path);
+  const client = createAdminClient({ url: config.agent.admin_url, tls, timeoutMs: config.agent.timeout_seconds * 1000 });
+  const plainStateFile = createStateFile(config.state.path);
+  const reporter = createAgentReporter({ client, load: () => plainStateFile.load(), log: log.child({ module: 'agent-report' }) });
+  const stateFile = reportingStateFile(plainStateFile, reporter);
   const state = stateFile.load();
   log.info({ step: state.step, installed: state.installed, deploymentId: state.deployment?.id }, 'update state loaded');
 
-  const client = createAdminClient({ url: config.agent.admin_url, tls, timeoutMs: config.agent.timeout_seconds * 1000 });
-  const monitor = createAgentMonitor({ client, intervalMs: config.agent.health_interval_seconds * 1000, log: log.child({ module: 'agent-monitor' }) });
+  // Each good health check may report the update state again (the agent keeps it in memory).
+  const monitor = createAgentMonitor({ client, intervalMs: config.agent.health_interval_seconds * 1000, log: log.child({ module: 'agent-monitor' }), onHealthy: (h) => reporter.agentHealthy(h) });
   lifecycle.add({
     name: 'agent-monitor',
     stop: async () => {

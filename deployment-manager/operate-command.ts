@@ -12,6 +12,7 @@ import { createStateFile, type UpdateState } from './state.js';
 import { createUpdateService } from './update-service.js';
 import { createWorkLock } from './work-lock.js';
 import type { CliIo } from './artifact/cli.js';
+import { createAgentReporter, reportingStateFile } from './agent-report.js';
 
 /** Exit codes of install/rollback: 0 done, 1 refused or rolled back (why is printed), 2 usage, 75 busy (try later). */
 export const OPERATE_EXIT = { OK: 0, FAILED: 1, USAGE: 2, BUSY: 75 } as const;
@@ -38,8 +39,10 @@ async function operate(kind: { install: string } | { rollback: true }, o: Operat
   if (!config.updates) throw new FortError('FORT_ERR_CONFIG', `${o.config}: [updates] is not configured; updates are disabled on this fort`);
   // Progress as JSON lines on stderr (--verbose), the outcome in words on stdout.
   const log = createLogger({ level: o.verbose ? 'info' : 'warn', name: 'fort-deployment-manager', destination: { write: (line: string) => io.stderr(line) } });
-  const stateFile = createStateFile(config.state.path);
   const admin = createAdminClient({ url: config.agent.admin_url, tls: loadTlsMaterial(config.agent.tls), timeoutMs: config.agent.timeout_seconds * 1000 });
+  // The agent shows this update's progress too (the daemon reports again once it sees the agent restarted).
+  const reporter = createAgentReporter({ client: admin, load: () => createStateFile(config.state.path).load(), log: log.child({ module: 'agent-report' }, { level: o.verbose ? 'info' : 'error' }) });
+  const stateFile = reportingStateFile(createStateFile(config.state.path), reporter);
   const service = createUpdateService({ config: config.updates, state: stateFile, initial: stateFile.load(), lock: createWorkLock(`${config.state.path}.lock`), admin, proxy: resolveProxy(undefined, readRuntimeEnv('FORT_DM_CONFIG').proxy), log });
   const before = service.updater.state;
   let after: UpdateState;
@@ -54,6 +57,7 @@ async function operate(kind: { install: string } | { rollback: true }, o: Operat
     return;
   } finally {
     await service.stop();
+    await reporter.settled();
     admin.close();
   }
   const what = 'install' in kind ? `install ${kind.install}` : 'rollback';

@@ -2,10 +2,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { StoreError } from '../lib/errors.js';
 import { writeFileAtomic } from '../lib/files.js';
+import { UPDATE_STEPS } from '../lib/update-summary.js';
 
-/** Steps of one update, in order; each names the action the deployment manager does next. */
-export const UPDATE_STEPS = ['idle', 'downloading', 'verifying', 'installing', 'switching', 'health_checking', 'committed', 'rolling_back', 'failed'] as const;
-export type UpdateStep = (typeof UPDATE_STEPS)[number];
+export { UPDATE_STEPS, type UpdateStep } from '../lib/update-summary.js';
 
 /** A status the server has not acknowledged yet: delivered in order, retried until it is. */
 export const pendingReportSchema = z.object({

@@ -1,32 +1,8 @@
 import type { Command } from 'commander';
 import { loadDeploymentManagerConfig } from './config.js';
-import { createStateFile, type UpdateState } from './state.js';
+import { explain } from '../lib/update-summary.js';
+import { createStateFile } from './state.js';
 import { createWorkLock } from './work-lock.js';
-
-/** Why the state machine is where it is, in an operator's words. */
-export function explain(s: UpdateState): string {
-  const d = s.deployment;
-  switch (s.step) {
-    case 'idle':
-      return s.lastError ? `idle; the last update failed: ${s.lastError}` : 'idle: no update in progress';
-    case 'downloading':
-      return `downloading ${d?.artifactName} (deployment ${d?.id}): ${d?.downloaded ?? 0} bytes so far; resumes from there after a restart`;
-    case 'verifying':
-      return `verifying ${d?.artifactName}: checksums, signature, device type; nothing is installed until it passes`;
-    case 'installing':
-      return `unpacking ${d?.artifactName} into releases/`;
-    case 'switching':
-      return `switching current to ${d?.target} and restarting the agent`;
-    case 'health_checking':
-      return `waiting for the agent to report healthy on ${d?.target} until ${d?.deadline}; otherwise it is rolled back to ${s.installed}`;
-    case 'committed':
-      return `${s.installed} is committed; cleaning up`;
-    case 'rolling_back':
-      return `rolling back to ${s.installed}: ${d?.reason ?? ''}`;
-    case 'failed':
-      return `the update of ${d?.artifactName} failed: ${s.lastError ?? d?.reason ?? 'unknown'}`;
-  }
-}
 
 /** `status`: the persisted update state, read from the state file (works with the daemon down). */
 export function statusCommand(program: Command): Command {

@@ -30,7 +30,8 @@ const filesOf = (dir: string, artifactKey: boolean) => ({
   authKey: join(dir, 'mender-auth.pem'),
 });
 
-function read(dir: string): UpdateIdentity | undefined {
+/** The identity obtained earlier in `dir`, or undefined (none yet). */
+export function readUpdateIdentity(dir: string): UpdateIdentity | undefined {
   const file = join(dir, 'identity.json');
   if (!existsSync(file)) return undefined;
   const id = identitySchema.parse(JSON.parse(readFileSync(file, 'utf8')));
@@ -46,7 +47,7 @@ function read(dir: string): UpdateIdentity | undefined {
 export async function obtainUpdateIdentity(opts: { dir: string; admin: Pick<AdminClient, 'updateIdentity'>; retryMs: number; signal: AbortSignal; log: Logger }): Promise<UpdateIdentity | undefined> {
   // What a crash while writing it left (never used).
   removeStaging(opts.dir);
-  const have = read(opts.dir);
+  const have = readUpdateIdentity(opts.dir);
   if (have) return have;
   let said = '';
   while (!opts.signal.aborted) {
@@ -58,7 +59,7 @@ export async function obtainUpdateIdentity(opts: { dir: string; admin: Pick<Admi
         const answer = answerSchema.parse(res.body);
         write(opts.dir, answer, device.keyPem);
         opts.log.info({ fortId: answer.fort_id, updateServer: answer.update_server?.url ?? null }, 'update identity obtained through the agent');
-        return read(opts.dir);
+        return readUpdateIdentity(opts.dir);
       }
       why = res.statusCode === 409 ? 'the fort is not paired yet (fortctl pair)' : `the agent answered ${res.statusCode}: ${res.body.detail ?? ''}`;
     } catch (err) {

@@ -2,6 +2,7 @@ import { Agent } from 'node:https';
 import { FortError } from './errors.js';
 import { createJsonClient } from './https-json.js';
 import type { TlsMaterial } from './tls.js';
+import type { UpdateStateView, UpdateSummary } from './update-summary.js';
 
 export interface AgentHealth {
   status: 'healthy' | 'degraded' | 'starting' | 'draining' | 'unhealthy';
@@ -55,6 +56,16 @@ export interface CertificateReport {
   daysLeft: number;
   /** Every certificate of a bundle file (CAs) is reported; `index` says which. */
   index: number;
+}
+
+/** What a TLS server serves after `POST /admin/v1/reload-certs`; never key material. */
+export interface ServedCertificate {
+  role: string;
+  file: string;
+  subject: string;
+  serialNumber: string;
+  notAfter: string;
+  fingerprint256: string;
 }
 
 export interface Problem {
@@ -112,7 +123,7 @@ export function createAdminClient(opts: AdminClientOptions) {
   const agent = new Agent({ ca, cert, key, keepAlive: true, maxSockets: 1 });
   const http = createJsonClient({ agent, timeoutMs: opts.timeoutMs ?? 5000, peer: `agent admin API ${opts.url}`, errorCode: 'FORT_ERR_ADMIN_LINK' });
 
-  const call = async <T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<{ statusCode: number; body: T }> => {
+  const call = async <T>(method: 'GET' | 'POST' | 'PUT', path: string, body?: unknown): Promise<{ statusCode: number; body: T }> => {
     const res = await http.send(new URL(path, base), { method, ...(body === undefined ? {} : { body }) });
     return { statusCode: res.statusCode, body: http.json<T>(res) };
   };
@@ -126,6 +137,15 @@ export function createAdminClient(opts: AdminClientOptions) {
     pair: (req: { cloud: string; code: string; tenant?: string }) => call<{ fortId: string; tenant: string; pairedAt: string } & Problem>('POST', '/admin/v1/pair', req),
     unpair: (force: boolean) => call<{ fortId: string; cloudTold: boolean } & Problem>('POST', '/admin/v1/unpair', { force }),
     updateIdentity: (csr: string) => call<Record<string, unknown> & Problem>('POST', '/admin/v1/update-identity', { csr }),
+    /** The deployment manager's update state, for the agent's metrics and `fortctl update status` (204 when taken). */
+    reportUpdateState: (summary: UpdateSummary) => call<Problem>('PUT', '/admin/v1/update-state', summary),
+    updateState: () => call<UpdateStateView & Problem>('GET', '/admin/v1/update-state'),
+    /** `GET /admin/v1/metrics`: Prometheus text, not JSON. */
+    async metrics(): Promise<{ statusCode: number; contentType: string; text: string }> {
+      const res = await http.send(new URL('/admin/v1/metrics', base), { headers: { accept: 'text/plain' } });
+      return { statusCode: res.statusCode, contentType: String(res.headers['content-type'] ?? ''), text: res.text };
+    },
+    reloadCerts: () => call<{ served: ServedCertificate[] } & Problem>('POST', '/admin/v1/reload-certs', {}),
     rotateKeys: () => call<{ fortId: string; previousValidUntil: string } & Problem>('POST', '/admin/v1/rotate-keys', {}),
     /** Audit entries recorded at or after `since`: the newest `limit` (agent default 200, at most 1000), newest last. */
     audit: (since: Date, limit?: number) => {

@@ -1,9 +1,10 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import { z } from 'zod';
 import { FortError } from '../../lib/errors.js';
 import { sendBadRequest, sendProblem } from '../../lib/http-problem.js';
 import type { FortIdentity } from '../pairing/identity.js';
 import type { PairRequest } from '../pairing/pair.js';
+import { operatorOnly } from './peer.js';
 
 export interface AdminPairingDeps {
   pair(req: PairRequest, by: string): Promise<FortIdentity>;
@@ -31,12 +32,6 @@ const pairBody = z.strictObject({
 
 /** `POST /admin/v1/pair` (fortctl pair): only the operator's client, never the deployment manager. */
 export function registerPairingRoutes(app: FastifyInstance, deps: AdminPairingDeps) {
-  /** Operator actions only: the deployment manager's certificate gets 403 (false: answered). */
-  const operatorOnly = (req: FastifyRequest, reply: FastifyReply, action: string) => {
-    if (req.peer?.name !== 'deployment-manager') return true;
-    void sendProblem(reply, 403, 'FORT_ERR_FORBIDDEN', 'Forbidden', `${action} is an operator action (fortctl)`);
-    return false;
-  };
   /** The answer first, then the restart that applies the change (the caller learns it succeeded). */
   const answerThenRestart = (reply: FastifyReply, answer: object, reason: string) => {
     reply.send({ ...answer, restarting: true });

@@ -1,5 +1,7 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { TLSSocket } from 'node:tls';
 import { commonName } from '../../lib/tls.js';
+import { sendProblem } from '../../lib/http-problem.js';
 
 const CLIENT_AUTH_OID = '1.3.6.1.5.5.7.3.2';
 
@@ -21,4 +23,11 @@ export function authorizePeer(socket: TLSSocket, allowed: ReadonlySet<string>): 
   if (eku && !eku.includes(CLIENT_AUTH_OID)) return { ok: false, reason: `certificate of ${name} is not for client authentication` };
   if (!allowed.has(name)) return { ok: false, reason: `trust-zone member ${name} is not allowed on the admin API` };
   return { ok: true, peer: { name, fingerprint256: cert.fingerprint256 } };
+}
+
+/** Operator actions only: the deployment manager's certificate gets 403 (false: answered). */
+export function operatorOnly(req: FastifyRequest, reply: FastifyReply, action: string): boolean {
+  if (req.peer?.name !== 'deployment-manager') return true;
+  void sendProblem(reply, 403, 'FORT_ERR_FORBIDDEN', 'Forbidden', `${action} is an operator action (fortctl)`);
+  return false;
 }

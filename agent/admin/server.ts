@@ -6,11 +6,15 @@ import type { TlsMaterial } from '../../lib/tls.js';
 import { sendProblem, sendBadRequest } from '../../lib/http-problem.js';
 import type { HealthRegistry } from '../health.js';
 import type { AuditReader } from '../audit/reader.js';
-import { authorizePeer, type PeerIdentity } from './peer.js';
 import { registerReloadRoutes, type AdminReloadsDeps } from './reload-routes.js';
 import { registerPairingRoutes, type AdminPairingDeps } from './pairing-routes.js';
-import type { CertificateReport } from '../../lib/admin-client.js';
+import type { CertificateReport, ServedCertificate } from '../../lib/admin-client.js';
 import type { DeadLetterReader } from '../events/dead-letters.js';
+import { requestObserver, type AgentMetrics } from '../metrics.js';
+import type { UpdateStateHolder } from '../update-state.js';
+import { registerUpdateStateRoutes } from './update-state-routes.js';
+import { FortError, TlsMaterialError } from '../../lib/errors.js';
+import { authorizePeer, operatorOnly, type PeerIdentity } from './peer.js';
 
 export interface AdminServerDeps {
   host: string;
@@ -31,6 +35,12 @@ export interface AdminServerDeps {
   deadLetters?: DeadLetterReader;
   /** Expiry of every certificate the agent uses (`fortctl certs check`). */
   certificates?: () => CertificateReport[];
+  /** Reads the TLS servers' certificates again and serves them (`fortctl reload-certs`, as SIGHUP does). */
+  reloadCerts?: (requestedBy: string) => ServedCertificate[];
+  /** `GET /admin/v1/metrics`; this API's own requests are counted in it too. */
+  metrics?: AgentMetrics;
+  /** What the deployment manager reports of its update state. */
+  updateState?: UpdateStateHolder;
   log: Logger;
   now?: () => Date;
 }
@@ -75,6 +85,7 @@ export async function startAdminServer(deps: AdminServerDeps) {
     },
   });
 
+  if (deps.metrics) app.addHook('onResponse', requestObserver('admin', deps.metrics));
   app.addHook('onRequest', async (req, reply) => {
     const decision = authorizePeer(req.raw.socket as TLSSocket, allowed);
     if (!decision.ok) {
@@ -130,6 +141,31 @@ export async function startAdminServer(deps: AdminServerDeps) {
 
   const certificates = deps.certificates;
   if (certificates) app.get('/admin/v1/certs', async () => ({ certificates: certificates() }));
+
+  const reloadCerts = deps.reloadCerts;
+  if (reloadCerts) {
+    app.post('/admin/v1/reload-certs', async (req, reply) => {
+      if (!operatorOnly(req, reply, 'reloading certificates')) return reply;
+      try {
+        return { served: reloadCerts(req.peer?.name ?? 'unknown') };
+      } catch (err) {
+        // Names the file and what is wrong with it; nothing was swapped.
+        if (err instanceof TlsMaterialError) return sendProblem(reply, 422, err.code, 'Certificates not reloaded', `${err.message}; still serving the previous certificates`);
+        if (err instanceof FortError && err.code === 'FORT_ERR_CONFLICT') return sendProblem(reply, 409, err.code, 'Starting', err.message);
+        throw err;
+      }
+    });
+  }
+
+  const metrics = deps.metrics;
+  if (metrics) {
+    app.get('/admin/v1/metrics', async (_req, reply) => {
+      const { contentType, text } = await metrics.scrape();
+      return reply.type(contentType).send(text);
+    });
+  }
+  const updateState = deps.updateState;
+  if (updateState) await app.register(async (scope) => registerUpdateStateRoutes(scope, updateState));
 
   const reloads = deps.reloads;
   if (reloads) await app.register(async (scope) => registerReloadRoutes(scope, reloads));

@@ -9,6 +9,7 @@ import { TokenRejectedError, type UserTokenVerifier } from './user-token.js';
 import { VIEWER_JS, viewerHtml } from './viewer-page.js';
 import { PAGE_HEADERS } from './security-headers.js';
 import { createClientApiServer } from './plumbing.js';
+import { requestObserver, type MetricsRecorder } from '../metrics.js';
 
 export interface ClientApiDeps {
   config: ApiConfig;
@@ -18,6 +19,7 @@ export interface ClientApiDeps {
   version: string;
   /** Absent when [api.auth] / [cloud] are not configured: the data API then answers 503. */
   data?: AppsRoutesDeps & { verifyToken: UserTokenVerifier };
+  metrics?: MetricsRecorder;
   log: Logger;
 }
 
@@ -28,6 +30,7 @@ const pathOf = (url: string) => url.split('?')[0]!;
 export async function startClientApi(deps: ClientApiDeps) {
   const { config } = deps;
   const { app, perUser } = await createClientApiServer(config, deps.tls, deps.log);
+  if (deps.metrics) app.addHook('onResponse', requestObserver('client', deps.metrics));
   if (config.access_log) {
     app.addHook('onResponse', async (req, reply) => {
       req.log.info({ method: req.method, path: pathOf(req.url), status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10, user: req.identity?.user, ip: req.ip }, 'request');

@@ -13,12 +13,15 @@ export const fortctlConfigSchema = z.strictObject({
 });
 export type FortctlConfig = z.output<typeof fortctlConfigSchema>;
 
-/** --config, else $FORTCTL_CONFIG, else the dev stack's file in the working directory, else /etc. */
-export function defaultFortctlConfig(envFile: string | undefined, cwd: string): string {
+/** The file an env var names, else the dev stack's `name` in the working directory, else /etc/fort's. */
+export function defaultConfigFile(name: string, envFile: string | undefined, cwd: string): string {
   if (envFile) return envFile;
-  const dev = resolveFrom(cwd, '.fort-dev/fortctl.toml');
-  return existsSync(dev) ? dev : '/etc/fort/fortctl.toml';
+  const dev = resolveFrom(cwd, `.fort-dev/${name}`);
+  return existsSync(dev) ? dev : `/etc/fort/${name}`;
 }
+
+/** --config, else $FORTCTL_CONFIG, else the dev stack's file in the working directory, else /etc. */
+export const defaultFortctlConfig = (envFile: string | undefined, cwd: string): string => defaultConfigFile('fortctl.toml', envFile, cwd);
 
 export function loadFortctlConfig(file: string): FortctlConfig {
   const { dir, config } = loadTomlConfig(file, fortctlConfigSchema);

@@ -10,6 +10,11 @@ import { readRuntimeEnv } from '../../lib/runtime-env.js';
 import { defaultFortctlConfig, loadFortctlConfig } from './config.js';
 import { parseSince } from '../audit/since.js';
 import { certificateReport } from '../cert-inventory.js';
+import { wholeNumber } from './args.js';
+import { printable } from './output.js';
+import { logsCommand } from './logs/command.js';
+import { doctorCommand } from './doctor/command.js';
+import { updateCommand } from './update-status.js';
 
 /** Exit codes: 0 healthy / done, 1 agent not healthy (or a usage error), 2 unreachable or refused, 78 bad config. */
 const program = new Command('fortctl')
@@ -31,13 +36,6 @@ function refused(what: string, statusCode: number, body: Problem): void {
   process.stderr.write(`fortctl: ${what} failed (${statusCode}${body.code ? ` ${body.code}` : ''}): ${printable(body.detail ?? JSON.stringify(body))}\n`);
   process.exitCode = statusCode === 409 ? 1 : 2;
 }
-
-/** A commander parser for a whole number in min..max. */
-const wholeNumber = (min: number, max: number) => (v: string) => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`expected a whole number ${min}..${max}`);
-  return n;
-};
 
 function printHealth(h: AgentHealth): void {
   process.stdout.write(`agent ${h.fortId}  version ${h.version}  ${h.status}  (up ${h.uptimeSeconds}s)\n`);
@@ -121,6 +119,19 @@ program
   });
 
 program
+  .command('reload-certs')
+  .description('serve the admin and client API certificates now on disk (as SIGHUP / systemctl reload fort-agent does); open connections and the IoT link stay up')
+  .action(async () => {
+    const { statusCode, body } = await withAdmin((a) => a.reloadCerts());
+    if (statusCode !== 200) {
+      refused('reloading certificates', statusCode, body);
+      return;
+    }
+    if (program.opts<{ json?: boolean }>().json) process.stdout.write(`${JSON.stringify(body.served, null, 2)}\n`);
+    else printTable(['role', 'serial', 'not after', 'subject', 'file'], body.served.map((c) => [c.role, c.serialNumber, c.notAfter.slice(0, 10), printable(c.subject), c.file]));
+  });
+
+program
   .command('rotate-keys')
   .description('new JWT key and device certificate for this fort, registered with the cloud (the old ones stay valid for the cloud\'s overlap); the agent restarts with them')
   .action(async () => {
@@ -145,8 +156,6 @@ program
     process.stdout.write(`unpaired ${body.fortId}${body.cloudTold ? ' (revoked in the cloud)' : ' (the cloud was NOT told: revoke it there)'}; its data is kept; the agent restarts unpaired\n`);
   });
 
-/** Control characters (ANSI escapes in a requested path, say) never reach the operator's terminal. */
-const printable = (v: string) => v.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?');
 const cell = (v: string, width: number) => (v.length > width ? `${v.slice(0, width - 1)}…` : v.padEnd(width));
 
 /** Columns padded to their widest cell (at most 60); the last column is never cut. */
@@ -263,6 +272,10 @@ reloads
     if (statusCode !== 202) throw refusal(statusCode, body);
     process.stdout.write(`${body.result === 'cancelled' ? 'cancelled' : 'cancelling (the running load stops shortly)'} ${id}\n`);
   });
+
+program.addCommand(logsCommand());
+program.addCommand(doctorCommand());
+program.addCommand(updateCommand(withAdmin));
 
 try {
   await program.parseAsync(process.argv);

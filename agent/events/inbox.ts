@@ -2,6 +2,7 @@ import type Database from 'better-sqlite3';
 import type { Logger } from '../../lib/logger.js';
 import { EVENT_TYPE, MAX_EVENT_BYTES, parseEvent, type FortEvent, type ParseFailureCode } from './envelope.js';
 import type { Outbox } from './outbox.js';
+import { NO_METRICS, type MetricsRecorder } from '../metrics.js';
 
 /** What a handler may touch: the same handle, inside the inbox's transaction. */
 export interface HandlerContext {
@@ -61,6 +62,7 @@ export interface InboxOptions {
   handlers?: ReadonlyMap<string, EventHandler>;
   /** Oldest dead letters beyond this are deleted: a flood of junk must not fill the disk. */
   maxDeadLetters?: number;
+  metrics?: MetricsRecorder;
   now?: () => Date;
 }
 
@@ -74,6 +76,7 @@ class HandlerFailure extends Error {
 export function createInbox(opts: InboxOptions): Inbox {
   const { db, log, fortId, outbox } = opts;
   const now = opts.now ?? (() => new Date());
+  const metrics = opts.metrics ?? NO_METRICS;
   const maxDeadLetters = opts.maxDeadLetters ?? 1000;
   if (!Number.isInteger(maxDeadLetters) || maxDeadLetters < 1) throw new RangeError(`inbox maxDeadLetters must be a positive integer, got ${maxDeadLetters}`);
   const handlers = new Map<string, EventHandler>();
@@ -116,11 +119,11 @@ export function createInbox(opts: InboxOptions): Inbox {
   }
   for (const [type, handler] of opts.handlers ?? []) registerHandler(type, handler);
 
-  type Outcome = { result: ReceiveResult; report?: () => void };
+  type Outcome = { result: ReceiveResult; code?: DeadLetterCode; report?: () => void };
 
   const rejected = (topic: string, payload: Buffer, code: DeadLetterCode, reason: string, id?: string, type?: string): Outcome => {
     deadLetter(topic, payload, code, reason, id, type);
-    return { result: 'dead_lettered', report: () => log.warn({ topic, code, reason, eventId: id, type, size: payload.length }, 'event dead-lettered') };
+    return { result: 'dead_lettered', code, report: () => log.warn({ topic, code, reason, eventId: id, type, size: payload.length }, 'event dead-lettered') };
   };
 
   /** Runs inside the batch transaction; logging waits for the commit, so nothing rolled back is reported. */
@@ -152,8 +155,11 @@ export function createInbox(opts: InboxOptions): Inbox {
   function receiveMany(messages: readonly InboundMessage[]): ReceiveResult[] {
     const outcomes = receiveAll(messages);
     counts.received += messages.length;
-    return outcomes.map(({ result, report }) => {
+    metrics.eventsReceived(messages.length);
+    return outcomes.map(({ result, code, report }) => {
       counts[tally[result]]++;
+      if (code) metrics.eventDeadLettered(code);
+      else if (result === 'duplicate') metrics.eventDuplicate();
       report?.();
       return result;
     });

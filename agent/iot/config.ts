@@ -33,6 +33,7 @@ export const iotSection = () =>
     reconnect_cap_ms: intRange(1000, 600_000).default(120_000).describe('Largest reconnect backoff'),
     outbox_max_messages: intRange(10, 10_000_000).default(100_000).describe('Outbox bound; the oldest status messages are dropped (and counted) beyond it'),
     publish_rate_per_second: intRange(1, 100).default(50).describe('Publish rate limit (AWS: ~100/s per connection)'),
+    dedup_hours: intRange(2, 24 * 365).default(168).describe('How long event ids are remembered to drop redeliveries; must outlast the broker\'s persistent session (AWS: 1 h), else a late redelivery runs twice'),
     credentials: z.discriminatedUnion('source', [staticCredentials, providerCredentials], {
       error: 'expected source = "static" or "provider"',
     }).describe('Where SigV4 credentials come from'),

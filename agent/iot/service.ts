@@ -12,6 +12,7 @@ import { pingHandler } from '../events/handlers/ping.js';
 import type { IotConfig } from './config.js';
 import { credentialsProvider, staticCredentials, type CredentialSource } from './credentials.js';
 import { createMqttLink } from './link.js';
+import { NO_METRICS, type MetricsRecorder } from '../metrics.js';
 
 /**
  * The cloud → fort event path: credentials → SigV4 link → inbox (exactly-once effect) and the
@@ -29,6 +30,7 @@ export function startIotService(deps: {
   clock: ClockHealth;
   log: Logger;
   proxy?: ProxySettings | undefined;
+  metrics?: MetricsRecorder;
 }) {
   const { config, log } = deps;
   const thingName = config.thing_name ?? deps.fortId;
@@ -47,7 +49,8 @@ export function startIotService(deps: {
         });
 
   const outbox = deps.outbox ?? createOutbox({ db: deps.db, log: log.child({ module: 'outbox' }), maxMessages: config.outbox_max_messages });
-  const inbox = createInbox({ db: deps.db, log: log.child({ module: 'inbox' }), fortId: deps.fortId, outbox });
+  const metrics = deps.metrics ?? NO_METRICS;
+  const inbox = createInbox({ db: deps.db, log: log.child({ module: 'inbox' }), fortId: deps.fortId, outbox, metrics });
   inbox.registerHandler('ping', pingHandler(deps.fortId));
   for (const [type, handler] of deps.handlers ?? []) inbox.registerHandler(type, handler);
 
@@ -79,7 +82,9 @@ export function startIotService(deps: {
     if (link.state === 'connected') deps.health.set('iot-link', 'ready', 'connected');
     else deps.health.set('iot-link', 'degraded', link.stats().lastError ?? link.state);
   };
+  let connects = 0;
   link.events.on('connected', () => {
+    if (connects++ > 0) metrics.linkReconnected();
     publisher.start();
     healthState();
   });
@@ -87,7 +92,10 @@ export function startIotService(deps: {
     void publisher.stop();
     healthState();
   });
-  link.events.on('state', healthState);
+  link.events.on('state', (s) => {
+    metrics.linkUp(s === 'connected');
+    healthState();
+  });
   deps.health.set('iot-link', 'degraded', 'connecting');
   deps.health.setInfo('iot-link', () => ({
     ...link.stats(),
@@ -96,12 +104,21 @@ export function startIotService(deps: {
     deadLetters: inbox.deadLetterCount(),
   }));
   link.start();
+  // Event ids are remembered only as long as a redelivery can come (checked hourly): the
+  // dedup table must not grow for the life of the fort.
+  const pruneDedup = () => {
+    const removed = inbox.pruneBefore(new Date(Date.now() - config.dedup_hours * 3_600_000));
+    if (removed) log.debug({ removed }, 'forgot event ids past the redelivery window');
+  };
+  pruneDedup();
+  const pruneTimer = setInterval(pruneDedup, 3_600_000).unref();
 
   return {
     inbox,
     outbox,
     link,
     async stop() {
+      clearInterval(pruneTimer);
       // Link first: ending the connection fails any publish still awaiting its PUBACK,
       // which the publisher's stop waits for (the rows stay in the outbox for next time).
       await link.stop();

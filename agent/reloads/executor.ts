@@ -5,6 +5,7 @@ import type { Logger } from '../../lib/logger.js';
 import { commitAppVersion, pruneAppVersions } from '../apps/versions.js';
 import type { Reload, ReloadQueue } from './queue.js';
 import type { ReloadStatusSink } from './status.js';
+import { NO_METRICS, type MetricsRecorder } from '../metrics.js';
 
 /** A loaded, fsynced version file under a temp name in the app's directory. */
 export interface LoadedVersion {
@@ -27,6 +28,7 @@ export interface ReloadExecutorOptions {
   timeoutMs: number;
   keepVersions: number;
   log: Logger;
+  metrics?: MetricsRecorder;
   now?: () => Date;
 }
 
@@ -42,6 +44,7 @@ type AbortWhy = 'cancel' | 'timeout' | 'shutdown';
 export function createReloadExecutor(opts: ReloadExecutorOptions) {
   const { db, queue, status, log } = opts;
   const now = opts.now ?? (() => new Date());
+  const metrics = opts.metrics ?? NO_METRICS;
   const running = new Map<string, { controller: AbortController; done: Promise<void> }>();
   let stopped = true;
   let pumpScheduled = false;
@@ -98,6 +101,7 @@ export function createReloadExecutor(opts: ReloadExecutorOptions) {
         status.emit('reload.succeeded', { reloadId: r.id, appId: r.appId, versionId: committed.versionId, rows: v.rowCount, tables: v.tables, durationMs: Date.now() - t0 });
         return committed;
       })();
+      metrics.reloadFinished('succeeded', (Date.now() - t0) / 1000);
       log.info({ reloadId: r.id, appId: r.appId, versionId, rows: v.rowCount, durationMs: Date.now() - t0 }, 'reload succeeded');
       try {
         const pruned = pruneAppVersions(db, opts.appsDir, r.appId, opts.keepVersions);
@@ -118,10 +122,12 @@ export function createReloadExecutor(opts: ReloadExecutorOptions) {
       const message = e instanceof FortError ? e.message : 'internal error (see the fort log)';
       const state = why === 'cancel' ? 'cancelled' : 'failed';
       try {
-        db.transaction(() => {
-          if (!queue.finish(r.id, { state, errorCode: code, errorMessage: message })) return;
+        const recorded = db.transaction(() => {
+          if (!queue.finish(r.id, { state, errorCode: code, errorMessage: message })) return false;
           status.emit(state === 'cancelled' ? 'reload.cancelled' : 'reload.failed', { reloadId: r.id, appId: r.appId, code, message, durationMs: Date.now() - t0 });
+          return true;
         })();
+        if (recorded) metrics.reloadFinished(state, (Date.now() - t0) / 1000);
       } catch (dbErr) {
         log.error({ err: dbErr, reloadId: r.id }, 'could not record the end of a reload; it is re-queued at the next start');
       }

@@ -57,6 +57,7 @@ export function createReloadQueue(opts: { db: Database.Database; now?: () => Dat
     `SELECT ${COLUMNS} FROM reloads WHERE (@app IS NULL OR app_id = @app) AND (@state IS NULL OR state = @state) ORDER BY requested_at DESC, rowid DESC LIMIT @limit`,
   );
   const running = db.prepare<[], Row>(`SELECT ${COLUMNS} FROM reloads WHERE state = 'running'`);
+  const backlog = db.prepare<[], { state: 'queued' | 'running'; n: number }>("SELECT state, COUNT(*) AS n FROM reloads WHERE state IN ('queued', 'running') GROUP BY state");
 
   const get = (id: string): Reload | undefined => {
     const r = byId.get(id);
@@ -100,6 +101,12 @@ export function createReloadQueue(opts: { db: Database.Database; now?: () => Dat
       return listStmt.all({ app: filter.appId ?? null, state: filter.state ?? null, limit: filter.limit ?? 100 }).map(toReload);
     },
     running: (): Reload[] => running.all().map(toReload),
+    /** How many wait and run (the reloads_state index answers it: cheap at every metrics scrape). */
+    backlog(): { queued: number; running: number } {
+      const b = { queued: 0, running: 0 };
+      for (const r of backlog.all()) b[r.state] = r.n;
+      return b;
+    },
   };
 }
 export type ReloadQueue = ReturnType<typeof createReloadQueue>;

@@ -12,6 +12,7 @@ import { reloadStatusSink } from './status.js';
 import { createReloadExecutor, type LoadVersion } from './executor.js';
 import { recoverReloads } from './recovery.js';
 import { cancelReloads, reloadEventHandlers } from './handlers.js';
+import type { MetricsRecorder } from '../metrics.js';
 
 export interface ReloadServiceDeps {
   db: Database.Database;
@@ -23,6 +24,7 @@ export interface ReloadServiceDeps {
   outbox?: Outbox | undefined;
   proxy?: ProxySettings | undefined;
   log: Logger;
+  metrics?: MetricsRecorder;
 }
 
 /**
@@ -62,6 +64,7 @@ export function startReloadService(deps: ReloadServiceDeps) {
     timeoutMs: config.timeout_seconds * 1000,
     keepVersions: config.keep_versions,
     log,
+    ...(deps.metrics ? { metrics: deps.metrics } : {}),
   });
   const afterCommit = (what: { kick?: true; abort?: string[] }) =>
     setImmediate(() => {

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-import { mkdtempSync, rmSync } from 'node:fs';
-import { cpus, tmpdir } from 'node:os';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeFileAtomic } from '../../lib/files.js';
@@ -16,8 +16,9 @@ import { artifactDownloadVerify, dmDownloadPeakRss, dmPollCpuMs } from './update
 
 /**
  * `npm run bench`: runs every benchmark against the built processes, writes
- * bench/results/<name>.json and prints a table; names as arguments run only those. Exit 0 when goals are missed (the table
- * says so), non-zero only when a benchmark could not run. Add new benchmarks here.
+ * bench/results/<name>.json and prints a table; names as arguments run only those, `--readme`
+ * also puts the table into README.md (between the bench markers). Exit 0 when goals are missed
+ * (the table says so), non-zero only when a benchmark could not run. Add new benchmarks here.
  */
 const BENCHMARKS: Benchmark[] = [startToReady, idleRssAgent, idleRssDeploymentManager, idleRssAgentLinked, eventIngest, eventLatencyP99, reconnectToSubscribed, clientApiRows, authzColdP99, clientApiRssGrowth, csvLoad, csvLoadPeakRss, eventToReloadP99, artifactDownloadVerify, dmDownloadPeakRss, dmPollCpuMs];
 
@@ -31,7 +32,7 @@ interface Result {
   baseline: { name: string; value: number } | null;
   ratio: number | null;
   goal: string;
-  machine: { cpus: number; node: string };
+  machine: { cpus: number; cpuModel: string; memoryGiB: number; loadAverage1m: number; node: string };
   date: string;
 }
 
@@ -51,6 +52,21 @@ function table(rows: { r: Result; pass: boolean }[]): string {
   return [line(head), line(widths.map((w) => '-'.repeat(w))), ...cells.map(line)].join('\n');
 }
 
+const README_START = '<!-- bench:start -->';
+const README_END = '<!-- bench:end -->';
+
+/** The table as the README shows it: a code block between the markers, with when and where. */
+function writeReadmeTable(text: string): void {
+  const file = join(REPO, 'README.md');
+  const readme = readFileSync(file, 'utf8');
+  const start = readme.indexOf(README_START);
+  const end = readme.indexOf(README_END);
+  if (start < 0 || end < start) throw new Error(`README.md has no ${README_START} … ${README_END} section`);
+  const where = `${new Date().toISOString().slice(0, 10)}, ${cpus().length} × ${cpus()[0]?.model ?? 'unknown CPU'}, node ${process.version}, load ${round(loadavg()[0]!, 2)}`;
+  const block = `${README_START}\n\`npm run bench -- --readme\`, ${where}:\n\n\`\`\`\n${text}\n\`\`\`\n${README_END}`;
+  writeFileAtomic(file, readme.slice(0, start) + block + readme.slice(end + README_END.length), 0o644);
+}
+
 async function main(): Promise<number> {
   const tmp = mkdtempSync(join(tmpdir(), 'fort-bench-'));
   let scope = new Scope();
@@ -62,7 +78,7 @@ async function main(): Promise<number> {
     const pki = await generatePki({ out: join(tmp, 'pki') });
     const dist = join(REPO, 'dist');
     // `npm run bench -- event-ingest idle-rss-agent`: only those (exact names).
-    const only = process.argv.slice(2);
+    const only = process.argv.slice(2).filter((a) => a !== '--readme');
     const unknown = only.filter((n) => !BENCHMARKS.some((b) => b.name === n));
     if (unknown.length) throw new Error(`unknown benchmark(s): ${unknown.join(', ')}; known: ${BENCHMARKS.map((b) => b.name).join(', ')}`);
     for (const b of BENCHMARKS.filter((x) => only.length === 0 || only.includes(x.name))) {
@@ -80,7 +96,8 @@ async function main(): Promise<number> {
           // A ratio benchmark's value is already the ratio to its baseline (whose value is in other units).
           ratio: b.unit === 'ratio' ? m.value : m.baseline && m.baseline.value > 0 ? round(m.value / m.baseline.value, 2) : null,
           goal: goalText(b),
-          machine: { cpus: cpus().length, node: process.version },
+          // The machine is shared: its load at the time says how far to trust absolute values.
+          machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', memoryGiB: Math.round(totalmem() / 2 ** 30), loadAverage1m: round(loadavg()[0]!, 2), node: process.version },
           date: new Date().toISOString(),
         };
         writeFileAtomic(join(RESULTS, `${b.name}.json`), `${JSON.stringify(r, null, 2)}\n`, 0o644);
@@ -95,6 +112,7 @@ async function main(): Promise<number> {
     rmSync(tmp, { recursive: true, force: true });
   }
   process.stdout.write(`\n${table(rows)}\n`);
+  if (process.argv.includes('--readme')) writeReadmeTable(table(rows));
   if (failed) process.stderr.write(`bench: ${failed} benchmark(s) could not run\n`);
   return failed ? 1 : 0;
 }

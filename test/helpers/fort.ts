@@ -1,6 +1,6 @@
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { generatePki } from '../../lib/pki/generate.js';
 import type { PkiPaths } from '../../lib/pki/layout.js';
@@ -8,7 +8,9 @@ import { writeFileAtomic } from '../../lib/files.js';
 import { agentToml, deploymentManagerToml, fortctlToml, freePorts, type StackLayout } from '../../scripts/dev-config.js';
 import { startSupervised, type ProcessSpec } from '../../scripts/supervisor/process.js';
 
-export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const HERE = dirname(fileURLToPath(import.meta.url));
+// test/helpers under vitest; dist/test/helpers when the soak runner uses the compiled copy.
+export const REPO = resolve(HERE, basename(resolve(HERE, '../..')) === 'dist' ? '../../..' : '../..');
 /** Integration tests run the built JS, as systemd does (`npm test` builds first). */
 export const DIST = join(REPO, 'dist');
 
@@ -23,7 +25,7 @@ export async function testPki(dir = tempDir('pki')): Promise<PkiPaths> {
 
 /** One fort installation's config files in a temp dir, on fresh loopback ports. */
 /** `paired`: no identity in agent.toml (no [fort] id, [iot], [cloud], [api.auth]), only the CA the pairing endpoint chains to: `fortctl pair` gives it one. */
-export async function testInstallation(pki: PkiPaths, opts: { healthIntervalSeconds?: number; fortId?: string; iot?: boolean; cloudAuth?: boolean; paired?: boolean } = {}) {
+export async function testInstallation(pki: PkiPaths, opts: { healthIntervalSeconds?: number; fortId?: string; iot?: boolean; cloudAuth?: boolean; paired?: boolean; logLevel?: string } = {}) {
   const dir = tempDir('inst');
   const layout: StackLayout = {
     dir,
@@ -32,7 +34,7 @@ export async function testInstallation(pki: PkiPaths, opts: { healthIntervalSeco
     ports: await freePorts(),
     dataDir: join(dir, 'data'),
     sourcesDir: join(dir, 'sources'),
-    logLevel: 'debug',
+    logLevel: opts.logLevel ?? 'debug',
     // The bridge's own static key file is written by testDevCloud; the agent uses the provider.
     ...(opts.cloudAuth ? { cloudAuth: { tenant: 't1' } } : {}),
     ...(opts.iot ? { iot: { region: 'eu-west-1', roleAlias: 'fort-iot-role', staticCredentialsFile: join(dir, 'unused.json') } } : {}),

@@ -28,6 +28,10 @@ export interface UpdatableFortOptions {
   startDm?: boolean;
   /** Extra spec for the deployment manager process (e.g. proxy variables). */
   dm?: Partial<ProcessSpec>;
+  /** Extra spec for the agent process (e.g. the unit's node flags). */
+  agent?: Partial<ProcessSpec>;
+  /** The installation's IoT link, cloud authorisation and log level (testInstallation's options). */
+  install?: { iot?: boolean; cloudAuth?: boolean; logLevel?: string };
 }
 
 /**
@@ -41,7 +45,7 @@ export async function startUpdatableFort(o: UpdatableFortOptions = {}) {
   const fortId = o.fortId ?? 'fort-dev-1';
   const deviceType = o.deviceType ?? 'fort-test';
   const pki: PkiPaths = await testPki();
-  const inst: TestInstallation = await testInstallation(pki, { fortId });
+  const inst: TestInstallation = await testInstallation(pki, { fortId, ...o.install });
   const root = join(inst.dir, 'opt');
   const out = join(inst.dir, 'out');
   const signKey = join(inst.dir, 'sign.pem');
@@ -57,7 +61,7 @@ export async function startUpdatableFort(o: UpdatableFortOptions = {}) {
   switchCurrent(root, '1.0.0');
 
   const dev: TestDevCloud = await testDevCloud(pki, { ports: inst.layout.ports });
-  const agent: Supervised = await startSupervised({ name: 'agent', script: join(root, 'current/dist/agent/main.js'), args: ['--config', inst.files.agent], restart: true, restartDelayMs: 100 });
+  const agent: Supervised = await startSupervised({ name: 'agent', script: join(root, 'current/dist/agent/main.js'), args: ['--config', inst.files.agent], restart: true, restartDelayMs: 100, ...o.agent });
   await agent.waitReady(20_000);
 
   appendFileSync(
@@ -117,6 +121,8 @@ export async function startUpdatableFort(o: UpdatableFortOptions = {}) {
         repo = join(inst.dir, `broken-${version}`);
         cpSync(join(REPO, 'dist'), join(repo, 'dist'), { recursive: true, filter: (src) => !src.startsWith(join(REPO, 'dist', 'test')) });
         cpSync(join(REPO, 'package.json'), join(repo, 'package.json'));
+        cpSync(join(REPO, 'systemd'), join(repo, 'systemd'), { recursive: true });
+        cpSync(join(REPO, 'scripts', 'install.sh'), join(repo, 'scripts', 'install.sh'));
         writeFileSync(join(repo, 'dist/agent/main.js'), 'process.exit(3);\n');
       }
       return buildRelease({ version, deviceType, key: opts.key ?? signKey, out, nodeModules: false, repo });

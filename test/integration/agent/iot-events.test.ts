@@ -119,4 +119,23 @@ describe('agent event path over the IoT link', () => {
     db.close();
     expect(handled.n).toBe(sent.length);
   });
+
+  it('forgets event ids older than iot.dedup_hours (default a week) at start, keeps recent ones', async () => {
+    await agent.stop();
+    const file = join(inst.dir, 'data/agent/agent.db');
+    const rw = new Database(file);
+    const insert = rw.prepare('INSERT INTO inbox (id, type, received_at, payload) VALUES (?, ?, ?, ?)');
+    const old = randomUUID();
+    const recent = randomUUID();
+    insert.run(old, 'ping', new Date(Date.now() - 8 * 24 * 3_600_000).toISOString(), '{}');
+    insert.run(recent, 'ping', new Date(Date.now() - 3_600_000).toISOString(), '{}');
+    rw.close();
+    agent = await startAgent(inst.files.agent);
+    await agent.waitReady(20_000);
+    await linkUp();
+    const db = new Database(file, { readonly: true });
+    const ids = (db.prepare('SELECT id FROM inbox WHERE id IN (?, ?)').all(old, recent) as { id: string }[]).map((r) => r.id);
+    db.close();
+    expect(ids).toEqual([recent]);
+  });
 });

@@ -4,6 +4,9 @@ import { readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path';
 import { eventually, REPO, startDeploymentManager } from '../../helpers/fort.js';
 import { startUpdatableFort, type UpdatableFort } from '../../helpers/update-fort.js';
+import { createAdminClient } from '../../../lib/admin-client.js';
+import { loadTlsMaterial } from '../../../lib/tls.js';
+import { parseMetrics, sample } from '../../helpers/metrics.js';
 
 /**
  * A whole update on loopback: release 1.0.1 built and signed with the real mender-artifact,
@@ -33,6 +36,31 @@ describe('update cycle (deployment manager, dev update server, real agent)', () 
       return inv['fort_version'] === '1.0.1' ? inv : undefined;
     }, 20_000, 'the inventory to show 1.0.1');
     expect(inventory).toMatchObject({ artifact_name: 'fort-1.0.1', device_type: fort.deviceType });
+  });
+
+  it('tells the agent: fortctl update status and the metrics show 1.0.1 committed, also after the agent restarts', async () => {
+    const fortctl = (...args: string[]) => execFileSync(process.execPath, [join(REPO, 'dist/agent/cli/fortctl.js'), '--config', fort.inst.files.fortctl, ...args], { encoding: 'utf8' });
+    const committed = () => eventually(() => {
+      const out = fortctl('update', 'status');
+      return out.startsWith('step        idle\n') && out.includes('installed   1.0.1 (fort-1.0.1)\n') ? out : undefined;
+    }, 20_000, 'fortctl update status to show 1.0.1 installed');
+    const status = await committed();
+    expect(status).toContain('previous    1.0.0\n');
+    expect(status).toContain('why         idle: no update in progress\n');
+    const admin = createAdminClient({ url: `https://127.0.0.1:${fort.inst.layout.ports.admin}`, tls: loadTlsMaterial({ ca: fort.pki.trustZone.ca, cert: fort.pki.trustZone.fortctlCert, key: fort.pki.trustZone.fortctlKey }) });
+    try {
+      const m = parseMetrics((await admin.metrics()).text);
+      expect(sample(m, 'fort_update_state', { step: 'idle' })).toBe(1);
+      expect(sample(m, 'fort_update_state', { step: 'health_checking' })).toBe(0);
+      expect(sample(m, 'fort_update_info', { installed: '1.0.1', previous: '1.0.0', artifact: 'fort-1.0.1' })).toBe(1);
+      // The agent keeps it in memory: restarted without an update, it hears it again at the deployment manager's next health check.
+      const startedAt = (await admin.version()).body.startedAt;
+      expect(fortctl('drain')).toBe('draining\n');
+      await eventually(async () => ((await admin.version().catch(() => undefined))?.body.startedAt ?? startedAt) !== startedAt || undefined, 20_000, 'the agent back after the drain');
+      await committed();
+    } finally {
+      admin.close();
+    }
   });
 
   it('refuses an artifact signed with another key before anything is installed, and reports why', async () => {

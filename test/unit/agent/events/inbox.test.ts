@@ -8,6 +8,7 @@ import { createInbox, type EventHandler } from '../../../../agent/events/inbox.j
 import { MAX_EVENT_BYTES } from '../../../../agent/events/envelope.js';
 import { pingHandler } from '../../../../agent/events/handlers/ping.js';
 import { tempDir } from '../../../helpers/fort.js';
+import { NO_METRICS, type MetricsRecorder } from '../../../../agent/metrics.js';
 
 const log = pino({ level: 'silent' });
 const FORT = 'fort-test-1';
@@ -183,6 +184,19 @@ describe('event inbox', () => {
     expect(count('inbox')).toBe(0);
     expect(count('effects')).toBe(0);
     expect(inbox.stats()).toEqual({ received: 0, handled: 0, duplicates: 0, deadLettered: 0 });
+  });
+
+  it('reports committed deliveries to the metrics, dead letters by reason; a batch taken back reports nothing', () => {
+    const { store, outbox } = setup();
+    const seen: string[] = [];
+    const metrics: MetricsRecorder = { ...NO_METRICS, eventsReceived: (k) => seen.push(`received ${k}`), eventDuplicate: () => seen.push('duplicate'), eventDeadLettered: (r) => seen.push(`dead ${r}`) };
+    const inbox = createInbox({ db: store.db, log, fortId: FORT, outbox, handlers: new Map([['test.audit', effect], ['test.fail', effectThenThrow]]), metrics });
+    const ok = event();
+    inbox.receiveMany([ok, event({ type: 'test.fail' }), ok].map((e) => ({ topic: TOPIC, payload: bytes(e) })).concat({ topic: TOPIC, payload: bytes('{"not json') }));
+    expect(seen).toEqual(['received 4', 'dead handler_failed', 'duplicate', 'dead bad_json']);
+    store.db.exec('CREATE TRIGGER fail_all BEFORE INSERT ON inbox BEGIN SELECT RAISE(ABORT, \'disk full\'); END');
+    expect(() => inbox.receive(TOPIC, bytes(event()))).toThrow(/disk full/);
+    expect(seen).toHaveLength(4);
   });
 
   it('throws when the store itself fails, so the link does not ack', () => {

@@ -1,0 +1,2 @@
+/** Control characters (ANSI escapes in a requested path, say) never reach the operator's terminal. */
+export const printable = (v: string) => v.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?');

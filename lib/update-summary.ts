@@ -1,0 +1,60 @@
+/**
+ * The deployment manager's update state as it tells the agent (`PUT /admin/v1/update-state`),
+ * and the operator's explanation of it. Here, not in deployment-manager/, because the agent and
+ * fortctl use it too and must not load the deployment manager's code.
+ */
+
+/** Steps of one update, in order; each names the action the deployment manager does next. */
+export const UPDATE_STEPS = ['idle', 'downloading', 'verifying', 'installing', 'switching', 'health_checking', 'committed', 'rolling_back', 'failed'] as const;
+export type UpdateStep = (typeof UPDATE_STEPS)[number];
+
+/** What the agent is told: the persisted state without the pending server reports and file paths. */
+export interface UpdateSummary {
+  step: UpdateStep;
+  installed: string | null;
+  installedArtifact: string | null;
+  previous: string | null;
+  deployment: {
+    id: string;
+    artifactName: string;
+    source: string;
+    downloaded: number;
+    target: string | null;
+    deadline: string | null;
+    reason: string | null;
+  } | null;
+  lastError: string | null;
+  /** When the deployment manager persisted this state. */
+  updatedAt: string;
+}
+
+/** `GET /admin/v1/update-state`: the last summary the deployment manager reported, if any since the agent started. */
+export interface UpdateStateView {
+  state: UpdateSummary | null;
+  reportedAt: string | null;
+}
+
+/** Why the state machine is where it is, in an operator's words. */
+export function explain(s: UpdateSummary): string {
+  const d = s.deployment;
+  switch (s.step) {
+    case 'idle':
+      return s.lastError ? `idle; the last update failed: ${s.lastError}` : 'idle: no update in progress';
+    case 'downloading':
+      return `downloading ${d?.artifactName} (deployment ${d?.id}): ${d?.downloaded ?? 0} bytes so far; resumes from there after a restart`;
+    case 'verifying':
+      return `verifying ${d?.artifactName}: checksums, signature, device type; nothing is installed until it passes`;
+    case 'installing':
+      return `unpacking ${d?.artifactName} into releases/`;
+    case 'switching':
+      return `switching current to ${d?.target} and restarting the agent`;
+    case 'health_checking':
+      return `waiting for the agent to report healthy on ${d?.target} until ${d?.deadline}; otherwise it is rolled back to ${s.installed}`;
+    case 'committed':
+      return `${s.installed} is committed; cleaning up`;
+    case 'rolling_back':
+      return `rolling back to ${s.installed}: ${d?.reason ?? ''}`;
+    case 'failed':
+      return `the update of ${d?.artifactName} failed: ${s.lastError ?? d?.reason ?? 'unknown'}`;
+  }
+}

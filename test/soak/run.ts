@@ -1,0 +1,146 @@
+#!/usr/bin/env node
+import { Command, InvalidArgumentError } from 'commander';
+import { randomUUID } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { REPO } from '../helpers/fort.js';
+import { startUpdatableFort, type UpdatableFort } from '../helpers/update-fort.js';
+import { nodeArgsFromUnit } from '../../scripts/supervisor/unit-file.js';
+import { createRequestDriver } from './requests.js';
+import { createEventDriver } from './events.js';
+import { createChaos, mulberry32 } from './chaos.js';
+import { createRssSampler, steadyGrowth } from './rss.js';
+import { printReport, type SoakReport } from './report.js';
+
+/**
+ * `npm run soak -- --minutes N`: the real agent and deployment manager (supervised, restarted
+ * like systemd does) against the dev cloud on loopback. Events and client requests run the
+ * whole time and one update is deployed. The first half is chaos (kill -9 of either daemon,
+ * dropped IoT links), the second half only drops links: RSS growth is measured there, on
+ * processes that are no longer killed. Exit 1 when an event was lost or applied twice, the
+ * update did not land, or RSS grew by 10 % or more.
+ */
+const whole = (min: number, max: number) => (v: string) => {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < min || n > max) throw new InvalidArgumentError(`expected a number ${min}..${max}`);
+  return n;
+};
+const o = new Command('soak')
+  .option('--minutes <n>', 'how long the load and chaos run (setup and drain not counted)', whole(1, 24 * 60), 5)
+  .option('--seed <n>', 'chaos schedule seed (the report names it: a failing run can be replayed)', whole(0, 2 ** 32), Math.floor(Math.random() * 2 ** 32))
+  .option('--events-per-second <n>', 'ping events the cloud sends', whole(1, 100), 20)
+  .option('--requests-per-second <n>', 'client API requests a user makes', whole(1, 100), 10)
+  .option('--out <file>', 'JSON report', join(REPO, 'bench', 'results', 'soak.json'))
+  .parse(process.argv)
+  .opts<{ minutes: number; seed: number; eventsPerSecond: number; requestsPerSecond: number; out: string }>();
+
+const FORT = 'fort-dev-1';
+const WARMUP_MS = 30_000;
+const log = (line: string) => process.stdout.write(`soak: ${line}\n`);
+
+async function main(): Promise<number> {
+  const durationMs = o.minutes * 60_000;
+  log(`starting: ${o.minutes} min, seed ${o.seed}, ${o.eventsPerSecond} events/s, ${o.requestsPerSecond} requests/s`);
+  const fort: UpdatableFort = await startUpdatableFort({
+    fortId: FORT,
+    install: { iot: true, cloudAuth: true, logLevel: 'info' },
+    // The units' node flags, as in production; both restarted on exit as Restart=always does.
+    agent: { nodeArgs: nodeArgsFromUnit(join(REPO, 'systemd/fort-agent.service')) },
+    dm: { nodeArgs: nodeArgsFromUnit(join(REPO, 'systemd/fort-deployment-manager.service')), restart: true, restartDelayMs: 200 },
+    healthDeadlineSeconds: 60,
+    pollSeconds: 2,
+  });
+  try {
+    return await soak(fort, durationMs);
+  } finally {
+    await fort.stop();
+  }
+}
+
+async function soak(fort: UpdatableFort, durationMs: number): Promise<number> {
+  const random = mulberry32(o.seed);
+  const started = Date.now();
+  const elapsed = () => Date.now() - started;
+  const events = createEventDriver({ bridge: fort.dev.bridge, fortId: FORT, perSecond: o.eventsPerSecond, newId: randomUUID });
+  const token = await fort.dev.login('alice', 't1');
+  const requests = createRequestDriver({ url: `https://127.0.0.1:${fort.inst.layout.ports.clientApi}/api/v1/apps`, ca: readFileSync(fort.pki.clientZone.ca), token, perSecond: o.requestsPerSecond });
+  const rss = createRssSampler({ agent: () => fort.agent.pid, 'deployment-manager': () => fort.dm?.pid }, elapsed);
+  const chaosEndMs = durationMs / 2;
+  const chaos = createChaos({
+    random,
+    elapsed,
+    chaosEndMs,
+    durationMs,
+    actions: {
+      'kill -9 agent': () => fort.agent.kill('SIGKILL'),
+      'kill -9 deployment-manager': () => fort.dm?.kill('SIGKILL'),
+      'drop IoT links': () => fort.dev.bridge.dropConnections(),
+    },
+    log,
+  });
+
+  // Built before the load starts: mender-artifact takes a few seconds of CPU.
+  const release = fort.release('1.0.1');
+  await fort.agentOn('1.0.0');
+  events.start();
+  requests.start();
+  rss.start();
+  chaos.start();
+
+  // One update, during the chaos: kills may land in any of its steps.
+  const updateAtMs = durationMs * 0.15;
+  let deploymentId: string | undefined;
+  const updateTimer = setTimeout(() => {
+    void fort.deploy(release).then((id) => {
+      deploymentId = id;
+      log(`deployed ${release.artifactName} (deployment ${id}) at ${Math.round(elapsed() / 1000)} s`);
+    });
+  }, updateAtMs);
+
+  await new Promise((r) => setTimeout(r, durationMs));
+  clearTimeout(updateTimer);
+  chaos.stop();
+  events.stop();
+  requests.stop();
+  log('load stopped; waiting for every event to be answered');
+
+  // Drain: every sent event answered and the fort's outbox empty, or 120 s.
+  const drainedBy = Date.now() + 120_000;
+  while (Date.now() < drainedBy && events.unanswered() > 0) await new Promise((r) => setTimeout(r, 250));
+  const update = deploymentId ? await fort.finished(deploymentId, 120_000).catch(() => undefined) : undefined;
+  rss.stop();
+  events.close();
+
+  const counts = events.counts();
+  const report: SoakReport = {
+    name: 'soak',
+    seed: o.seed,
+    minutes: o.minutes,
+    events: counts,
+    requests: requests.counts(),
+    update: { deployment: deploymentId ?? null, status: update?.status ?? 'not finished', agentVersion: (await fort.health().catch(() => undefined))?.version ?? null },
+    chaos: chaos.counts(),
+    restarts: { agent: fort.agent.starts - 1, 'deployment-manager': (fort.dm?.starts ?? 1) - 1 },
+    rss: steadyGrowth(rss.samples(), chaosEndMs + WARMUP_MS),
+    machine: { cpus: cpus().length, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version },
+    at: new Date().toISOString(),
+  };
+  const failures = [
+    ...(counts.lost > 0 ? [`${counts.lost} events lost`] : []),
+    ...(counts.duplicatesApplied > 0 ? [`${counts.duplicatesApplied} events applied twice`] : []),
+    ...(report.update.status !== 'success' || report.update.agentVersion !== '1.0.1' ? [`the update did not land (${report.update.status}, agent on ${report.update.agentVersion})`] : []),
+    ...Object.entries(report.rss).filter(([, r]) => r.growthPercent === null || r.growthPercent >= 10).map(([p, r]) => `${p} RSS ${r.growthPercent === null ? 'not measured' : `grew ${r.growthPercent} %`}`),
+  ];
+  report.failures = failures;
+  mkdirSync(dirname(resolve(o.out)), { recursive: true });
+  writeFileSync(o.out, `${JSON.stringify(report, null, 2)}\n`);
+  printReport(report, (l) => process.stdout.write(`${l}\n`));
+  log(`report: ${o.out}`);
+  return failures.length ? 1 : 0;
+}
+
+process.exitCode = await main().catch((err: unknown) => {
+  process.stderr.write(`soak: ${(err as Error).stack ?? String(err)}\n`);
+  return 1;
+});

@@ -1,0 +1,61 @@
+import { afterAll, describe, expect, it } from 'vitest';
+import { appendFileSync, mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { lastLines, tailFile } from '../../../../../agent/cli/logs/tail.js';
+
+describe('lastLines', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'fort-tail-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  const tailOf = async (content: string | Buffer, n: number) => {
+    const file = join(dir, 'f.log');
+    writeFileSync(file, content);
+    const fh = await open(file, 'r');
+    try {
+      return (await lastLines(fh, (await fh.stat()).size, n)).toString();
+    } finally {
+      await fh.close();
+    }
+  };
+
+  it('counts a final newline as the end of the last line', async () => {
+    expect(await tailOf('a\nb\nc\n', 2)).toBe('b\nc\n');
+    expect(await tailOf('a\nb\nc', 2)).toBe('b\nc');
+    expect(await tailOf('a\nb\n', 5)).toBe('a\nb\n');
+    expect(await tailOf('a\nb\n', 0)).toBe('');
+    expect(await tailOf('', 3)).toBe('');
+    expect(await tailOf('\n\n\n', 2)).toBe('\n\n');
+  });
+
+  it('finds lines across read chunks of a large file', async () => {
+    const lines = Array.from({ length: 20_000 }, (_, i) => `line ${i} ${'x'.repeat(i % 50)}`);
+    const want = lines.slice(-3000).join('\n');
+    expect(await tailOf(`${lines.join('\n')}\n`, 3000)).toBe(`${want}\n`);
+  });
+});
+
+describe('tailFile --follow', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'fort-follow-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('starts over when the file was truncated and refilled past the old offset between two looks', async () => {
+    const file = join(dir, 'f.log');
+    writeFileSync(file, 'old 1\nold 2\n');
+    let out = '';
+    const stop = new AbortController();
+    const done = tailFile({ file, lines: 1, follow: true, intervalMs: 20, signal: stop.signal, write: async (b) => void (out += b.toString()) });
+    const until = async (text: string) => {
+      for (let i = 0; i < 200 && !out.endsWith(text); i += 1) await new Promise((r) => setTimeout(r, 10));
+      expect(out).toBe(text);
+    };
+    await until('old 2\n');
+    // Synchronous: no look of the tail can fall between the two, so its size never shrinks.
+    truncateSync(file, 0);
+    appendFileSync(file, 'a new first line, longer than the old content\n');
+    await until('old 2\na new first line, longer than the old content\n');
+    stop.abort();
+    await done;
+  });
+});
