@@ -6,7 +6,10 @@ import { promisify } from 'node:util';
 import { loadAgentConfig } from '../../../agent/config.js';
 import { loadDeploymentManagerConfig } from '../../../deployment-manager/config.js';
 import { loadTlsMaterial } from '../../../lib/tls.js';
-import { DIST, REPO, tempDir } from '../../helpers/fort.js';
+import { DIST, eventually, REPO, tempDir } from '../../helpers/fort.js';
+import { freePort } from '../../../scripts/dev-config.js';
+import { httpsRequest } from '../../helpers/https.js';
+import { spawn, type ChildProcess } from 'node:child_process';
 
 const run = promisify(execFile);
 const INSTALL = join(REPO, 'scripts', 'install.sh');
@@ -67,6 +70,49 @@ async function readAs(root: string, user: string, path: string): Promise<boolean
     return false;
   }
 }
+
+/** The uid a process runs as (real, effective, saved and fs are checked alike). */
+function uidOf(pid: number): number {
+  const uids = /^Uid:\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))!;
+  expect(new Set(uids.slice(1)).size).toBe(1);
+  return Number(uids[1]);
+}
+
+/**
+ * Runs an installed unit's ExecStart as its User= inside `root`: a private mount namespace
+ * gives the root the host's /usr (node), /dev, /proc and the repository's node_modules (the
+ * test release has none), then chroot and setpriv. The host's file system is not touched.
+ */
+function runUnit(root: string, unit: string): { process: ChildProcess; output: string[] } {
+  const text = readFileSync(join(root, 'etc/systemd/system', unit), 'utf8');
+  const field = (name: string) => new RegExp(`^${name}=(.*)$`, 'm').exec(text)![1]!;
+  for (const link of ['bin', 'lib', 'lib64', 'sbin']) {
+    const host = `/${link}`;
+    if (!lstatSync(join(root, link), { throwIfNoEntry: false }) && lstatSync(host, { throwIfNoEntry: false })?.isSymbolicLink()) symlinkSync(readlinkSync(host), join(root, link));
+  }
+  for (const dir of ['dev', 'proc', 'tmp', join(REPO, 'node_modules').slice(1)]) mkdirSync(join(root, dir), { recursive: true });
+  chmodSync(join(root, 'tmp'), 0o1777);
+  const q = (v: string) => `'${v.replace(/'/g, `'\\''`)}'`;
+  const script = [
+    `mount --bind /usr ${q(join(root, 'usr'))}`,
+    `mount --bind /dev ${q(join(root, 'dev'))}`,
+    `mount -t proc proc ${q(join(root, 'proc'))}`,
+    `mount --bind ${q(join(REPO, 'node_modules'))} ${q(join(root, REPO, 'node_modules'))}`,
+    `exec chroot ${q(root)} setpriv --reuid=${field('User')} --regid=${field('Group')} --init-groups --inh-caps=-all ${field('ExecStart')}`,
+  ].join(' && ');
+  const child = spawn('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const output: string[] = [];
+  child.stdout!.on('data', (d: Buffer) => output.push(...d.toString().trimEnd().split('\n')));
+  child.stderr!.on('data', (d: Buffer) => output.push(...d.toString().trimEnd().split('\n')));
+  return { process: child, output };
+}
+
+const stop = (p: ChildProcess) =>
+  new Promise<void>((resolve) => {
+    if (p.exitCode !== null || p.signalCode !== null) return resolve();
+    p.once('exit', () => resolve());
+    p.kill('SIGTERM');
+  });
 
 describe('scripts/install.sh into a throwaway root', () => {
   let release: string;
@@ -197,6 +243,42 @@ describe('scripts/install.sh into a throwaway root', () => {
     for (const gone of ['etc/fort', 'var/lib/fort', 'opt/fort']) expect(existsSync(join(root, gone)), gone).toBe(false);
     expect(Object.keys(ids(root, 'passwd'))).toEqual(['root']);
     expect(Object.keys(ids(root, 'group'))).toEqual(['root']);
+  });
+
+  it('the installed fort runs: each daemon as its own user from the installed units, configs and keys', async () => {
+    const root = emptyRoot();
+    const ports = { api: await freePort(), admin: await freePort() };
+    await install(root, '--api-host', '127.0.0.1', '--api-port', String(ports.api), '--admin-port', String(ports.admin));
+    const agent = runUnit(root, 'fort-agent.service');
+    const dm = runUnit(root, 'fort-deployment-manager.service');
+    try {
+      const pki = join(root, 'etc/fort/pki');
+      const operator = { ca: readFileSync(join(pki, 'trust-zone/ca.pem')), cert: readFileSync(join(pki, 'trust-zone/fortctl.pem')), key: readFileSync(join(pki, 'trust-zone/fortctl.key')) };
+      const health = await eventually(async () => {
+        const r = await httpsRequest(`https://127.0.0.1:${ports.admin}/admin/v1/health`, operator).catch(() => undefined);
+        return r?.status === 200 ? (JSON.parse(r.body) as { status: string; fortId: string; version: string; modules: Record<string, { detail?: string }> }) : undefined;
+      }, 30_000, `the installed agent answering (${agent.output.join('\n')})`);
+      expect(health).toMatchObject({ status: 'healthy', fortId: 'unpaired', version: '2.3.4' });
+      expect(health.modules['pairing']?.detail).toBe('unpaired: run fortctl pair');
+      // The client API serves the client-zone certificate, not the trust zone's.
+      const api = await httpsRequest(`https://127.0.0.1:${ports.api}/health`, { ca: readFileSync(join(pki, 'client-zone/ca.pem')) });
+      expect(api.status).toBe(200);
+      await expect(httpsRequest(`https://127.0.0.1:${ports.api}/health`, { ca: operator.ca })).rejects.toThrow();
+
+      const users = ids(root, 'passwd');
+      expect(uidOf(agent.process.pid!)).toBe(users['fort-agent']!.id);
+      expect(stat(root, '/var/lib/fort/agent/agent.db')).toEqual({ mode: '0600', owner: 'fort-agent:fort-agent' });
+      // The deployment manager reached the agent over the trust zone and waits for pairing.
+      await eventually(() => (dm.output.some((l) => l.includes('the fort is not paired yet')) ? true : undefined), 30_000, `the deployment manager asking for its update identity (${dm.output.join('\n')})`);
+      expect(uidOf(dm.process.pid!)).toBe(users['fort-dm']!.id);
+      expect(stat(root, '/var/lib/fort/deployment-manager/state.json')).toEqual({ mode: '0600', owner: 'fort-dm:fort-dm' });
+
+      // The installed fortctl (its release, its config) talks to it.
+      const status = await run(process.execPath, [join(root, 'opt/fort/current/dist/agent/cli/fortctl.js'), '-c', join(root, 'etc/fort/fortctl.toml'), 'status']);
+      expect(status.stdout).toMatch(/^agent unpaired {2}version 2\.3\.4 {2}healthy/);
+    } finally {
+      await Promise.all([stop(agent.process), stop(dm.process)]);
+    }
   });
 
   it('refuses what is not a release before creating anything', async () => {
