@@ -1,4 +1,4 @@
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
 import { chmodSync, lstatSync, readdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync, mkdirSync, existsSync, appendFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -71,6 +71,10 @@ async function readAs(root: string, user: string, path: string): Promise<boolean
   }
 }
 
+/** Every daemon a test started: killed after the file even when a test timed out mid-way. */
+const started: ChildProcess[] = [];
+afterAll(() => started.forEach((p) => p.exitCode === null && p.signalCode === null && p.kill('SIGKILL')));
+
 /** The uid a process runs as (real, effective, saved and fs are checked alike). */
 function uidOf(pid: number): number {
   const uids = /^Uid:\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))!;
@@ -100,7 +104,9 @@ function runUnit(root: string, unit: string): { process: ChildProcess; output: s
     `mount --bind ${q(join(REPO, 'node_modules'))} ${q(join(root, REPO, 'node_modules'))}`,
     `exec chroot ${q(root)} setpriv --reuid=${field('User')} --regid=${field('Group')} --init-groups --inh-caps=-all ${field('ExecStart')}`,
   ].join(' && ');
-  const child = spawn('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // systemd's environment, not the test runner's (NODE_EXTRA_CA_CERTS and the like).
+  const child = spawn('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', script], { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LANG: 'C.UTF-8' } });
+  started.push(child);
   const output: string[] = [];
   child.stdout!.on('data', (d: Buffer) => output.push(...d.toString().trimEnd().split('\n')));
   child.stderr!.on('data', (d: Buffer) => output.push(...d.toString().trimEnd().split('\n')));
@@ -245,13 +251,14 @@ describe('scripts/install.sh into a throwaway root', () => {
     expect(Object.keys(ids(root, 'group'))).toEqual(['root']);
   });
 
-  it('the installed fort runs: each daemon as its own user from the installed units, configs and keys', async () => {
+  it('the installed fort runs: each daemon as its own user from the installed units, configs and keys', { timeout: 60_000 }, async () => {
     const root = emptyRoot();
     const ports = { api: await freePort(), admin: await freePort() };
     await install(root, '--api-host', '127.0.0.1', '--api-port', String(ports.api), '--admin-port', String(ports.admin));
-    const agent = runUnit(root, 'fort-agent.service');
-    const dm = runUnit(root, 'fort-deployment-manager.service');
+    const running: ChildProcess[] = [];
     try {
+      const agent = runUnit(root, 'fort-agent.service');
+      running.push(agent.process);
       const pki = join(root, 'etc/fort/pki');
       const operator = { ca: readFileSync(join(pki, 'trust-zone/ca.pem')), cert: readFileSync(join(pki, 'trust-zone/fortctl.pem')), key: readFileSync(join(pki, 'trust-zone/fortctl.key')) };
       const health = await eventually(async () => {
@@ -268,7 +275,10 @@ describe('scripts/install.sh into a throwaway root', () => {
       const users = ids(root, 'passwd');
       expect(uidOf(agent.process.pid!)).toBe(users['fort-agent']!.id);
       expect(stat(root, '/var/lib/fort/agent/agent.db')).toEqual({ mode: '0600', owner: 'fort-agent:fort-agent' });
-      // The deployment manager reached the agent over the trust zone and waits for pairing.
+      // Started once the agent serves, as its unit's After=fort-agent.service (Type=notify) does:
+      // it reaches the agent over the trust zone and waits for pairing.
+      const dm = runUnit(root, 'fort-deployment-manager.service');
+      running.push(dm.process);
       await eventually(() => (dm.output.some((l) => l.includes('the fort is not paired yet')) ? true : undefined), 30_000, `the deployment manager asking for its update identity (${dm.output.join('\n')})`);
       expect(uidOf(dm.process.pid!)).toBe(users['fort-dm']!.id);
       expect(stat(root, '/var/lib/fort/deployment-manager/state.json')).toEqual({ mode: '0600', owner: 'fort-dm:fort-dm' });
@@ -277,7 +287,7 @@ describe('scripts/install.sh into a throwaway root', () => {
       const status = await run(process.execPath, [join(root, 'opt/fort/current/dist/agent/cli/fortctl.js'), '-c', join(root, 'etc/fort/fortctl.toml'), 'status']);
       expect(status.stdout).toMatch(/^agent unpaired {2}version 2\.3\.4 {2}healthy/);
     } finally {
-      await Promise.all([stop(agent.process), stop(dm.process)]);
+      await Promise.all(running.map(stop));
     }
   });
 
