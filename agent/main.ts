@@ -81,8 +81,12 @@ await start(async () => {
   if (config.iot) {
     // Loaded only when configured: MQTT, WebSocket and SigV4 cost ~12 MB of idle RSS.
     const { startIotService } = await import('./iot/service.js');
-    const iot = startIotService({ config: config.iot, fortId: config.fort.id, db: store.db, outbox, handlers: reloads.handlers, health, clock, log, proxy, metrics });
+    const iot = startIotService({ config: config.iot, fortId: config.fort.id, db: store.db, outbox, handlers: reloads.handlers, health, clock, log, proxy });
     lifecycle.add({ name: 'iot', stop: () => iot.stop() });
+    metrics.sample({
+      link: () => ({ up: iot.link.state === 'connected', connects: iot.link.stats().connects }),
+      inbox: () => ({ ...iot.inbox.stats(), deadLetteredBy: iot.inbox.deadLetteredBy() }),
+    });
   }
   reloads.start();
 
@@ -91,10 +95,11 @@ await start(async () => {
   if (config.api.auth && config.cloud) {
     // Loaded only when configured, like the IoT link: jose and the cloud client cost idle RSS.
     const { createDataDeps } = await import('./api/data-deps.js');
-    const deps = createDataDeps({ api: { ...config.api, auth: config.api.auth }, cloud: config.cloud, fortId: config.fort.id, appsDir, db: store.db, auditDb: auditStore.db, reloads, proxy, health, log, metrics });
+    const deps = createDataDeps({ api: { ...config.api, auth: config.api.auth }, cloud: config.cloud, fortId: config.fort.id, appsDir, db: store.db, auditDb: auditStore.db, reloads, proxy, health, log });
     // Registered before the API: stopped after it, so the last requests' audit entries are written.
     lifecycle.add({ name: 'cloud', stop: async () => deps.close() });
     data = deps.data;
+    metrics.sample({ authorizer: deps.data.authorizer.stats });
     cloudLink = deps;
   }
   const clientApi = await startClientApi({

@@ -70,10 +70,16 @@ export function counter(name: string, help: string, labelNames: readonly string[
   };
 }
 
+type Read = () => readonly { labels?: Labels; value: number }[];
+const scraped = (type: 'gauge' | 'counter', name: string, help: string, read: Read): MetricFamily => ({
+  render: () => header(name, help, type) + read().map((s) => `${name}${labelText(s.labels ?? {})} ${num(s.value)}\n`).join(''),
+});
+
 /** A gauge read at scrape time: `read` returns its series (none when it has nothing to say). */
-export function gauge(name: string, help: string, read: () => readonly { labels?: Labels; value: number }[]): MetricFamily {
-  return { render: () => header(name, help, 'gauge') + read().map((s) => `${name}${labelText(s.labels ?? {})} ${num(s.value)}\n`).join('') };
-}
+export const gauge = (name: string, help: string, read: Read): MetricFamily => scraped('gauge', name, help, read);
+
+/** A counter another module already keeps, read at scrape time (rather than counted twice). */
+export const counterOf = (name: string, help: string, read: Read): MetricFamily => scraped('counter', name, help, read);
 
 /** A histogram with fixed upper bounds (seconds); `+Inf` is implied. */
 export function histogram(name: string, help: string, labelNames: readonly string[], bounds: readonly number[]) {

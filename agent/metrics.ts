@@ -1,37 +1,31 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { UPDATE_STEPS, type UpdateStateView } from '../lib/update-summary.js';
-import { counter, gauge, histogram, type MetricFamily } from './metrics-exposition.js';
+import { counter, counterOf, gauge, histogram, type MetricFamily } from './metrics-exposition.js';
 
 /**
  * What the agent's modules report as it happens. They take it as an optional dependency and
  * default to NO_METRICS, so a module built without one (unit tests) works the same.
  */
 export interface MetricsRecorder {
-  linkUp(up: boolean): void;
-  linkReconnected(): void;
-  /** Deliveries the inbox committed (handled, duplicate or dead-lettered). */
-  eventsReceived(count: number): void;
-  eventDuplicate(): void;
-  eventDeadLettered(reason: string): void;
   reloadFinished(outcome: 'succeeded' | 'failed' | 'cancelled', seconds: number): void;
-  authzCache(result: 'hit' | 'miss' | 'coalesced'): void;
   /** `route` is the route pattern (bounded), never the requested URL. */
   apiRequest(api: 'client' | 'admin', route: string, method: string, status: number, seconds: number): void;
 }
 
 export const NO_METRICS: MetricsRecorder = {
-  linkUp: () => {},
-  linkReconnected: () => {},
-  eventsReceived: () => {},
-  eventDuplicate: () => {},
-  eventDeadLettered: () => {},
   reloadFinished: () => {},
-  authzCache: () => {},
   apiRequest: () => {},
 };
 
-/** Read at scrape time rather than kept up to date: the store is the truth. */
+/**
+ * Read at scrape time rather than kept up to date: the store, and the counters the link, the
+ * inbox and the authoriser keep for health anyway, are the truth.
+ */
 export interface MetricSources {
+  link?: () => { up: boolean; connects: number };
+  /** Deliveries the inbox committed (handled, duplicate or dead-lettered), and dead letters by reason code. */
+  inbox?: () => { received: number; duplicates: number; deadLetteredBy: Readonly<Record<string, number>> };
+  authorizer?: () => { hits: number; misses: number; coalesced: number };
   outboxBacklog?: () => number;
   reloadBacklog?: () => { queued: number; running: number };
   updateState?: () => UpdateStateView;
@@ -54,24 +48,18 @@ const RELOAD_BOUNDS = [0.1, 0.5, 1, 5, 15, 60, 300, 900, 1800];
  */
 export function createAgentMetrics(): AgentMetrics {
   let sources: MetricSources = {};
-  const linkUp = { value: 0 };
-  const reconnects = counter('fort_iot_reconnects_total', 'IoT link connections after the first since the agent started');
-  const received = counter('fort_events_received_total', 'Cloud events committed by the inbox (handled, duplicate or dead-lettered)');
-  const duplicates = counter('fort_events_duplicates_total', 'Redelivered events the inbox ignored');
-  const dead = counter('fort_events_dead_lettered_total', 'Events dead-lettered, by reason code', ['reason']);
   const reloads = counter('fort_reloads_total', 'Reloads finished, by outcome', ['outcome']);
   const reloadSeconds = histogram('fort_reload_duration_seconds', 'Duration of finished reloads, by outcome', ['outcome'], RELOAD_BOUNDS);
-  const authz = counter('fort_authz_cache_requests_total', 'Authorisation decisions asked for: hit (cached), miss (asked the cloud), coalesced (joined a question in flight)', ['result']);
   const requests = counter('fort_api_requests_total', 'HTTP requests answered, by API, route pattern, method and status', ['api', 'route', 'method', 'status']);
   const requestSeconds = histogram('fort_api_request_duration_seconds', 'Time to answer HTTP requests, by API, route pattern and method', ['api', 'route', 'method'], REQUEST_BOUNDS);
   const update = () => sources.updateState?.() ?? { state: null, reportedAt: null };
 
   const families: MetricFamily[] = [
-    gauge('fort_iot_link_up', 'IoT link connected and subscribed (1) or not (0)', () => [{ value: linkUp.value }]),
-    reconnects,
-    received,
-    duplicates,
-    dead,
+    gauge('fort_iot_link_up', 'IoT link connected and subscribed (1) or not (0)', () => [{ value: sources.link?.().up ? 1 : 0 }]),
+    counterOf('fort_iot_reconnects_total', 'IoT link connections after the first since the agent started', () => [{ value: Math.max(0, (sources.link?.().connects ?? 0) - 1) }]),
+    counterOf('fort_events_received_total', 'Cloud events committed by the inbox (handled, duplicate or dead-lettered)', () => [{ value: sources.inbox?.().received ?? 0 }]),
+    counterOf('fort_events_duplicates_total', 'Redelivered events the inbox ignored', () => [{ value: sources.inbox?.().duplicates ?? 0 }]),
+    counterOf('fort_events_dead_lettered_total', 'Events dead-lettered, by reason code', () => Object.entries(sources.inbox?.().deadLetteredBy ?? {}).map(([reason, value]) => ({ labels: { reason }, value }))),
     gauge('fort_outbox_backlog', 'Status messages waiting in the outbox to be published to the cloud', () => (sources.outboxBacklog ? [{ value: sources.outboxBacklog() }] : [])),
     // The inbox has no backlog of its own: each event is handled in the transaction that commits it, before its PUBACK.
     gauge('fort_reload_backlog', 'Reloads queued or running: the work the cloud\'s events and users leave', () => {
@@ -80,7 +68,10 @@ export function createAgentMetrics(): AgentMetrics {
     }),
     reloads,
     reloadSeconds,
-    authz,
+    counterOf('fort_authz_cache_requests_total', 'Authorisation decisions asked for: hit (cached), miss (asked the cloud), coalesced (joined a question in flight)', () => {
+      const a = sources.authorizer?.();
+      return a ? [{ labels: { result: 'hit' }, value: a.hits }, { labels: { result: 'miss' }, value: a.misses }, { labels: { result: 'coalesced' }, value: a.coalesced }] : [];
+    }),
     requests,
     requestSeconds,
     gauge('fort_update_state', 'The deployment manager\'s update step as it last reported it: 1 for the current step (absent until it reports)', () => {
@@ -115,16 +106,10 @@ export function createAgentMetrics(): AgentMetrics {
       const own = families.map((f) => f.render()).join('\n');
       return { contentType: registry.contentType, text: `${await registry.metrics()}\n${own}` };
     },
-    linkUp: (up) => void (linkUp.value = up ? 1 : 0),
-    linkReconnected: () => reconnects.inc(),
-    eventsReceived: (n) => received.inc({}, n),
-    eventDuplicate: () => duplicates.inc(),
-    eventDeadLettered: (reason) => dead.inc({ reason }),
     reloadFinished(outcome, seconds) {
       reloads.inc({ outcome });
       reloadSeconds.observe({ outcome }, seconds);
     },
-    authzCache: (result) => authz.inc({ result }),
     apiRequest(api, route, method, status, seconds) {
       requests.inc({ api, route, method, status: String(status) });
       requestSeconds.observe({ api, route, method }, seconds);

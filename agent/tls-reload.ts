@@ -1,6 +1,6 @@
 import type { SecureContextOptions } from 'node:tls';
 import type { Logger } from '../lib/logger.js';
-import { loadTlsMaterial, type TlsFilePaths } from '../lib/tls.js';
+import { loadTlsMaterial, TLS_MIN_VERSION, type TlsFilePaths } from '../lib/tls.js';
 import type { ServedCertificate } from '../lib/admin-client.js';
 
 /** A TLS server whose certificate can be swapped while it runs (node's https/tls Server). */
@@ -30,8 +30,7 @@ export function createCertReloader(servers: readonly ReloadableServer[], log: Lo
     reload(requestedBy: string): ServedCertificate[] {
       const loaded = servers.map((s) => ({ s, m: loadTlsMaterial(s.paths) }));
       for (const { s, m } of loaded) {
-        // The same minimum version the servers start with (lib/tls callers use TLS 1.2+).
-        s.server.setSecureContext({ key: m.key, cert: m.cert, ...(m.ca ? { ca: m.ca } : {}), minVersion: 'TLSv1.2' });
+        s.server.setSecureContext({ key: m.key, cert: m.cert, ...(m.ca ? { ca: m.ca } : {}), minVersion: TLS_MIN_VERSION });
       }
       const served = loaded.map(({ s, m }) => ({
         role: s.role,

@@ -3,6 +3,9 @@ import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { assertPrivateFileMode } from './files.js';
 import { TlsMaterialError } from './errors.js';
 
+/** The oldest TLS the fort's servers speak, at start and after a certificate reload. */
+export const TLS_MIN_VERSION = 'TLSv1.2';
+
 export interface TlsMaterial {
   ca?: Buffer;
   cert: Buffer;

@@ -149,30 +149,34 @@ owner_ids() {
   printf '%s:%s' "$u" "$g"
 }
 
+# set_mode FILE MODE USER GROUP (a path as it is here, under --root): owner and mode only,
+# which leaves modification times alone.
+set_mode() {
+  chown "$(owner_ids "$3" "$4")" "$1"
+  chmod "$2" "$1"
+}
+
 # dir PATH MODE USER GROUP (host path; missing parents are made root's, 0755)
 dir() {
   local p
   p=$(R "$1")
   [[ -d $p ]] || { mkdir -p "$p"; say "created $1"; }
-  chown "$(owner_ids "$3" "$4")" "$p"
-  chmod "$2" "$p"
+  set_mode "$p" "$2" "$3" "$4"
 }
 
 # file_from SRC DST MODE USER GROUP: DST (host path) gets SRC's content unless it already has it.
 file_from() {
-  local dst ids
+  local dst
   dst=$(R "$2")
-  ids=$(owner_ids "$4" "$5")
-  if ! cmp -s "$1" "$dst"; then
+  if cmp -s "$1" "$dst"; then
+    set_mode "$dst" "$3" "$4" "$5"
+  else
     # Created owner-only, so a key is never readable by others, even for a moment.
     (umask 077 && cp "$1" "$dst.new")
-    chown "$ids" "$dst.new"
-    chmod "$3" "$dst.new"
+    set_mode "$dst.new" "$3" "$4" "$5"
     mv -f "$dst.new" "$dst"
     say "wrote $2"
   fi
-  chown "$ids" "$dst"
-  chmod "$3" "$dst"
 }
 
 # new_file DST MODE USER GROUP < content: written only when absent (an operator's edits are kept).
@@ -181,14 +185,13 @@ new_file() {
   dst=$(R "$1")
   if [[ -e $dst ]]; then
     cat >/dev/null
+    set_mode "$dst" "$2" "$3" "$4"
   else
     tmp=$(mktemp)
     cat >"$tmp"
     file_from "$tmp" "$1" "$2" "$3" "$4"
     rm -f "$tmp"
   fi
-  chown "$(owner_ids "$3" "$4")" "$dst"
-  chmod "$2" "$dst"
 }
 
 # link TARGET NAME USER: NAME (host path) → TARGET, replaced in one rename.
@@ -274,8 +277,7 @@ pki() {
 # own PATH MODE USER (host path; the user's own group)
 own() {
   [[ -e $(R "$1") ]] || die "$1 is missing (an incomplete PKI: restore it, or remove $(dirname "$1") to make a new one)"
-  chown "$(owner_ids "$3" "$3")" "$(R "$1")"
-  chmod "$2" "$(R "$1")"
+  set_mode "$(R "$1")" "$2" "$3" "$3"
 }
 
 configs() {

@@ -4,7 +4,7 @@ import { FortError } from '../../lib/errors.js';
 import { sendBadRequest, sendProblem } from '../../lib/http-problem.js';
 import type { FortIdentity } from '../pairing/identity.js';
 import type { PairRequest } from '../pairing/pair.js';
-import { operatorOnly } from './peer.js';
+import { deploymentManagerOnly, operatorOnly } from './peer.js';
 
 export interface AdminPairingDeps {
   pair(req: PairRequest, by: string): Promise<FortIdentity>;
@@ -58,7 +58,7 @@ export function registerPairingRoutes(app: FastifyInstance, deps: AdminPairingDe
   // The deployment manager keeps its own key (another system user): it sends a CSR, the agent
   // (the one that talks to the cloud API) gets it signed.
   app.post('/admin/v1/update-identity', async (req, reply) => {
-    if (req.peer?.name !== 'deployment-manager') return sendProblem(reply, 403, 'FORT_ERR_FORBIDDEN', 'Forbidden', 'only the deployment manager asks for its update identity');
+    if (!deploymentManagerOnly(req, reply, 'asks for its update identity')) return reply;
     const body = updateIdentityBody.safeParse(req.body);
     if (!body.success) return sendBadRequest(reply, body.error);
     try {

@@ -25,6 +25,13 @@ export function authorizePeer(socket: TLSSocket, allowed: ReadonlySet<string>): 
   return { ok: true, peer: { name, fingerprint256: cert.fingerprint256 } };
 }
 
+/** The deployment manager's own calls: any other certificate gets 403 (false: answered). */
+export function deploymentManagerOnly(req: FastifyRequest, reply: FastifyReply, action: string): boolean {
+  if (req.peer?.name === 'deployment-manager') return true;
+  void sendProblem(reply, 403, 'FORT_ERR_FORBIDDEN', 'Forbidden', `only the deployment manager ${action}`);
+  return false;
+}
+
 /** Operator actions only: the deployment manager's certificate gets 403 (false: answered). */
 export function operatorOnly(req: FastifyRequest, reply: FastifyReply, action: string): boolean {
   if (req.peer?.name !== 'deployment-manager') return true;

@@ -2,7 +2,7 @@ import Fastify from 'fastify';
 import type { TLSSocket } from 'node:tls';
 import { z } from 'zod';
 import type { Logger } from '../../lib/logger.js';
-import type { TlsMaterial } from '../../lib/tls.js';
+import { TLS_MIN_VERSION, type TlsMaterial } from '../../lib/tls.js';
 import { sendProblem, sendBadRequest } from '../../lib/http-problem.js';
 import type { HealthRegistry } from '../health.js';
 import type { AuditReader } from '../audit/reader.js';
@@ -13,7 +13,7 @@ import type { DeadLetterReader } from '../events/dead-letters.js';
 import { requestObserver, type AgentMetrics } from '../metrics.js';
 import type { UpdateStateHolder } from '../update-state.js';
 import { registerUpdateStateRoutes } from './update-state-routes.js';
-import { FortError, TlsMaterialError } from '../../lib/errors.js';
+import { TlsMaterialError } from '../../lib/errors.js';
 import { authorizePeer, operatorOnly, type PeerIdentity } from './peer.js';
 
 export interface AdminServerDeps {
@@ -81,7 +81,7 @@ export async function startAdminServer(deps: AdminServerDeps) {
       ca: deps.tls.ca,
       requestCert: true,
       rejectUnauthorized: true,
-      minVersion: 'TLSv1.2',
+      minVersion: TLS_MIN_VERSION,
     },
   });
 
@@ -151,7 +151,6 @@ export async function startAdminServer(deps: AdminServerDeps) {
       } catch (err) {
         // Names the file and what is wrong with it; nothing was swapped.
         if (err instanceof TlsMaterialError) return sendProblem(reply, 422, err.code, 'Certificates not reloaded', `${err.message}; still serving the previous certificates`);
-        if (err instanceof FortError && err.code === 'FORT_ERR_CONFLICT') return sendProblem(reply, 409, err.code, 'Starting', err.message);
         throw err;
       }
     });

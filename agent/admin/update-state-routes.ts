@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { sendBadRequest, sendProblem } from '../../lib/http-problem.js';
+import { sendBadRequest } from '../../lib/http-problem.js';
+import { deploymentManagerOnly } from './peer.js';
 import { UPDATE_STEPS } from '../../lib/update-summary.js';
 import type { UpdateStateHolder } from '../update-state.js';
 
@@ -32,7 +33,7 @@ const updateStateBody = z.object({
  */
 export function registerUpdateStateRoutes(app: FastifyInstance, holder: UpdateStateHolder) {
   app.put('/admin/v1/update-state', { bodyLimit: 8 * 1024 }, async (req, reply) => {
-    if (req.peer?.name !== 'deployment-manager') return sendProblem(reply, 403, 'FORT_ERR_FORBIDDEN', 'Forbidden', 'only the deployment manager reports the update state');
+    if (!deploymentManagerOnly(req, reply, 'reports the update state')) return reply;
     const body = updateStateBody.safeParse(req.body);
     if (!body.success) return sendBadRequest(reply, body.error);
     holder.set(body.data);

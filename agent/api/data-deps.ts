@@ -11,15 +11,14 @@ import type { HealthRegistry } from '../health.js';
 import type { ApiConfig } from './config.js';
 import type { AppsRoutesDeps } from './apps-routes.js';
 import { createUserTokenVerifier } from './user-token.js';
-import type { MetricsRecorder } from '../metrics.js';
 
 /**
  * What the client API's data routes need: user-token verification against the cloud's
  * JWKS, cloud authorisation, the app catalog and version files, and the audit trail.
  */
-export function createDataDeps(deps: { api: ApiConfig & { auth: NonNullable<ApiConfig['auth']> }; cloud: CloudConfig; fortId: string; appsDir: string; db: Database.Database; auditDb: Database.Database; reloads: AppsRoutesDeps['reloads']; proxy?: ProxySettings | undefined; health: HealthRegistry; log: Logger; metrics?: MetricsRecorder }) {
+export function createDataDeps(deps: { api: ApiConfig & { auth: NonNullable<ApiConfig['auth']> }; cloud: CloudConfig; fortId: string; appsDir: string; db: Database.Database; auditDb: Database.Database; reloads: AppsRoutesDeps['reloads']; proxy?: ProxySettings | undefined; health: HealthRegistry; log: Logger }) {
   const { auth } = deps.api;
-  const cloud = startCloudService({ config: deps.cloud, fortId: deps.fortId, proxy: deps.proxy, log: deps.log, ...(deps.metrics ? { metrics: deps.metrics } : {}) });
+  const cloud = startCloudService({ config: deps.cloud, fortId: deps.fortId, proxy: deps.proxy, log: deps.log });
   const jwksUrl = auth.jwks_url ? new URL(auth.jwks_url) : cloudEndpoint(deps.cloud.url, '.well-known/jwks.json');
   const verifyToken = createUserTokenVerifier({
     issuer: auth.issuer,

@@ -3,7 +3,7 @@ import Fastify from 'fastify';
 import cors from '@fastify/cors';
 import rateLimit from '@fastify/rate-limit';
 import type { Logger } from '../../lib/logger.js';
-import type { TlsMaterial } from '../../lib/tls.js';
+import { TLS_MIN_VERSION, type TlsMaterial } from '../../lib/tls.js';
 import type { ApiConfig } from './config.js';
 import { API_HEADERS } from './security-headers.js';
 
@@ -23,7 +23,7 @@ export async function createClientApiServer(config: Pick<ApiConfig, 'cors_origin
     disableRequestLogging: true,
     bodyLimit: 64 * 1024,
     // Header size is bounded by Node (16 KB); tokens beyond max_token_bytes are refused by the verifier.
-    https: { key: tls.key, cert: tls.cert, minVersion: 'TLSv1.2' },
+    https: { key: tls.key, cert: tls.cert, minVersion: TLS_MIN_VERSION },
     genReqId: () => randomUUID(),
     requestIdLogLabel: 'requestId',
   });

@@ -1,7 +1,6 @@
 import { FortError } from '../../lib/errors.js';
 import type { Logger } from '../../lib/logger.js';
 import type { AuthorizeAnswer, AuthorizeQuestion } from './client.js';
-import { NO_METRICS, type MetricsRecorder } from '../metrics.js';
 
 export interface Decision {
   allow: boolean;
@@ -22,7 +21,6 @@ export interface AuthorizerOptions {
   /** Upper bound on a cloud-given TTL, so a bad answer cannot pin a decision for days. */
   maxTtlSeconds?: number;
   log: Logger;
-  metrics?: MetricsRecorder;
   now?: () => number;
 }
 
@@ -33,7 +31,6 @@ export interface AuthorizerOptions {
  */
 export function createAuthorizer(opts: AuthorizerOptions) {
   const now = opts.now ?? Date.now;
-  const metrics = opts.metrics ?? NO_METRICS;
   const maxTtlMs = (opts.maxTtlSeconds ?? 3600) * 1000;
   // A Map iterates in insertion order: re-inserting on a hit makes the first key the LRU.
   const cache = new Map<string, { allow: boolean; expiresAt: number }>();
@@ -66,7 +63,6 @@ export function createAuthorizer(opts: AuthorizerOptions) {
       const hit = cache.get(key);
       if (hit && hit.expiresAt > now()) {
         stats.hits += 1;
-        metrics.authzCache('hit');
         cache.delete(key);
         cache.set(key, hit);
         return Promise.resolve({ allow: hit.allow, source: 'cache' });
@@ -75,11 +71,9 @@ export function createAuthorizer(opts: AuthorizerOptions) {
       const pending = inflight.get(key);
       if (pending) {
         stats.coalesced += 1;
-        metrics.authzCache('coalesced');
         return pending;
       }
       stats.misses += 1;
-      metrics.authzCache('miss');
       const p = askCloud(key, q).finally(() => inflight.delete(key));
       inflight.set(key, p);
       return p;

@@ -9,7 +9,6 @@ import { createAuthorizer, type Authorizer } from './authorizer.js';
 import { loadClientKey } from './client-key.js';
 import { createCloudClient, type CloudClient } from './client.js';
 import { cloudEndpoint, type CloudConfig } from './config.js';
-import type { MetricsRecorder } from '../metrics.js';
 
 export interface CloudService {
   client: CloudClient;
@@ -20,7 +19,7 @@ export interface CloudService {
 }
 
 /** The fort's side of the cloud API: one agent (cloud CA, proxy) for tokens, decisions and keys. */
-export function startCloudService(deps: { config: CloudConfig; fortId: string; proxy?: ProxySettings | undefined; log: Logger; metrics?: MetricsRecorder }): CloudService {
+export function startCloudService(deps: { config: CloudConfig; fortId: string; proxy?: ProxySettings | undefined; log: Logger }): CloudService {
   const { config, log } = deps;
   const base = new URL(config.url);
   const ca = config.ca ? readFileSync(config.ca) : undefined;
@@ -38,7 +37,7 @@ export function startCloudService(deps: { config: CloudConfig; fortId: string; p
     retries: config.retries,
     log: log.child({ module: 'cloud-client' }),
   });
-  const authorizer = createAuthorizer({ ask: (q) => client.authorize(q), maxEntries: config.decision_cache_size, log: log.child({ module: 'authorizer' }), ...(deps.metrics ? { metrics: deps.metrics } : {}) });
+  const authorizer = createAuthorizer({ ask: (q) => client.authorize(q), maxEntries: config.decision_cache_size, log: log.child({ module: 'authorizer' }) });
   const jwksFailure = changeLogger(log.child({ module: 'cloud-jwks' }), 'cloud JWKS unreachable: user tokens cannot be checked', 'cloud JWKS reachable again');
   const jwksHttp = createJsonClient({ agent, timeoutMs, peer: `cloud JWKS ${base.host}`, errorCode: 'FORT_ERR_UPSTREAM' });
 

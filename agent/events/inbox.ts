@@ -2,7 +2,6 @@ import type Database from 'better-sqlite3';
 import type { Logger } from '../../lib/logger.js';
 import { EVENT_TYPE, MAX_EVENT_BYTES, parseEvent, type FortEvent, type ParseFailureCode } from './envelope.js';
 import type { Outbox } from './outbox.js';
-import { NO_METRICS, type MetricsRecorder } from '../metrics.js';
 
 /** What a handler may touch: the same handle, inside the inbox's transaction. */
 export interface HandlerContext {
@@ -45,6 +44,8 @@ export interface Inbox {
   registerHandler(type: string, handler: EventHandler): void;
   /** Counters since start, for health. */
   stats(): InboxStats;
+  /** Dead letters since start by reason code (the metrics' labels). */
+  deadLetteredBy(): Readonly<Record<string, number>>;
   deadLetterCount(): number;
   /**
    * Forget event ids received before `cutoff`. The window must outlast the broker's
@@ -62,7 +63,6 @@ export interface InboxOptions {
   handlers?: ReadonlyMap<string, EventHandler>;
   /** Oldest dead letters beyond this are deleted: a flood of junk must not fill the disk. */
   maxDeadLetters?: number;
-  metrics?: MetricsRecorder;
   now?: () => Date;
 }
 
@@ -76,11 +76,11 @@ class HandlerFailure extends Error {
 export function createInbox(opts: InboxOptions): Inbox {
   const { db, log, fortId, outbox } = opts;
   const now = opts.now ?? (() => new Date());
-  const metrics = opts.metrics ?? NO_METRICS;
   const maxDeadLetters = opts.maxDeadLetters ?? 1000;
   if (!Number.isInteger(maxDeadLetters) || maxDeadLetters < 1) throw new RangeError(`inbox maxDeadLetters must be a positive integer, got ${maxDeadLetters}`);
   const handlers = new Map<string, EventHandler>();
   const counts: InboxStats = { received: 0, handled: 0, duplicates: 0, deadLettered: 0 };
+  const deadBy: Partial<Record<DeadLetterCode, number>> = {};
   const ctx: HandlerContext = { db, outbox };
 
   const insertEvent = db.prepare('INSERT INTO inbox (id, type, received_at, payload) VALUES (?, ?, ?, ?) ON CONFLICT (id) DO NOTHING');
@@ -155,11 +155,9 @@ export function createInbox(opts: InboxOptions): Inbox {
   function receiveMany(messages: readonly InboundMessage[]): ReceiveResult[] {
     const outcomes = receiveAll(messages);
     counts.received += messages.length;
-    metrics.eventsReceived(messages.length);
     return outcomes.map(({ result, code, report }) => {
       counts[tally[result]]++;
-      if (code) metrics.eventDeadLettered(code);
-      else if (result === 'duplicate') metrics.eventDuplicate();
+      if (code) deadBy[code] = (deadBy[code] ?? 0) + 1;
       report?.();
       return result;
     });
@@ -170,6 +168,7 @@ export function createInbox(opts: InboxOptions): Inbox {
     receiveMany,
     registerHandler,
     stats: () => ({ ...counts }),
+    deadLetteredBy: () => ({ ...deadBy }),
     deadLetterCount: () => countDead.get() as number,
     pruneBefore: (cutoff) => prune.run(cutoff.toISOString()).changes,
   };

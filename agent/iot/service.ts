@@ -12,7 +12,6 @@ import { pingHandler } from '../events/handlers/ping.js';
 import type { IotConfig } from './config.js';
 import { credentialsProvider, staticCredentials, type CredentialSource } from './credentials.js';
 import { createMqttLink } from './link.js';
-import { NO_METRICS, type MetricsRecorder } from '../metrics.js';
 
 /**
  * The cloud → fort event path: credentials → SigV4 link → inbox (exactly-once effect) and the
@@ -30,7 +29,6 @@ export function startIotService(deps: {
   clock: ClockHealth;
   log: Logger;
   proxy?: ProxySettings | undefined;
-  metrics?: MetricsRecorder;
 }) {
   const { config, log } = deps;
   const thingName = config.thing_name ?? deps.fortId;
@@ -49,8 +47,7 @@ export function startIotService(deps: {
         });
 
   const outbox = deps.outbox ?? createOutbox({ db: deps.db, log: log.child({ module: 'outbox' }), maxMessages: config.outbox_max_messages });
-  const metrics = deps.metrics ?? NO_METRICS;
-  const inbox = createInbox({ db: deps.db, log: log.child({ module: 'inbox' }), fortId: deps.fortId, outbox, metrics });
+  const inbox = createInbox({ db: deps.db, log: log.child({ module: 'inbox' }), fortId: deps.fortId, outbox });
   inbox.registerHandler('ping', pingHandler(deps.fortId));
   for (const [type, handler] of deps.handlers ?? []) inbox.registerHandler(type, handler);
 
@@ -82,9 +79,7 @@ export function startIotService(deps: {
     if (link.state === 'connected') deps.health.set('iot-link', 'ready', 'connected');
     else deps.health.set('iot-link', 'degraded', link.stats().lastError ?? link.state);
   };
-  let connects = 0;
   link.events.on('connected', () => {
-    if (connects++ > 0) metrics.linkReconnected();
     publisher.start();
     healthState();
   });
@@ -92,10 +87,7 @@ export function startIotService(deps: {
     void publisher.stop();
     healthState();
   });
-  link.events.on('state', (s) => {
-    metrics.linkUp(s === 'connected');
-    healthState();
-  });
+  link.events.on('state', healthState);
   deps.health.set('iot-link', 'degraded', 'connecting');
   deps.health.setInfo('iot-link', () => ({
     ...link.stats(),

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
+import { wholeNumber } from '../../agent/cli/args.js';
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
@@ -21,16 +22,12 @@ import { printReport, type SoakReport } from './report.js';
  * processes that are no longer killed. Exit 1 when an event was lost or applied twice, the
  * update did not land, or RSS grew by 10 % or more.
  */
-const whole = (min: number, max: number) => (v: string) => {
-  const n = Number(v);
-  if (!Number.isFinite(n) || n < min || n > max) throw new InvalidArgumentError(`expected a number ${min}..${max}`);
-  return n;
-};
 const o = new Command('soak')
-  .option('--minutes <n>', 'how long the load and chaos run (setup and drain not counted)', whole(1, 24 * 60), 5)
-  .option('--seed <n>', 'chaos schedule seed (the report names it: a failing run can be replayed)', whole(0, 2 ** 32), Math.floor(Math.random() * 2 ** 32))
-  .option('--events-per-second <n>', 'ping events the cloud sends', whole(1, 100), 20)
-  .option('--requests-per-second <n>', 'client API requests a user makes', whole(1, 100), 10)
+  // At least 2: RSS growth is measured from 30 s after the chaos half ends, and needs time after that.
+  .option('--minutes <n>', 'how long the load and chaos run (setup and drain not counted)', wholeNumber(2, 24 * 60), 5)
+  .option('--seed <n>', 'chaos schedule seed (the report names it: a failing run can be replayed)', wholeNumber(0, 2 ** 32), Math.floor(Math.random() * 2 ** 32))
+  .option('--events-per-second <n>', 'ping events the cloud sends', wholeNumber(1, 100), 20)
+  .option('--requests-per-second <n>', 'client API requests a user makes', wholeNumber(1, 100), 10)
   .option('--out <file>', 'JSON report', join(REPO, 'bench', 'results', 'soak.json'))
   .parse(process.argv)
   .opts<{ minutes: number; seed: number; eventsPerSecond: number; requestsPerSecond: number; out: string }>();

@@ -11,17 +11,14 @@ describe('agent metrics', () => {
     const m = createAgentMetrics();
     let outbox = 3;
     m.sample({ outboxBacklog: () => outbox, reloadBacklog: () => ({ queued: 2, running: 1 }) });
-    m.linkUp(true);
-    m.linkReconnected();
-    m.eventsReceived(5);
-    m.eventDuplicate();
-    m.eventDeadLettered('bad_json');
-    m.eventDeadLettered('bad_json');
-    m.eventDeadLettered('wrong_fort');
+    // Registered later, as main.ts does once the link and the cloud service exist.
+    m.sample({
+      link: () => ({ up: true, connects: 2 }),
+      inbox: () => ({ received: 5, duplicates: 1, deadLetteredBy: { bad_json: 2, wrong_fort: 1 } }),
+      authorizer: () => ({ hits: 1, misses: 1, coalesced: 0 }),
+    });
     m.reloadFinished('succeeded', 0.3);
     m.reloadFinished('failed', 20);
-    m.authzCache('hit');
-    m.authzCache('miss');
     m.apiRequest('client', '/api/v1/apps/:appId', 'GET', 200, 0.004);
     m.apiRequest('client', '/api/v1/apps/:appId', 'GET', 200, 0.02);
     m.apiRequest('admin', 'unmatched', 'GET', 404, 0.001);
@@ -41,6 +38,7 @@ describe('agent metrics', () => {
     expect(sample(s, 'fort_reload_duration_seconds_bucket', { outcome: 'failed', le: '15' })).toBe(0);
     expect(sample(s, 'fort_reload_duration_seconds_bucket', { outcome: 'failed', le: '60' })).toBe(1);
     expect(sample(s, 'fort_authz_cache_requests_total', { result: 'hit' })).toBe(1);
+    expect(sample(s, 'fort_authz_cache_requests_total', { result: 'miss' })).toBe(1);
     expect(sample(s, 'fort_api_requests_total', { api: 'client', route: '/api/v1/apps/:appId', method: 'GET', status: '200' })).toBe(2);
     expect(sample(s, 'fort_api_request_duration_seconds_count', { api: 'client', route: '/api/v1/apps/:appId', method: 'GET' })).toBe(2);
     expect(sample(s, 'fort_api_requests_total', { api: 'admin', route: 'unmatched', method: 'GET', status: '404' })).toBe(1);
@@ -66,9 +64,9 @@ describe('agent metrics', () => {
   it('keeps two agents\' metrics apart (no global registry)', async () => {
     const a = createAgentMetrics();
     const b = createAgentMetrics();
-    a.eventsReceived(2);
-    expect(sample(parseMetrics((await b.scrape()).text), 'fort_events_received_total')).toBe(0);
-    expect(sample(parseMetrics((await a.scrape()).text), 'fort_events_received_total')).toBe(2);
+    a.reloadFinished('succeeded', 1);
+    expect(sample(parseMetrics((await b.scrape()).text), 'fort_reloads_total', { outcome: 'succeeded' })).toBeUndefined();
+    expect(sample(parseMetrics((await a.scrape()).text), 'fort_reloads_total', { outcome: 'succeeded' })).toBe(1);
   });
 });
 
