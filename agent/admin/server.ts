@@ -14,6 +14,7 @@ import { requestObserver, type AgentMetrics } from '../metrics.js';
 import type { UpdateStateHolder } from '../update-state.js';
 import { registerUpdateStateRoutes } from './update-state-routes.js';
 import { TlsMaterialError } from '../../lib/errors.js';
+import { listenWithoutInterfaces } from '../api/listen.js';
 import { authorizePeer, operatorOnly, type PeerIdentity } from './peer.js';
 
 export interface AdminServerDeps {
@@ -173,6 +174,6 @@ export async function startAdminServer(deps: AdminServerDeps) {
 
   app.setNotFoundHandler((req, reply) => sendProblem(reply, 404, 'FORT_ERR_NOT_FOUND', 'Not found', `${req.method} ${req.url}`));
 
-  await app.listen({ host: deps.host, port: deps.port });
+  await listenWithoutInterfaces(app, deps.host, deps.port, 'admin API');
   return app;
 }

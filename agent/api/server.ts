@@ -9,6 +9,7 @@ import { TokenRejectedError, type UserTokenVerifier } from './user-token.js';
 import { VIEWER_JS, viewerHtml } from './viewer-page.js';
 import { PAGE_HEADERS } from './security-headers.js';
 import { createClientApiServer } from './plumbing.js';
+import { listenWithoutInterfaces } from './listen.js';
 import { requestObserver, type MetricsRecorder } from '../metrics.js';
 
 export interface ClientApiDeps {
@@ -82,6 +83,6 @@ export async function startClientApi(deps: ClientApiDeps) {
 
   app.setNotFoundHandler((req, reply) => sendProblem(reply, 404, 'FORT_ERR_NOT_FOUND', 'Not found', `${req.method} ${pathOf(req.url)}`));
 
-  await app.listen({ host: config.host, port: config.port });
+  await listenWithoutInterfaces(app, config.host, config.port, 'client API');
   return app;
 }
