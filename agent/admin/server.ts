@@ -1,4 +1,4 @@
-import Fastify from 'fastify';
+import Fastify, { LogController } from 'fastify';
 import type { TLSSocket } from 'node:tls';
 import { z } from 'zod';
 import type { Logger } from '../../lib/logger.js';
@@ -74,7 +74,8 @@ export async function startAdminServer(deps: AdminServerDeps) {
   const app = Fastify({
     loggerInstance: deps.log,
     // Health polls every few seconds would drown the journal; refusals are logged below.
-    disableRequestLogging: true,
+    // (A LogController: the top-level disableRequestLogging is deprecated, FSTDEP023.)
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: 64 * 1024,
     https: {
       key: deps.tls.key,

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import Fastify from 'fastify';
+import Fastify, { LogController } from 'fastify';
 import cors from '@fastify/cors';
 import rateLimit from '@fastify/rate-limit';
 import type { Logger } from '../../lib/logger.js';
@@ -19,13 +19,13 @@ const rateLimited = (_req: unknown, ctx: { ttl: number }) => ({ statusCode: 429,
 export async function createClientApiServer(config: Pick<ApiConfig, 'cors_origins' | 'rate_limit'>, tls: Pick<TlsMaterial, 'key' | 'cert'>, log: Logger) {
   const app = Fastify({
     loggerInstance: log,
-    // One access line per request (the agent's, optional) instead of Fastify's two.
-    disableRequestLogging: true,
+    // One access line per request (the agent's, optional) instead of Fastify's two. Set through
+    // a LogController: the top-level options print FSTDEP023/024 at every start.
+    logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'requestId' }),
     bodyLimit: 64 * 1024,
     // Header size is bounded by Node (16 KB); tokens beyond max_token_bytes are refused by the verifier.
     https: { key: tls.key, cert: tls.cert, minVersion: TLS_MIN_VERSION },
     genReqId: () => randomUUID(),
-    requestIdLogLabel: 'requestId',
   });
   app.addHook('onSend', async (req, reply) => {
     reply.header('x-request-id', req.id);

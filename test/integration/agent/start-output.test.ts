@@ -2,15 +2,18 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { PkiPaths } from '../../../lib/pki/layout.js';
-import type { Supervised } from '../../../scripts/supervisor/process.js';
+import type { ExitInfo, Supervised } from '../../../scripts/supervisor/process.js';
 import { httpsRequest } from '../../helpers/https.js';
 import { DIST, jsonLines, startAgent, testInstallation, testPki, type TestInstallation } from '../../helpers/fort.js';
 
 /** What a start needs of the host, and what it writes: run as systemd's sandbox allows. */
-describe('agent start: no interface enumeration', () => {
+describe('agent start: what it needs of the host and what it writes', () => {
   let pki: PkiPaths;
   let inst: TestInstallation;
   let agent: Supervised;
+  // Stopped once: the last test reads everything the agent wrote, start to stop.
+  let stopped: Promise<ExitInfo> | undefined;
+  const stop = () => (stopped ??= agent.stop());
 
   beforeAll(async () => {
     pki = await testPki();
@@ -24,7 +27,7 @@ describe('agent start: no interface enumeration', () => {
     await agent.waitReady(20_000);
   });
   afterAll(async () => {
-    await agent?.stop();
+    if (agent) await stop();
     inst?.cleanup();
   });
 
@@ -42,5 +45,12 @@ describe('agent start: no interface enumeration', () => {
       { module: 'admin-api', address: '127.0.0.1', port: inst.layout.ports.admin },
       { module: 'client-api', address: '0.0.0.0', port: inst.layout.ports.clientApi },
     ]);
+  });
+
+  it('writes no deprecation warning from start to stop (FSTDEP…, DeprecationWarning)', async () => {
+    expect((await stop()).code).toBe(0);
+    const output = [...agent.stderr, ...agent.stdout].join('\n');
+    expect(output).not.toMatch(/FSTDEP|DeprecationWarning|FastifyDeprecation/);
+    expect(agent.stderr).toEqual([]);
   });
 });
