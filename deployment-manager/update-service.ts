@@ -112,7 +112,7 @@ export function createUpdateService(deps: { config: UpdatesConfig; state: StateF
       // After a restart, or an operator's file.
       return verifyInto(d, createReadStream(d.artifactFile));
     },
-    unpack: (payload) => unpackRelease(createReadStream(payload), join(root, 'releases'), { maxBytes: 4 * config.max_artifact_mb * 1024 * 1024, maxEntries: 200_000 }),
+    unpack: (payload) => unpackRelease(createReadStream(payload), join(root, 'releases'), { maxBytes: 4 * config.max_artifact_mb * 1024 * 1024, maxEntries: 200_000, protect: { running: currentRelease(root) ?? updater.state.installed, previous: updater.state.previous } }),
     switchTo: (v) => switchCurrent(root, v),
     agent: {
       restart: async () => {
