@@ -4,7 +4,7 @@ import { FortError } from '../../lib/errors.js';
 import { sendBadRequest, sendProblem } from '../../lib/http-problem.js';
 import type { FortIdentity } from '../pairing/identity.js';
 import type { PairRequest } from '../pairing/pair.js';
-import { deploymentManagerOnly, operatorOnly } from './peer.js';
+import { DEPLOYMENT_MANAGER_ONLY, OPERATOR_ONLY } from './roles.js';
 
 export interface AdminPairingDeps {
   pair(req: PairRequest, by: string): Promise<FortIdentity>;
@@ -30,7 +30,7 @@ const pairBody = z.strictObject({
   tenant: z.string().trim().min(1).max(128).optional(),
 });
 
-/** `POST /admin/v1/pair` (fortctl pair): only the operator's client, never the deployment manager. */
+/** Pairing, unpairing and key rotation (operators), and the deployment manager's update identity. */
 export function registerPairingRoutes(app: FastifyInstance, deps: AdminPairingDeps) {
   /** The answer first, then the restart that applies the change (the caller learns it succeeded). */
   const answerThenRestart = (reply: FastifyReply, answer: object, reason: string) => {
@@ -39,8 +39,7 @@ export function registerPairingRoutes(app: FastifyInstance, deps: AdminPairingDe
     return reply;
   };
 
-  app.post('/admin/v1/pair', async (req, reply) => {
-    if (!operatorOnly(req, reply, 'pairing')) return reply;
+  app.post('/admin/v1/pair', OPERATOR_ONLY, async (req, reply) => {
     const by = req.peer?.name ?? 'unknown';
     const body = pairBody.safeParse(req.body);
     if (!body.success) return sendBadRequest(reply, body.error);
@@ -57,8 +56,7 @@ export function registerPairingRoutes(app: FastifyInstance, deps: AdminPairingDe
 
   // The deployment manager keeps its own key (another system user): it sends a CSR, the agent
   // (the one that talks to the cloud API) gets it signed.
-  app.post('/admin/v1/update-identity', async (req, reply) => {
-    if (!deploymentManagerOnly(req, reply, 'asks for its update identity')) return reply;
+  app.post('/admin/v1/update-identity', DEPLOYMENT_MANAGER_ONLY, async (req, reply) => {
     const body = updateIdentityBody.safeParse(req.body);
     if (!body.success) return sendBadRequest(reply, body.error);
     try {
@@ -70,8 +68,7 @@ export function registerPairingRoutes(app: FastifyInstance, deps: AdminPairingDe
     }
   });
 
-  app.post('/admin/v1/rotate-keys', async (req, reply) => {
-    if (!operatorOnly(req, reply, 'key rotation')) return reply;
+  app.post('/admin/v1/rotate-keys', OPERATOR_ONLY, async (req, reply) => {
     const by = req.peer?.name ?? 'unknown';
     try {
       const done = await deps.rotateKeys(by);
@@ -83,8 +80,7 @@ export function registerPairingRoutes(app: FastifyInstance, deps: AdminPairingDe
     }
   });
 
-  app.post('/admin/v1/unpair', async (req, reply) => {
-    if (!operatorOnly(req, reply, 'unpairing')) return reply;
+  app.post('/admin/v1/unpair', OPERATOR_ONLY, async (req, reply) => {
     const by = req.peer?.name ?? 'unknown';
     const body = unpairBody.safeParse(req.body ?? {});
     if (!body.success) return sendBadRequest(reply, body.error);

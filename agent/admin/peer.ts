@@ -1,7 +1,5 @@
-import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { TLSSocket } from 'node:tls';
 import { commonName } from '../../lib/tls.js';
-import { sendProblem } from '../../lib/http-problem.js';
 
 const CLIENT_AUTH_OID = '1.3.6.1.5.5.7.3.2';
 
@@ -23,18 +21,4 @@ export function authorizePeer(socket: TLSSocket, allowed: ReadonlySet<string>): 
   if (eku && !eku.includes(CLIENT_AUTH_OID)) return { ok: false, reason: `certificate of ${name} is not for client authentication` };
   if (!allowed.has(name)) return { ok: false, reason: `trust-zone member ${name} is not allowed on the admin API` };
   return { ok: true, peer: { name, fingerprint256: cert.fingerprint256 } };
-}
-
-/** The deployment manager's own calls: any other certificate gets 403 (false: answered). */
-export function deploymentManagerOnly(req: FastifyRequest, reply: FastifyReply, action: string): boolean {
-  if (req.peer?.name === 'deployment-manager') return true;
-  void sendProblem(reply, 403, 'FORT_ERR_FORBIDDEN', 'Forbidden', `only the deployment manager ${action}`);
-  return false;
-}
-
-/** Operator actions only: the deployment manager's certificate gets 403 (false: answered). */
-export function operatorOnly(req: FastifyRequest, reply: FastifyReply, action: string): boolean {
-  if (req.peer?.name !== 'deployment-manager') return true;
-  void sendProblem(reply, 403, 'FORT_ERR_FORBIDDEN', 'Forbidden', `${action} is an operator action (fortctl)`);
-  return false;
 }

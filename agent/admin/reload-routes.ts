@@ -5,6 +5,7 @@ import { sendProblem, sendBadRequest } from '../../lib/http-problem.js';
 import { identifier } from '../../lib/config/fields.js';
 import { NotFoundError } from '../apps/errors.js';
 import type { Reload, CancelResult } from '../reloads/queue.js';
+import { OPERATOR_ONLY } from './roles.js';
 
 /** What the admin API needs of apps and reloads (agent/reloads/service.ts provides it). */
 export interface AdminReloadsDeps {
@@ -24,13 +25,12 @@ const listQuery = z.strictObject({
 const startBody = z.strictObject({ appId: identifier() });
 const cancelParams = z.strictObject({ id: z.uuid() });
 
-
 /**
  * Operator routes (trust zone only): apps are registered here and nowhere else — never by a
  * cloud event — and reloads can be listed, started and cancelled.
  */
 export function registerReloadRoutes(app: FastifyInstance, deps: AdminReloadsDeps) {
-  app.post('/admin/v1/apps', async (req, reply) => {
+  app.post('/admin/v1/apps', OPERATOR_ONLY, async (req, reply) => {
     const body = addBody.safeParse(req.body);
     if (!body.success) return sendBadRequest(reply, body.error);
     try {
@@ -43,15 +43,15 @@ export function registerReloadRoutes(app: FastifyInstance, deps: AdminReloadsDep
     }
   });
 
-  app.get('/admin/v1/apps', async () => ({ apps: deps.listApps() }));
+  app.get('/admin/v1/apps', OPERATOR_ONLY, async () => ({ apps: deps.listApps() }));
 
-  app.get('/admin/v1/reloads', async (req, reply) => {
+  app.get('/admin/v1/reloads', OPERATOR_ONLY, async (req, reply) => {
     const q = listQuery.safeParse(req.query);
     if (!q.success) return sendBadRequest(reply, q.error);
     return { reloads: deps.listReloads({ ...(q.data.app ? { appId: q.data.app } : {}), ...(q.data.state ? { state: q.data.state } : {}), limit: q.data.limit }) };
   });
 
-  app.post('/admin/v1/reloads', async (req, reply) => {
+  app.post('/admin/v1/reloads', OPERATOR_ONLY, async (req, reply) => {
     const body = startBody.safeParse(req.body);
     if (!body.success) return sendBadRequest(reply, body.error);
     try {
@@ -62,7 +62,7 @@ export function registerReloadRoutes(app: FastifyInstance, deps: AdminReloadsDep
     }
   });
 
-  app.post('/admin/v1/reloads/:id/cancel', async (req, reply) => {
+  app.post('/admin/v1/reloads/:id/cancel', OPERATOR_ONLY, async (req, reply) => {
     const p = cancelParams.safeParse(req.params);
     if (!p.success) return sendBadRequest(reply, p.error);
     const { result } = deps.cancelReload({ reloadId: p.data.id });

@@ -1,65 +1,34 @@
-import Fastify, { LogController } from 'fastify';
+import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import type { TLSSocket } from 'node:tls';
-import { z } from 'zod';
 import type { Logger } from '../../lib/logger.js';
 import { TLS_MIN_VERSION, type TlsMaterial } from '../../lib/tls.js';
-import { sendProblem, sendBadRequest } from '../../lib/http-problem.js';
-import type { HealthRegistry } from '../health.js';
-import type { AuditReader } from '../audit/reader.js';
+import { sendProblem } from '../../lib/http-problem.js';
 import { registerReloadRoutes, type AdminReloadsDeps } from './reload-routes.js';
 import { registerPairingRoutes, type AdminPairingDeps } from './pairing-routes.js';
-import type { CertificateReport, ServedCertificate } from '../../lib/admin-client.js';
-import type { DeadLetterReader } from '../events/dead-letters.js';
-import { requestObserver, type AgentMetrics } from '../metrics.js';
+import { requestObserver } from '../metrics.js';
 import type { UpdateStateHolder } from '../update-state.js';
 import { registerUpdateStateRoutes } from './update-state-routes.js';
-import { TlsMaterialError } from '../../lib/errors.js';
+import { registerOperationsRoutes, type AdminOperationsDeps } from './operations-routes.js';
 import { listenWithoutInterfaces } from '../api/listen.js';
-import { authorizePeer, operatorOnly, type PeerIdentity } from './peer.js';
+import { authorizePeer, type PeerIdentity } from './peer.js';
+import { enforceRoles } from './roles.js';
 
-export interface AdminServerDeps {
-  host: string;
-  port: number;
-  tls: TlsMaterial;
-  allowedClients: readonly string[];
-  health: HealthRegistry;
-  info: () => { version: string; fortId: string; schemaVersion: number; startedAt: Date };
-  /** Stop taking work, finish in-flight, exit 0 so systemd starts the (new) release. */
-  drain: (requestedBy: string) => void;
-  /** Read side of the audit table, for `GET /admin/v1/audit`. */
-  audit: AuditReader;
+export interface AdminRoutesDeps extends AdminOperationsDeps {
   /** Apps and reloads; absent in tests of the admin API alone. */
   reloads?: AdminReloadsDeps;
   /** fortctl pair; absent in tests of the admin API alone. */
   pairing?: AdminPairingDeps;
-  /** Dead-lettered events, newest first (`fortctl events dead`). */
-  deadLetters?: DeadLetterReader;
-  /** Expiry of every certificate the agent uses (`fortctl certs check`). */
-  certificates?: () => CertificateReport[];
-  /** Reads the TLS servers' certificates again and serves them (`fortctl reload-certs`, as SIGHUP does). */
-  reloadCerts?: (requestedBy: string) => ServedCertificate[];
-  /** `GET /admin/v1/metrics`; this API's own requests are counted in it too. */
-  metrics?: AgentMetrics;
   /** What the deployment manager reports of its update state. */
   updateState?: UpdateStateHolder;
-  log: Logger;
-  now?: () => Date;
 }
 
-/** `GET /admin/v1/audit?since=<ISO time with offset or Z>&limit=<1..1000, default 200>` */
-export const auditQuerySchema = z.object({
-  since: z.iso.datetime({ offset: true, error: 'expected an ISO 8601 time with Z or an offset, e.g. 2024-05-01T12:00:00Z' }),
-  limit: z.coerce
-    .number({ error: 'expected a number' })
-    .int({ error: 'expected an integer 1..1000' })
-    .min(1, { error: 'expected an integer 1..1000' })
-    .max(1000, { error: 'expected an integer 1..1000' })
-    .default(200),
-});
-
-const deadQuerySchema = z.object({
-  limit: z.coerce.number({ error: 'expected a number' }).int({ error: 'expected an integer 1..1000' }).min(1, { error: 'expected an integer 1..1000' }).max(1000, { error: 'expected an integer 1..1000' }).default(50),
-});
+export interface AdminServerDeps extends AdminRoutesDeps {
+  host: string;
+  port: number;
+  tls: TlsMaterial;
+  allowedClients: readonly string[];
+  log: Logger;
+}
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -67,9 +36,17 @@ declare module 'fastify' {
   }
 }
 
-/** Trust-zone admin API: mutual TLS with the installation's root CA only, then a role check. */
+/** Every admin route, each declaring the roles that may call it (enforceRoles refuses the rest). */
+export function registerAdminRoutes(app: FastifyInstance, deps: AdminRoutesDeps) {
+  enforceRoles(app);
+  registerOperationsRoutes(app, deps);
+  if (deps.updateState) registerUpdateStateRoutes(app, deps.updateState);
+  if (deps.reloads) registerReloadRoutes(app, deps.reloads);
+  if (deps.pairing) registerPairingRoutes(app, deps.pairing);
+}
+
+/** Trust-zone admin API: mutual TLS with the installation's root CA only, then the route's roles. */
 export async function startAdminServer(deps: AdminServerDeps) {
-  const now = deps.now ?? (() => new Date());
   const allowed = new Set(deps.allowedClients);
   const app = Fastify({
     loggerInstance: deps.log,
@@ -88,6 +65,7 @@ export async function startAdminServer(deps: AdminServerDeps) {
   });
 
   if (deps.metrics) app.addHook('onResponse', requestObserver('admin', deps.metrics));
+  // On the root: unknown paths too are answered only to an allowed peer.
   app.addHook('onRequest', async (req, reply) => {
     const decision = authorizePeer(req.raw.socket as TLSSocket, allowed);
     if (!decision.ok) {
@@ -96,83 +74,7 @@ export async function startAdminServer(deps: AdminServerDeps) {
     }
     req.peer = decision.peer;
   });
-
-  app.get('/admin/v1/health', async (_req, reply) => {
-    const snap = deps.health.snapshot();
-    const info = deps.info();
-    const status = snap.draining ? 'draining' : snap.ready ? (snap.degraded ? 'degraded' : 'healthy') : snap.live ? 'starting' : 'unhealthy';
-    return reply.code(snap.ready ? 200 : 503).send({
-      status,
-      live: snap.live,
-      ready: snap.ready,
-      version: info.version,
-      fortId: info.fortId,
-      uptimeSeconds: Math.round((now().getTime() - info.startedAt.getTime()) / 1000),
-      modules: snap.modules,
-    });
-  });
-
-  app.get('/admin/v1/version', async () => {
-    const info = deps.info();
-    return { version: info.version, node: process.version, fortId: info.fortId, schemaVersion: info.schemaVersion, startedAt: info.startedAt.toISOString() };
-  });
-
-  app.post('/admin/v1/drain', async (req, reply) => {
-    const by = req.peer?.name ?? 'unknown';
-    req.log.info({ by }, 'drain requested');
-    reply.code(202).send({ status: 'draining' });
-    // After the reply is flushed: the caller learns the drain was accepted before we exit.
-    setImmediate(() => deps.drain(by));
-    return reply;
-  });
-
-  app.get('/admin/v1/audit', async (req, reply) => {
-    const query = auditQuerySchema.safeParse(req.query);
-    if (!query.success) return sendBadRequest(reply, query.error, 'query');
-    return { entries: deps.audit.since(new Date(query.data.since), query.data.limit) };
-  });
-
-  const dead = deps.deadLetters;
-  if (dead) {
-    app.get('/admin/v1/events/dead', async (req, reply) => {
-      const q = deadQuerySchema.safeParse(req.query);
-      if (!q.success) return sendBadRequest(reply, q.error, 'query');
-      return { deadLetters: dead.list(q.data.limit) };
-    });
-  }
-
-  const certificates = deps.certificates;
-  if (certificates) app.get('/admin/v1/certs', async () => ({ certificates: certificates() }));
-
-  const reloadCerts = deps.reloadCerts;
-  if (reloadCerts) {
-    app.post('/admin/v1/reload-certs', async (req, reply) => {
-      if (!operatorOnly(req, reply, 'reloading certificates')) return reply;
-      try {
-        return { served: reloadCerts(req.peer?.name ?? 'unknown') };
-      } catch (err) {
-        // Names the file and what is wrong with it; nothing was swapped.
-        if (err instanceof TlsMaterialError) return sendProblem(reply, 422, err.code, 'Certificates not reloaded', `${err.message}; still serving the previous certificates`);
-        throw err;
-      }
-    });
-  }
-
-  const metrics = deps.metrics;
-  if (metrics) {
-    app.get('/admin/v1/metrics', async (_req, reply) => {
-      const { contentType, text } = await metrics.scrape();
-      return reply.type(contentType).send(text);
-    });
-  }
-  const updateState = deps.updateState;
-  if (updateState) await app.register(async (scope) => registerUpdateStateRoutes(scope, updateState));
-
-  const reloads = deps.reloads;
-  if (reloads) await app.register(async (scope) => registerReloadRoutes(scope, reloads));
-  const pairing = deps.pairing;
-  if (pairing) await app.register(async (scope) => registerPairingRoutes(scope, pairing));
-
+  await app.register(async (scope) => registerAdminRoutes(scope, deps));
   app.setNotFoundHandler((req, reply) => sendProblem(reply, 404, 'FORT_ERR_NOT_FOUND', 'Not found', `${req.method} ${req.url}`));
 
   await listenWithoutInterfaces(app, deps.host, deps.port, 'admin API');

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { sendBadRequest } from '../../lib/http-problem.js';
-import { deploymentManagerOnly } from './peer.js';
+import { DEPLOYMENT_MANAGER_ONLY, OPERATOR_ONLY } from './roles.js';
 import { UPDATE_STEPS } from '../../lib/update-summary.js';
 import type { UpdateStateHolder } from '../update-state.js';
 
@@ -32,12 +32,11 @@ const updateStateBody = z.object({
  * the agent cannot see the update state machine, which runs as another user.
  */
 export function registerUpdateStateRoutes(app: FastifyInstance, holder: UpdateStateHolder) {
-  app.put('/admin/v1/update-state', { bodyLimit: 8 * 1024 }, async (req, reply) => {
-    if (!deploymentManagerOnly(req, reply, 'reports the update state')) return reply;
+  app.put('/admin/v1/update-state', { ...DEPLOYMENT_MANAGER_ONLY, bodyLimit: 8 * 1024 }, async (req, reply) => {
     const body = updateStateBody.safeParse(req.body);
     if (!body.success) return sendBadRequest(reply, body.error);
     holder.set(body.data);
     return reply.code(204).send();
   });
-  app.get('/admin/v1/update-state', async () => holder.get());
+  app.get('/admin/v1/update-state', OPERATOR_ONLY, async () => holder.get());
 }

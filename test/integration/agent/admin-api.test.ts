@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
 import { X509Certificate } from 'node:crypto';
 import { createCa, issueCert, type KeyAndCert } from '../../../lib/pki/certs.js';
 import type { PkiPaths } from '../../../lib/pki/layout.js';
-import { httpsRequest } from '../../helpers/https.js';
+import { httpsRequest, type TlsClientOptions } from '../../helpers/https.js';
 import { MIGRATIONS } from '../../../agent/store/migrations.js';
 import { startAgent, testInstallation, testPki, type TestInstallation } from '../../helpers/fort.js';
 import type { Supervised } from '../../../scripts/supervisor/process.js';
@@ -32,6 +33,10 @@ describe('admin API: trust-zone mutual TLS only', () => {
   beforeAll(async () => {
     pki = await testPki();
     inst = await testInstallation(pki);
+    // A metrics scraper under its own name: an operator like fortctl (README: Metrics).
+    const toml = readFileSync(inst.files.agent, 'utf8');
+    writeFileSync(inst.files.agent, toml.replace('allowed_clients = [ "fortctl", "deployment-manager" ]', 'allowed_clients = [ "fortctl", "deployment-manager", "prometheus" ]'));
+    expect(readFileSync(inst.files.agent, 'utf8')).toContain('"prometheus"');
     adminUrl = `https://127.0.0.1:${inst.layout.ports.admin}/admin/v1/health`;
     clientApiUrl = `https://127.0.0.1:${inst.layout.ports.clientApi}/health`;
     agent = await startAgent(inst.files.agent);
@@ -46,6 +51,7 @@ describe('admin API: trust-zone mutual TLS only', () => {
     extra['rogueFortctl'] = await issueCert(rogueCa, { commonName: 'fortctl', usage: 'client' });
     extra['expiredFortctl'] = await issueCert(trustCa, { commonName: 'fortctl', usage: 'client', notBefore: new Date(Date.now() - 3 * 86400_000), notAfter: new Date(Date.now() - 86400_000) });
     extra['serverOnlyFortctl'] = await issueCert(trustCa, { commonName: 'fortctl', usage: 'server' });
+    extra['prometheus'] = await issueCert(trustCa, { commonName: 'prometheus', usage: 'client' });
   });
   afterAll(async () => {
     await agent?.stop();
@@ -115,6 +121,49 @@ describe('admin API: trust-zone mutual TLS only', () => {
     expect(res.peer.issuerCertificate?.fingerprint256).toBe(clientCa.fingerprint256);
     expect(res.peer.fingerprint256).toBe(new X509Certificate(read(pki.clientZone.clientApiCert)).fingerprint256);
     await expect(httpsRequest(clientApiUrl, { ca: trust() })).rejects.toThrow(/unable to verify|UNABLE_TO_VERIFY/i);
+  });
+
+  describe('roles: each route declares who may call it', () => {
+    const base = () => `https://127.0.0.1:${inst.layout.ports.admin}`;
+    const dm = () => ({ ca: trust(), cert: read(pki.trustZone.deploymentManagerCert), key: read(pki.trustZone.deploymentManagerKey) });
+    const fortctl = () => ({ ca: trust(), cert: read(pki.trustZone.fortctlCert), key: read(pki.trustZone.fortctlKey) });
+    // Refused before the route runs: none of these does anything, whatever it would do.
+    const OPERATOR_ONLY: [string, string][] = [
+      ['GET', '/admin/v1/update-state'], ['GET', '/admin/v1/metrics'], ['GET', '/admin/v1/certs'], ['GET', '/admin/v1/events/dead'],
+      ['GET', '/admin/v1/audit?since=2024-01-01T00:00:00Z'], ['POST', '/admin/v1/apps'], ['GET', '/admin/v1/apps'], ['GET', '/admin/v1/reloads'],
+      ['POST', '/admin/v1/reloads'], ['POST', `/admin/v1/reloads/${randomUUID()}/cancel`], ['POST', '/admin/v1/pair'], ['POST', '/admin/v1/unpair'],
+      ['POST', '/admin/v1/rotate-keys'], ['POST', '/admin/v1/reload-certs'],
+    ];
+    const DM_ONLY: [string, string][] = [['POST', '/admin/v1/update-identity'], ['PUT', '/admin/v1/update-state']];
+    const send = (tls: TlsClientOptions, method: string, path: string) => httpsRequest(`${base()}${path}`, tls, method);
+
+    it.each(OPERATOR_ONLY)('refuses the deployment manager on %s %s (operator only)', async (method, path) => {
+      const res = await send(dm(), method, path);
+      expect(res.status).toBe(403);
+      expect(JSON.parse(res.body)).toMatchObject({ code: 'FORT_ERR_FORBIDDEN', detail: expect.stringMatching(/is for operators \(fortctl\) only, not deployment-manager$/) });
+    });
+
+    it.each(DM_ONLY)('refuses fortctl on %s %s (deployment manager only)', async (method, path) => {
+      const res = await send(fortctl(), method, path);
+      expect(res.status).toBe(403);
+      expect(JSON.parse(res.body)).toMatchObject({ code: 'FORT_ERR_FORBIDDEN', detail: expect.stringMatching(/is for the deployment manager only, not fortctl$/) });
+    });
+
+    it('lets an operator read what operators read, and a scraper under its own name scrape metrics', async () => {
+      for (const path of ['/admin/v1/apps', '/admin/v1/reloads', '/admin/v1/audit?since=2024-01-01T00:00:00Z', '/admin/v1/update-state', '/admin/v1/metrics']) {
+        expect((await send(fortctl(), 'GET', path)).status, path).toBe(200);
+      }
+      const p = extra['prometheus']!;
+      const scrape = await send({ ca: trust(), cert: p.certPem, key: p.keyPem }, 'GET', '/admin/v1/metrics');
+      expect(scrape.status).toBe(200);
+      expect(scrape.body).toMatch(/^# HELP /m);
+    });
+
+    it('answers 404 to an allowed peer on an unknown route', async () => {
+      const res = await send(dm(), 'GET', '/admin/v1/nothing-here');
+      expect(res.status).toBe(404);
+      expect(JSON.parse(res.body)).toMatchObject({ code: 'FORT_ERR_NOT_FOUND' });
+    });
   });
 
   it('logs refusals without key material', () => {

@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { registerUpdateStateRoutes } from '../../../../agent/admin/update-state-routes.js';
 import { createUpdateStateHolder } from '../../../../agent/update-state.js';
+import { enforceRoles } from '../../../../agent/admin/roles.js';
 import type { UpdateSummary } from '../../../../lib/update-summary.js';
 
 const summary: UpdateSummary = { step: 'downloading', installed: '1.0.0', installedArtifact: 'fort-1.0.0', previous: null, deployment: { id: 'd-1', artifactName: 'fort-1.0.1', source: 'server', downloaded: 4096, target: null, deadline: null, reason: null }, lastError: null, updatedAt: '2026-01-02T03:04:05.000Z' };
@@ -10,13 +11,14 @@ describe('update-state admin routes', () => {
   let app: FastifyInstance;
   afterEach(() => app?.close());
 
-  /** The admin server's peer check, standing in for mutual TLS: the caller's common name from a header. */
+  /** The admin server's peer check, standing in for mutual TLS: the caller's common name from a header; then its role check. */
   async function rig() {
     const holder = createUpdateStateHolder(() => new Date('2026-01-02T03:04:06.000Z'));
     app = Fastify();
     app.addHook('onRequest', async (req) => {
       req.peer = { name: String(req.headers['x-peer']) } as NonNullable<typeof req.peer>;
     });
+    enforceRoles(app);
     await app.register(async (scope) => registerUpdateStateRoutes(scope, holder));
     return holder;
   }
