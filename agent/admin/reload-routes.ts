@@ -16,7 +16,14 @@ export interface AdminReloadsDeps {
   cancelReload(target: { reloadId: string } | { appId: string }): { result: CancelResult };
 }
 
-const addBody = z.strictObject({ format: z.enum(['toml', 'json']), definition: z.string().min(1).max(256 * 1024) });
+/** App definitions up to 256 KiB (UTF-8). */
+const MAX_DEFINITION = 256 * 1024;
+/**
+ * The JSON body that carries one: escaping (quotes, backslashes, line breaks) may double it,
+ * and the API-wide 64 KiB would refuse most long definitions with a bare 413.
+ */
+const APPS_BODY_LIMIT = 2 * MAX_DEFINITION + 4 * 1024;
+const addBody = z.strictObject({ format: z.enum(['toml', 'json']), definition: z.string().min(1) });
 const listQuery = z.strictObject({
   app: identifier().optional(),
   state: z.enum(['queued', 'running', 'succeeded', 'failed', 'cancelled', 'interrupted']).optional(),
@@ -30,9 +37,11 @@ const cancelParams = z.strictObject({ id: z.uuid() });
  * cloud event — and reloads can be listed, started and cancelled.
  */
 export function registerReloadRoutes(app: FastifyInstance, deps: AdminReloadsDeps) {
-  app.post('/admin/v1/apps', OPERATOR_ONLY, async (req, reply) => {
+  app.post('/admin/v1/apps', { ...OPERATOR_ONLY, bodyLimit: APPS_BODY_LIMIT }, async (req, reply) => {
     const body = addBody.safeParse(req.body);
     if (!body.success) return sendBadRequest(reply, body.error);
+    const size = Buffer.byteLength(body.data.definition);
+    if (size > MAX_DEFINITION) return sendProblem(reply, 413, 'FORT_ERR_TOO_LARGE', 'Definition too large', `definition: ${size} bytes; app definitions are limited to ${MAX_DEFINITION} bytes (256 KiB)`);
     try {
       const r = await deps.registerApp(body.data.definition, body.data.format, req.peer?.name ?? 'unknown');
       req.log.info({ appId: r.app.id, created: r.created, by: req.peer?.name }, 'app registered');

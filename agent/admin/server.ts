@@ -2,7 +2,7 @@ import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from '../../lib/logger.js';
 import { TLS_MIN_VERSION, type TlsMaterial } from '../../lib/tls.js';
-import { sendProblem } from '../../lib/http-problem.js';
+import { problemErrorHandler, sendProblem } from '../../lib/http-problem.js';
 import { registerReloadRoutes, type AdminReloadsDeps } from './reload-routes.js';
 import { registerPairingRoutes, type AdminPairingDeps } from './pairing-routes.js';
 import { requestObserver } from '../metrics.js';
@@ -74,6 +74,7 @@ export async function startAdminServer(deps: AdminServerDeps) {
     }
     req.peer = decision.peer;
   });
+  app.setErrorHandler(problemErrorHandler('admin API'));
   await app.register(async (scope) => registerAdminRoutes(scope, deps));
   app.setNotFoundHandler((req, reply) => sendProblem(reply, 404, 'FORT_ERR_NOT_FOUND', 'Not found', `${req.method} ${req.url}`));
 

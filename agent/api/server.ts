@@ -1,7 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from '../../lib/logger.js';
 import type { TlsMaterial } from '../../lib/tls.js';
-import { sendProblem } from '../../lib/http-problem.js';
+import { problemErrorHandler, sendProblem } from '../../lib/http-problem.js';
 import type { ApiConfig } from './config.js';
 import { registerAppsRoutes, type AppsRoutesDeps } from './apps-routes.js';
 import { openApiDocument } from './openapi.js';
@@ -38,12 +38,10 @@ export async function startClientApi(deps: ClientApiDeps) {
     });
   }
 
+  const problems = problemErrorHandler('client API');
   app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) => {
     if (err.statusCode === 429) return sendProblem(reply, 429, 'FORT_ERR_RATE_LIMITED', 'Too many requests', 'rate limit exceeded; see retry-after');
-    if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return sendProblem(reply, 413, 'FORT_ERR_TOO_LARGE', 'Request too large', `bodies are limited to ${64 * 1024} bytes`);
-    if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) return sendProblem(reply, err.statusCode, 'FORT_ERR_BAD_REQUEST', 'Bad request', err.message);
-    req.log.error({ err }, 'client API request failed');
-    return sendProblem(reply, 500, 'FORT_ERR_INTERNAL', 'Internal error', `see the fort's log for request ${req.id}`);
+    return problems(err, req, reply);
   });
 
   app.get('/health', async (_req, reply) => {

@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { request } from 'node:https';
 import { randomUUID } from 'node:crypto';
 import { X509Certificate } from 'node:crypto';
 import { createCa, issueCert, type KeyAndCert } from '../../../lib/pki/certs.js';
@@ -163,6 +165,74 @@ describe('admin API: trust-zone mutual TLS only', () => {
       const res = await send(dm(), 'GET', '/admin/v1/nothing-here');
       expect(res.status).toBe(404);
       expect(JSON.parse(res.body)).toMatchObject({ code: 'FORT_ERR_NOT_FOUND' });
+    });
+  });
+
+  describe('body limits: app definitions up to 256 KiB, every refusal a problem', () => {
+    /** A raw request as fortctl: any body, any content type. */
+    const post = (method: string, path: string, body: string, contentType = 'application/json') =>
+      new Promise<{ status: number; type: string | undefined; problem: Record<string, unknown> }>((resolve, reject) => {
+        const req = request(`https://127.0.0.1:${inst.layout.ports.admin}${path}`, { method, ca: trust(), cert: read(pki.trustZone.fortctlCert), key: read(pki.trustZone.fortctlKey), agent: false, headers: { 'content-type': contentType } }, (res) => {
+          let text = '';
+          res.setEncoding('utf8');
+          res.on('data', (c: string) => (text += c));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, type: res.headers['content-type'], problem: text ? (JSON.parse(text) as Record<string, unknown>) : {} }));
+        });
+        req.on('error', reject);
+        req.end(body);
+      });
+    /** A valid TOML definition of about `bytes` bytes: one CSV table with many long column names (quotes to escape in JSON). */
+    const wide = (bytes: number) => {
+      const head = 'id = "wide"\nname = "Wide"\nspace = "ops"\n[[tables]]\nname = "wide"\nconnector = "csv"\npath = "wide.csv"\ncolumns = [\n';
+      const names: string[] = [];
+      let size = head.length + 2;
+      while (size < bytes) {
+        const name = `c${String(names.length).padStart(4, '0')}_${'x'.repeat(120)}`;
+        names.push(name);
+        size += `  { name = "${name}", type = "string" },\n`.length;
+      }
+      return { names, toml: `${head}${names.map((n) => `  { name = "${n}", type = "string" },\n`).join('')}]\n` };
+    };
+
+    it('registers a 200 KiB definition (over the API-wide 64 KiB body limit once JSON-encoded)', async () => {
+      const def = wide(200 * 1024);
+      writeFileSync(join(inst.layout.sourcesDir!, 'wide.csv'), `${def.names.join(',')}\n`);
+      const body = JSON.stringify({ format: 'toml', definition: def.toml });
+      expect(body.length).toBeGreaterThan(205 * 1024);
+      const res = await post('POST', '/admin/v1/apps', body);
+      expect(res.problem).toMatchObject({ app: { id: 'wide', name: 'Wide', space: 'ops' }, created: true });
+      expect(res.status).toBe(201);
+    });
+
+    it('refuses a 300 KiB definition with 413 problem+json naming the 256 KiB limit', async () => {
+      const res = await post('POST', '/admin/v1/apps', JSON.stringify({ format: 'toml', definition: wide(300 * 1024).toml }));
+      expect(res.status).toBe(413);
+      expect(res.type).toBe('application/problem+json; charset=utf-8');
+      expect(res.problem).toMatchObject({ code: 'FORT_ERR_TOO_LARGE', detail: expect.stringMatching(/^definition: \d+ bytes; app definitions are limited to 262144 bytes \(256 KiB\)$/) });
+    });
+
+    it('refuses a body over the route\'s limit with 413 problem+json naming it', async () => {
+      const res = await post('POST', '/admin/v1/apps', JSON.stringify({ format: 'toml', definition: '\\'.repeat(300 * 1024) }));
+      expect(res.status).toBe(413);
+      expect(res.type).toBe('application/problem+json; charset=utf-8');
+      expect(res.problem).toMatchObject({ code: 'FORT_ERR_TOO_LARGE', detail: `the body of POST /admin/v1/apps is limited to ${2 * 256 * 1024 + 4096} bytes` });
+    });
+
+    it('names the API-wide 64 KiB limit on other routes', async () => {
+      const res = await post('POST', '/admin/v1/reloads', JSON.stringify({ appId: 'x'.repeat(70 * 1024) }));
+      expect(res.status).toBe(413);
+      expect(res.problem).toMatchObject({ code: 'FORT_ERR_TOO_LARGE', detail: 'the body of POST /admin/v1/reloads is limited to 65536 bytes' });
+    });
+
+    it('answers bad JSON and an unsupported content type with a problem', async () => {
+      const bad = await post('POST', '/admin/v1/apps', '{"format": "toml", ');
+      expect(bad.status).toBe(400);
+      expect(bad.type).toBe('application/problem+json; charset=utf-8');
+      expect(bad.problem).toMatchObject({ code: 'FORT_ERR_BAD_REQUEST', detail: expect.stringMatching(/not valid JSON/) });
+      const xml = await post('POST', '/admin/v1/apps', '<app/>', 'application/xml');
+      expect(xml.status).toBe(415);
+      expect(xml.type).toBe('application/problem+json; charset=utf-8');
+      expect(xml.problem).toMatchObject({ code: 'FORT_ERR_BAD_REQUEST', detail: expect.stringMatching(/application\/xml/) });
     });
   });
 
