@@ -99,6 +99,10 @@ AGENT_USER=fort-agent
 DM_USER=fort-dm
 SHARED_GROUP=fort
 OPT=/opt/fort
+# The agent's releases and `current`, the deployment manager's to write. Everything else under
+# /opt/fort is root's: root runs fortctl from the deployment manager's root-owned copy, and a
+# directory fort-dm owns could have that copy renamed away and replaced.
+AGENT_OPT=$OPT/agent
 STATE=/var/lib/fort
 UNITS=(fort-agent.service fort-deployment-manager.service)
 UNIT_DIR=/etc/systemd/system
@@ -226,11 +230,24 @@ unpack() {
   rm -rf "$staging"
   mkdir -p "$staging"
   tar -xzf "$RELEASE" -C "$staging" --no-same-owner --no-same-permissions
-  # Readable by everyone (fort-agent runs what fort-dm owns), writable by the owner only.
-  chmod -R u+rwX,go+rX,go-w "$staging"
+  # Readable by everyone (fort-agent runs what fort-dm owns), writable by the owner only, no
+  # set-id bits: what the deployment manager's own unpacker makes of a release.
+  chmod -R u+rwX,go+rX,go-w,ug-s "$staging"
   chown -R "$(owner_ids "$2" "$2")" "$staging"
   mv -T "$staging" "$dst"
   say "installed release $(basename "$1") in $(dirname "$1")"
+}
+
+# An installation from before /opt/fort/agent: its releases and `current` move there, the
+# deployment manager's config follows (an operator's other edits are kept).
+migrate_layout() {
+  [[ -d $(R "$OPT/releases") && ! -e $(R "$AGENT_OPT") ]] || return 0
+  mkdir "$(R "$AGENT_OPT")"
+  mv "$(R "$OPT/releases")" "$(R "$AGENT_OPT/releases")"
+  if [[ -L $(R "$OPT/current") ]]; then mv "$(R "$OPT/current")" "$(R "$AGENT_OPT/current")"; fi
+  local dm=$(R "$CONFIG_DIR/deployment-manager.toml")
+  [[ -f $dm ]] && sed -i "s|^install_root = \"$OPT\"\$|install_root = \"$AGENT_OPT\"|" "$dm"
+  say "moved the agent's releases to $AGENT_OPT"
 }
 
 # ---- PKI and config -----------------------------------------------------------------------
@@ -346,7 +363,7 @@ cert = "pki/trust-zone/deployment-manager.pem"
 key = "pki/trust-zone/deployment-manager.key"
 
 [updates]
-install_root = "$OPT"
+install_root = "$AGENT_OPT"
 staging_dir = "$STATE/deployment-manager/staging"
 device_type = "$DEVICE_TYPE"
 artifact_keys = [ ${k//,/, } ]
@@ -381,7 +398,9 @@ units() {
   done
   local wrapper
   wrapper=$(mktemp)
-  printf '#!/bin/sh\n# fortctl of the running release (written by install.sh)\nFORTCTL_CONFIG=${FORTCTL_CONFIG:-%s/fortctl.toml} exec %s %s/current/dist/agent/cli/fortctl.js "$@"\n' "$CONFIG_DIR" "$NODE" "$OPT" >"$wrapper"
+  # Root runs it (sudo fortctl): only root-owned code, the deployment manager's copy, never the
+  # agent's release, which fort-dm writes.
+  printf '#!/bin/sh\n# fortctl from the root-owned deployment manager copy (written by install.sh)\nFORTCTL_CONFIG=${FORTCTL_CONFIG:-%s/fortctl.toml} exec %s %s/deployment-manager/current/dist/agent/cli/fortctl.js "$@"\n' "$CONFIG_DIR" "$NODE" "$OPT" >"$wrapper"
   mkdir -p "$(dirname "$(R "$FORTCTL")")"
   file_from "$wrapper" "$FORTCTL" 0755 root root
   rm -f "$wrapper"
@@ -407,20 +426,23 @@ install_fort() {
 
   ensure_users
   dir "$CONFIG_DIR" 0750 root "$SHARED_GROUP"
+  dir "$OPT" 0755 root root
+  migrate_layout
   # The deployment manager installs releases and switches `current` here; the agent only reads.
-  dir "$OPT" 0755 "$DM_USER" "$DM_USER"
-  dir "$OPT/releases" 0755 "$DM_USER" "$DM_USER"
-  # Its own copy, root's: the deployment manager can neither change nor roll back itself.
+  dir "$AGENT_OPT" 0755 "$DM_USER" "$DM_USER"
+  dir "$AGENT_OPT/releases" 0755 "$DM_USER" "$DM_USER"
+  # Its own copy, root's: the deployment manager can neither change nor roll back itself, and
+  # fortctl (run by root) runs from it.
   dir "$OPT/deployment-manager" 0755 root root
   dir "$OPT/deployment-manager/releases" 0755 root root
   dir "$STATE" 0755 root root
   dir "$STATE/agent" 0700 "$AGENT_USER" "$AGENT_USER"
   dir "$STATE/deployment-manager" 0700 "$DM_USER" "$DM_USER"
 
-  unpack "$OPT/releases/$version" "$DM_USER"
+  unpack "$AGENT_OPT/releases/$version" "$DM_USER"
   unpack "$OPT/deployment-manager/releases/$version" root
   # The agent's `current` is the deployment manager's from now on; set only on a first install.
-  [[ -e $(R "$OPT/current") || -L $(R "$OPT/current") ]] || link "releases/$version" "$OPT/current" "$DM_USER"
+  [[ -e $(R "$AGENT_OPT/current") || -L $(R "$AGENT_OPT/current") ]] || link "releases/$version" "$AGENT_OPT/current" "$DM_USER"
   link "releases/$version" "$OPT/deployment-manager/current" root
 
   pki "$OPT/deployment-manager/releases/$version"

@@ -41,17 +41,26 @@ export function buildRelease(o: ReleaseOptions): { tarball: string; artifact: st
       // Production dependencies only; the native addons are already built for this machine.
       execFileSync('npm', ['prune', '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund'], { cwd: staging, stdio: 'ignore' });
     }
-    const tarball = join(o.out, `fort-agent-${o.version}.tgz`);
-    execFileSync('tar', ['-czf', tarball, '-C', staging, '--owner=0', '--group=0', '--numeric-owner', '.']);
-    const artifactName = `fort-${o.version}`;
-    const artifact = join(o.out, `${artifactName}.mender`);
-    rmSync(artifact, { force: true });
-    execFileSync('mender-artifact', ['write', 'module-image', '-T', 'fort-agent', '-n', artifactName, '-t', o.deviceType, '-f', tarball, '-o', artifact, '--compression', 'gzip'], { stdio: 'pipe' });
-    if (o.key) execFileSync('mender-artifact', ['sign', '-k', o.key, artifact], { stdio: 'pipe' });
-    return { tarball, artifact, artifactName };
+    return packRelease(staging, o);
   } finally {
     rmSync(staging, { recursive: true, force: true });
   }
+}
+
+/**
+ * A release directory (`package.json` of `version`, `dist/`, …) as the tarball and its Mender
+ * artifact, signed when `key` is given. The tarball's files are root's, as on any host.
+ */
+export function packRelease(staging: string, o: { version: string; deviceType: string; key?: string | undefined; out: string }): { tarball: string; artifact: string; artifactName: string } {
+  mkdirSync(o.out, { recursive: true });
+  const tarball = join(o.out, `fort-agent-${o.version}.tgz`);
+  execFileSync('tar', ['-czf', tarball, '-C', staging, '--owner=0', '--group=0', '--numeric-owner', '.']);
+  const artifactName = `fort-${o.version}`;
+  const artifact = join(o.out, `${artifactName}.mender`);
+  rmSync(artifact, { force: true });
+  execFileSync('mender-artifact', ['write', 'module-image', '-T', 'fort-agent', '-n', artifactName, '-t', o.deviceType, '-f', tarball, '-o', artifact, '--compression', 'gzip'], { stdio: 'pipe' });
+  if (o.key) execFileSync('mender-artifact', ['sign', '-k', o.key, artifact], { stdio: 'pipe' });
+  return { tarball, artifact, artifactName };
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {

@@ -13,15 +13,19 @@ export const fortctlConfigSchema = z.strictObject({
 });
 export type FortctlConfig = z.output<typeof fortctlConfigSchema>;
 
-/** The file an env var names, else the dev stack's `name` in the working directory, else /etc/fort's. */
-export function defaultConfigFile(name: string, envFile: string | undefined, cwd: string): string {
+/**
+ * The file an env var names, else the dev stack's `name` in the working directory, else
+ * /etc/fort's. Never the working directory's as root (`sudo fortctl` in a directory another
+ * user can write must not load that user's config, keys or CA).
+ */
+export function defaultConfigFile(name: string, envFile: string | undefined, cwd: string, asRoot = process.geteuid?.() === 0): string {
   if (envFile) return envFile;
   const dev = resolveFrom(cwd, `.fort-dev/${name}`);
-  return existsSync(dev) ? dev : `/etc/fort/${name}`;
+  return !asRoot && existsSync(dev) ? dev : `/etc/fort/${name}`;
 }
 
-/** --config, else $FORTCTL_CONFIG, else the dev stack's file in the working directory, else /etc. */
-export const defaultFortctlConfig = (envFile: string | undefined, cwd: string): string => defaultConfigFile('fortctl.toml', envFile, cwd);
+/** --config, else $FORTCTL_CONFIG, else (not as root) the dev stack's file in the working directory, else /etc. */
+export const defaultFortctlConfig = (envFile: string | undefined, cwd: string, asRoot?: boolean): string => defaultConfigFile('fortctl.toml', envFile, cwd, asRoot);
 
 export function loadFortctlConfig(file: string): FortctlConfig {
   const { dir, config } = loadTomlConfig(file, fortctlConfigSchema);

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
 import { chmodSync, lstatSync, readdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync, mkdirSync, existsSync, appendFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -6,10 +6,7 @@ import { promisify } from 'node:util';
 import { loadAgentConfig } from '../../../agent/config.js';
 import { loadDeploymentManagerConfig } from '../../../deployment-manager/config.js';
 import { loadTlsMaterial } from '../../../lib/tls.js';
-import { DIST, eventually, REPO, tempDir } from '../../helpers/fort.js';
-import { freePort } from '../../../scripts/dev-config.js';
-import { httpsRequest } from '../../helpers/https.js';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { DIST, REPO, tempDir } from '../../helpers/fort.js';
 
 const run = promisify(execFile);
 const INSTALL = join(REPO, 'scripts', 'install.sh');
@@ -71,55 +68,6 @@ async function readAs(root: string, user: string, path: string): Promise<boolean
   }
 }
 
-/** Every daemon a test started: killed after the file even when a test timed out mid-way. */
-const started: ChildProcess[] = [];
-afterAll(() => started.forEach((p) => p.exitCode === null && p.signalCode === null && p.kill('SIGKILL')));
-
-/** The uid a process runs as (real, effective, saved and fs are checked alike). */
-function uidOf(pid: number): number {
-  const uids = /^Uid:\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))!;
-  expect(new Set(uids.slice(1)).size).toBe(1);
-  return Number(uids[1]);
-}
-
-/**
- * Runs an installed unit's ExecStart as its User= inside `root`: a private mount namespace
- * gives the root the host's /usr (node), /dev, /proc and the repository's node_modules (the
- * test release has none), then chroot and setpriv. The host's file system is not touched.
- */
-function runUnit(root: string, unit: string): { process: ChildProcess; output: string[] } {
-  const text = readFileSync(join(root, 'etc/systemd/system', unit), 'utf8');
-  const field = (name: string) => new RegExp(`^${name}=(.*)$`, 'm').exec(text)![1]!;
-  for (const link of ['bin', 'lib', 'lib64', 'sbin']) {
-    const host = `/${link}`;
-    if (!lstatSync(join(root, link), { throwIfNoEntry: false }) && lstatSync(host, { throwIfNoEntry: false })?.isSymbolicLink()) symlinkSync(readlinkSync(host), join(root, link));
-  }
-  for (const dir of ['dev', 'proc', 'tmp', join(REPO, 'node_modules').slice(1)]) mkdirSync(join(root, dir), { recursive: true });
-  chmodSync(join(root, 'tmp'), 0o1777);
-  const q = (v: string) => `'${v.replace(/'/g, `'\\''`)}'`;
-  const script = [
-    `mount --bind /usr ${q(join(root, 'usr'))}`,
-    `mount --bind /dev ${q(join(root, 'dev'))}`,
-    `mount -t proc proc ${q(join(root, 'proc'))}`,
-    `mount --bind ${q(join(REPO, 'node_modules'))} ${q(join(root, REPO, 'node_modules'))}`,
-    `exec chroot ${q(root)} setpriv --reuid=${field('User')} --regid=${field('Group')} --init-groups --inh-caps=-all ${field('ExecStart')}`,
-  ].join(' && ');
-  // systemd's environment, not the test runner's (NODE_EXTRA_CA_CERTS and the like).
-  const child = spawn('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', script], { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LANG: 'C.UTF-8' } });
-  started.push(child);
-  const output: string[] = [];
-  child.stdout!.on('data', (d: Buffer) => output.push(...d.toString().trimEnd().split('\n')));
-  child.stderr!.on('data', (d: Buffer) => output.push(...d.toString().trimEnd().split('\n')));
-  return { process: child, output };
-}
-
-const stop = (p: ChildProcess) =>
-  new Promise<void>((resolve) => {
-    if (p.exitCode !== null || p.signalCode !== null) return resolve();
-    p.once('exit', () => resolve());
-    p.kill('SIGTERM');
-  });
-
 describe('scripts/install.sh into a throwaway root', () => {
   let release: string;
   let artifactKey: string;
@@ -170,9 +118,10 @@ describe('scripts/install.sh into a throwaway root', () => {
       '/etc/fort/pki/client-zone/ca.key': ['0600', 'root:root'],
       '/etc/fort/pki/client-zone/client-api.key': ['0600', 'fort-agent:fort-agent'],
       '/etc/fort/artifact-keys/signing.pub.pem': ['0644', 'root:root'],
-      '/opt/fort': ['0755', 'fort-dm:fort-dm'],
-      '/opt/fort/releases/2.3.4': ['0755', 'fort-dm:fort-dm'],
-      '/opt/fort/releases/2.3.4/dist/agent/main.js': ['0644', 'fort-dm:fort-dm'],
+      '/opt/fort': ['0755', 'root:root'],
+      '/opt/fort/agent': ['0755', 'fort-dm:fort-dm'],
+      '/opt/fort/agent/releases/2.3.4': ['0755', 'fort-dm:fort-dm'],
+      '/opt/fort/agent/releases/2.3.4/dist/agent/main.js': ['0644', 'fort-dm:fort-dm'],
       '/opt/fort/deployment-manager': ['0755', 'root:root'],
       '/opt/fort/deployment-manager/releases/2.3.4/dist/deployment-manager/main.js': ['0644', 'root:root'],
       '/var/lib/fort': ['0755', 'root:root'],
@@ -184,7 +133,7 @@ describe('scripts/install.sh into a throwaway root', () => {
     for (const [path, [mode, owner]] of Object.entries(expected)) expect(stat(root, path), path).toEqual({ mode, owner });
     // Only the installation's own zones: the cloud's CAs are the cloud's.
     expect(readdirSync(join(root, 'etc/fort/pki')).sort()).toEqual(['client-zone', 'trust-zone']);
-    expect(readlinkSync(join(root, 'opt/fort/current'))).toBe('releases/2.3.4');
+    expect(readlinkSync(join(root, 'opt/fort/agent/current'))).toBe('releases/2.3.4');
     expect(readlinkSync(join(root, 'opt/fort/deployment-manager/current'))).toBe('releases/2.3.4');
     for (const unit of ['fort-agent.service', 'fort-deployment-manager.service']) {
       expect(readlinkSync(join(root, 'etc/systemd/system/multi-user.target.wants', unit))).toBe(`/etc/systemd/system/${unit}`);
@@ -193,7 +142,7 @@ describe('scripts/install.sh into a throwaway root', () => {
     // The kernel agrees: each process reads its own key and not the other's, nor the CA key.
     expect(await readAs(root, 'fort-agent', 'etc/fort/pki/trust-zone/agent.key')).toBe(true);
     expect(await readAs(root, 'fort-agent', 'etc/fort/agent.toml')).toBe(true);
-    expect(await readAs(root, 'fort-agent', 'opt/fort/current/dist/agent/main.js')).toBe(true);
+    expect(await readAs(root, 'fort-agent', 'opt/fort/agent/current/dist/agent/main.js')).toBe(true);
     expect(await readAs(root, 'fort-agent', 'etc/fort/pki/trust-zone/deployment-manager.key')).toBe(false);
     expect(await readAs(root, 'fort-agent', 'etc/fort/deployment-manager.toml')).toBe(false);
     expect(await readAs(root, 'fort-agent', 'etc/fort/pki/trust-zone/ca.key')).toBe(false);
@@ -209,7 +158,7 @@ describe('scripts/install.sh into a throwaway root', () => {
     const admin = loadTlsMaterial(agent.admin.tls);
     const api = loadTlsMaterial(agent.api.tls);
     const dm = loadDeploymentManagerConfig(join(root, 'etc/fort/deployment-manager.toml'));
-    expect(dm.updates?.install_root).toBe('/opt/fort');
+    expect(dm.updates?.install_root).toBe('/opt/fort/agent');
     expect(dm.updates?.artifact_keys).toEqual([join(root, 'etc/fort/artifact-keys/signing.pub.pem')]);
     expect(dm.updates?.paired?.identity_dir).toBe('/var/lib/fort/deployment-manager/update-identity');
     expect(loadTlsMaterial(dm.agent.tls).leaf.subject).toContain('CN=deployment-manager');
@@ -249,46 +198,6 @@ describe('scripts/install.sh into a throwaway root', () => {
     for (const gone of ['etc/fort', 'var/lib/fort', 'opt/fort']) expect(existsSync(join(root, gone)), gone).toBe(false);
     expect(Object.keys(ids(root, 'passwd'))).toEqual(['root']);
     expect(Object.keys(ids(root, 'group'))).toEqual(['root']);
-  });
-
-  it('the installed fort runs: each daemon as its own user from the installed units, configs and keys', { timeout: 60_000 }, async () => {
-    const root = emptyRoot();
-    const ports = { api: await freePort(), admin: await freePort() };
-    await install(root, '--api-host', '127.0.0.1', '--api-port', String(ports.api), '--admin-port', String(ports.admin));
-    const running: ChildProcess[] = [];
-    try {
-      const agent = runUnit(root, 'fort-agent.service');
-      running.push(agent.process);
-      const pki = join(root, 'etc/fort/pki');
-      const operator = { ca: readFileSync(join(pki, 'trust-zone/ca.pem')), cert: readFileSync(join(pki, 'trust-zone/fortctl.pem')), key: readFileSync(join(pki, 'trust-zone/fortctl.key')) };
-      const health = await eventually(async () => {
-        const r = await httpsRequest(`https://127.0.0.1:${ports.admin}/admin/v1/health`, operator).catch(() => undefined);
-        return r?.status === 200 ? (JSON.parse(r.body) as { status: string; fortId: string; version: string; modules: Record<string, { detail?: string }> }) : undefined;
-      }, 30_000, `the installed agent answering (${agent.output.join('\n')})`);
-      expect(health).toMatchObject({ status: 'healthy', fortId: 'unpaired', version: '2.3.4' });
-      expect(health.modules['pairing']?.detail).toBe('unpaired: run fortctl pair');
-      // The client API serves the client-zone certificate, not the trust zone's.
-      const api = await httpsRequest(`https://127.0.0.1:${ports.api}/health`, { ca: readFileSync(join(pki, 'client-zone/ca.pem')) });
-      expect(api.status).toBe(200);
-      await expect(httpsRequest(`https://127.0.0.1:${ports.api}/health`, { ca: operator.ca })).rejects.toThrow();
-
-      const users = ids(root, 'passwd');
-      expect(uidOf(agent.process.pid!)).toBe(users['fort-agent']!.id);
-      expect(stat(root, '/var/lib/fort/agent/agent.db')).toEqual({ mode: '0600', owner: 'fort-agent:fort-agent' });
-      // Started once the agent serves, as its unit's After=fort-agent.service (Type=notify) does:
-      // it reaches the agent over the trust zone and waits for pairing.
-      const dm = runUnit(root, 'fort-deployment-manager.service');
-      running.push(dm.process);
-      await eventually(() => (dm.output.some((l) => l.includes('the fort is not paired yet')) ? true : undefined), 30_000, `the deployment manager asking for its update identity (${dm.output.join('\n')})`);
-      expect(uidOf(dm.process.pid!)).toBe(users['fort-dm']!.id);
-      expect(stat(root, '/var/lib/fort/deployment-manager/state.json')).toEqual({ mode: '0600', owner: 'fort-dm:fort-dm' });
-
-      // The installed fortctl (its release, its config) talks to it.
-      const status = await run(process.execPath, [join(root, 'opt/fort/current/dist/agent/cli/fortctl.js'), '-c', join(root, 'etc/fort/fortctl.toml'), 'status']);
-      expect(status.stdout).toMatch(/^agent unpaired {2}version 2\.3\.4 {2}healthy/);
-    } finally {
-      await Promise.all(running.map(stop));
-    }
   });
 
   it('refuses what is not a release before creating anything', async () => {

@@ -39,10 +39,10 @@ describe('systemd units', () => {
     });
   }
 
-  it('only the deployment manager may write /opt/fort', () => {
+  it('only the deployment manager may write under /opt/fort, and only the agent releases', () => {
     const dm = readFileSync(join(REPO, 'systemd', 'fort-deployment-manager.service'), 'utf8');
     const agent = readFileSync(join(REPO, 'systemd', 'fort-agent.service'), 'utf8');
-    expect(directives(dm, 'ReadWritePaths').join(' ')).toContain('/opt/fort');
+    expect(directives(dm, 'ReadWritePaths')).toEqual(['/opt/fort/agent']);
     expect(directives(agent, 'ReadWritePaths').join(' ')).not.toContain('/opt/fort');
   });
 });

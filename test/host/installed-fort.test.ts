@@ -1,0 +1,130 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { X509Certificate } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { issueCert, loadCa } from '../../lib/pki/certs.js';
+import { eventually } from '../helpers/fort.js';
+import { startHostFixture, type HostFixture, UNITS, API_PORT } from './harness/installed-fort.js';
+
+/**
+ * The fort as a customer installs and runs it: a Debian root booted by a real systemd, the
+ * release's own install.sh with its defaults, the units exactly as shipped (no drop-ins), and
+ * an operator's commands (systemctl, journalctl, sudo fortctl) inside it. Tests share one host
+ * and run in order, as an operator's day would.
+ */
+describe('the installed fort under a real systemd (shipped units, install.sh defaults)', () => {
+  let f: HostFixture;
+  let fortId: string;
+  beforeAll(async () => {
+    f = await startHostFixture();
+  });
+  afterAll(async () => {
+    await f?.stop();
+  });
+
+  it('install.sh with defaults: both units active (READY=1), the client API answers on 0.0.0.0 with the client-zone certificate', async () => {
+    const installed = await f.install(f.run.releases.v100);
+    expect(installed.code, `${installed.stdout}\n${installed.stderr}`).toBe(0);
+    for (const unit of UNITS) {
+      const s = await f.waitActive(unit);
+      expect(s.NRestarts, `${unit} restarted`).toBe(0);
+    }
+    const listening = await f.host.must(['ss', '-Hltn', `sport = :${API_PORT}`]);
+    expect(listening).toContain(`0.0.0.0:${API_PORT}`);
+    const health = await f.clientApi('/health');
+    expect(health.status).toBe(200);
+    const clientCa = new X509Certificate(f.read('/etc/fort/pki/client-zone/ca.pem'));
+    expect(health.peer.issuer.CN).toBe(clientCa.subject.split('\n').find((l) => l.startsWith('CN='))?.slice(3));
+    // Nothing the journal should not have: no deprecation warnings, no stack traces.
+    for (const unit of UNITS) {
+      const journal = await f.host.journal(unit);
+      expect(journal).not.toMatch(/FSTDEP|DeprecationWarning|SystemError/);
+    }
+  });
+
+  it('no path root runs is writable by fort-agent or fort-dm (units, node, fortctl and the code it loads, the deployment manager)', async () => {
+    const wrapper = readFileSync(f.host.path('/usr/local/bin/fortctl'), 'utf8');
+    const script = /exec \S+ (\S+fortctl\.js)/.exec(wrapper)?.[1];
+    expect(script).toBe('/opt/fort/deployment-manager/current/dist/agent/cli/fortctl.js');
+    const rootRuns = ['/usr/bin/node', '/bin/kill', '/usr/local/bin', '/etc/systemd/system', '/opt', '/opt/fort', '/opt/fort/deployment-manager', '/etc/fort/artifact-keys'];
+    // What root's fortctl and the deployment manager's trust rest on (keys of each daemon are their own).
+    const rootReads = ['/etc/fort', '/etc/fort/pki', '/etc/fort/pki/trust-zone', '/etc/fort/fortctl.toml', '/etc/fort/agent.toml', '/etc/fort/deployment-manager.toml', '/etc/fort/pki/trust-zone/ca.pem', '/etc/fort/pki/trust-zone/fortctl.pem', '/etc/fort/pki/trust-zone/fortctl.key'];
+    for (const user of ['fort-agent', 'fort-dm']) {
+      // Only the agent's own releases are the deployment manager's to write.
+      expect(await f.writableAs(user, rootRuns, { prune: ['/opt/fort/agent'] }), user).toEqual([]);
+      expect(await f.writableAs(user, rootReads, { maxDepth: 0 }), user).toEqual([]);
+    }
+    // And the agent cannot change the release it runs.
+    expect(await f.writableAs('fort-agent', ['/opt/fort/agent'])).toEqual([]);
+    // Every directory from / to what root executes is root's.
+    const ancestors = ['/', '/opt', '/opt/fort', '/opt/fort/deployment-manager', '/opt/fort/deployment-manager/current', '/opt/fort/deployment-manager/current/dist/agent/cli/fortctl.js', '/usr/local/bin/fortctl'];
+    const owners = await f.host.must(['stat', '-L', '-c', '%U %n', ...ancestors]);
+    for (const line of owners.trim().split('\n')) expect(line).toMatch(/^root /);
+  });
+
+  it('pairs with a one-time code: the IoT link comes up and an event makes the round trip', async () => {
+    fortId = await f.pair();
+    const first = await f.pingRoundTrip(fortId);
+    expect(first.pongId).toMatch(/[0-9a-f-]{36}/);
+    const status = await f.fortctl('status');
+    expect(status.stdout).toMatch(new RegExp(`^agent ${fortId} `, 'm'));
+  });
+
+  it('systemctl reload fort-agent serves a new client API certificate without a restart (the journal shows it)', async () => {
+    const before = await f.unit('fort-agent.service');
+    const served = async () => (await f.clientApi('/health')).peer.serialNumber;
+    const oldSerial = await served();
+    const ca = await loadCa(f.read('/etc/fort/pki/client-zone/ca.pem').toString(), f.read('/etc/fort/pki/client-zone/ca.key').toString());
+    const next = await issueCert(ca, { commonName: 'fort client api', usage: 'server', dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
+    // Rewritten in place: owner and mode stay what install.sh set (the key is fort-agent's, 0600).
+    writeFileSync(f.host.path('/etc/fort/pki/client-zone/client-api.key'), next.keyPem);
+    writeFileSync(f.host.path('/etc/fort/pki/client-zone/client-api.pem'), next.certPem);
+    const reloaded = await f.host.systemctl('reload', 'fort-agent');
+    expect(reloaded.code, reloaded.stderr).toBe(0);
+    const newSerial = await eventually(async () => {
+      const s = await served();
+      return s !== oldSerial ? s : undefined;
+    }, 20_000, 'the new certificate served');
+    expect(newSerial.toLowerCase()).toBe(new X509Certificate(next.certPem).serialNumber.toLowerCase());
+    const after = await f.unit('fort-agent.service');
+    expect(after.MainPID).toBe(before.MainPID);
+    expect(after.NRestarts).toBe(before.NRestarts);
+    expect(await f.host.journal('fort-agent.service', ['-n', '50'])).toMatch(/TLS certificates reloaded/);
+  });
+
+  it('fortctl logs reads the journal and fortctl doctor passes', async () => {
+    const logs = await f.fortctl('logs', '--unit', 'agent', '--lines', '200');
+    expect(logs.code, logs.stderr).toBe(0);
+    expect(logs.stdout).toMatch(/TLS certificates reloaded/);
+    const doctor = await f.fortctl('doctor');
+    expect(doctor.code, `${doctor.stdout}\n${doctor.stderr}`).toBe(0);
+  });
+
+  it('watchdog: a stopped agent (kill -STOP) is killed and restarted by systemd within WatchdogSec', async () => {
+    const before = await f.unit('fort-agent.service');
+    await f.host.must(['kill', '-STOP', String(before.MainPID)]);
+    const stoppedAt = Date.now();
+    const after = await eventually(async () => {
+      const s = await f.unit('fort-agent.service');
+      return s.MainPID !== before.MainPID && s.ActiveState === 'active' ? s : undefined;
+    }, 60_000, 'systemd to restart the wedged agent');
+    // WatchdogSec=30s, RestartSec=2, a start of a few seconds.
+    expect(Date.now() - stoppedAt).toBeLessThan(50_000);
+    expect(after.NRestarts).toBe(before.NRestarts + 1);
+    expect(await f.host.journal('fort-agent.service', ['-n', '100'])).toMatch(/[Ww]atchdog timeout/);
+    await f.waitActive('fort-agent.service');
+    await f.pingRoundTrip(fortId);
+  });
+
+  it('install.sh --uninstall --purge leaves no unit, user or file behind', async () => {
+    const removed = await f.host.run(['bash', '/root/fort-1.0.0/scripts/install.sh', '--uninstall', '--purge']);
+    expect(removed.code, `${removed.stdout}\n${removed.stderr}`).toBe(0);
+    const units = await f.host.run(['systemctl', 'list-unit-files', '--no-legend', 'fort-*']);
+    expect(units.stdout.trim()).toBe('');
+    for (const unit of UNITS) expect((await f.unit(unit)).ActiveState).toBe('inactive');
+    for (const user of ['fort-agent', 'fort-dm']) expect((await f.host.run(['getent', 'passwd', user])).code).not.toBe(0);
+    expect((await f.host.run(['getent', 'group', 'fort'])).code).not.toBe(0);
+    const left = await f.host.run(['ls', '-d', '/etc/fort', '/var/lib/fort', '/opt/fort', '/usr/local/bin/fortctl', '/etc/systemd/system/fort-agent.service', '/etc/systemd/system/fort-deployment-manager.service']);
+    expect(left.stdout.trim()).toBe('');
+    expect((await f.host.run(['pgrep', '-f', 'fort'])).stdout.trim()).toBe('');
+  });
+});

@@ -1,0 +1,120 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { join } from 'node:path';
+import { existsSync } from 'node:fs';
+import { eventually } from '../helpers/fort.js';
+import { startHostFixture, type HostFixture } from './harness/installed-fort.js';
+import { DEVICE_TYPE, repackRelease, type HostRelease } from './harness/releases.js';
+
+const GATES = '/var/lib/fort/deployment-manager/gates';
+/**
+ * An operator hook (state script) before each step: blocks the first time its step is armed,
+ * so the test kills both daemons at a known step. It runs as fort-dm inside the unit's sandbox,
+ * where the deployment manager's state directory is writable.
+ */
+const GATE = `#!/bin/sh
+g=${GATES}
+[ -e "$g/arm.$FORT_UPDATE_STEP" ] || exit 0
+rm -f "$g/arm.$FORT_UPDATE_STEP"
+: > "$g/blocked.$FORT_UPDATE_STEP"
+exec sleep 600
+`;
+const GATED_STEPS = ['downloading', 'installing', 'switching', 'health_checking'] as const;
+
+/** Over-the-air updates of the installed fort through the dev update server, under a real systemd. */
+describe('updates of the installed fort under a real systemd', () => {
+  let f: HostFixture;
+  let fortId: string;
+  const later: Record<string, HostRelease> = {};
+
+  const agentVersion = async () => JSON.parse((await f.adminApi('/admin/v1/health')).body) as { version: string; status: string };
+  /** Uploads and deploys a release to this fort; resolves when the deployment finished at the server. */
+  const deploy = async (release: HostRelease) => {
+    await f.dev.mender.upload(release.artifact);
+    const d = f.dev.mender.deploy({ artifactName: release.artifactName, devices: fortId });
+    return d.id;
+  };
+  const finished = (id: string, timeoutMs = 150_000) =>
+    eventually(() => {
+      const d = f.dev.mender.deployment(id)!.devices[0]!;
+      return ['success', 'failure'].includes(d.status) ? d : undefined;
+    }, timeoutMs, `deployment ${id} to finish`);
+  const releaseListing = (v: string) => f.host.must(['find', `/opt/fort/agent/releases/${v}`, '-printf', '%M %u %g %P\\n']);
+
+  beforeAll(async () => {
+    f = await startHostFixture();
+    const installed = await f.install(f.run.releases.v100);
+    expect(installed.code, installed.stderr).toBe(0);
+    await f.waitActive('fort-agent.service');
+    // An operator's tuning for a test: fast polls, a short health deadline, and the gates.
+    await f.setConfig('/etc/fort/deployment-manager.toml', 'updates', { health_deadline_seconds: 30, hooks_dir: '/etc/fort/hooks' });
+    await f.setConfig('/etc/fort/deployment-manager.toml', 'updates.paired', { poll_seconds: 2, retry_seconds: 1, inventory_seconds: 5 });
+    await f.host.must(['install', '-d', '-o', 'root', '-g', 'root', '-m', '0755', '/etc/fort/hooks']);
+    for (const step of GATED_STEPS) await f.host.must(['sh', '-c', `cat > /etc/fort/hooks/${step}_50_gate && chmod 0755 /etc/fort/hooks/${step}_50_gate`], { input: GATE });
+    await f.host.must(['install', '-d', '-o', 'fort-dm', '-g', 'fort-dm', '-m', '0700', GATES]);
+    await f.host.must(['systemctl', 'restart', 'fort-deployment-manager']);
+    await f.waitActive('fort-deployment-manager.service');
+    fortId = await f.pair();
+    await f.dev.mender.waitFor(() => f.dev.mender.devices().find((d) => d.identity['fort_id'] === fortId), 60_000, 'the deployment manager asking to be admitted');
+    f.dev.mender.accept(fortId);
+    const opts = { deviceType: DEVICE_TYPE, key: f.run.signing.private, out: join(f.run.dir, 'releases') };
+    for (const [i, step] of GATED_STEPS.entries()) later[step] = repackRelease(f.run.releases.v100, { version: `1.1.${i}`, ...opts });
+  });
+  afterAll(async () => {
+    await f?.stop();
+  });
+
+  it('1.0.0 → 1.0.1 over the air: success, the agent runs 1.0.1, its files owned and moded as install.sh makes them', async () => {
+    const id = await deploy(f.run.releases.v101);
+    const done = await finished(id);
+    expect(done.status, JSON.stringify(done)).toBe('success');
+    await eventually(async () => ((await agentVersion()).version === '1.0.1' ? true : undefined), 30_000, 'the agent on 1.0.1');
+    expect((await f.host.must(['readlink', '/opt/fort/agent/current'])).trim()).toBe('releases/1.0.1');
+    // The same tree as install.sh unpacked for 1.0.0: owner fort-dm, directories 0755, files 0644.
+    const unpacked = await releaseListing('1.0.1');
+    expect(unpacked).toBe(await releaseListing('1.0.0'));
+    expect(unpacked).toMatch(/^drwxr-xr-x fort-dm fort-dm dist\/agent$/m);
+    expect(unpacked).toMatch(/^-rw-r--r-- fort-dm fort-dm dist\/agent\/main\.js$/m);
+    await f.pingRoundTrip(fortId);
+  });
+
+  it('a release whose agent exits at start is rolled back to 1.0.1 and reported failure with its log', async () => {
+    const id = await deploy(f.run.releases.exitsAtStart);
+    const done = await finished(id);
+    expect(done.status).toBe('failure');
+    const log = done.log.map((l) => l.message).join('\n');
+    expect(log).toMatch(/1\.0\.2/);
+    expect(log).toMatch(/rolled back to 1\.0\.1/);
+    await eventually(async () => ((await agentVersion()).version === '1.0.1' ? true : undefined), 60_000, 'the agent back on 1.0.1');
+    expect((await f.host.must(['readlink', '/opt/fort/agent/current'])).trim()).toBe('releases/1.0.1');
+    await f.waitActive('fort-agent.service');
+    await f.pingRoundTrip(fortId);
+  });
+
+  for (const step of GATED_STEPS) {
+    it(`kill -9 of both daemons while ${step}: after restart the deployment ends success or cleanly rolled back, reported once`, async () => {
+      const release = later[step]!;
+      const before = (await agentVersion()).version;
+      await f.host.must(['sh', '-c', `: > ${GATES}/arm.${step}`]);
+      const id = await deploy(release);
+      await eventually(() => (existsSync(f.host.path(`${GATES}/blocked.${step}`)) ? true : undefined), 90_000, `the update to reach ${step}`);
+      const killed = await f.host.systemctl('kill', '-s', 'KILL', 'fort-agent.service', 'fort-deployment-manager.service');
+      expect(killed.code, killed.stderr).toBe(0);
+      await f.host.must(['rm', '-f', `${GATES}/blocked.${step}`]);
+
+      const done = await finished(id);
+      const terminal = done.history.filter((h) => h.status === 'success' || h.status === 'failure');
+      expect(terminal, JSON.stringify(done.history)).toHaveLength(1);
+      const runs = await eventually(async () => {
+        const h = await agentVersion().catch(() => undefined);
+        return h && h.status === 'healthy' ? h.version : undefined;
+      }, 60_000, 'the agent healthy again');
+      expect(runs).toBe(done.status === 'success' ? release.version : before);
+      // The deployment manager is idle on what runs (it reports to the agent after each health check).
+      await eventually(async () => {
+        const view = JSON.parse((await f.fortctl('--json', 'update', 'status')).stdout) as { state: { step: string; installed: string } | null };
+        return view.state?.step === 'idle' && view.state.installed === runs ? true : undefined;
+      }, 60_000, `fortctl update status: idle on ${runs}`);
+      await f.pingRoundTrip(fortId);
+    });
+  }
+});
