@@ -8,6 +8,7 @@ import { createStateFile } from './state.js';
 import { createAgentMonitor } from './agent-monitor.js';
 import { createAgentReporter, reportingStateFile } from './agent-report.js';
 import { resolveProxy } from '../lib/proxy.js';
+import { loadArtifactKeyFiles } from './artifact/keys.js';
 
 /** Composition root: config → state file → agent monitor → READY. */
 const { config, log, notifier, lifecycle, runtime, start } = bootDaemon({
@@ -25,6 +26,9 @@ await start(async () => {
   const stateFile = reportingStateFile(plainStateFile, reporter);
   const state = stateFile.load();
   log.info({ step: state.step, installed: state.installed, deploymentId: state.deployment?.id }, 'update state loaded');
+
+  // Refused here, before READY, whatever starts the update service later (paired: after pairing).
+  if (config.updates) loadArtifactKeyFiles(config.updates.artifact_keys);
 
   // Each good health check may report the update state again (the agent keeps it in memory).
   const monitor = createAgentMonitor({ client, intervalMs: config.agent.health_interval_seconds * 1000, log: log.child({ module: 'agent-monitor' }), onHealthy: (h) => reporter.agentHealthy(h) });
@@ -64,7 +68,7 @@ await start(async () => {
           ? { url: id.url, tls: { ca: id.files.ca, cert: id.files.cert, key: id.files.key }, auth_key: id.files.authKey, id_data: { fort_id: id.fortId }, poll_seconds: paired.poll_seconds, inventory_seconds: paired.inventory_seconds, retry_seconds: paired.retry_seconds, timeout_seconds: paired.timeout_seconds }
           : undefined;
         if (!server) log.warn('the cloud has no update server for this fort: only install FILE updates it');
-        startUpdates({ ...updatesConfig, artifact_keys: [...updatesConfig.artifact_keys, ...(id.files.artifactKey ? [id.files.artifactKey] : [])], ...(server ? { server } : {}) });
+        startUpdates({ ...updatesConfig, ...(server ? { server } : {}) });
       }, (err: unknown) => log.error({ err }, 'cannot obtain the update identity'));
     }
   }

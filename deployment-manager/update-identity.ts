@@ -6,12 +6,13 @@ import { removeStaging, writeDirAtomic } from '../lib/files.js';
 import type { Logger } from '../lib/logger.js';
 import { createCsr } from '../lib/pki/certs.js';
 
+// The answer's artifact_key is not read: verification keys come only from this process's own
+// root-owned config (updates.artifact_keys), never from what the agent relays.
 const answerSchema = z.object({
   fort_id: z.string().min(1),
   device_certificate: z.string().includes('BEGIN CERTIFICATE'),
   server_ca: z.string().includes('BEGIN CERTIFICATE'),
   update_server: z.object({ url: z.string().url() }).nullable(),
-  artifact_key: z.string().nullable(),
 });
 const identitySchema = z.object({ fort_id: z.string(), update_url: z.string().nullable(), obtained_at: z.string() });
 
@@ -19,23 +20,17 @@ export interface UpdateIdentity {
   fortId: string;
   /** Null when the cloud has no update server for this fort: only `install FILE`. */
   url: string | null;
-  files: { key: string; cert: string; ca: string; artifactKey: string | undefined; authKey: string };
+  files: { key: string; cert: string; ca: string; authKey: string };
 }
 
-const filesOf = (dir: string, artifactKey: boolean) => ({
-  key: join(dir, 'device.key'),
-  cert: join(dir, 'device.pem'),
-  ca: join(dir, 'server-ca.pem'),
-  artifactKey: artifactKey ? join(dir, 'artifact-key.pub.pem') : undefined,
-  authKey: join(dir, 'mender-auth.pem'),
-});
+const filesOf = (dir: string) => ({ key: join(dir, 'device.key'), cert: join(dir, 'device.pem'), ca: join(dir, 'server-ca.pem'), authKey: join(dir, 'mender-auth.pem') });
 
 /** The identity obtained earlier in `dir`, or undefined (none yet). */
 export function readUpdateIdentity(dir: string): UpdateIdentity | undefined {
   const file = join(dir, 'identity.json');
   if (!existsSync(file)) return undefined;
   const id = identitySchema.parse(JSON.parse(readFileSync(file, 'utf8')));
-  return { fortId: id.fort_id, url: id.update_url, files: filesOf(dir, existsSync(join(dir, 'artifact-key.pub.pem'))) };
+  return { fortId: id.fort_id, url: id.update_url, files: filesOf(dir) };
 }
 
 /**
@@ -76,12 +71,11 @@ export async function obtainUpdateIdentity(opts: { dir: string; admin: Pick<Admi
 }
 
 function write(dir: string, answer: z.output<typeof answerSchema>, keyPem: string): void {
-  const f = filesOf('', answer.artifact_key !== null);
+  const f = filesOf('');
   writeDirAtomic(dir, [
     { name: f.key, data: keyPem, mode: 0o600 },
     { name: f.cert, data: answer.device_certificate, mode: 0o644 },
     { name: f.ca, data: answer.server_ca, mode: 0o644 },
-    ...(f.artifactKey && answer.artifact_key ? [{ name: f.artifactKey, data: answer.artifact_key, mode: 0o644 }] : []),
     { name: 'identity.json', data: `${JSON.stringify({ fort_id: answer.fort_id, update_url: answer.update_server?.url ?? null, obtained_at: new Date().toISOString() }, null, 2)}\n`, mode: 0o644 },
   ]);
 }

@@ -9,7 +9,7 @@ import type { Logger } from '../lib/logger.js';
 import { loadTlsMaterial } from '../lib/tls.js';
 import { proxyAgentFor, type ProxySettings } from '../lib/proxy.js';
 import type { DeploymentManagerConfig } from './config.js';
-import { loadPublicKeyFile } from './artifact/keys.js';
+import { loadArtifactKeyFiles } from './artifact/keys.js';
 import { stagingSink, verifyArtifact } from './artifact/reader.js';
 import { downloadArtifact } from './download.js';
 import { unpackRelease } from './install/unpack.js';
@@ -37,7 +37,7 @@ export function createUpdateService(deps: { config: UpdatesConfig; state: StateF
   const { config, log } = deps;
   const root = config.install_root;
   mkdirSync(config.staging_dir, { recursive: true, mode: 0o700 });
-  const keys = config.artifact_keys.flatMap((k) => loadPublicKeyFile(k));
+  const keys = loadArtifactKeyFiles(config.artifact_keys);
   const srv = config.server;
   let agent: Agent | undefined;
   let server: MenderClient | undefined;

@@ -1,6 +1,6 @@
 import { createPublicKey, type KeyObject } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { FortError } from '../../lib/errors.js';
+import { readFileSync, statSync } from 'node:fs';
+import { ConfigError, FortError } from '../../lib/errors.js';
 
 /** The signature schemes Mender artifacts use (Ed25519 is ours: the Mender tool cannot sign with it). */
 export type ArtifactKeyType = 'rsa' | 'ecdsa' | 'ed25519';
@@ -72,4 +72,25 @@ export function loadPublicKeyFile(path: string): ArtifactPublicKey[] {
     throw keyError(path, `cannot read the key file: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, err);
   }
   return parsePublicKeys(text, path);
+}
+
+/**
+ * The configured verification keys (updates.artifact_keys): whoever can write one decides what
+ * this fort installs, so a key file writable by group or others, or owned by anyone but root or
+ * this process's user, is a configuration error (exit 78) naming the file.
+ */
+export function loadArtifactKeyFiles(paths: readonly string[]): ArtifactPublicKey[] {
+  const uid = process.getuid?.() ?? 0;
+  for (const path of paths) {
+    let st;
+    try {
+      st = statSync(path);
+    } catch (err) {
+      throw new ConfigError(path, [`artifact key: cannot read it (${(err as NodeJS.ErrnoException).code ?? String(err)})`]);
+    }
+    const mode = (st.mode & 0o777).toString(8).padStart(4, '0');
+    if ((st.mode & 0o022) !== 0) throw new ConfigError(path, [`artifact key is writable by group or others (mode ${mode}); chmod go-w ${path}`]);
+    if (st.uid !== 0 && st.uid !== uid) throw new ConfigError(path, [`artifact key is owned by uid ${st.uid}, not root or this process's user (uid ${uid}); chown root ${path}`]);
+  }
+  return paths.flatMap((p) => loadPublicKeyFile(p));
 }

@@ -39,6 +39,8 @@ export interface TestDevCloudOverrides {
   pairingAttemptsPerMinute?: number;
   /** `[pairing]`: how long rotated-away keys stay valid (default 3600 s). */
   keyOverlapSeconds?: number;
+  /** `[pairing] artifact_key`: the artifact signing key the cloud sends paired forts (default none). */
+  pairingArtifactKey?: string;
 }
 
 /** The dev cloud in-process (real sockets and TLS), so tests can drop links and restart it. */
@@ -78,6 +80,7 @@ export async function testDevCloud(pki: PkiPaths, overrides: TestDevCloudOverrid
       server_ca: pki.cloudServer.ca,
       ...(overrides.pairingAttemptsPerMinute ? { attempts_per_minute: overrides.pairingAttemptsPerMinute } : {}),
       ...(overrides.keyOverlapSeconds ? { key_overlap_seconds: overrides.keyOverlapSeconds } : {}),
+      ...(overrides.pairingArtifactKey ? { artifact_key: overrides.pairingArtifactKey } : {}),
     },
   });
   const log = pino({ level: 'warn' });

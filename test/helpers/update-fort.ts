@@ -1,4 +1,5 @@
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
+import { promisify } from 'node:util';
 import { appendFileSync, cpSync, createReadStream, mkdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { PkiPaths } from '../../lib/pki/layout.js';
@@ -7,7 +8,7 @@ import { buildRelease } from '../../scripts/release.js';
 import { unpackRelease } from '../../deployment-manager/install/unpack.js';
 import { switchCurrent } from '../../deployment-manager/install/current.js';
 import { httpsRequest } from './https.js';
-import { eventually, REPO, startDeploymentManager, testInstallation, testPki, type TestInstallation } from './fort.js';
+import { DIST, eventually, REPO, startDeploymentManager, testInstallation, testPki, type TestInstallation } from './fort.js';
 import { testDevCloud, type TestDevCloud } from './dev-cloud.js';
 
 type BuiltRelease = ReturnType<typeof buildRelease>;
@@ -32,6 +33,14 @@ export interface UpdatableFortOptions {
   agent?: Partial<ProcessSpec>;
   /** The installation's IoT link, cloud authorisation and log level (testInstallation's options). */
   install?: { iot?: boolean; cloudAuth?: boolean; logLevel?: string };
+  /**
+   * The identity comes from pairing (`pair()`): agent.toml has none, the deployment manager has
+   * [updates.paired] (and is admitted by the test, once paired), and the cloud sends the signing
+   * key's public half as its artifact key when a fort pairs.
+   */
+  paired?: boolean;
+  /** List the signing key in the deployment manager's `artifact_keys` (default). */
+  artifactKeys?: boolean;
 }
 
 /**
@@ -42,10 +51,11 @@ export interface UpdatableFortOptions {
  * the repository's through `<root>/node_modules`.
  */
 export async function startUpdatableFort(o: UpdatableFortOptions = {}) {
-  const fortId = o.fortId ?? 'fort-dev-1';
+  // Paired: the id pairing gives (pair()).
+  let fortId = o.paired ? 'unpaired' : (o.fortId ?? 'fort-dev-1');
   const deviceType = o.deviceType ?? 'fort-test';
   const pki: PkiPaths = await testPki();
-  const inst: TestInstallation = await testInstallation(pki, { fortId, ...o.install });
+  const inst: TestInstallation = await testInstallation(pki, { fortId, ...o.install, ...(o.paired ? { paired: true } : {}) });
   const root = join(inst.dir, 'opt');
   const out = join(inst.dir, 'out');
   const signKey = join(inst.dir, 'sign.pem');
@@ -60,14 +70,15 @@ export async function startUpdatableFort(o: UpdatableFortOptions = {}) {
   await unpackRelease(createReadStream(first.tarball), join(root, 'releases'), { maxBytes: 1 << 30, maxEntries: 100_000 });
   switchCurrent(root, '1.0.0');
 
-  const dev: TestDevCloud = await testDevCloud(pki, { ports: inst.layout.ports });
+  const dev: TestDevCloud = await testDevCloud(pki, { ports: inst.layout.ports, ...(o.paired ? { pairingArtifactKey: signPub } : {}) });
   const agent: Supervised = await startSupervised({ name: 'agent', script: join(root, 'current/dist/agent/main.js'), args: ['--config', inst.files.agent], restart: true, restartDelayMs: 100, ...o.agent });
   await agent.waitReady(20_000);
 
   appendFileSync(
     inst.files.dm,
-    `\n[updates]\ninstall_root = "${root}"\nstaging_dir = "${stagingDir}"\ndevice_type = "${deviceType}"\nartifact_keys = ["${signPub}"]\nhealth_deadline_seconds = ${o.healthDeadlineSeconds ?? 10}\n${o.updatesToml ?? ''}` +
-    (o.server === false ? '' : `[updates.server]\nurl = "${dev.mender.url}"\nauth_key = "${join(inst.dir, 'data/dm/mender-auth.pem')}"\nid_data = { fort_id = "${fortId}" }\npoll_seconds = ${o.pollSeconds ?? 1}\ninventory_seconds = ${o.inventorySeconds ?? 1}\nretry_seconds = ${o.retrySeconds ?? 1}\n` +
+    `\n[updates]\ninstall_root = "${root}"\nstaging_dir = "${stagingDir}"\ndevice_type = "${deviceType}"\n${o.artifactKeys === false ? '' : `artifact_keys = ["${signPub}"]\n`}health_deadline_seconds = ${o.healthDeadlineSeconds ?? 10}\n${o.updatesToml ?? ''}` +
+    (o.paired ? `[updates.paired]\npoll_seconds = ${o.pollSeconds ?? 1}\ninventory_seconds = ${o.inventorySeconds ?? 1}\nretry_seconds = ${o.retrySeconds ?? 1}\n` : '') +
+    (o.server === false || o.paired ? '' : `[updates.server]\nurl = "${dev.mender.url}"\nauth_key = "${join(inst.dir, 'data/dm/mender-auth.pem')}"\nid_data = { fort_id = "${fortId}" }\npoll_seconds = ${o.pollSeconds ?? 1}\ninventory_seconds = ${o.inventorySeconds ?? 1}\nretry_seconds = ${o.retrySeconds ?? 1}\n` +
       `tls = { ca = "${pki.cloudServer.ca}", cert = "${pki.cloudDevice.deviceCert}", key = "${pki.cloudDevice.deviceKey}" }\n`),
   );
 
@@ -79,15 +90,18 @@ export async function startUpdatableFort(o: UpdatableFortOptions = {}) {
   };
   if (o.startDm !== false) {
     await startDm();
-    if (o.server !== false) {
+    if (o.server !== false && !o.paired) {
       await dev.mender.waitFor(() => dev.mender.devices().find((d) => d.identity['fort_id'] === fortId), 20_000, 'the device asking to be admitted');
       dev.mender.accept(fortId);
     }
   }
 
   const trust = { ca: readFileSync(pki.trustZone.ca), cert: readFileSync(pki.trustZone.fortctlCert), key: readFileSync(pki.trustZone.fortctlKey) };
+  const fortctl = (...args: string[]) => promisify(execFile)(process.execPath, [join(DIST, 'agent/cli/fortctl.js'), '-c', inst.files.fortctl, ...args]);
   const fort = {
-    fortId,
+    get fortId(): string {
+      return fortId;
+    },
     deviceType,
     pki,
     inst,
@@ -103,10 +117,26 @@ export async function startUpdatableFort(o: UpdatableFortOptions = {}) {
       return dm;
     },
     startDm,
+    /** The deployment manager's own update identity ([updates.paired]). */
+    identityDir: join(inst.layout.dataDir, 'deployment-manager', 'update-identity'),
+    /** `fortctl pair` with a new code (for `id`, else the cloud picks one); returns the fort id. */
+    async pair(id?: string): Promise<string> {
+      const code = dev.pairing.codes.issue('t1', 600, id).code;
+      const r = await fortctl('pair', '--cloud', dev.apiUrl, '--code', code, '--wait', '60');
+      fortId = /^paired as (\S+) /.exec(r.stdout)![1]!;
+      return fortId;
+    },
+    /** `fortctl unpair`: revoked in the cloud; waits until the agent is back unpaired. */
+    async unpair(): Promise<void> {
+      const starts = agent.starts;
+      await fortctl('unpair');
+      fortId = 'unpaired';
+      await eventually(async () => (agent.starts > starts && (await fort.health().catch(() => undefined))?.fortId === 'unpaired' ? true : undefined), 30_000, 'the agent back unpaired');
+    },
     /** The agent's admin health (trust-zone mTLS). */
-    async health(): Promise<{ status: string; version: string }> {
+    async health(): Promise<{ status: string; version: string; fortId: string }> {
       const res = await httpsRequest(`https://127.0.0.1:${inst.layout.ports.admin}/admin/v1/health`, trust);
-      return JSON.parse(res.body) as { status: string; version: string };
+      return JSON.parse(res.body) as { status: string; version: string; fortId: string };
     },
     /** Waits until the agent answers healthy on `version`. */
     agentOn: (version: string, timeoutMs = 30_000) => eventually(async () => ((await fort.health().catch(() => undefined))?.version === version ? true : undefined), timeoutMs, `the agent on ${version}`),
