@@ -33,7 +33,7 @@ const jitter = (ms: number) => Math.round(ms * (0.9 + Math.random() * 0.2));
  * proxy when one is set), the resumable download, the artifact reader, the release unpacker,
  * the `current` symlink, and the agent over the admin API (drain = restart under systemd).
  */
-export function createUpdateService(deps: { config: UpdatesConfig; state: StateFile; initial: UpdateState; lock: WorkLock; admin: AdminClient; proxy?: ProxySettings | undefined; log: Logger }) {
+export function createUpdateService(deps: { config: UpdatesConfig; state: StateFile; initial: UpdateState; lock: WorkLock; admin: AdminClient; proxy?: ProxySettings | undefined; log: Logger; onAdmission?: (admitted: boolean) => void }) {
   const { config, log } = deps;
   const root = config.install_root;
   mkdirSync(config.staging_dir, { recursive: true, mode: 0o700 });
@@ -41,12 +41,22 @@ export function createUpdateService(deps: { config: UpdatesConfig; state: StateF
   const srv = config.server;
   let agent: Agent | undefined;
   let server: MenderClient | undefined;
+  /**
+   * Admitted since the inventory last went out: it goes out in the cycle that was admitted, as the
+   * Mender client sends it right after authorising (its own timer's try was refused while pending,
+   * and the next is inventory_seconds, hours, away).
+   */
+  let inventoryDue = false;
   if (srv) {
     const tls = loadTlsMaterial(srv.tls);
     const url = new URL(srv.url);
     const tlsOpts = { ca: tls.ca, cert: tls.cert, key: tls.key };
     agent = proxyAgentFor(url, deps.proxy, tlsOpts) ?? new Agent({ ...tlsOpts, keepAlive: true, maxSockets: 4 });
-    server = createMenderClient({ serverUrl: url, agent, authKey: loadOrCreateAuthKey(srv.auth_key), idData: srv.id_data, deviceType: config.device_type, timeoutMs: srv.timeout_seconds * 1000, log: log.child({ module: 'mender' }) });
+    const onAdmission = (admitted: boolean) => {
+      if (admitted) inventoryDue = true;
+      deps.onAdmission?.(admitted);
+    };
+    server = createMenderClient({ serverUrl: url, agent, authKey: loadOrCreateAuthKey(srv.auth_key), idData: srv.id_data, deviceType: config.device_type, timeoutMs: srv.timeout_seconds * 1000, log: log.child({ module: 'mender' }), onAdmission });
   }
 
   // A first start on a fort installed by hand: the running release counts as installed.
@@ -177,8 +187,8 @@ export function createUpdateService(deps: { config: UpdatesConfig; state: StateF
           if (polled === 'started') await updater.runToIdle();
         }
         await updater.deliverReports();
-        // A new release (from the server, a file or a rollback): tell the server now.
-        if (updater.state.installed !== before) await inventory();
+        // A new release (from the server, a file or a rollback), or just admitted: tell the server now.
+        if (updater.state.installed !== before || inventoryDue) await inventory();
       });
       if (busy) log.info({ pid: busy.busy }, 'another process (an operator command) holds the update lock; skipping this cycle');
       else retryNext = updater.state.reports.length > 0; // undelivered reports: try again soon
@@ -205,7 +215,10 @@ export function createUpdateService(deps: { config: UpdatesConfig; state: StateF
         { name: 'hostname', value: hostname() },
         { name: 'free_disk_bytes', value: fs.bavail * fs.bsize },
       ])
-      .catch((err: Error) => log.warn({ reason: err.message }, 'inventory not sent; retrying at the next interval'));
+      .then(
+        () => void (inventoryDue = false),
+        (err: Error) => log.warn({ reason: err.message }, 'inventory not sent; retrying at the next interval'),
+      );
   };
   const every = (ms: () => number, f: () => Promise<void>) => {
     const tick = () => {

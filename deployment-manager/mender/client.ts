@@ -44,6 +44,11 @@ export interface MenderClientOptions {
   deviceType: string;
   timeoutMs: number;
   log: Logger;
+  /**
+   * Told when the server's answer to `auth_requests` changes: admitted (a JWT), or refused (401:
+   * pending, rejected, or a revoked certificate). Changes only, not every retry.
+   */
+  onAdmission?: (admitted: boolean) => void;
 }
 
 /** JSON text with keys sorted, as the Mender client writes `id_data`. */
@@ -59,6 +64,11 @@ export function createMenderClient(opts: MenderClientOptions) {
   const url = (path: string) => new URL(path.replace(/^\//, ''), opts.serverUrl.href.endsWith('/') ? opts.serverUrl : new URL(`${opts.serverUrl.href}/`));
   let jwt: string | undefined;
   let authenticating: Promise<string> | undefined;
+  let admitted: boolean | undefined;
+  const admission = (now: boolean) => {
+    if (admitted !== now) opts.onAdmission?.(now);
+    admitted = now;
+  };
 
   async function authenticate(): Promise<string> {
     const body = Buffer.from(JSON.stringify({ id_data: sortedJson(opts.idData), pubkey: opts.authKey.publicPem, tenant_token: opts.tenantToken ?? '' }));
@@ -68,9 +78,13 @@ export function createMenderClient(opts: MenderClientOptions) {
       body: body.toString('utf8'),
       headers: { 'content-type': 'application/json', 'x-men-signature': opts.authKey.sign(body) },
     });
-    if (res.statusCode === 401) throw new FortError('FORT_ERR_NOT_ACCEPTED', `update server ${opts.serverUrl.host}: this device (${sortedJson(opts.idData)}) is not accepted yet`, { fatal: false });
+    if (res.statusCode === 401) {
+      admission(false);
+      throw new FortError('FORT_ERR_NOT_ACCEPTED', `update server ${opts.serverUrl.host}: this device (${sortedJson(opts.idData)}) is not accepted yet`, { fatal: false });
+    }
     if (res.statusCode !== 200 || res.text.trim() === '') throw new FortError('FORT_ERR_UPDATE_SERVER', `update server ${opts.serverUrl.host}: authentication answered ${res.statusCode}`, { fatal: false });
     opts.log.info({ server: opts.serverUrl.host }, 'authenticated with the update server');
+    admission(true);
     return res.text.trim();
   }
 

@@ -152,4 +152,15 @@ describe('a device the server has not accepted yet', () => {
     expect(attempts.length).toBeGreaterThanOrEqual(3);
     expect(fort.state().step).toBe('idle');
   });
+
+  it('once admitted, asks for its deployment and sends its inventory in that cycle, not a (long) poll or inventory interval later', async () => {
+    const accepted = Date.now();
+    fort.dev.mender.accept(fort.fortId);
+    // Well under poll_seconds and inventory_seconds (3600): a few retry intervals.
+    const device = await eventually(() => {
+      const d = fort.dev.mender.device(fort.fortId);
+      return d.lastPollAt && Date.parse(d.lastPollAt) >= accepted && d.inventory['artifact_name'] ? d : undefined;
+    }, 10_000, 'a deployment poll and the inventory of the admitted device');
+    expect(device.inventory).toMatchObject({ artifact_name: 'fort-1.0.0', fort_version: '1.0.0', device_type: fort.deviceType });
+  });
 });
