@@ -30,8 +30,20 @@ await start(async () => {
   // Refused here, before READY, whatever starts the update service later (paired: after pairing).
   if (config.updates) loadArtifactKeyFiles(config.updates.artifact_keys);
 
-  // Each good health check may report the update state again (the agent keeps it in memory).
-  const monitor = createAgentMonitor({ client, intervalMs: config.agent.health_interval_seconds * 1000, log: log.child({ module: 'agent-monitor' }), onHealthy: (h) => reporter.agentHealthy(h) });
+  // Each good health check may report the update state again (the agent keeps it in memory), and
+  // tells a paired DM which fort it belongs to now.
+  let follower: { agentIs(fortId: string): void } | undefined;
+  let agentFortId: string | undefined;
+  const monitor = createAgentMonitor({
+    client,
+    intervalMs: config.agent.health_interval_seconds * 1000,
+    log: log.child({ module: 'agent-monitor' }),
+    onHealthy: (h) => {
+      reporter.agentHealthy(h);
+      agentFortId = h.fortId;
+      follower?.agentIs(h.fortId);
+    },
+  });
   lifecycle.add({
     name: 'agent-monitor',
     stop: async () => {
@@ -47,29 +59,38 @@ await start(async () => {
     // Loaded only when configured: the artifact reader and Mender client are not needed otherwise.
     const { createUpdateService } = await import('./update-service.js');
     const { createWorkLock } = await import('./work-lock.js');
-    const startUpdates = (cfg: typeof updatesConfig) => {
-      const updates = createUpdateService({ config: cfg, state: stateFile, initial: state, lock: createWorkLock(`${config.state.path}.lock`), admin: client, proxy: resolveProxy(undefined, runtime.proxy), log: log.child({ module: 'updates' }) });
-      lifecycle.add({ name: 'updates', stop: () => updates.stop() });
+    const startUpdates = (cfg: typeof updatesConfig, onAdmission?: (admitted: boolean) => void) => {
+      const updates = createUpdateService({ config: cfg, state: stateFile, initial: stateFile.load(), lock: createWorkLock(`${config.state.path}.lock`), admin: client, proxy: resolveProxy(undefined, runtime.proxy), log: log.child({ module: 'updates' }), onAdmission });
       updates.start();
+      return updates;
     };
     const paired = updatesConfig.paired;
-    if (!paired) startUpdates(updatesConfig);
-    else {
+    if (!paired) {
+      const updates = startUpdates(updatesConfig);
+      lifecycle.add({ name: 'updates', stop: () => updates.stop() });
+    } else {
       // The update server and this process's certificate come with pairing: asked for through
-      // the agent (in the background: READY does not wait for an operator to pair the fort).
-      const { obtainUpdateIdentity } = await import('./update-identity.js');
-      const abort = new AbortController();
-      lifecycle.add({ name: 'update-identity', stop: async () => abort.abort() });
+      // the agent (in the background: READY does not wait for an operator to pair the fort), and
+      // asked for again when the fort's identity moves on (unpair, a new pairing).
+      const { followUpdateIdentity } = await import('./update-identity.js');
       const dir = paired.identity_dir;
       if (!dir) throw new Error('updates.paired.identity_dir is filled in by the config loader');
-      void obtainUpdateIdentity({ dir, admin: client, retryMs: paired.retry_seconds * 1000, signal: abort.signal, log: log.child({ module: 'update-identity' }) }).then((id) => {
-        if (!id) return;
-        const server = id.url
-          ? { url: id.url, tls: { ca: id.files.ca, cert: id.files.cert, key: id.files.key }, auth_key: id.files.authKey, id_data: { fort_id: id.fortId }, poll_seconds: paired.poll_seconds, inventory_seconds: paired.inventory_seconds, retry_seconds: paired.retry_seconds, timeout_seconds: paired.timeout_seconds }
-          : undefined;
-        if (!server) log.warn('the cloud has no update server for this fort: only install FILE updates it');
-        startUpdates({ ...updatesConfig, ...(server ? { server } : {}) });
-      }, (err: unknown) => log.error({ err }, 'cannot obtain the update identity'));
+      const following = followUpdateIdentity({
+        dir,
+        admin: client,
+        retryMs: paired.retry_seconds * 1000,
+        log: log.child({ module: 'update-identity' }),
+        agentFortId,
+        start: (id, onAdmission) => {
+          const server = id.url
+            ? { url: id.url, tls: { ca: id.files.ca, cert: id.files.cert, key: id.files.key }, auth_key: id.files.authKey, id_data: { fort_id: id.fortId }, poll_seconds: paired.poll_seconds, inventory_seconds: paired.inventory_seconds, retry_seconds: paired.retry_seconds, timeout_seconds: paired.timeout_seconds }
+            : undefined;
+          if (!server) log.warn('the cloud has no update server for this fort: only install FILE updates it');
+          return startUpdates({ ...updatesConfig, ...(server ? { server } : {}) }, onAdmission);
+        },
+      });
+      follower = following;
+      lifecycle.add({ name: 'updates', stop: () => following.stop() });
     }
   }
 

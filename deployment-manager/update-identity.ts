@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import type { AdminClient } from '../lib/admin-client.js';
-import { removeStaging, writeDirAtomic } from '../lib/files.js';
+import { removeDirAtomic, removeStaging, writeDirAtomic, writeFileAtomic } from '../lib/files.js';
 import type { Logger } from '../lib/logger.js';
 import { createCsr } from '../lib/pki/certs.js';
 
@@ -14,12 +14,15 @@ const answerSchema = z.object({
   server_ca: z.string().includes('BEGIN CERTIFICATE'),
   update_server: z.object({ url: z.string().url() }).nullable(),
 });
-const identitySchema = z.object({ fort_id: z.string(), update_url: z.string().nullable(), obtained_at: z.string() });
+const identitySchema = z.object({ fort_id: z.string(), update_url: z.string().nullable(), obtained_at: z.string(), admitted_at: z.string().nullable().default(null) });
 
 export interface UpdateIdentity {
   fortId: string;
   /** Null when the cloud has no update server for this fort: only `install FILE`. */
   url: string | null;
+  obtainedAt: string;
+  /** When the update server first admitted this identity; null: not yet. */
+  admittedAt: string | null;
   files: { key: string; cert: string; ca: string; authKey: string };
 }
 
@@ -30,17 +33,20 @@ export function readUpdateIdentity(dir: string): UpdateIdentity | undefined {
   const file = join(dir, 'identity.json');
   if (!existsSync(file)) return undefined;
   const id = identitySchema.parse(JSON.parse(readFileSync(file, 'utf8')));
-  return { fortId: id.fort_id, url: id.update_url, files: filesOf(dir) };
+  return { fortId: id.fort_id, url: id.update_url, obtainedAt: id.obtained_at, admittedAt: id.admitted_at, files: filesOf(dir) };
 }
 
+const identityJson = (id: Omit<UpdateIdentity, 'files'>) =>
+  `${JSON.stringify({ fort_id: id.fortId, update_url: id.url, obtained_at: id.obtainedAt, admitted_at: id.admittedAt }, null, 2)}\n`;
+
 /**
- * This process's own identity at the update server, for a paired fort. Made once: a device key
- * made here (it never leaves this process's directory; the agent runs as another user), its CSR
- * certified through the agent's admin API, and everything written in one directory rename.
- * Until the agent is paired (409) it asks again every `retryMs`.
+ * This process's own identity at the update server, for a paired fort: a device key made here
+ * (it never leaves this process's directory; the agent runs as another user), its CSR certified
+ * through the agent's admin API, and everything written in one directory rename. Until the agent
+ * is paired (409) it asks again every `retryMs`.
  */
 export async function obtainUpdateIdentity(opts: { dir: string; admin: Pick<AdminClient, 'updateIdentity'>; retryMs: number; signal: AbortSignal; log: Logger }): Promise<UpdateIdentity | undefined> {
-  // What a crash while writing it left (never used).
+  // What a crash while writing or removing it left (never used).
   removeStaging(opts.dir);
   const have = readUpdateIdentity(opts.dir);
   if (have) return have;
@@ -76,6 +82,75 @@ function write(dir: string, answer: z.output<typeof answerSchema>, keyPem: strin
     { name: f.key, data: keyPem, mode: 0o600 },
     { name: f.cert, data: answer.device_certificate, mode: 0o644 },
     { name: f.ca, data: answer.server_ca, mode: 0o644 },
-    { name: 'identity.json', data: `${JSON.stringify({ fort_id: answer.fort_id, update_url: answer.update_server?.url ?? null, obtained_at: new Date().toISOString() }, null, 2)}\n`, mode: 0o644 },
+    { name: 'identity.json', data: identityJson({ fortId: answer.fort_id, url: answer.update_server?.url ?? null, obtainedAt: new Date().toISOString(), admittedAt: null }), mode: 0o644 },
   ]);
+}
+
+/** What runs with one identity (the update service); `admission` is told each change of the server's answer. */
+export type StartWithIdentity = (id: UpdateIdentity, admission: (admitted: boolean) => void) => { stop(): Promise<void> };
+
+/**
+ * Keeps this process on the fort's current identity: after `fortctl unpair` and a new pairing the
+ * identity it has is the old fort's (revoked with it). It is discarded and a new one obtained
+ * through the agent when the agent's fort id (each health check) is another than the identity's,
+ * or when the update server refuses an identity it had admitted (a revoked certificate; also
+ * a fort re-paired under the same id). A pending device is refused too, but was never admitted,
+ * so waiting for an operator never renews it. Renewal stops the running service first, so one
+ * identity is in use at a time, and never exits the process.
+ */
+export function followUpdateIdentity(opts: { dir: string; admin: Pick<AdminClient, 'updateIdentity'>; retryMs: number; log: Logger; start: StartWithIdentity; agentFortId?: string | undefined }) {
+  const abort = new AbortController();
+  let running: { id: UpdateIdentity; stop(): Promise<void> } | undefined;
+  let renewing: Promise<void> | undefined;
+
+  const admission = (id: UpdateIdentity) => (admitted: boolean) => {
+    if (running?.id !== id) return;
+    if (admitted && !id.admittedAt) {
+      // Persisted: after a restart a refusal still tells a revoked identity from a pending one.
+      id.admittedAt = new Date().toISOString();
+      writeFileAtomic(join(opts.dir, 'identity.json'), identityJson(id), 0o644);
+    } else if (!admitted && id.admittedAt) renew('the update server refuses the identity it had admitted');
+  };
+
+  const begin = async (why: string | undefined) => {
+    if (running) {
+      await running.stop();
+      running = undefined;
+    }
+    if (why) {
+      opts.log.warn({ reason: why }, 'update identity discarded; asking the agent for the fort\'s current one');
+      removeDirAtomic(opts.dir);
+    }
+    const id = await obtainUpdateIdentity({ ...opts, signal: abort.signal });
+    if (!id || abort.signal.aborted) return;
+    const service = opts.start(id, admission(id));
+    running = { id, stop: () => service.stop() };
+  };
+  function renew(why?: string): void {
+    if (abort.signal.aborted || renewing) return;
+    renewing = begin(why)
+      .catch((err: unknown) => opts.log.error({ err }, 'cannot obtain the update identity'))
+      .finally(() => (renewing = undefined));
+  }
+  // An identity kept from another fort (unpaired or paired anew while this process was stopped)
+  // is dropped at once, not used until the next health check: the agent's answer at start says so.
+  let kept: UpdateIdentity | undefined;
+  try {
+    kept = readUpdateIdentity(opts.dir);
+  } catch {
+    kept = undefined; // unreadable: obtainUpdateIdentity says so
+  }
+  renew(kept && opts.agentFortId && kept.fortId !== opts.agentFortId ? `the fort is now ${opts.agentFortId}, the identity is ${kept.fortId}'s` : undefined);
+
+  return {
+    /** The fort id the agent answers with now ("unpaired" after fortctl unpair). */
+    agentIs(fortId: string): void {
+      if (running && fortId !== running.id.fortId) renew(`the fort is now ${fortId}, the identity is ${running.id.fortId}'s`);
+    },
+    async stop(): Promise<void> {
+      abort.abort();
+      await renewing;
+      await running?.stop();
+    },
+  };
 }

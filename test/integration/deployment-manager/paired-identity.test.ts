@@ -8,7 +8,8 @@ import { startUpdatableFort, type UpdatableFort } from '../../helpers/update-for
 
 /**
  * The deployment manager of a paired fort ([updates.paired]): what it trusts comes from its own
- * root-owned config, never from what the agent relays.
+ * root-owned config, never from what the agent relays, and its identity at the update server
+ * follows the fort's (unpair, pair again).
  */
 
 const identity = (fort: UpdatableFort) => {
@@ -26,6 +27,12 @@ async function admit(fort: UpdatableFort, fortId: string) {
   fort.dev.mender.accept(fortId);
   return { ...id, accepted };
 }
+
+const polledSince = (fort: UpdatableFort, fortId: string, since: number) =>
+  fort.dev.mender.waitFor(() => {
+    const at = fort.dev.mender.device(fortId).lastPollAt;
+    return at && Date.parse(at) >= since ? at : undefined;
+  }, 20_000, `a deployment poll of ${fortId}`);
 
 describe('a paired deployment manager verifies artifacts only with the keys of its own config', () => {
   let fort: UpdatableFort;
@@ -87,5 +94,48 @@ describe('a paired deployment manager verifies artifacts only with the keys of i
     expect((await fort.finished(id)).status).toBe('success');
     await fort.agentOn('1.0.2');
     expect(fort.current()).toBe('1.0.2');
+  }, 120_000);
+});
+
+describe('a paired deployment manager follows the fort identity through unpair and a new pairing', () => {
+  let fort: UpdatableFort;
+  beforeAll(async () => {
+    // Polls an hour apart: what it does after admission happens at once, not at the next poll.
+    fort = await startUpdatableFort({ paired: true, pollSeconds: 3600, inventorySeconds: 3600, retrySeconds: 1 });
+  }, 120_000);
+  afterAll(async () => {
+    await fort?.stop();
+  });
+
+  it('a new fort id: a new certificate, admitted as the new fort, which gets its deployment', async () => {
+    const first = await fort.pair();
+    const one = await admit(fort, first);
+    await polledSince(fort, first, one.accepted);
+
+    await fort.unpair();
+    const second = await fort.pair();
+    expect(second).not.toBe(first);
+    // Pending at the server with its new identity: a deployment waits for it there.
+    const release = fort.release('1.0.1');
+    await fort.dev.mender.upload(release.artifact);
+    await fort.dev.mender.waitFor(() => fort.dev.mender.devices().find((d) => d.identity['fort_id'] === second), 30_000, 'the new fort asking to be admitted');
+    const deployment = fort.dev.mender.deploy({ artifactName: release.artifactName, devices: second }).id;
+    const two = await admit(fort, second);
+    expect(two.serial).not.toBe(one.serial);
+    // The old certificate is revoked with the old fort: only the new one gets this far.
+    expect((await fort.finished(deployment, 60_000)).status).toBe('success');
+    expect(fort.dm!.stdout.some((l) => l.includes('update identity discarded'))).toBe(true);
+  }, 180_000);
+
+  it('the same fort id paired again: a new certificate, and it polls with it', async () => {
+    const id = fort.fortId;
+    const before = identity(fort);
+    await fort.unpair();
+    // The DM drops the old fort's identity once it sees the agent unpaired (nothing to renew until paired).
+    await eventually(() => (existsSync(join(fort.identityDir, 'identity.json')) ? undefined : true), 20_000, 'the DM dropping the unpaired identity');
+    expect(await fort.pair(id)).toBe(id);
+    const after = await admit(fort, id);
+    expect(after.serial).not.toBe(before.serial);
+    await polledSince(fort, id, after.accepted);
   }, 120_000);
 });

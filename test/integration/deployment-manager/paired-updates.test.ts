@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
-import { appendFileSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { PkiPaths } from '../../../lib/pki/layout.js';
@@ -39,7 +39,7 @@ describe('deployment manager of a paired fort: its own device certificate throug
     inst.cleanup();
   });
 
-  it('waits while the fort is unpaired, then gets its certificate, is admitted and polls; revoking the fort refuses that certificate too', async () => {
+  it('waits while the fort is unpaired, then gets its certificate, is admitted and polls; revoking the fort refuses that certificate too, and the DM drops it', async () => {
     await eventually(() => (dm.stdout.some((l) => l.includes('no update identity yet: the fort is not paired yet')) ? true : undefined), 10_000, 'the DM waiting for pairing');
     const code = dev.pairing.codes.issue('t1', 600).code;
     const paired = await run(process.execPath, [join(DIST, 'agent/cli/fortctl.js'), '-c', inst.files.fortctl, 'pair', '--cloud', dev.apiUrl, '--code', code, '--wait', '60']);
@@ -56,10 +56,14 @@ describe('deployment manager of a paired fort: its own device certificate throug
     dev.mender.accept(fortId);
     await dev.mender.waitFor(() => dev.mender.device(fortId).lastPollAt, 20_000, 'a deployment poll of the admitted DM');
 
-    expect((await httpsCall(dev.apiUrl, dev.ca, 'POST', `/dev/v1/forts/${fortId}/revoke`)).status).toBe(200);
     const tls = { ca: dev.ca, cert: readFileSync(join(identityDir(), 'device.pem')), key: readFileSync(join(identityDir(), 'device.key')) };
+    expect((await httpsCall(dev.apiUrl, dev.ca, 'POST', `/dev/v1/forts/${fortId}/revoke`)).status).toBe(200);
     const refused = await httpsRequest(`${dev.mender.url}/api/devices/v1/authentication/auth_requests`, tls, 'POST');
     expect(refused.status).toBe(401);
     expect(refused.body).toContain('device certificate revoked');
+    // The DM's admitted identity refused from now on: dropped, and a new one asked for (which the
+    // cloud refuses a revoked fort) instead of knocking with a dead certificate forever.
+    await eventually(() => (dm.stdout.some((l) => l.includes('the update server refuses the identity it had admitted')) ? true : undefined), 20_000, 'the DM dropping its refused identity');
+    await eventually(() => (existsSync(identityDir()) ? undefined : true), 10_000, 'the identity directory gone');
   });
 });
