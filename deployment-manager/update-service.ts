@@ -12,7 +12,7 @@ import type { DeploymentManagerConfig } from './config.js';
 import { loadArtifactKeyFiles } from './artifact/keys.js';
 import { stagingSink, verifyArtifact } from './artifact/reader.js';
 import { downloadArtifact } from './download.js';
-import { unpackRelease } from './install/unpack.js';
+import { removeUnpackLeftovers, unpackRelease } from './install/unpack.js';
 import { currentRelease, switchCurrent } from './install/current.js';
 import { loadOrCreateAuthKey } from './mender/auth-key.js';
 import { createMenderClient, type MenderClient } from './mender/client.js';
@@ -234,6 +234,8 @@ export function createUpdateService(deps: { config: UpdatesConfig; state: StateF
     updater,
     /** Resumes whatever a stop left, then polls and reports on the configured intervals. */
     start() {
+      // What a kill -9 during an unpack left; unpacks hold the work lock, so none is under way.
+      void serially(async () => void (await exclusive(() => removeUnpackLeftovers(join(root, 'releases')))));
       if (srv) every(() => (retryNext ? srv.retry_seconds : srv.poll_seconds) * 1000, cycle);
       if (srv) every(() => srv.inventory_seconds * 1000, inventory);
       every(() => config.resume_seconds * 1000, resume);

@@ -4,13 +4,14 @@ import type { Logger } from '../../lib/logger.js';
 import type { ProxySettings } from '../../lib/proxy.js';
 import type { AdminPairingDeps } from '../admin/pairing-routes.js';
 import type { AgentConfig } from '../config.js';
+import type { DeviceCertificateAnswer } from '../cloud/client.js';
 import { removeIdentity } from './identity.js';
 
 /** What pairing needs of the cloud link of a paired fort (its access token authenticates these). */
 export interface PairedCloudLink {
   unpair(): Promise<void>;
   rotate(body: { jwt_public_key: string; csr: string }): Promise<{ device_certificate: string; previous_valid_until: string }>;
-  deviceCertificate(csr: string): Promise<unknown>;
+  deviceCertificate(csr: string): Promise<DeviceCertificateAnswer>;
 }
 
 // Loaded when used: key and CSR making (@peculiar/x509) would cost every agent ~4 MB of idle RSS.
@@ -55,7 +56,9 @@ export function createPairingOperations(deps: {
     },
     updateIdentity: async (csr) => {
       if (!paired) throw notPaired('this fort is not paired yet');
-      return paired.deviceCertificate(csr);
+      // Not the cloud's artifact key: the deployment manager trusts only its root-owned config.
+      const { fort_id, device_certificate, device_ca, server_ca, update_server } = await paired.deviceCertificate(csr);
+      return { fort_id, device_certificate, device_ca, server_ca, update_server };
     },
     rotateKeys: async (by) => {
       if (!paired) throw notPaired();

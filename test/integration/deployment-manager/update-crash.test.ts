@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { eventually } from '../../helpers/fort.js';
 import { startUpdatableFort, type UpdatableFort } from '../../helpers/update-fort.js';
@@ -83,6 +83,17 @@ describe('update survives kill -9 of the deployment manager in every state', () 
     const device = fort.dev.mender.deployment(id)!.devices[0]!;
     expect(device.history.filter((h) => h.status === 'failure')).toHaveLength(1);
     expect(device.log.map((l) => l.message)).toEqual(['the agent did not report healthy on 1.0.2 within 8 s', 'rolled back to 1.0.1']);
+  });
+
+  it('a partial unpack a kill -9 left is removed when the deployment manager starts', async () => {
+    const leftover = join(fort.root, 'releases', '.unpack-4242-1700000000000.partial');
+    mkdirSync(join(leftover, 'dist'), { recursive: true });
+    writeFileSync(join(leftover, 'dist', 'half.js'), '');
+    fort.dm!.kill('SIGKILL');
+    await fort.dm!.stop();
+    await fort.startDm();
+    await eventually(() => (existsSync(leftover) ? undefined : true), 20_000, 'the leftover removed');
+    expect(readdirSync(join(fort.root, 'releases')).filter((n) => n.startsWith('.'))).toEqual([]);
   });
 
   it('killed mid-download: after the restart it resumes from the bytes on disk instead of starting over', async () => {
