@@ -20,6 +20,8 @@ const fortRecord = z.strictObject({
   /** What it rotated away from: accepted until `until`, refused after. */
   previous: z.strictObject({ jwtPublicKey: z.string(), deviceCertSerial: z.string(), until: z.string() }).optional(),
   rotatedAt: z.string().optional(),
+  /** Serials revoked with an earlier pairing of this id: a new pairing must not revive them. */
+  revokedSerials: z.array(z.string()).default([]),
 });
 export type PairedFort = z.output<typeof fortRecord>;
 const registryFile = z.strictObject({ forts: z.array(fortRecord) });
@@ -57,8 +59,10 @@ export function createFortRegistry(opts: { file: string; now: () => Date }) {
       }
       if (!alg) throw new PairingRequestRefused('jwt_public_key must be an EC P-256 (ES256) or Ed25519 (EdDSA) key');
     },
-    add(f: Omit<PairedFort, 'pairedAt' | 'revokedAt' | 'otherSerials'>): PairedFort {
-      const record: PairedFort = { ...f, otherSerials: [], pairedAt: opts.now().toISOString() };
+    add(f: Omit<PairedFort, 'pairedAt' | 'revokedAt' | 'otherSerials' | 'revokedSerials'>): PairedFort {
+      const before = forts.get(f.id);
+      const revokedSerials = before?.revokedAt ? [...before.revokedSerials, before.deviceCertSerial, ...before.otherSerials, ...(before.previous ? [before.previous.deviceCertSerial] : [])] : [];
+      const record: PairedFort = { ...f, otherSerials: [], revokedSerials, pairedAt: opts.now().toISOString() };
       forts.set(f.id, record);
       save();
       return record;
@@ -97,6 +101,7 @@ export function createFortRegistry(opts: { file: string; now: () => Date }) {
       const t = opts.now().getTime();
       return [...forts.values()].some((f) => {
         const prev = f.previous?.deviceCertSerial === s;
+        if (f.revokedSerials.includes(s)) return true;
         if (f.revokedAt && (f.deviceCertSerial === s || prev || f.otherSerials.includes(s))) return true;
         return prev && t >= Date.parse(f.previous!.until);
       });
