@@ -1,7 +1,7 @@
-import { createServer } from 'node:net';
 import { relative } from 'node:path';
 import { stringify } from 'smol-toml';
 import type { PkiPaths } from '../lib/pki/layout.js';
+import { reservePorts } from './port-reservation.js';
 
 /** Config files of one fort installation on loopback, as the dev stack and tests write them. */
 export interface StackLayout {
@@ -197,21 +197,7 @@ export function devPolicyJson(fortId: string): string {
   return `${JSON.stringify(policy, null, 2)}\n`;
 }
 
-/** A port that was free a moment ago on loopback (the kernel picks it). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      srv.close(() => (addr && typeof addr === 'object' ? resolve(addr.port) : reject(new Error('no port'))));
-    });
-  });
-}
-
-export async function freePorts(): Promise<StackLayout['ports']> {
-  const ports = new Set<number>();
-  while (ports.size < 6) ports.add(await freePort());
-  const [clientApi, admin, cloud, iot, credentials, updates] = [...ports] as [number, number, number, number, number, number];
-  return { clientApi, admin, cloud, iot, credentials, updates };
+/** The ports of one installation, reserved (scripts/port-reservation.ts) until `release()`. */
+export function reserveStackPorts(): Promise<{ ports: StackLayout['ports']; release(): void }> {
+  return reservePorts(['clientApi', 'admin', 'cloud', 'iot', 'credentials', 'updates'] as const);
 }

@@ -13,7 +13,8 @@ import { loadDevCloudConfig } from '../dev-cloud/config.js';
 import { loadDeploymentManagerConfig } from '../deployment-manager/config.js';
 import { currentRelease, switchCurrent } from '../deployment-manager/install/current.js';
 import { readReleaseInfo } from '../lib/version.js';
-import { agentToml, DEV_POLICY_FILE, deploymentManagerToml, devCloudToml, devPolicyJson, fortctlToml, freePorts, type StackLayout } from './dev-config.js';
+import { agentToml, DEV_POLICY_FILE, deploymentManagerToml, devCloudToml, devPolicyJson, fortctlToml, reserveStackPorts, type StackLayout } from './dev-config.js';
+import { reservePort, type PortReservation } from './port-reservation.js';
 import { startSupervised, type Supervised } from './supervisor/process.js';
 import { nodeArgsFromUnit } from './supervisor/unit-file.js';
 import { demoAppToml, DEMO_APP_ID, writeDemoSources } from './demo-app.js';
@@ -55,6 +56,14 @@ const files = {
 const DEVICE_TYPE = 'fort-dev';
 const say = (line: string) => process.stdout.write(`${line}\n`);
 
+/**
+ * Frees the stack's ports (scripts/port-reservation.ts). They are held from before any process
+ * starts until all have stopped, so no other program takes one while a process starts or
+ * restarts; released, they stay out of other programs' reach for a minute (TIME_WAIT), for the
+ * next `npm start`.
+ */
+let releasePorts: (() => void) | undefined;
+
 async function prepare(): Promise<void> {
   mkdirSync(home, { recursive: true, mode: 0o700 });
   const pki = pkiPaths(join(home, 'pki'));
@@ -63,13 +72,16 @@ async function prepare(): Promise<void> {
     await generatePki({ out: pki.root, fortId: opts.fortId });
   }
   if (!existsSync(files.agent)) {
+    // Ports the kernel picks, bound (reserved) from now on; the config names them for good.
+    const reserved = await reserveStackPorts();
+    releasePorts = reserved.release;
     // A dev-only static key pair the bridge also accepts (tools, other test clients).
     writeSecretFile(files.iotStatic, JSON.stringify({ accessKeyId: `AKIADEV${randomBytes(6).toString('hex').toUpperCase()}`, secretAccessKey: randomBytes(30).toString('base64') }), true);
     const layout: StackLayout = {
       dir: home,
       fortId: opts.fortId,
       pki,
-      ports: await freePorts(),
+      ports: reserved.ports,
       dataDir: join(home, 'data'),
       iot: { region: 'eu-west-1', roleAlias: 'fort-iot-role', staticCredentialsFile: files.iotStatic },
       cloudAuth: { tenant: 't1' },
@@ -115,6 +127,35 @@ function prepareInstallRoot(): void {
   if (exists(join(files.opt, 'current'))) return;
   if (!exists(join(files.opt, 'releases', version))) symlinkSync(repo, join(files.opt, 'releases', version));
   switchCurrent(files.opt, version);
+}
+
+/**
+ * A later run: the ports the config names, reserved again before anything starts. They never
+ * change (the paired identity names the dev cloud's), so one another program took is an error.
+ */
+async function reserveConfiguredPorts(): Promise<() => void> {
+  const agent = loadAgentConfig(files.agent);
+  const cloud = loadDevCloudConfig(files.cloud);
+  const named: [string, number | undefined][] = [
+    [`the client API (${files.agent} [api] port)`, agent.api.port],
+    [`the admin API (${files.agent} [admin] port)`, agent.admin.port],
+    [`the dev cloud (${files.cloud} [server] port)`, cloud.server.port],
+    [`the IoT bridge (${files.cloud} [iot] port)`, cloud.iot?.port],
+    [`the credentials provider (${files.cloud} [credentials_provider] port)`, cloud.credentials_provider?.port],
+    [`the update server (${files.cloud} [mender] port)`, cloud.mender?.port],
+  ];
+  const held: PortReservation[] = [];
+  const release = () => held.forEach((r) => r.release());
+  try {
+    for (const [what, port] of named) {
+      if (port === undefined) continue;
+      held.push(await reservePort(port).catch((err: NodeJS.ErrnoException) => Promise.reject(new Error(`port ${port} of ${what} is in use by another program (${err.code ?? err.message})`))));
+    }
+  } catch (err) {
+    release();
+    throw err;
+  }
+  return release;
 }
 
 /** The demo app, registered the way an operator would (admin API, fortctl's identity); idempotent. */
@@ -252,6 +293,7 @@ async function run(): Promise<void> {
         code = 1;
       }
     }
+    releasePorts?.();
     say('dev-stack: stopped');
     process.exit(code);
   };
@@ -266,6 +308,7 @@ async function run(): Promise<void> {
     await p.waitReady(30_000);
   };
   try {
+    releasePorts ??= await reserveConfiguredPorts();
     await start('dev-cloud', join(dist, 'dev-cloud/cli.js'), files.cloud, ['serve']);
     // From `current`, like the unit's ExecStart: after an update the restart runs the new release.
     await start('agent', join(files.opt, 'current/dist/agent/main.js'), files.agent, [], 'fort-agent.service');

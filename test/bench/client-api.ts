@@ -5,7 +5,7 @@ import { pino } from 'pino';
 import { openStore } from '../../agent/store/database.js';
 import { seedApp } from '../../agent/apps/seed.js';
 import { nodeArgsFromUnit } from '../../scripts/supervisor/unit-file.js';
-import { freePort } from '../../scripts/dev-config.js';
+import { reservePort } from '../../scripts/port-reservation.js';
 import { testDevCloud } from '../helpers/dev-cloud.js';
 import { httpsCall } from '../helpers/https.js';
 import type { Benchmark, BenchContext } from './benchmark.js';
@@ -61,13 +61,17 @@ export const clientApiRows: Benchmark = {
       const bodyFile = join(inst.dir, 'rows.json');
       writeFileSync(bodyFile, first.body);
       const baseline = async (name: string, extra: string[]) => {
-        const port = await freePort();
-        const proc = await ctx.scope.start({ name, script: join(ctx.dist, 'test/bench/baseline-server.js'), args: [ctx.pki.clientZone.clientApiCert, ctx.pki.clientZone.clientApiKey, String(port), bodyFile, ...extra], nodeArgs: nodeArgsFromUnit(join(ctx.dist, '..', 'systemd', 'fort-agent.service')) });
-        await proc.waitReady(30_000);
+        const { port, release } = await reservePort();
         try {
-          return await load(`https://127.0.0.1:${port}/body`, ca, {}, 8);
+          const proc = await ctx.scope.start({ name, script: join(ctx.dist, 'test/bench/baseline-server.js'), args: [ctx.pki.clientZone.clientApiCert, ctx.pki.clientZone.clientApiKey, String(port), bodyFile, ...extra], nodeArgs: nodeArgsFromUnit(join(ctx.dist, '..', 'systemd', 'fort-agent.service')) });
+          await proc.waitReady(30_000);
+          try {
+            return await load(`https://127.0.0.1:${port}/body`, ca, {}, 8);
+          } finally {
+            await ctx.scope.stop(proc);
+          }
         } finally {
-          await ctx.scope.stop(proc);
+          release();
         }
       };
       const bareRun = await baseline('bare', []);

@@ -2,11 +2,12 @@ import { mkdirSync, mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../../lib/files.js';
 import type { PkiPaths } from '../../lib/pki/layout.js';
-import { agentToml, deploymentManagerToml, freePorts, type StackLayout } from '../../scripts/dev-config.js';
+import { agentToml, deploymentManagerToml, reserveStackPorts, type StackLayout } from '../../scripts/dev-config.js';
 
 /**
- * One fort installation for a bench run: config files on fresh loopback ports and a fresh
- * data dir (so every agent start creates and migrates a new DB), sharing the run's PKI.
+ * One fort installation for a bench run: config files on loopback ports reserved for the rest of
+ * the run (scripts/port-reservation.ts; a dozen installations at most, released as the run exits)
+ * and a fresh data dir (so every agent start creates and migrates a new DB), sharing the run's PKI.
  */
 export async function installation(tmp: string, pki: PkiPaths, healthIntervalSeconds = 1, iot = false, cloudAuth = false) {
   const dir = mkdtempSync(join(tmp, 'inst-'));
@@ -16,7 +17,7 @@ export async function installation(tmp: string, pki: PkiPaths, healthIntervalSec
     // The device certificate's CN is the PKI's fort id; the credentials provider checks it.
     fortId: 'fort-dev-1',
     pki,
-    ports: await freePorts(),
+    ports: (await reserveStackPorts()).ports,
     dataDir: join(dir, 'data'),
     sourcesDir: join(dir, 'sources'),
     logLevel: 'info',

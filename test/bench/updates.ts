@@ -8,7 +8,6 @@ import { pino } from 'pino';
 import { startDevCloud } from '../../dev-cloud/app.js';
 import { devCloudConfigSchema } from '../../dev-cloud/config.js';
 import type { MenderServer } from '../../dev-cloud/mender/server.js';
-import { freePort } from '../../scripts/dev-config.js';
 import type { Supervised } from '../../scripts/supervisor/process.js';
 import { nodeArgsFromUnit } from '../../scripts/supervisor/unit-file.js';
 import { buildArtifact, rsaKeyPair } from '../helpers/mender.js';
@@ -71,7 +70,7 @@ async function startRig(ctx: BenchContext, inventorySeconds: number): Promise<Ri
     log: { level: 'warn' },
     server: { host: '127.0.0.1', port: inst.layout.ports.cloud, tls: { cert: ctx.pki.cloudServer.devCloudCert, key: ctx.pki.cloudServer.devCloudKey } },
     // In ctx.tmp (removed by the runner); the artifact stored there is served again by the next rig.
-    mender: { port: await freePort(), device_ca: ctx.pki.cloudDevice.ca, artifacts_dir: join(ctx.tmp, 'updates', 'server-artifacts') },
+    mender: { port: inst.layout.ports.updates, device_ca: ctx.pki.cloudDevice.ca, artifacts_dir: join(ctx.tmp, 'updates', 'server-artifacts') },
   });
   const cloud = await startDevCloud(config, pino({ level: 'warn' }));
   let dm: Supervised | undefined;

@@ -9,7 +9,8 @@ import type { PkiPaths } from '../../lib/pki/layout.js';
 import { devCloudConfigSchema, type DevCloudConfig } from '../../dev-cloud/config.js';
 import { startDevCloud, type DevCloud } from '../../dev-cloud/app.js';
 import type { PolicyInput } from '../../dev-cloud/cloud-api/policy.js';
-import { devPolicyJson, freePort, type StackLayout } from '../../scripts/dev-config.js';
+import { devPolicyJson, type StackLayout } from '../../scripts/dev-config.js';
+import { reservePorts } from '../../scripts/port-reservation.js';
 import { tempDir } from './fort.js';
 import { httpsCall as cloudRequest } from './https.js';
 export { httpsCall as cloudRequest, type HttpsCallResponse as CloudResponse } from './https.js';
@@ -33,7 +34,7 @@ export interface TestDevCloudOverrides {
   accessTokenSeconds?: number;
   /** `[[scheduler.schedules]]`; absent = no `[scheduler]` section (the scheduler still exists, with no jobs). */
   schedules?: { id?: string; fort: string; app: string; cron: string }[];
-  /** `[mender]` (always on): its port (default: a free one) and link lifetime (default 300 s). */
+  /** `[mender]` (always on): its port (default: one reserved like the others) and link lifetime (default 300 s). */
   mender?: { port?: number; downloadLinkSeconds?: number };
   /** `[pairing]` (always on): attempts per source per minute (default 10). */
   pairingAttemptsPerMinute?: number;
@@ -51,9 +52,11 @@ export async function testDevCloud(pki: PkiPaths, overrides: TestDevCloudOverrid
   const clientId = overrides.clientId ?? TEST_CLIENT_ID;
   const policyFile = join(dir, 'policy.json');
   writeFileAtomic(policyFile, overrides.policy ? JSON.stringify(overrides.policy) : devPolicyJson(clientId), 0o644);
-  // An installation's ports (so its agent.toml points here), or fresh ones.
-  const ports = overrides.ports ?? { cloud: await freePort(), iot: await freePort(), credentials: await freePort() };
-  const menderPort = overrides.mender?.port ?? (await freePort());
+  // An installation's ports (so its agent.toml points here; it holds them), or ports reserved
+  // here until stop() (scripts/port-reservation.ts), so a restart() binds them again safely.
+  const own = await reservePorts([...(overrides.ports ? [] : (['cloud', 'iot', 'credentials'] as const)), ...(overrides.mender?.port ? [] : (['mender'] as const))]);
+  const ports = overrides.ports ?? { cloud: own.ports.cloud, iot: own.ports.iot, credentials: own.ports.credentials };
+  const menderPort = overrides.mender?.port ?? own.ports.mender;
   const config: DevCloudConfig = devCloudConfigSchema.parse({
     log: { level: 'warn' },
     server: { host: '127.0.0.1', port: ports.cloud, tls: { cert: pki.cloudServer.devCloudCert, key: pki.cloudServer.devCloudKey } },
@@ -84,7 +87,13 @@ export async function testDevCloud(pki: PkiPaths, overrides: TestDevCloudOverrid
     },
   });
   const log = pino({ level: 'warn' });
-  let cloud: DevCloud = await startDevCloud(config, log);
+  let cloud: DevCloud;
+  try {
+    cloud = await startDevCloud(config, log);
+  } catch (err) {
+    own.release();
+    throw err;
+  }
   const apiUrl = `https://127.0.0.1:${ports.cloud}`;
   const ca = readFileSync(pki.cloudServer.ca);
   const issuer = cloud.cloudApi!.issuer;
@@ -136,7 +145,11 @@ export async function testDevCloud(pki: PkiPaths, overrides: TestDevCloudOverrid
       cloud = await startDevCloud(config, log);
     },
     async stop() {
-      await cloud.close();
+      try {
+        await cloud.close();
+      } finally {
+        own.release();
+      }
     },
   };
 }

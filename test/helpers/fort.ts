@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { generatePki } from '../../lib/pki/generate.js';
 import type { PkiPaths } from '../../lib/pki/layout.js';
 import { writeFileAtomic } from '../../lib/files.js';
-import { agentToml, deploymentManagerToml, fortctlToml, freePorts, type StackLayout } from '../../scripts/dev-config.js';
+import { agentToml, deploymentManagerToml, fortctlToml, reserveStackPorts, type StackLayout } from '../../scripts/dev-config.js';
 import { startSupervised, type ProcessSpec } from '../../scripts/supervisor/process.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -23,15 +23,19 @@ export async function testPki(dir = tempDir('pki')): Promise<PkiPaths> {
   return generatePki({ out: dir });
 }
 
-/** One fort installation's config files in a temp dir, on fresh loopback ports. */
-/** `paired`: no identity in agent.toml (no [fort] id, [iot], [cloud], [api.auth]), only the CA the pairing endpoint chains to: `fortctl pair` gives it one. */
+/**
+ * One fort installation's config files in a temp dir, on loopback ports reserved until `cleanup()`
+ * (scripts/port-reservation.ts): the agent, the dev cloud (`testDevCloud(pki, { ports })`) and a
+ * test's own servers bind them, however often they restart, and no other test can take them.
+ * `paired`: no identity in agent.toml (no [fort] id, [iot], [cloud], [api.auth]), only the CA the pairing endpoint chains to: `fortctl pair` gives it one. */
 export async function testInstallation(pki: PkiPaths, opts: { healthIntervalSeconds?: number; fortId?: string; iot?: boolean; cloudAuth?: boolean; paired?: boolean; logLevel?: string } = {}) {
   const dir = tempDir('inst');
+  const reserved = await reserveStackPorts();
   const layout: StackLayout = {
     dir,
     fortId: opts.fortId ?? 'fort-test-1',
     pki,
-    ports: await freePorts(),
+    ports: reserved.ports,
     dataDir: join(dir, 'data'),
     sourcesDir: join(dir, 'sources'),
     logLevel: opts.logLevel ?? 'debug',
@@ -45,7 +49,11 @@ export async function testInstallation(pki: PkiPaths, opts: { healthIntervalSeco
   writeFileAtomic(files.agent, agentToml(layout), 0o644);
   writeFileAtomic(files.dm, deploymentManagerToml(layout, opts.healthIntervalSeconds ?? 1), 0o644);
   writeFileAtomic(files.fortctl, fortctlToml(layout), 0o644);
-  return { dir, layout, files, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+  const cleanup = () => {
+    reserved.release();
+    rmSync(dir, { recursive: true, force: true });
+  };
+  return { dir, layout, files, cleanup };
 }
 export type TestInstallation = Awaited<ReturnType<typeof testInstallation>>;
 

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import { freePort } from '../../scripts/dev-config.js';
+import { reservePort } from '../../scripts/port-reservation.js';
 import { tempDir } from './fort.js';
 
 export interface TinyproxyOptions {
@@ -42,12 +42,15 @@ function acceptsTcp(port: number): Promise<boolean> {
 }
 
 /**
- * Debian's real tinyproxy in the foreground (`-d`) on a free loopback port, with its own
- * config, log and pid file in a temp dir. Resolves once it accepts TCP connections.
+ * Debian's real tinyproxy in the foreground (`-d`) on a loopback port reserved until `stop()`
+ * (scripts/port-reservation.ts: tinyproxy sets SO_REUSEADDR, so it may bind the reserved port,
+ * and no other process can take it first), with its own config, log and pid file in a temp dir.
+ * Resolves once it accepts TCP connections.
  */
 export async function startTinyproxy(opts: TinyproxyOptions = {}): Promise<Tinyproxy> {
   const dir = tempDir('tinyproxy');
-  const port = await freePort();
+  const reservation = await reservePort();
+  const port = reservation.port;
   const logFile = join(dir, 'tinyproxy.log');
   const conf = join(dir, 'tinyproxy.conf');
   const lines = [
@@ -93,10 +96,14 @@ export async function startTinyproxy(opts: TinyproxyOptions = {}): Promise<Tinyp
   const readLog = () => (existsSync(logFile) ? readFileSync(logFile, 'utf8') : '');
   const deadline = Date.now() + 10_000;
   for (;;) {
-    if (exited) throw new Error(`tinyproxy did not start (${exited}): ${output}${readLog()}`);
+    if (exited) {
+      reservation.release();
+      throw new Error(`tinyproxy did not start (${exited}): ${output}${readLog()}`);
+    }
     if (await acceptsTcp(port)) break;
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
+      reservation.release();
       throw new Error(`tinyproxy not accepting connections on 127.0.0.1:${port} after 10 s: ${output}${readLog()}`);
     }
     await new Promise((r) => setTimeout(r, 25));
@@ -115,6 +122,7 @@ export async function startTinyproxy(opts: TinyproxyOptions = {}): Promise<Tinyp
         await exit;
         clearTimeout(t);
       }
+      reservation.release();
       rmSync(dir, { recursive: true, force: true });
     },
   };

@@ -1,12 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { openStore } from '../../../agent/store/database.js';
 import { seedApp } from '../../../agent/apps/seed.js';
-import { freePort } from '../../../scripts/dev-config.js';
 import type { PkiPaths } from '../../../lib/pki/layout.js';
 import type { Supervised } from '../../../scripts/supervisor/process.js';
 import type { PolicyInput } from '../../../dev-cloud/cloud-api/policy.js';
@@ -78,8 +78,9 @@ async function foreignSite(pki: PkiPaths) {
 })();
 `),
   );
-  const port = await freePort();
-  await app.listen({ host: '127.0.0.1', port });
+  // In this process: port 0, and the port it bound (nothing else needs it before it listens).
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const { port } = app.server.address() as AddressInfo;
   return { origin: `https://127.0.0.1:${port}`, close: () => app.close() };
 }
 

@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
 import Fastify, { type FastifyReply } from 'fastify';
 import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
 import type { Browser, Page } from 'playwright-core';
-import { freePort } from '../../../scripts/dev-config.js';
 import { sendProblem } from '../../../lib/http-problem.js';
 import { testPki } from '../../helpers/fort.js';
 import { launchChromium } from '../../helpers/browser.js';
@@ -43,8 +43,9 @@ async function stubFort(pki: PkiPaths, dev: TestDevCloud, hubOrigin: string) {
       ? { columns: ['id', 'customer', 'amount'], rows: [[1, '<img src=x onerror=alert(1)>', 10.5], [2, null, { eur: 3 }]], offset: 0, limit: Number(req.query.limit), total: 2 }
       : { columns: ['name'], rows: [['Acme']], offset: 0, limit: Number(req.query.limit), total: 1 },
   );
-  const port = await freePort();
-  await app.listen({ host: '127.0.0.1', port });
+  // In this process: port 0, and the port it bound (nothing else needs it before it listens).
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const { port } = app.server.address() as AddressInfo;
   return { url: `https://127.0.0.1:${port}`, seen, close: () => app.close() };
 }
 
