@@ -1,7 +1,7 @@
 import type { KeyObject } from 'node:crypto';
 import { readPrivateKeyFile } from '../../lib/files.js';
 import { ConfigError } from '../../lib/errors.js';
-import { jwsAlgorithmFor, type SigningAlgorithm } from '../../lib/jws-algorithm.js';
+import { jwsAlgorithmFor, type SigningAlgorithm } from './jws-algorithm.js';
 
 export interface ClientKey {
   key: KeyObject;

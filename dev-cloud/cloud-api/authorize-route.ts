@@ -1,5 +1,4 @@
 import { PairingRequestRefused } from '../pairing/registry.js';
-import { CsrRefusedError } from '../../lib/pki/certs.js';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { DevCloudServer } from '../server.js';
 import { z } from 'zod';
@@ -70,7 +69,7 @@ export async function authorizeRoute(app: DevCloudServer, deps: AuthorizeRouteDe
       try {
         return await handle(clientOf.get(req)!, req.body);
       } catch (err) {
-        if (err instanceof PairingRequestRefused || err instanceof CsrRefusedError) return sendProblem(reply, 400, 'FORT_ERR_BAD_REQUEST', 'Bad request', err.message);
+        if (err instanceof PairingRequestRefused) return sendProblem(reply, 400, 'FORT_ERR_BAD_REQUEST', 'Bad request', err.message);
         throw err;
       }
     });

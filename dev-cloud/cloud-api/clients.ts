@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { TlsMaterialError } from '../../lib/errors.js';
-import { jwsAlgorithmFor, type SigningAlgorithm } from '../../lib/jws-algorithm.js';
+import { acceptedAlgorithm, type SigningAlgorithm } from './jws-algorithm.js';
 
 /** A registered fort: its id and the one algorithm its key may sign with. */
 export interface RegisteredClient {
@@ -29,7 +29,7 @@ export function loadClients(clients: readonly { id: string; public_key: string }
       throw new TlsMaterialError(`cannot load public key of client ${c.id} from ${c.public_key}: ${reason}`, 'FORT_ERR_TLS_MATERIAL', err);
     }
     // The algorithm follows from the registered key; other key types are refused at start.
-    const alg = jwsAlgorithmFor(key);
+    const alg = acceptedAlgorithm(key);
     if (!alg) throw new TlsMaterialError(`public key of client ${c.id} (${c.public_key}) is ${key.asymmetricKeyType ?? 'unknown'}; expected an EC P-256 or Ed25519 key`);
     out.set(c.id, { id: c.id, key, alg });
   }

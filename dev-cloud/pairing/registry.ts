@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { z } from 'zod';
 import { writeFileAtomic } from '../../lib/files.js';
-import { jwsAlgorithmFor } from '../../lib/jws-algorithm.js';
+import { acceptedAlgorithm } from '../cloud-api/jws-algorithm.js';
 import type { RegisteredClient } from '../cloud-api/clients.js';
 
 const fortRecord = z.strictObject({
@@ -53,7 +53,7 @@ export function createFortRegistry(opts: { file: string; now: () => Date }) {
     checkJwtKey(pem: string): void {
       let alg;
       try {
-        alg = jwsAlgorithmFor(createPublicKey(pem));
+        alg = acceptedAlgorithm(createPublicKey(pem));
       } catch {
         throw new PairingRequestRefused('jwt_public_key is not a PEM public key');
       }
@@ -112,7 +112,7 @@ export function createFortRegistry(opts: { file: string; now: () => Date }) {
       if (!f || f.revokedAt) return undefined;
       const key = createPublicKey(f.jwtPublicKey);
       const prev = f.previous && createPublicKey(f.previous.jwtPublicKey);
-      return { id: f.id, key, alg: jwsAlgorithmFor(key)!, ...(prev ? { previous: { key: prev, alg: jwsAlgorithmFor(prev)!, until: new Date(f.previous!.until) } } : {}) };
+      return { id: f.id, key, alg: acceptedAlgorithm(key)!, ...(prev ? { previous: { key: prev, alg: acceptedAlgorithm(prev)!, until: new Date(f.previous!.until) } } : {}) };
     },
   };
 }

@@ -1,11 +1,12 @@
 import rateLimit from '@fastify/rate-limit';
 import { z } from 'zod';
 import { sendBadRequest, sendProblem } from '../../lib/http-problem.js';
-import { CsrRefusedError, issueCertForKey, verifiedCsrKey, type KeyAndCert } from '../../lib/pki/certs.js';
 import { problemErrorHandler } from '../cloud-api/problems.js';
 import type { DevCloudServer } from '../server.js';
 import { PairingCodeRefused, type CodeRefusal, type PairingCodes } from './codes.js';
 import { PairingRequestRefused, type FortRegistry } from './registry.js';
+import { verifiedCsrKey } from './csr.js';
+import { issueDeviceCert, type DeviceCa } from './device-ca.js';
 
 /** What a paired fort is told, besides its id and certificate (CLOUD-API.md "Pairing"). */
 export interface PairingEndpoints {
@@ -23,7 +24,7 @@ export interface PairingEndpoints {
 export interface PairingRouteOptions {
   codes: PairingCodes;
   registry: FortRegistry;
-  deviceCa: Pick<KeyAndCert, 'cert' | 'keys'>;
+  deviceCa: DeviceCa;
   deviceCaPem: string;
   endpoints: PairingEndpoints;
   /** Pairing attempts per source address per minute. */
@@ -78,7 +79,7 @@ export async function registerPairingRoute(app: DevCloudServer, opts: PairingRou
           return sendProblem(reply, 409, 'FORT_ERR_CONFLICT', 'Already paired', `${fortId} is paired already; revoke it before pairing it again`);
         }
         const id = fortId ?? opts.registry.newId();
-        const cert = await issueCertForKey(opts.deviceCa, deviceKey, { commonName: id, usage: 'client', validDays: opts.deviceCertDays });
+        const cert = await issueDeviceCert(opts.deviceCa, deviceKey, { commonName: id, validDays: opts.deviceCertDays });
         opts.registry.add({ id, tenant, jwtPublicKey: b.jwt_public_key, deviceCertSerial: cert.serialNumber.toUpperCase() });
         req.log.info({ fortId: id, tenant }, 'fort paired');
         await opts.beforeAnswer?.();
@@ -96,7 +97,7 @@ export async function registerPairingRoute(app: DevCloudServer, opts: PairingRou
           req.log.warn({ reason: err.reason }, 'pairing refused');
           return sendProblem(reply, 403, REFUSED[err.reason], 'Pairing refused', err.message);
         }
-        if (err instanceof PairingRequestRefused || err instanceof CsrRefusedError) return sendProblem(reply, 400, 'FORT_ERR_BAD_REQUEST', 'Bad request', err.message);
+        if (err instanceof PairingRequestRefused) return sendProblem(reply, 400, 'FORT_ERR_BAD_REQUEST', 'Bad request', err.message);
         throw err;
       }
     });

@@ -4,11 +4,12 @@ import { identifier } from '../../lib/config/fields.js';
 import { assertPrivateFileMode } from '../../lib/files.js';
 import { issueDetail, sendBadRequest, sendProblem } from '../../lib/http-problem.js';
 import type { Logger } from '../../lib/logger.js';
-import { issueCertForCsr, loadCa } from '../../lib/pki/certs.js';
 import { cloudApiIssuer, type DevCloudConfig } from '../config.js';
 import { problemErrorHandler } from '../cloud-api/problems.js';
 import type { DevCloudServer } from '../server.js';
 import { createPairingCodes } from './codes.js';
+import { verifiedCsrKey } from './csr.js';
+import { issueDeviceCert, loadDeviceCa } from './device-ca.js';
 import { PairingRequestRefused, type FortRegistry } from './registry.js';
 import { deviceCertificateBody, registerPairingRoute, rotateBody, type PairingEndpoints } from './route.js';
 
@@ -48,7 +49,7 @@ export async function startPairing(api: DevCloudServer, config: DevCloudConfig, 
   if (!p) throw new Error('startPairing without [pairing]');
   assertPrivateFileMode(p.device_ca_key);
   const deviceCaPem = readFileSync(p.device_ca, 'utf8');
-  const deviceCa = await loadCa(deviceCaPem, readFileSync(p.device_ca_key, 'utf8'));
+  const deviceCa = await loadDeviceCa(deviceCaPem, readFileSync(p.device_ca_key, 'utf8'));
   const codes = createPairingCodes({ now });
   const endpoints = endpointsOf({ ...config, pairing: p });
   let held: { promise: Promise<void>; release: () => void } | undefined;
@@ -96,7 +97,7 @@ export async function startPairing(api: DevCloudServer, config: DevCloudConfig, 
     async deviceCertificate(fortId: string, body: unknown) {
       const b = deviceCertificateBody.safeParse(body);
       if (!b.success) throw new PairingRequestRefused(issueDetail(b.error));
-      const cert = await issueCertForCsr(deviceCa, b.data.csr, { commonName: fortId, usage: 'client', validDays: p.device_cert_days });
+      const cert = await issueDeviceCert(deviceCa, await verifiedCsrKey(b.data.csr), { commonName: fortId, validDays: p.device_cert_days });
       registry.addSerial(fortId, cert.serialNumber);
       log.info({ fortId }, 'device certificate issued for another process of the fort');
       return { fort_id: fortId, device_certificate: cert.toString('pem'), device_ca: deviceCaPem, server_ca: endpoints.server_ca, update_server: endpoints.update_server, artifact_key: endpoints.artifact_key };
@@ -109,7 +110,7 @@ export async function startPairing(api: DevCloudServer, config: DevCloudConfig, 
       const b = rotateBody.safeParse(body);
       if (!b.success) throw new PairingRequestRefused(issueDetail(b.error));
       registry.checkJwtKey(b.data.jwt_public_key);
-      const cert = await issueCertForCsr(deviceCa, b.data.csr, { commonName: fortId, usage: 'client', validDays: p.device_cert_days });
+      const cert = await issueDeviceCert(deviceCa, await verifiedCsrKey(b.data.csr), { commonName: fortId, validDays: p.device_cert_days });
       const f = registry.rotate(fortId, { jwtPublicKey: b.data.jwt_public_key, deviceCertSerial: cert.serialNumber.toUpperCase() }, p.key_overlap_seconds);
       log.info({ fortId, previousValidUntil: f.previous?.until }, 'fort rotated its keys');
       return { device_certificate: cert.toString('pem'), previous_valid_until: f.previous!.until };

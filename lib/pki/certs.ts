@@ -93,7 +93,7 @@ export async function issueCert(ca: Pick<KeyAndCert, 'cert' | 'keys'>, opts: Iss
   return bundle(await signCert(ca, keys.publicKey, opts), keys);
 }
 
-/** The CA's certificate over `publicKey` (the holder keeps the private key: e.g. from a CSR). */
+/** The CA's certificate over `publicKey`. */
 async function signCert(ca: Pick<KeyAndCert, 'cert' | 'keys'>, publicKey: webcrypto.CryptoKey, opts: IssueOptions): Promise<x509.X509Certificate> {
   const ekus: string[] = [];
   if (opts.usage !== 'client') ekus.push(x509.ExtendedKeyUsage.serverAuth);
@@ -127,38 +127,6 @@ export async function loadCa(certPem: string, keyPem: string): Promise<Pick<KeyA
   const cert = new x509.X509Certificate(certPem);
   const privateKey = await webcrypto.subtle.importKey('pkcs8', x509.PemConverter.decodeFirst(keyPem), KEY_ALG, false, ['sign']);
   return { cert, keys: { publicKey: await cert.publicKey.export(KEY_ALG, ['verify']), privateKey } };
-}
-
-export class CsrRefusedError extends Error {}
-
-/**
- * The public key of a PKCS#10 request, after checking the request is signed by that key (proof
- * of possession) and is a P-256 key.
- */
-export async function verifiedCsrKey(csrPem: string): Promise<webcrypto.CryptoKey> {
-  let csr: x509.Pkcs10CertificateRequest;
-  try {
-    csr = new x509.Pkcs10CertificateRequest(csrPem);
-  } catch {
-    throw new CsrRefusedError('not a PEM PKCS#10 certificate request');
-  }
-  const alg = csr.publicKey.algorithm as { name?: string; namedCurve?: string };
-  if (alg.name !== 'ECDSA' || alg.namedCurve !== 'P-256') throw new CsrRefusedError('the request\'s key is not an EC P-256 key');
-  if (!(await csr.verify())) throw new CsrRefusedError('the request is not signed by its own key');
-  return csr.publicKey.export(KEY_ALG, ['verify']);
-}
-
-/** The CA's certificate for a key the holder keeps (e.g. from `verifiedCsrKey`). */
-export function issueCertForKey(ca: Pick<KeyAndCert, 'cert' | 'keys'>, publicKey: webcrypto.CryptoKey, opts: IssueOptions): Promise<x509.X509Certificate> {
-  return signCert(ca, publicKey, opts);
-}
-
-/**
- * A certificate for the key of a PKCS#10 request (checked by `verifiedCsrKey`). The subject is
- * `opts.commonName`, not what the request asked for: the CA decides whom the certificate names.
- */
-export async function issueCertForCsr(ca: Pick<KeyAndCert, 'cert' | 'keys'>, csrPem: string, opts: IssueOptions): Promise<x509.X509Certificate> {
-  return signCert(ca, await verifiedCsrKey(csrPem), opts);
 }
 
 /** A P-256 key pair and a PKCS#10 request for it (the key never leaves the holder). */

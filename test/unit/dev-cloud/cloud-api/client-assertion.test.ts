@@ -3,7 +3,7 @@ import { createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypt
 import { SignJWT, UnsecuredJWT } from 'jose';
 import { createAssertionVerifier } from '../../../../dev-cloud/cloud-api/client-assertion.js';
 import type { RegisteredClient } from '../../../../dev-cloud/cloud-api/clients.js';
-import { jwsAlgorithmFor as algorithmFor } from '../../../../lib/jws-algorithm.js';
+import { acceptedAlgorithm as algorithmFor } from '../../../../dev-cloud/cloud-api/jws-algorithm.js';
 
 const TOKEN_URL = 'https://cloud.test/oauth/token';
 const NOW = new Date('2026-03-01T12:00:00Z');
