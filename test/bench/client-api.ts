@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import autocannon from 'autocannon';
 import { pino } from 'pino';
 import { openStore } from '../../agent/store/database.js';
-import { seedApp } from '../../agent/apps/seed.js';
+import { seedApp } from '../helpers/apps.js';
 import { nodeArgsFromUnit } from '../../scripts/supervisor/unit-file.js';
 import { reservePort } from '../../scripts/port-reservation.js';
 import { testDevCloud } from '../helpers/dev-cloud.js';

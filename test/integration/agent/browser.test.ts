@@ -6,7 +6,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { openStore } from '../../../agent/store/database.js';
-import { seedApp } from '../../../agent/apps/seed.js';
+import { seedApp } from '../../helpers/apps.js';
 import type { PkiPaths } from '../../../lib/pki/layout.js';
 import type { Supervised } from '../../../scripts/supervisor/process.js';
 import type { PolicyInput } from '../../../dev-cloud/cloud-api/policy.js';

@@ -5,7 +5,7 @@ import Database from 'better-sqlite3';
 import { pino } from 'pino';
 import { writeFileAtomic } from '../../../lib/files.js';
 import { openStore } from '../../../agent/store/database.js';
-import { seedApp } from '../../../agent/apps/seed.js';
+import { seedApp } from '../../helpers/apps.js';
 import type { PkiPaths } from '../../../lib/pki/layout.js';
 import type { Supervised } from '../../../scripts/supervisor/process.js';
 import { eventually, startAgent, testInstallation, testPki, type TestInstallation } from '../../helpers/fort.js';

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { parse, stringify } from 'smol-toml';
 import { openStore } from '../../../agent/store/database.js';
-import { seedApp } from '../../../agent/apps/seed.js';
+import { seedApp } from '../../helpers/apps.js';
 import { writeSecretFile } from '../../../lib/files.js';
 import type { PkiPaths } from '../../../lib/pki/layout.js';
 import type { PolicyInput } from '../../../dev-cloud/cloud-api/policy.js';
