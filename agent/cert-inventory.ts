@@ -1,13 +1,8 @@
 import { X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import type { CertificateReport } from '../lib/admin-client.js';
+import { certificateReport } from '../lib/certificate-report.js';
 import type { AgentConfig } from './config.js';
-
-/** The report of one certificate of `file` (the `index`-th of a bundle). */
-export function certificateReport(role: string, file: string, c: X509Certificate, index: number, now = new Date()): CertificateReport {
-  const notAfter = new Date(c.validTo);
-  return { role, file, subject: c.subject.replace(/\n/g, ', '), issuer: c.issuer.replace(/\n/g, ', '), notAfter: notAfter.toISOString(), daysLeft: Math.floor((notAfter.getTime() - now.getTime()) / 86_400_000), index };
-}
 
 /** Every certificate in a PEM file (a chain or a CA bundle). */
 function certificatesIn(file: string): X509Certificate[] {

@@ -6,6 +6,7 @@ import { proxySection, resolveProxyPaths } from '../lib/proxy.js';
 import { iotSection, resolveIotPaths } from './iot/config.js';
 import { apiSection, authSection } from './api/config.js';
 import { ConfigError } from '../lib/errors.js';
+import { UNPAIRED } from '../lib/config/views.js';
 import { identityFiles, readIdentity, type FortIdentity, type IdentityFiles } from './pairing/identity.js';
 import { cloudSection, resolveCloudPaths } from './cloud/config.js';
 import { reloadsSection, resolveReloadsPaths } from './reloads/config.js';
@@ -93,8 +94,8 @@ export function loadAgentConfig(file: string): AgentConfig {
   };
 }
 
-/** The fort id of a fort that is neither configured with one nor paired. */
-export const UNPAIRED = 'unpaired';
+/** The fort id of a fort that is neither configured with one nor paired (fortctl doctor knows it too). */
+export { UNPAIRED };
 
 function readIdentityOrThrow(dir: string): FortIdentity | undefined {
   try {

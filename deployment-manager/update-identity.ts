@@ -1,10 +1,10 @@
-import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import type { AdminClient } from '../lib/admin-client.js';
 import { removeDirAtomic, removeStaging, writeDirAtomic, writeFileAtomic } from '../lib/files.js';
 import type { Logger } from '../lib/logger.js';
 import { createCsr } from '../lib/pki/certs.js';
+import { readUpdateIdentity, updateIdentityFiles, updateIdentityJson as identityJson, type UpdateIdentity } from '../lib/update-identity-file.js';
 
 // The answer's artifact_key is not read: verification keys come only from this process's own
 // root-owned config (updates.artifact_keys), never from what the agent relays.
@@ -14,30 +14,6 @@ const answerSchema = z.object({
   server_ca: z.string().includes('BEGIN CERTIFICATE'),
   update_server: z.object({ url: z.string().url() }).nullable(),
 });
-const identitySchema = z.object({ fort_id: z.string(), update_url: z.string().nullable(), obtained_at: z.string(), admitted_at: z.string().nullable().default(null) });
-
-export interface UpdateIdentity {
-  fortId: string;
-  /** Null when the cloud has no update server for this fort: only `install FILE`. */
-  url: string | null;
-  obtainedAt: string;
-  /** When the update server first admitted this identity; null: not yet. */
-  admittedAt: string | null;
-  files: { key: string; cert: string; ca: string; authKey: string };
-}
-
-const filesOf = (dir: string) => ({ key: join(dir, 'device.key'), cert: join(dir, 'device.pem'), ca: join(dir, 'server-ca.pem'), authKey: join(dir, 'mender-auth.pem') });
-
-/** The identity obtained earlier in `dir`, or undefined (none yet). */
-export function readUpdateIdentity(dir: string): UpdateIdentity | undefined {
-  const file = join(dir, 'identity.json');
-  if (!existsSync(file)) return undefined;
-  const id = identitySchema.parse(JSON.parse(readFileSync(file, 'utf8')));
-  return { fortId: id.fort_id, url: id.update_url, obtainedAt: id.obtained_at, admittedAt: id.admitted_at, files: filesOf(dir) };
-}
-
-const identityJson = (id: Omit<UpdateIdentity, 'files'>) =>
-  `${JSON.stringify({ fort_id: id.fortId, update_url: id.url, obtained_at: id.obtainedAt, admitted_at: id.admittedAt }, null, 2)}\n`;
 
 /**
  * This process's own identity at the update server, for a paired fort: a device key made here
@@ -77,7 +53,7 @@ export async function obtainUpdateIdentity(opts: { dir: string; admin: Pick<Admi
 }
 
 function write(dir: string, answer: z.output<typeof answerSchema>, keyPem: string): void {
-  const f = filesOf('');
+  const f = updateIdentityFiles('');
   writeDirAtomic(dir, [
     { name: f.key, data: keyPem, mode: 0o600 },
     { name: f.cert, data: answer.device_certificate, mode: 0o644 },

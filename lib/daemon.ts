@@ -4,6 +4,7 @@ import { readRuntimeEnv, type RuntimeEnv } from './runtime-env.js';
 import { createLifecycle, type Lifecycle } from './lifecycle.js';
 import { failStart } from './process-main.js';
 import { parseDaemonArgs } from './daemon-args.js';
+import { printConfigCheck } from './config/check.js';
 
 export interface DaemonConfig {
   log: { level: string };
@@ -28,9 +29,12 @@ export interface Daemon<C> {
 export function bootDaemon<C extends DaemonConfig>(opts: { name: string; configEnvVar: string; defaultConfig: string; load: (file: string) => C; argv?: string[] }): Daemon<C> {
   const runtime = readRuntimeEnv(opts.configEnvVar);
   const args = parseDaemonArgs(opts.argv ?? process.argv, opts.name, `config file (default: $${opts.configEnvVar} or ${opts.defaultConfig})`);
+  const file = args.config ?? runtime.configFile ?? opts.defaultConfig;
+  // `--check-config` (fortctl doctor, operators): the config as loaded, then exit; nothing starts.
+  if (args.checkConfig) printConfigCheck(file, opts.load);
   let config: C;
   try {
-    config = opts.load(args.config ?? runtime.configFile ?? opts.defaultConfig);
+    config = opts.load(file);
   } catch (err) {
     failStart(opts.name, err);
   }

@@ -9,7 +9,7 @@ import { loadTlsMaterial } from '../../lib/tls.js';
 import { readRuntimeEnv } from '../../lib/runtime-env.js';
 import { defaultFortctlConfig, loadFortctlConfig } from './config.js';
 import { parseSince } from '../audit/since.js';
-import { certificateReport } from '../cert-inventory.js';
+import { certificateReport } from '../../lib/certificate-report.js';
 import { wholeNumber } from './args.js';
 import { printable } from './output.js';
 import { logsCommand } from './logs/command.js';

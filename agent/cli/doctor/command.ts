@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { readRuntimeEnv } from '../../../lib/runtime-env.js';
+import { readReleaseInfo } from '../../../lib/version.js';
 import { wholeNumber } from '../args.js';
 import { defaultConfigFile } from '../config.js';
 
@@ -28,9 +29,9 @@ export function doctorCommand(): Command {
         dm: o.dmConfig ?? defaultConfigFile('deployment-manager.toml', readRuntimeEnv('FORT_DM_CONFIG').configFile, cwd),
         fortctl: o.config ?? defaultConfigFile('fortctl.toml', readRuntimeEnv('FORTCTL_CONFIG').configFile, cwd),
       };
-      // Loaded only for this command: it pulls in every config schema and the PKI helpers.
-      const [{ runDoctor }, { formatCheck }] = await Promise.all([import('./run.js'), import('./check.js')]);
-      const checks = await runDoctor({ files, timeoutMs: o.timeout * 1000, proxyEnv: agentEnv.proxy });
+      // Loaded only for this command: the probes, the TLS and proxy helpers.
+      const [{ runDoctor }, { formatCheck }, { daemonEntryPoints }] = await Promise.all([import('./run.js'), import('./check.js'), import('./configs.js')]);
+      const checks = await runDoctor({ files, daemons: daemonEntryPoints(readReleaseInfo().root), timeoutMs: o.timeout * 1000, proxyEnv: agentEnv.proxy });
       const failed = checks.some((c) => c.level === 'fail');
       process.stdout.write(o.json ? `${JSON.stringify({ ok: !failed, checks }, null, 2)}\n` : `${checks.map(formatCheck).join('\n')}\n`);
       process.exitCode = failed ? 1 : 0;

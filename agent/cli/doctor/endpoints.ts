@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
+import type { AgentConfigView } from '../../../lib/config/views.js';
 import { resolveProxy, type ProxyConfig, type ProxyEnv, type ProxySettings, type TunnelTls } from '../../../lib/proxy.js';
-import type { AgentConfig } from '../../config.js';
 import { fail, ok, reason, warn, type Check } from './check.js';
 import { probeHttps } from './probe.js';
 import type { UpdateServer } from './update-server.js';
@@ -23,7 +23,7 @@ export interface Endpoint {
  * else HTTPS_PROXY; the deployment manager only HTTPS_PROXY. The pairing endpoint is known only
  * to `fortctl pair`. A proxy that cannot be set up is a check of its own.
  */
-export function outboundEndpoints(agent: AgentConfig | undefined, update: UpdateServer | undefined, env: ProxyEnv): { endpoints: Endpoint[]; checks: Check[] } {
+export function outboundEndpoints(agent: AgentConfigView | undefined, update: UpdateServer | undefined, env: ProxyEnv): { endpoints: Endpoint[]; checks: Check[] } {
   const checks: Check[] = [];
   const proxyOf = (who: string, config: ProxyConfig | undefined): ProxySettings | undefined => {
     try {

@@ -4,7 +4,7 @@ import { readReleaseInfo } from '../../../lib/version.js';
 import { adminCheck } from './admin.js';
 import type { Check } from './check.js';
 import { clockCheck } from './clock.js';
-import { loadConfigs, type DoctorFiles } from './configs.js';
+import { loadConfigs, type DaemonEntryPoints, type DoctorFiles } from './configs.js';
 import { dnsChecks } from './dns.js';
 import { endpointCheck, outboundEndpoints } from './endpoints.js';
 import { materialChecks } from './material.js';
@@ -12,6 +12,8 @@ import { updateServer } from './update-server.js';
 
 export interface DoctorOptions {
   files: DoctorFiles;
+  /** Whose `--check-config` loads the agent's and the deployment manager's files. */
+  daemons: DaemonEntryPoints;
   /** Of each network check. */
   timeoutMs: number;
   /** HTTPS_PROXY / NO_PROXY, which the services use where their config says nothing. */
@@ -26,7 +28,7 @@ export interface DoctorOptions {
  */
 export async function runDoctor(o: DoctorOptions): Promise<Check[]> {
   const now = o.now ?? (() => new Date());
-  const { loaded, checks } = loadConfigs(o.files);
+  const { loaded, checks } = await loadConfigs(o.files, o.daemons);
   const update = loaded.dm ? updateServer(loaded.dm) : undefined;
   const updateTarget = update && 'level' in update ? undefined : update;
   if (update && 'level' in update) checks.push(update);

@@ -1,5 +1,5 @@
-import type { DeploymentManagerConfig } from '../../../deployment-manager/config.js';
-import { readUpdateIdentity } from '../../../deployment-manager/update-identity.js';
+import type { DeploymentManagerConfigView } from '../../../lib/config/views.js';
+import { readUpdateIdentity } from '../../../lib/update-identity-file.js';
 import { fail, reason, warn, type Check } from './check.js';
 
 /** The update server the deployment manager talks to, and the identity it talks with. */
@@ -12,7 +12,7 @@ export interface UpdateServer {
 }
 
 /** From [updates.server], or from the identity [updates.paired] obtained through the agent; a check when there is nothing to test. */
-export function updateServer(dm: DeploymentManagerConfig): UpdateServer | Check | undefined {
+export function updateServer(dm: DeploymentManagerConfigView): UpdateServer | Check | undefined {
   const u = dm.updates;
   if (!u) return undefined;
   if (u.server) return { url: u.server.url, tls: u.server.tls, authKey: u.server.auth_key };
@@ -27,4 +27,3 @@ export function updateServer(dm: DeploymentManagerConfig): UpdateServer | Check 
     return fail('update server', `update identity in ${dir} is unreadable: ${reason(err)}`);
   }
 }
-

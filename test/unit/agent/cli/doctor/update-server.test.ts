@@ -3,17 +3,17 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { updateServer } from '../../../../../agent/cli/doctor/update-server.js';
-import type { DeploymentManagerConfig } from '../../../../../deployment-manager/config.js';
+import type { DeploymentManagerConfigView } from '../../../../../lib/config/views.js';
 
 describe('doctor updateServer', () => {
   const dir = mkdtempSync(join(tmpdir(), 'fort-doctor-dm-'));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
-  const paired = (identityDir: string) => ({ updates: { paired: { identity_dir: identityDir } } }) as unknown as DeploymentManagerConfig;
+  const paired = (identityDir: string) => ({ updates: { paired: { identity_dir: identityDir } } }) as unknown as DeploymentManagerConfigView;
 
   it('takes [updates.server] as configured', () => {
-    const dm = { updates: { server: { url: 'https://updates.example.com', tls: { ca: '/ca', cert: '/c', key: '/k' }, auth_key: '/auth' } } } as unknown as DeploymentManagerConfig;
+    const dm = { updates: { server: { url: 'https://updates.example.com', tls: { ca: '/ca', cert: '/c', key: '/k' }, auth_key: '/auth' } } } as unknown as DeploymentManagerConfigView;
     expect(updateServer(dm)).toEqual({ url: 'https://updates.example.com', tls: { ca: '/ca', cert: '/c', key: '/k' }, authKey: '/auth' });
-    expect(updateServer({} as DeploymentManagerConfig)).toBeUndefined();
+    expect(updateServer({} as DeploymentManagerConfigView)).toBeUndefined();
   });
 
   it('takes a paired fort\'s from the update identity the deployment manager obtained, and warns while there is none', () => {
