@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 import { createAdminClient } from '../lib/admin-client.js';
-import { FortError } from '../lib/errors.js';
+import { cliExitCode, ERRORS, EXIT, FortError } from '../lib/errors.js';
 import { createLogger } from '../lib/logger.js';
 import { resolveProxy } from '../lib/proxy.js';
 import { readRuntimeEnv } from '../lib/runtime-env.js';
@@ -13,9 +13,6 @@ import { createUpdateService } from './update-service.js';
 import { createWorkLock } from './work-lock.js';
 import type { CliIo } from './artifact/cli.js';
 import { createAgentReporter, reportingStateFile } from './agent-report.js';
-
-/** Exit codes of install/rollback: 0 done, 1 refused or rolled back (why is printed), 2 usage, 75 busy (try later). */
-export const OPERATE_EXIT = { OK: 0, FAILED: 1, USAGE: 2, BUSY: 75 } as const;
 
 interface OperateFlags {
   config: string;
@@ -49,11 +46,10 @@ async function operate(kind: { install: string } | { rollback: true }, o: Operat
   try {
     after = await service.operate(kind, o.waitSeconds * 1000);
   } catch (err) {
-    // Busy (the lock, an update under way), or nothing to roll back to.
-    const code = err instanceof FortError ? { FORT_ERR_CONFLICT: OPERATE_EXIT.BUSY, FORT_ERR_NOT_FOUND: OPERATE_EXIT.FAILED }[err.code as string] : undefined;
-    if (code === undefined) throw err;
-    io.stderr(`fort-deployment-manager: ${(err as Error).message}\n`);
-    io.exitCode(code);
+    // Busy (the lock, an update under way: 75), nothing to roll back to (1), the agent unreachable (2), …
+    if (!(err instanceof FortError)) throw err;
+    io.stderr(`fort-deployment-manager: ${err.message}\n`);
+    io.exitCode(cliExitCode(err));
     return;
   } finally {
     await service.stop();
@@ -63,10 +59,10 @@ async function operate(kind: { install: string } | { rollback: true }, o: Operat
   const what = 'install' in kind ? `install ${kind.install}` : 'rollback';
   if (after.installed !== before.installed && after.lastError === null) {
     io.stdout(`${what}: ${after.installed} (${after.installedArtifact}) is installed and healthy; previous ${after.previous ?? '-'}\n`);
-    io.exitCode(OPERATE_EXIT.OK);
+    io.exitCode(EXIT.OK);
   } else {
     io.stdout(`${what}: failed: ${after.lastError ?? 'nothing was installed'}; running ${after.installed ?? '-'}\n`);
-    io.exitCode(OPERATE_EXIT.FAILED);
+    io.exitCode(EXIT.FAILED);
   }
 }
 
@@ -76,7 +72,11 @@ const common = (c: Command) =>
     .option('--wait-seconds <n>', 'how long to wait for the daemon to finish its current cycle', seconds, 60)
     .option('-v, --verbose', 'log every step (JSON lines on stderr)');
 
-/** `install FILE` and `rollback`: operator updates for air-gapped sites and emergencies. */
+/**
+ * `install FILE` and `rollback`: operator updates for air-gapped sites and emergencies. Exit 0
+ * done, 1 refused or rolled back (why is printed) or bad usage, 2 the agent unreachable, 75 busy
+ * (try later), 78 bad config: the exit of the error's code (lib/error-catalogue.ts).
+ */
 export function operateCommands(program: Command, io: CliIo): void {
   common(program.command('install').argument('<file>', 'a Mender artifact (.mender) of a fort release'))
     .description('verify and install an artifact from disk (air-gapped sites): the same checks, health check and rollback as a server deployment')
@@ -84,7 +84,7 @@ export function operateCommands(program: Command, io: CliIo): void {
       const path = resolve(file);
       if (!existsSync(path)) {
         io.stderr(`fort-deployment-manager: install: ${path}: no such file\n`);
-        io.exitCode(OPERATE_EXIT.USAGE);
+        io.exitCode(ERRORS.FORT_ERR_USAGE.exit);
         return;
       }
       await operate({ install: path }, o, io);

@@ -257,7 +257,7 @@ export function createUpdateService(deps: { config: UpdatesConfig; state: StateF
         if (!busy) return updater.state;
         if (Date.now() >= deadline) {
           const s = deps.state.load();
-          throw new FortError('FORT_ERR_CONFLICT', `the deployment manager (pid ${busy.busy}) is busy${s.step === 'idle' ? '' : ` with ${s.deployment?.artifactName ?? 'an update'} (${s.step})`}; try again later`, { fatal: false });
+          throw new FortError('FORT_ERR_BUSY', `the deployment manager (pid ${busy.busy}) is busy${s.step === 'idle' ? '' : ` with ${s.deployment?.artifactName ?? 'an update'} (${s.step})`}; try again later`);
         }
         await new Promise((r) => setTimeout(r, 200));
       }

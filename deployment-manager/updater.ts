@@ -249,7 +249,7 @@ export function createUpdater(deps: UpdaterDeps) {
     },
     /** `install FILE`: the same verification and install path, for a site without a server. */
     startFromFile(file: string): void {
-      if (state.step !== 'idle') throw new FortError('FORT_ERR_CONFLICT', `an update is in progress (${state.step})`, { fatal: false });
+      if (state.step !== 'idle') throw new FortError('FORT_ERR_BUSY', `an update is in progress (${state.step})`);
       persist({ step: 'verifying', lastError: null, deployment: { id: `file:${now().toISOString()}`, artifactName: basename(file), source: 'file', uri: null, artifactFile: file, downloaded: 0, payload: null, target: null, deadline: null, reason: null } });
     },
     /**
@@ -257,7 +257,7 @@ export function createUpdater(deps: UpdaterDeps) {
      * update (a previous release that does not come up is itself rolled back).
      */
     startRollback(): string {
-      if (state.step !== 'idle') throw new FortError('FORT_ERR_CONFLICT', `an update is in progress (${state.step})`, { fatal: false });
+      if (state.step !== 'idle') throw new FortError('FORT_ERR_BUSY', `an update is in progress (${state.step})`);
       if (!state.previous) throw new FortError('FORT_ERR_NOT_FOUND', 'there is no previous release to roll back to', { fatal: false });
       const target = state.previous;
       persist({ step: 'switching', lastError: null, deployment: { id: `rollback:${now().toISOString()}`, artifactName: state.previousArtifact ?? `fort-${target}`, source: 'operator', uri: null, artifactFile: '', downloaded: 0, payload: null, target, deadline: null, reason: null } });

@@ -1,53 +1,12 @@
-/**
- * One catalogue of failure families with stable codes (after fastify's FST_ERR_* and
- * undici's UND_ERR_*). `fatal` tells callers whether retrying can help.
- */
-export type FortErrorCode =
-  | 'FORT_ERR_CONFIG'
-  | 'FORT_ERR_TLS_MATERIAL'
-  | 'FORT_ERR_SECRET_PERMISSIONS'
-  | 'FORT_ERR_STORE_SCHEMA'
-  | 'FORT_ERR_STORE'
-  | 'FORT_ERR_STATE_FILE'
-  | 'FORT_ERR_FILE_EXISTS'
-  | 'FORT_ERR_ADMIN_LINK'
-  | 'FORT_ERR_PROXY'
-  /** A cloud endpoint (credentials provider, cloud API) failed or answered wrongly. */
-  | 'FORT_ERR_UPSTREAM'
-  /** No fresh authorisation decision and the cloud unreachable: refused (fail closed). */
-  | 'FORT_ERR_AUTHZ_UNAVAILABLE'
-  /** The keys that sign user tokens cannot be fetched: no token can be checked (fail closed, 503). */
-  | 'FORT_ERR_AUTHN_UNAVAILABLE'
-  | 'FORT_ERR_FORBIDDEN'
-  /** The request is valid but the thing is in a state that does not allow it (e.g. cancel a finished reload). */
-  | 'FORT_ERR_CONFLICT'
-  /** A request or event whose content is not what its schema allows (names the field). */
-  | 'FORT_ERR_BAD_REQUEST'
-  /** The thing asked for (an app, an app version's table) does not exist. */
-  | 'FORT_ERR_NOT_FOUND'
-  /** An app's load definition is invalid (names the field and why). */
-  | 'FORT_ERR_DEFINITION'
-  /** A reload's source could not be read or held data its definition does not allow (names table/row/column, never values). */
-  | 'FORT_ERR_RELOAD_SOURCE'
-  | 'FORT_ERR_RELOAD_TIMEOUT'
-  | 'FORT_ERR_RELOAD_CANCELLED'
-  /** More rows than `reloads.max_rows`, or the disk filled up. */
-  | 'FORT_ERR_RELOAD_TOO_LARGE'
-  /** Started `reloads.max_attempts` times (crashes included) without finishing. */
-  | 'FORT_ERR_RELOAD_ATTEMPTS'
-  /** The update server refused or failed a call (names the call and status). */
-  | 'FORT_ERR_UPDATE_SERVER'
-  /** The device is not (yet) accepted by the update server's operator. */
-  | 'FORT_ERR_NOT_ACCEPTED'
-  /** The server answered 409 to a status report: the deployment was aborted. */
-  | 'FORT_ERR_DEPLOYMENT_ABORTED'
-  /** An update artifact (or the release inside it) failed a check; names the entry and why. */
-  | 'FORT_ERR_ARTIFACT'
-  /** An operator's update hook (state script) refused the step, failed or timed out. */
-  | 'FORT_ERR_UPDATE_HOOK'
-  /** Pairing failed: the cloud refused the code (its problem code is in the message) or could not be reached. */
-  | 'FORT_ERR_PAIRING';
+import { ERRORS, EXIT, isFortErrorCode, type ExitCode, type FortErrorCode } from './error-catalogue.js';
 
+export { ERRORS, EXIT, isFortErrorCode, type CatalogueEntry, type ExitCode, type FortErrorCode } from './error-catalogue.js';
+
+/**
+ * An error of the catalogue (lib/error-catalogue.ts): its code fixes the HTTP status, the
+ * problem title and the exit code. `fatal` tells callers whether retrying can help: the
+ * code's own answer unless the call site knows better.
+ */
 export class FortError extends Error {
   readonly code: FortErrorCode;
   readonly fatal: boolean;
@@ -55,7 +14,7 @@ export class FortError extends Error {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = new.target.name;
     this.code = code;
-    this.fatal = options.fatal ?? true;
+    this.fatal = options.fatal ?? ERRORS[code].fatal;
   }
 }
 
@@ -83,22 +42,33 @@ export class StoreError extends FortError {
   }
 }
 
-/** sysexits.h codes used at start-up so systemd can refuse to restart-loop on them. */
-export const EXIT = {
-  OK: 0,
-  SOFTWARE: 70,
-  DATAERR: 65,
-  CONFIG: 78,
-} as const;
+/** What a CLI exits with when `err` stops it: its code's exit; anything unforeseen is internal (70). */
+export function cliExitCode(err: unknown): ExitCode {
+  return err instanceof FortError ? ERRORS[err.code].exit : EXIT.SOFTWARE;
+}
 
-/** By stable code, not class: any config-family error exits 78, however it was constructed. */
-const EXIT_BY_CODE: Partial<Record<FortErrorCode, number>> = {
-  FORT_ERR_CONFIG: EXIT.CONFIG,
-  FORT_ERR_TLS_MATERIAL: EXIT.CONFIG,
-  FORT_ERR_SECRET_PERMISSIONS: EXIT.CONFIG,
-  FORT_ERR_STORE_SCHEMA: EXIT.DATAERR,
-};
+/**
+ * What a daemon exits with when it cannot start: the sysexits codes systemd is told not to
+ * restart on (65 data from a newer release, 78 bad config) by code, however the error was
+ * constructed; anything else is 70.
+ */
+export function daemonExitCode(err: unknown): ExitCode {
+  const exit = cliExitCode(err);
+  return exit === EXIT.CONFIG || exit === EXIT.DATAERR ? exit : EXIT.SOFTWARE;
+}
 
-export function exitCodeFor(err: unknown): number {
-  return (err instanceof FortError && EXIT_BY_CODE[err.code]) || EXIT.SOFTWARE;
+/**
+ * The catalogue code for a peer's problem answer (`status`, `code` from its body): the peer's
+ * own code when it is about this request (a 4xx that a CLI exits 1, 2 or 75 on); a peer's own
+ * failure (5xx, or a code about its configuration or data) is a refusal of the link.
+ */
+export function peerProblemCode(status: number, code: unknown): FortErrorCode {
+  const about = (c: FortErrorCode) => ([EXIT.FAILED, EXIT.UNREACHABLE, EXIT.TEMPFAIL] as ExitCode[]).includes(ERRORS[c].exit);
+  if (status >= 400 && status < 500 && isFortErrorCode(code) && about(code)) return code;
+  return status === 403 ? 'FORT_ERR_FORBIDDEN' : 'FORT_ERR_ADMIN_LINK';
+}
+
+/** A CLI's exit code for a peer's problem answer (see peerProblemCode): 409 → 1, 403 → 2, … */
+export function problemExitCode(status: number, code: unknown): ExitCode {
+  return ERRORS[peerProblemCode(status, code)].exit;
 }

@@ -1,11 +1,25 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { z } from 'zod';
+import { ERRORS, FortError, type FortErrorCode } from './errors.js';
 
 /**
- * RFC 9457 problem details; `code` is the stable machine-readable error code and
- * `requestId` matches the `x-request-id` header and the log line of the request.
+ * RFC 9457 problem details of a catalogue error: status and title come from its code
+ * (lib/error-catalogue.ts), `detail` says what happened this time (an error's message unless
+ * given). `requestId` matches the `x-request-id` header and the log line of the request.
+ * `status` is only for a framework's refusal that has decided its status already (Fastify's
+ * 415, …); everything else answers with its code's status.
  */
-export function sendProblem(reply: FastifyReply, status: number, code: string, title: string, detail?: string) {
+export function sendProblem(reply: FastifyReply, problem: FortError | FortErrorCode, detail?: string, opts: { status?: number } = {}) {
+  const code = problem instanceof FortError ? problem.code : problem;
+  const { status, title } = ERRORS[code];
+  return sendRawProblem(reply, opts.status ?? status, code, title, detail ?? (problem instanceof FortError ? problem.message : undefined));
+}
+
+/**
+ * A problem with a code outside the catalogue, for the dev cloud: it stands in for a cloud
+ * with codes of its own. Product code answers with sendProblem (a test holds it to that).
+ */
+export function sendRawProblem(reply: FastifyReply, status: number, code: string, title: string, detail?: string) {
   return reply
     .code(status)
     .type('application/problem+json')
@@ -19,7 +33,7 @@ export function issueDetail(err: z.ZodError, root = 'body'): string {
 
 /** 400 FORT_ERR_BAD_REQUEST naming every field a request got wrong. */
 export function sendBadRequest(reply: FastifyReply, err: z.ZodError, root = 'body') {
-  return sendProblem(reply, 400, 'FORT_ERR_BAD_REQUEST', 'Bad request', issueDetail(err, root));
+  return sendProblem(reply, 'FORT_ERR_BAD_REQUEST', issueDetail(err, root));
 }
 
 type RequestError = Error & { statusCode?: number; code?: string };
@@ -33,10 +47,10 @@ export function problemErrorHandler(api: string) {
   return (err: RequestError, req: FastifyRequest, reply: FastifyReply) => {
     // The route's pattern, else the path: never the query string, where a token may hide.
     const route = `${req.method} ${req.routeOptions.url ?? req.url.split('?')[0]}`;
-    if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return sendProblem(reply, 413, 'FORT_ERR_TOO_LARGE', 'Request too large', `the body of ${route} is limited to ${req.routeOptions.bodyLimit} bytes`);
-    if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return sendProblem(reply, 415, 'FORT_ERR_BAD_REQUEST', 'Unsupported media type', `${route} takes application/json, not ${req.headers['content-type'] ?? 'a body without a content type'}`);
-    if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) return sendProblem(reply, err.statusCode, 'FORT_ERR_BAD_REQUEST', 'Bad request', err.message);
+    if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return sendProblem(reply, 'FORT_ERR_TOO_LARGE', `the body of ${route} is limited to ${req.routeOptions.bodyLimit} bytes`);
+    if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return sendProblem(reply, 'FORT_ERR_BAD_REQUEST', `${route} takes application/json, not ${req.headers['content-type'] ?? 'a body without a content type'}`, { status: 415 });
+    if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) return sendProblem(reply, 'FORT_ERR_BAD_REQUEST', err.message, { status: err.statusCode });
     req.log.error({ err }, `${api} request failed`);
-    return sendProblem(reply, 500, 'FORT_ERR_INTERNAL', 'Internal error', `see the fort's log for request ${req.id}`);
+    return sendProblem(reply, 'FORT_ERR_INTERNAL', `see the fort's log for request ${req.id}`);
   };
 }

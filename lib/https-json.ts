@@ -70,7 +70,7 @@ export function createJsonClient(opts: HttpsJsonOptions) {
       try {
         return (res.text ? JSON.parse(res.text) : {}) as T;
       } catch (err) {
-        throw fail(`answered ${res.statusCode} with a non-JSON body`, Object.assign(err as Error, { code: 'FORT_ERR_BAD_RESPONSE' }));
+        throw fail(`answered ${res.statusCode} with a non-JSON body`, Object.assign(err as Error, { code: 'FORT_ERR_BAD_RESPONSE' satisfies FortErrorCode }));
       }
     },
   };

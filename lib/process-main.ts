@@ -1,4 +1,4 @@
-import { ConfigError, exitCodeFor, FortError } from './errors.js';
+import { ConfigError, daemonExitCode, FortError } from './errors.js';
 import type { Logger } from './logger.js';
 
 /**
@@ -12,5 +12,5 @@ export function failStart(processName: string, err: unknown, log?: Logger): neve
     const code = err instanceof FortError ? err.code : undefined;
     log.fatal({ code, problems: err instanceof ConfigError ? err.problems : undefined }, `start failed: ${err instanceof FortError ? err.message : String(err)}`);
   }
-  process.exit(exitCodeFor(err));
+  process.exit(daemonExitCode(err));
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-import { readFileSync, writeFileSync } from 'node:fs';
 import { z } from 'zod';
+import { sectionCommand, withSection } from './readme-section.js';
 import { agentConfigSchema } from '../agent/config.js';
 import { deploymentManagerConfigSchema } from '../deployment-manager/config.js';
 import { fortctlConfigSchema } from '../agent/cli/config.js';
@@ -53,20 +53,8 @@ function typeOf(n: JsonSchema): string {
   return n.type ?? 'value';
 }
 
-const START = '<!-- config-reference:start -->';
-const END = '<!-- config-reference:end -->';
-
-/** README text with the reference between its markers replaced by the generated one. */
-export function withReference(readme: string): string {
-  const a = readme.indexOf(START);
-  const b = readme.indexOf(END);
-  if (a < 0 || b < a) throw new Error(`README lacks the ${START} … ${END} markers`);
-  return `${readme.slice(0, a + START.length)}\n${configReference()}\n${readme.slice(b)}`;
-}
+/** README text with the reference between its `config-reference` markers regenerated. */
+export const withReference = (readme: string) => withSection(readme, 'config-reference', configReference());
 
 // `node dist/scripts/config-reference.js [--write README.md]`
-if (import.meta.url === `file://${process.argv[1]}`) {
-  const target = process.argv[2] === '--write' ? process.argv[3] : undefined;
-  if (target) writeFileSync(target, withReference(readFileSync(target, 'utf8')));
-  else process.stdout.write(`${configReference()}\n`);
-}
+sectionCommand(import.meta.url, 'config-reference', configReference);

@@ -99,7 +99,7 @@ export function registerOperationsRoutes(app: FastifyInstance, deps: AdminOperat
         return { served: reloadCerts(req.peer?.name ?? 'unknown') };
       } catch (err) {
         // Names the file and what is wrong with it; nothing was swapped.
-        if (err instanceof TlsMaterialError) return sendProblem(reply, 422, err.code, 'Certificates not reloaded', `${err.message}; still serving the previous certificates`);
+        if (err instanceof TlsMaterialError) return sendProblem(reply, err, `${err.message}; still serving the previous certificates`);
         throw err;
       }
     });

@@ -48,8 +48,7 @@ export function registerPairingRoutes(app: FastifyInstance, deps: AdminPairingDe
       return answerThenRestart(reply, { fortId: id.fort_id, tenant: id.tenant, pairedAt: id.paired_at }, `paired as ${id.fort_id} by ${by}`);
     } catch (err) {
       if (!(err instanceof FortError)) throw err;
-      if (err.code === 'FORT_ERR_CONFLICT') return sendProblem(reply, 409, err.code, 'Already paired', err.message);
-      if (err.code === 'FORT_ERR_PAIRING') return sendProblem(reply, 422, err.code, 'Pairing failed', err.message);
+      if (err.code === 'FORT_ERR_CONFLICT' || err.code === 'FORT_ERR_PAIRING') return sendProblem(reply, err);
       throw err;
     }
   });
@@ -63,8 +62,8 @@ export function registerPairingRoutes(app: FastifyInstance, deps: AdminPairingDe
       return await deps.updateIdentity(body.data.csr);
     } catch (err) {
       if (!(err instanceof FortError)) throw err;
-      if (err.code === 'FORT_ERR_CONFLICT') return sendProblem(reply, 409, err.code, 'Not paired', err.message);
-      return sendProblem(reply, 502, 'FORT_ERR_UPSTREAM', 'Cloud refused or unreachable', err.message);
+      if (err.code === 'FORT_ERR_CONFLICT') return sendProblem(reply, err);
+      return sendProblem(reply, 'FORT_ERR_UPSTREAM', err.message);
     }
   });
 
@@ -75,8 +74,8 @@ export function registerPairingRoutes(app: FastifyInstance, deps: AdminPairingDe
       return answerThenRestart(reply, done, `keys rotated by ${by}`);
     } catch (err) {
       if (!(err instanceof FortError)) throw err;
-      if (err.code === 'FORT_ERR_CONFLICT') return sendProblem(reply, 409, err.code, 'Not paired', err.message);
-      return sendProblem(reply, 502, 'FORT_ERR_UPSTREAM', 'Keys not rotated', `${err.message}; the current keys stay in use`);
+      if (err.code === 'FORT_ERR_CONFLICT') return sendProblem(reply, err);
+      return sendProblem(reply, 'FORT_ERR_UPSTREAM', `${err.message}; the current keys stay in use`);
     }
   });
 
@@ -89,8 +88,8 @@ export function registerPairingRoutes(app: FastifyInstance, deps: AdminPairingDe
       return answerThenRestart(reply, done, `unpaired ${done.fortId} by ${by}`);
     } catch (err) {
       if (!(err instanceof FortError)) throw err;
-      if (err.code === 'FORT_ERR_CONFLICT') return sendProblem(reply, 409, err.code, 'Not paired', err.message);
-      return sendProblem(reply, 502, 'FORT_ERR_UPSTREAM', 'Cloud not told', `${err.message}; nothing was changed (fortctl unpair --force forgets the identity anyway)`);
+      if (err.code === 'FORT_ERR_CONFLICT') return sendProblem(reply, err);
+      return sendProblem(reply, 'FORT_ERR_UPSTREAM', `${err.message}; nothing was changed (fortctl unpair --force forgets the identity anyway)`);
     }
   });
 }

@@ -41,13 +41,13 @@ export function registerReloadRoutes(app: FastifyInstance, deps: AdminReloadsDep
     const body = addBody.safeParse(req.body);
     if (!body.success) return sendBadRequest(reply, body.error);
     const size = Buffer.byteLength(body.data.definition);
-    if (size > MAX_DEFINITION) return sendProblem(reply, 413, 'FORT_ERR_TOO_LARGE', 'Definition too large', `definition: ${size} bytes; app definitions are limited to ${MAX_DEFINITION} bytes (256 KiB)`);
+    if (size > MAX_DEFINITION) return sendProblem(reply, 'FORT_ERR_TOO_LARGE', `definition: ${size} bytes; app definitions are limited to ${MAX_DEFINITION} bytes (256 KiB)`);
     try {
       const r = await deps.registerApp(body.data.definition, body.data.format, req.peer?.name ?? 'unknown');
       req.log.info({ appId: r.app.id, created: r.created, by: req.peer?.name }, 'app registered');
       return reply.code(r.created ? 201 : 200).send(r);
     } catch (err) {
-      if (err instanceof FortError && err.code === 'FORT_ERR_DEFINITION') return sendProblem(reply, 422, err.code, 'Invalid app definition', err.message);
+      if (err instanceof FortError && err.code === 'FORT_ERR_DEFINITION') return sendProblem(reply, err);
       throw err;
     }
   });
@@ -66,7 +66,7 @@ export function registerReloadRoutes(app: FastifyInstance, deps: AdminReloadsDep
     try {
       return reply.code(202).send(deps.requestReload(body.data.appId, `operator:${req.peer?.name ?? 'unknown'}`));
     } catch (err) {
-      if (err instanceof NotFoundError) return sendProblem(reply, 404, 'FORT_ERR_NOT_FOUND', 'Not found', err.message);
+      if (err instanceof NotFoundError) return sendProblem(reply, err);
       throw err;
     }
   });
@@ -75,8 +75,8 @@ export function registerReloadRoutes(app: FastifyInstance, deps: AdminReloadsDep
     const p = cancelParams.safeParse(req.params);
     if (!p.success) return sendBadRequest(reply, p.error);
     const { result } = deps.cancelReload({ reloadId: p.data.id });
-    if (result === 'not_found') return sendProblem(reply, 404, 'FORT_ERR_NOT_FOUND', 'Not found', `no reload ${p.data.id}`);
-    if (result === 'finished') return sendProblem(reply, 409, 'FORT_ERR_CONFLICT', 'Already finished', `reload ${p.data.id} has already finished`);
+    if (result === 'not_found') return sendProblem(reply, 'FORT_ERR_NOT_FOUND', `no reload ${p.data.id}`);
+    if (result === 'finished') return sendProblem(reply, 'FORT_ERR_CONFLICT', `reload ${p.data.id} has already finished`);
     return reply.code(202).send({ result });
   });
 }

@@ -42,6 +42,6 @@ export function enforceRoles(app: FastifyInstance) {
     if (peer !== undefined && roles.includes(roleOf(peer))) return;
     const detail = roles.length ? `${req.method} ${req.routeOptions.url} is for ${describeRoles(roles)} only, not ${peer ?? 'an unknown peer'}` : `${req.method} ${req.routeOptions.url} declares no roles`;
     req.log.warn({ reason: detail }, 'admin request refused');
-    return sendProblem(reply, 403, 'FORT_ERR_FORBIDDEN', 'Forbidden', detail);
+    return sendProblem(reply, 'FORT_ERR_FORBIDDEN', detail);
   });
 }

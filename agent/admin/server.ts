@@ -70,13 +70,13 @@ export async function startAdminServer(deps: AdminServerDeps) {
     const decision = authorizePeer(req.raw.socket as TLSSocket, allowed);
     if (!decision.ok) {
       req.log.warn({ reason: decision.reason }, 'admin request refused');
-      return sendProblem(reply, 403, 'FORT_ERR_FORBIDDEN', 'Forbidden', decision.reason);
+      return sendProblem(reply, 'FORT_ERR_FORBIDDEN', decision.reason);
     }
     req.peer = decision.peer;
   });
   app.setErrorHandler(problemErrorHandler('admin API'));
   await app.register(async (scope) => registerAdminRoutes(scope, deps));
-  app.setNotFoundHandler((req, reply) => sendProblem(reply, 404, 'FORT_ERR_NOT_FOUND', 'Not found', `${req.method} ${req.url}`));
+  app.setNotFoundHandler((req, reply) => sendProblem(reply, 'FORT_ERR_NOT_FOUND', `${req.method} ${req.url}`));
 
   await listenWithoutInterfaces(app, deps.host, deps.port, 'admin API');
   return app;

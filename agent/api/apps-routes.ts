@@ -39,7 +39,7 @@ function parse<T>(schema: z.ZodType<T>, value: unknown, reply: FastifyReply): T 
   const r = schema.safeParse(value);
   if (r.success) return r.data;
   const issue = r.error.issues[0]!;
-  void sendProblem(reply, 400, 'FORT_ERR_BAD_REQUEST', 'Bad request', `${issue.path.join('.') || 'request'}: ${issue.message}`);
+  void sendProblem(reply, 'FORT_ERR_BAD_REQUEST', `${issue.path.join('.') || 'request'}: ${issue.message}`);
   return undefined;
 }
 
@@ -50,7 +50,7 @@ export function registerAppsRoutes(app: FastifyInstance, deps: AppsRoutesDeps) {
   /** Fail closed: audited as a deny, answered 503 (never served from a stale decision). */
   function refuseUnavailable(req: FastifyRequest, reply: FastifyReply, action: CloudAction, target: string) {
     audit.write({ actor: req.identity!.user, action, target, detail: { decision: 'deny', reason: 'authz_unavailable', requestId: req.id } });
-    return sendProblem(reply, 503, 'FORT_ERR_AUTHZ_UNAVAILABLE', 'Authorisation unavailable', 'the cloud cannot be reached to authorise this request and no fresh decision is cached; try again shortly');
+    return sendProblem(reply, 'FORT_ERR_AUTHZ_UNAVAILABLE', 'the cloud cannot be reached to authorise this request and no fresh decision is cached; try again shortly');
   }
 
   /** Allowed → true. Otherwise the reply (403 or 503) is sent and the decision audited. */
@@ -60,7 +60,7 @@ export function registerAppsRoutes(app: FastifyInstance, deps: AppsRoutesDeps) {
       const d = await authorizer.decide({ user: who.user, tenant: who.tenant, action, resource });
       audit.write({ actor: who.user, action, target: resource, detail: { decision: d.allow ? 'allow' : 'deny', source: d.source, requestId: req.id } });
       if (d.allow) return true;
-      void sendProblem(reply, 403, 'FORT_ERR_FORBIDDEN', 'Forbidden', `${action} on ${resource} is not allowed for this user`);
+      void sendProblem(reply, 'FORT_ERR_FORBIDDEN', `${action} on ${resource} is not allowed for this user`);
     } catch (err) {
       if (!(err instanceof AuthorizationUnavailableError)) throw err;
       void refuseUnavailable(req, reply, action, resource);
@@ -71,7 +71,7 @@ export function registerAppsRoutes(app: FastifyInstance, deps: AppsRoutesDeps) {
   /** The app, or undefined with a 404 sent (asked after authorisation, so existence is not leaked). */
   function existing(reply: FastifyReply, id: string): AppSummary | undefined {
     const a = catalog.get(id);
-    if (!a) void sendProblem(reply, 404, 'FORT_ERR_NOT_FOUND', 'Not found', `no app ${id} on this fort`);
+    if (!a) void sendProblem(reply, 'FORT_ERR_NOT_FOUND', `no app ${id} on this fort`);
     return a;
   }
 
@@ -118,7 +118,7 @@ export function registerAppsRoutes(app: FastifyInstance, deps: AppsRoutesDeps) {
       body = pages.json(file, p.table, q.offset, q.limit);
     } catch (err) {
       if (!(err instanceof NotFoundError)) throw err;
-      return sendProblem(reply, 404, 'FORT_ERR_NOT_FOUND', 'Not found', `app ${p.id} has no table ${p.table}`);
+      return sendProblem(reply, 'FORT_ERR_NOT_FOUND', `app ${p.id} has no table ${p.table}`);
     }
     return reply.type('application/json; charset=utf-8').send(body);
   });

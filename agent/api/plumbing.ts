@@ -2,13 +2,14 @@ import { randomUUID } from 'node:crypto';
 import Fastify, { LogController } from 'fastify';
 import cors from '@fastify/cors';
 import rateLimit from '@fastify/rate-limit';
+import type { FortErrorCode } from '../../lib/errors.js';
 import type { Logger } from '../../lib/logger.js';
 import { TLS_MIN_VERSION, type TlsMaterial } from '../../lib/tls.js';
 import type { ApiConfig } from './config.js';
 import { API_HEADERS } from './security-headers.js';
 
 /** Rate-limit refusals become a 429 problem in the error handler. */
-const rateLimited = (_req: unknown, ctx: { ttl: number }) => ({ statusCode: 429, code: 'FORT_ERR_RATE_LIMITED', ttl: ctx.ttl });
+const rateLimited = (_req: unknown, ctx: { ttl: number }) => ({ statusCode: 429, code: 'FORT_ERR_RATE_LIMITED' satisfies FortErrorCode, ttl: ctx.ttl });
 
 /**
  * The client API's server and what every request goes through before a route: request ids,

@@ -40,12 +40,12 @@ export async function startClientApi(deps: ClientApiDeps) {
 
   const problems = problemErrorHandler('client API');
   app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) => {
-    if (err.statusCode === 429) return sendProblem(reply, 429, 'FORT_ERR_RATE_LIMITED', 'Too many requests', 'rate limit exceeded; see retry-after');
+    if (err.statusCode === 429) return sendProblem(reply, 'FORT_ERR_RATE_LIMITED', 'rate limit exceeded; see retry-after');
     return problems(err, req, reply);
   });
 
   app.get('/health', async (_req, reply) => {
-    if (deps.isDraining()) return sendProblem(reply, 503, 'FORT_ERR_DRAINING', 'Draining', 'the agent is restarting');
+    if (deps.isDraining()) return sendProblem(reply, 'FORT_ERR_DRAINING', 'the agent is restarting');
     return { status: 'ok' };
   });
   app.get('/', async (_req, reply) => reply.headers(PAGE_HEADERS).type('text/html; charset=utf-8').send(viewerHtml({ loginUrl: config.viewer_login_url, tenant: config.auth?.tenant })));
@@ -56,7 +56,7 @@ export async function startClientApi(deps: ClientApiDeps) {
   await app.register(async (scope) => {
     const data = deps.data;
     if (!data) {
-      scope.addHook('onRequest', async (_req, reply) => sendProblem(reply, 503, 'FORT_ERR_NOT_CONFIGURED', 'Not configured', 'user authentication ([api.auth] and [cloud]) is not configured on this fort'));
+      scope.addHook('onRequest', async (_req, reply) => sendProblem(reply, 'FORT_ERR_NOT_CONFIGURED', 'user authentication ([api.auth] and [cloud]) is not configured on this fort'));
       return;
     }
     scope.addHook('onRequest', async (req: FastifyRequest, reply: FastifyReply) => {
@@ -69,17 +69,17 @@ export async function startClientApi(deps: ClientApiDeps) {
         data.audit.write({ actor: 'anonymous', action: 'auth', target: `${req.method} ${pathOf(req.url)}`, detail: { decision: 'deny', reason: err.reason, requestId: req.id, ip: req.ip } });
         if (err.reason === 'jwks_unavailable') {
           // Not the token's fault: a 401 would send the browser to sign in again for nothing.
-          return sendProblem(reply.header('retry-after', '5'), 503, 'FORT_ERR_AUTHN_UNAVAILABLE', 'Authentication unavailable', 'the keys that sign user tokens cannot be fetched from the cloud, so no token can be checked; try again shortly');
+          return sendProblem(reply.header('retry-after', '5'), err, 'the keys that sign user tokens cannot be fetched from the cloud, so no token can be checked; try again shortly');
         }
         reply.header('www-authenticate', `Bearer error="invalid_token", error_description="${err.reason}"`);
-        return sendProblem(reply, 401, 'FORT_ERR_UNAUTHENTICATED', 'Unauthenticated', `user token refused: ${err.reason}`);
+        return sendProblem(reply, err);
       }
     });
     scope.addHook('preHandler', perUser);
     registerAppsRoutes(scope, data);
   }, { prefix: '' });
 
-  app.setNotFoundHandler((req, reply) => sendProblem(reply, 404, 'FORT_ERR_NOT_FOUND', 'Not found', `${req.method} ${pathOf(req.url)}`));
+  app.setNotFoundHandler((req, reply) => sendProblem(reply, 'FORT_ERR_NOT_FOUND', `${req.method} ${pathOf(req.url)}`));
 
   await listenWithoutInterfaces(app, config.host, config.port, 'client API');
   return app;

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { errors, jwtVerify, type JWTVerifyGetKey } from 'jose';
+import { FortError } from '../../lib/errors.js';
 import { createLru } from '../../lib/lru.js';
 
 export interface UserIdentity {
@@ -29,9 +30,10 @@ export type TokenRejection =
   | 'jwks_unavailable'
   | 'invalid_token';
 
-export class TokenRejectedError extends Error {
+/** A refused user token: 401 FORT_ERR_UNAUTHENTICATED, or 503 FORT_ERR_AUTHN_UNAVAILABLE when the JWKS cannot be fetched. */
+export class TokenRejectedError extends FortError {
   constructor(readonly reason: TokenRejection) {
-    super(`user token refused: ${reason}`);
+    super(reason === 'jwks_unavailable' ? 'FORT_ERR_AUTHN_UNAVAILABLE' : 'FORT_ERR_UNAUTHENTICATED', `user token refused: ${reason}`);
   }
 }
 

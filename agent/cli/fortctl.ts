@@ -4,7 +4,7 @@ import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import { createAdminClient, waitForHealth, type AdminClient, type AdminReload, type AgentHealth, type AuditEntry, type Problem } from '../../lib/admin-client.js';
-import { FortError } from '../../lib/errors.js';
+import { cliExitCode, FortError, peerProblemCode, problemExitCode } from '../../lib/errors.js';
 import { loadTlsMaterial } from '../../lib/tls.js';
 import { readRuntimeEnv } from '../../lib/runtime-env.js';
 import { defaultFortctlConfig, loadFortctlConfig } from './config.js';
@@ -16,7 +16,10 @@ import { logsCommand } from './logs/command.js';
 import { doctorCommand } from './doctor/command.js';
 import { updateCommand } from './update-status.js';
 
-/** Exit codes: 0 healthy / done, 1 agent not healthy (or a usage error), 2 unreachable or refused, 78 bad config. */
+/**
+ * Exit codes (lib/error-catalogue.ts, shared with fort-deployment-manager): 0 healthy / done, 1 agent
+ * not healthy, a state conflict or a usage error, 2 unreachable or refused, 78 bad config, 70 internal error.
+ */
 const program = new Command('fortctl')
   .description('Operate a fort agent over the trust-zone admin API (mutual TLS)')
   .option('-c, --config <file>', 'fortctl.toml (default: $FORTCTL_CONFIG, ./.fort-dev/fortctl.toml, /etc/fort/fortctl.toml)')
@@ -31,10 +34,10 @@ async function withAdmin<T>(call: (admin: AdminClient) => Promise<T>): Promise<T
   return call(admin).finally(admin.close);
 }
 
-/** An operation the agent refused: its problem on stderr; exit 1 for a state conflict (409), else 2. */
+/** An operation the agent refused: its problem on stderr; the exit of its code (409 conflict: 1, else mostly 2). */
 function refused(what: string, statusCode: number, body: Problem): void {
   process.stderr.write(`fortctl: ${what} failed (${statusCode}${body.code ? ` ${body.code}` : ''}): ${printable(body.detail ?? JSON.stringify(body))}\n`);
-  process.exitCode = statusCode === 409 ? 1 : 2;
+  process.exitCode = problemExitCode(statusCode, body.code);
 }
 
 function printHealth(h: AgentHealth): void {
@@ -170,13 +173,22 @@ function printAudit(entries: readonly AuditEntry[]): void {
   printTable(['TS', 'ACTOR', 'ACTION', 'TARGET', 'DECISION'], entries.map((e) => [e.ts, e.actor, e.action, e.target ?? '-', decision(e.detail)]));
 }
 
-/** A non-2xx admin answer as an error: 403 is a refused identity, anything else the agent's problem detail. */
+/** A non-2xx admin answer as an error of the agent's code: 403 is a refused identity, anything else the agent's problem detail. */
 function refusal(statusCode: number, body: Problem): FortError {
   if (statusCode === 403) return new FortError('FORT_ERR_FORBIDDEN', `admin API refused this certificate: ${body.detail ?? ''}`);
-  return new FortError('FORT_ERR_ADMIN_LINK', `${body.code ?? `HTTP ${statusCode}`}: ${body.detail ?? body.title ?? 'request refused'}`);
+  return new FortError(peerProblemCode(statusCode, body.code), `${body.code ?? `HTTP ${statusCode}`}: ${body.detail ?? body.title ?? 'request refused'}`);
 }
 
 const json = () => program.opts<{ json?: boolean }>().json === true;
+
+/** A file named on the command line; one that cannot be read is a usage error (exit 1). */
+function readableFile(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new FortError('FORT_ERR_USAGE', `${file}: cannot read it (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+  }
+}
 
 const sinceArg = (v: string) => {
   try {
@@ -199,7 +211,7 @@ program
   .action(async (opts: { since?: Date; limit: number }) => {
     const since = opts.since ?? parseSince('1h', new Date());
     const { statusCode, body } = await withAdmin((a) => a.audit(since, opts.limit));
-    if (statusCode !== 200) throw new FortError(statusCode === 403 ? 'FORT_ERR_FORBIDDEN' : 'FORT_ERR_ADMIN_LINK', `admin API answered ${statusCode}: ${JSON.stringify(body)}`);
+    if (statusCode !== 200) throw new FortError(peerProblemCode(statusCode, (body as Problem).code), `admin API answered ${statusCode}: ${JSON.stringify(body)}`);
     if (program.opts<{ json?: boolean }>().json) process.stdout.write(`${JSON.stringify(body, null, 2)}\n`);
     else if (body.entries.length === 0) process.stdout.write(`no audit entries since ${since.toISOString()}\n`);
     else {
@@ -215,11 +227,11 @@ apps
   .description('register or update an app from its definition (.toml or .json); checked before anything is stored')
   .action(async (file: string) => {
     const format = extname(file).toLowerCase() === '.json' ? 'json' : 'toml';
-    const text = readFileSync(file, 'utf8');
+    const text = readableFile(file);
     const { statusCode, body } = await withAdmin((a) => a.addApp(text, format));
     if (statusCode === 422) {
       process.stderr.write(`fortctl: ${file}: ${body.detail}\n`);
-      process.exitCode = 1;
+      process.exitCode = problemExitCode(statusCode, body.code);
       return;
     }
     if (statusCode !== 200 && statusCode !== 201) throw refusal(statusCode, body);
@@ -281,5 +293,5 @@ try {
   await program.parseAsync(process.argv);
 } catch (err) {
   process.stderr.write(`fortctl: ${err instanceof Error ? err.message : String(err)}\n`);
-  process.exitCode = err instanceof FortError && err.code === 'FORT_ERR_CONFIG' ? 78 : 2;
+  process.exitCode = cliExitCode(err);
 }

@@ -1,6 +1,6 @@
 import { createReadStream, statSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { FortError } from '../../lib/errors.js';
+import { EXIT, FortError } from '../../lib/errors.js';
 import { loadPublicKeyFile, type ArtifactPublicKey } from './keys.js';
 import { DEFAULT_PAYLOAD_TYPE, verifyArtifact, type VerifiedArtifact } from './reader.js';
 
@@ -19,8 +19,8 @@ export const processIo: CliIo = {
   },
 };
 
-/** Exit codes of verify-artifact: 0 valid, 1 refused (the reason is printed), 2 could not check. */
-export const VERIFY_EXIT = { OK: 0, REFUSED: 1, CANNOT_CHECK: 2 } as const;
+/** Exit codes of verify-artifact (the shared map): 0 valid, 1 refused (the reason is printed), 2 could not check. */
+export const VERIFY_EXIT = { OK: EXIT.OK, REFUSED: EXIT.FAILED, CANNOT_CHECK: EXIT.UNREACHABLE } as const;
 
 const DEFAULT_MAX_MB = 512;
 

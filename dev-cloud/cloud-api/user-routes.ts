@@ -1,6 +1,6 @@
 import type { DevCloudServer } from '../server.js';
 import { z } from 'zod';
-import { sendProblem, sendBadRequest } from '../../lib/http-problem.js';
+import { sendRawProblem, sendBadRequest } from '../../lib/http-problem.js';
 import { problemErrorHandler } from './problems.js';
 import type { SigningKeys } from './signing-keys.js';
 
@@ -44,9 +44,9 @@ export async function userRoutes(app: DevCloudServer, deps: UserRoutesDeps) {
     try {
       target = new URL(q.data.redirect_uri);
     } catch {
-      return sendProblem(reply, 400, 'FORT_ERR_BAD_REQUEST', 'Bad request', 'redirect_uri is not a URL');
+      return sendRawProblem(reply, 400, 'FORT_ERR_BAD_REQUEST', 'Bad request', 'redirect_uri is not a URL');
     }
-    if (!origins.has(target.origin)) return sendProblem(reply, 400, 'FORT_ERR_BAD_REQUEST', 'Bad request', 'redirect_uri is not on a configured fort origin');
+    if (!origins.has(target.origin)) return sendRawProblem(reply, 400, 'FORT_ERR_BAD_REQUEST', 'Bad request', 'redirect_uri is not on a configured fort origin');
     const { token } = await deps.keys.sign({ user: q.data.user, tenant: q.data.tenant, ttlSeconds: deps.userTokenSeconds });
     target.hash = `token=${token}`;
     return reply.header('cache-control', 'no-store').header('referrer-policy', 'no-referrer').redirect(target.href, 302);
@@ -59,9 +59,9 @@ export async function userRoutes(app: DevCloudServer, deps: UserRoutesDeps) {
     if (!body.success) return sendBadRequest(reply, body.error);
     switch (deps.keys.retire(body.data.kid)) {
       case 'unknown':
-        return sendProblem(reply, 404, 'FORT_ERR_NOT_FOUND', 'No such signing key', `kid ${body.data.kid} is not served`);
+        return sendRawProblem(reply, 404, 'FORT_ERR_NOT_FOUND', 'No such signing key', `kid ${body.data.kid} is not served`);
       case 'current':
-        return sendProblem(reply, 409, 'FORT_ERR_CONFLICT', 'Key is current', 'rotate to a new key before retiring this one');
+        return sendRawProblem(reply, 409, 'FORT_ERR_CONFLICT', 'Key is current', 'rotate to a new key before retiring this one');
       case 'retired':
         return { retired: body.data.kid };
     }

@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream';
 import type { FastifyReply } from 'fastify';
 import { z } from 'zod';
-import { sendProblem, issueDetail } from '../../lib/http-problem.js';
+import { sendRawProblem, issueDetail } from '../../lib/http-problem.js';
 import { problemErrorHandler } from '../cloud-api/problems.js';
 import type { DevCloudServer } from '../server.js';
 import type { ArtifactRecord } from './artifacts.js';
@@ -39,7 +39,7 @@ async function op<T>(reply: FastifyReply, f: () => T | Promise<T>, code = 200) {
   } catch (err) {
     if (!(err instanceof MenderOpError)) throw err;
     const [status, c, title] = PROBLEM[err.kind];
-    return sendProblem(reply, status, c, title, err.message);
+    return sendRawProblem(reply, status, c, title, err.message);
   }
 }
 
@@ -57,7 +57,7 @@ export async function registerMenderDevRoutes(app: DevCloudServer, mender: Mende
     scope.get('/dev/v1/mender/artifacts', async (_req, reply) => op(reply, () => mender.artifacts().map(artifactView)));
     scope.post('/dev/v1/mender/artifacts', async (req, reply) => {
       if (!req.headers['content-type']?.startsWith('application/octet-stream')) {
-        return sendProblem(reply, 400, 'FORT_ERR_BAD_REQUEST', 'Bad request', 'send the artifact file as application/octet-stream');
+        return sendRawProblem(reply, 400, 'FORT_ERR_BAD_REQUEST', 'Bad request', 'send the artifact file as application/octet-stream');
       }
       return op(reply, async () => artifactView(await mender.uploadStream(req.body as Readable)), 201);
     });
@@ -69,12 +69,12 @@ export async function registerMenderDevRoutes(app: DevCloudServer, mender: Mende
 
     scope.get('/dev/v1/mender/deployments', async (req, reply) => {
       const q = deviceQuery.safeParse(req.query);
-      if (!q.success) return sendProblem(reply, 400, 'FORT_ERR_BAD_REQUEST', 'Bad request', issueDetail(q.error));
+      if (!q.success) return sendRawProblem(reply, 400, 'FORT_ERR_BAD_REQUEST', 'Bad request', issueDetail(q.error));
       return op(reply, () => mender.deployments(q.data.device ? { device: q.data.device } : {}));
     });
     scope.post('/dev/v1/mender/deployments', async (req, reply) => {
       const b = deployBody.safeParse(req.body);
-      if (!b.success) return sendProblem(reply, 400, 'FORT_ERR_BAD_REQUEST', 'Bad request', issueDetail(b.error));
+      if (!b.success) return sendRawProblem(reply, 400, 'FORT_ERR_BAD_REQUEST', 'Bad request', issueDetail(b.error));
       return op(reply, () => mender.deploy({ artifactName: b.data.artifact_name, devices: b.data.devices }), 201);
     });
     scope.get<{ Params: { id: string } }>('/dev/v1/mender/deployments/:id', async (req, reply) =>
@@ -89,7 +89,7 @@ export async function registerMenderDevRoutes(app: DevCloudServer, mender: Mende
 
     scope.get('/dev/v1/mender/downloads', async (req, reply) => {
       const q = downloadsQuery.safeParse(req.query);
-      if (!q.success) return sendProblem(reply, 400, 'FORT_ERR_BAD_REQUEST', 'Bad request', issueDetail(q.error));
+      if (!q.success) return sendRawProblem(reply, 400, 'FORT_ERR_BAD_REQUEST', 'Bad request', issueDetail(q.error));
       return op(reply, () => mender.downloads(q.data.artifact ? { artifactId: q.data.artifact } : {}));
     });
   });

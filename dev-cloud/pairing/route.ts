@@ -1,6 +1,6 @@
 import rateLimit from '@fastify/rate-limit';
 import { z } from 'zod';
-import { sendBadRequest, sendProblem } from '../../lib/http-problem.js';
+import { sendBadRequest, sendRawProblem } from '../../lib/http-problem.js';
 import { problemErrorHandler } from '../cloud-api/problems.js';
 import type { DevCloudServer } from '../server.js';
 import { PairingCodeRefused, type CodeRefusal, type PairingCodes } from './codes.js';
@@ -76,7 +76,7 @@ export async function registerPairingRoute(app: DevCloudServer, opts: PairingRou
         // The id is the one the operator chose for the code, or a new one.
         const { tenant, fortId } = opts.codes.redeem(b.code, b.tenant);
         if (fortId && opts.registry.get(fortId) && !opts.registry.get(fortId)!.revokedAt) {
-          return sendProblem(reply, 409, 'FORT_ERR_CONFLICT', 'Already paired', `${fortId} is paired already; revoke it before pairing it again`);
+          return sendRawProblem(reply, 409, 'FORT_ERR_CONFLICT', 'Already paired', `${fortId} is paired already; revoke it before pairing it again`);
         }
         const id = fortId ?? opts.registry.newId();
         const cert = await issueDeviceCert(opts.deviceCa, deviceKey, { commonName: id, validDays: opts.deviceCertDays });
@@ -95,9 +95,9 @@ export async function registerPairingRoute(app: DevCloudServer, opts: PairingRou
       } catch (err) {
         if (err instanceof PairingCodeRefused) {
           req.log.warn({ reason: err.reason }, 'pairing refused');
-          return sendProblem(reply, 403, REFUSED[err.reason], 'Pairing refused', err.message);
+          return sendRawProblem(reply, 403, REFUSED[err.reason], 'Pairing refused', err.message);
         }
-        if (err instanceof PairingRequestRefused) return sendProblem(reply, 400, 'FORT_ERR_BAD_REQUEST', 'Bad request', err.message);
+        if (err instanceof PairingRequestRefused) return sendRawProblem(reply, 400, 'FORT_ERR_BAD_REQUEST', 'Bad request', err.message);
         throw err;
       }
     });

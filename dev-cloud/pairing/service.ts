@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { identifier } from '../../lib/config/fields.js';
 import { assertPrivateFileMode } from '../../lib/files.js';
-import { issueDetail, sendBadRequest, sendProblem } from '../../lib/http-problem.js';
+import { issueDetail, sendBadRequest, sendRawProblem } from '../../lib/http-problem.js';
 import type { Logger } from '../../lib/logger.js';
 import { cloudApiIssuer, type DevCloudConfig } from '../config.js';
 import { problemErrorHandler } from '../cloud-api/problems.js';
@@ -80,7 +80,7 @@ export async function startPairing(api: DevCloudServer, config: DevCloudConfig, 
     scope.get('/dev/v1/forts', async () => registry.list());
     scope.post<{ Params: { id: string } }>('/dev/v1/forts/:id/revoke', async (req, reply) => {
       const f = registry.revoke(req.params.id);
-      if (!f) return sendProblem(reply, 404, 'FORT_ERR_NOT_FOUND', 'Not found', `no paired fort ${req.params.id}`);
+      if (!f) return sendRawProblem(reply, 404, 'FORT_ERR_NOT_FOUND', 'Not found', `no paired fort ${req.params.id}`);
       log.warn({ fortId: f.id }, 'fort revoked');
       deps.onRevoke(f.id);
       return f;

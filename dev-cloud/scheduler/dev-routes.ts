@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { sendProblem, issueDetail } from '../../lib/http-problem.js';
+import { sendRawProblem, issueDetail } from '../../lib/http-problem.js';
 import { identifier } from '../../lib/config/fields.js';
 import { problemErrorHandler } from '../cloud-api/problems.js';
 import type { DevCloudServer } from '../server.js';
@@ -24,7 +24,7 @@ export async function registerReloadRoutes(app: DevCloudServer, deps: { schedule
 
     scope.get('/dev/v1/reloads', async (req, reply) => {
       const q = listQuery.safeParse(req.query);
-      if (!q.success) return sendProblem(reply, 400, 'FORT_ERR_BAD_REQUEST', 'Bad request', issueDetail(q.error));
+      if (!q.success) return sendRawProblem(reply, 400, 'FORT_ERR_BAD_REQUEST', 'Bad request', issueDetail(q.error));
       const { fort, app: appId, since } = q.data;
       return reply.header('cache-control', 'no-store').send(
         deps.statusLog.list({ ...(fort ? { fortId: fort } : {}), ...(appId ? { appId } : {}), ...(since ? { since: new Date(since) } : {}) }),
@@ -33,7 +33,7 @@ export async function registerReloadRoutes(app: DevCloudServer, deps: { schedule
 
     scope.post('/dev/v1/reloads', async (req, reply) => {
       const body = triggerBody.safeParse(req.body);
-      if (!body.success) return sendProblem(reply, 400, 'FORT_ERR_BAD_REQUEST', 'Bad request', issueDetail(body.error));
+      if (!body.success) return sendRawProblem(reply, 400, 'FORT_ERR_BAD_REQUEST', 'Bad request', issueDetail(body.error));
       return reply.send(await deps.scheduler.trigger(body.data.fort, body.data.app));
     });
   });

@@ -1,4 +1,5 @@
 import { createReadStream } from 'node:fs';
+import { FortError } from '../../../lib/errors.js';
 import type { ColumnSpec, ColumnType, TableSource } from './types.js';
 import { BATCH_ROWS, cancelled, rowsOf, sourceError, sourceFailure } from './types.js';
 
@@ -16,10 +17,10 @@ import { BATCH_ROWS, cancelled, rowsOf, sourceError, sourceFailure } from './typ
 /** A record (row) this long is refused: an unclosed quote must not swallow the file into memory. */
 export const MAX_RECORD_CHARS = 16 * 1024 * 1024;
 
-/** Malformed CSV; `record` counts every record, the header included (1-based). */
-export class CsvSyntaxError extends Error {
+/** Malformed CSV; `record` counts every record, the header included (1-based). The reader names the table. */
+export class CsvSyntaxError extends FortError {
   constructor(message: string, readonly record: number) {
-    super(message);
+    super('FORT_ERR_RELOAD_SOURCE', message);
   }
 }
 

@@ -200,9 +200,9 @@ describe('reloads end to end', () => {
     expect(listed.split('\n')[0]).toMatch(/^ID +APP +STATE +REQUESTED +ATTEMPTS +ROWS +ERROR$/);
     expect(listed).toContain(running.id);
     expect(listed).toContain(queued.reload.id);
-    // A finished reload cannot be cancelled again; an unknown one is not found.
-    await expect(fortctl('reloads', 'cancel', running.id)).rejects.toMatchObject({ code: 2, stderr: expect.stringContaining('FORT_ERR_CONFLICT') });
-    await expect(fortctl('reloads', 'start', 'no-such-app')).rejects.toMatchObject({ code: 2, stderr: expect.stringContaining('FORT_ERR_NOT_FOUND: no app no-such-app on this fort') });
+    // A finished reload cannot be cancelled again; an unknown one is not found: exit 1 as every 409 and 404 (one exit map).
+    await expect(fortctl('reloads', 'cancel', running.id)).rejects.toMatchObject({ code: 1, stderr: expect.stringContaining('FORT_ERR_CONFLICT') });
+    await expect(fortctl('reloads', 'start', 'no-such-app')).rejects.toMatchObject({ code: 1, stderr: expect.stringContaining('FORT_ERR_NOT_FOUND: no app no-such-app on this fort') });
   });
 
   it('readers during version switches never see a mix of two versions', async () => {

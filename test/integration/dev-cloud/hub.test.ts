@@ -30,10 +30,10 @@ async function stubFort(pki: PkiPaths, dev: TestDevCloud, hubOrigin: string) {
       const { payload } = await jwtVerify(m?.[1] ?? '', keys, { issuer: dev.issuer, audience: 'fort-client-api', algorithms: ['ES256'] });
       if (payload['tenant'] !== 't1') return forbidden(reply);
     } catch {
-      return sendProblem(reply.header('www-authenticate', 'Bearer'), 401, 'FORT_ERR_UNAUTHENTICATED', 'Unauthenticated');
+      return sendProblem(reply.header('www-authenticate', 'Bearer'), 'FORT_ERR_UNAUTHENTICATED');
     }
   });
-  const forbidden = (reply: FastifyReply) => sendProblem(reply, 403, 'FORT_ERR_FORBIDDEN', 'Forbidden');
+  const forbidden = (reply: FastifyReply) => sendProblem(reply, 'FORT_ERR_FORBIDDEN');
   app.get('/api/v1/apps', async () => ({ apps: [{ id: 'sales-2026', name: 'Sales 2026', space: 'sales' }, { id: 'hr-2026', name: 'HR 2026', space: 'hr' }] }));
   app.get<{ Params: { id: string } }>('/api/v1/apps/:id/tables', async (req, reply) =>
     req.params.id === 'sales-2026' ? { tables: [{ name: 'orders', rowCount: 2 }, { name: 'customers', rowCount: 1 }] } : forbidden(reply),
