@@ -24,7 +24,7 @@ const chunks = join(dist, 'chunks');
 const ENTRY_POINTS = {
   'agent/main': 'agent/main.ts',
   'deployment-manager/main': 'deployment-manager/main.ts',
-  'agent/cli/fortctl': 'agent/cli/fortctl.ts',
+  'fortctl/main': 'fortctl/main.ts',
   'deployment-manager/cli': 'deployment-manager/cli.ts',
   // install.sh makes the installation's trust-zone and client-zone PKI with it.
   'scripts/pki': 'scripts/pki.ts',

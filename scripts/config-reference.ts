@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { sectionCommand, withSection } from './readme-section.js';
 import { agentConfigSchema } from '../agent/config.js';
 import { deploymentManagerConfigSchema } from '../deployment-manager/config.js';
-import { fortctlConfigSchema } from '../agent/cli/config.js';
+import { fortctlConfigSchema } from '../fortctl/config.js';
 
 interface JsonSchema {
   type?: string;

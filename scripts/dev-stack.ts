@@ -20,7 +20,7 @@ import { nodeArgsFromUnit } from './supervisor/unit-file.js';
 import { demoAppToml, DEMO_APP_ID, writeDemoSources } from './demo-app.js';
 import { createAdminClient, waitForHealth } from '../lib/admin-client.js';
 import { loadTlsMaterial } from '../lib/tls.js';
-import { loadFortctlConfig } from '../agent/cli/config.js';
+import { loadFortctlConfig } from '../fortctl/config.js';
 
 /**
  * `npm start`: PKI and config into .fort-dev/ on first run (reused after), then the dev

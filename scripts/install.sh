@@ -400,7 +400,7 @@ units() {
   wrapper=$(mktemp)
   # Root runs it (sudo fortctl): only root-owned code, the deployment manager's copy, never the
   # agent's release, which fort-dm writes.
-  printf '#!/bin/sh\n# fortctl from the root-owned deployment manager copy (written by install.sh)\nFORTCTL_CONFIG=${FORTCTL_CONFIG:-%s/fortctl.toml} exec %s %s/deployment-manager/current/dist/agent/cli/fortctl.js "$@"\n' "$CONFIG_DIR" "$NODE" "$OPT" >"$wrapper"
+  printf '#!/bin/sh\n# fortctl from the root-owned deployment manager copy (written by install.sh)\nFORTCTL_CONFIG=${FORTCTL_CONFIG:-%s/fortctl.toml} exec %s %s/deployment-manager/current/dist/fortctl/main.js "$@"\n' "$CONFIG_DIR" "$NODE" "$OPT" >"$wrapper"
   mkdir -p "$(dirname "$(R "$FORTCTL")")"
   file_from "$wrapper" "$FORTCTL" 0755 root root
   rm -f "$wrapper"

@@ -97,7 +97,7 @@ export async function startUpdatableFort(o: UpdatableFortOptions = {}) {
   }
 
   const trust = { ca: readFileSync(pki.trustZone.ca), cert: readFileSync(pki.trustZone.fortctlCert), key: readFileSync(pki.trustZone.fortctlKey) };
-  const fortctl = (...args: string[]) => promisify(execFile)(process.execPath, [join(DIST, 'agent/cli/fortctl.js'), '-c', inst.files.fortctl, ...args]);
+  const fortctl = (...args: string[]) => promisify(execFile)(process.execPath, [join(DIST, 'fortctl/main.js'), '-c', inst.files.fortctl, ...args]);
   const fort = {
     get fortId(): string {
       return fortId;

@@ -43,8 +43,8 @@ describe('the installed fort under a real systemd (shipped units, install.sh def
 
   it('no path root runs is writable by fort-agent or fort-dm (units, node, fortctl and the code it loads, the deployment manager)', async () => {
     const wrapper = readFileSync(f.host.path('/usr/local/bin/fortctl'), 'utf8');
-    const script = /exec \S+ (\S+fortctl\.js)/.exec(wrapper)?.[1];
-    expect(script).toBe('/opt/fort/deployment-manager/current/dist/agent/cli/fortctl.js');
+    const script = /exec \S+ (\S+\.js)/.exec(wrapper)?.[1];
+    expect(script).toBe('/opt/fort/deployment-manager/current/dist/fortctl/main.js');
     const rootRuns = ['/usr/bin/node', '/bin/kill', '/usr/local/bin', '/etc/systemd/system', '/opt', '/opt/fort', '/opt/fort/deployment-manager', '/etc/fort/artifact-keys'];
     // What root's fortctl and the deployment manager's trust rest on (keys of each daemon are their own).
     const rootReads = ['/etc/fort', '/etc/fort/pki', '/etc/fort/pki/trust-zone', '/etc/fort/fortctl.toml', '/etc/fort/agent.toml', '/etc/fort/deployment-manager.toml', '/etc/fort/pki/trust-zone/ca.pem', '/etc/fort/pki/trust-zone/fortctl.pem', '/etc/fort/pki/trust-zone/fortctl.key'];
@@ -56,7 +56,7 @@ describe('the installed fort under a real systemd (shipped units, install.sh def
     // And the agent cannot change the release it runs.
     expect(await f.writableAs('fort-agent', ['/opt/fort/agent'])).toEqual([]);
     // Every directory from / to what root executes is root's.
-    const ancestors = ['/', '/opt', '/opt/fort', '/opt/fort/deployment-manager', '/opt/fort/deployment-manager/current', '/opt/fort/deployment-manager/current/dist/agent/cli/fortctl.js', '/usr/local/bin/fortctl'];
+    const ancestors = ['/', '/opt', '/opt/fort', '/opt/fort/deployment-manager', '/opt/fort/deployment-manager/current', '/opt/fort/deployment-manager/current/dist/fortctl/main.js', '/usr/local/bin/fortctl'];
     const owners = await f.host.must(['stat', '-L', '-c', '%U %n', ...ancestors]);
     for (const line of owners.trim().split('\n')) expect(line).toMatch(/^root /);
   });

@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import { pino } from 'pino';
 import { loadAgentConfig } from '../../../agent/config.js';
 import { openAuditStore } from '../../../agent/audit/store.js';
-import { parseSince } from '../../../agent/audit/since.js';
+import { parseSince } from '../../../fortctl/since.js';
 import type { AuditEntry } from '../../../lib/admin-client.js';
 import type { PkiPaths } from '../../../lib/pki/layout.js';
 import type { Supervised } from '../../../scripts/supervisor/process.js';
@@ -65,7 +65,7 @@ describe('audit over the admin API and fortctl audit', () => {
     const res = await httpsRequest(`${base}${query}`, tls());
     return { status: res.status, body: JSON.parse(res.body) as { entries: AuditEntry[] } & Record<string, unknown> };
   };
-  const fortctl = (...args: string[]) => run(process.execPath, [join(DIST, 'agent/cli/fortctl.js'), '--config', inst.files.fortctl, ...args]);
+  const fortctl = (...args: string[]) => run(process.execPath, [join(DIST, 'fortctl/main.js'), '--config', inst.files.fortctl, ...args]);
 
   it('returns the entries since a time, oldest first, with detail parsed', async () => {
     const { status, body } = await get(`?since=${encodeURIComponent(at(60 * MIN))}`);
@@ -145,7 +145,7 @@ describe('audit over the admin API and fortctl audit', () => {
   it('fortctl audit exits 2 when the agent is unreachable', async () => {
     const offline = await testInstallation(pki);
     try {
-      await expect(run(process.execPath, [join(DIST, 'agent/cli/fortctl.js'), '--config', offline.files.fortctl, 'audit'])).rejects.toMatchObject({ code: 2 });
+      await expect(run(process.execPath, [join(DIST, 'fortctl/main.js'), '--config', offline.files.fortctl, 'audit'])).rejects.toMatchObject({ code: 2 });
     } finally {
       offline.cleanup();
     }

@@ -50,7 +50,7 @@ describe('agent certificate reload', () => {
   });
 
   const fortctl = (...args: string[]) =>
-    run(process.execPath, [join(DIST, 'agent/cli/fortctl.js'), '-c', inst.files.fortctl, ...args]).then(
+    run(process.execPath, [join(DIST, 'fortctl/main.js'), '-c', inst.files.fortctl, ...args]).then(
       (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
       (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
     );

@@ -26,7 +26,7 @@ describe('fortctl certs check', () => {
   });
 
   const check = () =>
-    run(process.execPath, [join(DIST, 'agent/cli/fortctl.js'), '-c', inst.files.fortctl, 'certs', 'check']).then(
+    run(process.execPath, [join(DIST, 'fortctl/main.js'), '-c', inst.files.fortctl, 'certs', 'check']).then(
       (r) => ({ code: 0, stdout: r.stdout }),
       (e: { code: number; stdout: string }) => ({ code: e.code, stdout: e.stdout }),
     );

@@ -83,13 +83,13 @@ describe('agent event path over the IoT link', () => {
     expect(codes).toEqual(['bad_json', 'wrong_fort', 'unknown_type', 'bad_envelope', 'unsupported_version', 'too_large']);
 
     // What the operator sees: newest first, with why, never the payload.
-    const listed = await run(process.execPath, [join(DIST, 'agent/cli/fortctl.js'), '-c', inst.files.fortctl, '--json', 'events', 'dead', '--limit', '6']);
+    const listed = await run(process.execPath, [join(DIST, 'fortctl/main.js'), '-c', inst.files.fortctl, '--json', 'events', 'dead', '--limit', '6']);
     const dead = JSON.parse(listed.stdout) as { reasonCode: string; reason: string; size: number }[];
     expect(dead.map((d) => d.reasonCode)).toEqual([...codes].reverse());
     expect(dead[0]).toMatchObject({ reasonCode: 'too_large', size: expect.any(Number) });
     expect(dead[0]!.size).toBeGreaterThan(128 * 1024);
     expect(listed.stdout).not.toContain('xxxxxxxx');
-    const table = await run(process.execPath, [join(DIST, 'agent/cli/fortctl.js'), '-c', inst.files.fortctl, 'events', 'dead']);
+    const table = await run(process.execPath, [join(DIST, 'fortctl/main.js'), '-c', inst.files.fortctl, 'events', 'dead']);
     expect(table.stdout).toMatch(/^seq +received +reason +type +event id +bytes +why/);
     expect(table.stdout).toMatch(/bad_json/);
   });

@@ -123,7 +123,7 @@ describe('agent metrics (GET /admin/v1/metrics)', () => {
   });
 
   it('shows the update state the deployment manager reports, in the metrics and fortctl update status', async () => {
-    const fortctl = (...args: string[]) => run(process.execPath, [join(DIST, 'agent/cli/fortctl.js'), '--config', inst.files.fortctl, ...args]);
+    const fortctl = (...args: string[]) => run(process.execPath, [join(DIST, 'fortctl/main.js'), '--config', inst.files.fortctl, ...args]);
     const none = await fortctl('update', 'status');
     expect(none.stdout).toMatch(/has not reported its update state since the agent started[\s\S]*fort-deployment-manager status/);
     expect([...(await scrape()).keys()].some((k) => k.startsWith('fort_update_state'))).toBe(false);

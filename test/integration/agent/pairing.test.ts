@@ -19,7 +19,7 @@ function operator(inst: TestInstallation, pki: PkiPaths) {
   const adminTls = { ca: readFileSync(pki.trustZone.ca), cert: readFileSync(pki.trustZone.fortctlCert), key: readFileSync(pki.trustZone.fortctlKey) };
   return {
     fortctl: (...args: string[]) =>
-      run(process.execPath, [join(DIST, 'agent/cli/fortctl.js'), '-c', inst.files.fortctl, ...args]).then(
+      run(process.execPath, [join(DIST, 'fortctl/main.js'), '-c', inst.files.fortctl, ...args]).then(
         (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
         (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
       ),

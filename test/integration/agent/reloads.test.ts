@@ -53,7 +53,7 @@ describe('reloads end to end', () => {
   let ca: Buffer;
   let token: string;
 
-  const fortctl = (...args: string[]) => run(process.execPath, [join(DIST, 'agent/cli/fortctl.js'), '--config', inst.files.fortctl, ...args]);
+  const fortctl = (...args: string[]) => run(process.execPath, [join(DIST, 'fortctl/main.js'), '--config', inst.files.fortctl, ...args]);
   const addApp = async (name: string, text: string) => {
     const file = join(inst.dir, name);
     writeFileSync(file, text);

@@ -42,7 +42,7 @@ describe('deployment manager of a paired fort: its own device certificate throug
   it('waits while the fort is unpaired, then gets its certificate, is admitted and polls; revoking the fort refuses that certificate too, and the DM drops it', async () => {
     await eventually(() => (dm.stdout.some((l) => l.includes('no update identity yet: the fort is not paired yet')) ? true : undefined), 10_000, 'the DM waiting for pairing');
     const code = dev.pairing.codes.issue('t1', 600).code;
-    const paired = await run(process.execPath, [join(DIST, 'agent/cli/fortctl.js'), '-c', inst.files.fortctl, 'pair', '--cloud', dev.apiUrl, '--code', code, '--wait', '60']);
+    const paired = await run(process.execPath, [join(DIST, 'fortctl/main.js'), '-c', inst.files.fortctl, 'pair', '--cloud', dev.apiUrl, '--code', code, '--wait', '60']);
     const fortId = /^paired as (\S+) /.exec(paired.stdout)![1]!;
 
     // Its own key (0600, not the agent's) and a certificate naming the fort, obtained through the agent.

@@ -39,7 +39,7 @@ describe('update cycle (deployment manager, dev update server, real agent)', () 
   });
 
   it('tells the agent: fortctl update status and the metrics show 1.0.1 committed, also after the agent restarts', async () => {
-    const fortctl = (...args: string[]) => execFileSync(process.execPath, [join(REPO, 'dist/agent/cli/fortctl.js'), '--config', fort.inst.files.fortctl, ...args], { encoding: 'utf8' });
+    const fortctl = (...args: string[]) => execFileSync(process.execPath, [join(REPO, 'dist/fortctl/main.js'), '--config', fort.inst.files.fortctl, ...args], { encoding: 'utf8' });
     const committed = () => eventually(() => {
       const out = fortctl('update', 'status');
       return out.startsWith('step        idle\n') && out.includes('installed   1.0.1 (fort-1.0.1)\n') ? out : undefined;

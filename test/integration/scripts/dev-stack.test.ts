@@ -93,7 +93,7 @@ describe('dev stack (npm start)', () => {
     expect((await bannerCommand(stack.lines, 'accept the device')).stdout).toMatch(/"fort_id":"fort-dev-1"\}: accepted\n$/);
     expect((await bannerCommand(stack.lines, 'build a signed release')).stdout).toMatch(/artifact fort-0\.1\.1: .*fort-0\.1\.1\.mender \(signed\)/);
 
-    const status = await run(process.execPath, [join(DIST, 'agent/cli/fortctl.js'), '--config', index.config.fortctl, 'status']);
+    const status = await run(process.execPath, [join(DIST, 'fortctl/main.js'), '--config', index.config.fortctl, 'status']);
     expect(status.stdout).toMatch(/^agent fort-dev-1 {2}version 0\.1\.0 {2}healthy/);
     expect(status.stdout).toMatch(new RegExp(`store +ready +schema v${MIGRATIONS.at(-1)!.version}\n`));
     // The identity came by pairing: none of it is in the config files the stack wrote.
@@ -101,7 +101,7 @@ describe('dev stack (npm start)', () => {
     expect(status.stdout).toMatch(/pairing +ready +paired as fort-dev-1 \(tenant t1\)/);
     expect(readFileSync(index.config.agent, 'utf8')).not.toMatch(/^\[(fort|iot|cloud|api\.auth)\]/m);
     expect(readFileSync(index.config.deploymentManager, 'utf8')).toMatch(/^\[updates\.paired\]/m);
-    const json = await run(process.execPath, [join(DIST, 'agent/cli/fortctl.js'), '--config', index.config.fortctl, '--json', 'status']);
+    const json = await run(process.execPath, [join(DIST, 'fortctl/main.js'), '--config', index.config.fortctl, '--json', 'status']);
     expect(JSON.parse(json.stdout)).toMatchObject({ status: 'healthy', ready: true });
 
     const cloud = await httpsRequest(`${index.cloud.url}/health`, { ca: readFileSync(index.ca['cloudServer']!) });
@@ -159,14 +159,14 @@ describe('dev stack (npm start)', () => {
     expect(await stack.exited).toBe(0);
     expect(stack.lines).toContain('dev-stack: stopped');
     for (const name of ['dev-cloud', 'agent', 'deployment-manager']) expect(stack.lines).toContain(`[${name}] exited (code 0, signal null)`);
-    await expect(run(process.execPath, [join(DIST, 'agent/cli/fortctl.js'), '--config', index.config.fortctl, 'status'])).rejects.toMatchObject({ code: 2 });
+    await expect(run(process.execPath, [join(DIST, 'fortctl/main.js'), '--config', index.config.fortctl, 'status'])).rejects.toMatchObject({ code: 2 });
 
     const second = startStack(home);
     await second.ready;
     expect(second.lines.some((l) => l.startsWith('dev-stack: generating PKI'))).toBe(false);
     expect(readFileSync(index.ca['trustZone']!)).toEqual(caBefore);
     // The updated release is what runs after a restart, and the banner suggests the next one.
-    const again = await run(process.execPath, [join(DIST, 'agent/cli/fortctl.js'), '--config', index.config.fortctl, 'status']);
+    const again = await run(process.execPath, [join(DIST, 'fortctl/main.js'), '--config', index.config.fortctl, 'status']);
     expect(again.stdout).toMatch(/^agent fort-dev-1 {2}version 0\.1\.1 {2}healthy/);
     expect(second.lines.some((l) => l.includes('npm run release -- --version 0.1.2 '))).toBe(true);
     second.proc.kill('SIGINT');

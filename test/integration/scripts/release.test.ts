@@ -132,7 +132,7 @@ describe('the release holds the product and nothing dev-only', () => {
     // The product: the two daemons (units), fortctl and the deployment manager's CLI (package.json
     // bins, install.sh's fortctl wrapper) and the PKI generator install.sh runs.
     const entries = entryPoints(release);
-    expect(entries).toEqual(['dist/agent/cli/fortctl.js', 'dist/agent/main.js', 'dist/deployment-manager/cli.js', 'dist/deployment-manager/main.js', 'dist/scripts/pki.js']);
+    expect(entries).toEqual(['dist/agent/main.js', 'dist/deployment-manager/cli.js', 'dist/deployment-manager/main.js', 'dist/fortctl/main.js', 'dist/scripts/pki.js']);
     const { loaded, missing } = loadedFiles(release, entries);
     expect(missing).toEqual([]);
     // Besides what those load: the build date the agent checks the clock against, the installer and its units, the package files.
@@ -161,7 +161,7 @@ describe('the release holds the product and nothing dev-only', () => {
     await expect(exec(['dist/agent/main.js', '--config', join(dir, 'none.toml')])).rejects.toMatchObject({ code: 78, stderr: expect.stringContaining('ENOENT') });
     await expect(exec(['dist/deployment-manager/main.js', '--config', join(dir, 'none.toml')])).rejects.toMatchObject({ code: 78, stderr: expect.stringContaining('ENOENT') });
     expect((await exec(['dist/deployment-manager/cli.js', '--version'])).stdout).toBe('1.0.2\n');
-    expect((await exec(['dist/agent/cli/fortctl.js', '--help'])).stdout).toContain('Usage: fortctl');
+    expect((await exec(['dist/fortctl/main.js', '--help'])).stdout).toContain('Usage: fortctl');
     expect((await exec(['dist/scripts/pki.js', '--out', join(dir, 'pki'), '--zone', 'trust-zone', '--fort-id', 'f1'])).stdout).toContain(join(dir, 'pki', 'trust-zone', 'ca.pem'));
     const loads = `const r = require('node:module').createRequire(${JSON.stringify(join(release, 'dist/agent/main.js'))}); for (const p of ${JSON.stringify(named)}) r(p); new (r('better-sqlite3'))(':memory:').prepare('select 1').get();`;
     await exec(['-e', loads]);

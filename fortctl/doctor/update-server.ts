@@ -1,5 +1,5 @@
-import type { DeploymentManagerConfigView } from '../../../lib/config/views.js';
-import { readUpdateIdentity } from '../../../lib/update-identity-file.js';
+import type { DeploymentManagerConfigView } from '../../lib/config/views.js';
+import { readUpdateIdentity } from '../../lib/update-identity-file.js';
 import { fail, reason, warn, type Check } from './check.js';
 
 /** The update server the deployment manager talks to, and the identity it talks with. */

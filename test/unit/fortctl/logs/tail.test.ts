@@ -3,7 +3,7 @@ import { appendFileSync, mkdtempSync, rmSync, truncateSync, writeFileSync } from
 import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { lastLines, tailFile } from '../../../../../agent/cli/logs/tail.js';
+import { lastLines, tailFile } from '../../../../fortctl/logs/tail.js';
 
 describe('lastLines', () => {
   const dir = mkdtempSync(join(tmpdir(), 'fort-tail-'));

@@ -1,6 +1,6 @@
 import { Command, Option } from 'commander';
 import { existsSync } from 'node:fs';
-import { resolveFrom } from '../../../lib/config/load.js';
+import { resolveFrom } from '../../lib/config/load.js';
 import { wholeNumber } from '../args.js';
 import { JOURNAL_OUTPUTS, LOG_UNITS, journalctlArgs, runJournalctl, type JournalOutput, type LogUnit } from './journal.js';
 import { tailFile } from './tail.js';

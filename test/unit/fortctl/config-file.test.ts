@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { defaultConfigFile, defaultFortctlConfig } from '../../../../agent/cli/config.js';
-import { tempDir } from '../../../helpers/fort.js';
+import { defaultConfigFile, defaultFortctlConfig } from '../../../fortctl/config.js';
+import { tempDir } from '../../helpers/fort.js';
 
 describe('fortctl config file choice', () => {
   const cwd = tempDir('fortctl-cwd');

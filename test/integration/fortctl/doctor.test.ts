@@ -5,16 +5,16 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { parse, stringify } from 'smol-toml';
-import { writeSecretFile } from '../../../../lib/files.js';
-import type { PkiPaths } from '../../../../lib/pki/layout.js';
-import type { Supervised } from '../../../../scripts/supervisor/process.js';
-import { testDevCloud, type TestDevCloud } from '../../../helpers/dev-cloud.js';
-import { httpsRequest } from '../../../helpers/https.js';
-import { DIST, eventually, startAgent, testInstallation, testPki, type TestInstallation } from '../../../helpers/fort.js';
-import { startTinyproxy } from '../../../helpers/tinyproxy.js';
+import { writeSecretFile } from '../../../lib/files.js';
+import type { PkiPaths } from '../../../lib/pki/layout.js';
+import type { Supervised } from '../../../scripts/supervisor/process.js';
+import { testDevCloud, type TestDevCloud } from '../../helpers/dev-cloud.js';
+import { httpsRequest } from '../../helpers/https.js';
+import { DIST, eventually, startAgent, testInstallation, testPki, type TestInstallation } from '../../helpers/fort.js';
+import { startTinyproxy } from '../../helpers/tinyproxy.js';
 
 const run = promisify(execFile);
-const FORTCTL = join(DIST, 'agent/cli/fortctl.js');
+const FORTCTL = join(DIST, 'fortctl/main.js');
 /** The host's proxy variables must not steer the checks; a test sets its own. */
 const NO_PROXY_ENV = { https_proxy: '', HTTPS_PROXY: '', no_proxy: '', NO_PROXY: '' };
 

@@ -3,10 +3,10 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { appendFileSync, mkdirSync, renameSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { DIST, eventually, tempDir } from '../../../helpers/fort.js';
+import { DIST, eventually, tempDir } from '../../helpers/fort.js';
 
 const run = promisify(execFile);
-const FORTCTL = join(DIST, 'agent/cli/fortctl.js');
+const FORTCTL = join(DIST, 'fortctl/main.js');
 
 /** The real fortctl process, its stdout collected as it comes. */
 function follow(args: string[]): { child: ChildProcess; out: () => string; exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }> } {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { journalctlArgs } from '../../../../../agent/cli/logs/journal.js';
+import { journalctlArgs } from '../../../../fortctl/logs/journal.js';
 
 describe('journalctlArgs', () => {
   it('asks for the unit\'s last lines without a pager', () => {

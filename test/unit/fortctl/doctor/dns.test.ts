@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { namesToResolve } from '../../../../../agent/cli/doctor/dns.js';
+import { namesToResolve } from '../../../../fortctl/doctor/dns.js';
 
 describe('doctor namesToResolve', () => {
   const proxy = { url: new URL('http://proxy.corp:3128'), noProxy: ['.internal'] };

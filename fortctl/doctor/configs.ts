@@ -1,8 +1,8 @@
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseConfigCheck } from '../../../lib/config/check.js';
-import { UNPAIRED, type AgentConfigView, type DeploymentManagerConfigView } from '../../../lib/config/views.js';
+import { parseConfigCheck } from '../../lib/config/check.js';
+import { UNPAIRED, type AgentConfigView, type DeploymentManagerConfigView } from '../../lib/config/views.js';
 import { loadFortctlConfig, type FortctlConfig } from '../config.js';
 import { fail, ok, reason, warn, type Check } from './check.js';
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { describeFailure } from '../../../../../agent/cli/doctor/probe.js';
-import { ProxyError } from '../../../../../lib/proxy.js';
+import { describeFailure } from '../../../../fortctl/doctor/probe.js';
+import { ProxyError } from '../../../../lib/proxy.js';
 
 const err = (code: string, message = 'x', extra: Record<string, unknown> = {}) => Object.assign(new Error(message), { code, ...extra });
 

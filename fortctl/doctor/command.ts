@@ -1,6 +1,6 @@
 import { Command } from 'commander';
-import { readRuntimeEnv } from '../../../lib/runtime-env.js';
-import { readReleaseInfo } from '../../../lib/version.js';
+import { readRuntimeEnv } from '../../lib/runtime-env.js';
+import { readReleaseInfo } from '../../lib/version.js';
 import { wholeNumber } from '../args.js';
 import { defaultConfigFile } from '../config.js';
 

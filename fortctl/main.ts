@@ -1,15 +1,18 @@
 #!/usr/bin/env node
+// fortctl's composition root: an operator process of its own (ARCHITECTURE.md), meeting the agent
+// only over the trust-zone admin API and sharing only lib/ with the daemons; doctor reads their
+// configurations through their own `--check-config`.
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
-import { createAdminClient, waitForHealth, type AdminClient, type AdminReload, type AgentHealth, type AuditEntry, type Problem } from '../../lib/admin-client.js';
-import { cliExitCode, FortError, peerProblemCode, problemExitCode } from '../../lib/errors.js';
-import { loadTlsMaterial } from '../../lib/tls.js';
-import { readRuntimeEnv } from '../../lib/runtime-env.js';
+import { createAdminClient, waitForHealth, type AdminClient, type AdminReload, type AgentHealth, type AuditEntry, type Problem } from '../lib/admin-client.js';
+import { cliExitCode, FortError, peerProblemCode, problemExitCode } from '../lib/errors.js';
+import { loadTlsMaterial } from '../lib/tls.js';
+import { readRuntimeEnv } from '../lib/runtime-env.js';
 import { defaultFortctlConfig, loadFortctlConfig } from './config.js';
-import { parseSince } from '../audit/since.js';
-import { certificateReport } from '../../lib/certificate-report.js';
+import { parseSince } from './since.js';
+import { certificateReport } from '../lib/certificate-report.js';
 import { wholeNumber } from './args.js';
 import { printable } from './output.js';
 import { logsCommand } from './logs/command.js';

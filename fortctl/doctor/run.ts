@@ -1,6 +1,6 @@
-import { readBuildDate } from '../../../lib/clock.js';
-import type { ProxyEnv } from '../../../lib/proxy.js';
-import { readReleaseInfo } from '../../../lib/version.js';
+import { readBuildDate } from '../../lib/clock.js';
+import type { ProxyEnv } from '../../lib/proxy.js';
+import { readReleaseInfo } from '../../lib/version.js';
 import { adminCheck } from './admin.js';
 import type { Check } from './check.js';
 import { clockCheck } from './clock.js';

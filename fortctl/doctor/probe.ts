@@ -1,8 +1,8 @@
 import { Agent, request } from 'node:https';
 import type { TLSSocket } from 'node:tls';
-import { FortError } from '../../../lib/errors.js';
-import { proxyAgentFor, type ProxySettings, type TunnelTls } from '../../../lib/proxy.js';
-import { commonName } from '../../../lib/tls.js';
+import { FortError } from '../../lib/errors.js';
+import { proxyAgentFor, type ProxySettings, type TunnelTls } from '../../lib/proxy.js';
+import { commonName } from '../../lib/tls.js';
 
 export type ProbeResult =
   | { ok: true; status: number; ms: number; server: string | undefined; viaProxy: boolean; /** The `Date` header, ms since the epoch. */ date: number | undefined; receivedAt: number }

@@ -1,5 +1,5 @@
-import { createAdminClient, linkErrorCode, type AdminClient } from '../../../lib/admin-client.js';
-import { loadTlsMaterial } from '../../../lib/tls.js';
+import { createAdminClient, linkErrorCode, type AdminClient } from '../../lib/admin-client.js';
+import { loadTlsMaterial } from '../../lib/tls.js';
 import type { FortctlConfig } from '../config.js';
 import { fail, ok, reason, warn, type Check } from './check.js';
 import { describeFailure } from './probe.js';

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { z } from 'zod';
-import { loadTomlConfig, resolveFrom, resolveTlsFrom } from '../../lib/config/load.js';
-import { httpsUrl, tlsFiles } from '../../lib/config/fields.js';
+import { loadTomlConfig, resolveFrom, resolveTlsFrom } from '../lib/config/load.js';
+import { httpsUrl, tlsFiles } from '../lib/config/fields.js';
 
 /** fortctl.toml: where the admin API is, and the fortctl trust-zone identity. */
 export const fortctlConfigSchema = z.strictObject({

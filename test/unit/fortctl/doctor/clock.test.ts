@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { clockCheck } from '../../../../../agent/cli/doctor/clock.js';
+import { clockCheck } from '../../../../fortctl/doctor/clock.js';
 
 describe('doctor clockCheck', () => {
   const now = new Date('2026-06-01T12:00:00Z');

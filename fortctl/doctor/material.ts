@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
-import { assertPrivateFileMode, readPrivateKeyFile } from '../../../lib/files.js';
-import { loadTlsMaterial, type TlsFilePaths } from '../../../lib/tls.js';
-import { certificateReport } from '../../../lib/certificate-report.js';
+import { assertPrivateFileMode, readPrivateKeyFile } from '../../lib/files.js';
+import { loadTlsMaterial, type TlsFilePaths } from '../../lib/tls.js';
+import { certificateReport } from '../../lib/certificate-report.js';
 import { fail, ok, reason, warn, type Check } from './check.js';
 import type { Loaded } from './configs.js';
 import type { UpdateServer } from './update-server.js';

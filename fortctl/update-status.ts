@@ -1,7 +1,7 @@
 import { Command } from 'commander';
-import type { AdminClient } from '../../lib/admin-client.js';
-import { FortError } from '../../lib/errors.js';
-import { explain, type UpdateStateView } from '../../lib/update-summary.js';
+import type { AdminClient } from '../lib/admin-client.js';
+import { FortError } from '../lib/errors.js';
+import { explain, type UpdateStateView } from '../lib/update-summary.js';
 import { printable } from './output.js';
 
 type WithAdmin = <T>(call: (admin: AdminClient) => Promise<T>) => Promise<T>;

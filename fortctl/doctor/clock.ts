@@ -1,4 +1,4 @@
-import { assessClock, CLOCK_SKEW_LIMIT_MS } from '../../../lib/clock.js';
+import { assessClock, CLOCK_SKEW_LIMIT_MS } from '../../lib/clock.js';
 import { fail, ok, warn, type Check } from './check.js';
 import type { Skew } from './endpoints.js';
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatUpdateState } from '../../../../agent/cli/update-status.js';
+import { formatUpdateState } from '../../../fortctl/update-status.js';
 
 describe('fortctl update status output', () => {
   it('shows the reported state with why, and control characters made harmless', () => {

@@ -2,8 +2,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { updateServer } from '../../../../../agent/cli/doctor/update-server.js';
-import type { DeploymentManagerConfigView } from '../../../../../lib/config/views.js';
+import { updateServer } from '../../../../fortctl/doctor/update-server.js';
+import type { DeploymentManagerConfigView } from '../../../../lib/config/views.js';
 
 describe('doctor updateServer', () => {
   const dir = mkdtempSync(join(tmpdir(), 'fort-doctor-dm-'));

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
-import type { AgentConfigView } from '../../../lib/config/views.js';
-import { resolveProxy, type ProxyConfig, type ProxyEnv, type ProxySettings, type TunnelTls } from '../../../lib/proxy.js';
+import type { AgentConfigView } from '../../lib/config/views.js';
+import { resolveProxy, type ProxyConfig, type ProxyEnv, type ProxySettings, type TunnelTls } from '../../lib/proxy.js';
 import { fail, ok, reason, warn, type Check } from './check.js';
 import { probeHttps } from './probe.js';
 import type { UpdateServer } from './update-server.js';

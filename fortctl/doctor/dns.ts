@@ -1,6 +1,6 @@
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
-import { bypassesProxy } from '../../../lib/proxy.js';
+import { bypassesProxy } from '../../lib/proxy.js';
 import { fail, ok, type Check } from './check.js';
 import type { Endpoint } from './endpoints.js';
 
