@@ -1,12 +1,11 @@
 import Database from 'better-sqlite3';
-import { parse as csvParseSync } from 'csv-parse/sync';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { openTableSource, type SourceOptions } from '../../../../agent/apps/connectors/index.js';
-import { CONVERTERS, CsvParser, csvBatches } from '../../../../agent/apps/connectors/csv.js';
+import { CONVERTERS, csvBatches } from '../../../../agent/apps/connectors/csv.js';
 import { httpSource, JsonArraySplitter } from '../../../../agent/apps/connectors/http.js';
 import type { TableSource } from '../../../../agent/apps/connectors/types.js';
 import { parseAppDefinition, type TableDefinition } from '../../../../agent/apps/definition.js';
@@ -41,60 +40,6 @@ const ORDER_COLUMNS = [
 async function* chunksOf(text: string, size: number): AsyncGenerator<string> {
   for (let i = 0; i < text.length; i += size) yield text.slice(i, i + size);
 }
-
-function parseAll(text: string, size: number, delimiter = ',', quote = '"'): string[][] {
-  const p = new CsvParser(delimiter, quote);
-  const out: string[][] = [];
-  for (let i = 0; i < text.length; i += size) {
-    p.feed(text.slice(i, i + size));
-    for (let r = p.next(); r; r = p.next()) out.push(r);
-  }
-  p.finish();
-  for (let r = p.next(); r; r = p.next()) out.push(r);
-  return out;
-}
-
-describe('CSV parser', () => {
-  const samples = [
-    'a,b,c\n1,2,3\n4,5,6\n',
-    'a,b,c\r\n1,2,3\r\n4,5,6',
-    '\uFEFFname,note\n"Smith, Ann","said ""hi"""\n"multi\nline",x\n',
-    'a,b\n"",\n,""\n"x""",y\n\n\nlast,"quoted at end"',
-    'a,b\r\n"line\r\nbreak",2\r\n"x",""\r\n',
-    'a,b\nun"quoted,"q"\n',
-    'x\ny\nz',
-    'é,ü\n"日本","ß"\n😀,"😀,😀"\n',
-  ];
-
-  it('gives what csv-parse gives, however the text is cut into chunks', () => {
-    for (const text of samples) {
-      const expected = csvParseSync(text, { bom: true, relax_quotes: true, skip_empty_lines: true, relax_column_count: true }) as string[][];
-      for (const size of [1, 2, 3, 5, 7, 64, text.length]) expect(parseAll(text, size), `${JSON.stringify(text)} in chunks of ${size}`).toEqual(expected);
-    }
-  });
-
-  it('takes another delimiter and quote', () => {
-    expect(parseAll("id;name\n1;'a;b'\n2;'it''s'\n", 4, ';', "'")).toEqual([['id', 'name'], ['1', 'a;b'], ['2', "it's"]]);
-    expect(parseAll('id\tname\n1\t"tab\there"\n', 3, '\t')).toEqual([['id', 'name'], ['1', 'tab\there']]);
-  });
-
-  it('refuses an unclosed quote and junk after a closing quote, counting records', () => {
-    expect(() => parseAll('a,b\n1,2\n"open,3\n', 4)).toThrow(expect.objectContaining({ record: 3, message: 'a quoted field is not closed before the end of the data' }));
-    expect(() => parseAll('a,b\n"x"y,2\n', 100)).toThrow(expect.objectContaining({ record: 2 }));
-  });
-
-  it('bounds a record held across chunks', () => {
-    const p = new CsvParser(',', '"', 100);
-    p.feed('a\n"');
-    expect(p.next()).toEqual(['a']);
-    expect(() => {
-      for (let i = 0; i < 10; i++) {
-        p.feed('x'.repeat(20));
-        p.next();
-      }
-    }).toThrow(/longer than 100 characters/);
-  });
-});
 
 describe('value converters', () => {
   it('parse numbers to the very double Number() gives', () => {
