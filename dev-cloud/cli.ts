@@ -171,7 +171,7 @@ async function devCall<T>(p: Promise<T>): Promise<T> {
     } catch {
       // not JSON: the body as is
     }
-    throw new Error(`HTTP ${err.response.statusCode}: ${detail}`);
+    throw new Error(`HTTP ${err.response.statusCode}: ${detail}`, { cause: err });
   }
 }
 const print = (v: unknown, json: boolean | undefined, text: () => string) => process.stdout.write(json ? `${JSON.stringify(v, null, 2)}\n` : text());

@@ -47,7 +47,7 @@ function printHealth(h: AgentHealth): void {
   process.stdout.write(`agent ${h.fortId}  version ${h.version}  ${h.status}  (up ${h.uptimeSeconds}s)\n`);
   for (const [name, m] of Object.entries(h.modules)) {
     process.stdout.write(`  ${name.padEnd(14)} ${m.state}${m.detail ? `  ${m.detail}` : ''}\n`);
-    if (m.info) process.stdout.write(`  ${''.padEnd(14)} ${Object.entries(m.info).map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : String(v)}`).join(' ')}\n`);
+    if (m.info) process.stdout.write(`  ${''.padEnd(14)} ${Object.entries(m.info).map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`).join(' ')}\n`);
   }
 }
 

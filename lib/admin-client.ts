@@ -150,14 +150,14 @@ export function createAdminClient(opts: AdminClientOptions) {
     /** Audit entries recorded at or after `since`: the newest `limit` (agent default 200, at most 1000), newest last. */
     audit: (since: Date, limit?: number) => {
       const query = new URLSearchParams({ since: since.toISOString(), ...(limit === undefined ? {} : { limit: String(limit) }) });
-      return call<{ entries: AuditEntry[] }>('GET', `/admin/v1/audit?${query}`);
+      return call<{ entries: AuditEntry[] }>('GET', `/admin/v1/audit?${query.toString()}`);
     },
     /** Registers (or updates) an app from its definition file's text. */
     addApp: (definition: string, format: 'toml' | 'json') => call<{ app: AdminApp; created: boolean } & Problem>('POST', '/admin/v1/apps', { definition, format }),
     apps: () => call<{ apps: AdminApp[] }>('GET', '/admin/v1/apps'),
     reloads: (filter: { app?: string; state?: string; limit?: number } = {}) => {
       const query = new URLSearchParams(Object.entries(filter).filter(([, v]) => v !== undefined).map(([k, v]) => [k, String(v)] as [string, string]));
-      return call<{ reloads: AdminReload[] } & Problem>('GET', `/admin/v1/reloads?${query}`);
+      return call<{ reloads: AdminReload[] } & Problem>('GET', `/admin/v1/reloads?${query.toString()}`);
     },
     startReload: (appId: string) => call<{ reload: AdminReload; coalesced: boolean } & Problem>('POST', '/admin/v1/reloads', { appId }),
     cancelReload: (id: string) => call<{ result: string } & Problem>('POST', `/admin/v1/reloads/${encodeURIComponent(id)}/cancel`, {}),

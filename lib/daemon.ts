@@ -19,7 +19,7 @@ export interface Daemon<C> {
   /** What the environment said (config file var, systemd, proxy variables). */
   runtime: RuntimeEnv;
   /** Runs the start-up; any failure is reported once and exits with its sysexits code. */
-  start(run: () => Promise<void>): Promise<void>;
+  start: (run: () => Promise<void>) => Promise<void>;
 }
 
 /**

@@ -24,7 +24,7 @@ export function redactSecrets<T>(value: T, depth = 0): T {
   if (depth > MAX_DEPTH) return value;
   if (Array.isArray(value)) {
     let out: unknown[] | undefined;
-    value.forEach((v, i) => {
+    (value as unknown[]).forEach((v, i) => {
       const r = redactSecrets(v, depth + 1);
       if (r !== v) (out ??= [...value])[i] = r;
     });

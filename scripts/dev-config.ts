@@ -198,6 +198,6 @@ export function devPolicyJson(fortId: string): string {
 }
 
 /** The ports of one installation, reserved (scripts/port-reservation.ts) until `release()`. */
-export function reserveStackPorts(): Promise<{ ports: StackLayout['ports']; release(): void }> {
+export function reserveStackPorts(): Promise<{ ports: StackLayout['ports']; release: () => void }> {
   return reservePorts(['clientApi', 'admin', 'cloud', 'iot', 'credentials', 'updates'] as const);
 }

@@ -263,7 +263,7 @@ function summarize(line: string): string {
   try {
     const { level, msg, time: _t, pid: _p, name: _n, hostname: _h, module, ...rest } = JSON.parse(line) as Record<string, unknown>;
     const extra = Object.keys(rest).length ? ` ${JSON.stringify(rest)}` : '';
-    return `${String(level).toUpperCase()} ${module ? `${String(module)}: ` : ''}${String(msg)}${extra}`;
+    return `${String(level).toUpperCase()} ${typeof module === 'string' ? `${module}: ` : ''}${String(msg)}${extra}`;
   } catch {
     return line;
   }
@@ -278,7 +278,8 @@ type StackIndex = {
 
 async function run(): Promise<void> {
   await prepare();
-  let index = writeIndex() as StackIndex;
+  writeIndex();
+  let index: StackIndex;
   const running: Supervised[] = [];
   let stopping = false;
   const stopAll = async (code: number) => {

@@ -43,7 +43,7 @@ export interface PortReservation {
    * runs again on the same ports (the dev stack, whose config and paired identity name them)
    * finds them free when it starts again within that minute.
    */
-  release(): void;
+  release: () => void;
 }
 
 /** Listeners reservations connect to (never keeping the process alive); usually just one. */
@@ -98,7 +98,7 @@ export async function reservePort(port?: number): Promise<PortReservation> {
 }
 
 /** One reservation per name; `release()` frees them all. */
-export async function reservePorts<K extends string>(names: readonly K[]): Promise<{ ports: Record<K, number>; release(): void }> {
+export async function reservePorts<K extends string>(names: readonly K[]): Promise<{ ports: Record<K, number>; release: () => void }> {
   const held: PortReservation[] = [];
   try {
     for (const _ of names) held.push(await reservePort());

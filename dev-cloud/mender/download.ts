@@ -95,7 +95,7 @@ export function registerDownloadRoute(app: MenderHttp, deps: DownloadDeps) {
     const rec: DownloadRecord = {
       at: deps.now().toISOString(),
       artifactId: id,
-      clientCn: commonName((req.raw.socket as TLSSocket).getPeerCertificate().subject as unknown as Record<string, unknown>) ?? null,
+      clientCn: commonName((req.raw.socket as TLSSocket).getPeerCertificate().subject) ?? null,
       range: req.headers.range ?? null,
       start: null,
       end: null,

@@ -49,7 +49,7 @@ export function createLinkSigner(deps: { baseUrl: () => string; now: () => Date 
     link(artifactId: string, expiresAt: Date): { uri: string; expire: string } {
       const expire = Math.floor(expiresAt.getTime() / 1000);
       const q = new URLSearchParams({ expire: String(expire), sig: mac(artifactId, expire) });
-      return { uri: `${deps.baseUrl()}/download/${encodeURIComponent(artifactId)}?${q}`, expire: new Date(expire * 1000).toISOString() };
+      return { uri: `${deps.baseUrl()}/download/${encodeURIComponent(artifactId)}?${q.toString()}`, expire: new Date(expire * 1000).toISOString() };
     },
     /** ok, or why the link is refused (403 either way). */
     check(artifactId: string, expire: string | undefined, sig: string | undefined): 'ok' | 'expired' | 'bad-signature' {

@@ -14,8 +14,8 @@ const SIGNING = { name: 'ECDSA', hash: 'SHA-256' } as const;
 /** The CA from its PEM certificate and PKCS#8 P-256 key (scripts/pki.ts makes them for the dev stack). */
 export async function loadDeviceCa(certPem: string, keyPem: string): Promise<DeviceCa> {
   const cert = new x509.X509Certificate(certPem);
-  const privateKey = await webcrypto.subtle.importKey('pkcs8', x509.PemConverter.decodeFirst(keyPem), DEVICE_KEY, false, ['sign']);
-  return { cert, privateKey, publicKey: await cert.publicKey.export(DEVICE_KEY, ['verify']) };
+  const privateKey: webcrypto.CryptoKey = await webcrypto.subtle.importKey('pkcs8', x509.PemConverter.decodeFirst(keyPem), DEVICE_KEY, false, ['sign']);
+  return { cert, privateKey, publicKey: (await cert.publicKey.export(DEVICE_KEY, ['verify'])) as webcrypto.CryptoKey };
 }
 
 /**

@@ -94,7 +94,7 @@ export async function startPairing(api: DevCloudServer, config: DevCloudConfig, 
      * another of its processes (the deployment manager, which keeps its own key), with what that
      * process needs to reach the update server. Revoked with the fort.
      */
-    async deviceCertificate(fortId: string, body: unknown) {
+    deviceCertificate: async (fortId: string, body: unknown) => {
       const b = deviceCertificateBody.safeParse(body);
       if (!b.success) throw new PairingRequestRefused(issueDetail(b.error));
       const cert = await issueDeviceCert(deviceCa, await verifiedCsrKey(b.data.csr), { commonName: fortId, validDays: p.device_cert_days });
@@ -106,7 +106,7 @@ export async function startPairing(api: DevCloudServer, config: DevCloudConfig, 
      * `POST /api/v1/rotate` for an authenticated fort: its new JWT key and a certificate for its
      * new device key; the old ones stay valid for `pairing.key_overlap_seconds`.
      */
-    async rotate(fortId: string, body: unknown): Promise<{ device_certificate: string; previous_valid_until: string }> {
+    rotate: async (fortId: string, body: unknown): Promise<{ device_certificate: string; previous_valid_until: string }> => {
       const b = rotateBody.safeParse(body);
       if (!b.success) throw new PairingRequestRefused(issueDetail(b.error));
       registry.checkJwtKey(b.data.jwt_public_key);

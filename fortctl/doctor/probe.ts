@@ -21,7 +21,7 @@ export function probeHttps(url: URL, tls: TunnelTls, proxy: ProxySettings | unde
     const req = request(url, { method: 'GET', agent, headers: { accept: '*/*' } }, (res) => {
       const receivedAt = Date.now();
       const date = res.headers.date ? Date.parse(res.headers.date) : NaN;
-      const server = commonName((res.socket as TLSSocket).getPeerCertificate().subject as Record<string, unknown> | undefined);
+      const server = commonName((res.socket as TLSSocket).getPeerCertificate().subject);
       resolve({ ok: true, status: res.statusCode ?? 0, ms: Math.round(performance.now() - started), server, viaProxy: tunnel !== undefined, date: Number.isFinite(date) ? date : undefined, receivedAt });
       // The answer itself does not matter: cut it short (an unfinished body then ends in an "aborted" error, expected).
       res.on('error', () => {});

@@ -21,7 +21,7 @@ export function formatIssues(issues: readonly Issue[], raw: unknown): string[] {
 function valueAt(raw: unknown, path: readonly PropertyKey[]): { found: boolean; value?: unknown } {
   let cur: unknown = raw;
   for (const key of path) {
-    if (cur === null || typeof cur !== 'object' || !(key in (cur as object))) return { found: false };
+    if (cur === null || typeof cur !== 'object' || !(key in cur)) return { found: false };
     cur = (cur as Record<PropertyKey, unknown>)[key];
   }
   return { found: true, value: cur };

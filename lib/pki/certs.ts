@@ -125,8 +125,8 @@ async function signCert(ca: Pick<KeyAndCert, 'cert' | 'keys'>, publicKey: webcry
 /** A CA from its PEM certificate and PKCS#8 key (P-256), ready to sign. */
 export async function loadCa(certPem: string, keyPem: string): Promise<Pick<KeyAndCert, 'cert' | 'keys'>> {
   const cert = new x509.X509Certificate(certPem);
-  const privateKey = await webcrypto.subtle.importKey('pkcs8', x509.PemConverter.decodeFirst(keyPem), KEY_ALG, false, ['sign']);
-  return { cert, keys: { publicKey: await cert.publicKey.export(KEY_ALG, ['verify']), privateKey } };
+  const privateKey: webcrypto.CryptoKey = await webcrypto.subtle.importKey('pkcs8', x509.PemConverter.decodeFirst(keyPem), KEY_ALG, false, ['sign']);
+  return { cert, keys: { publicKey: (await cert.publicKey.export(KEY_ALG, ['verify'])) as webcrypto.CryptoKey, privateKey } };
 }
 
 /** A P-256 key pair and a PKCS#10 request for it (the key never leaves the holder). */

@@ -46,11 +46,11 @@ export async function startSupervised(spec: ProcessSpec) {
     if (spec.watchdogUsec) env['WATCHDOG_USEC'] = String(spec.watchdogUsec);
     const proc = spawn(process.execPath, [...(spec.nodeArgs ?? []), spec.script, ...spec.args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     child = proc;
-    createInterface({ input: proc.stdout! }).on('line', (line) => {
+    createInterface({ input: proc.stdout }).on('line', (line) => {
       stdout.push(line);
       events.emit('stdout', line);
     });
-    createInterface({ input: proc.stderr! }).on('line', (line) => {
+    createInterface({ input: proc.stderr }).on('line', (line) => {
       stderr.push(line);
       events.emit('stderr', line);
     });

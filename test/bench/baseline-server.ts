@@ -36,11 +36,11 @@ if (mode === '--plumbing') {
       req.identity = { user: 'alice', tenant: 't1' };
     });
     scope.addHook('preHandler', server.perUser);
-    routes(scope as unknown as FastifyInstance);
+    routes(scope);
   });
   app = server.app as unknown as FastifyInstance;
 } else {
-  app = fastify({ https: tls }) as unknown as FastifyInstance;
+  app = fastify({ https: tls });
   routes(app);
 }
 await app.listen({ host: '127.0.0.1', port: Number(port) });

@@ -21,7 +21,7 @@ const ROWS_PATH = '/api/v1/apps/sales/tables/orders/rows?limit=100';
 const USERS = 300;
 
 async function load(url: string, ca: Buffer, headers: Record<string, string>, seconds: number) {
-  const r = await autocannon({ url, connections: 10, duration: seconds, headers, tlsOptions: { ca } } as autocannon.Options);
+  const r = await autocannon({ url, connections: 10, duration: seconds, headers, tlsOptions: { ca } });
   if (r.non2xx > 0 || r.errors > 0) throw new Error(`bench: ${r.non2xx} non-2xx and ${r.errors} errors from ${url}`);
   return { rps: r.requests.average, p99: r.latency.p99 };
 }

@@ -87,7 +87,8 @@ async function main(): Promise<number> {
       try {
         const m = await b.run({ dist, pki, tmp, scope });
         const errors = await scope.stopAll();
-        if (errors.length) throw errors[0];
+        const [firstError] = errors;
+        if (firstError) throw firstError;
         const r: Result = {
           name: b.name,
           value: m.value,

@@ -192,9 +192,9 @@ async function curlSha256(ctx: BenchContext, url: string): Promise<{ ms: number;
   const t0 = performance.now();
   const curl = spawn('curl', ['-sSf', '--cacert', ctx.pki.cloudServer.ca, '--cert', ctx.pki.cloudDevice.deviceCert, '--key', ctx.pki.cloudDevice.deviceKey, url], { stdio: ['ignore', 'pipe', 'inherit'], timeout: 120_000 });
   const sum = spawn('sha256sum', [], { stdio: [curl.stdout, 'pipe', 'inherit'], timeout: 120_000 });
-  curl.stdout!.destroy(); // sha256sum holds its own copy of the pipe; this end is not read here
+  curl.stdout.destroy(); // sha256sum holds its own copy of the pipe; this end is not read here
   let out = '';
-  sum.stdout!.setEncoding('utf8').on('data', (c: string) => (out += c));
+  sum.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
   await Promise.all([exited(curl, 'curl', 'exit'), exited(sum, 'sha256sum', 'close')]);
   return { ms: performance.now() - t0, sha256: out.split(' ')[0]! };
 }

@@ -76,7 +76,7 @@ export async function startHostFixture() {
           return s.ActiveState === 'active' && s.SubState === 'running' ? s : undefined;
         }, timeoutMs, `${name} active`);
       } catch (err) {
-        throw new Error(`${(err as Error).message}\n${JSON.stringify(await fixture.unit(name))}\n--- journal of ${name} ---\n${(await host.journal(name, ['-n', '60'])).slice(-6000)}`);
+        throw new Error(`${(err as Error).message}\n${JSON.stringify(await fixture.unit(name))}\n--- journal of ${name} ---\n${(await host.journal(name, ['-n', '60'])).slice(-6000)}`, { cause: err });
       }
     },
     /** A file of the installed fort, read from outside. */

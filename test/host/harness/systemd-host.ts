@@ -118,7 +118,10 @@ export async function bootSystemdHost(baseRoot: string, opts: { workDir: string;
 export function run(cmd: string, args: string[], o: { input?: string; timeoutMs?: number; env?: Record<string, string> } = {}): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const child = execFile(cmd, args, { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, timeout: o.timeoutMs ?? 120_000, killSignal: 'SIGKILL', ...(o.env ? { env: o.env } : {}) }, (err, stdout, stderr) => {
-      if (err && typeof (err as NodeJS.ErrnoException).code === 'string') return reject(err);
+      if (err && typeof (err as NodeJS.ErrnoException).code === 'string') {
+        const spawnError: Error = err; // ENOENT and the like, as they are
+        return reject(spawnError);
+      }
       if (err && (err as { killed?: boolean }).killed) return reject(new Error(`${cmd} ${args.join(' ')} timed out after ${o.timeoutMs ?? 120_000} ms:\n${stdout}\n${stderr}`));
       resolve({ code: child.exitCode ?? (err ? 1 : 0), stdout, stderr });
     });

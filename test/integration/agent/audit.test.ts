@@ -129,6 +129,7 @@ describe('audit over the admin API and fortctl audit', () => {
     expect(lines[2]).toMatch(/anonymous\s+app\.read\s+\/api\/v1\/apps\/sales\s+deny$/);
     expect(lines[3]).toMatch(/bob@example\.com\s+app\.list\s+-\s+-$/);
     expect(lines[4]).toMatch(/mallory\s+app\.read\s+evil\?\[2J\?\]0;owned\?\s+-$/);
+    // eslint-disable-next-line no-control-regex -- no control character may reach the terminal
     expect(stdout).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f]/);
     expect(stderr).toBe('');
     const few = await fortctl('audit', '--since', '2d', '--limit', '2');

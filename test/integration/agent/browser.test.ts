@@ -197,7 +197,7 @@ describe('client API in Chromium: hub, foreign origin, viewer (real agent, real 
     page.on('requestfailed', (r) => {
       if (r.url().startsWith(fortOrigin)) failed.push(`${r.method()} ${r.url()} ${r.failure()?.errorText}`);
     });
-    await page.goto(`${foreign.origin}/#${new URLSearchParams({ fort: fortOrigin, token })}`);
+    await page.goto(`${foreign.origin}/#${new URLSearchParams({ fort: fortOrigin, token }).toString()}`);
     await page.waitForSelector('#result[data-done="true"]');
     expect(await page.textContent('#result')).toBe('blocked: TypeError: Failed to fetch');
     expect(failed).toEqual([`GET ${fortOrigin}/api/v1/apps net::ERR_FAILED`]);

@@ -140,7 +140,7 @@ describe('agent cloud API client through an HTTP proxy (Debian tinyproxy, CONNEC
     clientApi = `https://127.0.0.1:${inst.layout.ports.clientApi}`;
     clientCa = readFileSync(pki.clientZone.ca);
     cloudHost = new URL(dev.apiUrl).host;
-    baseToml = parse(readFileSync(inst.files.agent, 'utf8')) as Table;
+    baseToml = parse(readFileSync(inst.files.agent, 'utf8'));
   });
   afterEach(async () => {
     await Promise.all(agents.splice(0).map((a) => a.stop()));

@@ -158,7 +158,7 @@ describe('dev cloud: cloud API (CLOUD-API.md) over HTTPS', () => {
     });
 
     it('redirects a login with the token in the fragment, only to a configured fort origin', async () => {
-      const ok = await call('GET', `/dev/v1/login?${new URLSearchParams({ user: 'carol', tenant: 't1', redirect_uri: `${FORT_ORIGIN}/app/?x=1#old` })}`);
+      const ok = await call('GET', `/dev/v1/login?${new URLSearchParams({ user: 'carol', tenant: 't1', redirect_uri: `${FORT_ORIGIN}/app/?x=1#old` }).toString()}`);
       expect(ok.status).toBe(302);
       expect(ok.headers['cache-control']).toBe('no-store');
       const location = new URL(String(ok.headers.location));
@@ -167,7 +167,7 @@ describe('dev cloud: cloud API (CLOUD-API.md) over HTTPS', () => {
       expect((await verifyUserToken(token!)).payload).toMatchObject({ sub: 'carol', tenant: 't1' });
 
       for (const redirect of ['https://127.0.0.1:9444/app', 'http://127.0.0.1:9443/app', 'https://evil.test/?https://127.0.0.1:9443', '//127.0.0.1:9443/app', 'not a url']) {
-        const res = await call('GET', `/dev/v1/login?${new URLSearchParams({ user: 'carol', tenant: 't1', redirect_uri: redirect })}`);
+        const res = await call('GET', `/dev/v1/login?${new URLSearchParams({ user: 'carol', tenant: 't1', redirect_uri: redirect }).toString()}`);
         expect([redirect, res.status, json(res).code, res.headers.location]).toEqual([redirect, 400, 'FORT_ERR_BAD_REQUEST', undefined]);
       }
     });

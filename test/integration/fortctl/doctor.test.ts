@@ -58,8 +58,10 @@ describe('fortctl doctor', () => {
   });
 
   /** A variant of agent.toml beside it (its relative paths stay valid). */
-  const agentVariant = (name: string, edit: (c: Record<string, any>) => void): string => {
-    const c = parse(readFileSync(inst.files.agent, 'utf8')) as Record<string, any>;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- a parsed config edited field by field
+  type ConfigTree = Record<string, any>;
+  const agentVariant = (name: string, edit: (c: ConfigTree) => void): string => {
+    const c = parse(readFileSync(inst.files.agent, 'utf8')) as ConfigTree;
     edit(c);
     const file = join(inst.dir, name);
     writeFileSync(file, stringify(c));

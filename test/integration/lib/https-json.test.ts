@@ -18,7 +18,7 @@ describe('JSON over HTTPS client', () => {
     pki = await testPki();
     server = createServer({ cert: readFileSync(pki.cloudServer.devCloudCert), key: readFileSync(pki.cloudServer.devCloudKey) }, (req, res) => {
       let body = '';
-      req.on('data', (c: Buffer) => (body += c));
+      req.setEncoding('utf8').on('data', (c: string) => (body += c));
       req.on('end', () => {
         seen.push({ method: req.method!, url: req.url!, headers: req.headers, body });
         if (req.url === '/json') return res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}');
