@@ -11,6 +11,16 @@ import { presignMqttUrl } from './presign.js';
 
 export type LinkState = 'stopped' | 'connecting' | 'connected' | 'waiting';
 
+/** `link.events`: event name → listener arguments, so a misspelt event or a wrong listener fails tsc. */
+export interface LinkEvents {
+  /** Every state change, `stopped` included. */
+  state: [state: LinkState];
+  /** Subscribed: the link can publish. */
+  connected: [];
+  /** A connection that got subscribed has closed. */
+  disconnected: [];
+}
+
 export interface LinkOptions {
   /** host[:port] of the IoT data endpoint */
   endpoint: string;
@@ -48,7 +58,7 @@ const MIN_CONNECT_SPACING_MS = 1000;
  */
 export function createMqttLink(opts: LinkOptions) {
   const now = opts.now ?? Date.now;
-  const events = new EventEmitter();
+  const events = new EventEmitter<LinkEvents>();
   const topics = { events: `forts/${opts.fortId}/events`, presence: `forts/${opts.fortId}/presence` };
   let state: LinkState = 'stopped';
   let client: MqttClient | undefined;
