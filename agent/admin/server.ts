@@ -1,5 +1,4 @@
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
-import type { TLSSocket } from 'node:tls';
 import type { Logger } from '../../lib/logger.js';
 import { TLS_MIN_VERSION, type TlsMaterial } from '../../lib/tls.js';
 import { problemErrorHandler, sendProblem } from '../../lib/http-problem.js';
@@ -10,7 +9,7 @@ import type { UpdateStateHolder } from '../update-state.js';
 import { registerUpdateStateRoutes } from './update-state-routes.js';
 import { registerOperationsRoutes, type AdminOperationsDeps } from './operations-routes.js';
 import { listenWithoutInterfaces } from '../api/listen.js';
-import { authorizePeer, type PeerIdentity } from './peer.js';
+import { admitPeer, tlsPeerOf, type PeerIdentity, type PeerSource } from './peer.js';
 import { enforceRoles } from './roles.js';
 
 export interface AdminRoutesDeps extends AdminOperationsDeps {
@@ -22,12 +21,21 @@ export interface AdminRoutesDeps extends AdminOperationsDeps {
   updateState?: UpdateStateHolder;
 }
 
-export interface AdminServerDeps extends AdminRoutesDeps {
-  host: string;
-  port: number;
+export interface AdminApiDeps extends AdminRoutesDeps {
   tls: TlsMaterial;
   allowedClients: readonly string[];
   log: Logger;
+  /**
+   * Who is calling: by default the TLS peer certificate. inject() has no TLS socket, so route
+   * tests name the caller here; without it an injected request has no certificate and gets 403.
+   */
+  peerOf?: PeerSource;
+}
+
+/** The agent's admin API: always the TLS peer certificate. */
+export interface AdminServerDeps extends Omit<AdminApiDeps, 'peerOf'> {
+  host: string;
+  port: number;
 }
 
 declare module 'fastify' {
@@ -45,9 +53,13 @@ export function registerAdminRoutes(app: FastifyInstance, deps: AdminRoutesDeps)
   if (deps.pairing) registerPairingRoutes(app, deps.pairing);
 }
 
-/** Trust-zone admin API: mutual TLS with the installation's root CA only, then the route's roles. */
-export async function startAdminServer(deps: AdminServerDeps) {
+/**
+ * The admin API with every hook and route, not yet listening: startAdminServer binds it, and the
+ * route tests drive it in-process with `inject()`.
+ */
+export async function buildAdminApi(deps: AdminApiDeps) {
   const allowed = new Set(deps.allowedClients);
+  const peerOf = deps.peerOf ?? tlsPeerOf;
   const app = Fastify({
     loggerInstance: deps.log,
     // Health polls every few seconds would drown the journal; refusals are logged below.
@@ -67,7 +79,7 @@ export async function startAdminServer(deps: AdminServerDeps) {
   if (deps.metrics) app.addHook('onResponse', requestObserver('admin', deps.metrics));
   // On the root: unknown paths too are answered only to an allowed peer.
   app.addHook('onRequest', async (req, reply) => {
-    const decision = authorizePeer(req.raw.socket as TLSSocket, allowed);
+    const decision = admitPeer(peerOf(req), allowed);
     if (!decision.ok) {
       req.log.warn({ reason: decision.reason }, 'admin request refused');
       return sendProblem(reply, 'FORT_ERR_FORBIDDEN', decision.reason);
@@ -77,7 +89,13 @@ export async function startAdminServer(deps: AdminServerDeps) {
   app.setErrorHandler(problemErrorHandler('admin API'));
   await app.register(async (scope) => registerAdminRoutes(scope, deps));
   app.setNotFoundHandler((req, reply) => sendProblem(reply, 'FORT_ERR_NOT_FOUND', `${req.method} ${req.url}`));
+  return app;
+}
 
-  await listenWithoutInterfaces(app, deps.host, deps.port, 'admin API');
+/** Trust-zone admin API: mutual TLS with the installation's root CA only, then the route's roles. */
+export async function startAdminServer(deps: AdminServerDeps) {
+  const { host, port, ...api } = deps;
+  const app = await buildAdminApi({ ...api, peerOf: tlsPeerOf });
+  await listenWithoutInterfaces(app, host, port, 'admin API');
   return app;
 }

@@ -1,7 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { registerAdminRoutes, type AdminRoutesDeps } from '../../../../agent/admin/server.js';
-import { enforceRoles, OPERATOR_ONLY, type AdminRole } from '../../../../agent/admin/roles.js';
+import { enforceRoles, OPERATOR_ONLY } from '../../../../agent/admin/roles.js';
+import { ADMIN_POLICY as POLICY } from '../../../helpers/admin-api.js';
 
 /** Never called: only the routes they make appear are looked at. */
 const unused = <T>() => ({}) as T;
@@ -9,19 +10,6 @@ const unused = <T>() => ({}) as T;
 const everything: Required<AdminRoutesDeps> = {
   health: unused(), info: unused(), drain: unused(), audit: unused(), deadLetters: unused(), certificates: unused(),
   reloadCerts: unused(), metrics: unused(), now: unused(), reloads: unused(), pairing: unused(), updateState: unused(),
-};
-
-const BOTH: AdminRole[] = ['operator', 'deployment-manager'];
-const OP: AdminRole[] = ['operator'];
-const DM: AdminRole[] = ['deployment-manager'];
-/** Who may call what (README: Admin API). */
-const POLICY: Record<string, AdminRole[]> = {
-  'GET /admin/v1/health': BOTH, 'GET /admin/v1/version': BOTH, 'POST /admin/v1/drain': BOTH,
-  'POST /admin/v1/update-identity': DM, 'PUT /admin/v1/update-state': DM,
-  'GET /admin/v1/update-state': OP, 'GET /admin/v1/metrics': OP, 'GET /admin/v1/certs': OP, 'GET /admin/v1/events/dead': OP,
-  'GET /admin/v1/audit': OP, 'POST /admin/v1/apps': OP, 'GET /admin/v1/apps': OP, 'GET /admin/v1/reloads': OP,
-  'POST /admin/v1/reloads': OP, 'POST /admin/v1/reloads/:id/cancel': OP, 'POST /admin/v1/pair': OP, 'POST /admin/v1/unpair': OP,
-  'POST /admin/v1/rotate-keys': OP, 'POST /admin/v1/reload-certs': OP,
 };
 
 describe('admin API roles', () => {
