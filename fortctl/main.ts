@@ -37,10 +37,16 @@ async function withAdmin<T>(call: (admin: AdminClient) => Promise<T>): Promise<T
   return call(admin).finally(admin.close);
 }
 
-/** An operation the agent refused: its problem on stderr; the exit of its code (409 conflict: 1, else mostly 2). */
-function refused(what: string, statusCode: number, body: Problem): void {
+/**
+ * The body of an answer of 200; any other is an operation the agent refused: its problem on
+ * stderr, the exit of its code (409 conflict: 1, else mostly 2), and undefined.
+ */
+function accepted<B extends Problem>(what: string, answer: { statusCode: number; body: B }): B | undefined {
+  const { statusCode, body } = answer;
+  if (statusCode === 200) return body;
   process.stderr.write(`fortctl: ${what} failed (${statusCode}${body.code ? ` ${body.code}` : ''}): ${printable(body.detail ?? JSON.stringify(body))}\n`);
   process.exitCode = problemExitCode(statusCode, body.code);
+  return undefined;
 }
 
 function printHealth(h: AgentHealth): void {
@@ -109,11 +115,8 @@ program
   .option('--tenant <tenant>', 'the tenant you expect: a code of another tenant is refused')
   .option('--wait <seconds>', 'wait this long for the agent to come back paired (0: do not wait)', wholeNumber(0, 3600), 60)
   .action(async (o: { cloud: string; code: string; tenant?: string; wait: number }) => {
-    const { statusCode, body } = await withAdmin((a) => a.pair({ cloud: o.cloud, code: o.code, ...(o.tenant ? { tenant: o.tenant } : {}) }));
-    if (statusCode !== 200) {
-      refused('pairing', statusCode, body);
-      return;
-    }
+    const body = accepted('pairing', await withAdmin((a) => a.pair({ cloud: o.cloud, code: o.code, ...(o.tenant ? { tenant: o.tenant } : {}) })));
+    if (!body) return;
     process.stdout.write(`paired as ${body.fortId} (tenant ${body.tenant}); the agent restarts with its new identity\n`);
     if (o.wait === 0) return;
     const back = await waitForHealth(() => withAdmin((a) => a.health()), (h) => h.fortId === body.fortId && (h.status === 'healthy' || h.status === 'degraded'), o.wait * 1000, 500);
@@ -128,11 +131,8 @@ program
   .command('reload-certs')
   .description('serve the admin and client API certificates now on disk (as SIGHUP / systemctl reload fort-agent does); open connections and the IoT link stay up')
   .action(async () => {
-    const { statusCode, body } = await withAdmin((a) => a.reloadCerts());
-    if (statusCode !== 200) {
-      refused('reloading certificates', statusCode, body);
-      return;
-    }
+    const body = accepted('reloading certificates', await withAdmin((a) => a.reloadCerts()));
+    if (!body) return;
     if (program.opts<{ json?: boolean }>().json) process.stdout.write(`${JSON.stringify(body.served, null, 2)}\n`);
     else printTable(['role', 'serial', 'not after', 'subject', 'file'], body.served.map((c) => [c.role, c.serialNumber, c.notAfter.slice(0, 10), printable(c.subject), c.file]));
   });
@@ -141,11 +141,8 @@ program
   .command('rotate-keys')
   .description('new JWT key and device certificate for this fort, registered with the cloud (the old ones stay valid for the cloud\'s overlap); the agent restarts with them')
   .action(async () => {
-    const { statusCode, body } = await withAdmin((a) => a.rotateKeys());
-    if (statusCode !== 200) {
-      refused('key rotation', statusCode, body);
-      return;
-    }
+    const body = accepted('key rotation', await withAdmin((a) => a.rotateKeys()));
+    if (!body) return;
     process.stdout.write(`keys of ${body.fortId} rotated; the old ones are accepted until ${body.previousValidUntil}; the agent restarts with the new ones\n`);
   });
 
@@ -154,11 +151,8 @@ program
   .description('ask the cloud to revoke this fort, then forget its identity and keys (its data stays); the agent restarts unpaired')
   .option('--force', 'forget the identity even when the cloud cannot be told (revoke it there yourself)')
   .action(async (o: { force?: boolean }) => {
-    const { statusCode, body } = await withAdmin((a) => a.unpair(o.force === true));
-    if (statusCode !== 200) {
-      refused('unpair', statusCode, body);
-      return;
-    }
+    const body = accepted('unpair', await withAdmin((a) => a.unpair(o.force === true)));
+    if (!body) return;
     process.stdout.write(`unpaired ${body.fortId}${body.cloudTold ? ' (revoked in the cloud)' : ' (the cloud was NOT told: revoke it there)'}; its data is kept; the agent restarts unpaired\n`);
   });
 
