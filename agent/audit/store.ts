@@ -1,7 +1,8 @@
 import Database from 'better-sqlite3';
 import { StoreError } from '../../lib/errors.js';
 import type { Logger } from '../../lib/logger.js';
-import { ensurePrivateFile } from '../store/database.js';
+import { ensurePrivateFile, migrate } from '../store/database.js';
+import { AUDIT_MIGRATIONS } from './migrations.js';
 
 export interface AuditStoreOptions {
   path: string;
@@ -9,18 +10,6 @@ export interface AuditStoreOptions {
   log: Logger;
   now?: () => Date;
 }
-
-const SCHEMA = `
-  CREATE TABLE IF NOT EXISTS audit (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    ts TEXT NOT NULL,
-    actor TEXT NOT NULL,
-    action TEXT NOT NULL,
-    target TEXT,
-    detail TEXT
-  );
-  CREATE INDEX IF NOT EXISTS audit_ts ON audit(ts);
-`;
 
 /**
  * The audit trail's own SQLite file. Every client API request appends to it, so it is kept
@@ -32,16 +21,7 @@ const SCHEMA = `
 export function openAuditStore(opts: AuditStoreOptions) {
   const now = opts.now ?? (() => new Date());
   ensurePrivateFile(opts.path);
-  let db: Database.Database;
-  try {
-    db = new Database(opts.path);
-    db.pragma('journal_mode = WAL');
-    db.pragma('synchronous = NORMAL');
-    db.pragma('busy_timeout = 5000');
-    db.exec(SCHEMA);
-  } catch (err) {
-    throw new StoreError(`cannot open audit database ${opts.path}: ${(err as Error).message}`, 'FORT_ERR_STORE', err);
-  }
+  const db = openAuditDatabase(opts.path, now);
   const prune = db.prepare('DELETE FROM audit WHERE ts < ?');
   const expire = () => {
     try {
@@ -64,3 +44,20 @@ export function openAuditStore(opts: AuditStoreOptions) {
   };
 }
 export type AuditStore = ReturnType<typeof openAuditStore>;
+
+function openAuditDatabase(path: string, now: () => Date): Database.Database {
+  let db: Database.Database | undefined;
+  try {
+    db = new Database(path);
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = NORMAL');
+    db.pragma('busy_timeout = 5000');
+    migrate(db, AUDIT_MIGRATIONS, path, now);
+    return db;
+  } catch (err) {
+    db?.close();
+    // A newer schema keeps its own code (FORT_ERR_STORE_SCHEMA) and message.
+    if (err instanceof StoreError) throw err;
+    throw new StoreError(`cannot open audit database ${path}: ${(err as Error).message}`, 'FORT_ERR_STORE', err);
+  }
+}

@@ -57,7 +57,11 @@ export function ensurePrivateFile(path: string): void {
   }
 }
 
-function migrate(db: Database.Database, migrations: readonly Migration[], path: string, now: () => Date): number {
+/**
+ * Applies the migrations newer than the file's schema_version, each in its own transaction;
+ * refuses (untouched) a file from a newer release. Returns the latest known version.
+ */
+export function migrate(db: Database.Database, migrations: readonly Migration[], path: string, now: () => Date): number {
   db.exec(`CREATE TABLE IF NOT EXISTS schema_version (
     version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)`);
   const row = db.prepare('SELECT MAX(version) AS v FROM schema_version').get() as { v: number | null };

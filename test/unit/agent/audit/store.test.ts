@@ -1,10 +1,12 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { chmodSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { pino } from 'pino';
 import { openAuditStore } from '../../../../agent/audit/store.js';
 import { createAuditWriter } from '../../../../agent/audit/writer.js';
 import { createAuditReader } from '../../../../agent/audit/reader.js';
+import { AUDIT_MIGRATIONS } from '../../../../agent/audit/migrations.js';
 import { StoreError } from '../../../../lib/errors.js';
 import { tempDir } from '../../../helpers/fort.js';
 
@@ -52,6 +54,54 @@ describe('audit store', () => {
     const reopened = openAuditStore({ path, retentionDays: 30, log, now: () => clock });
     expect(reopened.db.prepare('SELECT ts FROM audit ORDER BY seq').pluck().all()).toEqual(['2025-12-31T12:00:00.000Z']);
     reopened.close();
+  });
+
+  const versions = (db: Database.Database) => db.prepare('SELECT version, name FROM schema_version ORDER BY version').all();
+
+  it('adopts an audit.db from before its migrations (no schema_version), rows kept', () => {
+    dir = tempDir('audit');
+    const path = join(dir, 'audit.db');
+    // What openAuditStore created before audit.db had numbered migrations.
+    const old = new Database(path);
+    old.exec(`CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY AUTOINCREMENT, ts TEXT NOT NULL, actor TEXT NOT NULL,
+      action TEXT NOT NULL, target TEXT, detail TEXT); CREATE INDEX IF NOT EXISTS audit_ts ON audit(ts);`);
+    old.prepare("INSERT INTO audit (ts, actor, action, target, detail) VALUES (?, ?, 'app.read', 'sales', '{\"decision\":\"allow\"}')").run('2026-01-10T00:00:00.000Z', 'alice');
+    old.prepare("INSERT INTO audit (ts, actor, action) VALUES (?, ?, 'app.list')").run('2026-01-11T00:00:00.000Z', 'bob');
+    old.close();
+    chmodSync(path, 0o600);
+    const store = openAuditStore({ path, retentionDays: 30, log, now: () => new Date('2026-01-12T00:00:00Z') });
+    expect(versions(store.db)).toEqual([{ version: 1, name: 'audit' }]);
+    expect(createAuditReader(store.db).since(new Date(0), 10).map((e) => [e.seq, e.actor, e.target, e.detail])).toEqual([[1, 'alice', 'sales', { decision: 'allow' }], [2, 'bob', null, null]]);
+    // New entries follow the old ones.
+    store.db.prepare("INSERT INTO audit (ts, actor, action) VALUES ('2026-01-12T00:00:00.000Z', 'carol', 'app.list')").run();
+    expect(store.db.prepare("SELECT seq FROM audit WHERE actor = 'carol'").pluck().get()).toBe(3);
+    store.close();
+  });
+
+  it('records its schema version on a new file, and applies nothing twice', () => {
+    dir = tempDir('audit');
+    const path = join(dir, 'audit.db');
+    openAuditStore({ path, retentionDays: 30, log }).close();
+    const store = openAuditStore({ path, retentionDays: 30, log });
+    expect(versions(store.db)).toEqual(AUDIT_MIGRATIONS.map(({ version, name }) => ({ version, name })));
+    store.close();
+  });
+
+  it('refuses an audit.db written by a newer schema, unchanged', () => {
+    dir = tempDir('audit');
+    const path = join(dir, 'audit.db');
+    const first = openAuditStore({ path, retentionDays: 30, log });
+    first.db.prepare("INSERT INTO audit (ts, actor, action) VALUES ('2026-01-01T00:00:00.000Z', 'alice', 'app.read')").run();
+    first.db.exec("CREATE TABLE future (x); INSERT INTO schema_version (version, name, applied_at) VALUES (7, 'future', '2026-01-01T00:00:00.000Z')");
+    first.close();
+    const latest = AUDIT_MIGRATIONS.at(-1)!.version;
+    expect(() => openAuditStore({ path, retentionDays: 30, log })).toThrow(
+      expect.objectContaining({ code: 'FORT_ERR_STORE_SCHEMA', message: expect.stringContaining(`audit.db has schema version 7, newer than this agent supports (${latest})`) }),
+    );
+    const after = new Database(path, { readonly: true });
+    expect(after.prepare('SELECT actor FROM audit').pluck().all()).toEqual(['alice']);
+    expect(after.prepare('SELECT MAX(version) FROM schema_version').pluck().get()).toBe(7);
+    after.close();
   });
 
   it('refuses a file readable by others', () => {

@@ -1,0 +1,22 @@
+import type { Migration } from '../store/migrations.js';
+
+/** audit.db's forward-only schema, applied by the main store's runner. Never edit a released entry: add one. */
+export const AUDIT_MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'audit',
+    // IF NOT EXISTS: audit.db files from before these migrations have exactly this schema and
+    // no schema_version; they are adopted as version 1, rows kept.
+    sql: `
+      CREATE TABLE IF NOT EXISTS audit (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        ts TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT,
+        detail TEXT
+      );
+      CREATE INDEX IF NOT EXISTS audit_ts ON audit(ts);
+    `,
+  },
+];
