@@ -9,7 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FortError } from '../../../lib/errors.js';
 import { verifyArtifactCommand, type CliIo } from '../../../deployment-manager/artifact/cli.js';
 import { loadPublicKeyFile, parsePublicKeys, type ArtifactPublicKey } from '../../../deployment-manager/artifact/keys.js';
-import { stagingSink, verifyArtifact, type PayloadSink, type VerifiedArtifact, type VerifyOptions } from '../../../deployment-manager/artifact/reader.js';
+import { stagingSink, type PayloadSink } from '../../../deployment-manager/artifact/payload-sink.js';
+import { verifyArtifact, type VerifiedArtifact, type VerifyOptions } from '../../../deployment-manager/artifact/reader.js';
 import { tempDir } from '../../helpers/fort.js';
 import {
   buildArtifact,
