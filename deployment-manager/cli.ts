@@ -3,8 +3,8 @@ import { Command, CommanderError } from 'commander';
 import { cliExitCode, EXIT } from '../lib/errors.js';
 import { readReleaseInfo } from '../lib/version.js';
 import { processIo, verifyArtifactCommand } from './artifact/cli.js';
-import { operateCommands } from './operate-command.js';
-import { statusCommand } from './status-command.js';
+import { operateCommands } from './commands/operate.js';
+import { statusCommand } from './commands/status.js';
 
 /**
  * fort-deployment-manager's operator commands (the daemon itself is main.ts). Each command

@@ -4,9 +4,9 @@ import { loadTlsMaterial } from '../lib/tls.js';
 import { createAdminClient } from '../lib/admin-client.js';
 import { readReleaseInfo } from '../lib/version.js';
 import { loadDeploymentManagerConfig } from './config.js';
-import { createStateFile } from './state.js';
-import { createAgentMonitor } from './agent-monitor.js';
-import { createAgentReporter, reportingStateFile } from './agent-report.js';
+import { createStateFile } from './update/state.js';
+import { createAgentMonitor } from './agent-link/monitor.js';
+import { createAgentReporter, reportingStateFile } from './agent-link/report.js';
 import { resolveProxy } from '../lib/proxy.js';
 import { loadArtifactKeyFiles } from './artifact/keys.js';
 
@@ -57,8 +57,8 @@ await start(async () => {
   if (config.updates) {
     const updatesConfig = config.updates;
     // Loaded only when configured: the artifact reader and Mender client are not needed otherwise.
-    const { createUpdateService } = await import('./update-service.js');
-    const { createWorkLock } = await import('./work-lock.js');
+    const { createUpdateService } = await import('./update/service.js');
+    const { createWorkLock } = await import('./update/work-lock.js');
     const startUpdates = (cfg: typeof updatesConfig, onAdmission?: (admitted: boolean) => void) => {
       const updates = createUpdateService({ config: cfg, state: stateFile, initial: stateFile.load(), lock: createWorkLock(`${config.state.path}.lock`), admin: client, proxy: resolveProxy(undefined, runtime.proxy), log: log.child({ module: 'updates' }), onAdmission });
       updates.start();
@@ -72,7 +72,7 @@ await start(async () => {
       // The update server and this process's certificate come with pairing: asked for through
       // the agent (in the background: READY does not wait for an operator to pair the fort), and
       // asked for again when the fort's identity moves on (unpair, a new pairing).
-      const { followUpdateIdentity } = await import('./update-identity.js');
+      const { followUpdateIdentity } = await import('./agent-link/update-identity.js');
       const dir = paired.identity_dir;
       if (!dir) throw new Error('updates.paired.identity_dir is filled in by the config loader');
       const following = followUpdateIdentity({

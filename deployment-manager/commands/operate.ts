@@ -1,18 +1,18 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
-import { createAdminClient } from '../lib/admin-client.js';
-import { cliExitCode, ERRORS, EXIT, FortError } from '../lib/errors.js';
-import { createLogger } from '../lib/logger.js';
-import { resolveProxy } from '../lib/proxy.js';
-import { readRuntimeEnv } from '../lib/runtime-env.js';
-import { loadTlsMaterial } from '../lib/tls.js';
-import { loadDeploymentManagerConfig } from './config.js';
-import { createStateFile, type UpdateState } from './state.js';
-import { createUpdateService } from './update-service.js';
-import { createWorkLock } from './work-lock.js';
-import type { CliIo } from './artifact/cli.js';
-import { createAgentReporter, reportingStateFile } from './agent-report.js';
+import { createAdminClient } from '../../lib/admin-client.js';
+import { cliExitCode, ERRORS, EXIT, FortError } from '../../lib/errors.js';
+import { createLogger } from '../../lib/logger.js';
+import { resolveProxy } from '../../lib/proxy.js';
+import { readRuntimeEnv } from '../../lib/runtime-env.js';
+import { loadTlsMaterial } from '../../lib/tls.js';
+import { loadDeploymentManagerConfig } from '../config.js';
+import { createStateFile, type UpdateState } from '../update/state.js';
+import { createUpdateService } from '../update/service.js';
+import { createWorkLock } from '../update/work-lock.js';
+import type { CliIo } from '../artifact/cli.js';
+import { createAgentReporter, reportingStateFile } from '../agent-link/report.js';
 
 interface OperateFlags {
   config: string;

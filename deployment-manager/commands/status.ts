@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
-import { loadDeploymentManagerConfig } from './config.js';
-import { explain } from '../lib/update-summary.js';
-import { createStateFile } from './state.js';
-import { createWorkLock } from './work-lock.js';
+import { loadDeploymentManagerConfig } from '../config.js';
+import { explain } from '../../lib/update-summary.js';
+import { createStateFile } from '../update/state.js';
+import { createWorkLock } from '../update/work-lock.js';
 
 /** `status`: the persisted update state, read from the state file (works with the daemon down). */
 export function statusCommand(program: Command): Command {

@@ -1,7 +1,7 @@
-import type { AdminClient, AgentHealth } from '../lib/admin-client.js';
-import type { Logger } from '../lib/logger.js';
-import type { UpdateSummary } from '../lib/update-summary.js';
-import type { StateFile, UpdateState } from './state.js';
+import type { AdminClient, AgentHealth } from '../../lib/admin-client.js';
+import type { Logger } from '../../lib/logger.js';
+import type { UpdateSummary } from '../../lib/update-summary.js';
+import type { StateFile, UpdateState } from '../update/state.js';
 
 /** What the agent is told: no pending server reports, no file paths. */
 export function summarize(s: UpdateState): UpdateSummary {

@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { eventually } from '../../helpers/fort.js';
-import { startUpdatableFort, type UpdatableFort } from '../../helpers/update-fort.js';
-import { stepGates } from '../../helpers/step-gates.js';
+import { eventually } from '../../../helpers/fort.js';
+import { startUpdatableFort, type UpdatableFort } from '../../../helpers/update-fort.js';
+import { stepGates } from '../../../helpers/step-gates.js';
 
 const KILLS_PER_STEP = 3;
 

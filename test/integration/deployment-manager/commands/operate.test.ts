@@ -2,9 +2,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
 import { copyFileSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { eventually, REPO } from '../../helpers/fort.js';
-import { stepGates } from '../../helpers/step-gates.js';
-import { startUpdatableFort, type UpdatableFort } from '../../helpers/update-fort.js';
+import { eventually, REPO } from '../../../helpers/fort.js';
+import { stepGates } from '../../../helpers/step-gates.js';
+import { startUpdatableFort, type UpdatableFort } from '../../../helpers/update-fort.js';
 
 const CLI = join(REPO, 'dist/deployment-manager/cli.js');
 

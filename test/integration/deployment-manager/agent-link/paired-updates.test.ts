@@ -3,11 +3,11 @@ import { execFile } from 'node:child_process';
 import { appendFileSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import type { PkiPaths } from '../../../lib/pki/layout.js';
-import type { Supervised } from '../../../scripts/supervisor/process.js';
-import { httpsCall, httpsRequest } from '../../helpers/https.js';
-import { DIST, eventually, startAgent, startDeploymentManager, testInstallation, testPki, type TestInstallation } from '../../helpers/fort.js';
-import { testDevCloud, type TestDevCloud } from '../../helpers/dev-cloud.js';
+import type { PkiPaths } from '../../../../lib/pki/layout.js';
+import type { Supervised } from '../../../../scripts/supervisor/process.js';
+import { httpsCall, httpsRequest } from '../../../helpers/https.js';
+import { DIST, eventually, startAgent, startDeploymentManager, testInstallation, testPki, type TestInstallation } from '../../../helpers/fort.js';
+import { testDevCloud, type TestDevCloud } from '../../../helpers/dev-cloud.js';
 
 const run = promisify(execFile);
 

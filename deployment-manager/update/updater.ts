@@ -1,8 +1,8 @@
 import { basename } from 'node:path';
-import { FortError } from '../lib/errors.js';
-import type { Logger } from '../lib/logger.js';
+import { FortError } from '../../lib/errors.js';
+import type { Logger } from '../../lib/logger.js';
 import type { RunHooks } from './hooks.js';
-import type { Deployment, DeploymentStatus, LogMessage } from './mender/client.js';
+import type { Deployment, DeploymentStatus, LogMessage } from '../mender/client.js';
 import type { DeploymentState, PendingReport, StateFile, UpdateState, UpdateStep } from './state.js';
 
 /** The update server as the updater uses it (deployment-manager/mender/client.ts). */
@@ -31,7 +31,7 @@ export interface UpdaterDeps {
     /** Healthy and running `version`? */
     runs(version: string): Promise<boolean>;
   };
-  /** Operator hooks run before each step's action (deployment-manager/hooks.ts). */
+  /** Operator hooks run before each step's action (deployment-manager/update/hooks.ts). */
   hooks?: RunHooks | undefined;
   /** Deletes what a finished deployment left in staging (a downloaded artifact, the verified payload). */
   discard(d: DeploymentState): void;

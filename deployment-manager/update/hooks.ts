@@ -1,8 +1,8 @@
 import { execFile } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { FortError } from '../lib/errors.js';
-import type { Logger } from '../lib/logger.js';
+import { FortError } from '../../lib/errors.js';
+import type { Logger } from '../../lib/logger.js';
 import type { UpdateStep } from './state.js';
 
 /** What a hook is told about the update it runs in (environment variables `FORT_*`). */

@@ -3,8 +3,8 @@ import { execFile } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { chmodSync, chownSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { DIST, eventually } from '../../helpers/fort.js';
-import { startUpdatableFort, type UpdatableFort } from '../../helpers/update-fort.js';
+import { DIST, eventually } from '../../../helpers/fort.js';
+import { startUpdatableFort, type UpdatableFort } from '../../../helpers/update-fort.js';
 
 /**
  * The deployment manager of a paired fort ([updates.paired]): what it trusts comes from its own

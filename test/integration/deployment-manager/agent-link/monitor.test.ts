@@ -2,9 +2,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync, statSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import { join } from 'node:path';
-import { createCa, issueCert } from '../../../lib/pki/certs.js';
-import type { PkiPaths } from '../../../lib/pki/layout.js';
-import { eventually, jsonLines, startAgent, startDeploymentManager, testInstallation, testPki, type TestInstallation } from '../../helpers/fort.js';
+import { createCa, issueCert } from '../../../../lib/pki/certs.js';
+import type { PkiPaths } from '../../../../lib/pki/layout.js';
+import { eventually, jsonLines, startAgent, startDeploymentManager, testInstallation, testPki, type TestInstallation } from '../../../helpers/fort.js';
 
 describe('deployment manager → agent admin link', () => {
   let pki: PkiPaths;

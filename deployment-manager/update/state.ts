@@ -1,10 +1,10 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { StoreError } from '../lib/errors.js';
-import { writeFileAtomic } from '../lib/files.js';
-import { UPDATE_STEPS } from '../lib/update-summary.js';
+import { StoreError } from '../../lib/errors.js';
+import { writeFileAtomic } from '../../lib/files.js';
+import { UPDATE_STEPS } from '../../lib/update-summary.js';
 
-export { UPDATE_STEPS, type UpdateStep } from '../lib/update-summary.js';
+export { UPDATE_STEPS, type UpdateStep } from '../../lib/update-summary.js';
 
 /** A status the server has not acknowledged yet: delivered in order, retried until it is. */
 export const pendingReportSchema = z.object({

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createStateFile } from '../../../deployment-manager/state.js';
-import { tempDir } from '../../helpers/fort.js';
+import { createStateFile } from '../../../../deployment-manager/update/state.js';
+import { tempDir } from '../../../helpers/fort.js';
 
 describe('deployment manager state file', () => {
   it('creates the initial state 0600 and counts persisted transitions', () => {

@@ -2,11 +2,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { eventually, REPO, startDeploymentManager } from '../../helpers/fort.js';
-import { startUpdatableFort, type UpdatableFort } from '../../helpers/update-fort.js';
-import { createAdminClient } from '../../../lib/admin-client.js';
-import { loadTlsMaterial } from '../../../lib/tls.js';
-import { parseMetrics, sample } from '../../helpers/metrics.js';
+import { eventually, REPO, startDeploymentManager } from '../../../helpers/fort.js';
+import { startUpdatableFort, type UpdatableFort } from '../../../helpers/update-fort.js';
+import { createAdminClient } from '../../../../lib/admin-client.js';
+import { loadTlsMaterial } from '../../../../lib/tls.js';
+import { parseMetrics, sample } from '../../../helpers/metrics.js';
 
 /**
  * A whole update on loopback: release 1.0.1 built and signed with the real mender-artifact,

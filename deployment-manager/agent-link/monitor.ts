@@ -1,5 +1,5 @@
-import { linkErrorCode, type AdminClient, type AgentHealth } from '../lib/admin-client.js';
-import type { Logger } from '../lib/logger.js';
+import { linkErrorCode, type AdminClient, type AgentHealth } from '../../lib/admin-client.js';
+import type { Logger } from '../../lib/logger.js';
 
 export type AgentView =
   | { kind: 'unknown' }

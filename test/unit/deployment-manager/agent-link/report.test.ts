@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { createAgentReporter, reportingStateFile, summarize } from '../../../deployment-manager/agent-report.js';
-import { createStateFile, initialState, type UpdateState } from '../../../deployment-manager/state.js';
-import type { UpdateSummary } from '../../../lib/update-summary.js';
-import { tempDir } from '../../helpers/fort.js';
+import { createAgentReporter, reportingStateFile, summarize } from '../../../../deployment-manager/agent-link/report.js';
+import { createStateFile, initialState, type UpdateState } from '../../../../deployment-manager/update/state.js';
+import type { UpdateSummary } from '../../../../lib/update-summary.js';
+import { tempDir } from '../../../helpers/fort.js';
 
 const log = pino({ level: 'silent' });
 

@@ -3,9 +3,9 @@ import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { createHookRunner } from '../../../deployment-manager/hooks.js';
-import { createWorkLock } from '../../../deployment-manager/work-lock.js';
-import { tempDir } from '../../helpers/fort.js';
+import { createHookRunner } from '../../../../deployment-manager/update/hooks.js';
+import { createWorkLock } from '../../../../deployment-manager/update/work-lock.js';
+import { tempDir } from '../../../helpers/fort.js';
 
 const log = pino({ level: 'silent' });
 const ctx = { deploymentId: 'd1', artifactName: 'fort-1.0.1', target: '1.0.1', installed: '1.0.0' };

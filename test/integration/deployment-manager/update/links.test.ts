@@ -2,9 +2,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { eventually, jsonLines } from '../../helpers/fort.js';
-import { startTinyproxy, type Tinyproxy } from '../../helpers/tinyproxy.js';
-import { startUpdatableFort, type UpdatableFort } from '../../helpers/update-fort.js';
+import { eventually, jsonLines } from '../../../helpers/fort.js';
+import { startTinyproxy, type Tinyproxy } from '../../../helpers/tinyproxy.js';
+import { startUpdatableFort, type UpdatableFort } from '../../../helpers/update-fort.js';
 
 /**
  * The deployment manager's link to the update server misbehaving: the server vanishing right

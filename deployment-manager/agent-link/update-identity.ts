@@ -1,10 +1,10 @@
 import { join } from 'node:path';
 import { z } from 'zod';
-import type { AdminClient } from '../lib/admin-client.js';
-import { removeDirAtomic, removeStaging, writeDirAtomic, writeFileAtomic } from '../lib/files.js';
-import type { Logger } from '../lib/logger.js';
-import { createCsr } from '../lib/pki/certs.js';
-import { readUpdateIdentity, updateIdentityFiles, updateIdentityJson as identityJson, type UpdateIdentity } from '../lib/update-identity-file.js';
+import type { AdminClient } from '../../lib/admin-client.js';
+import { removeDirAtomic, removeStaging, writeDirAtomic, writeFileAtomic } from '../../lib/files.js';
+import type { Logger } from '../../lib/logger.js';
+import { createCsr } from '../../lib/pki/certs.js';
+import { readUpdateIdentity, updateIdentityFiles, updateIdentityJson as identityJson, type UpdateIdentity } from '../../lib/update-identity-file.js';
 
 // The answer's artifact_key is not read: verification keys come only from this process's own
 // root-owned config (updates.artifact_keys), never from what the agent relays.

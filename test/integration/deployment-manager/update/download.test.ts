@@ -6,9 +6,9 @@ import { Agent, createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { downloadArtifact } from '../../../deployment-manager/download.js';
-import type { PkiPaths } from '../../../lib/pki/layout.js';
-import { tempDir, testPki } from '../../helpers/fort.js';
+import { downloadArtifact } from '../../../../deployment-manager/update/download.js';
+import type { PkiPaths } from '../../../../lib/pki/layout.js';
+import { tempDir, testPki } from '../../../helpers/fort.js';
 
 const log = pino({ level: 'silent' });
 

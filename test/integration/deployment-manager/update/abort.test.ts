@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { eventually, jsonLines } from '../../helpers/fort.js';
-import { stepGates } from '../../helpers/step-gates.js';
-import { startUpdatableFort, type UpdatableFort } from '../../helpers/update-fort.js';
+import { eventually, jsonLines } from '../../../helpers/fort.js';
+import { stepGates } from '../../../helpers/step-gates.js';
+import { startUpdatableFort, type UpdatableFort } from '../../../helpers/update-fort.js';
 
 /**
  * An operator aborts a deployment on the update server while the fort works on it: the next

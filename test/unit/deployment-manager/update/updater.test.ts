@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { createUpdater, type UpdaterDeps, type UpdateServer } from '../../../deployment-manager/updater.js';
-import { createStateFile, type UpdateState } from '../../../deployment-manager/state.js';
-import { FortError } from '../../../lib/errors.js';
-import { tempDir } from '../../helpers/fort.js';
+import { createUpdater, type UpdaterDeps, type UpdateServer } from '../../../../deployment-manager/update/updater.js';
+import { createStateFile, type UpdateState } from '../../../../deployment-manager/update/state.js';
+import { FortError } from '../../../../lib/errors.js';
+import { tempDir } from '../../../helpers/fort.js';
 
 const log = pino({ level: 'silent' });
 

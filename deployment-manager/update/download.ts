@@ -3,10 +3,10 @@ import { request, type Agent } from 'node:https';
 import { dirname } from 'node:path';
 import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { FortError } from '../lib/errors.js';
-import { writeAll } from '../lib/files.js';
-import { drained } from '../lib/streams.js';
-import type { Logger } from '../lib/logger.js';
+import { FortError } from '../../lib/errors.js';
+import { writeAll } from '../../lib/files.js';
+import { drained } from '../../lib/streams.js';
+import type { Logger } from '../../lib/logger.js';
 
 export interface DownloadOptions {
   url: URL;
