@@ -1,3 +1,5 @@
+import { AUDIT_COLUMNS_V1 } from '../audit/migrations.js';
+
 /**
  * Forward-only schema migrations. Never edit a released entry: add a new one. Later
  * issues fill these tables; the columns here are the ones every later feature relies on.
@@ -57,14 +59,7 @@ export const MIGRATIONS: readonly Migration[] = [
         error_message TEXT
       );
       CREATE INDEX reloads_state ON reloads(state, requested_at);
-      CREATE TABLE audit (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
-        ts TEXT NOT NULL,
-        actor TEXT NOT NULL,
-        action TEXT NOT NULL,
-        target TEXT,
-        detail TEXT
-      );
+      CREATE TABLE audit ${AUDIT_COLUMNS_V1};
     `,
   },
   {
