@@ -22,7 +22,7 @@ export type PeerSource = (req: FastifyRequest) => PeerDecision;
 export function certificatePeer(socket: TLSSocket): PeerDecision {
   if (!socket.authorized) return { ok: false, reason: `client certificate not trusted: ${String(socket.authorizationError ?? 'none presented')}` };
   const cert = socket.getPeerCertificate();
-  const name = commonName(cert.subject as unknown as Record<string, unknown>);
+  const name = commonName(cert.subject);
   if (!name) return { ok: false, reason: 'client certificate has no common name' };
   const eku = cert.ext_key_usage;
   if (eku && !eku.includes(CLIENT_AUTH_OID)) return { ok: false, reason: `certificate of ${name} is not for client authentication` };

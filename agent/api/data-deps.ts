@@ -1,4 +1,5 @@
 import type Database from 'better-sqlite3';
+import type { JWTVerifyGetKey } from 'jose';
 import type { Logger } from '../../lib/logger.js';
 import type { ProxySettings } from '../../lib/proxy.js';
 import { createAppCatalog } from '../apps/catalog.js';
@@ -12,15 +13,9 @@ import type { ApiConfig } from './config.js';
 import type { AppsRoutesDeps } from './apps-routes.js';
 import { createUserTokenVerifier } from './user-token.js';
 
-/**
- * What the client API's data routes need: user-token verification against the cloud's
- * JWKS, cloud authorisation, the app catalog and version files, and the audit trail.
- */
-export function createDataDeps(deps: { api: ApiConfig & { auth: NonNullable<ApiConfig['auth']> }; cloud: CloudConfig; fortId: string; appsDir: string; db: Database.Database; auditDb: Database.Database; reloads: AppsRoutesDeps['reloads']; proxy?: ProxySettings | undefined; health: HealthRegistry; log: Logger }) {
-  const { auth } = deps.api;
-  const cloud = startCloudService({ config: deps.cloud, fortId: deps.fortId, proxy: deps.proxy, log: deps.log });
-  const jwksUrl = auth.jwks_url ? new URL(auth.jwks_url) : cloudEndpoint(deps.cloud.url, '.well-known/jwks.json');
-  const verifyToken = createUserTokenVerifier({
+/** The user-token checks `[api.auth]` asks for, against the keys that sign user tokens. */
+export function userTokenVerifier(auth: NonNullable<ApiConfig['auth']>, keys: JWTVerifyGetKey) {
+  return createUserTokenVerifier({
     issuer: auth.issuer,
     audience: auth.audience,
     tenant: auth.tenant,
@@ -29,8 +24,19 @@ export function createDataDeps(deps: { api: ApiConfig & { auth: NonNullable<ApiC
     maxTokenBytes: auth.max_token_bytes,
     cacheSize: auth.verified_cache_size,
     cacheMaxAgeSeconds: auth.verified_cache_seconds,
-    keys: cloud.userKeys({ url: jwksUrl, cooldownSeconds: auth.jwks_cooldown_seconds, cacheSeconds: auth.jwks_cache_seconds }),
+    keys,
   });
+}
+
+/**
+ * What the client API's data routes need: user-token verification against the cloud's
+ * JWKS, cloud authorisation, the app catalog and version files, and the audit trail.
+ */
+export function createDataDeps(deps: { api: ApiConfig & { auth: NonNullable<ApiConfig['auth']> }; cloud: CloudConfig; fortId: string; appsDir: string; db: Database.Database; auditDb: Database.Database; reloads: AppsRoutesDeps['reloads']; proxy?: ProxySettings | undefined; health: HealthRegistry; log: Logger }) {
+  const { auth } = deps.api;
+  const cloud = startCloudService({ config: deps.cloud, fortId: deps.fortId, proxy: deps.proxy, log: deps.log });
+  const jwksUrl = auth.jwks_url ? new URL(auth.jwks_url) : cloudEndpoint(deps.cloud.url, '.well-known/jwks.json');
+  const verifyToken = userTokenVerifier(auth, cloud.userKeys({ url: jwksUrl, cooldownSeconds: auth.jwks_cooldown_seconds, cacheSeconds: auth.jwks_cache_seconds }));
   const audit = createAuditWriter({ db: deps.auditDb, log: deps.log.child({ module: 'audit' }) });
   const reader = createVersionReader({});
   const pages = createPageCache({ reader, maxBytes: deps.api.page_cache_mib * 1024 * 1024 });

@@ -27,8 +27,11 @@ export interface ClientApiDeps {
 /** The URL without its query string: a token may hide there, so it is never logged or echoed. */
 const pathOf = (url: string) => url.split('?')[0]!;
 
-/** Client-zone HTTPS API for browsers on the private network: JWT auth, cloud authz, audit. */
-export async function startClientApi(deps: ClientApiDeps) {
+/**
+ * The client API with every hook and route, not yet listening: startClientApi binds it, and the
+ * route tests drive it in-process with `inject()`.
+ */
+export async function buildClientApi(deps: ClientApiDeps) {
   const { config } = deps;
   const { app, perUser } = await createClientApiServer(config, deps.tls, deps.log);
   if (deps.metrics) app.addHook('onResponse', requestObserver('client', deps.metrics));
@@ -80,7 +83,12 @@ export async function startClientApi(deps: ClientApiDeps) {
   }, { prefix: '' });
 
   app.setNotFoundHandler((req, reply) => sendProblem(reply, 'FORT_ERR_NOT_FOUND', `${req.method} ${pathOf(req.url)}`));
+  return app;
+}
 
-  await listenWithoutInterfaces(app, config.host, config.port, 'client API');
+/** Client-zone HTTPS API for browsers on the private network: JWT auth, cloud authz, audit. */
+export async function startClientApi(deps: ClientApiDeps) {
+  const app = await buildClientApi(deps);
+  await listenWithoutInterfaces(app, deps.config.host, deps.config.port, 'client API');
   return app;
 }

@@ -16,7 +16,7 @@ import { createAgentMetrics } from '../../agent/metrics.js';
 import { createPairingOperations } from '../../agent/pairing/operations.js';
 import { reloadsSection } from '../../agent/reloads/config.js';
 import { startReloadService } from '../../agent/reloads/service.js';
-import { createCertReloader, tlsServerOf, type CertReloader } from '../../agent/tls-reload.js';
+import { createCertReloader, tlsServerOf } from '../../agent/tls-reload.js';
 import { createUpdateStateHolder } from '../../agent/update-state.js';
 import { tempDir } from './fort.js';
 import { collectingLogger, tempStores } from './inject.js';
@@ -26,12 +26,25 @@ const OP: AdminRole[] = ['operator'];
 const DM: AdminRole[] = ['deployment-manager'];
 /** Who may call what (README: Admin API). */
 export const ADMIN_POLICY: Readonly<Record<string, AdminRole[]>> = {
-  'GET /admin/v1/health': BOTH, 'GET /admin/v1/version': BOTH, 'POST /admin/v1/drain': BOTH,
-  'POST /admin/v1/update-identity': DM, 'PUT /admin/v1/update-state': DM,
-  'GET /admin/v1/update-state': OP, 'GET /admin/v1/metrics': OP, 'GET /admin/v1/certs': OP, 'GET /admin/v1/events/dead': OP,
-  'GET /admin/v1/audit': OP, 'POST /admin/v1/apps': OP, 'GET /admin/v1/apps': OP, 'GET /admin/v1/reloads': OP,
-  'POST /admin/v1/reloads': OP, 'POST /admin/v1/reloads/:id/cancel': OP, 'POST /admin/v1/pair': OP, 'POST /admin/v1/unpair': OP,
-  'POST /admin/v1/rotate-keys': OP, 'POST /admin/v1/reload-certs': OP,
+  'GET /admin/v1/health': BOTH,
+  'GET /admin/v1/version': BOTH,
+  'POST /admin/v1/drain': BOTH,
+  'POST /admin/v1/update-identity': DM,
+  'PUT /admin/v1/update-state': DM,
+  'GET /admin/v1/update-state': OP,
+  'GET /admin/v1/metrics': OP,
+  'GET /admin/v1/certs': OP,
+  'GET /admin/v1/events/dead': OP,
+  'GET /admin/v1/audit': OP,
+  'POST /admin/v1/apps': OP,
+  'GET /admin/v1/apps': OP,
+  'GET /admin/v1/reloads': OP,
+  'POST /admin/v1/reloads': OP,
+  'POST /admin/v1/reloads/:id/cancel': OP,
+  'POST /admin/v1/pair': OP,
+  'POST /admin/v1/unpair': OP,
+  'POST /admin/v1/rotate-keys': OP,
+  'POST /admin/v1/reload-certs': OP,
 };
 
 /** The trust zone alone (root CA, agent, deployment manager, fortctl), in a temp dir. */
@@ -69,10 +82,19 @@ export async function adminApiRig(pki: PkiPaths, opts: { allowedClients?: string
   const drained: string[] = [];
   const restarts: string[] = [];
   const updateState = createUpdateStateHolder();
-  const reloads = startReloadService({ db: stores.db, config: reloadsSection().parse({ data_dirs: [sourcesDir] }), appsDir: stores.appsDir, fortId: 'fort-test-1', log });
-  let certs: CertReloader | undefined;
+  const reloads = startReloadService({
+    db: stores.db,
+    config: reloadsSection().parse({ data_dirs: [sourcesDir] }),
+    appsDir: stores.appsDir,
+    fortId: 'fort-test-1',
+    log,
+  });
   // certificateInventory reads only the files these sections name.
-  const certConfig = { admin: { tls: tlsPaths }, api: { tls: { cert: tz.agentCert, key: tz.agentKey } }, pairing: {} } as unknown as AgentConfig;
+  const certConfig = {
+    admin: { tls: tlsPaths },
+    api: { tls: { cert: tz.agentCert, key: tz.agentKey } },
+    pairing: {},
+  } as unknown as AgentConfig;
   const app = await buildAdminApi({
     tls: loadTlsMaterial(tlsPaths),
     allowedClients: opts.allowedClients ?? ['fortctl', 'deployment-manager'],
@@ -83,17 +105,30 @@ export async function adminApiRig(pki: PkiPaths, opts: { allowedClients?: string
     audit: createAuditReader(stores.auditDb),
     deadLetters: createDeadLetterReader(stores.db),
     certificates: () => certificateInventory(certConfig),
-    reloadCerts: (by) => certs!.reload(by),
+    // The reloader swaps the certificates of this very server, made below.
+    reloadCerts: (by) => certs.reload(by),
     metrics: createAgentMetrics(),
     updateState,
     reloads: {
-      registerApp: reloads.registry.register, listApps: reloads.registry.list, listReloads: reloads.queue.list,
-      requestReload: reloads.request, cancelReload: reloads.cancel,
+      registerApp: (text, format, by) => reloads.registry.register(text, format, by),
+      listApps: () => reloads.registry.list(),
+      listReloads: (filter) => reloads.queue.list(filter),
+      requestReload: (appId, source) => reloads.request(appId, source),
+      cancelReload: (target) => reloads.cancel(target),
     },
-    pairing: createPairingOperations({ config: { identity: undefined, pairing: { dir: join(stores.dir, 'pairing'), timeout_seconds: 5 } }, cloud: undefined, proxy: undefined, log, shutdown: (reason) => void restarts.push(reason) }),
+    pairing: createPairingOperations({
+      config: { identity: undefined, pairing: { dir: join(stores.dir, 'pairing'), timeout_seconds: 5 } },
+      cloud: undefined,
+      proxy: undefined,
+      log,
+      shutdown: (reason) => void restarts.push(reason),
+    }),
     log,
   });
-  certs = createCertReloader([{ role: 'admin API (trust zone)', paths: tlsPaths, server: tlsServerOf(app) }], log);
+  const certs = createCertReloader(
+    [{ role: 'admin API (trust zone)', paths: tlsPaths, server: tlsServerOf(app) }],
+    log,
+  );
   await app.ready();
   return {
     app,

@@ -17,17 +17,30 @@ export const PROBLEM_JSON = 'application/problem+json; charset=utf-8';
  * (unless the framework decided another, as for a 415), the problem content type, and
  * `{type, title, status, code}`, with a `requestId`. Returns the body for further checks.
  */
-export function expectProblem(res: Response, code: FortErrorCode, status: number = ERRORS[code].status): Record<string, unknown> {
+export function expectProblem(
+  res: Response,
+  code: FortErrorCode,
+  status: number = ERRORS[code].status,
+): Record<string, unknown> {
   expect({ status: res.statusCode, type: res.headers['content-type'] }).toEqual({ status, type: PROBLEM_JSON });
   const body = res.json<Record<string, unknown>>();
-  expect(body).toMatchObject({ type: `https://fort.dev/problems/${code.toLowerCase()}`, title: ERRORS[code].title, status, code, requestId: expect.any(String) });
+  expect(body).toMatchObject({
+    type: `https://fort.dev/problems/${code.toLowerCase()}`,
+    title: ERRORS[code].title,
+    status,
+    code,
+    requestId: expect.any(String),
+  });
   return body;
 }
 
 /** The product's logger (redaction included) writing into `lines`, so a test can read what was logged. */
 export function collectingLogger(name: string): { log: Logger; lines: string[] } {
   const lines: string[] = [];
-  return { log: createLogger({ name, level: 'debug', destination: { write: (line: string) => void lines.push(line) } }), lines };
+  return {
+    log: createLogger({ name, level: 'debug', destination: { write: (line: string) => void lines.push(line) } }),
+    lines,
+  };
 }
 
 /** The agent's store and audit store (real SQLite files) in a temp dir, with the apps directory beside them. */

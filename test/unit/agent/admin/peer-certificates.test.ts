@@ -28,7 +28,11 @@ describe('admin API: trust-zone certificates to roles (real TLS, in memory)', ()
     const pem = (p: string) => readFileSync(p, 'utf8');
     rig = await adminApiRig(pki, { allowedClients: ['fortctl', 'deployment-manager', 'prometheus'] });
     const ca = await loadCa(pem(tz.ca), pem(tz.caKey));
-    const issued = async (commonName: string, usage: 'client' | 'server', days?: { notBefore: Date; notAfter: Date }) => {
+    const issued = async (
+      commonName: string,
+      usage: 'client' | 'server',
+      days?: { notBefore: Date; notAfter: Date },
+    ) => {
       const c = await issueCert(ca, { commonName, usage, ...days });
       return { cert: c.certPem, key: c.keyPem };
     };
@@ -40,7 +44,10 @@ describe('admin API: trust-zone certificates to roles (real TLS, in memory)', ()
       prometheus: await issued('prometheus', 'client'),
       agent: { cert: pem(tz.agentCert), key: pem(tz.agentKey) },
       'fortctl, server usage only': await issued('fortctl', 'server'),
-      'fortctl, expired': await issued('fortctl', 'client', { notBefore: new Date(Date.now() - 3 * 86_400_000), notAfter: new Date(Date.now() - 86_400_000) }),
+      'fortctl, expired': await issued('fortctl', 'client', {
+        notBefore: new Date(Date.now() - 3 * 86_400_000),
+        notAfter: new Date(Date.now() - 86_400_000),
+      }),
       'fortctl, from a rogue CA with the same name': { cert: rogueFortctl.certPem, key: rogueFortctl.keyPem },
       'no certificate': undefined,
     });
@@ -54,17 +61,23 @@ describe('admin API: trust-zone certificates to roles (real TLS, in memory)', ()
     serverEnd.on('close', () => clientEnd.destroy());
     rig.app.server.emit('connection', serverEnd);
     return new Promise((resolve) => {
-      const req = request({
-        method,
-        path,
-        headers: body ? { 'content-type': 'application/json' } : {},
-        createConnection: () => connect({ socket: clientEnd, ca: readFileSync(pki.trustZone.ca), servername: 'localhost', ...client }),
-      }, (res) => {
-        res.resume();
-        res.on('end', () => resolve(String(res.statusCode)));
-      });
+      const req = request(
+        {
+          method,
+          path,
+          headers: body ? { 'content-type': 'application/json' } : {},
+          createConnection: () =>
+            connect({ socket: clientEnd, ca: readFileSync(pki.trustZone.ca), servername: 'localhost', ...client }),
+        },
+        (res) => {
+          res.resume();
+          res.on('end', () => resolve(String(res.statusCode)));
+        },
+      );
       // The server drops the connection; the client sees it hang up (anything else shows as itself).
-      req.on('error', (e: NodeJS.ErrnoException) => resolve(e.code === 'ECONNRESET' ? 'refused in the handshake' : e.message));
+      req.on('error', (e: NodeJS.ErrnoException) =>
+        resolve(e.code === 'ECONNRESET' ? 'refused in the handshake' : e.message),
+      );
       req.end(body);
     });
   }
@@ -73,7 +86,10 @@ describe('admin API: trust-zone certificates to roles (real TLS, in memory)', ()
     const got: Record<string, [string, string]> = {};
     for (const [name, client] of Object.entries(certs)) {
       // GET update-state is for operators only; POST update-identity for the deployment manager only (400: allowed, empty body).
-      got[name] = [await call(client, 'GET', '/admin/v1/update-state'), await call(client, 'POST', '/admin/v1/update-identity', '{}')];
+      got[name] = [
+        await call(client, 'GET', '/admin/v1/update-state'),
+        await call(client, 'POST', '/admin/v1/update-identity', '{}'),
+      ];
     }
     expect(got).toEqual({
       fortctl: ['200', '403'],
@@ -100,7 +116,10 @@ describe('admin API: trust-zone certificates to roles (real TLS, in memory)', ()
     const fingerprint = (p: string) => new X509Certificate(readFileSync(p)).fingerprint256;
     expect(read).toEqual([
       { ok: true, peer: { name: 'fortctl', fingerprint256: fingerprint(pki.trustZone.fortctlCert) } },
-      { ok: true, peer: { name: 'deployment-manager', fingerprint256: fingerprint(pki.trustZone.deploymentManagerCert) } },
+      {
+        ok: true,
+        peer: { name: 'deployment-manager', fingerprint256: fingerprint(pki.trustZone.deploymentManagerCert) },
+      },
     ]);
     // Each drain is recorded with the caller's name once its answer is out (setImmediate).
     await vi.waitFor(() => expect(rig.drained).toEqual(['fortctl', 'deployment-manager']));
