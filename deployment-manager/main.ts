@@ -1,16 +1,12 @@
 #!/usr/bin/env node
 import { bootDaemon } from '../lib/daemon.js';
-import { loadTlsMaterial } from '../lib/tls.js';
-import { createAdminClient } from '../lib/admin-client.js';
 import { readReleaseInfo } from '../lib/version.js';
 import { loadDeploymentManagerConfig } from './config.js';
-import { createStateFile } from './update/state.js';
 import { createAgentMonitor } from './agent-link/monitor.js';
-import { createAgentReporter, reportingStateFile } from './agent-link/report.js';
-import { resolveProxy } from '../lib/proxy.js';
 import { loadArtifactKeyFiles } from './artifact/keys.js';
+import { wireDeploymentManager } from './wiring.js';
 
-/** Composition root: config → state file → agent monitor → READY. */
+/** Composition root: config → wiring (admin client, state file) → agent monitor → updates → READY. */
 const { config, log, notifier, lifecycle, runtime, start } = bootDaemon({
   name: 'fort-deployment-manager',
   configEnvVar: 'FORT_DM_CONFIG',
@@ -19,11 +15,8 @@ const { config, log, notifier, lifecycle, runtime, start } = bootDaemon({
 });
 
 await start(async () => {
-  const tls = loadTlsMaterial(config.agent.tls);
-  const client = createAdminClient({ url: config.agent.admin_url, tls, timeoutMs: config.agent.timeout_seconds * 1000 });
-  const plainStateFile = createStateFile(config.state.path);
-  const reporter = createAgentReporter({ client, load: () => plainStateFile.load(), log: log.child({ module: 'agent-report' }) });
-  const stateFile = reportingStateFile(plainStateFile, reporter);
+  const wiring = wireDeploymentManager(config, { log, proxyEnv: runtime.proxy });
+  const { admin, reporter, stateFile } = wiring;
   const state = stateFile.load();
   log.info({ step: state.step, installed: state.installed, deploymentId: state.deployment?.id }, 'update state loaded');
 
@@ -35,7 +28,7 @@ await start(async () => {
   let follower: { agentIs(fortId: string): void } | undefined;
   let agentFortId: string | undefined;
   const monitor = createAgentMonitor({
-    client,
+    client: admin,
     intervalMs: config.agent.health_interval_seconds * 1000,
     log: log.child({ module: 'agent-monitor' }),
     onHealthy: (h) => {
@@ -48,7 +41,7 @@ await start(async () => {
     name: 'agent-monitor',
     stop: async () => {
       await monitor.stop();
-      client.close();
+      admin.close();
     },
   });
   const first = await monitor.check();
@@ -57,10 +50,9 @@ await start(async () => {
   if (config.updates) {
     const updatesConfig = config.updates;
     // Loaded only when configured: the artifact reader and Mender client are not needed otherwise.
-    const { createUpdateService } = await import('./update/service.js');
-    const { createWorkLock } = await import('./update/work-lock.js');
+    const createUpdates = await wiring.updateServices();
     const startUpdates = (cfg: typeof updatesConfig, onAdmission?: (admitted: boolean) => void) => {
-      const updates = createUpdateService({ config: cfg, state: stateFile, initial: stateFile.load(), lock: createWorkLock(`${config.state.path}.lock`), admin: client, proxy: resolveProxy(undefined, runtime.proxy), log: log.child({ module: 'updates' }), onAdmission });
+      const updates = createUpdates(cfg, { log: log.child({ module: 'updates' }), onAdmission });
       updates.start();
       return updates;
     };
@@ -77,7 +69,7 @@ await start(async () => {
       if (!dir) throw new Error('updates.paired.identity_dir is filled in by the config loader');
       const following = followUpdateIdentity({
         dir,
-        admin: client,
+        admin,
         retryMs: paired.retry_seconds * 1000,
         log: log.child({ module: 'update-identity' }),
         agentFortId,

@@ -1,18 +1,13 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
-import { createAdminClient } from '../../lib/admin-client.js';
 import { cliExitCode, ERRORS, EXIT, FortError } from '../../lib/errors.js';
 import { createLogger } from '../../lib/logger.js';
-import { resolveProxy } from '../../lib/proxy.js';
 import { readRuntimeEnv } from '../../lib/runtime-env.js';
-import { loadTlsMaterial } from '../../lib/tls.js';
 import { loadDeploymentManagerConfig } from '../config.js';
-import { createStateFile, type UpdateState } from '../update/state.js';
-import { createUpdateService } from '../update/service.js';
-import { createWorkLock } from '../update/work-lock.js';
+import type { UpdateState } from '../update/state.js';
 import type { CliIo } from '../artifact/cli.js';
-import { createAgentReporter, reportingStateFile } from '../agent-link/report.js';
+import { wireDeploymentManager } from '../wiring.js';
 
 interface OperateFlags {
   config: string;
@@ -36,11 +31,10 @@ async function operate(kind: { install: string } | { rollback: true }, o: Operat
   if (!config.updates) throw new FortError('FORT_ERR_CONFIG', `${o.config}: [updates] is not configured; updates are disabled on this fort`);
   // Progress as JSON lines on stderr (--verbose), the outcome in words on stdout.
   const log = createLogger({ level: o.verbose ? 'info' : 'warn', name: 'fort-deployment-manager', destination: { write: (line: string) => io.stderr(line) } });
-  const admin = createAdminClient({ url: config.agent.admin_url, tls: loadTlsMaterial(config.agent.tls), timeoutMs: config.agent.timeout_seconds * 1000 });
-  // The agent shows this update's progress too (the daemon reports again once it sees the agent restarted).
-  const reporter = createAgentReporter({ client: admin, load: () => createStateFile(config.state.path).load(), log: log.child({ module: 'agent-report' }, { level: o.verbose ? 'info' : 'error' }) });
-  const stateFile = reportingStateFile(createStateFile(config.state.path), reporter);
-  const service = createUpdateService({ config: config.updates, state: stateFile, initial: stateFile.load(), lock: createWorkLock(`${config.state.path}.lock`), admin, proxy: resolveProxy(undefined, readRuntimeEnv('FORT_DM_CONFIG').proxy), log });
+  // The daemon's own wiring: the agent shows this update's progress too (the daemon reports again
+  // once it sees the agent restarted), quietly unless --verbose.
+  const { admin, reporter, updateServices } = wireDeploymentManager(config, { log, proxyEnv: readRuntimeEnv('FORT_DM_CONFIG').proxy, reportLogLevel: o.verbose ? 'info' : 'error' });
+  const service = (await updateServices())(config.updates, { log });
   const before = service.updater.state;
   let after: UpdateState;
   try {
