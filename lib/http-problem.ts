@@ -54,3 +54,19 @@ export function problemErrorHandler(api: string) {
     return sendProblem(reply, 'FORT_ERR_INTERNAL', `see the fort's log for request ${req.id}`);
   };
 }
+
+/**
+ * An API's `frameworkErrors`: what Fastify's router refuses before any hook or route runs (a path
+ * that is not valid percent-encoding, a path parameter longer than `maxParamLength`) answered as
+ * a problem too, without echoing the path.
+ */
+export function frameworkProblem(err: RequestError, _req: FastifyRequest, reply: FastifyReply): void {
+  if (err.code === 'FST_ERR_BAD_URL') {
+    void sendProblem(reply, 'FORT_ERR_BAD_REQUEST', 'the path is not valid percent-encoding', { status: 400 });
+  } else if (err.code === 'FST_ERR_MAX_PARAM_LENGTH') {
+    void sendProblem(reply, 'FORT_ERR_BAD_REQUEST', 'a path segment is longer than any name or id this API serves', { status: 414 });
+  } else {
+    reply.log.error({ err }, 'request refused by the router');
+    void sendProblem(reply, 'FORT_ERR_INTERNAL', `see the fort's log for request ${reply.request.id}`);
+  }
+}

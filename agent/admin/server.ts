@@ -1,7 +1,7 @@
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import type { Logger } from '../../lib/logger.js';
 import { TLS_MIN_VERSION, type TlsMaterial } from '../../lib/tls.js';
-import { problemErrorHandler, sendProblem } from '../../lib/http-problem.js';
+import { frameworkProblem, problemErrorHandler, sendProblem } from '../../lib/http-problem.js';
 import { registerReloadRoutes, type AdminReloadsDeps } from './reload-routes.js';
 import { registerPairingRoutes, type AdminPairingDeps } from './pairing-routes.js';
 import { requestObserver } from '../metrics.js';
@@ -74,6 +74,8 @@ export async function buildAdminApi(deps: AdminApiDeps) {
       rejectUnauthorized: true,
       minVersion: TLS_MIN_VERSION,
     },
+    // Refused by the router before any hook (a path that is not valid percent-encoding): a problem too.
+    frameworkErrors: frameworkProblem,
   });
 
   if (deps.metrics) app.addHook('onResponse', requestObserver('admin', deps.metrics));

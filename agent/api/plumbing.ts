@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import Fastify, { LogController } from 'fastify';
+import Fastify, { LogController, type FastifyReply, type FastifyRequest } from 'fastify';
 import cors from '@fastify/cors';
 import rateLimit from '@fastify/rate-limit';
 import type { FortErrorCode } from '../../lib/errors.js';
+import { frameworkProblem } from '../../lib/http-problem.js';
 import type { Logger } from '../../lib/logger.js';
 import { TLS_MIN_VERSION, type TlsMaterial } from '../../lib/tls.js';
 import type { ApiConfig } from './config.js';
@@ -27,6 +28,10 @@ export async function createClientApiServer(config: Pick<ApiConfig, 'cors_origin
     // Header size is bounded by Node (16 KB); tokens beyond max_token_bytes are refused by the verifier.
     https: { key: tls.key, cert: tls.cert, minVersion: TLS_MIN_VERSION },
     genReqId: () => randomUUID(),
+    // App ids are up to 128 characters; Fastify's default (100) would refuse the longest with a 414.
+    maxParamLength: 128,
+    // Refused by the router before any hook: a problem like every other refusal, with the API's headers.
+    frameworkErrors: (err, req, reply) => frameworkProblem(err, req, reply.headers(API_HEADERS).header('x-request-id', req.id)),
   });
   app.addHook('onSend', async (req, reply) => {
     reply.header('x-request-id', req.id);
@@ -49,11 +54,18 @@ export async function createClientApiServer(config: Pick<ApiConfig, 'cors_origin
     timeWindow: 60_000,
     errorResponseBuilder: rateLimited,
   });
-  const perUser = app.rateLimit({
+  // Counted by hand: the handler app.rateLimit() returns runs once per request, and the per-IP
+  // limit has run on every request already, so it would never count a user.
+  const perUserLimit = app.createRateLimit({
     max: config.rate_limit.per_user_per_minute,
     timeWindow: 60_000,
     keyGenerator: (req) => `user:${req.identity?.tenant}/${req.identity?.user}`,
-    errorResponseBuilder: rateLimited,
   });
+  const perUser = async (req: FastifyRequest, reply: FastifyReply) => {
+    const limit = await perUserLimit(req);
+    if (limit.isAllowed || !limit.isExceeded) return;
+    reply.header('retry-after', String(limit.ttlInSeconds));
+    throw Object.assign(new Error('per-user rate limit exceeded'), rateLimited(req, limit));
+  };
   return { app, perUser };
 }

@@ -59,7 +59,9 @@ export async function buildClientApi(deps: ClientApiDeps) {
   await app.register(async (scope) => {
     const data = deps.data;
     if (!data) {
-      scope.addHook('onRequest', async (_req, reply) => sendProblem(reply, 'FORT_ERR_NOT_CONFIGURED', 'user authentication ([api.auth] and [cloud]) is not configured on this fort'));
+      // The data routes exist and say why they cannot serve (a hook alone would never run: no route, a 404).
+      const notConfigured = async (_req: FastifyRequest, reply: FastifyReply) => sendProblem(reply, 'FORT_ERR_NOT_CONFIGURED', 'user authentication ([api.auth] and [cloud]) is not configured on this fort');
+      for (const url of ['/api/v1/apps', '/api/v1/apps/*']) scope.route({ method: ['GET', 'POST'], url, handler: notConfigured });
       return;
     }
     scope.addHook('onRequest', async (req: FastifyRequest, reply: FastifyReply) => {

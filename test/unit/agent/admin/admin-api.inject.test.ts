@@ -246,6 +246,18 @@ describe('admin API routes in-process (inject)', () => {
       expect(rig.updateState.get().state).toBeNull();
     });
 
+    it('answers a path the router refuses (bad percent-encoding, an overlong segment) with a problem, not echoing it', async () => {
+      const refused: [string, number][] = [
+        ['/admin/v1/reloads/abc%E0%A4%A/cancel', 400],
+        [`/admin/v1/reloads/${'a'.repeat(101)}/cancel`, 414],
+      ];
+      for (const [url, status] of refused) {
+        const res = await as('fortctl', { method: 'POST', url });
+        expectProblem(res, 'FORT_ERR_BAD_REQUEST', status);
+        expect(res.body).not.toMatch(/abc|aaaa/);
+      }
+    });
+
     it('answers bad JSON with 400 and another content type with 415, both problems', async () => {
       const bad = await as('fortctl', {
         method: 'POST',

@@ -337,6 +337,24 @@ describe('client API routes in-process (inject)', () => {
       expect((await preflight('https://evil.example')).headers['access-control-allow-origin']).toBeUndefined();
     });
 
+    it('serves app ids up to 128 characters; a longer path segment or bad percent-encoding is a problem that does not echo the path', async () => {
+      const longest = 'a'.repeat(128);
+      const served = await get(`/api/v1/apps/${longest}`, alice);
+      expect(expectProblem(served, 'FORT_ERR_FORBIDDEN').detail).toBe(
+        `app.read on ${longest} is not allowed for this user`,
+      );
+      const refused: [string, number, string][] = [
+        [`/api/v1/apps/${'b'.repeat(129)}`, 414, 'bbbbbbbb'],
+        ['/api/v1/apps/sales%E0%A4%A', 400, 'sales'],
+      ];
+      for (const [url, status, echo] of refused) {
+        const res = await get(url, alice);
+        expectProblem(res, 'FORT_ERR_BAD_REQUEST', status);
+        expect(res.body).not.toContain(echo);
+        expect(res.headers).toMatchObject({ 'cache-control': 'no-store', 'x-request-id': res.json().requestId });
+      }
+    });
+
     it('serves its OpenAPI document with every data route', async () => {
       const doc = (await get('/api/v1/openapi.json')).json<{
         info: { version: string };
@@ -353,6 +371,29 @@ describe('client API routes in-process (inject)', () => {
         ]),
       );
     });
+  });
+});
+
+describe('client API without [api.auth] and [cloud] (inject)', () => {
+  it('answers the data routes 503 not configured, and still serves health', async () => {
+    const rig = await clientApiRig(await clientZonePki(), { data: false });
+    try {
+      const token = await rig.issuer.sign();
+      for (const [method, url] of [
+        ['GET', '/api/v1/apps'],
+        ['GET', '/api/v1/apps/sales-2026/tables/orders/rows'],
+        ['POST', '/api/v1/apps/sales-2026/reloads'],
+      ] as const) {
+        const res = await rig.app.inject({ method, url, headers: { authorization: `Bearer ${token}` } });
+        expect(expectProblem(res, 'FORT_ERR_NOT_CONFIGURED').detail).toBe(
+          'user authentication ([api.auth] and [cloud]) is not configured on this fort',
+        );
+      }
+      expect((await rig.app.inject({ url: '/health' })).statusCode).toBe(200);
+      expect(rig.cloud.asked).toEqual([]);
+    } finally {
+      await rig.close();
+    }
   });
 });
 
@@ -382,5 +423,21 @@ describe('client API rate limits (inject)', () => {
     expect(expectProblem(last, 'FORT_ERR_RATE_LIMITED').detail).toBe('rate limit exceeded; see retry-after');
     expect(Number(last.headers['retry-after'])).toBeGreaterThan(0);
     expect((await rig.app.inject({ url: '/health', remoteAddress: '192.0.2.2' })).statusCode).toBe(200);
+  });
+
+  it('limits requests per user across addresses, then 429 with retry-after; other users are not affected', async () => {
+    const alice = await rig.issuer.sign();
+    const bob = await rig.issuer.sign({ sub: 'bob' });
+    const apps = (token: string, address: string): InjectOptions => ({
+      url: '/api/v1/apps',
+      remoteAddress: address,
+      headers: { authorization: `Bearer ${token}` },
+    });
+    // A new address each time: only the per-user limit can trip.
+    const { statuses, last } = await burst(11, (i) => apps(alice, `198.51.100.${i + 1}`));
+    expect(statuses).toEqual([...Array<number>(10).fill(200), 429]);
+    expect(expectProblem(last, 'FORT_ERR_RATE_LIMITED').detail).toBe('rate limit exceeded; see retry-after');
+    expect(Number(last.headers['retry-after'])).toBeGreaterThan(0);
+    expect((await rig.app.inject(apps(bob, '198.51.100.200'))).statusCode).toBe(200);
   });
 });
