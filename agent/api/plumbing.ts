@@ -29,7 +29,7 @@ export async function createClientApiServer(config: Pick<ApiConfig, 'cors_origin
     https: { key: tls.key, cert: tls.cert, minVersion: TLS_MIN_VERSION },
     genReqId: () => randomUUID(),
     // App ids are up to 128 characters; Fastify's default (100) would refuse the longest with a 414.
-    maxParamLength: 128,
+    routerOptions: { maxParamLength: 128 },
     // Refused by the router before any hook: a problem like every other refusal, with the API's headers.
     frameworkErrors: (err, req, reply) => frameworkProblem(err, req, reply.headers(API_HEADERS).header('x-request-id', req.id)),
   });

@@ -60,3 +60,10 @@ export function tempStores(prefix: string, log: Logger) {
     },
   };
 }
+
+/** Warnings this process emits from now on (Fastify's FSTDEP deprecations among them): the APIs are built without any. */
+export function processWarnings(): string[] {
+  const seen: string[] = [];
+  process.on('warning', (w) => void seen.push(`${w.name}: ${w.message}`));
+  return seen;
+}

@@ -14,7 +14,7 @@ import {
   trustZonePki,
   type AdminApiRig,
 } from '../../../helpers/admin-api.js';
-import { expectProblem, PROBLEM_JSON } from '../../../helpers/inject.js';
+import { expectProblem, processWarnings, PROBLEM_JSON } from '../../../helpers/inject.js';
 
 /**
  * A request to each admin route that its handler answers without side effects beyond the
@@ -59,6 +59,9 @@ const PEERS: Record<string, AdminRole | 'not allowed' | 'no certificate'> = {
   '': 'no certificate',
 };
 const ALLOWED_CLIENTS = ['fortctl', 'deployment-manager', 'prometheus'];
+
+// Fastify warns once per process, when the option it deprecates is first used.
+const warnings = processWarnings();
 
 describe('admin API routes in-process (inject)', () => {
   let pki: PkiPaths;
@@ -142,6 +145,10 @@ describe('admin API routes in-process (inject)', () => {
       expect(refused.map((l) => l.reason)).toContain('trust-zone member agent is not allowed on the admin API');
       expect(refused.map((l) => l.reason)).toContain('client certificate not trusted: none presented');
     });
+  });
+
+  it('was built without a warning (no deprecated Fastify option)', () => {
+    expect(warnings).toEqual([]);
   });
 
   describe('fail closed', () => {

@@ -4,10 +4,13 @@ import type { JWTVerifyGetKey } from 'jose';
 import { FortError } from '../../../../lib/errors.js';
 import type { PkiPaths } from '../../../../lib/pki/layout.js';
 import { clientApiRig, clientZonePki, type ClientApiRig } from '../../../helpers/client-api.js';
-import { expectProblem } from '../../../helpers/inject.js';
+import { expectProblem, processWarnings } from '../../../helpers/inject.js';
 import { ATTACK_REASONS } from '../../../helpers/jwt.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+// Fastify warns once per process, when the option it deprecates is first used.
+const warnings = processWarnings();
 
 describe('client API routes in-process (inject)', () => {
   let pki: PkiPaths;
@@ -353,6 +356,10 @@ describe('client API routes in-process (inject)', () => {
         expect(res.body).not.toContain(echo);
         expect(res.headers).toMatchObject({ 'cache-control': 'no-store', 'x-request-id': res.json().requestId });
       }
+    });
+
+    it('was built without a warning (no deprecated Fastify option)', () => {
+      expect(warnings).toEqual([]);
     });
 
     it('serves its OpenAPI document with every data route', async () => {
