@@ -45,7 +45,7 @@ export function wireDeploymentManager(config: DeploymentManagerConfig, deps: Wir
      * persisted. Loaded only when asked: a daemon without [updates] never needs the artifact
      * reader or the Mender client in memory.
      */
-    async updateServices() {
+    updateServices: async () => {
       const [{ createUpdateService }, { createWorkLock }] = await Promise.all([import('./update/service.js'), import('./update/work-lock.js')]);
       return (updates: UpdatesConfig, opts: UpdateServiceOptions) =>
         createUpdateService({ config: updates, state: stateFile, initial: stateFile.load(), lock: createWorkLock(`${config.state.path}.lock`), admin, proxy: resolveProxy(undefined, deps.proxyEnv), log: opts.log, onAdmission: opts.onAdmission });

@@ -16,7 +16,7 @@ export function helmetHeaders(options: Readonly<HelmetOptions>): HeaderSet {
   let done = false;
   // helmet only ever reads `res` and calls next() synchronously.
   (helmet(options) as unknown as (req: unknown, r: typeof res, next: (err?: unknown) => void) => void)({}, res, (err) => {
-    if (err) throw err;
+    if (err) throw err as Error;
     done = true;
   });
   if (!done) throw new Error('helmet did not complete synchronously');

@@ -83,7 +83,7 @@ export function createUserTokenVerifier(opts: UserTokenVerifierOptions) {
     if (Buffer.byteLength(token) > opts.maxTokenBytes) throw new TokenRejectedError('token_too_large');
     // An ES256 verify costs more than the rest of a request; a browser sends the same token for minutes.
     const digest = verified && createHash('sha256').update(token).digest('base64url');
-    const hit = digest ? verified!.get(digest) : undefined;
+    const hit = digest ? verified.get(digest) : undefined;
     if (hit) {
       if (now() < hit.until) return hit.identity;
       verified!.delete(digest!);
@@ -118,7 +118,7 @@ export function createUserTokenVerifier(opts: UserTokenVerifierOptions) {
     }
     if (payload.tenant !== opts.tenant) throw new TokenRejectedError('wrong_tenant');
     const identity = { user: payload.sub as string, tenant: opts.tenant };
-    if (digest) verified!.set(digest, { identity, until: Math.min(((payload.exp as number) + opts.clockToleranceSeconds) * 1000, now() + maxAgeMs) });
+    if (digest) verified.set(digest, { identity, until: Math.min(((payload.exp as number) + opts.clockToleranceSeconds) * 1000, now() + maxAgeMs) });
     return identity;
   };
 }

@@ -23,6 +23,7 @@ const COLUMN_TYPES = ['string', 'integer', 'number', 'boolean', 'date'] as const
 
 const column = z.strictObject({
   // Header cells are matched exactly; any text but control characters.
+  // eslint-disable-next-line no-control-regex -- refusing control characters is the point
   name: z.string({ error: 'expected a column name' }).regex(/^[^\x00-\x1f\x7f]{1,128}$/, { error: 'expected 1-128 characters without control characters' }),
   type: z.enum(COLUMN_TYPES, { error: `expected one of ${COLUMN_TYPES.join(', ')}` }),
 }, { error: 'expected a column { name, type }' });

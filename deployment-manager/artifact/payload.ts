@@ -11,6 +11,7 @@ import { bytesOf, mapErrors, noop, outerFailure, pump, pumpBatched } from './str
 
 export const DATA_ENTRY = 'data/0000.tar.gz';
 const GUNZIP_BATCH_BYTES = 128 * 1024;
+// eslint-disable-next-line no-control-regex -- refusing control characters is the point
 const SAFE_NAME = /^[^/\\\u0000-\u001f\u007f]{1,255}$/;
 
 export interface VerifiedPayloadFile {

@@ -22,7 +22,7 @@ export function loadOrCreateAuthKey(file: string, generate: AuthKeyType = 'ed255
   if (!existsSync(file)) {
     const pair =
       generate === 'ed25519' ? generateKeyPairSync('ed25519') : generate === 'ecdsa-p256' ? generateKeyPairSync('ec', { namedCurve: 'P-256' }) : generateKeyPairSync('rsa', { modulusLength: 3072 });
-    writeSecretFile(file, pair.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string);
+    writeSecretFile(file, pair.privateKey.export({ type: 'pkcs8', format: 'pem' }));
   }
   const key = readPrivateKeyFile(file, 'Mender auth key');
   const type = keyType(key, file);

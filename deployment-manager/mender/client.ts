@@ -114,7 +114,7 @@ export function createMenderClient(opts: MenderClientOptions) {
       let res = await call('POST', '/api/devices/v2/deployments/device/deployments/next', { device_provides: { artifact_name: installedArtifact, device_type: opts.deviceType } });
       if (res.statusCode === 404 || res.statusCode === 405) {
         const q = new URLSearchParams({ artifact_name: installedArtifact, device_type: opts.deviceType });
-        res = await call('GET', `/api/devices/v1/deployments/device/deployments/next?${q}`);
+        res = await call('GET', `/api/devices/v1/deployments/device/deployments/next?${q.toString()}`);
       }
       if (res.statusCode === 204) return undefined;
       if (res.statusCode !== 200) throw unexpected('deployments/next', res);

@@ -119,7 +119,7 @@ function downloadOnce(opts: DownloadOptions): Promise<void> {
         stall = setTimeout(() => res.destroy(new Interrupted('stalled')), opts.stallTimeoutMs);
       };
       let finished = false;
-      const finish = (err?: unknown) => {
+      const finish = (err?: Error) => {
         if (finished) return;
         finished = true;
         clearTimeout(stall);

@@ -44,7 +44,7 @@ export function createHookRunner(o: { dir: string; timeoutMs: number; log: Logge
         execFile(file, [], { env, cwd: o.dir, timeout: o.timeoutMs, killSignal: 'SIGKILL', maxBuffer: 1024 * 1024 }, (err, _stdout, stderr) => {
           if (!err) return resolve(null);
           const tail = stderr.trim().split('\n').pop()?.slice(0, STDERR_TAIL);
-          const e = err as NodeJS.ErrnoException & { killed?: boolean; code?: number | string };
+          const e = err as Error & { killed?: boolean; code?: number | string | null };
           const why = e.killed ? `timed out after ${o.timeoutMs / 1000} s` : typeof e.code === 'number' ? `exited with status ${e.code}` : e.message;
           resolve(`hook ${name} ${why}${tail ? `: ${tail}` : ''}`);
         });

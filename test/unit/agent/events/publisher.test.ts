@@ -174,7 +174,7 @@ describe('outbox publisher', () => {
 
   it('publishes rows enqueued later when kicked from the outbox', async () => {
     const t = setup(0);
-    t.outbox.onEnqueue(t.publisher.kick);
+    t.outbox.onEnqueue(() => t.publisher.kick());
     t.publisher.start();
     await t.clock.advance(10);
     t.outbox.enqueue('forts/f/status', { n: 7 });

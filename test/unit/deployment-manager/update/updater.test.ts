@@ -134,7 +134,7 @@ describe('update state machine', () => {
     const late = harness({ abortOn: 'rebooting' });
     const u2 = late.updater();
     await u2.poll((id) => join(late.dir, `${id}.mender`));
-    const save = late.stateFile.save;
+    const save = late.stateFile.save.bind(late.stateFile);
     late.stateFile.save = (s) => {
       const r = save(s);
       if (r.step === 'health_checking') throw new Error('pause here');
@@ -157,7 +157,7 @@ describe('update state machine', () => {
       const first = h.updater();
       await first.poll((id) => join(h.dir, `${id}.mender`));
       // Simulate a kill -9 right after `stopAt` was persisted: a fresh updater from the file.
-      const save = h.stateFile.save;
+      const save = h.stateFile.save.bind(h.stateFile);
       h.stateFile.save = (s) => {
         const r = save(s);
         if (r.step === stopAt) throw new Error('killed');
