@@ -13,7 +13,8 @@ module.exports = {
   forbidden: [
     {
       name: 'processes-apart',
-      comment: 'agent/, deployment-manager/, fortctl/ and engine/ never import each other; what they share lives in lib/',
+      comment:
+        'agent/, deployment-manager/, fortctl/ and engine/ never import each other; what they share lives in lib/',
       severity: 'error',
       from: { path: `^${PROCESSES}/` },
       to: { path: `^${PROCESSES}/`, pathNot: '^$1/' },
@@ -41,14 +42,16 @@ module.exports = {
     },
     {
       name: 'dev-cloud-independent',
-      comment: 'the stand-in is an independent implementation of the cloud side: a bug shared with the code it checks would pass every test',
+      comment:
+        'the stand-in is an independent implementation of the cloud side: a bug shared with the code it checks would pass every test',
       severity: 'error',
       from: { path: '^dev-cloud/' },
       to: { path: `^${PROCESSES}/` },
     },
     {
       name: 'dev-cloud-own-crypto',
-      comment: 'the dev cloud verifies CSRs and issues certificates with its own code, not with the fort\'s key and certificate helpers',
+      comment:
+        "the dev cloud verifies CSRs and issues certificates with its own code, not with the fort's key and certificate helpers",
       severity: 'error',
       from: { path: '^dev-cloud/' },
       to: { path: '^lib/pki/(certs|generate)\\.ts$' },

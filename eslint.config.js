@@ -19,7 +19,10 @@ export default tseslint.config(
     rules: {
       // Rethrowing (or rejecting with) what was caught is fine: it is whatever was thrown.
       '@typescript-eslint/only-throw-error': ['error', { allowThrowingAny: true, allowThrowingUnknown: true }],
-      '@typescript-eslint/prefer-promise-reject-errors': ['error', { allowThrowingAny: true, allowThrowingUnknown: true }],
+      '@typescript-eslint/prefer-promise-reject-errors': [
+        'error',
+        { allowThrowingAny: true, allowThrowingUnknown: true },
+      ],
       // Fastify plugins and handlers are async by contract (a plugin without `done` must
       // return a promise), so an async function without await is the framework's idiom here.
       '@typescript-eslint/require-await': 'off',

@@ -7,7 +7,9 @@ import type { AgentConfig } from './config.js';
 /** Every certificate in a PEM file (a chain or a CA bundle). */
 function certificatesIn(file: string): X509Certificate[] {
   const text = readFileSync(file, 'utf8');
-  return (text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []).map((pem) => new X509Certificate(pem));
+  return (text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []).map(
+    (pem) => new X509Certificate(pem),
+  );
 }
 
 /** The certificate files the agent's configuration uses, by what they are for. */
@@ -18,8 +20,14 @@ function certificateFiles(config: AgentConfig): [string, string | undefined][] {
     ['client API (client zone)', config.api.tls.cert],
     ['cloud API CA', config.cloud?.ca],
     ['IoT endpoint CA', config.iot?.ca],
-    ['IoT device certificate', config.iot?.credentials.source === 'provider' ? config.iot.credentials.tls.cert : undefined],
-    ['IoT credentials provider CA', config.iot?.credentials.source === 'provider' ? config.iot.credentials.tls.ca : undefined],
+    [
+      'IoT device certificate',
+      config.iot?.credentials.source === 'provider' ? config.iot.credentials.tls.cert : undefined,
+    ],
+    [
+      'IoT credentials provider CA',
+      config.iot?.credentials.source === 'provider' ? config.iot.credentials.tls.ca : undefined,
+    ],
     ['pairing endpoint CA', config.pairing.ca],
   ];
 }

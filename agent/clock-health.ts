@@ -7,7 +7,12 @@ import type { HealthRegistry } from './health.js';
  * the cloud, makes TLS and SigV4 fail. Reported (degraded + an error log on each change) while
  * the links keep retrying: fixing NTP fixes the fort without a restart.
  */
-export function createClockHealth(deps: { health: HealthRegistry; builtAt: Date | undefined; log: Logger; now?: () => Date }) {
+export function createClockHealth(deps: {
+  health: HealthRegistry;
+  builtAt: Date | undefined;
+  log: Logger;
+  now?: () => Date;
+}) {
   const now = deps.now ?? (() => new Date());
   let skewMs: number | undefined;
   let last = '';

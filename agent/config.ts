@@ -1,7 +1,16 @@
 import { dirname, join } from 'node:path';
 import { z } from 'zod';
 import { loadTomlConfig, resolveFrom, resolveTlsFrom } from '../lib/config/load.js';
-import { filePath, host, identifier, intRange, lifecycleSection, logSection, port, tlsFiles } from '../lib/config/fields.js';
+import {
+  filePath,
+  host,
+  identifier,
+  intRange,
+  lifecycleSection,
+  logSection,
+  port,
+  tlsFiles,
+} from '../lib/config/fields.js';
 import { proxySection, resolveProxyPaths } from '../lib/proxy.js';
 import { iotSection, resolveIotPaths } from './iot/config.js';
 import { apiSection, authSection } from './api/config.js';
@@ -12,42 +21,69 @@ import { cloudSection, resolveCloudPaths } from './cloud/config.js';
 import { reloadsSection, resolveReloadsPaths } from './reloads/config.js';
 
 const pairingSection = () =>
-  z.strictObject({
-    dir: filePath().optional().describe('Where pairing keeps this fort\'s keys and identity (default: pairing/ beside store.path); writable by the agent'),
-    ca: filePath().optional().describe('CA bundle the pairing endpoint\'s certificate must chain to (default: system roots)'),
-    timeout_seconds: intRange(1, 120).default(30).describe('Timeout of the pairing request'),
-  }).default({ timeout_seconds: 30 }).describe('Pairing (fortctl pair): a one-time code → this fort\'s cloud identity');
+  z
+    .strictObject({
+      dir: filePath()
+        .optional()
+        .describe(
+          "Where pairing keeps this fort's keys and identity (default: pairing/ beside store.path); writable by the agent",
+        ),
+      ca: filePath()
+        .optional()
+        .describe("CA bundle the pairing endpoint's certificate must chain to (default: system roots)"),
+      timeout_seconds: intRange(1, 120).default(30).describe('Timeout of the pairing request'),
+    })
+    .default({ timeout_seconds: 30 })
+    .describe("Pairing (fortctl pair): a one-time code → this fort's cloud identity");
 
 /** fort-agent configuration (agent.toml). Relative paths are relative to the file. */
-export const agentConfigSchema = z.strictObject({
-  fort: z.strictObject({
-    id: identifier().optional().describe('This fort\'s id, as registered in the cloud; also the MQTT client id. Absent: the id pairing gave (fortctl pair)'),
-  }).default({}),
-  log: logSection(),
-  store: z.strictObject({
-    path: filePath().describe('SQLite database file (created 0600)'),
-    audit_path: filePath().optional().describe('Audit trail database (created 0600); default: audit.db beside path'),
-    audit_retention_days: intRange(1, 3650).default(90).describe('Audit entries older than this are deleted (checked hourly)'),
-  }),
-  admin: z.strictObject({
-    host: host().default('127.0.0.1').describe('Address of the trust-zone admin API; keep it on loopback'),
-    port: port().describe('Port of the trust-zone admin API'),
-    tls: tlsFiles().describe('Trust-zone material: ca = the installation\'s trust-zone root only'),
-    allowed_clients: z.array(identifier(), { error: 'expected a list of certificate common names' })
-      .min(1, { error: 'expected at least one allowed client' })
-      .default(['fortctl', 'deployment-manager'])
-      .describe('Common names of trust-zone client certificates allowed to call the admin API'),
-  }),
-  api: apiSection(),
-  reloads: reloadsSection(),
-  lifecycle: lifecycleSection(),
-  iot: iotSection().optional().describe('IoT link to the cloud (MQTT over WSS, SigV4); absent = link disabled'),
-  cloud: cloudSection().optional().describe('Cloud API (HTTPS + JWT client assertion): authorises user actions'),
-  proxy: proxySection().optional().describe('HTTP proxy (CONNECT) for the outbound links; absent = $HTTPS_PROXY / $NO_PROXY decide'),
-  pairing: pairingSection(),
-}).superRefine((c, ctx) => {
-  if (c.api.auth && !c.cloud) ctx.addIssue({ code: 'custom', path: ['api', 'auth'], message: 'needs a [cloud] section: the cloud authorises every user action' });
-});
+export const agentConfigSchema = z
+  .strictObject({
+    fort: z
+      .strictObject({
+        id: identifier()
+          .optional()
+          .describe(
+            "This fort's id, as registered in the cloud; also the MQTT client id. Absent: the id pairing gave (fortctl pair)",
+          ),
+      })
+      .default({}),
+    log: logSection(),
+    store: z.strictObject({
+      path: filePath().describe('SQLite database file (created 0600)'),
+      audit_path: filePath().optional().describe('Audit trail database (created 0600); default: audit.db beside path'),
+      audit_retention_days: intRange(1, 3650)
+        .default(90)
+        .describe('Audit entries older than this are deleted (checked hourly)'),
+    }),
+    admin: z.strictObject({
+      host: host().default('127.0.0.1').describe('Address of the trust-zone admin API; keep it on loopback'),
+      port: port().describe('Port of the trust-zone admin API'),
+      tls: tlsFiles().describe("Trust-zone material: ca = the installation's trust-zone root only"),
+      allowed_clients: z
+        .array(identifier(), { error: 'expected a list of certificate common names' })
+        .min(1, { error: 'expected at least one allowed client' })
+        .default(['fortctl', 'deployment-manager'])
+        .describe('Common names of trust-zone client certificates allowed to call the admin API'),
+    }),
+    api: apiSection(),
+    reloads: reloadsSection(),
+    lifecycle: lifecycleSection(),
+    iot: iotSection().optional().describe('IoT link to the cloud (MQTT over WSS, SigV4); absent = link disabled'),
+    cloud: cloudSection().optional().describe('Cloud API (HTTPS + JWT client assertion): authorises user actions'),
+    proxy: proxySection()
+      .optional()
+      .describe('HTTP proxy (CONNECT) for the outbound links; absent = $HTTPS_PROXY / $NO_PROXY decide'),
+    pairing: pairingSection(),
+  })
+  .superRefine((c, ctx) => {
+    if (c.api.auth && !c.cloud)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['api', 'auth'],
+        message: 'needs a [cloud] section: the cloud authorises every user action',
+      });
+  });
 
 type ParsedAgentConfig = z.output<typeof agentConfigSchema>;
 /**
@@ -67,7 +103,9 @@ export function loadAgentConfig(file: string): AgentConfig {
   const { dir, config } = loadTomlConfig(file, agentConfigSchema);
   const pairingDir = resolveFrom(dir, config.pairing.dir ?? join(dirname(config.store.path), 'pairing'));
   const identity = readIdentityOrThrow(pairingDir);
-  const paired: Partial<ReturnType<typeof fromIdentity>> = identity ? fromIdentity(identity, identityFiles(pairingDir)) : {};
+  const paired: Partial<ReturnType<typeof fromIdentity>> = identity
+    ? fromIdentity(identity, identityFiles(pairingDir))
+    : {};
   const resolved = {
     ...config,
     store: {
@@ -85,12 +123,20 @@ export function loadAgentConfig(file: string): AgentConfig {
   return {
     ...resolved,
     fort: { id: config.fort.id ?? identity?.fort_id ?? UNPAIRED },
-    pairing: { ...config.pairing, dir: pairingDir, ...(config.pairing.ca ? { ca: resolveFrom(dir, config.pairing.ca) } : {}) },
+    pairing: {
+      ...config.pairing,
+      dir: pairingDir,
+      ...(config.pairing.ca ? { ca: resolveFrom(dir, config.pairing.ca) } : {}),
+    },
     identity,
     // What agent.toml says wins: pairing fills in only what it leaves out.
     iot: resolved.iot ?? paired.iot,
     cloud: resolved.cloud ?? paired.cloud,
-    api: { ...resolved.api, auth: resolved.api.auth ?? paired.auth, cors_origins: resolved.api.cors_origins.length > 0 ? resolved.api.cors_origins : (paired.corsOrigins ?? []) },
+    api: {
+      ...resolved.api,
+      auth: resolved.api.auth ?? paired.auth,
+      cors_origins: resolved.api.cors_origins.length > 0 ? resolved.api.cors_origins : (paired.corsOrigins ?? []),
+    },
   };
 }
 
@@ -101,7 +147,9 @@ function readIdentityOrThrow(dir: string): FortIdentity | undefined {
   try {
     return readIdentity(dir);
   } catch (err) {
-    throw new ConfigError('pairing', [`${dir}/identity.json is unreadable (${(err as Error).message.split('\n')[0]}); pair again after removing ${dir}`]);
+    throw new ConfigError('pairing', [
+      `${dir}/identity.json is unreadable (${(err as Error).message.split('\n')[0]}); pair again after removing ${dir}`,
+    ]);
   }
 }
 
@@ -114,11 +162,27 @@ function fromIdentity(id: FortIdentity, f: IdentityFiles) {
           region: id.iot.region,
           thing_name: id.thing_name,
           ca: f.serverCa,
-          credentials: { source: 'provider', url: id.iot.credentials_url, role_alias: id.iot.role_alias, tls: { ca: f.serverCa, cert: f.deviceCert, key: f.deviceKey } },
+          credentials: {
+            source: 'provider',
+            url: id.iot.credentials_url,
+            role_alias: id.iot.role_alias,
+            tls: { ca: f.serverCa, cert: f.deviceCert, key: f.deviceKey },
+          },
         })
       : undefined,
-    cloud: cloudSection().parse({ url: id.cloud.url, ca: f.serverCa, client_id: id.client_id, private_key: f.jwtKey, token_endpoint: id.cloud.token_endpoint }),
-    auth: authSection().parse({ issuer: id.user_tokens.issuer, audience: id.user_tokens.audience, tenant: id.tenant, jwks_url: id.user_tokens.jwks_url }),
+    cloud: cloudSection().parse({
+      url: id.cloud.url,
+      ca: f.serverCa,
+      client_id: id.client_id,
+      private_key: f.jwtKey,
+      token_endpoint: id.cloud.token_endpoint,
+    }),
+    auth: authSection().parse({
+      issuer: id.user_tokens.issuer,
+      audience: id.user_tokens.audience,
+      tenant: id.tenant,
+      jwks_url: id.user_tokens.jwks_url,
+    }),
     corsOrigins: id.cors_origins,
   };
 }

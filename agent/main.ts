@@ -36,7 +36,11 @@ const { config, log, notifier, lifecycle, runtime, start } = bootDaemon({
 // action would kill the agent. Bad new files are refused and the old ones stay served.
 let certs: CertReloader | undefined;
 const reloadCerts = (by: string) => {
-  if (!certs) throw new FortError('FORT_ERR_CONFLICT', 'the agent is still starting; it loads the certificates on disk as it starts');
+  if (!certs)
+    throw new FortError(
+      'FORT_ERR_CONFLICT',
+      'the agent is still starting; it loads the certificates on disk as it starts',
+    );
   return certs.reload(by);
 };
 process.on('SIGHUP', () => {
@@ -52,7 +56,11 @@ await start(async () => {
   const release = readReleaseInfo();
   const health = createHealthRegistry();
   const metrics = createAgentMetrics();
-  const clock = createClockHealth({ health, builtAt: readBuildDate(release.root), log: log.child({ module: 'clock' }) });
+  const clock = createClockHealth({
+    health,
+    builtAt: readBuildDate(release.root),
+    log: log.child({ module: 'clock' }),
+  });
   const adminTls = loadTlsMaterial(config.admin.tls);
   const apiTls = loadTlsMaterial(config.api.tls);
   // [proxy] first, then HTTPS_PROXY / NO_PROXY; a bad URL or password file stops the start (78).
@@ -62,26 +70,60 @@ await start(async () => {
   // Keys a rotation committed before a crash are moved into place before anything loads them.
   if (applyPendingRotation(config.pairing.dir)) log.warn('finished a key rotation an earlier run committed');
   const unfinished = removeUnfinished(config.pairing.dir);
-  if (unfinished.length) log.warn({ removed: unfinished }, 'removed what an interrupted pairing left (the fort stays as it was)');
-  health.set('pairing', 'ready', config.identity ? `paired as ${config.fort.id} (tenant ${config.identity.tenant}) since ${config.identity.paired_at}` : config.fort.id === UNPAIRED ? 'unpaired: run fortctl pair' : `configured as ${config.fort.id} (not paired)`);
+  if (unfinished.length)
+    log.warn({ removed: unfinished }, 'removed what an interrupted pairing left (the fort stays as it was)');
+  health.set(
+    'pairing',
+    'ready',
+    config.identity
+      ? `paired as ${config.fort.id} (tenant ${config.identity.tenant}) since ${config.identity.paired_at}`
+      : config.fort.id === UNPAIRED
+        ? 'unpaired: run fortctl pair'
+        : `configured as ${config.fort.id} (not paired)`,
+  );
 
   const store = openStore({ path: config.store.path, log: log.child({ module: 'store' }) });
   lifecycle.add({ name: 'store', stop: async () => store.close() });
   health.set('store', 'ready', `schema v${store.schemaVersion}`);
-  const auditStore = openAuditStore({ path: config.store.audit_path, retentionDays: config.store.audit_retention_days, log: log.child({ module: 'audit' }) });
+  const auditStore = openAuditStore({
+    path: config.store.audit_path,
+    retentionDays: config.store.audit_retention_days,
+    log: log.child({ module: 'audit' }),
+  });
   lifecycle.add({ name: 'audit-store', stop: async () => auditStore.close() });
 
   const appsDir = join(dirname(config.store.path), 'apps');
   // Status goes to the cloud through the outbox; without the IoT link it is only logged.
-  const outbox = config.iot ? createOutbox({ db: store.db, log: log.child({ module: 'outbox' }), maxMessages: config.iot.outbox_max_messages }) : undefined;
-  const reloads = startReloadService({ db: store.db, config: config.reloads, appsDir, fortId: config.fort.id, outbox, proxy, log, metrics });
+  const outbox = config.iot
+    ? createOutbox({ db: store.db, log: log.child({ module: 'outbox' }), maxMessages: config.iot.outbox_max_messages })
+    : undefined;
+  const reloads = startReloadService({
+    db: store.db,
+    config: config.reloads,
+    appsDir,
+    fortId: config.fort.id,
+    outbox,
+    proxy,
+    log,
+    metrics,
+  });
   // Stopped after the link and the APIs (registered first): nothing queues work into a stopped executor.
   lifecycle.add({ name: 'reloads', stop: () => reloads.stop() });
 
   if (config.iot) {
     // Loaded only when configured: MQTT, WebSocket and SigV4 cost ~12 MB of idle RSS.
     const { startIotService } = await import('./iot/service.js');
-    const iot = startIotService({ config: config.iot, fortId: config.fort.id, db: store.db, outbox, handlers: reloads.handlers, health, clock, log, proxy });
+    const iot = startIotService({
+      config: config.iot,
+      fortId: config.fort.id,
+      db: store.db,
+      outbox,
+      handlers: reloads.handlers,
+      health,
+      clock,
+      log,
+      proxy,
+    });
     lifecycle.add({ name: 'iot', stop: () => iot.stop() });
     metrics.sample({
       link: () => ({ up: iot.link.state === 'connected', connects: iot.link.stats().connects }),
@@ -95,7 +137,18 @@ await start(async () => {
   if (config.api.auth && config.cloud) {
     // Loaded only when configured, like the IoT link: jose and the cloud client cost idle RSS.
     const { createDataDeps } = await import('./api/data-deps.js');
-    const deps = createDataDeps({ api: { ...config.api, auth: config.api.auth }, cloud: config.cloud, fortId: config.fort.id, appsDir, db: store.db, auditDb: auditStore.db, reloads, proxy, health, log });
+    const deps = createDataDeps({
+      api: { ...config.api, auth: config.api.auth },
+      cloud: config.cloud,
+      fortId: config.fort.id,
+      appsDir,
+      db: store.db,
+      auditDb: auditStore.db,
+      reloads,
+      proxy,
+      health,
+      log,
+    });
     // Registered before the API: stopped after it, so the last requests' audit entries are written.
     lifecycle.add({ name: 'cloud', stop: async () => deps.close() });
     data = deps.data;
@@ -115,7 +168,11 @@ await start(async () => {
   health.set('client-api', 'ready', `https://${config.api.host}:${config.api.port}`);
 
   const updateState = createUpdateStateHolder();
-  metrics.sample({ ...(outbox ? { outboxBacklog: () => outbox.size() } : {}), reloadBacklog: () => reloads.queue.backlog(), updateState: updateState.get });
+  metrics.sample({
+    ...(outbox ? { outboxBacklog: () => outbox.size() } : {}),
+    reloadBacklog: () => reloads.queue.backlog(),
+    updateState: updateState.get,
+  });
   const admin = await startAdminServer({
     host: config.admin.host,
     port: config.admin.port,
@@ -140,17 +197,31 @@ await start(async () => {
       requestReload: (appId, source) => reloads.request(appId, source),
       cancelReload: (target) => reloads.cancel(target),
     },
-    pairing: createPairingOperations({ config, cloud: cloudLink, proxy, log, shutdown: (reason) => void lifecycle.shutdown(reason, 0) }),
+    pairing: createPairingOperations({
+      config,
+      cloud: cloudLink,
+      proxy,
+      log,
+      shutdown: (reason) => void lifecycle.shutdown(reason, 0),
+    }),
     log: log.child({ module: 'admin-api' }),
   });
   lifecycle.add({ name: 'admin-api', stop: () => admin.close() });
   health.set('admin-api', 'ready', `https://${config.admin.host}:${config.admin.port}`);
-  certs = createCertReloader([
-    { role: 'admin API (trust zone)', paths: config.admin.tls, server: tlsServerOf(admin) },
-    { role: 'client API (client zone)', paths: config.api.tls, server: tlsServerOf(clientApi) },
-  ], log.child({ module: 'tls' }));
+  certs = createCertReloader(
+    [
+      { role: 'admin API (trust zone)', paths: config.admin.tls, server: tlsServerOf(admin) },
+      { role: 'client API (client zone)', paths: config.api.tls, server: tlsServerOf(clientApi) },
+    ],
+    log.child({ module: 'tls' }),
+  );
 
-  log.info({ version: release.version, fortId: config.fort.id, readyMs: Date.now() - startedAt.getTime() }, 'fort-agent ready');
-  notifier.ready(`serving: client API ${config.api.host}:${config.api.port}, admin API ${config.admin.host}:${config.admin.port}`);
+  log.info(
+    { version: release.version, fortId: config.fort.id, readyMs: Date.now() - startedAt.getTime() },
+    'fort-agent ready',
+  );
+  notifier.ready(
+    `serving: client API ${config.api.host}:${config.api.port}, admin API ${config.admin.host}:${config.admin.port}`,
+  );
   notifier.startWatchdog(() => health.snapshot().live);
 });

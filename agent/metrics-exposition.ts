@@ -19,7 +19,8 @@ const labelText = (labels: Labels) => {
   const parts = Object.entries(labels).map(([k, v]) => `${k}="${escapeLabel(v)}"`);
   return parts.length ? `{${parts.join(',')}}` : '';
 };
-const header = (name: string, help: string, type: string) => `# HELP ${name} ${escapeHelp(help)}\n# TYPE ${name} ${type}\n`;
+const header = (name: string, help: string, type: string) =>
+  `# HELP ${name} ${escapeHelp(help)}\n# TYPE ${name} ${type}\n`;
 
 /**
  * Series by their values of `labelNames`, in one nested map per label: no key string is built
@@ -72,7 +73,11 @@ export function counter(name: string, help: string, labelNames: readonly string[
 
 type Read = () => readonly { labels?: Labels; value: number }[];
 const scraped = (type: 'gauge' | 'counter', name: string, help: string, read: Read): MetricFamily => ({
-  render: () => header(name, help, type) + read().map((s) => `${name}${labelText(s.labels ?? {})} ${num(s.value)}\n`).join(''),
+  render: () =>
+    header(name, help, type) +
+    read()
+      .map((s) => `${name}${labelText(s.labels ?? {})} ${num(s.value)}\n`)
+      .join(''),
 });
 
 /** A gauge read at scrape time: `read` returns its series (none when it has nothing to say). */

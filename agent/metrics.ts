@@ -49,43 +49,101 @@ const RELOAD_BOUNDS = [0.1, 0.5, 1, 5, 15, 60, 300, 900, 1800];
 export function createAgentMetrics(): AgentMetrics {
   let sources: MetricSources = {};
   const reloads = counter('fort_reloads_total', 'Reloads finished, by outcome', ['outcome']);
-  const reloadSeconds = histogram('fort_reload_duration_seconds', 'Duration of finished reloads, by outcome', ['outcome'], RELOAD_BOUNDS);
-  const requests = counter('fort_api_requests_total', 'HTTP requests answered, by API, route pattern, method and status', ['api', 'route', 'method', 'status']);
-  const requestSeconds = histogram('fort_api_request_duration_seconds', 'Time to answer HTTP requests, by API, route pattern and method', ['api', 'route', 'method'], REQUEST_BOUNDS);
+  const reloadSeconds = histogram(
+    'fort_reload_duration_seconds',
+    'Duration of finished reloads, by outcome',
+    ['outcome'],
+    RELOAD_BOUNDS,
+  );
+  const requests = counter(
+    'fort_api_requests_total',
+    'HTTP requests answered, by API, route pattern, method and status',
+    ['api', 'route', 'method', 'status'],
+  );
+  const requestSeconds = histogram(
+    'fort_api_request_duration_seconds',
+    'Time to answer HTTP requests, by API, route pattern and method',
+    ['api', 'route', 'method'],
+    REQUEST_BOUNDS,
+  );
   const update = () => sources.updateState?.() ?? { state: null, reportedAt: null };
 
   const families: MetricFamily[] = [
-    gauge('fort_iot_link_up', 'IoT link connected and subscribed (1) or not (0)', () => [{ value: sources.link?.().up ? 1 : 0 }]),
-    counterOf('fort_iot_reconnects_total', 'IoT link connections after the first since the agent started', () => [{ value: Math.max(0, (sources.link?.().connects ?? 0) - 1) }]),
-    counterOf('fort_events_received_total', 'Cloud events committed by the inbox (handled, duplicate or dead-lettered)', () => [{ value: sources.inbox?.().received ?? 0 }]),
-    counterOf('fort_events_duplicates_total', 'Redelivered events the inbox ignored', () => [{ value: sources.inbox?.().duplicates ?? 0 }]),
-    counterOf('fort_events_dead_lettered_total', 'Events dead-lettered, by reason code', () => Object.entries(sources.inbox?.().deadLetteredBy ?? {}).map(([reason, value]) => ({ labels: { reason }, value }))),
-    gauge('fort_outbox_backlog', 'Status messages waiting in the outbox to be published to the cloud', () => (sources.outboxBacklog ? [{ value: sources.outboxBacklog() }] : [])),
+    gauge('fort_iot_link_up', 'IoT link connected and subscribed (1) or not (0)', () => [
+      { value: sources.link?.().up ? 1 : 0 },
+    ]),
+    counterOf('fort_iot_reconnects_total', 'IoT link connections after the first since the agent started', () => [
+      { value: Math.max(0, (sources.link?.().connects ?? 0) - 1) },
+    ]),
+    counterOf(
+      'fort_events_received_total',
+      'Cloud events committed by the inbox (handled, duplicate or dead-lettered)',
+      () => [{ value: sources.inbox?.().received ?? 0 }],
+    ),
+    counterOf('fort_events_duplicates_total', 'Redelivered events the inbox ignored', () => [
+      { value: sources.inbox?.().duplicates ?? 0 },
+    ]),
+    counterOf('fort_events_dead_lettered_total', 'Events dead-lettered, by reason code', () =>
+      Object.entries(sources.inbox?.().deadLetteredBy ?? {}).map(([reason, value]) => ({ labels: { reason }, value })),
+    ),
+    gauge('fort_outbox_backlog', 'Status messages waiting in the outbox to be published to the cloud', () =>
+      sources.outboxBacklog ? [{ value: sources.outboxBacklog() }] : [],
+    ),
     // The inbox has no backlog of its own: each event is handled in the transaction that commits it, before its PUBACK.
-    gauge('fort_reload_backlog', 'Reloads queued or running: the work the cloud\'s events and users leave', () => {
+    gauge('fort_reload_backlog', "Reloads queued or running: the work the cloud's events and users leave", () => {
       const b = sources.reloadBacklog?.();
-      return b ? [{ labels: { state: 'queued' }, value: b.queued }, { labels: { state: 'running' }, value: b.running }] : [];
+      return b
+        ? [
+            { labels: { state: 'queued' }, value: b.queued },
+            { labels: { state: 'running' }, value: b.running },
+          ]
+        : [];
     }),
     reloads,
     reloadSeconds,
-    counterOf('fort_authz_cache_requests_total', 'Authorisation decisions asked for: hit (cached), miss (asked the cloud), coalesced (joined a question in flight)', () => {
-      const a = sources.authorizer?.();
-      return a ? [{ labels: { result: 'hit' }, value: a.hits }, { labels: { result: 'miss' }, value: a.misses }, { labels: { result: 'coalesced' }, value: a.coalesced }] : [];
-    }),
+    counterOf(
+      'fort_authz_cache_requests_total',
+      'Authorisation decisions asked for: hit (cached), miss (asked the cloud), coalesced (joined a question in flight)',
+      () => {
+        const a = sources.authorizer?.();
+        return a
+          ? [
+              { labels: { result: 'hit' }, value: a.hits },
+              { labels: { result: 'miss' }, value: a.misses },
+              { labels: { result: 'coalesced' }, value: a.coalesced },
+            ]
+          : [];
+      },
+    ),
     requests,
     requestSeconds,
-    gauge('fort_update_state', 'The deployment manager\'s update step as it last reported it: 1 for the current step (absent until it reports)', () => {
-      const s = update().state;
-      return s ? UPDATE_STEPS.map((step) => ({ labels: { step }, value: step === s.step ? 1 : 0 })) : [];
-    }),
+    gauge(
+      'fort_update_state',
+      "The deployment manager's update step as it last reported it: 1 for the current step (absent until it reports)",
+      () => {
+        const s = update().state;
+        return s ? UPDATE_STEPS.map((step) => ({ labels: { step }, value: step === s.step ? 1 : 0 })) : [];
+      },
+    ),
     gauge('fort_update_info', 'The installed and previous release as the deployment manager last reported them', () => {
       const s = update().state;
-      return s ? [{ labels: { installed: s.installed ?? '', previous: s.previous ?? '', artifact: s.installedArtifact ?? '' }, value: 1 }] : [];
+      return s
+        ? [
+            {
+              labels: { installed: s.installed ?? '', previous: s.previous ?? '', artifact: s.installedArtifact ?? '' },
+              value: 1,
+            },
+          ]
+        : [];
     }),
-    gauge('fort_update_reported_timestamp_seconds', 'When the deployment manager last reported its update state', () => {
-      const at = update().reportedAt;
-      return at ? [{ value: Date.parse(at) / 1000 }] : [];
-    }),
+    gauge(
+      'fort_update_reported_timestamp_seconds',
+      'When the deployment manager last reported its update state',
+      () => {
+        const at = update().reportedAt;
+        return at ? [{ value: Date.parse(at) / 1000 }] : [];
+      },
+    ),
   ];
 
   let processMetrics: Promise<{ contentType: string; metrics(): Promise<string> }> | undefined;
@@ -123,7 +181,13 @@ export function createAgentMetrics(): AgentMetrics {
  */
 export function requestObserver(api: 'client' | 'admin', metrics: MetricsRecorder) {
   return (req: FastifyRequest, reply: FastifyReply, done: () => void): void => {
-    metrics.apiRequest(api, req.routeOptions.url ?? 'unmatched', req.method, reply.statusCode, reply.elapsedTime / 1000);
+    metrics.apiRequest(
+      api,
+      req.routeOptions.url ?? 'unmatched',
+      req.method,
+      reply.statusCode,
+      reply.elapsedTime / 1000,
+    );
     done();
   };
 }

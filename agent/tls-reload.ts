@@ -14,7 +14,8 @@ export interface ReloadableServer {
 /** The TLS server under a Fastify instance started with `https` (typed as http.Server there). */
 export function tlsServerOf(app: { server: object }): ReloadableServer['server'] {
   const server = app.server as Partial<ReloadableServer['server']>;
-  if (typeof server.setSecureContext !== 'function') throw new Error('not a TLS server: its certificate cannot be reloaded');
+  if (typeof server.setSecureContext !== 'function')
+    throw new Error('not a TLS server: its certificate cannot be reloaded');
   return server as ReloadableServer['server'];
 }
 
@@ -30,7 +31,12 @@ export function createCertReloader(servers: readonly ReloadableServer[], log: Lo
     reload(requestedBy: string): ServedCertificate[] {
       const loaded = servers.map((s) => ({ s, m: loadTlsMaterial(s.paths) }));
       for (const { s, m } of loaded) {
-        s.server.setSecureContext({ key: m.key, cert: m.cert, ...(m.ca ? { ca: m.ca } : {}), minVersion: TLS_MIN_VERSION });
+        s.server.setSecureContext({
+          key: m.key,
+          cert: m.cert,
+          ...(m.ca ? { ca: m.ca } : {}),
+          minVersion: TLS_MIN_VERSION,
+        });
       }
       const served = loaded.map(({ s, m }) => ({
         role: s.role,
@@ -40,7 +46,10 @@ export function createCertReloader(servers: readonly ReloadableServer[], log: Lo
         notAfter: new Date(m.leaf.validTo).toISOString(),
         fingerprint256: m.leaf.fingerprint256,
       }));
-      log.info({ requestedBy, served: served.map(({ role, serialNumber, notAfter }) => ({ role, serialNumber, notAfter })) }, 'TLS certificates reloaded');
+      log.info(
+        { requestedBy, served: served.map(({ role, serialNumber, notAfter }) => ({ role, serialNumber, notAfter })) },
+        'TLS certificates reloaded',
+      );
       return served;
     },
   };

@@ -1,7 +1,15 @@
 import { dirname, join } from 'node:path';
 import { z } from 'zod';
 import { loadTomlConfig, resolveFrom, resolveTlsFrom } from '../lib/config/load.js';
-import { filePath, httpsUrl, identifier, intRange, lifecycleSection, logSection, tlsFiles } from '../lib/config/fields.js';
+import {
+  filePath,
+  httpsUrl,
+  identifier,
+  intRange,
+  lifecycleSection,
+  logSection,
+  tlsFiles,
+} from '../lib/config/fields.js';
 
 /** fort-deployment-manager configuration (deployment-manager.toml). */
 export const deploymentManagerConfigSchema = z.strictObject({
@@ -15,37 +23,86 @@ export const deploymentManagerConfigSchema = z.strictObject({
     timeout_seconds: intRange(1, 120).default(5).describe('Timeout of one admin API call'),
     tls: tlsFiles().describe('ca = trust-zone root; cert/key = the deployment-manager client certificate'),
   }),
-  updates: z.strictObject({
-    install_root: filePath().describe('Where releases live: <install_root>/releases/<version> and the current symlink systemd runs'),
-    staging_dir: filePath().describe('Downloads and verified payloads before they are installed (same file system as install_root is best)'),
-    device_type: identifier().describe('Mender device type; artifacts must list it'),
-    artifact_keys: z.array(filePath()).default([]).describe('PEM public keys artifacts must be signed with (several during a key rotation)'),
-    allow_unsigned: z.boolean().default(false).describe('Accept unsigned artifacts (never in production)'),
-    max_artifact_mb: intRange(1, 16_384).default(512).describe('Larger artifacts are refused while downloading'),
-    health_deadline_seconds: intRange(5, 3600).default(120).describe('The new release must report healthy within this, or it is rolled back'),
-    resume_seconds: intRange(1, 3600).default(30).describe('How often an update left by a stopped operator command (install FILE, rollback) is looked for and carried on'),
-    hooks_dir: filePath().optional().describe('Operator hooks run before each step: executables named <step> or <step>_<name> (e.g. installing_10_backup); before the switch a failing hook fails the update'),
-    hook_timeout_seconds: intRange(1, 3600).default(300).describe('A hook running longer is killed and counts as failed'),
-    server: z.strictObject({
-      url: httpsUrl().describe('Update server (Mender device API), e.g. https://updates.example.com'),
-      tls: tlsFiles().describe('ca = the update server CA; cert/key = the device certificate (mutual TLS)'),
-      auth_key: filePath().describe('Device auth key (PEM, 0600); generated (Ed25519) on first start if missing'),
-      id_data: z.record(z.string(), z.string()).describe('Identity attributes sent to the server, e.g. { fort_id = "fort-1" }'),
-      poll_seconds: intRange(1, 86_400).default(1800).describe('Deployment poll interval (±10 % jitter)'),
-      inventory_seconds: intRange(1, 604_800).default(28_800).describe('Inventory report interval (±10 % jitter)'),
-      retry_seconds: intRange(1, 86_400).default(300).describe('Wait after a failed call or while the device is not yet accepted'),
-      timeout_seconds: intRange(1, 600).default(30).describe('Timeout of one API call'),
-    }).optional().describe('Absent = no update server: only `install FILE` (air-gapped sites)'),
-    paired: z.strictObject({
-      identity_dir: filePath().optional().describe('Where this process keeps its own device key and certificate (default: update-identity/ beside state.path)'),
-      poll_seconds: intRange(1, 86_400).default(1800).describe('Deployment poll interval (±10 % jitter)'),
-      inventory_seconds: intRange(1, 604_800).default(28_800).describe('Inventory report interval (±10 % jitter)'),
-      retry_seconds: intRange(1, 86_400).default(300).describe('Wait after a failed call, while the device is not yet accepted, or while the fort is not paired'),
-      timeout_seconds: intRange(1, 600).default(30).describe('Timeout of one API call'),
-    }).optional().describe('The update server comes from pairing: once the agent is paired, this process makes its own device key and gets it certified through the agent (instead of [updates.server])'),
-  }).superRefine((u, ctx) => {
-    if (u.server && u.paired) ctx.addIssue({ code: 'custom', path: ['paired'], params: { redactValue: true }, message: 'either [updates.server] or [updates.paired], not both' });
-  }).optional().describe('Software updates of the agent; absent = updates disabled'),
+  updates: z
+    .strictObject({
+      install_root: filePath().describe(
+        'Where releases live: <install_root>/releases/<version> and the current symlink systemd runs',
+      ),
+      staging_dir: filePath().describe(
+        'Downloads and verified payloads before they are installed (same file system as install_root is best)',
+      ),
+      device_type: identifier().describe('Mender device type; artifacts must list it'),
+      artifact_keys: z
+        .array(filePath())
+        .default([])
+        .describe('PEM public keys artifacts must be signed with (several during a key rotation)'),
+      allow_unsigned: z.boolean().default(false).describe('Accept unsigned artifacts (never in production)'),
+      max_artifact_mb: intRange(1, 16_384).default(512).describe('Larger artifacts are refused while downloading'),
+      health_deadline_seconds: intRange(5, 3600)
+        .default(120)
+        .describe('The new release must report healthy within this, or it is rolled back'),
+      resume_seconds: intRange(1, 3600)
+        .default(30)
+        .describe(
+          'How often an update left by a stopped operator command (install FILE, rollback) is looked for and carried on',
+        ),
+      hooks_dir: filePath()
+        .optional()
+        .describe(
+          'Operator hooks run before each step: executables named <step> or <step>_<name> (e.g. installing_10_backup); before the switch a failing hook fails the update',
+        ),
+      hook_timeout_seconds: intRange(1, 3600)
+        .default(300)
+        .describe('A hook running longer is killed and counts as failed'),
+      server: z
+        .strictObject({
+          url: httpsUrl().describe('Update server (Mender device API), e.g. https://updates.example.com'),
+          tls: tlsFiles().describe('ca = the update server CA; cert/key = the device certificate (mutual TLS)'),
+          auth_key: filePath().describe('Device auth key (PEM, 0600); generated (Ed25519) on first start if missing'),
+          id_data: z
+            .record(z.string(), z.string())
+            .describe('Identity attributes sent to the server, e.g. { fort_id = "fort-1" }'),
+          poll_seconds: intRange(1, 86_400).default(1800).describe('Deployment poll interval (±10 % jitter)'),
+          inventory_seconds: intRange(1, 604_800).default(28_800).describe('Inventory report interval (±10 % jitter)'),
+          retry_seconds: intRange(1, 86_400)
+            .default(300)
+            .describe('Wait after a failed call or while the device is not yet accepted'),
+          timeout_seconds: intRange(1, 600).default(30).describe('Timeout of one API call'),
+        })
+        .optional()
+        .describe('Absent = no update server: only `install FILE` (air-gapped sites)'),
+      paired: z
+        .strictObject({
+          identity_dir: filePath()
+            .optional()
+            .describe(
+              'Where this process keeps its own device key and certificate (default: update-identity/ beside state.path)',
+            ),
+          poll_seconds: intRange(1, 86_400).default(1800).describe('Deployment poll interval (±10 % jitter)'),
+          inventory_seconds: intRange(1, 604_800).default(28_800).describe('Inventory report interval (±10 % jitter)'),
+          retry_seconds: intRange(1, 86_400)
+            .default(300)
+            .describe(
+              'Wait after a failed call, while the device is not yet accepted, or while the fort is not paired',
+            ),
+          timeout_seconds: intRange(1, 600).default(30).describe('Timeout of one API call'),
+        })
+        .optional()
+        .describe(
+          'The update server comes from pairing: once the agent is paired, this process makes its own device key and gets it certified through the agent (instead of [updates.server])',
+        ),
+    })
+    .superRefine((u, ctx) => {
+      if (u.server && u.paired)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['paired'],
+          params: { redactValue: true },
+          message: 'either [updates.server] or [updates.paired], not both',
+        });
+    })
+    .optional()
+    .describe('Software updates of the agent; absent = updates disabled'),
   lifecycle: lifecycleSection(),
 });
 
@@ -63,8 +120,18 @@ export function loadDeploymentManagerConfig(file: string): DeploymentManagerConf
       staging_dir: resolveFrom(dir, config.updates.staging_dir),
       hooks_dir: config.updates.hooks_dir && resolveFrom(dir, config.updates.hooks_dir),
       artifact_keys: config.updates.artifact_keys.map((k) => resolveFrom(dir, k)),
-      server: config.updates.server && { ...config.updates.server, tls: resolveTlsFrom(dir, config.updates.server.tls), auth_key: resolveFrom(dir, config.updates.server.auth_key) },
-      paired: config.updates.paired && { ...config.updates.paired, identity_dir: resolveFrom(dir, config.updates.paired.identity_dir ?? join(dirname(config.state.path), 'update-identity')) },
+      server: config.updates.server && {
+        ...config.updates.server,
+        tls: resolveTlsFrom(dir, config.updates.server.tls),
+        auth_key: resolveFrom(dir, config.updates.server.auth_key),
+      },
+      paired: config.updates.paired && {
+        ...config.updates.paired,
+        identity_dir: resolveFrom(
+          dir,
+          config.updates.paired.identity_dir ?? join(dirname(config.state.path), 'update-identity'),
+        ),
+      },
     },
   };
 }

@@ -75,7 +75,16 @@ await start(async () => {
         agentFortId,
         start: (id, onAdmission) => {
           const server = id.url
-            ? { url: id.url, tls: { ca: id.files.ca, cert: id.files.cert, key: id.files.key }, auth_key: id.files.authKey, id_data: { fort_id: id.fortId }, poll_seconds: paired.poll_seconds, inventory_seconds: paired.inventory_seconds, retry_seconds: paired.retry_seconds, timeout_seconds: paired.timeout_seconds }
+            ? {
+                url: id.url,
+                tls: { ca: id.files.ca, cert: id.files.cert, key: id.files.key },
+                auth_key: id.files.authKey,
+                id_data: { fort_id: id.fortId },
+                poll_seconds: paired.poll_seconds,
+                inventory_seconds: paired.inventory_seconds,
+                retry_seconds: paired.retry_seconds,
+                timeout_seconds: paired.timeout_seconds,
+              }
             : undefined;
           if (!server) log.warn('the cloud has no update server for this fort: only install FILE updates it');
           return startUpdates({ ...updatesConfig, ...(server ? { server } : {}) }, onAdmission);

@@ -30,10 +30,17 @@ export interface UpdateServiceOptions {
  * start, run, stop and close what they use.
  */
 export function wireDeploymentManager(config: DeploymentManagerConfig, deps: WiringDeps) {
-  const admin = createAdminClient({ url: config.agent.admin_url, tls: loadTlsMaterial(config.agent.tls), timeoutMs: config.agent.timeout_seconds * 1000 });
+  const admin = createAdminClient({
+    url: config.agent.admin_url,
+    tls: loadTlsMaterial(config.agent.tls),
+    timeoutMs: config.agent.timeout_seconds * 1000,
+  });
   const plainStateFile = createStateFile(config.state.path);
   const bindings = { module: 'agent-report' };
-  const reportLog = deps.reportLogLevel === undefined ? deps.log.child(bindings) : deps.log.child(bindings, { level: deps.reportLogLevel });
+  const reportLog =
+    deps.reportLogLevel === undefined
+      ? deps.log.child(bindings)
+      : deps.log.child(bindings, { level: deps.reportLogLevel });
   const reporter = createAgentReporter({ client: admin, load: () => plainStateFile.load(), log: reportLog });
   const stateFile = reportingStateFile(plainStateFile, reporter);
   return {
@@ -46,9 +53,21 @@ export function wireDeploymentManager(config: DeploymentManagerConfig, deps: Wir
      * reader or the Mender client in memory.
      */
     updateServices: async () => {
-      const [{ createUpdateService }, { createWorkLock }] = await Promise.all([import('./update/service.js'), import('./update/work-lock.js')]);
+      const [{ createUpdateService }, { createWorkLock }] = await Promise.all([
+        import('./update/service.js'),
+        import('./update/work-lock.js'),
+      ]);
       return (updates: UpdatesConfig, opts: UpdateServiceOptions) =>
-        createUpdateService({ config: updates, state: stateFile, initial: stateFile.load(), lock: createWorkLock(`${config.state.path}.lock`), admin, proxy: resolveProxy(undefined, deps.proxyEnv), log: opts.log, onAdmission: opts.onAdmission });
+        createUpdateService({
+          config: updates,
+          state: stateFile,
+          initial: stateFile.load(),
+          lock: createWorkLock(`${config.state.path}.lock`),
+          admin,
+          proxy: resolveProxy(undefined, deps.proxyEnv),
+          log: opts.log,
+          onAdmission: opts.onAdmission,
+        });
     },
   };
 }

@@ -50,7 +50,9 @@ export async function startDevCloud(config: DevCloudConfig, log: Logger): Promis
   const now = () => new Date(Date.now() + config.testing.clock_offset_seconds * 1000);
   const credentialStore = createCredentialStore({ now, ...(staticKey ? { staticKey } : {}) });
   // Paired forts: a revoked one is refused by the token endpoint, the credentials provider and the update server.
-  const registry = config.pairing ? createFortRegistry({ file: join(config.pairing.state_dir, 'forts.json'), now }) : undefined;
+  const registry = config.pairing
+    ? createFortRegistry({ file: join(config.pairing.state_dir, 'forts.json'), now })
+    : undefined;
   const isRevoked = registry ? (serial: string) => registry.isRevokedSerial(serial) : undefined;
   try {
     let bridge: IotBridge | undefined;
@@ -130,7 +132,12 @@ export async function startDevCloud(config: DevCloudConfig, log: Logger): Promis
       const c = config.cloud_api;
       const configured = loadClients(c.clients);
       if (registry) {
-        pairing = await startPairing(api, config, { registry, onRevoke: onRevokeOf, now, log: log.child({ module: 'pairing' }) });
+        pairing = await startPairing(api, config, {
+          registry,
+          onRevoke: onRevokeOf,
+          now,
+          log: log.child({ module: 'pairing' }),
+        });
       }
       const unpair = registry
         ? (fortId: string) => {

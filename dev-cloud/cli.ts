@@ -43,18 +43,26 @@ interface Index {
 const index = (home: string) => JSON.parse(readFileSync(join(home, 'dev-cloud.json'), 'utf8')) as Index;
 const client = (home: string) => {
   const i = index(home);
-  return got.extend({ prefixUrl: i.cloud.url, https: { certificateAuthority: readFileSync(i.ca.cloudServer) }, retry: { limit: 0 } });
+  return got.extend({
+    prefixUrl: i.cloud.url,
+    https: { certificateAuthority: readFileSync(i.ca.cloudServer) },
+    retry: { limit: 0 },
+  });
 };
 
 program
   .command('publish')
-  .description('publish an event to a fort over the IoT bridge, e.g. publish --fort fort-dev-1 --type ping --data \'{"echo":"hi"}\'')
+  .description(
+    'publish an event to a fort over the IoT bridge, e.g. publish --fort fort-dev-1 --type ping --data \'{"echo":"hi"}\'',
+  )
   .requiredOption('--fort <id>', 'fort id')
   .requiredOption('--type <type>', 'event type')
   .option('--data <json>', 'event data (JSON object)', '{}')
   .option('--home <dir>', 'dev stack directory', '.fort-dev')
   .action(async (o: { fort: string; type: string; data: string; home: string }) => {
-    const body = await client(o.home).post('dev/iot/publish', { json: { fortId: o.fort, type: o.type, data: JSON.parse(o.data) as unknown } }).json();
+    const body = await client(o.home)
+      .post('dev/iot/publish', { json: { fortId: o.fort, type: o.type, data: JSON.parse(o.data) as unknown } })
+      .json();
     process.stdout.write(`${JSON.stringify(body)}\n`);
   });
 
@@ -80,7 +88,8 @@ program
 function duration(v: string): number {
   const m = /^(\d+)(s|m|h|d)?$/.exec(v.trim());
   const n = m ? Number(m[1]) * { s: 1, m: 60, h: 3600, d: 86_400 }[(m[2] ?? 's') as 's' | 'm' | 'h' | 'd'] : NaN;
-  if (!Number.isInteger(n) || n < 60 || n > 604_800) throw new InvalidArgumentError('expected a duration from 60s to 7d, e.g. 10m');
+  if (!Number.isInteger(n) || n < 60 || n > 604_800)
+    throw new InvalidArgumentError('expected a duration from 60s to 7d, e.g. 10m');
   return n;
 }
 
@@ -92,7 +101,17 @@ program
   .option('--fort-id <id>', 'the id the fort gets (default: a new one)')
   .option('--home <dir>', 'dev stack directory', '.fort-dev')
   .action(async (o: { tenant: string; ttl?: number; fortId?: string; home: string }) => {
-    const body = await devCall(client(o.home).post('dev/v1/pairing-codes', { json: { tenant: o.tenant, ...(o.ttl ? { ttl_seconds: o.ttl } : {}), ...(o.fortId ? { fort_id: o.fortId } : {}) } }).json<{ code: string; expiresAt: string }>());
+    const body = await devCall(
+      client(o.home)
+        .post('dev/v1/pairing-codes', {
+          json: {
+            tenant: o.tenant,
+            ...(o.ttl ? { ttl_seconds: o.ttl } : {}),
+            ...(o.fortId ? { fort_id: o.fortId } : {}),
+          },
+        })
+        .json<{ code: string; expiresAt: string }>(),
+    );
     process.stderr.write(`one-time code for tenant ${o.tenant}, valid until ${body.expiresAt}:\n`);
     process.stdout.write(`${body.code}\n`);
   });
@@ -103,7 +122,10 @@ program
   .option('--home <dir>', 'dev stack directory', '.fort-dev')
   .action(async (o: { home: string }) => {
     const list = await devCall(client(o.home).get('dev/v1/forts').json<PairedFort[]>());
-    for (const f of list) process.stdout.write(`${f.id}  ${f.tenant}  paired ${f.pairedAt}${f.revokedAt ? `  REVOKED ${f.revokedAt}` : ''}\n`);
+    for (const f of list)
+      process.stdout.write(
+        `${f.id}  ${f.tenant}  paired ${f.pairedAt}${f.revokedAt ? `  REVOKED ${f.revokedAt}` : ''}\n`,
+      );
   });
 
 program
@@ -112,7 +134,11 @@ program
   .requiredOption('--fort <id>', 'fort id')
   .option('--home <dir>', 'dev stack directory', '.fort-dev')
   .action(async (o: { fort: string; home: string }) => {
-    const f = await devCall(client(o.home).post(`dev/v1/forts/${encodeURIComponent(o.fort)}/revoke`).json<PairedFort>());
+    const f = await devCall(
+      client(o.home)
+        .post(`dev/v1/forts/${encodeURIComponent(o.fort)}/revoke`)
+        .json<PairedFort>(),
+    );
     process.stdout.write(`${f.id} revoked at ${f.revokedAt}\n`);
   });
 
@@ -125,7 +151,9 @@ program
   .action(async (o: { fort: string; topic: string; home: string }) => {
     let since = 0;
     for (;;) {
-      const messages = await client(o.home).get('dev/iot/messages', { searchParams: { topic: `forts/${o.fort}/${o.topic}`, since } }).json<{ seq: number; at: string; payload: string }[]>();
+      const messages = await client(o.home)
+        .get('dev/iot/messages', { searchParams: { topic: `forts/${o.fort}/${o.topic}`, since } })
+        .json<{ seq: number; at: string; payload: string }[]>();
       for (const m of messages) {
         process.stdout.write(`${m.at} ${m.payload}\n`);
         since = m.seq + 1;
@@ -142,7 +170,10 @@ program
   .option('--json', 'print the records as JSON')
   .option('--home <dir>', 'dev stack directory', '.fort-dev')
   .action(async (o: { fort?: string; app?: string; json?: boolean; home: string }) => {
-    const searchParams: Record<string, string> = { ...(o.fort ? { fort: o.fort } : {}), ...(o.app ? { app: o.app } : {}) };
+    const searchParams: Record<string, string> = {
+      ...(o.fort ? { fort: o.fort } : {}),
+      ...(o.app ? { app: o.app } : {}),
+    };
     const records = await client(o.home).get('dev/v1/reloads', { searchParams }).json<ReloadStatusRecord[]>();
     process.stdout.write(o.json ? `${JSON.stringify(records, null, 2)}\n` : formatReloadTable(records));
   });
@@ -154,7 +185,9 @@ program
   .requiredOption('--app <id>', 'app id')
   .option('--home <dir>', 'dev stack directory', '.fort-dev')
   .action(async (o: { fort: string; app: string; home: string }) => {
-    const event = await client(o.home).post('dev/v1/reloads', { json: { fort: o.fort, app: o.app } }).json();
+    const event = await client(o.home)
+      .post('dev/v1/reloads', { json: { fort: o.fort, app: o.app } })
+      .json();
     process.stdout.write(`${JSON.stringify(event)}\n`);
   });
 
@@ -174,10 +207,13 @@ async function devCall<T>(p: Promise<T>): Promise<T> {
     throw new Error(`HTTP ${err.response.statusCode}: ${detail}`, { cause: err });
   }
 }
-const print = (v: unknown, json: boolean | undefined, text: () => string) => process.stdout.write(json ? `${JSON.stringify(v, null, 2)}\n` : text());
+const print = (v: unknown, json: boolean | undefined, text: () => string) =>
+  process.stdout.write(json ? `${JSON.stringify(v, null, 2)}\n` : text());
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
-const mender = program.command('mender').description('the update server (Mender device API): artifacts, devices, deployments');
+const mender = program
+  .command('mender')
+  .description('the update server (Mender device API): artifacts, devices, deployments');
 
 mender
   .command('upload')
@@ -187,7 +223,12 @@ mender
   .option('--home <dir>', 'dev stack directory', '.fort-dev')
   .action(async (file: string, o: { json?: boolean; home: string }) => {
     const a = await devCall(
-      client(o.home).post('dev/v1/mender/artifacts', { body: createReadStream(file), headers: { 'content-type': 'application/octet-stream' } }).json<ArtifactView>(),
+      client(o.home)
+        .post('dev/v1/mender/artifacts', {
+          body: createReadStream(file),
+          headers: { 'content-type': 'application/octet-stream' },
+        })
+        .json<ArtifactView>(),
     );
     print(a, o.json, () => `uploaded ${a.name} (${a.deviceTypes.join(', ')}) id ${a.id}\n`);
   });
@@ -219,7 +260,11 @@ for (const verb of ['accept', 'reject'] as const) {
     .requiredOption('--device <ref>', 'device id or identity attribute value (e.g. fort-dev-1)')
     .option('--home <dir>', 'dev stack directory', '.fort-dev')
     .action(async (o: { device: string; home: string }) => {
-      const d = await devCall(client(o.home).post(`dev/v1/mender/devices/${encodeURIComponent(o.device)}/${verb}`).json<DeviceRecord>());
+      const d = await devCall(
+        client(o.home)
+          .post(`dev/v1/mender/devices/${encodeURIComponent(o.device)}/${verb}`)
+          .json<DeviceRecord>(),
+      );
       process.stdout.write(`device ${d.id} ${JSON.stringify(d.identity)}: ${d.status}\n`);
     });
 }
@@ -232,7 +277,11 @@ mender
   .option('--json', 'print the deployment as JSON')
   .option('--home <dir>', 'dev stack directory', '.fort-dev')
   .action(async (o: { artifact: string; device: string[]; json?: boolean; home: string }) => {
-    const d = await devCall(client(o.home).post('dev/v1/mender/deployments', { json: { artifact_name: o.artifact, devices: o.device } }).json<DeploymentRecord>());
+    const d = await devCall(
+      client(o.home)
+        .post('dev/v1/mender/deployments', { json: { artifact_name: o.artifact, devices: o.device } })
+        .json<DeploymentRecord>(),
+    );
     print(d, o.json, () => `deployment ${d.id}: ${d.artifactName} to ${d.devices.length} device(s)\n`);
   });
 
@@ -244,7 +293,11 @@ mender
   .option('--home <dir>', 'dev stack directory', '.fort-dev')
   .action(async (o: { device?: string; json?: boolean; home: string }) => {
     const c = client(o.home);
-    const deployments = await devCall(c.get('dev/v1/mender/deployments', { searchParams: o.device ? { device: o.device } : {} }).json<DeploymentRecord[]>());
+    const deployments = await devCall(
+      c
+        .get('dev/v1/mender/deployments', { searchParams: o.device ? { device: o.device } : {} })
+        .json<DeploymentRecord[]>(),
+    );
     const devices = await devCall(c.get('dev/v1/mender/devices').json<DeviceRecord[]>());
     print(deployments, o.json, () => formatDeployments(deployments, devices));
   });
@@ -255,7 +308,11 @@ mender
   .requiredOption('--deployment <id>', 'deployment id')
   .option('--home <dir>', 'dev stack directory', '.fort-dev')
   .action(async (o: { deployment: string; home: string }) => {
-    const d = await devCall(client(o.home).post(`dev/v1/mender/deployments/${encodeURIComponent(o.deployment)}/abort`).json<DeploymentRecord>());
+    const d = await devCall(
+      client(o.home)
+        .post(`dev/v1/mender/deployments/${encodeURIComponent(o.deployment)}/abort`)
+        .json<DeploymentRecord>(),
+    );
     process.stdout.write(`deployment ${d.id} aborted\n`);
   });
 

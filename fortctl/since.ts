@@ -15,7 +15,9 @@ export function parseSince(text: string, now: Date): Date {
       ? new Date(t)
       : undefined;
   if (!at || Number.isNaN(at.getTime())) {
-    throw new RangeError(`expected a duration such as 30m, 1h, 2d or an ISO time such as 2024-05-01T12:00:00Z, got ${JSON.stringify(text)}`);
+    throw new RangeError(
+      `expected a duration such as 30m, 1h, 2d or an ISO time such as 2024-05-01T12:00:00Z, got ${JSON.stringify(text)}`,
+    );
   }
   return at;
 }

@@ -121,9 +121,18 @@ export function createAdminClient(opts: AdminClientOptions) {
   const base = new URL(opts.url);
   // One TLS context and kept-alive connection for a poller that lives for months.
   const agent = new Agent({ ca, cert, key, keepAlive: true, maxSockets: 1 });
-  const http = createJsonClient({ agent, timeoutMs: opts.timeoutMs ?? 5000, peer: `agent admin API ${opts.url}`, errorCode: 'FORT_ERR_ADMIN_LINK' });
+  const http = createJsonClient({
+    agent,
+    timeoutMs: opts.timeoutMs ?? 5000,
+    peer: `agent admin API ${opts.url}`,
+    errorCode: 'FORT_ERR_ADMIN_LINK',
+  });
 
-  const call = async <T>(method: 'GET' | 'POST' | 'PUT', path: string, body?: unknown): Promise<{ statusCode: number; body: T }> => {
+  const call = async <T>(
+    method: 'GET' | 'POST' | 'PUT',
+    path: string,
+    body?: unknown,
+  ): Promise<{ statusCode: number; body: T }> => {
     const res = await http.send(new URL(path, base), { method, ...(body === undefined ? {} : { body }) });
     return { statusCode: res.statusCode, body: http.json<T>(res) };
   };
@@ -134,9 +143,12 @@ export function createAdminClient(opts: AdminClientOptions) {
     drain: () => call<{ status: string }>('POST', '/admin/v1/drain'),
     deadLetters: (limit = 50) => call<{ deadLetters: DeadLetterView[] }>('GET', `/admin/v1/events/dead?limit=${limit}`),
     certificates: () => call<{ certificates: CertificateReport[] }>('GET', '/admin/v1/certs'),
-    pair: (req: { cloud: string; code: string; tenant?: string }) => call<{ fortId: string; tenant: string; pairedAt: string } & Problem>('POST', '/admin/v1/pair', req),
-    unpair: (force: boolean) => call<{ fortId: string; cloudTold: boolean } & Problem>('POST', '/admin/v1/unpair', { force }),
-    updateIdentity: (csr: string) => call<Record<string, unknown> & Problem>('POST', '/admin/v1/update-identity', { csr }),
+    pair: (req: { cloud: string; code: string; tenant?: string }) =>
+      call<{ fortId: string; tenant: string; pairedAt: string } & Problem>('POST', '/admin/v1/pair', req),
+    unpair: (force: boolean) =>
+      call<{ fortId: string; cloudTold: boolean } & Problem>('POST', '/admin/v1/unpair', { force }),
+    updateIdentity: (csr: string) =>
+      call<Record<string, unknown> & Problem>('POST', '/admin/v1/update-identity', { csr }),
     /** The deployment manager's update state, for the agent's metrics and `fortctl update status` (204 when taken). */
     reportUpdateState: (summary: UpdateSummary) => call<Problem>('PUT', '/admin/v1/update-state', summary),
     updateState: () => call<UpdateStateView & Problem>('GET', '/admin/v1/update-state'),
@@ -146,21 +158,32 @@ export function createAdminClient(opts: AdminClientOptions) {
       return { statusCode: res.statusCode, contentType: String(res.headers['content-type'] ?? ''), text: res.text };
     },
     reloadCerts: () => call<{ served: ServedCertificate[] } & Problem>('POST', '/admin/v1/reload-certs', {}),
-    rotateKeys: () => call<{ fortId: string; previousValidUntil: string } & Problem>('POST', '/admin/v1/rotate-keys', {}),
+    rotateKeys: () =>
+      call<{ fortId: string; previousValidUntil: string } & Problem>('POST', '/admin/v1/rotate-keys', {}),
     /** Audit entries recorded at or after `since`: the newest `limit` (agent default 200, at most 1000), newest last. */
     audit: (since: Date, limit?: number) => {
-      const query = new URLSearchParams({ since: since.toISOString(), ...(limit === undefined ? {} : { limit: String(limit) }) });
+      const query = new URLSearchParams({
+        since: since.toISOString(),
+        ...(limit === undefined ? {} : { limit: String(limit) }),
+      });
       return call<{ entries: AuditEntry[] }>('GET', `/admin/v1/audit?${query.toString()}`);
     },
     /** Registers (or updates) an app from its definition file's text. */
-    addApp: (definition: string, format: 'toml' | 'json') => call<{ app: AdminApp; created: boolean } & Problem>('POST', '/admin/v1/apps', { definition, format }),
+    addApp: (definition: string, format: 'toml' | 'json') =>
+      call<{ app: AdminApp; created: boolean } & Problem>('POST', '/admin/v1/apps', { definition, format }),
     apps: () => call<{ apps: AdminApp[] }>('GET', '/admin/v1/apps'),
     reloads: (filter: { app?: string; state?: string; limit?: number } = {}) => {
-      const query = new URLSearchParams(Object.entries(filter).filter(([, v]) => v !== undefined).map(([k, v]) => [k, String(v)] as [string, string]));
+      const query = new URLSearchParams(
+        Object.entries(filter)
+          .filter(([, v]) => v !== undefined)
+          .map(([k, v]) => [k, String(v)] as [string, string]),
+      );
       return call<{ reloads: AdminReload[] } & Problem>('GET', `/admin/v1/reloads?${query.toString()}`);
     },
-    startReload: (appId: string) => call<{ reload: AdminReload; coalesced: boolean } & Problem>('POST', '/admin/v1/reloads', { appId }),
-    cancelReload: (id: string) => call<{ result: string } & Problem>('POST', `/admin/v1/reloads/${encodeURIComponent(id)}/cancel`, {}),
+    startReload: (appId: string) =>
+      call<{ reload: AdminReload; coalesced: boolean } & Problem>('POST', '/admin/v1/reloads', { appId }),
+    cancelReload: (id: string) =>
+      call<{ result: string } & Problem>('POST', `/admin/v1/reloads/${encodeURIComponent(id)}/cancel`, {}),
     close: () => agent.destroy(),
   };
 }
@@ -170,7 +193,12 @@ export type AdminClient = ReturnType<typeof createAdminClient>;
  * Polls the agent's health until `accept` says yes (e.g. back after a restart, as the fort it
  * became), or `timeoutMs` passed; unreachable in between is expected. The health, or undefined.
  */
-export async function waitForHealth(health: () => Promise<{ body: AgentHealth }>, accept: (h: AgentHealth) => boolean, timeoutMs: number, intervalMs = 250): Promise<AgentHealth | undefined> {
+export async function waitForHealth(
+  health: () => Promise<{ body: AgentHealth }>,
+  accept: (h: AgentHealth) => boolean,
+  timeoutMs: number,
+  intervalMs = 250,
+): Promise<AgentHealth | undefined> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const h = await health().catch(() => undefined);

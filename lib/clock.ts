@@ -13,10 +13,16 @@ export type ClockVerdict = { ok: true } | { ok: false; reason: string };
  */
 export function assessClock(now: Date, builtAt: Date | undefined, skewMs: number | undefined): ClockVerdict {
   if (builtAt && now.getTime() < builtAt.getTime()) {
-    return { ok: false, reason: `host clock ${now.toISOString()} is before this release's build date ${builtAt.toISOString()}` };
+    return {
+      ok: false,
+      reason: `host clock ${now.toISOString()} is before this release's build date ${builtAt.toISOString()}`,
+    };
   }
   if (skewMs !== undefined && Math.abs(skewMs) > CLOCK_SKEW_LIMIT_MS) {
-    return { ok: false, reason: `host clock is ${Math.round(Math.abs(skewMs) / 1000)} s ${skewMs > 0 ? 'ahead of' : 'behind'} the cloud` };
+    return {
+      ok: false,
+      reason: `host clock is ${Math.round(Math.abs(skewMs) / 1000)} s ${skewMs > 0 ? 'ahead of' : 'behind'} the cloud`,
+    };
   }
   return { ok: true };
 }

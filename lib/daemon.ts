@@ -26,9 +26,19 @@ export interface Daemon<C> {
  * The part every daemon's composition root shares: arguments, config (exit 78 before
  * anything starts), logger, sd_notify, and signal-driven graceful stop.
  */
-export function bootDaemon<C extends DaemonConfig>(opts: { name: string; configEnvVar: string; defaultConfig: string; load: (file: string) => C; argv?: string[] }): Daemon<C> {
+export function bootDaemon<C extends DaemonConfig>(opts: {
+  name: string;
+  configEnvVar: string;
+  defaultConfig: string;
+  load: (file: string) => C;
+  argv?: string[];
+}): Daemon<C> {
   const runtime = readRuntimeEnv(opts.configEnvVar);
-  const args = parseDaemonArgs(opts.argv ?? process.argv, opts.name, `config file (default: $${opts.configEnvVar} or ${opts.defaultConfig})`);
+  const args = parseDaemonArgs(
+    opts.argv ?? process.argv,
+    opts.name,
+    `config file (default: $${opts.configEnvVar} or ${opts.defaultConfig})`,
+  );
   const file = args.config ?? runtime.configFile ?? opts.defaultConfig;
   // `--check-config` (fortctl doctor, operators): the config as loaded, then exit; nothing starts.
   if (args.checkConfig) printConfigCheck(file, opts.load);
@@ -40,7 +50,12 @@ export function bootDaemon<C extends DaemonConfig>(opts: { name: string; configE
   }
   const log = createLogger({ level: config.log.level, name: opts.name });
   const notifier = createNotifier(runtime.notify, log.child({ module: 'sd-notify' }));
-  const lifecycle = createLifecycle({ log, notifier, stopTimeoutMs: config.lifecycle.stop_timeout_seconds * 1000, exit: (code) => process.exit(code) });
+  const lifecycle = createLifecycle({
+    log,
+    notifier,
+    stopTimeoutMs: config.lifecycle.stop_timeout_seconds * 1000,
+    exit: (code) => process.exit(code),
+  });
   lifecycle.installSignalHandlers();
   return {
     config,

@@ -1,6 +1,13 @@
 import { ERRORS, EXIT, isFortErrorCode, type ExitCode, type FortErrorCode } from './error-catalogue.js';
 
-export { ERRORS, EXIT, isFortErrorCode, type CatalogueEntry, type ExitCode, type FortErrorCode } from './error-catalogue.js';
+export {
+  ERRORS,
+  EXIT,
+  isFortErrorCode,
+  type CatalogueEntry,
+  type ExitCode,
+  type FortErrorCode,
+} from './error-catalogue.js';
 
 /**
  * An error of the catalogue (lib/error-catalogue.ts): its code fixes the HTTP status, the
@@ -63,7 +70,8 @@ export function daemonExitCode(err: unknown): ExitCode {
  * failure (5xx, or a code about its configuration or data) is a refusal of the link.
  */
 export function peerProblemCode(status: number, code: unknown): FortErrorCode {
-  const about = (c: FortErrorCode) => ([EXIT.FAILED, EXIT.UNREACHABLE, EXIT.TEMPFAIL] as ExitCode[]).includes(ERRORS[c].exit);
+  const about = (c: FortErrorCode) =>
+    ([EXIT.FAILED, EXIT.UNREACHABLE, EXIT.TEMPFAIL] as ExitCode[]).includes(ERRORS[c].exit);
   if (status >= 400 && status < 500 && isFortErrorCode(code) && about(code)) return code;
   return status === 403 ? 'FORT_ERR_FORBIDDEN' : 'FORT_ERR_ADMIN_LINK';
 }

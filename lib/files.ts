@@ -1,4 +1,19 @@
-import { closeSync, constants, fsyncSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeSync, existsSync, mkdirSync, mkdtempSync, unlinkSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  fsyncSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  unlinkSync,
+} from 'node:fs';
 import { dirname, basename, join } from 'node:path';
 import { createPrivateKey, randomBytes, type KeyObject } from 'node:crypto';
 import { ConfigError, FortError, TlsMaterialError } from './errors.js';
@@ -27,7 +42,7 @@ export function writeFileAtomic(path: string, data: string | Uint8Array, mode = 
 
 /** All of `buf` to `fd` (a write may take only part of it). */
 export function writeAll(fd: number, buf: Uint8Array): void {
-  for (let off = 0; off < buf.length; ) off += writeSync(fd, buf, off, buf.length - off);
+  for (let off = 0; off < buf.length;) off += writeSync(fd, buf, off, buf.length - off);
 }
 
 export function fsyncDir(dir: string): void {
@@ -63,7 +78,11 @@ export function assertPrivateFileMode(path: string, what = 'key file'): void {
   try {
     mode = statSync(path).mode;
   } catch (err) {
-    throw new TlsMaterialError(`cannot read ${what} ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, 'FORT_ERR_TLS_MATERIAL', err);
+    throw new TlsMaterialError(
+      `cannot read ${what} ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
+      'FORT_ERR_TLS_MATERIAL',
+      err,
+    );
   }
   if ((mode & 0o077) !== 0) {
     throw new TlsMaterialError(

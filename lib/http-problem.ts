@@ -9,10 +9,21 @@ import { ERRORS, FortError, type FortErrorCode } from './errors.js';
  * `status` is only for a framework's refusal that has decided its status already (Fastify's
  * 415, …); everything else answers with its code's status.
  */
-export function sendProblem(reply: FastifyReply, problem: FortError | FortErrorCode, detail?: string, opts: { status?: number } = {}) {
+export function sendProblem(
+  reply: FastifyReply,
+  problem: FortError | FortErrorCode,
+  detail?: string,
+  opts: { status?: number } = {},
+) {
   const code = problem instanceof FortError ? problem.code : problem;
   const { status, title } = ERRORS[code];
-  return sendRawProblem(reply, opts.status ?? status, code, title, detail ?? (problem instanceof FortError ? problem.message : undefined));
+  return sendRawProblem(
+    reply,
+    opts.status ?? status,
+    code,
+    title,
+    detail ?? (problem instanceof FortError ? problem.message : undefined),
+  );
 }
 
 /**
@@ -23,7 +34,14 @@ export function sendRawProblem(reply: FastifyReply, status: number, code: string
   return reply
     .code(status)
     .type('application/problem+json')
-    .send({ type: `https://fort.dev/problems/${code.toLowerCase()}`, title, status, code, ...(detail ? { detail } : {}), requestId: reply.request.id });
+    .send({
+      type: `https://fort.dev/problems/${code.toLowerCase()}`,
+      title,
+      status,
+      code,
+      ...(detail ? { detail } : {}),
+      requestId: reply.request.id,
+    });
 }
 
 /** Every issue of a refused request as `field.path: why` (`root` when the whole value is wrong), `; `-joined. */
@@ -47,9 +65,21 @@ export function problemErrorHandler(api: string) {
   return (err: RequestError, req: FastifyRequest, reply: FastifyReply) => {
     // The route's pattern, else the path: never the query string, where a token may hide.
     const route = `${req.method} ${req.routeOptions.url ?? req.url.split('?')[0]}`;
-    if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return sendProblem(reply, 'FORT_ERR_TOO_LARGE', `the body of ${route} is limited to ${req.routeOptions.bodyLimit} bytes`);
-    if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return sendProblem(reply, 'FORT_ERR_BAD_REQUEST', `${route} takes application/json, not ${req.headers['content-type'] ?? 'a body without a content type'}`, { status: 415 });
-    if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) return sendProblem(reply, 'FORT_ERR_BAD_REQUEST', err.message, { status: err.statusCode });
+    if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE')
+      return sendProblem(
+        reply,
+        'FORT_ERR_TOO_LARGE',
+        `the body of ${route} is limited to ${req.routeOptions.bodyLimit} bytes`,
+      );
+    if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE')
+      return sendProblem(
+        reply,
+        'FORT_ERR_BAD_REQUEST',
+        `${route} takes application/json, not ${req.headers['content-type'] ?? 'a body without a content type'}`,
+        { status: 415 },
+      );
+    if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500)
+      return sendProblem(reply, 'FORT_ERR_BAD_REQUEST', err.message, { status: err.statusCode });
     req.log.error({ err }, `${api} request failed`);
     return sendProblem(reply, 'FORT_ERR_INTERNAL', `see the fort's log for request ${req.id}`);
   };
@@ -64,7 +94,9 @@ export function frameworkProblem(err: RequestError, _req: FastifyRequest, reply:
   if (err.code === 'FST_ERR_BAD_URL') {
     void sendProblem(reply, 'FORT_ERR_BAD_REQUEST', 'the path is not valid percent-encoding', { status: 400 });
   } else if (err.code === 'FST_ERR_MAX_PARAM_LENGTH') {
-    void sendProblem(reply, 'FORT_ERR_BAD_REQUEST', 'a path segment is longer than any name or id this API serves', { status: 414 });
+    void sendProblem(reply, 'FORT_ERR_BAD_REQUEST', 'a path segment is longer than any name or id this API serves', {
+      status: 414,
+    });
   } else {
     reply.log.error({ err }, 'request refused by the router');
     void sendProblem(reply, 'FORT_ERR_INTERNAL', `see the fort's log for request ${reply.request.id}`);

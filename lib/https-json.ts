@@ -35,12 +35,18 @@ export interface JsonRequest {
  */
 export function createJsonClient(opts: HttpsJsonOptions) {
   const maxBody = opts.maxBodyBytes ?? 1024 * 1024;
-  const fail = (message: string, cause?: unknown) => new FortError(opts.errorCode, `${opts.peer}: ${message}`.replace(/\s+/g, ' '), { fatal: false, cause });
+  const fail = (message: string, cause?: unknown) =>
+    new FortError(opts.errorCode, `${opts.peer}: ${message}`.replace(/\s+/g, ' '), { fatal: false, cause });
 
   const send = (url: URL, init: JsonRequest = {}): Promise<JsonResponse> =>
     new Promise((resolve, reject) => {
-      const body = init.body === undefined ? undefined : typeof init.body === 'string' ? init.body : JSON.stringify(init.body);
-      const headers: Record<string, string> = { accept: 'application/json', ...(body !== undefined && typeof init.body !== 'string' ? { 'content-type': 'application/json' } : {}), ...init.headers };
+      const body =
+        init.body === undefined ? undefined : typeof init.body === 'string' ? init.body : JSON.stringify(init.body);
+      const headers: Record<string, string> = {
+        accept: 'application/json',
+        ...(body !== undefined && typeof init.body !== 'string' ? { 'content-type': 'application/json' } : {}),
+        ...init.headers,
+      };
       if (body !== undefined) headers['content-length'] = String(Buffer.byteLength(body));
       const req = request(url, { method: init.method ?? 'GET', agent: opts.agent, headers }, (res) => {
         const chunks: Buffer[] = [];
@@ -52,14 +58,24 @@ export function createJsonClient(opts: HttpsJsonOptions) {
         });
         res.on('error', (err) => reject(err instanceof FortError ? err : fail(`unreachable: ${err.message}`, err)));
         res.on('end', () => {
-          if (size <= maxBody) resolve({ statusCode: res.statusCode ?? 0, headers: res.headers, text: Buffer.concat(chunks).toString('utf8') });
+          if (size <= maxBody)
+            resolve({
+              statusCode: res.statusCode ?? 0,
+              headers: res.headers,
+              text: Buffer.concat(chunks).toString('utf8'),
+            });
         });
       });
       // Over the whole exchange, not only idle time (so no socket idle timeout besides it): a
       // peer trickling bytes must not hold us forever.
-      const deadline = setTimeout(() => req.destroy(Object.assign(new Error(`no answer within ${opts.timeoutMs} ms`), { code: 'ETIMEDOUT' })), opts.timeoutMs);
+      const deadline = setTimeout(
+        () => req.destroy(Object.assign(new Error(`no answer within ${opts.timeoutMs} ms`), { code: 'ETIMEDOUT' })),
+        opts.timeoutMs,
+      );
       req.on('close', () => clearTimeout(deadline));
-      req.on('error', (err: NodeJS.ErrnoException) => reject(err instanceof FortError ? err : fail(`unreachable: ${err.code ?? ''} ${err.message}`, err)));
+      req.on('error', (err: NodeJS.ErrnoException) =>
+        reject(err instanceof FortError ? err : fail(`unreachable: ${err.code ?? ''} ${err.message}`, err)),
+      );
       req.end(body);
     });
 
@@ -70,7 +86,10 @@ export function createJsonClient(opts: HttpsJsonOptions) {
       try {
         return (res.text ? JSON.parse(res.text) : {}) as T;
       } catch (err) {
-        throw fail(`answered ${res.statusCode} with a non-JSON body`, Object.assign(err as Error, { code: 'FORT_ERR_BAD_RESPONSE' satisfies FortErrorCode }));
+        throw fail(
+          `answered ${res.statusCode} with a non-JSON body`,
+          Object.assign(err as Error, { code: 'FORT_ERR_BAD_RESPONSE' satisfies FortErrorCode }),
+        );
       }
     },
   };

@@ -10,7 +10,12 @@ export interface Stoppable {
  * Stops components in reverse start order on SIGTERM/SIGINT (or an explicit request such
  * as drain), bounded by a deadline so systemd never has to SIGKILL a healthy process.
  */
-export function createLifecycle(deps: { log: Logger; notifier: Notifier; stopTimeoutMs: number; exit: (code: number) => void }) {
+export function createLifecycle(deps: {
+  log: Logger;
+  notifier: Notifier;
+  stopTimeoutMs: number;
+  exit: (code: number) => void;
+}) {
   const components: Stoppable[] = [];
   let stopping: Promise<void> | undefined;
 

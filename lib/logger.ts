@@ -4,15 +4,34 @@ export type { Logger };
 
 /** Keys (compared lower-case) whose values never reach a log line, at any depth. */
 const SECRET_KEYS = new Set([
-  'authorization', 'token', 'accesstoken', 'access_token', 'refreshtoken', 'idtoken', 'id_token',
-  'sessiontoken', 'secretaccesskey', 'password', 'passphrase', 'key', 'privatekey', 'signature',
-  'clientassertion', 'client_assertion', 'cookie', 'set-cookie', 'x-men-signature', 'jwt',
+  'authorization',
+  'token',
+  'accesstoken',
+  'access_token',
+  'refreshtoken',
+  'idtoken',
+  'id_token',
+  'sessiontoken',
+  'secretaccesskey',
+  'password',
+  'passphrase',
+  'key',
+  'privatekey',
+  'signature',
+  'clientassertion',
+  'client_assertion',
+  'cookie',
+  'set-cookie',
+  'x-men-signature',
+  'jwt',
 ]);
 const CENSOR = '[redacted]';
 const MAX_DEPTH = 6;
 
 const isPlain = (v: unknown): v is Record<string, unknown> =>
-  typeof v === 'object' && v !== null && (Object.getPrototypeOf(v) === Object.prototype || Object.getPrototypeOf(v) === null);
+  typeof v === 'object' &&
+  v !== null &&
+  (Object.getPrototypeOf(v) === Object.prototype || Object.getPrototypeOf(v) === null);
 
 /**
  * The log object with every secret-named field censored, copying only what changes. Done in
@@ -54,7 +73,11 @@ export function createLogger(opts: LoggerOptions): Logger {
       level: opts.level,
       base: { pid: process.pid },
       timestamp: pino.stdTimeFunctions.isoTime,
-      formatters: { level: (label) => ({ level: label }), log: (obj) => redactSecrets(obj), bindings: (b) => redactSecrets(b) },
+      formatters: {
+        level: (label) => ({ level: label }),
+        log: (obj) => redactSecrets(obj),
+        bindings: (b) => redactSecrets(b),
+      },
     },
     opts.destination ?? pino.destination({ fd: 1, sync: true }),
   );

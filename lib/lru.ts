@@ -4,7 +4,11 @@
  * units, 1 by default (e.g. bytes for a cache of response bodies). `onEvict` runs for every
  * entry that leaves, by eviction, replacement or `clear()`, e.g. to close a database handle.
  */
-export function createLru<K, V>(max: number, onEvict: (key: K, value: V) => void = () => {}, weigh: (value: V) => number = () => 1) {
+export function createLru<K, V>(
+  max: number,
+  onEvict: (key: K, value: V) => void = () => {},
+  weigh: (value: V) => number = () => 1,
+) {
   if (!Number.isInteger(max) || max < 1) throw new RangeError(`LRU size must be a positive integer, got ${max}`);
   const entries = new Map<K, V>();
   let total = 0;

@@ -39,7 +39,8 @@ export interface ProxyEnv {
   noProxy?: string;
 }
 
-const CREDENTIALS_IN_URL = 'credentials in the proxy URL are not accepted: set proxy.username and put the password in proxy.password_file (mode 0600)';
+const CREDENTIALS_IN_URL =
+  'credentials in the proxy URL are not accepted: set proxy.username and put the password in proxy.password_file (mode 0600)';
 
 /** What is wrong with a proxy URL, or undefined; never echoes the URL (it may hold a password). */
 export function proxyUrlProblem(raw: string): string | undefined {
@@ -50,38 +51,55 @@ export function proxyUrlProblem(raw: string): string | undefined {
     return 'expected an http:// proxy URL such as http://proxy.example.com:3128';
   }
   if (url.username || url.password) return CREDENTIALS_IN_URL;
-  if (url.protocol === 'https:') return 'https:// proxies are not supported: expected http://host:port (the TLS session to the target runs end to end inside the CONNECT tunnel)';
-  if (url.protocol !== 'http:' || !url.hostname) return 'expected an http:// proxy URL such as http://proxy.example.com:3128';
-  if (url.pathname !== '/' || url.search || url.hash) return 'expected http://host:port with no path, query or fragment';
+  if (url.protocol === 'https:')
+    return 'https:// proxies are not supported: expected http://host:port (the TLS session to the target runs end to end inside the CONNECT tunnel)';
+  if (url.protocol !== 'http:' || !url.hostname)
+    return 'expected an http:// proxy URL such as http://proxy.example.com:3128';
+  if (url.pathname !== '/' || url.search || url.hash)
+    return 'expected http://host:port with no path, query or fragment';
   return undefined;
 }
 
 /** `[proxy]` of a daemon's config file; reused by every process with outbound links. */
 export const proxySection = () =>
-  z.strictObject({
-    url: nonEmpty('an http:// proxy URL')
-      .superRefine((value, ctx) => {
-        const problem = proxyUrlProblem(value);
-        // The value may carry a password: the config error must not repeat it.
-        if (problem) ctx.addIssue({ code: 'custom', message: problem, params: { redactValue: true } });
-      })
-      .optional()
-      .describe('HTTP proxy for every outbound HTTPS/WSS link, http://host:port (CONNECT tunnel; TLS to the target stays end to end). Default: $HTTPS_PROXY / $https_proxy'),
-    no_proxy: z.array(nonEmpty('a host name, domain or IP address'), { error: 'expected a list of host names, domains or IP addresses' })
-      .optional()
-      .describe('Hosts reached directly (curl NO_PROXY rules): exact host or IP, a CIDR range such as "10.0.0.0/8", "example.com" or ".example.com" for the domain and its subdomains, "*" for every host. Default: $NO_PROXY / $no_proxy'),
-    username: z.string({ error: 'expected a user name' })
-      .regex(/^[^:\s]+$/, { error: 'expected a user name without ":" or spaces' })
-      .optional()
-      .describe('User for the proxy\'s Basic authentication'),
-    password_file: filePath()
-      .optional()
-      .describe('File holding the proxy password (trimmed); must be mode 0600. Needs username'),
-  }).superRefine((value, ctx) => {
-    if (value.password_file !== undefined && value.username === undefined) {
-      ctx.addIssue({ code: 'custom', path: ['password_file'], message: 'needs proxy.username (the user the password belongs to)' });
-    }
-  });
+  z
+    .strictObject({
+      url: nonEmpty('an http:// proxy URL')
+        .superRefine((value, ctx) => {
+          const problem = proxyUrlProblem(value);
+          // The value may carry a password: the config error must not repeat it.
+          if (problem) ctx.addIssue({ code: 'custom', message: problem, params: { redactValue: true } });
+        })
+        .optional()
+        .describe(
+          'HTTP proxy for every outbound HTTPS/WSS link, http://host:port (CONNECT tunnel; TLS to the target stays end to end). Default: $HTTPS_PROXY / $https_proxy',
+        ),
+      no_proxy: z
+        .array(nonEmpty('a host name, domain or IP address'), {
+          error: 'expected a list of host names, domains or IP addresses',
+        })
+        .optional()
+        .describe(
+          'Hosts reached directly (curl NO_PROXY rules): exact host or IP, a CIDR range such as "10.0.0.0/8", "example.com" or ".example.com" for the domain and its subdomains, "*" for every host. Default: $NO_PROXY / $no_proxy',
+        ),
+      username: z
+        .string({ error: 'expected a user name' })
+        .regex(/^[^:\s]+$/, { error: 'expected a user name without ":" or spaces' })
+        .optional()
+        .describe("User for the proxy's Basic authentication"),
+      password_file: filePath()
+        .optional()
+        .describe('File holding the proxy password (trimmed); must be mode 0600. Needs username'),
+    })
+    .superRefine((value, ctx) => {
+      if (value.password_file !== undefined && value.username === undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['password_file'],
+          message: 'needs proxy.username (the user the password belongs to)',
+        });
+      }
+    });
 
 export function resolveProxyPaths(dir: string, proxy: ProxyConfig): ProxyConfig {
   return proxy.password_file === undefined ? proxy : { ...proxy, password_file: resolveFrom(dir, proxy.password_file) };
@@ -103,14 +121,19 @@ export function resolveProxy(config: ProxyConfig | undefined, env: ProxyEnv): Pr
   const noProxy = config?.no_proxy ?? splitNoProxy(env.noProxy);
   if (raw === undefined) {
     if (config?.username !== undefined || config?.password_file !== undefined) {
-      throw new ConfigError('[proxy]', ['username and password_file are set but there is no proxy URL (set proxy.url or HTTPS_PROXY)']);
+      throw new ConfigError('[proxy]', [
+        'username and password_file are set but there is no proxy URL (set proxy.url or HTTPS_PROXY)',
+      ]);
     }
     return undefined;
   }
   // curl and most tools take HTTPS_PROXY=host:port as http://host:port.
   const candidate = fromConfig || /^[a-z][a-z0-9+.-]*:\/\//i.test(raw) ? raw : `http://${raw}`;
   const problem = proxyUrlProblem(candidate);
-  if (problem) throw fromConfig ? new ConfigError('[proxy]', [`url: ${problem}`]) : new ConfigError('environment', [`HTTPS_PROXY: ${problem}`]);
+  if (problem)
+    throw fromConfig
+      ? new ConfigError('[proxy]', [`url: ${problem}`])
+      : new ConfigError('environment', [`HTTPS_PROXY: ${problem}`]);
   const parsed = new URL(candidate);
   const settings: ProxySettings = { url: new URL(`http://${parsed.host}`), noProxy };
   if (config?.username !== undefined) {
@@ -126,7 +149,9 @@ function readPasswordFile(file: string): string {
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new ConfigError('[proxy]', [`password_file: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`]);
+    throw new ConfigError('[proxy]', [
+      `password_file: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
+    ]);
   }
   const password = text.trim();
   if (!password) throw new ConfigError('[proxy]', [`password_file: ${file} is empty`]);
@@ -200,11 +225,19 @@ export function describeProxyFailure(err: Error, proxy: URL, target: string): Er
   const where = `proxy ${proxy.host}`;
   const status = /^Bad response: (\d{3})$/.exec(err.message)?.[1];
   if (status === '407') {
-    return new ProxyError(`proxy authentication required (407): ${where} refused CONNECT ${target} without valid credentials; check proxy.username and proxy.password_file`, 407, err);
+    return new ProxyError(
+      `proxy authentication required (407): ${where} refused CONNECT ${target} without valid credentials; check proxy.username and proxy.password_file`,
+      407,
+      err,
+    );
   }
   if (status === '401') {
     // Not standard, but what e.g. tinyproxy answers when the credentials are wrong.
-    return new ProxyError(`proxy authentication failed (401): ${where} refused the credentials for CONNECT ${target}; check proxy.username and proxy.password_file`, 401, err);
+    return new ProxyError(
+      `proxy authentication failed (401): ${where} refused the credentials for CONNECT ${target}; check proxy.username and proxy.password_file`,
+      401,
+      err,
+    );
   }
   if (status) return new ProxyError(`${where} refused CONNECT ${target} (${status})`, Number(status), err);
   // Network failure on the way to the proxy (the message keeps ECONNREFUSED, ...).
@@ -223,7 +256,10 @@ export interface TunnelTls {
 class TunnelAgent extends HttpsProxyAgent {
   readonly #proxy: URL;
   constructor(settings: ProxySettings, tls: TunnelTls) {
-    const auth = settings.username === undefined ? undefined : `Basic ${Buffer.from(`${settings.username}:${settings.password ?? ''}`).toString('base64')}`;
+    const auth =
+      settings.username === undefined
+        ? undefined
+        : `Basic ${Buffer.from(`${settings.username}:${settings.password ?? ''}`).toString('base64')}`;
     super({
       proxy: settings.url,
       ...(auth ? { proxyRequestOptions: { headers: { 'proxy-authorization': auth } } } : {}),
@@ -236,9 +272,14 @@ class TunnelAgent extends HttpsProxyAgent {
     this.#proxy = settings.url;
   }
 
-  override createConnection(options: ClientRequestArgs, callback?: (err: Error | null, stream: Duplex) => void): Duplex | null | undefined {
+  override createConnection(
+    options: ClientRequestArgs,
+    callback?: (err: Error | null, stream: Duplex) => void,
+  ): Duplex | null | undefined {
     const target = `${options.host ?? options.hostname ?? ''}:${options.port ?? ''}`;
-    return super.createConnection(options, (err, stream) => callback?.(err ? describeProxyFailure(err, this.#proxy, target) : null, stream));
+    return super.createConnection(options, (err, stream) =>
+      callback?.(err ? describeProxyFailure(err, this.#proxy, target) : null, stream),
+    );
   }
 }
 
@@ -246,14 +287,23 @@ class TunnelAgent extends HttpsProxyAgent {
  * An agent that tunnels to `target` (https: or wss:) through the proxy, or undefined when
  * there is no proxy or NO_PROXY exempts the host. Certificate verification stays on.
  */
-export function proxyAgentFor(target: URL, settings: ProxySettings | undefined, tls: TunnelTls = {}): https.Agent | undefined {
+export function proxyAgentFor(
+  target: URL,
+  settings: ProxySettings | undefined,
+  tls: TunnelTls = {},
+): https.Agent | undefined {
   if (!settings) return undefined;
-  if (target.protocol !== 'https:' && target.protocol !== 'wss:') throw new Error(`proxyAgentFor: only https: and wss: targets are tunnelled, got ${target.protocol}`);
+  if (target.protocol !== 'https:' && target.protocol !== 'wss:')
+    throw new Error(`proxyAgentFor: only https: and wss: targets are tunnelled, got ${target.protocol}`);
   if (bypassesProxy(target.host, settings.noProxy)) return undefined;
   return new TunnelAgent(settings, tls);
 }
 
 /** For logs: where the proxy is and whether it authenticates, never the password. */
 export function describeProxy(settings: ProxySettings): { proxy: string; noProxy: string[]; username?: string } {
-  return { proxy: settings.url.host, noProxy: settings.noProxy, ...(settings.username !== undefined ? { username: settings.username } : {}) };
+  return {
+    proxy: settings.url.host,
+    noProxy: settings.noProxy,
+    ...(settings.username !== undefined ? { username: settings.username } : {}),
+  };
 }

@@ -37,7 +37,10 @@ export function createNotifier(env: NotifyEnv, log: Logger): Notifier {
   let watchdog: NodeJS.Timeout | undefined;
 
   if (path?.startsWith('@')) {
-    log.warn({ notifySocket: path }, 'NOTIFY_SOCKET in the abstract namespace is not supported; readiness will not be reported');
+    log.warn(
+      { notifySocket: path },
+      'NOTIFY_SOCKET in the abstract namespace is not supported; readiness will not be reported',
+    );
   } else if (path) {
     const require = createRequire(import.meta.url);
     const unix = require('unix-dgram') as UnixDgram;

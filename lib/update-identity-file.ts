@@ -26,17 +26,33 @@ export interface UpdateIdentityFiles {
   authKey: string;
 }
 
-const identitySchema = z.object({ fort_id: z.string(), update_url: z.string().nullable(), obtained_at: z.string(), admitted_at: z.string().nullable().default(null) });
+const identitySchema = z.object({
+  fort_id: z.string(),
+  update_url: z.string().nullable(),
+  obtained_at: z.string(),
+  admitted_at: z.string().nullable().default(null),
+});
 
 /** The files of the identity in `dir` (relative names with `dir` = ''). */
-export const updateIdentityFiles = (dir: string): UpdateIdentityFiles => ({ key: join(dir, 'device.key'), cert: join(dir, 'device.pem'), ca: join(dir, 'server-ca.pem'), authKey: join(dir, 'mender-auth.pem') });
+export const updateIdentityFiles = (dir: string): UpdateIdentityFiles => ({
+  key: join(dir, 'device.key'),
+  cert: join(dir, 'device.pem'),
+  ca: join(dir, 'server-ca.pem'),
+  authKey: join(dir, 'mender-auth.pem'),
+});
 
 /** The identity obtained earlier in `dir`, or undefined (none yet); throws when identity.json is unreadable. */
 export function readUpdateIdentity(dir: string): UpdateIdentity | undefined {
   const file = join(dir, 'identity.json');
   if (!existsSync(file)) return undefined;
   const id = identitySchema.parse(JSON.parse(readFileSync(file, 'utf8')));
-  return { fortId: id.fort_id, url: id.update_url, obtainedAt: id.obtained_at, admittedAt: id.admitted_at, files: updateIdentityFiles(dir) };
+  return {
+    fortId: id.fort_id,
+    url: id.update_url,
+    obtainedAt: id.obtained_at,
+    admittedAt: id.admitted_at,
+    files: updateIdentityFiles(dir),
+  };
 }
 
 /** identity.json of `id`. */

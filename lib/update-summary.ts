@@ -5,7 +5,17 @@
  */
 
 /** Steps of one update, in order; each names the action the deployment manager does next. */
-export const UPDATE_STEPS = ['idle', 'downloading', 'verifying', 'installing', 'switching', 'health_checking', 'committed', 'rolling_back', 'failed'] as const;
+export const UPDATE_STEPS = [
+  'idle',
+  'downloading',
+  'verifying',
+  'installing',
+  'switching',
+  'health_checking',
+  'committed',
+  'rolling_back',
+  'failed',
+] as const;
 export type UpdateStep = (typeof UPDATE_STEPS)[number];
 
 /** What the agent is told: the persisted state without the pending server reports and file paths. */

@@ -59,13 +59,17 @@ const { metafile } = await build({
   keepNames: true,
   sourcemap: 'linked',
   // CommonJS dependencies call require() for Node's built-ins; ESM has none of its own.
-  banner: { js: "import { createRequire as __fortCreateRequire } from 'node:module'; const require = __fortCreateRequire(import.meta.url);" },
+  banner: {
+    js: "import { createRequire as __fortCreateRequire } from 'node:module'; const require = __fortCreateRequire(import.meta.url);",
+  },
   metafile: true,
   logLevel: 'warning',
 });
 const manifest: ProductManifest = {
   entryPoints: Object.keys(ENTRY_POINTS).map((e) => `${e}.js`),
-  files: Object.keys(metafile.outputs).map((f) => relative(dist, join(root, f))).sort(),
+  files: Object.keys(metafile.outputs)
+    .map((f) => relative(dist, join(root, f)))
+    .sort(),
   packages: EXTERNAL,
 };
 writeFileSync(join(dist, 'product.json'), `${JSON.stringify(manifest, null, 2)}\n`);

@@ -26,22 +26,28 @@ export function configReference(): string {
     ['deployment-manager.toml', deploymentManagerConfigSchema],
     ['fortctl.toml', fortctlConfigSchema],
   ];
-  return files.map(([name, schema]) => {
-    const rows: string[] = [];
-    walk(z.toJSONSchema(schema, { io: 'input' }) as JsonSchema, '', true, rows);
-    return [`#### ${name}`, '', '| key | type | required / default | meaning |', '|---|---|---|---|', ...rows].join('\n');
-  }).join('\n\n');
+  return files
+    .map(([name, schema]) => {
+      const rows: string[] = [];
+      walk(z.toJSONSchema(schema, { io: 'input' }) as JsonSchema, '', true, rows);
+      return [`#### ${name}`, '', '| key | type | required / default | meaning |', '|---|---|---|---|', ...rows].join(
+        '\n',
+      );
+    })
+    .join('\n\n');
 }
 
 function walk(node: JsonSchema, prefix: string, required: boolean, rows: string[]): void {
   if (node.type === 'object' && node.properties) {
-    if (prefix && node.description) rows.push(`| \`[${prefix}]\` | table | ${required ? 'required' : 'optional'} | ${node.description} |`);
+    if (prefix && node.description)
+      rows.push(`| \`[${prefix}]\` | table | ${required ? 'required' : 'optional'} | ${node.description} |`);
     for (const [key, child] of Object.entries(node.properties)) {
       walk(child, prefix ? `${prefix}.${key}` : key, (node.required ?? []).includes(key), rows);
     }
     return;
   }
-  const dflt = node.default !== undefined ? `default \`${JSON.stringify(node.default)}\`` : required ? 'required' : 'optional';
+  const dflt =
+    node.default !== undefined ? `default \`${JSON.stringify(node.default)}\`` : required ? 'required' : 'optional';
   rows.push(`| \`${prefix}\` | ${typeOf(node)} | ${dflt} | ${node.description ?? ''} |`);
 }
 

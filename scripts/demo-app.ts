@@ -17,7 +17,16 @@ export function writeDemoSources(dir: string, orders = 500): void {
     const lines = ['id,customer_id,product,amount,paid,day'];
     for (let i = 1; i <= orders; i++) {
       const product = i % 10 === 0 ? '"Widget, large"' : ['Widget', 'Gadget', 'Gizmo'][i % 3];
-      lines.push([i, (i * 7) % 40 + 1, product, ((i * 1937) % 100_000) / 100, i % 4 === 0 ? 'false' : 'true', `2026-${String((i % 12) + 1).padStart(2, '0')}-${String((i % 28) + 1).padStart(2, '0')}`].join(','));
+      lines.push(
+        [
+          i,
+          ((i * 7) % 40) + 1,
+          product,
+          ((i * 1937) % 100_000) / 100,
+          i % 4 === 0 ? 'false' : 'true',
+          `2026-${String((i % 12) + 1).padStart(2, '0')}-${String((i % 28) + 1).padStart(2, '0')}`,
+        ].join(','),
+      );
     }
     writeFileAtomic(csv, `${lines.join('\n')}\n`, 0o640);
   }

@@ -46,7 +46,11 @@ export function agentToml(l: StackLayout): string {
       host: '127.0.0.1',
       port: l.ports.admin,
       allowed_clients: ['fortctl', 'deployment-manager'],
-      tls: { ca: rel(l, l.pki.trustZone.ca), cert: rel(l, l.pki.trustZone.agentCert), key: rel(l, l.pki.trustZone.agentKey) },
+      tls: {
+        ca: rel(l, l.pki.trustZone.ca),
+        cert: rel(l, l.pki.trustZone.agentCert),
+        key: rel(l, l.pki.trustZone.agentKey),
+      },
     },
     api: {
       host: '127.0.0.1',
@@ -60,7 +64,15 @@ export function agentToml(l: StackLayout): string {
           }
         : {}),
     },
-    ...(l.cloudAuth && !paired ? { cloud: { url: `https://127.0.0.1:${l.ports.cloud}`, ca: rel(l, l.pki.cloudServer.ca), private_key: rel(l, l.pki.jwt.privateKey) } } : {}),
+    ...(l.cloudAuth && !paired
+      ? {
+          cloud: {
+            url: `https://127.0.0.1:${l.ports.cloud}`,
+            ca: rel(l, l.pki.cloudServer.ca),
+            private_key: rel(l, l.pki.jwt.privateKey),
+          },
+        }
+      : {}),
     // The CA the pairing endpoint (the dev cloud) must chain to; the rest comes with pairing.
     ...(paired ? { pairing: { ca: rel(l, l.pki.cloudServer.ca) } } : {}),
     ...(l.iot && !paired
@@ -74,7 +86,11 @@ export function agentToml(l: StackLayout): string {
               source: 'provider',
               url: `https://127.0.0.1:${l.ports.credentials}`,
               role_alias: l.iot.roleAlias,
-              tls: { ca: rel(l, l.pki.cloudServer.ca), cert: rel(l, l.pki.cloudDevice.deviceCert), key: rel(l, l.pki.cloudDevice.deviceKey) },
+              tls: {
+                ca: rel(l, l.pki.cloudServer.ca),
+                cert: rel(l, l.pki.cloudDevice.deviceCert),
+                key: rel(l, l.pki.cloudDevice.deviceKey),
+              },
             },
           },
         }
@@ -88,7 +104,11 @@ function devUpdateServer(l: StackLayout) {
   return {
     url: `https://127.0.0.1:${l.ports.updates}`,
     // The dev update server is the dev cloud: its server CA; the device certificate for mutual TLS.
-    tls: { ca: rel(l, l.pki.cloudServer.ca), cert: rel(l, l.pki.cloudDevice.deviceCert), key: rel(l, l.pki.cloudDevice.deviceKey) },
+    tls: {
+      ca: rel(l, l.pki.cloudServer.ca),
+      cert: rel(l, l.pki.cloudDevice.deviceCert),
+      key: rel(l, l.pki.cloudDevice.deviceKey),
+    },
     auth_key: rel(l, `${l.dataDir}/deployment-manager/mender-auth.pem`),
     id_data: { fort_id: l.fortId },
     poll_seconds: 10,
@@ -104,7 +124,11 @@ export function deploymentManagerToml(l: StackLayout, healthIntervalSeconds = 30
     agent: {
       admin_url: `https://127.0.0.1:${l.ports.admin}`,
       health_interval_seconds: healthIntervalSeconds,
-      tls: { ca: rel(l, l.pki.trustZone.ca), cert: rel(l, l.pki.trustZone.deploymentManagerCert), key: rel(l, l.pki.trustZone.deploymentManagerKey) },
+      tls: {
+        ca: rel(l, l.pki.trustZone.ca),
+        cert: rel(l, l.pki.trustZone.deploymentManagerCert),
+        key: rel(l, l.pki.trustZone.deploymentManagerKey),
+      },
     },
     ...(l.updates
       ? {
@@ -114,7 +138,9 @@ export function deploymentManagerToml(l: StackLayout, healthIntervalSeconds = 30
             device_type: l.updates.deviceType,
             artifact_keys: [rel(l, l.updates.artifactKey)],
             // Minutes/hours in production; seconds here so a deployment is picked up while one watches.
-            ...(l.paired ? { paired: { poll_seconds: 10, inventory_seconds: 60, retry_seconds: 5 } } : { server: devUpdateServer(l) }),
+            ...(l.paired
+              ? { paired: { poll_seconds: 10, inventory_seconds: 60, retry_seconds: 5 } }
+              : { server: devUpdateServer(l) }),
           },
         }
       : {}),
@@ -125,7 +151,11 @@ export function fortctlToml(l: StackLayout): string {
   return `# fortctl configuration\n${stringify({
     admin: {
       url: `https://127.0.0.1:${l.ports.admin}`,
-      tls: { ca: rel(l, l.pki.trustZone.ca), cert: rel(l, l.pki.trustZone.fortctlCert), key: rel(l, l.pki.trustZone.fortctlKey) },
+      tls: {
+        ca: rel(l, l.pki.trustZone.ca),
+        cert: rel(l, l.pki.trustZone.fortctlCert),
+        key: rel(l, l.pki.trustZone.fortctlKey),
+      },
     },
   })}\n`;
 }
@@ -143,13 +173,29 @@ export function devCloudToml(l: StackLayout): string {
     },
     ...(l.iot
       ? {
-          iot: { port: l.ports.iot, region: l.iot.region, static_credentials_file: rel(l, l.iot.staticCredentialsFile) },
-          credentials_provider: { port: l.ports.credentials, role_alias: l.iot.roleAlias, device_ca: rel(l, l.pki.cloudDevice.ca) },
-          ...(l.schedules?.length ? { scheduler: { schedules: l.schedules.map((x) => ({ fort: l.fortId, app: x.app, cron: x.cron })) } } : {}),
+          iot: {
+            port: l.ports.iot,
+            region: l.iot.region,
+            static_credentials_file: rel(l, l.iot.staticCredentialsFile),
+          },
+          credentials_provider: {
+            port: l.ports.credentials,
+            role_alias: l.iot.roleAlias,
+            device_ca: rel(l, l.pki.cloudDevice.ca),
+          },
+          ...(l.schedules?.length
+            ? { scheduler: { schedules: l.schedules.map((x) => ({ fort: l.fortId, app: x.app, cron: x.cron })) } }
+            : {}),
         }
       : {}),
     ...(l.updates
-      ? { mender: { port: l.ports.updates, device_ca: rel(l, l.pki.cloudDevice.ca), artifacts_dir: rel(l, `${l.dataDir}/dev-cloud/mender-artifacts`) } }
+      ? {
+          mender: {
+            port: l.ports.updates,
+            device_ca: rel(l, l.pki.cloudDevice.ca),
+            artifacts_dir: rel(l, `${l.dataDir}/dev-cloud/mender-artifacts`),
+          },
+        }
       : {}),
     cloud_api: {
       policy: DEV_POLICY_FILE,

@@ -13,7 +13,16 @@ import { loadDevCloudConfig } from '../dev-cloud/config.js';
 import { loadDeploymentManagerConfig } from '../deployment-manager/config.js';
 import { currentRelease, switchCurrent } from '../deployment-manager/install/current.js';
 import { readReleaseInfo } from '../lib/version.js';
-import { agentToml, DEV_POLICY_FILE, deploymentManagerToml, devCloudToml, devPolicyJson, fortctlToml, reserveStackPorts, type StackLayout } from './dev-config.js';
+import {
+  agentToml,
+  DEV_POLICY_FILE,
+  deploymentManagerToml,
+  devCloudToml,
+  devPolicyJson,
+  fortctlToml,
+  reserveStackPorts,
+  type StackLayout,
+} from './dev-config.js';
 import { reservePort, type PortReservation } from './port-reservation.js';
 import { startSupervised, type Supervised } from './supervisor/process.js';
 import { nodeArgsFromUnit } from './supervisor/unit-file.js';
@@ -76,7 +85,14 @@ async function prepare(): Promise<void> {
     const reserved = await reserveStackPorts();
     releasePorts = reserved.release;
     // A dev-only static key pair the bridge also accepts (tools, other test clients).
-    writeSecretFile(files.iotStatic, JSON.stringify({ accessKeyId: `AKIADEV${randomBytes(6).toString('hex').toUpperCase()}`, secretAccessKey: randomBytes(30).toString('base64') }), true);
+    writeSecretFile(
+      files.iotStatic,
+      JSON.stringify({
+        accessKeyId: `AKIADEV${randomBytes(6).toString('hex').toUpperCase()}`,
+        secretAccessKey: randomBytes(30).toString('base64'),
+      }),
+      true,
+    );
     const layout: StackLayout = {
       dir: home,
       fortId: opts.fortId,
@@ -100,7 +116,11 @@ async function prepare(): Promise<void> {
   }
   if (!existsSync(files.signingKey)) {
     say(`dev-stack: generating the artifact signing key ${files.signingKey}`);
-    const pair = generateKeyPairSync('rsa', { modulusLength: 3072, publicKeyEncoding: { type: 'spki', format: 'pem' }, privateKeyEncoding: { type: 'pkcs1', format: 'pem' } });
+    const pair = generateKeyPairSync('rsa', {
+      modulusLength: 3072,
+      publicKeyEncoding: { type: 'spki', format: 'pem' },
+      privateKeyEncoding: { type: 'pkcs1', format: 'pem' },
+    });
     // Public key first: the private key's existence is what says "done".
     writeFileAtomic(files.signingPub, pair.publicKey, 0o644);
     writeSecretFile(files.signingKey, pair.privateKey, true);
@@ -123,7 +143,8 @@ function prepareInstallRoot(): void {
   const { version, root: repo } = readReleaseInfo();
   mkdirSync(join(files.opt, 'releases'), { recursive: true });
   // Releases built with --no-node-modules find their modules here (Node looks in parent directories).
-  if (!exists(join(files.opt, 'node_modules'))) symlinkSync(join(repo, 'node_modules'), join(files.opt, 'node_modules'));
+  if (!exists(join(files.opt, 'node_modules')))
+    symlinkSync(join(repo, 'node_modules'), join(files.opt, 'node_modules'));
   if (exists(join(files.opt, 'current'))) return;
   if (!exists(join(files.opt, 'releases', version))) symlinkSync(repo, join(files.opt, 'releases', version));
   switchCurrent(files.opt, version);
@@ -149,7 +170,13 @@ async function reserveConfiguredPorts(): Promise<() => void> {
   try {
     for (const [what, port] of named) {
       if (port === undefined) continue;
-      held.push(await reservePort(port).catch((err: NodeJS.ErrnoException) => Promise.reject(new Error(`port ${port} of ${what} is in use by another program (${err.code ?? err.message})`))));
+      held.push(
+        await reservePort(port).catch((err: NodeJS.ErrnoException) =>
+          Promise.reject(
+            new Error(`port ${port} of ${what} is in use by another program (${err.code ?? err.message})`),
+          ),
+        ),
+      );
     }
   } catch (err) {
     release();
@@ -164,7 +191,8 @@ async function registerDemoApp(): Promise<void> {
   const admin = createAdminClient({ url: fortctl.admin.url, tls: loadTlsMaterial(fortctl.admin.tls) });
   try {
     const { statusCode, body } = await admin.addApp(readFileSync(files.demoApp, 'utf8'), 'toml');
-    if (statusCode !== 200 && statusCode !== 201) say(`dev-stack: the demo app was refused: ${body.detail ?? statusCode}`);
+    if (statusCode !== 200 && statusCode !== 201)
+      say(`dev-stack: the demo app was refused: ${body.detail ?? statusCode}`);
     else if (statusCode === 201) {
       await admin.startReload(body.app.id);
       say(`dev-stack: registered the demo app ${body.app.id} and queued its first reload`);
@@ -184,15 +212,32 @@ async function pairIfNeeded(): Promise<void> {
   const cloud = loadDevCloudConfig(files.cloud);
   const cloudUrl = `https://${cloud.server.host}:${cloud.server.port}`;
   const issued = await got
-    .post(`${cloudUrl}/dev/v1/pairing-codes`, { json: { tenant: 't1', fort_id: opts.fortId, ttl_seconds: 600 }, https: { certificateAuthority: readFileSync(pkiPaths(join(home, 'pki')).cloudServer.ca) }, retry: { limit: 0 } })
+    .post(`${cloudUrl}/dev/v1/pairing-codes`, {
+      json: { tenant: 't1', fort_id: opts.fortId, ttl_seconds: 600 },
+      https: { certificateAuthority: readFileSync(pkiPaths(join(home, 'pki')).cloudServer.ca) },
+      retry: { limit: 0 },
+    })
     .json<{ code: string }>();
   const fortctl = loadFortctlConfig(files.fortctl);
-  const admin = createAdminClient({ url: fortctl.admin.url, tls: loadTlsMaterial(fortctl.admin.tls), timeoutMs: 30_000 });
+  const admin = createAdminClient({
+    url: fortctl.admin.url,
+    tls: loadTlsMaterial(fortctl.admin.tls),
+    timeoutMs: 30_000,
+  });
   try {
     const { statusCode, body } = await admin.pair({ cloud: cloudUrl, code: issued.code, tenant: 't1' });
     if (statusCode !== 200) throw new Error(`pairing failed (${statusCode}): ${body.detail ?? JSON.stringify(body)}`);
-    say(`dev-stack: paired the fort as ${body.fortId} (npm run fortctl -- pair --cloud ${cloudUrl} --code <code from npm run dev-cloud -- pairing-code>)`);
-    if (!(await waitForHealth(() => admin.health(), (h) => h.fortId === body.fortId && h.ready, 30_000))) throw new Error(`the agent did not come back as ${body.fortId} within 30 s`);
+    say(
+      `dev-stack: paired the fort as ${body.fortId} (npm run fortctl -- pair --cloud ${cloudUrl} --code <code from npm run dev-cloud -- pairing-code>)`,
+    );
+    if (
+      !(await waitForHealth(
+        () => admin.health(),
+        (h) => h.fortId === body.fortId && h.ready,
+        30_000,
+      ))
+    )
+      throw new Error(`the agent did not come back as ${body.fortId} within 30 s`);
   } finally {
     admin.close();
   }
@@ -204,19 +249,28 @@ function writeIndex(): Record<string, unknown> {
   const cloud = loadDevCloudConfig(files.cloud);
   const dm = loadDeploymentManagerConfig(files.dm);
   const pki = pkiPaths(join(home, 'pki'));
-  const staticKey = cloud.iot?.static_credentials_file ? (JSON.parse(readFileSync(cloud.iot.static_credentials_file, 'utf8')) as { accessKeyId: string; secretAccessKey: string }) : undefined;
+  const staticKey = cloud.iot?.static_credentials_file
+    ? (JSON.parse(readFileSync(cloud.iot.static_credentials_file, 'utf8')) as {
+        accessKeyId: string;
+        secretAccessKey: string;
+      })
+    : undefined;
   const index = {
     fortId: agent.fort.id,
     cloud: { url: `https://${cloud.server.host}:${cloud.server.port}` },
     iot: cloud.iot && {
       endpoint: `${cloud.server.host}:${cloud.iot.port}`,
       region: cloud.iot.region,
-      credentialsProvider: cloud.credentials_provider && `https://${cloud.server.host}:${cloud.credentials_provider.port}`,
+      credentialsProvider:
+        cloud.credentials_provider && `https://${cloud.server.host}:${cloud.credentials_provider.port}`,
       roleAlias: cloud.credentials_provider?.role_alias,
       accessKeyId: staticKey?.accessKeyId,
       secretAccessKey: staticKey?.secretAccessKey,
     },
-    agent: { clientApi: `https://${agent.api.host}:${agent.api.port}`, adminApi: `https://${agent.admin.host}:${agent.admin.port}` },
+    agent: {
+      clientApi: `https://${agent.api.host}:${agent.api.port}`,
+      adminApi: `https://${agent.admin.host}:${agent.admin.port}`,
+    },
     // Absent for a stack whose config predates updates (config is written on the first run only).
     updates:
       (dm.updates?.server || dm.updates?.paired) && cloud.mender
@@ -230,7 +284,12 @@ function writeIndex(): Record<string, unknown> {
           }
         : undefined,
     config: { agent: files.agent, deploymentManager: files.dm, fortctl: files.fortctl, devCloud: files.cloud },
-    ca: { trustZone: pki.trustZone.ca, clientZone: pki.clientZone.ca, cloudServer: pki.cloudServer.ca, cloudDevice: pki.cloudDevice.ca },
+    ca: {
+      trustZone: pki.trustZone.ca,
+      clientZone: pki.clientZone.ca,
+      cloudServer: pki.cloudServer.ca,
+      cloudDevice: pki.cloudDevice.ca,
+    },
     certs: {
       agent: pki.trustZone.agentCert,
       deploymentManager: pki.trustZone.deploymentManagerCert,
@@ -255,13 +314,24 @@ function forward(p: Supervised): void {
     say(`[${p.name}] ${summarize(line)}`);
   });
   p.events.on('stderr', (line: string) => say(`[${p.name}] ${line}`));
-  p.events.on('exit', (info: { code: number | null; signal: string | null }) => say(`[${p.name}] exited (code ${info.code}, signal ${info.signal})`));
+  p.events.on('exit', (info: { code: number | null; signal: string | null }) =>
+    say(`[${p.name}] exited (code ${info.code}, signal ${info.signal})`),
+  );
   p.events.on('restart', () => say(`[${p.name}] restarted`));
 }
 
 function summarize(line: string): string {
   try {
-    const { level, msg, time: _t, pid: _p, name: _n, hostname: _h, module, ...rest } = JSON.parse(line) as Record<string, unknown>;
+    const {
+      level,
+      msg,
+      time: _t,
+      pid: _p,
+      name: _n,
+      hostname: _h,
+      module,
+      ...rest
+    } = JSON.parse(line) as Record<string, unknown>;
     const extra = Object.keys(rest).length ? ` ${JSON.stringify(rest)}` : '';
     return `${String(level).toUpperCase()} ${typeof module === 'string' ? `${module}: ` : ''}${String(msg)}${extra}`;
   } catch {
@@ -315,7 +385,13 @@ async function run(): Promise<void> {
     await start('agent', join(files.opt, 'current/dist/agent/main.js'), files.agent, [], 'fort-agent.service');
     await pairIfNeeded();
     index = writeIndex() as StackIndex; // the fort id and its endpoints come with pairing
-    await start('deployment-manager', join(dist, 'deployment-manager/main.js'), files.dm, [], 'fort-deployment-manager.service');
+    await start(
+      'deployment-manager',
+      join(dist, 'deployment-manager/main.js'),
+      files.dm,
+      [],
+      'fort-deployment-manager.service',
+    );
     await registerDemoApp();
   } catch (err) {
     say(`dev-stack: start failed: ${(err as Error).message}`);
@@ -328,7 +404,9 @@ async function run(): Promise<void> {
   say(`  client API (client-zone CA)  ${index.agent.clientApi}/health`);
   say(`  admin API (trust-zone mTLS)  ${index.agent.adminApi}/admin/v1/health`);
   say(`  dev cloud                    ${index.cloud.url}/health`);
-  say(`  send the fort a ping:         npm run dev-cloud -- publish --home ${rel(home)} --fort ${index.fortId} --type ping`);
+  say(
+    `  send the fort a ping:         npm run dev-cloud -- publish --home ${rel(home)} --fort ${index.fortId} --type ping`,
+  );
   say(`  watch its status topic:       npm run dev-cloud -- watch --home ${rel(home)} --fort ${index.fortId}`);
   say(`  viewer (sign in as alice)    ${index.agent.clientApi}/`);
   say(`  hub at the dev cloud          ${index.cloud.url}/hub?fort=${encodeURIComponent(index.agent.clientApi)}`);
@@ -339,10 +417,18 @@ async function run(): Promise<void> {
     const u = index.updates;
     const next = nextPatch(currentRelease(files.opt) ?? readReleaseInfo().version);
     say(`  update server (Mender API)   ${u.url}  device type ${u.deviceType}; update the agent:`);
-    say(`    accept the device          npm run dev-cloud -- mender accept --home ${rel(home)} --device ${index.fortId}`);
-    say(`    build a signed release     npm run release -- --version ${next} --device-type ${u.deviceType} --key ${rel(u.signingKey)} --out ${rel(u.releasesDir)} --no-node-modules`);
-    say(`    upload it                  npm run dev-cloud -- mender upload --home ${rel(home)} ${rel(join(u.releasesDir, `fort-${next}.mender`))}`);
-    say(`    deploy it                  npm run dev-cloud -- mender deploy --home ${rel(home)} --artifact fort-${next} --device ${index.fortId}`);
+    say(
+      `    accept the device          npm run dev-cloud -- mender accept --home ${rel(home)} --device ${index.fortId}`,
+    );
+    say(
+      `    build a signed release     npm run release -- --version ${next} --device-type ${u.deviceType} --key ${rel(u.signingKey)} --out ${rel(u.releasesDir)} --no-node-modules`,
+    );
+    say(
+      `    upload it                  npm run dev-cloud -- mender upload --home ${rel(home)} ${rel(join(u.releasesDir, `fort-${next}.mender`))}`,
+    );
+    say(
+      `    deploy it                  npm run dev-cloud -- mender deploy --home ${rel(home)} --artifact fort-${next} --device ${index.fortId}`,
+    );
     say(`    follow it                  npm run dev-cloud -- mender status --home ${rel(home)}`);
   }
   say('  Ctrl-C stops everything.');

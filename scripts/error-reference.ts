@@ -2,12 +2,24 @@
 import { ERRORS, EXIT } from '../lib/error-catalogue.js';
 import { sectionCommand, withSection } from './readme-section.js';
 
-const EXIT_NAMES: Record<number, string> = { [EXIT.FAILED]: 'failed', [EXIT.UNREACHABLE]: 'unreachable', [EXIT.DATAERR]: 'data', [EXIT.SOFTWARE]: 'internal', [EXIT.TEMPFAIL]: 'busy', [EXIT.CONFIG]: 'config' };
+const EXIT_NAMES: Record<number, string> = {
+  [EXIT.FAILED]: 'failed',
+  [EXIT.UNREACHABLE]: 'unreachable',
+  [EXIT.DATAERR]: 'data',
+  [EXIT.SOFTWARE]: 'internal',
+  [EXIT.TEMPFAIL]: 'busy',
+  [EXIT.CONFIG]: 'config',
+};
 
 /** A Markdown table of the error catalogue, generated from lib/error-catalogue.ts (the single source). */
 export function errorReference(): string {
-  const rows = Object.entries(ERRORS).map(([code, e]) => `| \`${code}\` | ${e.status} | ${e.title} | ${e.exit} ${EXIT_NAMES[e.exit]} | ${e.fatal ? 'fatal' : 'transient'} | ${e.doc} |`);
-  return ['| code | HTTP | title | exit | fatal / transient | meaning |', '|---|---|---|---|---|---|', ...rows].join('\n');
+  const rows = Object.entries(ERRORS).map(
+    ([code, e]) =>
+      `| \`${code}\` | ${e.status} | ${e.title} | ${e.exit} ${EXIT_NAMES[e.exit]} | ${e.fatal ? 'fatal' : 'transient'} | ${e.doc} |`,
+  );
+  return ['| code | HTTP | title | exit | fatal / transient | meaning |', '|---|---|---|---|---|---|', ...rows].join(
+    '\n',
+  );
 }
 
 /** README text with the catalogue between its `error-catalogue` markers regenerated. */

@@ -18,19 +18,32 @@ const program = new Command()
   .option('--fort-id <id>', 'fort id (device cert CN, CA names)', 'fort-dev-1')
   .option('--client-api-name <name...>', 'SANs of the client API server cert (default: localhost 127.0.0.1)')
   .option('--server-name <name...>', 'SANs of the agent and dev-cloud server certs (default: localhost 127.0.0.1)')
-  .addOption(new Option('--zone <dir...>', 'only these zones (an installed fort needs trust-zone and client-zone)').choices(ZONE_DIRS))
-  .action(async (o: { out: string; force: boolean; fortId: string; clientApiName?: string[]; serverName?: string[]; zone?: string[] }) => {
-    const zones = o.zone?.map(zoneByDir);
-    const paths = await generatePki({
-      ...(zones ? { zones } : {}),
-      out: o.out,
-      force: o.force,
-      fortId: o.fortId,
-      clientApiNames: o.clientApiName,
-      serverNames: o.serverName,
-    });
-    process.stdout.write(`${pkiFiles(paths, zones).join('\n')}\n`);
-  });
+  .addOption(
+    new Option('--zone <dir...>', 'only these zones (an installed fort needs trust-zone and client-zone)').choices(
+      ZONE_DIRS,
+    ),
+  )
+  .action(
+    async (o: {
+      out: string;
+      force: boolean;
+      fortId: string;
+      clientApiName?: string[];
+      serverName?: string[];
+      zone?: string[];
+    }) => {
+      const zones = o.zone?.map(zoneByDir);
+      const paths = await generatePki({
+        ...(zones ? { zones } : {}),
+        out: o.out,
+        force: o.force,
+        fortId: o.fortId,
+        clientApiNames: o.clientApiName,
+        serverNames: o.serverName,
+      });
+      process.stdout.write(`${pkiFiles(paths, zones).join('\n')}\n`);
+    },
+  );
 
 try {
   await program.parseAsync(process.argv);

@@ -65,7 +65,12 @@ function holderServer(i: number): Promise<Server> {
 }
 
 async function connectFrom(holder: Server, port: number | undefined): Promise<Socket> {
-  const socket = connect({ host: HOST, port: (holder.address() as AddressInfo).port, localAddress: HOST, ...(port ? { localPort: port } : {}) });
+  const socket = connect({
+    host: HOST,
+    port: (holder.address() as AddressInfo).port,
+    localAddress: HOST,
+    ...(port ? { localPort: port } : {}),
+  });
   await new Promise<void>((resolve, reject) => {
     socket.once('connect', () => {
       socket.off('error', reject);
@@ -98,7 +103,9 @@ export async function reservePort(port?: number): Promise<PortReservation> {
 }
 
 /** One reservation per name; `release()` frees them all. */
-export async function reservePorts<K extends string>(names: readonly K[]): Promise<{ ports: Record<K, number>; release: () => void }> {
+export async function reservePorts<K extends string>(
+  names: readonly K[],
+): Promise<{ ports: Record<K, number>; release: () => void }> {
   const held: PortReservation[] = [];
   try {
     for (const _ of names) held.push(await reservePort());

@@ -28,14 +28,18 @@ export interface ReleaseOptions {
 }
 
 export function buildRelease(o: ReleaseOptions): { tarball: string; artifact: string; artifactName: string } {
-  if (!/^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$/.test(o.version)) throw new Error(`--version: expected a semantic version like 1.2.3, got ${JSON.stringify(o.version)}`);
+  if (!/^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$/.test(o.version))
+    throw new Error(`--version: expected a semantic version like 1.2.3, got ${JSON.stringify(o.version)}`);
   const productFile = join(o.repo, 'dist', 'product.json');
   if (!existsSync(productFile)) throw new Error(`${o.repo}/dist is not built (npm run build)`);
   const product = JSON.parse(readFileSync(productFile, 'utf8')) as ProductManifest;
   mkdirSync(o.out, { recursive: true });
   const staging = mkdtempSync(join(tmpdir(), 'fort-release-'));
   try {
-    writeFileSync(join(staging, 'package.json'), `${JSON.stringify(releasePackageJson(JSON.parse(readFileSync(join(o.repo, 'package.json'), 'utf8')) as PackageJson, o.version, product.packages), null, 2)}\n`);
+    writeFileSync(
+      join(staging, 'package.json'),
+      `${JSON.stringify(releasePackageJson(JSON.parse(readFileSync(join(o.repo, 'package.json'), 'utf8')) as PackageJson, o.version, product.packages), null, 2)}\n`,
+    );
     for (const f of ['build-info.json', ...product.files]) cpSync(join(o.repo, 'dist', f), join(staging, 'dist', f));
     // The installer and the units travel with the release: unpack it, run scripts/install.sh.
     cpSync(join(o.repo, 'systemd'), join(staging, 'systemd'), { recursive: true });
@@ -45,7 +49,10 @@ export function buildRelease(o: ReleaseOptions): { tarball: string; artifact: st
       cpSync(join(o.repo, 'node_modules'), join(staging, 'node_modules'), { recursive: true, verbatimSymlinks: true });
       // What the release's package.json names and their dependencies; the native addons are
       // already built for this machine.
-      execFileSync('npm', ['prune', '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund'], { cwd: staging, stdio: 'ignore' });
+      execFileSync('npm', ['prune', '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund'], {
+        cwd: staging,
+        stdio: 'ignore',
+      });
       trimNodeModules(join(staging, 'node_modules'));
     }
     return packRelease(staging, o);
@@ -71,7 +78,8 @@ function trimNodeModules(dir: string): void {
     const build = join(path, 'build');
     if (existsSync(join(build, 'config.gypi')) && existsSync(join(build, 'Release'))) {
       for (const f of readdirSync(build)) if (f !== 'Release') rmSync(join(build, f), { recursive: true });
-      for (const f of readdirSync(join(build, 'Release'))) if (!f.endsWith('.node')) rmSync(join(build, 'Release', f), { recursive: true });
+      for (const f of readdirSync(join(build, 'Release')))
+        if (!f.endsWith('.node')) rmSync(join(build, 'Release', f), { recursive: true });
     }
     if (existsSync(join(path, 'node_modules'))) trimNodeModules(join(path, 'node_modules'));
   }
@@ -87,27 +95,64 @@ interface PackageJson {
 }
 
 /** The repository's package.json as a release's: its version, only the packages the bundles load, no scripts. */
-function releasePackageJson(pkg: PackageJson, version: string, packages: string[]): PackageJson & { version: string; private: true } {
-  const dependencies = Object.fromEntries(packages.map((p) => {
-    const range = pkg.dependencies?.[p];
-    if (!range) throw new Error(`the bundles load ${p}, which package.json does not list in dependencies`);
-    return [p, range];
-  }));
-  return { name: pkg.name, version, private: true, description: pkg.description, type: pkg.type, engines: pkg.engines, bin: pkg.bin, dependencies };
+function releasePackageJson(
+  pkg: PackageJson,
+  version: string,
+  packages: string[],
+): PackageJson & { version: string; private: true } {
+  const dependencies = Object.fromEntries(
+    packages.map((p) => {
+      const range = pkg.dependencies?.[p];
+      if (!range) throw new Error(`the bundles load ${p}, which package.json does not list in dependencies`);
+      return [p, range];
+    }),
+  );
+  return {
+    name: pkg.name,
+    version,
+    private: true,
+    description: pkg.description,
+    type: pkg.type,
+    engines: pkg.engines,
+    bin: pkg.bin,
+    dependencies,
+  };
 }
 
 /**
  * A release directory (`package.json` of `version`, `dist/`, …) as the tarball and its Mender
  * artifact, signed when `key` is given. The tarball's files are root's, as on any host.
  */
-export function packRelease(staging: string, o: { version: string; deviceType: string; key?: string | undefined; out: string }): { tarball: string; artifact: string; artifactName: string } {
+export function packRelease(
+  staging: string,
+  o: { version: string; deviceType: string; key?: string | undefined; out: string },
+): { tarball: string; artifact: string; artifactName: string } {
   mkdirSync(o.out, { recursive: true });
   const tarball = join(o.out, `fort-agent-${o.version}.tgz`);
   execFileSync('tar', ['-czf', tarball, '-C', staging, '--owner=0', '--group=0', '--numeric-owner', '.']);
   const artifactName = `fort-${o.version}`;
   const artifact = join(o.out, `${artifactName}.mender`);
   rmSync(artifact, { force: true });
-  execFileSync('mender-artifact', ['write', 'module-image', '-T', 'fort-agent', '-n', artifactName, '-t', o.deviceType, '-f', tarball, '-o', artifact, '--compression', 'gzip'], { stdio: 'pipe' });
+  execFileSync(
+    'mender-artifact',
+    [
+      'write',
+      'module-image',
+      '-T',
+      'fort-agent',
+      '-n',
+      artifactName,
+      '-t',
+      o.deviceType,
+      '-f',
+      tarball,
+      '-o',
+      artifact,
+      '--compression',
+      'gzip',
+    ],
+    { stdio: 'pipe' },
+  );
   if (o.key) execFileSync('mender-artifact', ['sign', '-k', o.key, artifact], { stdio: 'pipe' });
   return { tarball, artifact, artifactName };
 }
@@ -123,7 +168,9 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
     .opts<{ version: string; deviceType: string; key?: string; out: string; nodeModules: boolean }>();
   try {
     const r = buildRelease({ ...o, repo: resolve(dirname(fileURLToPath(import.meta.url)), '..', '..') });
-    process.stdout.write(`release ${o.version}: ${r.tarball}\nartifact ${r.artifactName}: ${r.artifact}${o.key ? ' (signed)' : ' (unsigned)'}\n`);
+    process.stdout.write(
+      `release ${o.version}: ${r.tarball}\nartifact ${r.artifactName}: ${r.artifact}${o.key ? ' (signed)' : ' (unsigned)'}\n`,
+    );
   } catch (err) {
     process.stderr.write(`release: ${(err as Error).message}\n`);
     process.exitCode = 1;

@@ -29,7 +29,10 @@ export interface AdminOperationsDeps {
 
 /** `GET /admin/v1/audit?since=<ISO time with offset or Z>&limit=<1..1000, default 200>` */
 export const auditQuerySchema = z.object({
-  since: z.iso.datetime({ offset: true, error: 'expected an ISO 8601 time with Z or an offset, e.g. 2024-05-01T12:00:00Z' }),
+  since: z.iso.datetime({
+    offset: true,
+    error: 'expected an ISO 8601 time with Z or an offset, e.g. 2024-05-01T12:00:00Z',
+  }),
   limit: z.coerce
     .number({ error: 'expected a number' })
     .int({ error: 'expected an integer 1..1000' })
@@ -39,7 +42,12 @@ export const auditQuerySchema = z.object({
 });
 
 const deadQuerySchema = z.object({
-  limit: z.coerce.number({ error: 'expected a number' }).int({ error: 'expected an integer 1..1000' }).min(1, { error: 'expected an integer 1..1000' }).max(1000, { error: 'expected an integer 1..1000' }).default(50),
+  limit: z.coerce
+    .number({ error: 'expected a number' })
+    .int({ error: 'expected an integer 1..1000' })
+    .min(1, { error: 'expected an integer 1..1000' })
+    .max(1000, { error: 'expected an integer 1..1000' })
+    .default(50),
 });
 
 /** Health, version and drain (the deployment manager's update flow uses them too), and the operator's views. */
@@ -48,7 +56,15 @@ export function registerOperationsRoutes(app: FastifyInstance, deps: AdminOperat
   app.get('/admin/v1/health', OPERATOR_OR_DEPLOYMENT_MANAGER, async (_req, reply) => {
     const snap = deps.health.snapshot();
     const info = deps.info();
-    const status = snap.draining ? 'draining' : snap.ready ? (snap.degraded ? 'degraded' : 'healthy') : snap.live ? 'starting' : 'unhealthy';
+    const status = snap.draining
+      ? 'draining'
+      : snap.ready
+        ? snap.degraded
+          ? 'degraded'
+          : 'healthy'
+        : snap.live
+          ? 'starting'
+          : 'unhealthy';
     return reply.code(snap.ready ? 200 : 503).send({
       status,
       live: snap.live,
@@ -62,7 +78,13 @@ export function registerOperationsRoutes(app: FastifyInstance, deps: AdminOperat
 
   app.get('/admin/v1/version', OPERATOR_OR_DEPLOYMENT_MANAGER, async () => {
     const info = deps.info();
-    return { version: info.version, node: process.version, fortId: info.fortId, schemaVersion: info.schemaVersion, startedAt: info.startedAt.toISOString() };
+    return {
+      version: info.version,
+      node: process.version,
+      fortId: info.fortId,
+      schemaVersion: info.schemaVersion,
+      startedAt: info.startedAt.toISOString(),
+    };
   });
 
   app.post('/admin/v1/drain', OPERATOR_OR_DEPLOYMENT_MANAGER, async (req, reply) => {
@@ -99,7 +121,8 @@ export function registerOperationsRoutes(app: FastifyInstance, deps: AdminOperat
         return { served: reloadCerts(req.peer?.name ?? 'unknown') };
       } catch (err) {
         // Names the file and what is wrong with it; nothing was swapped.
-        if (err instanceof TlsMaterialError) return sendProblem(reply, err, `${err.message}; still serving the previous certificates`);
+        if (err instanceof TlsMaterialError)
+          return sendProblem(reply, err, `${err.message}; still serving the previous certificates`);
         throw err;
       }
     });

@@ -22,10 +22,12 @@ export interface AdminPairingDeps {
 }
 
 const unpairBody = z.strictObject({ force: z.boolean().default(false) });
-const updateIdentityBody = z.strictObject({ csr: z.string().max(16_384).includes('BEGIN CERTIFICATE REQUEST', { error: 'expected a PEM certificate request' }) });
+const updateIdentityBody = z.strictObject({
+  csr: z.string().max(16_384).includes('BEGIN CERTIFICATE REQUEST', { error: 'expected a PEM certificate request' }),
+});
 
 const pairBody = z.strictObject({
-  cloud: z.url({ protocol: /^https$/, error: 'expected the cloud\'s https URL' }),
+  cloud: z.url({ protocol: /^https$/, error: "expected the cloud's https URL" }),
   code: z.string().trim().min(8, { error: 'expected the one-time code' }).max(128),
   tenant: z.string().trim().min(1).max(128).optional(),
 });
@@ -44,8 +46,15 @@ export function registerPairingRoutes(app: FastifyInstance, deps: AdminPairingDe
     const body = pairBody.safeParse(req.body);
     if (!body.success) return sendBadRequest(reply, body.error);
     try {
-      const id = await deps.pair({ cloud: body.data.cloud, code: body.data.code, ...(body.data.tenant ? { tenant: body.data.tenant } : {}) }, by);
-      return answerThenRestart(reply, { fortId: id.fort_id, tenant: id.tenant, pairedAt: id.paired_at }, `paired as ${id.fort_id} by ${by}`);
+      const id = await deps.pair(
+        { cloud: body.data.cloud, code: body.data.code, ...(body.data.tenant ? { tenant: body.data.tenant } : {}) },
+        by,
+      );
+      return answerThenRestart(
+        reply,
+        { fortId: id.fort_id, tenant: id.tenant, pairedAt: id.paired_at },
+        `paired as ${id.fort_id} by ${by}`,
+      );
     } catch (err) {
       if (!(err instanceof FortError)) throw err;
       if (err.code === 'FORT_ERR_CONFLICT' || err.code === 'FORT_ERR_PAIRING') return sendProblem(reply, err);
@@ -89,7 +98,11 @@ export function registerPairingRoutes(app: FastifyInstance, deps: AdminPairingDe
     } catch (err) {
       if (!(err instanceof FortError)) throw err;
       if (err.code === 'FORT_ERR_CONFLICT') return sendProblem(reply, err);
-      return sendProblem(reply, 'FORT_ERR_UPSTREAM', `${err.message}; nothing was changed (fortctl unpair --force forgets the identity anyway)`);
+      return sendProblem(
+        reply,
+        'FORT_ERR_UPSTREAM',
+        `${err.message}; nothing was changed (fortctl unpair --force forgets the identity anyway)`,
+      );
     }
   });
 }

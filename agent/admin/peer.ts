@@ -20,12 +20,17 @@ export type PeerSource = (req: FastifyRequest) => PeerDecision;
  * its certificate, for client authentication, names it.
  */
 export function certificatePeer(socket: TLSSocket): PeerDecision {
-  if (!socket.authorized) return { ok: false, reason: `client certificate not trusted: ${String(socket.authorizationError ?? 'none presented')}` };
+  if (!socket.authorized)
+    return {
+      ok: false,
+      reason: `client certificate not trusted: ${String(socket.authorizationError ?? 'none presented')}`,
+    };
   const cert = socket.getPeerCertificate();
   const name = commonName(cert.subject);
   if (!name) return { ok: false, reason: 'client certificate has no common name' };
   const eku = cert.ext_key_usage;
-  if (eku && !eku.includes(CLIENT_AUTH_OID)) return { ok: false, reason: `certificate of ${name} is not for client authentication` };
+  if (eku && !eku.includes(CLIENT_AUTH_OID))
+    return { ok: false, reason: `certificate of ${name} is not for client authentication` };
   return { ok: true, peer: { name, fingerprint256: cert.fingerprint256 } };
 }
 
@@ -34,6 +39,7 @@ export const tlsPeerOf: PeerSource = (req) => certificatePeer(req.raw.socket as 
 
 /** Whether that trust-zone member may use the admin API at all (`admin.allowed_clients`, by name); roles.ts decides per route. */
 export function admitPeer(found: PeerDecision, allowed: ReadonlySet<string>): PeerDecision {
-  if (found.ok && !allowed.has(found.peer.name)) return { ok: false, reason: `trust-zone member ${found.peer.name} is not allowed on the admin API` };
+  if (found.ok && !allowed.has(found.peer.name))
+    return { ok: false, reason: `trust-zone member ${found.peer.name} is not allowed on the admin API` };
   return found;
 }

@@ -9,7 +9,11 @@ import { OPERATOR_ONLY } from './roles.js';
 
 /** What the admin API needs of apps and reloads (agent/reloads/service.ts provides it). */
 export interface AdminReloadsDeps {
-  registerApp(text: string, format: 'toml' | 'json', by: string): Promise<{ app: { id: string; name: string; space: string }; created: boolean }>;
+  registerApp(
+    text: string,
+    format: 'toml' | 'json',
+    by: string,
+  ): Promise<{ app: { id: string; name: string; space: string }; created: boolean }>;
   listApps(): unknown[];
   listReloads(filter: { appId?: string; state?: Reload['state']; limit?: number }): Reload[];
   requestReload(appId: string, source: string): { reload: Reload; coalesced: boolean };
@@ -41,7 +45,12 @@ export function registerReloadRoutes(app: FastifyInstance, deps: AdminReloadsDep
     const body = addBody.safeParse(req.body);
     if (!body.success) return sendBadRequest(reply, body.error);
     const size = Buffer.byteLength(body.data.definition);
-    if (size > MAX_DEFINITION) return sendProblem(reply, 'FORT_ERR_TOO_LARGE', `definition: ${size} bytes; app definitions are limited to ${MAX_DEFINITION} bytes (256 KiB)`);
+    if (size > MAX_DEFINITION)
+      return sendProblem(
+        reply,
+        'FORT_ERR_TOO_LARGE',
+        `definition: ${size} bytes; app definitions are limited to ${MAX_DEFINITION} bytes (256 KiB)`,
+      );
     try {
       const r = await deps.registerApp(body.data.definition, body.data.format, req.peer?.name ?? 'unknown');
       req.log.info({ appId: r.app.id, created: r.created, by: req.peer?.name }, 'app registered');
@@ -57,7 +66,13 @@ export function registerReloadRoutes(app: FastifyInstance, deps: AdminReloadsDep
   app.get('/admin/v1/reloads', OPERATOR_ONLY, async (req, reply) => {
     const q = listQuery.safeParse(req.query);
     if (!q.success) return sendBadRequest(reply, q.error);
-    return { reloads: deps.listReloads({ ...(q.data.app ? { appId: q.data.app } : {}), ...(q.data.state ? { state: q.data.state } : {}), limit: q.data.limit }) };
+    return {
+      reloads: deps.listReloads({
+        ...(q.data.app ? { appId: q.data.app } : {}),
+        ...(q.data.state ? { state: q.data.state } : {}),
+        limit: q.data.limit,
+      }),
+    };
   });
 
   app.post('/admin/v1/reloads', OPERATOR_ONLY, async (req, reply) => {
@@ -76,7 +91,8 @@ export function registerReloadRoutes(app: FastifyInstance, deps: AdminReloadsDep
     if (!p.success) return sendBadRequest(reply, p.error);
     const { result } = deps.cancelReload({ reloadId: p.data.id });
     if (result === 'not_found') return sendProblem(reply, 'FORT_ERR_NOT_FOUND', `no reload ${p.data.id}`);
-    if (result === 'finished') return sendProblem(reply, 'FORT_ERR_CONFLICT', `reload ${p.data.id} has already finished`);
+    if (result === 'finished')
+      return sendProblem(reply, 'FORT_ERR_CONFLICT', `reload ${p.data.id} has already finished`);
     return reply.code(202).send({ result });
   });
 }

@@ -24,7 +24,8 @@ export const OPERATOR_OR_DEPLOYMENT_MANAGER = declare('operator', DM);
 
 export const roleOf = (peerName: string): AdminRole => (peerName === DM ? DM : 'operator');
 
-const describeRoles = (roles: readonly AdminRole[]) => roles.map((r) => (r === DM ? 'the deployment manager' : 'operators (fortctl)')).join(' and ');
+const describeRoles = (roles: readonly AdminRole[]) =>
+  roles.map((r) => (r === DM ? 'the deployment manager' : 'operators (fortctl)')).join(' and ');
 
 /**
  * Fails closed twice: a route registered without `config.roles` stops the server from starting,
@@ -33,14 +34,17 @@ const describeRoles = (roles: readonly AdminRole[]) => roles.map((r) => (r === D
  */
 export function enforceRoles(app: FastifyInstance) {
   app.addHook('onRoute', (route) => {
-    if (!route.config?.roles?.length) throw new Error(`admin route ${String(route.method)} ${route.url} declares no roles (config.roles)`);
+    if (!route.config?.roles?.length)
+      throw new Error(`admin route ${String(route.method)} ${route.url} declares no roles (config.roles)`);
   });
   app.addHook('onRequest', async (req: FastifyRequest, reply: FastifyReply) => {
     if (req.is404) return; // no route: the not-found handler answers
     const roles = req.routeOptions.config.roles ?? [];
     const peer = req.peer?.name;
     if (peer !== undefined && roles.includes(roleOf(peer))) return;
-    const detail = roles.length ? `${req.method} ${req.routeOptions.url} is for ${describeRoles(roles)} only, not ${peer ?? 'an unknown peer'}` : `${req.method} ${req.routeOptions.url} declares no roles`;
+    const detail = roles.length
+      ? `${req.method} ${req.routeOptions.url} is for ${describeRoles(roles)} only, not ${peer ?? 'an unknown peer'}`
+      : `${req.method} ${req.routeOptions.url} declares no roles`;
     req.log.warn({ reason: detail }, 'admin request refused');
     return sendProblem(reply, 'FORT_ERR_FORBIDDEN', detail);
   });

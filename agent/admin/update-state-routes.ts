@@ -14,15 +14,17 @@ const updateStateBody = z.object({
   installed: version,
   installedArtifact: version,
   previous: version,
-  deployment: z.object({
-    id: text(256),
-    artifactName: text(256),
-    source: text(32),
-    downloaded: z.int().nonnegative(),
-    target: version,
-    deadline: text(64).nullable(),
-    reason: text(2048).nullable(),
-  }).nullable(),
+  deployment: z
+    .object({
+      id: text(256),
+      artifactName: text(256),
+      source: text(32),
+      downloaded: z.int().nonnegative(),
+      target: version,
+      deadline: text(64).nullable(),
+      reason: text(2048).nullable(),
+    })
+    .nullable(),
   lastError: text(2048).nullable(),
   updatedAt: z.iso.datetime({ offset: true }),
 });

@@ -17,7 +17,12 @@ export interface AppsRoutesDeps {
   authorizer: Authorizer;
   audit: AuditWriter;
   /** Queues (or joins) a reload; throws NotFoundError for an unknown app. */
-  reloads: { request(appId: string, source: string): { reload: { id: string; appId: string; state: string }; coalesced: boolean } };
+  reloads: {
+    request(
+      appId: string,
+      source: string,
+    ): { reload: { id: string; appId: string; state: string }; coalesced: boolean };
+  };
 }
 
 declare module 'fastify' {
@@ -33,7 +38,13 @@ const rowsQuery = z.strictObject({
   limit: z.coerce.number().int().min(1).max(1000).default(100),
 });
 
-const appView = (a: AppSummary) => ({ id: a.id, name: a.name, space: a.space, updatedAt: a.updatedAt, hasData: a.versionId !== null });
+const appView = (a: AppSummary) => ({
+  id: a.id,
+  name: a.name,
+  space: a.space,
+  updatedAt: a.updatedAt,
+  hasData: a.versionId !== null,
+});
 
 function parse<T>(schema: z.ZodType<T>, value: unknown, reply: FastifyReply): T | undefined {
   const r = schema.safeParse(value);
@@ -49,16 +60,35 @@ export function registerAppsRoutes(app: FastifyInstance, deps: AppsRoutesDeps) {
 
   /** Fail closed: audited as a deny, answered 503 (never served from a stale decision). */
   function refuseUnavailable(req: FastifyRequest, reply: FastifyReply, action: CloudAction, target: string) {
-    audit.write({ actor: req.identity!.user, action, target, detail: { decision: 'deny', reason: 'authz_unavailable', requestId: req.id } });
-    return sendProblem(reply, 'FORT_ERR_AUTHZ_UNAVAILABLE', 'the cloud cannot be reached to authorise this request and no fresh decision is cached; try again shortly');
+    audit.write({
+      actor: req.identity!.user,
+      action,
+      target,
+      detail: { decision: 'deny', reason: 'authz_unavailable', requestId: req.id },
+    });
+    return sendProblem(
+      reply,
+      'FORT_ERR_AUTHZ_UNAVAILABLE',
+      'the cloud cannot be reached to authorise this request and no fresh decision is cached; try again shortly',
+    );
   }
 
   /** Allowed → true. Otherwise the reply (403 or 503) is sent and the decision audited. */
-  async function allowed(req: FastifyRequest, reply: FastifyReply, action: CloudAction, resource: string): Promise<boolean> {
+  async function allowed(
+    req: FastifyRequest,
+    reply: FastifyReply,
+    action: CloudAction,
+    resource: string,
+  ): Promise<boolean> {
     const who = req.identity!;
     try {
       const d = await authorizer.decide({ user: who.user, tenant: who.tenant, action, resource });
-      audit.write({ actor: who.user, action, target: resource, detail: { decision: d.allow ? 'allow' : 'deny', source: d.source, requestId: req.id } });
+      audit.write({
+        actor: who.user,
+        action,
+        target: resource,
+        detail: { decision: d.allow ? 'allow' : 'deny', source: d.source, requestId: req.id },
+      });
       if (d.allow) return true;
       void sendProblem(reply, 'FORT_ERR_FORBIDDEN', `${action} on ${resource} is not allowed for this user`);
     } catch (err) {
@@ -80,13 +110,20 @@ export function registerAppsRoutes(app: FastifyInstance, deps: AppsRoutesDeps) {
     const apps = catalog.list();
     let decisions;
     try {
-      decisions = await Promise.all(apps.map((a) => authorizer.decide({ user: who.user, tenant: who.tenant, action: 'app.list', resource: a.id })));
+      decisions = await Promise.all(
+        apps.map((a) => authorizer.decide({ user: who.user, tenant: who.tenant, action: 'app.list', resource: a.id })),
+      );
     } catch (err) {
       if (!(err instanceof AuthorizationUnavailableError)) throw err;
       return refuseUnavailable(req, reply, 'app.list', '*');
     }
     const visible = apps.filter((_, i) => decisions[i]!.allow);
-    audit.write({ actor: who.user, action: 'app.list', target: '*', detail: { decision: 'allow', shown: visible.length, hidden: apps.length - visible.length, requestId: req.id } });
+    audit.write({
+      actor: who.user,
+      action: 'app.list',
+      target: '*',
+      detail: { decision: 'allow', shown: visible.length, hidden: apps.length - visible.length, requestId: req.id },
+    });
     return { apps: visible.map(appView) };
   });
 

@@ -32,11 +32,29 @@ export function userTokenVerifier(auth: NonNullable<ApiConfig['auth']>, keys: JW
  * What the client API's data routes need: user-token verification against the cloud's
  * JWKS, cloud authorisation, the app catalog and version files, and the audit trail.
  */
-export function createDataDeps(deps: { api: ApiConfig & { auth: NonNullable<ApiConfig['auth']> }; cloud: CloudConfig; fortId: string; appsDir: string; db: Database.Database; auditDb: Database.Database; reloads: AppsRoutesDeps['reloads']; proxy?: ProxySettings | undefined; health: HealthRegistry; log: Logger }) {
+export function createDataDeps(deps: {
+  api: ApiConfig & { auth: NonNullable<ApiConfig['auth']> };
+  cloud: CloudConfig;
+  fortId: string;
+  appsDir: string;
+  db: Database.Database;
+  auditDb: Database.Database;
+  reloads: AppsRoutesDeps['reloads'];
+  proxy?: ProxySettings | undefined;
+  health: HealthRegistry;
+  log: Logger;
+}) {
   const { auth } = deps.api;
   const cloud = startCloudService({ config: deps.cloud, fortId: deps.fortId, proxy: deps.proxy, log: deps.log });
   const jwksUrl = auth.jwks_url ? new URL(auth.jwks_url) : cloudEndpoint(deps.cloud.url, '.well-known/jwks.json');
-  const verifyToken = userTokenVerifier(auth, cloud.userKeys({ url: jwksUrl, cooldownSeconds: auth.jwks_cooldown_seconds, cacheSeconds: auth.jwks_cache_seconds }));
+  const verifyToken = userTokenVerifier(
+    auth,
+    cloud.userKeys({
+      url: jwksUrl,
+      cooldownSeconds: auth.jwks_cooldown_seconds,
+      cacheSeconds: auth.jwks_cache_seconds,
+    }),
+  );
   const audit = createAuditWriter({ db: deps.auditDb, log: deps.log.child({ module: 'audit' }) });
   const reader = createVersionReader({});
   const pages = createPageCache({ reader, maxBytes: deps.api.page_cache_mib * 1024 * 1024 });

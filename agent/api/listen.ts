@@ -14,7 +14,12 @@ interface Listenable {
  * We log the bound address once instead. (`localhost` binds the address it resolves to
  * first, not both 127.0.0.1 and ::1 as Fastify's listen would.)
  */
-export async function listenWithoutInterfaces(app: Listenable, host: string, port: number, what: string): Promise<AddressInfo> {
+export async function listenWithoutInterfaces(
+  app: Listenable,
+  host: string,
+  port: number,
+  what: string,
+): Promise<AddressInfo> {
   await app.ready();
   const server = app.server;
   await new Promise<void>((resolve, reject) => {

@@ -6,22 +6,64 @@ const json = (schema: object) => ({ content: { 'application/json': { schema } } 
 const appSchema = {
   type: 'object',
   required: ['id', 'name', 'space', 'updatedAt', 'hasData'],
-  properties: { id: { type: 'string' }, name: { type: 'string' }, space: { type: 'string' }, updatedAt: { type: 'string', format: 'date-time' }, hasData: { type: 'boolean' } },
+  properties: {
+    id: { type: 'string' },
+    name: { type: 'string' },
+    space: { type: 'string' },
+    updatedAt: { type: 'string', format: 'date-time' },
+    hasData: { type: 'boolean' },
+  },
 };
 
 export function openApiDocument(version: string) {
   return {
     openapi: '3.1.0',
-    info: { title: 'Fort client API', version, description: 'Customer data served on the private network to browsers holding a cloud-issued user token. Every call is authorised by the cloud (cached) and audited.' },
+    info: {
+      title: 'Fort client API',
+      version,
+      description:
+        'Customer data served on the private network to browsers holding a cloud-issued user token. Every call is authorised by the cloud (cached) and audited.',
+    },
     security: [{ bearer: [] }],
     paths: {
-      '/api/v1/apps': { get: { summary: 'Apps the user may list (app.list)', responses: { 200: { description: 'apps', ...json({ type: 'object', properties: { apps: { type: 'array', items: appSchema } } }) }, ...errors } } },
-      '/api/v1/apps/{id}': { get: { summary: 'One app (app.read)', parameters: [appId], responses: { 200: { description: 'the app', ...json(appSchema) }, ...errors } } },
+      '/api/v1/apps': {
+        get: {
+          summary: 'Apps the user may list (app.list)',
+          responses: {
+            200: {
+              description: 'apps',
+              ...json({ type: 'object', properties: { apps: { type: 'array', items: appSchema } } }),
+            },
+            ...errors,
+          },
+        },
+      },
+      '/api/v1/apps/{id}': {
+        get: {
+          summary: 'One app (app.read)',
+          parameters: [appId],
+          responses: { 200: { description: 'the app', ...json(appSchema) }, ...errors },
+        },
+      },
       '/api/v1/apps/{id}/tables': {
         get: {
-          summary: 'Tables of the app\'s current version (app.read); none for an app without data',
+          summary: "Tables of the app's current version (app.read); none for an app without data",
           parameters: [appId],
-          responses: { 200: { description: 'tables', ...json({ type: 'object', properties: { tables: { type: 'array', items: { type: 'object', properties: { name: { type: 'string' }, rowCount: { type: 'integer' } } } } } }) }, ...errors },
+          responses: {
+            200: {
+              description: 'tables',
+              ...json({
+                type: 'object',
+                properties: {
+                  tables: {
+                    type: 'array',
+                    items: { type: 'object', properties: { name: { type: 'string' }, rowCount: { type: 'integer' } } },
+                  },
+                },
+              }),
+            },
+            ...errors,
+          },
         },
       },
       '/api/v1/apps/{id}/tables/{table}/rows': {
@@ -34,19 +76,53 @@ export function openApiDocument(version: string) {
             { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 1000, default: 100 } },
           ],
           responses: {
-            200: { description: 'rows', ...json({ type: 'object', properties: { columns: { type: 'array', items: { type: 'string' } }, rows: { type: 'array', items: { type: 'array' } }, offset: { type: 'integer' }, limit: { type: 'integer' }, total: { type: 'integer' } } }) },
+            200: {
+              description: 'rows',
+              ...json({
+                type: 'object',
+                properties: {
+                  columns: { type: 'array', items: { type: 'string' } },
+                  rows: { type: 'array', items: { type: 'array' } },
+                  offset: { type: 'integer' },
+                  limit: { type: 'integer' },
+                  total: { type: 'integer' },
+                },
+              }),
+            },
             ...errors,
           },
         },
       },
-      '/api/v1/apps/{id}/reloads': { post: { summary: 'Queue a reload (app.reload)', parameters: [appId], responses: { 202: { description: 'queued', ...json({ type: 'object' }) }, ...errors } } },
+      '/api/v1/apps/{id}/reloads': {
+        post: {
+          summary: 'Queue a reload (app.reload)',
+          parameters: [appId],
+          responses: { 202: { description: 'queued', ...json({ type: 'object' }) }, ...errors },
+        },
+      },
     },
     components: {
       securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } },
       responses: {
         Problem: {
-          description: 'RFC 9457 problem details with a stable code (FORT_ERR_UNAUTHENTICATED, FORT_ERR_FORBIDDEN, FORT_ERR_AUTHZ_UNAVAILABLE, FORT_ERR_AUTHN_UNAVAILABLE, FORT_ERR_NOT_FOUND, FORT_ERR_BAD_REQUEST, FORT_ERR_RATE_LIMITED, …)',
-          content: { 'application/problem+json': { schema: { type: 'object', required: ['type', 'title', 'status', 'code'], properties: { type: { type: 'string' }, title: { type: 'string' }, status: { type: 'integer' }, code: { type: 'string' }, detail: { type: 'string' }, requestId: { type: 'string' } } } } },
+          description:
+            'RFC 9457 problem details with a stable code (FORT_ERR_UNAUTHENTICATED, FORT_ERR_FORBIDDEN, FORT_ERR_AUTHZ_UNAVAILABLE, FORT_ERR_AUTHN_UNAVAILABLE, FORT_ERR_NOT_FOUND, FORT_ERR_BAD_REQUEST, FORT_ERR_RATE_LIMITED, …)',
+          content: {
+            'application/problem+json': {
+              schema: {
+                type: 'object',
+                required: ['type', 'title', 'status', 'code'],
+                properties: {
+                  type: { type: 'string' },
+                  title: { type: 'string' },
+                  status: { type: 'integer' },
+                  code: { type: 'string' },
+                  detail: { type: 'string' },
+                  requestId: { type: 'string' },
+                },
+              },
+            },
+          },
         },
       },
     },

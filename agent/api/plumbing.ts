@@ -10,7 +10,11 @@ import type { ApiConfig } from './config.js';
 import { API_HEADERS } from './security-headers.js';
 
 /** Rate-limit refusals become a 429 problem in the error handler. */
-const rateLimited = (_req: unknown, ctx: { ttl: number }) => ({ statusCode: 429, code: 'FORT_ERR_RATE_LIMITED' satisfies FortErrorCode, ttl: ctx.ttl });
+const rateLimited = (_req: unknown, ctx: { ttl: number }) => ({
+  statusCode: 429,
+  code: 'FORT_ERR_RATE_LIMITED' satisfies FortErrorCode,
+  ttl: ctx.ttl,
+});
 
 /**
  * The client API's server and what every request goes through before a route: request ids,
@@ -18,7 +22,11 @@ const rateLimited = (_req: unknown, ctx: { ttl: number }) => ({ statusCode: 429,
  * (a pre-handler, applied once the user is known). The same for the agent and for the
  * benchmark that measures what this plumbing alone costs.
  */
-export async function createClientApiServer(config: Pick<ApiConfig, 'cors_origins' | 'rate_limit'>, tls: Pick<TlsMaterial, 'key' | 'cert'>, log: Logger) {
+export async function createClientApiServer(
+  config: Pick<ApiConfig, 'cors_origins' | 'rate_limit'>,
+  tls: Pick<TlsMaterial, 'key' | 'cert'>,
+  log: Logger,
+) {
   const app = Fastify({
     loggerInstance: log,
     // One access line per request (the agent's, optional) instead of Fastify's two. Set through
@@ -31,7 +39,8 @@ export async function createClientApiServer(config: Pick<ApiConfig, 'cors_origin
     // App ids are up to 128 characters; Fastify's default (100) would refuse the longest with a 414.
     routerOptions: { maxParamLength: 128 },
     // Refused by the router before any hook: a problem like every other refusal, with the API's headers.
-    frameworkErrors: (err, req, reply) => frameworkProblem(err, req, reply.headers(API_HEADERS).header('x-request-id', req.id)),
+    frameworkErrors: (err, req, reply) =>
+      frameworkProblem(err, req, reply.headers(API_HEADERS).header('x-request-id', req.id)),
   });
   app.addHook('onSend', async (req, reply) => {
     reply.header('x-request-id', req.id);

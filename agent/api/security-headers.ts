@@ -15,17 +15,28 @@ export function helmetHeaders(options: Readonly<HelmetOptions>): HeaderSet {
   };
   let done = false;
   // helmet only ever reads `res` and calls next() synchronously.
-  (helmet(options) as unknown as (req: unknown, r: typeof res, next: (err?: unknown) => void) => void)({}, res, (err) => {
-    if (err) throw err as Error;
-    done = true;
-  });
+  (helmet(options) as unknown as (req: unknown, r: typeof res, next: (err?: unknown) => void) => void)(
+    {},
+    res,
+    (err) => {
+      if (err) throw err as Error;
+      done = true;
+    },
+  );
   if (!done) throw new Error('helmet did not complete synchronously');
   return Object.freeze(headers);
 }
 
 /** HTML and script of the viewer page: helmet's defaults with a same-origin-only CSP. */
 export const PAGE_HEADERS = helmetHeaders({
-  contentSecurityPolicy: { directives: { defaultSrc: ["'self'"], connectSrc: ["'self'"], imgSrc: ["'self'", 'data:'], frameAncestors: ["'none'"] } },
+  contentSecurityPolicy: {
+    directives: {
+      defaultSrc: ["'self'"],
+      connectSrc: ["'self'"],
+      imgSrc: ["'self'", 'data:'],
+      frameAncestors: ["'none'"],
+    },
+  },
 });
 
 /**

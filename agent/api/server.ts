@@ -37,13 +37,24 @@ export async function buildClientApi(deps: ClientApiDeps) {
   if (deps.metrics) app.addHook('onResponse', requestObserver('client', deps.metrics));
   if (config.access_log) {
     app.addHook('onResponse', async (req, reply) => {
-      req.log.info({ method: req.method, path: pathOf(req.url), status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10, user: req.identity?.user, ip: req.ip }, 'request');
+      req.log.info(
+        {
+          method: req.method,
+          path: pathOf(req.url),
+          status: reply.statusCode,
+          ms: Math.round(reply.elapsedTime * 10) / 10,
+          user: req.identity?.user,
+          ip: req.ip,
+        },
+        'request',
+      );
     });
   }
 
   const problems = problemErrorHandler('client API');
   app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) => {
-    if (err.statusCode === 429) return sendProblem(reply, 'FORT_ERR_RATE_LIMITED', 'rate limit exceeded; see retry-after');
+    if (err.statusCode === 429)
+      return sendProblem(reply, 'FORT_ERR_RATE_LIMITED', 'rate limit exceeded; see retry-after');
     return problems(err, req, reply);
   });
 
@@ -51,38 +62,66 @@ export async function buildClientApi(deps: ClientApiDeps) {
     if (deps.isDraining()) return sendProblem(reply, 'FORT_ERR_DRAINING', 'the agent is restarting');
     return { status: 'ok' };
   });
-  app.get('/', async (_req, reply) => reply.headers(PAGE_HEADERS).type('text/html; charset=utf-8').send(viewerHtml({ loginUrl: config.viewer_login_url, tenant: config.auth?.tenant })));
-  app.get('/viewer.js', async (_req, reply) => reply.headers(PAGE_HEADERS).type('text/javascript; charset=utf-8').send(VIEWER_JS));
+  app.get('/', async (_req, reply) =>
+    reply
+      .headers(PAGE_HEADERS)
+      .type('text/html; charset=utf-8')
+      .send(viewerHtml({ loginUrl: config.viewer_login_url, tenant: config.auth?.tenant })),
+  );
+  app.get('/viewer.js', async (_req, reply) =>
+    reply.headers(PAGE_HEADERS).type('text/javascript; charset=utf-8').send(VIEWER_JS),
+  );
   const openapi = openApiDocument(deps.version);
   app.get('/api/v1/openapi.json', async () => openapi);
 
-  await app.register(async (scope) => {
-    const data = deps.data;
-    if (!data) {
-      // The data routes exist and say why they cannot serve (a hook alone would never run: no route, a 404).
-      const notConfigured = async (_req: FastifyRequest, reply: FastifyReply) => sendProblem(reply, 'FORT_ERR_NOT_CONFIGURED', 'user authentication ([api.auth] and [cloud]) is not configured on this fort');
-      for (const url of ['/api/v1/apps', '/api/v1/apps/*']) scope.route({ method: ['GET', 'POST'], url, handler: notConfigured });
-      return;
-    }
-    scope.addHook('onRequest', async (req: FastifyRequest, reply: FastifyReply) => {
-      const query = req.query as Record<string, unknown> | undefined;
-      try {
-        req.identity = await data.verifyToken(req.headers.authorization, query !== undefined && ('access_token' in query || 'token' in query || 'id_token' in query));
-      } catch (err) {
-        if (!(err instanceof TokenRejectedError)) throw err;
-        req.log.warn({ reason: err.reason }, 'user token refused');
-        data.audit.write({ actor: 'anonymous', action: 'auth', target: `${req.method} ${pathOf(req.url)}`, detail: { decision: 'deny', reason: err.reason, requestId: req.id, ip: req.ip } });
-        if (err.reason === 'jwks_unavailable') {
-          // Not the token's fault: a 401 would send the browser to sign in again for nothing.
-          return sendProblem(reply.header('retry-after', '5'), err, 'the keys that sign user tokens cannot be fetched from the cloud, so no token can be checked; try again shortly');
-        }
-        reply.header('www-authenticate', `Bearer error="invalid_token", error_description="${err.reason}"`);
-        return sendProblem(reply, err);
+  await app.register(
+    async (scope) => {
+      const data = deps.data;
+      if (!data) {
+        // The data routes exist and say why they cannot serve (a hook alone would never run: no route, a 404).
+        const notConfigured = async (_req: FastifyRequest, reply: FastifyReply) =>
+          sendProblem(
+            reply,
+            'FORT_ERR_NOT_CONFIGURED',
+            'user authentication ([api.auth] and [cloud]) is not configured on this fort',
+          );
+        for (const url of ['/api/v1/apps', '/api/v1/apps/*'])
+          scope.route({ method: ['GET', 'POST'], url, handler: notConfigured });
+        return;
       }
-    });
-    scope.addHook('preHandler', perUser);
-    registerAppsRoutes(scope, data);
-  }, { prefix: '' });
+      scope.addHook('onRequest', async (req: FastifyRequest, reply: FastifyReply) => {
+        const query = req.query as Record<string, unknown> | undefined;
+        try {
+          req.identity = await data.verifyToken(
+            req.headers.authorization,
+            query !== undefined && ('access_token' in query || 'token' in query || 'id_token' in query),
+          );
+        } catch (err) {
+          if (!(err instanceof TokenRejectedError)) throw err;
+          req.log.warn({ reason: err.reason }, 'user token refused');
+          data.audit.write({
+            actor: 'anonymous',
+            action: 'auth',
+            target: `${req.method} ${pathOf(req.url)}`,
+            detail: { decision: 'deny', reason: err.reason, requestId: req.id, ip: req.ip },
+          });
+          if (err.reason === 'jwks_unavailable') {
+            // Not the token's fault: a 401 would send the browser to sign in again for nothing.
+            return sendProblem(
+              reply.header('retry-after', '5'),
+              err,
+              'the keys that sign user tokens cannot be fetched from the cloud, so no token can be checked; try again shortly',
+            );
+          }
+          reply.header('www-authenticate', `Bearer error="invalid_token", error_description="${err.reason}"`);
+          return sendProblem(reply, err);
+        }
+      });
+      scope.addHook('preHandler', perUser);
+      registerAppsRoutes(scope, data);
+    },
+    { prefix: '' },
+  );
 
   app.setNotFoundHandler((req, reply) => sendProblem(reply, 'FORT_ERR_NOT_FOUND', `${req.method} ${pathOf(req.url)}`));
   return app;

@@ -33,7 +33,10 @@ export type TokenRejection =
 /** A refused user token: 401 FORT_ERR_UNAUTHENTICATED, or 503 FORT_ERR_AUTHN_UNAVAILABLE when the JWKS cannot be fetched. */
 export class TokenRejectedError extends FortError {
   constructor(readonly reason: TokenRejection) {
-    super(reason === 'jwks_unavailable' ? 'FORT_ERR_AUTHN_UNAVAILABLE' : 'FORT_ERR_UNAUTHENTICATED', `user token refused: ${reason}`);
+    super(
+      reason === 'jwks_unavailable' ? 'FORT_ERR_AUTHN_UNAVAILABLE' : 'FORT_ERR_UNAUTHENTICATED',
+      `user token refused: ${reason}`,
+    );
   }
 }
 
@@ -89,7 +92,8 @@ export function createUserTokenVerifier(opts: UserTokenVerifierOptions) {
       verified!.delete(digest!);
     }
     const parts = token.split('.');
-    if (parts.length !== 3 || !parts.every((p, i) => B64URL.test(p) || (i === 2 && p === ''))) throw new TokenRejectedError('malformed');
+    if (parts.length !== 3 || !parts.every((p, i) => B64URL.test(p) || (i === 2 && p === '')))
+      throw new TokenRejectedError('malformed');
     const headerText = Buffer.from(parts[0]!, 'base64url').toString('utf8');
     let header: unknown;
     try {
@@ -97,7 +101,8 @@ export function createUserTokenVerifier(opts: UserTokenVerifierOptions) {
     } catch {
       throw new TokenRejectedError('malformed');
     }
-    if (typeof header !== 'object' || header === null || Array.isArray(header)) throw new TokenRejectedError('malformed');
+    if (typeof header !== 'object' || header === null || Array.isArray(header))
+      throw new TokenRejectedError('malformed');
     if (hasDuplicateTopLevelKeys(headerText)) throw new TokenRejectedError('duplicate_header_param');
     const h = header as Record<string, unknown>;
     if ('crit' in h) throw new TokenRejectedError('crit_unsupported');
@@ -118,7 +123,11 @@ export function createUserTokenVerifier(opts: UserTokenVerifierOptions) {
     }
     if (payload.tenant !== opts.tenant) throw new TokenRejectedError('wrong_tenant');
     const identity = { user: payload.sub as string, tenant: opts.tenant };
-    if (digest) verified.set(digest, { identity, until: Math.min(((payload.exp as number) + opts.clockToleranceSeconds) * 1000, now() + maxAgeMs) });
+    if (digest)
+      verified.set(digest, {
+        identity,
+        until: Math.min(((payload.exp as number) + opts.clockToleranceSeconds) * 1000, now() + maxAgeMs),
+      });
     return identity;
   };
 }

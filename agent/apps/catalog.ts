@@ -66,7 +66,12 @@ export function createAppCatalog(deps: AppCatalogDeps): AppCatalog {
     }
     if (snapshot && snapshot.own === own && snapshot.others === others) return snapshot;
     const rows = all.all();
-    snapshot = { own, others, list: rows.map(({ file: _file, ...summary }) => summary), byId: new Map(rows.map((r) => [r.id, r])) };
+    snapshot = {
+      own,
+      others,
+      list: rows.map(({ file: _file, ...summary }) => summary),
+      byId: new Map(rows.map((r) => [r.id, r])),
+    };
     return snapshot;
   };
 

@@ -48,7 +48,8 @@ export function resolveDataFile(path: string, dataDirs: string[], field: string)
     if (![...lexicalDirs, ...realDirs].some((d) => isInside(d, abs))) throw fail(field, 'is outside reloads.data_dirs');
     candidates = [abs];
   } else {
-    if (lexicalDirs.some((d) => !isInside(d, resolve(d, path)))) throw fail(field, 'escapes reloads.data_dirs (through "..")');
+    if (lexicalDirs.some((d) => !isInside(d, resolve(d, path))))
+      throw fail(field, 'escapes reloads.data_dirs (through "..")');
     candidates = lexicalDirs.map((d) => resolve(d, path));
   }
   for (const candidate of candidates) {
@@ -58,7 +59,8 @@ export function resolveDataFile(path: string, dataDirs: string[], field: string)
     } catch {
       continue; // not in this data dir: try the next one
     }
-    if (!realDirs.some((d) => isInside(d, real))) throw fail(field, 'resolves (through a symbolic link) outside reloads.data_dirs');
+    if (!realDirs.some((d) => isInside(d, real)))
+      throw fail(field, 'resolves (through a symbolic link) outside reloads.data_dirs');
     // Not a FIFO or a device: reading one could block a reload forever.
     if (!statSync(real).isFile()) throw fail(field, 'is not a regular file');
     return real;

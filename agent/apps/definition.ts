@@ -15,21 +15,32 @@ import { openSourceDb, selectProblem } from './connectors/sqlite.js';
 
 /** A table name is an SQLite identifier we never need to worry about quoting (we quote anyway). */
 const tableName = () =>
-  z.string({ error: 'expected a table name' })
-    .regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/, { error: 'expected 1-64 letters, digits or "_", not starting with a digit' })
-    .refine((n) => !n.toLowerCase().startsWith('sqlite_'), { error: 'names starting with "sqlite_" are reserved by SQLite' });
+  z
+    .string({ error: 'expected a table name' })
+    .regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/, {
+      error: 'expected 1-64 letters, digits or "_", not starting with a digit',
+    })
+    .refine((n) => !n.toLowerCase().startsWith('sqlite_'), {
+      error: 'names starting with "sqlite_" are reserved by SQLite',
+    });
 
 const COLUMN_TYPES = ['string', 'integer', 'number', 'boolean', 'date'] as const;
 
-const column = z.strictObject({
-  // Header cells are matched exactly; any text but control characters.
-  // eslint-disable-next-line no-control-regex -- refusing control characters is the point
-  name: z.string({ error: 'expected a column name' }).regex(/^[^\x00-\x1f\x7f]{1,128}$/, { error: 'expected 1-128 characters without control characters' }),
-  type: z.enum(COLUMN_TYPES, { error: `expected one of ${COLUMN_TYPES.join(', ')}` }),
-}, { error: 'expected a column { name, type }' });
+const column = z.strictObject(
+  {
+    // Header cells are matched exactly; any text but control characters.
+    name: z
+      .string({ error: 'expected a column name' })
+      // eslint-disable-next-line no-control-regex -- refusing control characters is the point
+      .regex(/^[^\x00-\x1f\x7f]{1,128}$/, { error: 'expected 1-128 characters without control characters' }),
+    type: z.enum(COLUMN_TYPES, { error: `expected one of ${COLUMN_TYPES.join(', ')}` }),
+  },
+  { error: 'expected a column { name, type }' },
+);
 
 const columns = () =>
-  z.array(column, { error: 'expected a list of columns' })
+  z
+    .array(column, { error: 'expected a list of columns' })
     .min(1, { error: 'expected at least one column' })
     .max(2000, { error: 'expected at most 2000 columns' })
     .superRefine((cols, ctx) => {
@@ -38,13 +49,19 @@ const columns = () =>
         // SQLite column names are case-insensitive: "ID" and "id" would collide.
         const key = c.name.toLowerCase();
         const first = seen.get(key);
-        if (first !== undefined) ctx.addIssue({ code: 'custom', path: [i, 'name'], message: `duplicate column name (same as columns[${first}].name)` });
+        if (first !== undefined)
+          ctx.addIssue({
+            code: 'custom',
+            path: [i, 'name'],
+            message: `duplicate column name (same as columns[${first}].name)`,
+          });
         else seen.set(key, i);
       });
     });
 
 const oneChar = (what: string) =>
-  z.string({ error: `expected a single ${what} character` })
+  z
+    .string({ error: `expected a single ${what} character` })
     .length(1, { error: `expected a single ${what} character` })
     .refine((c) => c !== '\n' && c !== '\r', { error: `a line break cannot be the ${what}` });
 
@@ -52,17 +69,20 @@ const path = (what: string) => z.string({ error: `expected a ${what}` }).min(1, 
 
 /** The quote and the delimiter must differ, or no field could be parsed back. */
 const distinctQuote = (t: { delimiter?: string | undefined; quote?: string | undefined }, ctx: z.RefinementCtx) => {
-  if ((t.delimiter ?? ',') === (t.quote ?? '"')) ctx.addIssue({ code: 'custom', path: ['quote'], message: 'must differ from the delimiter' });
+  if ((t.delimiter ?? ',') === (t.quote ?? '"'))
+    ctx.addIssue({ code: 'custom', path: ['quote'], message: 'must differ from the delimiter' });
 };
 
-const csvTable = z.strictObject({
-  name: tableName(),
-  connector: z.literal('csv'),
-  path: path('file path (relative to one of reloads.data_dirs, or absolute inside one)'),
-  delimiter: oneChar('delimiter').default(','),
-  quote: oneChar('quote').default('"'),
-  columns: columns(),
-}).superRefine(distinctQuote);
+const csvTable = z
+  .strictObject({
+    name: tableName(),
+    connector: z.literal('csv'),
+    path: path('file path (relative to one of reloads.data_dirs, or absolute inside one)'),
+    delimiter: oneChar('delimiter').default(','),
+    quote: oneChar('quote').default('"'),
+    columns: columns(),
+  })
+  .superRefine(distinctQuote);
 
 const sqliteTable = z.strictObject({
   name: tableName(),
@@ -71,42 +91,65 @@ const sqliteTable = z.strictObject({
   query: z.string({ error: 'expected a SELECT statement' }).trim().min(1, { error: 'expected a SELECT statement' }),
 });
 
-const httpTable = z.strictObject({
-  name: tableName(),
-  connector: z.literal('http'),
-  // Status events quote the URL's host: credentials have no place in it.
-  url: httpsUrl().refine((u) => !/^https:\/\/[^/?#]*@/i.test(u), { error: 'credentials in the URL are not accepted' }),
-  format: z.enum(['csv', 'json'], { error: 'expected one of csv, json' }).default('csv'),
-  delimiter: oneChar('delimiter').optional(),
-  quote: oneChar('quote').optional(),
-  columns: columns(),
-}).superRefine((t, ctx) => {
-  if (t.format === 'json') {
-    for (const k of ['delimiter', 'quote'] as const) if (t[k] !== undefined) ctx.addIssue({ code: 'custom', path: [k], message: 'only for format = "csv"' });
-  } else {
-    distinctQuote(t, ctx);
-  }
-}).transform((t) => ({ ...t, delimiter: t.delimiter ?? ',', quote: t.quote ?? '"' }));
+const httpTable = z
+  .strictObject({
+    name: tableName(),
+    connector: z.literal('http'),
+    // Status events quote the URL's host: credentials have no place in it.
+    url: httpsUrl().refine((u) => !/^https:\/\/[^/?#]*@/i.test(u), {
+      error: 'credentials in the URL are not accepted',
+    }),
+    format: z.enum(['csv', 'json'], { error: 'expected one of csv, json' }).default('csv'),
+    delimiter: oneChar('delimiter').optional(),
+    quote: oneChar('quote').optional(),
+    columns: columns(),
+  })
+  .superRefine((t, ctx) => {
+    if (t.format === 'json') {
+      for (const k of ['delimiter', 'quote'] as const)
+        if (t[k] !== undefined) ctx.addIssue({ code: 'custom', path: [k], message: 'only for format = "csv"' });
+    } else {
+      distinctQuote(t, ctx);
+    }
+  })
+  .transform((t) => ({ ...t, delimiter: t.delimiter ?? ',', quote: t.quote ?? '"' }));
 
 const CONNECTORS = 'expected one of csv, sqlite, http';
 
-export const appDefinitionSchema = z.strictObject({
-  id: identifier(),
-  name: z.string({ error: 'expected a display name' }).trim().min(1, { error: 'expected a display name' }).max(200, { error: 'expected at most 200 characters' }),
-  space: identifier(),
-  tables: z.array(z.discriminatedUnion('connector', [csvTable, sqliteTable, httpTable], { error: CONNECTORS }), { error: 'expected a list of tables' })
-    .min(1, { error: 'expected at least one table' })
-    .max(1000, { error: 'expected at most 1000 tables' }),
-}, { error: 'expected a definition with id, name, space and tables' }).superRefine((def, ctx) => {
-  const seen = new Map<string, number>();
-  def.tables.forEach((t, i) => {
-    // One SQLite file per version: table names share its case-insensitive namespace.
-    const key = t.name.toLowerCase();
-    const first = seen.get(key);
-    if (first !== undefined) ctx.addIssue({ code: 'custom', path: ['tables', i, 'name'], message: `duplicate table name (same as tables[${first}].name)` });
-    else seen.set(key, i);
+export const appDefinitionSchema = z
+  .strictObject(
+    {
+      id: identifier(),
+      name: z
+        .string({ error: 'expected a display name' })
+        .trim()
+        .min(1, { error: 'expected a display name' })
+        .max(200, { error: 'expected at most 200 characters' }),
+      space: identifier(),
+      tables: z
+        .array(z.discriminatedUnion('connector', [csvTable, sqliteTable, httpTable], { error: CONNECTORS }), {
+          error: 'expected a list of tables',
+        })
+        .min(1, { error: 'expected at least one table' })
+        .max(1000, { error: 'expected at most 1000 tables' }),
+    },
+    { error: 'expected a definition with id, name, space and tables' },
+  )
+  .superRefine((def, ctx) => {
+    const seen = new Map<string, number>();
+    def.tables.forEach((t, i) => {
+      // One SQLite file per version: table names share its case-insensitive namespace.
+      const key = t.name.toLowerCase();
+      const first = seen.get(key);
+      if (first !== undefined)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['tables', i, 'name'],
+          message: `duplicate table name (same as tables[${first}].name)`,
+        });
+      else seen.set(key, i);
+    });
   });
-});
 
 export type AppDefinition = z.output<typeof appDefinitionSchema>;
 export type TableDefinition = AppDefinition['tables'][number];
@@ -144,7 +187,8 @@ export function parseAppDefinition(text: string, format: 'toml' | 'json'): AppDe
   try {
     raw = format === 'toml' ? parseToml(text) : JSON.parse(text);
   } catch (err) {
-    if (err instanceof TomlError) throw definitionError([`line ${err.line}, column ${err.column}: invalid TOML: ${err.message.split('\n')[0]}`]);
+    if (err instanceof TomlError)
+      throw definitionError([`line ${err.line}, column ${err.column}: invalid TOML: ${err.message.split('\n')[0]}`]);
     throw definitionError([`invalid ${format === 'toml' ? 'TOML' : 'JSON'}: ${(err as Error).message}`]);
   }
   const parsed = appDefinitionSchema.safeParse(raw);
@@ -195,7 +239,8 @@ export function checkDefinitionSources(def: AppDefinition, opts: SourceCheckOpti
         }
         case 'http': {
           const url = new URL(t.url);
-          if (!hostAllowed(url, opts.httpAllowedHosts)) problems.push(`${at}.url: host ${url.hostname} is not in reloads.http_allowed_hosts`);
+          if (!hostAllowed(url, opts.httpAllowedHosts))
+            problems.push(`${at}.url: host ${url.hostname} is not in reloads.http_allowed_hosts`);
           break;
         }
       }

@@ -28,7 +28,9 @@ export function createPageCache(opts: PageCacheOptions) {
       misses++;
       const page = opts.reader.rows(file, table, offset, limit);
       // Bytes, not a string: the socket then writes them as they are, without encoding each time.
-      const body = Buffer.from(JSON.stringify({ columns: page.columns, rows: page.rows, offset, limit, total: page.total }));
+      const body = Buffer.from(
+        JSON.stringify({ columns: page.columns, rows: page.rows, offset, limit, total: page.total }),
+      );
       pages.set(key, body);
       return body;
     },

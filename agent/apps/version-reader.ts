@@ -84,7 +84,10 @@ export function createVersionReader(opts: VersionReaderOptions = {}): VersionRea
         .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
         .map((t) => ({
           name: t.name,
-          rowCount: db.prepare(`SELECT COUNT(*) FROM ${quoteIdent(t.name)}`).pluck().get() as number,
+          rowCount: db
+            .prepare(`SELECT COUNT(*) FROM ${quoteIdent(t.name)}`)
+            .pluck()
+            .get() as number,
           withoutRowid: t.wr === 1,
         }));
     } catch (err) {
@@ -100,7 +103,9 @@ export function createVersionReader(opts: VersionReaderOptions = {}): VersionRea
     if (cached) return cached;
     const order = orderBy(h.db, table);
     const stmt = h.db
-      .prepare<[number, number], unknown[]>(`SELECT * FROM ${quoteIdent(table.name)}${order ? ` ORDER BY ${order}` : ''} LIMIT ? OFFSET ?`)
+      .prepare<[number, number], unknown[]>(
+        `SELECT * FROM ${quoteIdent(table.name)}${order ? ` ORDER BY ${order}` : ''} LIMIT ? OFFSET ?`,
+      )
       .raw();
     const query = { stmt, columns: stmt.columns().map((c) => c.name) };
     h.pages.set(table.name, query);
@@ -110,10 +115,15 @@ export function createVersionReader(opts: VersionReaderOptions = {}): VersionRea
   return {
     tables: (file) => tableList(file).map(({ name, rowCount }) => ({ name, rowCount })),
     rows(file, table, offset, limit) {
-      if (!Number.isSafeInteger(offset) || offset < 0) throw new RangeError(`offset must be a non-negative integer, got ${offset}`);
-      if (!Number.isSafeInteger(limit) || limit < 0) throw new RangeError(`limit must be a non-negative integer, got ${limit}`);
+      if (!Number.isSafeInteger(offset) || offset < 0)
+        throw new RangeError(`offset must be a non-negative integer, got ${offset}`);
+      if (!Number.isSafeInteger(limit) || limit < 0)
+        throw new RangeError(`limit must be a non-negative integer, got ${limit}`);
       const entry = tableList(file).find((t) => t.name === table);
-      if (!entry) throw new NotFoundError(`no table ${JSON.stringify(table.length > 128 ? `${table.slice(0, 128)}...` : table)} in this app version`);
+      if (!entry)
+        throw new NotFoundError(
+          `no table ${JSON.stringify(table.length > 128 ? `${table.slice(0, 128)}...` : table)} in this app version`,
+        );
       const { stmt, columns } = pageQuery(open(file), entry);
       return { columns: [...columns], rows: stmt.all(limit, offset), total: entry.rowCount };
     },

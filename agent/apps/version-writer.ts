@@ -63,17 +63,26 @@ function diskFull(err: unknown): boolean {
 
 function createTable(db: Database.Database, source: TableSource): void {
   const cols = source.columns;
-  if (cols.length === 0) throw new FortError('FORT_ERR_RELOAD_SOURCE', `table "${source.table}": the source has no columns`);
+  if (cols.length === 0)
+    throw new FortError('FORT_ERR_RELOAD_SOURCE', `table "${source.table}": the source has no columns`);
   const seen = new Set<string>();
   for (const c of cols) {
     const key = c.name.toLowerCase();
-    if (seen.has(key)) throw new FortError('FORT_ERR_RELOAD_SOURCE', `table "${source.table}": two columns are named "${c.name}"`);
+    if (seen.has(key))
+      throw new FortError('FORT_ERR_RELOAD_SOURCE', `table "${source.table}": two columns are named "${c.name}"`);
     seen.add(key);
   }
-  db.exec(`CREATE TABLE ${quoteIdent(source.table)} (${cols.map((c: ColumnSpec) => `${quoteIdent(c.name)}${AFFINITY[c.type]}`).join(', ')})`);
+  db.exec(
+    `CREATE TABLE ${quoteIdent(source.table)} (${cols.map((c: ColumnSpec) => `${quoteIdent(c.name)}${AFFINITY[c.type]}`).join(', ')})`,
+  );
 }
 
-function insertStatement(db: Database.Database, table: string, columns: number, rows: number): Database.Statement<unknown[]> {
+function insertStatement(
+  db: Database.Database,
+  table: string,
+  columns: number,
+  rows: number,
+): Database.Statement<unknown[]> {
   const one = `(${new Array<string>(columns).fill('?').join(', ')})`;
   return db.prepare(`INSERT INTO ${quoteIdent(table)} VALUES ${new Array<string>(rows).fill(one).join(', ')}`);
 }
@@ -104,7 +113,10 @@ export async function writeAppVersion(opts: WriteVersionOptions): Promise<Writte
       if (signal.aborted) throw loadCancelled();
       const rows = await loadTable(db, source, signal, () => {
         rowCount += 1;
-        if (rowCount > maxRows) throw tooLarge(`the app version would have more than ${maxRows} rows (reloads.max_rows); stopped in table "${source.table}"`);
+        if (rowCount > maxRows)
+          throw tooLarge(
+            `the app version would have more than ${maxRows} rows (reloads.max_rows); stopped in table "${source.table}"`,
+          );
       });
       tables.push({ name: source.table, rows });
     }
@@ -135,7 +147,12 @@ export async function writeAppVersion(opts: WriteVersionOptions): Promise<Writte
 }
 
 /** One source into its table; returns its row count. `counted` is called per row (and enforces max_rows). */
-async function loadTable(db: Database.Database, source: TableSource, signal: AbortSignal, counted: () => void): Promise<number> {
+async function loadTable(
+  db: Database.Database,
+  source: TableSource,
+  signal: AbortSignal,
+  counted: () => void,
+): Promise<number> {
   createTable(db, source);
   const width = source.columns.length;
   const perInsert = Math.max(1, Math.min(MAX_ROWS_PER_INSERT, Math.floor(MAX_PARAMS_PER_INSERT / width)));
@@ -147,7 +164,11 @@ async function loadTable(db: Database.Database, source: TableSource, signal: Abo
   let rows = 0;
   let inTransaction = 0;
   const add = (row: unknown[]) => {
-    if (row.length !== width) throw new FortError('FORT_ERR_RELOAD_SOURCE', `table "${source.table}": row ${rows + 1} has ${row.length} values for ${width} columns`);
+    if (row.length !== width)
+      throw new FortError(
+        'FORT_ERR_RELOAD_SOURCE',
+        `table "${source.table}": row ${rows + 1} has ${row.length} values for ${width} columns`,
+      );
     counted();
     rows += 1;
     inTransaction += 1;
@@ -186,6 +207,7 @@ async function loadTable(db: Database.Database, source: TableSource, signal: Abo
 /** Streamed: a version file may be gigabytes. */
 async function sha256File(file: string, signal: AbortSignal): Promise<string> {
   const hash = createHash('sha256');
-  for await (const chunk of createReadStream(file, { highWaterMark: 1024 * 1024, signal })) hash.update(chunk as Buffer);
+  for await (const chunk of createReadStream(file, { highWaterMark: 1024 * 1024, signal }))
+    hash.update(chunk as Buffer);
   return hash.digest('hex');
 }

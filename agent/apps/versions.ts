@@ -17,15 +17,25 @@ export interface VersionToCommit {
  * after the rename but before the commit leaves a file no row names; `removeOrphanVersionFiles`
  * deletes it at the next start (and the id is reused, as the insert rolled back).
  */
-export function commitAppVersion(db: Database.Database, appsDir: string, appId: string, v: VersionToCommit, now: Date): { versionId: number; file: string } {
+export function commitAppVersion(
+  db: Database.Database,
+  appsDir: string,
+  appId: string,
+  v: VersionToCommit,
+  now: Date,
+): { versionId: number; file: string } {
   if (!db.inTransaction) throw new Error('commitAppVersion must run inside a transaction');
   const ts = now.toISOString();
   const versionId = Number(
-    db.prepare("INSERT INTO app_versions (app_id, file, row_count, content_hash, created_at) VALUES (?, '', ?, ?, ?)").run(appId, v.rowCount, v.contentHash, ts).lastInsertRowid,
+    db
+      .prepare("INSERT INTO app_versions (app_id, file, row_count, content_hash, created_at) VALUES (?, '', ?, ?, ?)")
+      .run(appId, v.rowCount, v.contentHash, ts).lastInsertRowid,
   );
   const rel = `${appId}/${versionId}.sqlite`;
   db.prepare('UPDATE app_versions SET file = ? WHERE id = ?').run(rel, versionId);
-  const changed = db.prepare('UPDATE apps SET current_version_id = ?, updated_at = ? WHERE id = ?').run(versionId, ts, appId).changes;
+  const changed = db
+    .prepare('UPDATE apps SET current_version_id = ?, updated_at = ? WHERE id = ?')
+    .run(versionId, ts, appId).changes;
   if (changed !== 1) throw new Error(`app ${appId} does not exist`);
   const file = join(appsDir, rel);
   renameSync(v.tmpFile, file);

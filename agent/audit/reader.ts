@@ -30,8 +30,12 @@ export function createAuditReader(db: Database.Database): AuditReader {
   );
   return {
     since(cutoff, limit) {
-      if (!Number.isSafeInteger(limit) || limit < 1) throw new RangeError(`limit must be a positive integer, got ${limit}`);
-      return stmt.all(cutoff.toISOString(), limit).reverse().map((r) => ({ ...r, detail: parseDetail(r.detail) }));
+      if (!Number.isSafeInteger(limit) || limit < 1)
+        throw new RangeError(`limit must be a positive integer, got ${limit}`);
+      return stmt
+        .all(cutoff.toISOString(), limit)
+        .reverse()
+        .map((r) => ({ ...r, detail: parseDetail(r.detail) }));
     },
   };
 }

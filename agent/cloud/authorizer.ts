@@ -10,7 +10,11 @@ export interface Decision {
 /** No fresh decision and the cloud cannot be asked: the caller must refuse (fail closed). */
 export class AuthorizationUnavailableError extends FortError {
   constructor(cause: unknown) {
-    super('FORT_ERR_AUTHZ_UNAVAILABLE', `cannot reach the cloud to authorise, and no fresh decision is cached: ${(cause as Error).message}`, { fatal: false, cause });
+    super(
+      'FORT_ERR_AUTHZ_UNAVAILABLE',
+      `cannot reach the cloud to authorise, and no fresh decision is cached: ${(cause as Error).message}`,
+      { fatal: false, cause },
+    );
   }
 }
 
@@ -45,7 +49,10 @@ export function createAuthorizer(opts: AuthorizerOptions) {
       answer = await opts.ask(q);
     } catch (err) {
       stats.failures += 1;
-      opts.log.warn({ err: (err as Error).message, action: q.action, resource: q.resource }, 'authorisation: cloud unreachable; refusing');
+      opts.log.warn(
+        { err: (err as Error).message, action: q.action, resource: q.resource },
+        'authorisation: cloud unreachable; refusing',
+      );
       throw new AuthorizationUnavailableError(err);
     }
     const ttlMs = Math.min(answer.ttl * 1000, maxTtlMs);

@@ -13,5 +13,7 @@ export function loadClientKey(file: string): ClientKey {
   const key = readPrivateKeyFile(file, 'cloud client key');
   const alg = jwsAlgorithmFor(key);
   if (alg) return { key, alg };
-  throw new ConfigError(file, [`expected a P-256 or Ed25519 private key, got ${key.asymmetricKeyType ?? 'unknown'} ${key.asymmetricKeyDetails?.namedCurve ?? ''}`.trim()]);
+  throw new ConfigError(file, [
+    `expected a P-256 or Ed25519 private key, got ${key.asymmetricKeyType ?? 'unknown'} ${key.asymmetricKeyDetails?.namedCurve ?? ''}`.trim(),
+  ]);
 }

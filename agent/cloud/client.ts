@@ -26,7 +26,10 @@ export interface AuthorizeAnswer {
 
 /** The cloud answered with an HTTP status we cannot use (4xx other than a stale token). */
 export class CloudRefusedError extends FortError {
-  constructor(readonly status: number, what: string) {
+  constructor(
+    readonly status: number,
+    what: string,
+  ) {
     super('FORT_ERR_UPSTREAM', `cloud API refused ${what} (${status})`, { fatal: false });
   }
 }
@@ -46,9 +49,16 @@ export interface CloudClientOptions {
   sleep?: (ms: number) => Promise<void>;
 }
 
-const tokenResponse = z.object({ access_token: z.string().min(1), token_type: z.string().regex(/^bearer$/i), expires_in: z.number().int().positive() });
+const tokenResponse = z.object({
+  access_token: z.string().min(1),
+  token_type: z.string().regex(/^bearer$/i),
+  expires_in: z.number().int().positive(),
+});
 const authorizeResponse = z.object({ allow: z.boolean(), ttl: z.number().int().min(0) });
-const rotateResponse = z.object({ device_certificate: z.string().includes('BEGIN CERTIFICATE'), previous_valid_until: z.string() });
+const rotateResponse = z.object({
+  device_certificate: z.string().includes('BEGIN CERTIFICATE'),
+  previous_valid_until: z.string(),
+});
 const deviceCertificateResponse = z.object({
   fort_id: z.string().min(1),
   device_certificate: z.string().includes('BEGIN CERTIFICATE'),
@@ -71,7 +81,12 @@ export function createCloudClient(opts: CloudClientOptions) {
   const now = opts.now ?? Date.now;
   const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
   const authorizeUrl = cloudEndpoint(opts.baseUrl.href, 'api/v1/authorize');
-  const http = createJsonClient({ agent: opts.agent, timeoutMs: opts.timeoutMs, peer: `cloud API ${opts.baseUrl.host}`, errorCode: 'FORT_ERR_UPSTREAM' });
+  const http = createJsonClient({
+    agent: opts.agent,
+    timeoutMs: opts.timeoutMs,
+    peer: `cloud API ${opts.baseUrl.host}`,
+    errorCode: 'FORT_ERR_UPSTREAM',
+  });
   let token: { value: string; refreshAt: number } | undefined;
   let inflight: Promise<string> | undefined;
   const stats = { tokensFetched: 0, requests: 0, retries: 0, lastError: undefined as string | undefined };
@@ -86,7 +101,9 @@ export function createCloudClient(opts: CloudClientOptions) {
         stats.requests += 1;
         const res = await call();
         if (res.statusCode < 500) return res;
-        failure = new FortError('FORT_ERR_UPSTREAM', `cloud API answered ${res.statusCode} to ${what}`, { fatal: false });
+        failure = new FortError('FORT_ERR_UPSTREAM', `cloud API answered ${res.statusCode} to ${what}`, {
+          fatal: false,
+        });
       } catch (err) {
         failure = err;
       }
@@ -94,7 +111,10 @@ export function createCloudClient(opts: CloudClientOptions) {
       if (!retryable(failure) || attempt >= opts.retries) throw failure;
       stats.retries += 1;
       const delay = fullJitterDelay(attempt, { baseMs: 200, capMs: 2000, floorMs: 50 }, opts.random);
-      opts.log.warn({ err: (failure as Error).message, attempt: attempt + 1, delayMs: delay }, `cloud API: ${what} failed; retrying`);
+      opts.log.warn(
+        { err: (failure as Error).message, attempt: attempt + 1, delayMs: delay },
+        `cloud API: ${what} failed; retrying`,
+      );
       await sleep(delay);
     }
   }
@@ -118,14 +138,24 @@ export function createCloudClient(opts: CloudClientOptions) {
         client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
         client_assertion: await assertion(),
       });
-      return http.send(opts.tokenEndpoint, { method: 'POST', body: form.toString(), headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+      return http.send(opts.tokenEndpoint, {
+        method: 'POST',
+        body: form.toString(),
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      });
     });
     if (res.statusCode !== 200) {
       const body = safeJson(http, res) as { error?: unknown } | undefined;
-      throw new CloudRefusedError(res.statusCode, `the client assertion${typeof body?.error === 'string' ? ` (${body.error})` : ''}`);
+      throw new CloudRefusedError(
+        res.statusCode,
+        `the client assertion${typeof body?.error === 'string' ? ` (${body.error})` : ''}`,
+      );
     }
     const parsed = tokenResponse.safeParse(http.json(res));
-    if (!parsed.success) throw new FortError('FORT_ERR_UPSTREAM', 'cloud token endpoint answered 200 without a usable access token', { fatal: false });
+    if (!parsed.success)
+      throw new FortError('FORT_ERR_UPSTREAM', 'cloud token endpoint answered 200 without a usable access token', {
+        fatal: false,
+      });
     const lifetimeMs = parsed.data.expires_in * 1000;
     token = { value: parsed.data.access_token, refreshAt: now() + lifetimeMs - Math.min(60_000, lifetimeMs / 5) };
     stats.tokensFetched += 1;
@@ -146,36 +176,70 @@ export function createCloudClient(opts: CloudClientOptions) {
    * early, e.g. the cloud restarted). A 200 must parse as `answer.schema`, else the error names
    * what it lacked (`answer.shape`).
    */
-  async function postAuthorized<T>(url: URL, what: string, body: unknown, answer: { schema: z.ZodType<T>; shape: string }): Promise<T> {
+  async function postAuthorized<T>(
+    url: URL,
+    what: string,
+    body: unknown,
+    answer: { schema: z.ZodType<T>; shape: string },
+  ): Promise<T> {
     for (let fresh = false; ; fresh = true) {
       const bearer = await accessToken();
-      const res = await withRetries(what, () => http.send(url, { method: 'POST', body, headers: { authorization: `Bearer ${bearer}` } }));
+      const res = await withRetries(what, () =>
+        http.send(url, { method: 'POST', body, headers: { authorization: `Bearer ${bearer}` } }),
+      );
       if (res.statusCode === 401 && !fresh) {
         if (token?.value === bearer) token = undefined;
         continue;
       }
       if (res.statusCode !== 200) throw new CloudRefusedError(res.statusCode, what);
       const parsed = answer.schema.safeParse(http.json(res));
-      if (!parsed.success) throw new FortError('FORT_ERR_UPSTREAM', `cloud ${url.pathname.split('/').pop()} answered 200 without ${answer.shape}`, { fatal: false });
+      if (!parsed.success)
+        throw new FortError(
+          'FORT_ERR_UPSTREAM',
+          `cloud ${url.pathname.split('/').pop()} answered 200 without ${answer.shape}`,
+          { fatal: false },
+        );
       return parsed.data;
     }
   }
 
-  const authorize = (q: AuthorizeQuestion): Promise<AuthorizeAnswer> => postAuthorized(authorizeUrl, 'an authorisation', q, { schema: authorizeResponse, shape: '{allow, ttl}' });
+  const authorize = (q: AuthorizeQuestion): Promise<AuthorizeAnswer> =>
+    postAuthorized(authorizeUrl, 'an authorisation', q, { schema: authorizeResponse, shape: '{allow, ttl}' });
   /** Registers this fort's new JWT key and gets a certificate for its new device key (fortctl rotate-keys). */
   const rotate = (body: { jwt_public_key: string; csr: string }) =>
-    postAuthorized(cloudEndpoint(opts.baseUrl.href, 'api/v1/rotate'), 'the key rotation', body, { schema: rotateResponse, shape: '{device_certificate, previous_valid_until}' });
+    postAuthorized(cloudEndpoint(opts.baseUrl.href, 'api/v1/rotate'), 'the key rotation', body, {
+      schema: rotateResponse,
+      shape: '{device_certificate, previous_valid_until}',
+    });
   /** A certificate for the deployment manager's own key, and where its update server is. */
   const deviceCertificate = (csr: string) =>
-    postAuthorized(cloudEndpoint(opts.baseUrl.href, 'api/v1/device-certificates'), 'the device certificate request', { csr }, { schema: deviceCertificateResponse, shape: 'a device certificate and the update server' });
+    postAuthorized(
+      cloudEndpoint(opts.baseUrl.href, 'api/v1/device-certificates'),
+      'the device certificate request',
+      { csr },
+      { schema: deviceCertificateResponse, shape: 'a device certificate and the update server' },
+    );
 
   /** Asks the cloud to revoke this fort (fortctl unpair). */
   async function unpair(): Promise<void> {
-    await postAuthorized(cloudEndpoint(opts.baseUrl.href, 'api/v1/unpair'), 'the unpair request', {}, { schema: z.unknown(), shape: 'an answer' });
+    await postAuthorized(
+      cloudEndpoint(opts.baseUrl.href, 'api/v1/unpair'),
+      'the unpair request',
+      {},
+      { schema: z.unknown(), shape: 'an answer' },
+    );
     token = undefined; // revoked with the fort
   }
 
-  return { authorize, accessToken, unpair, rotate, deviceCertificate, stats: () => ({ ...stats }), close: () => opts.agent.destroy() };
+  return {
+    authorize,
+    accessToken,
+    unpair,
+    rotate,
+    deviceCertificate,
+    stats: () => ({ ...stats }),
+    close: () => opts.agent.destroy(),
+  };
 }
 export type CloudClient = ReturnType<typeof createCloudClient>;
 

@@ -19,7 +19,12 @@ export interface CloudService {
 }
 
 /** The fort's side of the cloud API: one agent (cloud CA, proxy) for tokens, decisions and keys. */
-export function startCloudService(deps: { config: CloudConfig; fortId: string; proxy?: ProxySettings | undefined; log: Logger }): CloudService {
+export function startCloudService(deps: {
+  config: CloudConfig;
+  fortId: string;
+  proxy?: ProxySettings | undefined;
+  log: Logger;
+}): CloudService {
   const { config, log } = deps;
   const base = new URL(config.url);
   const ca = config.ca ? readFileSync(config.ca) : undefined;
@@ -37,9 +42,22 @@ export function startCloudService(deps: { config: CloudConfig; fortId: string; p
     retries: config.retries,
     log: log.child({ module: 'cloud-client' }),
   });
-  const authorizer = createAuthorizer({ ask: (q) => client.authorize(q), maxEntries: config.decision_cache_size, log: log.child({ module: 'authorizer' }) });
-  const jwksFailure = changeLogger(log.child({ module: 'cloud-jwks' }), 'cloud JWKS unreachable: user tokens cannot be checked', 'cloud JWKS reachable again');
-  const jwksHttp = createJsonClient({ agent, timeoutMs, peer: `cloud JWKS ${base.host}`, errorCode: 'FORT_ERR_UPSTREAM' });
+  const authorizer = createAuthorizer({
+    ask: (q) => client.authorize(q),
+    maxEntries: config.decision_cache_size,
+    log: log.child({ module: 'authorizer' }),
+  });
+  const jwksFailure = changeLogger(
+    log.child({ module: 'cloud-jwks' }),
+    'cloud JWKS unreachable: user tokens cannot be checked',
+    'cloud JWKS reachable again',
+  );
+  const jwksHttp = createJsonClient({
+    agent,
+    timeoutMs,
+    peer: `cloud JWKS ${base.host}`,
+    errorCode: 'FORT_ERR_UPSTREAM',
+  });
 
   return {
     client,
@@ -53,9 +71,15 @@ export function startCloudService(deps: { config: CloudConfig; fortId: string; p
         [customFetch]: async (href) => {
           try {
             const res = await jwksHttp.send(new URL(href));
-            if (res.statusCode !== 200) throw new FortError('FORT_ERR_UPSTREAM', `cloud JWKS ${base.host} answered ${res.statusCode}`, { fatal: false });
+            if (res.statusCode !== 200)
+              throw new FortError('FORT_ERR_UPSTREAM', `cloud JWKS ${base.host} answered ${res.statusCode}`, {
+                fatal: false,
+              });
             jwksFailure.ok();
-            return new Response(res.text, { status: res.statusCode, headers: { 'content-type': String(res.headers['content-type'] ?? 'application/json') } });
+            return new Response(res.text, {
+              status: res.statusCode,
+              headers: { 'content-type': String(res.headers['content-type'] ?? 'application/json') },
+            });
           } catch (err) {
             jwksFailure.failed(err as Error);
             throw err;

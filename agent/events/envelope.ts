@@ -18,7 +18,10 @@ export const EVENT_TYPE = /^[a-z][a-z0-9]*(\.[a-z][a-z0-9_]*)*$/;
 export const eventV1 = z.object({
   v: z.literal(1),
   id: z.uuid(),
-  type: z.string().max(100).regex(EVENT_TYPE, { error: 'expected a dotted lower-case event type such as reload.requested' }),
+  type: z
+    .string()
+    .max(100)
+    .regex(EVENT_TYPE, { error: 'expected a dotted lower-case event type such as reload.requested' }),
   fortId: identifier(),
   ts: z.iso.datetime({ offset: true }),
   data: z.record(z.string(), z.unknown()).default({}),
@@ -29,8 +32,7 @@ export type FortEvent = z.output<typeof eventV1>;
 export type ParseFailureCode = 'too_large' | 'bad_json' | 'bad_envelope' | 'unsupported_version' | 'wrong_fort';
 
 export type ParseResult =
-  | { ok: true; event: FortEvent }
-  | { ok: false; code: ParseFailureCode; reason: string; id?: string; type?: string };
+  { ok: true; event: FortEvent } | { ok: false; code: ParseFailureCode; reason: string; id?: string; type?: string };
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
@@ -58,19 +60,35 @@ export function parseEvent(payload: Buffer, expectedFortId: string): ParseResult
   if (obj.v === undefined) return { ok: false, code: 'bad_envelope', reason: 'v: required', ...hints };
   if (typeof obj.v !== 'number') return { ok: false, code: 'bad_envelope', reason: 'v: expected a number', ...hints };
   if (!(SUPPORTED_VERSIONS as readonly number[]).includes(obj.v)) {
-    return { ok: false, code: 'unsupported_version', reason: `v: version ${obj.v} is not supported (supported: ${SUPPORTED_VERSIONS.join(', ')})`, ...hints };
+    return {
+      ok: false,
+      code: 'unsupported_version',
+      reason: `v: version ${obj.v} is not supported (supported: ${SUPPORTED_VERSIONS.join(', ')})`,
+      ...hints,
+    };
   }
   const parsed = eventV1.safeParse(obj);
   if (!parsed.success) return { ok: false, code: 'bad_envelope', reason: formatIssues(parsed.error.issues), ...hints };
   const event = parsed.data;
   if (event.fortId !== expectedFortId) {
-    return { ok: false, code: 'wrong_fort', reason: `fortId: event is for fort "${event.fortId}", this is fort "${expectedFortId}"`, id: event.id, type: event.type };
+    return {
+      ok: false,
+      code: 'wrong_fort',
+      reason: `fortId: event is for fort "${event.fortId}", this is fort "${expectedFortId}"`,
+      id: event.id,
+      type: event.type,
+    };
   }
   return { ok: true, event };
 }
 
 /** A new outgoing v1 envelope (status events, replies). */
-export function createEvent(fortId: string, type: string, data: Record<string, unknown>, now: Date = new Date()): FortEvent {
+export function createEvent(
+  fortId: string,
+  type: string,
+  data: Record<string, unknown>,
+  now: Date = new Date(),
+): FortEvent {
   return { v: 1, id: randomUUID(), type, fortId, ts: now.toISOString(), data };
 }
 
@@ -86,7 +104,9 @@ function diagnostics(obj: Record<string, unknown>): { id?: string; type?: string
 }
 
 function formatIssues(issues: readonly z.core.$ZodIssue[]): string {
-  const shown = issues.slice(0, 3).map((i) => `${i.path.length ? i.path.map(String).join('.') : '(root)'}: ${i.message}`);
+  const shown = issues
+    .slice(0, 3)
+    .map((i) => `${i.path.length ? i.path.map(String).join('.') : '(root)'}: ${i.message}`);
   if (issues.length > 3) shown.push(`and ${issues.length - 3} more`);
   return shown.join('; ').slice(0, 500);
 }

@@ -77,17 +77,22 @@ export function createInbox(opts: InboxOptions): Inbox {
   const { db, log, fortId, outbox } = opts;
   const now = opts.now ?? (() => new Date());
   const maxDeadLetters = opts.maxDeadLetters ?? 1000;
-  if (!Number.isInteger(maxDeadLetters) || maxDeadLetters < 1) throw new RangeError(`inbox maxDeadLetters must be a positive integer, got ${maxDeadLetters}`);
+  if (!Number.isInteger(maxDeadLetters) || maxDeadLetters < 1)
+    throw new RangeError(`inbox maxDeadLetters must be a positive integer, got ${maxDeadLetters}`);
   const handlers = new Map<string, EventHandler>();
   const counts: InboxStats = { received: 0, handled: 0, duplicates: 0, deadLettered: 0 };
   const deadBy: Partial<Record<DeadLetterCode, number>> = {};
   const ctx: HandlerContext = { db, outbox };
 
-  const insertEvent = db.prepare('INSERT INTO inbox (id, type, received_at, payload) VALUES (?, ?, ?, ?) ON CONFLICT (id) DO NOTHING');
+  const insertEvent = db.prepare(
+    'INSERT INTO inbox (id, type, received_at, payload) VALUES (?, ?, ?, ?) ON CONFLICT (id) DO NOTHING',
+  );
   const insertDead = db.prepare(
     'INSERT INTO dead_letters (received_at, topic, reason_code, reason, event_id, type, payload, size) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
   );
-  const trimDead = db.prepare('DELETE FROM dead_letters WHERE seq < (SELECT seq FROM dead_letters ORDER BY seq DESC LIMIT 1 OFFSET ?)');
+  const trimDead = db.prepare(
+    'DELETE FROM dead_letters WHERE seq < (SELECT seq FROM dead_letters ORDER BY seq DESC LIMIT 1 OFFSET ?)',
+  );
   const countDead = db.prepare('SELECT COUNT(*) AS n FROM dead_letters').pluck();
   const prune = db.prepare('DELETE FROM inbox WHERE received_at < ?');
 
@@ -101,16 +106,31 @@ export function createInbox(opts: InboxOptions): Inbox {
     }
     if (typeof (result as PromiseLike<unknown> | undefined)?.then === 'function') {
       // TypeScript lets an async function pass as `=> void`; its writes would land outside the transaction.
-      Promise.resolve(result).catch((err: unknown) => log.error({ err, type: event.type }, 'async event handler rejected'));
-      throw new HandlerFailure(new Error(`handler for "${event.type}" returned a promise; handlers must be synchronous`));
+      Promise.resolve(result).catch((err: unknown) =>
+        log.error({ err, type: event.type }, 'async event handler rejected'),
+      );
+      throw new HandlerFailure(
+        new Error(`handler for "${event.type}" returned a promise; handlers must be synchronous`),
+      );
     }
     return true;
   });
 
-  const deadLetter = db.transaction((topic: string, payload: Buffer, code: DeadLetterCode, reason: string, id?: string, type?: string) => {
-    insertDead.run(now().toISOString(), topic, code, reason, id ?? null, type ?? null, payload.subarray(0, MAX_EVENT_BYTES), payload.length);
-    trimDead.run(maxDeadLetters - 1);
-  });
+  const deadLetter = db.transaction(
+    (topic: string, payload: Buffer, code: DeadLetterCode, reason: string, id?: string, type?: string) => {
+      insertDead.run(
+        now().toISOString(),
+        topic,
+        code,
+        reason,
+        id ?? null,
+        type ?? null,
+        payload.subarray(0, MAX_EVENT_BYTES),
+        payload.length,
+      );
+      trimDead.run(maxDeadLetters - 1);
+    },
+  );
 
   function registerHandler(type: string, handler: EventHandler): void {
     if (!EVENT_TYPE.test(type)) throw new TypeError(`invalid event type "${type}"`);
@@ -121,9 +141,20 @@ export function createInbox(opts: InboxOptions): Inbox {
 
   type Outcome = { result: ReceiveResult; code?: DeadLetterCode; report?: () => void };
 
-  const rejected = (topic: string, payload: Buffer, code: DeadLetterCode, reason: string, id?: string, type?: string): Outcome => {
+  const rejected = (
+    topic: string,
+    payload: Buffer,
+    code: DeadLetterCode,
+    reason: string,
+    id?: string,
+    type?: string,
+  ): Outcome => {
     deadLetter(topic, payload, code, reason, id, type);
-    return { result: 'dead_lettered', code, report: () => log.warn({ topic, code, reason, eventId: id, type, size: payload.length }, 'event dead-lettered') };
+    return {
+      result: 'dead_lettered',
+      code,
+      report: () => log.warn({ topic, code, reason, eventId: id, type, size: payload.length }, 'event dead-lettered'),
+    };
   };
 
   /** Runs inside the batch transaction; logging waits for the commit, so nothing rolled back is reported. */
@@ -132,10 +163,14 @@ export function createInbox(opts: InboxOptions): Inbox {
     if (!parsed.ok) return rejected(topic, payload, parsed.code, parsed.reason, parsed.id, parsed.type);
     const { event } = parsed;
     const handler = handlers.get(event.type);
-    if (!handler) return rejected(topic, payload, 'unknown_type', `type: no handler for "${event.type}"`, event.id, event.type);
+    if (!handler)
+      return rejected(topic, payload, 'unknown_type', `type: no handler for "${event.type}"`, event.id, event.type);
     try {
       if (!handleOnce(event, payload.toString('utf8'), handler)) {
-        return { result: 'duplicate', report: () => log.debug({ eventId: event.id, type: event.type }, 'duplicate event ignored') };
+        return {
+          result: 'duplicate',
+          report: () => log.debug({ eventId: event.id, type: event.type }, 'duplicate event ignored'),
+        };
       }
     } catch (err) {
       // Store errors propagate: the link must not ack, the broker redelivers later.
@@ -150,7 +185,11 @@ export function createInbox(opts: InboxOptions): Inbox {
   }
 
   const receiveAll = db.transaction((messages: readonly InboundMessage[]) => messages.map(receiveOne));
-  const tally: Record<ReceiveResult, keyof InboxStats> = { handled: 'handled', duplicate: 'duplicates', dead_lettered: 'deadLettered' };
+  const tally: Record<ReceiveResult, keyof InboxStats> = {
+    handled: 'handled',
+    duplicate: 'duplicates',
+    dead_lettered: 'deadLettered',
+  };
 
   function receiveMany(messages: readonly InboundMessage[]): ReceiveResult[] {
     const outcomes = receiveAll(messages);

@@ -45,7 +45,8 @@ export interface OutboxOptions {
 export function createOutbox(opts: OutboxOptions): Outbox {
   const { db, log, maxMessages } = opts;
   const now = opts.now ?? (() => new Date());
-  if (!Number.isInteger(maxMessages) || maxMessages < 1) throw new RangeError(`outbox maxMessages must be a positive integer, got ${maxMessages}`);
+  if (!Number.isInteger(maxMessages) || maxMessages < 1)
+    throw new RangeError(`outbox maxMessages must be a positive integer, got ${maxMessages}`);
   const count = db.prepare('SELECT COUNT(*) AS n FROM outbox').pluck();
   const dropOldest = db.prepare('DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox ORDER BY seq LIMIT ?)');
   const insert = db.prepare('INSERT INTO outbox (topic, payload, created_at) VALUES (?, ?, ?)');
@@ -74,7 +75,8 @@ export function createOutbox(opts: OutboxOptions): Outbox {
       const payload = JSON.stringify(message);
       // The bridge rejects it anyway; refusing here keeps it from blocking the queue forever.
       const bytes = Buffer.byteLength(payload);
-      if (bytes > MAX_EVENT_BYTES) throw new RangeError(`outbox message for ${topic} is ${bytes} bytes, limit is ${MAX_EVENT_BYTES}`);
+      if (bytes > MAX_EVENT_BYTES)
+        throw new RangeError(`outbox message for ${topic} is ${bytes} bytes, limit is ${MAX_EVENT_BYTES}`);
       const seq = enqueueTx(topic, payload);
       for (const l of listeners) {
         try {

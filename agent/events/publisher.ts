@@ -55,8 +55,10 @@ export function createOutboxPublisher(opts: PublisherOptions): OutboxPublisher {
   const clock = opts.clock ?? systemClock;
   const maxInFlight = opts.maxInFlight ?? 10;
   const ratePerSecond = opts.ratePerSecond ?? 50;
-  if (!Number.isInteger(maxInFlight) || maxInFlight < 1) throw new RangeError(`maxInFlight must be a positive integer, got ${maxInFlight}`);
-  if (!(ratePerSecond > 0 && Number.isFinite(ratePerSecond))) throw new RangeError(`ratePerSecond must be a positive number, got ${ratePerSecond}`);
+  if (!Number.isInteger(maxInFlight) || maxInFlight < 1)
+    throw new RangeError(`maxInFlight must be a positive integer, got ${maxInFlight}`);
+  if (!(ratePerSecond > 0 && Number.isFinite(ratePerSecond)))
+    throw new RangeError(`ratePerSecond must be a positive number, got ${ratePerSecond}`);
   // Even spacing rather than a bucket with burst: never above the rate, at most one interval of delay.
   const interval = 1000 / ratePerSecond;
 
@@ -137,7 +139,10 @@ export function createOutboxPublisher(opts: PublisherOptions): OutboxPublisher {
         failures++;
         outbox.recordFailure(row.seq);
         if (!halted) {
-          log.warn({ err, seq: row.seq, topic: row.topic, attempts: row.attempts + 1 }, 'publish failed; outbox paused until the next kick');
+          log.warn(
+            { err, seq: row.seq, topic: row.topic, attempts: row.attempts + 1 },
+            'publish failed; outbox paused until the next kick',
+          );
           halted = true;
           kicked = false; // only kicks after this failure count (a reconnect may already be in)
         }

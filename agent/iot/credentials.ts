@@ -37,7 +37,12 @@ export function staticCredentials(file: string): CredentialSource {
 }
 
 const providerResponse = z.object({
-  credentials: z.object({ accessKeyId: z.string(), secretAccessKey: z.string(), sessionToken: z.string(), expiration: z.string() }),
+  credentials: z.object({
+    accessKeyId: z.string(),
+    secretAccessKey: z.string(),
+    sessionToken: z.string(),
+    expiration: z.string(),
+  }),
 });
 
 export interface ProviderOptions {
@@ -73,20 +78,25 @@ export function credentialsProvider(opts: ProviderOptions): CredentialSource {
   const tls = { ...(opts.tls.ca ? { ca: opts.tls.ca } : {}), cert: opts.tls.cert, key: opts.tls.key };
   const base = new URL(opts.url);
   const tunnel = proxyAgentFor(base, opts.proxy, tls);
-  if (tunnel && opts.proxy) opts.log.info(describeProxy(opts.proxy), 'IoT credentials provider goes through the HTTP proxy');
+  if (tunnel && opts.proxy)
+    opts.log.info(describeProxy(opts.proxy), 'IoT credentials provider goes through the HTTP proxy');
   const http = createJsonClient({
     agent: tunnel ?? new Agent({ ...tls, keepAlive: true, maxSockets: 1 }),
     timeoutMs: opts.timeoutMs,
     peer: `IoT credentials provider ${base.host}`,
     errorCode: 'FORT_ERR_UPSTREAM',
   });
-  const credentialsUrl = new URL(`${base.pathname.replace(/\/$/, '')}/role-aliases/${encodeURIComponent(opts.roleAlias)}/credentials`, base);
+  const credentialsUrl = new URL(
+    `${base.pathname.replace(/\/$/, '')}/role-aliases/${encodeURIComponent(opts.roleAlias)}/credentials`,
+    base,
+  );
 
   const fetchOnce = async (): Promise<AwsCredentials> => {
     const res = await http.send(credentialsUrl, { headers: { 'x-amzn-iot-thingname': opts.thingName } });
     const date = res.headers.date ? Date.parse(res.headers.date) : NaN;
     if (Number.isFinite(date)) skewMs = now().getTime() - date;
-    if (res.statusCode !== 200) throw new FortError('FORT_ERR_UPSTREAM', `IoT credentials provider answered ${res.statusCode}`, { fatal: false });
+    if (res.statusCode !== 200)
+      throw new FortError('FORT_ERR_UPSTREAM', `IoT credentials provider answered ${res.statusCode}`, { fatal: false });
     const body = providerResponse.parse(http.json(res));
     const expiration = new Date(body.credentials.expiration);
     const lifetime = expiration.getTime() - now().getTime();
@@ -94,7 +104,12 @@ export function credentialsProvider(opts: ProviderOptions): CredentialSource {
     const ahead = Math.min(opts.refreshBeforeSeconds * 1000, lifetime / 2);
     refreshAt = expiration.getTime() - ahead - random() * ahead * 0.2;
     opts.log.info({ expiration: expiration.toISOString(), clockSkewMs: skewMs }, 'IoT credentials refreshed');
-    return { accessKeyId: body.credentials.accessKeyId, secretAccessKey: body.credentials.secretAccessKey, sessionToken: body.credentials.sessionToken, expiration };
+    return {
+      accessKeyId: body.credentials.accessKeyId,
+      secretAccessKey: body.credentials.secretAccessKey,
+      sessionToken: body.credentials.sessionToken,
+      expiration,
+    };
   };
 
   const refresh = (): Promise<AwsCredentials> => {

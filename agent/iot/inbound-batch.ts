@@ -66,7 +66,10 @@ export function createInboundBatcher(opts: { protocolVersion: 4 | 5; commit: (me
      * further packet meanwhile, but the WebSocket frames already received reach this reader,
      * and they form the group.
      */
-    settle(packet: { topic: string; payload: Buffer | string; messageId?: number | undefined }, callback: (err?: Error) => void): void {
+    settle(
+      packet: { topic: string; payload: Buffer | string; messageId?: number | undefined },
+      callback: (err?: Error) => void,
+    ): void {
       const head = queue[0];
       if (!head || head.messageId !== packet.messageId || head.topic !== packet.topic) {
         if (head) giveUp();
@@ -76,11 +79,15 @@ export function createInboundBatcher(opts: { protocolVersion: 4 | 5; commit: (me
       if (committed > 0) return done(callback);
       setImmediate(() => {
         // A parse error meanwhile emptied the queue: this one alone, then.
-        if (queue[0] !== head) return attempt(() => opts.commit([{ topic: head.topic, payload: head.payload }]), callback);
-        attempt(() => {
-          opts.commit(queue.map(({ topic, payload }) => ({ topic, payload })));
-          committed = queue.length;
-        }, (err) => (err ? callback(err) : done(callback)));
+        if (queue[0] !== head)
+          return attempt(() => opts.commit([{ topic: head.topic, payload: head.payload }]), callback);
+        attempt(
+          () => {
+            opts.commit(queue.map(({ topic, payload }) => ({ topic, payload })));
+            committed = queue.length;
+          },
+          (err) => (err ? callback(err) : done(callback)),
+        );
       });
     },
   };

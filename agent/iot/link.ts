@@ -70,16 +70,29 @@ export function createMqttLink(opts: LinkOptions) {
   // a client is discarded; we fail them ourselves so the outbox retries on the next link.
   const pendingPublishes = new Set<(err: Error) => void>();
   // One agent for the link's lifetime; TLS to the bridge runs inside the tunnel, verified as usual.
-  const agent = opts.proxy && proxyAgentFor(new URL(`wss://${opts.endpoint}/mqtt`), opts.proxy, opts.ca ? { ca: opts.ca } : {});
+  const agent =
+    opts.proxy && proxyAgentFor(new URL(`wss://${opts.endpoint}/mqtt`), opts.proxy, opts.ca ? { ca: opts.ca } : {});
   if (agent && opts.proxy) opts.log.info(describeProxy(opts.proxy), 'IoT link goes through the HTTP proxy');
-  const stats = { connectAttempts: 0, connects: 0, lastConnectAt: undefined as string | undefined, lastError: undefined as string | undefined, lastDisconnect: undefined as string | undefined };
+  const stats = {
+    connectAttempts: 0,
+    connects: 0,
+    lastConnectAt: undefined as string | undefined,
+    lastError: undefined as string | undefined,
+    lastDisconnect: undefined as string | undefined,
+  };
 
   const setState = (s: LinkState) => {
     state = s;
     events.emit('state', s);
   };
 
-  const presence = (online: boolean) => JSON.stringify({ v: 1, type: online ? 'presence.online' : 'presence.offline', fortId: opts.fortId, ts: new Date(now()).toISOString() });
+  const presence = (online: boolean) =>
+    JSON.stringify({
+      v: 1,
+      type: online ? 'presence.online' : 'presence.offline',
+      fortId: opts.fortId,
+      ts: new Date(now()).toISOString(),
+    });
 
   /** One connection: resolves when it ends, with whether it ever got subscribed. */
   const session = async (): Promise<boolean> => {
@@ -117,7 +130,10 @@ export function createMqttLink(opts: LinkOptions) {
       c.handleMessage = (packet, done) => {
         inbound.settle(packet, (err) => {
           if (!err) return done();
-          opts.log.error({ err, topic: packet.topic }, 'inbound message not committed; dropping the connection so it is redelivered');
+          opts.log.error(
+            { err, topic: packet.topic },
+            'inbound message not committed; dropping the connection so it is redelivered',
+          );
           done(err);
           c.end(true);
         });
@@ -239,7 +255,10 @@ export function createMqttLink(opts: LinkOptions) {
       if (!c) return;
       // Bounded: a half-dead connection must not hold up the process stop.
       const bounded = (p: Promise<void>) => Promise.race([p, new Promise<void>((r) => setTimeout(r, 2000).unref())]);
-      if (state === 'connected') await bounded(new Promise<void>((resolve) => c.publish(topics.presence, presence(false), { qos: 1 }, () => resolve())));
+      if (state === 'connected')
+        await bounded(
+          new Promise<void>((resolve) => c.publish(topics.presence, presence(false), { qos: 1 }, () => resolve())),
+        );
       await bounded(new Promise<void>((resolve) => c.end(false, {}, () => resolve())));
     },
   };

@@ -69,7 +69,14 @@ export async function presignMqttUrl(opts: {
     if (typeof v !== 'string') throw new Error(`presign produced no ${k}`);
     return v;
   };
-  const keys = ['X-Amz-Algorithm', 'X-Amz-Credential', 'X-Amz-Date', 'X-Amz-Expires', 'X-Amz-SignedHeaders', 'X-Amz-Signature'];
+  const keys = [
+    'X-Amz-Algorithm',
+    'X-Amz-Credential',
+    'X-Amz-Date',
+    'X-Amz-Expires',
+    'X-Amz-SignedHeaders',
+    'X-Amz-Signature',
+  ];
   // Anything else would be signed in but dropped from the URL: fail loudly instead.
   const extra = Object.keys(q).filter((k) => !keys.includes(k));
   if (extra.length > 0) throw new Error(`presign produced unexpected query params: ${extra.join(', ')}`);

@@ -46,7 +46,9 @@ export function startIotService(deps: {
           log: log.child({ module: 'iot-credentials' }),
         });
 
-  const outbox = deps.outbox ?? createOutbox({ db: deps.db, log: log.child({ module: 'outbox' }), maxMessages: config.outbox_max_messages });
+  const outbox =
+    deps.outbox ??
+    createOutbox({ db: deps.db, log: log.child({ module: 'outbox' }), maxMessages: config.outbox_max_messages });
   const inbox = createInbox({ db: deps.db, log: log.child({ module: 'inbox' }), fortId: deps.fortId, outbox });
   inbox.registerHandler('ping', pingHandler(deps.fortId));
   for (const [type, handler] of deps.handlers ?? []) inbox.registerHandler(type, handler);

@@ -14,7 +14,14 @@ export const pairingAnswerSchema = z.object({
   server_ca: z.string().includes('BEGIN CERTIFICATE'),
   cloud: z.object({ url: z.string().url(), token_endpoint: z.string().url() }),
   user_tokens: z.object({ issuer: z.string().url(), audience: z.string().min(1), jwks_url: z.string().url() }),
-  iot: z.object({ endpoint: z.string().min(1), region: z.string().min(1), role_alias: z.string().min(1), credentials_url: z.string().url() }).nullable(),
+  iot: z
+    .object({
+      endpoint: z.string().min(1),
+      region: z.string().min(1),
+      role_alias: z.string().min(1),
+      credentials_url: z.string().url(),
+    })
+    .nullable(),
   update_server: z.object({ url: z.string().url() }).nullable(),
   artifact_key: z.string().includes('BEGIN PUBLIC KEY').nullable(),
   cors_origins: z.array(z.string()),
@@ -22,10 +29,12 @@ export const pairingAnswerSchema = z.object({
 export type PairingAnswer = z.output<typeof pairingAnswerSchema>;
 
 /** identity.json: the answer without its PEMs, which are files beside it. */
-const identitySchema = pairingAnswerSchema.omit({ device_certificate: true, device_ca: true, server_ca: true, artifact_key: true }).extend({
-  paired_at: z.string(),
-  cloud_url: z.string().url(),
-});
+const identitySchema = pairingAnswerSchema
+  .omit({ device_certificate: true, device_ca: true, server_ca: true, artifact_key: true })
+  .extend({
+    paired_at: z.string(),
+    cloud_url: z.string().url(),
+  });
 export type FortIdentity = z.output<typeof identitySchema>;
 
 /** File names of a paired fort's identity, all in one directory (the agent's data dir, not /etc). */
@@ -64,7 +73,13 @@ export function readIdentity(dir: string): FortIdentity | undefined {
  * Writes a whole identity at once (`writeDirAtomic`): a crash leaves either no identity or all
  * of it; what a crash left is removed by `removeUnfinished` at the next start.
  */
-export function writeIdentity(dir: string, answer: PairingAnswer, keys: { jwtKeyPem: string; deviceKeyPem: string }, cloudUrl: string, now: Date): FortIdentity {
+export function writeIdentity(
+  dir: string,
+  answer: PairingAnswer,
+  keys: { jwtKeyPem: string; deviceKeyPem: string },
+  cloudUrl: string,
+  now: Date,
+): FortIdentity {
   if (existsSync(dir)) throw new Error(`${dir} already holds an identity`);
   const f = NAMES;
   const { device_certificate, device_ca, server_ca, artifact_key, ...rest } = answer;
@@ -100,7 +115,10 @@ const ROTATED = [NAMES.jwtKey, NAMES.deviceKey, NAMES.deviceCert] as const;
  * crash before the rename keeps the old keys (still valid during the cloud's overlap), one
  * after it is rolled forward at the next start.
  */
-export function stageRotation(dir: string, next: { jwtKeyPem: string; deviceKeyPem: string; deviceCertPem: string }): void {
+export function stageRotation(
+  dir: string,
+  next: { jwtKeyPem: string; deviceKeyPem: string; deviceCertPem: string },
+): void {
   writeDirAtomic(join(dir, PENDING), [
     { name: NAMES.jwtKey, data: next.jwtKeyPem, mode: 0o600 },
     { name: NAMES.deviceKey, data: next.deviceKeyPem, mode: 0o600 },

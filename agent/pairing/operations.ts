@@ -10,7 +10,10 @@ import { removeIdentity } from './identity.js';
 /** What pairing needs of the cloud link of a paired fort (its access token authenticates these). */
 export interface PairedCloudLink {
   unpair(): Promise<void>;
-  rotate(body: { jwt_public_key: string; csr: string }): Promise<{ device_certificate: string; previous_valid_until: string }>;
+  rotate(body: {
+    jwt_public_key: string;
+    csr: string;
+  }): Promise<{ device_certificate: string; previous_valid_until: string }>;
   deviceCertificate(csr: string): Promise<DeviceCertificateAnswer>;
 }
 
@@ -36,7 +39,13 @@ export function createPairingOperations(deps: {
       log.info({ cloud: req.cloud, tenant: req.tenant, by }, 'pairing');
       const ca = config.pairing.ca ? readFileSync(config.pairing.ca) : undefined;
       const { pairFort } = await loadPairing();
-      return pairFort(req, { dir: config.pairing.dir, ...(ca ? { ca } : {}), proxy: deps.proxy, timeoutMs: config.pairing.timeout_seconds * 1000, now: () => new Date() });
+      return pairFort(req, {
+        dir: config.pairing.dir,
+        ...(ca ? { ca } : {}),
+        proxy: deps.proxy,
+        timeoutMs: config.pairing.timeout_seconds * 1000,
+        now: () => new Date(),
+      });
     },
     unpair: async ({ force }, by) => {
       const identity = config.identity;
@@ -48,7 +57,10 @@ export function createPairingOperations(deps: {
         cloudTold = true;
       } catch (err) {
         if (!force) throw err;
-        log.warn({ err: (err as Error).message, by }, 'the cloud could not be told; forgetting the identity anyway (--force)');
+        log.warn(
+          { err: (err as Error).message, by },
+          'the cloud could not be told; forgetting the identity anyway (--force)',
+        );
       }
       removeIdentity(config.pairing.dir);
       log.warn({ fortId: identity.fort_id, cloudTold, by }, 'unpaired: identity and keys removed, data kept');
@@ -64,7 +76,10 @@ export function createPairingOperations(deps: {
       if (!paired) throw notPaired();
       const { rotateKeys } = await loadPairing();
       const done = await rotateKeys(config.pairing.dir, paired);
-      log.warn({ fortId: done.fortId, previousValidUntil: done.previousValidUntil, by }, 'keys rotated: new JWT key and device certificate in place');
+      log.warn(
+        { fortId: done.fortId, previousValidUntil: done.previousValidUntil, by },
+        'keys rotated: new JWT key and device certificate in place',
+      );
       return done;
     },
     restart: (reason) => {

@@ -51,7 +51,14 @@ export function createReloadExecutor(opts: ReloadExecutorOptions) {
 
   const claim = db.transaction((limit: number) => {
     const claimed = queue.claim(limit);
-    for (const r of claimed) status.emit('reload.started', { reloadId: r.id, appId: r.appId, attempt: r.attempts, requests: r.requests, source: r.source });
+    for (const r of claimed)
+      status.emit('reload.started', {
+        reloadId: r.id,
+        appId: r.appId,
+        attempt: r.attempts,
+        requests: r.requests,
+        source: r.source,
+      });
     return claimed;
   });
 
@@ -97,12 +104,23 @@ export function createReloadExecutor(opts: ReloadExecutorOptions) {
       const v = loaded;
       const { versionId } = db.transaction(() => {
         const committed = commitAppVersion(db, opts.appsDir, r.appId, v, now());
-        if (!queue.finish(r.id, { state: 'succeeded', versionId: committed.versionId, rows: v.rowCount })) throw new Error(`reload ${r.id} is no longer running`);
-        status.emit('reload.succeeded', { reloadId: r.id, appId: r.appId, versionId: committed.versionId, rows: v.rowCount, tables: v.tables, durationMs: Date.now() - t0 });
+        if (!queue.finish(r.id, { state: 'succeeded', versionId: committed.versionId, rows: v.rowCount }))
+          throw new Error(`reload ${r.id} is no longer running`);
+        status.emit('reload.succeeded', {
+          reloadId: r.id,
+          appId: r.appId,
+          versionId: committed.versionId,
+          rows: v.rowCount,
+          tables: v.tables,
+          durationMs: Date.now() - t0,
+        });
         return committed;
       })();
       metrics.reloadFinished('succeeded', (Date.now() - t0) / 1000);
-      log.info({ reloadId: r.id, appId: r.appId, versionId, rows: v.rowCount, durationMs: Date.now() - t0 }, 'reload succeeded');
+      log.info(
+        { reloadId: r.id, appId: r.appId, versionId, rows: v.rowCount, durationMs: Date.now() - t0 },
+        'reload succeeded',
+      );
       try {
         const pruned = pruneAppVersions(db, opts.appsDir, r.appId, opts.keepVersions);
         if (pruned.length) log.info({ appId: r.appId, pruned }, 'old app versions deleted');
@@ -124,14 +142,27 @@ export function createReloadExecutor(opts: ReloadExecutorOptions) {
       try {
         const recorded = db.transaction(() => {
           if (!queue.finish(r.id, { state, errorCode: code, errorMessage: message })) return false;
-          status.emit(state === 'cancelled' ? 'reload.cancelled' : 'reload.failed', { reloadId: r.id, appId: r.appId, code, message, durationMs: Date.now() - t0 });
+          status.emit(state === 'cancelled' ? 'reload.cancelled' : 'reload.failed', {
+            reloadId: r.id,
+            appId: r.appId,
+            code,
+            message,
+            durationMs: Date.now() - t0,
+          });
           return true;
         })();
         if (recorded) metrics.reloadFinished(state, (Date.now() - t0) / 1000);
       } catch (dbErr) {
-        log.error({ err: dbErr, reloadId: r.id }, 'could not record the end of a reload; it is re-queued at the next start');
+        log.error(
+          { err: dbErr, reloadId: r.id },
+          'could not record the end of a reload; it is re-queued at the next start',
+        );
       }
-      (state === 'cancelled' ? log.info : log.warn).call(log, { reloadId: r.id, appId: r.appId, code, err: e instanceof FortError ? undefined : e, reason: message }, `reload ${state}`);
+      (state === 'cancelled' ? log.info : log.warn).call(
+        log,
+        { reloadId: r.id, appId: r.appId, code, err: e instanceof FortError ? undefined : e, reason: message },
+        `reload ${state}`,
+      );
     } finally {
       clearTimeout(timer);
     }
@@ -163,6 +194,11 @@ export function createReloadExecutor(opts: ReloadExecutorOptions) {
 export type ReloadExecutor = ReturnType<typeof createReloadExecutor>;
 
 function abortError(why: AbortWhy): FortError {
-  if (why === 'timeout') return new FortError('FORT_ERR_RELOAD_TIMEOUT', 'reload took longer than reloads.timeout_seconds', { fatal: false });
-  return new FortError('FORT_ERR_RELOAD_CANCELLED', why === 'cancel' ? 'cancelled' : 'stopped by shutdown', { fatal: false });
+  if (why === 'timeout')
+    return new FortError('FORT_ERR_RELOAD_TIMEOUT', 'reload took longer than reloads.timeout_seconds', {
+      fatal: false,
+    });
+  return new FortError('FORT_ERR_RELOAD_CANCELLED', why === 'cancel' ? 'cancelled' : 'stopped by shutdown', {
+    fatal: false,
+  });
 }

@@ -44,20 +44,30 @@ export function createReloadQueue(opts: { db: Database.Database; now?: () => Dat
      RETURNING id, requests`,
   );
   const byId = db.prepare<[string], Row>(`SELECT ${COLUMNS} FROM reloads WHERE id = ?`);
-  const oldestQueued = db.prepare<[number], Row>(`SELECT ${COLUMNS} FROM reloads WHERE state = 'queued' ORDER BY requested_at, rowid LIMIT ?`);
-  const start = db.prepare<[string, string]>("UPDATE reloads SET state = 'running', attempts = attempts + 1, started_at = ? WHERE id = ? AND state = 'queued'");
+  const oldestQueued = db.prepare<[number], Row>(
+    `SELECT ${COLUMNS} FROM reloads WHERE state = 'queued' ORDER BY requested_at, rowid LIMIT ?`,
+  );
+  const start = db.prepare<[string, string]>(
+    "UPDATE reloads SET state = 'running', attempts = attempts + 1, started_at = ? WHERE id = ? AND state = 'queued'",
+  );
   const finish = db.prepare(
     `UPDATE reloads SET state = @state, finished_at = @at, version_id = @versionId, rows = @rows, error_code = @errorCode, error_message = @errorMessage
      WHERE id = @id AND state = 'running'`,
   );
-  const cancelQueued = db.prepare<[string, string]>("UPDATE reloads SET state = 'cancelled', finished_at = ?, error_code = 'FORT_ERR_RELOAD_CANCELLED', error_message = 'cancelled before it started' WHERE id = ? AND state = 'queued'");
+  const cancelQueued = db.prepare<[string, string]>(
+    "UPDATE reloads SET state = 'cancelled', finished_at = ?, error_code = 'FORT_ERR_RELOAD_CANCELLED', error_message = 'cancelled before it started' WHERE id = ? AND state = 'queued'",
+  );
   const markCancel = db.prepare<[string]>("UPDATE reloads SET cancel_requested = 1 WHERE id = ? AND state = 'running'");
-  const activeOfApp = db.prepare<[string], Row>(`SELECT ${COLUMNS} FROM reloads WHERE app_id = ? AND state IN ('queued', 'running') ORDER BY state = 'running' DESC`);
+  const activeOfApp = db.prepare<[string], Row>(
+    `SELECT ${COLUMNS} FROM reloads WHERE app_id = ? AND state IN ('queued', 'running') ORDER BY state = 'running' DESC`,
+  );
   const listStmt = db.prepare<[{ app: string | null; state: string | null; limit: number }], Row>(
     `SELECT ${COLUMNS} FROM reloads WHERE (@app IS NULL OR app_id = @app) AND (@state IS NULL OR state = @state) ORDER BY requested_at DESC, rowid DESC LIMIT @limit`,
   );
   const running = db.prepare<[], Row>(`SELECT ${COLUMNS} FROM reloads WHERE state = 'running'`);
-  const backlog = db.prepare<[], { state: 'queued' | 'running'; n: number }>("SELECT state, COUNT(*) AS n FROM reloads WHERE state IN ('queued', 'running') GROUP BY state");
+  const backlog = db.prepare<[], { state: 'queued' | 'running'; n: number }>(
+    "SELECT state, COUNT(*) AS n FROM reloads WHERE state IN ('queued', 'running') GROUP BY state",
+  );
 
   const get = (id: string): Reload | undefined => {
     const r = byId.get(id);
@@ -81,24 +91,49 @@ export function createReloadQueue(opts: { db: Database.Database; now?: () => Dat
     },
     finish(id: string, f: Finish): boolean {
       return (
-        finish.run({ id, state: f.state, at: now().toISOString(), versionId: f.versionId ?? null, rows: f.rows ?? null, errorCode: f.errorCode ?? null, errorMessage: f.errorMessage ?? null }).changes === 1
+        finish.run({
+          id,
+          state: f.state,
+          at: now().toISOString(),
+          versionId: f.versionId ?? null,
+          rows: f.rows ?? null,
+          errorCode: f.errorCode ?? null,
+          errorMessage: f.errorMessage ?? null,
+        }).changes === 1
       );
     },
     /** By reload id, or by app id (its queued reload and its running one). Reports what it changed. */
-    cancel(target: { reloadId: string } | { appId: string }): { result: CancelResult; cancelled: Reload[]; cancelling: Reload[] } {
-      const rows = 'reloadId' in target ? [get(target.reloadId)].filter((r): r is Reload => r !== undefined) : activeOfApp.all(target.appId).map(toReload);
+    cancel(target: { reloadId: string } | { appId: string }): {
+      result: CancelResult;
+      cancelled: Reload[];
+      cancelling: Reload[];
+    } {
+      const rows =
+        'reloadId' in target
+          ? [get(target.reloadId)].filter((r): r is Reload => r !== undefined)
+          : activeOfApp.all(target.appId).map(toReload);
       const cancelled: Reload[] = [];
       const cancelling: Reload[] = [];
       for (const r of rows) {
-        if (r.state === 'queued' && cancelQueued.run(now().toISOString(), r.id).changes === 1) cancelled.push(get(r.id)!);
+        if (r.state === 'queued' && cancelQueued.run(now().toISOString(), r.id).changes === 1)
+          cancelled.push(get(r.id)!);
         else if (r.state === 'running' && markCancel.run(r.id).changes === 1) cancelling.push(get(r.id)!);
       }
-      const result: CancelResult = rows.length === 0 ? 'not_found' : cancelling.length ? 'cancelling' : cancelled.length ? 'cancelled' : 'finished';
+      const result: CancelResult =
+        rows.length === 0
+          ? 'not_found'
+          : cancelling.length
+            ? 'cancelling'
+            : cancelled.length
+              ? 'cancelled'
+              : 'finished';
       return { result, cancelled, cancelling };
     },
     get,
     list(filter: { appId?: string; state?: ReloadState; limit?: number } = {}): Reload[] {
-      return listStmt.all({ app: filter.appId ?? null, state: filter.state ?? null, limit: filter.limit ?? 100 }).map(toReload);
+      return listStmt
+        .all({ app: filter.appId ?? null, state: filter.state ?? null, limit: filter.limit ?? 100 })
+        .map(toReload);
     },
     running: (): Reload[] => running.all().map(toReload),
     /** How many wait and run (the reloads_state index answers it: cheap at every metrics scrape). */

@@ -41,13 +41,19 @@ export function startReloadService(deps: ReloadServiceDeps) {
 
   const load: LoadVersion = async (appId, signal) => {
     // Loaded on the first reload: the connectors and the writer cost idle RSS a fort without apps never needs.
-    const [{ openTableSource }, { writeAppVersion }, { checkDefinitionSources }] = await Promise.all([import('../apps/connectors/index.js'), import('../apps/version-writer.js'), import('../apps/definition.js')]);
+    const [{ openTableSource }, { writeAppVersion }, { checkDefinitionSources }] = await Promise.all([
+      import('../apps/connectors/index.js'),
+      import('../apps/version-writer.js'),
+      import('../apps/definition.js'),
+    ]);
     const definition: AppDefinition = await registry.definition(appId);
     // Files may have changed since registration: checked again on every load.
     checkDefinitionSources(definition, sources);
     return writeAppVersion({
       dir: join(deps.appsDir, appId),
-      sources: definition.tables.map((t) => openTableSource(t, { ...sources, ...(deps.proxy ? { proxy: deps.proxy } : {}) })),
+      sources: definition.tables.map((t) =>
+        openTableSource(t, { ...sources, ...(deps.proxy ? { proxy: deps.proxy } : {}) }),
+      ),
       maxRows: config.max_rows,
       signal,
       log,

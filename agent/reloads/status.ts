@@ -14,7 +14,12 @@ export interface ReloadStatusSink {
   emit(type: ReloadStatusType, data: Record<string, unknown>): void;
 }
 
-export function reloadStatusSink(opts: { fortId: string; outbox?: Outbox | undefined; log: Logger; now?: () => Date }): ReloadStatusSink {
+export function reloadStatusSink(opts: {
+  fortId: string;
+  outbox?: Outbox | undefined;
+  log: Logger;
+  now?: () => Date;
+}): ReloadStatusSink {
   const now = opts.now ?? (() => new Date());
   return {
     emit(type, data) {

@@ -53,7 +53,9 @@ export function ensurePrivateFile(path: string): void {
   }
   const mode = statSync(path).mode & 0o777;
   if ((mode & 0o077) !== 0) {
-    throw new StoreError(`database ${path} has mode ${mode.toString(8).padStart(4, '0')}; customer data must not be readable by group or others (chmod 600 ${path})`);
+    throw new StoreError(
+      `database ${path} has mode ${mode.toString(8).padStart(4, '0')}; customer data must not be readable by group or others (chmod 600 ${path})`,
+    );
   }
 }
 
@@ -61,7 +63,12 @@ export function ensurePrivateFile(path: string): void {
  * Applies the migrations newer than the file's schema_version, each in its own transaction;
  * refuses (untouched) a file from a newer release. Returns the latest known version.
  */
-export function migrate(db: Database.Database, migrations: readonly Migration[], path: string, now: () => Date): number {
+export function migrate(
+  db: Database.Database,
+  migrations: readonly Migration[],
+  path: string,
+  now: () => Date,
+): number {
   db.exec(`CREATE TABLE IF NOT EXISTS schema_version (
     version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)`);
   const row = db.prepare('SELECT MAX(version) AS v FROM schema_version').get() as { v: number | null };

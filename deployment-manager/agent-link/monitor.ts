@@ -11,7 +11,13 @@ export type AgentView =
  * Periodic health check of the agent over the trust-zone admin link. Logs transitions only,
  * so a long outage is one line, not one per interval.
  */
-export function createAgentMonitor(deps: { client: AdminClient; intervalMs: number; log: Logger; onHealthy?: (health: AgentHealth) => void; now?: () => Date }) {
+export function createAgentMonitor(deps: {
+  client: AdminClient;
+  intervalMs: number;
+  log: Logger;
+  onHealthy?: (health: AgentHealth) => void;
+  now?: () => Date;
+}) {
   const now = deps.now ?? (() => new Date());
   let view: AgentView = { kind: 'unknown' };
   let timer: NodeJS.Timeout | undefined;
@@ -37,7 +43,10 @@ export function createAgentMonitor(deps: { client: AdminClient; intervalMs: numb
       }
     } catch (err) {
       const code = linkErrorCode(err);
-      record({ kind: 'unreachable', error: (err as Error).message, ...(code ? { code } : {}), at: now() }, { code, error: (err as Error).message });
+      record(
+        { kind: 'unreachable', error: (err as Error).message, ...(code ? { code } : {}), at: now() },
+        { code, error: (err as Error).message },
+      );
     }
     return view;
   };

@@ -11,7 +11,15 @@ export function summarize(s: UpdateState): UpdateSummary {
     installed: s.installed,
     installedArtifact: s.installedArtifact,
     previous: s.previous,
-    deployment: d && { id: d.id, artifactName: d.artifactName, source: d.source, downloaded: d.downloaded, target: d.target, deadline: d.deadline, reason: d.reason },
+    deployment: d && {
+      id: d.id,
+      artifactName: d.artifactName,
+      source: d.source,
+      downloaded: d.downloaded,
+      target: d.target,
+      deadline: d.deadline,
+      reason: d.reason,
+    },
     lastError: s.lastError,
     updatedAt: s.updatedAt,
   };
@@ -24,7 +32,12 @@ export function summarize(s: UpdateState): UpdateSummary {
  * the middle of every update. Never waits in the update's way: one report at a time, the
  * newest state only, failures logged once.
  */
-export function createAgentReporter(deps: { client: Pick<AdminClient, 'reportUpdateState'>; load: () => UpdateState; log: Logger; now?: () => number }) {
+export function createAgentReporter(deps: {
+  client: Pick<AdminClient, 'reportUpdateState'>;
+  load: () => UpdateState;
+  log: Logger;
+  now?: () => number;
+}) {
   const now = deps.now ?? Date.now;
   let next: UpdateState | undefined;
   let sending: Promise<void> | undefined;
@@ -41,7 +54,11 @@ export function createAgentReporter(deps: { client: Pick<AdminClient, 'reportUpd
       why = (err as Error).message;
     }
     deliveredAt = why === undefined ? now() : undefined;
-    if (why !== undefined && !failing) deps.log.warn({ step: s.step, reason: why }, 'update state not reported to the agent; again after its next good health check');
+    if (why !== undefined && !failing)
+      deps.log.warn(
+        { step: s.step, reason: why },
+        'update state not reported to the agent; again after its next good health check',
+      );
     else if (why === undefined && failing) deps.log.info({ step: s.step }, 'update state reported to the agent again');
     failing = why !== undefined;
   };

@@ -4,7 +4,12 @@ import type { AdminClient } from '../../lib/admin-client.js';
 import { removeDirAtomic, removeStaging, writeDirAtomic, writeFileAtomic } from '../../lib/files.js';
 import type { Logger } from '../../lib/logger.js';
 import { createCsr } from '../../lib/pki/certs.js';
-import { readUpdateIdentity, updateIdentityFiles, updateIdentityJson as identityJson, type UpdateIdentity } from '../../lib/update-identity-file.js';
+import {
+  readUpdateIdentity,
+  updateIdentityFiles,
+  updateIdentityJson as identityJson,
+  type UpdateIdentity,
+} from '../../lib/update-identity-file.js';
 
 // The answer's artifact_key is not read: verification keys come only from this process's own
 // root-owned config (updates.artifact_keys), never from what the agent relays.
@@ -21,7 +26,13 @@ const answerSchema = z.object({
  * through the agent's admin API, and everything written in one directory rename. Until the agent
  * is paired (409) it asks again every `retryMs`.
  */
-export async function obtainUpdateIdentity(opts: { dir: string; admin: Pick<AdminClient, 'updateIdentity'>; retryMs: number; signal: AbortSignal; log: Logger }): Promise<UpdateIdentity | undefined> {
+export async function obtainUpdateIdentity(opts: {
+  dir: string;
+  admin: Pick<AdminClient, 'updateIdentity'>;
+  retryMs: number;
+  signal: AbortSignal;
+  log: Logger;
+}): Promise<UpdateIdentity | undefined> {
   // What a crash while writing or removing it left (never used).
   removeStaging(opts.dir);
   const have = readUpdateIdentity(opts.dir);
@@ -35,10 +46,16 @@ export async function obtainUpdateIdentity(opts: { dir: string; admin: Pick<Admi
       if (res.statusCode === 200) {
         const answer = answerSchema.parse(res.body);
         write(opts.dir, answer, device.keyPem);
-        opts.log.info({ fortId: answer.fort_id, updateServer: answer.update_server?.url ?? null }, 'update identity obtained through the agent');
+        opts.log.info(
+          { fortId: answer.fort_id, updateServer: answer.update_server?.url ?? null },
+          'update identity obtained through the agent',
+        );
         return readUpdateIdentity(opts.dir);
       }
-      why = res.statusCode === 409 ? 'the fort is not paired yet (fortctl pair)' : `the agent answered ${res.statusCode}: ${res.body.detail ?? ''}`;
+      why =
+        res.statusCode === 409
+          ? 'the fort is not paired yet (fortctl pair)'
+          : `the agent answered ${res.statusCode}: ${res.body.detail ?? ''}`;
     } catch (err) {
       why = `the agent could not be asked: ${(err as Error).message}`;
     }
@@ -58,12 +75,24 @@ function write(dir: string, answer: z.output<typeof answerSchema>, keyPem: strin
     { name: f.key, data: keyPem, mode: 0o600 },
     { name: f.cert, data: answer.device_certificate, mode: 0o644 },
     { name: f.ca, data: answer.server_ca, mode: 0o644 },
-    { name: 'identity.json', data: identityJson({ fortId: answer.fort_id, url: answer.update_server?.url ?? null, obtainedAt: new Date().toISOString(), admittedAt: null }), mode: 0o644 },
+    {
+      name: 'identity.json',
+      data: identityJson({
+        fortId: answer.fort_id,
+        url: answer.update_server?.url ?? null,
+        obtainedAt: new Date().toISOString(),
+        admittedAt: null,
+      }),
+      mode: 0o644,
+    },
   ]);
 }
 
 /** What runs with one identity (the update service); `admission` is told each change of the server's answer. */
-export type StartWithIdentity = (id: UpdateIdentity, admission: (admitted: boolean) => void) => { stop(): Promise<void> };
+export type StartWithIdentity = (
+  id: UpdateIdentity,
+  admission: (admitted: boolean) => void,
+) => { stop(): Promise<void> };
 
 /**
  * Keeps this process on the fort's current identity: after `fortctl unpair` and a new pairing the
@@ -74,7 +103,14 @@ export type StartWithIdentity = (id: UpdateIdentity, admission: (admitted: boole
  * so waiting for an operator never renews it. Renewal stops the running service first, so one
  * identity is in use at a time, and never exits the process.
  */
-export function followUpdateIdentity(opts: { dir: string; admin: Pick<AdminClient, 'updateIdentity'>; retryMs: number; log: Logger; start: StartWithIdentity; agentFortId?: string | undefined }) {
+export function followUpdateIdentity(opts: {
+  dir: string;
+  admin: Pick<AdminClient, 'updateIdentity'>;
+  retryMs: number;
+  log: Logger;
+  start: StartWithIdentity;
+  agentFortId?: string | undefined;
+}) {
   const abort = new AbortController();
   let running: { id: UpdateIdentity; stop(): Promise<void> } | undefined;
   let renewing: Promise<void> | undefined;
@@ -94,7 +130,7 @@ export function followUpdateIdentity(opts: { dir: string; admin: Pick<AdminClien
       running = undefined;
     }
     if (why) {
-      opts.log.warn({ reason: why }, 'update identity discarded; asking the agent for the fort\'s current one');
+      opts.log.warn({ reason: why }, "update identity discarded; asking the agent for the fort's current one");
       removeDirAtomic(opts.dir);
     }
     const id = await obtainUpdateIdentity({ ...opts, signal: abort.signal });
@@ -116,12 +152,17 @@ export function followUpdateIdentity(opts: { dir: string; admin: Pick<AdminClien
   } catch {
     kept = undefined; // unreadable: obtainUpdateIdentity says so
   }
-  renew(kept && opts.agentFortId && kept.fortId !== opts.agentFortId ? `the fort is now ${opts.agentFortId}, the identity is ${kept.fortId}'s` : undefined);
+  renew(
+    kept && opts.agentFortId && kept.fortId !== opts.agentFortId
+      ? `the fort is now ${opts.agentFortId}, the identity is ${kept.fortId}'s`
+      : undefined,
+  );
 
   return {
     /** The fort id the agent answers with now ("unpaired" after fortctl unpair). */
     agentIs(fortId: string): void {
-      if (running && fortId !== running.id.fortId) renew(`the fort is now ${fortId}, the identity is ${running.id.fortId}'s`);
+      if (running && fortId !== running.id.fortId)
+        renew(`the fort is now ${fortId}, the identity is ${running.id.fortId}'s`);
     },
     async stop(): Promise<void> {
       abort.abort();

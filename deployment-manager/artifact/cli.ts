@@ -60,11 +60,19 @@ export function verifyArtifactCommand(program: Command, io: CliIo = processIo): 
   return program
     .command('verify-artifact <file>')
     .description('check a Mender artifact (signature, checksums, device type, payload type) without installing it')
-    .option('-k, --key <pub.pem>', 'public key (PEM) that may have signed the artifact; repeatable', (v: string, acc: string[] | undefined) => [...(acc ?? []), v])
+    .option(
+      '-k, --key <pub.pem>',
+      'public key (PEM) that may have signed the artifact; repeatable',
+      (v: string, acc: string[] | undefined) => [...(acc ?? []), v],
+    )
     .requiredOption('-t, --device-type <type>', "this device's type (must be in the artifact's device types)")
     .option('--allow-unsigned', 'accept an artifact without manifest.sig (a signature present is still verified)')
     .option('--payload-type <type>', 'payload type (update module) accepted', DEFAULT_PAYLOAD_TYPE)
-    .addOption(new Option('--max-mb <n>', 'refuse artifacts larger than this many MiB').argParser(positiveInt).default(DEFAULT_MAX_MB))
+    .addOption(
+      new Option('--max-mb <n>', 'refuse artifacts larger than this many MiB')
+        .argParser(positiveInt)
+        .default(DEFAULT_MAX_MB),
+    )
     .option('--json', 'print the result as JSON')
     .action(async (file: string, o: VerifyArtifactFlags) => {
       /** `problem` starts with what it is about: the artifact or a key file. */
@@ -79,7 +87,8 @@ export function verifyArtifactCommand(program: Command, io: CliIo = processIo): 
       } catch (err) {
         return cannotCheck(err instanceof Error ? err.message : String(err)); // names the key file
       }
-      if (keys.length === 0 && !o.allowUnsigned) return cannotCheck(`${file}: no --key given (give the signing public key, or --allow-unsigned)`);
+      if (keys.length === 0 && !o.allowUnsigned)
+        return cannotCheck(`${file}: no --key given (give the signing public key, or --allow-unsigned)`);
       try {
         if (!statSync(file).isFile()) return cannotCheck(`${file}: not a regular file`);
       } catch (err) {
@@ -97,9 +106,11 @@ export function verifyArtifactCommand(program: Command, io: CliIo = processIo): 
         io.stdout(o.json ? `${JSON.stringify({ file, valid: true, ...result }, null, 2)}\n` : summary(file, result));
         io.exitCode(VERIFY_EXIT.OK);
       } catch (err) {
-        if (!(err instanceof FortError && err.code === 'FORT_ERR_ARTIFACT')) return cannotCheck(`${file}: ${err instanceof Error ? err.message : String(err)}`);
+        if (!(err instanceof FortError && err.code === 'FORT_ERR_ARTIFACT'))
+          return cannotCheck(`${file}: ${err instanceof Error ? err.message : String(err)}`);
         io.stderr(`verify-artifact: ${file}: ${err.message}\n`);
-        if (o.json) io.stdout(`${JSON.stringify({ file, valid: false, checked: true, reason: err.message }, null, 2)}\n`);
+        if (o.json)
+          io.stdout(`${JSON.stringify({ file, valid: false, checked: true, reason: err.message }, null, 2)}\n`);
         io.exitCode(VERIFY_EXIT.REFUSED);
       }
     });

@@ -64,34 +64,47 @@ function parseJson<T>(raw: Buffer, schema: z.ZodType<T>, what: string): T {
 }
 
 /** Reads the (checksum-verified) header: one payload of `payloadType`, for this `deviceType`, no state scripts. */
-export async function readHeader(compressed: Buffer, opts: { deviceType: string; payloadType: string }): Promise<HeaderFacts> {
+export async function readHeader(
+  compressed: Buffer,
+  opts: { deviceType: string; payloadType: string },
+): Promise<HeaderFacts> {
   let tarBytes: Buffer;
   try {
     tarBytes = gunzipSync(compressed, { maxOutputLength: UNPACKED_LIMIT });
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') throw refuse(`${HEADER_ENTRY}: unpacks to more than ${UNPACKED_LIMIT} bytes`, err);
+    if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE')
+      throw refuse(`${HEADER_ENTRY}: unpacks to more than ${UNPACKED_LIMIT} bytes`, err);
     throw refuse(`${HEADER_ENTRY}: gzip: ${messageOf(err)}`, err);
   }
   const entries = await untarSmall(tarBytes, HEADER_ENTRY);
   for (const name of entries.keys()) {
     if (name.startsWith('scripts/')) throw refuse(`${HEADER_ENTRY}: state scripts are not supported ("${name}")`);
-    if (name !== 'header-info' && name !== TYPE_INFO && name !== META_DATA) throw refuse(`${HEADER_ENTRY}: unexpected entry "${name}"`);
+    if (name !== 'header-info' && name !== TYPE_INFO && name !== META_DATA)
+      throw refuse(`${HEADER_ENTRY}: unexpected entry "${name}"`);
   }
   const rawInfo = entries.get('header-info');
   if (!rawInfo) throw refuse(`${HEADER_ENTRY}: header-info is missing`);
   const info = parseJson(rawInfo, headerInfoSchema, 'header-info');
-  if (info.payloads.length !== 1) throw refuse(`${HEADER_ENTRY}: expected exactly one payload, found ${info.payloads.length}`);
+  if (info.payloads.length !== 1)
+    throw refuse(`${HEADER_ENTRY}: expected exactly one payload, found ${info.payloads.length}`);
   const deviceTypes = info.artifact_depends.device_type;
   if (!deviceTypes.includes(opts.deviceType)) {
-    throw refuse(`${HEADER_ENTRY}: device type ${JSON.stringify(opts.deviceType)} is not in artifact_depends.device_type ${JSON.stringify(deviceTypes)}`);
+    throw refuse(
+      `${HEADER_ENTRY}: device type ${JSON.stringify(opts.deviceType)} is not in artifact_depends.device_type ${JSON.stringify(deviceTypes)}`,
+    );
   }
   const payloadType = info.payloads[0]?.type ?? null;
-  if (payloadType !== opts.payloadType) throw refuse(`${HEADER_ENTRY}: payload type ${JSON.stringify(payloadType)} is not ${JSON.stringify(opts.payloadType)}`);
+  if (payloadType !== opts.payloadType)
+    throw refuse(
+      `${HEADER_ENTRY}: payload type ${JSON.stringify(payloadType)} is not ${JSON.stringify(opts.payloadType)}`,
+    );
   const rawTypeInfo = entries.get(TYPE_INFO);
   if (!rawTypeInfo) throw refuse(`${HEADER_ENTRY}: ${TYPE_INFO} is missing`);
   const typeInfo = parseJson(rawTypeInfo, typeInfoSchema, TYPE_INFO);
   if (typeInfo.type !== payloadType) {
-    throw refuse(`${HEADER_ENTRY}: ${TYPE_INFO} type ${JSON.stringify(typeInfo.type)} does not match header-info payload type ${JSON.stringify(payloadType)}`);
+    throw refuse(
+      `${HEADER_ENTRY}: ${TYPE_INFO} type ${JSON.stringify(typeInfo.type)} does not match header-info payload type ${JSON.stringify(payloadType)}`,
+    );
   }
   const rawMeta = entries.get(META_DATA);
   const facts: HeaderFacts = { artifactName: info.artifact_provides.artifact_name, deviceTypes, payloadType };

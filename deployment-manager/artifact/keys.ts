@@ -38,7 +38,9 @@ export function parsePublicKeys(pem: string, source: string): ArtifactPublicKey[
     }
     let key: KeyObject;
     try {
-      key = createPublicKey(label === 'RSA PUBLIC KEY' ? { key: m[0], format: 'pem', type: 'pkcs1' } : { key: m[0], format: 'pem' });
+      key = createPublicKey(
+        label === 'RSA PUBLIC KEY' ? { key: m[0], format: 'pem', type: 'pkcs1' } : { key: m[0], format: 'pem' },
+      );
     } catch (err) {
       throw keyError(where, `not a valid public key: ${(err as Error).message}`, err);
     }
@@ -55,7 +57,11 @@ function keyTypeOf(key: KeyObject, where: string): ArtifactKeyType {
       return 'rsa';
     }
     case 'ec':
-      if (details.namedCurve !== 'prime256v1') throw keyError(where, `EC key on curve ${details.namedCurve ?? '?'} is not supported (only P-256 / prime256v1)`);
+      if (details.namedCurve !== 'prime256v1')
+        throw keyError(
+          where,
+          `EC key on curve ${details.namedCurve ?? '?'} is not supported (only P-256 / prime256v1)`,
+        );
       return 'ecdsa';
     case 'ed25519':
       return 'ed25519';
@@ -86,11 +92,17 @@ export function loadArtifactKeyFiles(paths: readonly string[]): ArtifactPublicKe
     try {
       st = statSync(path);
     } catch (err) {
-      throw new ConfigError(path, [`artifact key: cannot read it (${(err as NodeJS.ErrnoException).code ?? String(err)})`]);
+      throw new ConfigError(path, [
+        `artifact key: cannot read it (${(err as NodeJS.ErrnoException).code ?? String(err)})`,
+      ]);
     }
     const mode = (st.mode & 0o777).toString(8).padStart(4, '0');
-    if ((st.mode & 0o022) !== 0) throw new ConfigError(path, [`artifact key is writable by group or others (mode ${mode}); chmod go-w ${path}`]);
-    if (st.uid !== 0 && st.uid !== uid) throw new ConfigError(path, [`artifact key is owned by uid ${st.uid}, not root or this process's user (uid ${uid}); chown root ${path}`]);
+    if ((st.mode & 0o022) !== 0)
+      throw new ConfigError(path, [`artifact key is writable by group or others (mode ${mode}); chmod go-w ${path}`]);
+    if (st.uid !== 0 && st.uid !== uid)
+      throw new ConfigError(path, [
+        `artifact key is owned by uid ${st.uid}, not root or this process's user (uid ${uid}); chown root ${path}`,
+      ]);
   }
   return paths.flatMap((p) => loadPublicKeyFile(p));
 }

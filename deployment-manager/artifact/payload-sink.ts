@@ -36,7 +36,14 @@ export function stagingSink(dir: string): PayloadSink {
 }
 
 /** Streams one file to the sink while hashing it; the stream ends only if the checksum matches. */
-export async function toSink(sink: PayloadSink, name: string, size: number, chunks: AsyncIterable<Uint8Array>, hash: Hash, finish: () => void): Promise<void> {
+export async function toSink(
+  sink: PayloadSink,
+  name: string,
+  size: number,
+  chunks: AsyncIterable<Uint8Array>,
+  hash: Hash,
+  finish: () => void,
+): Promise<void> {
   const out = new PassThrough();
   out.on('error', noop); // the sink may not listen; refusals are reported by verifyArtifact
   const failed: { sink?: { err: unknown } } = {};

@@ -40,8 +40,12 @@ export async function readPayload(entry: AsyncIterable<unknown>, ctx: PayloadCon
   inner.on('error', noop);
   // outer entry → gunzip → inner tar; errors flow downstream and come out of the inner iteration.
   const pumps = Promise.all([
-    pumpBatched(mapErrors(bytesOf(entry), outerFailure), gunzip, GUNZIP_BATCH_BYTES, (err) => (err instanceof Error ? err : new Error(String(err)))),
-    pump(gunzip as AsyncIterable<Uint8Array>, inner, (err) => (err instanceof FortError ? err : refuse(`${DATA_ENTRY}: gzip: ${messageOf(err)}`, err))),
+    pumpBatched(mapErrors(bytesOf(entry), outerFailure), gunzip, GUNZIP_BATCH_BYTES, (err) =>
+      err instanceof Error ? err : new Error(String(err)),
+    ),
+    pump(gunzip as AsyncIterable<Uint8Array>, inner, (err) =>
+      err instanceof FortError ? err : refuse(`${DATA_ENTRY}: gzip: ${messageOf(err)}`, err),
+    ),
   ]);
   const files: VerifiedPayloadFile[] = [];
   let unpacked = 0;
@@ -49,7 +53,8 @@ export async function readPayload(entry: AsyncIterable<unknown>, ctx: PayloadCon
     for await (const file of mapErrors(inner, innerFailure)) {
       const { name, type, size } = file.header;
       if (type !== 'file') throw refuse(`${DATA_ENTRY}: ${JSON.stringify(name)} is not a regular file`);
-      if (!SAFE_NAME.test(name) || name === '.' || name === '..') throw refuse(`${DATA_ENTRY}: unsafe payload file name ${JSON.stringify(name)}`);
+      if (!SAFE_NAME.test(name) || name === '.' || name === '..')
+        throw refuse(`${DATA_ENTRY}: unsafe payload file name ${JSON.stringify(name)}`);
       const path = `data/0000/${name}`;
       const line = ctx.manifest.get(path);
       if (!line) throw refuse(`${path}: not listed in the manifest`);
@@ -60,7 +65,8 @@ export async function readPayload(entry: AsyncIterable<unknown>, ctx: PayloadCon
         for await (const chunk of mapErrors(bytesOf(file), innerFailure)) {
           count += chunk.byteLength;
           unpacked += chunk.byteLength;
-          if (unpacked > ctx.maxUnpackedBytes) throw refuse(`${DATA_ENTRY}: the payload unpacks to more than ${ctx.maxUnpackedBytes} bytes`);
+          if (unpacked > ctx.maxUnpackedBytes)
+            throw refuse(`${DATA_ENTRY}: the payload unpacks to more than ${ctx.maxUnpackedBytes} bytes`);
           yield chunk;
         }
       }

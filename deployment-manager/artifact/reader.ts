@@ -74,8 +74,10 @@ function checkVersion(raw: Buffer): void {
     throw refuse('version: not valid JSON');
   }
   const obj = (typeof v === 'object' && v !== null ? v : {}) as { format?: unknown; version?: unknown };
-  if (obj.format !== 'mender') throw refuse(`version: unsupported artifact format ${JSON.stringify(obj.format ?? null)} (expected "mender")`);
-  if (obj.version !== 3) throw refuse(`version: unsupported artifact format version ${JSON.stringify(obj.version ?? null)} (expected 3)`);
+  if (obj.format !== 'mender')
+    throw refuse(`version: unsupported artifact format ${JSON.stringify(obj.format ?? null)} (expected "mender")`);
+  if (obj.version !== 3)
+    throw refuse(`version: unsupported artifact format version ${JSON.stringify(obj.version ?? null)} (expected 3)`);
 }
 
 const UNSUPPORTED_COMPRESSION = 'unsupported compression xz/zstd (build the artifact with --compression gzip)';
@@ -83,7 +85,8 @@ const UNSUPPORTED_COMPRESSION = 'unsupported compression xz/zstd (build the arti
 /** header.tar.xz, data/0000.tar.zst, header.tar: the artifact was built with another compression. */
 function refuseCompression(name: string, base: string): void {
   if (name === `${base}.tar.xz` || name === `${base}.tar.zst`) throw refuse(`${name}: ${UNSUPPORTED_COMPRESSION}`);
-  if (name === `${base}.tar`) throw refuse(`${name}: uncompressed artifacts are not supported (build the artifact with --compression gzip)`);
+  if (name === `${base}.tar`)
+    throw refuse(`${name}: uncompressed artifacts are not supported (build the artifact with --compression gzip)`);
 }
 
 type Stage = 'version' | 'manifest' | 'signature' | 'header' | 'data' | 'done';
@@ -118,9 +121,11 @@ export async function verifyArtifact(input: Readable, opts: VerifyOptions): Prom
   try {
     for await (const entry of mapErrors(outer, outerFailure)) {
       const { name, type } = entry.header;
-      if (stage === 'version' && name !== 'version') throw refuse(`not a Mender artifact: the first entry is ${JSON.stringify(name)}, not "version"`);
+      if (stage === 'version' && name !== 'version')
+        throw refuse(`not a Mender artifact: the first entry is ${JSON.stringify(name)}, not "version"`);
       if (type !== 'file') throw refuse(`${name}: not a regular file`);
-      if (name === 'manifest-augment' || name.startsWith('header-augment')) throw refuse(`${name}: augmented (delta) artifacts are not supported`);
+      if (name === 'manifest-augment' || name.startsWith('header-augment'))
+        throw refuse(`${name}: augmented (delta) artifacts are not supported`);
 
       if (stage === 'version') {
         const raw = await readSmall(entry, LIMITS.version, name);
@@ -138,7 +143,8 @@ export async function verifyArtifact(input: Readable, opts: VerifyOptions): Prom
         signedBy = verifyManifestSignature(manifestBytes, sig, opts.keys);
         stage = 'header';
       } else if (stage === 'signature' || stage === 'header') {
-        if (stage === 'signature' && !opts.allowUnsigned) throw refuse('artifact is not signed (updates.allow_unsigned is false)');
+        if (stage === 'signature' && !opts.allowUnsigned)
+          throw refuse('artifact is not signed (updates.allow_unsigned is false)');
         refuseCompression(name, 'header');
         if (name !== HEADER_ENTRY) throw refuse(`expected "${HEADER_ENTRY}", found ${JSON.stringify(name)}`);
         const raw = await readSmall(entry, LIMITS.header, name);
@@ -148,7 +154,11 @@ export async function verifyArtifact(input: Readable, opts: VerifyOptions): Prom
       } else if (stage === 'data') {
         refuseCompression(name, 'data/0000');
         if (name !== DATA_ENTRY) throw refuse(`expected "${DATA_ENTRY}", found ${JSON.stringify(name)}`);
-        files = await readPayload(entry, { manifest, maxUnpackedBytes: opts.maxUnpackedBytes ?? 4 * opts.maxBytes, sink: opts.payloadSink });
+        files = await readPayload(entry, {
+          manifest,
+          maxUnpackedBytes: opts.maxUnpackedBytes ?? 4 * opts.maxBytes,
+          sink: opts.payloadSink,
+        });
         stage = 'done';
       } else {
         throw refuse(`unexpected entry ${JSON.stringify(name)} after ${DATA_ENTRY}`);

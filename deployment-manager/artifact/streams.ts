@@ -37,7 +37,11 @@ interface WritableLike extends DrainableWritable {
  * source destroys `dest` with `mapError(err)`, so errors flow downstream to whoever reads `dest`;
  * a destroyed `dest` stops the copy (and, through the iterator, the source).
  */
-export async function pump(source: AsyncIterable<Uint8Array>, dest: WritableLike, mapError: (err: unknown) => Error): Promise<void> {
+export async function pump(
+  source: AsyncIterable<Uint8Array>,
+  dest: WritableLike,
+  mapError: (err: unknown) => Error,
+): Promise<void> {
   try {
     for await (const chunk of source) {
       if (dest.destroyed) return;
@@ -55,7 +59,12 @@ export async function pump(source: AsyncIterable<Uint8Array>, dest: WritableLike
  * the inflating, and fresh copies would be garbage for the GC. A buffer is refilled only after
  * zlib's write callback, when it has read all of it.
  */
-export async function pumpBatched(source: AsyncIterable<Uint8Array>, dest: Writable, size: number, mapError: (err: unknown) => Error): Promise<void> {
+export async function pumpBatched(
+  source: AsyncIterable<Uint8Array>,
+  dest: Writable,
+  size: number,
+  mapError: (err: unknown) => Error,
+): Promise<void> {
   const buffers = [Buffer.allocUnsafe(size), Buffer.allocUnsafe(size)];
   let current = 0;
   let filled = 0;
@@ -74,7 +83,7 @@ export async function pumpBatched(source: AsyncIterable<Uint8Array>, dest: Writa
   try {
     for await (const chunk of source) {
       if (dest.destroyed) return;
-      for (let off = 0; off < chunk.byteLength; ) {
+      for (let off = 0; off < chunk.byteLength;) {
         const n = Math.min(size - filled, chunk.byteLength - off);
         buffers[current]!.set(chunk.subarray(off, off + n), filled);
         filled += n;
@@ -105,11 +114,17 @@ export function feedOuter(input: Readable, outer: Extract, maxBytes: number): Pr
       yield buf;
     }
   }
-  return pump(counted(), outer, (err) => (err instanceof FortError ? err : refuse(`cannot read the artifact: ${messageOf(err)}`, err)));
+  return pump(counted(), outer, (err) =>
+    err instanceof FortError ? err : refuse(`cannot read the artifact: ${messageOf(err)}`, err),
+  );
 }
 
 /** A small outer entry (version, manifest, signature, header) whole in memory, refused past `limit`. */
-export async function readSmall(entry: AsyncIterable<unknown> & { header: { size: number } }, limit: number, name: string): Promise<Buffer> {
+export async function readSmall(
+  entry: AsyncIterable<unknown> & { header: { size: number } },
+  limit: number,
+  name: string,
+): Promise<Buffer> {
   if (entry.header.size > limit) throw refuse(`${name}: entry is larger than ${limit} bytes`);
   const chunks: Uint8Array[] = [];
   let size = 0;

@@ -28,12 +28,24 @@ function seconds(v: string): number {
  */
 async function operate(kind: { install: string } | { rollback: true }, o: OperateFlags, io: CliIo): Promise<void> {
   const config = loadDeploymentManagerConfig(o.config);
-  if (!config.updates) throw new FortError('FORT_ERR_CONFIG', `${o.config}: [updates] is not configured; updates are disabled on this fort`);
+  if (!config.updates)
+    throw new FortError(
+      'FORT_ERR_CONFIG',
+      `${o.config}: [updates] is not configured; updates are disabled on this fort`,
+    );
   // Progress as JSON lines on stderr (--verbose), the outcome in words on stdout.
-  const log = createLogger({ level: o.verbose ? 'info' : 'warn', name: 'fort-deployment-manager', destination: { write: (line: string) => io.stderr(line) } });
+  const log = createLogger({
+    level: o.verbose ? 'info' : 'warn',
+    name: 'fort-deployment-manager',
+    destination: { write: (line: string) => io.stderr(line) },
+  });
   // The daemon's own wiring: the agent shows this update's progress too (the daemon reports again
   // once it sees the agent restarted), quietly unless --verbose.
-  const { admin, reporter, updateServices } = wireDeploymentManager(config, { log, proxyEnv: readRuntimeEnv('FORT_DM_CONFIG').proxy, reportLogLevel: o.verbose ? 'info' : 'error' });
+  const { admin, reporter, updateServices } = wireDeploymentManager(config, {
+    log,
+    proxyEnv: readRuntimeEnv('FORT_DM_CONFIG').proxy,
+    reportLogLevel: o.verbose ? 'info' : 'error',
+  });
   const service = (await updateServices())(config.updates, { log });
   const before = service.updater.state;
   let after: UpdateState;
@@ -52,7 +64,9 @@ async function operate(kind: { install: string } | { rollback: true }, o: Operat
   }
   const what = 'install' in kind ? `install ${kind.install}` : 'rollback';
   if (after.installed !== before.installed && after.lastError === null) {
-    io.stdout(`${what}: ${after.installed} (${after.installedArtifact}) is installed and healthy; previous ${after.previous ?? '-'}\n`);
+    io.stdout(
+      `${what}: ${after.installed} (${after.installedArtifact}) is installed and healthy; previous ${after.previous ?? '-'}\n`,
+    );
     io.exitCode(EXIT.OK);
   } else {
     io.stdout(`${what}: failed: ${after.lastError ?? 'nothing was installed'}; running ${after.installed ?? '-'}\n`);
@@ -73,7 +87,9 @@ const common = (c: Command) =>
  */
 export function operateCommands(program: Command, io: CliIo): void {
   common(program.command('install').argument('<file>', 'a Mender artifact (.mender) of a fort release'))
-    .description('verify and install an artifact from disk (air-gapped sites): the same checks, health check and rollback as a server deployment')
+    .description(
+      'verify and install an artifact from disk (air-gapped sites): the same checks, health check and rollback as a server deployment',
+    )
     .action(async (file: string, o: OperateFlags) => {
       const path = resolve(file);
       if (!existsSync(path)) {
@@ -84,6 +100,8 @@ export function operateCommands(program: Command, io: CliIo): void {
       await operate({ install: path }, o, io);
     });
   common(program.command('rollback'))
-    .description('switch back to the previous release, health-checked like an update (rolled forward again if it does not come up)')
+    .description(
+      'switch back to the previous release, health-checked like an update (rolled forward again if it does not come up)',
+    )
     .action((o: OperateFlags) => operate({ rollback: true }, o, io));
 }

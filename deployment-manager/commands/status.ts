@@ -8,7 +8,9 @@ import { createWorkLock } from '../update/work-lock.js';
 export function statusCommand(program: Command): Command {
   return program
     .command('status')
-    .description('the update state machine, installed and previous release, and why an update is pending, waiting or failed')
+    .description(
+      'the update state machine, installed and previous release, and why an update is pending, waiting or failed',
+    )
     .option('-c, --config <file>', 'deployment-manager.toml', '/etc/fort/deployment-manager.toml')
     .option('--json', 'print the state as JSON')
     .action((o: { config: string; json?: boolean }) => {

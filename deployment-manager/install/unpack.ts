@@ -38,7 +38,8 @@ function memberPath(name: string): string {
   if (name.includes('\0')) throw refuse(`entry name with a NUL byte`);
   const clean = name.replace(/^\.\/+/, '');
   if (isAbsolute(clean)) throw refuse(`absolute path ${JSON.stringify(name)}`);
-  if (normalize(clean).split(sep).includes('..') || clean.split('/').includes('..')) throw refuse(`path ${JSON.stringify(name)} leaves the release directory`);
+  if (normalize(clean).split(sep).includes('..') || clean.split('/').includes('..'))
+    throw refuse(`path ${JSON.stringify(name)} leaves the release directory`);
   return normalize(clean).replace(/\/+$/, '').replace(/^\.$/, '');
 }
 
@@ -63,7 +64,10 @@ async function makeDirs(staging: string, rel: string, name: string, made: Set<st
       if (err.code === 'ENOENT') return undefined;
       throw err;
     });
-    if (st && !st.isDirectory()) throw refuse(`path ${JSON.stringify(name)} passes through the ${st.isSymbolicLink() ? 'link' : 'file'} ${JSON.stringify(at)}`);
+    if (st && !st.isDirectory())
+      throw refuse(
+        `path ${JSON.stringify(name)} passes through the ${st.isSymbolicLink() ? 'link' : 'file'} ${JSON.stringify(at)}`,
+      );
     if (!st) await mkdir(p);
     await chmod(p, DIR_MODE);
     made.add(at);
@@ -89,7 +93,11 @@ export async function removeUnpackLeftovers(releasesDir: string): Promise<void> 
  * `dist/agent/main.js`), and the version of a protected (running or previous) release.
  * Directories are 0755, files 0644 or 0755 whatever the umask; every file is fsynced.
  */
-export async function unpackRelease(tarball: Readable, releasesDir: string, opts: UnpackOptions): Promise<UnpackedRelease> {
+export async function unpackRelease(
+  tarball: Readable,
+  releasesDir: string,
+  opts: UnpackOptions,
+): Promise<UnpackedRelease> {
   const made = await mkdir(releasesDir, { recursive: true });
   for (let d = releasesDir; made !== undefined && inside(made, d); d = dirname(d)) await chmod(d, DIR_MODE);
   await removeUnpackLeftovers(releasesDir);
@@ -106,7 +114,8 @@ export async function unpackRelease(tarball: Readable, releasesDir: string, opts
     // Its failure is the whole unpack's, reported once through the pipeline below.
     stream.on('error', () => {});
     const name = header.name;
-    const already = (err: NodeJS.ErrnoException) => (err.code === 'EEXIST' ? refuse(`entry ${JSON.stringify(name)} is there already`) : err);
+    const already = (err: NodeJS.ErrnoException) =>
+      err.code === 'EEXIST' ? refuse(`entry ${JSON.stringify(name)} is there already`) : err;
     void (async () => {
       if (++entries > opts.maxEntries) throw refuse(`more than ${opts.maxEntries} entries`);
       const rel = memberPath(name);
@@ -122,7 +131,11 @@ export async function unpackRelease(tarball: Readable, releasesDir: string, opts
           if (bytes > opts.maxBytes) throw refuse(`more than ${opts.maxBytes} bytes unpacked`);
           await makeDirs(staging, dirname(rel).replace(/^\.$/, ''), name, dirs);
           // O_EXCL: never through (nor over) a link already there.
-          const fh = await open(target, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600).catch((err: NodeJS.ErrnoException) => {
+          const fh = await open(
+            target,
+            constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+            0o600,
+          ).catch((err: NodeJS.ErrnoException) => {
             throw already(err);
           });
           try {
@@ -137,7 +150,8 @@ export async function unpackRelease(tarball: Readable, releasesDir: string, opts
         }
         case 'symlink': {
           const to = header.linkname ?? '';
-          if (isAbsolute(to) || !inside(staging, resolve(dirname(target), to))) throw refuse(`link ${JSON.stringify(name)} points outside the release (${JSON.stringify(to)})`);
+          if (isAbsolute(to) || !inside(staging, resolve(dirname(target), to)))
+            throw refuse(`link ${JSON.stringify(name)} points outside the release (${JSON.stringify(to)})`);
           await makeDirs(staging, dirname(rel).replace(/^\.$/, ''), name, dirs);
           await symlink(to, target).catch((err: NodeJS.ErrnoException) => {
             throw already(err);
@@ -162,7 +176,12 @@ export async function unpackRelease(tarball: Readable, releasesDir: string, opts
     await checkLinks(staging, links);
     const version = await releaseVersion(staging);
     const installed = (['running', 'previous'] as const).find((as) => opts.protect?.[as] === version);
-    if (installed) throw new FortError('FORT_ERR_ARTIFACT', `release ${version} is already installed (${installed}); an update must carry a new version`, { fatal: false });
+    if (installed)
+      throw new FortError(
+        'FORT_ERR_ARTIFACT',
+        `release ${version} is already installed (${installed}); an update must carry a new version`,
+        { fatal: false },
+      );
     const dir = join(releasesDir, version);
     await rm(dir, { recursive: true, force: true }); // a half-installed leftover of this version, neither running nor previous
     await rename(staging, dir);
@@ -197,7 +216,8 @@ async function releaseVersion(dir: string): Promise<string> {
   } catch {
     throw refuse('no readable package.json at its top');
   }
-  if (pkg.name !== 'fort' || typeof pkg.version !== 'string' || !/^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$/.test(pkg.version)) throw refuse('package.json is not a fort release with a version');
+  if (pkg.name !== 'fort' || typeof pkg.version !== 'string' || !/^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$/.test(pkg.version))
+    throw refuse('package.json is not a fort release with a version');
   try {
     await readFile(join(dir, 'dist', 'agent', 'main.js'));
   } catch {

@@ -21,7 +21,11 @@ export interface AuthKey {
 export function loadOrCreateAuthKey(file: string, generate: AuthKeyType = 'ed25519'): AuthKey {
   if (!existsSync(file)) {
     const pair =
-      generate === 'ed25519' ? generateKeyPairSync('ed25519') : generate === 'ecdsa-p256' ? generateKeyPairSync('ec', { namedCurve: 'P-256' }) : generateKeyPairSync('rsa', { modulusLength: 3072 });
+      generate === 'ed25519'
+        ? generateKeyPairSync('ed25519')
+        : generate === 'ecdsa-p256'
+          ? generateKeyPairSync('ec', { namedCurve: 'P-256' })
+          : generateKeyPairSync('rsa', { modulusLength: 3072 });
     writeSecretFile(file, pair.privateKey.export({ type: 'pkcs8', format: 'pem' }));
   }
   const key = readPrivateKeyFile(file, 'Mender auth key');
@@ -30,7 +34,12 @@ export function loadOrCreateAuthKey(file: string, generate: AuthKeyType = 'ed255
   return {
     type,
     publicPem,
-    sign: (body) => sign(type === 'ed25519' ? null : 'sha256', body, type === 'ecdsa-p256' ? { key, dsaEncoding: 'der' } : key).toString('base64'),
+    sign: (body) =>
+      sign(
+        type === 'ed25519' ? null : 'sha256',
+        body,
+        type === 'ecdsa-p256' ? { key, dsaEncoding: 'der' } : key,
+      ).toString('base64'),
   };
 }
 
@@ -38,5 +47,7 @@ function keyType(key: KeyObject, file: string): AuthKeyType {
   if (key.asymmetricKeyType === 'ed25519') return 'ed25519';
   if (key.asymmetricKeyType === 'ec' && key.asymmetricKeyDetails?.namedCurve === 'prime256v1') return 'ecdsa-p256';
   if (key.asymmetricKeyType === 'rsa' && (key.asymmetricKeyDetails?.modulusLength ?? 0) >= 3072) return 'rsa3072';
-  throw new ConfigError(file, [`expected an Ed25519, P-256 or RSA (≥ 3072 bits) private key, got ${key.asymmetricKeyType} ${key.asymmetricKeyDetails?.namedCurve ?? key.asymmetricKeyDetails?.modulusLength ?? ''}`.trim()]);
+  throw new ConfigError(file, [
+    `expected an Ed25519, P-256 or RSA (≥ 3072 bits) private key, got ${key.asymmetricKeyType} ${key.asymmetricKeyDetails?.namedCurve ?? key.asymmetricKeyDetails?.modulusLength ?? ''}`.trim(),
+  ]);
 }

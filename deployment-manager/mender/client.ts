@@ -52,7 +52,8 @@ export interface MenderClientOptions {
 }
 
 /** JSON text with keys sorted, as the Mender client writes `id_data`. */
-export const sortedJson = (o: Record<string, string>) => JSON.stringify(Object.fromEntries(Object.entries(o).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))));
+export const sortedJson = (o: Record<string, string>) =>
+  JSON.stringify(Object.fromEntries(Object.entries(o).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))));
 
 /**
  * The device side of the Mender API. The device JWT lives in memory only; a 401 on any call
@@ -60,8 +61,17 @@ export const sortedJson = (o: Record<string, string>) => JSON.stringify(Object.f
  * FORT_ERR_NOT_ACCEPTED, which the caller retries after its retry interval.
  */
 export function createMenderClient(opts: MenderClientOptions) {
-  const http = createJsonClient({ agent: opts.agent, timeoutMs: opts.timeoutMs, peer: `update server ${opts.serverUrl.host}`, errorCode: 'FORT_ERR_UPDATE_SERVER' });
-  const url = (path: string) => new URL(path.replace(/^\//, ''), opts.serverUrl.href.endsWith('/') ? opts.serverUrl : new URL(`${opts.serverUrl.href}/`));
+  const http = createJsonClient({
+    agent: opts.agent,
+    timeoutMs: opts.timeoutMs,
+    peer: `update server ${opts.serverUrl.host}`,
+    errorCode: 'FORT_ERR_UPDATE_SERVER',
+  });
+  const url = (path: string) =>
+    new URL(
+      path.replace(/^\//, ''),
+      opts.serverUrl.href.endsWith('/') ? opts.serverUrl : new URL(`${opts.serverUrl.href}/`),
+    );
   let jwt: string | undefined;
   let authenticating: Promise<string> | undefined;
   let admitted: boolean | undefined;
@@ -71,7 +81,13 @@ export function createMenderClient(opts: MenderClientOptions) {
   };
 
   async function authenticate(): Promise<string> {
-    const body = Buffer.from(JSON.stringify({ id_data: sortedJson(opts.idData), pubkey: opts.authKey.publicPem, tenant_token: opts.tenantToken ?? '' }));
+    const body = Buffer.from(
+      JSON.stringify({
+        id_data: sortedJson(opts.idData),
+        pubkey: opts.authKey.publicPem,
+        tenant_token: opts.tenantToken ?? '',
+      }),
+    );
     const res = await http.send(url('/api/devices/v1/authentication/auth_requests'), {
       method: 'POST',
       // The signature covers these exact bytes, so they are sent as they are.
@@ -80,9 +96,18 @@ export function createMenderClient(opts: MenderClientOptions) {
     });
     if (res.statusCode === 401) {
       admission(false);
-      throw new FortError('FORT_ERR_NOT_ACCEPTED', `update server ${opts.serverUrl.host}: this device (${sortedJson(opts.idData)}) is not accepted yet`, { fatal: false });
+      throw new FortError(
+        'FORT_ERR_NOT_ACCEPTED',
+        `update server ${opts.serverUrl.host}: this device (${sortedJson(opts.idData)}) is not accepted yet`,
+        { fatal: false },
+      );
     }
-    if (res.statusCode !== 200 || res.text.trim() === '') throw new FortError('FORT_ERR_UPDATE_SERVER', `update server ${opts.serverUrl.host}: authentication answered ${res.statusCode}`, { fatal: false });
+    if (res.statusCode !== 200 || res.text.trim() === '')
+      throw new FortError(
+        'FORT_ERR_UPDATE_SERVER',
+        `update server ${opts.serverUrl.host}: authentication answered ${res.statusCode}`,
+        { fatal: false },
+      );
     opts.log.info({ server: opts.serverUrl.host }, 'authenticated with the update server');
     admission(true);
     return res.text.trim();
@@ -96,7 +121,12 @@ export function createMenderClient(opts: MenderClientOptions) {
   };
 
   async function call(method: 'GET' | 'POST' | 'PUT' | 'PATCH', path: string, body?: unknown): Promise<JsonResponse> {
-    const send = async (bearer: string) => http.send(url(path), { method, headers: { authorization: `Bearer ${bearer}` }, ...(body === undefined ? {} : { body }) });
+    const send = async (bearer: string) =>
+      http.send(url(path), {
+        method,
+        headers: { authorization: `Bearer ${bearer}` },
+        ...(body === undefined ? {} : { body }),
+      });
     let res = await send(await token());
     if (res.statusCode === 401) {
       jwt = undefined;
@@ -105,13 +135,20 @@ export function createMenderClient(opts: MenderClientOptions) {
     return res;
   }
 
-  const unexpected = (what: string, res: JsonResponse) => new FortError('FORT_ERR_UPDATE_SERVER', `update server ${opts.serverUrl.host}: ${what} answered ${res.statusCode}`, { fatal: false });
+  const unexpected = (what: string, res: JsonResponse) =>
+    new FortError(
+      'FORT_ERR_UPDATE_SERVER',
+      `update server ${opts.serverUrl.host}: ${what} answered ${res.statusCode}`,
+      { fatal: false },
+    );
 
   return {
     authenticate: () => token(true).then(() => undefined),
     /** The deployment waiting for this device, or undefined (204). v2 POST first, v1 GET on 404 (older servers). */
     async nextDeployment(installedArtifact: string): Promise<Deployment | undefined> {
-      let res = await call('POST', '/api/devices/v2/deployments/device/deployments/next', { device_provides: { artifact_name: installedArtifact, device_type: opts.deviceType } });
+      let res = await call('POST', '/api/devices/v2/deployments/device/deployments/next', {
+        device_provides: { artifact_name: installedArtifact, device_type: opts.deviceType },
+      });
       if (res.statusCode === 404 || res.statusCode === 405) {
         const q = new URLSearchParams({ artifact_name: installedArtifact, device_type: opts.deviceType });
         res = await call('GET', `/api/devices/v1/deployments/device/deployments/next?${q.toString()}`);
@@ -119,17 +156,35 @@ export function createMenderClient(opts: MenderClientOptions) {
       if (res.statusCode === 204) return undefined;
       if (res.statusCode !== 200) throw unexpected('deployments/next', res);
       const parsed = deploymentSchema.safeParse(http.json(res));
-      if (!parsed.success) throw new FortError('FORT_ERR_UPDATE_SERVER', `update server ${opts.serverUrl.host}: deployments/next: ${parsed.error.issues[0]!.path.join('.')}: ${parsed.error.issues[0]!.message}`, { fatal: false });
+      if (!parsed.success)
+        throw new FortError(
+          'FORT_ERR_UPDATE_SERVER',
+          `update server ${opts.serverUrl.host}: deployments/next: ${parsed.error.issues[0]!.path.join('.')}: ${parsed.error.issues[0]!.message}`,
+          { fatal: false },
+        );
       return parsed.data;
     },
     /** 409 → FORT_ERR_DEPLOYMENT_ABORTED: stop and roll back. */
     async reportStatus(deploymentId: string, status: DeploymentStatus): Promise<void> {
-      const res = await call('PUT', `/api/devices/v1/deployments/device/deployments/${encodeURIComponent(deploymentId)}/status`, { status });
-      if (res.statusCode === 409) throw new FortError('FORT_ERR_DEPLOYMENT_ABORTED', `deployment ${deploymentId} was aborted on the update server`, { fatal: false });
+      const res = await call(
+        'PUT',
+        `/api/devices/v1/deployments/device/deployments/${encodeURIComponent(deploymentId)}/status`,
+        { status },
+      );
+      if (res.statusCode === 409)
+        throw new FortError(
+          'FORT_ERR_DEPLOYMENT_ABORTED',
+          `deployment ${deploymentId} was aborted on the update server`,
+          { fatal: false },
+        );
       if (res.statusCode !== 204 && res.statusCode !== 200) throw unexpected(`status ${status}`, res);
     },
     async uploadLog(deploymentId: string, messages: LogMessage[]): Promise<void> {
-      const res = await call('PUT', `/api/devices/v1/deployments/device/deployments/${encodeURIComponent(deploymentId)}/log`, { messages });
+      const res = await call(
+        'PUT',
+        `/api/devices/v1/deployments/device/deployments/${encodeURIComponent(deploymentId)}/log`,
+        { messages },
+      );
       if (res.statusCode !== 204 && res.statusCode !== 200) throw unexpected('log', res);
     },
     async sendInventory(attributes: { name: string; value: string | number | string[] }[]): Promise<void> {

@@ -33,7 +33,8 @@ export interface DownloadOptions {
   log: Logger;
 }
 
-const fail = (message: string, cause?: unknown) => new FortError('FORT_ERR_UPDATE_SERVER', `artifact download: ${message}`, { fatal: false, cause });
+const fail = (message: string, cause?: unknown) =>
+  new FortError('FORT_ERR_UPDATE_SERVER', `artifact download: ${message}`, { fatal: false, cause });
 
 /** A dropped or stalled connection: a resumed request may get past it. */
 class Interrupted extends FortError {
@@ -59,7 +60,10 @@ export async function downloadArtifact(opts: DownloadOptions): Promise<{ bytes: 
         break;
       } catch (err) {
         if (opts.signal?.aborted || !(err instanceof Interrupted) || attempt >= opts.attempts) throw err;
-        opts.log.warn({ attempt: attempt + 1, offset: sizeOf(opts.dest), reason: err.message }, 'artifact download interrupted; resuming');
+        opts.log.warn(
+          { attempt: attempt + 1, offset: sizeOf(opts.dest), reason: err.message },
+          'artifact download interrupted; resuming',
+        );
       }
     }
   } catch (err) {
@@ -75,94 +79,111 @@ const sizeOf = (file: string) => (existsSync(file) ? statSync(file).size : 0);
 function checkDisk(dir: string, needed: number, reserve: number) {
   const fs = statfsSync(dir);
   const free = fs.bavail * fs.bsize;
-  if (free < needed + reserve) throw fail(`not enough free disk in ${dir}: ${free} bytes free, ${needed + reserve} needed`);
+  if (free < needed + reserve)
+    throw fail(`not enough free disk in ${dir}: ${free} bytes free, ${needed + reserve} needed`);
 }
 
 function downloadOnce(opts: DownloadOptions): Promise<void> {
   const offset = sizeOf(opts.dest);
   return new Promise<void>((resolve, reject) => {
     const headers: Record<string, string> = offset > 0 ? { range: `bytes=${offset}-` } : {};
-    const req = request(opts.url, { agent: opts.agent, headers, ...(opts.signal ? { signal: opts.signal } : {}) }, (res) => {
-      const status = res.statusCode ?? 0;
-      if (status === 416 && offset > 0) {
-        // Everything is already here (a restart after the last byte, before the state moved on).
-        res.resume();
-        resolve();
-        return;
-      }
-      if (status !== 200 && status !== 206) {
-        res.resume();
-        reject(fail(`server answered ${status}`));
-        return;
-      }
-      // 200 to a range request: the server sends it all again, so start over.
-      const start = status === 206 ? offset : 0;
-      if (start === 0 && offset > 0 && opts.tap && !opts.tap.destroyed) opts.tap.destroy(fail('the server ignored the range request; the tap lost its order'));
-      const total = status === 206 ? Number(/\/(\d+)$/.exec(String(res.headers['content-range']))?.[1] ?? NaN) : Number(res.headers['content-length'] ?? NaN);
-      if (Number.isFinite(total) && total > opts.maxBytes) {
-        res.destroy();
-        reject(fail(`artifact is ${total} bytes, more than the ${opts.maxBytes} allowed`));
-        return;
-      }
-      try {
-        checkDisk(dirname(opts.dest), (Number.isFinite(total) ? total : opts.maxBytes) - start, opts.reserveBytes);
-      } catch (err) {
-        res.destroy();
-        reject(err);
-        return;
-      }
-      const fd = openSync(opts.dest, start === 0 ? 'w' : 'a', 0o600);
-      let written = start;
-      let stall: NodeJS.Timeout | undefined;
-      const armStall = () => {
-        clearTimeout(stall);
-        stall = setTimeout(() => res.destroy(new Interrupted('stalled')), opts.stallTimeoutMs);
-      };
-      let finished = false;
-      const finish = (err?: Error) => {
-        if (finished) return;
-        finished = true;
-        clearTimeout(stall);
-        try {
-          fsyncSync(fd);
-        } catch (syncErr) {
-          err ??= fail('cannot write the staging file', syncErr);
-        } finally {
-          closeSync(fd);
-        }
-        opts.onProgress?.(sizeOf(opts.dest));
-        if (err) reject(err);
-        else resolve();
-      };
-      armStall();
-      res.on('data', (chunk: Buffer) => {
-        written += chunk.length;
-        if (written > opts.maxBytes) {
-          res.destroy(fail(`artifact is more than the ${opts.maxBytes} bytes allowed`));
+    const req = request(
+      opts.url,
+      { agent: opts.agent, headers, ...(opts.signal ? { signal: opts.signal } : {}) },
+      (res) => {
+        const status = res.statusCode ?? 0;
+        if (status === 416 && offset > 0) {
+          // Everything is already here (a restart after the last byte, before the state moved on).
+          res.resume();
+          resolve();
           return;
         }
-        armStall();
-        // A synchronous write into the page cache: a thread-pool write per 16 KB TLS record
-        // costs more in hand-overs than the copy itself, and holds the chunk until it runs.
+        if (status !== 200 && status !== 206) {
+          res.resume();
+          reject(fail(`server answered ${status}`));
+          return;
+        }
+        // 200 to a range request: the server sends it all again, so start over.
+        const start = status === 206 ? offset : 0;
+        if (start === 0 && offset > 0 && opts.tap && !opts.tap.destroyed)
+          opts.tap.destroy(fail('the server ignored the range request; the tap lost its order'));
+        const total =
+          status === 206
+            ? Number(/\/(\d+)$/.exec(String(res.headers['content-range']))?.[1] ?? NaN)
+            : Number(res.headers['content-length'] ?? NaN);
+        if (Number.isFinite(total) && total > opts.maxBytes) {
+          res.destroy();
+          reject(fail(`artifact is ${total} bytes, more than the ${opts.maxBytes} allowed`));
+          return;
+        }
         try {
-          writeAll(fd, chunk);
+          checkDisk(dirname(opts.dest), (Number.isFinite(total) ? total : opts.maxBytes) - start, opts.reserveBytes);
         } catch (err) {
-          res.destroy(fail('cannot write the staging file', err));
+          res.destroy();
+          reject(err);
           return;
         }
-        if (opts.tap && !opts.tap.destroyed && !opts.tap.write(chunk)) {
-          res.pause();
-          void drained(opts.tap).then(() => res.resume());
-        }
-      });
-      res.on('end', () => {
-        if (Number.isFinite(total) && written < total) finish(new Interrupted('connection dropped'));
-        else finish();
-      });
-      res.on('error', (err) => finish(err instanceof FortError ? err : new Interrupted('connection dropped', err)));
-      res.on('aborted', () => finish(new Interrupted('connection dropped')));
-    });
-    req.on('error', (err) => reject(err instanceof FortError ? err : opts.signal?.aborted ? fail('cancelled', err) : new Interrupted('connection dropped', err)));
+        const fd = openSync(opts.dest, start === 0 ? 'w' : 'a', 0o600);
+        let written = start;
+        let stall: NodeJS.Timeout | undefined;
+        const armStall = () => {
+          clearTimeout(stall);
+          stall = setTimeout(() => res.destroy(new Interrupted('stalled')), opts.stallTimeoutMs);
+        };
+        let finished = false;
+        const finish = (err?: Error) => {
+          if (finished) return;
+          finished = true;
+          clearTimeout(stall);
+          try {
+            fsyncSync(fd);
+          } catch (syncErr) {
+            err ??= fail('cannot write the staging file', syncErr);
+          } finally {
+            closeSync(fd);
+          }
+          opts.onProgress?.(sizeOf(opts.dest));
+          if (err) reject(err);
+          else resolve();
+        };
+        armStall();
+        res.on('data', (chunk: Buffer) => {
+          written += chunk.length;
+          if (written > opts.maxBytes) {
+            res.destroy(fail(`artifact is more than the ${opts.maxBytes} bytes allowed`));
+            return;
+          }
+          armStall();
+          // A synchronous write into the page cache: a thread-pool write per 16 KB TLS record
+          // costs more in hand-overs than the copy itself, and holds the chunk until it runs.
+          try {
+            writeAll(fd, chunk);
+          } catch (err) {
+            res.destroy(fail('cannot write the staging file', err));
+            return;
+          }
+          if (opts.tap && !opts.tap.destroyed && !opts.tap.write(chunk)) {
+            res.pause();
+            void drained(opts.tap).then(() => res.resume());
+          }
+        });
+        res.on('end', () => {
+          if (Number.isFinite(total) && written < total) finish(new Interrupted('connection dropped'));
+          else finish();
+        });
+        res.on('error', (err) => finish(err instanceof FortError ? err : new Interrupted('connection dropped', err)));
+        res.on('aborted', () => finish(new Interrupted('connection dropped')));
+      },
+    );
+    req.on('error', (err) =>
+      reject(
+        err instanceof FortError
+          ? err
+          : opts.signal?.aborted
+            ? fail('cancelled', err)
+            : new Interrupted('connection dropped', err),
+      ),
+    );
     req.end();
   });
 }

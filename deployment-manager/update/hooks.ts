@@ -28,26 +28,49 @@ const STDERR_TAIL = 200;
 export function createHookRunner(o: { dir: string; timeoutMs: number; log: Logger; path?: string }): RunHooks {
   return async (step, ctx) => {
     if (!existsSync(o.dir)) return;
-    const names = readdirSync(o.dir).filter((n) => n === step || n.startsWith(`${step}_`)).sort();
+    const names = readdirSync(o.dir)
+      .filter((n) => n === step || n.startsWith(`${step}_`))
+      .sort();
     const uid = process.getuid?.() ?? 0;
     for (const name of names) {
       const file = join(o.dir, name);
       const st = statSync(file);
       if (!st.isFile()) continue;
       if ((st.mode & 0o022) !== 0 || (st.uid !== uid && st.uid !== 0)) {
-        throw new FortError('FORT_ERR_UPDATE_HOOK', `hook ${name} is writable by group/others or owned by another user; refusing to run it`, { fatal: false });
+        throw new FortError(
+          'FORT_ERR_UPDATE_HOOK',
+          `hook ${name} is writable by group/others or owned by another user; refusing to run it`,
+          { fatal: false },
+        );
       }
-      if ((st.mode & 0o100) === 0) throw new FortError('FORT_ERR_UPDATE_HOOK', `hook ${name} is not executable`, { fatal: false });
-      const env = { PATH: o.path ?? '/usr/sbin:/usr/bin:/sbin:/bin', FORT_UPDATE_STEP: step, FORT_DEPLOYMENT_ID: ctx.deploymentId, FORT_ARTIFACT_NAME: ctx.artifactName, FORT_TARGET_RELEASE: ctx.target ?? '', FORT_INSTALLED_RELEASE: ctx.installed ?? '' };
+      if ((st.mode & 0o100) === 0)
+        throw new FortError('FORT_ERR_UPDATE_HOOK', `hook ${name} is not executable`, { fatal: false });
+      const env = {
+        PATH: o.path ?? '/usr/sbin:/usr/bin:/sbin:/bin',
+        FORT_UPDATE_STEP: step,
+        FORT_DEPLOYMENT_ID: ctx.deploymentId,
+        FORT_ARTIFACT_NAME: ctx.artifactName,
+        FORT_TARGET_RELEASE: ctx.target ?? '',
+        FORT_INSTALLED_RELEASE: ctx.installed ?? '',
+      };
       const started = Date.now();
       const failure = await new Promise<string | null>((resolve) => {
-        execFile(file, [], { env, cwd: o.dir, timeout: o.timeoutMs, killSignal: 'SIGKILL', maxBuffer: 1024 * 1024 }, (err, _stdout, stderr) => {
-          if (!err) return resolve(null);
-          const tail = stderr.trim().split('\n').pop()?.slice(0, STDERR_TAIL);
-          const e = err as Error & { killed?: boolean; code?: number | string | null };
-          const why = e.killed ? `timed out after ${o.timeoutMs / 1000} s` : typeof e.code === 'number' ? `exited with status ${e.code}` : e.message;
-          resolve(`hook ${name} ${why}${tail ? `: ${tail}` : ''}`);
-        });
+        execFile(
+          file,
+          [],
+          { env, cwd: o.dir, timeout: o.timeoutMs, killSignal: 'SIGKILL', maxBuffer: 1024 * 1024 },
+          (err, _stdout, stderr) => {
+            if (!err) return resolve(null);
+            const tail = stderr.trim().split('\n').pop()?.slice(0, STDERR_TAIL);
+            const e = err as Error & { killed?: boolean; code?: number | string | null };
+            const why = e.killed
+              ? `timed out after ${o.timeoutMs / 1000} s`
+              : typeof e.code === 'number'
+                ? `exited with status ${e.code}`
+                : e.message;
+            resolve(`hook ${name} ${why}${tail ? `: ${tail}` : ''}`);
+          },
+        );
       });
       o.log.info({ hook: name, step, ms: Date.now() - started, ok: failure === null }, 'update hook ran');
       if (failure) throw new FortError('FORT_ERR_UPDATE_HOOK', failure, { fatal: false });

@@ -25,7 +25,8 @@ import type { WorkLock } from './work-lock.js';
 type UpdatesConfig = NonNullable<DeploymentManagerConfig['updates']>;
 
 /** The artifact itself was refused, not the tap broken by the download failing (then the reader saw the download's error). */
-const refusedBy = (err: unknown, tap: PassThrough): err is FortError => err instanceof FortError && err.code === 'FORT_ERR_ARTIFACT' && !tap.errored;
+const refusedBy = (err: unknown, tap: PassThrough): err is FortError =>
+  err instanceof FortError && err.code === 'FORT_ERR_ARTIFACT' && !tap.errored;
 
 const jitter = (ms: number) => Math.round(ms * (0.9 + Math.random() * 0.2));
 
@@ -34,7 +35,16 @@ const jitter = (ms: number) => Math.round(ms * (0.9 + Math.random() * 0.2));
  * proxy when one is set), the resumable download, the artifact reader, the release unpacker,
  * the `current` symlink, and the agent over the admin API (drain = restart under systemd).
  */
-export function createUpdateService(deps: { config: UpdatesConfig; state: StateFile; initial: UpdateState; lock: WorkLock; admin: AdminClient; proxy?: ProxySettings | undefined; log: Logger; onAdmission?: (admitted: boolean) => void }) {
+export function createUpdateService(deps: {
+  config: UpdatesConfig;
+  state: StateFile;
+  initial: UpdateState;
+  lock: WorkLock;
+  admin: AdminClient;
+  proxy?: ProxySettings | undefined;
+  log: Logger;
+  onAdmission?: (admitted: boolean) => void;
+}) {
   const { config, log } = deps;
   const root = config.install_root;
   mkdirSync(config.staging_dir, { recursive: true, mode: 0o700 });
@@ -57,7 +67,16 @@ export function createUpdateService(deps: { config: UpdatesConfig; state: StateF
       if (admitted) inventoryDue = true;
       deps.onAdmission?.(admitted);
     };
-    server = createMenderClient({ serverUrl: url, agent, authKey: loadOrCreateAuthKey(srv.auth_key), idData: srv.id_data, deviceType: config.device_type, timeoutMs: srv.timeout_seconds * 1000, log: log.child({ module: 'mender' }), onAdmission });
+    server = createMenderClient({
+      serverUrl: url,
+      agent,
+      authKey: loadOrCreateAuthKey(srv.auth_key),
+      idData: srv.id_data,
+      deviceType: config.device_type,
+      timeoutMs: srv.timeout_seconds * 1000,
+      log: log.child({ module: 'mender' }),
+      onAdmission,
+    });
   }
 
   // A first start on a fort installed by hand: the running release counts as installed.
@@ -68,16 +87,31 @@ export function createUpdateService(deps: { config: UpdatesConfig; state: StateF
   }
 
   /** A staging path for a deployment: its id (the server's, or `file:<time>`) made safe as a file name. */
-  const staged = (id: string, suffix: '.payload' | '.mender') => join(config.staging_dir, `${id.replace(/[^A-Za-z0-9._-]/g, '_')}${suffix}`);
+  const staged = (id: string, suffix: '.payload' | '.mender') =>
+    join(config.staging_dir, `${id.replace(/[^A-Za-z0-9._-]/g, '_')}${suffix}`);
   /** Verifies an artifact stream and stages its payload (the release tarball) under `<id>.payload/`. */
-  const verifyInto = async (d: DeploymentState, input: Readable): Promise<{ artifactName: string; payload: string }> => {
+  const verifyInto = async (
+    d: DeploymentState,
+    input: Readable,
+  ): Promise<{ artifactName: string; payload: string }> => {
     const dir = staged(d.id, '.payload');
     const tmp = `${dir}.partial`;
     rmSync(tmp, { recursive: true, force: true });
     mkdirSync(tmp, { mode: 0o700 });
     try {
-      const v = await verifyArtifact(input, { keys, deviceType: config.device_type, allowUnsigned: config.allow_unsigned, maxBytes: config.max_artifact_mb * 1024 * 1024, payloadSink: stagingSink(tmp) });
-      if (v.files.length !== 1) throw new FortError('FORT_ERR_ARTIFACT', `expected one release tarball in the payload, found ${v.files.length}`, { fatal: false });
+      const v = await verifyArtifact(input, {
+        keys,
+        deviceType: config.device_type,
+        allowUnsigned: config.allow_unsigned,
+        maxBytes: config.max_artifact_mb * 1024 * 1024,
+        payloadSink: stagingSink(tmp),
+      });
+      if (v.files.length !== 1)
+        throw new FortError(
+          'FORT_ERR_ARTIFACT',
+          `expected one release tarball in the payload, found ${v.files.length}`,
+          { fatal: false },
+        );
       rmSync(dir, { recursive: true, force: true });
       renameSync(tmp, dir);
       return { artifactName: v.artifactName, payload: join(dir, v.files[0]!.name) };
@@ -88,13 +122,17 @@ export function createUpdateService(deps: { config: UpdatesConfig; state: StateF
     }
   };
   /** Verifications running alongside downloads, by deployment id. */
-  const onTheWay = new Map<string, { verified: Promise<{ artifactName: string; payload: string }>; tap: PassThrough }>();
+  const onTheWay = new Map<
+    string,
+    { verified: Promise<{ artifactName: string; payload: string }>; tap: PassThrough }
+  >();
   const updater = createUpdater({
     state: deps.state,
     initial,
     server,
     download: async (d, onProgress) => {
-      if (!agent || !d.uri) throw new FortError('FORT_ERR_UPDATE_SERVER', 'no update server to download from', { fatal: false });
+      if (!agent || !d.uri)
+        throw new FortError('FORT_ERR_UPDATE_SERVER', 'no update server to download from', { fatal: false });
       // Verified while it arrives (one pass, not download then read back); a refusal stops the download.
       const tap = new PassThrough();
       tap.on('error', () => undefined); // the download's own failure, seen through it
@@ -103,9 +141,24 @@ export function createUpdateService(deps: { config: UpdatesConfig; state: StateF
       verified.catch((e: unknown) => refusedBy(e, tap) && abort.abort());
       onTheWay.set(d.id, { verified, tap });
       try {
-        await downloadArtifact({ url: new URL(d.uri), agent, dest: d.artifactFile, maxBytes: config.max_artifact_mb * 1024 * 1024, reserveBytes: 64 * 1024 * 1024, stallTimeoutMs: 60_000, attempts: 5, tap, signal: abort.signal, onProgress, log });
+        await downloadArtifact({
+          url: new URL(d.uri),
+          agent,
+          dest: d.artifactFile,
+          maxBytes: config.max_artifact_mb * 1024 * 1024,
+          reserveBytes: 64 * 1024 * 1024,
+          stallTimeoutMs: 60_000,
+          attempts: 5,
+          tap,
+          signal: abort.signal,
+          onProgress,
+          log,
+        });
       } catch (err) {
-        const refusal = await verified.then(() => undefined, (e: unknown) => e);
+        const refusal = await verified.then(
+          () => undefined,
+          (e: unknown) => e,
+        );
         throw refusedBy(refusal, tap) ? refusal : err;
       }
     },
@@ -117,20 +170,31 @@ export function createUpdateService(deps: { config: UpdatesConfig; state: StateF
           return await early.verified;
         } catch (err) {
           if (refusedBy(err, early.tap)) throw err;
-          log.info({ deploymentId: d.id, reason: (err as Error).message }, 'verifying the artifact from disk (the pass during the download did not complete)');
+          log.info(
+            { deploymentId: d.id, reason: (err as Error).message },
+            'verifying the artifact from disk (the pass during the download did not complete)',
+          );
         }
       }
       // After a restart, or an operator's file.
       return verifyInto(d, createReadStream(d.artifactFile));
     },
-    unpack: (payload) => unpackRelease(createReadStream(payload), join(root, 'releases'), { maxBytes: 4 * config.max_artifact_mb * 1024 * 1024, maxEntries: 200_000, protect: { running: currentRelease(root) ?? updater.state.installed, previous: updater.state.previous } }),
+    unpack: (payload) =>
+      unpackRelease(createReadStream(payload), join(root, 'releases'), {
+        maxBytes: 4 * config.max_artifact_mb * 1024 * 1024,
+        maxEntries: 200_000,
+        protect: { running: currentRelease(root) ?? updater.state.installed, previous: updater.state.previous },
+      }),
     switchTo: (v) => switchCurrent(root, v),
     agent: {
       restart: async () => {
         try {
           await deps.admin.drain();
         } catch (err) {
-          log.warn({ reason: (err as Error).message }, 'agent did not take the drain request; it starts the new release when systemd restarts it');
+          log.warn(
+            { reason: (err as Error).message },
+            'agent did not take the drain request; it starts the new release when systemd restarts it',
+          );
         }
       },
       runs: async (v) => {
@@ -147,9 +211,12 @@ export function createUpdateService(deps: { config: UpdatesConfig; state: StateF
       const releases = join(root, 'releases');
       if (!existsSync(releases)) return;
       const keep = new Set([...versions, currentRelease(root)]);
-      for (const name of readdirSync(releases)) if (!keep.has(name) && !name.startsWith('.')) rmSync(join(releases, name), { recursive: true, force: true });
+      for (const name of readdirSync(releases))
+        if (!keep.has(name) && !name.startsWith('.')) rmSync(join(releases, name), { recursive: true, force: true });
     },
-    hooks: config.hooks_dir ? createHookRunner({ dir: config.hooks_dir, timeoutMs: config.hook_timeout_seconds * 1000, log }) : undefined,
+    hooks: config.hooks_dir
+      ? createHookRunner({ dir: config.hooks_dir, timeoutMs: config.hook_timeout_seconds * 1000, log })
+      : undefined,
     healthDeadlineMs: config.health_deadline_seconds * 1000,
     healthPollMs: 500,
     log,
@@ -159,7 +226,8 @@ export function createUpdateService(deps: { config: UpdatesConfig; state: StateF
   let stopped = false;
   let busy: Promise<void> = Promise.resolve();
   /** One thing at a time: polls, steps and reports never overlap. */
-  const serially = (f: () => Promise<void>) => (busy = busy.then(f, f).catch((err: unknown) => log.error({ err }, 'update cycle failed')));
+  const serially = (f: () => Promise<void>) =>
+    (busy = busy.then(f, f).catch((err: unknown) => log.error({ err }, 'update cycle failed')));
 
   /** Runs `f` holding the work lock, from the state as persisted; `busy` when another process holds it. */
   const exclusive = async (f: () => Promise<void>): Promise<{ busy: number } | undefined> => {
@@ -191,11 +259,17 @@ export function createUpdateService(deps: { config: UpdatesConfig; state: StateF
         // A new release (from the server, a file or a rollback), or just admitted: tell the server now.
         if (updater.state.installed !== before || inventoryDue) await inventory();
       });
-      if (busy) log.info({ pid: busy.busy }, 'another process (an operator command) holds the update lock; skipping this cycle');
+      if (busy)
+        log.info(
+          { pid: busy.busy },
+          'another process (an operator command) holds the update lock; skipping this cycle',
+        );
       else retryNext = updater.state.reports.length > 0; // undelivered reports: try again soon
     } catch (err) {
-      if (err instanceof FortError && err.code === 'FORT_ERR_NOT_ACCEPTED') log.warn({ reason: err.message }, 'waiting for the update server to accept this device');
-      else if (err instanceof FortError && !err.fatal) log.warn({ reason: err.message }, 'update cycle did not complete; retrying later');
+      if (err instanceof FortError && err.code === 'FORT_ERR_NOT_ACCEPTED')
+        log.warn({ reason: err.message }, 'waiting for the update server to accept this device');
+      else if (err instanceof FortError && !err.fatal)
+        log.warn({ reason: err.message }, 'update cycle did not complete; retrying later');
       else throw err;
     }
   };
@@ -258,7 +332,10 @@ export function createUpdateService(deps: { config: UpdatesConfig; state: StateF
         if (!busy) return updater.state;
         if (Date.now() >= deadline) {
           const s = deps.state.load();
-          throw new FortError('FORT_ERR_BUSY', `the deployment manager (pid ${busy.busy}) is busy${s.step === 'idle' ? '' : ` with ${s.deployment?.artifactName ?? 'an update'} (${s.step})`}; try again later`);
+          throw new FortError(
+            'FORT_ERR_BUSY',
+            `the deployment manager (pid ${busy.busy}) is busy${s.step === 'idle' ? '' : ` with ${s.deployment?.artifactName ?? 'an update'} (${s.step})`}; try again later`,
+          );
         }
         await new Promise((r) => setTimeout(r, 200));
       }

@@ -11,7 +11,11 @@ export const pendingReportSchema = z.object({
   deploymentId: z.string(),
   status: z.string(),
   /** Log lines to upload with a `failure`. */
-  log: z.array(z.object({ timestamp: z.string(), level: z.enum(['debug', 'info', 'warning', 'error']), message: z.string() })).optional(),
+  log: z
+    .array(
+      z.object({ timestamp: z.string(), level: z.enum(['debug', 'info', 'warning', 'error']), message: z.string() }),
+    )
+    .optional(),
 });
 export type PendingReport = z.infer<typeof pendingReportSchema>;
 
@@ -59,13 +63,38 @@ export const updateStateSchema = z.object({
 export type UpdateState = z.infer<typeof updateStateSchema>;
 
 export function initialState(now: Date): UpdateState {
-  return { schema: 2, step: 'idle', installed: null, installedArtifact: null, previous: null, previousArtifact: null, deployment: null, reports: [], lastError: null, transitions: 0, updatedAt: now.toISOString() };
+  return {
+    schema: 2,
+    step: 'idle',
+    installed: null,
+    installedArtifact: null,
+    previous: null,
+    previousArtifact: null,
+    deployment: null,
+    reports: [],
+    lastError: null,
+    transitions: 0,
+    updatedAt: now.toISOString(),
+  };
 }
 
 /** A state file of the first schema (before updates existed) is an idle installation. */
 function upgrade(raw: unknown): unknown {
-  const r = raw as { schema?: unknown; step?: unknown; installed?: string | null; previous?: string | null; transitions?: number; updatedAt?: string };
-  if (r && r.schema === 1 && r.step === 'idle') return { ...initialState(new Date(r.updatedAt ?? Date.now())), installed: r.installed ?? null, previous: r.previous ?? null, transitions: r.transitions ?? 0 };
+  const r = raw as {
+    schema?: unknown;
+    step?: unknown;
+    installed?: string | null;
+    previous?: string | null;
+    transitions?: number;
+    updatedAt?: string;
+  };
+  if (r && r.schema === 1 && r.step === 'idle')
+    return {
+      ...initialState(new Date(r.updatedAt ?? Date.now())),
+      installed: r.installed ?? null,
+      previous: r.previous ?? null,
+      transitions: r.transitions ?? 0,
+    };
   return raw;
 }
 
@@ -81,12 +110,19 @@ export function createStateFile(path: string, now: () => Date = () => new Date()
       try {
         raw = JSON.parse(readFileSync(path, 'utf8'));
       } catch (err) {
-        throw new StoreError(`state file ${path} is not valid JSON: ${(err as Error).message}`, 'FORT_ERR_STATE_FILE', err);
+        throw new StoreError(
+          `state file ${path} is not valid JSON: ${(err as Error).message}`,
+          'FORT_ERR_STATE_FILE',
+          err,
+        );
       }
       const parsed = updateStateSchema.safeParse(upgrade(raw));
       if (!parsed.success) {
         const first = parsed.error.issues[0];
-        throw new StoreError(`state file ${path} is not a state this release understands: ${first?.path.join('.') || '(root)'}: ${first?.message}`, 'FORT_ERR_STATE_FILE');
+        throw new StoreError(
+          `state file ${path} is not a state this release understands: ${first?.path.join('.') || '(root)'}: ${first?.message}`,
+          'FORT_ERR_STATE_FILE',
+        );
       }
       return parsed.data;
     },

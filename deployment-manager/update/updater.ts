@@ -69,23 +69,42 @@ export function createUpdater(deps: UpdaterDeps) {
     return state;
   };
   const report = (status: DeploymentStatus, logLines?: LogMessage[]): PendingReport[] =>
-    state.deployment && state.deployment.source === 'server' ? [...state.reports, { deploymentId: state.deployment.id, status, ...(logLines ? { log: logLines } : {}) }] : state.reports;
-  const line = (level: LogMessage['level'], message: string): LogMessage => ({ timestamp: now().toISOString(), level, message });
+    state.deployment && state.deployment.source === 'server'
+      ? [...state.reports, { deploymentId: state.deployment.id, status, ...(logLines ? { log: logLines } : {}) }]
+      : state.reports;
+  const line = (level: LogMessage['level'], message: string): LogMessage => ({
+    timestamp: now().toISOString(),
+    level,
+    message,
+  });
   const withDeployment = (d: Partial<DeploymentState>) => ({ ...state.deployment!, ...d });
 
   function fail(reason: string): void {
     log.error({ deploymentId: state.deployment?.id, reason }, 'update failed');
-    persist({ step: 'failed', lastError: reason, deployment: withDeployment({ reason }), reports: report('failure', [line('error', reason)]) });
+    persist({
+      step: 'failed',
+      lastError: reason,
+      deployment: withDeployment({ reason }),
+      reports: report('failure', [line('error', reason)]),
+    });
   }
 
   /** Hooks of the step about to act: before the switch they can stop the update; after it they are only logged. */
   async function runHooks(d: DeploymentState): Promise<void> {
     if (!deps.hooks) return;
     try {
-      await deps.hooks(state.step, { deploymentId: d.id, artifactName: d.artifactName, target: d.target, installed: state.installed });
+      await deps.hooks(state.step, {
+        deploymentId: d.id,
+        artifactName: d.artifactName,
+        target: d.target,
+        installed: state.installed,
+      });
     } catch (err) {
       if (BEFORE_SWITCH.includes(state.step)) throw err;
-      log.error({ step: state.step, reason: (err as Error).message }, 'update hook failed; the step goes on (the switch is already under way)');
+      log.error(
+        { step: state.step, reason: (err as Error).message },
+        'update hook failed; the step goes on (the switch is already under way)',
+      );
     }
   }
 
@@ -96,12 +115,22 @@ export function createUpdater(deps: UpdaterDeps) {
     const aborted = d !== null && abortedId === d.id;
     if (aborted && BEFORE_SWITCH.includes(state.step)) {
       abortedId = null;
-      persist({ step: 'failed', lastError: `deployment ${d.id} was aborted on the update server`, deployment: withDeployment({ reason: 'aborted' }) });
+      persist({
+        step: 'failed',
+        lastError: `deployment ${d.id} was aborted on the update server`,
+        deployment: withDeployment({ reason: 'aborted' }),
+      });
       return;
     }
     if (aborted && SWITCHED.includes(state.step)) {
       abortedId = null;
-      persist({ step: 'rolling_back', deployment: withDeployment({ reason: 'aborted', deadline: new Date(now().getTime() + deps.healthDeadlineMs).toISOString() }) });
+      persist({
+        step: 'rolling_back',
+        deployment: withDeployment({
+          reason: 'aborted',
+          deadline: new Date(now().getTime() + deps.healthDeadlineMs).toISOString(),
+        }),
+      });
       return;
     }
     switch (state.step) {
@@ -122,8 +151,17 @@ export function createUpdater(deps: UpdaterDeps) {
       case 'verifying': {
         const v = await deps.verify(d!);
         // An operator's file is whatever artifact it is; a deployment names the one it is for.
-        if (d!.source === 'server' && v.artifactName !== d!.artifactName) throw new FortError('FORT_ERR_ARTIFACT', `artifact is named ${v.artifactName}, the deployment is for ${d!.artifactName}`, { fatal: false });
-        persist({ step: 'installing', deployment: withDeployment({ payload: v.payload, artifactName: v.artifactName }), reports: report('installing') });
+        if (d!.source === 'server' && v.artifactName !== d!.artifactName)
+          throw new FortError(
+            'FORT_ERR_ARTIFACT',
+            `artifact is named ${v.artifactName}, the deployment is for ${d!.artifactName}`,
+            { fatal: false },
+          );
+        persist({
+          step: 'installing',
+          deployment: withDeployment({ payload: v.payload, artifactName: v.artifactName }),
+          reports: report('installing'),
+        });
         return;
       }
       case 'installing': {
@@ -135,7 +173,11 @@ export function createUpdater(deps: UpdaterDeps) {
         deps.switchTo(d!.target!);
         await deps.agent.restart();
         // Reported once the switch is done: a 409 to it (aborted meanwhile) rolls back.
-        persist({ step: 'health_checking', deployment: withDeployment({ deadline: new Date(now().getTime() + deps.healthDeadlineMs).toISOString() }), reports: report('rebooting') });
+        persist({
+          step: 'health_checking',
+          deployment: withDeployment({ deadline: new Date(now().getTime() + deps.healthDeadlineMs).toISOString() }),
+          reports: report('rebooting'),
+        });
         return;
       case 'health_checking': {
         const ok = await waitRunning(d!.target!, d!.deadline!);
@@ -152,7 +194,14 @@ export function createUpdater(deps: UpdaterDeps) {
           });
         } else {
           const reason = `the agent did not report healthy on ${d!.target} within ${deps.healthDeadlineMs / 1000} s`;
-          persist({ step: 'rolling_back', lastError: reason, deployment: withDeployment({ reason, deadline: new Date(now().getTime() + deps.healthDeadlineMs).toISOString() }) });
+          persist({
+            step: 'rolling_back',
+            lastError: reason,
+            deployment: withDeployment({
+              reason,
+              deadline: new Date(now().getTime() + deps.healthDeadlineMs).toISOString(),
+            }),
+          });
         }
         return;
       }
@@ -166,10 +215,18 @@ export function createUpdater(deps: UpdaterDeps) {
         if (back) {
           deps.switchTo(back);
           await deps.agent.restart();
-          if (!(await waitRunning(back, d!.deadline!))) log.error({ release: back }, 'the previous release did not report healthy either; leaving it in place');
+          if (!(await waitRunning(back, d!.deadline!)))
+            log.error({ release: back }, 'the previous release did not report healthy either; leaving it in place');
         }
         const reason = d!.reason ?? 'rolled back';
-        persist({ step: 'failed', lastError: reason, reports: d!.reason === 'aborted' ? state.reports : report('failure', [line('error', reason), line('info', `rolled back to ${back ?? 'nothing'}`)]) });
+        persist({
+          step: 'failed',
+          lastError: reason,
+          reports:
+            d!.reason === 'aborted'
+              ? state.reports
+              : report('failure', [line('error', reason), line('info', `rolled back to ${back ?? 'nothing'}`)]),
+        });
         return;
       }
       case 'failed':
@@ -199,9 +256,13 @@ export function createUpdater(deps: UpdaterDeps) {
       } catch (err) {
         if (err instanceof FortError && err.code === 'FORT_ERR_DEPLOYMENT_ABORTED') {
           // Only an update not yet committed is rolled back; the report itself is done with.
-          if (state.deployment?.id === r.deploymentId && !['committed', 'idle'].includes(state.step)) abortedId = r.deploymentId;
+          if (state.deployment?.id === r.deploymentId && !['committed', 'idle'].includes(state.step))
+            abortedId = r.deploymentId;
         } else {
-          log.warn({ deploymentId: r.deploymentId, status: r.status, reason: (err as Error).message }, 'status report not delivered; retrying later');
+          log.warn(
+            { deploymentId: r.deploymentId, status: r.status, reason: (err as Error).message },
+            'status report not delivered; retrying later',
+          );
           return;
         }
       }
@@ -227,30 +288,68 @@ export function createUpdater(deps: UpdaterDeps) {
         try {
           await act();
         } catch (err) {
-          if (!(err instanceof FortError) || !['FORT_ERR_ARTIFACT', 'FORT_ERR_UPDATE_SERVER', 'FORT_ERR_UPDATE_HOOK'].includes(err.code) || !BEFORE_SWITCH.includes(state.step)) throw err;
+          if (
+            !(err instanceof FortError) ||
+            !['FORT_ERR_ARTIFACT', 'FORT_ERR_UPDATE_SERVER', 'FORT_ERR_UPDATE_HOOK'].includes(err.code) ||
+            !BEFORE_SWITCH.includes(state.step)
+          )
+            throw err;
           fail(err.message);
         }
         await deliverReports();
       }
     },
     /** Asks the server for a deployment when idle; starts it (persisted) when there is one. */
-    async poll(artifactFileFor: (deploymentId: string) => string): Promise<'started' | 'nothing' | 'already-installed' | 'busy'> {
+    async poll(
+      artifactFileFor: (deploymentId: string) => string,
+    ): Promise<'started' | 'nothing' | 'already-installed' | 'busy'> {
       if (state.step !== 'idle') return 'busy';
       if (!deps.server) return 'nothing';
       const next = await deps.server.nextDeployment(state.installedArtifact ?? 'unknown');
       if (!next) return 'nothing';
-      const deployment: DeploymentState = { id: next.id, artifactName: next.artifact.artifact_name, source: 'server', uri: next.artifact.source.uri, artifactFile: artifactFileFor(next.id), downloaded: 0, payload: null, target: null, deadline: null, reason: null };
+      const deployment: DeploymentState = {
+        id: next.id,
+        artifactName: next.artifact.artifact_name,
+        source: 'server',
+        uri: next.artifact.source.uri,
+        artifactFile: artifactFileFor(next.id),
+        downloaded: 0,
+        payload: null,
+        target: null,
+        deadline: null,
+        reason: null,
+      };
       if (next.artifact.artifact_name === state.installedArtifact) {
         persist({ reports: [...state.reports, { deploymentId: next.id, status: 'already-installed' }] });
         return 'already-installed';
       }
-      persist({ step: 'downloading', deployment, lastError: null, reports: [...state.reports, { deploymentId: next.id, status: 'downloading' }] });
+      persist({
+        step: 'downloading',
+        deployment,
+        lastError: null,
+        reports: [...state.reports, { deploymentId: next.id, status: 'downloading' }],
+      });
       return 'started';
     },
     /** `install FILE`: the same verification and install path, for a site without a server. */
     startFromFile(file: string): void {
       if (state.step !== 'idle') throw new FortError('FORT_ERR_BUSY', `an update is in progress (${state.step})`);
-      persist({ step: 'verifying', lastError: null, deployment: { id: `file:${now().toISOString()}`, artifactName: basename(file), source: 'file', uri: null, artifactFile: file, downloaded: 0, payload: null, target: null, deadline: null, reason: null } });
+      persist({
+        step: 'verifying',
+        lastError: null,
+        deployment: {
+          id: `file:${now().toISOString()}`,
+          artifactName: basename(file),
+          source: 'file',
+          uri: null,
+          artifactFile: file,
+          downloaded: 0,
+          payload: null,
+          target: null,
+          deadline: null,
+          reason: null,
+        },
+      });
     },
     /**
      * `rollback`: back to the previous release through the same switch and health check as an
@@ -258,9 +357,25 @@ export function createUpdater(deps: UpdaterDeps) {
      */
     startRollback(): string {
       if (state.step !== 'idle') throw new FortError('FORT_ERR_BUSY', `an update is in progress (${state.step})`);
-      if (!state.previous) throw new FortError('FORT_ERR_NOT_FOUND', 'there is no previous release to roll back to', { fatal: false });
+      if (!state.previous)
+        throw new FortError('FORT_ERR_NOT_FOUND', 'there is no previous release to roll back to', { fatal: false });
       const target = state.previous;
-      persist({ step: 'switching', lastError: null, deployment: { id: `rollback:${now().toISOString()}`, artifactName: state.previousArtifact ?? `fort-${target}`, source: 'operator', uri: null, artifactFile: '', downloaded: 0, payload: null, target, deadline: null, reason: null } });
+      persist({
+        step: 'switching',
+        lastError: null,
+        deployment: {
+          id: `rollback:${now().toISOString()}`,
+          artifactName: state.previousArtifact ?? `fort-${target}`,
+          source: 'operator',
+          uri: null,
+          artifactFile: '',
+          downloaded: 0,
+          payload: null,
+          target,
+          deadline: null,
+          reason: null,
+        },
+      });
       return target;
     },
     deliverReports,

@@ -31,7 +31,13 @@ export interface AuthorizeRouteDeps {
 }
 
 const unauthenticated = (reply: FastifyReply, detail: string) =>
-  sendRawProblem(reply.header('www-authenticate', 'Bearer'), 401, 'FORT_ERR_UNAUTHENTICATED', 'Access token missing, unknown or expired', detail);
+  sendRawProblem(
+    reply.header('www-authenticate', 'Bearer'),
+    401,
+    'FORT_ERR_UNAUTHENTICATED',
+    'Access token missing, unknown or expired',
+    detail,
+  );
 
 /** `POST /api/v1/authorize`: the cloud's decision for one user action on one app. */
 export async function authorizeRoute(app: DevCloudServer, deps: AuthorizeRouteDeps) {
@@ -44,7 +50,8 @@ export async function authorizeRoute(app: DevCloudServer, deps: AuthorizeRouteDe
   // Before the body is read: an outage or a bad token is answered without parsing anything.
   app.addHook('onRequest', async (req, reply) => {
     deps.onRequest();
-    if (!deps.available()) return sendRawProblem(reply, 503, 'FORT_ERR_UNAVAILABLE', 'Cloud unavailable', 'dev cloud test hook');
+    if (!deps.available())
+      return sendRawProblem(reply, 503, 'FORT_ERR_UNAVAILABLE', 'Cloud unavailable', 'dev cloud test hook');
     const m = /^Bearer ([A-Za-z0-9._~+/-]+=*)$/.exec(req.headers.authorization ?? '');
     if (!m) return unauthenticated(reply, 'expected authorization: Bearer <access token>');
     const grant = deps.accessTokens.lookup(m[1]!);
@@ -69,7 +76,8 @@ export async function authorizeRoute(app: DevCloudServer, deps: AuthorizeRouteDe
       try {
         return await handle(clientOf.get(req)!, req.body);
       } catch (err) {
-        if (err instanceof PairingRequestRefused) return sendRawProblem(reply, 400, 'FORT_ERR_BAD_REQUEST', 'Bad request', err.message);
+        if (err instanceof PairingRequestRefused)
+          return sendRawProblem(reply, 400, 'FORT_ERR_BAD_REQUEST', 'Bad request', err.message);
         throw err;
       }
     });
@@ -81,7 +89,14 @@ export async function authorizeRoute(app: DevCloudServer, deps: AuthorizeRouteDe
   if (unpair) {
     app.post('/api/v1/unpair', async (req, reply) => {
       const clientId = clientOf.get(req)!;
-      if (!unpair(clientId)) return sendRawProblem(reply, 409, 'FORT_ERR_CONFLICT', 'Not paired', `${clientId} was not paired with a code, so it cannot unpair`);
+      if (!unpair(clientId))
+        return sendRawProblem(
+          reply,
+          409,
+          'FORT_ERR_CONFLICT',
+          'Not paired',
+          `${clientId} was not paired with a code, so it cannot unpair`,
+        );
       req.log.warn({ clientId }, 'fort unpaired itself');
       return { fortId: clientId, unpaired: true };
     });

@@ -60,7 +60,12 @@ export function createAssertionVerifier(opts: AssertionVerifierOptions) {
     } catch (err) {
       // Signed with the key it rotated away from: accepted until the overlap ends.
       const prev = client.previous;
-      if (!(err instanceof errors.JWSSignatureVerificationFailed || err instanceof errors.JOSEAlgNotAllowed) || !prev || currentDate >= prev.until) return { ok: false, reason: describe(err) };
+      if (
+        !(err instanceof errors.JWSSignatureVerificationFailed || err instanceof errors.JOSEAlgNotAllowed) ||
+        !prev ||
+        currentDate >= prev.until
+      )
+        return { ok: false, reason: describe(err) };
       try {
         ({ payload } = await check(prev.key, prev.alg));
       } catch (again) {
@@ -68,8 +73,10 @@ export function createAssertionVerifier(opts: AssertionVerifierOptions) {
       }
     }
     const { exp, iat, jti } = payload as { exp: number; iat: number; jti: unknown };
-    if (exp - iat > MAX_ASSERTION_LIFETIME_SECONDS) return { ok: false, reason: `assertion lifetime ${exp - iat} s exceeds ${MAX_ASSERTION_LIFETIME_SECONDS} s` };
-    if (typeof jti !== 'string' || jti.length === 0 || jti.length > 256) return { ok: false, reason: 'jti must be a non-empty string' };
+    if (exp - iat > MAX_ASSERTION_LIFETIME_SECONDS)
+      return { ok: false, reason: `assertion lifetime ${exp - iat} s exceeds ${MAX_ASSERTION_LIFETIME_SECONDS} s` };
+    if (typeof jti !== 'string' || jti.length === 0 || jti.length > 256)
+      return { ok: false, reason: 'jti must be a non-empty string' };
     const key = `${client.id}\n${jti}`;
     if (seen.has(key)) return { ok: false, reason: 'jti already used (replay)' };
     seen.set(key, exp + CLOCK_TOLERANCE_SECONDS);
@@ -84,8 +91,10 @@ export type AssertionVerifier = ReturnType<typeof createAssertionVerifier>;
 function describe(err: unknown): string {
   if (err instanceof errors.JOSEAlgNotAllowed) return 'algorithm not allowed for this client';
   if (err instanceof errors.JWSSignatureVerificationFailed) return 'bad signature';
-  if (err instanceof errors.JWTExpired) return err.claim === 'exp' ? 'assertion expired' : `assertion too old (${err.reason})`;
-  if (err instanceof errors.JWTClaimValidationFailed) return `${err.claim} claim ${err.reason === 'missing' ? 'missing' : 'invalid'}`;
+  if (err instanceof errors.JWTExpired)
+    return err.claim === 'exp' ? 'assertion expired' : `assertion too old (${err.reason})`;
+  if (err instanceof errors.JWTClaimValidationFailed)
+    return `${err.claim} claim ${err.reason === 'missing' ? 'missing' : 'invalid'}`;
   if (err instanceof errors.JOSEError) return err.code;
   return 'invalid assertion';
 }

@@ -26,11 +26,18 @@ export function loadClients(clients: readonly { id: string; public_key: string }
       key = createPublicKey(readFileSync(c.public_key));
     } catch (err) {
       const reason = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
-      throw new TlsMaterialError(`cannot load public key of client ${c.id} from ${c.public_key}: ${reason}`, 'FORT_ERR_TLS_MATERIAL', err);
+      throw new TlsMaterialError(
+        `cannot load public key of client ${c.id} from ${c.public_key}: ${reason}`,
+        'FORT_ERR_TLS_MATERIAL',
+        err,
+      );
     }
     // The algorithm follows from the registered key; other key types are refused at start.
     const alg = acceptedAlgorithm(key);
-    if (!alg) throw new TlsMaterialError(`public key of client ${c.id} (${c.public_key}) is ${key.asymmetricKeyType ?? 'unknown'}; expected an EC P-256 or Ed25519 key`);
+    if (!alg)
+      throw new TlsMaterialError(
+        `public key of client ${c.id} (${c.public_key}) is ${key.asymmetricKeyType ?? 'unknown'}; expected an EC P-256 or Ed25519 key`,
+      );
     out.set(c.id, { id: c.id, key, alg });
   }
   return out;

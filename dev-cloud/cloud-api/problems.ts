@@ -9,7 +9,8 @@ export function problemErrorHandler(err: FastifyError, req: FastifyRequest, repl
   const status = err.statusCode ?? 500;
   // A rate limit's refusal (retry-after already set) stays a 429.
   if (status === 429) return sendRawProblem(reply, 429, 'FORT_ERR_RATE_LIMITED', 'Too many requests', err.message);
-  if (status >= 400 && status < 500) return sendRawProblem(reply, 400, 'FORT_ERR_BAD_REQUEST', 'Bad request', err.message);
+  if (status >= 400 && status < 500)
+    return sendRawProblem(reply, 400, 'FORT_ERR_BAD_REQUEST', 'Bad request', err.message);
   req.log.error({ err }, 'request failed');
   return sendRawProblem(reply, 500, 'FORT_ERR_INTERNAL', 'Internal error');
 }

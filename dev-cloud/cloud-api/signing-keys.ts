@@ -25,7 +25,11 @@ export async function createSigningKeys(opts: { issuer: string; audience: string
     // The private key never leaves WebCrypto; public keys are always exportable.
     const pair = await generateKeyPair('ES256');
     const kid = randomBytes(12).toString('base64url');
-    return { kid, privateKey: pair.privateKey, jwk: { ...(await exportJWK(pair.publicKey)), kid, alg: 'ES256', use: 'sig' } };
+    return {
+      kid,
+      privateKey: pair.privateKey,
+      jwk: { ...(await exportJWK(pair.publicKey)), kid, alg: 'ES256', use: 'sig' },
+    };
   };
   keys.push(await generate());
   const current = () => keys[keys.length - 1]!;

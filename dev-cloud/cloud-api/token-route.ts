@@ -17,7 +17,11 @@ export interface TokenRouteDeps {
 
 /** RFC 6749 §5.2 error body; token responses must never be cached (§5.1). */
 function oauthError(reply: FastifyReply, status: number, error: string, description: string) {
-  return reply.code(status).header('cache-control', 'no-store').header('pragma', 'no-cache').send({ error, error_description: description });
+  return reply
+    .code(status)
+    .header('cache-control', 'no-store')
+    .header('pragma', 'no-cache')
+    .send({ error, error_description: description });
 }
 
 /**
@@ -25,17 +29,26 @@ function oauthError(reply: FastifyReply, status: number, error: string, descript
  * its own plugin so the form parser and the RFC 6749 error shape stay on this route.
  */
 export async function tokenRoute(app: DevCloudServer, deps: TokenRouteDeps) {
-  app.addContentTypeParser(FORM, { parseAs: 'string', bodyLimit: BODY_LIMIT }, (_req, body, done) => done(null, new URLSearchParams(body as string)));
+  app.addContentTypeParser(FORM, { parseAs: 'string', bodyLimit: BODY_LIMIT }, (_req, body, done) =>
+    done(null, new URLSearchParams(body as string)),
+  );
   // Body too large, other content types, parse failures: still an RFC 6749 answer.
   app.setErrorHandler((err: FastifyError, req, reply) => {
     const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
     if (status === 500) req.log.error({ err }, 'token endpoint failed');
-    return oauthError(reply, status, status === 500 ? 'server_error' : 'invalid_request', status === 500 ? 'internal error' : err.message);
+    return oauthError(
+      reply,
+      status,
+      status === 500 ? 'server_error' : 'invalid_request',
+      status === 500 ? 'internal error' : err.message,
+    );
   });
 
   app.post('/oauth/token', { bodyLimit: BODY_LIMIT }, async (req, reply) => {
-    if (!deps.available()) return oauthError(reply, 503, 'temporarily_unavailable', 'cloud unavailable (dev cloud test hook)');
-    if (!(req.body instanceof URLSearchParams)) return oauthError(reply, 400, 'invalid_request', `content-type must be ${FORM}`);
+    if (!deps.available())
+      return oauthError(reply, 503, 'temporarily_unavailable', 'cloud unavailable (dev cloud test hook)');
+    if (!(req.body instanceof URLSearchParams))
+      return oauthError(reply, 400, 'invalid_request', `content-type must be ${FORM}`);
     const form = req.body;
     // RFC 6749 §3.2: parameters must not be repeated.
     const repeated = [...new Set(form.keys())].find((k) => form.getAll(k).length > 1);
@@ -44,9 +57,12 @@ export async function tokenRoute(app: DevCloudServer, deps: TokenRouteDeps) {
     const assertionType = form.get('client_assertion_type');
     const assertion = form.get('client_assertion');
     if (!grantType) return oauthError(reply, 400, 'invalid_request', 'grant_type missing');
-    if (grantType !== 'client_credentials') return oauthError(reply, 400, 'unsupported_grant_type', 'only client_credentials is supported');
-    if (!assertionType || !assertion) return oauthError(reply, 400, 'invalid_request', 'client_assertion_type and client_assertion are required');
-    if (assertionType !== ASSERTION_TYPE) return oauthError(reply, 400, 'invalid_request', `client_assertion_type must be ${ASSERTION_TYPE}`);
+    if (grantType !== 'client_credentials')
+      return oauthError(reply, 400, 'unsupported_grant_type', 'only client_credentials is supported');
+    if (!assertionType || !assertion)
+      return oauthError(reply, 400, 'invalid_request', 'client_assertion_type and client_assertion are required');
+    if (assertionType !== ASSERTION_TYPE)
+      return oauthError(reply, 400, 'invalid_request', `client_assertion_type must be ${ASSERTION_TYPE}`);
 
     const result = await deps.verifier.verify(assertion);
     if (!result.ok) {

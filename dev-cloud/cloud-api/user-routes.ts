@@ -20,18 +20,23 @@ export interface UserRoutesDeps {
   fortOrigins: readonly string[];
 }
 
-
 /** The public JWKS, plus the dev-only login and key rotation routes (CLOUD-API.md). */
 export async function userRoutes(app: DevCloudServer, deps: UserRoutesDeps) {
   app.setErrorHandler(problemErrorHandler);
   const origins = new Set(deps.fortOrigins.map((o) => new URL(o).origin));
 
-  app.get('/.well-known/jwks.json', async (_req, reply) => reply.header('cache-control', 'max-age=300').send(deps.keys.jwks()));
+  app.get('/.well-known/jwks.json', async (_req, reply) =>
+    reply.header('cache-control', 'max-age=300').send(deps.keys.jwks()),
+  );
 
   app.post('/dev/v1/login', async (req, reply) => {
     const body = loginSchema.safeParse(req.body);
     if (!body.success) return sendBadRequest(reply, body.error);
-    const { token, expiresAt } = await deps.keys.sign({ user: body.data.user, tenant: body.data.tenant, ttlSeconds: body.data.ttl_seconds ?? deps.userTokenSeconds });
+    const { token, expiresAt } = await deps.keys.sign({
+      user: body.data.user,
+      tenant: body.data.tenant,
+      ttlSeconds: body.data.ttl_seconds ?? deps.userTokenSeconds,
+    });
     return reply.header('cache-control', 'no-store').send({ token, expires_at: expiresAt.toISOString() });
   });
 
@@ -46,10 +51,24 @@ export async function userRoutes(app: DevCloudServer, deps: UserRoutesDeps) {
     } catch {
       return sendRawProblem(reply, 400, 'FORT_ERR_BAD_REQUEST', 'Bad request', 'redirect_uri is not a URL');
     }
-    if (!origins.has(target.origin)) return sendRawProblem(reply, 400, 'FORT_ERR_BAD_REQUEST', 'Bad request', 'redirect_uri is not on a configured fort origin');
-    const { token } = await deps.keys.sign({ user: q.data.user, tenant: q.data.tenant, ttlSeconds: deps.userTokenSeconds });
+    if (!origins.has(target.origin))
+      return sendRawProblem(
+        reply,
+        400,
+        'FORT_ERR_BAD_REQUEST',
+        'Bad request',
+        'redirect_uri is not on a configured fort origin',
+      );
+    const { token } = await deps.keys.sign({
+      user: q.data.user,
+      tenant: q.data.tenant,
+      ttlSeconds: deps.userTokenSeconds,
+    });
     target.hash = `token=${token}`;
-    return reply.header('cache-control', 'no-store').header('referrer-policy', 'no-referrer').redirect(target.href, 302);
+    return reply
+      .header('cache-control', 'no-store')
+      .header('referrer-policy', 'no-referrer')
+      .redirect(target.href, 302);
   });
 
   app.post('/dev/v1/jwks/rotate', async () => ({ kid: await deps.keys.rotate() }));
@@ -59,9 +78,21 @@ export async function userRoutes(app: DevCloudServer, deps: UserRoutesDeps) {
     if (!body.success) return sendBadRequest(reply, body.error);
     switch (deps.keys.retire(body.data.kid)) {
       case 'unknown':
-        return sendRawProblem(reply, 404, 'FORT_ERR_NOT_FOUND', 'No such signing key', `kid ${body.data.kid} is not served`);
+        return sendRawProblem(
+          reply,
+          404,
+          'FORT_ERR_NOT_FOUND',
+          'No such signing key',
+          `kid ${body.data.kid} is not served`,
+        );
       case 'current':
-        return sendRawProblem(reply, 409, 'FORT_ERR_CONFLICT', 'Key is current', 'rotate to a new key before retiring this one');
+        return sendRawProblem(
+          reply,
+          409,
+          'FORT_ERR_CONFLICT',
+          'Key is current',
+          'rotate to a new key before retiring this one',
+        );
       case 'retired':
         return { retired: body.data.kid };
     }

@@ -44,14 +44,21 @@ export async function startIotBridge(opts: BridgeOptions) {
 
   const ownTopic = (client: Client | null, topic: string) => !client || topic.startsWith(`forts/${client.id}/`);
   broker.authorizePublish = (client, packet, done) => {
-    if (packet.payload.length > MAX_PAYLOAD_BYTES) return done(new Error(`payload ${packet.payload.length} bytes exceeds 128 KB`));
+    if (packet.payload.length > MAX_PAYLOAD_BYTES)
+      return done(new Error(`payload ${packet.payload.length} bytes exceeds 128 KB`));
     done(ownTopic(client, packet.topic) ? null : new Error(`not authorised for ${packet.topic}`));
   };
-  broker.authorizeSubscribe = (client, sub, done) => done(ownTopic(client, sub.topic) ? null : new Error(`not authorised for ${sub.topic}`), sub);
+  broker.authorizeSubscribe = (client, sub, done) =>
+    done(ownTopic(client, sub.topic) ? null : new Error(`not authorised for ${sub.topic}`), sub);
   const publishListeners = new Set<(m: BridgeMessage) => void>();
   broker.on('publish', (packet, client) => {
     if (packet.topic.startsWith('$SYS')) return;
-    const m: BridgeMessage = { topic: packet.topic, payload: Buffer.from(packet.payload), clientId: client?.id ?? null, at: now() };
+    const m: BridgeMessage = {
+      topic: packet.topic,
+      payload: Buffer.from(packet.payload),
+      clientId: client?.id ?? null,
+      at: now(),
+    };
     messages.push(m);
     for (const l of publishListeners) {
       try {
@@ -75,7 +82,10 @@ export async function startIotBridge(opts: BridgeOptions) {
   });
 
   const server = createServer({ key: opts.tls.key, cert: opts.tls.cert });
-  const wss = new WebSocketServer({ noServer: true, handleProtocols: (protocols) => (protocols.has('mqtt') ? 'mqtt' : false) });
+  const wss = new WebSocketServer({
+    noServer: true,
+    handleProtocols: (protocols) => (protocols.has('mqtt') ? 'mqtt' : false),
+  });
   server.on('upgrade', (req, socket, head) => {
     const verdict = verifyPresignedUrl({
       url: req.url ?? '',
@@ -120,7 +130,10 @@ export async function startIotBridge(opts: BridgeOptions) {
     },
     publish(topic: string, payload: Buffer | string): Promise<void> {
       return new Promise((resolve, reject) =>
-        broker.publish({ cmd: 'publish', topic, payload: Buffer.from(payload), qos: 1, retain: false, dup: false }, (err) => (err ? reject(err) : resolve())),
+        broker.publish(
+          { cmd: 'publish', topic, payload: Buffer.from(payload), qos: 1, retain: false, dup: false },
+          (err) => (err ? reject(err) : resolve()),
+        ),
       );
     },
     connectedClients: () => broker.connectedClients,

@@ -13,7 +13,10 @@ export interface IssuedCredentials {
  * credentials provider issued. Kept in memory, so a bridge restart invalidates every
  * temporary key — exactly the "credentials rejected after an outage" case agents must survive.
  */
-export function createCredentialStore(opts: { staticKey?: { accessKeyId: string; secretAccessKey: string }; now?: () => Date }) {
+export function createCredentialStore(opts: {
+  staticKey?: { accessKeyId: string; secretAccessKey: string };
+  now?: () => Date;
+}) {
   const now = opts.now ?? (() => new Date());
   const issued = new Map<string, IssuedCredentials>();
   return {
@@ -29,7 +32,8 @@ export function createCredentialStore(opts: { staticKey?: { accessKeyId: string;
       return creds;
     },
     lookup(accessKeyId: string): { secretAccessKey: string; sessionToken?: string; expiration?: Date } | undefined {
-      if (opts.staticKey && accessKeyId === opts.staticKey.accessKeyId) return { secretAccessKey: opts.staticKey.secretAccessKey };
+      if (opts.staticKey && accessKeyId === opts.staticKey.accessKeyId)
+        return { secretAccessKey: opts.staticKey.secretAccessKey };
       const c = issued.get(accessKeyId);
       return c && { secretAccessKey: c.secretAccessKey, sessionToken: c.sessionToken, expiration: c.expiration };
     },

@@ -42,7 +42,12 @@ export async function startCredentialsProvider(deps: {
     if (typeof thing !== 'string' || thing !== cn) return reply.code(403).send({ message: 'Access Denied' });
     const c = deps.store.issue(thing, deps.lifetimeSeconds);
     return {
-      credentials: { accessKeyId: c.accessKeyId, secretAccessKey: c.secretAccessKey, sessionToken: c.sessionToken, expiration: c.expiration.toISOString() },
+      credentials: {
+        accessKeyId: c.accessKeyId,
+        secretAccessKey: c.secretAccessKey,
+        sessionToken: c.sessionToken,
+        expiration: c.expiration.toISOString(),
+      },
     };
   });
   await app.listen({ host: deps.host, port: deps.port });

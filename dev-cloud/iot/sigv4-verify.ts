@@ -65,7 +65,14 @@ function canonicalQuery(params: Map<string, string>, omit: ReadonlySet<string>):
 }
 
 function computeSignature(a: {
-  secret: string; headers: [string, string][]; query: string; amzDate: string; scope: string; shortDate: string; region: string; service: string;
+  secret: string;
+  headers: [string, string][];
+  query: string;
+  amzDate: string;
+  scope: string;
+  shortDate: string;
+  region: string;
+  service: string;
 }): Buffer {
   const canonicalHeaders = a.headers.map(([k, v]) => `${k}:${v.trim().replace(/\s+/g, ' ')}\n`).join('');
   const signedHeaders = a.headers.map(([k]) => k).join(';');
@@ -105,7 +112,8 @@ export function verifyPresignedUrl(opts: {
   // AWS accepts any signed header set that includes host; the values come from the request.
   const signedNames = get('X-Amz-SignedHeaders').split(';');
   if (!signedNames.includes('host')) return fail("signed headers must include 'host'");
-  if (signedNames.some((n, i) => !/^[a-z0-9-]+$/.test(n) || (i > 0 && n <= signedNames[i - 1]!))) return fail('signed headers must be lowercase, sorted and unique');
+  if (signedNames.some((n, i) => !/^[a-z0-9-]+$/.test(n) || (i > 0 && n <= signedNames[i - 1]!)))
+    return fail('signed headers must be lowercase, sorted and unique');
   const headerValue = (name: string): string | undefined => {
     if (name === 'host') return opts.host;
     const v = opts.headers?.[name];
@@ -131,7 +139,8 @@ export function verifyPresignedUrl(opts: {
   if (Math.abs(now - date.getTime()) > maxSkew * 1000) return fail(`request date outside ±${maxSkew} s`);
   const expires = params.get('X-Amz-Expires');
   if (expires !== undefined) {
-    if (!/^\d{1,6}$/.test(expires) || Number(expires) < 1 || Number(expires) > MAX_EXPIRES) return fail('malformed X-Amz-Expires');
+    if (!/^\d{1,6}$/.test(expires) || Number(expires) < 1 || Number(expires) > MAX_EXPIRES)
+      return fail('malformed X-Amz-Expires');
     if (date.getTime() + Number(expires) * 1000 < now) return fail('presigned URL expired');
   }
 
@@ -151,12 +160,21 @@ export function verifyPresignedUrl(opts: {
   const given = get(SIGNATURE);
   if (!/^[0-9a-f]{64}$/.test(given)) return fail('malformed signature');
   const givenBuf = Buffer.from(given, 'hex');
-  const base = { secret: issued.secretAccessKey, headers: signedHeaders, amzDate, scope: cred.slice(1).join('/'), shortDate, region, service };
+  const base = {
+    secret: issued.secretAccessKey,
+    headers: signedHeaders,
+    amzDate,
+    scope: cred.slice(1).join('/'),
+    shortDate,
+    region,
+    service,
+  };
   // IoT's rule: the token is appended after signing and is not part of the canonical query.
   const expected = computeSignature({ ...base, query: canonicalQuery(params, new Set([SIGNATURE, TOKEN])) });
   if (!timingSafeEqual(expected, givenBuf)) {
     // Give a precise reason for the common mistake of generic (non-IoT) presigning.
-    const withToken = token !== undefined && computeSignature({ ...base, query: canonicalQuery(params, new Set([SIGNATURE])) });
+    const withToken =
+      token !== undefined && computeSignature({ ...base, query: canonicalQuery(params, new Set([SIGNATURE])) });
     if (withToken && timingSafeEqual(withToken, givenBuf)) return fail('security token must not be signed');
     return fail('signature mismatch');
   }

@@ -42,7 +42,8 @@ const HEADER = /^header\.tar(\.gz|\.xz|\.zst)?$/;
 function decompressWith(tool: 'xz' | 'zstd', input: Buffer): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const child = execFile(tool, ['-dc'], { encoding: 'buffer', maxBuffer: MAX_HEADER_BYTES }, (err, stdout) => {
-      if (err) reject(new ArtifactFormatError(`cannot decompress the header with ${tool}: ${err.message.split('\n')[0]}`));
+      if (err)
+        reject(new ArtifactFormatError(`cannot decompress the header with ${tool}: ${err.message.split('\n')[0]}`));
       else resolve(stdout);
     });
     child.stdin?.on('error', () => {}); // the tool's exit status tells what went wrong
@@ -60,7 +61,9 @@ async function headerTar(name: string, bytes: Buffer): Promise<Buffer> {
 async function headerInfo(name: string, compressed: Buffer): Promise<unknown> {
   const extract = tar.extract();
   const bytes = await headerTar(name, compressed);
-  const done = name.endsWith('.gz') ? pipeline(Readable.from([bytes]), createGunzip(), extract) : pipeline(Readable.from([bytes]), extract);
+  const done = name.endsWith('.gz')
+    ? pipeline(Readable.from([bytes]), createGunzip(), extract)
+    : pipeline(Readable.from([bytes]), extract);
   done.catch(() => {}); // awaited below; an early failure also ends the loop
   let info: Buffer | undefined;
   for await (const entry of extract) {
@@ -81,7 +84,8 @@ function describe(raw: unknown, signed: boolean): ArtifactInfo {
   const provides = raw['artifact_provides'];
   const depends = raw['artifact_depends'];
   const name = isObject(provides) ? provides['artifact_name'] : undefined;
-  if (typeof name !== 'string' || name === '') throw new ArtifactFormatError('header-info has no artifact_provides.artifact_name');
+  if (typeof name !== 'string' || name === '')
+    throw new ArtifactFormatError('header-info has no artifact_provides.artifact_name');
   const types = isObject(depends) ? depends['device_type'] : undefined;
   const deviceTypes = Array.isArray(types) ? types : typeof types === 'string' ? [types] : [];
   if (deviceTypes.length === 0 || !deviceTypes.every((t): t is string => typeof t === 'string' && t !== '')) {
@@ -108,7 +112,8 @@ export async function readArtifactInfo(file: string): Promise<ArtifactInfo> {
   try {
     for await (const entry of extract) {
       const name = entry.header.name;
-      if (first && name !== 'version') throw new ArtifactFormatError(`the first entry is ${JSON.stringify(name)}, not "version"`);
+      if (first && name !== 'version')
+        throw new ArtifactFormatError(`the first entry is ${JSON.stringify(name)}, not "version"`);
       first = false;
       if (name === 'version') {
         try {
@@ -133,7 +138,9 @@ export async function readArtifactInfo(file: string): Promise<ArtifactInfo> {
   }
   if (first) throw new ArtifactFormatError('not a Mender artifact: empty tar');
   if (!isObject(version) || version['format'] !== 'mender' || version['version'] !== 3) {
-    throw new ArtifactFormatError(`unsupported artifact version ${JSON.stringify(version)} (expected {"format":"mender","version":3})`);
+    throw new ArtifactFormatError(
+      `unsupported artifact version ${JSON.stringify(version)} (expected {"format":"mender","version":3})`,
+    );
   }
   if (header === undefined) throw new ArtifactFormatError('not a Mender artifact: no header.tar[.gz|.xz|.zst]');
   return describe(header, signed);

@@ -1,5 +1,14 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { createReadStream, createWriteStream, mkdirSync, readdirSync, renameSync, rmSync, statSync, utimesSync } from 'node:fs';
+import {
+  createReadStream,
+  createWriteStream,
+  mkdirSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  statSync,
+  utimesSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -73,7 +82,11 @@ export async function openArtifactStore(deps: { dir: string; now: () => Date; lo
           throw err;
         });
         const clash = overlapping(record);
-        if (clash) throw new MenderOpError('conflict', `artifact ${record.name} for ${clash.deviceTypes.join(', ')} already exists (${clash.id})`);
+        if (clash)
+          throw new MenderOpError(
+            'conflict',
+            `artifact ${record.name} for ${clash.deviceTypes.join(', ')} already exists (${clash.id})`,
+          );
         const file = join(deps.dir, `${id}.mender`);
         // The file's mtime is its upload time when the directory is indexed again.
         utimesSync(tmp, new Date(record.uploadedAt), new Date(record.uploadedAt));
@@ -87,7 +100,8 @@ export async function openArtifactStore(deps: { dir: string; now: () => Date; lo
     },
     list: () => [...records.values()].sort((a, b) => a.uploadedAt.localeCompare(b.uploadedAt)),
     get: (id) => records.get(id),
-    findFor: (name, deviceType) => [...records.values()].find((r) => r.name === name && r.deviceTypes.includes(deviceType)),
+    findFor: (name, deviceType) =>
+      [...records.values()].find((r) => r.name === name && r.deviceTypes.includes(deviceType)),
     byName: (name) => [...records.values()].filter((r) => r.name === name),
   };
 }

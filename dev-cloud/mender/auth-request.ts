@@ -17,7 +17,10 @@ export interface AuthRequest {
 }
 
 export class AuthRequestError extends Error {
-  constructor(readonly status: 400 | 401, message: string) {
+  constructor(
+    readonly status: 400 | 401,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -25,7 +28,13 @@ export class AuthRequestError extends Error {
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 export function sortedJson(o: Record<string, unknown>): string {
-  return JSON.stringify(Object.fromEntries(Object.keys(o).sort().map((k) => [k, o[k]])));
+  return JSON.stringify(
+    Object.fromEntries(
+      Object.keys(o)
+        .sort()
+        .map((k) => [k, o[k]]),
+    ),
+  );
 }
 
 /** The public key of an auth request, if it is a kind Mender devices use (RSA, ECDSA P-256, Ed25519). */
@@ -39,7 +48,10 @@ function deviceKey(pem: string): KeyObject {
   const type = key.asymmetricKeyType;
   if (type === 'rsa' || type === 'ed25519') return key;
   if (type === 'ec' && key.asymmetricKeyDetails?.namedCurve === 'prime256v1') return key;
-  throw new AuthRequestError(400, `pubkey: unsupported key type ${type}${type === 'ec' ? ` (${key.asymmetricKeyDetails?.namedCurve})` : ''}; expected RSA, ECDSA P-256 or Ed25519`);
+  throw new AuthRequestError(
+    400,
+    `pubkey: unsupported key type ${type}${type === 'ec' ? ` (${key.asymmetricKeyDetails?.namedCurve})` : ''}; expected RSA, ECDSA P-256 or Ed25519`,
+  );
 }
 
 /**
@@ -75,9 +87,11 @@ export function parseAuthRequest(raw: Buffer, signature: string | string[] | und
   } catch {
     throw new AuthRequestError(400, 'id_data: not JSON');
   }
-  if (!isObject(identity) || Object.keys(identity).length === 0) throw new AuthRequestError(400, 'id_data: expected a non-empty JSON object');
+  if (!isObject(identity) || Object.keys(identity).length === 0)
+    throw new AuthRequestError(400, 'id_data: expected a non-empty JSON object');
   if (typeof pubkey !== 'string') throw new AuthRequestError(400, 'pubkey: expected a PEM string');
-  if (tenantToken !== undefined && typeof tenantToken !== 'string') throw new AuthRequestError(400, 'tenant_token: expected a string');
+  if (tenantToken !== undefined && typeof tenantToken !== 'string')
+    throw new AuthRequestError(400, 'tenant_token: expected a string');
   const key = deviceKey(pubkey);
   if (typeof signature !== 'string' || signature === '') throw new AuthRequestError(401, 'missing X-MEN-Signature');
   if (!verifySignature(key, raw, signature)) throw new AuthRequestError(401, 'signature verification failed');
@@ -88,7 +102,9 @@ export function parseAuthRequest(raw: Buffer, signature: string | string[] | und
     identityKey,
     pubkey,
     key,
-    keyFingerprint: createHash('sha256').update(key.export({ type: 'spki', format: 'der' })).digest('hex'),
+    keyFingerprint: createHash('sha256')
+      .update(key.export({ type: 'spki', format: 'der' }))
+      .digest('hex'),
     tenantToken: tenantToken ?? '',
   };
 }

@@ -68,11 +68,20 @@ function overall(d: DeploymentRecord): DeploymentRecord['status'] {
   return d.devices.every((x) => x.status === 'pending') ? 'pending' : 'inprogress';
 }
 
-export function createDeploymentBook(deps: { artifacts: ArtifactStore; now: () => Date; changed: () => void }): DeploymentBook {
+export function createDeploymentBook(deps: {
+  artifacts: ArtifactStore;
+  now: () => Date;
+  changed: () => void;
+}): DeploymentBook {
   const deployments: DeploymentRecord[] = [];
   const at = () => deps.now().toISOString();
 
-  function set(dep: DeploymentRecord, dd: DeviceDeployment, status: DeviceDeploymentStatus, substate: string | null = null) {
+  function set(
+    dep: DeploymentRecord,
+    dd: DeviceDeployment,
+    status: DeviceDeploymentStatus,
+    substate: string | null = null,
+  ) {
     const when = at();
     dd.status = status;
     dd.substate = substate;
@@ -91,7 +100,8 @@ export function createDeploymentBook(deps: { artifacts: ArtifactStore; now: () =
 
   return {
     create(artifactName, deviceIds) {
-      if (deps.artifacts.byName(artifactName).length === 0) throw new MenderOpError('not_found', `no artifact named ${artifactName}`);
+      if (deps.artifacts.byName(artifactName).length === 0)
+        throw new MenderOpError('not_found', `no artifact named ${artifactName}`);
       if (deviceIds.length === 0) throw new MenderOpError('bad_request', 'a deployment needs at least one device');
       const created = at();
       const dep: DeploymentRecord = {
@@ -128,7 +138,8 @@ export function createDeploymentBook(deps: { artifacts: ArtifactStore; now: () =
       for (const dep of deployments) {
         const dd = dep.devices.find((x) => x.deviceId === deviceId);
         if (!dd || isFinished(dd.status)) continue;
-        const artifact = (dd.artifactId && deps.artifacts.get(dd.artifactId)) || deps.artifacts.findFor(dep.artifactName, deviceType);
+        const artifact =
+          (dd.artifactId && deps.artifacts.get(dd.artifactId)) || deps.artifacts.findFor(dep.artifactName, deviceType);
         if (!artifact || !artifact.deviceTypes.includes(deviceType)) {
           set(dep, dd, 'noartifact');
           continue;

@@ -35,7 +35,10 @@ export interface DeploymentDetail extends DeploymentRecord {
 
 async function op<T>(reply: FastifyReply, f: () => T | Promise<T>, code = 200) {
   try {
-    return reply.code(code).header('cache-control', 'no-store').send(await f());
+    return reply
+      .code(code)
+      .header('cache-control', 'no-store')
+      .send(await f());
   } catch (err) {
     if (!(err instanceof MenderOpError)) throw err;
     const [status, c, title] = PROBLEM[err.kind];
@@ -57,15 +60,25 @@ export async function registerMenderDevRoutes(app: DevCloudServer, mender: Mende
     scope.get('/dev/v1/mender/artifacts', async (_req, reply) => op(reply, () => mender.artifacts().map(artifactView)));
     scope.post('/dev/v1/mender/artifacts', async (req, reply) => {
       if (!req.headers['content-type']?.startsWith('application/octet-stream')) {
-        return sendRawProblem(reply, 400, 'FORT_ERR_BAD_REQUEST', 'Bad request', 'send the artifact file as application/octet-stream');
+        return sendRawProblem(
+          reply,
+          400,
+          'FORT_ERR_BAD_REQUEST',
+          'Bad request',
+          'send the artifact file as application/octet-stream',
+        );
       }
       return op(reply, async () => artifactView(await mender.uploadStream(req.body as Readable)), 201);
     });
 
     scope.get('/dev/v1/mender/devices', async (_req, reply) => op(reply, () => mender.devices()));
     scope.get('/dev/v1/mender/auth_requests', async (_req, reply) => op(reply, () => mender.authAttempts()));
-    scope.post<{ Params: { device: string } }>('/dev/v1/mender/devices/:device/accept', async (req, reply) => op(reply, () => mender.accept(req.params.device)));
-    scope.post<{ Params: { device: string } }>('/dev/v1/mender/devices/:device/reject', async (req, reply) => op(reply, () => mender.reject(req.params.device)));
+    scope.post<{ Params: { device: string } }>('/dev/v1/mender/devices/:device/accept', async (req, reply) =>
+      op(reply, () => mender.accept(req.params.device)),
+    );
+    scope.post<{ Params: { device: string } }>('/dev/v1/mender/devices/:device/reject', async (req, reply) =>
+      op(reply, () => mender.reject(req.params.device)),
+    );
 
     scope.get('/dev/v1/mender/deployments', async (req, reply) => {
       const q = deviceQuery.safeParse(req.query);
@@ -85,7 +98,9 @@ export async function registerMenderDevRoutes(app: DevCloudServer, mender: Mende
         return { ...d, downloads: mender.downloads().filter((r) => sent.has(r.artifactId)) };
       }),
     );
-    scope.post<{ Params: { id: string } }>('/dev/v1/mender/deployments/:id/abort', async (req, reply) => op(reply, () => mender.abort(req.params.id)));
+    scope.post<{ Params: { id: string } }>('/dev/v1/mender/deployments/:id/abort', async (req, reply) =>
+      op(reply, () => mender.abort(req.params.id)),
+    );
 
     scope.get('/dev/v1/mender/downloads', async (req, reply) => {
       const q = downloadsQuery.safeParse(req.query);

@@ -19,18 +19,20 @@ export interface DeviceRouteDeps {
   pendingRetrySeconds: number;
 }
 
-
-
 const nextQuery = z.object({ artifact_name: z.string().min(1), device_type: z.string().min(1) });
 const nextBody = z.looseObject({
-  device_provides: z.record(z.string(), z.string()).refine((p) => !!p['artifact_name'] && !!p['device_type'], { error: 'needs artifact_name and device_type' }),
+  device_provides: z
+    .record(z.string(), z.string())
+    .refine((p) => !!p['artifact_name'] && !!p['device_type'], { error: 'needs artifact_name and device_type' }),
 });
 const statusBody = z.looseObject({ status: z.enum(DEVICE_REPORTED_STATUSES), substate: z.string().optional() });
 const logBody = z.looseObject({
   messages: z.array(z.looseObject({ timestamp: z.string(), level: z.string(), message: z.string() })),
 });
 const inventoryValue = z.union([z.string(), z.number(), z.array(z.union([z.string(), z.number()]))]);
-const inventoryBody = z.array(z.looseObject({ name: z.string().min(1), value: inventoryValue, description: z.string().optional() }));
+const inventoryBody = z.array(
+  z.looseObject({ name: z.string().min(1), value: inventoryValue, description: z.string().optional() }),
+);
 
 /**
  * The Mender device API (shared/PROTOCOLS.md "Mender device API"): auth requests signed over the
@@ -67,7 +69,12 @@ export function registerDeviceRoutes(app: MenderHttp, deps: DeviceRouteDeps) {
       parsed = parseAuthRequest(raw, req.headers['x-men-signature']);
     } catch (err) {
       if (!(err instanceof AuthRequestError)) throw err;
-      deps.devices.recordFailure({ identity: null, keyFingerprint: null, result: err.status === 401 ? 'bad-signature' : 'bad-request', detail: err.message });
+      deps.devices.recordFailure({
+        identity: null,
+        keyFingerprint: null,
+        result: err.status === 401 ? 'bad-signature' : 'bad-request',
+        detail: err.message,
+      });
       return fail(reply, err.status, err.message);
     }
     const { device, authSet } = deps.devices.authenticate(parsed);
@@ -86,7 +93,11 @@ export function registerDeviceRoutes(app: MenderHttp, deps: DeviceRouteDeps) {
       const m = /^Bearer (\S+)$/.exec(req.headers.authorization ?? '');
       const c = m ? await deps.tokens.verify(m[1]!) : undefined;
       if (!c || !deps.devices.isAccepted(c.deviceId, c.authSetId)) {
-        return fail(reply.header('www-authenticate', 'Bearer'), 401, m ? 'invalid or expired token' : 'missing device token');
+        return fail(
+          reply.header('www-authenticate', 'Bearer'),
+          401,
+          m ? 'invalid or expired token' : 'missing device token',
+        );
       }
       claims.set(req, c.deviceId);
     });
@@ -100,7 +111,12 @@ export function registerDeviceRoutes(app: MenderHttp, deps: DeviceRouteDeps) {
       const source = deps.signer.link(artifact.id, new Date(deps.now().getTime() + deps.downloadLinkSeconds * 1000));
       return reply.code(200).send({
         id: deployment.id,
-        artifact: { id: artifact.id, artifact_name: artifact.name, source, device_types_compatible: artifact.deviceTypes },
+        artifact: {
+          id: artifact.id,
+          artifact_name: artifact.name,
+          source,
+          device_types_compatible: artifact.deviceTypes,
+        },
       });
     };
 
@@ -116,19 +132,29 @@ export function registerDeviceRoutes(app: MenderHttp, deps: DeviceRouteDeps) {
       return next(req, reply, b.data.device_provides);
     });
 
-    scope.put<{ Params: { id: string } }>('/api/devices/v1/deployments/device/deployments/:id/status', async (req, reply) => {
-      const b = statusBody.safeParse(req.body);
-      if (!b.success) return fail(reply, 400, issueDetail(b.error));
-      deps.deployments.report(req.params.id, deviceOf(req), b.data.status, b.data.substate ?? null);
-      return reply.code(204).send();
-    });
+    scope.put<{ Params: { id: string } }>(
+      '/api/devices/v1/deployments/device/deployments/:id/status',
+      async (req, reply) => {
+        const b = statusBody.safeParse(req.body);
+        if (!b.success) return fail(reply, 400, issueDetail(b.error));
+        deps.deployments.report(req.params.id, deviceOf(req), b.data.status, b.data.substate ?? null);
+        return reply.code(204).send();
+      },
+    );
 
-    scope.put<{ Params: { id: string } }>('/api/devices/v1/deployments/device/deployments/:id/log', async (req, reply) => {
-      const b = logBody.safeParse(req.body);
-      if (!b.success) return fail(reply, 400, issueDetail(b.error));
-      deps.deployments.storeLog(req.params.id, deviceOf(req), b.data.messages.map(({ timestamp, level, message }) => ({ timestamp, level, message })));
-      return reply.code(204).send();
-    });
+    scope.put<{ Params: { id: string } }>(
+      '/api/devices/v1/deployments/device/deployments/:id/log',
+      async (req, reply) => {
+        const b = logBody.safeParse(req.body);
+        if (!b.success) return fail(reply, 400, issueDetail(b.error));
+        deps.deployments.storeLog(
+          req.params.id,
+          deviceOf(req),
+          b.data.messages.map(({ timestamp, level, message }) => ({ timestamp, level, message })),
+        );
+        return reply.code(204).send();
+      },
+    );
 
     for (const method of ['PATCH', 'PUT'] as const) {
       scope.route({
@@ -137,7 +163,11 @@ export function registerDeviceRoutes(app: MenderHttp, deps: DeviceRouteDeps) {
         handler: async (req, reply) => {
           const b = inventoryBody.safeParse(req.body);
           if (!b.success) return fail(reply, 400, issueDetail(b.error));
-          deps.devices.setInventory(deviceOf(req), b.data.map(({ name, value }) => ({ name, value })), method === 'PATCH' ? 'merge' : 'replace');
+          deps.devices.setInventory(
+            deviceOf(req),
+            b.data.map(({ name, value }) => ({ name, value })),
+            method === 'PATCH' ? 'merge' : 'replace',
+          );
           return reply.code(200).send();
         },
       });

@@ -66,7 +66,11 @@ export interface DeviceRegistry {
 }
 
 const deviceStatus = (sets: AuthSet[]): AuthStatus =>
-  sets.some((s) => s.status === 'accepted') ? 'accepted' : sets.some((s) => s.status === 'pending') ? 'pending' : 'rejected';
+  sets.some((s) => s.status === 'accepted')
+    ? 'accepted'
+    : sets.some((s) => s.status === 'pending')
+      ? 'pending'
+      : 'rejected';
 
 export function createDeviceRegistry(deps: { now: () => Date; changed: () => void }): DeviceRegistry {
   const devices = new Map<string, DeviceRecord>();
@@ -83,8 +87,13 @@ export function createDeviceRegistry(deps: { now: () => Date; changed: () => voi
         ? all.filter((d) => Object.values(d.identity).some((v) => v === ref))
         : all.filter((d) => Object.entries(ref).every(([k, v]) => JSON.stringify(d.identity[k]) === JSON.stringify(v)));
     const what = typeof ref === 'string' ? ref : JSON.stringify(ref);
-    if (matches.length === 0) throw new MenderOpError('not_found', `no device ${what} (an id or an identity attribute value)`);
-    if (matches.length > 1) throw new MenderOpError('conflict', `${what} matches ${matches.length} devices (${matches.map((d) => d.id).join(', ')}): give the device id`);
+    if (matches.length === 0)
+      throw new MenderOpError('not_found', `no device ${what} (an id or an identity attribute value)`);
+    if (matches.length > 1)
+      throw new MenderOpError(
+        'conflict',
+        `${what} matches ${matches.length} devices (${matches.map((d) => d.id).join(', ')}): give the device id`,
+      );
     return matches[0]!;
   }
 
@@ -98,17 +107,39 @@ export function createDeviceRegistry(deps: { now: () => Date; changed: () => voi
     authenticate(req) {
       let device = byIdentity.get(req.identityKey);
       if (!device) {
-        device = { id: randomUUID(), identity: req.identity, status: 'pending', authSets: [], inventory: {}, createdAt: at(), lastAuthAt: null, provides: null, lastPollAt: null };
+        device = {
+          id: randomUUID(),
+          identity: req.identity,
+          status: 'pending',
+          authSets: [],
+          inventory: {},
+          createdAt: at(),
+          lastAuthAt: null,
+          provides: null,
+          lastPollAt: null,
+        };
         devices.set(device.id, device);
         byIdentity.set(req.identityKey, device);
       }
       let authSet = device.authSets.find((s) => s.keyFingerprint === req.keyFingerprint);
       if (!authSet) {
-        authSet = { id: randomUUID(), pubkey: req.pubkey, keyFingerprint: req.keyFingerprint, status: 'pending', createdAt: at() };
+        authSet = {
+          id: randomUUID(),
+          pubkey: req.pubkey,
+          keyFingerprint: req.keyFingerprint,
+          status: 'pending',
+          createdAt: at(),
+        };
         device.authSets.push(authSet);
       }
       device.lastAuthAt = at();
-      attempts.push({ at: at(), deviceId: device.id, identity: device.identity, keyFingerprint: req.keyFingerprint, result: authSet.status });
+      attempts.push({
+        at: at(),
+        deviceId: device.id,
+        identity: device.identity,
+        keyFingerprint: req.keyFingerprint,
+        result: authSet.status,
+      });
       update(device);
       return { device, authSet };
     },

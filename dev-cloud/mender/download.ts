@@ -30,7 +30,10 @@ export interface DownloadRecord {
  * `bytes=a-b`, `bytes=a-`, `bytes=-n` (one range; end clamped to the file). Anything else,
  * including several ranges, a < b reversed or a start past the end, is unsatisfiable (416).
  */
-export function parseRange(header: string | undefined, size: number): { start: number; end: number } | 'unsatisfiable' | undefined {
+export function parseRange(
+  header: string | undefined,
+  size: number,
+): { start: number; end: number } | 'unsatisfiable' | undefined {
   if (header === undefined) return undefined;
   const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
   if (!m || (m[1] === '' && m[2] === '')) return 'unsatisfiable';
@@ -62,11 +65,22 @@ export interface ArmedCut {
 }
 
 /** Writes at most `limit` bytes of the file, then cuts the connection (a link dying mid-download), after a stall if armed. */
-async function sendThenDrop(reply: FastifyReply, file: string, status: number, headers: Record<string, string | number>, start: number, limit: number, stall: Promise<void> | undefined, rec: DownloadRecord, changed: () => void) {
+async function sendThenDrop(
+  reply: FastifyReply,
+  file: string,
+  status: number,
+  headers: Record<string, string | number>,
+  start: number,
+  limit: number,
+  stall: Promise<void> | undefined,
+  rec: DownloadRecord,
+  changed: () => void,
+) {
   reply.hijack();
   const res = reply.raw;
   res.writeHead(status, headers);
-  const write = (chunk: Buffer) => new Promise<void>((resolve, reject) => res.write(chunk, (err) => (err ? reject(err) : resolve())));
+  const write = (chunk: Buffer) =>
+    new Promise<void>((resolve, reject) => res.write(chunk, (err) => (err ? reject(err) : resolve())));
   try {
     if (limit > 0) {
       for await (const chunk of createReadStream(file, { start, end: start + limit - 1 }) as AsyncIterable<Buffer>) {
@@ -90,61 +104,85 @@ async function sendThenDrop(reply: FastifyReply, file: string, status: number, h
 
 /** The presigned artifact download, with HTTP range requests (resume). No JWT: the link is the credential. */
 export function registerDownloadRoute(app: MenderHttp, deps: DownloadDeps) {
-  app.get<{ Params: { id: string }; Querystring: { expire?: string; sig?: string } }>('/download/:id', { exposeHeadRoute: false }, async (req, reply) => {
-    const { id } = req.params;
-    const rec: DownloadRecord = {
-      at: deps.now().toISOString(),
-      artifactId: id,
-      clientCn: commonName((req.raw.socket as TLSSocket).getPeerCertificate().subject) ?? null,
-      range: req.headers.range ?? null,
-      start: null,
-      end: null,
-      status: 0,
-      bytesSent: 0,
-      complete: false,
-      dropped: false,
-    };
-    const done = (status: number) => {
-      rec.status = status;
-      deps.record(rec);
-    };
-    const check = deps.signer.check(id, req.query.expire, req.query.sig);
-    if (check !== 'ok') {
-      done(403);
-      return reply.code(403).send({ error: check === 'expired' ? 'download link expired' : 'download link signature mismatch', request_id: req.id });
-    }
-    const artifact = deps.artifacts.get(id);
-    if (!artifact) {
-      done(404);
-      return reply.code(404).send({ error: `no artifact ${id}`, request_id: req.id });
-    }
-    const range = parseRange(req.headers.range, artifact.size);
-    if (range === 'unsatisfiable') {
-      done(416);
-      return reply.code(416).header('content-range', `bytes */${artifact.size}`).header('accept-ranges', 'bytes').send({ error: `range not satisfiable: ${req.headers.range}`, request_id: req.id });
-    }
-    const start = range?.start ?? 0;
-    const end = range?.end ?? artifact.size - 1;
-    const status = range ? 206 : 200;
-    const length = artifact.size === 0 ? 0 : end - start + 1;
-    Object.assign(rec, { start, end: length === 0 ? null : end });
-    const headers: Record<string, string | number> = {
-      'content-type': 'application/vnd.mender-artifact',
-      'content-length': length,
-      'accept-ranges': 'bytes',
-      etag: `"${artifact.sha256}"`,
-      'cache-control': 'no-store',
-      ...(range ? { 'content-range': `bytes ${start}-${end}/${artifact.size}` } : {}),
-    };
-    done(status);
-    const drop = deps.takeDrop();
-    if (drop !== undefined) return sendThenDrop(reply, artifact.file, status, headers, start, Math.min(drop.bytes, length), drop.stall, rec, deps.changed);
-    reply.raw.once('finish', () => {
-      rec.complete = true;
-      deps.changed();
-    });
-    const body = length === 0 ? '' : createReadStream(artifact.file, { start, end });
-    if (typeof body !== 'string') body.on('data', (c: string | Buffer) => (rec.bytesSent += c.length));
-    return reply.code(status).headers(headers).send(body);
-  });
+  app.get<{ Params: { id: string }; Querystring: { expire?: string; sig?: string } }>(
+    '/download/:id',
+    { exposeHeadRoute: false },
+    async (req, reply) => {
+      const { id } = req.params;
+      const rec: DownloadRecord = {
+        at: deps.now().toISOString(),
+        artifactId: id,
+        clientCn: commonName((req.raw.socket as TLSSocket).getPeerCertificate().subject) ?? null,
+        range: req.headers.range ?? null,
+        start: null,
+        end: null,
+        status: 0,
+        bytesSent: 0,
+        complete: false,
+        dropped: false,
+      };
+      const done = (status: number) => {
+        rec.status = status;
+        deps.record(rec);
+      };
+      const check = deps.signer.check(id, req.query.expire, req.query.sig);
+      if (check !== 'ok') {
+        done(403);
+        return reply
+          .code(403)
+          .send({
+            error: check === 'expired' ? 'download link expired' : 'download link signature mismatch',
+            request_id: req.id,
+          });
+      }
+      const artifact = deps.artifacts.get(id);
+      if (!artifact) {
+        done(404);
+        return reply.code(404).send({ error: `no artifact ${id}`, request_id: req.id });
+      }
+      const range = parseRange(req.headers.range, artifact.size);
+      if (range === 'unsatisfiable') {
+        done(416);
+        return reply
+          .code(416)
+          .header('content-range', `bytes */${artifact.size}`)
+          .header('accept-ranges', 'bytes')
+          .send({ error: `range not satisfiable: ${req.headers.range}`, request_id: req.id });
+      }
+      const start = range?.start ?? 0;
+      const end = range?.end ?? artifact.size - 1;
+      const status = range ? 206 : 200;
+      const length = artifact.size === 0 ? 0 : end - start + 1;
+      Object.assign(rec, { start, end: length === 0 ? null : end });
+      const headers: Record<string, string | number> = {
+        'content-type': 'application/vnd.mender-artifact',
+        'content-length': length,
+        'accept-ranges': 'bytes',
+        etag: `"${artifact.sha256}"`,
+        'cache-control': 'no-store',
+        ...(range ? { 'content-range': `bytes ${start}-${end}/${artifact.size}` } : {}),
+      };
+      done(status);
+      const drop = deps.takeDrop();
+      if (drop !== undefined)
+        return sendThenDrop(
+          reply,
+          artifact.file,
+          status,
+          headers,
+          start,
+          Math.min(drop.bytes, length),
+          drop.stall,
+          rec,
+          deps.changed,
+        );
+      reply.raw.once('finish', () => {
+        rec.complete = true;
+        deps.changed();
+      });
+      const body = length === 0 ? '' : createReadStream(artifact.file, { start, end });
+      if (typeof body !== 'string') body.on('data', (c: string | Buffer) => (rec.bytesSent += c.length));
+      return reply.code(status).headers(headers).send(body);
+    },
+  );
 }

@@ -4,7 +4,11 @@ import type { ArtifactView } from './dev-routes.js';
 
 function table(head: string[], rows: string[][]): string {
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd();
   return `${[head, ...rows].map(line).join('\n')}\n`;
 }
 
@@ -40,7 +44,9 @@ export function formatDevices(devices: readonly DeviceRecord[]): string {
     d.status,
     JSON.stringify(d.identity),
     d.provides?.['artifact_name'] ?? '-',
-    Object.entries(d.inventory).map(([k, v]) => `${k}=${Array.isArray(v) ? v.join(',') : v}`).join(' '),
+    Object.entries(d.inventory)
+      .map(([k, v]) => `${k}=${Array.isArray(v) ? v.join(',') : v}`)
+      .join(' '),
   ]);
   return table(['DEVICE', 'STATUS', 'IDENTITY', 'ARTIFACT', 'INVENTORY'], rows);
 }

@@ -104,9 +104,14 @@ export async function startMenderServer(opts: MenderServerOptions): Promise<Mend
   let url = '';
   const signer = createLinkSigner({ baseUrl: () => opts.publicUrl ?? url, now });
   app.addHook('onRequest', async (req, reply) => {
-    if (opts.isRevoked?.((req.raw.socket as TLSSocket).getPeerCertificate().serialNumber)) return fail(reply, 401, 'device certificate revoked');
+    if (opts.isRevoked?.((req.raw.socket as TLSSocket).getPeerCertificate().serialNumber))
+      return fail(reply, 401, 'device certificate revoked');
     if (available) return;
-    return fail(reply.header('retry-after', String(opts.retry.unavailableSeconds)), 503, 'service unavailable (dev cloud fault injection)');
+    return fail(
+      reply.header('retry-after', String(opts.retry.unavailableSeconds)),
+      503,
+      'service unavailable (dev cloud fault injection)',
+    );
   });
   registerDeviceRoutes(app, {
     devices,
@@ -148,7 +153,12 @@ export async function startMenderServer(opts: MenderServerOptions): Promise<Mend
     artifacts: () => clone(artifacts.list()),
     deploy(o) {
       const refs = Array.isArray(o.devices) ? o.devices : [o.devices];
-      return clone(deployments.create(o.artifactName, refs.map((r) => devices.find(r).id)));
+      return clone(
+        deployments.create(
+          o.artifactName,
+          refs.map((r) => devices.find(r).id),
+        ),
+      );
     },
     abort: (id) => clone(deployments.abort(id)),
     deployments(filter) {
@@ -168,13 +178,16 @@ export async function startMenderServer(opts: MenderServerOptions): Promise<Mend
       if (!set) throw new Error(`device ${d.id} is not accepted`);
       return tokens.issue({ deviceId: d.id, authSetId: set.id }, expiresAt);
     },
-    downloadLink: (artifactId, expiresAt) => signer.link(artifactId, expiresAt ?? new Date(now().getTime() + opts.downloadLinkSeconds * 1000)),
+    downloadLink: (artifactId, expiresAt) =>
+      signer.link(artifactId, expiresAt ?? new Date(now().getTime() + opts.downloadLinkSeconds * 1000)),
     dropAfterBytes(n) {
-      if (!Number.isInteger(n) || n < 0) throw new RangeError(`dropAfterBytes: expected a non-negative integer, got ${n}`);
+      if (!Number.isInteger(n) || n < 0)
+        throw new RangeError(`dropAfterBytes: expected a non-negative integer, got ${n}`);
       drops.push({ bytes: n });
     },
     stallAfterBytes(n) {
-      if (!Number.isInteger(n) || n < 0) throw new RangeError(`stallAfterBytes: expected a non-negative integer, got ${n}`);
+      if (!Number.isInteger(n) || n < 0)
+        throw new RangeError(`stallAfterBytes: expected a non-negative integer, got ${n}`);
       drops.push({ bytes: n, stall: new Promise<void>((r) => stallReleases.add(r)) });
     },
     releaseStalls,

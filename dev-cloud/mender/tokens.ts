@@ -29,9 +29,15 @@ export function createDeviceTokens(deps: { now: () => Date; ttlSeconds: number }
     async verify(token: string): Promise<DeviceTokenClaims | undefined> {
       if (token.length > MAX_TOKEN_CHARS) return undefined;
       try {
-        const { payload } = await jwtVerify(token, key, { algorithms: ['HS256'], issuer: DEVICE_TOKEN_ISSUER, currentDate: deps.now(), clockTolerance: 0 });
+        const { payload } = await jwtVerify(token, key, {
+          algorithms: ['HS256'],
+          issuer: DEVICE_TOKEN_ISSUER,
+          currentDate: deps.now(),
+          clockTolerance: 0,
+        });
         const authSetId = payload['fort.authset'];
-        if (typeof payload.sub !== 'string' || typeof authSetId !== 'string' || payload['mender.device'] !== true) return undefined;
+        if (typeof payload.sub !== 'string' || typeof authSetId !== 'string' || payload['mender.device'] !== true)
+          return undefined;
         return { deviceId: payload.sub, authSetId };
       } catch {
         return undefined;
@@ -44,12 +50,16 @@ export type DeviceTokens = ReturnType<typeof createDeviceTokens>;
 /** Presigned download links: `sig` = HMAC-SHA256 over `<artifact id>\n<expire epoch s>`, base64url. */
 export function createLinkSigner(deps: { baseUrl: () => string; now: () => Date }) {
   const secret = randomBytes(32);
-  const mac = (id: string, expire: number) => createHmac('sha256', secret).update(`${id}\n${expire}`).digest('base64url');
+  const mac = (id: string, expire: number) =>
+    createHmac('sha256', secret).update(`${id}\n${expire}`).digest('base64url');
   return {
     link(artifactId: string, expiresAt: Date): { uri: string; expire: string } {
       const expire = Math.floor(expiresAt.getTime() / 1000);
       const q = new URLSearchParams({ expire: String(expire), sig: mac(artifactId, expire) });
-      return { uri: `${deps.baseUrl()}/download/${encodeURIComponent(artifactId)}?${q.toString()}`, expire: new Date(expire * 1000).toISOString() };
+      return {
+        uri: `${deps.baseUrl()}/download/${encodeURIComponent(artifactId)}?${q.toString()}`,
+        expire: new Date(expire * 1000).toISOString(),
+      };
     },
     /** ok, or why the link is refused (403 either way). */
     check(artifactId: string, expire: string | undefined, sig: string | undefined): 'ok' | 'expired' | 'bad-signature' {

@@ -4,7 +4,10 @@ import { createHash, randomBytes } from 'node:crypto';
 export type CodeRefusal = 'unknown' | 'used' | 'expired' | 'other_tenant';
 
 export class PairingCodeRefused extends Error {
-  constructor(readonly reason: CodeRefusal, message: string) {
+  constructor(
+    readonly reason: CodeRefusal,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -56,10 +59,16 @@ export function createPairingCodes(opts: { now: () => Date }) {
   };
   return {
     /** A new code, grouped by 4 for people to read (e.g. ABCD-EFGH-…). */
-    issue(tenant: string, ttlSeconds: number, fortId?: string): { code: string; tenant: string; fortId?: string; expiresAt: string } {
+    issue(
+      tenant: string,
+      ttlSeconds: number,
+      fortId?: string,
+    ): { code: string; tenant: string; fortId?: string; expiresAt: string } {
       const t = opts.now().getTime();
       sweep(t);
-      const code = base32(randomBytes(CODE_BYTES)).match(/.{1,4}/g)!.join('-');
+      const code = base32(randomBytes(CODE_BYTES))
+        .match(/.{1,4}/g)!
+        .join('-');
       const expiresAt = t + ttlSeconds * 1000;
       codes.set(digest(code), { tenant, expiresAt, ...(fortId ? { fortId } : {}) });
       return { code, tenant, ...(fortId ? { fortId } : {}), expiresAt: new Date(expiresAt).toISOString() };
@@ -70,7 +79,8 @@ export function createPairingCodes(opts: { now: () => Date }) {
       const r = codes.get(digest(code));
       if (!r) throw new PairingCodeRefused('unknown', 'unknown pairing code');
       if (r.usedAt !== undefined) throw new PairingCodeRefused('used', 'this pairing code was already used');
-      if (r.expiresAt <= t) throw new PairingCodeRefused('expired', `this pairing code expired at ${new Date(r.expiresAt).toISOString()}`);
+      if (r.expiresAt <= t)
+        throw new PairingCodeRefused('expired', `this pairing code expired at ${new Date(r.expiresAt).toISOString()}`);
       r.usedAt = t;
       if (expectedTenant !== undefined && expectedTenant !== r.tenant) {
         throw new PairingCodeRefused('other_tenant', `this pairing code is for another tenant than ${expectedTenant}`);

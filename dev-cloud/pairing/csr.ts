@@ -19,7 +19,8 @@ export async function verifiedCsrKey(csrPem: string): Promise<webcrypto.CryptoKe
     throw new PairingRequestRefused('not a PEM PKCS#10 certificate request');
   }
   const alg = csr.publicKey.algorithm as { name?: string; namedCurve?: string };
-  if (alg.name !== DEVICE_KEY.name || alg.namedCurve !== DEVICE_KEY.namedCurve) throw new PairingRequestRefused('the request\'s key is not an EC P-256 key');
+  if (alg.name !== DEVICE_KEY.name || alg.namedCurve !== DEVICE_KEY.namedCurve)
+    throw new PairingRequestRefused("the request's key is not an EC P-256 key");
   if (!(await csr.verify())) throw new PairingRequestRefused('the request is not signed by its own key');
   // @peculiar/x509 types CryptoKey as the DOM's, which this (non-DOM) build does not know
   return (await csr.publicKey.export(DEVICE_KEY, ['verify'])) as webcrypto.CryptoKey;

@@ -14,7 +14,13 @@ const SIGNING = { name: 'ECDSA', hash: 'SHA-256' } as const;
 /** The CA from its PEM certificate and PKCS#8 P-256 key (scripts/pki.ts makes them for the dev stack). */
 export async function loadDeviceCa(certPem: string, keyPem: string): Promise<DeviceCa> {
   const cert = new x509.X509Certificate(certPem);
-  const privateKey: webcrypto.CryptoKey = await webcrypto.subtle.importKey('pkcs8', x509.PemConverter.decodeFirst(keyPem), DEVICE_KEY, false, ['sign']);
+  const privateKey: webcrypto.CryptoKey = await webcrypto.subtle.importKey(
+    'pkcs8',
+    x509.PemConverter.decodeFirst(keyPem),
+    DEVICE_KEY,
+    false,
+    ['sign'],
+  );
   return { cert, privateKey, publicKey: (await cert.publicKey.export(DEVICE_KEY, ['verify'])) as webcrypto.CryptoKey };
 }
 
@@ -23,7 +29,11 @@ export async function loadDeviceCa(certPem: string, keyPem: string): Promise<Dev
  * for a key the fort keeps. Back-dated a minute so a peer with a slightly slow clock accepts it
  * at once; a random positive 128-bit serial (the registry revokes by serial).
  */
-export async function issueDeviceCert(ca: DeviceCa, publicKey: webcrypto.CryptoKey, o: { commonName: string; validDays: number }): Promise<x509.X509Certificate> {
+export async function issueDeviceCert(
+  ca: DeviceCa,
+  publicKey: webcrypto.CryptoKey,
+  o: { commonName: string; validDays: number },
+): Promise<x509.X509Certificate> {
   const notBefore = new Date(Date.now() - 60_000);
   const serial = webcrypto.getRandomValues(new Uint8Array(16));
   serial[0] = (serial[0]! & 0x7f) | 0x01;

@@ -61,7 +61,14 @@ export function createFortRegistry(opts: { file: string; now: () => Date }) {
     },
     add(f: Omit<PairedFort, 'pairedAt' | 'revokedAt' | 'otherSerials' | 'revokedSerials'>): PairedFort {
       const before = forts.get(f.id);
-      const revokedSerials = before?.revokedAt ? [...before.revokedSerials, before.deviceCertSerial, ...before.otherSerials, ...(before.previous ? [before.previous.deviceCertSerial] : [])] : [];
+      const revokedSerials = before?.revokedAt
+        ? [
+            ...before.revokedSerials,
+            before.deviceCertSerial,
+            ...before.otherSerials,
+            ...(before.previous ? [before.previous.deviceCertSerial] : []),
+          ]
+        : [];
       const record: PairedFort = { ...f, otherSerials: [], revokedSerials, pairedAt: opts.now().toISOString() };
       forts.set(f.id, record);
       save();
@@ -81,7 +88,11 @@ export function createFortRegistry(opts: { file: string; now: () => Date }) {
       const f = forts.get(id);
       if (!f || f.revokedAt) throw new PairingRequestRefused(`${id} is not a paired fort`);
       const t = opts.now();
-      f.previous = { jwtPublicKey: f.jwtPublicKey, deviceCertSerial: f.deviceCertSerial, until: new Date(t.getTime() + overlapSeconds * 1000).toISOString() };
+      f.previous = {
+        jwtPublicKey: f.jwtPublicKey,
+        deviceCertSerial: f.deviceCertSerial,
+        until: new Date(t.getTime() + overlapSeconds * 1000).toISOString(),
+      };
       f.jwtPublicKey = next.jwtPublicKey;
       f.deviceCertSerial = next.deviceCertSerial;
       f.rotatedAt = t.toISOString();
@@ -112,7 +123,12 @@ export function createFortRegistry(opts: { file: string; now: () => Date }) {
       if (!f || f.revokedAt) return undefined;
       const key = createPublicKey(f.jwtPublicKey);
       const prev = f.previous && createPublicKey(f.previous.jwtPublicKey);
-      return { id: f.id, key, alg: acceptedAlgorithm(key)!, ...(prev ? { previous: { key: prev, alg: acceptedAlgorithm(prev)!, until: new Date(f.previous!.until) } } : {}) };
+      return {
+        id: f.id,
+        key,
+        alg: acceptedAlgorithm(key)!,
+        ...(prev ? { previous: { key: prev, alg: acceptedAlgorithm(prev)!, until: new Date(f.previous!.until) } } : {}),
+      };
     },
   };
 }

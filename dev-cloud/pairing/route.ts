@@ -34,7 +34,11 @@ export interface PairingRouteOptions {
   beforeAnswer?: () => Promise<void>;
 }
 
-const pem = (label: string) => z.string().max(16_384).refine((s) => s.includes(`-----BEGIN ${label}-----`), { error: `expected a PEM ${label}` });
+const pem = (label: string) =>
+  z
+    .string()
+    .max(16_384)
+    .refine((s) => s.includes(`-----BEGIN ${label}-----`), { error: `expected a PEM ${label}` });
 /** `POST /api/v1/rotate` (a paired fort's new keys). */
 export const rotateBody = z.strictObject({ jwt_public_key: pem('PUBLIC KEY'), csr: pem('CERTIFICATE REQUEST') });
 /** `POST /api/v1/device-certificates` (a key of another process of the fort). */
@@ -63,7 +67,10 @@ export async function registerPairingRoute(app: DevCloudServer, opts: PairingRou
     await scope.register(rateLimit, {
       max: opts.perMinute,
       timeWindow: 60_000,
-      errorResponseBuilder: (_req, ctx) => ({ statusCode: 429, message: `too many pairing attempts; retry in ${Math.ceil(ctx.ttl / 1000)} s` }),
+      errorResponseBuilder: (_req, ctx) => ({
+        statusCode: 429,
+        message: `too many pairing attempts; retry in ${Math.ceil(ctx.ttl / 1000)} s`,
+      }),
     });
     scope.post('/api/v1/pairing', async (req, reply) => {
       const body = pairingBody.safeParse(req.body);
@@ -76,31 +83,48 @@ export async function registerPairingRoute(app: DevCloudServer, opts: PairingRou
         // The id is the one the operator chose for the code, or a new one.
         const { tenant, fortId } = opts.codes.redeem(b.code, b.tenant);
         if (fortId && opts.registry.get(fortId) && !opts.registry.get(fortId)!.revokedAt) {
-          return sendRawProblem(reply, 409, 'FORT_ERR_CONFLICT', 'Already paired', `${fortId} is paired already; revoke it before pairing it again`);
+          return sendRawProblem(
+            reply,
+            409,
+            'FORT_ERR_CONFLICT',
+            'Already paired',
+            `${fortId} is paired already; revoke it before pairing it again`,
+          );
         }
         const id = fortId ?? opts.registry.newId();
-        const cert = await issueDeviceCert(opts.deviceCa, deviceKey, { commonName: id, validDays: opts.deviceCertDays });
-        opts.registry.add({ id, tenant, jwtPublicKey: b.jwt_public_key, deviceCertSerial: cert.serialNumber.toUpperCase() });
+        const cert = await issueDeviceCert(opts.deviceCa, deviceKey, {
+          commonName: id,
+          validDays: opts.deviceCertDays,
+        });
+        opts.registry.add({
+          id,
+          tenant,
+          jwtPublicKey: b.jwt_public_key,
+          deviceCertSerial: cert.serialNumber.toUpperCase(),
+        });
         req.log.info({ fortId: id, tenant }, 'fort paired');
         await opts.beforeAnswer?.();
-        return reply.code(201).header('cache-control', 'no-store').send({
-          fort_id: id,
-          tenant,
-          client_id: id,
-          thing_name: id,
-          device_certificate: cert.toString('pem'),
-          device_ca: opts.deviceCaPem,
-          ...opts.endpoints,
-        });
+        return reply
+          .code(201)
+          .header('cache-control', 'no-store')
+          .send({
+            fort_id: id,
+            tenant,
+            client_id: id,
+            thing_name: id,
+            device_certificate: cert.toString('pem'),
+            device_ca: opts.deviceCaPem,
+            ...opts.endpoints,
+          });
       } catch (err) {
         if (err instanceof PairingCodeRefused) {
           req.log.warn({ reason: err.reason }, 'pairing refused');
           return sendRawProblem(reply, 403, REFUSED[err.reason], 'Pairing refused', err.message);
         }
-        if (err instanceof PairingRequestRefused) return sendRawProblem(reply, 400, 'FORT_ERR_BAD_REQUEST', 'Bad request', err.message);
+        if (err instanceof PairingRequestRefused)
+          return sendRawProblem(reply, 400, 'FORT_ERR_BAD_REQUEST', 'Bad request', err.message);
         throw err;
       }
     });
   });
 }
-

@@ -19,7 +19,6 @@ const issueBody = z.strictObject({
   fort_id: identifier().optional(),
 });
 
-
 const hostOf = (h: string) => (h.includes(':') ? `[${h}]` : h);
 
 /** What a paired fort is told about this dev cloud's endpoints. */
@@ -28,10 +27,20 @@ function endpointsOf(config: DevCloudConfig & { pairing: NonNullable<DevCloudCon
   const issuer = cloudApiIssuer(config);
   return {
     cloud: { url: issuer, token_endpoint: `${issuer}/oauth/token` },
-    user_tokens: { issuer, audience: config.cloud_api?.user_audience ?? 'fort-client-api', jwks_url: `${issuer}/.well-known/jwks.json` },
-    iot: config.iot && config.credentials_provider
-      ? { endpoint: `${host}:${config.iot.port}`, region: config.iot.region, role_alias: config.credentials_provider.role_alias, credentials_url: `https://${host}:${config.credentials_provider.port}` }
-      : null,
+    user_tokens: {
+      issuer,
+      audience: config.cloud_api?.user_audience ?? 'fort-client-api',
+      jwks_url: `${issuer}/.well-known/jwks.json`,
+    },
+    iot:
+      config.iot && config.credentials_provider
+        ? {
+            endpoint: `${host}:${config.iot.port}`,
+            region: config.iot.region,
+            role_alias: config.credentials_provider.role_alias,
+            credentials_url: `https://${host}:${config.credentials_provider.port}`,
+          }
+        : null,
     update_server: config.mender ? { url: config.mender.public_url ?? `https://${host}:${config.mender.port}` } : null,
     server_ca: readFileSync(config.pairing.server_ca, 'utf8'),
     artifact_key: config.pairing.artifact_key ? readFileSync(config.pairing.artifact_key, 'utf8') : null,
@@ -43,7 +52,11 @@ function endpointsOf(config: DevCloudConfig & { pairing: NonNullable<DevCloudCon
  * Pairing on the dev cloud: `POST /api/v1/pairing` for forts, and developer routes to issue a
  * code (`POST /dev/v1/pairing-codes`), list paired forts and revoke one.
  */
-export async function startPairing(api: DevCloudServer, config: DevCloudConfig, deps: { registry: FortRegistry; onRevoke: (fortId: string) => void; now: () => Date; log: Logger }) {
+export async function startPairing(
+  api: DevCloudServer,
+  config: DevCloudConfig,
+  deps: { registry: FortRegistry; onRevoke: (fortId: string) => void; now: () => Date; log: Logger },
+) {
   const { registry, now, log } = deps;
   const p = config.pairing;
   if (!p) throw new Error('startPairing without [pairing]');
@@ -97,21 +110,41 @@ export async function startPairing(api: DevCloudServer, config: DevCloudConfig, 
     deviceCertificate: async (fortId: string, body: unknown) => {
       const b = deviceCertificateBody.safeParse(body);
       if (!b.success) throw new PairingRequestRefused(issueDetail(b.error));
-      const cert = await issueDeviceCert(deviceCa, await verifiedCsrKey(b.data.csr), { commonName: fortId, validDays: p.device_cert_days });
+      const cert = await issueDeviceCert(deviceCa, await verifiedCsrKey(b.data.csr), {
+        commonName: fortId,
+        validDays: p.device_cert_days,
+      });
       registry.addSerial(fortId, cert.serialNumber);
       log.info({ fortId }, 'device certificate issued for another process of the fort');
-      return { fort_id: fortId, device_certificate: cert.toString('pem'), device_ca: deviceCaPem, server_ca: endpoints.server_ca, update_server: endpoints.update_server, artifact_key: endpoints.artifact_key };
+      return {
+        fort_id: fortId,
+        device_certificate: cert.toString('pem'),
+        device_ca: deviceCaPem,
+        server_ca: endpoints.server_ca,
+        update_server: endpoints.update_server,
+        artifact_key: endpoints.artifact_key,
+      };
     },
     /**
      * `POST /api/v1/rotate` for an authenticated fort: its new JWT key and a certificate for its
      * new device key; the old ones stay valid for `pairing.key_overlap_seconds`.
      */
-    rotate: async (fortId: string, body: unknown): Promise<{ device_certificate: string; previous_valid_until: string }> => {
+    rotate: async (
+      fortId: string,
+      body: unknown,
+    ): Promise<{ device_certificate: string; previous_valid_until: string }> => {
       const b = rotateBody.safeParse(body);
       if (!b.success) throw new PairingRequestRefused(issueDetail(b.error));
       registry.checkJwtKey(b.data.jwt_public_key);
-      const cert = await issueDeviceCert(deviceCa, await verifiedCsrKey(b.data.csr), { commonName: fortId, validDays: p.device_cert_days });
-      const f = registry.rotate(fortId, { jwtPublicKey: b.data.jwt_public_key, deviceCertSerial: cert.serialNumber.toUpperCase() }, p.key_overlap_seconds);
+      const cert = await issueDeviceCert(deviceCa, await verifiedCsrKey(b.data.csr), {
+        commonName: fortId,
+        validDays: p.device_cert_days,
+      });
+      const f = registry.rotate(
+        fortId,
+        { jwtPublicKey: b.data.jwt_public_key, deviceCertSerial: cert.serialNumber.toUpperCase() },
+        p.key_overlap_seconds,
+      );
       log.info({ fortId, previousValidUntil: f.previous?.until }, 'fort rotated its keys');
       return { device_certificate: cert.toString('pem'), previous_valid_until: f.previous!.until };
     },

@@ -13,12 +13,14 @@ const listQuery = z.strictObject({
 });
 const triggerBody = z.strictObject({ fort: identifier(), app: identifier() });
 
-
 /**
  * Developer-only routes of the reload scheduler (CLOUD-API.md "Reload scheduling"): what forts
  * reported, and a reload requested now. A real cloud has its own UI and API for this.
  */
-export async function registerReloadRoutes(app: DevCloudServer, deps: { scheduler: ReloadScheduler; statusLog: ReloadStatusLog }) {
+export async function registerReloadRoutes(
+  app: DevCloudServer,
+  deps: { scheduler: ReloadScheduler; statusLog: ReloadStatusLog },
+) {
   await app.register(async (scope) => {
     scope.setErrorHandler(problemErrorHandler);
 
@@ -26,14 +28,21 @@ export async function registerReloadRoutes(app: DevCloudServer, deps: { schedule
       const q = listQuery.safeParse(req.query);
       if (!q.success) return sendRawProblem(reply, 400, 'FORT_ERR_BAD_REQUEST', 'Bad request', issueDetail(q.error));
       const { fort, app: appId, since } = q.data;
-      return reply.header('cache-control', 'no-store').send(
-        deps.statusLog.list({ ...(fort ? { fortId: fort } : {}), ...(appId ? { appId } : {}), ...(since ? { since: new Date(since) } : {}) }),
-      );
+      return reply
+        .header('cache-control', 'no-store')
+        .send(
+          deps.statusLog.list({
+            ...(fort ? { fortId: fort } : {}),
+            ...(appId ? { appId } : {}),
+            ...(since ? { since: new Date(since) } : {}),
+          }),
+        );
     });
 
     scope.post('/dev/v1/reloads', async (req, reply) => {
       const body = triggerBody.safeParse(req.body);
-      if (!body.success) return sendRawProblem(reply, 400, 'FORT_ERR_BAD_REQUEST', 'Bad request', issueDetail(body.error));
+      if (!body.success)
+        return sendRawProblem(reply, 400, 'FORT_ERR_BAD_REQUEST', 'Bad request', issueDetail(body.error));
       return reply.send(await deps.scheduler.trigger(body.data.fort, body.data.app));
     });
   });

@@ -21,13 +21,21 @@ export function reloadStatusDetail(r: Pick<ReloadStatusRecord, 'type' | 'data'>)
     const rows = first(d.rows, d.rowCount);
     const dur = duration(d.durationMs);
     const version = first(d.versionId, d.version);
-    return [rows !== undefined ? `rows=${text(rows)}` : '', dur ? `duration=${dur}` : '', version !== undefined ? `version=${text(version)}` : ''].filter(Boolean).join(' ');
+    return [
+      rows !== undefined ? `rows=${text(rows)}` : '',
+      dur ? `duration=${dur}` : '',
+      version !== undefined ? `version=${text(version)}` : '',
+    ]
+      .filter(Boolean)
+      .join(' ');
   }
   if (r.type === 'reload.failed' || r.type === 'reload.cancelled') {
     const err = isObject(d.error) ? d.error : {};
     const code = first(d.code, err.code, d.errorCode);
     const message = first(d.message, err.message, d.errorMessage, typeof d.error === 'string' ? d.error : undefined);
-    return [code !== undefined ? text(code) : '', message !== undefined ? text(message) : ''].filter(Boolean).join(': ');
+    return [code !== undefined ? text(code) : '', message !== undefined ? text(message) : '']
+      .filter(Boolean)
+      .join(': ');
   }
   const attempt = d.attempt;
   return typeof attempt === 'number' ? `attempt=${attempt}` : '';
@@ -37,8 +45,19 @@ export function reloadStatusDetail(r: Pick<ReloadStatusRecord, 'type' | 'data'>)
 export function formatReloadTable(records: readonly ReloadStatusRecord[]): string {
   if (records.length === 0) return 'no reload status events recorded\n';
   const head = ['TIME', 'FORT', 'APP', 'TYPE', 'RELOAD', 'DETAIL'];
-  const rows = records.map((r) => [r.at, r.fortId, r.appId ?? '-', r.type, r.reloadId ?? '-', reloadStatusDetail(r).replace(/\s+/g, ' ')]);
+  const rows = records.map((r) => [
+    r.at,
+    r.fortId,
+    r.appId ?? '-',
+    r.type,
+    r.reloadId ?? '-',
+    reloadStatusDetail(r).replace(/\s+/g, ' '),
+  ]);
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd();
   return `${[head, ...rows].map(line).join('\n')}\n`;
 }

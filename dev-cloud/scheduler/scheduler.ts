@@ -93,7 +93,10 @@ export function startReloadScheduler(opts: ReloadSchedulerOptions): ReloadSchedu
         try {
           await publish(s.fort, s.app, id);
         } catch (err) {
-          opts.log.error({ err, scheduleId: id, fortId: s.fort, appId: s.app }, 'scheduled reload.requested not published');
+          opts.log.error(
+            { err, scheduleId: id, fortId: s.fort, appId: s.app },
+            'scheduled reload.requested not published',
+          );
           events.emit('error', err as Error, job);
         }
       });
@@ -105,7 +108,11 @@ export function startReloadScheduler(opts: ReloadSchedulerOptions): ReloadSchedu
     for (const c of crons) c.stop();
     throw err;
   }
-  if (jobs.length) opts.log.info({ schedules: jobs.map((j) => ({ id: j.id, fort: j.fort, app: j.app, cron: j.cron })) }, 'reload scheduler started');
+  if (jobs.length)
+    opts.log.info(
+      { schedules: jobs.map((j) => ({ id: j.id, fort: j.fort, app: j.app, cron: j.cron })) },
+      'reload scheduler started',
+    );
 
   return {
     jobs,

@@ -122,7 +122,11 @@ export function createReloadStatusLog(opts: ReloadStatusLogOptions = {}): Reload
         const timer = setTimeout(() => {
           events.off('status', onStatus);
           const seen = records.slice(-10).map((r) => `${r.fortId} ${r.type} ${r.appId ?? '-'} ${r.reloadId ?? '-'}`);
-          reject(new Error(`no matching reload status event within ${timeoutMs} ms; last recorded: ${seen.length ? seen.join('; ') : 'none'}`));
+          reject(
+            new Error(
+              `no matching reload status event within ${timeoutMs} ms; last recorded: ${seen.length ? seen.join('; ') : 'none'}`,
+            ),
+          );
         }, timeoutMs);
         events.on('status', onStatus);
       });

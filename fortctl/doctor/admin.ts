@@ -16,9 +16,15 @@ export async function adminCheck(config: FortctlConfig, timeoutMs: number): Prom
   }
   try {
     const { statusCode, body } = await admin.health();
-    if (statusCode === 403) return fail(name, `${url}: the agent refused fortctl's certificate (403): add its common name to admin.allowed_clients`);
+    if (statusCode === 403)
+      return fail(
+        name,
+        `${url}: the agent refused fortctl's certificate (403): add its common name to admin.allowed_clients`,
+      );
     const summary = `${url}: agent ${body.fortId} version ${body.version} ${body.status}, up ${body.uptimeSeconds} s`;
-    const notReady = Object.entries(body.modules ?? {}).filter(([, m]) => m.state !== 'ready').map(([n, m]) => `${n} ${m.state}${m.detail ? ` (${m.detail})` : ''}`);
+    const notReady = Object.entries(body.modules ?? {})
+      .filter(([, m]) => m.state !== 'ready')
+      .map(([n, m]) => `${n} ${m.state}${m.detail ? ` (${m.detail})` : ''}`);
     const detail = notReady.length > 0 ? `${summary}; ${notReady.join('; ')}` : summary;
     if (body.status === 'healthy') return ok(name, detail);
     return body.status === 'unhealthy' ? fail(name, detail) : warn(name, detail);

@@ -26,13 +26,22 @@ export async function dnsChecks(endpoints: readonly Endpoint[], timeoutMs: numbe
       const name = `dns ${host}`;
       const forWhat = `(${users.join(', ')})`;
       let timer: NodeJS.Timeout | undefined;
-      const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(Object.assign(new Error(`no answer within ${timeoutMs} ms`), { code: 'ETIMEDOUT' })), timeoutMs)));
+      const late = new Promise<never>(
+        (_, reject) =>
+          (timer = setTimeout(
+            () => reject(Object.assign(new Error(`no answer within ${timeoutMs} ms`), { code: 'ETIMEDOUT' })),
+            timeoutMs,
+          )),
+      );
       try {
         const addrs = await Promise.race([lookup(host, { all: true }), late]);
         return ok(name, `${addrs.map((a) => a.address).join(', ')} ${forWhat}`);
       } catch (err) {
         const e = err as NodeJS.ErrnoException;
-        return fail(name, `does not resolve: ${e.code === 'ENOTFOUND' ? 'no such host' : e.message} (${e.code ?? 'error'}) ${forWhat}`);
+        return fail(
+          name,
+          `does not resolve: ${e.code === 'ENOTFOUND' ? 'no such host' : e.message} (${e.code ?? 'error'}) ${forWhat}`,
+        );
       } finally {
         clearTimeout(timer);
       }

@@ -19,14 +19,22 @@ export function materialChecks(l: Loaded, update: UpdateServer | undefined, now:
   if (l.agent) {
     checks.push(certificate('admin API', l.agent.admin.tls, now), certificate('client API', l.agent.api.tls, now));
     if (iot?.source === 'provider') checks.push(certificate('IoT device', iot.tls, now));
-    if (iot?.source === 'static') checks.push(key('IoT static credentials', iot.file, () => assertPrivateFileMode(iot.file, 'credentials file')));
+    if (iot?.source === 'static')
+      checks.push(key('IoT static credentials', iot.file, () => assertPrivateFileMode(iot.file, 'credentials file')));
     const cloudKey = l.agent.cloud?.private_key;
     if (cloudKey) checks.push(key('cloud client', cloudKey, () => readPrivateKeyFile(cloudKey, 'cloud client key')));
   }
   if (l.dm) checks.push(certificate('deployment manager', l.dm.agent.tls, now));
   if (update) {
     checks.push(certificate('update device', update.tls, now));
-    checks.push(existsSync(update.authKey) ? key('update auth', update.authKey, () => readPrivateKeyFile(update.authKey, 'update auth key')) : warn('key update auth', `${update.authKey} does not exist yet: the deployment manager makes it at its first start`));
+    checks.push(
+      existsSync(update.authKey)
+        ? key('update auth', update.authKey, () => readPrivateKeyFile(update.authKey, 'update auth key'))
+        : warn(
+            'key update auth',
+            `${update.authKey} does not exist yet: the deployment manager makes it at its first start`,
+          ),
+    );
   }
   if (l.fortctl) checks.push(certificate('fortctl', l.fortctl.admin.tls, now));
   return checks;

@@ -5,7 +5,15 @@ import { proxyAgentFor, type ProxySettings, type TunnelTls } from '../../lib/pro
 import { commonName } from '../../lib/tls.js';
 
 export type ProbeResult =
-  | { ok: true; status: number; ms: number; server: string | undefined; viaProxy: boolean; /** The `Date` header, ms since the epoch. */ date: number | undefined; receivedAt: number }
+  | {
+      ok: true;
+      status: number;
+      ms: number;
+      server: string | undefined;
+      viaProxy: boolean;
+      /** The `Date` header, ms since the epoch. */ date: number | undefined;
+      receivedAt: number;
+    }
   | { ok: false; reason: string };
 
 /**
@@ -13,7 +21,12 @@ export type ProbeResult =
  * uses, through the proxy when it would go through it. Any HTTP answer means the TLS session
  * was established both ways: verification stays on, so a failure is the reason it failed.
  */
-export function probeHttps(url: URL, tls: TunnelTls, proxy: ProxySettings | undefined, timeoutMs: number): Promise<ProbeResult> {
+export function probeHttps(
+  url: URL,
+  tls: TunnelTls,
+  proxy: ProxySettings | undefined,
+  timeoutMs: number,
+): Promise<ProbeResult> {
   const tunnel = proxyAgentFor(url, proxy, tls);
   const agent = tunnel ?? new Agent(tls);
   const started = performance.now();
@@ -22,12 +35,23 @@ export function probeHttps(url: URL, tls: TunnelTls, proxy: ProxySettings | unde
       const receivedAt = Date.now();
       const date = res.headers.date ? Date.parse(res.headers.date) : NaN;
       const server = commonName((res.socket as TLSSocket).getPeerCertificate().subject);
-      resolve({ ok: true, status: res.statusCode ?? 0, ms: Math.round(performance.now() - started), server, viaProxy: tunnel !== undefined, date: Number.isFinite(date) ? date : undefined, receivedAt });
+      resolve({
+        ok: true,
+        status: res.statusCode ?? 0,
+        ms: Math.round(performance.now() - started),
+        server,
+        viaProxy: tunnel !== undefined,
+        date: Number.isFinite(date) ? date : undefined,
+        receivedAt,
+      });
       // The answer itself does not matter: cut it short (an unfinished body then ends in an "aborted" error, expected).
       res.on('error', () => {});
       req.destroy();
     });
-    const timer = setTimeout(() => req.destroy(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' })), timeoutMs);
+    const timer = setTimeout(
+      () => req.destroy(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' })),
+      timeoutMs,
+    );
     req.on('close', () => clearTimeout(timer));
     req.on('error', (err) => {
       // The server's certificate passed (ours was sent) and then the server hung up.
@@ -73,7 +97,8 @@ export function describeFailure(err: Error, timeoutMs: number, closedAfterClient
   if (err instanceof FortError) return err.message;
   const e = err as NodeJS.ErrnoException & { reason?: string };
   if (e.code === 'ETIMEDOUT') return `no answer within ${timeoutMs} ms`;
-  if (closedAfterClientCert && (e.code === 'ECONNRESET' || e.code === 'EPIPE')) return `the server hung up right after the TLS handshake: it refused our client certificate (${e.code})`;
+  if (closedAfterClientCert && (e.code === 'ECONNRESET' || e.code === 'EPIPE'))
+    return `the server hung up right after the TLS handshake: it refused our client certificate (${e.code})`;
   const meaning = e.code ? REASONS[e.code] : undefined;
   if (!meaning) return e.code ? `${e.message} (${e.code})` : e.message;
   // Node's reason says which names the certificate has, e.g. "IP: 127.0.0.2 is not in the cert's list: 127.0.0.1".

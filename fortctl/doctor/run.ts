@@ -42,6 +42,12 @@ export async function runDoctor(o: DoctorOptions): Promise<Check[]> {
   ]);
   if (admin) checks.push(admin);
   checks.push(...dns, ...probes.map((p) => p.check));
-  checks.push(clockCheck(now(), readBuildDate(readReleaseInfo().root), probes.flatMap((p) => (p.skew ? [p.skew] : []))));
+  checks.push(
+    clockCheck(
+      now(),
+      readBuildDate(readReleaseInfo().root),
+      probes.flatMap((p) => (p.skew ? [p.skew] : [])),
+    ),
+  );
   return checks;
 }

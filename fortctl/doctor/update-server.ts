@@ -21,7 +21,11 @@ export function updateServer(dm: DeploymentManagerConfigView): UpdateServer | Ch
   if (!dir) return undefined;
   try {
     const id = readUpdateIdentity(dir);
-    if (!id) return warn('update server', `no update identity in ${dir} yet: the deployment manager gets one through the agent once the fort is paired`);
+    if (!id)
+      return warn(
+        'update server',
+        `no update identity in ${dir} yet: the deployment manager gets one through the agent once the fort is paired`,
+      );
     return { url: id.url, tls: { ca: id.files.ca, cert: id.files.cert, key: id.files.key }, authKey: id.files.authKey };
   } catch (err) {
     return fail('update server', `update identity in ${dir} is unreadable: ${reason(err)}`);

@@ -6,7 +6,10 @@ export const LOG_UNITS = ['agent', 'deployment-manager'] as const;
 export type LogUnit = (typeof LOG_UNITS)[number];
 
 /** Their systemd units (systemd/*.service). */
-export const SYSTEMD_UNIT: Record<LogUnit, string> = { agent: 'fort-agent.service', 'deployment-manager': 'fort-deployment-manager.service' };
+export const SYSTEMD_UNIT: Record<LogUnit, string> = {
+  agent: 'fort-agent.service',
+  'deployment-manager': 'fort-deployment-manager.service',
+};
 
 export const JOURNAL_OUTPUTS = ['cat', 'short-iso'] as const;
 export type JournalOutput = (typeof JOURNAL_OUTPUTS)[number];

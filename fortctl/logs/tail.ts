@@ -13,7 +13,7 @@ const MARK = 64;
 export async function lastLines(fh: FileHandle, size: number, n: number): Promise<Buffer> {
   const parts: Buffer[] = [];
   let found = 0;
-  for (let end = size; end > 0 && n > 0; ) {
+  for (let end = size; end > 0 && n > 0;) {
     const start = Math.max(0, end - CHUNK);
     const buf = await readAt(fh, start, end - start);
     for (let i = buf.length - 1; i >= 0; i -= 1) {

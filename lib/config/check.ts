@@ -9,8 +9,7 @@ import { FortError } from '../errors.js';
  * without importing the daemon's code (ARCHITECTURE.md: the processes never import each other).
  */
 export type ConfigCheck<C = unknown> =
-  | { ok: true; file: string; config: C }
-  | { ok: false; file: string; code: string | undefined; message: string };
+  { ok: true; file: string; config: C } | { ok: false; file: string; code: string | undefined; message: string };
 
 /**
  * Load `file` as the daemon would, print the ConfigCheck and exit: 0 when it loads, 1 when it
@@ -22,7 +21,12 @@ export function printConfigCheck<C>(file: string, load: (file: string) => C): ne
   try {
     check = { ok: true, file, config: load(file) };
   } catch (err) {
-    check = { ok: false, file, code: err instanceof FortError ? err.code : undefined, message: err instanceof Error ? err.message : String(err) };
+    check = {
+      ok: false,
+      file,
+      code: err instanceof FortError ? err.code : undefined,
+      message: err instanceof Error ? err.message : String(err),
+    };
   }
   // Synchronous: process.exit must not cut a pipe write short.
   writeSync(1, `${JSON.stringify(check)}\n`);
@@ -39,6 +43,7 @@ export function parseConfigCheck<C>(stdout: string): ConfigCheck<C> {
     throw new Error(`expected the JSON line of --check-config, got ${JSON.stringify(line.slice(0, 200))}`);
   }
   const c = parsed as Partial<ConfigCheck<C>>;
-  if (typeof parsed !== 'object' || parsed === null || typeof c.ok !== 'boolean' || typeof c.file !== 'string') throw new Error('expected the JSON line of --check-config (ok, file)');
+  if (typeof parsed !== 'object' || parsed === null || typeof c.ok !== 'boolean' || typeof c.file !== 'string')
+    throw new Error('expected the JSON line of --check-config (ok, file)');
   return c as ConfigCheck<C>;
 }

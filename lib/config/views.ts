@@ -24,16 +24,24 @@ export interface AgentConfigView {
   admin: { tls: TlsFiles };
   /** The client API's files name no CA: browsers present no client certificate. */
   api: { tls: TlsFilePaths };
-  iot?: { endpoint: string; ca?: string | undefined; credentials: { source: 'static'; file: string } | { source: 'provider'; url: string; tls: TlsFiles } } | undefined;
+  iot?:
+    | {
+        endpoint: string;
+        ca?: string | undefined;
+        credentials: { source: 'static'; file: string } | { source: 'provider'; url: string; tls: TlsFiles };
+      }
+    | undefined;
   cloud?: { url: string; ca?: string | undefined; private_key: string } | undefined;
   proxy?: ProxyConfig | undefined;
 }
 
 export interface DeploymentManagerConfigView {
   agent: { tls: TlsFiles };
-  updates?: {
-    server?: { url: string; tls: TlsFiles; auth_key: string } | undefined;
-    /** The loader always fills identity_dir in. */
-    paired?: { identity_dir?: string | undefined } | undefined;
-  } | undefined;
+  updates?:
+    | {
+        server?: { url: string; tls: TlsFiles; auth_key: string } | undefined;
+        /** The loader always fills identity_dir in. */
+        paired?: { identity_dir?: string | undefined } | undefined;
+      }
+    | undefined;
 }

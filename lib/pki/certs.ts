@@ -60,7 +60,10 @@ function distinguishedName(commonName: string, organization?: string): x509.Json
   return name;
 }
 
-function validity(o: { validDays?: number; notBefore?: Date; notAfter?: Date }, defaultDays: number): { notBefore: Date; notAfter: Date } {
+function validity(
+  o: { validDays?: number; notBefore?: Date; notAfter?: Date },
+  defaultDays: number,
+): { notBefore: Date; notAfter: Date } {
   // Back-date a minute so a peer with slight clock skew accepts a fresh cert.
   const notBefore = o.notBefore ?? new Date(Date.now() - 60_000);
   const notAfter = o.notAfter ?? new Date(notBefore.getTime() + (o.validDays ?? defaultDays) * DAY_MS);
@@ -94,7 +97,11 @@ export async function issueCert(ca: Pick<KeyAndCert, 'cert' | 'keys'>, opts: Iss
 }
 
 /** The CA's certificate over `publicKey`. */
-async function signCert(ca: Pick<KeyAndCert, 'cert' | 'keys'>, publicKey: webcrypto.CryptoKey, opts: IssueOptions): Promise<x509.X509Certificate> {
+async function signCert(
+  ca: Pick<KeyAndCert, 'cert' | 'keys'>,
+  publicKey: webcrypto.CryptoKey,
+  opts: IssueOptions,
+): Promise<x509.X509Certificate> {
   const ekus: string[] = [];
   if (opts.usage !== 'client') ekus.push(x509.ExtendedKeyUsage.serverAuth);
   if (opts.usage !== 'server') ekus.push(x509.ExtendedKeyUsage.clientAuth);
@@ -125,14 +132,27 @@ async function signCert(ca: Pick<KeyAndCert, 'cert' | 'keys'>, publicKey: webcry
 /** A CA from its PEM certificate and PKCS#8 key (P-256), ready to sign. */
 export async function loadCa(certPem: string, keyPem: string): Promise<Pick<KeyAndCert, 'cert' | 'keys'>> {
   const cert = new x509.X509Certificate(certPem);
-  const privateKey: webcrypto.CryptoKey = await webcrypto.subtle.importKey('pkcs8', x509.PemConverter.decodeFirst(keyPem), KEY_ALG, false, ['sign']);
-  return { cert, keys: { publicKey: (await cert.publicKey.export(KEY_ALG, ['verify'])) as webcrypto.CryptoKey, privateKey } };
+  const privateKey: webcrypto.CryptoKey = await webcrypto.subtle.importKey(
+    'pkcs8',
+    x509.PemConverter.decodeFirst(keyPem),
+    KEY_ALG,
+    false,
+    ['sign'],
+  );
+  return {
+    cert,
+    keys: { publicKey: (await cert.publicKey.export(KEY_ALG, ['verify'])) as webcrypto.CryptoKey, privateKey },
+  };
 }
 
 /** A P-256 key pair and a PKCS#10 request for it (the key never leaves the holder). */
 export async function createCsr(commonName: string): Promise<{ keyPem: string; csrPem: string }> {
   const keys = await generateKeys();
-  const csr = await x509.Pkcs10CertificateRequestGenerator.create({ name: distinguishedName(commonName), keys, signingAlgorithm: SIGN_ALG });
+  const csr = await x509.Pkcs10CertificateRequestGenerator.create({
+    name: distinguishedName(commonName),
+    keys,
+    signingAlgorithm: SIGN_ALG,
+  });
   return { keyPem: await privateKeyPem(keys.privateKey), csrPem: pem(csr.toString('pem')) };
 }
 
@@ -140,5 +160,8 @@ export async function createCsr(commonName: string): Promise<{ keyPem: string; c
 export async function createSigningKeyPair(): Promise<{ privateKeyPem: string; publicKeyPem: string }> {
   const keys = await generateKeys();
   const spki = await webcrypto.subtle.exportKey('spki', keys.publicKey);
-  return { privateKeyPem: await privateKeyPem(keys.privateKey), publicKeyPem: pem(x509.PemConverter.encode(spki, 'PUBLIC KEY')) };
+  return {
+    privateKeyPem: await privateKeyPem(keys.privateKey),
+    publicKeyPem: pem(x509.PemConverter.encode(spki, 'PUBLIC KEY')),
+  };
 }

@@ -57,14 +57,22 @@ export async function generatePki(opts: GeneratePkiOptions): Promise<PkiPaths> {
     const ca = await createCa({ commonName: `Fort trust-zone root CA ${fortId}` });
     pair(ca, tz.ca, tz.caKey);
     pair(await issueCert(ca, { commonName: 'agent', usage: 'server+client', ...server }), tz.agentCert, tz.agentKey);
-    pair(await issueCert(ca, { commonName: 'deployment-manager', usage: 'client' }), tz.deploymentManagerCert, tz.deploymentManagerKey);
+    pair(
+      await issueCert(ca, { commonName: 'deployment-manager', usage: 'client' }),
+      tz.deploymentManagerCert,
+      tz.deploymentManagerKey,
+    );
     pair(await issueCert(ca, { commonName: 'fortctl', usage: 'client' }), tz.fortctlCert, tz.fortctlKey);
   }
   if (want('clientZone')) {
     const cz = paths.clientZone;
     const ca = await createCa({ commonName: `Fort client-zone CA ${fortId}` });
     pair(ca, cz.ca, cz.caKey);
-    pair(await issueCert(ca, { commonName: 'fort client api', usage: 'server', ...clientApi }), cz.clientApiCert, cz.clientApiKey);
+    pair(
+      await issueCert(ca, { commonName: 'fort client api', usage: 'server', ...clientApi }),
+      cz.clientApiCert,
+      cz.clientApiKey,
+    );
   }
   if (want('cloudServer')) {
     const cs = paths.cloudServer;

@@ -57,5 +57,9 @@ export const PKI_ZONES: readonly PkiZone[] = ['trustZone', 'clientZone', 'cloudS
 
 /** Every file of the layout, or of some zones (not the directories). */
 export function pkiFiles(paths: PkiPaths, zones: readonly PkiZone[] = PKI_ZONES): string[] {
-  return zones.flatMap((z) => Object.entries(paths[z]).filter(([k]) => k !== 'dir').map(([, v]) => v));
+  return zones.flatMap((z) =>
+    Object.entries(paths[z])
+      .filter(([k]) => k !== 'dir')
+      .map(([, v]) => v),
+  );
 }

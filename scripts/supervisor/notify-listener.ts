@@ -12,15 +12,21 @@ interface UnixDgramSocket extends EventEmitter {
  */
 export async function createNotifyListener(path: string) {
   const require = createRequire(import.meta.url);
-  const unix = require('unix-dgram') as { createSocket(type: 'unix_dgram', onMessage: (buf: Buffer) => void): UnixDgramSocket };
+  const unix = require('unix-dgram') as {
+    createSocket(type: 'unix_dgram', onMessage: (buf: Buffer) => void): UnixDgramSocket;
+  };
   const events = new EventEmitter();
   const messages: Record<string, string>[] = [];
   const socket = unix.createSocket('unix_dgram', (buf) => {
     const fields = Object.fromEntries(
-      buf.toString('utf8').split('\n').filter(Boolean).map((l) => {
-        const i = l.indexOf('=');
-        return [l.slice(0, i), l.slice(i + 1)];
-      }),
+      buf
+        .toString('utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => {
+          const i = l.indexOf('=');
+          return [l.slice(0, i), l.slice(i + 1)];
+        }),
     );
     messages.push(fields);
     events.emit('message', fields);
@@ -41,7 +47,11 @@ export async function createNotifyListener(path: string) {
       events.off(event, cb);
     },
     /** Resolves with the first message (past or future) that matches; rejects at the deadline. */
-    waitFor(match: (fields: Record<string, string>) => boolean, timeoutMs: number, what = 'notify message'): Promise<Record<string, string>> {
+    waitFor(
+      match: (fields: Record<string, string>) => boolean,
+      timeoutMs: number,
+      what = 'notify message',
+    ): Promise<Record<string, string>> {
       const seen = messages.find(match);
       if (seen) return Promise.resolve(seen);
       return new Promise((resolve, reject) => {

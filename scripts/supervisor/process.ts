@@ -44,7 +44,10 @@ export async function startSupervised(spec: ProcessSpec) {
     starts += 1;
     const env: NodeJS.ProcessEnv = { ...process.env, ...spec.env, NOTIFY_SOCKET: notify.path };
     if (spec.watchdogUsec) env['WATCHDOG_USEC'] = String(spec.watchdogUsec);
-    const proc = spawn(process.execPath, [...(spec.nodeArgs ?? []), spec.script, ...spec.args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(process.execPath, [...(spec.nodeArgs ?? []), spec.script, ...spec.args], {
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     child = proc;
     createInterface({ input: proc.stdout }).on('line', (line) => {
       stdout.push(line);
@@ -73,7 +76,8 @@ export async function startSupervised(spec: ProcessSpec) {
   const waitExit = (timeoutMs: number): Promise<ExitInfo> =>
     new Promise((resolve, reject) => {
       const proc = child!;
-      if (proc.exitCode !== null || proc.signalCode !== null) return resolve({ code: proc.exitCode, signal: proc.signalCode });
+      if (proc.exitCode !== null || proc.signalCode !== null)
+        return resolve({ code: proc.exitCode, signal: proc.signalCode });
       const timer = setTimeout(() => reject(new Error(`${spec.name} did not exit within ${timeoutMs} ms`)), timeoutMs);
       proc.once('exit', (code, signal) => {
         clearTimeout(timer);
@@ -98,7 +102,11 @@ export async function startSupervised(spec: ProcessSpec) {
       const pid = child?.pid;
       return new Promise((resolve, reject) => {
         const onExit = (info: ExitInfo) =>
-          reject(new Error(`${spec.name} exited (code ${info.code}, signal ${info.signal}) before READY=1:\n${stderr.slice(-20).join('\n')}`));
+          reject(
+            new Error(
+              `${spec.name} exited (code ${info.code}, signal ${info.signal}) before READY=1:\n${stderr.slice(-20).join('\n')}`,
+            ),
+          );
         events.once('exit', onExit);
         notify
           .waitFor((m) => m['READY'] === '1' && m['MAINPID'] === String(pid), timeoutMs, `READY=1 from ${spec.name}`)

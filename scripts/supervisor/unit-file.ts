@@ -5,7 +5,9 @@ import { readFileSync } from 'node:fs';
  * dev stack and the benchmarks run the processes exactly as systemd will.
  */
 export function nodeArgsFromUnit(unitPath: string): string[] {
-  const line = readFileSync(unitPath, 'utf8').split('\n').find((l) => l.startsWith('ExecStart='));
+  const line = readFileSync(unitPath, 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith('ExecStart='));
   if (!line) throw new Error(`${unitPath} has no ExecStart=`);
   const words = line.slice('ExecStart='.length).trim().split(/\s+/);
   const script = words.findIndex((w) => w.endsWith('.js'));

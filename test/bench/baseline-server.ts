@@ -30,7 +30,14 @@ const routes = (scope: FastifyInstance) => {
 };
 let app: FastifyInstance;
 if (mode === '--plumbing') {
-  const server = await createClientApiServer({ cors_origins: ['https://hub.example'], rate_limit: { per_ip_per_minute: 1_000_000, per_user_per_minute: 1_000_000 } }, tls, log);
+  const server = await createClientApiServer(
+    {
+      cors_origins: ['https://hub.example'],
+      rate_limit: { per_ip_per_minute: 1_000_000, per_user_per_minute: 1_000_000 },
+    },
+    tls,
+    log,
+  );
   await server.app.register(async (scope) => {
     scope.addHook('onRequest', async (req) => {
       req.identity = { user: 'alice', tenant: 't1' };

@@ -33,13 +33,41 @@ async function rig(ctx: BenchContext) {
   appendFileSync(inst.files.agent, '\n[api.rate_limit]\nper_ip_per_minute = 1000000\nper_user_per_minute = 1000000\n');
   const dbPath = join(inst.layout.dataDir, 'agent', 'agent.db');
   const store = openStore({ path: dbPath, log: pino({ level: 'silent' }) });
-  const rows = Array.from({ length: 1000 }, (_, i) => [i + 1, `customer-${i % 97}`, (i * 7919) % 100_000, '2026-11-23']);
-  for (const id of ['sales', 'sales2']) seedApp(store.db, join(inst.layout.dataDir, 'agent', 'apps'), { id, name: id, space: 'sales', tables: { orders: { columns: ['id', 'customer', 'amount', 'day'], rows } } });
+  const rows = Array.from({ length: 1000 }, (_, i) => [
+    i + 1,
+    `customer-${i % 97}`,
+    (i * 7919) % 100_000,
+    '2026-11-23',
+  ]);
+  for (const id of ['sales', 'sales2'])
+    seedApp(store.db, join(inst.layout.dataDir, 'agent', 'apps'), {
+      id,
+      name: id,
+      space: 'sales',
+      tables: { orders: { columns: ['id', 'customer', 'amount', 'day'], rows } },
+    });
   store.close();
-  const users = Object.fromEntries(['alice', ...Array.from({ length: USERS }, (_, i) => `u${i}`)].map((u) => [u, { groups: ['g'] }]));
-  const policy: PolicyInput = { decision_ttl_seconds: 3600, tenants: { t1: { forts: ['fort-dev-1'], users, spaces: { sales: { g: ['app.list', 'app.read'] } }, apps: { sales: { space: 'sales' }, sales2: { space: 'sales' } } } } };
+  const users = Object.fromEntries(
+    ['alice', ...Array.from({ length: USERS }, (_, i) => `u${i}`)].map((u) => [u, { groups: ['g'] }]),
+  );
+  const policy: PolicyInput = {
+    decision_ttl_seconds: 3600,
+    tenants: {
+      t1: {
+        forts: ['fort-dev-1'],
+        users,
+        spaces: { sales: { g: ['app.list', 'app.read'] } },
+        apps: { sales: { space: 'sales' }, sales2: { space: 'sales' } },
+      },
+    },
+  };
   const dev = await testDevCloud(ctx.pki, { ports: inst.layout.ports, policy });
-  const agent = await ctx.scope.start({ name: 'agent', script: join(ctx.dist, 'agent/main.js'), args: ['--config', inst.files.agent], nodeArgs: nodeArgsFromUnit(join(ctx.dist, '..', 'systemd', 'fort-agent.service')) });
+  const agent = await ctx.scope.start({
+    name: 'agent',
+    script: join(ctx.dist, 'agent/main.js'),
+    args: ['--config', inst.files.agent],
+    nodeArgs: nodeArgsFromUnit(join(ctx.dist, '..', 'systemd', 'fort-agent.service')),
+  });
   await agent.waitReady(30_000);
   const ca = readFileSync(ctx.pki.clientZone.ca);
   const base = `https://127.0.0.1:${inst.layout.ports.clientApi}`;
@@ -63,7 +91,12 @@ export const clientApiRows: Benchmark = {
       const baseline = async (name: string, extra: string[]) => {
         const { port, release } = await reservePort();
         try {
-          const proc = await ctx.scope.start({ name, script: join(ctx.dist, 'test/bench/baseline-server.js'), args: [ctx.pki.clientZone.clientApiCert, ctx.pki.clientZone.clientApiKey, String(port), bodyFile, ...extra], nodeArgs: nodeArgsFromUnit(join(ctx.dist, '..', 'systemd', 'fort-agent.service')) });
+          const proc = await ctx.scope.start({
+            name,
+            script: join(ctx.dist, 'test/bench/baseline-server.js'),
+            args: [ctx.pki.clientZone.clientApiCert, ctx.pki.clientZone.clientApiKey, String(port), bodyFile, ...extra],
+            nodeArgs: nodeArgsFromUnit(join(ctx.dist, '..', 'systemd', 'fort-agent.service')),
+          });
           await proc.waitReady(30_000);
           try {
             return await load(`https://127.0.0.1:${port}/body`, ca, {}, 8);
@@ -82,7 +115,10 @@ export const clientApiRows: Benchmark = {
         `bench: client-api-rows agent ${round(agentRun.rps, 0)} req/s p99 ${agentRun.p99} ms; bare fastify ${round(bareRun.rps, 0)} req/s p99 ${bareRun.p99} ms; ` +
           `the API's plumbing alone ${round(plumbingRun.rps, 0)} req/s (${round(plumbingRun.rps / bareRun.rps, 2)}x bare) (${Buffer.byteLength(first.body)} bytes)\n`,
       );
-      return { value: round(agentRun.rps / bareRun.rps, 2), baseline: { name: 'bare-fastify-same-bytes-rps', value: round(bareRun.rps, 0) } };
+      return {
+        value: round(agentRun.rps / bareRun.rps, 2),
+        baseline: { name: 'bare-fastify-same-bytes-rps', value: round(bareRun.rps, 0) },
+      };
     } finally {
       await dev.stop();
     }
@@ -90,7 +126,13 @@ export const clientApiRows: Benchmark = {
 };
 
 /** Sequential GETs, one at a time: latency of each in ms. */
-async function timedGets(base: string, ca: Buffer, path: (i: number) => string, token: (i: number) => string, n: number) {
+async function timedGets(
+  base: string,
+  ca: Buffer,
+  path: (i: number) => string,
+  token: (i: number) => string,
+  n: number,
+) {
   const ms: number[] = [];
   for (let i = 0; i < n; i++) {
     const t0 = performance.now();
@@ -111,14 +153,38 @@ export const authzColdP99: Benchmark = {
       const tokens = await Promise.all(Array.from({ length: USERS }, (_, i) => dev.login(`u${i}`, 't1', 3600)));
       // Each user's token verified and one decision cached first: the measured request then misses
       // only the decision cache (another app) and pays one authorise round trip to the cloud.
-      await timedGets(base, ca, () => '/api/v1/apps/sales', (i) => tokens[i]!, USERS);
+      await timedGets(
+        base,
+        ca,
+        () => '/api/v1/apps/sales',
+        (i) => tokens[i]!,
+        USERS,
+      );
       const asked = dev.cloudApi.stats().authorize;
-      const cold = await timedGets(base, ca, () => '/api/v1/apps/sales2/tables/orders/rows?limit=100', (i) => tokens[i]!, USERS);
-      if (dev.cloudApi.stats().authorize - asked !== USERS) throw new Error('bench: the cold requests did not each ask the cloud');
+      const cold = await timedGets(
+        base,
+        ca,
+        () => '/api/v1/apps/sales2/tables/orders/rows?limit=100',
+        (i) => tokens[i]!,
+        USERS,
+      );
+      if (dev.cloudApi.stats().authorize - asked !== USERS)
+        throw new Error('bench: the cold requests did not each ask the cloud');
       // Baseline: the same requests again, every decision now cached.
-      const warm = await timedGets(base, ca, () => '/api/v1/apps/sales2/tables/orders/rows?limit=100', (i) => tokens[i]!, USERS);
-      process.stdout.write(`bench: authz cold p50 ${round(percentile(cold, 50), 1)} ms p99 ${round(percentile(cold, 99), 1)} ms; cached p50 ${round(percentile(warm, 50), 1)} ms p99 ${round(percentile(warm, 99), 1)} ms (${USERS} users, new connection per request)\n`);
-      return { value: round(percentile(cold, 99), 1), baseline: { name: 'cached-decision-p99-ms', value: round(percentile(warm, 99), 1) } };
+      const warm = await timedGets(
+        base,
+        ca,
+        () => '/api/v1/apps/sales2/tables/orders/rows?limit=100',
+        (i) => tokens[i]!,
+        USERS,
+      );
+      process.stdout.write(
+        `bench: authz cold p50 ${round(percentile(cold, 50), 1)} ms p99 ${round(percentile(cold, 99), 1)} ms; cached p50 ${round(percentile(warm, 50), 1)} ms p99 ${round(percentile(warm, 99), 1)} ms (${USERS} users, new connection per request)\n`,
+      );
+      return {
+        value: round(percentile(cold, 99), 1),
+        baseline: { name: 'cached-decision-p99-ms', value: round(percentile(warm, 99), 1) },
+      };
     } finally {
       await dev.stop();
     }
@@ -136,15 +202,37 @@ export const clientApiRssGrowth: Benchmark = {
     const { dev, agent, ca, base } = await rig(ctx);
     try {
       const tokens = await Promise.all(Array.from({ length: 50 }, (_, i) => dev.login(`u${i}`, 't1', 3600)));
-      const paths = ['/api/v1/apps', '/api/v1/apps/sales/tables', ...Array.from({ length: 10 }, (_, i) => `/api/v1/apps/sales${i % 2 ? '2' : ''}/tables/orders/rows?offset=${i * 100}&limit=100`)];
+      const paths = [
+        '/api/v1/apps',
+        '/api/v1/apps/sales/tables',
+        ...Array.from(
+          { length: 10 },
+          (_, i) => `/api/v1/apps/sales${i % 2 ? '2' : ''}/tables/orders/rows?offset=${i * 100}&limit=100`,
+        ),
+      ];
       let n = 0;
-      const requests = [{ setupRequest: (req: Record<string, unknown>) => {
-        n++;
-        return { ...req, path: paths[n % paths.length], headers: { authorization: `Bearer ${tokens[n % tokens.length]}` } };
-      } }];
+      const requests = [
+        {
+          setupRequest: (req: Record<string, unknown>) => {
+            n++;
+            return {
+              ...req,
+              path: paths[n % paths.length],
+              headers: { authorization: `Bearer ${tokens[n % tokens.length]}` },
+            };
+          },
+        },
+      ];
       const run = async (seconds: number) => {
-        const r = await autocannon({ url: base, connections: 10, duration: seconds, requests, tlsOptions: { ca } } as unknown as autocannon.Options);
-        if (r.non2xx > 0 || r.errors > 0) throw new Error(`bench: ${r.non2xx} non-2xx and ${r.errors} errors under load`);
+        const r = await autocannon({
+          url: base,
+          connections: 10,
+          duration: seconds,
+          requests,
+          tlsOptions: { ca },
+        } as unknown as autocannon.Options);
+        if (r.non2xx > 0 || r.errors > 0)
+          throw new Error(`bench: ${r.non2xx} non-2xx and ${r.errors} errors under load`);
         return r.requests.total;
       };
       const pid = agent.pid;
@@ -161,7 +249,9 @@ export const clientApiRssGrowth: Benchmark = {
       }
       const end = percentile(samples.slice(-6), 50); // the last half minute, median
       const growth = ((end - start) / start) * 100;
-      process.stdout.write(`bench: client-api RSS ${round(start, 1)} MB after warm-up, ${round(end, 1)} MB after ${GROWTH_MINUTES} min (${total} requests; min ${round(Math.min(...samples), 1)}, max ${round(Math.max(...samples), 1)})\n`);
+      process.stdout.write(
+        `bench: client-api RSS ${round(start, 1)} MB after warm-up, ${round(end, 1)} MB after ${GROWTH_MINUTES} min (${total} requests; min ${round(Math.min(...samples), 1)}, max ${round(Math.max(...samples), 1)})\n`,
+      );
       return { value: round(growth, 1), baseline: { name: 'rss-after-warmup-mb', value: round(start, 1) } };
     } finally {
       await dev.stop();

@@ -27,4 +27,6 @@ const written = await writeAppVersion({
   log: pino({ level: 'silent' }),
 });
 const ms = performance.now() - t0;
-process.stdout.write(`${JSON.stringify({ rows: written.rowCount, ms, maxRssKb: process.resourceUsage().maxRSS, file: written.tmpFile })}\n`);
+process.stdout.write(
+  `${JSON.stringify({ rows: written.rowCount, ms, maxRssKb: process.resourceUsage().maxRSS, file: written.tmpFile })}\n`,
+);

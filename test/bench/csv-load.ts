@@ -95,8 +95,19 @@ const agentNodeArgs = (ctx: BenchContext) => nodeArgsFromUnit(join(ctx.dist, '..
 
 async function agentLoad(ctx: BenchContext, csv: string, run: number): Promise<AgentLoad> {
   const appDir = join(ctx.tmp, 'csv-load', `app-${run}`);
-  const definition = JSON.stringify({ id: 'bench', name: 'Bench', space: 'bench', tables: [{ name: 'orders', connector: 'csv', path: basename(csv), columns: COLUMNS }] });
-  const { ms: processMs, stdout } = await timed(process.execPath, [...agentNodeArgs(ctx), join(ctx.dist, 'test/bench/csv-load-child.js'), csv, appDir, definition]);
+  const definition = JSON.stringify({
+    id: 'bench',
+    name: 'Bench',
+    space: 'bench',
+    tables: [{ name: 'orders', connector: 'csv', path: basename(csv), columns: COLUMNS }],
+  });
+  const { ms: processMs, stdout } = await timed(process.execPath, [
+    ...agentNodeArgs(ctx),
+    join(ctx.dist, 'test/bench/csv-load-child.js'),
+    csv,
+    appDir,
+    definition,
+  ]);
   rmSync(appDir, { recursive: true, force: true });
   const r = JSON.parse(stdout) as { rows: number; ms: number; maxRssKb: number };
   if (r.rows !== ROWS) throw new Error(`bench: the agent loaded ${r.rows} rows, expected ${ROWS}`);
@@ -135,8 +146,13 @@ export const csvLoad: Benchmark = {
     const agentRate = ROWS / (median(agent) / 1000);
     const cliRate = ROWS / (median(cli) / 1000);
     const ms = (xs: number[]) => xs.map((x) => round(x, 0)).join('/');
-    process.stdout.write(`bench: csv-load ${ROWS} rows x ${COLUMNS.length} columns: agent ${round(agentRate, 0)} rows/s (load ${ms(agent)} ms; whole process ${ms(agentProcess)} ms, ${round(ROWS / (median(agentProcess) / 1000), 0)} rows/s); sqlite3 .import ${round(cliRate, 0)} rows/s (${ms(cli)} ms)\n`);
-    return { value: round(agentRate / cliRate, 2), baseline: { name: 'sqlite3-cli-import-rows-per-s', value: round(cliRate, 0) } };
+    process.stdout.write(
+      `bench: csv-load ${ROWS} rows x ${COLUMNS.length} columns: agent ${round(agentRate, 0)} rows/s (load ${ms(agent)} ms; whole process ${ms(agentProcess)} ms, ${round(ROWS / (median(agentProcess) / 1000), 0)} rows/s); sqlite3 .import ${round(cliRate, 0)} rows/s (${ms(cli)} ms)\n`,
+    );
+    return {
+      value: round(agentRate / cliRate, 2),
+      baseline: { name: 'sqlite3-cli-import-rows-per-s', value: round(cliRate, 0) },
+    };
   },
 };
 
@@ -147,9 +163,15 @@ export const csvLoadPeakRss: Benchmark = {
   async run(ctx) {
     const csv = await csvFile(ctx);
     const load = await agentLoad(ctx, csv, 0);
-    const bare = await timed(process.execPath, [...agentNodeArgs(ctx), '-e', 'process.stdout.write(String(process.resourceUsage().maxRSS))']);
+    const bare = await timed(process.execPath, [
+      ...agentNodeArgs(ctx),
+      '-e',
+      'process.stdout.write(String(process.resourceUsage().maxRSS))',
+    ]);
     const bareMb = Number(bare.stdout) / 1024;
-    process.stdout.write(`bench: csv-load peak RSS ${round(load.maxRssMb, 1)} MB for ${ROWS} rows x ${COLUMNS.length} columns (load ${round(load.ms, 0)} ms); bare node ${round(bareMb, 1)} MB\n`);
+    process.stdout.write(
+      `bench: csv-load peak RSS ${round(load.maxRssMb, 1)} MB for ${ROWS} rows x ${COLUMNS.length} columns (load ${round(load.ms, 0)} ms); bare node ${round(bareMb, 1)} MB\n`,
+    );
     return { value: round(load.maxRssMb, 1), baseline: { name: 'bare-node-max-rss-mb', value: round(bareMb, 1) } };
   },
 };

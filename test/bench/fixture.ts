@@ -9,7 +9,13 @@ import { agentToml, deploymentManagerToml, reserveStackPorts, type StackLayout }
  * the run (scripts/port-reservation.ts; a dozen installations at most, released as the run exits)
  * and a fresh data dir (so every agent start creates and migrates a new DB), sharing the run's PKI.
  */
-export async function installation(tmp: string, pki: PkiPaths, healthIntervalSeconds = 1, iot = false, cloudAuth = false) {
+export async function installation(
+  tmp: string,
+  pki: PkiPaths,
+  healthIntervalSeconds = 1,
+  iot = false,
+  cloudAuth = false,
+) {
   const dir = mkdtempSync(join(tmp, 'inst-'));
   // Production log level: debug logging would bench the logger, not the service.
   const layout: StackLayout = {
@@ -22,7 +28,11 @@ export async function installation(tmp: string, pki: PkiPaths, healthIntervalSec
     sourcesDir: join(dir, 'sources'),
     logLevel: 'info',
     ...(cloudAuth ? { cloudAuth: { tenant: 't1' } } : {}),
-    ...(iot ? { iot: { region: 'eu-west-1', roleAlias: 'fort-iot-role', staticCredentialsFile: join(dir, 'iot-static.json') } } : {}),
+    ...(iot
+      ? {
+          iot: { region: 'eu-west-1', roleAlias: 'fort-iot-role', staticCredentialsFile: join(dir, 'iot-static.json') },
+        }
+      : {}),
   };
   mkdirSync(layout.sourcesDir!, { recursive: true });
   const files = { agent: join(dir, 'agent.toml'), dm: join(dir, 'deployment-manager.toml') };

@@ -57,7 +57,14 @@ async function linkedAgent(ctx: BenchContext) {
     agent,
     handledCount: () => (handled.get() as { n: number }).n,
     receivedAt: (ids: string[]) =>
-      new Map((db.prepare(`SELECT id, received_at FROM inbox WHERE id IN (${ids.map(() => '?').join(',')})`).all(...ids) as { id: string; received_at: string }[]).map((r) => [r.id, Date.parse(r.received_at)])),
+      new Map(
+        (
+          db.prepare(`SELECT id, received_at FROM inbox WHERE id IN (${ids.map(() => '?').join(',')})`).all(...ids) as {
+            id: string;
+            received_at: string;
+          }[]
+        ).map((r) => [r.id, Date.parse(r.received_at)]),
+      ),
     async close() {
       db.close();
       await ctx.scope.stop(agent);
@@ -74,7 +81,14 @@ async function bareSubscriber(dev: TestDevCloud, onMessage: (payload: Buffer) =>
   return client;
 }
 
-const ping = (fortId: string) => ({ v: 1, id: randomUUID(), type: 'ping', fortId, ts: new Date().toISOString(), data: {} });
+const ping = (fortId: string) => ({
+  v: 1,
+  id: randomUUID(),
+  type: 'ping',
+  fortId,
+  ts: new Date().toISOString(),
+  data: {},
+});
 
 export const eventIngest: Benchmark = {
   name: 'event-ingest',
@@ -124,20 +138,32 @@ export const eventLatencyP99: Benchmark = {
         return sentAt;
       };
       const baseSeen = new Map<string, number>();
-      const base = await bareSubscriber(rig.dev, (payload) => baseSeen.set((JSON.parse(payload.toString()) as { id: string }).id, Date.now()));
+      const base = await bareSubscriber(rig.dev, (payload) =>
+        baseSeen.set((JSON.parse(payload.toString()) as { id: string }).id, Date.now()),
+      );
       const baseSent = await paced(BASE);
       await poll(() => (baseSeen.size >= N ? true : undefined), 30_000, 'baseline events');
       await base.endAsync();
       const sent = await paced(FORT);
       const ids = [...sent.keys()];
-      const handledAt = await poll(() => {
-        const m = rig.receivedAt(ids);
-        return m.size >= N ? m : undefined;
-      }, 60_000, 'latency events handled', 50);
+      const handledAt = await poll(
+        () => {
+          const m = rig.receivedAt(ids);
+          return m.size >= N ? m : undefined;
+        },
+        60_000,
+        'latency events handled',
+        50,
+      );
       const lat = ids.map((id) => handledAt.get(id)! - sent.get(id)!);
       const baseLat = [...baseSent].map(([id, t]) => baseSeen.get(id)! - t);
-      process.stdout.write(`bench: event latency p50 ${percentile(lat, 50)} ms, p99 ${percentile(lat, 99)} ms (bare subscriber p50 ${percentile(baseLat, 50)}, p99 ${percentile(baseLat, 99)})\n`);
-      return { value: percentile(lat, 99), baseline: { name: 'bare-mqtt-subscriber-p99', value: percentile(baseLat, 99) } };
+      process.stdout.write(
+        `bench: event latency p50 ${percentile(lat, 50)} ms, p99 ${percentile(lat, 99)} ms (bare subscriber p50 ${percentile(baseLat, 50)}, p99 ${percentile(baseLat, 99)})\n`,
+      );
+      return {
+        value: percentile(lat, 99),
+        baseline: { name: 'bare-mqtt-subscriber-p99', value: percentile(baseLat, 99) },
+      };
     } finally {
       await rig.close();
     }
@@ -168,7 +194,10 @@ export const reconnectToSubscribed: Benchmark = {
         bareMs.push(performance.now() - t1);
         await c.endAsync();
       }
-      return { value: round(median(agentMs), 1), baseline: { name: 'bare-mqtt-connect-subscribe', value: round(median(bareMs), 1) } };
+      return {
+        value: round(median(agentMs), 1),
+        baseline: { name: 'bare-mqtt-connect-subscribe', value: round(median(bareMs), 1) },
+      };
     } finally {
       await rig.close();
     }

@@ -55,7 +55,8 @@ export class Scope {
   async stop(p: Supervised): Promise<void> {
     this.live.delete(p);
     const info = await p.stop(15_000); // TimeoutStopSec of the units
-    if (info.code !== 0 && info.signal !== 'SIGTERM') throw new Error(`${p.name} stopped with code ${info.code}, signal ${info.signal}`);
+    if (info.code !== 0 && info.signal !== 'SIGTERM')
+      throw new Error(`${p.name} stopped with code ${info.code}, signal ${info.signal}`);
   }
 
   /** Reverse start order (DM before the agent it watches); errors are collected, not lost. */

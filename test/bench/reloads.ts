@@ -39,34 +39,70 @@ export const eventToReloadP99: Benchmark = {
     writeFileSync(join(inst.layout.sourcesDir!, 'tiny.csv'), 'n\n1\n2\n3\n');
     writeFileSync(join(inst.dir, 'tiny.toml'), APP);
     const dev = await testDevCloud(ctx.pki, { ports: inst.layout.ports });
-    const agent = await ctx.scope.start({ name: 'agent', script: join(ctx.dist, 'agent/main.js'), args: ['--config', inst.files.agent], nodeArgs: nodeArgsFromUnit(join(ctx.dist, '..', 'systemd', 'fort-agent.service')) });
-    const admin = createAdminClient({ url: `https://127.0.0.1:${inst.layout.ports.admin}`, tls: loadTlsMaterial({ ca: ctx.pki.trustZone.ca, cert: ctx.pki.trustZone.fortctlCert, key: ctx.pki.trustZone.fortctlKey }) });
+    const agent = await ctx.scope.start({
+      name: 'agent',
+      script: join(ctx.dist, 'agent/main.js'),
+      args: ['--config', inst.files.agent],
+      nodeArgs: nodeArgsFromUnit(join(ctx.dist, '..', 'systemd', 'fort-agent.service')),
+    });
+    const admin = createAdminClient({
+      url: `https://127.0.0.1:${inst.layout.ports.admin}`,
+      tls: loadTlsMaterial({
+        ca: ctx.pki.trustZone.ca,
+        cert: ctx.pki.trustZone.fortctlCert,
+        key: ctx.pki.trustZone.fortctlKey,
+      }),
+    });
     try {
       await agent.waitReady(30_000);
       const added = await admin.addApp(APP, 'toml');
       if (added.statusCode !== 201) throw new Error(`bench: app refused: ${added.body.detail}`);
       const db = new Database(join(inst.dir, 'data/agent/agent.db'), { readonly: true });
-      const row = db.prepare<[string], { state: string; requestedAt: string; startedAt: string | null; source: string }>('SELECT state, requested_at AS requestedAt, started_at AS startedAt, source FROM reloads WHERE id = ?');
+      const row = db.prepare<
+        [string],
+        { state: string; requestedAt: string; startedAt: string | null; source: string }
+      >('SELECT state, requested_at AS requestedAt, started_at AS startedAt, source FROM reloads WHERE id = ?');
       const bySource = db.prepare<[string], { id: string }>('SELECT id FROM reloads WHERE source = ?');
       const finished = async (id: string) => {
-        const r = await until(() => { const x = row.get(id); return x && ['succeeded', 'failed'].includes(x.state) ? x : undefined; }, `reload ${id}`);
+        const r = await until(() => {
+          const x = row.get(id);
+          return x && ['succeeded', 'failed'].includes(x.state) ? x : undefined;
+        }, `reload ${id}`);
         if (r.state !== 'succeeded') throw new Error(`bench: reload ${id} ${r.state}`);
         return Date.parse(r.startedAt!) - Date.parse(r.requestedAt);
       };
       // The link must be up before events can arrive.
-      await until(() => (dev.bridge.messages.some((m) => m.topic === `forts/${FORT}/presence`) ? true : undefined), 'the IoT link');
+      await until(
+        () => (dev.bridge.messages.some((m) => m.topic === `forts/${FORT}/presence`) ? true : undefined),
+        'the IoT link',
+      );
       const viaEvent: number[] = [];
       for (let i = 0; i < ROUNDS; i++) {
         const id = randomUUID();
-        await dev.bridge.publish(`forts/${FORT}/events`, JSON.stringify({ v: 1, id, type: 'reload.requested', fortId: FORT, ts: new Date().toISOString(), data: { appId: 'tiny' } }));
+        await dev.bridge.publish(
+          `forts/${FORT}/events`,
+          JSON.stringify({
+            v: 1,
+            id,
+            type: 'reload.requested',
+            fortId: FORT,
+            ts: new Date().toISOString(),
+            data: { appId: 'tiny' },
+          }),
+        );
         const r = await until(() => bySource.get(`event:${id}`), `the reload of event ${id}`);
         viaEvent.push(await finished(r.id));
       }
       const viaAdmin: number[] = [];
       for (let i = 0; i < ROUNDS; i++) viaAdmin.push(await finished((await admin.startReload('tiny')).body.reload.id));
       db.close();
-      process.stdout.write(`bench: event → reload started p50 ${percentile(viaEvent, 50)} ms p99 ${percentile(viaEvent, 99)} ms; operator request → started p50 ${percentile(viaAdmin, 50)} ms p99 ${percentile(viaAdmin, 99)} ms (${ROUNDS} each, idle queue)\n`);
-      return { value: round(percentile(viaEvent, 99), 1), baseline: { name: 'admin-request-to-start-p99-ms', value: round(percentile(viaAdmin, 99), 1) } };
+      process.stdout.write(
+        `bench: event → reload started p50 ${percentile(viaEvent, 50)} ms p99 ${percentile(viaEvent, 99)} ms; operator request → started p50 ${percentile(viaAdmin, 50)} ms p99 ${percentile(viaAdmin, 99)} ms (${ROUNDS} each, idle queue)\n`,
+      );
+      return {
+        value: round(percentile(viaEvent, 99), 1),
+        baseline: { name: 'admin-request-to-start-p99-ms', value: round(percentile(viaAdmin, 99), 1) },
+      };
     } finally {
       admin.close();
       await dev.stop();

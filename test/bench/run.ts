@@ -20,7 +20,24 @@ import { artifactDownloadVerify, dmDownloadPeakRss, dmPollCpuMs } from './update
  * also puts the table into README.md (between the bench markers). Exit 0 when goals are missed
  * (the table says so), non-zero only when a benchmark could not run. Add new benchmarks here.
  */
-const BENCHMARKS: Benchmark[] = [startToReady, idleRssAgent, idleRssDeploymentManager, idleRssAgentLinked, eventIngest, eventLatencyP99, reconnectToSubscribed, clientApiRows, authzColdP99, clientApiRssGrowth, csvLoad, csvLoadPeakRss, eventToReloadP99, artifactDownloadVerify, dmDownloadPeakRss, dmPollCpuMs];
+const BENCHMARKS: Benchmark[] = [
+  startToReady,
+  idleRssAgent,
+  idleRssDeploymentManager,
+  idleRssAgentLinked,
+  eventIngest,
+  eventLatencyP99,
+  reconnectToSubscribed,
+  clientApiRows,
+  authzColdP99,
+  clientApiRssGrowth,
+  csvLoad,
+  csvLoadPeakRss,
+  eventToReloadP99,
+  artifactDownloadVerify,
+  dmDownloadPeakRss,
+  dmPollCpuMs,
+];
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../../..'); // dist/test/bench → repo
 const RESULTS = join(REPO, 'bench', 'results');
@@ -48,7 +65,11 @@ function table(rows: { r: Result; pass: boolean }[]): string {
     pass ? 'pass' : 'FAIL',
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
-  const line = (c: string[]) => c.map((s, i) => s.padEnd(widths[i]!)).join('  ').trimEnd();
+  const line = (c: string[]) =>
+    c
+      .map((s, i) => s.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd();
   return [line(head), line(widths.map((w) => '-'.repeat(w))), ...cells.map(line)].join('\n');
 }
 
@@ -71,7 +92,10 @@ async function main(): Promise<number> {
   const tmp = mkdtempSync(join(tmpdir(), 'fort-bench-'));
   let scope = new Scope();
   // Ctrl-C must not leave services running or temp dirs behind.
-  process.once('SIGINT', () => void scope.stopAll().finally(() => (rmSync(tmp, { recursive: true, force: true }), process.exit(130))));
+  process.once(
+    'SIGINT',
+    () => void scope.stopAll().finally(() => (rmSync(tmp, { recursive: true, force: true }), process.exit(130))),
+  );
   const rows: { r: Result; pass: boolean }[] = [];
   let failed = 0;
   try {
@@ -80,7 +104,10 @@ async function main(): Promise<number> {
     // `npm run bench -- event-ingest idle-rss-agent`: only those (exact names).
     const only = process.argv.slice(2).filter((a) => a !== '--readme');
     const unknown = only.filter((n) => !BENCHMARKS.some((b) => b.name === n));
-    if (unknown.length) throw new Error(`unknown benchmark(s): ${unknown.join(', ')}; known: ${BENCHMARKS.map((b) => b.name).join(', ')}`);
+    if (unknown.length)
+      throw new Error(
+        `unknown benchmark(s): ${unknown.join(', ')}; known: ${BENCHMARKS.map((b) => b.name).join(', ')}`,
+      );
     for (const b of BENCHMARKS.filter((x) => only.length === 0 || only.includes(x.name))) {
       scope = new Scope();
       process.stdout.write(`bench: ${b.name} ...\n`);
@@ -95,10 +122,21 @@ async function main(): Promise<number> {
           unit: b.unit,
           baseline: m.baseline,
           // A ratio benchmark's value is already the ratio to its baseline (whose value is in other units).
-          ratio: b.unit === 'ratio' ? m.value : m.baseline && m.baseline.value > 0 ? round(m.value / m.baseline.value, 2) : null,
+          ratio:
+            b.unit === 'ratio'
+              ? m.value
+              : m.baseline && m.baseline.value > 0
+                ? round(m.value / m.baseline.value, 2)
+                : null,
           goal: goalText(b),
           // The machine is shared: its load at the time says how far to trust absolute values.
-          machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', memoryGiB: Math.round(totalmem() / 2 ** 30), loadAverage1m: round(loadavg()[0]!, 2), node: process.version },
+          machine: {
+            cpus: cpus().length,
+            cpuModel: cpus()[0]?.model ?? 'unknown',
+            memoryGiB: Math.round(totalmem() / 2 ** 30),
+            loadAverage1m: round(loadavg()[0]!, 2),
+            node: process.version,
+          },
           date: new Date().toISOString(),
         };
         writeFileAtomic(join(RESULTS, `${b.name}.json`), `${JSON.stringify(r, null, 2)}\n`, 0o644);

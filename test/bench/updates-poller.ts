@@ -13,12 +13,23 @@ if (!url || !ca || !cert || !key || !jwt || !deviceType || !interval) {
   process.stderr.write('usage: updates-poller.js <server url> <ca> <cert> <key> <jwt> <device type> <interval ms>\n');
   process.exit(64);
 }
-const agent = new Agent({ ca: readFileSync(ca), cert: readFileSync(cert), key: readFileSync(key), keepAlive: true, maxSockets: 4 });
+const agent = new Agent({
+  ca: readFileSync(ca),
+  cert: readFileSync(cert),
+  key: readFileSync(key),
+  keepAlive: true,
+  maxSockets: 4,
+});
 
 const send = (method: string, path: string, body: unknown) =>
   new Promise<number>((resolve, reject) => {
     const data = JSON.stringify(body);
-    const headers = { authorization: `Bearer ${jwt}`, accept: 'application/json', 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(data)) };
+    const headers = {
+      authorization: `Bearer ${jwt}`,
+      accept: 'application/json',
+      'content-type': 'application/json',
+      'content-length': String(Buffer.byteLength(data)),
+    };
     const req = request(new URL(path, url), { method, agent, headers }, (res) => {
       res.resume();
       res.on('end', () => resolve(res.statusCode ?? 0));
@@ -37,7 +48,9 @@ const inventory = [
 ];
 
 async function cycle() {
-  const next = await send('POST', '/api/devices/v2/deployments/device/deployments/next', { device_provides: { artifact_name: 'unknown', device_type: deviceType } });
+  const next = await send('POST', '/api/devices/v2/deployments/device/deployments/next', {
+    device_provides: { artifact_name: 'unknown', device_type: deviceType },
+  });
   const inv = await send('PATCH', '/api/devices/v1/inventory/device/attributes', inventory);
   if (next !== 204 || inv !== 200) throw new Error(`deployments/next ${next}, inventory ${inv}`);
 }

@@ -1,7 +1,16 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { appendFileSync, createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import {
+  appendFileSync,
+  createWriteStream,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { pino } from 'pino';
@@ -30,7 +39,8 @@ const MB = 1024 * 1024;
 const RUNS = 3;
 const POLLS = 15;
 
-const dmNodeArgs = (ctx: BenchContext) => nodeArgsFromUnit(join(ctx.dist, '..', 'systemd', 'fort-deployment-manager.service'));
+const dmNodeArgs = (ctx: BenchContext) =>
+  nodeArgsFromUnit(join(ctx.dist, '..', 'systemd', 'fort-deployment-manager.service'));
 
 /** Written once per bench run (every benchmark here deploys the same file). */
 async function signedArtifact(ctx: BenchContext): Promise<{ file: string; publicKey: string }> {
@@ -47,7 +57,14 @@ async function signedArtifact(ctx: BenchContext): Promise<{ file: string; public
   for (let n = 0; n < PAYLOAD_BYTES; n += MB) if (!out.write(randomBytes(MB))) await once(out, 'drain');
   out.end();
   await once(out, 'finish');
-  buildArtifact({ dir, name: ARTIFACT, deviceType: DEVICE_TYPE, payloadFile: payload, sign: { key: key.private }, out: `${file}.part` });
+  buildArtifact({
+    dir,
+    name: ARTIFACT,
+    deviceType: DEVICE_TYPE,
+    payloadFile: payload,
+    sign: { key: key.private },
+    out: `${file}.part`,
+  });
   rmSync(payload);
   rmSync(key.private);
   renameSync(`${file}.part`, file); // complete or absent, for the next benchmark of the run
@@ -68,9 +85,17 @@ async function startRig(ctx: BenchContext, inventorySeconds: number): Promise<Ri
   const inst = await installation(ctx.tmp, ctx.pki, 3600);
   const config = devCloudConfigSchema.parse({
     log: { level: 'warn' },
-    server: { host: '127.0.0.1', port: inst.layout.ports.cloud, tls: { cert: ctx.pki.cloudServer.devCloudCert, key: ctx.pki.cloudServer.devCloudKey } },
+    server: {
+      host: '127.0.0.1',
+      port: inst.layout.ports.cloud,
+      tls: { cert: ctx.pki.cloudServer.devCloudCert, key: ctx.pki.cloudServer.devCloudKey },
+    },
     // In ctx.tmp (removed by the runner); the artifact stored there is served again by the next rig.
-    mender: { port: inst.layout.ports.updates, device_ca: ctx.pki.cloudDevice.ca, artifacts_dir: join(ctx.tmp, 'updates', 'server-artifacts') },
+    mender: {
+      port: inst.layout.ports.updates,
+      device_ca: ctx.pki.cloudDevice.ca,
+      artifacts_dir: join(ctx.tmp, 'updates', 'server-artifacts'),
+    },
   });
   const cloud = await startDevCloud(config, pino({ level: 'warn' }));
   let dm: Supervised | undefined;
@@ -99,9 +124,18 @@ async function startRig(ctx: BenchContext, inventorySeconds: number): Promise<Ri
         `poll_seconds = 1\ninventory_seconds = ${inventorySeconds}\nretry_seconds = 1\n` +
         `tls = { ca = ${q(pki.cloudServer.ca)}, cert = ${q(pki.cloudDevice.deviceCert)}, key = ${q(pki.cloudDevice.deviceKey)} }\n`,
     );
-    dm = await ctx.scope.start({ name: 'deployment-manager', script: join(ctx.dist, 'deployment-manager/main.js'), nodeArgs: dmNodeArgs(ctx), args: ['--config', inst.files.dm] });
+    dm = await ctx.scope.start({
+      name: 'deployment-manager',
+      script: join(ctx.dist, 'deployment-manager/main.js'),
+      nodeArgs: dmNodeArgs(ctx),
+      args: ['--config', inst.files.dm],
+    });
     await dm.waitReady(30_000);
-    await mender.waitFor(() => mender.devices().find((d) => d.identity['fort_id'] === FORT), 20_000, 'the DM asking to be admitted');
+    await mender.waitFor(
+      () => mender.devices().find((d) => d.identity['fort_id'] === FORT),
+      20_000,
+      'the DM asking to be admitted',
+    );
     mender.accept(FORT);
     await mender.waitFor(() => mender.device(FORT).lastPollAt, 20_000, 'a first poll of the admitted DM');
     const live = dm;
@@ -141,7 +175,11 @@ function cpuMs(pid: number): number {
  * download about to start) to `installing` (the artifact downloaded, fsynced and verified:
  * signature, manifest checksums, payload staged). The poll interval before it is not counted.
  */
-function downloadVerifyMs(dm: Supervised, deploymentId: string, timeoutMs: number): Promise<{ ms: number; downloadMs: number }> {
+function downloadVerifyMs(
+  dm: Supervised,
+  deploymentId: string,
+  timeoutMs: number,
+): Promise<{ ms: number; downloadMs: number }> {
   return new Promise((resolve, reject) => {
     let start: number | undefined;
     let verifying: number | undefined;
@@ -159,12 +197,17 @@ function downloadVerifyMs(dm: Supervised, deploymentId: string, timeoutMs: numbe
         return;
       }
       if (l.deploymentId !== deploymentId) return;
-      if (l.msg === 'update failed') done(new Error(`bench: the DM failed the deployment before installing: ${l.reason}`));
+      if (l.msg === 'update failed')
+        done(new Error(`bench: the DM failed the deployment before installing: ${l.reason}`));
       else if (l.msg === 'update step' && l.step === 'downloading') start ??= Date.parse(l.time!);
       else if (l.msg === 'update step' && l.step === 'verifying') verifying ??= Date.parse(l.time!);
-      else if (l.msg === 'update step' && l.step === 'installing' && start !== undefined && verifying !== undefined) done(undefined, Date.parse(l.time!));
+      else if (l.msg === 'update step' && l.step === 'installing' && start !== undefined && verifying !== undefined)
+        done(undefined, Date.parse(l.time!));
     };
-    const timer = setTimeout(() => done(new Error(`bench: deployment ${deploymentId} not verified within ${timeoutMs} ms`)), timeoutMs);
+    const timer = setTimeout(
+      () => done(new Error(`bench: deployment ${deploymentId} not verified within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
     dm.events.on('stdout', onLine);
   });
 }
@@ -184,13 +227,28 @@ async function deployOnce(rig: Rig): Promise<{ ms: number; downloadMs: number; p
 const exited = (p: ChildProcess, name: string, event: 'exit' | 'close') =>
   new Promise<void>((resolve, reject) => {
     p.once('error', reject);
-    p.once(event, (code: number | null, signal: string | null) => (code === 0 ? resolve() : reject(new Error(`bench: ${name} exited with code ${code}, signal ${signal}`))));
+    p.once(event, (code: number | null, signal: string | null) =>
+      code === 0 ? resolve() : reject(new Error(`bench: ${name} exited with code ${code}, signal ${signal}`)),
+    );
   });
 
 /** `curl … URL | sha256sum` with the same device certificate and CA (mutual TLS, verified), spawn to exit. */
 async function curlSha256(ctx: BenchContext, url: string): Promise<{ ms: number; sha256: string }> {
   const t0 = performance.now();
-  const curl = spawn('curl', ['-sSf', '--cacert', ctx.pki.cloudServer.ca, '--cert', ctx.pki.cloudDevice.deviceCert, '--key', ctx.pki.cloudDevice.deviceKey, url], { stdio: ['ignore', 'pipe', 'inherit'], timeout: 120_000 });
+  const curl = spawn(
+    'curl',
+    [
+      '-sSf',
+      '--cacert',
+      ctx.pki.cloudServer.ca,
+      '--cert',
+      ctx.pki.cloudDevice.deviceCert,
+      '--key',
+      ctx.pki.cloudDevice.deviceKey,
+      url,
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'], timeout: 120_000 },
+  );
   const sum = spawn('sha256sum', [], { stdio: [curl.stdout, 'pipe', 'inherit'], timeout: 120_000 });
   curl.stdout.destroy(); // sha256sum holds its own copy of the pipe; this end is not read here
   let out = '';
@@ -217,15 +275,21 @@ export const artifactDownloadVerify: Benchmark = {
       };
       const viaCurl = async () => {
         const r = await curlSha256(ctx, rig.mender.downloadLink(art.id).uri);
-        if (r.sha256 !== art.sha256) throw new Error(`bench: curl | sha256sum got ${r.sha256}, the artifact is ${art.sha256}`);
+        if (r.sha256 !== art.sha256)
+          throw new Error(`bench: curl | sha256sum got ${r.sha256}, the artifact is ${art.sha256}`);
         curl.push(r.ms);
       };
       // Alternated, who goes first too, median of each: the machine is shared and runs wander.
       for (let i = 0; i < RUNS; i++) for (const f of i % 2 ? [viaCurl, viaDm] : [viaDm, viaCurl]) await f();
       const rate = (ms: number) => art.size / MB / (ms / 1000);
       const list = (xs: number[]) => xs.map((x) => round(x, 0)).join('/');
-      process.stdout.write(`bench: ${round(art.size / MB, 1)} MB artifact: DM download+verify ${round(rate(median(dm)), 1)} MB/s (${list(dm)} ms, of which download ${list(download)} ms); curl | sha256sum ${round(rate(median(curl)), 1)} MB/s (${list(curl)} ms)\n`);
-      return { value: round(rate(median(dm)) / rate(median(curl)), 2), baseline: { name: 'curl-sha256sum-MB-per-s', value: round(rate(median(curl)), 1) } };
+      process.stdout.write(
+        `bench: ${round(art.size / MB, 1)} MB artifact: DM download+verify ${round(rate(median(dm)), 1)} MB/s (${list(dm)} ms, of which download ${list(download)} ms); curl | sha256sum ${round(rate(median(curl)), 1)} MB/s (${list(curl)} ms)\n`,
+      );
+      return {
+        value: round(rate(median(dm)) / rate(median(curl)), 2),
+        baseline: { name: 'curl-sha256sum-MB-per-s', value: round(rate(median(curl)), 1) },
+      };
     } finally {
       await rig.close();
     }
@@ -242,7 +306,9 @@ export const dmDownloadPeakRss: Benchmark = {
       // A fresh DM: its high-water mark before the deployment is start-up + auth + polls.
       const before = peakRssMb(rig.dm.pid!);
       const { ms, peakMb } = await deployOnce(rig);
-      process.stdout.write(`bench: DM peak RSS ${round(peakMb, 1)} MB over a 200 MB download+verify (${round(ms, 0)} ms); ${round(before, 1)} MB before it\n`);
+      process.stdout.write(
+        `bench: DM peak RSS ${round(peakMb, 1)} MB over a 200 MB download+verify (${round(ms, 0)} ms); ${round(before, 1)} MB before it\n`,
+      );
       return { value: round(peakMb, 1), baseline: { name: 'dm-peak-rss-before-download', value: round(before, 1) } };
     } finally {
       await rig.close();
@@ -281,11 +347,21 @@ export const dmPollCpuMs: Benchmark = {
         name: 'bare-poller',
         script: join(ctx.dist, 'test/bench/updates-poller.js'),
         nodeArgs: dmNodeArgs(ctx),
-        args: [rig.mender.url, pki.cloudServer.ca, pki.cloudDevice.deviceCert, pki.cloudDevice.deviceKey, token, DEVICE_TYPE, '1000'],
+        args: [
+          rig.mender.url,
+          pki.cloudServer.ca,
+          pki.cloudDevice.deviceCert,
+          pki.cloudDevice.deviceKey,
+          token,
+          DEVICE_TYPE,
+          '1000',
+        ],
       });
       const baseline = await cpuPerPoll(rig.mender, bare.pid!);
       await ctx.scope.stop(bare);
-      process.stdout.write(`bench: DM idle poll cycle (deployments/next 204 + inventory) ${round(value, 2)} ms CPU over ${POLLS} polls; bare keep-alive client ${round(baseline, 2)} ms\n`);
+      process.stdout.write(
+        `bench: DM idle poll cycle (deployments/next 204 + inventory) ${round(value, 2)} ms CPU over ${POLLS} polls; bare keep-alive client ${round(baseline, 2)} ms\n`,
+      );
       return { value: round(value, 1), baseline: { name: 'bare-https-poller', value: round(baseline, 1) } };
     } finally {
       await rig.close();

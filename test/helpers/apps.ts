@@ -81,7 +81,10 @@ function writeVersionFile(path: string, tables: Record<string, SeedTable>): numb
         out.exec(`CREATE TABLE ${quoteIdent(name)} (${t.columns.map(quoteIdent).join(', ')})`);
         const insert = out.prepare(`INSERT INTO ${quoteIdent(name)} VALUES (${t.columns.map(() => '?').join(', ')})`);
         for (const row of t.rows) {
-          if (row.length !== t.columns.length) throw new RangeError(`table ${JSON.stringify(name)}: row has ${row.length} values for ${t.columns.length} columns`);
+          if (row.length !== t.columns.length)
+            throw new RangeError(
+              `table ${JSON.stringify(name)}: row has ${row.length} values for ${t.columns.length} columns`,
+            );
           insert.run(...row.map((v) => (typeof v === 'boolean' ? Number(v) : v)));
           rows += 1;
         }

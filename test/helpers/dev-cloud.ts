@@ -15,7 +15,10 @@ import { tempDir } from './fort.js';
 import { httpsCall as cloudRequest } from './https.js';
 export { httpsCall as cloudRequest, type HttpsCallResponse as CloudResponse } from './https.js';
 
-export const DEV_STATIC_KEY = { accessKeyId: 'AKIADEVFORTSTATIC001', secretAccessKey: 'dev-secret-key-for-tests-only-0000000000' };
+export const DEV_STATIC_KEY = {
+  accessKeyId: 'AKIADEVFORTSTATIC001',
+  secretAccessKey: 'dev-secret-key-for-tests-only-0000000000',
+};
 
 /** The fort id the test dev cloud registers at its token endpoint by default (key: `pki.jwt`). */
 export const TEST_CLIENT_ID = 'fort-dev-1';
@@ -54,15 +57,32 @@ export async function testDevCloud(pki: PkiPaths, overrides: TestDevCloudOverrid
   writeFileAtomic(policyFile, overrides.policy ? JSON.stringify(overrides.policy) : devPolicyJson(clientId), 0o644);
   // An installation's ports (so its agent.toml points here; it holds them), or ports reserved
   // here until stop() (scripts/port-reservation.ts), so a restart() binds them again safely.
-  const own = await reservePorts([...(overrides.ports ? [] : (['cloud', 'iot', 'credentials'] as const)), ...(overrides.mender?.port ? [] : (['mender'] as const))]);
+  const own = await reservePorts([
+    ...(overrides.ports ? [] : (['cloud', 'iot', 'credentials'] as const)),
+    ...(overrides.mender?.port ? [] : (['mender'] as const)),
+  ]);
   const ports = overrides.ports ?? { cloud: own.ports.cloud, iot: own.ports.iot, credentials: own.ports.credentials };
   const menderPort = overrides.mender?.port ?? own.ports.mender;
   const config: DevCloudConfig = devCloudConfigSchema.parse({
     log: { level: 'warn' },
-    server: { host: '127.0.0.1', port: ports.cloud, tls: { cert: pki.cloudServer.devCloudCert, key: pki.cloudServer.devCloudKey } },
-    iot: { port: ports.iot, region: 'eu-west-1', max_connection_seconds: overrides.maxConnectionSeconds ?? 86_400, static_credentials_file: staticFile },
+    server: {
+      host: '127.0.0.1',
+      port: ports.cloud,
+      tls: { cert: pki.cloudServer.devCloudCert, key: pki.cloudServer.devCloudKey },
+    },
+    iot: {
+      port: ports.iot,
+      region: 'eu-west-1',
+      max_connection_seconds: overrides.maxConnectionSeconds ?? 86_400,
+      static_credentials_file: staticFile,
+    },
     testing: { clock_offset_seconds: overrides.clockOffsetSeconds ?? 0 },
-    credentials_provider: { port: ports.credentials, role_alias: 'fort-iot-role', lifetime_seconds: overrides.lifetimeSeconds ?? 3600, device_ca: pki.cloudDevice.ca },
+    credentials_provider: {
+      port: ports.credentials,
+      role_alias: 'fort-iot-role',
+      lifetime_seconds: overrides.lifetimeSeconds ?? 3600,
+      device_ca: pki.cloudDevice.ca,
+    },
     cloud_api: {
       policy: policyFile,
       fort_origins: overrides.fortOrigins ?? [],
@@ -114,7 +134,9 @@ export async function testDevCloud(pki: PkiPaths, overrides: TestDevCloudOverrid
     },
     /** A user token from `POST /dev/v1/login`. */
     async login(user: string, tenant: string, ttlSeconds?: number): Promise<string> {
-      const res = await cloudRequest(apiUrl, ca, 'POST', '/dev/v1/login', { json: { user, tenant, ...(ttlSeconds ? { ttl_seconds: ttlSeconds } : {}) } });
+      const res = await cloudRequest(apiUrl, ca, 'POST', '/dev/v1/login', {
+        json: { user, tenant, ...(ttlSeconds ? { ttl_seconds: ttlSeconds } : {}) },
+      });
       if (res.status !== 200) throw new Error(`dev cloud login: HTTP ${res.status} ${res.body}`);
       return (res.json() as { token: string }).token;
     },
@@ -155,9 +177,12 @@ export async function testDevCloud(pki: PkiPaths, overrides: TestDevCloudOverrid
 }
 export type TestDevCloud = Awaited<ReturnType<typeof testDevCloud>>;
 
-
 /** A plain mqtt.js client on the dev bridge with the static dev key: baselines and intruders. */
-export async function connectBareClient(dev: TestDevCloud, clientId: string, opts: { clean?: boolean } = {}): Promise<MqttClient> {
+export async function connectBareClient(
+  dev: TestDevCloud,
+  clientId: string,
+  opts: { clean?: boolean } = {},
+): Promise<MqttClient> {
   const url = await presignMqttUrl({ endpoint: dev.endpoint, region: 'eu-west-1', credentials: DEV_STATIC_KEY });
   const client = mqtt.connect(`wss://${dev.endpoint}/mqtt`, {
     clientId,

@@ -5,7 +5,13 @@ import { fileURLToPath } from 'node:url';
 import { generatePki } from '../../lib/pki/generate.js';
 import type { PkiPaths } from '../../lib/pki/layout.js';
 import { writeFileAtomic } from '../../lib/files.js';
-import { agentToml, deploymentManagerToml, fortctlToml, reserveStackPorts, type StackLayout } from '../../scripts/dev-config.js';
+import {
+  agentToml,
+  deploymentManagerToml,
+  fortctlToml,
+  reserveStackPorts,
+  type StackLayout,
+} from '../../scripts/dev-config.js';
 import { startSupervised, type ProcessSpec } from '../../scripts/supervisor/process.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -28,7 +34,17 @@ export async function testPki(dir = tempDir('pki')): Promise<PkiPaths> {
  * (scripts/port-reservation.ts): the agent, the dev cloud (`testDevCloud(pki, { ports })`) and a
  * test's own servers bind them, however often they restart, and no other test can take them.
  * `paired`: no identity in agent.toml (no [fort] id, [iot], [cloud], [api.auth]), only the CA the pairing endpoint chains to: `fortctl pair` gives it one. */
-export async function testInstallation(pki: PkiPaths, opts: { healthIntervalSeconds?: number; fortId?: string; iot?: boolean; cloudAuth?: boolean; paired?: boolean; logLevel?: string } = {}) {
+export async function testInstallation(
+  pki: PkiPaths,
+  opts: {
+    healthIntervalSeconds?: number;
+    fortId?: string;
+    iot?: boolean;
+    cloudAuth?: boolean;
+    paired?: boolean;
+    logLevel?: string;
+  } = {},
+) {
   const dir = tempDir('inst');
   const reserved = await reserveStackPorts();
   const layout: StackLayout = {
@@ -41,10 +57,16 @@ export async function testInstallation(pki: PkiPaths, opts: { healthIntervalSeco
     logLevel: opts.logLevel ?? 'debug',
     // The bridge's own static key file is written by testDevCloud; the agent uses the provider.
     ...(opts.cloudAuth ? { cloudAuth: { tenant: 't1' } } : {}),
-    ...(opts.iot ? { iot: { region: 'eu-west-1', roleAlias: 'fort-iot-role', staticCredentialsFile: join(dir, 'unused.json') } } : {}),
+    ...(opts.iot
+      ? { iot: { region: 'eu-west-1', roleAlias: 'fort-iot-role', staticCredentialsFile: join(dir, 'unused.json') } }
+      : {}),
     ...(opts.paired ? { paired: true } : {}),
   };
-  const files = { agent: join(dir, 'agent.toml'), dm: join(dir, 'deployment-manager.toml'), fortctl: join(dir, 'fortctl.toml') };
+  const files = {
+    agent: join(dir, 'agent.toml'),
+    dm: join(dir, 'deployment-manager.toml'),
+    fortctl: join(dir, 'fortctl.toml'),
+  };
   mkdirSync(layout.sourcesDir!, { recursive: true });
   writeFileAtomic(files.agent, agentToml(layout), 0o644);
   writeFileAtomic(files.dm, deploymentManagerToml(layout, opts.healthIntervalSeconds ?? 1), 0o644);
@@ -61,11 +83,22 @@ export type TestInstallation = Awaited<ReturnType<typeof testInstallation>>;
 const NO_HOST_PROXY = { https_proxy: '', HTTPS_PROXY: '', no_proxy: '', NO_PROXY: '' };
 
 export function startAgent(configFile: string, extra: Partial<ProcessSpec> = {}) {
-  return startSupervised({ name: 'agent', script: join(DIST, 'agent/main.js'), args: ['--config', configFile], ...extra, env: { ...NO_HOST_PROXY, ...extra.env } });
+  return startSupervised({
+    name: 'agent',
+    script: join(DIST, 'agent/main.js'),
+    args: ['--config', configFile],
+    ...extra,
+    env: { ...NO_HOST_PROXY, ...extra.env },
+  });
 }
 
 export function startDeploymentManager(configFile: string, extra: Partial<ProcessSpec> = {}) {
-  return startSupervised({ name: 'deployment-manager', script: join(DIST, 'deployment-manager/main.js'), args: ['--config', configFile], ...extra });
+  return startSupervised({
+    name: 'deployment-manager',
+    script: join(DIST, 'deployment-manager/main.js'),
+    args: ['--config', configFile],
+    ...extra,
+  });
 }
 
 /** Parsed pino lines of a process, for asserting on what it logged. */
@@ -80,7 +113,11 @@ export function jsonLines(lines: readonly string[]): Record<string, unknown>[] {
 }
 
 /** Poll until `probe` returns a value, or fail at the deadline with the last error. */
-export async function eventually<T>(probe: () => T | undefined | Promise<T | undefined>, timeoutMs: number, what: string): Promise<T> {
+export async function eventually<T>(
+  probe: () => T | undefined | Promise<T | undefined>,
+  timeoutMs: number,
+  what: string,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
@@ -90,7 +127,10 @@ export async function eventually<T>(probe: () => T | undefined | Promise<T | und
     } catch (err) {
       last = err;
     }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${last instanceof Error ? last.message : JSON.stringify(last)}` : ''}`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${last instanceof Error ? last.message : JSON.stringify(last)}` : ''}`,
+      );
     await new Promise((r) => setTimeout(r, 50));
   }
 }

@@ -14,16 +14,25 @@ export interface HttpsResult {
 }
 
 /** One HTTPS request with explicit trust material and no connection reuse. */
-export function httpsRequest(url: string, tls: TlsClientOptions, method = 'GET', headers: Record<string, string> = {}): Promise<HttpsResult> {
+export function httpsRequest(
+  url: string,
+  tls: TlsClientOptions,
+  method = 'GET',
+  headers: Record<string, string> = {},
+): Promise<HttpsResult> {
   return new Promise((resolve, reject) => {
-    const req = request(url, { method, headers, ca: tls.ca, cert: tls.cert, key: tls.key, agent: false, timeout: 5000 }, (res) => {
-      const peer = (res.socket as TLSSocket).getPeerCertificate(true);
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, peer }));
-      res.on('error', reject);
-    });
+    const req = request(
+      url,
+      { method, headers, ca: tls.ca, cert: tls.cert, key: tls.key, agent: false, timeout: 5000 },
+      (res) => {
+        const peer = (res.socket as TLSSocket).getPeerCertificate(true);
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body, peer }));
+        res.on('error', reject);
+      },
+    );
     req.on('timeout', () => req.destroy(new Error('timeout')));
     req.on('error', reject);
     req.end();
@@ -59,7 +68,9 @@ export function httpsCall(
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (c: string) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body, json: () => JSON.parse(body) as unknown }));
+      res.on('end', () =>
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body, json: () => JSON.parse(body) as unknown }),
+      );
       res.on('error', reject);
     });
     req.on('timeout', () => req.destroy(new Error('timeout')));

@@ -25,7 +25,11 @@ export function testProviderCredentials(dev: TestDevCloud, pki: PkiPaths, proxy?
 }
 
 /** An MQTT link to the dev bridge with test-friendly backoff; options override the defaults. */
-export function testLink(dev: TestDevCloud, credentials: CredentialSource, overrides: Partial<LinkOptions> = {}): MqttLink {
+export function testLink(
+  dev: TestDevCloud,
+  credentials: CredentialSource,
+  overrides: Partial<LinkOptions> = {},
+): MqttLink {
   return createMqttLink({
     endpoint: dev.endpoint,
     region: 'eu-west-1',
@@ -49,4 +53,5 @@ export const eachMessage =
     for (const m of messages) onMessage(m.topic, m.payload);
   };
 
-export const linkConnected = (l: MqttLink) => new Promise<void>((resolve) => (l.state === 'connected' ? resolve() : l.events.once('connected', resolve)));
+export const linkConnected = (l: MqttLink) =>
+  new Promise<void>((resolve) => (l.state === 'connected' ? resolve() : l.events.once('connected', resolve)));

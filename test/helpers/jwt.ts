@@ -8,10 +8,22 @@ export async function testIssuer(opts: { issuer: string; audience: string; tenan
   const jwk: JWK = { ...(await exportJWK(publicKey)), kid, alg: 'ES256', use: 'sig' };
   const now = () => Math.floor(Date.now() / 1000);
 
-  const claims = (over: Record<string, unknown> = {}) => ({ iss: opts.issuer, aud: opts.audience, sub: 'alice', tenant: opts.tenant, iat: now(), nbf: now(), exp: now() + 600, ...over });
+  const claims = (over: Record<string, unknown> = {}) => ({
+    iss: opts.issuer,
+    aud: opts.audience,
+    sub: 'alice',
+    tenant: opts.tenant,
+    iat: now(),
+    nbf: now(),
+    exp: now() + 600,
+    ...over,
+  });
   /** A token from this issuer; `over` replaces or adds claims (e.g. exp in the past). */
-  const sign = (over: Record<string, unknown> = {}, header: Record<string, unknown> = {}, key: Parameters<SignJWT['sign']>[0] = privateKey) =>
-    new SignJWT(claims(over)).setProtectedHeader({ alg: 'ES256', kid, typ: 'JWT', ...header }).sign(key);
+  const sign = (
+    over: Record<string, unknown> = {},
+    header: Record<string, unknown> = {},
+    key: Parameters<SignJWT['sign']>[0] = privateKey,
+  ) => new SignJWT(claims(over)).setProtectedHeader({ alg: 'ES256', kid, typ: 'JWT', ...header }).sign(key);
 
   const b64 = (v: unknown) => Buffer.from(typeof v === 'string' ? v : JSON.stringify(v)).toString('base64url');
   // Signed by hand: jose (rightly) refuses to produce these, but an attacker's tool will.
@@ -19,7 +31,10 @@ export async function testIssuer(opts: { issuer: string; audience: string; tenan
     const input = `${b64(headerJson)}.${b64(payload)}`;
     return `${input}.${cryptoSign('sha256', Buffer.from(input), { key: KeyObject.from(privateKey), dsaEncoding: 'ieee-p1363' }).toString('base64url')}`;
   };
-  const pem = createPublicKey({ key: jwk as import('node:crypto').JsonWebKey, format: 'jwk' }).export({ type: 'spki', format: 'pem' }) as string;
+  const pem = createPublicKey({ key: jwk as import('node:crypto').JsonWebKey, format: 'jwk' }).export({
+    type: 'spki',
+    format: 'pem',
+  }) as string;
 
   return {
     jwks: { keys: [jwk] },
@@ -45,7 +60,10 @@ export async function testIssuer(opts: { issuer: string; audience: string; tenan
         truncated: good.slice(0, good.length - 20),
         'non-JSON header': `${b64('not json')}.${p}.${good.split('.')[2]}`,
         'duplicate header params': rawSign(`{"alg":"ES256","kid":"${kid}","kid":"other"}`, claims()),
-        'critical header param': rawSign(JSON.stringify({ alg: 'ES256', kid, crit: ['exp-v2'], 'exp-v2': 1 }), claims()),
+        'critical header param': rawSign(
+          JSON.stringify({ alg: 'ES256', kid, crit: ['exp-v2'], 'exp-v2': 1 }),
+          claims(),
+        ),
         'two segments': `${h}.${p}`,
       };
     },

@@ -40,7 +40,9 @@ export function signArtifact(file: string, key: string, out = file): string {
 
 /** The reference verifier: `mender-artifact validate [-k pub.pem] FILE`. */
 export function menderValidate(file: string, publicKey?: string): { ok: boolean; output: string } {
-  const r = spawnSync(MENDER_ARTIFACT, ['validate', ...(publicKey ? ['-k', publicKey] : []), file], { encoding: 'utf8' });
+  const r = spawnSync(MENDER_ARTIFACT, ['validate', ...(publicKey ? ['-k', publicKey] : []), file], {
+    encoding: 'utf8',
+  });
   return { ok: r.status === 0, output: `${r.stdout}${r.stderr}`.trim() };
 }
 
@@ -100,7 +102,11 @@ export async function writeTar(entries: TarEntry[], file?: string): Promise<Buff
 }
 
 /** Rewrites an artifact's outer tar: `edit` gets the entries and returns the new ones. */
-export async function rewriteArtifact(src: string, dst: string, edit: (entries: TarEntry[]) => TarEntry[] | Promise<TarEntry[]>): Promise<string> {
+export async function rewriteArtifact(
+  src: string,
+  dst: string,
+  edit: (entries: TarEntry[]) => TarEntry[] | Promise<TarEntry[]>,
+): Promise<string> {
   const entries = await edit(await readTar(src));
   await writeTar(entries, dst);
   return dst;
@@ -113,7 +119,10 @@ export function entry(entries: TarEntry[], name: string): TarEntry {
 }
 
 /** Rewrites the payload files inside `data/0000.tar.gz` (gunzip → untar → edit → tar → gzip). */
-export async function rewritePayload(entries: TarEntry[], edit: (files: TarEntry[]) => TarEntry[]): Promise<TarEntry[]> {
+export async function rewritePayload(
+  entries: TarEntry[],
+  edit: (files: TarEntry[]) => TarEntry[],
+): Promise<TarEntry[]> {
   const data = entry(entries, 'data/0000.tar.gz');
   const files = edit(await readTar(gunzipSync(data.data)));
   const repacked = gzipSync(await writeTar(files));

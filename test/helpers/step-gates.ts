@@ -2,7 +2,16 @@ import { chmodSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync 
 import { join } from 'node:path';
 import { tempDir } from './fort.js';
 
-const STEPS = ['downloading', 'verifying', 'installing', 'switching', 'health_checking', 'committed', 'rolling_back', 'failed'];
+const STEPS = [
+  'downloading',
+  'verifying',
+  'installing',
+  'switching',
+  'health_checking',
+  'committed',
+  'rolling_back',
+  'failed',
+];
 
 /**
  * Gates in an update: operator hooks (state scripts) that block when their step is armed, the
@@ -37,7 +46,9 @@ while [ ! -e "${marks}/go.$FORT_UPDATE_STEP.$n" ]; do sleep 0.05; done
     },
     /** A gate that blocked since the last call: its step. */
     blocked(): { marker: string; step: string } | undefined {
-      const marker = readdirSync(marks).find((n) => !n.startsWith('.') && !n.startsWith('go.') && n !== 'armed' && !handled.has(n));
+      const marker = readdirSync(marks).find(
+        (n) => !n.startsWith('.') && !n.startsWith('go.') && n !== 'armed' && !handled.has(n),
+      );
       if (!marker) return undefined;
       handled.add(marker);
       return { marker, step: marker.replace(/\.\d+$/, '') };

@@ -24,7 +24,9 @@ export interface Tinyproxy {
 
 /** nobody's uid/gid from /etc/passwd: tinyproxy drops root privileges to them. */
 function nobody(): { uid: number; gid: number } {
-  const line = readFileSync('/etc/passwd', 'utf8').split('\n').find((l) => l.startsWith('nobody:'));
+  const line = readFileSync('/etc/passwd', 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith('nobody:'));
   const [, , uid, gid] = line?.split(':') ?? [];
   if (!uid || !gid) throw new Error('tinyproxy helper: no "nobody" user in /etc/passwd to run tinyproxy as');
   return { uid: Number(uid), gid: Number(gid) };

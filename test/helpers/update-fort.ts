@@ -1,6 +1,15 @@
 import { execFile, execFileSync } from 'node:child_process';
 import { promisify } from 'node:util';
-import { appendFileSync, cpSync, createReadStream, mkdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  cpSync,
+  createReadStream,
+  mkdirSync,
+  readFileSync,
+  readlinkSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import type { PkiPaths } from '../../lib/pki/layout.js';
 import { startSupervised, type ProcessSpec, type Supervised } from '../../scripts/supervisor/process.js';
@@ -8,7 +17,15 @@ import { buildRelease } from '../../scripts/release.js';
 import { unpackRelease } from '../../deployment-manager/install/unpack.js';
 import { switchCurrent } from '../../deployment-manager/install/current.js';
 import { httpsRequest } from './https.js';
-import { DIST, eventually, REPO, startDeploymentManager, testInstallation, testPki, type TestInstallation } from './fort.js';
+import {
+  DIST,
+  eventually,
+  REPO,
+  startDeploymentManager,
+  testInstallation,
+  testPki,
+  type TestInstallation,
+} from './fort.js';
 import { testDevCloud, type TestDevCloud } from './dev-cloud.js';
 
 type BuiltRelease = ReturnType<typeof buildRelease>;
@@ -55,7 +72,11 @@ export async function startUpdatableFort(o: UpdatableFortOptions = {}) {
   let fortId = o.paired ? 'unpaired' : (o.fortId ?? 'fort-dev-1');
   const deviceType = o.deviceType ?? 'fort-test';
   const pki: PkiPaths = await testPki();
-  const inst: TestInstallation = await testInstallation(pki, { fortId, ...o.install, ...(o.paired ? { paired: true } : {}) });
+  const inst: TestInstallation = await testInstallation(pki, {
+    fortId,
+    ...o.install,
+    ...(o.paired ? { paired: true } : {}),
+  });
   const root = join(inst.dir, 'opt');
   const out = join(inst.dir, 'out');
   const signKey = join(inst.dir, 'sign.pem');
@@ -67,19 +88,36 @@ export async function startUpdatableFort(o: UpdatableFortOptions = {}) {
   execFileSync('openssl', ['genrsa', '-traditional', '-out', signKey, '2048'], { stdio: 'ignore' });
   execFileSync('openssl', ['rsa', '-in', signKey, '-pubout', '-out', signPub], { stdio: 'ignore' });
   const first = buildRelease({ version: '1.0.0', deviceType, out, nodeModules: false, repo: REPO });
-  await unpackRelease(createReadStream(first.tarball), join(root, 'releases'), { maxBytes: 1 << 30, maxEntries: 100_000 });
+  await unpackRelease(createReadStream(first.tarball), join(root, 'releases'), {
+    maxBytes: 1 << 30,
+    maxEntries: 100_000,
+  });
   switchCurrent(root, '1.0.0');
 
-  const dev: TestDevCloud = await testDevCloud(pki, { ports: inst.layout.ports, ...(o.paired ? { pairingArtifactKey: signPub } : {}) });
-  const agent: Supervised = await startSupervised({ name: 'agent', script: join(root, 'current/dist/agent/main.js'), args: ['--config', inst.files.agent], restart: true, restartDelayMs: 100, ...o.agent });
+  const dev: TestDevCloud = await testDevCloud(pki, {
+    ports: inst.layout.ports,
+    ...(o.paired ? { pairingArtifactKey: signPub } : {}),
+  });
+  const agent: Supervised = await startSupervised({
+    name: 'agent',
+    script: join(root, 'current/dist/agent/main.js'),
+    args: ['--config', inst.files.agent],
+    restart: true,
+    restartDelayMs: 100,
+    ...o.agent,
+  });
   await agent.waitReady(20_000);
 
   appendFileSync(
     inst.files.dm,
     `\n[updates]\ninstall_root = "${root}"\nstaging_dir = "${stagingDir}"\ndevice_type = "${deviceType}"\n${o.artifactKeys === false ? '' : `artifact_keys = ["${signPub}"]\n`}health_deadline_seconds = ${o.healthDeadlineSeconds ?? 10}\n${o.updatesToml ?? ''}` +
-    (o.paired ? `[updates.paired]\npoll_seconds = ${o.pollSeconds ?? 1}\ninventory_seconds = ${o.inventorySeconds ?? 1}\nretry_seconds = ${o.retrySeconds ?? 1}\n` : '') +
-    (o.server === false || o.paired ? '' : `[updates.server]\nurl = "${dev.mender.url}"\nauth_key = "${join(inst.dir, 'data/dm/mender-auth.pem')}"\nid_data = { fort_id = "${fortId}" }\npoll_seconds = ${o.pollSeconds ?? 1}\ninventory_seconds = ${o.inventorySeconds ?? 1}\nretry_seconds = ${o.retrySeconds ?? 1}\n` +
-      `tls = { ca = "${pki.cloudServer.ca}", cert = "${pki.cloudDevice.deviceCert}", key = "${pki.cloudDevice.deviceKey}" }\n`),
+      (o.paired
+        ? `[updates.paired]\npoll_seconds = ${o.pollSeconds ?? 1}\ninventory_seconds = ${o.inventorySeconds ?? 1}\nretry_seconds = ${o.retrySeconds ?? 1}\n`
+        : '') +
+      (o.server === false || o.paired
+        ? ''
+        : `[updates.server]\nurl = "${dev.mender.url}"\nauth_key = "${join(inst.dir, 'data/dm/mender-auth.pem')}"\nid_data = { fort_id = "${fortId}" }\npoll_seconds = ${o.pollSeconds ?? 1}\ninventory_seconds = ${o.inventorySeconds ?? 1}\nretry_seconds = ${o.retrySeconds ?? 1}\n` +
+          `tls = { ca = "${pki.cloudServer.ca}", cert = "${pki.cloudDevice.deviceCert}", key = "${pki.cloudDevice.deviceKey}" }\n`),
   );
 
   let dm: Supervised | undefined;
@@ -91,13 +129,22 @@ export async function startUpdatableFort(o: UpdatableFortOptions = {}) {
   if (o.startDm !== false) {
     await startDm();
     if (o.server !== false && !o.paired) {
-      await dev.mender.waitFor(() => dev.mender.devices().find((d) => d.identity['fort_id'] === fortId), 20_000, 'the device asking to be admitted');
+      await dev.mender.waitFor(
+        () => dev.mender.devices().find((d) => d.identity['fort_id'] === fortId),
+        20_000,
+        'the device asking to be admitted',
+      );
       dev.mender.accept(fortId);
     }
   }
 
-  const trust = { ca: readFileSync(pki.trustZone.ca), cert: readFileSync(pki.trustZone.fortctlCert), key: readFileSync(pki.trustZone.fortctlKey) };
-  const fortctl = (...args: string[]) => promisify(execFile)(process.execPath, [join(DIST, 'fortctl/main.js'), '-c', inst.files.fortctl, ...args]);
+  const trust = {
+    ca: readFileSync(pki.trustZone.ca),
+    cert: readFileSync(pki.trustZone.fortctlCert),
+    key: readFileSync(pki.trustZone.fortctlKey),
+  };
+  const fortctl = (...args: string[]) =>
+    promisify(execFile)(process.execPath, [join(DIST, 'fortctl/main.js'), '-c', inst.files.fortctl, ...args]);
   const fort = {
     get fortId(): string {
       return fortId;
@@ -131,7 +178,14 @@ export async function startUpdatableFort(o: UpdatableFortOptions = {}) {
       const starts = agent.starts;
       await fortctl('unpair');
       fortId = 'unpaired';
-      await eventually(async () => (agent.starts > starts && (await fort.health().catch(() => undefined))?.fortId === 'unpaired' ? true : undefined), 30_000, 'the agent back unpaired');
+      await eventually(
+        async () =>
+          agent.starts > starts && (await fort.health().catch(() => undefined))?.fortId === 'unpaired'
+            ? true
+            : undefined,
+        30_000,
+        'the agent back unpaired',
+      );
     },
     /** The agent's admin health (trust-zone mTLS). */
     async health(): Promise<{ status: string; version: string; fortId: string }> {
@@ -139,17 +193,33 @@ export async function startUpdatableFort(o: UpdatableFortOptions = {}) {
       return JSON.parse(res.body) as { status: string; version: string; fortId: string };
     },
     /** Waits until the agent answers healthy on `version`. */
-    agentOn: (version: string, timeoutMs = 30_000) => eventually(async () => ((await fort.health().catch(() => undefined))?.version === version ? true : undefined), timeoutMs, `the agent on ${version}`),
+    agentOn: (version: string, timeoutMs = 30_000) =>
+      eventually(
+        async () => ((await fort.health().catch(() => undefined))?.version === version ? true : undefined),
+        timeoutMs,
+        `the agent on ${version}`,
+      ),
     /** The release `current` points at. */
     current: () => readlinkSync(join(root, 'current')).replace(/^releases\//, ''),
     /** The persisted update state machine. */
-    state: () => JSON.parse(readFileSync(stateFile, 'utf8')) as { step: string; installed: string | null; previous: string | null; deployment: { id: string; downloaded: number; artifactFile: string } | null; reports: unknown[]; lastError: string | null },
+    state: () =>
+      JSON.parse(readFileSync(stateFile, 'utf8')) as {
+        step: string;
+        installed: string | null;
+        previous: string | null;
+        deployment: { id: string; downloaded: number; artifactFile: string } | null;
+        reports: unknown[];
+        lastError: string | null;
+      },
     /** A signed release built from the repository (or a broken one whose agent exits at start). */
     release(version: string, opts: { broken?: boolean; key?: string } = {}): BuiltRelease {
       let repo = REPO;
       if (opts.broken) {
         repo = join(inst.dir, `broken-${version}`);
-        cpSync(join(REPO, 'dist'), join(repo, 'dist'), { recursive: true, filter: (src) => !src.startsWith(join(REPO, 'dist', 'test')) });
+        cpSync(join(REPO, 'dist'), join(repo, 'dist'), {
+          recursive: true,
+          filter: (src) => !src.startsWith(join(REPO, 'dist', 'test')),
+        });
         cpSync(join(REPO, 'package.json'), join(repo, 'package.json'));
         cpSync(join(REPO, 'systemd'), join(repo, 'systemd'), { recursive: true });
         cpSync(join(REPO, 'scripts', 'install.sh'), join(repo, 'scripts', 'install.sh'));
@@ -164,10 +234,14 @@ export async function startUpdatableFort(o: UpdatableFortOptions = {}) {
     },
     /** The fort's end of a deployment as the server recorded it, once it is finished. */
     finished: (deploymentId: string, timeoutMs = 90_000) =>
-      dev.mender.waitFor(() => {
-        const d = dev.mender.deployment(deploymentId)?.devices[0];
-        return d && ['success', 'failure', 'already-installed', 'aborted'].includes(d.status) ? d : undefined;
-      }, timeoutMs, 'the deployment to finish'),
+      dev.mender.waitFor(
+        () => {
+          const d = dev.mender.deployment(deploymentId)?.devices[0];
+          return d && ['success', 'failure', 'already-installed', 'aborted'].includes(d.status) ? d : undefined;
+        },
+        timeoutMs,
+        'the deployment to finish',
+      ),
     async stop() {
       await dm?.stop().catch(() => undefined);
       await agent.stop().catch(() => undefined);

@@ -36,7 +36,10 @@ export default function setup(project: TestProject): () => void {
     version: '1.0.2',
     ...opts,
     edit: (d) =>
-      writeFileSync(join(d, 'dist/agent/main.js'), "process.stderr.write('fort-agent 1.0.2: broken on purpose (host test)\\n');\nprocess.exit(3);\n"),
+      writeFileSync(
+        join(d, 'dist/agent/main.js'),
+        "process.stderr.write('fort-agent 1.0.2: broken on purpose (host test)\\n');\nprocess.exit(3);\n",
+      ),
   });
   project.provide('hostRun', { baseRoot, dir, signing, releases: { v100, v101, exitsAtStart } });
   return () => rmSync(dir, { recursive: true, force: true });

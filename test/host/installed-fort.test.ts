@@ -33,7 +33,12 @@ describe('the installed fort under a real systemd (shipped units, install.sh def
     const health = await f.clientApi('/health');
     expect(health.status).toBe(200);
     const clientCa = new X509Certificate(f.read('/etc/fort/pki/client-zone/ca.pem'));
-    expect(health.peer.issuer.CN).toBe(clientCa.subject.split('\n').find((l) => l.startsWith('CN='))?.slice(3));
+    expect(health.peer.issuer.CN).toBe(
+      clientCa.subject
+        .split('\n')
+        .find((l) => l.startsWith('CN='))
+        ?.slice(3),
+    );
     // Nothing the journal should not have: no deprecation warnings, no stack traces.
     for (const unit of UNITS) {
       const journal = await f.host.journal(unit);
@@ -45,9 +50,28 @@ describe('the installed fort under a real systemd (shipped units, install.sh def
     const wrapper = readFileSync(f.host.path('/usr/local/bin/fortctl'), 'utf8');
     const script = /exec \S+ (\S+\.js)/.exec(wrapper)?.[1];
     expect(script).toBe('/opt/fort/deployment-manager/current/dist/fortctl/main.js');
-    const rootRuns = ['/usr/bin/node', '/bin/kill', '/usr/local/bin', '/etc/systemd/system', '/opt', '/opt/fort', '/opt/fort/deployment-manager', '/etc/fort/artifact-keys'];
+    const rootRuns = [
+      '/usr/bin/node',
+      '/bin/kill',
+      '/usr/local/bin',
+      '/etc/systemd/system',
+      '/opt',
+      '/opt/fort',
+      '/opt/fort/deployment-manager',
+      '/etc/fort/artifact-keys',
+    ];
     // What root's fortctl and the deployment manager's trust rest on (keys of each daemon are their own).
-    const rootReads = ['/etc/fort', '/etc/fort/pki', '/etc/fort/pki/trust-zone', '/etc/fort/fortctl.toml', '/etc/fort/agent.toml', '/etc/fort/deployment-manager.toml', '/etc/fort/pki/trust-zone/ca.pem', '/etc/fort/pki/trust-zone/fortctl.pem', '/etc/fort/pki/trust-zone/fortctl.key'];
+    const rootReads = [
+      '/etc/fort',
+      '/etc/fort/pki',
+      '/etc/fort/pki/trust-zone',
+      '/etc/fort/fortctl.toml',
+      '/etc/fort/agent.toml',
+      '/etc/fort/deployment-manager.toml',
+      '/etc/fort/pki/trust-zone/ca.pem',
+      '/etc/fort/pki/trust-zone/fortctl.pem',
+      '/etc/fort/pki/trust-zone/fortctl.key',
+    ];
     for (const user of ['fort-agent', 'fort-dm']) {
       // Only the agent's own releases are the deployment manager's to write.
       expect(await f.writableAs(user, rootRuns, { prune: ['/opt/fort/agent'] }), user).toEqual([]);
@@ -56,7 +80,15 @@ describe('the installed fort under a real systemd (shipped units, install.sh def
     // And the agent cannot change the release it runs.
     expect(await f.writableAs('fort-agent', ['/opt/fort/agent'])).toEqual([]);
     // Every directory from / to what root executes is root's.
-    const ancestors = ['/', '/opt', '/opt/fort', '/opt/fort/deployment-manager', '/opt/fort/deployment-manager/current', '/opt/fort/deployment-manager/current/dist/fortctl/main.js', '/usr/local/bin/fortctl'];
+    const ancestors = [
+      '/',
+      '/opt',
+      '/opt/fort',
+      '/opt/fort/deployment-manager',
+      '/opt/fort/deployment-manager/current',
+      '/opt/fort/deployment-manager/current/dist/fortctl/main.js',
+      '/usr/local/bin/fortctl',
+    ];
     const owners = await f.host.must(['stat', '-L', '-c', '%U %n', ...ancestors]);
     for (const line of owners.trim().split('\n')) expect(line).toMatch(/^root /);
   });
@@ -73,17 +105,29 @@ describe('the installed fort under a real systemd (shipped units, install.sh def
     const before = await f.unit('fort-agent.service');
     const served = async () => (await f.clientApi('/health')).peer.serialNumber;
     const oldSerial = await served();
-    const ca = await loadCa(f.read('/etc/fort/pki/client-zone/ca.pem').toString(), f.read('/etc/fort/pki/client-zone/ca.key').toString());
-    const next = await issueCert(ca, { commonName: 'fort client api', usage: 'server', dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
+    const ca = await loadCa(
+      f.read('/etc/fort/pki/client-zone/ca.pem').toString(),
+      f.read('/etc/fort/pki/client-zone/ca.key').toString(),
+    );
+    const next = await issueCert(ca, {
+      commonName: 'fort client api',
+      usage: 'server',
+      dnsNames: ['localhost'],
+      ipAddresses: ['127.0.0.1'],
+    });
     // Rewritten in place: owner and mode stay what install.sh set (the key is fort-agent's, 0600).
     writeFileSync(f.host.path('/etc/fort/pki/client-zone/client-api.key'), next.keyPem);
     writeFileSync(f.host.path('/etc/fort/pki/client-zone/client-api.pem'), next.certPem);
     const reloaded = await f.host.systemctl('reload', 'fort-agent');
     expect(reloaded.code, reloaded.stderr).toBe(0);
-    const newSerial = await eventually(async () => {
-      const s = await served();
-      return s !== oldSerial ? s : undefined;
-    }, 20_000, 'the new certificate served');
+    const newSerial = await eventually(
+      async () => {
+        const s = await served();
+        return s !== oldSerial ? s : undefined;
+      },
+      20_000,
+      'the new certificate served',
+    );
     expect(newSerial.toLowerCase()).toBe(new X509Certificate(next.certPem).serialNumber.toLowerCase());
     const after = await f.unit('fort-agent.service');
     expect(after.MainPID).toBe(before.MainPID);
@@ -103,10 +147,14 @@ describe('the installed fort under a real systemd (shipped units, install.sh def
     const before = await f.unit('fort-agent.service');
     await f.host.must(['kill', '-STOP', String(before.MainPID)]);
     const stoppedAt = Date.now();
-    const after = await eventually(async () => {
-      const s = await f.unit('fort-agent.service');
-      return s.MainPID !== before.MainPID && s.ActiveState === 'active' ? s : undefined;
-    }, 60_000, 'systemd to restart the wedged agent');
+    const after = await eventually(
+      async () => {
+        const s = await f.unit('fort-agent.service');
+        return s.MainPID !== before.MainPID && s.ActiveState === 'active' ? s : undefined;
+      },
+      60_000,
+      'systemd to restart the wedged agent',
+    );
     // WatchdogSec=30s, RestartSec=2, a start of a few seconds.
     expect(Date.now() - stoppedAt).toBeLessThan(50_000);
     expect(after.NRestarts).toBe(before.NRestarts + 1);
@@ -121,9 +169,19 @@ describe('the installed fort under a real systemd (shipped units, install.sh def
     const units = await f.host.run(['systemctl', 'list-unit-files', '--no-legend', 'fort-*']);
     expect(units.stdout.trim()).toBe('');
     for (const unit of UNITS) expect((await f.unit(unit)).ActiveState).toBe('inactive');
-    for (const user of ['fort-agent', 'fort-dm']) expect((await f.host.run(['getent', 'passwd', user])).code).not.toBe(0);
+    for (const user of ['fort-agent', 'fort-dm'])
+      expect((await f.host.run(['getent', 'passwd', user])).code).not.toBe(0);
     expect((await f.host.run(['getent', 'group', 'fort'])).code).not.toBe(0);
-    const left = await f.host.run(['ls', '-d', '/etc/fort', '/var/lib/fort', '/opt/fort', '/usr/local/bin/fortctl', '/etc/systemd/system/fort-agent.service', '/etc/systemd/system/fort-deployment-manager.service']);
+    const left = await f.host.run([
+      'ls',
+      '-d',
+      '/etc/fort',
+      '/var/lib/fort',
+      '/opt/fort',
+      '/usr/local/bin/fortctl',
+      '/etc/systemd/system/fort-agent.service',
+      '/etc/systemd/system/fort-deployment-manager.service',
+    ]);
     expect(left.stdout.trim()).toBe('');
     expect((await f.host.run(['pgrep', '-f', 'fort'])).stdout.trim()).toBe('');
   });

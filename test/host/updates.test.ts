@@ -26,7 +26,8 @@ describe('updates of the installed fort under a real systemd', () => {
   let fortId: string;
   const later: Record<string, HostRelease> = {};
 
-  const agentVersion = async () => JSON.parse((await f.adminApi('/admin/v1/health')).body) as { version: string; status: string };
+  const agentVersion = async () =>
+    JSON.parse((await f.adminApi('/admin/v1/health')).body) as { version: string; status: string };
   /** Uploads and deploys a release to this fort; resolves when the deployment finished at the server. */
   const deploy = async (release: HostRelease) => {
     await f.dev.mender.upload(release.artifact);
@@ -34,11 +35,16 @@ describe('updates of the installed fort under a real systemd', () => {
     return d.id;
   };
   const finished = (id: string, timeoutMs = 150_000) =>
-    eventually(() => {
-      const d = f.dev.mender.deployment(id)!.devices[0]!;
-      return ['success', 'failure'].includes(d.status) ? d : undefined;
-    }, timeoutMs, `deployment ${id} to finish`);
-  const releaseListing = (v: string) => f.host.must(['find', `/opt/fort/agent/releases/${v}`, '-printf', '%M %u %g %P\\n']);
+    eventually(
+      () => {
+        const d = f.dev.mender.deployment(id)!.devices[0]!;
+        return ['success', 'failure'].includes(d.status) ? d : undefined;
+      },
+      timeoutMs,
+      `deployment ${id} to finish`,
+    );
+  const releaseListing = (v: string) =>
+    f.host.must(['find', `/opt/fort/agent/releases/${v}`, '-printf', '%M %u %g %P\\n']);
 
   beforeAll(async () => {
     f = await startHostFixture();
@@ -46,18 +52,34 @@ describe('updates of the installed fort under a real systemd', () => {
     expect(installed.code, installed.stderr).toBe(0);
     await f.waitActive('fort-agent.service');
     // An operator's tuning for a test: fast polls, a short health deadline, and the gates.
-    await f.setConfig('/etc/fort/deployment-manager.toml', 'updates', { health_deadline_seconds: 30, hooks_dir: '/etc/fort/hooks' });
-    await f.setConfig('/etc/fort/deployment-manager.toml', 'updates.paired', { poll_seconds: 2, retry_seconds: 1, inventory_seconds: 5 });
+    await f.setConfig('/etc/fort/deployment-manager.toml', 'updates', {
+      health_deadline_seconds: 30,
+      hooks_dir: '/etc/fort/hooks',
+    });
+    await f.setConfig('/etc/fort/deployment-manager.toml', 'updates.paired', {
+      poll_seconds: 2,
+      retry_seconds: 1,
+      inventory_seconds: 5,
+    });
     await f.host.must(['install', '-d', '-o', 'root', '-g', 'root', '-m', '0755', '/etc/fort/hooks']);
-    for (const step of GATED_STEPS) await f.host.must(['sh', '-c', `cat > /etc/fort/hooks/${step}_50_gate && chmod 0755 /etc/fort/hooks/${step}_50_gate`], { input: GATE });
+    for (const step of GATED_STEPS)
+      await f.host.must(
+        ['sh', '-c', `cat > /etc/fort/hooks/${step}_50_gate && chmod 0755 /etc/fort/hooks/${step}_50_gate`],
+        { input: GATE },
+      );
     await f.host.must(['install', '-d', '-o', 'fort-dm', '-g', 'fort-dm', '-m', '0700', GATES]);
     await f.host.must(['systemctl', 'restart', 'fort-deployment-manager']);
     await f.waitActive('fort-deployment-manager.service');
     fortId = await f.pair();
-    await f.dev.mender.waitFor(() => f.dev.mender.devices().find((d) => d.identity['fort_id'] === fortId), 60_000, 'the deployment manager asking to be admitted');
+    await f.dev.mender.waitFor(
+      () => f.dev.mender.devices().find((d) => d.identity['fort_id'] === fortId),
+      60_000,
+      'the deployment manager asking to be admitted',
+    );
     f.dev.mender.accept(fortId);
     const opts = { deviceType: DEVICE_TYPE, key: f.run.signing.private, out: join(f.run.dir, 'releases') };
-    for (const [i, step] of GATED_STEPS.entries()) later[step] = repackRelease(f.run.releases.v100, { version: `1.1.${i}`, ...opts });
+    for (const [i, step] of GATED_STEPS.entries())
+      later[step] = repackRelease(f.run.releases.v100, { version: `1.1.${i}`, ...opts });
   });
   afterAll(async () => {
     await f?.stop();
@@ -67,7 +89,11 @@ describe('updates of the installed fort under a real systemd', () => {
     const id = await deploy(f.run.releases.v101);
     const done = await finished(id);
     expect(done.status, JSON.stringify(done)).toBe('success');
-    await eventually(async () => ((await agentVersion()).version === '1.0.1' ? true : undefined), 30_000, 'the agent on 1.0.1');
+    await eventually(
+      async () => ((await agentVersion()).version === '1.0.1' ? true : undefined),
+      30_000,
+      'the agent on 1.0.1',
+    );
     expect((await f.host.must(['readlink', '/opt/fort/agent/current'])).trim()).toBe('releases/1.0.1');
     // The same tree as install.sh unpacked for 1.0.0: owner fort-dm, directories 0755, files 0644.
     const unpacked = await releaseListing('1.0.1');
@@ -84,7 +110,11 @@ describe('updates of the installed fort under a real systemd', () => {
     const log = done.log.map((l) => l.message).join('\n');
     expect(log).toMatch(/1\.0\.2/);
     expect(log).toMatch(/rolled back to 1\.0\.1/);
-    await eventually(async () => ((await agentVersion()).version === '1.0.1' ? true : undefined), 60_000, 'the agent back on 1.0.1');
+    await eventually(
+      async () => ((await agentVersion()).version === '1.0.1' ? true : undefined),
+      60_000,
+      'the agent back on 1.0.1',
+    );
     expect((await f.host.must(['readlink', '/opt/fort/agent/current'])).trim()).toBe('releases/1.0.1');
     await f.waitActive('fort-agent.service');
     await f.pingRoundTrip(fortId);
@@ -96,24 +126,44 @@ describe('updates of the installed fort under a real systemd', () => {
       const before = (await agentVersion()).version;
       await f.host.must(['sh', '-c', `: > ${GATES}/arm.${step}`]);
       const id = await deploy(release);
-      await eventually(() => (existsSync(f.host.path(`${GATES}/blocked.${step}`)) ? true : undefined), 90_000, `the update to reach ${step}`);
-      const killed = await f.host.systemctl('kill', '-s', 'KILL', 'fort-agent.service', 'fort-deployment-manager.service');
+      await eventually(
+        () => (existsSync(f.host.path(`${GATES}/blocked.${step}`)) ? true : undefined),
+        90_000,
+        `the update to reach ${step}`,
+      );
+      const killed = await f.host.systemctl(
+        'kill',
+        '-s',
+        'KILL',
+        'fort-agent.service',
+        'fort-deployment-manager.service',
+      );
       expect(killed.code, killed.stderr).toBe(0);
       await f.host.must(['rm', '-f', `${GATES}/blocked.${step}`]);
 
       const done = await finished(id);
       const terminal = done.history.filter((h) => h.status === 'success' || h.status === 'failure');
       expect(terminal, JSON.stringify(done.history)).toHaveLength(1);
-      const runs = await eventually(async () => {
-        const h = await agentVersion().catch(() => undefined);
-        return h && h.status === 'healthy' ? h.version : undefined;
-      }, 60_000, 'the agent healthy again');
+      const runs = await eventually(
+        async () => {
+          const h = await agentVersion().catch(() => undefined);
+          return h && h.status === 'healthy' ? h.version : undefined;
+        },
+        60_000,
+        'the agent healthy again',
+      );
       expect(runs).toBe(done.status === 'success' ? release.version : before);
       // The deployment manager is idle on what runs (it reports to the agent after each health check).
-      await eventually(async () => {
-        const view = JSON.parse((await f.fortctl('--json', 'update', 'status')).stdout) as { state: { step: string; installed: string } | null };
-        return view.state?.step === 'idle' && view.state.installed === runs ? true : undefined;
-      }, 60_000, `fortctl update status: idle on ${runs}`);
+      await eventually(
+        async () => {
+          const view = JSON.parse((await f.fortctl('--json', 'update', 'status')).stdout) as {
+            state: { step: string; installed: string } | null;
+          };
+          return view.state?.step === 'idle' && view.state.installed === runs ? true : undefined;
+        },
+        60_000,
+        `fortctl update status: idle on ${runs}`,
+      );
       await f.pingRoundTrip(fortId);
     });
   }

@@ -27,13 +27,17 @@ export function createChaos(o: {
   const linkDrop = names.find((n) => n.includes('link'));
   const counts: Record<string, number> = Object.fromEntries(names.map((n) => [n, 0]));
   let timer: NodeJS.Timeout | undefined;
-  const firstRound = names.map((n) => ({ n, k: o.random() })).sort((a, b) => a.k - b.k).map((x) => x.n);
+  const firstRound = names
+    .map((n) => ({ n, k: o.random() }))
+    .sort((a, b) => a.k - b.k)
+    .map((x) => x.n);
   const between = (min: number, max: number) => min + o.random() * (max - min);
   const next = () => {
     const chaotic = o.elapsed() < o.chaosEndMs;
     const wait = chaotic ? between(10_000, 25_000) : between(20_000, 40_000);
     timer = setTimeout(() => {
-      const name = o.elapsed() < o.chaosEndMs ? (firstRound.shift() ?? names[Math.floor(o.random() * names.length)]!) : linkDrop;
+      const name =
+        o.elapsed() < o.chaosEndMs ? (firstRound.shift() ?? names[Math.floor(o.random() * names.length)]!) : linkDrop;
       if (name && o.elapsed() < o.durationMs) {
         counts[name]! += 1;
         o.log(`${Math.round(o.elapsed() / 1000)} s: ${name}`);

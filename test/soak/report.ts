@@ -17,12 +17,26 @@ export interface SoakReport {
 
 export function printReport(r: SoakReport, out: (line: string) => void): void {
   out(`soak report (${r.minutes} min, seed ${r.seed})`);
-  out(`  events     sent ${r.events.sent}, handled ${r.events.handled}, lost ${r.events.lost}, applied twice ${r.events.duplicatesApplied}`);
+  out(
+    `  events     sent ${r.events.sent}, handled ${r.events.handled}, lost ${r.events.lost}, applied twice ${r.events.duplicatesApplied}`,
+  );
   out(`  requests   ok ${r.requests.ok}, failed ${r.requests.failed}  ${JSON.stringify(r.requests.byOutcome)}`);
   out(`  update     ${r.update.deployment ?? '-'}: ${r.update.status}; agent on ${r.update.agentVersion ?? '?'}`);
-  out(`  chaos      ${Object.entries(r.chaos).map(([k, v]) => `${k} ×${v}`).join(', ')}; restarts ${Object.entries(r.restarts).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+  out(
+    `  chaos      ${Object.entries(r.chaos)
+      .map(([k, v]) => `${k} ×${v}`)
+      .join(', ')}; restarts ${Object.entries(r.restarts)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ')}`,
+  );
   for (const [name, g] of Object.entries(r.rss)) {
-    out(`  RSS        ${name.padEnd(19)} start ${g.startMiB ?? '-'} MiB, end ${g.endMiB ?? '-'} MiB, growth ${g.growthPercent === null ? '-' : `${g.growthPercent} %`} (max ${g.maxMiB} MiB)`);
+    out(
+      `  RSS        ${name.padEnd(19)} start ${g.startMiB ?? '-'} MiB, end ${g.endMiB ?? '-'} MiB, growth ${g.growthPercent === null ? '-' : `${g.growthPercent} %`} (max ${g.maxMiB} MiB)`,
+    );
   }
-  out(r.failures?.length ? `  FAILED     ${r.failures.join('; ')}` : '  passed     0 lost, 0 applied twice, update landed, RSS growth < 10 %');
+  out(
+    r.failures?.length
+      ? `  FAILED     ${r.failures.join('; ')}`
+      : '  passed     0 lost, 0 applied twice, update landed, RSS growth < 10 %',
+  );
 }

@@ -51,15 +51,31 @@ export interface RssGrowth {
  * Growth of the process that ran at the end, from its first sample at or after `fromMs` (and
  * `warmupMs` after it started) to its last: a leak shows here, a restart's fresh heap does not.
  */
-export function steadyGrowth(all: Record<string, RssSample[]>, fromMs: number, warmupMs = 30_000): Record<string, RssGrowth> {
+export function steadyGrowth(
+  all: Record<string, RssSample[]>,
+  fromMs: number,
+  warmupMs = 30_000,
+): Record<string, RssGrowth> {
   const mib = (kib: number) => Math.round((kib / 1024) * 10) / 10;
-  return Object.fromEntries(Object.entries(all).map(([name, samples]) => {
-    const last = samples.at(-1);
-    const maxMiB = mib(Math.max(0, ...samples.map((s) => s.rssKiB)));
-    if (!last) return [name, { pid: null, startMiB: null, endMiB: null, maxMiB, growthPercent: null }];
-    const own = samples.filter((s) => s.pid === last.pid);
-    const first = own.find((s) => s.atMs >= fromMs && s.atMs >= own[0]!.atMs + warmupMs);
-    if (!first || first === last) return [name, { pid: last.pid, startMiB: null, endMiB: mib(last.rssKiB), maxMiB, growthPercent: null }];
-    return [name, { pid: last.pid, startMiB: mib(first.rssKiB), endMiB: mib(last.rssKiB), maxMiB, growthPercent: Math.round(((last.rssKiB - first.rssKiB) / first.rssKiB) * 1000) / 10 }];
-  }));
+  return Object.fromEntries(
+    Object.entries(all).map(([name, samples]) => {
+      const last = samples.at(-1);
+      const maxMiB = mib(Math.max(0, ...samples.map((s) => s.rssKiB)));
+      if (!last) return [name, { pid: null, startMiB: null, endMiB: null, maxMiB, growthPercent: null }];
+      const own = samples.filter((s) => s.pid === last.pid);
+      const first = own.find((s) => s.atMs >= fromMs && s.atMs >= own[0]!.atMs + warmupMs);
+      if (!first || first === last)
+        return [name, { pid: last.pid, startMiB: null, endMiB: mib(last.rssKiB), maxMiB, growthPercent: null }];
+      return [
+        name,
+        {
+          pid: last.pid,
+          startMiB: mib(first.rssKiB),
+          endMiB: mib(last.rssKiB),
+          maxMiB,
+          growthPercent: Math.round(((last.rssKiB - first.rssKiB) / first.rssKiB) * 1000) / 10,
+        },
+      ];
+    }),
+  );
 }

@@ -25,7 +25,12 @@ import { printReport, type SoakReport } from './report.js';
 const o = new Command('soak')
   // At least 2: RSS growth is measured from 30 s after the chaos half ends, and needs time after that.
   .option('--minutes <n>', 'how long the load and chaos run (setup and drain not counted)', wholeNumber(2, 24 * 60), 5)
-  .option('--seed <n>', 'chaos schedule seed (the report names it: a failing run can be replayed)', wholeNumber(0, 2 ** 32), Math.floor(Math.random() * 2 ** 32))
+  .option(
+    '--seed <n>',
+    'chaos schedule seed (the report names it: a failing run can be replayed)',
+    wholeNumber(0, 2 ** 32),
+    Math.floor(Math.random() * 2 ** 32),
+  )
   .option('--events-per-second <n>', 'ping events the cloud sends', wholeNumber(1, 100), 20)
   .option('--requests-per-second <n>', 'client API requests a user makes', wholeNumber(1, 100), 10)
   .option('--out <file>', 'JSON report', join(REPO, 'bench', 'results', 'soak.json'))
@@ -44,7 +49,11 @@ async function main(): Promise<number> {
     install: { iot: true, cloudAuth: true, logLevel: 'info' },
     // The units' node flags, as in production; both restarted on exit as Restart=always does.
     agent: { nodeArgs: nodeArgsFromUnit(join(REPO, 'systemd/fort-agent.service')) },
-    dm: { nodeArgs: nodeArgsFromUnit(join(REPO, 'systemd/fort-deployment-manager.service')), restart: true, restartDelayMs: 200 },
+    dm: {
+      nodeArgs: nodeArgsFromUnit(join(REPO, 'systemd/fort-deployment-manager.service')),
+      restart: true,
+      restartDelayMs: 200,
+    },
     healthDeadlineSeconds: 60,
     pollSeconds: 2,
   });
@@ -59,9 +68,19 @@ async function soak(fort: UpdatableFort, durationMs: number): Promise<number> {
   const random = mulberry32(o.seed);
   const started = Date.now();
   const elapsed = () => Date.now() - started;
-  const events = createEventDriver({ bridge: fort.dev.bridge, fortId: FORT, perSecond: o.eventsPerSecond, newId: randomUUID });
+  const events = createEventDriver({
+    bridge: fort.dev.bridge,
+    fortId: FORT,
+    perSecond: o.eventsPerSecond,
+    newId: randomUUID,
+  });
   const token = await fort.dev.login('alice', 't1');
-  const requests = createRequestDriver({ url: `https://127.0.0.1:${fort.inst.layout.ports.clientApi}/api/v1/apps`, ca: readFileSync(fort.pki.clientZone.ca), token, perSecond: o.requestsPerSecond });
+  const requests = createRequestDriver({
+    url: `https://127.0.0.1:${fort.inst.layout.ports.clientApi}/api/v1/apps`,
+    ca: readFileSync(fort.pki.clientZone.ca),
+    token,
+    perSecond: o.requestsPerSecond,
+  });
   const rss = createRssSampler({ agent: () => fort.agent.pid, 'deployment-manager': () => fort.dm?.pid }, elapsed);
   const chaosEndMs = durationMs / 2;
   const chaos = createChaos({
@@ -116,7 +135,11 @@ async function soak(fort: UpdatableFort, durationMs: number): Promise<number> {
     minutes: o.minutes,
     events: counts,
     requests: requests.counts(),
-    update: { deployment: deploymentId ?? null, status: update?.status ?? 'not finished', agentVersion: (await fort.health().catch(() => undefined))?.version ?? null },
+    update: {
+      deployment: deploymentId ?? null,
+      status: update?.status ?? 'not finished',
+      agentVersion: (await fort.health().catch(() => undefined))?.version ?? null,
+    },
     chaos: chaos.counts(),
     restarts: { agent: fort.agent.starts - 1, 'deployment-manager': (fort.dm?.starts ?? 1) - 1 },
     rss: steadyGrowth(rss.samples(), chaosEndMs + WARMUP_MS),
@@ -126,8 +149,12 @@ async function soak(fort: UpdatableFort, durationMs: number): Promise<number> {
   const failures = [
     ...(counts.lost > 0 ? [`${counts.lost} events lost`] : []),
     ...(counts.duplicatesApplied > 0 ? [`${counts.duplicatesApplied} events applied twice`] : []),
-    ...(report.update.status !== 'success' || report.update.agentVersion !== '1.0.1' ? [`the update did not land (${report.update.status}, agent on ${report.update.agentVersion})`] : []),
-    ...Object.entries(report.rss).filter(([, r]) => r.growthPercent === null || r.growthPercent >= 10).map(([p, r]) => `${p} RSS ${r.growthPercent === null ? 'not measured' : `grew ${r.growthPercent} %`}`),
+    ...(report.update.status !== 'success' || report.update.agentVersion !== '1.0.1'
+      ? [`the update did not land (${report.update.status}, agent on ${report.update.agentVersion})`]
+      : []),
+    ...Object.entries(report.rss)
+      .filter(([, r]) => r.growthPercent === null || r.growthPercent >= 10)
+      .map(([p, r]) => `${p} RSS ${r.growthPercent === null ? 'not measured' : `grew ${r.growthPercent} %`}`),
   ];
   report.failures = failures;
   mkdirSync(dirname(resolve(o.out)), { recursive: true });

@@ -16,7 +16,10 @@ export const MAX_RECORD_CHARS = 16 * 1024 * 1024;
 
 /** Malformed CSV; `record` counts every record, the header included (1-based). The reader names the table. */
 export class CsvSyntaxError extends FortError {
-  constructor(message: string, readonly record: number) {
+  constructor(
+    message: string,
+    readonly record: number,
+  ) {
     super('FORT_ERR_RELOAD_SOURCE', message);
   }
 }
@@ -44,9 +47,21 @@ export class CsvParser {
   /** Records returned so far, the header included. */
   count = 0;
 
-  constructor(private readonly delimiter: string, private readonly quote: string, private readonly maxRecordChars = MAX_RECORD_CHARS) {
-    if (delimiter.length !== 1 || quote.length !== 1 || delimiter === quote || '\r\n'.includes(delimiter) || '\r\n'.includes(quote)) {
-      throw new RangeError('CsvParser: delimiter and quote must be two different single characters other than CR and LF');
+  constructor(
+    private readonly delimiter: string,
+    private readonly quote: string,
+    private readonly maxRecordChars = MAX_RECORD_CHARS,
+  ) {
+    if (
+      delimiter.length !== 1 ||
+      quote.length !== 1 ||
+      delimiter === quote ||
+      '\r\n'.includes(delimiter) ||
+      '\r\n'.includes(quote)
+    ) {
+      throw new RangeError(
+        'CsvParser: delimiter and quote must be two different single characters other than CR and LF',
+      );
     }
     this.d = delimiter.charCodeAt(0);
     this.q = quote.charCodeAt(0);
@@ -95,14 +110,20 @@ export class CsvParser {
       const pos = this.pos;
       if (pos >= len) return undefined;
       const c0 = text.charCodeAt(pos);
-      if (c0 === 10) { this.pos = pos + 1; continue; } // empty line
+      if (c0 === 10) {
+        this.pos = pos + 1;
+        continue;
+      } // empty line
       if (c0 === 13) {
         if (pos + 1 === len) {
           if (!final) return undefined; // maybe a \r\n cut in two
           this.pos = len;
           continue;
         }
-        if (text.charCodeAt(pos + 1) === 10) { this.pos = pos + 2; continue; }
+        if (text.charCodeAt(pos + 1) === 10) {
+          this.pos = pos + 2;
+          continue;
+        }
       }
       const nl = text.indexOf('\n', pos);
       if (nl === -1 && !final) return this.incomplete();
@@ -121,7 +142,10 @@ export class CsvParser {
 
   private incomplete(): undefined {
     if (this.text.length - this.pos > this.maxRecordChars) {
-      throw new CsvSyntaxError(`a record is longer than ${this.maxRecordChars} characters (an unclosed quote?)`, this.count + 1);
+      throw new CsvSyntaxError(
+        `a record is longer than ${this.maxRecordChars} characters (an unclosed quote?)`,
+        this.count + 1,
+      );
     }
     return undefined;
   }
@@ -139,7 +163,8 @@ export class CsvParser {
         for (;;) {
           const e = text.indexOf(this.quote, from);
           if (e < 0 || (e + 1 === len && !final)) {
-            if (final) throw new CsvSyntaxError('a quoted field is not closed before the end of the data', this.count + 1);
+            if (final)
+              throw new CsvSyntaxError('a quoted field is not closed before the end of the data', this.count + 1);
             return this.incomplete(); // the closing quote (or what follows it) is in a later chunk
           }
           if (text.charCodeAt(e + 1) === q) {
@@ -157,15 +182,27 @@ export class CsvParser {
           break;
         }
         const c = text.charCodeAt(i);
-        if (c === d) { i += 1; continue; }
-        if (c === 10) { i += 1; break; }
+        if (c === d) {
+          i += 1;
+          continue;
+        }
+        if (c === 10) {
+          i += 1;
+          break;
+        }
         if (c === 13 && i + 1 === len) {
           if (!final) return this.incomplete();
           i += 1;
           break;
         }
-        if (c === 13 && text.charCodeAt(i + 1) === 10) { i += 2; break; }
-        throw new CsvSyntaxError('unexpected character after a closing quote (expected the delimiter or the end of the line)', this.count + 1);
+        if (c === 13 && text.charCodeAt(i + 1) === 10) {
+          i += 2;
+          break;
+        }
+        throw new CsvSyntaxError(
+          'unexpected character after a closing quote (expected the delimiter or the end of the line)',
+          this.count + 1,
+        );
       }
       for (let j = i; ; j++) {
         if (j === len) {

@@ -23,7 +23,8 @@ type RangeConverter = (text: string, start: number, end: number) => string | num
 
 const isSpace = (c: number) => c === 32 || c === 9;
 const hasOuterSpace = (t: string) => isSpace(t.charCodeAt(0)) || isSpace(t.charCodeAt(t.length - 1));
-const field = (text: string, start: number, end: number) => (start === 0 && end === text.length ? text : text.slice(start, end));
+const field = (text: string, start: number, end: number) =>
+  start === 0 && end === text.length ? text : text.slice(start, end);
 
 function integerAt(text: string, start: number, end: number): number | undefined {
   const c0 = text.charCodeAt(start);
@@ -97,13 +98,32 @@ function booleanAt(text: string, start: number, end: number): number | undefined
   }
   const s = field(text, start, end);
   switch (s) {
-    case 'true': case 'TRUE': case 'True': case 'yes': case 'YES': case 'Yes': return 1;
-    case 'false': case 'FALSE': case 'False': case 'no': case 'NO': case 'No': return 0;
+    case 'true':
+    case 'TRUE':
+    case 'True':
+    case 'yes':
+    case 'YES':
+    case 'Yes':
+      return 1;
+    case 'false':
+    case 'FALSE':
+    case 'False':
+    case 'no':
+    case 'NO':
+    case 'No':
+      return 0;
   }
   switch (s.trim().toLowerCase()) {
-    case 'true': case '1': case 'yes': return 1;
-    case 'false': case '0': case 'no': return 0;
-    default: return undefined;
+    case 'true':
+    case '1':
+    case 'yes':
+      return 1;
+    case 'false':
+    case '0':
+    case 'no':
+      return 0;
+    default:
+      return undefined;
   }
 }
 
@@ -120,7 +140,11 @@ function dateAt(text: string, start: number, end: number): string | undefined {
     return dateAt(t, 0, t.length);
   }
   if (text.charCodeAt(start + 4) !== 45 || text.charCodeAt(start + 7) !== 45) return undefined;
-  const y = digitAt(text, start) * 1000 + digitAt(text, start + 1) * 100 + digitAt(text, start + 2) * 10 + digitAt(text, start + 3);
+  const y =
+    digitAt(text, start) * 1000 +
+    digitAt(text, start + 1) * 100 +
+    digitAt(text, start + 2) * 10 +
+    digitAt(text, start + 3);
   const m = digitAt(text, start + 5) * 10 + digitAt(text, start + 6);
   const d = digitAt(text, start + 8) * 10 + digitAt(text, start + 9);
   if (Number.isNaN(y + m + d) || m < 1 || m > 12 || d < 1) return undefined;
@@ -181,7 +205,11 @@ const recordName = (record: number) => (record <= 1 ? 'the header row' : `row ${
  * `signal` between chunks (the only moments an abort can have happened: parsing a chunk is
  * synchronous).
  */
-export async function* csvBatches(chunks: AsyncIterable<string>, opts: CsvOptions, signal: AbortSignal): AsyncGenerator<unknown[][]> {
+export async function* csvBatches(
+  chunks: AsyncIterable<string>,
+  opts: CsvOptions,
+  signal: AbortSignal,
+): AsyncGenerator<unknown[][]> {
   const { table, columns, delimiter } = opts;
   const n = columns.length;
   const d = delimiter.charCodeAt(0);
@@ -194,9 +222,12 @@ export async function* csvBatches(chunks: AsyncIterable<string>, opts: CsvOption
     if (rec.length === n && rec.every((name, i) => name === columns[i]!.name)) return;
     // The "header" may be a data row of a file without one: say which column differs, never what it holds.
     const i = rec.findIndex((name, k) => name !== columns[k]?.name);
-    throw sourceError(table, rec.length !== n
-      ? `the header row has ${rec.length} columns, the definition declares ${n} (${columns.map((c) => c.name).join(', ')})`
-      : `the header row does not match the declared columns: column ${i + 1} should be "${columns[i]!.name}"`);
+    throw sourceError(
+      table,
+      rec.length !== n
+        ? `the header row has ${rec.length} columns, the definition declares ${n} (${columns.map((c) => c.name).join(', ')})`
+        : `the header row does not match the declared columns: column ${i + 1} should be "${columns[i]!.name}"`,
+    );
   };
   const wrongWidth = (fields: number) => sourceError(table, `row ${row} has ${fields} fields, expected ${n}`);
   const convertField = (c: number, text: string, start: number, end: number): unknown => {
@@ -251,7 +282,8 @@ export async function* csvBatches(chunks: AsyncIterable<string>, opts: CsvOption
     if (batch.length) yield batch;
     if (header) throw sourceError(table, 'the file is empty: a header row naming the columns is required');
   } catch (err) {
-    if (err instanceof CsvSyntaxError) throw sourceError(table, `malformed CSV at ${recordName(err.record)}: ${err.message}`);
+    if (err instanceof CsvSyntaxError)
+      throw sourceError(table, `malformed CSV at ${recordName(err.record)}: ${err.message}`);
     throw sourceFailure(table, err, signal);
   } finally {
     // Stopped early (an error, the consumer gave up): close the file or the response.

@@ -16,7 +16,12 @@ export const IDLE_TIMEOUT_MS = 60_000;
 const MAX_ELEMENT_CHARS = 16 * 1024 * 1024;
 
 /** A host name or IP as `reloads.http_allowed_hosts` lists it: lower case, no brackets, no trailing dot. */
-const bare = (h: string) => h.trim().toLowerCase().replace(/^\[(.*)\]$/, '$1').replace(/\.$/, '');
+const bare = (h: string) =>
+  h
+    .trim()
+    .toLowerCase()
+    .replace(/^\[(.*)\]$/, '$1')
+    .replace(/\.$/, '');
 
 /** Exact match (case-insensitive), any port: the list names hosts, not origins. */
 export function hostAllowed(url: URL, allowedHosts: string[]): boolean {
@@ -44,8 +49,20 @@ function get(url: URL, opts: HttpSourceOptions, signal: AbortSignal): Promise<In
   const ca = opts.caFile === undefined ? undefined : readFileSync(opts.caFile);
   const agent = proxyAgentFor(url, opts.proxy, ca === undefined ? {} : { ca });
   return new Promise((resolve, reject) => {
-    const req = request(url, { method: 'GET', signal, ...(agent ? { agent } : {}), ...(ca ? { ca } : {}), headers: { accept: opts.format === 'json' ? 'application/json' : 'text/csv, text/plain, */*' } }, resolve);
-    req.setTimeout(opts.idleTimeoutMs ?? IDLE_TIMEOUT_MS, () => req.destroy(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' })));
+    const req = request(
+      url,
+      {
+        method: 'GET',
+        signal,
+        ...(agent ? { agent } : {}),
+        ...(ca ? { ca } : {}),
+        headers: { accept: opts.format === 'json' ? 'application/json' : 'text/csv, text/plain, */*' },
+      },
+      resolve,
+    );
+    req.setTimeout(opts.idleTimeoutMs ?? IDLE_TIMEOUT_MS, () =>
+      req.destroy(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' })),
+    );
     req.on('error', reject);
     req.end();
   });
@@ -92,7 +109,8 @@ export class JsonArraySplitter {
       if (this.state === 'element') {
         if (this.inString) {
           if (this.escaped) this.escaped = false;
-          else if (c === 92) this.escaped = true; // backslash
+          else if (c === 92)
+            this.escaped = true; // backslash
           else if (c === 34) this.inString = false;
           continue;
         }
@@ -117,7 +135,8 @@ export class JsonArraySplitter {
         this.state = 'between';
       } else if (this.state === 'between') {
         if (c === 93) {
-          if (this.count > 0 && !this.sawElement) throw new SyntaxError(`a "," without an element after row ${this.count}`);
+          if (this.count > 0 && !this.sawElement)
+            throw new SyntaxError(`a "," without an element after row ${this.count}`);
           this.state = 'end';
         } else if (c === 44) {
           if (!this.sawElement) throw new SyntaxError(`a "," without an element before it after row ${this.count}`);
@@ -140,7 +159,8 @@ export class JsonArraySplitter {
       const piece = chunk.slice(start);
       this.parts.push(piece);
       this.partsLen += piece.length;
-      if (this.partsLen > MAX_ELEMENT_CHARS) throw new SyntaxError(`row ${this.count + 1} is longer than ${MAX_ELEMENT_CHARS} characters`);
+      if (this.partsLen > MAX_ELEMENT_CHARS)
+        throw new SyntaxError(`row ${this.count + 1} is longer than ${MAX_ELEMENT_CHARS} characters`);
     }
     return out;
   }
@@ -170,7 +190,12 @@ function fromJson(v: unknown, type: ColumnType): unknown {
 }
 
 /** Rows from a JSON array of objects: each declared column is the member of that name (missing = NULL). */
-async function* jsonBatches(chunks: AsyncIterable<string>, table: string, columns: ColumnSpec[], signal: AbortSignal): AsyncGenerator<unknown[][]> {
+async function* jsonBatches(
+  chunks: AsyncIterable<string>,
+  table: string,
+  columns: ColumnSpec[],
+  signal: AbortSignal,
+): AsyncGenerator<unknown[][]> {
   const splitter = new JsonArraySplitter();
   let row = 0;
   let batch: unknown[][] = [];
@@ -213,14 +238,18 @@ export function httpSource(opts: HttpSourceOptions): TableSource {
   const { table, columns } = opts;
   const url = new URL(opts.url);
   if (url.protocol !== 'https:') throw sourceError(table, 'only https:// URLs are fetched');
-  if (!hostAllowed(url, opts.httpAllowedHosts)) throw sourceError(table, `host ${url.hostname} is not in reloads.http_allowed_hosts`);
+  if (!hostAllowed(url, opts.httpAllowedHosts))
+    throw sourceError(table, `host ${url.hostname} is not in reloads.http_allowed_hosts`);
   async function* batches(signal: AbortSignal): AsyncGenerator<unknown[][]> {
     if (signal.aborted) throw cancelled(table);
     try {
       const res = await get(url, opts, signal);
       if (res.statusCode !== 200) {
         res.destroy();
-        throw sourceError(table, `${url.host} answered ${res.statusCode}${res.statusCode && res.statusCode >= 300 && res.statusCode < 400 ? ' (redirects are not followed)' : ''}`);
+        throw sourceError(
+          table,
+          `${url.host} answered ${res.statusCode}${res.statusCode && res.statusCode >= 300 && res.statusCode < 400 ? ' (redirects are not followed)' : ''}`,
+        );
       }
       const max = opts.maxBodyBytes ?? MAX_BODY_BYTES;
       if (Number(res.headers['content-length']) > max) {
@@ -228,7 +257,9 @@ export function httpSource(opts: HttpSourceOptions): TableSource {
         throw sourceError(table, `the response body is larger than ${max} bytes`);
       }
       const text = bodyText(res, max, table);
-      yield* opts.format === 'json' ? jsonBatches(text, table, columns, signal) : csvBatches(text, { table, columns, delimiter: opts.delimiter, quote: opts.quote }, signal);
+      yield* opts.format === 'json'
+        ? jsonBatches(text, table, columns, signal)
+        : csvBatches(text, { table, columns, delimiter: opts.delimiter, quote: opts.quote }, signal);
     } catch (err) {
       if (err instanceof FortError) throw err;
       if (signal.aborted || (err as Error).name === 'AbortError') throw cancelled(table);

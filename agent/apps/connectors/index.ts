@@ -25,7 +25,12 @@ export function openTableSource(table: TableDefinition, opts: SourceOptions): Ta
   switch (table.connector) {
     case 'csv': {
       const file = resolveDataFile(table.path, opts.dataDirs, `table "${table.name}" path`);
-      return csvFileSource(file, { table: table.name, columns: table.columns, delimiter: table.delimiter, quote: table.quote });
+      return csvFileSource(file, {
+        table: table.name,
+        columns: table.columns,
+        delimiter: table.delimiter,
+        quote: table.quote,
+      });
     }
     case 'sqlite': {
       const file = resolveDataFile(table.database, opts.dataDirs, `table "${table.name}" database`);

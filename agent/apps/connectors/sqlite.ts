@@ -51,7 +51,8 @@ export function selectProblem(db: Database.Database, query: string): string | un
     return `the SQL does not compile: ${message}`;
   }
   const keyword = firstKeyword(query);
-  if (keyword !== 'SELECT' && keyword !== 'WITH') return `expected a SELECT (or WITH ... SELECT) statement, got ${keyword || 'something else'}`;
+  if (keyword !== 'SELECT' && keyword !== 'WITH')
+    return `expected a SELECT (or WITH ... SELECT) statement, got ${keyword || 'something else'}`;
   if (!stmt.reader || !stmt.readonly) return 'expected a read-only statement that returns rows';
   const names = stmt.columns().map((c) => c.name);
   // Table columns are case-insensitive in SQLite: "ID" and "id" would collide.
@@ -66,7 +67,10 @@ function resultColumns(file: string, query: string, table: string): ColumnSpec[]
   try {
     const problem = selectProblem(db, query);
     if (problem) throw sourceError(table, problem);
-    return db.prepare(query).columns().map((c) => ({ name: c.name, type: 'any' as const }));
+    return db
+      .prepare(query)
+      .columns()
+      .map((c) => ({ name: c.name, type: 'any' as const }));
   } finally {
     db.close();
   }
@@ -94,7 +98,8 @@ export function sqliteSource(table: string, file: string, query: string): TableS
       const problem = selectProblem(db, query); // the file may have changed since the check
       if (problem) throw sourceError(table, problem);
       const stmt = db.prepare(query).raw(true).safeIntegers(true);
-      if (stmt.columns().length !== columns.length) throw sourceError(table, 'the query\'s columns changed while the reload ran');
+      if (stmt.columns().length !== columns.length)
+        throw sourceError(table, "the query's columns changed while the reload ran");
       it = stmt.iterate() as IterableIterator<unknown[]>;
       let n = 0;
       let batch: unknown[][] = [];

@@ -61,33 +61,84 @@ export async function startHostFixture() {
       const dir = `/root/fort-${release.version}`;
       await host.must(['mkdir', '-p', dir]);
       await host.must(['tar', '-xzf', tarball, '-C', dir]);
-      return host.run(['bash', `${dir}/scripts/install.sh`, '--release', tarball, '--pairing-ca', pairingCa, '--artifact-key', key, ...extra], { timeoutMs: 180_000 });
+      return host.run(
+        [
+          'bash',
+          `${dir}/scripts/install.sh`,
+          '--release',
+          tarball,
+          '--pairing-ca',
+          pairingCa,
+          '--artifact-key',
+          key,
+          ...extra,
+        ],
+        { timeoutMs: 180_000 },
+      );
     },
     async unit(name: string): Promise<UnitState> {
-      const out = await host.must(['systemctl', 'show', name, '-p', 'ActiveState,SubState,NRestarts,MainPID,StatusText,Result']);
-      const props = Object.fromEntries(out.trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
-      return { ActiveState: props['ActiveState'] ?? '', SubState: props['SubState'] ?? '', NRestarts: Number(props['NRestarts']), MainPID: Number(props['MainPID']), StatusText: props['StatusText'] ?? '', Result: props['Result'] ?? '' };
+      const out = await host.must([
+        'systemctl',
+        'show',
+        name,
+        '-p',
+        'ActiveState,SubState,NRestarts,MainPID,StatusText,Result',
+      ]);
+      const props = Object.fromEntries(
+        out
+          .trim()
+          .split('\n')
+          .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+      );
+      return {
+        ActiveState: props['ActiveState'] ?? '',
+        SubState: props['SubState'] ?? '',
+        NRestarts: Number(props['NRestarts']),
+        MainPID: Number(props['MainPID']),
+        StatusText: props['StatusText'] ?? '',
+        Result: props['Result'] ?? '',
+      };
     },
     /** Until the unit is active (for Type=notify: READY=1 was sent), with its journal in the error. */
     async waitActive(name: string, timeoutMs = 60_000): Promise<UnitState> {
       try {
-        return await eventually(async () => {
-          const s = await fixture.unit(name);
-          return s.ActiveState === 'active' && s.SubState === 'running' ? s : undefined;
-        }, timeoutMs, `${name} active`);
+        return await eventually(
+          async () => {
+            const s = await fixture.unit(name);
+            return s.ActiveState === 'active' && s.SubState === 'running' ? s : undefined;
+          },
+          timeoutMs,
+          `${name} active`,
+        );
       } catch (err) {
-        throw new Error(`${(err as Error).message}\n${JSON.stringify(await fixture.unit(name))}\n--- journal of ${name} ---\n${(await host.journal(name, ['-n', '60'])).slice(-6000)}`, { cause: err });
+        throw new Error(
+          `${(err as Error).message}\n${JSON.stringify(await fixture.unit(name))}\n--- journal of ${name} ---\n${(await host.journal(name, ['-n', '60'])).slice(-6000)}`,
+          { cause: err },
+        );
       }
     },
     /** A file of the installed fort, read from outside. */
     read: (p: string) => readFileSync(host.path(p)),
     /** GET on the client API (client-zone CA of the installation). */
     clientApi(path: string, headers: Record<string, string> = {}): Promise<HttpsResult> {
-      return httpsRequest(`https://127.0.0.1:${API_PORT}${path}`, { ca: fixture.read('/etc/fort/pki/client-zone/ca.pem') }, 'GET', headers);
+      return httpsRequest(
+        `https://127.0.0.1:${API_PORT}${path}`,
+        { ca: fixture.read('/etc/fort/pki/client-zone/ca.pem') },
+        'GET',
+        headers,
+      );
     },
     /** A request on the admin API as fortctl (trust-zone mTLS). */
     adminApi(path: string, method = 'GET'): Promise<HttpsResult> {
-      return httpsRequest(`https://127.0.0.1:${ADMIN_PORT}${path}`, { ca: fixture.read('/etc/fort/pki/trust-zone/ca.pem'), cert: fixture.read('/etc/fort/pki/trust-zone/fortctl.pem'), key: fixture.read('/etc/fort/pki/trust-zone/fortctl.key') }, method);
+      return httpsRequest(
+        `https://127.0.0.1:${ADMIN_PORT}${path}`,
+        {
+          ca: fixture.read('/etc/fort/pki/trust-zone/ca.pem'),
+          cert: fixture.read('/etc/fort/pki/trust-zone/fortctl.pem'),
+          key: fixture.read('/etc/fort/pki/trust-zone/fortctl.key'),
+        },
+        method,
+      );
     },
     /** Sets keys of one TOML section of an installed config (what an operator edits by hand). */
     async setConfig(file: string, section: string, values: Record<string, string | number>): Promise<void> {
@@ -98,7 +149,9 @@ export async function startHostFixture() {
       if (at < 0) throw new Error(`no [${section}] in ${file}`);
       let end = lines.findIndex((l, i) => i > at && l.startsWith('['));
       if (end < 0) end = lines.length;
-      const body = lines.slice(at + 1, end).filter((l) => !Object.keys(values).some((k) => l.startsWith(`${k} `) || l.startsWith(`${k}=`)));
+      const body = lines
+        .slice(at + 1, end)
+        .filter((l) => !Object.keys(values).some((k) => l.startsWith(`${k} `) || l.startsWith(`${k}=`)));
       const added = Object.entries(values).map(([k, v]) => `${k} = ${JSON.stringify(v)}`);
       // Rewritten in place: owner and mode stay what install.sh set.
       writeFileSync(path, [...lines.slice(0, at + 1), ...added, ...body, ...lines.slice(end)].join('\n'));
@@ -113,27 +166,54 @@ export async function startHostFixture() {
       if (paired.code !== 0) throw new Error(`fortctl pair exited ${paired.code}: ${paired.stdout}${paired.stderr}`);
       const fortId = /^paired as (\S+) /m.exec(paired.stdout)?.[1];
       if (!fortId) throw new Error(`fortctl pair said: ${paired.stdout}`);
-      await eventually(() => (dev.bridge.broker as unknown as { clients: Record<string, object | undefined> }).clients[fortId], 60_000, `${fortId} connected to the IoT bridge`);
+      await eventually(
+        () => (dev.bridge.broker as unknown as { clients: Record<string, object | undefined> }).clients[fortId],
+        60_000,
+        `${fortId} connected to the IoT bridge`,
+      );
       return fortId;
     },
     /** A ping event through the bridge, and the fort's pong on its status topic. */
     async pingRoundTrip(fortId: string): Promise<{ pongId: string }> {
       const id = randomUUID();
-      await dev.bridge.publish(`forts/${fortId}/events`, JSON.stringify({ v: 1, id, type: 'ping', fortId, ts: new Date().toISOString(), data: {} }));
-      return eventually(() => {
-        for (const m of dev.bridge.messages) {
-          if (m.topic !== `forts/${fortId}/status`) continue;
-          const pong = JSON.parse(m.payload.toString()) as { id: string; type: string; data: { pingId?: string } };
-          if (pong.type === 'pong' && pong.data.pingId === id) return { pongId: pong.id };
-        }
-        return undefined;
-      }, 30_000, `the pong of ping ${id}`);
+      await dev.bridge.publish(
+        `forts/${fortId}/events`,
+        JSON.stringify({ v: 1, id, type: 'ping', fortId, ts: new Date().toISOString(), data: {} }),
+      );
+      return eventually(
+        () => {
+          for (const m of dev.bridge.messages) {
+            if (m.topic !== `forts/${fortId}/status`) continue;
+            const pong = JSON.parse(m.payload.toString()) as { id: string; type: string; data: { pingId?: string } };
+            if (pong.type === 'pong' && pong.data.pingId === id) return { pongId: pong.id };
+          }
+          return undefined;
+        },
+        30_000,
+        `the pong of ping ${id}`,
+      );
     },
     /** Paths under `paths` the user may write (find -writable as that user, inside the host). */
-    async writableAs(user: string, paths: string[], o: { prune?: string[]; maxDepth?: number } = {}): Promise<string[]> {
+    async writableAs(
+      user: string,
+      paths: string[],
+      o: { prune?: string[]; maxDepth?: number } = {},
+    ): Promise<string[]> {
       const pruned = (o.prune ?? []).flatMap((p) => ['-path', p, '-prune', '-o']);
       const depth = o.maxDepth === undefined ? [] : ['-maxdepth', String(o.maxDepth)];
-      const r = await host.run(['setpriv', `--reuid=${user}`, `--regid=${user}`, '--init-groups', '--', 'find', ...paths, ...depth, ...pruned, '-writable', '-print']);
+      const r = await host.run([
+        'setpriv',
+        `--reuid=${user}`,
+        `--regid=${user}`,
+        '--init-groups',
+        '--',
+        'find',
+        ...paths,
+        ...depth,
+        ...pruned,
+        '-writable',
+        '-print',
+      ]);
       if (r.code !== 0 && r.stdout === '') throw new Error(`find as ${user} exited ${r.code}: ${r.stderr}`);
       return r.stdout.split('\n').filter(Boolean);
     },

@@ -24,7 +24,10 @@ export function buildHostRelease(o: { version: string; deviceType: string; key: 
  * Another version of a built release, changed by `edit` (e.g. an agent that exits at start),
  * packed and signed exactly as `npm run release` packs them, without copying node_modules again.
  */
-export function repackRelease(from: HostRelease, o: { version: string; deviceType: string; key: string; out: string; edit?: (dir: string) => void }): HostRelease {
+export function repackRelease(
+  from: HostRelease,
+  o: { version: string; deviceType: string; key: string; out: string; edit?: (dir: string) => void },
+): HostRelease {
   const dir = mkdtempSync(join(tmpdir(), 'fort-repack-'));
   try {
     execFileSync('tar', ['-xzf', from.tarball, '-C', dir]);

@@ -1,5 +1,15 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, closeSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+  closeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { eventually } from '../../helpers/fort.js';
 
@@ -17,7 +27,14 @@ exec chroot "$ROOT" env -i container=other /lib/systemd/systemd --system
 `;
 
 /** The clean environment of a root shell in the booted system (never the test's proxies or TMPDIR). */
-const SHELL_ENV = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', LANG: 'C.UTF-8', HOME: '/root', SYSTEMD_PAGER: '', SYSTEMD_COLORS: '0', TERM: 'dumb' };
+const SHELL_ENV = {
+  PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+  LANG: 'C.UTF-8',
+  HOME: '/root',
+  SYSTEMD_PAGER: '',
+  SYSTEMD_COLORS: '0',
+  TERM: 'dumb',
+};
 
 export interface RunResult {
   code: number;
@@ -47,7 +64,10 @@ export interface SystemdHost {
  * namespaces, sharing the host's network (the dev cloud on loopback is reachable), so the
  * units run with their whole sandbox. The host's `node` is put at /usr/bin/node.
  */
-export async function bootSystemdHost(baseRoot: string, opts: { workDir: string; log?: (line: string) => void }): Promise<SystemdHost> {
+export async function bootSystemdHost(
+  baseRoot: string,
+  opts: { workDir: string; log?: (line: string) => void },
+): Promise<SystemdHost> {
   const work = mkdtempSync(join(opts.workDir, 'host-'));
   const root = join(work, 'root');
   await run('cp', ['-a', '--reflink=auto', baseRoot, root]);
@@ -58,18 +78,31 @@ export async function bootSystemdHost(baseRoot: string, opts: { workDir: string;
   writeFileSync(script, BOOT_SCRIPT, { mode: 0o755 });
   const consoleLog = join(work, 'console.log');
   const out = openSync(consoleLog, 'w');
-  const unshare: ChildProcess = spawn('unshare', ['--pid', '--fork', '--mount', '--uts', '--ipc', '--propagation', 'private', 'bash', script, root], { stdio: ['ignore', out, out], detached: true });
+  const unshare: ChildProcess = spawn(
+    'unshare',
+    ['--pid', '--fork', '--mount', '--uts', '--ipc', '--propagation', 'private', 'bash', script, root],
+    { stdio: ['ignore', out, out], detached: true },
+  );
   closeSync(out);
   const exited = new Promise<void>((resolve) => unshare.once('exit', () => resolve()));
   let pid = 0;
   try {
     // unshare --fork: its one child becomes PID 1 (bash, then chroot, then systemd by exec).
-    pid = await eventually(() => {
-      if (unshare.exitCode !== null) throw new Error(`the boot ended (exit ${unshare.exitCode}): ${readFileSync(consoleLog, 'utf8').slice(-2000)}`);
-      const child = Number(readFileSync(`/proc/${unshare.pid}/task/${unshare.pid}/children`, 'utf8').trim().split(/\s+/)[0]);
-      if (!child) return undefined;
-      return readFileSync(`/proc/${child}/comm`, 'utf8').trim() === 'systemd' ? child : undefined;
-    }, 30_000, 'systemd to start as PID 1');
+    pid = await eventually(
+      () => {
+        if (unshare.exitCode !== null)
+          throw new Error(
+            `the boot ended (exit ${unshare.exitCode}): ${readFileSync(consoleLog, 'utf8').slice(-2000)}`,
+          );
+        const child = Number(
+          readFileSync(`/proc/${unshare.pid}/task/${unshare.pid}/children`, 'utf8').trim().split(/\s+/)[0],
+        );
+        if (!child) return undefined;
+        return readFileSync(`/proc/${child}/comm`, 'utf8').trim() === 'systemd' ? child : undefined;
+      },
+      30_000,
+      'systemd to start as PID 1',
+    );
   } catch (err) {
     unshare.kill('SIGKILL');
     throw err;
@@ -101,11 +134,15 @@ export async function bootSystemdHost(baseRoot: string, opts: { workDir: string;
     },
   };
   try {
-    const state = await eventually(async () => {
-      const r = await host.run(['systemctl', 'is-system-running']);
-      const s = r.stdout.trim();
-      return s === 'running' || s === 'degraded' ? s : undefined;
-    }, 60_000, 'systemd to finish booting');
+    const state = await eventually(
+      async () => {
+        const r = await host.run(['systemctl', 'is-system-running']);
+        const s = r.stdout.trim();
+        return s === 'running' || s === 'degraded' ? s : undefined;
+      },
+      60_000,
+      'systemd to finish booting',
+    );
     if (state === 'degraded') opts.log?.(`host booted degraded: ${(await host.systemctl('--failed')).stdout}`);
   } catch (err) {
     await host.stop();
@@ -115,16 +152,34 @@ export async function bootSystemdHost(baseRoot: string, opts: { workDir: string;
   return host;
 }
 
-export function run(cmd: string, args: string[], o: { input?: string; timeoutMs?: number; env?: Record<string, string> } = {}): Promise<RunResult> {
+export function run(
+  cmd: string,
+  args: string[],
+  o: { input?: string; timeoutMs?: number; env?: Record<string, string> } = {},
+): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = execFile(cmd, args, { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, timeout: o.timeoutMs ?? 120_000, killSignal: 'SIGKILL', ...(o.env ? { env: o.env } : {}) }, (err, stdout, stderr) => {
-      if (err && typeof (err as NodeJS.ErrnoException).code === 'string') {
-        const spawnError: Error = err; // ENOENT and the like, as they are
-        return reject(spawnError);
-      }
-      if (err && (err as { killed?: boolean }).killed) return reject(new Error(`${cmd} ${args.join(' ')} timed out after ${o.timeoutMs ?? 120_000} ms:\n${stdout}\n${stderr}`));
-      resolve({ code: child.exitCode ?? (err ? 1 : 0), stdout, stderr });
-    });
+    const child = execFile(
+      cmd,
+      args,
+      {
+        encoding: 'utf8',
+        maxBuffer: 64 * 1024 * 1024,
+        timeout: o.timeoutMs ?? 120_000,
+        killSignal: 'SIGKILL',
+        ...(o.env ? { env: o.env } : {}),
+      },
+      (err, stdout, stderr) => {
+        if (err && typeof (err as NodeJS.ErrnoException).code === 'string') {
+          const spawnError: Error = err; // ENOENT and the like, as they are
+          return reject(spawnError);
+        }
+        if (err && (err as { killed?: boolean }).killed)
+          return reject(
+            new Error(`${cmd} ${args.join(' ')} timed out after ${o.timeoutMs ?? 120_000} ms:\n${stdout}\n${stderr}`),
+          );
+        resolve({ code: child.exitCode ?? (err ? 1 : 0), stdout, stderr });
+      },
+    );
     if (o.input !== undefined) child.stdin?.end(o.input);
     else child.stdin?.end();
   });

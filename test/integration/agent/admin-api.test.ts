@@ -37,7 +37,13 @@ describe('admin API: trust-zone mutual TLS only', () => {
     inst = await testInstallation(pki);
     // A metrics scraper under its own name: an operator like fortctl (README: Metrics).
     const toml = readFileSync(inst.files.agent, 'utf8');
-    writeFileSync(inst.files.agent, toml.replace('allowed_clients = [ "fortctl", "deployment-manager" ]', 'allowed_clients = [ "fortctl", "deployment-manager", "prometheus" ]'));
+    writeFileSync(
+      inst.files.agent,
+      toml.replace(
+        'allowed_clients = [ "fortctl", "deployment-manager" ]',
+        'allowed_clients = [ "fortctl", "deployment-manager", "prometheus" ]',
+      ),
+    );
     expect(readFileSync(inst.files.agent, 'utf8')).toContain('"prometheus"');
     adminUrl = `https://127.0.0.1:${inst.layout.ports.admin}/admin/v1/health`;
     clientApiUrl = `https://127.0.0.1:${inst.layout.ports.clientApi}/health`;
@@ -47,11 +53,18 @@ describe('admin API: trust-zone mutual TLS only', () => {
     const trustCa = await loadCa(pki.trustZone.ca, pki.trustZone.caKey);
     const clientCa = await loadCa(pki.clientZone.ca, pki.clientZone.caKey);
     // A rogue CA that copies the real root's subject name exactly.
-    const rogueCa = await createCa({ commonName: new X509Certificate(read(pki.trustZone.ca)).subject.replace(/^CN=/, '') });
+    const rogueCa = await createCa({
+      commonName: new X509Certificate(read(pki.trustZone.ca)).subject.replace(/^CN=/, ''),
+    });
     expect(rogueCa.cert.subject).toBe(trustCa.cert.subject);
     extra['clientZoneFortctl'] = await issueCert(clientCa, { commonName: 'fortctl', usage: 'client' });
     extra['rogueFortctl'] = await issueCert(rogueCa, { commonName: 'fortctl', usage: 'client' });
-    extra['expiredFortctl'] = await issueCert(trustCa, { commonName: 'fortctl', usage: 'client', notBefore: new Date(Date.now() - 3 * 86400_000), notAfter: new Date(Date.now() - 86400_000) });
+    extra['expiredFortctl'] = await issueCert(trustCa, {
+      commonName: 'fortctl',
+      usage: 'client',
+      notBefore: new Date(Date.now() - 3 * 86400_000),
+      notAfter: new Date(Date.now() - 86400_000),
+    });
     extra['serverOnlyFortctl'] = await issueCert(trustCa, { commonName: 'fortctl', usage: 'server' });
     extra['prometheus'] = await issueCert(trustCa, { commonName: 'prometheus', usage: 'client' });
   });
@@ -63,17 +76,36 @@ describe('admin API: trust-zone mutual TLS only', () => {
   const trust = () => read(pki.trustZone.ca);
 
   it('accepts the fortctl certificate and reports health', async () => {
-    const res = await httpsRequest(adminUrl, { ca: trust(), cert: read(pki.trustZone.fortctlCert), key: read(pki.trustZone.fortctlKey) });
+    const res = await httpsRequest(adminUrl, {
+      ca: trust(),
+      cert: read(pki.trustZone.fortctlCert),
+      key: read(pki.trustZone.fortctlKey),
+    });
     expect(res.status).toBe(200);
     const body = JSON.parse(res.body) as Record<string, unknown>;
     expect(body).toMatchObject({ status: 'healthy', live: true, ready: true, fortId: 'fort-test-1', version: '0.1.0' });
-    expect(Object.keys(body['modules'] as object).sort()).toEqual(['admin-api', 'client-api', 'clock', 'pairing', 'store']);
+    expect(Object.keys(body['modules'] as object).sort()).toEqual([
+      'admin-api',
+      'client-api',
+      'clock',
+      'pairing',
+      'store',
+    ]);
   });
 
   it('accepts the deployment-manager certificate and reports the version', async () => {
-    const res = await httpsRequest(adminUrl.replace('health', 'version'), { ca: trust(), cert: read(pki.trustZone.deploymentManagerCert), key: read(pki.trustZone.deploymentManagerKey) });
+    const res = await httpsRequest(adminUrl.replace('health', 'version'), {
+      ca: trust(),
+      cert: read(pki.trustZone.deploymentManagerCert),
+      key: read(pki.trustZone.deploymentManagerKey),
+    });
     expect(res.status).toBe(200);
-    expect(JSON.parse(res.body)).toMatchObject({ version: '0.1.0', schemaVersion: MIGRATIONS.at(-1)!.version, fortId: 'fort-test-1', node: process.version });
+    expect(JSON.parse(res.body)).toMatchObject({
+      version: '0.1.0',
+      schemaVersion: MIGRATIONS.at(-1)!.version,
+      fortId: 'fort-test-1',
+      node: process.version,
+    });
   });
 
   const refusedHandshake = /certificate|ECONNRESET|EPIPE|socket hang up|alert/i;
@@ -84,33 +116,52 @@ describe('admin API: trust-zone mutual TLS only', () => {
 
   it('refuses a certificate from the client-zone CA', async () => {
     const c = extra['clientZoneFortctl']!;
-    await expect(httpsRequest(adminUrl, { ca: trust(), cert: c.certPem, key: c.keyPem })).rejects.toThrow(refusedHandshake);
+    await expect(httpsRequest(adminUrl, { ca: trust(), cert: c.certPem, key: c.keyPem })).rejects.toThrow(
+      refusedHandshake,
+    );
   });
 
   it('refuses a certificate from a rogue CA with identical subject names', async () => {
     const c = extra['rogueFortctl']!;
-    await expect(httpsRequest(adminUrl, { ca: trust(), cert: c.certPem, key: c.keyPem })).rejects.toThrow(refusedHandshake);
+    await expect(httpsRequest(adminUrl, { ca: trust(), cert: c.certPem, key: c.keyPem })).rejects.toThrow(
+      refusedHandshake,
+    );
   });
 
   it('refuses an expired trust-zone certificate', async () => {
     const c = extra['expiredFortctl']!;
-    await expect(httpsRequest(adminUrl, { ca: trust(), cert: c.certPem, key: c.keyPem })).rejects.toThrow(refusedHandshake);
+    await expect(httpsRequest(adminUrl, { ca: trust(), cert: c.certPem, key: c.keyPem })).rejects.toThrow(
+      refusedHandshake,
+    );
   });
 
   it('refuses a trust-zone certificate not meant for client authentication', async () => {
     const c = extra['serverOnlyFortctl']!;
-    await expect(httpsRequest(adminUrl, { ca: trust(), cert: c.certPem, key: c.keyPem })).rejects.toThrow(refusedHandshake);
+    await expect(httpsRequest(adminUrl, { ca: trust(), cert: c.certPem, key: c.keyPem })).rejects.toThrow(
+      refusedHandshake,
+    );
   });
 
   it('answers 403 to a trust-zone member whose role is not allowed (the agent itself)', async () => {
-    const res = await httpsRequest(adminUrl, { ca: trust(), cert: read(pki.trustZone.agentCert), key: read(pki.trustZone.agentKey) });
+    const res = await httpsRequest(adminUrl, {
+      ca: trust(),
+      cert: read(pki.trustZone.agentCert),
+      key: read(pki.trustZone.agentKey),
+    });
     expect(res.status).toBe(403);
-    expect(JSON.parse(res.body)).toMatchObject({ code: 'FORT_ERR_FORBIDDEN', detail: 'trust-zone member agent is not allowed on the admin API' });
+    expect(JSON.parse(res.body)).toMatchObject({
+      code: 'FORT_ERR_FORBIDDEN',
+      detail: 'trust-zone member agent is not allowed on the admin API',
+    });
   });
 
   it('serves the admin API with the trust-zone chain only', async () => {
     await expect(
-      httpsRequest(adminUrl, { ca: read(pki.clientZone.ca), cert: read(pki.trustZone.fortctlCert), key: read(pki.trustZone.fortctlKey) }),
+      httpsRequest(adminUrl, {
+        ca: read(pki.clientZone.ca),
+        cert: read(pki.trustZone.fortctlCert),
+        key: read(pki.trustZone.fortctlKey),
+      }),
     ).rejects.toThrow(/unable to verify|self.signed|UNABLE_TO_VERIFY/i);
   });
 
@@ -127,32 +178,61 @@ describe('admin API: trust-zone mutual TLS only', () => {
 
   describe('roles: each route declares who may call it', () => {
     const base = () => `https://127.0.0.1:${inst.layout.ports.admin}`;
-    const dm = () => ({ ca: trust(), cert: read(pki.trustZone.deploymentManagerCert), key: read(pki.trustZone.deploymentManagerKey) });
+    const dm = () => ({
+      ca: trust(),
+      cert: read(pki.trustZone.deploymentManagerCert),
+      key: read(pki.trustZone.deploymentManagerKey),
+    });
     const fortctl = () => ({ ca: trust(), cert: read(pki.trustZone.fortctlCert), key: read(pki.trustZone.fortctlKey) });
     // Refused before the route runs: none of these does anything, whatever it would do.
     const OPERATOR_ONLY: [string, string][] = [
-      ['GET', '/admin/v1/update-state'], ['GET', '/admin/v1/metrics'], ['GET', '/admin/v1/certs'], ['GET', '/admin/v1/events/dead'],
-      ['GET', '/admin/v1/audit?since=2024-01-01T00:00:00Z'], ['POST', '/admin/v1/apps'], ['GET', '/admin/v1/apps'], ['GET', '/admin/v1/reloads'],
-      ['POST', '/admin/v1/reloads'], ['POST', `/admin/v1/reloads/${randomUUID()}/cancel`], ['POST', '/admin/v1/pair'], ['POST', '/admin/v1/unpair'],
-      ['POST', '/admin/v1/rotate-keys'], ['POST', '/admin/v1/reload-certs'],
+      ['GET', '/admin/v1/update-state'],
+      ['GET', '/admin/v1/metrics'],
+      ['GET', '/admin/v1/certs'],
+      ['GET', '/admin/v1/events/dead'],
+      ['GET', '/admin/v1/audit?since=2024-01-01T00:00:00Z'],
+      ['POST', '/admin/v1/apps'],
+      ['GET', '/admin/v1/apps'],
+      ['GET', '/admin/v1/reloads'],
+      ['POST', '/admin/v1/reloads'],
+      ['POST', `/admin/v1/reloads/${randomUUID()}/cancel`],
+      ['POST', '/admin/v1/pair'],
+      ['POST', '/admin/v1/unpair'],
+      ['POST', '/admin/v1/rotate-keys'],
+      ['POST', '/admin/v1/reload-certs'],
     ];
-    const DM_ONLY: [string, string][] = [['POST', '/admin/v1/update-identity'], ['PUT', '/admin/v1/update-state']];
+    const DM_ONLY: [string, string][] = [
+      ['POST', '/admin/v1/update-identity'],
+      ['PUT', '/admin/v1/update-state'],
+    ];
     const send = (tls: TlsClientOptions, method: string, path: string) => httpsRequest(`${base()}${path}`, tls, method);
 
     it.each(OPERATOR_ONLY)('refuses the deployment manager on %s %s (operator only)', async (method, path) => {
       const res = await send(dm(), method, path);
       expect(res.status).toBe(403);
-      expect(JSON.parse(res.body)).toMatchObject({ code: 'FORT_ERR_FORBIDDEN', detail: expect.stringMatching(/is for operators \(fortctl\) only, not deployment-manager$/) });
+      expect(JSON.parse(res.body)).toMatchObject({
+        code: 'FORT_ERR_FORBIDDEN',
+        detail: expect.stringMatching(/is for operators \(fortctl\) only, not deployment-manager$/),
+      });
     });
 
     it.each(DM_ONLY)('refuses fortctl on %s %s (deployment manager only)', async (method, path) => {
       const res = await send(fortctl(), method, path);
       expect(res.status).toBe(403);
-      expect(JSON.parse(res.body)).toMatchObject({ code: 'FORT_ERR_FORBIDDEN', detail: expect.stringMatching(/is for the deployment manager only, not fortctl$/) });
+      expect(JSON.parse(res.body)).toMatchObject({
+        code: 'FORT_ERR_FORBIDDEN',
+        detail: expect.stringMatching(/is for the deployment manager only, not fortctl$/),
+      });
     });
 
     it('lets an operator read what operators read, and a scraper under its own name scrape metrics', async () => {
-      for (const path of ['/admin/v1/apps', '/admin/v1/reloads', '/admin/v1/audit?since=2024-01-01T00:00:00Z', '/admin/v1/update-state', '/admin/v1/metrics']) {
+      for (const path of [
+        '/admin/v1/apps',
+        '/admin/v1/reloads',
+        '/admin/v1/audit?since=2024-01-01T00:00:00Z',
+        '/admin/v1/update-state',
+        '/admin/v1/metrics',
+      ]) {
         expect((await send(fortctl(), 'GET', path)).status, path).toBe(200);
       }
       const p = extra['prometheus']!;
@@ -172,18 +252,36 @@ describe('admin API: trust-zone mutual TLS only', () => {
     /** A raw request as fortctl: any body, any content type. */
     const post = (method: string, path: string, body: string, contentType = 'application/json') =>
       new Promise<{ status: number; type: string | undefined; problem: Record<string, unknown> }>((resolve, reject) => {
-        const req = request(`https://127.0.0.1:${inst.layout.ports.admin}${path}`, { method, ca: trust(), cert: read(pki.trustZone.fortctlCert), key: read(pki.trustZone.fortctlKey), agent: false, headers: { 'content-type': contentType } }, (res) => {
-          let text = '';
-          res.setEncoding('utf8');
-          res.on('data', (c: string) => (text += c));
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, type: res.headers['content-type'], problem: text ? (JSON.parse(text) as Record<string, unknown>) : {} }));
-        });
+        const req = request(
+          `https://127.0.0.1:${inst.layout.ports.admin}${path}`,
+          {
+            method,
+            ca: trust(),
+            cert: read(pki.trustZone.fortctlCert),
+            key: read(pki.trustZone.fortctlKey),
+            agent: false,
+            headers: { 'content-type': contentType },
+          },
+          (res) => {
+            let text = '';
+            res.setEncoding('utf8');
+            res.on('data', (c: string) => (text += c));
+            res.on('end', () =>
+              resolve({
+                status: res.statusCode ?? 0,
+                type: res.headers['content-type'],
+                problem: text ? (JSON.parse(text) as Record<string, unknown>) : {},
+              }),
+            );
+          },
+        );
         req.on('error', reject);
         req.end(body);
       });
     /** A valid TOML definition of about `bytes` bytes: one CSV table with many long column names (quotes to escape in JSON). */
     const wide = (bytes: number) => {
-      const head = 'id = "wide"\nname = "Wide"\nspace = "ops"\n[[tables]]\nname = "wide"\nconnector = "csv"\npath = "wide.csv"\ncolumns = [\n';
+      const head =
+        'id = "wide"\nname = "Wide"\nspace = "ops"\n[[tables]]\nname = "wide"\nconnector = "csv"\npath = "wide.csv"\ncolumns = [\n';
       const names: string[] = [];
       let size = head.length + 2;
       while (size < bytes) {
@@ -205,34 +303,59 @@ describe('admin API: trust-zone mutual TLS only', () => {
     });
 
     it('refuses a 300 KiB definition with 413 problem+json naming the 256 KiB limit', async () => {
-      const res = await post('POST', '/admin/v1/apps', JSON.stringify({ format: 'toml', definition: wide(300 * 1024).toml }));
+      const res = await post(
+        'POST',
+        '/admin/v1/apps',
+        JSON.stringify({ format: 'toml', definition: wide(300 * 1024).toml }),
+      );
       expect(res.status).toBe(413);
       expect(res.type).toBe('application/problem+json; charset=utf-8');
-      expect(res.problem).toMatchObject({ code: 'FORT_ERR_TOO_LARGE', detail: expect.stringMatching(/^definition: \d+ bytes; app definitions are limited to 262144 bytes \(256 KiB\)$/) });
+      expect(res.problem).toMatchObject({
+        code: 'FORT_ERR_TOO_LARGE',
+        detail: expect.stringMatching(
+          /^definition: \d+ bytes; app definitions are limited to 262144 bytes \(256 KiB\)$/,
+        ),
+      });
     });
 
-    it('refuses a body over the route\'s limit with 413 problem+json naming it', async () => {
-      const res = await post('POST', '/admin/v1/apps', JSON.stringify({ format: 'toml', definition: '\\'.repeat(300 * 1024) }));
+    it("refuses a body over the route's limit with 413 problem+json naming it", async () => {
+      const res = await post(
+        'POST',
+        '/admin/v1/apps',
+        JSON.stringify({ format: 'toml', definition: '\\'.repeat(300 * 1024) }),
+      );
       expect(res.status).toBe(413);
       expect(res.type).toBe('application/problem+json; charset=utf-8');
-      expect(res.problem).toMatchObject({ code: 'FORT_ERR_TOO_LARGE', detail: `the body of POST /admin/v1/apps is limited to ${2 * 256 * 1024 + 4096} bytes` });
+      expect(res.problem).toMatchObject({
+        code: 'FORT_ERR_TOO_LARGE',
+        detail: `the body of POST /admin/v1/apps is limited to ${2 * 256 * 1024 + 4096} bytes`,
+      });
     });
 
     it('names the API-wide 64 KiB limit on other routes', async () => {
       const res = await post('POST', '/admin/v1/reloads', JSON.stringify({ appId: 'x'.repeat(70 * 1024) }));
       expect(res.status).toBe(413);
-      expect(res.problem).toMatchObject({ code: 'FORT_ERR_TOO_LARGE', detail: 'the body of POST /admin/v1/reloads is limited to 65536 bytes' });
+      expect(res.problem).toMatchObject({
+        code: 'FORT_ERR_TOO_LARGE',
+        detail: 'the body of POST /admin/v1/reloads is limited to 65536 bytes',
+      });
     });
 
     it('answers bad JSON and an unsupported content type with a problem', async () => {
       const bad = await post('POST', '/admin/v1/apps', '{"format": "toml", ');
       expect(bad.status).toBe(400);
       expect(bad.type).toBe('application/problem+json; charset=utf-8');
-      expect(bad.problem).toMatchObject({ code: 'FORT_ERR_BAD_REQUEST', detail: expect.stringMatching(/not valid JSON/) });
+      expect(bad.problem).toMatchObject({
+        code: 'FORT_ERR_BAD_REQUEST',
+        detail: expect.stringMatching(/not valid JSON/),
+      });
       const xml = await post('POST', '/admin/v1/apps', '<app/>', 'application/xml');
       expect(xml.status).toBe(415);
       expect(xml.type).toBe('application/problem+json; charset=utf-8');
-      expect(xml.problem).toMatchObject({ code: 'FORT_ERR_BAD_REQUEST', detail: expect.stringMatching(/application\/xml/) });
+      expect(xml.problem).toMatchObject({
+        code: 'FORT_ERR_BAD_REQUEST',
+        detail: expect.stringMatching(/application\/xml/),
+      });
     });
   });
 

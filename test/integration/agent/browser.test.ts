@@ -36,7 +36,11 @@ const POLICY: PolicyInput = {
 };
 const XSS = '<img src=x onerror=alert(1)>';
 /** 60 orders: more than the one page of 50 both pages ask for. */
-const ORDERS = Array.from({ length: 60 }, (_, i) => [i + 1, i === 0 ? XSS : `customer-${i + 1}`, i === 1 ? null : (i + 1) * 10.5]);
+const ORDERS = Array.from({ length: 60 }, (_, i) => [
+  i + 1,
+  i === 0 ? XSS : `customer-${i + 1}`,
+  i === 1 ? null : (i + 1) * 10.5,
+]);
 const SHOTS = join(REPO, 'test-results', 'browser');
 
 /** The first 50 of ORDERS on screen, as text (fort data is never markup), in the hub or the viewer. */
@@ -51,20 +55,21 @@ async function expectFirstOrdersPage(page: Page) {
 
 /** A page on an origin the fort does not allow: it tries to read the fort's apps with a valid token. */
 async function foreignSite(pki: PkiPaths) {
-  const app: FastifyInstance = Fastify({ https: { cert: readFileSync(pki.clientZone.clientApiCert), key: readFileSync(pki.clientZone.clientApiKey) } });
+  const app: FastifyInstance = Fastify({
+    https: { cert: readFileSync(pki.clientZone.clientApiCert), key: readFileSync(pki.clientZone.clientApiKey) },
+  });
   // CSP lets the page connect anywhere over https, so only CORS can stop the read.
   const headers = { 'content-security-policy': "default-src 'self'; connect-src https:", 'cache-control': 'no-store' };
   app.get('/', async (_req, reply) =>
     reply
       .headers(headers)
       .type('text/html; charset=utf-8')
-      .send('<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Not the hub</title><script src="/probe.js" defer></script></head><body><p id="result"></p></body></html>'),
+      .send(
+        '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Not the hub</title><script src="/probe.js" defer></script></head><body><p id="result"></p></body></html>',
+      ),
   );
   app.get('/probe.js', async (_req, reply) =>
-    reply
-      .headers(headers)
-      .type('text/javascript; charset=utf-8')
-      .send(`'use strict';
+    reply.headers(headers).type('text/javascript; charset=utf-8').send(`'use strict';
 (async () => {
   const p = new URLSearchParams(location.hash.slice(1));
   const out = document.getElementById('result');
@@ -128,8 +133,18 @@ describe('client API in Chromium: hub, foreign origin, viewer (real agent, real 
     clientCa = readFileSync(pki.clientZone.ca);
     const store = openStore({ path: join(inst.layout.dataDir, 'agent', 'agent.db'), log: pino({ level: 'silent' }) });
     const appsDir = join(inst.layout.dataDir, 'agent', 'apps');
-    seedApp(store.db, appsDir, { id: 'sales-2026', name: 'Sales 2026', space: 'sales', tables: { orders: { columns: ['id', 'customer', 'amount'], rows: ORDERS } } });
-    seedApp(store.db, appsDir, { id: 'hr-2026', name: 'HR 2026', space: 'hr', tables: { salaries: { columns: ['who', 'salary'], rows: [['x', 1]] } } });
+    seedApp(store.db, appsDir, {
+      id: 'sales-2026',
+      name: 'Sales 2026',
+      space: 'sales',
+      tables: { orders: { columns: ['id', 'customer', 'amount'], rows: ORDERS } },
+    });
+    seedApp(store.db, appsDir, {
+      id: 'hr-2026',
+      name: 'HR 2026',
+      space: 'hr',
+      tables: { salaries: { columns: ['who', 'salary'], rows: [['x', 1]] } },
+    });
     store.close();
     // The viewer's redirect login may send tokens back to this fort only.
     dev = await testDevCloud(pki, { ports: inst.layout.ports, policy: POLICY, fortOrigins: [fortOrigin] });
@@ -180,13 +195,17 @@ describe('client API in Chromium: hub, foreign origin, viewer (real agent, real 
   it('a page on an origin the fort does not allow cannot read it, even with a valid token', async () => {
     const token = await dev.login('alice', 't1');
     // The token itself is good: outside a browser it reads the apps.
-    const direct = await httpsCall(fortOrigin, clientCa, 'GET', '/api/v1/apps', { headers: { authorization: `Bearer ${token}`, origin: foreign.origin } });
+    const direct = await httpsCall(fortOrigin, clientCa, 'GET', '/api/v1/apps', {
+      headers: { authorization: `Bearer ${token}`, origin: foreign.origin },
+    });
     expect(direct.status).toBe(200);
     expect((direct.json() as { apps: { id: string }[] }).apps.map((a) => a.id)).toEqual(['sales-2026']);
     // ...but the fort never grants that origin CORS access, in a preflight or in an answer.
     expect(direct.headers['access-control-allow-origin']).toBeUndefined();
     const preflight = (origin: string) =>
-      httpsCall(fortOrigin, clientCa, 'OPTIONS', '/api/v1/apps', { headers: { origin, 'access-control-request-method': 'GET', 'access-control-request-headers': 'authorization' } });
+      httpsCall(fortOrigin, clientCa, 'OPTIONS', '/api/v1/apps', {
+        headers: { origin, 'access-control-request-method': 'GET', 'access-control-request-headers': 'authorization' },
+      });
     expect((await preflight(dev.apiUrl)).headers['access-control-allow-origin']).toBe(dev.apiUrl);
     const refused = await preflight(foreign.origin);
     expect(refused.headers['access-control-allow-origin']).toBeUndefined();
@@ -202,7 +221,9 @@ describe('client API in Chromium: hub, foreign origin, viewer (real agent, real 
     expect(await page.textContent('#result')).toBe('blocked: TypeError: Failed to fetch');
     expect(failed).toEqual([`GET ${fortOrigin}/api/v1/apps net::ERR_FAILED`]);
     // Chromium says why: CORS, not the page's CSP.
-    expect(seen.console.some((l) => l.includes(`from origin '${foreign.origin}' has been blocked by CORS policy`))).toBe(true);
+    expect(
+      seen.console.some((l) => l.includes(`from origin '${foreign.origin}' has been blocked by CORS policy`)),
+    ).toBe(true);
     expect(seen.csp).toEqual([]);
   });
 
@@ -216,8 +237,14 @@ describe('client API in Chromium: hub, foreign origin, viewer (real agent, real 
     const login = await redirect;
     expect(login.status()).toBe(302);
     const loginUrl = new URL(login.url());
-    expect(Object.fromEntries(loginUrl.searchParams)).toEqual({ user: 'alice', tenant: 't1', redirect_uri: `${fortOrigin}/` });
-    expect((await login.allHeaders())['location']).toMatch(new RegExp(`^${fortOrigin.replace(/\./g, '\\.')}/#token=[\\w-]+\\.[\\w-]+\\.[\\w-]+$`));
+    expect(Object.fromEntries(loginUrl.searchParams)).toEqual({
+      user: 'alice',
+      tenant: 't1',
+      redirect_uri: `${fortOrigin}/`,
+    });
+    expect((await login.allHeaders())['location']).toMatch(
+      new RegExp(`^${fortOrigin.replace(/\./g, '\\.')}/#token=[\\w-]+\\.[\\w-]+\\.[\\w-]+$`),
+    );
 
     await page.waitForSelector('[data-app-id="sales-2026"]');
     // Back on the fort, the token has left the address bar.

@@ -39,7 +39,11 @@ describe('agent certificate reload', () => {
     pki = await testPki();
     inst = await testInstallation(pki, { fortId: FORT, iot: true });
     dev = await testDevCloud(pki, { ports: inst.layout.ports });
-    operator = { ca: readFileSync(pki.trustZone.ca), cert: readFileSync(pki.trustZone.fortctlCert), key: readFileSync(pki.trustZone.fortctlKey) };
+    operator = {
+      ca: readFileSync(pki.trustZone.ca),
+      cert: readFileSync(pki.trustZone.fortctlCert),
+      key: readFileSync(pki.trustZone.fortctlKey),
+    };
     agent = await startAgent(inst.files.agent);
     await agent.waitReady(20_000);
   });
@@ -57,12 +61,18 @@ describe('agent certificate reload', () => {
   const adminPort = () => inst.layout.ports.admin;
   const apiPort = () => inst.layout.ports.clientApi;
   /** The bridge's session object of the fort: the same object means the same MQTT connection. */
-  const mqttSession = () => (dev.bridge.broker as unknown as { clients: Record<string, object | undefined> }).clients[FORT];
+  const mqttSession = () =>
+    (dev.bridge.broker as unknown as { clients: Record<string, object | undefined> }).clients[FORT];
   const linked = () => eventually(() => mqttSession(), 20_000, 'the fort connected to the bridge');
   const newServerCert = async (zone: 'trustZone' | 'clientZone') => {
     const z = pki[zone];
     const ca = await loadCa(readFileSync(z.ca, 'utf8'), readFileSync(z.caKey, 'utf8'));
-    return issueCert(ca, { commonName: zone === 'trustZone' ? 'agent' : 'fort client api', usage: zone === 'trustZone' ? 'server+client' : 'server', dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
+    return issueCert(ca, {
+      commonName: zone === 'trustZone' ? 'agent' : 'fort client api',
+      usage: zone === 'trustZone' ? 'server+client' : 'server',
+      dnsNames: ['localhost'],
+      ipAddresses: ['127.0.0.1'],
+    });
   };
   const replace = (cert: string, key: string, kc: { certPem: string; keyPem: string }) => {
     writeSecretFile(key, kc.keyPem, true);
@@ -80,10 +90,14 @@ describe('agent certificate reload', () => {
     replace(pki.clientZone.clientApiCert, pki.clientZone.clientApiKey, api);
     agent.kill('SIGHUP');
 
-    const newAdmin = await eventually(async () => {
-      const c = await servedCert(adminPort(), operator.ca, operator);
-      return c.serialNumber !== oldAdmin.serialNumber ? c : undefined;
-    }, 10_000, 'the new admin certificate');
+    const newAdmin = await eventually(
+      async () => {
+        const c = await servedCert(adminPort(), operator.ca, operator);
+        return c.serialNumber !== oldAdmin.serialNumber ? c : undefined;
+      },
+      10_000,
+      'the new admin certificate',
+    );
     const newApi = await servedCert(apiPort(), readFileSync(pki.clientZone.ca));
     expect(newAdmin.fingerprint256).toBe(new X509Certificate(admin.certPem).fingerprint256);
     expect(newApi.fingerprint256).toBe(new X509Certificate(api.certPem).fingerprint256);
@@ -93,7 +107,9 @@ describe('agent certificate reload', () => {
     expect(mqttSession()).toBe(session);
     expect(dev.bridge.stats.upgradesAccepted).toBe(upgrades);
     expect(agent.starts).toBe(1);
-    const health = JSON.parse((await httpsRequest(`https://127.0.0.1:${adminPort()}/admin/v1/health`, operator)).body) as { modules: Record<string, { info?: Record<string, unknown> }> };
+    const health = JSON.parse(
+      (await httpsRequest(`https://127.0.0.1:${adminPort()}/admin/v1/health`, operator)).body,
+    ) as { modules: Record<string, { info?: Record<string, unknown> }> };
     expect(health.modules['iot-link']?.info).toMatchObject({ state: 'connected', connects: 1 });
   });
 
@@ -113,13 +129,19 @@ describe('agent certificate reload', () => {
     writeFileSync(pki.clientZone.clientApiCert, other.certPem);
     const bad = await fortctl('reload-certs');
     expect(bad.code).toBe(2);
-    expect(bad.stderr).toContain(`private key ${pki.clientZone.clientApiKey} does not belong to certificate ${pki.clientZone.clientApiCert}`);
+    expect(bad.stderr).toContain(
+      `private key ${pki.clientZone.clientApiKey} does not belong to certificate ${pki.clientZone.clientApiCert}`,
+    );
     expect(bad.stderr).toContain('still serving the previous certificates');
     expect(bad.stderr).not.toContain('PRIVATE KEY');
     expect((await servedCert(apiPort(), readFileSync(pki.clientZone.ca))).serialNumber).toBe(serial);
     // SIGHUP with the same bad file: logged, the agent stays up and serving.
     agent.kill('SIGHUP');
-    await eventually(() => (agent.stdout.some((l) => l.includes('certificates not reloaded')) ? true : undefined), 10_000, 'the refusal in the log');
+    await eventually(
+      () => (agent.stdout.some((l) => l.includes('certificates not reloaded')) ? true : undefined),
+      10_000,
+      'the refusal in the log',
+    );
     expect(agent.stdout.some((l) => l.includes('BEGIN'))).toBe(false);
     expect((await servedCert(apiPort(), readFileSync(pki.clientZone.ca))).serialNumber).toBe(serial);
     expect(mqttSession()).toBe(session);
@@ -127,7 +149,11 @@ describe('agent certificate reload', () => {
   });
 
   it('the deployment manager may not reload certificates', async () => {
-    const dm = { ca: operator.ca, cert: readFileSync(pki.trustZone.deploymentManagerCert), key: readFileSync(pki.trustZone.deploymentManagerKey) };
+    const dm = {
+      ca: operator.ca,
+      cert: readFileSync(pki.trustZone.deploymentManagerCert),
+      key: readFileSync(pki.trustZone.deploymentManagerKey),
+    };
     const res = await httpsRequest(`https://127.0.0.1:${adminPort()}/admin/v1/reload-certs`, dm, 'POST');
     expect(res.status).toBe(403);
   });

@@ -31,17 +31,29 @@ describe('fortctl certs check', () => {
       (e: { code: number; stdout: string }) => ({ code: e.code, stdout: e.stdout }),
     );
 
-  it('lists every certificate the agent uses and fortctl\'s own, with days left; exit 0 when none is close to expiry', async () => {
+  it("lists every certificate the agent uses and fortctl's own, with days left; exit 0 when none is close to expiry", async () => {
     const r = await check();
     expect(r.code).toBe(0);
-    for (const role of ['admin API (trust zone)', 'trust-zone root CA', 'client API (client zone)', 'fortctl client (trust zone)']) expect(r.stdout).toContain(role);
+    for (const role of [
+      'admin API (trust zone)',
+      'trust-zone root CA',
+      'client API (client zone)',
+      'fortctl client (trust zone)',
+    ])
+      expect(r.stdout).toContain(role);
     expect(r.stdout).not.toMatch(/^(WARN|EXPIRED)/m);
     expect(r.stdout).toMatch(/^ok +\d{3,}/m);
   });
 
   it('warns (exit 1) about a certificate replaced on disk by one that expires within 30 days', async () => {
     const ca = await loadCa(readFileSync(pki.clientZone.ca, 'utf8'), readFileSync(pki.clientZone.caKey, 'utf8'));
-    const short = await issueCert(ca, { commonName: 'localhost', usage: 'server', dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'], validDays: 10 });
+    const short = await issueCert(ca, {
+      commonName: 'localhost',
+      usage: 'server',
+      dnsNames: ['localhost'],
+      ipAddresses: ['127.0.0.1'],
+      validDays: 10,
+    });
     // Read from disk on each check: the replaced file shows its own dates.
     writeFileSync(pki.clientZone.clientApiCert, short.certPem);
     const r = await check();

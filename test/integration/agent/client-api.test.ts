@@ -21,7 +21,10 @@ const POLICY: PolicyInput = {
     t1: {
       forts: [FORT],
       users: { alice: { groups: ['analysts'] }, bob: { groups: [] }, carol: { groups: ['admins'] } },
-      spaces: { sales: { analysts: ['app.list', 'app.read'], admins: ['app.list', 'app.read', 'app.reload'] }, hr: { admins: ['app.list', 'app.read'] } },
+      spaces: {
+        sales: { analysts: ['app.list', 'app.read'], admins: ['app.list', 'app.read', 'app.reload'] },
+        hr: { admins: ['app.list', 'app.read'] },
+      },
       apps: { 'sales-2026': { space: 'sales' }, 'empty-2026': { space: 'sales' }, 'hr-2026': { space: 'hr' } },
     },
   },
@@ -34,8 +37,15 @@ interface Res {
 }
 
 /** Real HTTPS to the client API, trusting only the client-zone CA. */
-async function api(base: string, ca: Buffer, path: string, opts: { token?: string; method?: string; headers?: Record<string, string> } = {}): Promise<Res> {
-  const res = await httpsCall(base, ca, opts.method ?? 'GET', path, { headers: { ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}), ...opts.headers } });
+async function api(
+  base: string,
+  ca: Buffer,
+  path: string,
+  opts: { token?: string; method?: string; headers?: Record<string, string> } = {},
+): Promise<Res> {
+  const res = await httpsCall(base, ca, opts.method ?? 'GET', path, {
+    headers: { ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}), ...opts.headers },
+  });
   return { status: res.status, headers: res.headers, body: res.body ? (res.json() as Record<string, unknown>) : {} };
 }
 
@@ -55,9 +65,24 @@ describe('client API: user tokens, cloud authorisation, data, audit (real agent,
     dbPath = join(inst.layout.dataDir, 'agent', 'agent.db');
     const store = openStore({ path: dbPath, log: pino({ level: 'silent' }) });
     const appsDir = join(inst.layout.dataDir, 'agent', 'apps');
-    seedApp(store.db, appsDir, { id: 'sales-2026', name: 'Sales 2026', space: 'sales', tables: { orders: { columns: ['id', 'customer', 'amount'], rows: Array.from({ length: 250 }, (_, i) => [i + 1, `c${i % 7}`, (i * 13) % 1000]) } } });
+    seedApp(store.db, appsDir, {
+      id: 'sales-2026',
+      name: 'Sales 2026',
+      space: 'sales',
+      tables: {
+        orders: {
+          columns: ['id', 'customer', 'amount'],
+          rows: Array.from({ length: 250 }, (_, i) => [i + 1, `c${i % 7}`, (i * 13) % 1000]),
+        },
+      },
+    });
     seedApp(store.db, appsDir, { id: 'empty-2026', name: 'Empty 2026', space: 'sales' });
-    seedApp(store.db, appsDir, { id: 'hr-2026', name: 'HR 2026', space: 'hr', tables: { salaries: { columns: ['who', 'salary'], rows: [['x', 1]] } } });
+    seedApp(store.db, appsDir, {
+      id: 'hr-2026',
+      name: 'HR 2026',
+      space: 'hr',
+      tables: { salaries: { columns: ['who', 'salary'], rows: [['x', 1]] } },
+    });
     store.close();
     dev = await testDevCloud(pki, { ports: inst.layout.ports, policy: POLICY });
     // A second key in the cloud's JWKS whose private half the test holds: it can sign every forgery.
@@ -77,7 +102,12 @@ describe('client API: user tokens, cloud authorisation, data, audit (real agent,
   const audit = () => {
     const db = new Database(join(dirname(dbPath), 'audit.db'), { readonly: true });
     try {
-      return db.prepare('SELECT actor, action, target, detail FROM audit ORDER BY seq').all() as { actor: string; action: string; target: string; detail: string }[];
+      return db.prepare('SELECT actor, action, target, detail FROM audit ORDER BY seq').all() as {
+        actor: string;
+        action: string;
+        target: string;
+        detail: string;
+      }[];
     } finally {
       db.close();
     }
@@ -91,15 +121,26 @@ describe('client API: user tokens, cloud authorisation, data, audit (real agent,
     expect(list.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
     const tables = await api(base, ca, '/api/v1/apps/sales-2026/tables', { token: alice });
     expect(tables.body).toEqual({ tables: [{ name: 'orders', rowCount: 250 }] });
-    const page = await api(base, ca, '/api/v1/apps/sales-2026/tables/orders/rows?offset=240&limit=100', { token: alice });
+    const page = await api(base, ca, '/api/v1/apps/sales-2026/tables/orders/rows?offset=240&limit=100', {
+      token: alice,
+    });
     expect(page.body).toMatchObject({ columns: ['id', 'customer', 'amount'], offset: 240, limit: 100, total: 250 });
     // Customer data: never cached, never rendered or framed, never sniffed.
-    expect(page.headers).toMatchObject({ 'cache-control': 'no-store', 'x-content-type-options': 'nosniff', 'x-frame-options': 'DENY', 'content-security-policy': "default-src 'none';frame-ancestors 'none'" });
+    expect(page.headers).toMatchObject({
+      'cache-control': 'no-store',
+      'x-content-type-options': 'nosniff',
+      'x-frame-options': 'DENY',
+      'content-security-policy': "default-src 'none';frame-ancestors 'none'",
+    });
     expect(page.headers['strict-transport-security']).toMatch(/^max-age=\d+/);
-    expect((page.body.rows as unknown[][]).map((r) => r[0])).toEqual([241, 242, 243, 244, 245, 246, 247, 248, 249, 250]);
+    expect((page.body.rows as unknown[][]).map((r) => r[0])).toEqual([
+      241, 242, 243, 244, 245, 246, 247, 248, 249, 250,
+    ]);
     const empty = await api(base, ca, '/api/v1/apps/empty-2026/tables/anything/rows', { token: alice });
     expect(empty.body).toMatchObject({ rows: [], total: 0 });
-    expect((await api(base, ca, '/api/v1/apps/sales-2026/tables/orders/rows?limit=5000', { token: alice })).body).toMatchObject({ status: 400, code: 'FORT_ERR_BAD_REQUEST' });
+    expect(
+      (await api(base, ca, '/api/v1/apps/sales-2026/tables/orders/rows?limit=5000', { token: alice })).body,
+    ).toMatchObject({ status: 400, code: 'FORT_ERR_BAD_REQUEST' });
   });
 
   it('denies with 403 and audits allows and denies', async () => {
@@ -110,15 +151,43 @@ describe('client API: user tokens, cloud authorisation, data, audit (real agent,
     expect(denied.body).toMatchObject({ code: 'FORT_ERR_FORBIDDEN' });
     expect(denied.body.rows).toBeUndefined();
     expect(JSON.stringify(denied.body)).not.toMatch(/customer|"c1"/);
-    const reload = await api(base, ca, '/api/v1/apps/sales-2026/reloads', { token: await dev.login('carol', 't1'), method: 'POST' });
+    const reload = await api(base, ca, '/api/v1/apps/sales-2026/reloads', {
+      token: await dev.login('carol', 't1'),
+      method: 'POST',
+    });
     expect(reload.status).toBe(202);
-    const rows = await eventually(() => {
-      const a = audit();
-      return a.some((e) => e.actor === 'carol') ? a : undefined;
-    }, 5000, 'audit entries');
-    expect(rows).toContainEqual(expect.objectContaining({ actor: 'bob', action: 'app.read', target: 'sales-2026', detail: expect.stringContaining('"decision":"deny"') }));
-    expect(rows).toContainEqual(expect.objectContaining({ actor: 'alice', action: 'app.read', target: 'sales-2026', detail: expect.stringContaining('"decision":"allow"') }));
-    expect(rows).toContainEqual(expect.objectContaining({ actor: 'carol', action: 'app.reload', target: 'sales-2026', detail: expect.stringContaining('"decision":"allow"') }));
+    const rows = await eventually(
+      () => {
+        const a = audit();
+        return a.some((e) => e.actor === 'carol') ? a : undefined;
+      },
+      5000,
+      'audit entries',
+    );
+    expect(rows).toContainEqual(
+      expect.objectContaining({
+        actor: 'bob',
+        action: 'app.read',
+        target: 'sales-2026',
+        detail: expect.stringContaining('"decision":"deny"'),
+      }),
+    );
+    expect(rows).toContainEqual(
+      expect.objectContaining({
+        actor: 'alice',
+        action: 'app.read',
+        target: 'sales-2026',
+        detail: expect.stringContaining('"decision":"allow"'),
+      }),
+    );
+    expect(rows).toContainEqual(
+      expect.objectContaining({
+        actor: 'carol',
+        action: 'app.reload',
+        target: 'sales-2026',
+        detail: expect.stringContaining('"decision":"allow"'),
+      }),
+    );
   });
 
   it('serves a fresh cached decision while the cloud is down, refuses (503) without one, re-asks after expiry', async () => {
@@ -140,10 +209,14 @@ describe('client API: user tokens, cloud authorisation, data, audit (real agent,
     const dave = await dev.login('carol', 't1');
     expect((await api(base, ca, '/api/v1/apps/hr-2026/tables', { token: dave })).status).toBe(200);
     const asked = dev.cloudApi.stats().authorize;
-    await eventually(async () => {
-      await api(base, ca, '/api/v1/apps/hr-2026/tables', { token: dave });
-      return dev.cloudApi.stats().authorize > asked ? true : undefined;
-    }, 10_000, 'the expired decision to be asked again');
+    await eventually(
+      async () => {
+        await api(base, ca, '/api/v1/apps/hr-2026/tables', { token: dave });
+        return dev.cloudApi.stats().authorize > asked ? true : undefined;
+      },
+      10_000,
+      'the expired decision to be asked again',
+    );
   });
 
   it('signs a new client assertion (fresh jti) for every access token: the cloud never sees a replay', async () => {
@@ -163,7 +236,10 @@ describe('client API: user tokens, cloud authorisation, data, audit (real agent,
   it('answers CORS only for the configured cloud origin', async () => {
     const allowed = `https://127.0.0.1:${inst.layout.ports.cloud}`;
     const preflight = (origin: string) =>
-      api(base, ca, '/api/v1/apps', { method: 'OPTIONS', headers: { origin, 'access-control-request-method': 'GET', 'access-control-request-headers': 'authorization' } });
+      api(base, ca, '/api/v1/apps', {
+        method: 'OPTIONS',
+        headers: { origin, 'access-control-request-method': 'GET', 'access-control-request-headers': 'authorization' },
+      });
     const ok = await preflight(allowed);
     expect(ok.headers['access-control-allow-origin']).toBe(allowed);
     expect(String(ok.headers['access-control-allow-headers'])).toContain('authorization');
@@ -172,23 +248,41 @@ describe('client API: user tokens, cloud authorisation, data, audit (real agent,
   });
 
   it('refuses the whole JWT attack suite over HTTPS: 401, no data, an audit entry with the reason each', async () => {
-    expect((await api(base, ca, '/api/v1/apps/sales-2026/tables/orders/rows', { token: await forger.sign() })).status).toBe(200); // the key is trusted
+    expect(
+      (await api(base, ca, '/api/v1/apps/sales-2026/tables/orders/rows', { token: await forger.sign() })).status,
+    ).toBe(200); // the key is trusted
     const expected = ATTACK_REASONS;
     const attacks = await forger.attacks();
     expect(Object.keys(attacks).sort()).toEqual(Object.keys(expected).sort());
     const auditedBefore = audit().filter((e) => e.action === 'auth').length;
     for (const [name, token] of Object.entries(attacks)) {
       const res = await api(base, ca, '/api/v1/apps/sales-2026/tables/orders/rows', { token });
-      expect({ name, status: res.status, code: res.body.code }).toEqual({ name, status: 401, code: 'FORT_ERR_UNAUTHENTICATED' });
-      expect(res.headers['www-authenticate']).toBe(`Bearer error="invalid_token", error_description="${expected[name]}"`);
+      expect({ name, status: res.status, code: res.body.code }).toEqual({
+        name,
+        status: 401,
+        code: 'FORT_ERR_UNAUTHENTICATED',
+      });
+      expect(res.headers['www-authenticate']).toBe(
+        `Bearer error="invalid_token", error_description="${expected[name]}"`,
+      );
       expect(res.body.rows).toBeUndefined();
     }
-    const reasons = await eventually(() => {
-      const r = audit().filter((e) => e.action === 'auth').slice(auditedBefore);
-      return r.length >= Object.keys(attacks).length ? r : undefined;
-    }, 5000, 'one audit entry per attack');
-    expect(reasons.map((e) => (JSON.parse(e.detail) as { reason: string }).reason)).toEqual(Object.keys(attacks).map((n) => expected[n]));
-    expect(reasons.every((e) => e.actor === 'anonymous' && e.target === 'GET /api/v1/apps/sales-2026/tables/orders/rows')).toBe(true);
+    const reasons = await eventually(
+      () => {
+        const r = audit()
+          .filter((e) => e.action === 'auth')
+          .slice(auditedBefore);
+        return r.length >= Object.keys(attacks).length ? r : undefined;
+      },
+      5000,
+      'one audit entry per attack',
+    );
+    expect(reasons.map((e) => (JSON.parse(e.detail) as { reason: string }).reason)).toEqual(
+      Object.keys(attacks).map((n) => expected[n]),
+    );
+    expect(
+      reasons.every((e) => e.actor === 'anonymous' && e.target === 'GET /api/v1/apps/sales-2026/tables/orders/rows'),
+    ).toBe(true);
   });
 
   it('refuses tokens with 401, a problem body, no data, and an audit entry', async () => {
@@ -207,10 +301,17 @@ describe('client API: user tokens, cloud authorisation, data, audit (real agent,
       expect(res.headers['www-authenticate']).toMatch(/^Bearer error="invalid_token"/);
       expect(res.body.apps).toBeUndefined();
     }
-    const reasons = await eventually(() => {
-      const r = audit().filter((e) => e.action === 'auth').slice(auditedBefore).map((e) => (JSON.parse(e.detail) as { reason: string }).reason);
-      return r.length >= 4 ? r : undefined;
-    }, 5000, 'auth audit entries');
+    const reasons = await eventually(
+      () => {
+        const r = audit()
+          .filter((e) => e.action === 'auth')
+          .slice(auditedBefore)
+          .map((e) => (JSON.parse(e.detail) as { reason: string }).reason);
+        return r.length >= 4 ? r : undefined;
+      },
+      5000,
+      'auth audit entries',
+    );
     expect(reasons).toEqual(['missing_token', 'bad_signature', 'token_in_query', 'wrong_tenant']);
     // Tokens never reach the log.
     expect(agent.stdout.join('\n')).not.toContain(alice.split('.')[2]);
@@ -236,20 +337,33 @@ describe('client API against a rogue cloud endpoint', () => {
     const pki = await testPki();
     const inst = await testInstallation(pki, { fortId: FORT, cloudAuth: true });
     // Trust the installation's own root for the cloud instead of the cloud's CA: the dev cloud is then a stranger.
-    const toml = readFileSync(inst.files.agent, 'utf8').replace(/^ca = ".*cloud-server\/ca\.pem"$/m, `ca = "${pki.trustZone.ca}"`);
+    const toml = readFileSync(inst.files.agent, 'utf8').replace(
+      /^ca = ".*cloud-server\/ca\.pem"$/m,
+      `ca = "${pki.trustZone.ca}"`,
+    );
     expect(toml).toContain(`ca = "${pki.trustZone.ca}"`);
     writeFileAtomic(inst.files.agent, toml, 0o644);
     const dev = await testDevCloud(pki, { ports: inst.layout.ports, policy: POLICY });
     const agent = await startAgent(inst.files.agent);
     try {
       await agent.waitReady(20_000);
-      const res = await api(`https://127.0.0.1:${inst.layout.ports.clientApi}`, readFileSync(pki.clientZone.ca), '/api/v1/apps', { token: await dev.login('alice', 't1') });
+      const res = await api(
+        `https://127.0.0.1:${inst.layout.ports.clientApi}`,
+        readFileSync(pki.clientZone.ca),
+        '/api/v1/apps',
+        { token: await dev.login('alice', 't1') },
+      );
       // Fail closed, and not as the token's fault: without the keys no token can be checked.
       expect(res.status).toBe(503);
       expect(res.body).toMatchObject({ code: 'FORT_ERR_AUTHN_UNAVAILABLE' });
       expect(res.headers['www-authenticate']).toBeUndefined();
       expect(dev.cloudApi.stats().authorize).toBe(0);
-      await eventually(() => (agent.stdout.some((l) => l.includes('cloud JWKS unreachable') && /certificate/i.test(l)) ? true : undefined), 5000, 'a log line saying why the JWKS cannot be fetched');
+      await eventually(
+        () =>
+          agent.stdout.some((l) => l.includes('cloud JWKS unreachable') && /certificate/i.test(l)) ? true : undefined,
+        5000,
+        'a log line saying why the JWKS cannot be fetched',
+      );
     } finally {
       await agent.stop();
       await dev.stop();

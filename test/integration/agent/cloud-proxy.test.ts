@@ -12,7 +12,14 @@ import type { PkiPaths } from '../../../lib/pki/layout.js';
 import type { PolicyInput } from '../../../dev-cloud/cloud-api/policy.js';
 import type { CloudApiStats } from '../../../dev-cloud/cloud-api/index.js';
 import type { Supervised } from '../../../scripts/supervisor/process.js';
-import { eventually, jsonLines, startAgent, testInstallation, testPki, type TestInstallation } from '../../helpers/fort.js';
+import {
+  eventually,
+  jsonLines,
+  startAgent,
+  testInstallation,
+  testPki,
+  type TestInstallation,
+} from '../../helpers/fort.js';
 import { testDevCloud, type TestDevCloud } from '../../helpers/dev-cloud.js';
 import { httpsCall } from '../../helpers/https.js';
 import { startTinyproxy, type Tinyproxy } from '../../helpers/tinyproxy.js';
@@ -38,7 +45,11 @@ const POLICY: PolicyInput = {
     },
   },
 };
-const ORDERS = [[1, 'acme', 120], [2, 'globex', 75], [3, 'initech', 300]];
+const ORDERS = [
+  [1, 'acme', 120],
+  [2, 'globex', 75],
+  [3, 'initech', 300],
+];
 const ROWS_PATH = '/api/v1/apps/sales-2026/tables/orders/rows';
 
 type Table = Record<string, unknown>;
@@ -95,12 +106,16 @@ async function tcpHop(targetPort: number) {
 async function rogueCloud(pki: PkiPaths) {
   const seen: string[] = [];
   let handshakes = 0;
-  const server = createHttpsServer({ cert: readFileSync(pki.trustZone.agentCert), key: readFileSync(pki.trustZone.agentKey) }, (req, res) => {
-    seen.push(`${req.method} ${req.url}`);
-    res.setHeader('content-type', 'application/json');
-    if (req.url === '/oauth/token') res.end(JSON.stringify({ access_token: 'rogue-token', token_type: 'Bearer', expires_in: 300 }));
-    else res.end(JSON.stringify({ allow: true, ttl: 60 }));
-  });
+  const server = createHttpsServer(
+    { cert: readFileSync(pki.trustZone.agentCert), key: readFileSync(pki.trustZone.agentKey) },
+    (req, res) => {
+      seen.push(`${req.method} ${req.url}`);
+      res.setHeader('content-type', 'application/json');
+      if (req.url === '/oauth/token')
+        res.end(JSON.stringify({ access_token: 'rogue-token', token_type: 'Bearer', expires_in: 300 }));
+      else res.end(JSON.stringify({ allow: true, ttl: 60 }));
+    },
+  );
   // Fires when the agent aborts the TLS handshake (it does not trust the certificate).
   server.on('tlsClientError', () => void handshakes++);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -133,7 +148,12 @@ describe('agent cloud API client through an HTTP proxy (Debian tinyproxy, CONNEC
     inst = await testInstallation(pki, { fortId: FORT, cloudAuth: true });
     const store = openStore({ path: join(inst.layout.dataDir, 'agent', 'agent.db'), log: pino({ level: 'silent' }) });
     const appsDir = join(inst.layout.dataDir, 'agent', 'apps');
-    seedApp(store.db, appsDir, { id: 'sales-2026', name: 'Sales 2026', space: 'sales', tables: { orders: { columns: ['id', 'customer', 'amount'], rows: ORDERS } } });
+    seedApp(store.db, appsDir, {
+      id: 'sales-2026',
+      name: 'Sales 2026',
+      space: 'sales',
+      tables: { orders: { columns: ['id', 'customer', 'amount'], rows: ORDERS } },
+    });
     seedApp(store.db, appsDir, { id: 'empty-2026', name: 'Empty 2026', space: 'sales' });
     store.close();
     dev = await testDevCloud(pki, { ports: inst.layout.ports, policy: POLICY });
@@ -189,7 +209,12 @@ describe('agent cloud API client through an HTTP proxy (Debian tinyproxy, CONNEC
 
   const delta = (before: CloudApiStats) => {
     const now = dev.cloudApi.stats();
-    return { tokensIssued: now.tokensIssued - before.tokensIssued, tokensRefused: now.tokensRefused - before.tokensRefused, authorize: now.authorize - before.authorize, decisions: now.decisions - before.decisions };
+    return {
+      tokensIssued: now.tokensIssued - before.tokensIssued,
+      tokensRefused: now.tokensRefused - before.tokensRefused,
+      authorize: now.authorize - before.authorize,
+      decisions: now.decisions - before.decisions,
+    };
   };
 
   const logged = (a: Supervised, msg: string) => jsonLines(a.stdout).filter((l) => l['msg'] === msg);
@@ -225,21 +250,30 @@ describe('agent cloud API client through an HTTP proxy (Debian tinyproxy, CONNEC
     expect(new Set(tp.connects())).toEqual(new Set([cloudHost]));
     // The dev cloud verified a client assertion and answered one authorisation: both arrived through the tunnel.
     expect(delta(before)).toEqual({ tokensIssued: 1, tokensRefused: 0, authorize: 1, decisions: 1 });
-    expect(logged(a, 'cloud API goes through the HTTP proxy')).toEqual([expect.objectContaining({ proxy: new URL(tp.url).host })]);
+    expect(logged(a, 'cloud API goes through the HTTP proxy')).toEqual([
+      expect.objectContaining({ proxy: new URL(tp.url).host }),
+    ]);
     expectNoSecrets(a);
   });
 
   it('authenticates to the proxy with [proxy] username and the 0600 password file', async () => {
     // Only the cloud's port may be tunnelled, and only with the right credentials.
-    const tp = await proxy({ basicAuth: { user: PROXY_USER, password: PROXY_PASSWORD }, connectPorts: [inst.layout.ports.cloud] });
+    const tp = await proxy({
+      basicAuth: { user: PROXY_USER, password: PROXY_PASSWORD },
+      connectPorts: [inst.layout.ports.cloud],
+    });
     const before = dev.cloudApi.stats();
-    const a = await agent('proxy-basic-auth', { edit: (cfg) => void (cfg['proxy'] = { url: tp.url, username: PROXY_USER, password_file: proxyPasswordFile() }) });
+    const a = await agent('proxy-basic-auth', {
+      edit: (cfg) => void (cfg['proxy'] = { url: tp.url, username: PROXY_USER, password_file: proxyPasswordFile() }),
+    });
 
     await readsOrders(await login('alice'));
 
     expect(new Set(tp.connects())).toEqual(new Set([cloudHost]));
     expect(delta(before)).toEqual({ tokensIssued: 1, tokensRefused: 0, authorize: 1, decisions: 1 });
-    expect(logged(a, 'cloud API goes through the HTTP proxy')).toEqual([expect.objectContaining({ proxy: new URL(tp.url).host, username: PROXY_USER })]);
+    expect(logged(a, 'cloud API goes through the HTTP proxy')).toEqual([
+      expect.objectContaining({ proxy: new URL(tp.url).host, username: PROXY_USER }),
+    ]);
     expectNoSecrets(a);
   });
 
@@ -253,15 +287,20 @@ describe('agent cloud API client through an HTTP proxy (Debian tinyproxy, CONNEC
     expect(tp.connects()).toEqual([]);
     expect(delta(before)).toEqual({ tokensIssued: 1, tokensRefused: 0, authorize: 1, decisions: 1 });
     // A proxy is configured, but the cloud API bypasses it.
-    expect(logged(a, 'outbound links use an HTTP proxy')).toEqual([expect.objectContaining({ proxy: new URL(tp.url).host, noProxy: ['.intranet.example', '127.0.0.1'] })]);
+    expect(logged(a, 'outbound links use an HTTP proxy')).toEqual([
+      expect.objectContaining({ proxy: new URL(tp.url).host, noProxy: ['.intranet.example', '127.0.0.1'] }),
+    ]);
     expect(logged(a, 'cloud API goes through the HTTP proxy')).toEqual([]);
   });
 
-  it('verifies the cloud\'s certificate inside the tunnel: a cloud from another CA gets no JWKS trust (503, fail closed), no token, no decision', async () => {
+  it("verifies the cloud's certificate inside the tunnel: a cloud from another CA gets no JWKS trust (503, fail closed), no token, no decision", async () => {
     const tp = await proxy();
     const before = dev.cloudApi.stats();
     // Trust the installation's own root for the cloud instead of the cloud's CA: the dev cloud is then a stranger.
-    const a = await agent('stranger-cloud', { env: { HTTPS_PROXY: tp.url }, edit: (cfg) => void (section(cfg, 'cloud')['ca'] = pki.trustZone.ca) });
+    const a = await agent('stranger-cloud', {
+      env: { HTTPS_PROXY: tp.url },
+      edit: (cfg) => void (section(cfg, 'cloud')['ca'] = pki.trustZone.ca),
+    });
 
     const res = await api(ROWS_PATH, await login('alice'));
     expect(res.status).toBe(503);
@@ -273,7 +312,7 @@ describe('agent cloud API client through an HTTP proxy (Debian tinyproxy, CONNEC
     expectNoSecrets(a);
   });
 
-  it('verifies the cloud API\'s certificate inside the tunnel: a rogue API that would allow everything is never asked (503)', async () => {
+  it("verifies the cloud API's certificate inside the tunnel: a rogue API that would allow everything is never asked (503)", async () => {
     const tp = await proxy();
     const rogue = await rogueCloud(pki);
     closers.push(rogue.close);
@@ -296,7 +335,11 @@ describe('agent cloud API client through an HTTP proxy (Debian tinyproxy, CONNEC
     // The rogue's certificate was refused in the handshake: it never saw a request.
     expect(rogue.requests()).toEqual([]);
     expect(rogue.refusedHandshakes()).toBeGreaterThan(0);
-    const refusal = await eventually(() => logged(a, 'authorisation: cloud unreachable; refusing')[0], 5000, 'the authorizer\'s refusal in the log');
+    const refusal = await eventually(
+      () => logged(a, 'authorisation: cloud unreachable; refusing')[0],
+      5000,
+      "the authorizer's refusal in the log",
+    );
     expect(String(refusal['err'])).toMatch(new RegExp(`^cloud API ${rogue.host}: unreachable: .*certificate`));
     expectNoSecrets(a);
   });
@@ -307,7 +350,9 @@ describe('agent cloud API client through an HTTP proxy (Debian tinyproxy, CONNEC
     const changed = await proxy({ basicAuth: { user: PROXY_USER, password: 'rotated-elsewhere-987654' } });
     const hop = await tcpHop(good.port);
     closers.push(hop.close);
-    const a = await agent('proxy-failures', { edit: (cfg) => void (cfg['proxy'] = { url: hop.url, username: PROXY_USER, password_file: proxyPasswordFile() }) });
+    const a = await agent('proxy-failures', {
+      edit: (cfg) => void (cfg['proxy'] = { url: hop.url, username: PROXY_USER, password_file: proxyPasswordFile() }),
+    });
     const alice = await login('alice');
     const carol = await login('carol');
     // Warm: user-token keys, an access token and alice's decision on sales-2026 are cached.
@@ -322,7 +367,9 @@ describe('agent cloud API client through an HTTP proxy (Debian tinyproxy, CONNEC
     expect(refused.body['name']).toBeUndefined();
     expect(changed.connects()).toContain(cloudHost);
     const whyRefused = await eventually(() => refusals()[0], 5000, 'the refusal in the log');
-    expect(whyRefused).toBe(`proxy authentication failed (401): proxy ${hop.host} refused the credentials for CONNECT ${cloudHost}; check proxy.username and proxy.password_file`);
+    expect(whyRefused).toBe(
+      `proxy authentication failed (401): proxy ${hop.host} refused the credentials for CONNECT ${cloudHost}; check proxy.username and proxy.password_file`,
+    );
     // A fresh cached decision is still served; only what needs the cloud is refused.
     await readsOrders(alice);
 
@@ -356,7 +403,11 @@ describe('agent cloud API client through an HTTP proxy (Debian tinyproxy, CONNEC
     expect(res.body).toMatchObject({ code: 'FORT_ERR_AUTHN_UNAVAILABLE' });
     // ...and the operator should read why in the log: the proxy, not the token.
     const proxyHost = new URL(deadProxy).host;
-    await eventually(() => (a.stdout.some((l) => l.includes(`proxy ${proxyHost}: connect ECONNREFUSED`)) ? true : undefined), 5000, 'a log line naming the unreachable proxy');
+    await eventually(
+      () => (a.stdout.some((l) => l.includes(`proxy ${proxyHost}: connect ECONNREFUSED`)) ? true : undefined),
+      5000,
+      'a log line naming the unreachable proxy',
+    );
     expectNoSecrets(a);
   });
 });

@@ -2,7 +2,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import type { PkiPaths } from '../../../lib/pki/layout.js';
 import { httpsRequest } from '../../helpers/https.js';
-import { eventually, jsonLines, startAgent, testInstallation, testPki, type TestInstallation } from '../../helpers/fort.js';
+import {
+  eventually,
+  jsonLines,
+  startAgent,
+  testInstallation,
+  testPki,
+  type TestInstallation,
+} from '../../helpers/fort.js';
 import { testDevCloud, type TestDevCloud } from '../../helpers/dev-cloud.js';
 import type { Supervised } from '../../../scripts/supervisor/process.js';
 
@@ -31,12 +38,26 @@ describe('clock skew against the cloud', () => {
   });
 
   it('reports the measured offset in health and logs, keeps serving, and keeps retrying the link', async () => {
-    const tls = { ca: readFileSync(pki.trustZone.ca), cert: readFileSync(pki.trustZone.fortctlCert), key: readFileSync(pki.trustZone.fortctlKey) };
-    const health = () => httpsRequest(`https://127.0.0.1:${inst.layout.ports.admin}/admin/v1/health`, tls).then((r) => JSON.parse(r.body) as Health);
-    const h = await eventually(async () => {
-      const x = await health();
-      return x.modules['clock']?.state === 'degraded' && (x.modules['iot-link']?.info?.['connectAttempts'] as number) >= 2 ? x : undefined;
-    }, 20_000, 'clock reported degraded after two link attempts');
+    const tls = {
+      ca: readFileSync(pki.trustZone.ca),
+      cert: readFileSync(pki.trustZone.fortctlCert),
+      key: readFileSync(pki.trustZone.fortctlKey),
+    };
+    const health = () =>
+      httpsRequest(`https://127.0.0.1:${inst.layout.ports.admin}/admin/v1/health`, tls).then(
+        (r) => JSON.parse(r.body) as Health,
+      );
+    const h = await eventually(
+      async () => {
+        const x = await health();
+        return x.modules['clock']?.state === 'degraded' &&
+          (x.modules['iot-link']?.info?.['connectAttempts'] as number) >= 2
+          ? x
+          : undefined;
+      },
+      20_000,
+      'clock reported degraded after two link attempts',
+    );
     expect(h.modules['clock']!.detail).toMatch(/^host clock is (599|600|601) s behind the cloud$/);
     expect(Math.round((h.modules['clock']!.info!['skewMs'] as number) / 1000)).toBeGreaterThanOrEqual(-601);
     expect(Math.round((h.modules['clock']!.info!['skewMs'] as number) / 1000)).toBeLessThanOrEqual(-599);

@@ -32,23 +32,35 @@ describe('IoT link under disruption (real agent process, real bridge)', () => {
   });
 
   const link = async (): Promise<LinkInfo> => {
-    const tls = { ca: readFileSync(pki.trustZone.ca), cert: readFileSync(pki.trustZone.fortctlCert), key: readFileSync(pki.trustZone.fortctlKey) };
+    const tls = {
+      ca: readFileSync(pki.trustZone.ca),
+      cert: readFileSync(pki.trustZone.fortctlCert),
+      key: readFileSync(pki.trustZone.fortctlKey),
+    };
     const res = await httpsRequest(`https://127.0.0.1:${inst.layout.ports.admin}/admin/v1/health`, tls);
     return (JSON.parse(res.body) as { modules: Record<string, { info: LinkInfo }> }).modules['iot-link']!.info;
   };
   const connectedAfter = (connects: number, what: string) =>
-    eventually(async () => {
-      const l = await link();
-      return l.state === 'connected' && l.connects > connects ? l : undefined;
-    }, 30_000, what);
+    eventually(
+      async () => {
+        const l = await link();
+        return l.state === 'connected' && l.connects > connects ? l : undefined;
+      },
+      30_000,
+      what,
+    );
 
   it('connects once the bridge comes up when started during an outage, without a restart', async () => {
     agent = await startAgent(inst.files.agent);
     await agent.waitReady(20_000); // serving locally although the cloud is unreachable
-    const down = await eventually(async () => {
-      const l = await link();
-      return l.connectAttempts >= 3 ? l : undefined;
-    }, 20_000, 'three failed attempts');
+    const down = await eventually(
+      async () => {
+        const l = await link();
+        return l.connectAttempts >= 3 ? l : undefined;
+      },
+      20_000,
+      'three failed attempts',
+    );
     expect(down.state).not.toBe('connected');
     expect(down.lastError).toMatch(/ECONNREFUSED|credentials provider|connect/i);
     dev = await testDevCloud(pki, { ports: inst.layout.ports });
@@ -59,7 +71,14 @@ describe('IoT link under disruption (real agent process, real bridge)', () => {
     const d = dev!;
     const sent: string[] = [];
     const publishBatch = async (n: number) => {
-      const batch = Array.from({ length: n }, () => ({ v: 1, id: randomUUID(), type: 'ping', fortId: FORT, ts: new Date().toISOString(), data: {} }));
+      const batch = Array.from({ length: n }, () => ({
+        v: 1,
+        id: randomUUID(),
+        type: 'ping',
+        fortId: FORT,
+        ts: new Date().toISOString(),
+        data: {},
+      }));
       for (const e of batch) {
         sent.push(e.id);
         await d.bridge.publish(`forts/${FORT}/events`, JSON.stringify(e));
@@ -77,10 +96,14 @@ describe('IoT link under disruption (real agent process, real bridge)', () => {
     // Pongs survive bridge restarts here, not in the broker's in-memory log.
     const seen = new Map<string, Set<string>>();
     const allAnswered = (what: string) =>
-      eventually(() => {
-        for (const [k, v] of pongIds()) seen.set(k, new Set([...(seen.get(k) ?? []), ...v]));
-        return sent.every((id) => seen.has(id)) ? true : undefined;
-      }, 60_000, what);
+      eventually(
+        () => {
+          for (const [k, v] of pongIds()) seen.set(k, new Set([...(seen.get(k) ?? []), ...v]));
+          return sent.every((id) => seen.has(id)) ? true : undefined;
+        },
+        60_000,
+        what,
+      );
 
     await publishBatch(200);
     // 1. Network drop: events published while the persistent session is offline are queued.

@@ -34,13 +34,33 @@ describe('agent event path over the IoT link', () => {
   });
 
   const admin = async () => {
-    const tls = { ca: readFileSync(pki.trustZone.ca), cert: readFileSync(pki.trustZone.fortctlCert), key: readFileSync(pki.trustZone.fortctlKey) };
+    const tls = {
+      ca: readFileSync(pki.trustZone.ca),
+      cert: readFileSync(pki.trustZone.fortctlCert),
+      key: readFileSync(pki.trustZone.fortctlKey),
+    };
     const res = await httpsRequest(`https://127.0.0.1:${inst.layout.ports.admin}/admin/v1/health`, tls);
-    return JSON.parse(res.body) as { status: string; modules: Record<string, { state: string; info?: Record<string, unknown> }> };
+    return JSON.parse(res.body) as {
+      status: string;
+      modules: Record<string, { state: string; info?: Record<string, unknown> }>;
+    };
   };
-  const linkUp = () => eventually(async () => ((await admin()).modules['iot-link']?.state === 'ready' ? true : undefined), 20_000, 'iot-link ready');
-  const event = (type: string, data: Record<string, unknown> = {}) => ({ v: 1, id: randomUUID(), type, fortId: FORT, ts: new Date().toISOString(), data });
-  const send = (payload: string | object) => dev.bridge.publish(`forts/${FORT}/events`, typeof payload === 'string' ? payload : JSON.stringify(payload));
+  const linkUp = () =>
+    eventually(
+      async () => ((await admin()).modules['iot-link']?.state === 'ready' ? true : undefined),
+      20_000,
+      'iot-link ready',
+    );
+  const event = (type: string, data: Record<string, unknown> = {}) => ({
+    v: 1,
+    id: randomUUID(),
+    type,
+    fortId: FORT,
+    ts: new Date().toISOString(),
+    data,
+  });
+  const send = (payload: string | object) =>
+    dev.bridge.publish(`forts/${FORT}/events`, typeof payload === 'string' ? payload : JSON.stringify(payload));
   const pongs = () =>
     dev.bridge.messages
       .filter((m) => m.topic === `forts/${FORT}/status`)
@@ -57,7 +77,11 @@ describe('agent event path over the IoT link', () => {
     expect(pong.data).toEqual({ pingId: ping.id, echo: 'hello' });
     const health = await admin();
     expect(health.status).toBe('healthy');
-    expect(health.modules['iot-link']?.info).toMatchObject({ state: 'connected', connects: 1, outbox: { size: 0, dropped: 0 } });
+    expect(health.modules['iot-link']?.info).toMatchObject({
+      state: 'connected',
+      connects: 1,
+      outbox: { size: 0, dropped: 0 },
+    });
   });
 
   it('dead-letters every kind of malformed event, acks it, and keeps the link up', async () => {
@@ -78,18 +102,42 @@ describe('agent event path over the IoT link', () => {
     expect(after.deadLetters - (before['deadLetters'] as number)).toBe(malformed.length);
     expect(after.connects).toBe(before['connects']);
     const db = new Database(join(inst.dir, 'data/agent/agent.db'), { readonly: true });
-    const codes = (db.prepare('SELECT reason_code FROM dead_letters ORDER BY seq').all() as { reason_code: string }[]).map((r) => r.reason_code);
+    const codes = (
+      db.prepare('SELECT reason_code FROM dead_letters ORDER BY seq').all() as { reason_code: string }[]
+    ).map((r) => r.reason_code);
     db.close();
-    expect(codes).toEqual(['bad_json', 'wrong_fort', 'unknown_type', 'bad_envelope', 'unsupported_version', 'too_large']);
+    expect(codes).toEqual([
+      'bad_json',
+      'wrong_fort',
+      'unknown_type',
+      'bad_envelope',
+      'unsupported_version',
+      'too_large',
+    ]);
 
     // What the operator sees: newest first, with why, never the payload.
-    const listed = await run(process.execPath, [join(DIST, 'fortctl/main.js'), '-c', inst.files.fortctl, '--json', 'events', 'dead', '--limit', '6']);
+    const listed = await run(process.execPath, [
+      join(DIST, 'fortctl/main.js'),
+      '-c',
+      inst.files.fortctl,
+      '--json',
+      'events',
+      'dead',
+      '--limit',
+      '6',
+    ]);
     const dead = JSON.parse(listed.stdout) as { reasonCode: string; reason: string; size: number }[];
     expect(dead.map((d) => d.reasonCode)).toEqual([...codes].reverse());
     expect(dead[0]).toMatchObject({ reasonCode: 'too_large', size: expect.any(Number) });
     expect(dead[0]!.size).toBeGreaterThan(128 * 1024);
     expect(listed.stdout).not.toContain('xxxxxxxx');
-    const table = await run(process.execPath, [join(DIST, 'fortctl/main.js'), '-c', inst.files.fortctl, 'events', 'dead']);
+    const table = await run(process.execPath, [
+      join(DIST, 'fortctl/main.js'),
+      '-c',
+      inst.files.fortctl,
+      'events',
+      'dead',
+    ]);
     expect(table.stdout).toMatch(/^seq +received +reason +type +event id +bytes +why/);
     expect(table.stdout).toMatch(/bad_json/);
   });
@@ -103,19 +151,29 @@ describe('agent event path over the IoT link', () => {
         void send(e);
       }
       // Kill while the burst is being ingested: after the first pong of this round, before the last.
-      await eventually(() => (pongs().some((p) => burst.some((b) => b.id === p.data.pingId)) ? true : undefined), 10_000, `ingest of round ${round}`);
+      await eventually(
+        () => (pongs().some((p) => burst.some((b) => b.id === p.data.pingId)) ? true : undefined),
+        10_000,
+        `ingest of round ${round}`,
+      );
       agent.kill('SIGKILL');
       await agent.waitExit(5000);
       await agent.stop();
       agent = await startAgent(inst.files.agent);
       await agent.waitReady(20_000);
     }
-    await eventually(() => (new Set(pongs().map((p) => p.data.pingId)).size >= sent.length + 2 ? true : undefined), 30_000, 'every pong');
+    await eventually(
+      () => (new Set(pongs().map((p) => p.data.pingId)).size >= sent.length + 2 ? true : undefined),
+      30_000,
+      'every pong',
+    );
     const byPing = new Map<string, Set<string>>();
     for (const p of pongs()) byPing.set(p.data.pingId, (byPing.get(p.data.pingId) ?? new Set()).add(p.id));
     for (const id of sent) expect(byPing.get(id)?.size, `ping ${id} handled once`).toBe(1);
     const db = new Database(join(inst.dir, 'data/agent/agent.db'), { readonly: true });
-    const handled = db.prepare(`SELECT COUNT(*) AS n FROM inbox WHERE id IN (${sent.map(() => '?').join(',')})`).get(...sent) as { n: number };
+    const handled = db
+      .prepare(`SELECT COUNT(*) AS n FROM inbox WHERE id IN (${sent.map(() => '?').join(',')})`)
+      .get(...sent) as { n: number };
     db.close();
     expect(handled.n).toBe(sent.length);
   });
@@ -134,7 +192,9 @@ describe('agent event path over the IoT link', () => {
     await agent.waitReady(20_000);
     await linkUp();
     const db = new Database(file, { readonly: true });
-    const ids = (db.prepare('SELECT id FROM inbox WHERE id IN (?, ?)').all(old, recent) as { id: string }[]).map((r) => r.id);
+    const ids = (db.prepare('SELECT id FROM inbox WHERE id IN (?, ?)').all(old, recent) as { id: string }[]).map(
+      (r) => r.id,
+    );
     db.close();
     expect(ids).toEqual([recent]);
   });

@@ -23,12 +23,17 @@ describe('IoT link through the dev bridge (real WSS, TLS, SigV4 check)', () => {
     await dev.stop();
   });
 
-  const link = (credentials: CredentialSource, onMessage: (topic: string, payload: Buffer) => void = () => {}, thingName = FORT) => {
+  const link = (
+    credentials: CredentialSource,
+    onMessage: (topic: string, payload: Buffer) => void = () => {},
+    thingName = FORT,
+  ) => {
     const l = testLink(dev, credentials, { onMessages: eachMessage(onMessage), thingName });
     links.push(l);
     return l;
   };
-  const connected = (l: MqttLink) => new Promise<void>((resolve) => (l.state === 'connected' ? resolve() : l.events.once('connected', resolve)));
+  const connected = (l: MqttLink) =>
+    new Promise<void>((resolve) => (l.state === 'connected' ? resolve() : l.events.once('connected', resolve)));
 
   it('connects with static credentials, subscribes, receives an event and announces presence', async () => {
     const got: string[] = [];
@@ -38,7 +43,14 @@ describe('IoT link through the dev bridge (real WSS, TLS, SigV4 check)', () => {
     await dev.bridge.publish(`forts/${FORT}/events`, '{"hello":1}');
     await eventually(() => (got.length ? got : undefined), 5000, 'the event');
     expect(got).toEqual([`forts/${FORT}/events {"hello":1}`]);
-    await eventually(() => dev.bridge.messages.find((m) => m.topic === `forts/${FORT}/presence` && m.payload.toString().includes('presence.online')), 5000, 'online presence');
+    await eventually(
+      () =>
+        dev.bridge.messages.find(
+          (m) => m.topic === `forts/${FORT}/presence` && m.payload.toString().includes('presence.online'),
+        ),
+      5000,
+      'online presence',
+    );
     await l.publish(`forts/${FORT}/status`, '{"ok":true}');
     expect(dev.bridge.messages.some((m) => m.topic === `forts/${FORT}/status` && m.clientId === FORT)).toBe(true);
     await l.stop();
@@ -73,7 +85,11 @@ describe('IoT link through the dev bridge (real WSS, TLS, SigV4 check)', () => {
     intruder.start();
     await connected(intruder);
     await intruder.stop(); // the intruder leaves; our link must come back by itself
-    await eventually(() => (l.stats().connects >= before + 2 && l.state === 'connected' ? true : undefined), 10_000, 'reconnect after the kick');
+    await eventually(
+      () => (l.stats().connects >= before + 2 && l.state === 'connected' ? true : undefined),
+      10_000,
+      'reconnect after the kick',
+    );
     await l.stop();
   });
 
@@ -85,7 +101,11 @@ describe('IoT link through the dev bridge (real WSS, TLS, SigV4 check)', () => {
     const l = link(staticCredentials(file));
     l.start();
     const windowStart = Date.now();
-    await eventually(() => (dev.bridge.stats.upgradesRejected - rejectedBefore >= 3 ? true : undefined), 15_000, 'three refused attempts');
+    await eventually(
+      () => (dev.bridge.stats.upgradesRejected - rejectedBefore >= 3 ? true : undefined),
+      15_000,
+      'three refused attempts',
+    );
     const elapsed = Date.now() - windowStart;
     await l.stop();
     const attempts = dev.bridge.stats.upgradesRejected - rejectedBefore;
@@ -104,7 +124,11 @@ describe('IoT link through the dev bridge (real WSS, TLS, SigV4 check)', () => {
     expect(Math.abs(creds.clockSkewMs()!)).toBeLessThan(2000);
     // A bridge restart forgets every temporary key: the old ones are now refused.
     await dev.restart();
-    await eventually(() => (l.state === 'connected' && l.stats().connects >= 2 ? true : undefined), 20_000, 'reconnect with fresh credentials');
+    await eventually(
+      () => (l.state === 'connected' && l.stats().connects >= 2 ? true : undefined),
+      20_000,
+      'reconnect with fresh credentials',
+    );
     await l.stop();
   });
 });
@@ -150,11 +174,19 @@ describe('IoT link and expiring temporary credentials', () => {
       await eventually(() => (l.state === 'connected' ? true : undefined), 10_000, 'first connection');
       const first = (await creds.get()).expiration!;
       // The session outlives its credentials.
-      await eventually(() => (Date.now() > first.getTime() + 200 ? true : undefined), 10_000, 'the credentials to expire');
+      await eventually(
+        () => (Date.now() > first.getTime() + 200 ? true : undefined),
+        10_000,
+        'the credentials to expire',
+      );
       expect(l.state).toBe('connected');
       const rejected = dev.bridge.stats.upgradesRejected;
       dev.bridge.dropConnections();
-      await eventually(() => (l.stats().connects >= 2 && l.state === 'connected' ? true : undefined), 10_000, 'reconnect');
+      await eventually(
+        () => (l.stats().connects >= 2 && l.state === 'connected' ? true : undefined),
+        10_000,
+        'reconnect',
+      );
       expect(dev.bridge.stats.upgradesRejected).toBe(rejected);
       expect(issued.length).toBeGreaterThanOrEqual(2);
     } finally {

@@ -48,13 +48,21 @@ describe('IoT link through an HTTP proxy (Debian tinyproxy, CONNECT)', () => {
   };
 
   /** Provider credentials and the bridge, both through `settings`. */
-  const link = (settings: ProxySettings | undefined, onMessage: (topic: string, payload: Buffer) => void = () => {}, staticCreds?: CredentialSource) => {
+  const link = (
+    settings: ProxySettings | undefined,
+    onMessage: (topic: string, payload: Buffer) => void = () => {},
+    staticCreds?: CredentialSource,
+  ) => {
     const credentials = staticCreds ?? testProviderCredentials(dev, pki, settings);
-    const l = testLink(dev, credentials, { onMessages: eachMessage(onMessage), ...(settings ? { proxy: settings } : {}) });
+    const l = testLink(dev, credentials, {
+      onMessages: eachMessage(onMessage),
+      ...(settings ? { proxy: settings } : {}),
+    });
     links.push(l);
     return l;
   };
-  const connected = (l: MqttLink) => new Promise<void>((resolve) => (l.state === 'connected' ? resolve() : l.events.once('connected', resolve)));
+  const connected = (l: MqttLink) =>
+    new Promise<void>((resolve) => (l.state === 'connected' ? resolve() : l.events.once('connected', resolve)));
 
   const receivesAnEvent = async (l: MqttLink, got: string[]) => {
     await connected(l);
@@ -72,7 +80,9 @@ describe('IoT link through an HTTP proxy (Debian tinyproxy, CONNECT)', () => {
   it('tunnels both the credentials provider (device mTLS) and the bridge (WSS) through the proxy named by HTTPS_PROXY', async () => {
     const tp = await proxy();
     const got: string[] = [];
-    const l = link(resolveProxy(undefined, { httpsProxy: tp.url }), (topic, payload) => got.push(`${topic} ${payload.toString()}`));
+    const l = link(resolveProxy(undefined, { httpsProxy: tp.url }), (topic, payload) =>
+      got.push(`${topic} ${payload.toString()}`),
+    );
     l.start();
     await receivesAnEvent(l, got);
     expect(tp.connects()).toContain(providerTarget);
@@ -81,8 +91,14 @@ describe('IoT link through an HTTP proxy (Debian tinyproxy, CONNECT)', () => {
   });
 
   it('authenticates to the proxy with the user name and the 0600 password file', async () => {
-    const tp = await proxy({ basicAuth: { user: PROXY_USER, password: PROXY_PASSWORD }, connectPorts: [new URL(dev.providerUrl).port, dev.endpoint.split(':')[1]!].map(Number) });
-    const settings = resolveProxy({ url: tp.url, username: PROXY_USER, password_file: passwordFile(PROXY_PASSWORD) }, {});
+    const tp = await proxy({
+      basicAuth: { user: PROXY_USER, password: PROXY_PASSWORD },
+      connectPorts: [new URL(dev.providerUrl).port, dev.endpoint.split(':')[1]!].map(Number),
+    });
+    const settings = resolveProxy(
+      { url: tp.url, username: PROXY_USER, password_file: passwordFile(PROXY_PASSWORD) },
+      {},
+    );
     const got: string[] = [];
     const l = link(settings, (topic, payload) => got.push(`${topic} ${payload.toString()}`));
     l.start();
@@ -95,7 +111,9 @@ describe('IoT link through an HTTP proxy (Debian tinyproxy, CONNECT)', () => {
     const l = link(resolveProxy({ url: tp.url }, {}));
     l.start();
     await eventually(() => (tp.connects().length >= 2 ? true : undefined), 10_000, 'two refused CONNECTs');
-    expect(l.stats().lastError).toMatch(/^proxy authentication required \(407\): proxy 127\.0\.0\.1:\d+ refused CONNECT 127\.0\.0\.1:\d+/);
+    expect(l.stats().lastError).toMatch(
+      /^proxy authentication required \(407\): proxy 127\.0\.0\.1:\d+ refused CONNECT 127\.0\.0\.1:\d+/,
+    );
     expect(l.state).not.toBe('stopped');
     await l.stop();
 
@@ -103,9 +121,20 @@ describe('IoT link through an HTTP proxy (Debian tinyproxy, CONNECT)', () => {
     const before = tp.connects().length;
     const s = link(resolveProxy({ url: tp.url }, {}), () => {}, staticCredentials(dev.staticFile));
     s.start();
-    await eventually(() => (tp.connects().length >= before + 2 ? true : undefined), 10_000, 'two refused WebSocket CONNECTs');
-    expect(tp.connects().slice(before).every((t) => t === bridgeTarget)).toBe(true);
-    expect(s.stats().lastError).toBe(`proxy authentication required (407): proxy ${new URL(tp.url).host} refused CONNECT ${bridgeTarget} without valid credentials; check proxy.username and proxy.password_file`);
+    await eventually(
+      () => (tp.connects().length >= before + 2 ? true : undefined),
+      10_000,
+      'two refused WebSocket CONNECTs',
+    );
+    expect(
+      tp
+        .connects()
+        .slice(before)
+        .every((t) => t === bridgeTarget),
+    ).toBe(true);
+    expect(s.stats().lastError).toBe(
+      `proxy authentication required (407): proxy ${new URL(tp.url).host} refused CONNECT ${bridgeTarget} without valid credentials; check proxy.username and proxy.password_file`,
+    );
     expect(s.stats().connects).toBe(0);
   });
 
@@ -119,7 +148,9 @@ describe('IoT link through an HTTP proxy (Debian tinyproxy, CONNECT)', () => {
     const elapsed = Date.now() - windowStart;
     const attempts = tp.connects().length;
     // tinyproxy answers wrong credentials with 401 (missing ones with 407): both read as proxy auth.
-    expect(l.stats().lastError).toMatch(/^proxy authentication failed \(401\): proxy 127\.0\.0\.1:\d+ refused the credentials for CONNECT/);
+    expect(l.stats().lastError).toMatch(
+      /^proxy authentication failed \(401\): proxy 127\.0\.0\.1:\d+ refused the credentials for CONNECT/,
+    );
     expect(l.stats().lastError).not.toContain(wrong);
     // Every attempt is one CONNECT to the provider (the link never gets further), at most 1/s.
     expect(tp.connects().every((t) => t === providerTarget)).toBe(true);
@@ -132,13 +163,16 @@ describe('IoT link through an HTTP proxy (Debian tinyproxy, CONNECT)', () => {
   it('goes direct for hosts in no_proxy: no CONNECT reaches the proxy', async () => {
     const tp = await proxy();
     const got: string[] = [];
-    const l = link(resolveProxy({ url: tp.url, no_proxy: ['127.0.0.1'] }, { httpsProxy: 'http://127.0.0.1:9' }), (topic, payload) => got.push(`${topic} ${payload.toString()}`));
+    const l = link(
+      resolveProxy({ url: tp.url, no_proxy: ['127.0.0.1'] }, { httpsProxy: 'http://127.0.0.1:9' }),
+      (topic, payload) => got.push(`${topic} ${payload.toString()}`),
+    );
     l.start();
     await receivesAnEvent(l, got);
     expect(tp.connects()).toEqual([]);
   });
 
-  it('verifies the target\'s certificate inside the tunnel', async () => {
+  it("verifies the target's certificate inside the tunnel", async () => {
     const tp = await proxy();
     const settings = resolveProxy({ url: tp.url }, {})!;
     // The provider's certificate does not chain to the trust-zone CA: refused, tunnel or not.
@@ -146,7 +180,14 @@ describe('IoT link through an HTTP proxy (Debian tinyproxy, CONNECT)', () => {
       url: dev.providerUrl,
       roleAlias: 'fort-iot-role',
       thingName: FORT,
-      tls: { ...loadTlsMaterial({ ca: pki.cloudServer.ca, cert: pki.cloudDevice.deviceCert, key: pki.cloudDevice.deviceKey }), ca: loadTlsMaterial({ ca: pki.trustZone.ca, cert: pki.trustZone.agentCert, key: pki.trustZone.agentKey }).ca! },
+      tls: {
+        ...loadTlsMaterial({
+          ca: pki.cloudServer.ca,
+          cert: pki.cloudDevice.deviceCert,
+          key: pki.cloudDevice.deviceKey,
+        }),
+        ca: loadTlsMaterial({ ca: pki.trustZone.ca, cert: pki.trustZone.agentCert, key: pki.trustZone.agentKey }).ca!,
+      },
       proxy: settings,
       refreshBeforeSeconds: 300,
       timeoutMs: 5000,
@@ -172,11 +213,22 @@ describe('agent process through an authenticating proxy', () => {
       appendFileSync(inst.files.agent, `\n[proxy]\nusername = "${PROXY_USER}"\npassword_file = "proxy-password"\n`);
       agent = await startAgent(inst.files.agent, { env: { HTTPS_PROXY: tp.url } });
       await agent.waitReady(20_000);
-      const tls = { ca: readFileSync(pki.trustZone.ca), cert: readFileSync(pki.trustZone.fortctlCert), key: readFileSync(pki.trustZone.fortctlKey) };
-      await eventually(async () => {
-        const res = await httpsRequest(`https://127.0.0.1:${p.admin}/admin/v1/health`, tls);
-        return (JSON.parse(res.body) as { modules: Record<string, { state: string }> }).modules['iot-link']?.state === 'ready' ? true : undefined;
-      }, 20_000, 'iot-link ready');
+      const tls = {
+        ca: readFileSync(pki.trustZone.ca),
+        cert: readFileSync(pki.trustZone.fortctlCert),
+        key: readFileSync(pki.trustZone.fortctlKey),
+      };
+      await eventually(
+        async () => {
+          const res = await httpsRequest(`https://127.0.0.1:${p.admin}/admin/v1/health`, tls);
+          return (JSON.parse(res.body) as { modules: Record<string, { state: string }> }).modules['iot-link']?.state ===
+            'ready'
+            ? true
+            : undefined;
+        },
+        20_000,
+        'iot-link ready',
+      );
       expect(tp.connects()).toEqual(expect.arrayContaining([`127.0.0.1:${p.credentials}`, `127.0.0.1:${p.iot}`]));
       const logged = jsonLines(agent.stdout).find((l) => l['msg'] === 'outbound links use an HTTP proxy');
       expect(logged).toMatchObject({ proxy: new URL(tp.url).host, username: PROXY_USER });

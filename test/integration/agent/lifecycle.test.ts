@@ -19,7 +19,9 @@ describe('agent lifecycle under a notify socket', () => {
     const ready = await agent.waitReady(20_000);
     expect(ready['STATUS']).toMatch(/^serving: client API 127\.0\.0\.1:\d+, admin API 127\.0\.0\.1:\d+$/);
     // READY means serving: the client API answers right away, without retries.
-    const res = await httpsRequest(`https://127.0.0.1:${inst.layout.ports.clientApi}/health`, { ca: readFileSync(pki.clientZone.ca) });
+    const res = await httpsRequest(`https://127.0.0.1:${inst.layout.ports.clientApi}/health`, {
+      ca: readFileSync(pki.clientZone.ca),
+    });
     expect(res.status).toBe(200);
 
     const t0 = Date.now();
@@ -29,7 +31,9 @@ describe('agent lifecycle under a notify socket', () => {
     expect(exit).toEqual({ code: 0, signal: null });
     const stopping = agent.notify.messages.find((m) => m['STOPPING'] === '1');
     expect(stopping?.['STATUS']).toBe('stopping: SIGTERM');
-    expect(agent.notify.messages.findIndex((m) => m['STOPPING'] === '1')).toBeGreaterThan(agent.notify.messages.findIndex((m) => m['READY'] === '1'));
+    expect(agent.notify.messages.findIndex((m) => m['STOPPING'] === '1')).toBeGreaterThan(
+      agent.notify.messages.findIndex((m) => m['READY'] === '1'),
+    );
     await agent.stop();
   });
 
@@ -46,13 +50,21 @@ describe('agent lifecycle under a notify socket', () => {
     const agent = await startAgent(inst.files.agent, { restart: true, restartDelayMs: 100 });
     await agent.waitReady(20_000);
     const firstPid = agent.pid;
-    const tls = { ca: readFileSync(pki.trustZone.ca), cert: readFileSync(pki.trustZone.fortctlCert), key: readFileSync(pki.trustZone.fortctlKey) };
+    const tls = {
+      ca: readFileSync(pki.trustZone.ca),
+      cert: readFileSync(pki.trustZone.fortctlCert),
+      key: readFileSync(pki.trustZone.fortctlKey),
+    };
     const exited = new Promise<{ code: number | null }>((resolve) => agent.events.once('exit', resolve));
     const res = await httpsRequest(`https://127.0.0.1:${inst.layout.ports.admin}/admin/v1/drain`, tls, 'POST');
     expect(res.status).toBe(202);
     expect(JSON.parse(res.body)).toEqual({ status: 'draining' });
     expect((await exited).code).toBe(0);
-    expect(agent.notify.messages.some((m) => m['STOPPING'] === '1' && m['STATUS'] === 'stopping: drain requested by fortctl')).toBe(true);
+    expect(
+      agent.notify.messages.some(
+        (m) => m['STOPPING'] === '1' && m['STATUS'] === 'stopping: drain requested by fortctl',
+      ),
+    ).toBe(true);
     await new Promise<void>((resolve) => agent.events.once('restart', () => resolve()));
     await agent.waitReady(20_000);
     expect(agent.pid).not.toBe(firstPid);

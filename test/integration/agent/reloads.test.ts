@@ -18,13 +18,23 @@ const run = promisify(execFile);
 const FORT = 'fort-dev-1';
 const POLICY: PolicyInput = {
   decision_ttl_seconds: 600,
-  tenants: { t1: { forts: [FORT], users: { alice: { groups: ['g'] } }, spaces: { sales: { g: ['app.list', 'app.read', 'app.reload'] } }, apps: { orders: { space: 'sales' }, sched: { space: 'sales' }, big: { space: 'sales' } } } },
+  tenants: {
+    t1: {
+      forts: [FORT],
+      users: { alice: { groups: ['g'] } },
+      spaces: { sales: { g: ['app.list', 'app.read', 'app.reload'] } },
+      apps: { orders: { space: 'sales' }, sched: { space: 'sales' }, big: { space: 'sales' } },
+    },
+  },
 };
 
 /** `n` orders; `tag` is in every row, so a page shows which version it came from. */
 function ordersCsv(n: number, tag: string): string {
   const lines = ['id,tag,amount,paid,day'];
-  for (let i = 1; i <= n; i++) lines.push(`${i},${tag},${(i * 1.5).toFixed(1)},${i % 2 ? 'true' : 'false'},2026-01-${String((i % 28) + 1).padStart(2, '0')}`);
+  for (let i = 1; i <= n; i++)
+    lines.push(
+      `${i},${tag},${(i * 1.5).toFixed(1)},${i % 2 ? 'true' : 'false'},2026-01-${String((i % 28) + 1).padStart(2, '0')}`,
+    );
   return `${lines.join('\n')}\n`;
 }
 
@@ -53,32 +63,56 @@ describe('reloads end to end', () => {
   let ca: Buffer;
   let token: string;
 
-  const fortctl = (...args: string[]) => run(process.execPath, [join(DIST, 'fortctl/main.js'), '--config', inst.files.fortctl, ...args]);
+  const fortctl = (...args: string[]) =>
+    run(process.execPath, [join(DIST, 'fortctl/main.js'), '--config', inst.files.fortctl, ...args]);
   const addApp = async (name: string, text: string) => {
     const file = join(inst.dir, name);
     writeFileSync(file, text);
     return fortctl('apps', 'add', file);
   };
   const rows = async (app: string, query = 'limit=1000') => {
-    const res = await httpsCall(base, ca, 'GET', `/api/v1/apps/${app}/tables/orders/rows?${query}`, { headers: { authorization: `Bearer ${token}` } });
+    const res = await httpsCall(base, ca, 'GET', `/api/v1/apps/${app}/tables/orders/rows?${query}`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
     return { status: res.status, body: res.json() as { columns: string[]; rows: unknown[][]; total: number } };
   };
   const reloads = (app: string) => {
     const db = new Database(join(inst.dir, 'data/agent/agent.db'), { readonly: true });
     try {
-      return db.prepare('SELECT id, state, requests, attempts, error_code AS errorCode, error_message AS errorMessage, version_id AS versionId FROM reloads WHERE app_id = ? ORDER BY requested_at').all(app) as {
-        id: string; state: string; requests: number; attempts: number; errorCode: string | null; errorMessage: string | null; versionId: number | null;
+      return db
+        .prepare(
+          'SELECT id, state, requests, attempts, error_code AS errorCode, error_message AS errorMessage, version_id AS versionId FROM reloads WHERE app_id = ? ORDER BY requested_at',
+        )
+        .all(app) as {
+        id: string;
+        state: string;
+        requests: number;
+        attempts: number;
+        errorCode: string | null;
+        errorMessage: string | null;
+        versionId: number | null;
       }[];
     } finally {
       db.close();
     }
   };
   const settled = (app: string, count: number) =>
-    eventually(() => {
-      const r = reloads(app);
-      return r.length >= count && r.every((x) => !['queued', 'running'].includes(x.state)) ? r : undefined;
-    }, 30_000, `${count} reload(s) of ${app} to finish`);
-  const event = (type: string, data: Record<string, unknown>) => ({ v: 1, id: randomUUID(), type, fortId: FORT, ts: new Date().toISOString(), data });
+    eventually(
+      () => {
+        const r = reloads(app);
+        return r.length >= count && r.every((x) => !['queued', 'running'].includes(x.state)) ? r : undefined;
+      },
+      30_000,
+      `${count} reload(s) of ${app} to finish`,
+    );
+  const event = (type: string, data: Record<string, unknown>) => ({
+    v: 1,
+    id: randomUUID(),
+    type,
+    fortId: FORT,
+    ts: new Date().toISOString(),
+    data,
+  });
   const publish = (e: object) => dev.bridge.publish(`forts/${FORT}/events`, JSON.stringify(e));
 
   beforeAll(async () => {
@@ -86,7 +120,11 @@ describe('reloads end to end', () => {
     inst = await testInstallation(pki, { fortId: FORT, iot: true, cloudAuth: true });
     sources = inst.layout.sourcesDir!;
     writeFileSync(join(sources, 'orders.csv'), ordersCsv(120, 'v1'));
-    dev = await testDevCloud(pki, { ports: inst.layout.ports, policy: POLICY, schedules: [{ id: 'sched-every-second', fort: FORT, app: 'sched', cron: '* * * * * *' }] });
+    dev = await testDevCloud(pki, {
+      ports: inst.layout.ports,
+      policy: POLICY,
+      schedules: [{ id: 'sched-every-second', fort: FORT, app: 'sched', cron: '* * * * * *' }],
+    });
     agent = await startAgent(inst.files.agent);
     await agent.waitReady(20_000);
     base = `https://127.0.0.1:${inst.layout.ports.clientApi}`;
@@ -103,14 +141,27 @@ describe('reloads end to end', () => {
     writeFileSync(join(sources, 'sched.csv'), ordersCsv(37, 'scheduled'));
     const added = await addApp('sched.toml', ordersToml('sched', 'sched.csv'));
     expect(added.stdout).toBe('registered app sched (sched, space sales)\n');
-    const succeeded = await dev.reloadStatus.waitFor((r) => r.appId === 'sched' && r.type === 'reload.succeeded', 20_000);
-    expect(succeeded.data).toMatchObject({ appId: 'sched', rows: 37, tables: [{ name: 'orders', rows: 37 }], versionId: expect.any(Number) });
-    const started = dev.reloadStatus.list({ appId: 'sched' }).find((r) => r.type === 'reload.started' && r.reloadId === succeeded.reloadId);
+    const succeeded = await dev.reloadStatus.waitFor(
+      (r) => r.appId === 'sched' && r.type === 'reload.succeeded',
+      20_000,
+    );
+    expect(succeeded.data).toMatchObject({
+      appId: 'sched',
+      rows: 37,
+      tables: [{ name: 'orders', rows: 37 }],
+      versionId: expect.any(Number),
+    });
+    const started = dev.reloadStatus
+      .list({ appId: 'sched' })
+      .find((r) => r.type === 'reload.started' && r.reloadId === succeeded.reloadId);
     expect(started?.data).toMatchObject({ source: expect.stringMatching(/^event:/) });
     const page = await rows('sched', 'offset=35&limit=10');
     expect(page.status).toBe(200);
     expect(page.body).toMatchObject({ columns: ['id', 'tag', 'amount', 'paid', 'day'], total: 37 });
-    expect(page.body.rows).toEqual([[36, 'scheduled', 54, 0, '2026-01-09'], [37, 'scheduled', 55.5, 1, '2026-01-10']]);
+    expect(page.body.rows).toEqual([
+      [36, 'scheduled', 54, 0, '2026-01-09'],
+      [37, 'scheduled', 55.5, 1, '2026-01-10'],
+    ]);
     // Status carries counts and ids, never a value.
     expect(JSON.stringify(dev.reloadStatus.list({ appId: 'sched' }))).not.toContain('scheduled');
   });
@@ -121,23 +172,54 @@ describe('reloads end to end', () => {
     symlinkSync(join(inst.dir, 'outside', 'secret.csv'), join(sources, 'link.csv'));
     const sqlite = join(sources, 'crm.sqlite');
     const db = new Database(sqlite);
-    db.exec('CREATE TABLE customers (id INTEGER, name TEXT); INSERT INTO customers VALUES (1, \'a\')');
+    db.exec("CREATE TABLE customers (id INTEGER, name TEXT); INSERT INTO customers VALUES (1, 'a')");
     db.close();
-    const sqlApp = (query: string) => `id = "bad"\nname = "bad"\nspace = "sales"\n[[tables]]\nname = "c"\nconnector = "sqlite"\ndatabase = "crm.sqlite"\nquery = "${query}"\n`;
+    const sqlApp = (query: string) =>
+      `id = "bad"\nname = "bad"\nspace = "sales"\n[[tables]]\nname = "c"\nconnector = "sqlite"\ndatabase = "crm.sqlite"\nquery = "${query}"\n`;
     const cases: [string, string, string][] = [
-      ['unknown connector', ordersToml('bad', 'orders.csv').replace('connector = "csv"', 'connector = "ftp"'), 'tables[0].connector: expected one of csv, sqlite, http'],
-      ['.. escape', ordersToml('bad', '../outside/secret.csv'), 'tables[0].path: escapes reloads.data_dirs (through "..")'],
-      ['symlink escape', ordersToml('bad', 'link.csv'), 'tables[0].path: resolves (through a symbolic link) outside reloads.data_dirs'],
-      ['missing file', ordersToml('bad', 'nope.csv'), 'tables[0].path: file does not exist in any of reloads.data_dirs'],
-      ['bad type', ordersToml('bad', 'orders.csv').replace('type = "integer"', 'type = "int64"'), 'tables[0].columns[0].type: expected one of string, integer, number, boolean, date'],
-      ['not a SELECT', sqlApp('DELETE FROM customers'), 'tables[0].query: expected a SELECT (or WITH ... SELECT) statement, got DELETE'],
+      [
+        'unknown connector',
+        ordersToml('bad', 'orders.csv').replace('connector = "csv"', 'connector = "ftp"'),
+        'tables[0].connector: expected one of csv, sqlite, http',
+      ],
+      [
+        '.. escape',
+        ordersToml('bad', '../outside/secret.csv'),
+        'tables[0].path: escapes reloads.data_dirs (through "..")',
+      ],
+      [
+        'symlink escape',
+        ordersToml('bad', 'link.csv'),
+        'tables[0].path: resolves (through a symbolic link) outside reloads.data_dirs',
+      ],
+      [
+        'missing file',
+        ordersToml('bad', 'nope.csv'),
+        'tables[0].path: file does not exist in any of reloads.data_dirs',
+      ],
+      [
+        'bad type',
+        ordersToml('bad', 'orders.csv').replace('type = "integer"', 'type = "int64"'),
+        'tables[0].columns[0].type: expected one of string, integer, number, boolean, date',
+      ],
+      [
+        'not a SELECT',
+        sqlApp('DELETE FROM customers'),
+        'tables[0].query: expected a SELECT (or WITH ... SELECT) statement, got DELETE',
+      ],
       ['two statements', sqlApp('SELECT 1; SELECT 2'), 'tables[0].query: expected exactly one SQL statement'],
     ];
     for (const [name, text, why] of cases) {
       const file = `bad-${name.replace(/\W+/g, '-')}.toml`;
-      const failed = await addApp(file, text).then(() => undefined, (err: { code: number; stderr: string }) => err);
+      const failed = await addApp(file, text).then(
+        () => undefined,
+        (err: { code: number; stderr: string }) => err,
+      );
       expect(failed, name).toBeDefined();
-      expect({ code: failed!.code, stderr: failed!.stderr }, name).toEqual({ code: 1, stderr: `fortctl: ${join(inst.dir, file)}: ${why}\n` });
+      expect({ code: failed!.code, stderr: failed!.stderr }, name).toEqual({
+        code: 1,
+        stderr: `fortctl: ${join(inst.dir, file)}: ${why}\n`,
+      });
     }
     const list = JSON.parse((await fortctl('--json', 'apps', 'list')).stdout) as { apps: { id: string }[] };
     expect(list.apps.map((a) => a.id)).not.toContain('bad');
@@ -170,10 +252,17 @@ describe('reloads end to end', () => {
     const e = event('reload.requested', { appId: 'big' });
     await publish(e);
     await publish(e); // the same envelope (same id) again: the inbox has seen it
-    await eventually(() => (reloads('big').some((r) => r.state === 'running') ? true : undefined), 10_000, 'the big reload to run');
+    await eventually(
+      () => (reloads('big').some((r) => r.state === 'running') ? true : undefined),
+      10_000,
+      'the big reload to run',
+    );
     for (let i = 0; i < 100; i++) void publish(event('reload.requested', { appId: 'big' }));
     const done = await settled('big', 2);
-    expect(done.map((r) => [r.state, r.requests])).toEqual([['succeeded', 1], ['succeeded', 100]]);
+    expect(done.map((r) => [r.state, r.requests])).toEqual([
+      ['succeeded', 1],
+      ['succeeded', 100],
+    ]);
   });
 
   it('cancels: a reload.cancel event stops a running load, fortctl cancels a queued one; fortctl lists both', async () => {
@@ -181,9 +270,16 @@ describe('reloads end to end', () => {
     await addApp('big.toml', ordersToml('big', 'big.csv'));
     const before = reloads('big').length;
     await fortctl('reloads', 'start', 'big');
-    await eventually(() => (reloads('big').some((r) => r.state === 'running') ? true : undefined), 10_000, 'the big reload to run');
+    await eventually(
+      () => (reloads('big').some((r) => r.state === 'running') ? true : undefined),
+      10_000,
+      'the big reload to run',
+    );
     // In-process admin calls: quick enough to queue and cancel while the first load still runs.
-    const admin = createAdminClient({ url: `https://127.0.0.1:${inst.layout.ports.admin}`, tls: loadTlsMaterial({ ca: pki.trustZone.ca, cert: pki.trustZone.fortctlCert, key: pki.trustZone.fortctlKey }) });
+    const admin = createAdminClient({
+      url: `https://127.0.0.1:${inst.layout.ports.admin}`,
+      tls: loadTlsMaterial({ ca: pki.trustZone.ca, cert: pki.trustZone.fortctlCert, key: pki.trustZone.fortctlKey }),
+    });
     const queued = (await admin.startReload('big')).body;
     expect(queued.reload.state).toBe('queued');
     expect((await admin.cancelReload(queued.reload.id)).body).toEqual({ result: 'cancelled' });
@@ -201,8 +297,14 @@ describe('reloads end to end', () => {
     expect(listed).toContain(running.id);
     expect(listed).toContain(queued.reload.id);
     // A finished reload cannot be cancelled again; an unknown one is not found: exit 1 as every 409 and 404 (one exit map).
-    await expect(fortctl('reloads', 'cancel', running.id)).rejects.toMatchObject({ code: 1, stderr: expect.stringContaining('FORT_ERR_CONFLICT') });
-    await expect(fortctl('reloads', 'start', 'no-such-app')).rejects.toMatchObject({ code: 1, stderr: expect.stringContaining('FORT_ERR_NOT_FOUND: no app no-such-app on this fort') });
+    await expect(fortctl('reloads', 'cancel', running.id)).rejects.toMatchObject({
+      code: 1,
+      stderr: expect.stringContaining('FORT_ERR_CONFLICT'),
+    });
+    await expect(fortctl('reloads', 'start', 'no-such-app')).rejects.toMatchObject({
+      code: 1,
+      stderr: expect.stringContaining('FORT_ERR_NOT_FOUND: no app no-such-app on this fort'),
+    });
   });
 
   it('readers during version switches never see a mix of two versions', async () => {
@@ -236,7 +338,11 @@ describe('reloads end to end', () => {
     for (let round = 0; round < 10; round++) {
       const before = reloads('big').filter((r) => r.state === 'succeeded').length;
       await publish(event('reload.requested', { appId: 'big' }));
-      await eventually(() => (reloads('big').some((r) => r.state === 'running') ? true : undefined), 10_000, 'the reload to run');
+      await eventually(
+        () => (reloads('big').some((r) => r.state === 'running') ? true : undefined),
+        10_000,
+        'the reload to run',
+      );
       // A random point of the load (it takes a few hundred ms), sometimes just after it.
       await new Promise((r) => setTimeout(r, Math.floor(Math.random() * 400)));
       agent.kill('SIGKILL');
@@ -250,7 +356,9 @@ describe('reloads end to end', () => {
       expect(page.body.total).toBe(150_000);
     }
     // Some kills landed during a load: those reloads were started again after the restart.
-    const killedRounds = reloads('big').slice(-10).filter((r) => r.attempts > 1);
+    const killedRounds = reloads('big')
+      .slice(-10)
+      .filter((r) => r.attempts > 1);
     expect(killedRounds.length).toBeGreaterThan(0);
     const appDir = join(inst.dir, 'data/agent/apps/big');
     expect(readdirSync(appDir).filter((f) => !/^\d+\.sqlite$/.test(f))).toEqual([]);

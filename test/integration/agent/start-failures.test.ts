@@ -37,12 +37,19 @@ describe('agent start failures', () => {
     writeFileSync(key, readFileSync(pki.trustZone.agentKey), { mode: 0o644 });
     chmodSync(key, 0o644);
     const file = join(dir, 'agent.toml');
-    writeFileSync(file, readFileSync(inst.files.agent, 'utf8').replace(/key = "[^"]*agent\.key"/, `key = "${key}"`).replace(/path = "[^"]*"/, `path = "${dir}/agent.db"`));
+    writeFileSync(
+      file,
+      readFileSync(inst.files.agent, 'utf8')
+        .replace(/key = "[^"]*agent\.key"/, `key = "${key}"`)
+        .replace(/path = "[^"]*"/, `path = "${dir}/agent.db"`),
+    );
     const agent = await startAgent(file);
     const exit = await agent.waitExit(15_000);
     await agent.stop();
     expect(exit.code).toBe(78);
-    expect(agent.stderr.join('\n')).toContain(`fort-agent: key file ${key} has mode 0644; it must not be readable by group or others`);
+    expect(agent.stderr.join('\n')).toContain(
+      `fort-agent: key file ${key} has mode 0644; it must not be readable by group or others`,
+    );
     expect(agent.stderr.join('\n')).not.toContain('PRIVATE KEY');
     expect(existsSync(join(dir, 'agent.db'))).toBe(false);
     expect(agent.notify.messages.filter((m) => m['READY'])).toEqual([]);
@@ -56,12 +63,17 @@ describe('agent start failures', () => {
     // Next to the installation's file, so its relative certificate paths still resolve.
     const file = join(inst.dir, 'agent-badproxy.toml');
     const toml = readFileSync(inst.files.agent, 'utf8').replace(/path = "[^"]*"/, `path = "${dir}/agent.db"`);
-    writeFileSync(file, `${toml}\n[proxy]\nurl = "http://127.0.0.1:3128"\nusername = "fort"\npassword_file = "${pw}"\n`);
+    writeFileSync(
+      file,
+      `${toml}\n[proxy]\nurl = "http://127.0.0.1:3128"\nusername = "fort"\npassword_file = "${pw}"\n`,
+    );
     const agent = await startAgent(file);
     const exit = await agent.waitExit(15_000);
     await agent.stop();
     expect(exit.code).toBe(78);
-    expect(agent.stderr.join('\n')).toContain(`fort-agent: proxy password file ${pw} has mode 0644; it must not be readable by group or others (chmod 600 ${pw})`);
+    expect(agent.stderr.join('\n')).toContain(
+      `fort-agent: proxy password file ${pw} has mode 0644; it must not be readable by group or others (chmod 600 ${pw})`,
+    );
     expect(agent.stderr.join('\n')).not.toContain('proxy-secret-1');
     expect(existsSync(join(dir, 'agent.db'))).toBe(false);
   });
@@ -72,7 +84,9 @@ describe('agent start failures', () => {
     await agent.stop();
     expect(exit.code).toBe(78);
     const stderr = agent.stderr.join('\n');
-    expect(stderr).toContain('fort-agent: environment: HTTPS_PROXY: credentials in the proxy URL are not accepted: set proxy.username and put the password in proxy.password_file (mode 0600)');
+    expect(stderr).toContain(
+      'fort-agent: environment: HTTPS_PROXY: credentials in the proxy URL are not accepted: set proxy.username and put the password in proxy.password_file (mode 0600)',
+    );
     expect(stderr).not.toContain('hunter2');
     expect(agent.notify.messages.filter((m) => m['READY'])).toEqual([]);
   });
@@ -82,19 +96,24 @@ describe('agent start failures', () => {
     const creds = join(dir, 'iot-credentials.json');
     writeFileSync(creds, '{"accessKeyId": "AKIASHORT", "secret": "do-not-print-me"}', { mode: 0o600 });
     const file = join(dir, 'agent.toml');
-    writeFileSync(file, `${readFileSync(inst.files.agent, 'utf8').replace(/path = "[^"]*"/, `path = "${dir}/agent.db"`)}
+    writeFileSync(
+      file,
+      `${readFileSync(inst.files.agent, 'utf8').replace(/path = "[^"]*"/, `path = "${dir}/agent.db"`)}
 [iot]
 endpoint = "127.0.0.1:1"
 region = "eu-west-1"
 [iot.credentials]
 source = "static"
 file = "${creds}"
-`);
+`,
+    );
     const agent = await startAgent(file);
     const exit = await agent.waitExit(15_000);
     await agent.stop();
     expect(exit.code).toBe(78);
-    expect(agent.stderr.join('\n')).toContain(`fort-agent: ${creds}: expected JSON {"accessKeyId": "...", "secretAccessKey": "..."}`);
+    expect(agent.stderr.join('\n')).toContain(
+      `fort-agent: ${creds}: expected JSON {"accessKeyId": "...", "secretAccessKey": "..."}`,
+    );
     expect(agent.stderr.join('\n')).not.toContain('do-not-print-me');
     expect(agent.notify.messages.filter((m) => m['READY'])).toEqual([]);
   });

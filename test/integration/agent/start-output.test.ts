@@ -23,7 +23,9 @@ describe('agent start: what it needs of the host and what it writes', () => {
     const onAll = toml.replace(/(\[api\]\s*\nhost = )"127\.0\.0\.1"/, '$1"0.0.0.0"');
     expect(onAll).not.toBe(toml);
     writeFileSync(inst.files.agent, onAll);
-    agent = await startAgent(inst.files.agent, { nodeArgs: ['--import', join(DIST, 'test/fixtures/no-network-interfaces.js')] });
+    agent = await startAgent(inst.files.agent, {
+      nodeArgs: ['--import', join(DIST, 'test/fixtures/no-network-interfaces.js')],
+    });
     await agent.waitReady(20_000);
   });
   afterAll(async () => {
@@ -32,16 +34,28 @@ describe('agent start: what it needs of the host and what it writes', () => {
   });
 
   it('serves the client API on 0.0.0.0 when listing network interfaces fails (no AF_NETLINK)', async () => {
-    const res = await httpsRequest(`https://127.0.0.1:${inst.layout.ports.clientApi}/health`, { ca: readFileSync(pki.clientZone.ca) });
+    const res = await httpsRequest(`https://127.0.0.1:${inst.layout.ports.clientApi}/health`, {
+      ca: readFileSync(pki.clientZone.ca),
+    });
     expect(res.status).toBe(200);
     expect(JSON.parse(res.body)).toEqual({ status: 'ok' });
-    const tls = { ca: readFileSync(pki.trustZone.ca), cert: readFileSync(pki.trustZone.fortctlCert), key: readFileSync(pki.trustZone.fortctlKey) };
+    const tls = {
+      ca: readFileSync(pki.trustZone.ca),
+      cert: readFileSync(pki.trustZone.fortctlCert),
+      key: readFileSync(pki.trustZone.fortctlKey),
+    };
     expect((await httpsRequest(`https://127.0.0.1:${inst.layout.ports.admin}/admin/v1/version`, tls)).status).toBe(200);
   });
 
   it('logs one line per server with the address and port it bound', () => {
-    const listening = jsonLines(agent.stdout).filter((l) => typeof l['msg'] === 'string' && /listening/i.test(l['msg']));
-    expect(listening.map((l) => ({ module: l['module'], address: l['address'], port: l['port'] })).sort((a, b) => String(a.module).localeCompare(String(b.module)))).toEqual([
+    const listening = jsonLines(agent.stdout).filter(
+      (l) => typeof l['msg'] === 'string' && /listening/i.test(l['msg']),
+    );
+    expect(
+      listening
+        .map((l) => ({ module: l['module'], address: l['address'], port: l['port'] }))
+        .sort((a, b) => String(a.module).localeCompare(String(b.module))),
+    ).toEqual([
       { module: 'admin-api', address: '127.0.0.1', port: inst.layout.ports.admin },
       { module: 'client-api', address: '0.0.0.0', port: inst.layout.ports.clientApi },
     ]);

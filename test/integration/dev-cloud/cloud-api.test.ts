@@ -6,7 +6,13 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, SignJWT, UnsecuredJWT, type JSONWebKeySet } from 'jose';
 import { DIST, tempDir, testPki } from '../../helpers/fort.js';
-import { cloudRequest, TEST_CLIENT_ID, testDevCloud, type CloudResponse, type TestDevCloud } from '../../helpers/dev-cloud.js';
+import {
+  cloudRequest,
+  TEST_CLIENT_ID,
+  testDevCloud,
+  type CloudResponse,
+  type TestDevCloud,
+} from '../../helpers/dev-cloud.js';
 import { ASSERTION_TYPE } from '../../../dev-cloud/cloud-api/token-route.js';
 import type { PkiPaths } from '../../../lib/pki/layout.js';
 
@@ -25,23 +31,44 @@ describe('dev cloud: cloud API (CLOUD-API.md) over HTTPS', () => {
     await dev.stop();
   });
 
-  const call = (method: string, path: string, opts: Parameters<typeof cloudRequest>[4] = {}) => cloudRequest(dev.apiUrl, dev.ca, method, path, opts);
+  const call = (method: string, path: string, opts: Parameters<typeof cloudRequest>[4] = {}) =>
+    cloudRequest(dev.apiUrl, dev.ca, method, path, opts);
   const json = <T = Record<string, unknown>>(r: CloudResponse) => r.json() as T;
 
   let n = 0;
   /** The fort's client assertion, valid now unless the options say otherwise. */
   async function assertion(o: { claims?: Record<string, unknown>; omit?: string[]; key?: KeyObject } = {}) {
     const now = Math.floor(Date.now() / 1000);
-    const payload: Record<string, unknown> = { iss: TEST_CLIENT_ID, sub: TEST_CLIENT_ID, aud: dev.tokenUrl, iat: now, exp: now + 60, jti: `it-${Date.now()}-${++n}`, ...o.claims };
+    const payload: Record<string, unknown> = {
+      iss: TEST_CLIENT_ID,
+      sub: TEST_CLIENT_ID,
+      aud: dev.tokenUrl,
+      iat: now,
+      exp: now + 60,
+      jti: `it-${Date.now()}-${++n}`,
+      ...o.claims,
+    };
     for (const k of o.omit ?? []) delete payload[k];
     return new SignJWT(payload).setProtectedHeader({ alg: 'ES256', typ: 'JWT' }).sign(o.key ?? fortKey);
   }
   const exchange = (clientAssertion: string, extra: Record<string, string> = {}) =>
-    call('POST', '/oauth/token', { form: { grant_type: 'client_credentials', client_assertion_type: ASSERTION_TYPE, client_assertion: clientAssertion, ...extra } });
+    call('POST', '/oauth/token', {
+      form: {
+        grant_type: 'client_credentials',
+        client_assertion_type: ASSERTION_TYPE,
+        client_assertion: clientAssertion,
+        ...extra,
+      },
+    });
   const accessToken = async () => json<{ access_token: string }>(await exchange(await assertion())).access_token;
   const jwks = async () => createLocalJWKSet(json<JSONWebKeySet>(await call('GET', '/.well-known/jwks.json')));
   const verifyUserToken = async (token: string) =>
-    jwtVerify(token, await jwks(), { issuer: dev.issuer, audience: 'fort-client-api', algorithms: ['ES256'], typ: 'JWT' });
+    jwtVerify(token, await jwks(), {
+      issuer: dev.issuer,
+      audience: 'fort-client-api',
+      algorithms: ['ES256'],
+      typ: 'JWT',
+    });
 
   describe('POST /oauth/token', () => {
     it('issues an opaque, uncacheable bearer token for a valid assertion', async () => {
@@ -50,7 +77,11 @@ describe('dev cloud: cloud API (CLOUD-API.md) over HTTPS', () => {
       expect(res.status).toBe(200);
       expect(res.headers['cache-control']).toBe('no-store');
       const body = json(res);
-      expect(body).toEqual({ access_token: expect.stringMatching(/^[A-Za-z0-9_-]{43}$/), token_type: 'Bearer', expires_in: 600 });
+      expect(body).toEqual({
+        access_token: expect.stringMatching(/^[A-Za-z0-9_-]{43}$/),
+        token_type: 'Bearer',
+        expires_in: 600,
+      });
       expect(dev.cloudApi.stats().tokensIssued).toBe(before + 1);
       expect(dev.tokenUrl).toBe(`${dev.apiUrl}/oauth/token`);
     });
@@ -68,10 +99,35 @@ describe('dev cloud: cloud API (CLOUD-API.md) over HTTPS', () => {
       ['wrong aud', () => assertion({ claims: { aud: `${dev.issuer}/api/v1/authorize` } }), 'aud claim invalid'],
       ['iss ≠ sub', () => assertion({ claims: { sub: 'fort-other' } }), 'sub claim invalid'],
       ['unknown client', () => assertion({ claims: { iss: 'fort-unknown', sub: 'fort-unknown' } }), 'unknown client'],
-      ['lifetime over 300 s', () => assertion({ claims: { exp: Math.floor(Date.now() / 1000) + 301 } }), /^assertion lifetime 30[01] s exceeds 300 s$/],
-      ['expired', () => assertion({ claims: { iat: Math.floor(Date.now() / 1000) - 200, exp: Math.floor(Date.now() / 1000) - 60 } }), 'assertion expired'],
-      ['signed by another key', () => assertion({ key: generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey }), 'bad signature'],
-      ['alg none', async () => new UnsecuredJWT({ iss: TEST_CLIENT_ID, sub: TEST_CLIENT_ID, aud: dev.tokenUrl, jti: 'none', iat: Math.floor(Date.now() / 1000), exp: Math.floor(Date.now() / 1000) + 60 }).encode(), 'algorithm not allowed for this client'],
+      [
+        'lifetime over 300 s',
+        () => assertion({ claims: { exp: Math.floor(Date.now() / 1000) + 301 } }),
+        /^assertion lifetime 30[01] s exceeds 300 s$/,
+      ],
+      [
+        'expired',
+        () =>
+          assertion({ claims: { iat: Math.floor(Date.now() / 1000) - 200, exp: Math.floor(Date.now() / 1000) - 60 } }),
+        'assertion expired',
+      ],
+      [
+        'signed by another key',
+        () => assertion({ key: generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey }),
+        'bad signature',
+      ],
+      [
+        'alg none',
+        async () =>
+          new UnsecuredJWT({
+            iss: TEST_CLIENT_ID,
+            sub: TEST_CLIENT_ID,
+            aud: dev.tokenUrl,
+            jti: 'none',
+            iat: Math.floor(Date.now() / 1000),
+            exp: Math.floor(Date.now() / 1000) + 60,
+          }).encode(),
+        'algorithm not allowed for this client',
+      ],
       ['missing jti', () => assertion({ omit: ['jti'] }), 'jti claim missing'],
       ['garbage', async () => 'not-a-jwt', 'assertion is not a JWT'],
     ])('refuses %s with 401 invalid_client', async (_what, make, description) => {
@@ -79,7 +135,10 @@ describe('dev cloud: cloud API (CLOUD-API.md) over HTTPS', () => {
       const res = await exchange(await make());
       expect(res.status).toBe(401);
       expect(res.headers['content-type']).toMatch(/^application\/json/);
-      expect(json(res)).toEqual({ error: 'invalid_client', error_description: typeof description === 'string' ? description : expect.stringMatching(description) });
+      expect(json(res)).toEqual({
+        error: 'invalid_client',
+        error_description: typeof description === 'string' ? description : expect.stringMatching(description),
+      });
       expect(dev.cloudApi.stats().tokensRefused).toBe(before + 1);
     });
 
@@ -87,17 +146,29 @@ describe('dev cloud: cloud API (CLOUD-API.md) over HTTPS', () => {
       const a = await assertion();
       const wrongGrant = await exchange(a, { grant_type: 'password' });
       expect([wrongGrant.status, json(wrongGrant).error]).toEqual([400, 'unsupported_grant_type']);
-      const missing = await call('POST', '/oauth/token', { form: { grant_type: 'client_credentials', client_assertion_type: ASSERTION_TYPE } });
+      const missing = await call('POST', '/oauth/token', {
+        form: { grant_type: 'client_credentials', client_assertion_type: ASSERTION_TYPE },
+      });
       expect([missing.status, json(missing).error]).toEqual([400, 'invalid_request']);
-      const noGrant = await call('POST', '/oauth/token', { form: { client_assertion_type: ASSERTION_TYPE, client_assertion: a } });
+      const noGrant = await call('POST', '/oauth/token', {
+        form: { client_assertion_type: ASSERTION_TYPE, client_assertion: a },
+      });
       expect([noGrant.status, json(noGrant).error]).toEqual([400, 'invalid_request']);
-      const otherType = await exchange(a, { client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:saml2-bearer' });
+      const otherType = await exchange(a, {
+        client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:saml2-bearer',
+      });
       expect([otherType.status, json(otherType).error]).toEqual([400, 'invalid_request']);
-      const repeated = await call('POST', '/oauth/token', { form: `grant_type=client_credentials&grant_type=client_credentials&client_assertion_type=${encodeURIComponent(ASSERTION_TYPE)}&client_assertion=${a}` });
+      const repeated = await call('POST', '/oauth/token', {
+        form: `grant_type=client_credentials&grant_type=client_credentials&client_assertion_type=${encodeURIComponent(ASSERTION_TYPE)}&client_assertion=${a}`,
+      });
       expect([repeated.status, json(repeated).error_description]).toEqual([400, 'parameter grant_type repeated']);
-      const asJson = await call('POST', '/oauth/token', { json: { grant_type: 'client_credentials', client_assertion_type: ASSERTION_TYPE, client_assertion: a } });
+      const asJson = await call('POST', '/oauth/token', {
+        json: { grant_type: 'client_credentials', client_assertion_type: ASSERTION_TYPE, client_assertion: a },
+      });
       expect([asJson.status, json(asJson).error]).toEqual([400, 'invalid_request']);
-      const huge = await call('POST', '/oauth/token', { form: { grant_type: 'client_credentials', pad: 'x'.repeat(20_000) } });
+      const huge = await call('POST', '/oauth/token', {
+        form: { grant_type: 'client_credentials', pad: 'x'.repeat(20_000) },
+      });
       expect([huge.status, json(huge).error]).toEqual([413, 'invalid_request']);
       // None of these consumed the assertion's jti.
       expect((await exchange(a)).status).toBe(200);
@@ -110,14 +181,33 @@ describe('dev cloud: cloud API (CLOUD-API.md) over HTTPS', () => {
       expect(res.status).toBe(200);
       expect(res.headers['cache-control']).toBe('max-age=300');
       const { keys } = json<JSONWebKeySet>(res);
-      expect(keys).toEqual([{ kty: 'EC', crv: 'P-256', x: expect.any(String), y: expect.any(String), kid: dev.cloudApi.currentKid(), alg: 'ES256', use: 'sig' }]);
+      expect(keys).toEqual([
+        {
+          kty: 'EC',
+          crv: 'P-256',
+          x: expect.any(String),
+          y: expect.any(String),
+          kid: dev.cloudApi.currentKid(),
+          alg: 'ES256',
+          use: 'sig',
+        },
+      ]);
 
       const login = await call('POST', '/dev/v1/login', { json: { user: 'alice', tenant: 't1', ttl_seconds: 120 } });
       expect(login.status).toBe(200);
       const { token, expires_at } = json<{ token: string; expires_at: string }>(login);
       const { payload, protectedHeader } = await verifyUserToken(token);
       expect(protectedHeader).toEqual({ alg: 'ES256', kid: dev.cloudApi.currentKid(), typ: 'JWT' });
-      expect(payload).toEqual({ iss: dev.issuer, aud: 'fort-client-api', sub: 'alice', tenant: 't1', iat: expect.any(Number), nbf: payload.iat, exp: payload.iat! + 120, jti: expect.any(String) });
+      expect(payload).toEqual({
+        iss: dev.issuer,
+        aud: 'fort-client-api',
+        sub: 'alice',
+        tenant: 't1',
+        iat: expect.any(Number),
+        nbf: payload.iat,
+        exp: payload.iat! + 120,
+        jti: expect.any(String),
+      });
       expect(new Date(expires_at).getTime()).toBe(payload.exp! * 1000);
       const dflt = await verifyUserToken(await dev.login('bob', 't1'));
       expect(dflt.payload.exp! - dflt.payload.iat!).toBe(3600);
@@ -125,12 +215,24 @@ describe('dev cloud: cloud API (CLOUD-API.md) over HTTPS', () => {
     });
 
     it('refuses malformed logins', async () => {
-      for (const body of [{ user: 'alice' }, { user: '', tenant: 't1' }, { user: 'alice', tenant: 't1', ttl_seconds: 0 }, { user: 'alice', tenant: 't1', admin: true }]) {
+      for (const body of [
+        { user: 'alice' },
+        { user: '', tenant: 't1' },
+        { user: 'alice', tenant: 't1', ttl_seconds: 0 },
+        { user: 'alice', tenant: 't1', admin: true },
+      ]) {
         const res = await call('POST', '/dev/v1/login', { json: body });
         expect([res.status, json(res).code]).toEqual([400, 'FORT_ERR_BAD_REQUEST']);
       }
-      const broken = await call('POST', '/dev/v1/login', { form: '{', headers: { 'content-type': 'application/json' } });
-      expect([broken.status, broken.headers['content-type'], json(broken).code]).toEqual([400, 'application/problem+json; charset=utf-8', 'FORT_ERR_BAD_REQUEST']);
+      const broken = await call('POST', '/dev/v1/login', {
+        form: '{',
+        headers: { 'content-type': 'application/json' },
+      });
+      expect([broken.status, broken.headers['content-type'], json(broken).code]).toEqual([
+        400,
+        'application/problem+json; charset=utf-8',
+        'FORT_ERR_BAD_REQUEST',
+      ]);
     });
 
     it('rotates: both keys served, new tokens use the new kid; a retired key is no longer served', async () => {
@@ -140,7 +242,10 @@ describe('dev cloud: cloud API (CLOUD-API.md) over HTTPS', () => {
       expect(rotated.status).toBe(200);
       const newKid = json<{ kid: string }>(rotated).kid;
       expect(newKid).not.toBe(oldKid);
-      expect(json<JSONWebKeySet>(await call('GET', '/.well-known/jwks.json')).keys.map((k) => k.kid)).toEqual([oldKid, newKid]);
+      expect(json<JSONWebKeySet>(await call('GET', '/.well-known/jwks.json')).keys.map((k) => k.kid)).toEqual([
+        oldKid,
+        newKid,
+      ]);
       const newToken = await dev.login('alice', 't1');
       expect(decodeProtectedHeader(newToken).kid).toBe(newKid);
       await verifyUserToken(oldToken);
@@ -149,7 +254,11 @@ describe('dev cloud: cloud API (CLOUD-API.md) over HTTPS', () => {
       const current = await call('POST', '/dev/v1/jwks/retire', { json: { kid: newKid } });
       expect([current.status, json(current).code]).toEqual([409, 'FORT_ERR_CONFLICT']);
       const unknown = await call('POST', '/dev/v1/jwks/retire', { json: { kid: 'no-such-kid' } });
-      expect([unknown.status, unknown.headers['content-type'], json(unknown).code]).toEqual([404, 'application/problem+json; charset=utf-8', 'FORT_ERR_NOT_FOUND']);
+      expect([unknown.status, unknown.headers['content-type'], json(unknown).code]).toEqual([
+        404,
+        'application/problem+json; charset=utf-8',
+        'FORT_ERR_NOT_FOUND',
+      ]);
       const retired = await call('POST', '/dev/v1/jwks/retire', { json: { kid: oldKid } });
       expect(retired.status).toBe(200);
       expect(json<JSONWebKeySet>(await call('GET', '/.well-known/jwks.json')).keys.map((k) => k.kid)).toEqual([newKid]);
@@ -158,7 +267,10 @@ describe('dev cloud: cloud API (CLOUD-API.md) over HTTPS', () => {
     });
 
     it('redirects a login with the token in the fragment, only to a configured fort origin', async () => {
-      const ok = await call('GET', `/dev/v1/login?${new URLSearchParams({ user: 'carol', tenant: 't1', redirect_uri: `${FORT_ORIGIN}/app/?x=1#old` }).toString()}`);
+      const ok = await call(
+        'GET',
+        `/dev/v1/login?${new URLSearchParams({ user: 'carol', tenant: 't1', redirect_uri: `${FORT_ORIGIN}/app/?x=1#old` }).toString()}`,
+      );
       expect(ok.status).toBe(302);
       expect(ok.headers['cache-control']).toBe('no-store');
       const location = new URL(String(ok.headers.location));
@@ -166,9 +278,23 @@ describe('dev cloud: cloud API (CLOUD-API.md) over HTTPS', () => {
       const token = /^#token=(.+)$/.exec(location.hash)?.[1];
       expect((await verifyUserToken(token!)).payload).toMatchObject({ sub: 'carol', tenant: 't1' });
 
-      for (const redirect of ['https://127.0.0.1:9444/app', 'http://127.0.0.1:9443/app', 'https://evil.test/?https://127.0.0.1:9443', '//127.0.0.1:9443/app', 'not a url']) {
-        const res = await call('GET', `/dev/v1/login?${new URLSearchParams({ user: 'carol', tenant: 't1', redirect_uri: redirect }).toString()}`);
-        expect([redirect, res.status, json(res).code, res.headers.location]).toEqual([redirect, 400, 'FORT_ERR_BAD_REQUEST', undefined]);
+      for (const redirect of [
+        'https://127.0.0.1:9444/app',
+        'http://127.0.0.1:9443/app',
+        'https://evil.test/?https://127.0.0.1:9443',
+        '//127.0.0.1:9443/app',
+        'not a url',
+      ]) {
+        const res = await call(
+          'GET',
+          `/dev/v1/login?${new URLSearchParams({ user: 'carol', tenant: 't1', redirect_uri: redirect }).toString()}`,
+        );
+        expect([redirect, res.status, json(res).code, res.headers.location]).toEqual([
+          redirect,
+          400,
+          'FORT_ERR_BAD_REQUEST',
+          undefined,
+        ]);
       }
     });
   });
@@ -178,7 +304,8 @@ describe('dev cloud: cloud API (CLOUD-API.md) over HTTPS', () => {
     beforeAll(async () => {
       bearer = await accessToken();
     });
-    const authorize = (body: unknown, token = bearer) => call('POST', '/api/v1/authorize', { json: body, headers: { authorization: `Bearer ${token}` } });
+    const authorize = (body: unknown, token = bearer) =>
+      call('POST', '/api/v1/authorize', { json: body, headers: { authorization: `Bearer ${token}` } });
 
     it('answers allow/deny from the policy and counts the calls', async () => {
       const before = dev.cloudApi.stats();
@@ -198,7 +325,14 @@ describe('dev cloud: cloud API (CLOUD-API.md) over HTTPS', () => {
       ];
       for (const [user, tenant, action, resource, allow] of cases) {
         const res = await authorize({ user, tenant, action, resource });
-        expect([user, tenant, action, resource, res.status, res.json()]).toEqual([user, tenant, action, resource, 200, { allow, ttl: 60 }]);
+        expect([user, tenant, action, resource, res.status, res.json()]).toEqual([
+          user,
+          tenant,
+          action,
+          resource,
+          200,
+          { allow, ttl: 60 },
+        ]);
       }
       const after = dev.cloudApi.stats();
       expect(after.authorize - before.authorize).toBe(cases.length);
@@ -210,7 +344,10 @@ describe('dev cloud: cloud API (CLOUD-API.md) over HTTPS', () => {
       const body = { user: 'alice', tenant: 't1', action: 'app.read', resource: 'sales-2026' };
       const responses = [
         await call('POST', '/api/v1/authorize', { json: body }),
-        await call('POST', '/api/v1/authorize', { json: body, headers: { authorization: `Basic ${Buffer.from('a:b').toString('base64')}` } }),
+        await call('POST', '/api/v1/authorize', {
+          json: body,
+          headers: { authorization: `Basic ${Buffer.from('a:b').toString('base64')}` },
+        }),
         await authorize(body, 'x'.repeat(43)),
         // A user token is not an access token.
         await authorize(body, await dev.login('alice', 't1')),
@@ -236,19 +373,38 @@ describe('dev cloud: cloud API (CLOUD-API.md) over HTTPS', () => {
       ];
       for (const body of bad) {
         const res = await authorize(body);
-        expect([res.status, res.headers['content-type'], json(res).code]).toEqual([400, 'application/problem+json; charset=utf-8', 'FORT_ERR_BAD_REQUEST']);
+        expect([res.status, res.headers['content-type'], json(res).code]).toEqual([
+          400,
+          'application/problem+json; charset=utf-8',
+          'FORT_ERR_BAD_REQUEST',
+        ]);
       }
       const unknownAction = json(await authorize(bad[0]));
       expect(unknownAction.detail).toBe('action: action must be one of app.list, app.read, app.reload');
-      const broken = await call('POST', '/api/v1/authorize', { form: '{"user":', headers: { authorization: `Bearer ${bearer}`, 'content-type': 'application/json' } });
+      const broken = await call('POST', '/api/v1/authorize', {
+        form: '{"user":',
+        headers: { authorization: `Bearer ${bearer}`, 'content-type': 'application/json' },
+      });
       expect([broken.status, json(broken).code]).toEqual([400, 'FORT_ERR_BAD_REQUEST']);
     });
 
     it('follows setPolicy, and revoked access tokens get 401', async () => {
       const body = { user: 'bob', tenant: 't1', action: 'app.list', resource: 'sales-2026' };
       expect(json(await authorize(body))).toEqual({ allow: false, ttl: 60 });
-      expect(() => dev.cloudApi.setPolicy({ tenants: { t1: { apps: { a: { space: 'nope' } } } } })).toThrow('tenants.t1.apps.a.space: names a space that is not in spaces');
-      dev.cloudApi.setPolicy({ decision_ttl_seconds: 5, tenants: { t1: { forts: [TEST_CLIENT_ID], users: { bob: {} }, spaces: { sales: { 'user:bob': ['app.list'] } }, apps: { 'sales-2026': { space: 'sales' } } } } });
+      expect(() => dev.cloudApi.setPolicy({ tenants: { t1: { apps: { a: { space: 'nope' } } } } })).toThrow(
+        'tenants.t1.apps.a.space: names a space that is not in spaces',
+      );
+      dev.cloudApi.setPolicy({
+        decision_ttl_seconds: 5,
+        tenants: {
+          t1: {
+            forts: [TEST_CLIENT_ID],
+            users: { bob: {} },
+            spaces: { sales: { 'user:bob': ['app.list'] } },
+            apps: { 'sales-2026': { space: 'sales' } },
+          },
+        },
+      });
       expect(json(await authorize(body))).toEqual({ allow: true, ttl: 5 });
       dev.cloudApi.setPolicy(JSON.parse(readFileSync(dev.policyFile, 'utf8')) as never);
       expect(json(await authorize(body))).toEqual({ allow: false, ttl: 60 });
@@ -268,14 +424,23 @@ describe('dev cloud: cloud API (CLOUD-API.md) over HTTPS', () => {
       const token = await exchange(await assertion());
       expect([token.status, json(token).error]).toEqual([503, 'temporarily_unavailable']);
       const before = dev.cloudApi.stats().authorize;
-      const decision = await call('POST', '/api/v1/authorize', { json: body, headers: { authorization: `Bearer ${bearer}` } });
-      expect([decision.status, decision.headers['content-type'], json(decision).code]).toEqual([503, 'application/problem+json; charset=utf-8', 'FORT_ERR_UNAVAILABLE']);
+      const decision = await call('POST', '/api/v1/authorize', {
+        json: body,
+        headers: { authorization: `Bearer ${bearer}` },
+      });
+      expect([decision.status, decision.headers['content-type'], json(decision).code]).toEqual([
+        503,
+        'application/problem+json; charset=utf-8',
+        'FORT_ERR_UNAVAILABLE',
+      ]);
       expect(dev.cloudApi.stats().authorize).toBe(before + 1);
       expect((await call('GET', '/health')).status).toBe(200);
     } finally {
       dev.cloudApi.setAvailable(true);
     }
-    expect(json(await call('POST', '/api/v1/authorize', { json: body, headers: { authorization: `Bearer ${bearer}` } }))).toEqual({ allow: true, ttl: 60 });
+    expect(
+      json(await call('POST', '/api/v1/authorize', { json: body, headers: { authorization: `Bearer ${bearer}` } })),
+    ).toEqual({ allow: true, ttl: 60 });
   });
 
   it('serves the hub page and its script separately under a CSP without inline script', async () => {
@@ -294,11 +459,38 @@ describe('dev cloud: cloud API (CLOUD-API.md) over HTTPS', () => {
 
   it('`dev-cloud token` prints a user token from the running dev cloud', async () => {
     const home = tempDir('devhome');
-    writeFileSync(join(home, 'dev-cloud.json'), JSON.stringify({ cloud: { url: dev.apiUrl }, ca: { cloudServer: pki.cloudServer.ca } }));
-    const { stdout } = await promisify(execFile)(process.execPath, [join(DIST, 'dev-cloud/cli.js'), 'token', '--user', 'alice', '--tenant', 't1', '--ttl', '90', '--home', home]);
+    writeFileSync(
+      join(home, 'dev-cloud.json'),
+      JSON.stringify({ cloud: { url: dev.apiUrl }, ca: { cloudServer: pki.cloudServer.ca } }),
+    );
+    const { stdout } = await promisify(execFile)(process.execPath, [
+      join(DIST, 'dev-cloud/cli.js'),
+      'token',
+      '--user',
+      'alice',
+      '--tenant',
+      't1',
+      '--ttl',
+      '90',
+      '--home',
+      home,
+    ]);
     const { payload } = await verifyUserToken(stdout.trim());
     expect(payload).toMatchObject({ sub: 'alice', tenant: 't1' });
     expect(payload.exp! - payload.iat!).toBe(90);
-    await expect(promisify(execFile)(process.execPath, [join(DIST, 'dev-cloud/cli.js'), 'token', '--user', 'alice', '--tenant', 't1', '--ttl', 'soon', '--home', home])).rejects.toMatchObject({ code: 1 });
+    await expect(
+      promisify(execFile)(process.execPath, [
+        join(DIST, 'dev-cloud/cli.js'),
+        'token',
+        '--user',
+        'alice',
+        '--tenant',
+        't1',
+        '--ttl',
+        'soon',
+        '--home',
+        home,
+      ]),
+    ).rejects.toMatchObject({ code: 1 });
   });
 });

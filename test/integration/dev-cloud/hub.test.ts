@@ -16,32 +16,68 @@ import type { PkiPaths } from '../../../lib/pki/layout.js';
  * CORS like the fort's client API contract says.
  */
 async function stubFort(pki: PkiPaths, dev: TestDevCloud, hubOrigin: string) {
-  const keys = createLocalJWKSet((await cloudRequest(dev.apiUrl, dev.ca, 'GET', '/.well-known/jwks.json')).json() as JSONWebKeySet);
-  const app = Fastify({ https: { cert: readFileSync(pki.clientZone.clientApiCert), key: readFileSync(pki.clientZone.clientApiKey) } });
+  const keys = createLocalJWKSet(
+    (await cloudRequest(dev.apiUrl, dev.ca, 'GET', '/.well-known/jwks.json')).json() as JSONWebKeySet,
+  );
+  const app = Fastify({
+    https: { cert: readFileSync(pki.clientZone.clientApiCert), key: readFileSync(pki.clientZone.clientApiKey) },
+  });
   const seen: string[] = [];
   app.addHook('onRequest', async (req, reply) => {
-    if (req.headers.origin === hubOrigin) reply.header('access-control-allow-origin', hubOrigin).header('vary', 'origin');
+    if (req.headers.origin === hubOrigin)
+      reply.header('access-control-allow-origin', hubOrigin).header('vary', 'origin');
     if (req.method === 'OPTIONS') {
-      return reply.code(204).header('access-control-allow-methods', 'GET').header('access-control-allow-headers', 'authorization').send();
+      return reply
+        .code(204)
+        .header('access-control-allow-methods', 'GET')
+        .header('access-control-allow-headers', 'authorization')
+        .send();
     }
     seen.push(req.url);
     try {
       const m = /^Bearer (.+)$/.exec(req.headers.authorization ?? '');
-      const { payload } = await jwtVerify(m?.[1] ?? '', keys, { issuer: dev.issuer, audience: 'fort-client-api', algorithms: ['ES256'] });
+      const { payload } = await jwtVerify(m?.[1] ?? '', keys, {
+        issuer: dev.issuer,
+        audience: 'fort-client-api',
+        algorithms: ['ES256'],
+      });
       if (payload['tenant'] !== 't1') return forbidden(reply);
     } catch {
       return sendProblem(reply.header('www-authenticate', 'Bearer'), 'FORT_ERR_UNAUTHENTICATED');
     }
   });
   const forbidden = (reply: FastifyReply) => sendProblem(reply, 'FORT_ERR_FORBIDDEN');
-  app.get('/api/v1/apps', async () => ({ apps: [{ id: 'sales-2026', name: 'Sales 2026', space: 'sales' }, { id: 'hr-2026', name: 'HR 2026', space: 'hr' }] }));
+  app.get('/api/v1/apps', async () => ({
+    apps: [
+      { id: 'sales-2026', name: 'Sales 2026', space: 'sales' },
+      { id: 'hr-2026', name: 'HR 2026', space: 'hr' },
+    ],
+  }));
   app.get<{ Params: { id: string } }>('/api/v1/apps/:id/tables', async (req, reply) =>
-    req.params.id === 'sales-2026' ? { tables: [{ name: 'orders', rowCount: 2 }, { name: 'customers', rowCount: 1 }] } : forbidden(reply),
+    req.params.id === 'sales-2026'
+      ? {
+          tables: [
+            { name: 'orders', rowCount: 2 },
+            { name: 'customers', rowCount: 1 },
+          ],
+        }
+      : forbidden(reply),
   );
-  app.get<{ Params: { table: string }; Querystring: { limit?: string } }>('/api/v1/apps/sales-2026/tables/:table/rows', async (req) =>
-    req.params.table === 'orders'
-      ? { columns: ['id', 'customer', 'amount'], rows: [[1, '<img src=x onerror=alert(1)>', 10.5], [2, null, { eur: 3 }]], offset: 0, limit: Number(req.query.limit), total: 2 }
-      : { columns: ['name'], rows: [['Acme']], offset: 0, limit: Number(req.query.limit), total: 1 },
+  app.get<{ Params: { table: string }; Querystring: { limit?: string } }>(
+    '/api/v1/apps/sales-2026/tables/:table/rows',
+    async (req) =>
+      req.params.table === 'orders'
+        ? {
+            columns: ['id', 'customer', 'amount'],
+            rows: [
+              [1, '<img src=x onerror=alert(1)>', 10.5],
+              [2, null, { eur: 3 }],
+            ],
+            offset: 0,
+            limit: Number(req.query.limit),
+            total: 2,
+          }
+        : { columns: ['name'], rows: [['Acme']], offset: 0, limit: Number(req.query.limit), total: 1 },
   );
   // In this process: port 0, and the port it bound (nothing else needs it before it listens).
   await app.listen({ host: '127.0.0.1', port: 0 });
@@ -82,7 +118,11 @@ describe('dev cloud hub page (Chromium)', () => {
     await page.waitForSelector('#rows[data-table="orders"]');
     expect(await page.locator('#rows th').allTextContents()).toEqual(['id', 'customer', 'amount']);
     // Data from a fort is text, never markup.
-    expect(await page.locator('#rows tbody tr').first().locator('td').allTextContents()).toEqual(['1', '<img src=x onerror=alert(1)>', '10.5']);
+    expect(await page.locator('#rows tbody tr').first().locator('td').allTextContents()).toEqual([
+      '1',
+      '<img src=x onerror=alert(1)>',
+      '10.5',
+    ]);
     expect(await page.locator('#rows tbody tr').nth(1).locator('td').allTextContents()).toEqual(['2', '', '{"eur":3}']);
     expect(fort.seen).toContain('/api/v1/apps/sales-2026/tables/orders/rows?limit=50');
 

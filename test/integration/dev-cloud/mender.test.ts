@@ -20,7 +20,8 @@ const NEXT_V1 = '/api/devices/v1/deployments/device/deployments/next';
 const NEXT_V2 = '/api/devices/v2/deployments/device/deployments/next';
 const AUTH = '/api/devices/v1/authentication/auth_requests';
 const INVENTORY = '/api/devices/v1/inventory/device/attributes';
-const deploymentPath = (id: string, what: 'status' | 'log') => `/api/devices/v1/deployments/device/deployments/${id}/${what}`;
+const deploymentPath = (id: string, what: 'status' | 'log') =>
+  `/api/devices/v1/deployments/device/deployments/${id}/${what}`;
 
 interface Res {
   status: number;
@@ -37,7 +38,11 @@ interface ClientTls {
 }
 
 /** One HTTPS request with explicit TLS material; resolves on close, with whatever body arrived. */
-function call(url: string, tls: ClientTls, opts: { method?: string; headers?: Record<string, string>; body?: Buffer | string; json?: unknown } = {}): Promise<Res> {
+function call(
+  url: string,
+  tls: ClientTls,
+  opts: { method?: string; headers?: Record<string, string>; body?: Buffer | string; json?: unknown } = {},
+): Promise<Res> {
   const headers: Record<string, string> = { ...opts.headers };
   let body = opts.body;
   if (opts.json !== undefined) {
@@ -45,15 +50,33 @@ function call(url: string, tls: ClientTls, opts: { method?: string; headers?: Re
     headers['content-type'] ??= 'application/json';
   }
   return new Promise((resolve, reject) => {
-    const req = request(url, { method: opts.method ?? 'GET', headers, ca: tls.ca, cert: tls.cert, key: tls.key, agent: false, timeout: 10_000 }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('error', () => {}); // a cut connection: reported as complete = false
-      res.on('close', () => {
-        const b = Buffer.concat(chunks);
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: b, complete: res.complete, json: <T>() => JSON.parse(b.toString('utf8')) as T });
-      });
-    });
+    const req = request(
+      url,
+      {
+        method: opts.method ?? 'GET',
+        headers,
+        ca: tls.ca,
+        cert: tls.cert,
+        key: tls.key,
+        agent: false,
+        timeout: 10_000,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('error', () => {}); // a cut connection: reported as complete = false
+        res.on('close', () => {
+          const b = Buffer.concat(chunks);
+          resolve({
+            status: res.statusCode ?? 0,
+            headers: res.headers,
+            body: b,
+            complete: res.complete,
+            json: <T>() => JSON.parse(b.toString('utf8')) as T,
+          });
+        });
+      },
+    );
     req.on('timeout', () => req.destroy(new Error('timeout')));
     req.on('error', reject);
     req.end(body);
@@ -70,11 +93,24 @@ const KEYS = {
 /** An auth request as the Mender client 3.4 sends it: sorted id_data, tenant_token "", empty Bearer, X-Men-Signature. */
 function authRequest(key: KeyPair, identity: Record<string, string>, tamper?: (raw: Buffer) => Buffer) {
   const idData = JSON.stringify(Object.fromEntries(Object.entries(identity).sort(([a], [b]) => a.localeCompare(b))));
-  const raw = Buffer.from(JSON.stringify({ id_data: idData, pubkey: key.publicKey.export({ type: 'spki', format: 'pem' }), tenant_token: '' }));
-  const sig = key.privateKey.asymmetricKeyType === 'ed25519' ? sign(null, raw, key.privateKey) : sign('sha256', raw, key.privateKey);
+  const raw = Buffer.from(
+    JSON.stringify({
+      id_data: idData,
+      pubkey: key.publicKey.export({ type: 'spki', format: 'pem' }),
+      tenant_token: '',
+    }),
+  );
+  const sig =
+    key.privateKey.asymmetricKeyType === 'ed25519'
+      ? sign(null, raw, key.privateKey)
+      : sign('sha256', raw, key.privateKey);
   return {
     method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: 'Bearer ', 'x-men-signature': sig.toString('base64') },
+    headers: {
+      'content-type': 'application/json',
+      authorization: 'Bearer ',
+      'x-men-signature': sig.toString('base64'),
+    },
     body: tamper ? tamper(raw) : raw,
   };
 }
@@ -87,7 +123,8 @@ describe('dev cloud: Mender-compatible update server (mutual TLS)', () => {
   let artifactBytes: Buffer;
   let home: string;
 
-  const m = (path: string, opts: Parameters<typeof call>[2] = {}, tls: ClientTls = device) => call(`${dev.mender.url}${path}`, tls, opts);
+  const m = (path: string, opts: Parameters<typeof call>[2] = {}, tls: ClientTls = device) =>
+    call(`${dev.mender.url}${path}`, tls, opts);
   const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
 
   /** Authenticates a new device (pending → accepted by the operator) and returns its JWT. */
@@ -102,14 +139,34 @@ describe('dev cloud: Mender-compatible update server (mutual TLS)', () => {
   beforeAll(async () => {
     pki = await testPki();
     dev = await testDevCloud(pki);
-    device = { ca: readFileSync(pki.cloudServer.ca), cert: readFileSync(pki.cloudDevice.deviceCert), key: readFileSync(pki.cloudDevice.deviceKey) };
+    device = {
+      ca: readFileSync(pki.cloudServer.ca),
+      cert: readFileSync(pki.cloudDevice.deviceCert),
+      key: readFileSync(pki.cloudDevice.deviceKey),
+    };
     const dir = tempDir('mender-art');
     writeFileSync(join(dir, 'fort-agent-1.0.1.tgz'), randomBytes(20_000));
     artifactFile = join(dir, 'fort-1.0.1.mender');
-    execFileSync('mender-artifact', ['write', 'module-image', '-T', 'fort-agent', '-n', 'fort-1.0.1', '-t', 'fort-test', '-f', join(dir, 'fort-agent-1.0.1.tgz'), '-o', artifactFile]);
+    execFileSync('mender-artifact', [
+      'write',
+      'module-image',
+      '-T',
+      'fort-agent',
+      '-n',
+      'fort-1.0.1',
+      '-t',
+      'fort-test',
+      '-f',
+      join(dir, 'fort-agent-1.0.1.tgz'),
+      '-o',
+      artifactFile,
+    ]);
     artifactBytes = readFileSync(artifactFile);
     home = tempDir('devhome');
-    writeFileSync(join(home, 'dev-cloud.json'), JSON.stringify({ cloud: { url: dev.apiUrl }, ca: { cloudServer: pki.cloudServer.ca } }));
+    writeFileSync(
+      join(home, 'dev-cloud.json'),
+      JSON.stringify({ cloud: { url: dev.apiUrl }, ca: { cloudServer: pki.cloudServer.ca } }),
+    );
   });
   afterAll(async () => {
     await dev?.stop();
@@ -124,46 +181,76 @@ describe('dev cloud: Mender-compatible update server (mutual TLS)', () => {
     const link = dev.mender.downloadLink('no-such-artifact');
     for (const tls of [{ ca: device.ca }, { ca: device.ca, cert: rogue.certPem, key: rogue.keyPem }]) {
       for (const path of [NEXT_V1, AUTH, new URL(link.uri).pathname + new URL(link.uri).search]) {
-        await expect(m(path, { headers: bearer(token) }, tls)).rejects.toThrow(/alert|socket hang up|ECONNRESET|certificate/i);
+        await expect(m(path, { headers: bearer(token) }, tls)).rejects.toThrow(
+          /alert|socket hang up|ECONNRESET|certificate/i,
+        );
       }
     }
     // The device certificate gets through to HTTP (and then needs a JWT).
     const ok = await m(`${NEXT_V1}?artifact_name=a&device_type=t`);
-    expect([ok.status, ok.json<{ error: string }>().error, ok.headers['www-authenticate']]).toEqual([401, 'missing device token', 'Bearer']);
+    expect([ok.status, ok.json<{ error: string }>().error, ok.headers['www-authenticate']]).toEqual([
+      401,
+      'missing device token',
+      'Bearer',
+    ]);
   });
 
-  it.each(['rsa', 'ecdsa', 'ed25519'] as const)('authenticates a %s device key: 401 pending until accepted, then a JWT', async (kind) => {
-    const key = KEYS[kind]();
-    const fortId = `fort-${kind}`;
-    const pending = await m(AUTH, authRequest(key, { fort_id: fortId, mac: '02:00:00:00:00:02' }));
-    expect([pending.status, pending.headers['retry-after'], pending.json<{ error: string }>().error]).toEqual([401, '60', 'device not accepted yet (pending)']);
-    const listed = dev.mender.device(fortId);
-    expect([listed.status, listed.identity]).toEqual(['pending', { fort_id: fortId, mac: '02:00:00:00:00:02' }]);
+  it.each(['rsa', 'ecdsa', 'ed25519'] as const)(
+    'authenticates a %s device key: 401 pending until accepted, then a JWT',
+    async (kind) => {
+      const key = KEYS[kind]();
+      const fortId = `fort-${kind}`;
+      const pending = await m(AUTH, authRequest(key, { fort_id: fortId, mac: '02:00:00:00:00:02' }));
+      expect([pending.status, pending.headers['retry-after'], pending.json<{ error: string }>().error]).toEqual([
+        401,
+        '60',
+        'device not accepted yet (pending)',
+      ]);
+      const listed = dev.mender.device(fortId);
+      expect([listed.status, listed.identity]).toEqual(['pending', { fort_id: fortId, mac: '02:00:00:00:00:02' }]);
 
-    // Signed by another key: refused, and the device stays pending.
-    const forged = authRequest(key, { fort_id: fortId, mac: '02:00:00:00:00:02' });
-    forged.headers['x-men-signature'] = authRequest(KEYS.ed25519(), { fort_id: fortId, mac: '02:00:00:00:00:02' }).headers['x-men-signature'];
-    expect((await m(AUTH, forged)).status).toBe(401);
-    // The signed bytes changed (one more space): refused.
-    const tampered = authRequest(key, { fort_id: fortId, mac: '02:00:00:00:00:02' }, (raw) => Buffer.from(raw.toString('utf8').replace('{', '{ ')));
-    expect((await m(AUTH, tampered)).status).toBe(401);
+      // Signed by another key: refused, and the device stays pending.
+      const forged = authRequest(key, { fort_id: fortId, mac: '02:00:00:00:00:02' });
+      forged.headers['x-men-signature'] = authRequest(KEYS.ed25519(), {
+        fort_id: fortId,
+        mac: '02:00:00:00:00:02',
+      }).headers['x-men-signature'];
+      expect((await m(AUTH, forged)).status).toBe(401);
+      // The signed bytes changed (one more space): refused.
+      const tampered = authRequest(key, { fort_id: fortId, mac: '02:00:00:00:00:02' }, (raw) =>
+        Buffer.from(raw.toString('utf8').replace('{', '{ ')),
+      );
+      expect((await m(AUTH, tampered)).status).toBe(401);
 
-    expect(dev.mender.accept(fortId).status).toBe('accepted');
-    const ok = await m(AUTH, authRequest(key, { fort_id: fortId, mac: '02:00:00:00:00:02' }));
-    expect(ok.status).toBe(200);
-    const jwt = ok.body.toString('utf8');
-    expect(jwt).toMatch(/^[\w-]+\.[\w-]+\.[\w-]+$/);
-    const claims = JSON.parse(Buffer.from(jwt.split('.')[1]!, 'base64url').toString('utf8')) as Record<string, unknown>;
-    expect(claims).toMatchObject({ sub: listed.id, 'mender.device': true });
-    expect((claims['exp'] as number) - (claims['iat'] as number)).toBe(3600);
+      expect(dev.mender.accept(fortId).status).toBe('accepted');
+      const ok = await m(AUTH, authRequest(key, { fort_id: fortId, mac: '02:00:00:00:00:02' }));
+      expect(ok.status).toBe(200);
+      const jwt = ok.body.toString('utf8');
+      expect(jwt).toMatch(/^[\w-]+\.[\w-]+\.[\w-]+$/);
+      const claims = JSON.parse(Buffer.from(jwt.split('.')[1]!, 'base64url').toString('utf8')) as Record<
+        string,
+        unknown
+      >;
+      expect(claims).toMatchObject({ sub: listed.id, 'mender.device': true });
+      expect((claims['exp'] as number) - (claims['iat'] as number)).toBe(3600);
 
-    const next = await m(NEXT_V2, { method: 'POST', headers: bearer(jwt), json: { device_provides: { artifact_name: 'fort-1.0.0', device_type: 'fort-test' } } });
-    expect(next.status).toBe(204);
-    expect(dev.mender.device(fortId).provides).toEqual({ artifact_name: 'fort-1.0.0', device_type: 'fort-test' });
+      const next = await m(NEXT_V2, {
+        method: 'POST',
+        headers: bearer(jwt),
+        json: { device_provides: { artifact_name: 'fort-1.0.0', device_type: 'fort-test' } },
+      });
+      expect(next.status).toBe(204);
+      expect(dev.mender.device(fortId).provides).toEqual({ artifact_name: 'fort-1.0.0', device_type: 'fort-test' });
 
-    expect(dev.mender.authAttempts().filter((a) => a.deviceId === listed.id).map((a) => a.result)).toEqual(['pending', 'accepted']);
-    expect(dev.mender.authAttempts().filter((a) => a.result === 'bad-signature').length).toBeGreaterThanOrEqual(2);
-  });
+      expect(
+        dev.mender
+          .authAttempts()
+          .filter((a) => a.deviceId === listed.id)
+          .map((a) => a.result),
+      ).toEqual(['pending', 'accepted']);
+      expect(dev.mender.authAttempts().filter((a) => a.result === 'bad-signature').length).toBeGreaterThanOrEqual(2);
+    },
+  );
 
   it('refuses missing, forged and expired JWTs, and those of a device the operator rejected', async () => {
     const key = KEYS.ed25519();
@@ -180,19 +267,49 @@ describe('dev cloud: Mender-compatible update server (mutual TLS)', () => {
     dev.mender.reject('fort-jwt');
     expect((await m(q, { headers: bearer(jwt) })).status).toBe(401);
     const again = await m(AUTH, authRequest(key, { fort_id: 'fort-jwt', mac: '02:00:00:00:00:01' }));
-    expect([again.status, again.json<{ error: string }>().error, dev.mender.device('fort-jwt').status]).toEqual([401, 'device rejected', 'rejected']);
-    expect(dev.mender.authAttempts().filter((a) => a.identity?.['fort_id'] === 'fort-jwt').map((a) => a.result)).toEqual(['pending', 'accepted', 'rejected']);
+    expect([again.status, again.json<{ error: string }>().error, dev.mender.device('fort-jwt').status]).toEqual([
+      401,
+      'device rejected',
+      'rejected',
+    ]);
+    expect(
+      dev.mender
+        .authAttempts()
+        .filter((a) => a.identity?.['fort_id'] === 'fort-jwt')
+        .map((a) => a.result),
+    ).toEqual(['pending', 'accepted', 'rejected']);
   });
 
   it('uploads a real artifact (dev route), parsing its name and device type; the same name and type again is a conflict', async () => {
-    const up = await call(`${dev.apiUrl}/dev/v1/mender/artifacts`, { ca: dev.ca }, { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: artifactBytes });
+    const up = await call(
+      `${dev.apiUrl}/dev/v1/mender/artifacts`,
+      { ca: dev.ca },
+      { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: artifactBytes },
+    );
     expect(up.status).toBe(201);
     const a = up.json<ArtifactView>();
-    expect(a).toEqual({ id: expect.any(String), name: 'fort-1.0.1', deviceTypes: ['fort-test'], payloadTypes: ['fort-agent'], signed: false, size: artifactBytes.length, sha256: expect.stringMatching(/^[0-9a-f]{64}$/), uploadedAt: expect.any(String) });
+    expect(a).toEqual({
+      id: expect.any(String),
+      name: 'fort-1.0.1',
+      deviceTypes: ['fort-test'],
+      payloadTypes: ['fort-agent'],
+      signed: false,
+      size: artifactBytes.length,
+      sha256: expect.stringMatching(/^[0-9a-f]{64}$/),
+      uploadedAt: expect.any(String),
+    });
     expect(dev.mender.artifacts().map((x) => [x.id, x.name])).toEqual([[a.id, 'fort-1.0.1']]);
-    const again = await call(`${dev.apiUrl}/dev/v1/mender/artifacts`, { ca: dev.ca }, { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: artifactBytes });
+    const again = await call(
+      `${dev.apiUrl}/dev/v1/mender/artifacts`,
+      { ca: dev.ca },
+      { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: artifactBytes },
+    );
     expect([again.status, again.json<{ code: string }>().code]).toEqual([409, 'FORT_ERR_CONFLICT']);
-    const junk = await call(`${dev.apiUrl}/dev/v1/mender/artifacts`, { ca: dev.ca }, { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: 'not a tar' });
+    const junk = await call(
+      `${dev.apiUrl}/dev/v1/mender/artifacts`,
+      { ca: dev.ca },
+      { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: 'not a tar' },
+    );
     expect([junk.status, junk.json<{ code: string }>().code]).toEqual([400, 'FORT_ERR_BAD_REQUEST']);
     expect(dev.mender.artifacts()).toHaveLength(1);
   });
@@ -201,13 +318,23 @@ describe('dev cloud: Mender-compatible update server (mutual TLS)', () => {
     const jwt = await acceptedDevice('fort-dl');
     const [artifact] = dev.mender.artifacts();
     const dep = dev.mender.deploy({ artifactName: 'fort-1.0.1', devices: 'fort-dl' });
-    type Next = { id: string; artifact: { artifact_name: string; source: { uri: string; expire: string }; device_types_compatible: string[] } };
-    const v2 = await m(NEXT_V2, { method: 'POST', headers: bearer(jwt), json: { device_provides: { artifact_name: 'fort-1.0.0', device_type: 'fort-test' } } });
+    type Next = {
+      id: string;
+      artifact: { artifact_name: string; source: { uri: string; expire: string }; device_types_compatible: string[] };
+    };
+    const v2 = await m(NEXT_V2, {
+      method: 'POST',
+      headers: bearer(jwt),
+      json: { device_provides: { artifact_name: 'fort-1.0.0', device_type: 'fort-test' } },
+    });
     const v1 = await m(`${NEXT_V1}?artifact_name=fort-1.0.0&device_type=fort-test`, { headers: bearer(jwt) });
     for (const res of [v2, v1]) {
       expect(res.status).toBe(200);
       const n = res.json<Next>();
-      expect(n).toMatchObject({ id: dep.id, artifact: { artifact_name: 'fort-1.0.1', device_types_compatible: ['fort-test'] } });
+      expect(n).toMatchObject({
+        id: dep.id,
+        artifact: { artifact_name: 'fort-1.0.1', device_types_compatible: ['fort-test'] },
+      });
       expect(Date.parse(n.artifact.source.expire) - Date.now()).toBeGreaterThan(290_000);
       expect(Date.parse(n.artifact.source.expire) - Date.now()).toBeLessThanOrEqual(300_000);
       expect(n.artifact.source.uri.startsWith(`${dev.mender.url}/download/${artifact!.id}?`)).toBe(true);
@@ -215,11 +342,18 @@ describe('dev cloud: Mender-compatible update server (mutual TLS)', () => {
     const uri = v2.json<Next>().artifact.source.uri;
 
     const full = await call(uri, device); // no JWT: the link is the credential
-    expect([full.status, full.headers['accept-ranges'], Number(full.headers['content-length'])]).toEqual([200, 'bytes', artifactBytes.length]);
+    expect([full.status, full.headers['accept-ranges'], Number(full.headers['content-length'])]).toEqual([
+      200,
+      'bytes',
+      artifactBytes.length,
+    ]);
     expect(full.body.equals(artifactBytes)).toBe(true);
 
     const tail = await call(uri, device, { headers: { range: 'bytes=100-' } });
-    expect([tail.status, tail.headers['content-range']]).toEqual([206, `bytes 100-${artifactBytes.length - 1}/${artifactBytes.length}`]);
+    expect([tail.status, tail.headers['content-range']]).toEqual([
+      206,
+      `bytes 100-${artifactBytes.length - 1}/${artifactBytes.length}`,
+    ]);
     expect(tail.body.equals(artifactBytes.subarray(100))).toBe(true);
     const mid = await call(uri, device, { headers: { range: 'bytes=10-19' } });
     expect([mid.status, mid.body.equals(artifactBytes.subarray(10, 20))]).toEqual([206, true]);
@@ -231,12 +365,18 @@ describe('dev cloud: Mender-compatible update server (mutual TLS)', () => {
     u.searchParams.set('sig', `${u.searchParams.get('sig')!.slice(0, -2)}AA`);
     const forged = new URL(uri);
     forged.searchParams.set('expire', String(Number(forged.searchParams.get('expire')) + 3600));
-    for (const [link, error] of [[expired.uri, 'download link expired'], [u.toString(), 'download link signature mismatch'], [forged.toString(), 'download link signature mismatch']] as const) {
+    for (const [link, error] of [
+      [expired.uri, 'download link expired'],
+      [u.toString(), 'download link signature mismatch'],
+      [forged.toString(), 'download link signature mismatch'],
+    ] as const) {
       const res = await call(link, device);
       expect([res.status, res.json<{ error: string }>().error]).toEqual([403, error]);
     }
 
-    const recorded = dev.mender.downloads({ artifactId: artifact!.id }).map(({ range, start, end, status, clientCn }) => ({ range, start, end, status, clientCn }));
+    const recorded = dev.mender
+      .downloads({ artifactId: artifact!.id })
+      .map(({ range, start, end, status, clientCn }) => ({ range, start, end, status, clientCn }));
     const last = artifactBytes.length - 1;
     expect(recorded).toEqual([
       { range: null, start: 0, end: last, status: 200, clientCn: 'fort-dev-1' },
@@ -259,8 +399,17 @@ describe('dev cloud: Mender-compatible update server (mutual TLS)', () => {
     const rest = await call(uri, device, { headers: { range: `bytes=${cut.body.length}-` } });
     expect([rest.status, rest.complete]).toEqual([206, true]);
     expect(Buffer.concat([cut.body, rest.body]).equals(artifactBytes)).toBe(true);
-    await dev.mender.waitFor(() => dev.mender.downloads()[before + 1]?.complete, 5000, 'the resumed download to finish');
-    expect(dev.mender.downloads().slice(before).map(({ start, bytesSent, dropped, complete }) => ({ start, bytesSent, dropped, complete }))).toEqual([
+    await dev.mender.waitFor(
+      () => dev.mender.downloads()[before + 1]?.complete,
+      5000,
+      'the resumed download to finish',
+    );
+    expect(
+      dev.mender
+        .downloads()
+        .slice(before)
+        .map(({ start, bytesSent, dropped, complete }) => ({ start, bytesSent, dropped, complete })),
+    ).toEqual([
       { start: 0, bytesSent: 3000, dropped: true, complete: false },
       { start: 3000, bytesSent: artifactBytes.length - 3000, dropped: false, complete: true },
     ]);
@@ -269,9 +418,14 @@ describe('dev cloud: Mender-compatible update server (mutual TLS)', () => {
   it('records status changes with time and the log; abort → 409 on the next status report', async () => {
     const jwt = await acceptedDevice('fort-status');
     const dep = dev.mender.deploy({ artifactName: 'fort-1.0.1', devices: ['fort-status'] });
-    const next = await m(NEXT_V2, { method: 'POST', headers: bearer(jwt), json: { device_provides: { artifact_name: 'fort-1.0.0', device_type: 'fort-test' } } });
+    const next = await m(NEXT_V2, {
+      method: 'POST',
+      headers: bearer(jwt),
+      json: { device_provides: { artifact_name: 'fort-1.0.0', device_type: 'fort-test' } },
+    });
     expect(next.json<{ id: string }>().id).toBe(dep.id);
-    const put = (status: string, token = jwt, id = dep.id) => m(deploymentPath(id, 'status'), { method: 'PUT', headers: bearer(token), json: { status } });
+    const put = (status: string, token = jwt, id = dep.id) =>
+      m(deploymentPath(id, 'status'), { method: 'PUT', headers: bearer(token), json: { status } });
     for (const s of ['downloading', 'pause_before_installing', 'installing']) expect((await put(s)).status).toBe(204);
     const bad = await put('installed');
     expect([bad.status, bad.json<{ error: string }>().error]).toEqual([400, expect.stringMatching(/^status: /)]);
@@ -284,33 +438,82 @@ describe('dev cloud: Mender-compatible update server (mutual TLS)', () => {
       { timestamp: '2026-01-01T00:00:00Z', level: 'info', message: 'installing fort-1.0.1' },
       { timestamp: '2026-01-01T00:00:01Z', level: 'error', message: 'health check failed' },
     ];
-    expect((await m(deploymentPath(dep.id, 'log'), { method: 'PUT', headers: bearer(jwt), json: { messages } })).status).toBe(204);
-    expect((await m(deploymentPath(dep.id, 'log'), { method: 'PUT', headers: bearer(jwt), json: { messages: [{ level: 'info' }] } })).status).toBe(400);
+    expect(
+      (await m(deploymentPath(dep.id, 'log'), { method: 'PUT', headers: bearer(jwt), json: { messages } })).status,
+    ).toBe(204);
+    expect(
+      (
+        await m(deploymentPath(dep.id, 'log'), {
+          method: 'PUT',
+          headers: bearer(jwt),
+          json: { messages: [{ level: 'info' }] },
+        })
+      ).status,
+    ).toBe(400);
 
-    const aborted = await call(`${dev.apiUrl}/dev/v1/mender/deployments/${dep.id}/abort`, { ca: dev.ca }, { method: 'POST' });
+    const aborted = await call(
+      `${dev.apiUrl}/dev/v1/mender/deployments/${dep.id}/abort`,
+      { ca: dev.ca },
+      { method: 'POST' },
+    );
     expect(aborted.status).toBe(200);
     const conflict = await put('pause_before_rebooting');
-    expect([conflict.status, conflict.json<{ error: string }>().error]).toEqual([409, `deployment ${dep.id} was aborted`]);
+    expect([conflict.status, conflict.json<{ error: string }>().error]).toEqual([
+      409,
+      `deployment ${dep.id} was aborted`,
+    ]);
     // Not offered any more.
-    expect((await m(`${NEXT_V1}?artifact_name=fort-1.0.0&device_type=fort-test`, { headers: bearer(jwt) })).status).toBe(204);
+    expect(
+      (await m(`${NEXT_V1}?artifact_name=fort-1.0.0&device_type=fort-test`, { headers: bearer(jwt) })).status,
+    ).toBe(204);
 
-    const detail = (await call(`${dev.apiUrl}/dev/v1/mender/deployments/${dep.id}`, { ca: dev.ca })).json<DeploymentDetail>();
+    const detail = (
+      await call(`${dev.apiUrl}/dev/v1/mender/deployments/${dep.id}`, { ca: dev.ca })
+    ).json<DeploymentDetail>();
     const mine = detail.devices[0]!;
-    expect(mine.history.map((h) => h.status)).toEqual(['pending', 'downloading', 'pause_before_installing', 'installing', 'aborted']);
+    expect(mine.history.map((h) => h.status)).toEqual([
+      'pending',
+      'downloading',
+      'pause_before_installing',
+      'installing',
+      'aborted',
+    ]);
     expect(mine.history.every((h) => Math.abs(Date.parse(h.at) - Date.now()) < 60_000)).toBe(true);
     expect(mine.history.map((h) => h.at)).toEqual([...mine.history.map((h) => h.at)].sort());
     expect(mine.log).toEqual(messages);
     expect([detail.status, detail.aborted, mine.artifactId]).toEqual(['finished', true, dev.mender.artifacts()[0]!.id]);
-    const again = await call(`${dev.apiUrl}/dev/v1/mender/deployments/${dep.id}/abort`, { ca: dev.ca }, { method: 'POST' });
+    const again = await call(
+      `${dev.apiUrl}/dev/v1/mender/deployments/${dep.id}/abort`,
+      { ca: dev.ca },
+      { method: 'POST' },
+    );
     expect([again.status, again.json<{ code: string }>().code]).toEqual([409, 'FORT_ERR_CONFLICT']);
   });
 
   it('inventory: PATCH merges, PUT replaces; bad bodies are 400', async () => {
     const jwt = await acceptedDevice('fort-inv');
     const send = (method: 'PATCH' | 'PUT', json: unknown) => m(INVENTORY, { method, headers: bearer(jwt), json });
-    expect((await send('PATCH', [{ name: 'device_type', value: 'fort-test' }, { name: 'cpus', value: 4 }])).status).toBe(200);
-    expect((await send('PATCH', [{ name: 'cpus', value: 8 }, { name: 'ips', value: ['10.0.0.1', '10.0.0.2'] }])).status).toBe(200);
-    expect(dev.mender.device('fort-inv').inventory).toEqual({ device_type: 'fort-test', cpus: 8, ips: ['10.0.0.1', '10.0.0.2'] });
+    expect(
+      (
+        await send('PATCH', [
+          { name: 'device_type', value: 'fort-test' },
+          { name: 'cpus', value: 4 },
+        ])
+      ).status,
+    ).toBe(200);
+    expect(
+      (
+        await send('PATCH', [
+          { name: 'cpus', value: 8 },
+          { name: 'ips', value: ['10.0.0.1', '10.0.0.2'] },
+        ])
+      ).status,
+    ).toBe(200);
+    expect(dev.mender.device('fort-inv').inventory).toEqual({
+      device_type: 'fort-test',
+      cpus: 8,
+      ips: ['10.0.0.1', '10.0.0.2'],
+    });
     expect((await send('PUT', [{ name: 'artifact_name', value: 'fort-1.0.0' }])).status).toBe(200);
     expect(dev.mender.device('fort-inv').inventory).toEqual({ artifact_name: 'fort-1.0.0' });
     expect((await send('PATCH', { name: 'x', value: 1 })).status).toBe(400);
@@ -340,18 +543,34 @@ describe('dev cloud: Mender-compatible update server (mutual TLS)', () => {
     const jwt = await acceptedDevice('fort-offline');
     if (!dev.mender.artifacts().some((a) => a.name === 'fort-1.0.1')) await dev.mender.upload(artifactFile);
     const dep = dev.mender.deploy({ artifactName: 'fort-1.0.1', devices: ['fort-offline'] });
-    const before = { devices: dev.mender.devices(), deployments: dev.mender.deployments(), artifacts: dev.mender.artifacts() };
+    const before = {
+      devices: dev.mender.devices(),
+      deployments: dev.mender.deployments(),
+      artifacts: dev.mender.artifacts(),
+    };
     // An established mutual-TLS connection, idle.
-    const open = connectTls({ host: '127.0.0.1', port: dev.mender.port, ca: device.ca, cert: device.cert, key: device.key });
+    const open = connectTls({
+      host: '127.0.0.1',
+      port: dev.mender.port,
+      ca: device.ca,
+      cert: device.cert,
+      key: device.key,
+    });
     await once(open, 'secureConnect');
     const cut = once(open, 'close');
     await dev.mender.goOffline();
     await cut;
-    await expect(m(`${NEXT_V1}?artifact_name=fort-1.0.0&device_type=fort-test`, { headers: bearer(jwt) })).rejects.toThrow(/ECONNREFUSED/);
+    await expect(
+      m(`${NEXT_V1}?artifact_name=fort-1.0.0&device_type=fort-test`, { headers: bearer(jwt) }),
+    ).rejects.toThrow(/ECONNREFUSED/);
     await dev.mender.goOffline(); // idempotent
     await dev.mender.goOnline();
     await dev.mender.goOnline(); // idempotent
-    expect({ devices: dev.mender.devices(), deployments: dev.mender.deployments(), artifacts: dev.mender.artifacts() }).toEqual(before);
+    expect({
+      devices: dev.mender.devices(),
+      deployments: dev.mender.deployments(),
+      artifacts: dev.mender.artifacts(),
+    }).toEqual(before);
     // The device's token still works and its deployment is still on offer, at the same URL.
     const next = await m(`${NEXT_V1}?artifact_name=fort-1.0.0&device_type=fort-test`, { headers: bearer(jwt) });
     expect([next.status, next.json<{ id: string }>().id]).toEqual([200, dep.id]);
@@ -372,38 +591,91 @@ describe('dev cloud: Mender-compatible update server (mutual TLS)', () => {
   });
 
   it('`dev-cloud mender` accept, upload, deploy, status, abort against the dev stack index', async () => {
-    const cli = (...args: string[]) => run(process.execPath, [join(DIST, 'dev-cloud/cli.js'), 'mender', ...args, '--home', home]);
+    const cli = (...args: string[]) =>
+      run(process.execPath, [join(DIST, 'dev-cloud/cli.js'), 'mender', ...args, '--home', home]);
     const key = KEYS.ecdsa();
     expect((await m(AUTH, authRequest(key, { fort_id: 'fort-cli', mac: '02:00:00:00:00:09' }))).status).toBe(401);
-    expect((await cli('accept', '--device', 'fort-cli')).stdout).toMatch(/^device [0-9a-f-]{36} \{"fort_id":"fort-cli","mac":"02:00:00:00:00:09"\}: accepted\n$/);
-    const jwt = (await m(AUTH, authRequest(key, { fort_id: 'fort-cli', mac: '02:00:00:00:00:09' }))).body.toString('utf8');
+    expect((await cli('accept', '--device', 'fort-cli')).stdout).toMatch(
+      /^device [0-9a-f-]{36} \{"fort_id":"fort-cli","mac":"02:00:00:00:00:09"\}: accepted\n$/,
+    );
+    const jwt = (await m(AUTH, authRequest(key, { fort_id: 'fort-cli', mac: '02:00:00:00:00:09' }))).body.toString(
+      'utf8',
+    );
 
     const dir = tempDir('mender-cli');
     writeFileSync(join(dir, 'payload.tgz'), randomBytes(5000));
     const file = join(dir, 'fort-1.0.2.mender');
-    execFileSync('mender-artifact', ['write', 'module-image', '-T', 'fort-agent', '-n', 'fort-1.0.2', '-t', 'fort-test', '-f', join(dir, 'payload.tgz'), '-o', file]);
+    execFileSync('mender-artifact', [
+      'write',
+      'module-image',
+      '-T',
+      'fort-agent',
+      '-n',
+      'fort-1.0.2',
+      '-t',
+      'fort-test',
+      '-f',
+      join(dir, 'payload.tgz'),
+      '-o',
+      file,
+    ]);
     const up = await cli('upload', file);
     const uploaded = dev.mender.artifacts().find((a) => a.name === 'fort-1.0.2')!;
     expect(up.stdout).toBe(`uploaded fort-1.0.2 (fort-test) id ${uploaded.id}\n`);
     expect(uploaded.size).toBe(readFileSync(file).length);
-    await expect(cli('upload', file)).rejects.toMatchObject({ code: 1, stderr: expect.stringMatching(/^dev-cloud: HTTP 409: artifact fort-1\.0\.2 for fort-test already exists/) });
+    await expect(cli('upload', file)).rejects.toMatchObject({
+      code: 1,
+      stderr: expect.stringMatching(/^dev-cloud: HTTP 409: artifact fort-1\.0\.2 for fort-test already exists/),
+    });
 
-    const deployed = JSON.parse((await cli('deploy', '--artifact', 'fort-1.0.2', '--device', 'fort-cli', '--json')).stdout) as DeploymentRecord;
-    expect([deployed.artifactName, deployed.devices.map((d) => d.deviceId)]).toEqual(['fort-1.0.2', [dev.mender.device('fort-cli').id]]);
-    await expect(cli('deploy', '--artifact', 'fort-9.9.9', '--device', 'fort-cli')).rejects.toMatchObject({ stderr: 'dev-cloud: HTTP 404: no artifact named fort-9.9.9\n' });
+    const deployed = JSON.parse(
+      (await cli('deploy', '--artifact', 'fort-1.0.2', '--device', 'fort-cli', '--json')).stdout,
+    ) as DeploymentRecord;
+    expect([deployed.artifactName, deployed.devices.map((d) => d.deviceId)]).toEqual([
+      'fort-1.0.2',
+      [dev.mender.device('fort-cli').id],
+    ]);
+    await expect(cli('deploy', '--artifact', 'fort-9.9.9', '--device', 'fort-cli')).rejects.toMatchObject({
+      stderr: 'dev-cloud: HTTP 404: no artifact named fort-9.9.9\n',
+    });
 
-    const next = await m(NEXT_V2, { method: 'POST', headers: bearer(jwt), json: { device_provides: { artifact_name: 'fort-1.0.1', device_type: 'fort-test' } } });
+    const next = await m(NEXT_V2, {
+      method: 'POST',
+      headers: bearer(jwt),
+      json: { device_provides: { artifact_name: 'fort-1.0.1', device_type: 'fort-test' } },
+    });
     expect(next.json<{ id: string }>().id).toBe(deployed.id);
-    expect((await m(deploymentPath(deployed.id, 'status'), { method: 'PUT', headers: bearer(jwt), json: { status: 'downloading' } })).status).toBe(204);
+    expect(
+      (
+        await m(deploymentPath(deployed.id, 'status'), {
+          method: 'PUT',
+          headers: bearer(jwt),
+          json: { status: 'downloading' },
+        })
+      ).status,
+    ).toBe(204);
 
     const table = (await cli('status', '--device', 'fort-cli')).stdout.split('\n');
     expect(table[0]).toMatch(/^DEPLOYMENT\s+ARTIFACT\s+DEVICE\s+STATUS\s+SINCE\s+HISTORY$/);
-    expect(table.slice(1).filter(Boolean).map((l) => l.split(/\s{2,}/))).toEqual([[deployed.id, 'fort-1.0.2', 'fort-cli', 'downloading', expect.any(String), 'pending > downloading']]);
+    expect(
+      table
+        .slice(1)
+        .filter(Boolean)
+        .map((l) => l.split(/\s{2,}/)),
+    ).toEqual([[deployed.id, 'fort-1.0.2', 'fort-cli', 'downloading', expect.any(String), 'pending > downloading']]);
     const asJson = JSON.parse((await cli('status', '--device', 'fort-cli', '--json')).stdout) as DeploymentRecord[];
     expect(asJson).toEqual(dev.mender.deployments({ device: 'fort-cli' }));
 
     expect((await cli('abort', '--deployment', deployed.id)).stdout).toBe(`deployment ${deployed.id} aborted\n`);
-    expect((await m(deploymentPath(deployed.id, 'status'), { method: 'PUT', headers: bearer(jwt), json: { status: 'installing' } })).status).toBe(409);
+    expect(
+      (
+        await m(deploymentPath(deployed.id, 'status'), {
+          method: 'PUT',
+          headers: bearer(jwt),
+          json: { status: 'installing' },
+        })
+      ).status,
+    ).toBe(409);
     expect((await cli('status', '--device', 'fort-cli')).stdout).toContain('pending > downloading > aborted');
   });
 });

@@ -32,7 +32,8 @@ describe('dev cloud: pairing (one-time code → fort identity)', () => {
     await dev.stop();
   });
 
-  const call = (method: string, path: string, opts: Parameters<typeof cloudRequest>[4] = {}) => cloudRequest(dev.apiUrl, dev.ca, method, path, opts);
+  const call = (method: string, path: string, opts: Parameters<typeof cloudRequest>[4] = {}) =>
+    cloudRequest(dev.apiUrl, dev.ca, method, path, opts);
   const json = <T = Record<string, unknown>>(r: CloudResponse) => r.json() as T;
   const newCode = async (tenant = 't1', ttl?: number) => {
     const res = await call('POST', '/dev/v1/pairing-codes', { json: { tenant, ...(ttl ? { ttl_seconds: ttl } : {}) } });
@@ -46,11 +47,24 @@ describe('dev cloud: pairing (one-time code → fort identity)', () => {
     return { jwt, device, jwtPublicPem: jwt.publicKey.export({ type: 'spki', format: 'pem' }).toString() };
   };
   const pair = async (code: string, keys: Awaited<ReturnType<typeof fortKeys>>, tenant?: string) =>
-    call('POST', '/api/v1/pairing', { json: { code, jwt_public_key: keys.jwtPublicPem, csr: keys.device.csrPem, ...(tenant ? { tenant } : {}) } });
+    call('POST', '/api/v1/pairing', {
+      json: { code, jwt_public_key: keys.jwtPublicPem, csr: keys.device.csrPem, ...(tenant ? { tenant } : {}) },
+    });
   const tokenFor = async (id: string, key: KeyObject) => {
     const now = Math.floor(Date.now() / 1000);
-    const assertion = await new SignJWT({ iss: id, sub: id, aud: dev.tokenUrl, iat: now, exp: now + 60, jti: `pair-${now}-${Math.random()}` }).setProtectedHeader({ alg: 'ES256', typ: 'JWT' }).sign(key);
-    return call('POST', '/oauth/token', { form: { grant_type: 'client_credentials', client_assertion_type: ASSERTION_TYPE, client_assertion: assertion } });
+    const assertion = await new SignJWT({
+      iss: id,
+      sub: id,
+      aud: dev.tokenUrl,
+      iat: now,
+      exp: now + 60,
+      jti: `pair-${now}-${Math.random()}`,
+    })
+      .setProtectedHeader({ alg: 'ES256', typ: 'JWT' })
+      .sign(key);
+    return call('POST', '/oauth/token', {
+      form: { grant_type: 'client_credentials', client_assertion_type: ASSERTION_TYPE, client_assertion: assertion },
+    });
   };
 
   it('pairs with a fresh code: a new fort id, a device certificate for its own key, the endpoints, and a working token endpoint', async () => {
@@ -62,8 +76,19 @@ describe('dev cloud: pairing (one-time code → fort identity)', () => {
     expect(res.headers['cache-control']).toBe('no-store');
     const id = json<Identity>(res);
     expect(id.fort_id).toMatch(/^fort-[0-9a-f]{10}$/);
-    expect(id).toMatchObject({ tenant: 't1', client_id: id.fort_id, thing_name: id.fort_id, cloud: { url: dev.issuer, token_endpoint: dev.tokenUrl }, cors_origins: [dev.apiUrl] });
-    expect(id.iot).toEqual({ endpoint: dev.endpoint, region: 'eu-west-1', role_alias: 'fort-iot-role', credentials_url: dev.providerUrl });
+    expect(id).toMatchObject({
+      tenant: 't1',
+      client_id: id.fort_id,
+      thing_name: id.fort_id,
+      cloud: { url: dev.issuer, token_endpoint: dev.tokenUrl },
+      cors_origins: [dev.apiUrl],
+    });
+    expect(id.iot).toEqual({
+      endpoint: dev.endpoint,
+      region: 'eu-west-1',
+      role_alias: 'fort-iot-role',
+      credentials_url: dev.providerUrl,
+    });
     expect(id.update_server?.url).toBe(dev.mender.url);
     // The certificate names the id the cloud chose, for the key only the fort holds.
     const cert = new X509Certificate(id.device_certificate);
@@ -76,7 +101,9 @@ describe('dev cloud: pairing (one-time code → fort identity)', () => {
 
     expect((await tokenFor(id.fort_id, keys.jwt.privateKey)).status).toBe(200);
     // Another key under its name is refused.
-    expect((await tokenFor(id.fort_id, generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey)).status).toBe(401);
+    expect((await tokenFor(id.fort_id, generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey)).status).toBe(
+      401,
+    );
   });
 
   it('refuses a used code, an unknown one and one of another tenant, each with its own problem code and no new fort', async () => {
@@ -94,7 +121,10 @@ describe('dev cloud: pairing (one-time code → fort identity)', () => {
   });
 
   it('gives the fort the id its code was issued for; that id pairs again only once revoked', async () => {
-    const issue = async () => json<{ code: string; fortId: string }>(await call('POST', '/dev/v1/pairing-codes', { json: { tenant: 't1', fort_id: 'fort-named-1' } }));
+    const issue = async () =>
+      json<{ code: string; fortId: string }>(
+        await call('POST', '/dev/v1/pairing-codes', { json: { tenant: 't1', fort_id: 'fort-named-1' } }),
+      );
     const first = await issue();
     expect(first.fortId).toBe('fort-named-1');
     const keys = await fortKeys();
@@ -113,10 +143,24 @@ describe('dev cloud: pairing (one-time code → fort identity)', () => {
   it('refuses malformed keys without using the code up: the same code then pairs', async () => {
     const code = await newCode();
     const keys = await fortKeys();
-    const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey.export({ type: 'spki', format: 'pem' }).toString();
-    const badKey = await call('POST', '/api/v1/pairing', { json: { code, jwt_public_key: rsa, csr: keys.device.csrPem } });
-    expect(json(badKey)).toMatchObject({ status: 400, code: 'FORT_ERR_BAD_REQUEST', detail: expect.stringContaining('P-256') });
-    const badCsr = await call('POST', '/api/v1/pairing', { json: { code, jwt_public_key: keys.jwtPublicPem, csr: '-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n' } });
+    const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 })
+      .publicKey.export({ type: 'spki', format: 'pem' })
+      .toString();
+    const badKey = await call('POST', '/api/v1/pairing', {
+      json: { code, jwt_public_key: rsa, csr: keys.device.csrPem },
+    });
+    expect(json(badKey)).toMatchObject({
+      status: 400,
+      code: 'FORT_ERR_BAD_REQUEST',
+      detail: expect.stringContaining('P-256'),
+    });
+    const badCsr = await call('POST', '/api/v1/pairing', {
+      json: {
+        code,
+        jwt_public_key: keys.jwtPublicPem,
+        csr: '-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n',
+      },
+    });
     expect(json(badCsr)).toMatchObject({ status: 400, code: 'FORT_ERR_BAD_REQUEST' });
     const missing = await call('POST', '/api/v1/pairing', { json: { code } });
     expect(json(missing)).toMatchObject({ status: 400, detail: expect.stringContaining('jwt_public_key') });
@@ -147,7 +191,9 @@ describe('dev cloud: pairing attempts are rate-limited per source', () => {
     try {
       const statuses: number[] = [];
       for (let i = 0; i < 5; i++) {
-        const res = await cloudRequest(dev.apiUrl, dev.ca, 'POST', '/api/v1/pairing', { json: { code: `GUESS-${i}`, jwt_public_key: 'x', csr: 'y' } });
+        const res = await cloudRequest(dev.apiUrl, dev.ca, 'POST', '/api/v1/pairing', {
+          json: { code: `GUESS-${i}`, jwt_public_key: 'x', csr: 'y' },
+        });
         statuses.push(res.status);
         if (res.status === 429) expect(res.json()).toMatchObject({ code: 'FORT_ERR_RATE_LIMITED' });
       }
@@ -163,25 +209,52 @@ describe('dev cloud: key rotation of a paired fort', () => {
     const pki = await testPki();
     const dev = await testDevCloud(pki, { keyOverlapSeconds: 2 });
     try {
-      const call = (method: string, path: string, opts: Parameters<typeof cloudRequest>[4] = {}) => cloudRequest(dev.apiUrl, dev.ca, method, path, opts);
+      const call = (method: string, path: string, opts: Parameters<typeof cloudRequest>[4] = {}) =>
+        cloudRequest(dev.apiUrl, dev.ca, method, path, opts);
       const keys = () => ({ jwt: generateKeyPairSync('ec', { namedCurve: 'P-256' }) });
       const token = async (id: string, key: KeyObject) => {
         const now = Math.floor(Date.now() / 1000);
-        const assertion = await new SignJWT({ iss: id, sub: id, aud: dev.tokenUrl, iat: now, exp: now + 60, jti: `rot-${now}-${Math.random()}` }).setProtectedHeader({ alg: 'ES256', typ: 'JWT' }).sign(key);
-        return call('POST', '/oauth/token', { form: { grant_type: 'client_credentials', client_assertion_type: ASSERTION_TYPE, client_assertion: assertion } });
+        const assertion = await new SignJWT({
+          iss: id,
+          sub: id,
+          aud: dev.tokenUrl,
+          iat: now,
+          exp: now + 60,
+          jti: `rot-${now}-${Math.random()}`,
+        })
+          .setProtectedHeader({ alg: 'ES256', typ: 'JWT' })
+          .sign(key);
+        return call('POST', '/oauth/token', {
+          form: {
+            grant_type: 'client_credentials',
+            client_assertion_type: ASSERTION_TYPE,
+            client_assertion: assertion,
+          },
+        });
       };
       const old = keys();
       const code = dev.pairing.codes.issue('t1', 600).code;
-      const paired = await call('POST', '/api/v1/pairing', { json: { code, jwt_public_key: old.jwt.publicKey.export({ type: 'spki', format: 'pem' }), csr: (await createCsr('x')).csrPem } });
+      const paired = await call('POST', '/api/v1/pairing', {
+        json: {
+          code,
+          jwt_public_key: old.jwt.publicKey.export({ type: 'spki', format: 'pem' }),
+          csr: (await createCsr('x')).csrPem,
+        },
+      });
       const id = (paired.json() as Identity).fort_id;
       const oldSerial = new X509Certificate((paired.json() as Identity).device_certificate).serialNumber;
       const bearer = ((await token(id, old.jwt.privateKey)).json() as { access_token: string }).access_token;
 
       const next = keys();
       const csr = await createCsr('x');
-      const unauth = await call('POST', '/api/v1/rotate', { json: { jwt_public_key: next.jwt.publicKey.export({ type: 'spki', format: 'pem' }), csr: csr.csrPem } });
+      const unauth = await call('POST', '/api/v1/rotate', {
+        json: { jwt_public_key: next.jwt.publicKey.export({ type: 'spki', format: 'pem' }), csr: csr.csrPem },
+      });
       expect(unauth.status).toBe(401);
-      const rotated = await call('POST', '/api/v1/rotate', { headers: { authorization: `Bearer ${bearer}` }, json: { jwt_public_key: next.jwt.publicKey.export({ type: 'spki', format: 'pem' }), csr: csr.csrPem } });
+      const rotated = await call('POST', '/api/v1/rotate', {
+        headers: { authorization: `Bearer ${bearer}` },
+        json: { jwt_public_key: next.jwt.publicKey.export({ type: 'spki', format: 'pem' }), csr: csr.csrPem },
+      });
       expect(rotated.status).toBe(200);
       const cert = new X509Certificate((rotated.json() as { device_certificate: string }).device_certificate);
       expect(cert.subject).toBe(`CN=${id}`);
@@ -190,7 +263,11 @@ describe('dev cloud: key rotation of a paired fort', () => {
       expect((await token(id, next.jwt.privateKey)).status).toBe(200);
       expect((await token(id, old.jwt.privateKey)).status).toBe(200); // overlap
       expect(dev.pairing.registry.isRevokedSerial(oldSerial)).toBe(false);
-      await eventually(async () => ((await token(id, old.jwt.privateKey)).status === 401 ? true : undefined), 10_000, 'the old key refused after the overlap');
+      await eventually(
+        async () => ((await token(id, old.jwt.privateKey)).status === 401 ? true : undefined),
+        10_000,
+        'the old key refused after the overlap',
+      );
       expect(dev.pairing.registry.isRevokedSerial(oldSerial)).toBe(true);
       expect(dev.pairing.registry.isRevokedSerial(cert.serialNumber)).toBe(false);
       expect((await token(id, next.jwt.privateKey)).status).toBe(200);

@@ -41,7 +41,9 @@ describe('dev IoT bridge accepts the AWS IoT Device SDK v2 client', () => {
     await conn.connect();
     let deliver: (s: string) => void = () => {};
     const received = new Promise<string>((resolve) => (deliver = resolve));
-    await conn.subscribe('forts/sdk-thing/events', mqtt.QoS.AtLeastOnce, (_topic, payload) => deliver(Buffer.from(payload).toString()));
+    await conn.subscribe('forts/sdk-thing/events', mqtt.QoS.AtLeastOnce, (_topic, payload) =>
+      deliver(Buffer.from(payload).toString()),
+    );
     await dev.bridge.publish('forts/sdk-thing/events', '{"from":"bridge"}');
     expect(await received).toBe('{"from":"bridge"}');
     expect(dev.bridge.stats.upgradesAccepted).toBeGreaterThanOrEqual(1);

@@ -32,7 +32,10 @@ describe('fortctl doctor', () => {
     // The deployment manager of a fort configured by hand: the dev update server, the device certificate.
     const dm = parse(readFileSync(inst.files.dm, 'utf8'));
     const authKey = join(inst.dir, 'mender-auth.pem');
-    writeSecretFile(authKey, generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString());
+    writeSecretFile(
+      authKey,
+      generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+    );
     dm['updates'] = {
       install_root: 'opt',
       staging_dir: 'staging',
@@ -47,9 +50,20 @@ describe('fortctl doctor', () => {
     writeFileSync(inst.files.dm, stringify(dm));
     agent = await startAgent(inst.files.agent);
     await agent.waitReady(30_000);
-    const tls = { ca: readFileSync(pki.trustZone.ca), cert: readFileSync(pki.trustZone.fortctlCert), key: readFileSync(pki.trustZone.fortctlKey) };
-    const health = () => httpsRequest(`https://127.0.0.1:${inst.layout.ports.admin}/admin/v1/health`, tls).then((r) => JSON.parse(r.body) as { status: string });
-    await eventually(async () => ((await health()).status === 'healthy' ? true : undefined), 20_000, 'the agent healthy (IoT link up)');
+    const tls = {
+      ca: readFileSync(pki.trustZone.ca),
+      cert: readFileSync(pki.trustZone.fortctlCert),
+      key: readFileSync(pki.trustZone.fortctlKey),
+    };
+    const health = () =>
+      httpsRequest(`https://127.0.0.1:${inst.layout.ports.admin}/admin/v1/health`, tls).then(
+        (r) => JSON.parse(r.body) as { status: string },
+      );
+    await eventually(
+      async () => ((await health()).status === 'healthy' ? true : undefined),
+      20_000,
+      'the agent healthy (IoT link up)',
+    );
   });
   afterAll(async () => {
     await agent?.stop();
@@ -69,12 +83,29 @@ describe('fortctl doctor', () => {
   };
 
   const doctor = (args: string[] = [], env: Record<string, string> = {}) =>
-    run(process.execPath, [FORTCTL, '-c', inst.files.fortctl, 'doctor', '--agent-config', inst.files.agent, '--dm-config', inst.files.dm, '--timeout', '3', ...args], { env: { ...process.env, ...NO_PROXY_ENV, ...env } }).then(
+    run(
+      process.execPath,
+      [
+        FORTCTL,
+        '-c',
+        inst.files.fortctl,
+        'doctor',
+        '--agent-config',
+        inst.files.agent,
+        '--dm-config',
+        inst.files.dm,
+        '--timeout',
+        '3',
+        ...args,
+      ],
+      { env: { ...process.env, ...NO_PROXY_ENV, ...env } },
+    ).then(
       (r) => ({ code: 0, stdout: r.stdout }),
       (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout + e.stderr }),
     );
 
-  const line = (stdout: string, name: string) => stdout.split('\n').find((l) => l.replace(/^\[\w+\] /, '').startsWith(`${name}: `));
+  const line = (stdout: string, name: string) =>
+    stdout.split('\n').find((l) => l.replace(/^\[\w+\] /, '').startsWith(`${name}: `));
 
   it('passes every check of a healthy installation (exit 0)', async () => {
     const r = await doctor();
@@ -86,18 +117,40 @@ describe('fortctl doctor', () => {
     expect(line(r.stdout, 'config fortctl.toml')).toMatch(/^\[ok\]/);
     expect(line(r.stdout, 'pairing')).toBe('[ok] pairing: configured as fort-dev-1 in agent.toml (not paired)');
     for (const role of ['admin API', 'client API', 'IoT device', 'deployment manager', 'update device', 'fortctl']) {
-      expect(line(r.stdout, `certificate ${role}`)).toMatch(/^\[ok\] certificate [\w ]+: CN=[^,]+, key private and matching, expires \d{4}-\d\d-\d\d \(\d+ days left\)$/);
+      expect(line(r.stdout, `certificate ${role}`)).toMatch(
+        /^\[ok\] certificate [\w ]+: CN=[^,]+, key private and matching, expires \d{4}-\d\d-\d\d \(\d+ days left\)$/,
+      );
     }
     expect(line(r.stdout, 'key cloud client')).toBe(`[ok] key cloud client: ${pki.jwt.privateKey} private`);
     expect(line(r.stdout, 'key update auth')).toMatch(/^\[ok\]/);
-    expect(line(r.stdout, 'admin API')).toMatch(new RegExp(`^\\[ok\\] admin API: https://127\\.0\\.0\\.1:${ports.admin}: agent fort-dev-1 version \\S+ healthy, up \\d+ s$`));
+    expect(line(r.stdout, 'admin API')).toMatch(
+      new RegExp(
+        `^\\[ok\\] admin API: https://127\\.0\\.0\\.1:${ports.admin}: agent fort-dev-1 version \\S+ healthy, up \\d+ s$`,
+      ),
+    );
     expect(line(r.stdout, 'dns')).toBe('[ok] dns: nothing to resolve: every endpoint is an IP address');
     const ca = pki.cloudServer.ca;
-    expect(line(r.stdout, 'IoT endpoint')).toMatch(new RegExp(`^\\[ok\\] IoT endpoint: https://127\\.0\\.0\\.1:${ports.iot}: TLS verified against CA ${ca} \\(server CN=[\\w.-]+\\); HTTP \\d+ in \\d+ ms$`));
-    expect(line(r.stdout, 'credentials provider')).toMatch(new RegExp(`^\\[ok\\] credentials provider: https://127\\.0\\.0\\.1:${ports.credentials}: TLS verified against CA ${ca} .*, client certificate accepted; HTTP 404`));
-    expect(line(r.stdout, 'cloud API')).toMatch(new RegExp(`^\\[ok\\] cloud API: https://127\\.0\\.0\\.1:${ports.cloud}: TLS verified`));
-    expect(line(r.stdout, 'update server')).toMatch(new RegExp(`^\\[ok\\] update server: https://127\\.0\\.0\\.1:${ports.updates}: TLS verified .*, client certificate accepted`));
-    expect(line(r.stdout, 'clock')).toMatch(/^\[ok\] clock: \S+, after the build date \d{4}-\d\d-\d\d; within [01] s of the IoT endpoint, the credentials provider, the cloud API, the update server$/);
+    expect(line(r.stdout, 'IoT endpoint')).toMatch(
+      new RegExp(
+        `^\\[ok\\] IoT endpoint: https://127\\.0\\.0\\.1:${ports.iot}: TLS verified against CA ${ca} \\(server CN=[\\w.-]+\\); HTTP \\d+ in \\d+ ms$`,
+      ),
+    );
+    expect(line(r.stdout, 'credentials provider')).toMatch(
+      new RegExp(
+        `^\\[ok\\] credentials provider: https://127\\.0\\.0\\.1:${ports.credentials}: TLS verified against CA ${ca} .*, client certificate accepted; HTTP 404`,
+      ),
+    );
+    expect(line(r.stdout, 'cloud API')).toMatch(
+      new RegExp(`^\\[ok\\] cloud API: https://127\\.0\\.0\\.1:${ports.cloud}: TLS verified`),
+    );
+    expect(line(r.stdout, 'update server')).toMatch(
+      new RegExp(
+        `^\\[ok\\] update server: https://127\\.0\\.0\\.1:${ports.updates}: TLS verified .*, client certificate accepted`,
+      ),
+    );
+    expect(line(r.stdout, 'clock')).toMatch(
+      /^\[ok\] clock: \S+, after the build date \d{4}-\d\d-\d\d; within [01] s of the IoT endpoint, the credentials provider, the cloud API, the update server$/,
+    );
   });
 
   it('--json gives the same checks as data', async () => {
@@ -105,18 +158,31 @@ describe('fortctl doctor', () => {
     expect(r.code).toBe(0);
     const out = JSON.parse(r.stdout) as { ok: boolean; checks: { name: string; level: string; detail: string }[] };
     expect(out.ok).toBe(true);
-    expect(out.checks.find((c) => c.name === 'cloud API')).toMatchObject({ level: 'ok', detail: expect.stringContaining('TLS verified') });
+    expect(out.checks.find((c) => c.name === 'cloud API')).toMatchObject({
+      level: 'ok',
+      detail: expect.stringContaining('TLS verified'),
+    });
   });
 
   it('FAILs an endpoint whose certificate does not chain to the configured CA, and a client certificate the server does not trust (exit 1)', async () => {
     const wrong = agentVariant('agent-wrong-ca.toml', (c) => {
       c['iot']['ca'] = pki.trustZone.ca;
-      c['iot']['credentials']['tls'] = { ca: pki.cloudServer.ca, cert: pki.trustZone.fortctlCert, key: pki.trustZone.fortctlKey };
+      c['iot']['credentials']['tls'] = {
+        ca: pki.cloudServer.ca,
+        cert: pki.trustZone.fortctlCert,
+        key: pki.trustZone.fortctlKey,
+      };
     });
     const r = await doctor(['--agent-config', wrong]);
     expect(r.code).toBe(1);
-    expect(line(r.stdout, 'IoT endpoint')).toMatch(new RegExp(`^\\[FAIL\\] IoT endpoint: https://127\\.0\\.0\\.1:${inst.layout.ports.iot}: certificate signed by unknown authority \\(\\w+\\); trusting CA ${pki.trustZone.ca}$`));
-    expect(line(r.stdout, 'credentials provider')).toMatch(/^\[FAIL\] credentials provider: \S+: (the server does not trust our client certificate|the server hung up right after the TLS handshake: it refused our client certificate)/);
+    expect(line(r.stdout, 'IoT endpoint')).toMatch(
+      new RegExp(
+        `^\\[FAIL\\] IoT endpoint: https://127\\.0\\.0\\.1:${inst.layout.ports.iot}: certificate signed by unknown authority \\(\\w+\\); trusting CA ${pki.trustZone.ca}$`,
+      ),
+    );
+    expect(line(r.stdout, 'credentials provider')).toMatch(
+      /^\[FAIL\] credentials provider: \S+: (the server does not trust our client certificate|the server hung up right after the TLS handshake: it refused our client certificate)/,
+    );
     expect(line(r.stdout, 'cloud API')).toMatch(/^\[ok\]/);
   });
 
@@ -125,7 +191,9 @@ describe('fortctl doctor', () => {
     writeFileSync(bad, readFileSync(inst.files.agent, 'utf8').replace(/^port = (\d+)$/m, 'port = "eighty"'));
     const r = await doctor(['--agent-config', bad]);
     expect(r.code).toBe(1);
-    expect(line(r.stdout, 'config agent.toml')).toBe('[FAIL] config agent.toml: agent-bad.toml: admin.port: expected integer 1..65535, got "eighty"');
+    expect(line(r.stdout, 'config agent.toml')).toBe(
+      '[FAIL] config agent.toml: agent-bad.toml: admin.port: expected integer 1..65535, got "eighty"',
+    );
     expect(line(r.stdout, 'admin API')).toMatch(/^\[ok\]/);
     expect(line(r.stdout, 'update server')).toMatch(/^\[ok\]/);
   });
@@ -136,7 +204,9 @@ describe('fortctl doctor', () => {
     });
     const r = await doctor(['--agent-config', unresolvable]);
     expect(r.code).toBe(1);
-    expect(line(r.stdout, 'dns fort-doctor-test.invalid')).toMatch(/^\[FAIL\] dns fort-doctor-test\.invalid: does not resolve: .* \(cloud API\)$/);
+    expect(line(r.stdout, 'dns fort-doctor-test.invalid')).toMatch(
+      /^\[FAIL\] dns fort-doctor-test\.invalid: does not resolve: .* \(cloud API\)$/,
+    );
     expect(line(r.stdout, 'cloud API')).toMatch(/^\[FAIL\] cloud API: https:\/\/fort-doctor-test\.invalid:\d+: /);
   });
 
@@ -146,9 +216,14 @@ describe('fortctl doctor', () => {
       const r = await doctor([], { HTTPS_PROXY: proxy.url });
       expect(r.stdout).not.toMatch(/^\[(warn|FAIL)\]/m);
       expect(line(r.stdout, 'proxy agent')).toBe(`[ok] proxy agent: http://127.0.0.1:${proxy.port}`);
-      expect(line(r.stdout, 'proxy deployment manager')).toBe(`[ok] proxy deployment manager: http://127.0.0.1:${proxy.port}`);
+      expect(line(r.stdout, 'proxy deployment manager')).toBe(
+        `[ok] proxy deployment manager: http://127.0.0.1:${proxy.port}`,
+      );
       expect(line(r.stdout, 'dns')).toBe('[ok] dns: nothing to resolve: every endpoint is an IP address');
-      for (const name of ['IoT endpoint', 'credentials provider', 'cloud API', 'update server']) expect(line(r.stdout, name)).toMatch(new RegExp(`^\\[ok\\] ${name}: \\S+ through proxy 127\\.0\\.0\\.1:${proxy.port}: TLS verified`));
+      for (const name of ['IoT endpoint', 'credentials provider', 'cloud API', 'update server'])
+        expect(line(r.stdout, name)).toMatch(
+          new RegExp(`^\\[ok\\] ${name}: \\S+ through proxy 127\\.0\\.0\\.1:${proxy.port}: TLS verified`),
+        );
       const { iot, credentials, cloud, updates } = inst.layout.ports;
       expect(proxy.connects().sort()).toEqual([iot, credentials, cloud, updates].map((p) => `127.0.0.1:${p}`).sort());
     } finally {
@@ -161,7 +236,12 @@ describe('fortctl doctor', () => {
     cloudStopped = true;
     const r = await doctor();
     expect(r.code).toBe(1);
-    for (const name of ['IoT endpoint', 'credentials provider', 'cloud API', 'update server']) expect(line(r.stdout, name)).toMatch(new RegExp(`^\\[FAIL\\] ${name}: https://127\\.0\\.0\\.1:\\d+: connection refused \\(nothing listens there\\) \\(ECONNREFUSED\\)`));
+    for (const name of ['IoT endpoint', 'credentials provider', 'cloud API', 'update server'])
+      expect(line(r.stdout, name)).toMatch(
+        new RegExp(
+          `^\\[FAIL\\] ${name}: https://127\\.0\\.0\\.1:\\d+: connection refused \\(nothing listens there\\) \\(ECONNREFUSED\\)`,
+        ),
+      );
     expect(line(r.stdout, 'admin API')).toMatch(/^\[(ok|warn)\] admin API: /);
     expect(line(r.stdout, 'clock')).toMatch(/^\[ok\] clock: .*no server answered with a Date header/);
   });

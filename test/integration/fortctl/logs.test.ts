@@ -9,15 +9,22 @@ const run = promisify(execFile);
 const FORTCTL = join(DIST, 'fortctl/main.js');
 
 /** The real fortctl process, its stdout collected as it comes. */
-function follow(args: string[]): { child: ChildProcess; out: () => string; exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }> } {
+function follow(args: string[]): {
+  child: ChildProcess;
+  out: () => string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+} {
   const child = spawn(process.execPath, [FORTCTL, 'logs', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
   return { child, out: () => out, exited };
 }
 
-const shows = (p: { out: () => string }, text: string, what: string) => eventually(() => (p.out().endsWith(text) ? true : undefined), 10_000, `${what}; got ${JSON.stringify(p.out())}`);
+const shows = (p: { out: () => string }, text: string, what: string) =>
+  eventually(() => (p.out().endsWith(text) ? true : undefined), 10_000, `${what}; got ${JSON.stringify(p.out())}`);
 
 describe('fortctl logs --file', () => {
   const dir = tempDir('logs');
@@ -35,7 +42,9 @@ describe('fortctl logs --file', () => {
     // A last line without its newline is a line too.
     appendFileSync(file, 'five');
     expect((await run(process.execPath, [FORTCTL, 'logs', '--file', file, '-n', '2'])).stdout).toBe('four\nfive');
-    expect((await run(process.execPath, [FORTCTL, 'logs', '--file', file, '-n', '100'])).stdout).toBe('one\ntwo\nthree\nfour\nfive');
+    expect((await run(process.execPath, [FORTCTL, 'logs', '--file', file, '-n', '100'])).stdout).toBe(
+      'one\ntwo\nthree\nfour\nfive',
+    );
   });
 
   it('with --follow prints appended lines, starts over after truncation and rotation, and exits 0 on SIGINT', async () => {
@@ -70,23 +79,38 @@ describe('fortctl logs --file', () => {
     expect(await p.exited).toEqual({ code: 0, signal: null });
   });
 
-  it('reads the dev stack\'s log file by default, and without journalctl or a file says to pass --file (exit 1)', async () => {
+  it("reads the dev stack's log file by default, and without journalctl or a file says to pass --file (exit 1)", async () => {
     const cwd = tempDir('logs-cwd');
     const noJournal = { ...process.env, PATH: join(cwd, 'no-bin') };
     try {
-      const missing = await run(process.execPath, [FORTCTL, 'logs'], { cwd, env: noJournal }).then(() => undefined, (e: { code: number; stderr: string }) => e);
+      const missing = await run(process.execPath, [FORTCTL, 'logs'], { cwd, env: noJournal }).then(
+        () => undefined,
+        (e: { code: number; stderr: string }) => e,
+      );
       expect(missing?.code).toBe(1);
-      expect(missing?.stderr).toMatch(/^fortctl: journalctl not found .*: pass --file <log file>.*\.fort-dev\/logs\/agent\.log/);
+      expect(missing?.stderr).toMatch(
+        /^fortctl: journalctl not found .*: pass --file <log file>.*\.fort-dev\/logs\/agent\.log/,
+      );
       mkdirSync(join(cwd, '.fort-dev/logs'), { recursive: true });
       writeFileSync(join(cwd, '.fort-dev/logs/deployment-manager.log'), 'dm 1\ndm 2\n');
-      expect((await run(process.execPath, [FORTCTL, 'logs', '--unit', 'deployment-manager', '-n', '1'], { cwd, env: noJournal })).stdout).toBe('dm 2\n');
+      expect(
+        (
+          await run(process.execPath, [FORTCTL, 'logs', '--unit', 'deployment-manager', '-n', '1'], {
+            cwd,
+            env: noJournal,
+          })
+        ).stdout,
+      ).toBe('dm 2\n');
     } finally {
       rmSync(cwd, { recursive: true, force: true });
     }
   });
 
   it('refuses a missing file (exit 1)', async () => {
-    const r = await run(process.execPath, [FORTCTL, 'logs', '--file', join(dir, 'nope.log')]).then(() => undefined, (e: { code: number; stderr: string }) => e);
+    const r = await run(process.execPath, [FORTCTL, 'logs', '--file', join(dir, 'nope.log')]).then(
+      () => undefined,
+      (e: { code: number; stderr: string }) => e,
+    );
     expect(r?.code).toBe(1);
     expect(r?.stderr).toBe(`fortctl: cannot read ${join(dir, 'nope.log')}: ENOENT\n`);
   });

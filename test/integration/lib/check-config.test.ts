@@ -30,13 +30,13 @@ describe('--check-config of the daemons (the configuration contract of fortctl d
   });
   afterAll(() => inst.cleanup());
 
-  it('the daemons\' config types are assignable to the views doctor reads (tsc checks it)', () => {
+  it("the daemons' config types are assignable to the views doctor reads (tsc checks it)", () => {
     const agentView = (c: AgentConfig): AgentConfigView => c;
     const dmView = (c: DeploymentManagerConfig): DeploymentManagerConfigView => c;
     expect([agentView, dmView]).toHaveLength(2);
   });
 
-  it('prints the agent\'s configuration exactly as the agent loads it, starting nothing (exit 0)', async () => {
+  it("prints the agent's configuration exactly as the agent loads it, starting nothing (exit 0)", async () => {
     const dir = tempDir('check-agent');
     const file = join(dir, 'agent.toml');
     writeFileSync(file, VALID);
@@ -47,10 +47,14 @@ describe('--check-config of the daemons (the configuration contract of fortctl d
     expect(readdirSync(dir)).toEqual(['agent.toml']);
   });
 
-  it('prints the deployment manager\'s as it loads it (exit 0)', async () => {
+  it("prints the deployment manager's as it loads it (exit 0)", async () => {
     const r = await check(DM, inst.files.dm);
     expect(r.code).toBe(0);
-    expect(r.check).toEqual({ ok: true, file: inst.files.dm, config: JSON.parse(JSON.stringify(loadDeploymentManagerConfig(inst.files.dm))) });
+    expect(r.check).toEqual({
+      ok: true,
+      file: inst.files.dm,
+      config: JSON.parse(JSON.stringify(loadDeploymentManagerConfig(inst.files.dm))),
+    });
   });
 
   it('says why a file does not load, with its code, on stdout (exit 1; nothing on stderr, no data directory)', async () => {
@@ -61,7 +65,12 @@ describe('--check-config of the daemons (the configuration contract of fortctl d
     const r = await check(AGENT, file);
     expect(r.code).toBe(1);
     expect(r.stderr).toBe('');
-    expect(r.check).toEqual({ ok: false, file, code: 'FORT_ERR_CONFIG', message: bad.problems.map((p) => `agent.toml: ${p}`).join('\n') });
+    expect(r.check).toEqual({
+      ok: false,
+      file,
+      code: 'FORT_ERR_CONFIG',
+      message: bad.problems.map((p) => `agent.toml: ${p}`).join('\n'),
+    });
     expect(existsSync(join(dir, 'data'))).toBe(false);
     const missing = await check(DM, join(dir, 'none.toml'));
     expect(missing).toMatchObject({ code: 1, check: { ok: false, code: 'FORT_ERR_CONFIG' } });

@@ -11,19 +11,25 @@ describe('watchdog pings come from the event loop', () => {
 
   it('a blocked event loop sends no WATCHDOG=1 (systemd would restart it); pings resume after', async () => {
     // WATCHDOG_USEC 200 ms: a ping every 100 ms while the loop runs.
-    proc = await startSupervised({ name: 'watchdog-blocker', script: join(DIST, 'test/fixtures/watchdog-blocker.js'), args: [], watchdogUsec: 200_000 });
+    proc = await startSupervised({
+      name: 'watchdog-blocker',
+      script: join(DIST, 'test/fixtures/watchdog-blocker.js'),
+      args: [],
+      watchdogUsec: 200_000,
+    });
     await proc.waitReady(10_000);
     const p = proc;
     const pings = () => p.notify.messages.filter((m) => m['WATCHDOG'] === '1').length;
     await p.notify.waitFor(() => pings() >= 3, 5_000, 'three pings');
-    const line = (text: string) => new Promise<number>((resolve) => {
-      const on = (l: string) => {
-        if (l !== text) return;
-        p.events.off('stdout', on);
-        resolve(pings());
-      };
-      p.events.on('stdout', on);
-    });
+    const line = (text: string) =>
+      new Promise<number>((resolve) => {
+        const on = (l: string) => {
+          if (l !== text) return;
+          p.events.off('stdout', on);
+          resolve(pings());
+        };
+        p.events.on('stdout', on);
+      });
     const blocking = line('blocking');
     const unblocked = line('unblocked');
     p.kill('SIGUSR2');

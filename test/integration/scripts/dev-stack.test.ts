@@ -19,7 +19,11 @@ function bannerCommand(lines: readonly string[], label: string) {
   const line = lines.find((l) => l.startsWith(`    ${label} `));
   const m = line && /npm run (dev-cloud|release) -- (.+)$/.exec(line);
   if (!m) throw new Error(`no "${label}" command in the banner:\n${lines.join('\n')}`);
-  return run(process.execPath, [join(DIST, m[1] === 'release' ? 'scripts/release.js' : 'dev-cloud/cli.js'), ...m[2]!.trim().split(/\s+/)], { cwd: REPO });
+  return run(
+    process.execPath,
+    [join(DIST, m[1] === 'release' ? 'scripts/release.js' : 'dev-cloud/cli.js'), ...m[2]!.trim().split(/\s+/)],
+    { cwd: REPO },
+  );
 }
 
 /** Every stack started, so a failed test still stops them. */
@@ -27,7 +31,10 @@ const stacks: { proc: ChildProcess; exited: Promise<number | null> }[] = [];
 
 /** Start the dev stack as `npm start` does (the build already ran) and wait for its ready banner. */
 function startStack(home: string) {
-  const proc = spawn(process.execPath, [join(DIST, 'scripts/dev-stack.js'), '--home', home], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, [join(DIST, 'scripts/dev-stack.js'), '--home', home], {
+    cwd: REPO,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const lines: string[] = [];
   createInterface({ input: proc.stdout }).on('line', (l) => lines.push(l));
   createInterface({ input: proc.stderr }).on('line', (l) => lines.push(`stderr: ${l}`));
@@ -73,10 +80,16 @@ describe('dev stack (npm start)', () => {
     };
     expect(Object.keys(index.ca).sort()).toEqual(['clientZone', 'cloudDevice', 'cloudServer', 'trustZone']);
     expect(index.agent.adminApi).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
-    expect(stack.lines).toContain(`  try:                         npm run fortctl -- --config ${join(home, 'fortctl.toml')} status`);
+    expect(stack.lines).toContain(
+      `  try:                         npm run fortctl -- --config ${join(home, 'fortctl.toml')} status`,
+    );
 
     // Updates: the agent runs from <home>/opt/current → releases/0.1.0, a link to this repository.
-    expect(index.updates).toMatchObject({ url: expect.stringMatching(/^https:\/\/127\.0\.0\.1:\d+$/), deviceType: 'fort-dev', signingKey: join(home, 'pki/artifact-signing.key') });
+    expect(index.updates).toMatchObject({
+      url: expect.stringMatching(/^https:\/\/127\.0\.0\.1:\d+$/),
+      deviceType: 'fort-dev',
+      signingKey: join(home, 'pki/artifact-signing.key'),
+    });
     expect(statSync(index.updates.signingKey).mode & 0o777).toBe(0o600);
     expect(readFileSync(index.updates.signingKey, 'utf8')).toMatch(/^-----BEGIN RSA PRIVATE KEY-----/); // PKCS#1, as mender-artifact wants
     expect(readlinkSync(join(home, 'opt/current'))).toBe('releases/0.1.0');
@@ -85,15 +98,30 @@ describe('dev stack (npm start)', () => {
       `    build a signed release     npm run release -- --version 0.1.1 --device-type fort-dev --key ${index.updates.signingKey} --out ${join(home, 'releases')} --no-node-modules`,
     );
     // The deployment manager asks the dev update server for admission on its first cycle.
-    const menderCli = async (...args: string[]) => (await run(process.execPath, [join(DIST, 'dev-cloud/cli.js'), 'mender', ...args, '--home', home, '--json'])).stdout;
-    await eventually(async () => {
-      const devices = JSON.parse(await menderCli('devices')) as { identity: { fort_id?: string }; status: string }[];
-      return devices.find((d) => d.identity.fort_id === 'fort-dev-1' && d.status === 'pending');
-    }, 20_000, 'fort-dev-1 pending at the dev update server');
-    expect((await bannerCommand(stack.lines, 'accept the device')).stdout).toMatch(/"fort_id":"fort-dev-1"\}: accepted\n$/);
-    expect((await bannerCommand(stack.lines, 'build a signed release')).stdout).toMatch(/artifact fort-0\.1\.1: .*fort-0\.1\.1\.mender \(signed\)/);
+    const menderCli = async (...args: string[]) =>
+      (await run(process.execPath, [join(DIST, 'dev-cloud/cli.js'), 'mender', ...args, '--home', home, '--json']))
+        .stdout;
+    await eventually(
+      async () => {
+        const devices = JSON.parse(await menderCli('devices')) as { identity: { fort_id?: string }; status: string }[];
+        return devices.find((d) => d.identity.fort_id === 'fort-dev-1' && d.status === 'pending');
+      },
+      20_000,
+      'fort-dev-1 pending at the dev update server',
+    );
+    expect((await bannerCommand(stack.lines, 'accept the device')).stdout).toMatch(
+      /"fort_id":"fort-dev-1"\}: accepted\n$/,
+    );
+    expect((await bannerCommand(stack.lines, 'build a signed release')).stdout).toMatch(
+      /artifact fort-0\.1\.1: .*fort-0\.1\.1\.mender \(signed\)/,
+    );
 
-    const status = await run(process.execPath, [join(DIST, 'fortctl/main.js'), '--config', index.config.fortctl, 'status']);
+    const status = await run(process.execPath, [
+      join(DIST, 'fortctl/main.js'),
+      '--config',
+      index.config.fortctl,
+      'status',
+    ]);
     expect(status.stdout).toMatch(/^agent fort-dev-1 {2}version 0\.1\.0 {2}healthy/);
     expect(status.stdout).toMatch(new RegExp(`store +ready +schema v${MIGRATIONS.at(-1)!.version}\n`));
     // The identity came by pairing: none of it is in the config files the stack wrote.
@@ -101,7 +129,13 @@ describe('dev stack (npm start)', () => {
     expect(status.stdout).toMatch(/pairing +ready +paired as fort-dev-1 \(tenant t1\)/);
     expect(readFileSync(index.config.agent, 'utf8')).not.toMatch(/^\[(fort|iot|cloud|api\.auth)\]/m);
     expect(readFileSync(index.config.deploymentManager, 'utf8')).toMatch(/^\[updates\.paired\]/m);
-    const json = await run(process.execPath, [join(DIST, 'fortctl/main.js'), '--config', index.config.fortctl, '--json', 'status']);
+    const json = await run(process.execPath, [
+      join(DIST, 'fortctl/main.js'),
+      '--config',
+      index.config.fortctl,
+      '--json',
+      'status',
+    ]);
     expect(JSON.parse(json.stdout)).toMatchObject({ status: 'healthy', ready: true });
 
     const cloud = await httpsRequest(`${index.cloud.url}/health`, { ca: readFileSync(index.ca['cloudServer']!) });
@@ -112,25 +146,55 @@ describe('dev stack (npm start)', () => {
 
     // The demo app: registered at start, its first reload queued; its rows reach a signed-in user.
     expect(stack.lines).toContain('dev-stack: registered the demo app demo-sales and queued its first reload');
-    const reloadsCli = () => run(process.execPath, [join(DIST, 'dev-cloud/cli.js'), 'reloads', '--home', home, '--app', 'demo-sales', '--json']);
-    const succeeded = await eventually(async () => {
-      const list = JSON.parse((await reloadsCli()).stdout) as { type: string; data: { rows?: number } }[];
-      return list.find((r) => r.type === 'reload.succeeded');
-    }, 30_000, 'the demo app reload.succeeded at the dev cloud');
+    const reloadsCli = () =>
+      run(process.execPath, [
+        join(DIST, 'dev-cloud/cli.js'),
+        'reloads',
+        '--home',
+        home,
+        '--app',
+        'demo-sales',
+        '--json',
+      ]);
+    const succeeded = await eventually(
+      async () => {
+        const list = JSON.parse((await reloadsCli()).stdout) as { type: string; data: { rows?: number } }[];
+        return list.find((r) => r.type === 'reload.succeeded');
+      },
+      30_000,
+      'the demo app reload.succeeded at the dev cloud',
+    );
     expect(succeeded.data.rows).toBe(540); // 500 orders + 40 customers
-    const login = await httpsCall(index.cloud.url, readFileSync(index.ca['cloudServer']!), 'POST', '/dev/v1/login', { json: { user: 'alice', tenant: 't1' } });
+    const login = await httpsCall(index.cloud.url, readFileSync(index.ca['cloudServer']!), 'POST', '/dev/v1/login', {
+      json: { user: 'alice', tenant: 't1' },
+    });
     const token = (login.json() as { token: string }).token;
-    const page = await httpsCall(index.agent.clientApi, readFileSync(index.ca['clientZone']!), 'GET', '/api/v1/apps/demo-sales/tables/orders/rows?offset=9&limit=1', { headers: { authorization: `Bearer ${token}` } });
-    expect(page.json()).toMatchObject({ columns: ['id', 'customer_id', 'product', 'amount', 'paid', 'day'], rows: [[10, 31, 'Widget, large', 193.7, 1, '2026-11-11']], total: 500 });
+    const page = await httpsCall(
+      index.agent.clientApi,
+      readFileSync(index.ca['clientZone']!),
+      'GET',
+      '/api/v1/apps/demo-sales/tables/orders/rows?offset=9&limit=1',
+      { headers: { authorization: `Bearer ${token}` } },
+    );
+    expect(page.json()).toMatchObject({
+      columns: ['id', 'customer_id', 'product', 'amount', 'paid', 'day'],
+      rows: [[10, 31, 'Widget, large', 193.7, 1, '2026-11-11']],
+      total: 500,
+    });
     const caBefore = readFileSync(index.ca['trustZone']!);
 
     // Pairing on the dev cloud from its CLI: a code, a fort paired with it, listed, revoked.
-    const devCloudCli = async (...args: string[]) => (await run(process.execPath, [join(DIST, 'dev-cloud/cli.js'), ...args, '--home', home])).stdout;
+    const devCloudCli = async (...args: string[]) =>
+      (await run(process.execPath, [join(DIST, 'dev-cloud/cli.js'), ...args, '--home', home])).stdout;
     const code = (await devCloudCli('pairing-code', '--tenant', 't1', '--ttl', '10m')).trim();
     expect(code).toMatch(/^([A-Z2-7]{4}-){7}[A-Z2-7]{4}$/);
     const csr = await createCsr('dev-stack');
-    const jwtKey = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ type: 'spki', format: 'pem' }).toString();
-    const paired = await httpsCall(index.cloud.url, readFileSync(index.ca['cloudServer']!), 'POST', '/api/v1/pairing', { json: { code, tenant: 't1', jwt_public_key: jwtKey, csr: csr.csrPem } });
+    const jwtKey = generateKeyPairSync('ec', { namedCurve: 'P-256' })
+      .publicKey.export({ type: 'spki', format: 'pem' })
+      .toString();
+    const paired = await httpsCall(index.cloud.url, readFileSync(index.ca['cloudServer']!), 'POST', '/api/v1/pairing', {
+      json: { code, tenant: 't1', jwt_public_key: jwtKey, csr: csr.csrPem },
+    });
     expect(paired.status).toBe(201);
     const fortId = (paired.json() as { fort_id: string }).fort_id;
     expect(await devCloudCli('forts')).toContain(`${fortId}  t1  paired `);
@@ -138,16 +202,37 @@ describe('dev stack (npm start)', () => {
 
     // The update, deployed with the banner's commands; the DM picks it up at its next poll (10 s).
     expect((await bannerCommand(stack.lines, 'upload it')).stdout).toMatch(/^uploaded fort-0\.1\.1 \(fort-dev\)/);
-    expect((await bannerCommand(stack.lines, 'deploy it')).stdout).toMatch(/^deployment \S+: fort-0\.1\.1 to 1 device\(s\)/);
-    const adminTls = { ca: readFileSync(index.ca['trustZone']!), cert: readFileSync(index.certs.fortctl.cert), key: readFileSync(index.certs.fortctl.key) };
-    await eventually(async () => {
-      const res = await httpsRequest(`${index.agent.adminApi}/admin/v1/health`, adminTls);
-      return res.status === 200 && (JSON.parse(res.body) as { version: string }).version === '0.1.1' ? true : undefined;
-    }, 25_000, 'the agent healthy on 0.1.1');
-    await eventually(async () => {
-      const deployments = JSON.parse(await menderCli('status')) as { artifactName: string; devices: { status: string }[] }[];
-      return deployments.find((d) => d.artifactName === 'fort-0.1.1')?.devices[0]?.status === 'success' ? true : undefined;
-    }, 10_000, 'the deployment reported success');
+    expect((await bannerCommand(stack.lines, 'deploy it')).stdout).toMatch(
+      /^deployment \S+: fort-0\.1\.1 to 1 device\(s\)/,
+    );
+    const adminTls = {
+      ca: readFileSync(index.ca['trustZone']!),
+      cert: readFileSync(index.certs.fortctl.cert),
+      key: readFileSync(index.certs.fortctl.key),
+    };
+    await eventually(
+      async () => {
+        const res = await httpsRequest(`${index.agent.adminApi}/admin/v1/health`, adminTls);
+        return res.status === 200 && (JSON.parse(res.body) as { version: string }).version === '0.1.1'
+          ? true
+          : undefined;
+      },
+      25_000,
+      'the agent healthy on 0.1.1',
+    );
+    await eventually(
+      async () => {
+        const deployments = JSON.parse(await menderCli('status')) as {
+          artifactName: string;
+          devices: { status: string }[];
+        }[];
+        return deployments.find((d) => d.artifactName === 'fort-0.1.1')?.devices[0]?.status === 'success'
+          ? true
+          : undefined;
+      },
+      10_000,
+      'the deployment reported success',
+    );
     expect((await bannerCommand(stack.lines, 'follow it')).stdout).toMatch(/fort-0\.1\.1 +fort-dev-1 +success /);
     expect(readlinkSync(join(home, 'opt/current'))).toBe('releases/0.1.1');
     expect(lstatSync(join(home, 'opt/releases/0.1.1')).isDirectory()).toBe(true); // unpacked, not a link
@@ -158,15 +243,23 @@ describe('dev stack (npm start)', () => {
     stack.proc.kill('SIGINT');
     expect(await stack.exited).toBe(0);
     expect(stack.lines).toContain('dev-stack: stopped');
-    for (const name of ['dev-cloud', 'agent', 'deployment-manager']) expect(stack.lines).toContain(`[${name}] exited (code 0, signal null)`);
-    await expect(run(process.execPath, [join(DIST, 'fortctl/main.js'), '--config', index.config.fortctl, 'status'])).rejects.toMatchObject({ code: 2 });
+    for (const name of ['dev-cloud', 'agent', 'deployment-manager'])
+      expect(stack.lines).toContain(`[${name}] exited (code 0, signal null)`);
+    await expect(
+      run(process.execPath, [join(DIST, 'fortctl/main.js'), '--config', index.config.fortctl, 'status']),
+    ).rejects.toMatchObject({ code: 2 });
 
     const second = startStack(home);
     await second.ready;
     expect(second.lines.some((l) => l.startsWith('dev-stack: generating PKI'))).toBe(false);
     expect(readFileSync(index.ca['trustZone']!)).toEqual(caBefore);
     // The updated release is what runs after a restart, and the banner suggests the next one.
-    const again = await run(process.execPath, [join(DIST, 'fortctl/main.js'), '--config', index.config.fortctl, 'status']);
+    const again = await run(process.execPath, [
+      join(DIST, 'fortctl/main.js'),
+      '--config',
+      index.config.fortctl,
+      'status',
+    ]);
     expect(again.stdout).toMatch(/^agent fort-dev-1 {2}version 0\.1\.1 {2}healthy/);
     expect(second.lines.some((l) => l.includes('npm run release -- --version 0.1.2 '))).toBe(true);
     second.proc.kill('SIGINT');

@@ -1,6 +1,17 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
-import { chmodSync, lstatSync, readdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync, mkdirSync, existsSync, appendFileSync } from 'node:fs';
+import {
+  chmodSync,
+  lstatSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  symlinkSync,
+  writeFileSync,
+  mkdirSync,
+  existsSync,
+  appendFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { loadAgentConfig } from '../../../agent/config.js';
@@ -20,7 +31,13 @@ function emptyRoot(): string {
   mkdirSync(join(root, 'etc'), { recursive: true });
   mkdirSync(join(root, 'opt'));
   for (const db of ['passwd', 'group', 'shadow', 'gshadow']) {
-    writeFileSync(join(root, 'etc', db), readFileSync(`/etc/${db}`, 'utf8').split('\n').filter((l) => l.startsWith('root:')).join('\n') + '\n');
+    writeFileSync(
+      join(root, 'etc', db),
+      readFileSync(`/etc/${db}`, 'utf8')
+        .split('\n')
+        .filter((l) => l.startsWith('root:'))
+        .join('\n') + '\n',
+    );
   }
   // The test release has no node_modules (npm run release --no-node-modules); resolution walks up to here.
   symlinkSync(join(REPO, 'node_modules'), join(root, 'opt', 'node_modules'));
@@ -34,18 +51,26 @@ function tree(root: string): string[] {
     const p = join(root, rel);
     const s = lstatSync(p);
     const type = s.isSymbolicLink() ? 'l' : s.isDirectory() ? 'd' : 'f';
-    out.push(`${rel || '.'} ${type} ${(s.mode & 0o7777).toString(8)} ${s.uid}:${s.gid} ${type === 'f' ? s.size : ''} ${type === 'l' ? readlinkSync(p) : s.mtimeMs}`);
-    if (type === 'd') for (const e of readdirSync(p).sort()) if (`${rel}/${e}` !== '/opt/node_modules') walk(`${rel}/${e}`);
+    out.push(
+      `${rel || '.'} ${type} ${(s.mode & 0o7777).toString(8)} ${s.uid}:${s.gid} ${type === 'f' ? s.size : ''} ${type === 'l' ? readlinkSync(p) : s.mtimeMs}`,
+    );
+    if (type === 'd')
+      for (const e of readdirSync(p).sort()) if (`${rel}/${e}` !== '/opt/node_modules') walk(`${rel}/${e}`);
   };
   walk('');
   return out;
 }
 
 function ids(root: string, db: 'passwd' | 'group'): Record<string, { id: number; members: string[]; line: string }> {
-  return Object.fromEntries(readFileSync(join(root, 'etc', db), 'utf8').trim().split('\n').map((l) => {
-    const f = l.split(':');
-    return [f[0]!, { id: Number(f[2]), members: (f[3] ?? '').split(',').filter(Boolean), line: l }];
-  }));
+  return Object.fromEntries(
+    readFileSync(join(root, 'etc', db), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => {
+        const f = l.split(':');
+        return [f[0]!, { id: Number(f[2]), members: (f[3] ?? '').split(',').filter(Boolean), line: l }];
+      }),
+  );
 }
 
 function stat(root: string, path: string): { mode: string; owner: string } {
@@ -58,10 +83,19 @@ function stat(root: string, path: string): { mode: string; owner: string } {
 /** Read a file as the given user of the installed root (numeric ids: the host does not know them). */
 async function readAs(root: string, user: string, path: string): Promise<boolean> {
   const u = ids(root, 'passwd')[user]!;
-  const groups = Object.values(ids(root, 'group')).filter((g) => g.members.includes(user)).map((g) => g.id);
+  const groups = Object.values(ids(root, 'group'))
+    .filter((g) => g.members.includes(user))
+    .map((g) => g.id);
   const gid = ids(root, 'group')[user]!.id;
   try {
-    await run('setpriv', [`--reuid=${u.id}`, `--regid=${gid}`, `--groups=${[gid, ...groups].join(',')}`, '--', 'cat', join(root, path)]);
+    await run('setpriv', [
+      `--reuid=${u.id}`,
+      `--regid=${gid}`,
+      `--groups=${[gid, ...groups].join(',')}`,
+      '--',
+      'cat',
+      join(root, path),
+    ]);
     return true;
   } catch {
     return false;
@@ -72,14 +106,34 @@ describe('scripts/install.sh into a throwaway root', () => {
   let release: string;
   let artifactKey: string;
   const install = (root: string, ...extra: string[]) =>
-    run('bash', [INSTALL, '--root', root, '--release', release, '--artifact-key', artifactKey, '--client-api-name', 'fort.example.lan', ...extra]);
+    run('bash', [
+      INSTALL,
+      '--root',
+      root,
+      '--release',
+      release,
+      '--artifact-key',
+      artifactKey,
+      '--client-api-name',
+      'fort.example.lan',
+      ...extra,
+    ]);
 
   beforeAll(async () => {
     const dir = tempDir('install-release');
     await run('openssl', ['genrsa', '-traditional', '-out', join(dir, 'signing.key'), '2048']);
     await run('openssl', ['rsa', '-in', join(dir, 'signing.key'), '-pubout', '-out', join(dir, 'signing.pub.pem')]);
     artifactKey = join(dir, 'signing.pub.pem');
-    await run(process.execPath, [join(DIST, 'scripts/release.js'), '--version', '2.3.4', '--device-type', 'fort-test', '--out', dir, '--no-node-modules']);
+    await run(process.execPath, [
+      join(DIST, 'scripts/release.js'),
+      '--version',
+      '2.3.4',
+      '--device-type',
+      'fort-test',
+      '--out',
+      dir,
+      '--no-node-modules',
+    ]);
     release = join(dir, 'fort-agent-2.3.4.tgz');
   });
 
@@ -130,13 +184,16 @@ describe('scripts/install.sh into a throwaway root', () => {
       '/etc/systemd/system/fort-agent.service': ['0644', 'root:root'],
       '/usr/local/bin/fortctl': ['0755', 'root:root'],
     };
-    for (const [path, [mode, owner]] of Object.entries(expected)) expect(stat(root, path), path).toEqual({ mode, owner });
+    for (const [path, [mode, owner]] of Object.entries(expected))
+      expect(stat(root, path), path).toEqual({ mode, owner });
     // Only the installation's own zones: the cloud's CAs are the cloud's.
     expect(readdirSync(join(root, 'etc/fort/pki')).sort()).toEqual(['client-zone', 'trust-zone']);
     expect(readlinkSync(join(root, 'opt/fort/agent/current'))).toBe('releases/2.3.4');
     expect(readlinkSync(join(root, 'opt/fort/deployment-manager/current'))).toBe('releases/2.3.4');
     for (const unit of ['fort-agent.service', 'fort-deployment-manager.service']) {
-      expect(readlinkSync(join(root, 'etc/systemd/system/multi-user.target.wants', unit))).toBe(`/etc/systemd/system/${unit}`);
+      expect(readlinkSync(join(root, 'etc/systemd/system/multi-user.target.wants', unit))).toBe(
+        `/etc/systemd/system/${unit}`,
+      );
     }
 
     // The kernel agrees: each process reads its own key and not the other's, nor the CA key.
@@ -163,13 +220,15 @@ describe('scripts/install.sh into a throwaway root', () => {
     expect(dm.updates?.paired?.identity_dir).toBe('/var/lib/fort/deployment-manager/update-identity');
     expect(loadTlsMaterial(dm.agent.tls).leaf.subject).toContain('CN=deployment-manager');
     // Two CAs: the admin certificate chains to the trust zone, the client API's does not.
-    const tzCa = new (await import('node:crypto')).X509Certificate(readFileSync(join(root, 'etc/fort/pki/trust-zone/ca.pem')));
+    const tzCa = new (await import('node:crypto')).X509Certificate(
+      readFileSync(join(root, 'etc/fort/pki/trust-zone/ca.pem')),
+    );
     expect(admin.leaf.verify(tzCa.publicKey)).toBe(true);
     expect(api.leaf.verify(tzCa.publicKey)).toBe(false);
     expect(api.leaf.subjectAltName).toContain('DNS:fort.example.lan');
   });
 
-  it('keeps an operator\'s edited config and the CA on a second run, and --uninstall keeps config and data unless --purge', async () => {
+  it("keeps an operator's edited config and the CA on a second run, and --uninstall keeps config and data unless --purge", async () => {
     const root = emptyRoot();
     await install(root);
     const passwd = readFileSync(join(root, 'etc/passwd'), 'utf8');
@@ -182,7 +241,12 @@ describe('scripts/install.sh into a throwaway root', () => {
 
     const removed = await run('bash', [INSTALL, '--root', root, '--uninstall']);
     expect(removed.stdout).toContain('kept /etc/fort');
-    for (const gone of ['opt/fort', 'etc/systemd/system/fort-agent.service', 'etc/systemd/system/multi-user.target.wants/fort-agent.service', 'usr/local/bin/fortctl']) {
+    for (const gone of [
+      'opt/fort',
+      'etc/systemd/system/fort-agent.service',
+      'etc/systemd/system/multi-user.target.wants/fort-agent.service',
+      'usr/local/bin/fortctl',
+    ]) {
       expect(existsSync(join(root, gone)), gone).toBe(false);
     }
     expect(readFileSync(join(root, 'var/lib/fort/agent/agent.db'), 'utf8')).toBe('data');
@@ -209,7 +273,10 @@ describe('scripts/install.sh into a throwaway root', () => {
       code: 1,
       stderr: expect.stringContaining(`--release ${notRelease} is not a fort release tarball`),
     });
-    await expect(run('bash', [INSTALL, '--root', root])).rejects.toMatchObject({ code: 1, stderr: expect.stringContaining('--release is required') });
+    await expect(run('bash', [INSTALL, '--root', root])).rejects.toMatchObject({
+      code: 1,
+      stderr: expect.stringContaining('--release is required'),
+    });
     expect(tree(root)).toEqual(before);
   });
 });

@@ -9,7 +9,11 @@ const run = promisify(execFile);
 const UNITS = ['fort-agent.service', 'fort-deployment-manager.service'];
 
 /** The value of `key=` lines of a unit file (all of them, in order). */
-const directives = (text: string, key: string) => text.split('\n').filter((l) => l.startsWith(`${key}=`)).map((l) => l.slice(key.length + 1));
+const directives = (text: string, key: string) =>
+  text
+    .split('\n')
+    .filter((l) => l.startsWith(`${key}=`))
+    .map((l) => l.slice(key.length + 1));
 
 describe('systemd units', () => {
   for (const unit of UNITS) {
@@ -28,7 +32,8 @@ describe('systemd units', () => {
 
     it(`${unit}: waits for the network and a synchronised clock, has a watchdog, no capabilities, not MemoryDenyWriteExecute`, () => {
       const text = readFileSync(file, 'utf8');
-      for (const key of ['Wants', 'After']) expect(directives(text, key).join(' ')).toMatch(/network-online\.target time-sync\.target/);
+      for (const key of ['Wants', 'After'])
+        expect(directives(text, key).join(' ')).toMatch(/network-online\.target time-sync\.target/);
       expect(directives(text, 'WatchdogSec')[0]).toMatch(/^\d+s$/);
       expect(directives(text, 'CapabilityBoundingSet')).toEqual(['']);
       expect(directives(text, 'ProtectSystem')).toEqual(['strict']);

@@ -17,8 +17,17 @@ const answer: PairingAnswer = {
   device_ca: CERT,
   server_ca: CERT,
   cloud: { url: 'https://cloud.example', token_endpoint: 'https://cloud.example/oauth/token' },
-  user_tokens: { issuer: 'https://cloud.example', audience: 'fort-client-api', jwks_url: 'https://cloud.example/.well-known/jwks.json' },
-  iot: { endpoint: 'iot.example:443', region: 'eu-west-1', role_alias: 'fort-role', credentials_url: 'https://creds.example' },
+  user_tokens: {
+    issuer: 'https://cloud.example',
+    audience: 'fort-client-api',
+    jwks_url: 'https://cloud.example/.well-known/jwks.json',
+  },
+  iot: {
+    endpoint: 'iot.example:443',
+    region: 'eu-west-1',
+    role_alias: 'fort-role',
+    credentials_url: 'https://creds.example',
+  },
   update_server: null,
   artifact_key: null,
   cors_origins: ['https://cloud.example'],
@@ -45,18 +54,52 @@ describe('agent config with pairing', () => {
 
   it('paired: the identity fills [fort] id, [iot], [cloud], [api.auth] and the CORS origins with the files beside it', () => {
     const { file, pairingDir } = installation(withoutId);
-    writeIdentity(pairingDir, answer, { jwtKeyPem: 'jwt', deviceKeyPem: 'dev' }, 'https://cloud.example', new Date('2026-11-23T12:00:00Z'));
+    writeIdentity(
+      pairingDir,
+      answer,
+      { jwtKeyPem: 'jwt', deviceKeyPem: 'dev' },
+      'https://cloud.example',
+      new Date('2026-11-23T12:00:00Z'),
+    );
     const c = loadAgentConfig(file);
     expect(c.fort.id).toBe('fort-abc');
-    expect(c.iot).toMatchObject({ endpoint: 'iot.example:443', region: 'eu-west-1', thing_name: 'fort-abc', ca: join(pairingDir, 'server-ca.pem'), keepalive_seconds: 300 });
-    expect(c.iot?.credentials).toEqual({ source: 'provider', url: 'https://creds.example', role_alias: 'fort-role', refresh_before_seconds: 300, timeout_seconds: 10, tls: { ca: join(pairingDir, 'server-ca.pem'), cert: join(pairingDir, 'device.pem'), key: join(pairingDir, 'device.key') } });
-    expect(c.cloud).toMatchObject({ url: 'https://cloud.example', client_id: 'fort-abc', private_key: join(pairingDir, 'jwt.key'), ca: join(pairingDir, 'server-ca.pem') });
-    expect(c.api.auth).toMatchObject({ issuer: 'https://cloud.example', tenant: 't9', jwks_url: 'https://cloud.example/.well-known/jwks.json' });
+    expect(c.iot).toMatchObject({
+      endpoint: 'iot.example:443',
+      region: 'eu-west-1',
+      thing_name: 'fort-abc',
+      ca: join(pairingDir, 'server-ca.pem'),
+      keepalive_seconds: 300,
+    });
+    expect(c.iot?.credentials).toEqual({
+      source: 'provider',
+      url: 'https://creds.example',
+      role_alias: 'fort-role',
+      refresh_before_seconds: 300,
+      timeout_seconds: 10,
+      tls: {
+        ca: join(pairingDir, 'server-ca.pem'),
+        cert: join(pairingDir, 'device.pem'),
+        key: join(pairingDir, 'device.key'),
+      },
+    });
+    expect(c.cloud).toMatchObject({
+      url: 'https://cloud.example',
+      client_id: 'fort-abc',
+      private_key: join(pairingDir, 'jwt.key'),
+      ca: join(pairingDir, 'server-ca.pem'),
+    });
+    expect(c.api.auth).toMatchObject({
+      issuer: 'https://cloud.example',
+      tenant: 't9',
+      jwks_url: 'https://cloud.example/.well-known/jwks.json',
+    });
     expect(c.api.cors_origins).toEqual(['https://cloud.example']);
   });
 
   it('what agent.toml says wins over the identity', () => {
-    const { file, pairingDir } = installation(`${VALID}\n[cloud]\nurl = "https://other.example"\nprivate_key = "k.pem"\n`);
+    const { file, pairingDir } = installation(
+      `${VALID}\n[cloud]\nurl = "https://other.example"\nprivate_key = "k.pem"\n`,
+    );
     writeIdentity(pairingDir, answer, { jwtKeyPem: 'jwt', deviceKeyPem: 'dev' }, 'https://cloud.example', new Date());
     const c = loadAgentConfig(file);
     expect(c.fort.id).toBe('fort-1');

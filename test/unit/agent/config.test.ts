@@ -47,7 +47,9 @@ describe('agent config', () => {
 
   it('reports TOML syntax errors with line and column', () => {
     const file = write('agent.toml', VALID.replace('port = 8443', 'port = = 8443'));
-    expect(() => loadAgentConfig(file)).toThrow('agent.toml: line 13, column 8: invalid TOML: Invalid TOML document: invalid value');
+    expect(() => loadAgentConfig(file)).toThrow(
+      'agent.toml: line 13, column 8: invalid TOML: Invalid TOML document: invalid value',
+    );
   });
 
   it('reports every problem at once', () => {
@@ -65,14 +67,24 @@ describe('agent config', () => {
   });
 
   it('reads [proxy] and resolves the password file against the config file', () => {
-    const config = loadAgentConfig(write('agent.toml', `${VALID}
+    const config = loadAgentConfig(
+      write(
+        'agent.toml',
+        `${VALID}
 [proxy]
 url = "http://proxy.corp.example:3128"
 no_proxy = ["localhost", ".corp.example"]
 username = "fort"
 password_file = "secrets/proxy-password"
-`));
-    expect(config.proxy).toEqual({ url: 'http://proxy.corp.example:3128', no_proxy: ['localhost', '.corp.example'], username: 'fort', password_file: join(dir, 'secrets/proxy-password') });
+`,
+      ),
+    );
+    expect(config.proxy).toEqual({
+      url: 'http://proxy.corp.example:3128',
+      no_proxy: ['localhost', '.corp.example'],
+      username: 'fort',
+      password_file: join(dir, 'secrets/proxy-password'),
+    });
     expect(loadAgentConfig(write('agent.toml', VALID)).proxy).toBeUndefined();
   });
 
@@ -84,11 +96,15 @@ password_file = "secrets/proxy-password"
     const orphan = write('agent.toml', `${VALID}\n[proxy]\nurl = "https://proxy:3128"\npassword_file = "pw"\n`);
     expect(() => loadAgentConfig(orphan)).toThrow(/^agent\.toml: proxy\.url: https:\/\/ proxies are not supported/);
     const noUser = write('agent.toml', `${VALID}\n[proxy]\nurl = "http://proxy:3128"\npassword_file = "pw"\n`);
-    expect(() => loadAgentConfig(noUser)).toThrow('agent.toml: proxy.password_file: needs proxy.username (the user the password belongs to), got "pw"');
+    expect(() => loadAgentConfig(noUser)).toThrow(
+      'agent.toml: proxy.password_file: needs proxy.username (the user the password belongs to), got "pw"',
+    );
   });
 
   it('validates the deployment manager config with the same rules', () => {
-    const file = write('deployment-manager.toml', `
+    const file = write(
+      'deployment-manager.toml',
+      `
 [state]
 path = "state.json"
 [agent]
@@ -98,7 +114,8 @@ health_interval_seconds = 0
 ca = "ca.pem"
 cert = "dm.pem"
 key = "dm.key"
-`);
+`,
+    );
     expect(() => loadDeploymentManagerConfig(file)).toThrow(
       'deployment-manager.toml: agent.admin_url: expected an https:// URL, got "http://127.0.0.1:8444"\n' +
         'deployment-manager.toml: agent.health_interval_seconds: expected integer 1..3600, got 0',

@@ -4,7 +4,23 @@ import { createAgentMetrics } from '../../../agent/metrics.js';
 import { counter, histogram } from '../../../agent/metrics-exposition.js';
 import { parseMetrics, sample } from '../../helpers/metrics.js';
 
-const summary = { step: 'health_checking' as const, installed: '1.0.0', installedArtifact: 'fort-1.0.0', previous: null, deployment: { id: 'd1', artifactName: 'fort-1.0.1', source: 'server', downloaded: 10, target: '1.0.1', deadline: '2026-01-01T00:00:00Z', reason: null }, lastError: null, updatedAt: '2026-01-01T00:00:00Z' };
+const summary = {
+  step: 'health_checking' as const,
+  installed: '1.0.0',
+  installedArtifact: 'fort-1.0.0',
+  previous: null,
+  deployment: {
+    id: 'd1',
+    artifactName: 'fort-1.0.1',
+    source: 'server',
+    downloaded: 10,
+    target: '1.0.1',
+    deadline: '2026-01-01T00:00:00Z',
+    reason: null,
+  },
+  lastError: null,
+  updatedAt: '2026-01-01T00:00:00Z',
+};
 
 describe('agent metrics', () => {
   it('counts what the modules report and reads the sources at scrape time', async () => {
@@ -39,9 +55,24 @@ describe('agent metrics', () => {
     expect(sample(s, 'fort_reload_duration_seconds_bucket', { outcome: 'failed', le: '60' })).toBe(1);
     expect(sample(s, 'fort_authz_cache_requests_total', { result: 'hit' })).toBe(1);
     expect(sample(s, 'fort_authz_cache_requests_total', { result: 'miss' })).toBe(1);
-    expect(sample(s, 'fort_api_requests_total', { api: 'client', route: '/api/v1/apps/:appId', method: 'GET', status: '200' })).toBe(2);
-    expect(sample(s, 'fort_api_request_duration_seconds_count', { api: 'client', route: '/api/v1/apps/:appId', method: 'GET' })).toBe(2);
-    expect(sample(s, 'fort_api_requests_total', { api: 'admin', route: 'unmatched', method: 'GET', status: '404' })).toBe(1);
+    expect(
+      sample(s, 'fort_api_requests_total', {
+        api: 'client',
+        route: '/api/v1/apps/:appId',
+        method: 'GET',
+        status: '200',
+      }),
+    ).toBe(2);
+    expect(
+      sample(s, 'fort_api_request_duration_seconds_count', {
+        api: 'client',
+        route: '/api/v1/apps/:appId',
+        method: 'GET',
+      }),
+    ).toBe(2);
+    expect(
+      sample(s, 'fort_api_requests_total', { api: 'admin', route: 'unmatched', method: 'GET', status: '404' }),
+    ).toBe(1);
     // Process metrics come from prom-client, loaded by the first scrape.
     expect(sample(s, 'process_resident_memory_bytes')).toBeGreaterThan(0);
     // Nothing reported by the deployment manager yet: no update series.
@@ -61,11 +92,13 @@ describe('agent metrics', () => {
     expect(sample(s, 'fort_update_reported_timestamp_seconds')).toBe(Date.parse('2026-01-01T00:00:05Z') / 1000);
   });
 
-  it('keeps two agents\' metrics apart (no global registry)', async () => {
+  it("keeps two agents' metrics apart (no global registry)", async () => {
     const a = createAgentMetrics();
     const b = createAgentMetrics();
     a.reloadFinished('succeeded', 1);
-    expect(sample(parseMetrics((await b.scrape()).text), 'fort_reloads_total', { outcome: 'succeeded' })).toBeUndefined();
+    expect(
+      sample(parseMetrics((await b.scrape()).text), 'fort_reloads_total', { outcome: 'succeeded' }),
+    ).toBeUndefined();
     expect(sample(parseMetrics((await a.scrape()).text), 'fort_reloads_total', { outcome: 'succeeded' })).toBe(1);
   });
 });
@@ -74,10 +107,20 @@ describe('metrics exposition', () => {
   it('writes the same samples as prom-client for the same counts', async () => {
     const registry = new prom.Registry();
     const pc = new prom.Counter({ name: 'x_total', help: 'x', labelNames: ['a', 'b'], registers: [registry] });
-    const ph = new prom.Histogram({ name: 'x_seconds', help: 'x', labelNames: ['a'], buckets: [0.1, 1, 10], registers: [registry] });
+    const ph = new prom.Histogram({
+      name: 'x_seconds',
+      help: 'x',
+      labelNames: ['a'],
+      buckets: [0.1, 1, 10],
+      registers: [registry],
+    });
     const oc = counter('x_total', 'x', ['a', 'b']);
     const oh = histogram('x_seconds', 'x', ['a'], [0.1, 1, 10]);
-    const labels = [{ a: 'p', b: 'q' }, { a: 'p', b: 'r' }, { a: 'we"ird\\ \nvalue', b: 'q' }];
+    const labels = [
+      { a: 'p', b: 'q' },
+      { a: 'p', b: 'r' },
+      { a: 'we"ird\\ \nvalue', b: 'q' },
+    ];
     for (const [i, l] of labels.entries()) {
       pc.inc(l, i + 1);
       oc.inc(l, i + 1);
@@ -90,6 +133,8 @@ describe('metrics exposition', () => {
   });
 
   it('shows a counter without labels as 0 before anything is counted', () => {
-    expect(counter('n_total', 'help with a \\ and\na newline').render()).toBe('# HELP n_total help with a \\\\ and\\na newline\n# TYPE n_total counter\nn_total 0\n');
+    expect(counter('n_total', 'help with a \\ and\na newline').render()).toBe(
+      '# HELP n_total help with a \\\\ and\\na newline\n# TYPE n_total counter\nn_total 0\n',
+    );
   });
 });

@@ -13,8 +13,12 @@ describe('agent store', () => {
   it('migrates an empty database to the latest schema with every table', () => {
     const path = join(tempDir('store'), 'agent.db');
     const store = openStore({ path, log });
-    const tables = (store.db.prepare("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name").all() as { name: string }[]).map((r) => r.name);
-    expect(tables).toEqual(expect.arrayContaining(['inbox', 'outbox', 'apps', 'app_versions', 'reloads', 'dead_letters', 'schema_version']));
+    const tables = (
+      store.db.prepare("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name").all() as { name: string }[]
+    ).map((r) => r.name);
+    expect(tables).toEqual(
+      expect.arrayContaining(['inbox', 'outbox', 'apps', 'app_versions', 'reloads', 'dead_letters', 'schema_version']),
+    );
     expect(tables).not.toContain('audit'); // lives in audit.db (agent/audit/store.ts)
     expect(store.schemaVersion).toBe(MIGRATIONS.at(-1)!.version);
     expect(store.db.pragma('journal_mode', { simple: true })).toBe('wal');
@@ -27,7 +31,9 @@ describe('agent store', () => {
     openStore({ path, log }).close();
     expect(statSync(path).mode & 0o777).toBe(0o600);
     chmodSync(path, 0o644);
-    expect(() => openStore({ path, log })).toThrow(/mode 0644; customer data must not be readable by group or others \(chmod 600 /);
+    expect(() => openStore({ path, log })).toThrow(
+      /mode 0644; customer data must not be readable by group or others \(chmod 600 /,
+    );
   });
 
   it('keeps data across reopen and does not re-run migrations', () => {
@@ -47,7 +53,9 @@ describe('agent store', () => {
     const next = [...MIGRATIONS, { version: 99, name: 'add-note', sql: 'ALTER TABLE apps ADD COLUMN note TEXT' }];
     const store = openStore({ path, log, migrations: next });
     expect(store.schemaVersion).toBe(99);
-    expect((store.db.prepare('PRAGMA table_info(apps)').all() as { name: string }[]).map((c) => c.name)).toContain('note');
+    expect((store.db.prepare('PRAGMA table_info(apps)').all() as { name: string }[]).map((c) => c.name)).toContain(
+      'note',
+    );
     store.close();
   });
 
@@ -63,7 +71,9 @@ describe('agent store', () => {
     }
     expect(error).toBeInstanceOf(StoreError);
     expect((error as StoreError).code).toBe('FORT_ERR_STORE_SCHEMA');
-    expect((error as Error).message).toContain(`has schema version 42, newer than this agent supports (${MIGRATIONS.at(-1)!.version})`);
+    expect((error as Error).message).toContain(
+      `has schema version 42, newer than this agent supports (${MIGRATIONS.at(-1)!.version})`,
+    );
     // Still readable by the newer release: nothing was dropped.
     const again = openStore({ path, log, migrations: newer });
     expect(again.db.prepare("SELECT name FROM sqlite_master WHERE name='future'").get()).toEqual({ name: 'future' });
@@ -74,7 +84,11 @@ describe('agent store', () => {
     const path = join(tempDir('store'), 'agent.db');
     const store = openStore({ path, log });
     expect(() =>
-      store.db.prepare("INSERT INTO reloads (id, app_id, state, source, requested_at) VALUES ('r1', 'no-such-app', 'queued', 'test', 'now')").run(),
+      store.db
+        .prepare(
+          "INSERT INTO reloads (id, app_id, state, source, requested_at) VALUES ('r1', 'no-such-app', 'queued', 'test', 'now')",
+        )
+        .run(),
     ).toThrow(/FOREIGN KEY/);
     store.close();
     expect(existsSync(`${path}-wal`) ? statSync(`${path}-wal`).mode & 0o077 : 0).toBe(0);

@@ -1,10 +1,23 @@
 import { describe, expect, it } from 'vitest';
-import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { pack, type Header } from 'tar-stream';
-import { removeUnpackLeftovers, unpackRelease, type UnpackOptions } from '../../../deployment-manager/install/unpack.js';
+import {
+  removeUnpackLeftovers,
+  unpackRelease,
+  type UnpackOptions,
+} from '../../../deployment-manager/install/unpack.js';
 import { currentRelease, switchCurrent } from '../../../deployment-manager/install/current.js';
 import { FortError } from '../../../lib/errors.js';
 import { fortFailure } from '../../helpers/assertions.js';
@@ -33,9 +46,17 @@ const release = (version = '1.0.1', extra: Entry[] = []): Entry[] => [
   ...extra,
 ];
 
-const unpack = async (entries: Entry[] | Buffer, root = tempDir('releases'), caps: UnpackOptions = { maxBytes: 1024 * 1024, maxEntries: 100 }) => ({
+const unpack = async (
+  entries: Entry[] | Buffer,
+  root = tempDir('releases'),
+  caps: UnpackOptions = { maxBytes: 1024 * 1024, maxEntries: 100 },
+) => ({
   root,
-  result: await unpackRelease(Readable.from(Buffer.isBuffer(entries) ? entries : await tarball(entries)), join(root, 'releases'), caps),
+  result: await unpackRelease(
+    Readable.from(Buffer.isBuffer(entries) ? entries : await tarball(entries)),
+    join(root, 'releases'),
+    caps,
+  ),
 });
 
 /** Mode bits of every directory and file under `dir` (links have none of their own), by relative path. */
@@ -54,7 +75,11 @@ function tree(dir: string): Record<string, string> {
   for (const rel of readdirSync(dir, { recursive: true }) as string[]) {
     const p = join(dir, rel);
     const st = lstatSync(p);
-    out[rel] = st.isSymbolicLink() ? `link ${readlinkSync(p)}` : st.isDirectory() ? 'dir' : `file ${readFileSync(p, 'utf8')}`;
+    out[rel] = st.isSymbolicLink()
+      ? `link ${readlinkSync(p)}`
+      : st.isDirectory()
+        ? 'dir'
+        : `file ${readFileSync(p, 'utf8')}`;
   }
   return out;
 }
@@ -129,7 +154,15 @@ describe('release unpacking', () => {
   it('refuses a file under a link, even one pointing inside the release', async () => {
     const root = tempDir('releases');
     mkdirSync(join(root, 'releases'));
-    const err = await fortFailure(unpack(release('1.0.1', [{ name: 'lib', type: 'symlink', linkname: 'dist/lib' }, { name: 'lib/y.js', body: 'x' }]), root));
+    const err = await fortFailure(
+      unpack(
+        release('1.0.1', [
+          { name: 'lib', type: 'symlink', linkname: 'dist/lib' },
+          { name: 'lib/y.js', body: 'x' },
+        ]),
+        root,
+      ),
+    );
     expect(err.message).toBe('release tarball: path "lib/y.js" passes through the link "lib"');
     expect(readdirSync(join(root, 'releases'))).toEqual([]);
   });
@@ -141,7 +174,14 @@ describe('release unpacking', () => {
     writeFileSync(join(root, 'sentinel'), 'untouched');
     const before = tree(root);
     const err = await fortFailure(
-      unpack(release('1.0.1', [{ name: 'x/', type: 'directory' }, { name: 'x/y', type: 'symlink', linkname: '..' }, { name: 'z', type: 'symlink', linkname: 'x/y/..' }]), root),
+      unpack(
+        release('1.0.1', [
+          { name: 'x/', type: 'directory' },
+          { name: 'x/y', type: 'symlink', linkname: '..' },
+          { name: 'z', type: 'symlink', linkname: 'x/y/..' },
+        ]),
+        root,
+      ),
     );
     expect(err.code).toBe('FORT_ERR_ARTIFACT');
     expect(err.message).toBe('release tarball: link "z" resolves outside the release');
@@ -154,7 +194,9 @@ describe('release unpacking', () => {
       const { result } = await unpack(release('1.0.1'), root);
       writeFileSync(join(result.dir, 'marker'), as);
       const before = tree(root);
-      const err = await fortFailure(unpack(release('1.0.1'), root, { maxBytes: 1024 * 1024, maxEntries: 100, protect: { [as]: '1.0.1' } }));
+      const err = await fortFailure(
+        unpack(release('1.0.1'), root, { maxBytes: 1024 * 1024, maxEntries: 100, protect: { [as]: '1.0.1' } }),
+      );
       expect(err.code).toBe('FORT_ERR_ARTIFACT');
       expect(err.message).toBe(`release 1.0.1 is already installed (${as}); an update must carry a new version`);
       expect(tree(root)).toEqual(before); // its files untouched, no staging left
@@ -165,7 +207,11 @@ describe('release unpacking', () => {
     const root = tempDir('releases');
     mkdirSync(join(root, 'releases', '1.0.1'), { recursive: true });
     writeFileSync(join(root, 'releases', '1.0.1', 'half-installed'), '');
-    const { result } = await unpack(release('1.0.1'), root, { maxBytes: 1024 * 1024, maxEntries: 100, protect: { running: '1.0.0', previous: '0.9.0' } });
+    const { result } = await unpack(release('1.0.1'), root, {
+      maxBytes: 1024 * 1024,
+      maxEntries: 100,
+      protect: { running: '1.0.0', previous: '0.9.0' },
+    });
     expect(readdirSync(result.dir).sort()).toEqual(['dist', 'node_modules', 'package.json']);
   });
 
@@ -181,18 +227,65 @@ describe('release unpacking', () => {
   });
 
   const refusals: [string, Entry[] | (() => Promise<Buffer>), string][] = [
-    ['an absolute path', release('1.0.1', [{ name: '/etc/cron.d/evil', body: 'x' }]), 'release tarball: absolute path "/etc/cron.d/evil"'],
-    ['a path with ..', release('1.0.1', [{ name: 'dist/../../evil.js', body: 'x' }]), 'release tarball: path "dist/../../evil.js" leaves the release directory'],
-    ['a symlink leaving it', release('1.0.1', [{ name: 'dist/passwd', type: 'symlink', linkname: '../../../../etc/passwd' }]), 'release tarball: link "dist/passwd" points outside the release ("../../../../etc/passwd")'],
-    ['an absolute symlink', release('1.0.1', [{ name: 'dist/passwd', type: 'symlink', linkname: '/etc/passwd' }]), 'release tarball: link "dist/passwd" points outside the release ("/etc/passwd")'],
-    ['a dangling link', release('1.0.1', [{ name: 'dist/gone', type: 'symlink', linkname: 'nothing-here' }]), 'release tarball: link "dist/gone" points to nothing'],
-    ['a link loop', release('1.0.1', [{ name: 'dist/a', type: 'symlink', linkname: 'b' }, { name: 'dist/b', type: 'symlink', linkname: 'a' }]), 'release tarball: link "dist/a" points to nothing'],
-    ['a hard link', release('1.0.1', [{ name: 'dist/h', type: 'link', linkname: 'dist/lib/x.js' }]), 'release tarball: link entry "dist/h" is not allowed in a release'],
-    ['a device', release('1.0.1', [{ name: 'dev/sda', type: 'block-device' }]), 'release tarball: block-device entry "dev/sda" is not allowed in a release'],
+    [
+      'an absolute path',
+      release('1.0.1', [{ name: '/etc/cron.d/evil', body: 'x' }]),
+      'release tarball: absolute path "/etc/cron.d/evil"',
+    ],
+    [
+      'a path with ..',
+      release('1.0.1', [{ name: 'dist/../../evil.js', body: 'x' }]),
+      'release tarball: path "dist/../../evil.js" leaves the release directory',
+    ],
+    [
+      'a symlink leaving it',
+      release('1.0.1', [{ name: 'dist/passwd', type: 'symlink', linkname: '../../../../etc/passwd' }]),
+      'release tarball: link "dist/passwd" points outside the release ("../../../../etc/passwd")',
+    ],
+    [
+      'an absolute symlink',
+      release('1.0.1', [{ name: 'dist/passwd', type: 'symlink', linkname: '/etc/passwd' }]),
+      'release tarball: link "dist/passwd" points outside the release ("/etc/passwd")',
+    ],
+    [
+      'a dangling link',
+      release('1.0.1', [{ name: 'dist/gone', type: 'symlink', linkname: 'nothing-here' }]),
+      'release tarball: link "dist/gone" points to nothing',
+    ],
+    [
+      'a link loop',
+      release('1.0.1', [
+        { name: 'dist/a', type: 'symlink', linkname: 'b' },
+        { name: 'dist/b', type: 'symlink', linkname: 'a' },
+      ]),
+      'release tarball: link "dist/a" points to nothing',
+    ],
+    [
+      'a hard link',
+      release('1.0.1', [{ name: 'dist/h', type: 'link', linkname: 'dist/lib/x.js' }]),
+      'release tarball: link entry "dist/h" is not allowed in a release',
+    ],
+    [
+      'a device',
+      release('1.0.1', [{ name: 'dev/sda', type: 'block-device' }]),
+      'release tarball: block-device entry "dev/sda" is not allowed in a release',
+    ],
     ['no package.json', release('1.0.1').slice(1), 'release tarball: no readable package.json at its top'],
-    ['another package', [{ name: 'package.json', body: '{"name":"evil","version":"1.0.0"}' }, ...release().slice(1)], 'release tarball: package.json is not a fort release with a version'],
-    ['no agent', release('1.0.1').filter((e) => e.name !== 'dist/agent/main.js'), 'release tarball: dist/agent/main.js is missing'],
-    ['too big', release('1.0.1', [{ name: 'big.bin', body: 'x'.repeat(2 * 1024 * 1024) }]), 'release tarball: more than 1048576 bytes unpacked'],
+    [
+      'another package',
+      [{ name: 'package.json', body: '{"name":"evil","version":"1.0.0"}' }, ...release().slice(1)],
+      'release tarball: package.json is not a fort release with a version',
+    ],
+    [
+      'no agent',
+      release('1.0.1').filter((e) => e.name !== 'dist/agent/main.js'),
+      'release tarball: dist/agent/main.js is missing',
+    ],
+    [
+      'too big',
+      release('1.0.1', [{ name: 'big.bin', body: 'x'.repeat(2 * 1024 * 1024) }]),
+      'release tarball: more than 1048576 bytes unpacked',
+    ],
     ['not gzip', async () => Buffer.from('plain text, not a tarball'), 'release tarball: not a readable gzip tar'],
   ];
   for (const [name, entries, why] of refusals) {
@@ -200,7 +293,9 @@ describe('release unpacking', () => {
       const root = tempDir('releases');
       mkdirSync(join(root, 'releases'));
       const input = typeof entries === 'function' ? await entries() : await tarball(entries);
-      const err = await fortFailure(unpackRelease(Readable.from(input), join(root, 'releases'), { maxBytes: 1024 * 1024, maxEntries: 100 }));
+      const err = await fortFailure(
+        unpackRelease(Readable.from(input), join(root, 'releases'), { maxBytes: 1024 * 1024, maxEntries: 100 }),
+      );
       expect(err).toBeInstanceOf(FortError);
       expect(err.message.startsWith(why)).toBe(true);
       expect(readdirSync(join(root, 'releases'))).toEqual([]);

@@ -17,7 +17,13 @@ describe('dev-cloud.toml [cloud_api]', () => {
   it('is optional; with an empty section everything has its default', () => {
     expect(load('').config().cloud_api).toBeUndefined();
     const c = load('[cloud_api]\n').config();
-    expect(c.cloud_api).toEqual({ user_audience: 'fort-client-api', access_token_seconds: 600, user_token_seconds: 3600, fort_origins: [], clients: [] });
+    expect(c.cloud_api).toEqual({
+      user_audience: 'fort-client-api',
+      access_token_seconds: 600,
+      user_token_seconds: 3600,
+      fort_origins: [],
+      clients: [],
+    });
     expect(cloudApiIssuer(c)).toBe('https://127.0.0.1:8443');
     expect(cloudApiIssuer({ server: { ...c.server, host: '::1' }, cloud_api: c.cloud_api })).toBe('https://[::1]:8443');
   });
@@ -27,7 +33,12 @@ describe('dev-cloud.toml [cloud_api]', () => {
       '[cloud_api]\nissuer = "https://cloud.test/tenant-a"\npolicy = "policy.json"\nfort_origins = ["https://127.0.0.1:9443"]\n[[cloud_api.clients]]\nid = "fort-1"\npublic_key = "keys/fort-1.pem"\n',
     );
     const c = config();
-    expect(c.cloud_api).toMatchObject({ issuer: 'https://cloud.test/tenant-a', policy: join(dir, 'policy.json'), fort_origins: ['https://127.0.0.1:9443'], clients: [{ id: 'fort-1', public_key: join(dir, 'keys/fort-1.pem') }] });
+    expect(c.cloud_api).toMatchObject({
+      issuer: 'https://cloud.test/tenant-a',
+      policy: join(dir, 'policy.json'),
+      fort_origins: ['https://127.0.0.1:9443'],
+      clients: [{ id: 'fort-1', public_key: join(dir, 'keys/fort-1.pem') }],
+    });
     expect(cloudApiIssuer(c)).toBe('https://cloud.test/tenant-a');
   });
 

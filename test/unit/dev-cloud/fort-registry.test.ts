@@ -4,7 +4,9 @@ import { join } from 'node:path';
 import { createFortRegistry } from '../../../dev-cloud/pairing/registry.js';
 import { tempDir } from '../../helpers/fort.js';
 
-const jwtPublicKey = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ type: 'spki', format: 'pem' }).toString();
+const jwtPublicKey = generateKeyPairSync('ec', { namedCurve: 'P-256' })
+  .publicKey.export({ type: 'spki', format: 'pem' })
+  .toString();
 
 describe('dev cloud fort registry', () => {
   it('a fort id paired again after its revocation keeps its old certificates revoked', () => {

@@ -46,8 +46,17 @@ const VERSION = JSON.stringify({ format: 'mender', version: 3 });
 const headerTarGz = async (info: unknown) => gzipSync(await tarOf([['header-info', JSON.stringify(info)]]));
 
 /** An auth request body and its X-MEN-Signature, as a Mender client makes them. */
-function signedAuth(key: { privateKey: KeyObject; publicKey: KeyObject }, idData = '{"fort_id":"fort-1","mac":"00:11"}') {
-  const raw = Buffer.from(JSON.stringify({ id_data: idData, pubkey: key.publicKey.export({ type: 'spki', format: 'pem' }), tenant_token: '' }));
+function signedAuth(
+  key: { privateKey: KeyObject; publicKey: KeyObject },
+  idData = '{"fort_id":"fort-1","mac":"00:11"}',
+) {
+  const raw = Buffer.from(
+    JSON.stringify({
+      id_data: idData,
+      pubkey: key.publicKey.export({ type: 'spki', format: 'pem' }),
+      tenant_token: '',
+    }),
+  );
   const type = key.privateKey.asymmetricKeyType;
   const sig = type === 'ed25519' ? sign(null, raw, key.privateKey) : sign('sha256', raw, key.privateKey);
   return { raw, sig: sig.toString('base64') };
@@ -68,7 +77,9 @@ describe('dev-cloud.toml [mender]', () => {
   });
 
   it('names each bad field', () => {
-    const { load } = loadConfig('[mender]\nport = 0\ndevice_ca = "ca.pem"\nartifacts_dir = "a"\ndownload_link_seconds = 0\npublic_url = "https://x.test/"\n[mender.retry]\npending_seconds = -1\n');
+    const { load } = loadConfig(
+      '[mender]\nport = 0\ndevice_ca = "ca.pem"\nartifacts_dir = "a"\ndownload_link_seconds = 0\npublic_url = "https://x.test/"\n[mender.retry]\npending_seconds = -1\n',
+    );
     expect(() => load()).toThrow(
       [
         'dev-cloud.toml: mender.port: expected integer 1..65535, got 0',
@@ -85,37 +96,141 @@ describe('artifact headers', () => {
     const dir = tempDir('mart');
     writeFileSync(join(dir, 'payload.bin'), 'agent release');
     const out = join(dir, 'out.mender');
-    execFileSync('mender-artifact', ['write', 'module-image', '-T', 'fort-agent', '-n', 'fort-1.0.1', '-t', 'fort-test', '-t', 'fort-other', '-f', join(dir, 'payload.bin'), '-o', out]);
-    expect(await readArtifactInfo(out)).toEqual({ name: 'fort-1.0.1', deviceTypes: ['fort-test', 'fort-other'], payloadTypes: ['fort-agent'], signed: false });
+    execFileSync('mender-artifact', [
+      'write',
+      'module-image',
+      '-T',
+      'fort-agent',
+      '-n',
+      'fort-1.0.1',
+      '-t',
+      'fort-test',
+      '-t',
+      'fort-other',
+      '-f',
+      join(dir, 'payload.bin'),
+      '-o',
+      out,
+    ]);
+    expect(await readArtifactInfo(out)).toEqual({
+      name: 'fort-1.0.1',
+      deviceTypes: ['fort-test', 'fort-other'],
+      payloadTypes: ['fort-agent'],
+      signed: false,
+    });
   });
 
   it.each(['lzma', 'none'])('reads the header of a --compression %s artifact', async (compression) => {
     const dir = tempDir('mart');
     writeFileSync(join(dir, 'payload.bin'), 'agent release');
     const out = join(dir, 'out.mender');
-    execFileSync('mender-artifact', ['write', 'module-image', '-T', 'fort-agent', '-n', `fort-${compression}`, '-t', 'fort-test', '-f', join(dir, 'payload.bin'), '--compression', compression, '-o', out]);
-    expect(await readArtifactInfo(out)).toEqual({ name: `fort-${compression}`, deviceTypes: ['fort-test'], payloadTypes: ['fort-agent'], signed: false });
+    execFileSync('mender-artifact', [
+      'write',
+      'module-image',
+      '-T',
+      'fort-agent',
+      '-n',
+      `fort-${compression}`,
+      '-t',
+      'fort-test',
+      '-f',
+      join(dir, 'payload.bin'),
+      '--compression',
+      compression,
+      '-o',
+      out,
+    ]);
+    expect(await readArtifactInfo(out)).toEqual({
+      name: `fort-${compression}`,
+      deviceTypes: ['fort-test'],
+      payloadTypes: ['fort-agent'],
+      signed: false,
+    });
   });
 
   it('reads a zstd-compressed header (header.tar.zst)', async () => {
-    const info = { payloads: [{ type: 'fort-agent' }], artifact_provides: { artifact_name: 'fort-zst' }, artifact_depends: { device_type: ['t'] } };
+    const info = {
+      payloads: [{ type: 'fort-agent' }],
+      artifact_provides: { artifact_name: 'fort-zst' },
+      artifact_depends: { device_type: ['t'] },
+    };
     const zst = execFileSync('zstd', ['-c'], { input: await tarOf([['header-info', JSON.stringify(info)]]) });
-    expect(await readArtifactInfo(await artifactFile([['version', VERSION], ['manifest', ''], ['header.tar.zst', zst]]))).toEqual({ name: 'fort-zst', deviceTypes: ['t'], payloadTypes: ['fort-agent'], signed: false });
-    await expect(readArtifactInfo(await artifactFile([['version', VERSION], ['header.tar.xz', 'not xz']]))).rejects.toThrow(/cannot decompress the header with xz/);
+    expect(
+      await readArtifactInfo(
+        await artifactFile([
+          ['version', VERSION],
+          ['manifest', ''],
+          ['header.tar.zst', zst],
+        ]),
+      ),
+    ).toEqual({ name: 'fort-zst', deviceTypes: ['t'], payloadTypes: ['fort-agent'], signed: false });
+    await expect(
+      readArtifactInfo(
+        await artifactFile([
+          ['version', VERSION],
+          ['header.tar.xz', 'not xz'],
+        ]),
+      ),
+    ).rejects.toThrow(/cannot decompress the header with xz/);
   });
 
   it('notices manifest.sig, and refuses what is not a v3 artifact, saying why', async () => {
-    const header = await headerTarGz({ payloads: [{ type: 'x' }], artifact_provides: { artifact_name: 'a-1' }, artifact_depends: { device_type: ['t'] } });
-    const ok = await artifactFile([['version', VERSION], ['manifest', ''], ['manifest.sig', 'c2ln'], ['header.tar.gz', header]]);
+    const header = await headerTarGz({
+      payloads: [{ type: 'x' }],
+      artifact_provides: { artifact_name: 'a-1' },
+      artifact_depends: { device_type: ['t'] },
+    });
+    const ok = await artifactFile([
+      ['version', VERSION],
+      ['manifest', ''],
+      ['manifest.sig', 'c2ln'],
+      ['header.tar.gz', header],
+    ]);
     expect(await readArtifactInfo(ok)).toEqual({ name: 'a-1', deviceTypes: ['t'], payloadTypes: ['x'], signed: true });
 
     const cases: [[string, Buffer | string][], RegExp][] = [
-      [[['version', JSON.stringify({ format: 'mender', version: 2 })], ['header.tar.gz', header]], /unsupported artifact version/],
-      [[['manifest', ''], ['version', VERSION]], /the first entry is "manifest", not "version"/],
-      [[['version', VERSION], ['manifest', '']], /no header\.tar\[\.gz\|\.xz\|\.zst\]/],
-      [[['version', VERSION], ['header.tar.gz', await headerTarGz({ artifact_provides: {}, artifact_depends: { device_type: ['t'] } })]], /no artifact_provides\.artifact_name/],
-      [[['version', VERSION], ['header.tar.gz', await headerTarGz({ artifact_provides: { artifact_name: 'a' } })]], /no artifact_depends\.device_type/],
-      [[['version', VERSION], ['header.tar.gz', Buffer.from('not gzip')]], /not a Mender artifact/],
+      [
+        [
+          ['version', JSON.stringify({ format: 'mender', version: 2 })],
+          ['header.tar.gz', header],
+        ],
+        /unsupported artifact version/,
+      ],
+      [
+        [
+          ['manifest', ''],
+          ['version', VERSION],
+        ],
+        /the first entry is "manifest", not "version"/,
+      ],
+      [
+        [
+          ['version', VERSION],
+          ['manifest', ''],
+        ],
+        /no header\.tar\[\.gz\|\.xz\|\.zst\]/,
+      ],
+      [
+        [
+          ['version', VERSION],
+          ['header.tar.gz', await headerTarGz({ artifact_provides: {}, artifact_depends: { device_type: ['t'] } })],
+        ],
+        /no artifact_provides\.artifact_name/,
+      ],
+      [
+        [
+          ['version', VERSION],
+          ['header.tar.gz', await headerTarGz({ artifact_provides: { artifact_name: 'a' } })],
+        ],
+        /no artifact_depends\.device_type/,
+      ],
+      [
+        [
+          ['version', VERSION],
+          ['header.tar.gz', Buffer.from('not gzip')],
+        ],
+        /not a Mender artifact/,
+      ],
     ];
     for (const [entries, why] of cases) {
       await expect(readArtifactInfo(await artifactFile(entries))).rejects.toThrow(why);
@@ -158,7 +273,12 @@ describe('auth requests', () => {
     const cases: [Buffer, string | undefined, number, RegExp][] = [
       [Buffer.from('{'), 'x', 400, /not JSON/],
       [Buffer.from(JSON.stringify({ id_data: { a: 1 }, pubkey: 'x' })), 'x', 400, /id_data: expected a JSON string/],
-      [Buffer.from(JSON.stringify({ id_data: '{}', pubkey: 'x' })), 'x', 400, /id_data: expected a non-empty JSON object/],
+      [
+        Buffer.from(JSON.stringify({ id_data: '{}', pubkey: 'x' })),
+        'x',
+        400,
+        /id_data: expected a non-empty JSON object/,
+      ],
       [Buffer.from(JSON.stringify({ id_data: '{"a":"b"}', pubkey: 'nope' })), 'x', 400, /pubkey: not a PEM public key/],
       [signedAuth(p384).raw, signedAuth(p384).sig, 400, /unsupported key type ec \(secp384r1\)/],
       [signedAuth(keys.rsa).raw, undefined, 401, /missing X-MEN-Signature/],
@@ -197,7 +317,10 @@ describe('device registry', () => {
     expect(second.device.id).toBe(first.device.id);
     expect(second.authSet.status).toBe('pending');
     reg.accept(first.device.id);
-    expect([reg.isAccepted(first.device.id, first.authSet.id), reg.isAccepted(first.device.id, second.authSet.id)]).toEqual([false, true]);
+    expect([
+      reg.isAccepted(first.device.id, first.authSet.id),
+      reg.isAccepted(first.device.id, second.authSet.id),
+    ]).toEqual([false, true]);
     reg.reject({ fort_id: 'fort-1' });
     expect(reg.get(first.device.id)!.status).toBe('rejected');
     expect(reg.isAccepted(first.device.id, second.authSet.id)).toBe(false);
@@ -210,7 +333,9 @@ describe('device registry', () => {
     auth(reg, ed(), '{"fort_id":"fort-1","site":"lab"}');
     auth(reg, ed(), '{"fort_id":"fort-2","site":"lab"}');
     expect(reg.find('fort-2').identity).toEqual({ fort_id: 'fort-2', site: 'lab' });
-    expect(() => reg.find('fort-3')).toThrow(new MenderOpError('not_found', 'no device fort-3 (an id or an identity attribute value)'));
+    expect(() => reg.find('fort-3')).toThrow(
+      new MenderOpError('not_found', 'no device fort-3 (an id or an identity attribute value)'),
+    );
     expect(() => reg.find('lab')).toThrow(/lab matches 2 devices/);
     expect(reg.find({ site: 'lab', fort_id: 'fort-1' }).identity['fort_id']).toBe('fort-1');
   });
@@ -218,8 +343,22 @@ describe('device registry', () => {
   it('inventory: PATCH merges, PUT replaces', () => {
     const reg = createDeviceRegistry({ now: () => new Date(), changed: () => {} });
     const { device } = auth(reg);
-    reg.setInventory(device.id, [{ name: 'a', value: '1' }, { name: 'b', value: 2 }], 'merge');
-    reg.setInventory(device.id, [{ name: 'b', value: 3 }, { name: 'c', value: ['x', 'y'] }], 'merge');
+    reg.setInventory(
+      device.id,
+      [
+        { name: 'a', value: '1' },
+        { name: 'b', value: 2 },
+      ],
+      'merge',
+    );
+    reg.setInventory(
+      device.id,
+      [
+        { name: 'b', value: 3 },
+        { name: 'c', value: ['x', 'y'] },
+      ],
+      'merge',
+    );
     expect(reg.get(device.id)!.inventory).toEqual({ a: '1', b: 3, c: ['x', 'y'] });
     reg.setInventory(device.id, [{ name: 'd', value: 'only' }], 'replace');
     expect(reg.get(device.id)!.inventory).toEqual({ d: 'only' });
@@ -227,7 +366,17 @@ describe('device registry', () => {
 });
 
 describe('deployments', () => {
-  const art = (id: string, name: string, deviceTypes: string[]): ArtifactRecord => ({ id, name, deviceTypes, payloadTypes: ['fort-agent'], signed: false, size: 1, sha256: '', uploadedAt: '', file: '' });
+  const art = (id: string, name: string, deviceTypes: string[]): ArtifactRecord => ({
+    id,
+    name,
+    deviceTypes,
+    payloadTypes: ['fort-agent'],
+    signed: false,
+    size: 1,
+    sha256: '',
+    uploadedAt: '',
+    file: '',
+  });
   const store = (list: ArtifactRecord[]): ArtifactStore => ({
     add: () => Promise.reject(new Error('unused')),
     list: () => list,
@@ -239,7 +388,11 @@ describe('deployments', () => {
   const now = () => new Date(Date.UTC(2026, 0, 1, 0, 0, t++));
 
   it('next: the oldest unfinished deployment with an artifact for the device type; statuses recorded with time', () => {
-    const book = createDeploymentBook({ artifacts: store([art('a1', 'fort-1.0.1', ['fort-test']), art('a2', 'fort-1.0.2', ['other'])]), now, changed: () => {} });
+    const book = createDeploymentBook({
+      artifacts: store([art('a1', 'fort-1.0.1', ['fort-test']), art('a2', 'fort-1.0.2', ['other'])]),
+      now,
+      changed: () => {},
+    });
     expect(() => book.create('fort-9', ['d1'])).toThrow(new MenderOpError('not_found', 'no artifact named fort-9'));
     const noFit = book.create('fort-1.0.2', ['d1']);
     const dep = book.create('fort-1.0.1', ['d1', 'd2']);
@@ -259,14 +412,20 @@ describe('deployments', () => {
     // A retried final report is fine; another status after the end is not.
     book.report(dep.id, 'd1', 'success', null);
     expect(() => book.report(dep.id, 'd1', 'failure', null)).toThrow(/already finished \(success\)/);
-    expect(() => book.report(dep.id, 'd9', 'downloading', null)).toThrow(new MenderOpError('not_found', `no deployment ${dep.id} for this device`));
+    expect(() => book.report(dep.id, 'd9', 'downloading', null)).toThrow(
+      new MenderOpError('not_found', `no deployment ${dep.id} for this device`),
+    );
     book.report(dep.id, 'd2', 'already-installed', null);
     expect(book.get(dep.id)!.status).toBe('finished');
     expect(() => book.abort(dep.id)).toThrow(/already finished/);
   });
 
   it('abort: unfinished devices become aborted and their next report is a conflict (409)', () => {
-    const book = createDeploymentBook({ artifacts: store([art('a1', 'fort-1.0.1', ['fort-test'])]), now, changed: () => {} });
+    const book = createDeploymentBook({
+      artifacts: store([art('a1', 'fort-1.0.1', ['fort-test'])]),
+      now,
+      changed: () => {},
+    });
     const dep = book.create('fort-1.0.1', ['d1']);
     book.report(dep.id, 'd1', 'downloading', null);
     book.storeLog(dep.id, 'd1', [{ timestamp: '2026-01-01T00:00:00Z', level: 'info', message: 'hello' }]);
@@ -277,11 +436,21 @@ describe('deployments', () => {
     } catch (e) {
       err = e;
     }
-    expect([(err as MenderOpError).kind, (err as Error).message]).toEqual(['conflict', `deployment ${dep.id} was aborted`]);
+    expect([(err as MenderOpError).kind, (err as Error).message]).toEqual([
+      'conflict',
+      `deployment ${dep.id} was aborted`,
+    ]);
     expect(book.next('d1', 'fort-test')).toBeUndefined();
     const table = formatDeployments(book.list(), []).split('\n');
     expect(table[0]).toMatch(/^DEPLOYMENT\s+ARTIFACT\s+DEVICE\s+STATUS\s+SINCE\s+HISTORY$/);
-    expect(table[1]!.split(/\s{2,}/)).toEqual([dep.id, 'fort-1.0.1', 'd1', 'aborted', expect.any(String), 'pending > downloading > aborted; log: 1 lines']);
+    expect(table[1]!.split(/\s{2,}/)).toEqual([
+      dep.id,
+      'fort-1.0.1',
+      'd1',
+      'aborted',
+      expect.any(String),
+      'pending > downloading > aborted; log: 1 lines',
+    ]);
   });
 });
 

@@ -3,7 +3,11 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { loadDevCloudConfig } from '../../../dev-cloud/config.js';
-import { startReloadScheduler, type ReloadRequestedEvent, type ReloadScheduler } from '../../../dev-cloud/scheduler/scheduler.js';
+import {
+  startReloadScheduler,
+  type ReloadRequestedEvent,
+  type ReloadScheduler,
+} from '../../../dev-cloud/scheduler/scheduler.js';
 import { createReloadStatusLog, type ReloadStatusRecord } from '../../../dev-cloud/scheduler/status-log.js';
 import { formatReloadTable } from '../../../dev-cloud/scheduler/format.js';
 import type { BridgeMessage } from '../../../dev-cloud/iot/bridge.js';
@@ -59,13 +63,17 @@ describe('dev-cloud.toml [scheduler]', () => {
   });
 
   it('refuses duplicate schedule ids', () => {
-    const config = load(`${IOT}[[scheduler.schedules]]\nid = "a"\nfort = "f"\napp = "x"\ncron = "* * * * *"\n[[scheduler.schedules]]\nid = "a"\nfort = "f"\napp = "y"\ncron = "* * * * *"\n`);
+    const config = load(
+      `${IOT}[[scheduler.schedules]]\nid = "a"\nfort = "f"\napp = "x"\ncron = "* * * * *"\n[[scheduler.schedules]]\nid = "a"\nfort = "f"\napp = "y"\ncron = "* * * * *"\n`,
+    );
     expect(() => config()).toThrow('dev-cloud.toml: scheduler.schedules.1.id: duplicate schedule id a, got "a"');
   });
 
   it('needs [iot]', () => {
     const config = load(`[[scheduler.schedules]]\nfort = "fort-dev-1"\napp = "demo"\ncron = "* * * * *"\n`);
-    expect(() => config()).toThrow(/^dev-cloud\.toml: scheduler: needs an \[iot\] section \(reload\.requested goes out over the IoT bridge\)$/);
+    expect(() => config()).toThrow(
+      /^dev-cloud\.toml: scheduler: needs an \[iot\] section \(reload\.requested goes out over the IoT bridge\)$/,
+    );
   });
 });
 
@@ -101,7 +109,12 @@ describe('reload scheduler', () => {
 
   it('publishes a reload.requested envelope on forts/<fort>/events when a schedule fires', async () => {
     const bridge = fakeBridge();
-    scheduler = startReloadScheduler({ schedules: [{ id: 'every-second', fort: 'fort-a', app: 'demo', cron: '*/1 * * * * *' }], bridge, now: () => NOW, log });
+    scheduler = startReloadScheduler({
+      schedules: [{ id: 'every-second', fort: 'fort-a', app: 'demo', cron: '*/1 * * * * *' }],
+      bridge,
+      now: () => NOW,
+      log,
+    });
     expect(scheduler.jobs.map((j) => [j.id, j.fort, j.app])).toEqual([['every-second', 'fort-a', 'demo']]);
     expect(scheduler.jobs[0]!.nextRun()!.getTime() - Date.now()).toBeLessThanOrEqual(1000);
     const m = await bridge.next(3000);
@@ -121,18 +134,33 @@ describe('reload scheduler', () => {
 
   it('trigger publishes one now, without a scheduleId; fire runs a configured schedule now', async () => {
     const bridge = fakeBridge();
-    scheduler = startReloadScheduler({ schedules: [{ fort: 'fort-b', app: 'nightly', cron: '0 3 * * *' }], bridge, now: () => NOW, log });
+    scheduler = startReloadScheduler({
+      schedules: [{ fort: 'fort-b', app: 'nightly', cron: '0 3 * * *' }],
+      bridge,
+      now: () => NOW,
+      log,
+    });
     const seen: ReloadRequestedEvent[] = [];
     scheduler.events.on('published', (e) => seen.push(e));
     const event = await scheduler.trigger('fort-a', 'sales');
     expect(bridge.published).toHaveLength(1);
     expect(bridge.published[0]!.topic).toBe('forts/fort-a/events');
     expect(JSON.parse(bridge.published[0]!.payload.toString('utf8'))).toEqual(event);
-    expect(event).toEqual({ v: 1, id: expect.stringMatching(UUID), type: 'reload.requested', fortId: 'fort-a', ts: NOW.toISOString(), data: { appId: 'sales', requestedBy: 'schedule' } });
+    expect(event).toEqual({
+      v: 1,
+      id: expect.stringMatching(UUID),
+      type: 'reload.requested',
+      fortId: 'fort-a',
+      ts: NOW.toISOString(),
+      data: { appId: 'sales', requestedBy: 'schedule' },
+    });
     expect('scheduleId' in event.data).toBe(false);
 
     const fired = await scheduler.fire('schedule-1');
-    expect(fired).toMatchObject({ fortId: 'fort-b', data: { appId: 'nightly', scheduleId: 'schedule-1', requestedBy: 'schedule' } });
+    expect(fired).toMatchObject({
+      fortId: 'fort-b',
+      data: { appId: 'nightly', scheduleId: 'schedule-1', requestedBy: 'schedule' },
+    });
     expect(fired.id).not.toBe(event.id);
     expect(bridge.published.map((p) => p.topic)).toEqual(['forts/fort-a/events', 'forts/fort-b/events']);
     expect(seen).toEqual([event, fired]);
@@ -140,7 +168,14 @@ describe('reload scheduler', () => {
   });
 
   it('stop() ends every job', () => {
-    scheduler = startReloadScheduler({ schedules: [{ fort: 'f', app: 'a', cron: '* * * * *' }, { fort: 'f', app: 'b', cron: '0 0 * * *' }], bridge: fakeBridge(), log });
+    scheduler = startReloadScheduler({
+      schedules: [
+        { fort: 'f', app: 'a', cron: '* * * * *' },
+        { fort: 'f', app: 'b', cron: '0 0 * * *' },
+      ],
+      bridge: fakeBridge(),
+      log,
+    });
     expect(scheduler.jobs.map((j) => j.nextRun())).not.toContain(null);
     scheduler.stop();
     expect(scheduler.jobs.map((j) => j.nextRun())).toEqual([null, null]);
@@ -148,7 +183,11 @@ describe('reload scheduler', () => {
 
   it('reports a failed scheduled publish as an error event', async () => {
     const bridge = fakeBridge({ fail: true });
-    scheduler = startReloadScheduler({ schedules: [{ id: 's', fort: 'f', app: 'a', cron: '*/1 * * * * *' }], bridge, log });
+    scheduler = startReloadScheduler({
+      schedules: [{ id: 's', fort: 'f', app: 'a', cron: '*/1 * * * * *' }],
+      bridge,
+      log,
+    });
     const [err, job] = await new Promise<[Error, { id: string }]>((resolve, reject) => {
       const t = setTimeout(() => reject(new Error('no error event within 3 s')), 3000);
       scheduler!.events.once('error', (e, j) => {
@@ -161,14 +200,41 @@ describe('reload scheduler', () => {
   });
 
   it('refuses a bad pattern or a duplicate id at start', () => {
-    expect(() => startReloadScheduler({ schedules: [{ fort: 'f', app: 'a', cron: 'soon' }], bridge: fakeBridge(), log })).toThrow(/five or six/);
-    expect(() => startReloadScheduler({ schedules: [{ id: 'x', fort: 'f', app: 'a', cron: '* * * * *' }, { id: 'x', fort: 'f', app: 'b', cron: '* * * * *' }], bridge: fakeBridge(), log })).toThrow('duplicate schedule id x');
+    expect(() =>
+      startReloadScheduler({ schedules: [{ fort: 'f', app: 'a', cron: 'soon' }], bridge: fakeBridge(), log }),
+    ).toThrow(/five or six/);
+    expect(() =>
+      startReloadScheduler({
+        schedules: [
+          { id: 'x', fort: 'f', app: 'a', cron: '* * * * *' },
+          { id: 'x', fort: 'f', app: 'b', cron: '* * * * *' },
+        ],
+        bridge: fakeBridge(),
+        log,
+      }),
+    ).toThrow('duplicate schedule id x');
   });
 });
 
-const status = (fortId: string, type: string, data: Record<string, unknown>, at = new Date(), over: Record<string, unknown> = {}): BridgeMessage => ({
+const status = (
+  fortId: string,
+  type: string,
+  data: Record<string, unknown>,
+  at = new Date(),
+  over: Record<string, unknown> = {},
+): BridgeMessage => ({
   topic: `forts/${fortId}/status`,
-  payload: Buffer.from(JSON.stringify({ v: 1, id: '0b5c3c5e-8d1a-4c1e-9a52-2d3d1f1f0a01', type, fortId, ts: '2026-11-23T12:00:00.000Z', data, ...over })),
+  payload: Buffer.from(
+    JSON.stringify({
+      v: 1,
+      id: '0b5c3c5e-8d1a-4c1e-9a52-2d3d1f1f0a01',
+      type,
+      fortId,
+      ts: '2026-11-23T12:00:00.000Z',
+      data,
+      ...over,
+    }),
+  ),
   clientId: fortId,
   at,
 });
@@ -199,11 +265,29 @@ describe('reload status log', () => {
     ]) {
       expect(statusLog.record(m)).toBeUndefined();
     }
-    const failed = statusLog.record(status('fort-a', 'reload.failed', { reloadId: 'r2', appId: 'demo', error: { code: 'FORT_ERR_RELOAD_SOURCE', message: 'orders.csv: row 3' } }))!;
-    expect(statusLog.list().map((r) => [r.type, r.reloadId])).toEqual([['reload.succeeded', 'r1'], ['reload.failed', 'r2']]);
-    expect(failed.data).toEqual({ reloadId: 'r2', appId: 'demo', error: { code: 'FORT_ERR_RELOAD_SOURCE', message: 'orders.csv: row 3' } });
+    const failed = statusLog.record(
+      status('fort-a', 'reload.failed', {
+        reloadId: 'r2',
+        appId: 'demo',
+        error: { code: 'FORT_ERR_RELOAD_SOURCE', message: 'orders.csv: row 3' },
+      }),
+    )!;
+    expect(statusLog.list().map((r) => [r.type, r.reloadId])).toEqual([
+      ['reload.succeeded', 'r1'],
+      ['reload.failed', 'r2'],
+    ]);
+    expect(failed.data).toEqual({
+      reloadId: 'r2',
+      appId: 'demo',
+      error: { code: 'FORT_ERR_RELOAD_SOURCE', message: 'orders.csv: row 3' },
+    });
     // No data or ids: recorded with nulls.
-    expect(statusLog.record({ ...status('fort-c', 'reload.cancelled', {}), payload: Buffer.from('{"type":"reload.cancelled"}') })).toMatchObject({ fortId: 'fort-c', reloadId: null, appId: null, data: {}, eventId: null, ts: null });
+    expect(
+      statusLog.record({
+        ...status('fort-c', 'reload.cancelled', {}),
+        payload: Buffer.from('{"type":"reload.cancelled"}'),
+      }),
+    ).toMatchObject({ fortId: 'fort-c', reloadId: null, appId: null, data: {}, eventId: null, ts: null });
   });
 
   it('keeps the last `max` records and filters by fort, app and time', () => {
@@ -250,11 +334,42 @@ describe('dev-cloud reloads table', () => {
   it('shows rows, duration and version of a success and the error of a failure', () => {
     const base = { fortId: 'fort-dev-1', appId: 'demo', eventId: null, ts: null };
     const out = formatReloadTable([
-      { ...base, at: '2026-11-23T12:00:00.000Z', type: 'reload.started', reloadId: 'r1', data: { reloadId: 'r1', appId: 'demo', attempt: 1 } },
-      { ...base, at: '2026-11-23T12:00:02.000Z', type: 'reload.succeeded', reloadId: 'r1', data: { rows: 1200, durationMs: 2345, versionId: 4 } },
-      { ...base, at: '2026-11-23T12:01:00.000Z', type: 'reload.failed', reloadId: 'r2', data: { code: 'FORT_ERR_RELOAD_SOURCE', message: 'orders.csv: row 3:\ncolumn "qty"', durationMs: 5 } },
-      { ...base, at: '2026-11-23T12:01:30.000Z', type: 'reload.failed', reloadId: 'r3', data: { error: { code: 'FORT_ERR_RELOAD_TIMEOUT', message: 'over 600 s' } } },
-      { ...base, at: '2026-11-23T12:02:00.000Z', appId: null, type: 'reload.cancelled', reloadId: null, data: { errorCode: 'FORT_ERR_RELOAD_CANCELLED', errorMessage: 'by alice' } },
+      {
+        ...base,
+        at: '2026-11-23T12:00:00.000Z',
+        type: 'reload.started',
+        reloadId: 'r1',
+        data: { reloadId: 'r1', appId: 'demo', attempt: 1 },
+      },
+      {
+        ...base,
+        at: '2026-11-23T12:00:02.000Z',
+        type: 'reload.succeeded',
+        reloadId: 'r1',
+        data: { rows: 1200, durationMs: 2345, versionId: 4 },
+      },
+      {
+        ...base,
+        at: '2026-11-23T12:01:00.000Z',
+        type: 'reload.failed',
+        reloadId: 'r2',
+        data: { code: 'FORT_ERR_RELOAD_SOURCE', message: 'orders.csv: row 3:\ncolumn "qty"', durationMs: 5 },
+      },
+      {
+        ...base,
+        at: '2026-11-23T12:01:30.000Z',
+        type: 'reload.failed',
+        reloadId: 'r3',
+        data: { error: { code: 'FORT_ERR_RELOAD_TIMEOUT', message: 'over 600 s' } },
+      },
+      {
+        ...base,
+        at: '2026-11-23T12:02:00.000Z',
+        appId: null,
+        type: 'reload.cancelled',
+        reloadId: null,
+        data: { errorCode: 'FORT_ERR_RELOAD_CANCELLED', errorMessage: 'by alice' },
+      },
     ]);
     expect(out).toBe(
       [

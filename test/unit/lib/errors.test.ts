@@ -2,7 +2,17 @@ import { describe, expect, it } from 'vitest';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import Fastify from 'fastify';
-import { cliExitCode, ConfigError, daemonExitCode, ERRORS, EXIT, FortError, problemExitCode, StoreError, TlsMaterialError } from '../../../lib/errors.js';
+import {
+  cliExitCode,
+  ConfigError,
+  daemonExitCode,
+  ERRORS,
+  EXIT,
+  FortError,
+  problemExitCode,
+  StoreError,
+  TlsMaterialError,
+} from '../../../lib/errors.js';
 import { sendProblem } from '../../../lib/http-problem.js';
 import { REPO } from '../../helpers/fort.js';
 
@@ -11,7 +21,9 @@ const PRODUCT = ['agent', 'deployment-manager', 'engine', 'fortctl', 'lib'];
 
 function sources(dir: string): string[] {
   if (!existsSync(dir)) return [];
-  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? sources(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : []));
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? sources(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : [],
+  );
 }
 
 /** Every FORT_ERR_* in the product source, with the files that use it. */
@@ -19,7 +31,8 @@ function codesInSource(): Map<string, string[]> {
   const found = new Map<string, string[]>();
   for (const file of PRODUCT.flatMap((d) => sources(join(REPO, d)))) {
     if (file.endsWith('error-catalogue.ts')) continue;
-    for (const m of readFileSync(file, 'utf8').matchAll(/FORT_ERR_[A-Z0-9_]*[A-Z0-9]/g)) found.set(m[0], [...(found.get(m[0]) ?? []), relative(REPO, file)]);
+    for (const m of readFileSync(file, 'utf8').matchAll(/FORT_ERR_[A-Z0-9_]*[A-Z0-9]/g))
+      found.set(m[0], [...(found.get(m[0]) ?? []), relative(REPO, file)]);
   }
   return found;
 }
@@ -28,7 +41,9 @@ describe('error catalogue', () => {
   it('holds every FORT_ERR_* the product source uses (a new code goes into lib/error-catalogue.ts)', () => {
     const used = codesInSource();
     expect(used.size).toBeGreaterThan(30);
-    const missing = [...used].filter(([code]) => !Object.hasOwn(ERRORS, code)).map(([code, files]) => `${code} (${[...new Set(files)].join(', ')})`);
+    const missing = [...used]
+      .filter(([code]) => !Object.hasOwn(ERRORS, code))
+      .map(([code, files]) => `${code} (${[...new Set(files)].join(', ')})`);
     expect(missing).toEqual([]);
   });
 
@@ -50,8 +65,10 @@ describe('error catalogue', () => {
     }
   });
 
-  it('answers problems only through the typed sendProblem (sendRawProblem is the dev cloud\'s)', () => {
-    const raw = PRODUCT.flatMap((d) => sources(join(REPO, d))).filter((f) => !f.endsWith('http-problem.ts') && readFileSync(f, 'utf8').includes('sendRawProblem'));
+  it("answers problems only through the typed sendProblem (sendRawProblem is the dev cloud's)", () => {
+    const raw = PRODUCT.flatMap((d) => sources(join(REPO, d))).filter(
+      (f) => !f.endsWith('http-problem.ts') && readFileSync(f, 'utf8').includes('sendRawProblem'),
+    );
     expect(raw.map((f) => relative(REPO, f))).toEqual([]);
   });
 });
@@ -67,7 +84,7 @@ describe('fatal or transient', () => {
 });
 
 describe('exit codes', () => {
-  it('a CLI exits with its error code\'s exit; anything unforeseen is internal (70)', () => {
+  it("a CLI exits with its error code's exit; anything unforeseen is internal (70)", () => {
     expect(cliExitCode(new ConfigError('fortctl.toml', ['admin.url: required']))).toBe(78);
     expect(cliExitCode(new TlsMaterialError('bad key'))).toBe(78);
     expect(cliExitCode(new FortError('FORT_ERR_CONFLICT', 'already paired'))).toBe(1);
@@ -116,18 +133,40 @@ describe('sendProblem', () => {
     const res = await answer(new FortError('FORT_ERR_CONFLICT', 'this fort is already paired'));
     expect(res.status).toBe(409);
     expect(res.type).toBe('application/problem+json; charset=utf-8');
-    expect(res.body).toEqual({ type: 'https://fort.dev/problems/fort_err_conflict', title: 'Conflict', status: 409, code: 'FORT_ERR_CONFLICT', detail: 'this fort is already paired', requestId: expect.any(String) });
+    expect(res.body).toEqual({
+      type: 'https://fort.dev/problems/fort_err_conflict',
+      title: 'Conflict',
+      status: 409,
+      code: 'FORT_ERR_CONFLICT',
+      detail: 'this fort is already paired',
+      requestId: expect.any(String),
+    });
   });
 
   it('takes a catalogue code with a detail, or an error with a detail of its own', async () => {
-    expect((await answer('FORT_ERR_NOT_FOUND', 'no app x on this fort')).body).toMatchObject({ status: 404, title: 'Not found', code: 'FORT_ERR_NOT_FOUND', detail: 'no app x on this fort' });
+    expect((await answer('FORT_ERR_NOT_FOUND', 'no app x on this fort')).body).toMatchObject({
+      status: 404,
+      title: 'Not found',
+      code: 'FORT_ERR_NOT_FOUND',
+      detail: 'no app x on this fort',
+    });
     expect((await answer('FORT_ERR_INTERNAL')).body).not.toHaveProperty('detail');
-    const tls = await answer(new TlsMaterialError('key does not match'), 'key does not match; still serving the previous certificates');
-    expect([tls.status, tls.body['detail']]).toEqual([422, 'key does not match; still serving the previous certificates']);
+    const tls = await answer(
+      new TlsMaterialError('key does not match'),
+      'key does not match; still serving the previous certificates',
+    );
+    expect([tls.status, tls.body['detail']]).toEqual([
+      422,
+      'key does not match; still serving the previous certificates',
+    ]);
   });
 
   it("keeps the status a framework's refusal has decided", async () => {
-    expect((await answer('FORT_ERR_BAD_REQUEST', 'takes application/json', { status: 415 })).body).toMatchObject({ status: 415, code: 'FORT_ERR_BAD_REQUEST', title: 'Bad request' });
+    expect((await answer('FORT_ERR_BAD_REQUEST', 'takes application/json', { status: 415 })).body).toMatchObject({
+      status: 415,
+      code: 'FORT_ERR_BAD_REQUEST',
+      title: 'Bad request',
+    });
   });
 
   it('compiles only with catalogue codes', () => {

@@ -18,7 +18,11 @@ describe('LRU map', () => {
 
   it('bounds by weight when given one, and tracks it through replace and delete', () => {
     const evicted: string[] = [];
-    const lru = createLru<string, string>(10, (k) => evicted.push(k), (v) => v.length);
+    const lru = createLru<string, string>(
+      10,
+      (k) => evicted.push(k),
+      (v) => v.length,
+    );
     lru.set('a', 'xxxx');
     lru.set('b', 'yyyy');
     expect(lru.weight).toBe(8);

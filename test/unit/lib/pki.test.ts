@@ -113,10 +113,14 @@ describe('generatePki', () => {
     const caKu = new x509.X509Certificate(readFileSync(p.trustZone.ca, 'utf8')).getExtension(x509.KeyUsagesExtension);
     expect(caKu?.critical).toBe(true);
     expect(caKu?.usages).toBe(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign);
-    const leafKu = new x509.X509Certificate(readFileSync(p.trustZone.agentCert, 'utf8')).getExtension(x509.KeyUsagesExtension);
+    const leafKu = new x509.X509Certificate(readFileSync(p.trustZone.agentCert, 'utf8')).getExtension(
+      x509.KeyUsagesExtension,
+    );
     expect(leafKu?.critical).toBe(true);
     expect(leafKu?.usages).toBe(x509.KeyUsageFlags.digitalSignature);
-    const bc = new x509.X509Certificate(readFileSync(p.trustZone.ca, 'utf8')).getExtension(x509.BasicConstraintsExtension);
+    const bc = new x509.X509Certificate(readFileSync(p.trustZone.ca, 'utf8')).getExtension(
+      x509.BasicConstraintsExtension,
+    );
     expect(bc?.ca).toBe(true);
     expect(bc?.critical).toBe(true);
   });

@@ -2,7 +2,13 @@ import { describe, expect, it } from 'vitest';
 import { chmodSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import { join } from 'node:path';
-import { bypassesProxy, describeProxyFailure, proxyAgentFor, resolveProxy, type ProxySettings } from '../../../lib/proxy.js';
+import {
+  bypassesProxy,
+  describeProxyFailure,
+  proxyAgentFor,
+  resolveProxy,
+  type ProxySettings,
+} from '../../../lib/proxy.js';
 import { ConfigError, FortError } from '../../../lib/errors.js';
 import { readRuntimeEnv } from '../../../lib/runtime-env.js';
 import { tempDir } from '../../helpers/fort.js';
@@ -32,7 +38,10 @@ describe('resolveProxy', () => {
   });
 
   it('takes HTTPS_PROXY and NO_PROXY when the config says nothing', () => {
-    const p = resolveProxy(undefined, { httpsProxy: 'http://proxy.corp:3128', noProxy: 'localhost, .corp.example ,10.0.0.1' });
+    const p = resolveProxy(undefined, {
+      httpsProxy: 'http://proxy.corp:3128',
+      noProxy: 'localhost, .corp.example ,10.0.0.1',
+    });
     expect(p?.url.href).toBe('http://proxy.corp:3128/');
     expect(p?.noProxy).toEqual(['localhost', '.corp.example', '10.0.0.1']);
     expect(p?.username).toBeUndefined();
@@ -56,7 +65,10 @@ describe('resolveProxy', () => {
   });
 
   it('reads the password from a 0600 file, trimmed', () => {
-    const p = resolveProxy({ url: 'http://proxy:3128', username: 'fort', password_file: passwordFile('p2', '  pa:ss word \n') }, {});
+    const p = resolveProxy(
+      { url: 'http://proxy:3128', username: 'fort', password_file: passwordFile('p2', '  pa:ss word \n') },
+      {},
+    );
     expect(p?.password).toBe('pa:ss word');
     expect(resolveProxy({ url: 'http://proxy:3128', username: 'fort' }, {})?.password).toBe('');
   });
@@ -65,18 +77,29 @@ describe('resolveProxy', () => {
     const file = passwordFile('p3', 's3cret', 0o644);
     const err = thrown(() => resolveProxy({ url: 'http://proxy:3128', username: 'fort', password_file: file }, {}));
     expect((err as FortError).code).toBe('FORT_ERR_SECRET_PERMISSIONS');
-    expect(err.message).toBe(`proxy password file ${file} has mode 0644; it must not be readable by group or others (chmod 600 ${file})`);
+    expect(err.message).toBe(
+      `proxy password file ${file} has mode 0644; it must not be readable by group or others (chmod 600 ${file})`,
+    );
   });
 
   it('refuses an empty or missing password file', () => {
-    expect(thrown(() => resolveProxy({ url: 'http://proxy:3128', username: 'fort', password_file: passwordFile('p4', '\n') }, {})).message).toMatch(/password_file: .* is empty/);
-    expect(thrown(() => resolveProxy({ url: 'http://proxy:3128', username: 'fort', password_file: join(dir, 'nope') }, {})).message).toMatch(/cannot read proxy password file .*ENOENT/);
+    expect(
+      thrown(() =>
+        resolveProxy({ url: 'http://proxy:3128', username: 'fort', password_file: passwordFile('p4', '\n') }, {}),
+      ).message,
+    ).toMatch(/password_file: .* is empty/);
+    expect(
+      thrown(() => resolveProxy({ url: 'http://proxy:3128', username: 'fort', password_file: join(dir, 'nope') }, {}))
+        .message,
+    ).toMatch(/cannot read proxy password file .*ENOENT/);
   });
 
   it('refuses credentials embedded in the proxy URL without repeating them', () => {
     const cfg = thrown(() => resolveProxy({ url: 'http://fort:hunter2@proxy:3128' }, {}));
     expect(cfg).toBeInstanceOf(ConfigError);
-    expect(cfg.message).toBe('[proxy]: url: credentials in the proxy URL are not accepted: set proxy.username and put the password in proxy.password_file (mode 0600)');
+    expect(cfg.message).toBe(
+      '[proxy]: url: credentials in the proxy URL are not accepted: set proxy.username and put the password in proxy.password_file (mode 0600)',
+    );
     const env = thrown(() => resolveProxy(undefined, { httpsProxy: 'http://fort:hunter2@proxy:3128' }));
     expect(env).toBeInstanceOf(ConfigError);
     expect(env.message).toMatch(/^environment: HTTPS_PROXY: credentials in the proxy URL are not accepted/);
@@ -84,15 +107,29 @@ describe('resolveProxy', () => {
   });
 
   it('refuses proxy URLs it cannot use', () => {
-    expect(thrown(() => resolveProxy(undefined, { httpsProxy: 'https://proxy:3128' })).message).toMatch(/https:\/\/ proxies are not supported/);
+    expect(thrown(() => resolveProxy(undefined, { httpsProxy: 'https://proxy:3128' })).message).toMatch(
+      /https:\/\/ proxies are not supported/,
+    );
     expect(thrown(() => resolveProxy({ url: 'http://proxy:3128/path' }, {})).message).toMatch(/no path/);
-    expect(thrown(() => resolveProxy({ url: 'socks5://proxy:1080' }, {})).message).toMatch(/expected an http:\/\/ proxy URL/);
+    expect(thrown(() => resolveProxy({ url: 'socks5://proxy:1080' }, {})).message).toMatch(
+      /expected an http:\/\/ proxy URL/,
+    );
     expect(thrown(() => resolveProxy({ username: 'fort' }, {})).message).toMatch(/no proxy URL/);
   });
 
   it('reads https_proxy / no_proxy from the environment, lower case first as curl does', () => {
-    expect(readRuntimeEnv('X', { HTTPS_PROXY: 'http://upper:1', NO_PROXY: 'u' }).proxy).toEqual({ httpsProxy: 'http://upper:1', noProxy: 'u' });
-    expect(readRuntimeEnv('X', { HTTPS_PROXY: 'http://upper:1', https_proxy: 'http://lower:2', no_proxy: 'l', NO_PROXY: 'u' }).proxy).toEqual({ httpsProxy: 'http://lower:2', noProxy: 'l' });
+    expect(readRuntimeEnv('X', { HTTPS_PROXY: 'http://upper:1', NO_PROXY: 'u' }).proxy).toEqual({
+      httpsProxy: 'http://upper:1',
+      noProxy: 'u',
+    });
+    expect(
+      readRuntimeEnv('X', {
+        HTTPS_PROXY: 'http://upper:1',
+        https_proxy: 'http://lower:2',
+        no_proxy: 'l',
+        NO_PROXY: 'u',
+      }).proxy,
+    ).toEqual({ httpsProxy: 'http://lower:2', noProxy: 'l' });
     expect(readRuntimeEnv('X', {}).proxy).toEqual({ httpsProxy: undefined, noProxy: undefined });
   });
 });
@@ -147,12 +184,16 @@ describe('proxyAgentFor', () => {
     expect(proxyAgentFor(new URL('https://iot.example/mqtt'), undefined)).toBeUndefined();
     expect(proxyAgentFor(new URL('wss://direct.example/mqtt'), settings)).toBeUndefined();
     expect(proxyAgentFor(new URL('wss://iot.example/mqtt'), settings)).toBeInstanceOf(https.Agent);
-    expect(proxyAgentFor(new URL('https://iot.example:8443/'), settings, { ca: 'x', cert: 'y', key: 'z' })).toBeInstanceOf(https.Agent);
+    expect(
+      proxyAgentFor(new URL('https://iot.example:8443/'), settings, { ca: 'x', cert: 'y', key: 'z' }),
+    ).toBeInstanceOf(https.Agent);
     expect(() => proxyAgentFor(new URL('http://iot.example/'), settings)).toThrow(/only https: and wss:/);
   });
 
   it('keeps certificate verification on inside the tunnel', () => {
-    const agent = proxyAgentFor(new URL('https://iot.example/'), settings, { ca: 'pinned' }) as https.Agent & { options: Record<string, unknown> };
+    const agent = proxyAgentFor(new URL('https://iot.example/'), settings, { ca: 'pinned' }) as https.Agent & {
+      options: Record<string, unknown>;
+    };
     expect(agent.options['rejectUnauthorized']).not.toBe(false);
     expect(agent.options['ca']).toBe('pinned');
     // Unset keys stay unset: they would override a CA the request itself carries.
@@ -164,10 +205,15 @@ describe('proxyAgentFor', () => {
     expect(describeProxyFailure(new Error('Bad response: 407'), proxy, 'iot.example:443').message).toBe(
       'proxy authentication required (407): proxy 127.0.0.1:3128 refused CONNECT iot.example:443 without valid credentials; check proxy.username and proxy.password_file',
     );
-    expect(describeProxyFailure(new Error('Bad response: 401'), proxy, 'iot.example:443').message).toMatch(/^proxy authentication failed \(401\)/);
-    expect(describeProxyFailure(new Error('Bad response: 403'), proxy, 'iot.example:443').message).toBe('proxy 127.0.0.1:3128 refused CONNECT iot.example:443 (403)');
+    expect(describeProxyFailure(new Error('Bad response: 401'), proxy, 'iot.example:443').message).toMatch(
+      /^proxy authentication failed \(401\)/,
+    );
+    expect(describeProxyFailure(new Error('Bad response: 403'), proxy, 'iot.example:443').message).toBe(
+      'proxy 127.0.0.1:3128 refused CONNECT iot.example:443 (403)',
+    );
     const net = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:3128'), { code: 'ECONNREFUSED' });
-    expect(describeProxyFailure(net, proxy, 'iot.example:443').message).toBe('proxy 127.0.0.1:3128: connect ECONNREFUSED 127.0.0.1:3128');
+    expect(describeProxyFailure(net, proxy, 'iot.example:443').message).toBe(
+      'proxy 127.0.0.1:3128: connect ECONNREFUSED 127.0.0.1:3128',
+    );
   });
 });
-

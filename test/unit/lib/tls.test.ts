@@ -36,19 +36,28 @@ describe('TLS material loading', () => {
       }
       expect(error).toBeInstanceOf(TlsMaterialError);
       expect((error as TlsMaterialError).code).toBe('FORT_ERR_SECRET_PERMISSIONS');
-      expect((error as Error).message).toBe(`key file ${key} has mode 0${mode.toString(8)}; it must not be readable by group or others (chmod 600 ${key})`);
+      expect((error as Error).message).toBe(
+        `key file ${key} has mode 0${mode.toString(8)}; it must not be readable by group or others (chmod 600 ${key})`,
+      );
       const body = readFileSync(key, 'utf8').split('\n')[1]!;
       expect(JSON.stringify(error) + String(error)).not.toContain(body);
     });
   }
 
   it('refuses a key that does not belong to the certificate', () => {
-    expect(() => loadTlsMaterial({ ...tz(), key: pki.trustZone.fortctlKey })).toThrow(`private key ${pki.trustZone.fortctlKey} does not belong to certificate ${pki.trustZone.agentCert}`);
+    expect(() => loadTlsMaterial({ ...tz(), key: pki.trustZone.fortctlKey })).toThrow(
+      `private key ${pki.trustZone.fortctlKey} does not belong to certificate ${pki.trustZone.agentCert}`,
+    );
   });
 
   it('refuses an expired certificate at start', async () => {
     const ca = await createCa({ commonName: 'expired test CA' });
-    const old = await issueCert(ca, { commonName: 'agent', usage: 'server', notBefore: new Date('2020-01-01'), notAfter: new Date('2021-01-01') });
+    const old = await issueCert(ca, {
+      commonName: 'agent',
+      usage: 'server',
+      notBefore: new Date('2020-01-01'),
+      notAfter: new Date('2021-01-01'),
+    });
     const cert = join(dir, 'old.pem');
     const key = join(dir, 'old.key');
     writeSecretFile(cert, old.certPem);
@@ -57,6 +66,8 @@ describe('TLS material loading', () => {
   });
 
   it('reports a missing file by path', () => {
-    expect(() => loadTlsMaterial({ ...tz(), ca: join(dir, 'missing.pem') })).toThrow(`cannot load CA bundle ${join(dir, 'missing.pem')}: ENOENT`);
+    expect(() => loadTlsMaterial({ ...tz(), ca: join(dir, 'missing.pem') })).toThrow(
+      `cannot load CA bundle ${join(dir, 'missing.pem')}: ENOENT`,
+    );
   });
 });

@@ -7,7 +7,15 @@ import { REPO } from '../../helpers/fort.js';
 describe('configuration reference', () => {
   it('documents every field of every schema', () => {
     const ref = configReference();
-    for (const key of ['`fort.id`', '`api.port`', '`admin.tls.key`', '`admin.allowed_clients`', '`agent.admin_url`', '`state.path`', '`admin.url`']) {
+    for (const key of [
+      '`fort.id`',
+      '`api.port`',
+      '`admin.tls.key`',
+      '`admin.allowed_clients`',
+      '`agent.admin_url`',
+      '`state.path`',
+      '`admin.url`',
+    ]) {
       expect(ref).toContain(key);
     }
     expect(ref).not.toMatch(/\| {2}\|$/m); // no field without a meaning

@@ -7,17 +7,21 @@ import { fileURLToPath } from 'node:url';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 /** Exactly what `npm run lint` runs after tsc, with the repository's .dependency-cruiser.cjs. */
-const COMMAND = (JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts['lint:boundaries']!;
+const COMMAND = (JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { scripts: Record<string, string> })
+  .scripts['lint:boundaries']!;
 
 function lint(cwd: string): Promise<{ code: number; out: string }> {
   return new Promise((done) => {
     const env = { ...process.env, PATH: `${join(REPO, 'node_modules', '.bin')}:${process.env['PATH'] ?? ''}` };
-    exec(COMMAND, { cwd, env }, (err, stdout, stderr) => done({ code: err ? (err.code ?? 1) : 0, out: `${stdout}${stderr}` }));
+    exec(COMMAND, { cwd, env }, (err, stdout, stderr) =>
+      done({ code: err ? (err.code ?? 1) : 0, out: `${stdout}${stderr}` }),
+    );
   });
 }
 
 /** `<rule>: <from> → <to>` of each violation the err reporter lists. */
-const violations = (out: string) => [...out.matchAll(/^\s*error (\S+): (\S+) → (\S+)$/gm)].map((m) => `${m[1]}: ${m[2]} → ${m[3]}`).sort();
+const violations = (out: string) =>
+  [...out.matchAll(/^\s*error (\S+): (\S+) → (\S+)$/gm)].map((m) => `${m[1]}: ${m[2]} → ${m[3]}`).sort();
 
 const dirs: string[] = [];
 /** A tree of TypeScript files (path → source) with the repository's lint config beside it. */
@@ -25,7 +29,10 @@ function fixture(files: Record<string, string>): string {
   const dir = mkdtempSync(join(tmpdir(), 'fort-lint-'));
   dirs.push(dir);
   copyFileSync(join(REPO, '.dependency-cruiser.cjs'), join(dir, '.dependency-cruiser.cjs'));
-  writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify({ compilerOptions: { module: 'NodeNext', moduleResolution: 'NodeNext', strict: true } }));
+  writeFileSync(
+    join(dir, 'tsconfig.json'),
+    JSON.stringify({ compilerOptions: { module: 'NodeNext', moduleResolution: 'NodeNext', strict: true } }),
+  );
   for (const [path, text] of Object.entries(files)) {
     mkdirSync(dirname(join(dir, path)), { recursive: true });
     writeFileSync(join(dir, path), text);
@@ -61,7 +68,8 @@ describe('npm run lint: the import rules of ARCHITECTURE.md (dependency-cruiser)
       'agent/to-dev-cloud.ts': "import { x } from '../dev-cloud/c.js';\nexport const y = x;\n",
       'fortctl/to-test.ts': "import { x } from '../test/t.js';\nexport const y = x;\n",
       'engine/to-scripts.ts': "import { x } from '../scripts/dev.js';\nexport const y = x;\n",
-      'scripts/pki.ts': "import { x } from '../agent/a.js';\nimport { x as z } from './dev.js';\nexport const y = x + z;\n",
+      'scripts/pki.ts':
+        "import { x } from '../agent/a.js';\nimport { x as z } from './dev.js';\nexport const y = x + z;\n",
       'dev-cloud/to-dm.ts': "import { x } from '../deployment-manager/d.js';\nexport const y = x;\n",
       'dev-cloud/to-fort-certs.ts': "import { x } from '../lib/pki/certs.js';\nexport const y = x;\n",
       'agent/typo.ts': "import { x } from './missing.js';\nexport const y = x;\n",
@@ -91,12 +99,17 @@ describe('npm run lint: the import rules of ARCHITECTURE.md (dependency-cruiser)
   it('passes the imports the architecture allows: each process its own files and lib/, the dev cloud lib/ plumbing, dev scripts and tests anything', async () => {
     const dir = fixture({
       ...LEAVES,
-      'agent/main.ts': "import { x } from './a.js';\nimport { x as l } from '../lib/logger.js';\nexport const y = x + l;\n",
-      'fortctl/main.ts': "import { x } from '../lib/logger.js';\nimport { x as f } from './f.js';\nexport const y = x + f;\n",
-      'dev-cloud/main.ts': "import { x } from '../lib/logger.js';\nimport { x as p } from '../lib/pki/x509.js';\nexport const y = x + p;\n",
+      'agent/main.ts':
+        "import { x } from './a.js';\nimport { x as l } from '../lib/logger.js';\nexport const y = x + l;\n",
+      'fortctl/main.ts':
+        "import { x } from '../lib/logger.js';\nimport { x as f } from './f.js';\nexport const y = x + f;\n",
+      'dev-cloud/main.ts':
+        "import { x } from '../lib/logger.js';\nimport { x as p } from '../lib/pki/x509.js';\nexport const y = x + p;\n",
       'scripts/pki.ts': "import { x } from '../lib/pki/certs.js';\nexport const y = x;\n",
-      'scripts/dev-stack.ts': "import { x } from '../agent/a.js';\nimport { x as c } from '../dev-cloud/c.js';\nimport { x as d } from '../deployment-manager/d.js';\nexport const y = x + c + d;\n",
-      'test/helper.ts': "import { x } from '../agent/a.js';\nimport { x as c } from '../dev-cloud/c.js';\nimport { x as s } from '../scripts/dev.js';\nexport const y = x + c + s;\n",
+      'scripts/dev-stack.ts':
+        "import { x } from '../agent/a.js';\nimport { x as c } from '../dev-cloud/c.js';\nimport { x as d } from '../deployment-manager/d.js';\nexport const y = x + c + d;\n",
+      'test/helper.ts':
+        "import { x } from '../agent/a.js';\nimport { x as c } from '../dev-cloud/c.js';\nimport { x as s } from '../scripts/dev.js';\nexport const y = x + c + s;\n",
     });
     const r = await lint(dir);
     expect(violations(r.out)).toEqual([]);

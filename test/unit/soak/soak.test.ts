@@ -6,9 +6,24 @@ const s = (atMs: number, pid: number, mib: number): RssSample => ({ atMs, pid, r
 
 describe('soak RSS growth', () => {
   it('measures the process running at the end, from after the chaos and its warm-up, not a killed one', () => {
-    const samples = { agent: [s(0, 1, 100), s(50_000, 1, 300), s(60_000, 2, 40), s(100_000, 2, 80), s(130_000, 2, 82), s(200_000, 2, 90.2)] };
+    const samples = {
+      agent: [
+        s(0, 1, 100),
+        s(50_000, 1, 300),
+        s(60_000, 2, 40),
+        s(100_000, 2, 80),
+        s(130_000, 2, 82),
+        s(200_000, 2, 90.2),
+      ],
+    };
     // Chaos ended at 90 s: pid 2's first sample at or after 90 s and 30 s after its start is at 100 s.
-    expect(steadyGrowth(samples, 90_000, 30_000)['agent']).toEqual({ pid: 2, startMiB: 80, endMiB: 90.2, maxMiB: 300, growthPercent: 12.8 });
+    expect(steadyGrowth(samples, 90_000, 30_000)['agent']).toEqual({
+      pid: 2,
+      startMiB: 80,
+      endMiB: 90.2,
+      maxMiB: 300,
+      growthPercent: 12.8,
+    });
   });
 
   it('says it could not measure when the last process is too young', () => {
@@ -33,7 +48,14 @@ describe('soak chaos schedule', () => {
         return 0 as unknown as NodeJS.Timeout;
       }) as typeof setTimeout;
       try {
-        const chaos = createChaos({ random: mulberry32(seed), elapsed: () => now, chaosEndMs: 120_000, durationMs: 240_000, actions: { a: () => done.push('a'), b: () => done.push('b'), 'drop link': () => done.push('drop link') }, log: () => {} });
+        const chaos = createChaos({
+          random: mulberry32(seed),
+          elapsed: () => now,
+          chaosEndMs: 120_000,
+          durationMs: 240_000,
+          actions: { a: () => done.push('a'), b: () => done.push('b'), 'drop link': () => done.push('drop link') },
+          log: () => {},
+        });
         chaos.start();
         while (now < 240_000 && timers.length) timers.shift()!();
         return { done, counts: chaos.counts() };

@@ -4,7 +4,15 @@ import { createServer, type Server } from 'node:https';
 import { join } from 'node:path';
 import { createCa, issueCert } from '../../../../lib/pki/certs.js';
 import type { PkiPaths } from '../../../../lib/pki/layout.js';
-import { eventually, jsonLines, startAgent, startDeploymentManager, testInstallation, testPki, type TestInstallation } from '../../../helpers/fort.js';
+import {
+  eventually,
+  jsonLines,
+  startAgent,
+  startDeploymentManager,
+  testInstallation,
+  testPki,
+  type TestInstallation,
+} from '../../../helpers/fort.js';
 
 describe('deployment manager → agent admin link', () => {
   let pki: PkiPaths;
@@ -18,7 +26,12 @@ describe('deployment manager → agent admin link', () => {
   it('refuses a rogue agent whose server certificate chains to another CA, sending it no request', async () => {
     // Same subject names, same SANs, same port: only the issuing root differs.
     const rogueCa = await createCa({ commonName: 'Fort trust-zone root CA fort-dev-1' });
-    const rogueLeaf = await issueCert(rogueCa, { commonName: 'agent', usage: 'server+client', dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
+    const rogueLeaf = await issueCert(rogueCa, {
+      commonName: 'agent',
+      usage: 'server+client',
+      dnsNames: ['localhost'],
+      ipAddresses: ['127.0.0.1'],
+    });
     const requests: string[] = [];
     const rogue: Server = createServer({ cert: rogueLeaf.certPem, key: rogueLeaf.keyPem }, (req, res) => {
       requests.push(`${req.method} ${req.url} ${JSON.stringify(req.headers)}`);
@@ -34,7 +47,9 @@ describe('deployment manager → agent admin link', () => {
         10_000,
         'the refused health check in the log',
       );
-      expect(failure['code']).toMatch(/^(UNABLE_TO_VERIFY_LEAF_SIGNATURE|SELF_SIGNED_CERT_IN_CHAIN|DEPTH_ZERO_SELF_SIGNED_CERT)$/);
+      expect(failure['code']).toMatch(
+        /^(UNABLE_TO_VERIFY_LEAF_SIGNATURE|SELF_SIGNED_CERT_IN_CHAIN|DEPTH_ZERO_SELF_SIGNED_CERT)$/,
+      );
       expect(requests).toEqual([]);
       expect(jsonLines(dm.stdout).some((l) => l['msg'] === 'agent healthy')).toBe(false);
     } finally {
@@ -56,10 +71,19 @@ describe('deployment manager → agent admin link', () => {
       expect(JSON.parse(readFileSync(statePath, 'utf8'))).toMatchObject({ schema: 2, step: 'idle' });
 
       await agent.stop();
-      await eventually(() => jsonLines(dm.stdout).find((l) => l['msg'] === 'agent health check failed' && l['code'] === 'ECONNREFUSED'), 10_000, 'DM noticing the agent is down');
+      await eventually(
+        () =>
+          jsonLines(dm.stdout).find((l) => l['msg'] === 'agent health check failed' && l['code'] === 'ECONNREFUSED'),
+        10_000,
+        'DM noticing the agent is down',
+      );
       const again = await startAgent(inst.files.agent);
       await again.waitReady(20_000);
-      await eventually(() => (jsonLines(dm.stdout).filter((l) => l['msg'] === 'agent healthy').length >= 2 ? true : undefined), 10_000, 'DM seeing the agent back');
+      await eventually(
+        () => (jsonLines(dm.stdout).filter((l) => l['msg'] === 'agent healthy').length >= 2 ? true : undefined),
+        10_000,
+        'DM seeing the agent back',
+      );
       await again.stop();
     } finally {
       expect((await dm.stop()).code).toBe(0);

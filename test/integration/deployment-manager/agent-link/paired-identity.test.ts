@@ -20,8 +20,18 @@ const identity = (fort: UpdatableFort) => {
 
 /** Waits until the DM holds an identity of `fortId`, then until the server has it asking to be admitted, and admits it. */
 async function admit(fort: UpdatableFort, fortId: string) {
-  const id = await eventually(() => (existsSync(join(fort.identityDir, 'identity.json')) && identity(fort).fortId === fortId ? identity(fort) : undefined), 30_000, `the DM identity of ${fortId}`);
-  const pending = () => fort.dev.mender.devices().find((d) => d.identity['fort_id'] === fortId && d.authSets.some((s) => s.status === 'pending'));
+  const id = await eventually(
+    () =>
+      existsSync(join(fort.identityDir, 'identity.json')) && identity(fort).fortId === fortId
+        ? identity(fort)
+        : undefined,
+    30_000,
+    `the DM identity of ${fortId}`,
+  );
+  const pending = () =>
+    fort.dev.mender
+      .devices()
+      .find((d) => d.identity['fort_id'] === fortId && d.authSets.some((s) => s.status === 'pending'));
   await fort.dev.mender.waitFor(pending, 20_000, `${fortId} asking the update server to be admitted`);
   const accepted = Date.now();
   fort.dev.mender.accept(fortId);
@@ -29,10 +39,14 @@ async function admit(fort: UpdatableFort, fortId: string) {
 }
 
 const polledSince = (fort: UpdatableFort, fortId: string, since: number) =>
-  fort.dev.mender.waitFor(() => {
-    const at = fort.dev.mender.device(fortId).lastPollAt;
-    return at && Date.parse(at) >= since ? at : undefined;
-  }, 20_000, `a deployment poll of ${fortId}`);
+  fort.dev.mender.waitFor(
+    () => {
+      const at = fort.dev.mender.device(fortId).lastPollAt;
+      return at && Date.parse(at) >= since ? at : undefined;
+    },
+    20_000,
+    `a deployment poll of ${fortId}`,
+  );
 
 describe('a paired deployment manager verifies artifacts only with the keys of its own config', () => {
   let fort: UpdatableFort;
@@ -61,12 +75,19 @@ describe('a paired deployment manager verifies artifacts only with the keys of i
 
   it('refuses to start with an artifact key file writable by others or owned by another user (exit 78, the file named)', async () => {
     const toml = readFileSync(fort.inst.files.dm, 'utf8');
-    writeFileSync(fort.inst.files.dm, toml.replace(/^health_deadline_seconds = /m, `artifact_keys = ["${fort.signPub}"]\nhealth_deadline_seconds = `));
+    writeFileSync(
+      fort.inst.files.dm,
+      toml.replace(/^health_deadline_seconds = /m, `artifact_keys = ["${fort.signPub}"]\nhealth_deadline_seconds = `),
+    );
     const start = () =>
       new Promise<{ code: number | null; stderr: string }>((resolve) => {
         // One that starts runs on: killed after 15 s, code null.
-        const dm = execFile(process.execPath, [join(DIST, 'deployment-manager/main.js'), '--config', fort.inst.files.dm], { timeout: 15_000 }, (err, _out, stderr) =>
-          resolve({ code: dm.killed ? null : typeof err?.code === 'number' ? err.code : 0, stderr }),
+        const dm = execFile(
+          process.execPath,
+          [join(DIST, 'deployment-manager/main.js'), '--config', fort.inst.files.dm],
+          { timeout: 15_000 },
+          (err, _out, stderr) =>
+            resolve({ code: dm.killed ? null : typeof err?.code === 'number' ? err.code : 0, stderr }),
         );
       });
     try {
@@ -118,7 +139,11 @@ describe('a paired deployment manager follows the fort identity through unpair a
     // Pending at the server with its new identity: a deployment waits for it there.
     const release = fort.release('1.0.1');
     await fort.dev.mender.upload(release.artifact);
-    await fort.dev.mender.waitFor(() => fort.dev.mender.devices().find((d) => d.identity['fort_id'] === second), 30_000, 'the new fort asking to be admitted');
+    await fort.dev.mender.waitFor(
+      () => fort.dev.mender.devices().find((d) => d.identity['fort_id'] === second),
+      30_000,
+      'the new fort asking to be admitted',
+    );
     const deployment = fort.dev.mender.deploy({ artifactName: release.artifactName, devices: second }).id;
     const two = await admit(fort, second);
     expect(two.serial).not.toBe(one.serial);
@@ -132,7 +157,11 @@ describe('a paired deployment manager follows the fort identity through unpair a
     const before = identity(fort);
     await fort.unpair();
     // The DM drops the old fort's identity once it sees the agent unpaired (nothing to renew until paired).
-    await eventually(() => (existsSync(join(fort.identityDir, 'identity.json')) ? undefined : true), 20_000, 'the DM dropping the unpaired identity');
+    await eventually(
+      () => (existsSync(join(fort.identityDir, 'identity.json')) ? undefined : true),
+      20_000,
+      'the DM dropping the unpaired identity',
+    );
     expect(await fort.pair(id)).toBe(id);
     const after = await admit(fort, id);
     expect(after.serial).not.toBe(before.serial);

@@ -29,7 +29,10 @@ describe('operator commands: install FILE and rollback on a fort without an upda
     });
 
   beforeAll(async () => {
-    fort = await startUpdatableFort({ server: false, updatesToml: `resume_seconds = 1\nhooks_dir = "${gates.hooksDir}"\n` });
+    fort = await startUpdatableFort({
+      server: false,
+      updatesToml: `resume_seconds = 1\nhooks_dir = "${gates.hooksDir}"\n`,
+    });
   });
   afterAll(async () => {
     await fort?.stop();
@@ -57,7 +60,9 @@ describe('operator commands: install FILE and rollback on a fort without an upda
     writeFileSync(bad, bytes);
     const r = await run('install', bad);
     expect(r.status).toBe(1);
-    expect(r.stdout).toMatch(new RegExp(`^install ${bad}: failed: (data/0000\\.tar\\.gz|.*checksum|.*gzip|.*header).*; running 1\\.0\\.1\\n$`));
+    expect(r.stdout).toMatch(
+      new RegExp(`^install ${bad}: failed: (data/0000\\.tar\\.gz|.*checksum|.*gzip|.*header).*; running 1\\.0\\.1\\n$`),
+    );
     expect(readdirSync(join(fort.root, 'releases'))).not.toContain('1.0.2');
     expect(fort.current()).toBe('1.0.1');
     expect(fort.state()).toMatchObject({ step: 'idle', installed: '1.0.1' });
@@ -77,7 +82,9 @@ describe('operator commands: install FILE and rollback on a fort without an upda
     try {
       const r = await run('rollback', '--wait-seconds', '1');
       expect(r.status).toBe(75);
-      expect(r.stderr).toBe(`fort-deployment-manager: the deployment manager (pid ${fort.agent.pid}) is busy; try again later\n`);
+      expect(r.stderr).toBe(
+        `fort-deployment-manager: the deployment manager (pid ${fort.agent.pid}) is busy; try again later\n`,
+      );
       expect(fort.current()).toBe('1.0.0');
       expect((await run('status')).stdout).toContain(`lock        held by pid ${fort.agent.pid} `);
     } finally {
@@ -88,13 +95,19 @@ describe('operator commands: install FILE and rollback on a fort without an upda
   it('an install killed (kill -9) half-way is carried on by the daemon: committed, never half-installed', async () => {
     gates.arm(['installing']);
     const artifact = fort.release('1.0.3').artifact;
-    const cli = spawn(process.execPath, [CLI, 'install', artifact, '--config', fort.inst.files.dm], { stdio: 'ignore' });
+    const cli = spawn(process.execPath, [CLI, 'install', artifact, '--config', fort.inst.files.dm], {
+      stdio: 'ignore',
+    });
     const gate = await eventually(() => gates.blocked(), 30_000, 'the install to reach unpacking');
     cli.kill('SIGKILL');
     await new Promise((r) => cli.once('exit', r));
     expect(fort.state().step).toBe('installing');
     gates.open(gate.marker);
-    await eventually(() => (fort.state().step === 'idle' && fort.state().installed === '1.0.3' ? true : undefined), 60_000, 'the daemon to finish the install');
+    await eventually(
+      () => (fort.state().step === 'idle' && fort.state().installed === '1.0.3' ? true : undefined),
+      60_000,
+      'the daemon to finish the install',
+    );
     expect(fort.current()).toBe('1.0.3');
     await fort.agentOn('1.0.3');
   });

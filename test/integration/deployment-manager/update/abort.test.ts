@@ -24,10 +24,14 @@ describe('an aborted deployment (409 to a status report)', () => {
   });
 
   const idleAfter = (deploymentId: string) =>
-    eventually(() => {
-      const s = fort.state();
-      return s.step === 'idle' && s.reports.length === 0 && s.lastError !== null ? s : undefined;
-    }, 60_000, `the fort to give up deployment ${deploymentId}`);
+    eventually(
+      () => {
+        const s = fort.state();
+        return s.step === 'idle' && s.reports.length === 0 && s.lastError !== null ? s : undefined;
+      },
+      60_000,
+      `the fort to give up deployment ${deploymentId}`,
+    );
 
   it('aborted after the switch: the report of the switch gets 409 and the fort rolls back to the release it ran', async () => {
     gates.arm(['switching']);
@@ -43,7 +47,9 @@ describe('an aborted deployment (409 to a status report)', () => {
     expect(device.status).toBe('aborted');
     expect(device.history.map((h) => h.status)).not.toContain('failure');
     // It had switched before it heard of the abort, and went back through rolling_back.
-    const steps = jsonLines(fort.dm!.stdout).filter((l) => l['msg'] === 'update step' && l['deploymentId'] === id).map((l) => l['step']);
+    const steps = jsonLines(fort.dm!.stdout)
+      .filter((l) => l['msg'] === 'update step' && l['deploymentId'] === id)
+      .map((l) => l['step']);
     expect(steps).toEqual(expect.arrayContaining(['health_checking', 'rolling_back', 'failed']));
     expect(steps.indexOf('health_checking')).toBeLessThan(steps.indexOf('rolling_back'));
   });
@@ -54,7 +60,11 @@ describe('an aborted deployment (409 to a status report)', () => {
     const artifact = await fort.dev.mender.upload(release.artifact);
     fort.dev.mender.stallAfterBytes(50_000);
     const id = fort.dev.mender.deploy({ artifactName: release.artifactName, devices: fort.fortId }).id;
-    await fort.dev.mender.waitFor(() => fort.dev.mender.downloads({ artifactId: artifact.id }).find((d) => d.bytesSent >= 50_000), 30_000, 'the download to stall');
+    await fort.dev.mender.waitFor(
+      () => fort.dev.mender.downloads({ artifactId: artifact.id }).find((d) => d.bytesSent >= 50_000),
+      30_000,
+      'the download to stall',
+    );
     fort.dev.mender.abort(id);
     fort.dev.mender.releaseStalls();
     const s = await idleAfter(id);

@@ -31,7 +31,9 @@ describe('update survives kill -9 of the deployment manager in every state', () 
     const current = fort.current();
     expect([from, to]).toContain(current);
     for (const name of readdirSync(join(fort.root, 'releases')).filter((n) => !n.startsWith('.'))) {
-      expect(existsSync(join(fort.root, 'releases', name, 'dist/agent/main.js')), `releases/${name} is complete`).toBe(true);
+      expect(existsSync(join(fort.root, 'releases', name, 'dist/agent/main.js')), `releases/${name} is complete`).toBe(
+        true,
+      );
       expect(JSON.parse(readFileSync(join(fort.root, 'releases', name, 'package.json'), 'utf8')).version).toBe(name);
     }
   }
@@ -39,12 +41,18 @@ describe('update survives kill -9 of the deployment manager in every state', () 
   /** Kills the deployment manager each time a hook blocks, restarts it, until the deployment is finished. */
   async function driveWithKills(deploymentId: string, from: string, to: string) {
     for (;;) {
-      const next = await eventually(() => {
-        const gate = gates.blocked();
-        if (gate) return gate;
-        const d = fort.dev.mender.deployment(deploymentId)?.devices[0];
-        return d && ['success', 'failure'].includes(d.status) && fort.state().step === 'idle' ? { done: d.status } : undefined;
-      }, 60_000, 'a hook to block or the deployment to finish');
+      const next = await eventually(
+        () => {
+          const gate = gates.blocked();
+          if (gate) return gate;
+          const d = fort.dev.mender.deployment(deploymentId)?.devices[0];
+          return d && ['success', 'failure'].includes(d.status) && fort.state().step === 'idle'
+            ? { done: d.status }
+            : undefined;
+        },
+        60_000,
+        'a hook to block or the deployment to finish',
+      );
       if ('done' in next) return next.done;
       const { step, marker } = next;
       expect(fort.state().step).toBe(step); // persisted before the hook ran
@@ -82,7 +90,10 @@ describe('update survives kill -9 of the deployment manager in every state', () 
     expect(fort.state()).toMatchObject({ step: 'idle', installed: '1.0.1', reports: [] });
     const device = fort.dev.mender.deployment(id)!.devices[0]!;
     expect(device.history.filter((h) => h.status === 'failure')).toHaveLength(1);
-    expect(device.log.map((l) => l.message)).toEqual(['the agent did not report healthy on 1.0.2 within 8 s', 'rolled back to 1.0.1']);
+    expect(device.log.map((l) => l.message)).toEqual([
+      'the agent did not report healthy on 1.0.2 within 8 s',
+      'rolled back to 1.0.1',
+    ]);
   });
 
   it('a partial unpack a kill -9 left is removed when the deployment manager starts', async () => {
@@ -106,7 +117,11 @@ describe('update survives kill -9 of the deployment manager in every state', () 
     fort.dev.mender.stallAfterBytes(CUT);
     const id = fort.dev.mender.deploy({ artifactName: release.artifactName, devices: fort.fortId }).id;
     const staged = join(fort.stagingDir, `${id}.mender`);
-    await eventually(() => (existsSync(staged) && statSync(staged).size === CUT ? true : undefined), 30_000, 'the first 50 kB on disk');
+    await eventually(
+      () => (existsSync(staged) && statSync(staged).size === CUT ? true : undefined),
+      30_000,
+      'the first 50 kB on disk',
+    );
     expect(fort.state()).toMatchObject({ step: 'downloading', deployment: { id } });
     fort.dm!.kill('SIGKILL');
     await fort.dm!.stop();

@@ -28,26 +28,51 @@ describe('update cycle (deployment manager, dev update server, real agent)', () 
   it('installs a signed 1.0.1: the agent restarts on it, the server records success and the inventory shows it', async () => {
     const done = await fort.finished(await fort.deploy(fort.release('1.0.1')));
     expect(done.status).toBe('success');
-    expect(done.history.map((h) => h.status)).toEqual(expect.arrayContaining(['downloading', 'installing', 'rebooting', 'success']));
+    expect(done.history.map((h) => h.status)).toEqual(
+      expect.arrayContaining(['downloading', 'installing', 'rebooting', 'success']),
+    );
     expect((await fort.health()).version).toBe('1.0.1');
     expect(readlinkSync(join(fort.root, 'current'))).toBe(join('releases', '1.0.1'));
-    const inventory = await eventually(() => {
-      const inv = fort.dev.mender.device(fort.fortId).inventory;
-      return inv['fort_version'] === '1.0.1' ? inv : undefined;
-    }, 20_000, 'the inventory to show 1.0.1');
+    const inventory = await eventually(
+      () => {
+        const inv = fort.dev.mender.device(fort.fortId).inventory;
+        return inv['fort_version'] === '1.0.1' ? inv : undefined;
+      },
+      20_000,
+      'the inventory to show 1.0.1',
+    );
     expect(inventory).toMatchObject({ artifact_name: 'fort-1.0.1', device_type: fort.deviceType });
   });
 
   it('tells the agent: fortctl update status and the metrics show 1.0.1 committed, also after the agent restarts', async () => {
-    const fortctl = (...args: string[]) => execFileSync(process.execPath, [join(REPO, 'dist/fortctl/main.js'), '--config', fort.inst.files.fortctl, ...args], { encoding: 'utf8' });
-    const committed = () => eventually(() => {
-      const out = fortctl('update', 'status');
-      return out.startsWith('step        idle\n') && out.includes('installed   1.0.1 (fort-1.0.1)\n') ? out : undefined;
-    }, 20_000, 'fortctl update status to show 1.0.1 installed');
+    const fortctl = (...args: string[]) =>
+      execFileSync(
+        process.execPath,
+        [join(REPO, 'dist/fortctl/main.js'), '--config', fort.inst.files.fortctl, ...args],
+        { encoding: 'utf8' },
+      );
+    const committed = () =>
+      eventually(
+        () => {
+          const out = fortctl('update', 'status');
+          return out.startsWith('step        idle\n') && out.includes('installed   1.0.1 (fort-1.0.1)\n')
+            ? out
+            : undefined;
+        },
+        20_000,
+        'fortctl update status to show 1.0.1 installed',
+      );
     const status = await committed();
     expect(status).toContain('previous    1.0.0\n');
     expect(status).toContain('why         idle: no update in progress\n');
-    const admin = createAdminClient({ url: `https://127.0.0.1:${fort.inst.layout.ports.admin}`, tls: loadTlsMaterial({ ca: fort.pki.trustZone.ca, cert: fort.pki.trustZone.fortctlCert, key: fort.pki.trustZone.fortctlKey }) });
+    const admin = createAdminClient({
+      url: `https://127.0.0.1:${fort.inst.layout.ports.admin}`,
+      tls: loadTlsMaterial({
+        ca: fort.pki.trustZone.ca,
+        cert: fort.pki.trustZone.fortctlCert,
+        key: fort.pki.trustZone.fortctlKey,
+      }),
+    });
     try {
       const m = parseMetrics((await admin.metrics()).text);
       expect(sample(m, 'fort_update_state', { step: 'idle' })).toBe(1);
@@ -56,7 +81,12 @@ describe('update cycle (deployment manager, dev update server, real agent)', () 
       // The agent keeps it in memory: restarted without an update, it hears it again at the deployment manager's next health check.
       const startedAt = (await admin.version()).body.startedAt;
       expect(fortctl('drain')).toBe('draining\n');
-      await eventually(async () => ((await admin.version().catch(() => undefined))?.body.startedAt ?? startedAt) !== startedAt || undefined, 20_000, 'the agent back after the drain');
+      await eventually(
+        async () =>
+          ((await admin.version().catch(() => undefined))?.body.startedAt ?? startedAt) !== startedAt || undefined,
+        20_000,
+        'the agent back after the drain',
+      );
       await committed();
     } finally {
       admin.close();
@@ -64,8 +94,12 @@ describe('update cycle (deployment manager, dev update server, real agent)', () 
   });
 
   it('refuses an artifact signed with another key before anything is installed, and reports why', async () => {
-    execFileSync('openssl', ['genrsa', '-traditional', '-out', join(fort.inst.dir, 'rogue.pem'), '2048'], { stdio: 'ignore' });
-    const done = await fort.finished(await fort.deploy(fort.release('1.0.7', { key: join(fort.inst.dir, 'rogue.pem') })));
+    execFileSync('openssl', ['genrsa', '-traditional', '-out', join(fort.inst.dir, 'rogue.pem'), '2048'], {
+      stdio: 'ignore',
+    });
+    const done = await fort.finished(
+      await fort.deploy(fort.release('1.0.7', { key: join(fort.inst.dir, 'rogue.pem') })),
+    );
     expect(done.status).toBe('failure');
     expect(done.log.map((l) => l.message)).toEqual(['manifest.sig: signature does not verify with the configured key']);
     expect(readdirSync(join(fort.root, 'releases'))).not.toContain('1.0.7');
@@ -77,7 +111,9 @@ describe('update cycle (deployment manager, dev update server, real agent)', () 
     const release = fort.release('1.0.3');
     const artifact = await fort.dev.mender.upload(release.artifact);
     for (const n of [50_000, 50_000, 50_000]) fort.dev.mender.dropAfterBytes(n);
-    const done = await fort.finished(fort.dev.mender.deploy({ artifactName: release.artifactName, devices: fort.fortId }).id);
+    const done = await fort.finished(
+      fort.dev.mender.deploy({ artifactName: release.artifactName, devices: fort.fortId }).id,
+    );
     expect(done.status).toBe('success');
     const ranges = fort.dev.mender.downloads({ artifactId: artifact.id }).map((d) => d.range);
     expect(ranges[0]).toBeNull();
@@ -92,27 +128,54 @@ describe('update cycle (deployment manager, dev update server, real agent)', () 
     // A release whose agent dies at start.
     const done = await fort.finished(await fort.deploy(fort.release('1.0.2', { broken: true })));
     expect(done.status).toBe('failure');
-    expect(done.log.map((l) => l.message)).toEqual(['the agent did not report healthy on 1.0.2 within 10 s', 'rolled back to 1.0.3']);
+    expect(done.log.map((l) => l.message)).toEqual([
+      'the agent did not report healthy on 1.0.2 within 10 s',
+      'rolled back to 1.0.3',
+    ]);
     expect(readlinkSync(join(fort.root, 'current'))).toBe(join('releases', '1.0.3'));
     await fort.agentOn('1.0.3');
     // The operator's view of it.
-    const status = await eventually(() => {
-      const out = execFileSync(process.execPath, [join(REPO, 'dist/deployment-manager/cli.js'), 'status', '--config', fort.inst.files.dm], { encoding: 'utf8' });
-      return out.startsWith('step        idle') ? out : undefined;
-    }, 10_000, 'the state machine back to idle');
+    const status = await eventually(
+      () => {
+        const out = execFileSync(
+          process.execPath,
+          [join(REPO, 'dist/deployment-manager/cli.js'), 'status', '--config', fort.inst.files.dm],
+          { encoding: 'utf8' },
+        );
+        return out.startsWith('step        idle') ? out : undefined;
+      },
+      10_000,
+      'the state machine back to idle',
+    );
     expect(status).toContain('installed   1.0.3 (fort-1.0.3)\n');
-    expect(status).toContain('why         idle; the last update failed: the agent did not report healthy on 1.0.2 within 10 s\n');
+    expect(status).toContain(
+      'why         idle; the last update failed: the agent did not report healthy on 1.0.2 within 10 s\n',
+    );
   });
 
   it('refuses an update server whose certificate is from another CA: no request reaches it', async () => {
     // The same deployment manager config, but trusting the trust-zone root for the update server.
     const rogueConfig = join(fort.inst.dir, 'dm-rogue.toml');
-    writeFileSync(rogueConfig, readFileSync(fort.inst.files.dm, 'utf8').replace(`ca = "${fort.pki.cloudServer.ca}"`, `ca = "${fort.pki.trustZone.ca}"`).replace(/path = "[^"]*state.json"/, `path = "${join(fort.inst.dir, 'rogue-state.json')}"`));
+    writeFileSync(
+      rogueConfig,
+      readFileSync(fort.inst.files.dm, 'utf8')
+        .replace(`ca = "${fort.pki.cloudServer.ca}"`, `ca = "${fort.pki.trustZone.ca}"`)
+        .replace(/path = "[^"]*state.json"/, `path = "${join(fort.inst.dir, 'rogue-state.json')}"`),
+    );
     const attemptsBefore = fort.dev.mender.authAttempts().length;
     const rogue = await startDeploymentManager(rogueConfig);
     try {
       await rogue.waitReady(20_000);
-      await eventually(() => (rogue.stdout.some((l) => l.includes('update cycle did not complete') && /certificate|self.signed|verify/i.test(l)) ? true : undefined), 20_000, 'the refusal in the log');
+      await eventually(
+        () =>
+          rogue.stdout.some(
+            (l) => l.includes('update cycle did not complete') && /certificate|self.signed|verify/i.test(l),
+          )
+            ? true
+            : undefined,
+        20_000,
+        'the refusal in the log',
+      );
       expect(fort.dev.mender.authAttempts().length).toBe(attemptsBefore);
     } finally {
       await rogue.stop();

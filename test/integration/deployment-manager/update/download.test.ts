@@ -30,31 +30,48 @@ describe('artifact download (resume with HTTP ranges)', () => {
 
   beforeAll(async () => {
     pki = await testPki();
-    server = createServer({ cert: readFileSync(pki.cloudServer.devCloudCert), key: readFileSync(pki.cloudServer.devCloudKey), ca: readFileSync(pki.cloudDevice.ca), requestCert: true, rejectUnauthorized: true }, (req, res) => {
-      const m = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
-      const start = m && !ignoreRanges ? Number(m[1]) : 0;
-      const entry = { range: req.headers.range, sent: 0 };
-      seen.push(entry);
-      if (start >= body.length) {
-        res.writeHead(416, { 'content-range': `bytes */${body.length}` }).end();
-        return;
-      }
-      res.writeHead(m && !ignoreRanges ? 206 : 200, { 'content-length': body.length - start, ...(m && !ignoreRanges ? { 'content-range': `bytes ${start}-${body.length - 1}/${body.length}` } : {}), 'accept-ranges': 'bytes' });
-      const limit = dropAfter.shift();
-      if (stallOnce) {
-        stallOnce = false;
-        res.write(body.subarray(start, start + 1000));
-        entry.sent = 1000;
-        return; // never another byte: the client's stall timer must fire
-      }
-      const chunk = body.subarray(start, limit === undefined ? undefined : start + limit);
-      entry.sent = chunk.length;
-      if (limit === undefined) res.end(chunk);
-      else res.write(chunk, () => res.socket?.destroy());
-    });
+    server = createServer(
+      {
+        cert: readFileSync(pki.cloudServer.devCloudCert),
+        key: readFileSync(pki.cloudServer.devCloudKey),
+        ca: readFileSync(pki.cloudDevice.ca),
+        requestCert: true,
+        rejectUnauthorized: true,
+      },
+      (req, res) => {
+        const m = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
+        const start = m && !ignoreRanges ? Number(m[1]) : 0;
+        const entry = { range: req.headers.range, sent: 0 };
+        seen.push(entry);
+        if (start >= body.length) {
+          res.writeHead(416, { 'content-range': `bytes */${body.length}` }).end();
+          return;
+        }
+        res.writeHead(m && !ignoreRanges ? 206 : 200, {
+          'content-length': body.length - start,
+          ...(m && !ignoreRanges ? { 'content-range': `bytes ${start}-${body.length - 1}/${body.length}` } : {}),
+          'accept-ranges': 'bytes',
+        });
+        const limit = dropAfter.shift();
+        if (stallOnce) {
+          stallOnce = false;
+          res.write(body.subarray(start, start + 1000));
+          entry.sent = 1000;
+          return; // never another byte: the client's stall timer must fire
+        }
+        const chunk = body.subarray(start, limit === undefined ? undefined : start + limit);
+        entry.sent = chunk.length;
+        if (limit === undefined) res.end(chunk);
+        else res.write(chunk, () => res.socket?.destroy());
+      },
+    );
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     url = new URL(`https://127.0.0.1:${(server.address() as AddressInfo).port}/download/a1`);
-    agent = new Agent({ ca: readFileSync(pki.cloudServer.ca), cert: readFileSync(pki.cloudDevice.deviceCert), key: readFileSync(pki.cloudDevice.deviceKey) });
+    agent = new Agent({
+      ca: readFileSync(pki.cloudServer.ca),
+      cert: readFileSync(pki.cloudDevice.deviceCert),
+      key: readFileSync(pki.cloudDevice.deviceKey),
+    });
   });
   afterAll(() => {
     agent?.destroy();
@@ -62,7 +79,10 @@ describe('artifact download (resume with HTTP ranges)', () => {
   });
 
   /** The download's result with the SHA-256 of what it left on disk. */
-  const fetched = async (o: Parameters<typeof downloadArtifact>[0]) => ({ ...(await downloadArtifact(o)), sha256: createHash('sha256').update(readFileSync(o.dest)).digest('hex') });
+  const fetched = async (o: Parameters<typeof downloadArtifact>[0]) => ({
+    ...(await downloadArtifact(o)),
+    sha256: createHash('sha256').update(readFileSync(o.dest)).digest('hex'),
+  });
   /** A tap that hashes what it gets, slowly (so the download is paced by it), and whether it was ended or destroyed. */
   const slowTap = () => {
     const hash = createHash('sha256');
@@ -82,7 +102,17 @@ describe('artifact download (resume with HTTP ranges)', () => {
     });
     return { tap, ended };
   };
-  const opts = (dest: string, over: Partial<Parameters<typeof downloadArtifact>[0]> = {}) => ({ url, agent, dest, maxBytes: 10 * 1024 * 1024, reserveBytes: 0, stallTimeoutMs: 2000, attempts: 5, log, ...over });
+  const opts = (dest: string, over: Partial<Parameters<typeof downloadArtifact>[0]> = {}) => ({
+    url,
+    agent,
+    dest,
+    maxBytes: 10 * 1024 * 1024,
+    reserveBytes: 0,
+    stallTimeoutMs: 2000,
+    attempts: 5,
+    log,
+    ...over,
+  });
 
   it('resumes from the offset after three dropped connections: ranges asked, same hash', async () => {
     seen.length = 0;
@@ -124,7 +154,9 @@ describe('artifact download (resume with HTTP ranges)', () => {
     try {
       expect(await fetched(opts(dest, { tap }))).toEqual({ bytes: body.length, sha256: sha });
       // The tap already had the old prefix: it cannot be fed in order any more.
-      expect(await ended).toBe('destroyed: artifact download: the server ignored the range request; the tap lost its order');
+      expect(await ended).toBe(
+        'destroyed: artifact download: the server ignored the range request; the tap lost its order',
+      );
     } finally {
       ignoreRanges = false;
     }
@@ -142,14 +174,20 @@ describe('artifact download (resume with HTTP ranges)', () => {
 
   it('refuses an artifact over the size cap, and more interruptions than allowed', async () => {
     const dest = join(tempDir('dl'), 'a.mender');
-    await expect(downloadArtifact(opts(dest, { maxBytes: 1024 * 1024 }))).rejects.toThrow(`artifact download: artifact is ${body.length} bytes, more than the 1048576 allowed`);
+    await expect(downloadArtifact(opts(dest, { maxBytes: 1024 * 1024 }))).rejects.toThrow(
+      `artifact download: artifact is ${body.length} bytes, more than the 1048576 allowed`,
+    );
     dropAfter = [1000, 1000, 1000];
-    await expect(downloadArtifact(opts(join(tempDir('dl'), 'b.mender'), { attempts: 2 }))).rejects.toThrow('artifact download: connection dropped');
+    await expect(downloadArtifact(opts(join(tempDir('dl'), 'b.mender'), { attempts: 2 }))).rejects.toThrow(
+      'artifact download: connection dropped',
+    );
     dropAfter = [];
   });
 
   it('refuses when the disk cannot hold the artifact plus the reserve', async () => {
     const dest = join(tempDir('dl'), 'a.mender');
-    await expect(downloadArtifact(opts(dest, { reserveBytes: Number.MAX_SAFE_INTEGER }))).rejects.toThrow(/not enough free disk/);
+    await expect(downloadArtifact(opts(dest, { reserveBytes: Number.MAX_SAFE_INTEGER }))).rejects.toThrow(
+      /not enough free disk/,
+    );
   });
 });

@@ -52,18 +52,30 @@ describe('update server unreachable right after the switch', () => {
     expect(history(fort, id)).not.toContain('success');
 
     await fort.agentOn('1.0.1');
-    const committed = await eventually(() => {
-      const s = fort.state();
-      return s.step === 'idle' && s.installed === '1.0.1' && (s.reports as Report[]).some((r) => r.deploymentId === id && r.status === 'success') ? s : undefined;
-    }, 30_000, 'the DM idle on 1.0.1 with the success report queued');
+    const committed = await eventually(
+      () => {
+        const s = fort.state();
+        return s.step === 'idle' &&
+          s.installed === '1.0.1' &&
+          (s.reports as Report[]).some((r) => r.deploymentId === id && r.status === 'success')
+          ? s
+          : undefined;
+      },
+      30_000,
+      'the DM idle on 1.0.1 with the success report queued',
+    );
     expect(committed).toMatchObject({ installed: '1.0.1', previous: '1.0.0', lastError: null, deployment: null });
 
     // Several deliveries fail while the release is committed: it stays.
     const mark = fort.dm!.stdout.length;
-    const failures = await eventually(() => {
-      const w = logged(fort, NOT_DELIVERED, mark).filter((l) => l['deploymentId'] === id);
-      return w.length >= 2 ? w : undefined;
-    }, 30_000, 'two failed status deliveries after the commit');
+    const failures = await eventually(
+      () => {
+        const w = logged(fort, NOT_DELIVERED, mark).filter((l) => l['deploymentId'] === id);
+        return w.length >= 2 ? w : undefined;
+      },
+      30_000,
+      'two failed status deliveries after the commit',
+    );
     expect(failures.map((l) => String(l['reason']))).toEqual(failures.map(() => expect.stringMatching(/ECONNREFUSED/)));
     expect(fort.current()).toBe('1.0.1');
     expect(fort.state()).toMatchObject({ step: 'idle', installed: '1.0.1', previous: '1.0.0', lastError: null });
@@ -93,7 +105,11 @@ describe('update link through an HTTP CONNECT proxy (tinyproxy)', () => {
     fort = await startUpdatableFort({ startDm: false });
     // Only the proxy variables steer it: HTTPS_PROXY (lower case ones would win) and no exemptions.
     await fort.startDm({ env: { HTTPS_PROXY: proxy.url, https_proxy: '', NO_PROXY: '', no_proxy: '' } });
-    await fort.dev.mender.waitFor(() => fort.dev.mender.devices().find((d) => d.identity['fort_id'] === fort.fortId), 20_000, 'the device asking to be admitted');
+    await fort.dev.mender.waitFor(
+      () => fort.dev.mender.devices().find((d) => d.identity['fort_id'] === fort.fortId),
+      20_000,
+      'the device asking to be admitted',
+    );
     fort.dev.mender.accept(fort.fortId);
   });
   afterAll(async () => {
@@ -111,7 +127,11 @@ describe('update link through an HTTP CONNECT proxy (tinyproxy)', () => {
     // Every CONNECT went to the update server's port (API calls and the artifact download);
     // the agent's admin API on loopback is not proxied.
     const target = `127.0.0.1:${fort.dev.mender.port}`;
-    const connects = await eventually(() => (proxy.connects().length > 0 ? proxy.connects() : undefined), 10_000, 'CONNECTs in the tinyproxy log');
+    const connects = await eventually(
+      () => (proxy.connects().length > 0 ? proxy.connects() : undefined),
+      10_000,
+      'CONNECTs in the tinyproxy log',
+    );
     expect(new Set(connects)).toEqual(new Set([target]));
     // The server saw the device certificate through the tunnel.
     const cn = /CN=([^\n,]+)/.exec(new X509Certificate(readFileSync(fort.pki.cloudDevice.deviceCert)).subject)?.[1];
@@ -125,10 +145,16 @@ describe('update link through an HTTP CONNECT proxy (tinyproxy)', () => {
     await proxy.stop();
     const mark = fort.dm!.stdout.length;
     const id = await fort.deploy(fort.release('1.0.2'));
-    const errors = await eventually(() => {
-      const e = logged(fort, CYCLE_INCOMPLETE, mark).filter((l) => String(l['reason']).startsWith(`proxy 127.0.0.1:${proxy.port}: `));
-      return e.length >= 2 ? e : undefined;
-    }, 30_000, 'the proxy error in the DM log (twice)');
+    const errors = await eventually(
+      () => {
+        const e = logged(fort, CYCLE_INCOMPLETE, mark).filter((l) =>
+          String(l['reason']).startsWith(`proxy 127.0.0.1:${proxy.port}: `),
+        );
+        return e.length >= 2 ? e : undefined;
+      },
+      30_000,
+      'the proxy error in the DM log (twice)',
+    );
     expect(String(errors[0]!['reason'])).toMatch(/ECONNREFUSED/);
     expect(history(fort, id)).toEqual(['pending']);
     expect(existsSync(join(fort.root, 'releases', '1.0.2'))).toBe(false);
@@ -148,7 +174,11 @@ describe('a device the server has not accepted yet', () => {
     fort = await startUpdatableFort({ startDm: false, pollSeconds: 3600, inventorySeconds: 3600, retrySeconds: 1 });
     await fort.startDm();
     const mine = () => fort.dev.mender.authAttempts().filter((a) => JSON.stringify(a).includes(fort.fortId));
-    const attempts = await eventually(() => (mine().length >= 3 ? mine() : undefined), 15_000, 'three admission requests');
+    const attempts = await eventually(
+      () => (mine().length >= 3 ? mine() : undefined),
+      15_000,
+      'three admission requests',
+    );
     expect(attempts.length).toBeGreaterThanOrEqual(3);
     expect(fort.state().step).toBe('idle');
   });
@@ -157,10 +187,18 @@ describe('a device the server has not accepted yet', () => {
     const accepted = Date.now();
     fort.dev.mender.accept(fort.fortId);
     // Well under poll_seconds and inventory_seconds (3600): a few retry intervals.
-    const device = await eventually(() => {
-      const d = fort.dev.mender.device(fort.fortId);
-      return d.lastPollAt && Date.parse(d.lastPollAt) >= accepted && d.inventory['artifact_name'] ? d : undefined;
-    }, 10_000, 'a deployment poll and the inventory of the admitted device');
-    expect(device.inventory).toMatchObject({ artifact_name: 'fort-1.0.0', fort_version: '1.0.0', device_type: fort.deviceType });
+    const device = await eventually(
+      () => {
+        const d = fort.dev.mender.device(fort.fortId);
+        return d.lastPollAt && Date.parse(d.lastPollAt) >= accepted && d.inventory['artifact_name'] ? d : undefined;
+      },
+      10_000,
+      'a deployment poll and the inventory of the admitted device',
+    );
+    expect(device.inventory).toMatchObject({
+      artifact_name: 'fort-1.0.0',
+      fort_version: '1.0.0',
+      device_type: fort.deviceType,
+    });
   });
 });

@@ -8,8 +8,18 @@ import { ADMIN_POLICY as POLICY } from '../../../helpers/admin-api.js';
 const unused = <T>() => ({}) as T;
 // Required: a new optional dependency (a new route module) must be given here, so its routes are checked too.
 const everything: Required<AdminRoutesDeps> = {
-  health: unused(), info: unused(), drain: unused(), audit: unused(), deadLetters: unused(), certificates: unused(),
-  reloadCerts: unused(), metrics: unused(), now: unused(), reloads: unused(), pairing: unused(), updateState: unused(),
+  health: unused(),
+  info: unused(),
+  drain: unused(),
+  audit: unused(),
+  deadLetters: unused(),
+  certificates: unused(),
+  reloadCerts: unused(),
+  metrics: unused(),
+  now: unused(),
+  reloads: unused(),
+  pairing: unused(),
+  updateState: unused(),
 };
 
 describe('admin API roles', () => {
@@ -25,7 +35,11 @@ describe('admin API roles', () => {
     await app.register(async (scope) => registerAdminRoutes(scope, everything));
     await app.ready();
     // Fastify's own HEAD twin of each GET carries the GET's options.
-    const heads = Object.fromEntries(Object.entries(POLICY).filter(([k]) => k.startsWith('GET ')).map(([k, v]) => [k.replace(/^GET /, 'HEAD '), v]));
+    const heads = Object.fromEntries(
+      Object.entries(POLICY)
+        .filter(([k]) => k.startsWith('GET '))
+        .map(([k, v]) => [k.replace(/^GET /, 'HEAD '), v]),
+    );
     expect(Object.fromEntries(declared)).toEqual({ ...POLICY, ...heads });
   });
 
@@ -54,7 +68,10 @@ describe('admin API roles', () => {
     const refused = await as('deployment-manager');
     expect(refused.statusCode).toBe(403);
     expect(refused.headers['content-type']).toBe('application/problem+json; charset=utf-8');
-    expect(refused.json()).toMatchObject({ code: 'FORT_ERR_FORBIDDEN', detail: 'POST /admin/v1/apps is for operators (fortctl) only, not deployment-manager' });
+    expect(refused.json()).toMatchObject({
+      code: 'FORT_ERR_FORBIDDEN',
+      detail: 'POST /admin/v1/apps is for operators (fortctl) only, not deployment-manager',
+    });
     expect(ran).toBe(0);
     // Any other allowed name is an operator (fortctl, a metrics scraper).
     expect((await as('fortctl')).statusCode).toBe(200);

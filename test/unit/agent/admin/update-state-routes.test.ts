@@ -5,7 +5,23 @@ import { createUpdateStateHolder } from '../../../../agent/update-state.js';
 import { enforceRoles } from '../../../../agent/admin/roles.js';
 import type { UpdateSummary } from '../../../../lib/update-summary.js';
 
-const summary: UpdateSummary = { step: 'downloading', installed: '1.0.0', installedArtifact: 'fort-1.0.0', previous: null, deployment: { id: 'd-1', artifactName: 'fort-1.0.1', source: 'server', downloaded: 4096, target: null, deadline: null, reason: null }, lastError: null, updatedAt: '2026-01-02T03:04:05.000Z' };
+const summary: UpdateSummary = {
+  step: 'downloading',
+  installed: '1.0.0',
+  installedArtifact: 'fort-1.0.0',
+  previous: null,
+  deployment: {
+    id: 'd-1',
+    artifactName: 'fort-1.0.1',
+    source: 'server',
+    downloaded: 4096,
+    target: null,
+    deadline: null,
+    reason: null,
+  },
+  lastError: null,
+  updatedAt: '2026-01-02T03:04:05.000Z',
+};
 
 describe('update-state admin routes', () => {
   let app: FastifyInstance;
@@ -22,13 +38,28 @@ describe('update-state admin routes', () => {
     await app.register(async (scope) => registerUpdateStateRoutes(scope, holder));
     return holder;
   }
-  const put = (peer: string, payload: unknown) => app.inject({ method: 'PUT', url: '/admin/v1/update-state', headers: { 'x-peer': peer }, payload: payload as object });
+  const put = (peer: string, payload: unknown) =>
+    app.inject({
+      method: 'PUT',
+      url: '/admin/v1/update-state',
+      headers: { 'x-peer': peer },
+      payload: payload as object,
+    });
 
   it('keeps what the deployment manager reports and shows it to fortctl', async () => {
     await rig();
-    expect((await app.inject({ url: '/admin/v1/update-state', headers: { 'x-peer': 'fortctl' } })).json()).toEqual({ state: null, reportedAt: null });
-    expect((await put('deployment-manager', { ...summary, reports: ['dropped: a newer deployment manager may send more'] })).statusCode).toBe(204);
-    expect((await app.inject({ url: '/admin/v1/update-state', headers: { 'x-peer': 'fortctl' } })).json()).toEqual({ state: summary, reportedAt: '2026-01-02T03:04:06.000Z' });
+    expect((await app.inject({ url: '/admin/v1/update-state', headers: { 'x-peer': 'fortctl' } })).json()).toEqual({
+      state: null,
+      reportedAt: null,
+    });
+    expect(
+      (await put('deployment-manager', { ...summary, reports: ['dropped: a newer deployment manager may send more'] }))
+        .statusCode,
+    ).toBe(204);
+    expect((await app.inject({ url: '/admin/v1/update-state', headers: { 'x-peer': 'fortctl' } })).json()).toEqual({
+      state: summary,
+      reportedAt: '2026-01-02T03:04:06.000Z',
+    });
   });
 
   it('takes the report from the deployment manager only', async () => {

@@ -1,6 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { createLocalJWKSet } from 'jose';
-import { createUserTokenVerifier, hasDuplicateTopLevelKeys, TokenRejectedError } from '../../../../agent/api/user-token.js';
+import {
+  createUserTokenVerifier,
+  hasDuplicateTopLevelKeys,
+  TokenRejectedError,
+} from '../../../../agent/api/user-token.js';
 import { ATTACK_REASONS, testIssuer } from '../../../helpers/jwt.js';
 
 const ISSUER = 'https://cloud.test';
@@ -8,7 +12,13 @@ const opts = { issuer: ISSUER, audience: 'fort-client-api', tenant: 't1' };
 
 async function setup() {
   const issuer = await testIssuer(opts);
-  const verify = createUserTokenVerifier({ ...opts, algorithms: ['ES256'], clockToleranceSeconds: 30, maxTokenBytes: 8192, keys: createLocalJWKSet(issuer.jwks) });
+  const verify = createUserTokenVerifier({
+    ...opts,
+    algorithms: ['ES256'],
+    clockToleranceSeconds: 30,
+    maxTokenBytes: 8192,
+    keys: createLocalJWKSet(issuer.jwks),
+  });
   const reason = async (authorization: string | undefined, inQuery = false) => {
     try {
       await verify(authorization, inQuery);
@@ -49,7 +59,12 @@ describe('user token verification (RFC 8725)', () => {
     let keyLookups = 0;
     let clock = Date.now();
     const verify = createUserTokenVerifier({
-      ...opts, algorithms: ['ES256'], clockToleranceSeconds: 30, maxTokenBytes: 8192, cacheMaxAgeSeconds: 60, now: () => clock,
+      ...opts,
+      algorithms: ['ES256'],
+      clockToleranceSeconds: 30,
+      maxTokenBytes: 8192,
+      cacheMaxAgeSeconds: 60,
+      now: () => clock,
       keys: (header, token) => {
         keyLookups++;
         return local(header, token);

@@ -46,15 +46,60 @@ describe('value converters', () => {
     let seed = 42;
     const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % n);
     const digits = (n: number) => Array.from({ length: n }, () => String(rnd(10))).join('');
-    const samples = ['0', '-0', '0.1', '0.3', '-0.25', '5.', '.5', '+7', '123456789012345', '1234567890123456', '9007199254740993', '0.000000000000001', '1e3', '-1.5E-7', '  12.5 ', '00012.50'];
-    for (let i = 0; i < 5000; i++) samples.push(`${rnd(2) ? '-' : ''}${digits(1 + rnd(12))}${rnd(3) ? `.${digits(rnd(10))}` : ''}`);
+    const samples = [
+      '0',
+      '-0',
+      '0.1',
+      '0.3',
+      '-0.25',
+      '5.',
+      '.5',
+      '+7',
+      '123456789012345',
+      '1234567890123456',
+      '9007199254740993',
+      '0.000000000000001',
+      '1e3',
+      '-1.5E-7',
+      '  12.5 ',
+      '00012.50',
+    ];
+    for (let i = 0; i < 5000; i++)
+      samples.push(`${rnd(2) ? '-' : ''}${digits(1 + rnd(12))}${rnd(3) ? `.${digits(rnd(10))}` : ''}`);
     for (const s of samples) expect(CONVERTERS.number(s), s).toBe(Number(s) === 0 ? 0 : Number(s));
-    for (const s of ['', '.', '-', '+.', '1.2.3', '1,5', '0x10', '0b1', '0o7', 'Infinity', '-Infinity', 'NaN', '1e400', '12abc', '1_000']) expect(CONVERTERS.number(s), s).toBeUndefined();
+    for (const s of [
+      '',
+      '.',
+      '-',
+      '+.',
+      '1.2.3',
+      '1,5',
+      '0x10',
+      '0b1',
+      '0o7',
+      'Infinity',
+      '-Infinity',
+      'NaN',
+      '1e400',
+      '12abc',
+      '1_000',
+    ])
+      expect(CONVERTERS.number(s), s).toBeUndefined();
   });
 
   it('parse integers only when whole and safe', () => {
-    for (const [s, v] of [['0', 0], ['-12', -12], ['+12', 12], ['007', 7], [' 42 ', 42], ['9007199254740991', 9007199254740991], ['-9007199254740991', -9007199254740991]] as const) expect(CONVERTERS.integer(s), s).toBe(v);
-    for (const s of ['1.0', '1e3', '9007199254740992', '-', 'x1', '0x1', '1 2']) expect(CONVERTERS.integer(s), s).toBeUndefined();
+    for (const [s, v] of [
+      ['0', 0],
+      ['-12', -12],
+      ['+12', 12],
+      ['007', 7],
+      [' 42 ', 42],
+      ['9007199254740991', 9007199254740991],
+      ['-9007199254740991', -9007199254740991],
+    ] as const)
+      expect(CONVERTERS.integer(s), s).toBe(v);
+    for (const s of ['1.0', '1e3', '9007199254740992', '-', 'x1', '0x1', '1 2'])
+      expect(CONVERTERS.integer(s), s).toBeUndefined();
   });
 });
 
@@ -63,7 +108,8 @@ describe('csv connector', () => {
   let data: string;
   const opts = (): SourceOptions => ({ dataDirs: [data], httpAllowedHosts: [] });
   const write = (name: string, text: string) => writeFileSync(join(data, name), text);
-  const csv = (path: string, extra: Record<string, unknown> = {}) => openTableSource(table({ name: 'orders', connector: 'csv', path, columns: ORDER_COLUMNS, ...extra }), opts());
+  const csv = (path: string, extra: Record<string, unknown> = {}) =>
+    openTableSource(table({ name: 'orders', connector: 'csv', path, columns: ORDER_COLUMNS, ...extra }), opts());
 
   beforeAll(() => {
     root = tempDir('connectors');
@@ -76,16 +122,19 @@ describe('csv connector', () => {
   afterAll(() => rmSync(root, { recursive: true, force: true }));
 
   it('converts each declared type; an empty field is NULL', async () => {
-    write('orders.csv', [
-      'id,customer,amount,paid,day',
-      '1,"Smith, Ann",12.5,true,2024-02-29',
-      '-2,"say ""hi""",-0.25,FALSE,1999-12-31',
-      '+3,,1e3,yes,',
-      ',plain,.5,No,2000-02-29',
-      ' 9007199254740991 ,"",  7 ,1,2024-01-01',
-      '6,"multi\nline",0,0,2024-12-31',
-      '',
-    ].join('\r\n'));
+    write(
+      'orders.csv',
+      [
+        'id,customer,amount,paid,day',
+        '1,"Smith, Ann",12.5,true,2024-02-29',
+        '-2,"say ""hi""",-0.25,FALSE,1999-12-31',
+        '+3,,1e3,yes,',
+        ',plain,.5,No,2000-02-29',
+        ' 9007199254740991 ,"",  7 ,1,2024-01-01',
+        '6,"multi\nline",0,0,2024-12-31',
+        '',
+      ].join('\r\n'),
+    );
     const source = csv('orders.csv');
     expect(source.table).toBe('orders');
     expect(source.columns).toEqual(ORDER_COLUMNS);
@@ -128,13 +177,19 @@ describe('csv connector', () => {
 
   it('requires the header to name the declared columns in order, without quoting it', async () => {
     write('swapped.csv', 'id,customer,paid,amount,day\n1,a,true,1,2024-01-01\n');
-    expect((await failure(collect(csv('swapped.csv')))).message).toBe('table "orders": the header row does not match the declared columns: column 3 should be "amount"');
+    expect((await failure(collect(csv('swapped.csv')))).message).toBe(
+      'table "orders": the header row does not match the declared columns: column 3 should be "amount"',
+    );
     // A file without a header: its first data row must not end up in the message.
     write('no-header.csv', '1,SECRET,1,true\n');
     const err = await failure(collect(csv('no-header.csv')));
-    expect(err.message).toBe('table "orders": the header row has 4 columns, the definition declares 5 (id, customer, amount, paid, day)');
+    expect(err.message).toBe(
+      'table "orders": the header row has 4 columns, the definition declares 5 (id, customer, amount, paid, day)',
+    );
     write('empty.csv', '');
-    expect((await failure(collect(csv('empty.csv')))).message).toBe('table "orders": the file is empty: a header row naming the columns is required');
+    expect((await failure(collect(csv('empty.csv')))).message).toBe(
+      'table "orders": the file is empty: a header row naming the columns is required',
+    );
   });
 
   it('refuses rows with the wrong number of fields and malformed quoting', async () => {
@@ -143,30 +198,44 @@ describe('csv connector', () => {
     write('long.csv', 'id,customer,amount,paid,day\n1,a,1,true,2024-01-01,SECRET,x\n');
     expect((await failure(collect(csv('long.csv')))).message).toBe('table "orders": row 1 has 7 fields, expected 5');
     write('long-quoted.csv', 'id,customer,amount,paid,day\n1,"a",1,true,2024-01-01,"SECRET"\n');
-    expect((await failure(collect(csv('long-quoted.csv')))).message).toBe('table "orders": row 1 has 6 fields, expected 5');
+    expect((await failure(collect(csv('long-quoted.csv')))).message).toBe(
+      'table "orders": row 1 has 6 fields, expected 5',
+    );
     write('trailing.csv', 'id,customer,amount,paid,day\n1,a,1,true,2024-01-01,\n');
-    expect((await failure(collect(csv('trailing.csv')))).message).toBe('table "orders": row 1 has 6 fields, expected 5');
+    expect((await failure(collect(csv('trailing.csv')))).message).toBe(
+      'table "orders": row 1 has 6 fields, expected 5',
+    );
     write('unclosed.csv', 'id,customer,amount,paid,day\n1,a,1,true,2024-01-01\n2,"SECRET,1,true,2024-01-01\n');
     const err = await failure(collect(csv('unclosed.csv')));
-    expect(err.message).toBe('table "orders": malformed CSV at row 2: a quoted field is not closed before the end of the data');
+    expect(err.message).toBe(
+      'table "orders": malformed CSV at row 2: a quoted field is not closed before the end of the data',
+    );
   });
 
   it('confines the file again when opened (a symlink pointing out)', () => {
-    expect(() => csv('escape.csv')).toThrow(expect.objectContaining({ code: 'FORT_ERR_DEFINITION', message: 'table "orders" path: resolves (through a symbolic link) outside reloads.data_dirs' }));
+    expect(() => csv('escape.csv')).toThrow(
+      expect.objectContaining({
+        code: 'FORT_ERR_DEFINITION',
+        message: 'table "orders" path: resolves (through a symbolic link) outside reloads.data_dirs',
+      }),
+    );
   });
 
   it('stops promptly with FORT_ERR_RELOAD_CANCELLED when aborted mid-stream', async () => {
     const lines = ['id,customer,amount,paid,day'];
-    for (let i = 1; i <= 200_000; i++) lines.push(`${i},customer ${i},${i / 100},${i % 2 ? 'true' : 'false'},2024-01-01`);
+    for (let i = 1; i <= 200_000; i++)
+      lines.push(`${i},customer ${i},${i / 100},${i % 2 ? 'true' : 'false'},2024-01-01`);
     write('big.csv', `${lines.join('\n')}\n`);
     const ac = new AbortController();
     let seen = 0;
-    const err = await failure((async () => {
-      for await (const _row of csv('big.csv').rows(ac.signal)) {
-        seen += 1;
-        if (seen === 1000) ac.abort();
-      }
-    })());
+    const err = await failure(
+      (async () => {
+        for await (const _row of csv('big.csv').rows(ac.signal)) {
+          seen += 1;
+          if (seen === 1000) ac.abort();
+        }
+      })(),
+    );
     expect(err.code).toBe('FORT_ERR_RELOAD_CANCELLED');
     // Stopped at the next chunk boundary, far from the end of the file.
     expect(seen).toBeGreaterThanOrEqual(1000);
@@ -178,7 +247,10 @@ describe('csv connector', () => {
   });
 
   it('hands rows on in small batches with the same content as rows()', async () => {
-    write('batch.csv', `id,customer,amount,paid,day\n${Array.from({ length: 150 }, (_, i) => `${i},c,1,1,2024-01-01`).join('\n')}\n`);
+    write(
+      'batch.csv',
+      `id,customer,amount,paid,day\n${Array.from({ length: 150 }, (_, i) => `${i},c,1,1,2024-01-01`).join('\n')}\n`,
+    );
     const source = csv('batch.csv');
     const sizes: number[] = [];
     const rows: unknown[][] = [];
@@ -194,8 +266,16 @@ describe('csv connector', () => {
     const text = 'id,customer,amount,paid,day\n1,"a,\nb",2.5,yes,2024-01-01\n2,c,3,no,\n';
     for (const size of [1, 3, 10]) {
       const rows: unknown[][] = [];
-      for await (const b of csvBatches(chunksOf(text, size), { table: 't', columns: ORDER_COLUMNS as never, delimiter: ',', quote: '"' }, never())) rows.push(...b);
-      expect(rows).toEqual([[1, 'a,\nb', 2.5, 1, '2024-01-01'], [2, 'c', 3, 0, null]]);
+      for await (const b of csvBatches(
+        chunksOf(text, size),
+        { table: 't', columns: ORDER_COLUMNS as never, delimiter: ',', quote: '"' },
+        never(),
+      ))
+        rows.push(...b);
+      expect(rows).toEqual([
+        [1, 'a,\nb', 2.5, 1, '2024-01-01'],
+        [2, 'c', 3, 0, null],
+      ]);
     }
   });
 });
@@ -203,7 +283,11 @@ describe('csv connector', () => {
 describe('sqlite connector', () => {
   let root: string;
   let data: string;
-  const source = (query: string) => openTableSource(table({ name: 'customers', connector: 'sqlite', database: 'crm.db', query }), { dataDirs: [data], httpAllowedHosts: [] });
+  const source = (query: string) =>
+    openTableSource(table({ name: 'customers', connector: 'sqlite', database: 'crm.db', query }), {
+      dataDirs: [data],
+      httpAllowedHosts: [],
+    });
 
   beforeAll(() => {
     root = tempDir('connectors-sqlite');
@@ -222,7 +306,12 @@ describe('sqlite connector', () => {
 
   it('takes its columns from the statement and streams the rows as SQLite gives them', async () => {
     const s = source('SELECT id, name, balance AS money, photo FROM customers ORDER BY id');
-    expect(s.columns).toEqual([{ name: 'id', type: 'any' }, { name: 'name', type: 'any' }, { name: 'money', type: 'any' }, { name: 'photo', type: 'any' }]);
+    expect(s.columns).toEqual([
+      { name: 'id', type: 'any' },
+      { name: 'name', type: 'any' },
+      { name: 'money', type: 'any' },
+      { name: 'photo', type: 'any' },
+    ]);
     const rows = await collect(s);
     expect(rows).toHaveLength(5001);
     expect(rows[0]).toEqual([1n, 'customer 1', 0.25, Buffer.from([1, 2, 3])]);
@@ -245,16 +334,25 @@ describe('sqlite connector', () => {
   });
 
   it('refuses a statement that is not a read-only SELECT when opened', () => {
-    expect(() => source('DELETE FROM customers')).toThrow(expect.objectContaining({ code: 'FORT_ERR_RELOAD_SOURCE', message: 'table "customers": expected a SELECT (or WITH ... SELECT) statement, got DELETE' }));
-    expect(() => source('SELECT 1; SELECT 2')).toThrow(expect.objectContaining({ message: 'table "customers": expected exactly one SQL statement' }));
+    expect(() => source('DELETE FROM customers')).toThrow(
+      expect.objectContaining({
+        code: 'FORT_ERR_RELOAD_SOURCE',
+        message: 'table "customers": expected a SELECT (or WITH ... SELECT) statement, got DELETE',
+      }),
+    );
+    expect(() => source('SELECT 1; SELECT 2')).toThrow(
+      expect.objectContaining({ message: 'table "customers": expected exactly one SQL statement' }),
+    );
   });
 
   it('stops with FORT_ERR_RELOAD_CANCELLED when aborted', async () => {
     const ac = new AbortController();
     let seen = 0;
-    const err = await failure((async () => {
-      for await (const _row of source('SELECT * FROM customers').rows(ac.signal)) if (++seen === 10) ac.abort();
-    })());
+    const err = await failure(
+      (async () => {
+        for await (const _row of source('SELECT * FROM customers').rows(ac.signal)) if (++seen === 10) ac.abort();
+      })(),
+    );
     expect(err.code).toBe('FORT_ERR_RELOAD_CANCELLED');
     expect(seen).toBeLessThanOrEqual(1000);
     // The source connection was closed: the file can be written again by its owner.
@@ -272,18 +370,21 @@ describe('http connector', () => {
 
   beforeAll(async () => {
     pki = await testPki();
-    server = createServer({ cert: readFileSync(pki.clientZone.clientApiCert), key: readFileSync(pki.clientZone.clientApiKey) }, (req, res) => {
-      const b = bodies.get(req.url ?? '');
-      res.writeHead(b?.status ?? (b ? 200 : 404), { 'content-type': 'text/plain' });
-      if (req.url?.includes('chunked')) {
-        // No content-length: the size is only known while reading.
-        const body = b?.body ?? '';
-        for (let i = 0; i < body.length; i += 1000) res.write(body.slice(i, i + 1000));
-        res.end();
-      } else {
-        res.end(b?.body ?? '');
-      }
-    });
+    server = createServer(
+      { cert: readFileSync(pki.clientZone.clientApiCert), key: readFileSync(pki.clientZone.clientApiKey) },
+      (req, res) => {
+        const b = bodies.get(req.url ?? '');
+        res.writeHead(b?.status ?? (b ? 200 : 404), { 'content-type': 'text/plain' });
+        if (req.url?.includes('chunked')) {
+          // No content-length: the size is only known while reading.
+          const body = b?.body ?? '';
+          for (let i = 0; i < body.length; i += 1000) res.write(body.slice(i, i + 1000));
+          res.end();
+        } else {
+          res.end(b?.body ?? '');
+        }
+      },
+    );
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     base = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
   });
@@ -293,40 +394,100 @@ describe('http connector', () => {
   });
 
   const http = (path: string, extra: Record<string, unknown> = {}, opts: Partial<SourceOptions> = {}) =>
-    openTableSource(table({ name: 'rates', connector: 'http', url: `${base}${path}`, columns: [{ name: 'code', type: 'string' }, { name: 'rate', type: 'number' }], ...extra }), { dataDirs: [], httpAllowedHosts: ['127.0.0.1'], caFile: pki.clientZone.ca, ...opts });
+    openTableSource(
+      table({
+        name: 'rates',
+        connector: 'http',
+        url: `${base}${path}`,
+        columns: [
+          { name: 'code', type: 'string' },
+          { name: 'rate', type: 'number' },
+        ],
+        ...extra,
+      }),
+      { dataDirs: [], httpAllowedHosts: ['127.0.0.1'], caFile: pki.clientZone.ca, ...opts },
+    );
 
   it('fetches CSV and JSON over verified HTTPS', async () => {
     bodies.set('/rates.csv', { body: 'code,rate\nEUR,1\nUSD,1.08\n' });
-    expect(await collect(http('/rates.csv'))).toEqual([['EUR', 1], ['USD', 1.08]]);
-    bodies.set('/rates.json', { body: '[{"code":"EUR","rate":1},\n {"code":"USD","rate":"1.08","extra":{"a":[1,"]"]}}, {"code":null}]' });
-    expect(await collect(http('/rates.json', { format: 'json' }))).toEqual([['EUR', 1], ['USD', 1.08], [null, null]]);
+    expect(await collect(http('/rates.csv'))).toEqual([
+      ['EUR', 1],
+      ['USD', 1.08],
+    ]);
+    bodies.set('/rates.json', {
+      body: '[{"code":"EUR","rate":1},\n {"code":"USD","rate":"1.08","extra":{"a":[1,"]"]}}, {"code":null}]',
+    });
+    expect(await collect(http('/rates.json', { format: 'json' }))).toEqual([
+      ['EUR', 1],
+      ['USD', 1.08],
+      [null, null],
+    ]);
   });
 
   it('refuses other hosts, bad statuses, unknown certificates and bad values', async () => {
-    expect(() => http('/rates.csv', {}, { httpAllowedHosts: ['localhost'] })).toThrow(expect.objectContaining({ code: 'FORT_ERR_RELOAD_SOURCE', message: 'table "rates": host 127.0.0.1 is not in reloads.http_allowed_hosts' }));
+    expect(() => http('/rates.csv', {}, { httpAllowedHosts: ['localhost'] })).toThrow(
+      expect.objectContaining({
+        code: 'FORT_ERR_RELOAD_SOURCE',
+        message: 'table "rates": host 127.0.0.1 is not in reloads.http_allowed_hosts',
+      }),
+    );
     const port = new URL(base).port;
     expect((await failure(collect(http('/missing')))).message).toBe(`table "rates": 127.0.0.1:${port} answered 404`);
     bodies.set('/moved', { status: 302, body: '' });
-    expect((await failure(collect(http('/moved')))).message).toBe(`table "rates": 127.0.0.1:${port} answered 302 (redirects are not followed)`);
+    expect((await failure(collect(http('/moved')))).message).toBe(
+      `table "rates": 127.0.0.1:${port} answered 302 (redirects are not followed)`,
+    );
     // Without caFile: Node's bundled roots, which do not know the test CA.
-    const untrusted = openTableSource(table({ name: 'rates', connector: 'http', url: `${base}/rates.csv`, columns: [{ name: 'code', type: 'string' }] }), { dataDirs: [], httpAllowedHosts: ['127.0.0.1'] });
-    expect((await failure(collect(untrusted))).message).toMatch(new RegExp(`^table "rates": GET 127\\.0\\.0\\.1:${port} failed \\((SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT_LOCALLY)\\)$`));
+    const untrusted = openTableSource(
+      table({
+        name: 'rates',
+        connector: 'http',
+        url: `${base}/rates.csv`,
+        columns: [{ name: 'code', type: 'string' }],
+      }),
+      { dataDirs: [], httpAllowedHosts: ['127.0.0.1'] },
+    );
+    expect((await failure(collect(untrusted))).message).toMatch(
+      new RegExp(
+        `^table "rates": GET 127\\.0\\.0\\.1:${port} failed \\((SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT_LOCALLY)\\)$`,
+      ),
+    );
     bodies.set('/bad.json', { body: '[{"code":"EUR","rate":"SECRET"}]' });
     const err = await failure(collect(http('/bad.json', { format: 'json' })));
     expect(err.message).toBe('table "rates": row 1, column "rate": expected a finite number');
     bodies.set('/notarray.json', { body: '{"code":"EUR"}' });
-    expect((await failure(collect(http('/notarray.json', { format: 'json' })))).message).toBe('table "rates": malformed JSON: expected a JSON array of objects');
+    expect((await failure(collect(http('/notarray.json', { format: 'json' })))).message).toBe(
+      'table "rates": malformed JSON: expected a JSON array of objects',
+    );
   });
 
   it('caps the body size', async () => {
     const body = `code,rate\n${'EUR,1\n'.repeat(10_000)}`;
     bodies.set('/huge.csv', { body });
     bodies.set('/huge-chunked.csv', { body });
-    const capped = (maxBodyBytes: number, path = '/huge.csv') => httpSource({ table: 'rates', url: `${base}${path}`, format: 'csv', columns: [{ name: 'code', type: 'string' }, { name: 'rate', type: 'number' }], delimiter: ',', quote: '"', httpAllowedHosts: ['127.0.0.1'], caFile: pki.clientZone.ca, maxBodyBytes });
+    const capped = (maxBodyBytes: number, path = '/huge.csv') =>
+      httpSource({
+        table: 'rates',
+        url: `${base}${path}`,
+        format: 'csv',
+        columns: [
+          { name: 'code', type: 'string' },
+          { name: 'rate', type: 'number' },
+        ],
+        delimiter: ',',
+        quote: '"',
+        httpAllowedHosts: ['127.0.0.1'],
+        caFile: pki.clientZone.ca,
+        maxBodyBytes,
+      });
     expect(await collect(capped(100_000))).toHaveLength(10_000);
-    expect((await failure(collect(capped(1000)))).message).toBe('table "rates": the response body is larger than 1000 bytes');
+    expect((await failure(collect(capped(1000)))).message).toBe(
+      'table "rates": the response body is larger than 1000 bytes',
+    );
     expect(await collect(capped(100_000, '/huge-chunked.csv'))).toHaveLength(10_000);
-    expect((await failure(collect(capped(5000, '/huge-chunked.csv')))).message).toBe('table "rates": the response body is larger than 5000 bytes');
+    expect((await failure(collect(capped(5000, '/huge-chunked.csv')))).message).toBe(
+      'table "rates": the response body is larger than 5000 bytes',
+    );
   });
 });
 
@@ -345,7 +506,12 @@ describe('JSON array splitter', () => {
   });
 
   it('refuses what is not an array of objects', () => {
-    for (const [text, message] of [['[1]', 'row 1 is not a JSON object'], ['[{},]', 'a "," without an element after row 1'], ['[{} {}]', 'expected "," or "]" after row 1'], ['[{}] x', 'data after the end of the JSON array']] as const) {
+    for (const [text, message] of [
+      ['[1]', 'row 1 is not a JSON object'],
+      ['[{},]', 'a "," without an element after row 1'],
+      ['[{} {}]', 'expected "," or "]" after row 1'],
+      ['[{}] x', 'data after the end of the JSON array'],
+    ] as const) {
       expect(() => new JsonArraySplitter().push(text), text).toThrow(message);
     }
     const open = new JsonArraySplitter();

@@ -51,10 +51,18 @@ describe('app version reader', () => {
   it('lists user tables sorted by name with row counts', () => {
     const file = version('sales', {
       orders: { columns: ['id', 'total'], rows: range(5).map((i) => [i, i * 1.5]) },
-      customers: { columns: ['id', 'name'], rows: [[1, 'Ada'], [2, 'Grace']] },
+      customers: {
+        columns: ['id', 'name'],
+        rows: [
+          [1, 'Ada'],
+          [2, 'Grace'],
+        ],
+      },
       Empty: { columns: ['x'], rows: [] },
     });
-    new Database(file).exec('CREATE INDEX orders_total ON orders(total); CREATE VIEW big AS SELECT * FROM orders WHERE total > 3').close();
+    new Database(file)
+      .exec('CREATE INDEX orders_total ON orders(total); CREATE VIEW big AS SELECT * FROM orders WHERE total > 3')
+      .close();
     expect(reader.tables(file)).toEqual([
       { name: 'Empty', rowCount: 0 },
       { name: 'customers', rowCount: 2 },
@@ -63,26 +71,48 @@ describe('app version reader', () => {
   });
 
   it('pages rows in rowid order with offset, limit and the total', () => {
-    const file = version('sales', { orders: { columns: ['id', 'label', 'amount'], rows: range(25).map((i) => [i, `row ${i}`, i * 10]) } });
+    const file = version('sales', {
+      orders: { columns: ['id', 'label', 'amount'], rows: range(25).map((i) => [i, `row ${i}`, i * 10]) },
+    });
     const first = reader.rows(file, 'orders', 0, 10);
     expect(first.columns).toEqual(['id', 'label', 'amount']);
     expect(first.total).toBe(25);
     expect(first.rows).toHaveLength(10);
     expect(first.rows[0]).toEqual([0, 'row 0', 0]);
     expect(reader.rows(file, 'orders', 10, 10).rows.map((r) => r[0])).toEqual(range(10).map((i) => i + 10));
-    expect(reader.rows(file, 'orders', 20, 10)).toEqual({ columns: ['id', 'label', 'amount'], rows: range(5).map((i) => [20 + i, `row ${20 + i}`, (20 + i) * 10]), total: 25 });
+    expect(reader.rows(file, 'orders', 20, 10)).toEqual({
+      columns: ['id', 'label', 'amount'],
+      rows: range(5).map((i) => [20 + i, `row ${20 + i}`, (20 + i) * 10]),
+      total: 25,
+    });
     expect(reader.rows(file, 'orders', 25, 10)).toEqual({ columns: ['id', 'label', 'amount'], rows: [], total: 25 });
     expect(reader.rows(file, 'orders', 3, 0).rows).toEqual([]);
   });
 
   it('serves a rows page as JSON from memory after the first read, bounded in bytes', () => {
-    const file = version('sales', { orders: { columns: ['id', 'label'], rows: range(50).map((i) => [i, `row ${i}`]) } });
+    const file = version('sales', {
+      orders: { columns: ['id', 'label'], rows: range(50).map((i) => [i, `row ${i}`]) },
+    });
     const pages = createPageCache({ reader, maxBytes: 1024 });
     const first = pages.json(file, 'orders', 10, 5);
-    expect(JSON.parse(first.toString('utf8'))).toEqual({ columns: ['id', 'label'], rows: range(5).map((i) => [10 + i, `row ${10 + i}`]), offset: 10, limit: 5, total: 50 });
+    expect(JSON.parse(first.toString('utf8'))).toEqual({
+      columns: ['id', 'label'],
+      rows: range(5).map((i) => [10 + i, `row ${10 + i}`]),
+      offset: 10,
+      limit: 5,
+      total: 50,
+    });
     // The same bytes even with the reader gone: the file never changes, so neither does the page.
     reader.close();
-    const offline = createPageCache({ reader: { ...reader, rows: () => { throw new Error('must not read'); } }, maxBytes: 4096 });
+    const offline = createPageCache({
+      reader: {
+        ...reader,
+        rows: () => {
+          throw new Error('must not read');
+        },
+      },
+      maxBytes: 4096,
+    });
     expect(() => offline.json(file, 'orders', 10, 5)).toThrow('must not read');
     expect(pages.json(file, 'orders', 10, 5)).toBe(first);
     expect(pages.stats()).toMatchObject({ pages: 1, hits: 1, misses: 1 });
@@ -93,7 +123,9 @@ describe('app version reader', () => {
   });
 
   it('keeps nulls, blobs and odd column names as they are', () => {
-    const file = version('odd', { 'my table': { columns: ['select', 'a "quoted" col', 'blob'], rows: [[null, 'x', Buffer.from([1, 2])]] } });
+    const file = version('odd', {
+      'my table': { columns: ['select', 'a "quoted" col', 'blob'], rows: [[null, 'x', Buffer.from([1, 2])]] },
+    });
     const page = reader.rows(file, 'my table', 0, 10);
     expect(page.columns).toEqual(['select', 'a "quoted" col', 'blob']);
     expect(page.rows).toEqual([[null, 'x', Buffer.from([1, 2])]]);
@@ -107,14 +139,32 @@ describe('app version reader', () => {
       CREATE TABLE keyed (k TEXT PRIMARY KEY, v INTEGER) WITHOUT ROWID;
       INSERT INTO keyed VALUES ('z', 1), ('a', 2), ('m', 3);`);
     db.close();
-    expect(reader.rows(file, 'shadow', 0, 10).rows).toEqual([['c', 1], ['a', 2], ['b', 3]]);
-    expect(reader.rows(file, 'keyed', 0, 10).rows).toEqual([['a', 2], ['m', 3], ['z', 1]]);
+    expect(reader.rows(file, 'shadow', 0, 10).rows).toEqual([
+      ['c', 1],
+      ['a', 2],
+      ['b', 3],
+    ]);
+    expect(reader.rows(file, 'keyed', 0, 10).rows).toEqual([
+      ['a', 2],
+      ['m', 3],
+      ['z', 1],
+    ]);
   });
 
   it('refuses unknown tables, injection attempts and internal tables with a typed not-found error', () => {
     const file = version('sales', { t: { columns: ['a'], rows: [[1]] } });
     new Database(file).exec('ANALYZE').close(); // creates sqlite_stat1
-    for (const bad of ['nope', 'T', 'x"; DROP TABLE t; --', 't" --', '"t"', 't; DROP TABLE t', 'sqlite_master', 'sqlite_stat1', '']) {
+    for (const bad of [
+      'nope',
+      'T',
+      'x"; DROP TABLE t; --',
+      't" --',
+      '"t"',
+      't; DROP TABLE t',
+      'sqlite_master',
+      'sqlite_stat1',
+      '',
+    ]) {
       let caught: unknown;
       try {
         reader.rows(file, bad, 0, 10);
@@ -151,13 +201,18 @@ describe('app version reader', () => {
     reader.rows(file, 't', 0, 10);
     expect(readFileSync(file).equals(before)).toBe(true);
     expect(() => reader.tables(join(appsDir, 'sales', 'missing.sqlite'))).toThrow(StoreError);
-    writeFileSync(join(dir, 'not-a-db.sqlite'), 'this is not a database, just some text long enough to have a header '.repeat(20));
+    writeFileSync(
+      join(dir, 'not-a-db.sqlite'),
+      'this is not a database, just some text long enough to have a header '.repeat(20),
+    );
     expect(() => reader.tables(join(dir, 'not-a-db.sqlite'))).toThrow(StoreError);
     expect(reader.openCount()).toBe(1);
   });
 
   it('keeps at most maxOpen handles, closes the evicted ones and reopens them on demand', () => {
-    const files = range(7).map((i) => version(`app${i}`, { t: { columns: ['n'], rows: range(i + 1).map((j) => [j]) } }));
+    const files = range(7).map((i) =>
+      version(`app${i}`, { t: { columns: ['n'], rows: range(i + 1).map((j) => [j]) } }),
+    );
     for (const [i, file] of files.entries()) {
       expect(reader.tables(file)).toEqual([{ name: 't', rowCount: i + 1 }]);
       expect(reader.rows(file, 't', 0, 100).rows).toHaveLength(i + 1);

@@ -30,7 +30,10 @@ describe('audit store', () => {
       vi.advanceTimersByTime(9);
       expect(reader.since(new Date(0), 10)).toHaveLength(0); // still waiting for company
       vi.advanceTimersByTime(1);
-      expect(reader.since(new Date(0), 10).map((e) => [e.actor, e.target, e.detail])).toEqual([['alice', 'sales', { decision: 'allow' }], ['bob', 'hr', { decision: 'deny' }]]);
+      expect(reader.since(new Date(0), 10).map((e) => [e.actor, e.target, e.detail])).toEqual([
+        ['alice', 'sales', { decision: 'allow' }],
+        ['bob', 'hr', { decision: 'deny' }],
+      ]);
       for (let i = 0; i < 3; i++) writer.write({ actor: `u${i}`, action: 'app.list', target: '*', detail: {} });
       expect(reader.since(new Date(0), 10)).toHaveLength(5); // a full batch does not wait
       writer.write({ actor: 'last', action: 'app.list', target: '*', detail: {} });
@@ -52,11 +55,14 @@ describe('audit store', () => {
     first.close();
     clock = new Date('2026-01-20T00:00:00Z'); // cutoff 2025-12-21
     const reopened = openAuditStore({ path, retentionDays: 30, log, now: () => clock });
-    expect(reopened.db.prepare('SELECT ts FROM audit ORDER BY seq').pluck().all()).toEqual(['2025-12-31T12:00:00.000Z']);
+    expect(reopened.db.prepare('SELECT ts FROM audit ORDER BY seq').pluck().all()).toEqual([
+      '2025-12-31T12:00:00.000Z',
+    ]);
     reopened.close();
   });
 
-  const versions = (db: Database.Database) => db.prepare('SELECT version, name FROM schema_version ORDER BY version').all();
+  const versions = (db: Database.Database) =>
+    db.prepare('SELECT version, name FROM schema_version ORDER BY version').all();
 
   it('adopts an audit.db from before its migrations (no schema_version), rows kept', () => {
     dir = tempDir('audit');
@@ -65,15 +71,30 @@ describe('audit store', () => {
     const old = new Database(path);
     old.exec(`CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY AUTOINCREMENT, ts TEXT NOT NULL, actor TEXT NOT NULL,
       action TEXT NOT NULL, target TEXT, detail TEXT); CREATE INDEX IF NOT EXISTS audit_ts ON audit(ts);`);
-    old.prepare("INSERT INTO audit (ts, actor, action, target, detail) VALUES (?, ?, 'app.read', 'sales', '{\"decision\":\"allow\"}')").run('2026-01-10T00:00:00.000Z', 'alice');
-    old.prepare("INSERT INTO audit (ts, actor, action) VALUES (?, ?, 'app.list')").run('2026-01-11T00:00:00.000Z', 'bob');
+    old
+      .prepare(
+        "INSERT INTO audit (ts, actor, action, target, detail) VALUES (?, ?, 'app.read', 'sales', '{\"decision\":\"allow\"}')",
+      )
+      .run('2026-01-10T00:00:00.000Z', 'alice');
+    old
+      .prepare("INSERT INTO audit (ts, actor, action) VALUES (?, ?, 'app.list')")
+      .run('2026-01-11T00:00:00.000Z', 'bob');
     old.close();
     chmodSync(path, 0o600);
     const store = openAuditStore({ path, retentionDays: 30, log, now: () => new Date('2026-01-12T00:00:00Z') });
     expect(versions(store.db)).toEqual([{ version: 1, name: 'audit' }]);
-    expect(createAuditReader(store.db).since(new Date(0), 10).map((e) => [e.seq, e.actor, e.target, e.detail])).toEqual([[1, 'alice', 'sales', { decision: 'allow' }], [2, 'bob', null, null]]);
+    expect(
+      createAuditReader(store.db)
+        .since(new Date(0), 10)
+        .map((e) => [e.seq, e.actor, e.target, e.detail]),
+    ).toEqual([
+      [1, 'alice', 'sales', { decision: 'allow' }],
+      [2, 'bob', null, null],
+    ]);
     // New entries follow the old ones.
-    store.db.prepare("INSERT INTO audit (ts, actor, action) VALUES ('2026-01-12T00:00:00.000Z', 'carol', 'app.list')").run();
+    store.db
+      .prepare("INSERT INTO audit (ts, actor, action) VALUES ('2026-01-12T00:00:00.000Z', 'carol', 'app.list')")
+      .run();
     expect(store.db.prepare("SELECT seq FROM audit WHERE actor = 'carol'").pluck().get()).toBe(3);
     store.close();
   });
@@ -91,12 +112,19 @@ describe('audit store', () => {
     dir = tempDir('audit');
     const path = join(dir, 'audit.db');
     const first = openAuditStore({ path, retentionDays: 30, log });
-    first.db.prepare("INSERT INTO audit (ts, actor, action) VALUES ('2026-01-01T00:00:00.000Z', 'alice', 'app.read')").run();
-    first.db.exec("CREATE TABLE future (x); INSERT INTO schema_version (version, name, applied_at) VALUES (7, 'future', '2026-01-01T00:00:00.000Z')");
+    first.db
+      .prepare("INSERT INTO audit (ts, actor, action) VALUES ('2026-01-01T00:00:00.000Z', 'alice', 'app.read')")
+      .run();
+    first.db.exec(
+      "CREATE TABLE future (x); INSERT INTO schema_version (version, name, applied_at) VALUES (7, 'future', '2026-01-01T00:00:00.000Z')",
+    );
     first.close();
     const latest = AUDIT_MIGRATIONS.at(-1)!.version;
     expect(() => openAuditStore({ path, retentionDays: 30, log })).toThrow(
-      expect.objectContaining({ code: 'FORT_ERR_STORE_SCHEMA', message: expect.stringContaining(`audit.db has schema version 7, newer than this agent supports (${latest})`) }),
+      expect.objectContaining({
+        code: 'FORT_ERR_STORE_SCHEMA',
+        message: expect.stringContaining(`audit.db has schema version 7, newer than this agent supports (${latest})`),
+      }),
     );
     const after = new Database(path, { readonly: true });
     expect(after.prepare('SELECT actor FROM audit').pluck().all()).toEqual(['alice']);

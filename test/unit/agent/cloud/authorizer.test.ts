@@ -4,7 +4,13 @@ import { AuthorizationUnavailableError, createAuthorizer } from '../../../../age
 import type { AuthorizeAnswer, AuthorizeQuestion } from '../../../../agent/cloud/client.js';
 
 const log = pino({ level: 'silent' });
-const q = (over: Partial<AuthorizeQuestion> = {}): AuthorizeQuestion => ({ user: 'alice', tenant: 't1', action: 'app.read', resource: 'sales', ...over });
+const q = (over: Partial<AuthorizeQuestion> = {}): AuthorizeQuestion => ({
+  user: 'alice',
+  tenant: 't1',
+  action: 'app.read',
+  resource: 'sales',
+  ...over,
+});
 
 function rig(answer: (q: AuthorizeQuestion) => Promise<AuthorizeAnswer>, maxEntries = 100) {
   let t = 1_000_000;

@@ -3,8 +3,16 @@ import { MAX_EVENT_BYTES, createEvent, parseEvent, statusTopic } from '../../../
 
 const FORT = 'fort-test-1';
 const ID = '3b241101-e2bb-4255-8caf-4136c566a962';
-const valid = { v: 1, id: ID, type: 'reload.requested', fortId: FORT, ts: '2025-01-02T03:04:05.678Z', data: { appId: 'a1' } };
-const parse = (value: unknown) => parseEvent(Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)), FORT);
+const valid = {
+  v: 1,
+  id: ID,
+  type: 'reload.requested',
+  fortId: FORT,
+  ts: '2025-01-02T03:04:05.678Z',
+  data: { appId: 'a1' },
+};
+const parse = (value: unknown) =>
+  parseEvent(Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)), FORT);
 
 describe('event envelope', () => {
   it('accepts a v1 envelope and defaults data to {}', () => {
@@ -22,7 +30,9 @@ describe('event envelope', () => {
   it('rejects a payload over 128 KiB without parsing it', () => {
     const result = parseEvent(Buffer.alloc(MAX_EVENT_BYTES + 1, 0x20), FORT);
     expect(result).toMatchObject({ ok: false, code: 'too_large' });
-    expect(parseEvent(Buffer.from(JSON.stringify({ ...valid, data: { pad: 'x'.repeat(MAX_EVENT_BYTES - 200) } })), FORT).ok).toBe(true);
+    expect(
+      parseEvent(Buffer.from(JSON.stringify({ ...valid, data: { pad: 'x'.repeat(MAX_EVENT_BYTES - 200) } })), FORT).ok,
+    ).toBe(true);
   });
 
   it('rejects invalid JSON and invalid UTF-8 without quoting the input', () => {
@@ -48,7 +58,12 @@ describe('event envelope', () => {
   });
 
   it('reports id and type of a rejected envelope when they are readable', () => {
-    expect(parse({ ...valid, ts: 5 })).toMatchObject({ ok: false, code: 'bad_envelope', id: ID, type: 'reload.requested' });
+    expect(parse({ ...valid, ts: 5 })).toMatchObject({
+      ok: false,
+      code: 'bad_envelope',
+      id: ID,
+      type: 'reload.requested',
+    });
   });
 
   it('never echoes field values into the reason', () => {
@@ -59,11 +74,21 @@ describe('event envelope', () => {
   });
 
   it('refuses other versions with unsupported_version', () => {
-    expect(parse({ ...valid, v: 2, somethingNew: true })).toMatchObject({ ok: false, code: 'unsupported_version', id: ID, reason: expect.stringContaining('version 2') });
+    expect(parse({ ...valid, v: 2, somethingNew: true })).toMatchObject({
+      ok: false,
+      code: 'unsupported_version',
+      id: ID,
+      reason: expect.stringContaining('version 2'),
+    });
   });
 
   it('refuses an event addressed to another fort', () => {
-    expect(parse({ ...valid, fortId: 'fort-other' })).toMatchObject({ ok: false, code: 'wrong_fort', id: ID, reason: expect.stringContaining('fort-other') });
+    expect(parse({ ...valid, fortId: 'fort-other' })).toMatchObject({
+      ok: false,
+      code: 'wrong_fort',
+      id: ID,
+      reason: expect.stringContaining('fort-other'),
+    });
   });
 
   it('builds outgoing envelopes that parse back', () => {

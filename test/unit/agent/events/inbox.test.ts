@@ -40,12 +40,27 @@ function setup(path = dbPath(), extra: [string, EventHandler][] = []) {
   store.db.exec('CREATE TABLE IF NOT EXISTS effects (ts TEXT, type TEXT, event_id TEXT)');
   stores.push(store);
   const outbox = createOutbox({ db: store.db, log, maxMessages: 100 });
-  const handlers = new Map<string, EventHandler>([['ping', pingHandler(FORT)], ['test.audit', effect], ['test.fail', effectThenThrow], ...extra]);
+  const handlers = new Map<string, EventHandler>([
+    ['ping', pingHandler(FORT)],
+    ['test.audit', effect],
+    ['test.fail', effectThenThrow],
+    ...extra,
+  ]);
   const inbox = createInbox({ db: store.db, log, fortId: FORT, outbox, handlers });
   const count = (table: string) => store.db.prepare(`SELECT COUNT(*) FROM ${table}`).pluck().get() as number;
   const deadLetters = () =>
-    store.db.prepare('SELECT topic, reason_code AS code, reason, event_id AS eventId, type, length(payload) AS stored, size FROM dead_letters ORDER BY seq').all() as {
-      topic: string; code: string; reason: string; eventId: string | null; type: string | null; stored: number; size: number;
+    store.db
+      .prepare(
+        'SELECT topic, reason_code AS code, reason, event_id AS eventId, type, length(payload) AS stored, size FROM dead_letters ORDER BY seq',
+      )
+      .all() as {
+      topic: string;
+      code: string;
+      reason: string;
+      eventId: string | null;
+      type: string | null;
+      stored: number;
+      size: number;
     }[];
   return { store, outbox, inbox, count, deadLetters };
 }
@@ -81,7 +96,12 @@ describe('event inbox', () => {
     expect(inbox.receive(TOPIC, body)).toBe('dead_lettered');
     const [row, ...rest] = deadLetters();
     expect(rest).toEqual([]);
-    expect(row).toMatchObject({ topic: TOPIC, code, size: body.length, stored: Math.min(body.length, MAX_EVENT_BYTES) });
+    expect(row).toMatchObject({
+      topic: TOPIC,
+      code,
+      size: body.length,
+      stored: Math.min(body.length, MAX_EVENT_BYTES),
+    });
     if (reasonPart) expect(row!.reason).toContain(reasonPart);
     expect(count('inbox')).toBe(0);
     expect(inbox.stats()).toMatchObject({ received: 1, handled: 0, deadLettered: 1 });
@@ -107,7 +127,10 @@ describe('event inbox', () => {
     const late = vi.fn();
     const { inbox, count, deadLetters } = setup(dbPath(), [['test.async', async () => late()]]);
     expect(inbox.receive(TOPIC, bytes(event({ type: 'test.async' })))).toBe('dead_lettered');
-    expect(deadLetters()[0]).toMatchObject({ code: 'handler_failed', reason: expect.stringContaining('must be synchronous') });
+    expect(deadLetters()[0]).toMatchObject({
+      code: 'handler_failed',
+      reason: expect.stringContaining('must be synchronous'),
+    });
     expect(count('inbox')).toBe(0);
   });
 
@@ -178,8 +201,12 @@ describe('event inbox', () => {
     const { inbox, count, store } = setup();
     const first = event();
     // A handler that breaks the store (not a handler bug): the error is not a HandlerFailure.
-    store.db.exec('CREATE TRIGGER fail_second BEFORE INSERT ON inbox WHEN (SELECT COUNT(*) FROM inbox) >= 1 BEGIN SELECT RAISE(ABORT, \'disk full\'); END');
-    expect(() => inbox.receiveMany([first, event()].map((e) => ({ topic: TOPIC, payload: bytes(e) })))).toThrow(/disk full/);
+    store.db.exec(
+      "CREATE TRIGGER fail_second BEFORE INSERT ON inbox WHEN (SELECT COUNT(*) FROM inbox) >= 1 BEGIN SELECT RAISE(ABORT, 'disk full'); END",
+    );
+    expect(() => inbox.receiveMany([first, event()].map((e) => ({ topic: TOPIC, payload: bytes(e) })))).toThrow(
+      /disk full/,
+    );
     expect(count('inbox')).toBe(0);
     expect(count('effects')).toBe(0);
     expect(inbox.stats()).toEqual({ received: 0, handled: 0, duplicates: 0, deadLettered: 0 });
@@ -187,12 +214,28 @@ describe('event inbox', () => {
 
   it('counts committed deliveries and dead letters by reason (the metrics read them); a batch taken back counts nothing', () => {
     const { store, outbox } = setup();
-    const inbox = createInbox({ db: store.db, log, fortId: FORT, outbox, handlers: new Map([['test.audit', effect], ['test.fail', effectThenThrow]]) });
+    const inbox = createInbox({
+      db: store.db,
+      log,
+      fortId: FORT,
+      outbox,
+      handlers: new Map([
+        ['test.audit', effect],
+        ['test.fail', effectThenThrow],
+      ]),
+    });
     const ok = event();
-    inbox.receiveMany([ok, event({ type: 'test.fail' }), ok].map((e) => ({ topic: TOPIC, payload: bytes(e) })).concat({ topic: TOPIC, payload: bytes('{"not json') }));
-    const counted = { stats: { received: 4, handled: 1, duplicates: 1, deadLettered: 2 }, by: { handler_failed: 1, bad_json: 1 } };
+    inbox.receiveMany(
+      [ok, event({ type: 'test.fail' }), ok]
+        .map((e) => ({ topic: TOPIC, payload: bytes(e) }))
+        .concat({ topic: TOPIC, payload: bytes('{"not json') }),
+    );
+    const counted = {
+      stats: { received: 4, handled: 1, duplicates: 1, deadLettered: 2 },
+      by: { handler_failed: 1, bad_json: 1 },
+    };
     expect({ stats: inbox.stats(), by: inbox.deadLetteredBy() }).toEqual(counted);
-    store.db.exec('CREATE TRIGGER fail_all BEFORE INSERT ON inbox BEGIN SELECT RAISE(ABORT, \'disk full\'); END');
+    store.db.exec("CREATE TRIGGER fail_all BEFORE INSERT ON inbox BEGIN SELECT RAISE(ABORT, 'disk full'); END");
     expect(() => inbox.receive(TOPIC, bytes(event()))).toThrow(/disk full/);
     expect({ stats: inbox.stats(), by: inbox.deadLetteredBy() }).toEqual(counted);
   });
@@ -209,7 +252,11 @@ describe('event inbox', () => {
     const outbox = createOutbox({ db: store.db, log, maxMessages: 10 });
     const inbox = createInbox({ db: store.db, log, fortId: FORT, outbox, maxDeadLetters: 3 });
     for (let i = 0; i < 5; i++) inbox.receive(`t/${i}`, bytes('junk'));
-    expect(store.db.prepare('SELECT topic FROM dead_letters ORDER BY seq').pluck().all()).toEqual(['t/2', 't/3', 't/4']);
+    expect(store.db.prepare('SELECT topic FROM dead_letters ORDER BY seq').pluck().all()).toEqual([
+      't/2',
+      't/3',
+      't/4',
+    ]);
     expect(inbox.stats().deadLettered).toBe(5);
   });
 

@@ -40,7 +40,10 @@ describe('outbox', () => {
     const a = outbox.enqueue('t/1', { n: 1 });
     const b = outbox.enqueue('t/2', { n: 2 });
     expect(b).toBeGreaterThan(a);
-    expect(outbox.peek(10).map((r) => [r.topic, JSON.parse(r.payload)])).toEqual([['t/1', { n: 1 }], ['t/2', { n: 2 }]]);
+    expect(outbox.peek(10).map((r) => [r.topic, JSON.parse(r.payload)])).toEqual([
+      ['t/1', { n: 1 }],
+      ['t/2', { n: 2 }],
+    ]);
     expect(outbox.peek(10, a).map((r) => r.seq)).toEqual([b]);
     expect(outbox.ack(a)).toBe(true);
     expect(outbox.ack(a)).toBe(false);

@@ -9,7 +9,12 @@ import { tempDir } from '../../../helpers/fort.js';
 
 const log = pino({ level: 'silent' });
 const cleanups: (() => void)[] = [];
-afterEach(() => cleanups.splice(0).reverse().forEach((f) => f()));
+afterEach(() =>
+  cleanups
+    .splice(0)
+    .reverse()
+    .forEach((f) => f()),
+);
 
 /** Time moves only when the test says so; timers fire in order as it passes. */
 class ManualClock implements Clock {
@@ -54,7 +59,12 @@ function manualTransport(clock: ManualClock) {
       pending++;
       maxPending = Math.max(maxPending, pending);
       const done = () => void pending--;
-      calls.push({ n: JSON.parse(payload.toString()).n, at: clock.now(), resolve: () => (done(), resolve()), reject: (e) => (done(), reject(e)) });
+      calls.push({
+        n: JSON.parse(payload.toString()).n,
+        at: clock.now(),
+        resolve: () => (done(), resolve()),
+        reject: (e) => (done(), reject(e)),
+      });
     });
   return { publish, calls, maxPending: () => maxPending };
 }
@@ -62,12 +72,22 @@ function manualTransport(clock: ManualClock) {
 function setup(count: number, opts: Partial<PublisherOptions> = {}) {
   const dir = tempDir('publisher');
   const store: Store = openStore({ path: join(dir, 'agent.db'), log });
-  cleanups.push(() => rmSync(dir, { recursive: true, force: true }), () => store.close());
+  cleanups.push(
+    () => rmSync(dir, { recursive: true, force: true }),
+    () => store.close(),
+  );
   const outbox: Outbox = createOutbox({ db: store.db, log, maxMessages: 1000 });
   for (let n = 1; n <= count; n++) outbox.enqueue('forts/f/status', { n });
   const clock = new ManualClock();
   const transport = manualTransport(clock);
-  const publisher = createOutboxPublisher({ outbox, publish: transport.publish, log, clock, ratePerSecond: 1000, ...opts });
+  const publisher = createOutboxPublisher({
+    outbox,
+    publish: transport.publish,
+    log,
+    clock,
+    ratePerSecond: 1000,
+    ...opts,
+  });
   cleanups.unshift(() => void publisher.stop());
   const remaining = () => outbox.peek(1000).map((r) => JSON.parse(r.payload).n as number);
   return { outbox, clock, publisher, remaining, ...transport };

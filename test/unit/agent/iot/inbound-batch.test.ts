@@ -6,7 +6,15 @@ import { createInboundBatcher } from '../../../../agent/iot/inbound-batch.js';
 import type { InboundMessage } from '../../../../agent/events/inbox.js';
 
 const TOPIC = 'forts/f1/events';
-const publish = (messageId: number, body: string, qos: 0 | 1 = 1) => ({ cmd: 'publish' as const, topic: TOPIC, payload: Buffer.from(body), qos, dup: false, retain: false, messageId });
+const publish = (messageId: number, body: string, qos: 0 | 1 = 1) => ({
+  cmd: 'publish' as const,
+  topic: TOPIC,
+  payload: Buffer.from(body),
+  qos,
+  dup: false,
+  retain: false,
+  messageId,
+});
 const frame = (packet: object) => mqttPacket.generate(packet as mqttPacket.Packet);
 
 /** A socket stand-in: the batcher only listens to 'message' frames. */

@@ -39,7 +39,12 @@ describe('presignMqttUrl', () => {
     expect(u.host).toBe(HOST);
     expect(u.pathname).toBe('/mqtt');
     expect(keysOf(url)).toEqual([
-      'X-Amz-Algorithm', 'X-Amz-Credential', 'X-Amz-Date', 'X-Amz-Expires', 'X-Amz-SignedHeaders', 'X-Amz-Signature',
+      'X-Amz-Algorithm',
+      'X-Amz-Credential',
+      'X-Amz-Date',
+      'X-Amz-Expires',
+      'X-Amz-SignedHeaders',
+      'X-Amz-Signature',
     ]);
     const p = u.searchParams;
     expect(p.get('X-Amz-Algorithm')).toBe('AWS4-HMAC-SHA256');
@@ -54,7 +59,10 @@ describe('presignMqttUrl', () => {
   it('appends the session token after the signature, unsigned', async () => {
     const plain = await presignMqttUrl({ endpoint: HOST, region: REGION, credentials: CREDS, now: NOW });
     const withToken = await presignMqttUrl({
-      endpoint: HOST, region: REGION, credentials: { ...CREDS, sessionToken: TOKEN }, now: NOW,
+      endpoint: HOST,
+      region: REGION,
+      credentials: { ...CREDS, sessionToken: TOKEN },
+      now: NOW,
     });
     expect(keysOf(withToken).slice(-2)).toEqual(['X-Amz-Signature', 'X-Amz-Security-Token']);
     expect(new URL(withToken).searchParams.get('X-Amz-Security-Token')).toBe(TOKEN);
@@ -64,7 +72,12 @@ describe('presignMqttUrl', () => {
 
   it('signs anew with a later time', async () => {
     const a = await presignMqttUrl({ endpoint: HOST, region: REGION, credentials: CREDS, now: NOW });
-    const b = await presignMqttUrl({ endpoint: HOST, region: REGION, credentials: CREDS, now: new Date(NOW.getTime() + 1000) });
+    const b = await presignMqttUrl({
+      endpoint: HOST,
+      region: REGION,
+      credentials: CREDS,
+      now: new Date(NOW.getTime() + 1000),
+    });
     expect(sigOf(b)).not.toBe(sigOf(a));
   });
 
@@ -76,8 +89,9 @@ describe('presignMqttUrl', () => {
   });
 
   it('rejects an out-of-range expiry', async () => {
-    await expect(presignMqttUrl({ endpoint: HOST, region: REGION, credentials: CREDS, expiresSeconds: 604_801 }))
-      .rejects.toThrow(/expiresSeconds/);
+    await expect(
+      presignMqttUrl({ endpoint: HOST, region: REGION, credentials: CREDS, expiresSeconds: 604_801 }),
+    ).rejects.toThrow(/expiresSeconds/);
   });
 
   describe('cross-check with aws-crt', () => {
@@ -88,7 +102,10 @@ describe('presignMqttUrl', () => {
 
     it('matches with a session token (omit_session_token)', async () => {
       const url = await presignMqttUrl({
-        endpoint: HOST, region: REGION, credentials: { ...CREDS, sessionToken: TOKEN }, now: NOW,
+        endpoint: HOST,
+        region: REGION,
+        credentials: { ...CREDS, sessionToken: TOKEN },
+        now: NOW,
       });
       expect(sigOf(url)).toBe(await crtSignature(HOST, TOKEN));
     });

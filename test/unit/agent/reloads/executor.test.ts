@@ -65,8 +65,21 @@ describe('reload executor', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  const make = (load: (appId: string, signal: AbortSignal) => Promise<LoadedVersion>, over: { concurrency?: number; timeoutMs?: number; keepVersions?: number } = {}) => {
-    executor = createReloadExecutor({ db: store.db, queue, appsDir, load, status, concurrency: over.concurrency ?? 1, timeoutMs: over.timeoutMs ?? 10_000, keepVersions: over.keepVersions ?? 2, log });
+  const make = (
+    load: (appId: string, signal: AbortSignal) => Promise<LoadedVersion>,
+    over: { concurrency?: number; timeoutMs?: number; keepVersions?: number } = {},
+  ) => {
+    executor = createReloadExecutor({
+      db: store.db,
+      queue,
+      appsDir,
+      load,
+      status,
+      concurrency: over.concurrency ?? 1,
+      timeoutMs: over.timeoutMs ?? 10_000,
+      keepVersions: over.keepVersions ?? 2,
+      log,
+    });
     executor.start();
     return executor;
   };
@@ -75,9 +88,17 @@ describe('reload executor', () => {
     executor?.kick();
     return r.reload.id;
   };
-  const settled = (id: string) => eventually(() => { const r = queue.get(id); return r && !['queued', 'running'].includes(r.state) ? r : undefined; }, 5000, `reload ${id} to finish`);
+  const settled = (id: string) =>
+    eventually(
+      () => {
+        const r = queue.get(id);
+        return r && !['queued', 'running'].includes(r.state) ? r : undefined;
+      },
+      5000,
+      `reload ${id} to finish`,
+    );
 
-  it('loads, switches the current version with the reload\'s end, reports started and succeeded', async () => {
+  it("loads, switches the current version with the reload's end, reports started and succeeded", async () => {
     make(async (appId) => writeTemp(appsDir, appId, 42));
     const id = request('sales');
     const done = await settled(id);
@@ -87,24 +108,40 @@ describe('reload executor', () => {
     expect(file).toBe(join(appsDir, 'sales', `${done.versionId}.sqlite`));
     expect(new Database(file, { readonly: true }).prepare('SELECT COUNT(*) FROM t').pluck().get()).toBe(42);
     expect(statuses.map((s) => s.type)).toEqual(['reload.started', 'reload.succeeded']);
-    expect(statuses[1]!.data).toMatchObject({ reloadId: id, appId: 'sales', versionId: done.versionId, rows: 42, tables: [{ name: 't', rows: 42 }] });
+    expect(statuses[1]!.data).toMatchObject({
+      reloadId: id,
+      appId: 'sales',
+      versionId: done.versionId,
+      rows: 42,
+      tables: [{ name: 't', rows: 42 }],
+    });
     expect(readdirSync(join(appsDir, 'sales')).filter((f) => f.endsWith('.tmp'))).toEqual([]);
   });
 
   it('a failed load leaves the current version untouched and reports the code and message', async () => {
     let n = 0;
     make(async (appId) => {
-      if (++n === 2) throw new FortError('FORT_ERR_RELOAD_SOURCE', 'table orders, row 3, column amount: expected a number', { fatal: false });
+      if (++n === 2)
+        throw new FortError('FORT_ERR_RELOAD_SOURCE', 'table orders, row 3, column amount: expected a number', {
+          fatal: false,
+        });
       return writeTemp(appsDir, appId, 5);
     });
     const first = await settled(request('sales'));
     const failed = await settled(request('sales'));
-    expect(failed).toMatchObject({ state: 'failed', errorCode: 'FORT_ERR_RELOAD_SOURCE', errorMessage: 'table orders, row 3, column amount: expected a number' });
+    expect(failed).toMatchObject({
+      state: 'failed',
+      errorCode: 'FORT_ERR_RELOAD_SOURCE',
+      errorMessage: 'table orders, row 3, column amount: expected a number',
+    });
     expect(createAppCatalog({ db: store.db, appsDir }).get('sales')?.versionId).toBe(first.versionId);
-    expect(statuses.at(-1)).toMatchObject({ type: 'reload.failed', data: { code: 'FORT_ERR_RELOAD_SOURCE', appId: 'sales' } });
+    expect(statuses.at(-1)).toMatchObject({
+      type: 'reload.failed',
+      data: { code: 'FORT_ERR_RELOAD_SOURCE', appId: 'sales' },
+    });
   });
 
-  it('never reports an unexpected error\'s message (it may quote data); says internal instead', async () => {
+  it("never reports an unexpected error's message (it may quote data); says internal instead", async () => {
     make(async () => {
       throw new Error('secret customer value SECRETVALUE broke it');
     });
@@ -117,15 +154,18 @@ describe('reload executor', () => {
     const gates: ReturnType<typeof deferred<void>>[] = [];
     let active = 0;
     let peak = 0;
-    make(async (appId) => {
-      active++;
-      peak = Math.max(peak, active);
-      const g = deferred<void>();
-      gates.push(g);
-      await g.promise;
-      active--;
-      return writeTemp(appsDir, appId, 1);
-    }, { concurrency: 1 });
+    make(
+      async (appId) => {
+        active++;
+        peak = Math.max(peak, active);
+        const g = deferred<void>();
+        gates.push(g);
+        await g.promise;
+        active--;
+        return writeTemp(appsDir, appId, 1);
+      },
+      { concurrency: 1 },
+    );
     const a = request('sales');
     const b = request('hr');
     await eventually(() => (gates.length === 1 ? true : undefined), 5000, 'the first load');
@@ -139,7 +179,10 @@ describe('reload executor', () => {
   });
 
   it('cancels a running load through its signal, and times out a load that takes too long', async () => {
-    make((_appId, signal) => new Promise((_res, rej) => signal.addEventListener('abort', () => rej(new Error('aborted')))), { timeoutMs: 200, concurrency: 2 });
+    make(
+      (_appId, signal) => new Promise((_res, rej) => signal.addEventListener('abort', () => rej(new Error('aborted')))),
+      { timeoutMs: 200, concurrency: 2 },
+    );
     const a = request('sales');
     await eventually(() => (queue.get(a)?.state === 'running' ? true : undefined), 5000, 'running');
     store.db.transaction(() => queue.cancel({ reloadId: a }))();
@@ -155,8 +198,15 @@ describe('reload executor', () => {
     const ids: number[] = [];
     for (let i = 0; i < 4; i++) ids.push((await settled(request('sales'))).versionId!);
     const files = readdirSync(join(appsDir, 'sales')).sort();
-    expect(files).toEqual(ids.slice(-2).map((v) => `${v}.sqlite`).sort());
-    expect(store.db.prepare("SELECT id FROM app_versions WHERE app_id = 'sales' ORDER BY id").pluck().all()).toEqual(ids.slice(-2));
+    expect(files).toEqual(
+      ids
+        .slice(-2)
+        .map((v) => `${v}.sqlite`)
+        .sort(),
+    );
+    expect(store.db.prepare("SELECT id FROM app_versions WHERE app_id = 'sales' ORDER BY id").pluck().all()).toEqual(
+      ids.slice(-2),
+    );
   });
 
   it('a stop leaves the running reload running; recovery re-queues it, removes orphans, gives up after max attempts', async () => {
@@ -187,6 +237,9 @@ describe('reload executor', () => {
     const again = recoverReloads({ db: store.db, queue, appsDir, maxAttempts: 2, status, log });
     expect(again).toMatchObject({ requeued: 0, givenUp: 1 });
     expect(queue.get(id)).toMatchObject({ state: 'failed', errorCode: 'FORT_ERR_RELOAD_ATTEMPTS' });
-    expect(statuses.at(-1)).toMatchObject({ type: 'reload.failed', data: { reloadId: id, code: 'FORT_ERR_RELOAD_ATTEMPTS' } });
+    expect(statuses.at(-1)).toMatchObject({
+      type: 'reload.failed',
+      data: { reloadId: id, code: 'FORT_ERR_RELOAD_ATTEMPTS' },
+    });
   });
 });

@@ -30,7 +30,10 @@ describe('reload queue', () => {
 
   it('queues one reload per app and folds further requests into it', () => {
     const first = queue.request('sales', 'event:1');
-    expect(first).toMatchObject({ coalesced: false, reload: { appId: 'sales', state: 'queued', source: 'event:1', requests: 1, attempts: 0 } });
+    expect(first).toMatchObject({
+      coalesced: false,
+      reload: { appId: 'sales', state: 'queued', source: 'event:1', requests: 1, attempts: 0 },
+    });
     for (let i = 0; i < 99; i++) expect(queue.request('sales', `user:u${i}`).reload.id).toBe(first.reload.id);
     expect(queue.get(first.reload.id)?.requests).toBe(100);
     expect(queue.request('hr', 'event:2').reload.id).not.toBe(first.reload.id);
@@ -40,12 +43,19 @@ describe('reload queue', () => {
 
   it('while one runs, queues exactly one more for the same app', () => {
     const a = queue.request('sales', 'event:1').reload;
-    expect(store.db.transaction(() => queue.claim(5))().map((r) => r.id)).toEqual([a.id]);
+    expect(
+      store.db
+        .transaction(() => queue.claim(5))()
+        .map((r) => r.id),
+    ).toEqual([a.id]);
     expect(queue.get(a.id)).toMatchObject({ state: 'running', attempts: 1 });
     const b = queue.request('sales', 'event:2');
     expect(b.coalesced).toBe(false);
     for (let i = 0; i < 50; i++) queue.request('sales', `user:${i}`);
-    expect(queue.list({ appId: 'sales' }).map((r) => [r.state, r.requests])).toEqual([['queued', 51], ['running', 1]]);
+    expect(queue.list({ appId: 'sales' }).map((r) => [r.state, r.requests])).toEqual([
+      ['queued', 51],
+      ['running', 1],
+    ]);
   });
 
   it('claims oldest first up to the limit, and finishes only running reloads', () => {

@@ -1,7 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { createAgentReporter, reportingStateFile, summarize } from '../../../../deployment-manager/agent-link/report.js';
+import {
+  createAgentReporter,
+  reportingStateFile,
+  summarize,
+} from '../../../../deployment-manager/agent-link/report.js';
 import { createStateFile, initialState, type UpdateState } from '../../../../deployment-manager/update/state.js';
 import type { UpdateSummary } from '../../../../lib/update-summary.js';
 import { tempDir } from '../../../helpers/fort.js';
@@ -80,7 +84,38 @@ describe('deployment manager → agent update-state reports', () => {
   });
 
   it('tells the agent neither the pending server reports nor file paths', () => {
-    const s: UpdateState = { ...at('downloading'), reports: [{ deploymentId: 'd', status: 'downloading' }], deployment: { id: 'd', artifactName: 'fort-1.0.1', source: 'server', uri: 'https://updates/x?sig=secret', artifactFile: '/var/lib/fort/staging/d.mender', downloaded: 7, payload: '/var/lib/fort/staging/d.payload/r.tar', target: null, deadline: null, reason: null } };
-    expect(summarize(s)).toEqual({ step: 'downloading', installed: '1.0.0', installedArtifact: null, previous: null, deployment: { id: 'd', artifactName: 'fort-1.0.1', source: 'server', downloaded: 7, target: null, deadline: null, reason: null }, lastError: null, updatedAt: s.updatedAt });
+    const s: UpdateState = {
+      ...at('downloading'),
+      reports: [{ deploymentId: 'd', status: 'downloading' }],
+      deployment: {
+        id: 'd',
+        artifactName: 'fort-1.0.1',
+        source: 'server',
+        uri: 'https://updates/x?sig=secret',
+        artifactFile: '/var/lib/fort/staging/d.mender',
+        downloaded: 7,
+        payload: '/var/lib/fort/staging/d.payload/r.tar',
+        target: null,
+        deadline: null,
+        reason: null,
+      },
+    };
+    expect(summarize(s)).toEqual({
+      step: 'downloading',
+      installed: '1.0.0',
+      installedArtifact: null,
+      previous: null,
+      deployment: {
+        id: 'd',
+        artifactName: 'fort-1.0.1',
+        source: 'server',
+        downloaded: 7,
+        target: null,
+        deadline: null,
+        reason: null,
+      },
+      lastError: null,
+      updatedAt: s.updatedAt,
+    });
   });
 });

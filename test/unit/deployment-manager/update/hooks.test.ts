@@ -22,7 +22,11 @@ describe('update hooks (state scripts)', () => {
     const dir = tempDir('hooks');
     const out = join(dir, 'out.txt');
     hook(dir, 'installing_20_second', `echo "second $FORT_UPDATE_STEP" >> ${out}`);
-    hook(dir, 'installing_10_first', `echo "first $FORT_DEPLOYMENT_ID $FORT_ARTIFACT_NAME $FORT_TARGET_RELEASE $FORT_INSTALLED_RELEASE secret=\${FORT_HOOK_TEST_SECRET:-none}" >> ${out}`);
+    hook(
+      dir,
+      'installing_10_first',
+      `echo "first $FORT_DEPLOYMENT_ID $FORT_ARTIFACT_NAME $FORT_TARGET_RELEASE $FORT_INSTALLED_RELEASE secret=\${FORT_HOOK_TEST_SECRET:-none}" >> ${out}`,
+    );
     hook(dir, 'installing', `echo "bare" >> ${out}`);
     hook(dir, 'installingx', `echo "not a match" >> ${out}`);
     hook(dir, 'verifying_10', `echo "other step" >> ${out}`);
@@ -39,19 +43,29 @@ describe('update hooks (state scripts)', () => {
   it('a non-zero exit or a timeout fails with the hook, the status and the last stderr line', async () => {
     const dir = tempDir('hooks');
     hook(dir, 'downloading_window', 'echo "checking" >&2; echo "outside the maintenance window" >&2; exit 4');
-    await expect(createHookRunner({ dir, timeoutMs: 5000, log })('downloading', ctx)).rejects.toThrow('hook downloading_window exited with status 4: outside the maintenance window');
+    await expect(createHookRunner({ dir, timeoutMs: 5000, log })('downloading', ctx)).rejects.toThrow(
+      'hook downloading_window exited with status 4: outside the maintenance window',
+    );
     const slow = tempDir('hooks');
     hook(slow, 'verifying', 'exec sleep 30');
-    await expect(createHookRunner({ dir: slow, timeoutMs: 300, log })('verifying', ctx)).rejects.toThrow('hook verifying timed out after 0.3 s');
+    await expect(createHookRunner({ dir: slow, timeoutMs: 300, log })('verifying', ctx)).rejects.toThrow(
+      'hook verifying timed out after 0.3 s',
+    );
   });
 
   it('refuses hooks others could have written, and files that are not executable; no hooks dir is no hooks', async () => {
     const dir = tempDir('hooks');
     hook(dir, 'switching', 'exit 0', 0o777);
-    await expect(createHookRunner({ dir, timeoutMs: 5000, log })('switching', ctx)).rejects.toThrow('hook switching is writable by group/others or owned by another user; refusing to run it');
+    await expect(createHookRunner({ dir, timeoutMs: 5000, log })('switching', ctx)).rejects.toThrow(
+      'hook switching is writable by group/others or owned by another user; refusing to run it',
+    );
     hook(dir, 'committed', 'exit 0', 0o640);
-    await expect(createHookRunner({ dir, timeoutMs: 5000, log })('committed', ctx)).rejects.toThrow('hook committed is not executable');
-    await expect(createHookRunner({ dir: join(dir, 'absent'), timeoutMs: 5000, log })('committed', ctx)).resolves.toBeUndefined();
+    await expect(createHookRunner({ dir, timeoutMs: 5000, log })('committed', ctx)).rejects.toThrow(
+      'hook committed is not executable',
+    );
+    await expect(
+      createHookRunner({ dir: join(dir, 'absent'), timeoutMs: 5000, log })('committed', ctx),
+    ).resolves.toBeUndefined();
   });
 });
 
@@ -65,7 +79,9 @@ describe('update work lock', () => {
     // Another live process holds it: this one is refused and told who.
     lock.release();
     expect(existsSync(path)).toBe(false);
-    const child = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });
+    const child = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], {
+      encoding: 'utf8',
+    });
     const deadPid = Number(child.stdout);
     writeFileSync(path, `${deadPid}\n`);
     expect(lock.holder()).toBeNull();

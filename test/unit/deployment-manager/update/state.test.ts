@@ -10,7 +10,14 @@ describe('deployment manager state file', () => {
     const path = join(dir, 'state.json');
     const file = createStateFile(path, () => new Date('2026-01-01T00:00:00Z'));
     const s0 = file.load();
-    expect(s0).toMatchObject({ schema: 2, step: 'idle', installed: null, deployment: null, reports: [], transitions: 0 });
+    expect(s0).toMatchObject({
+      schema: 2,
+      step: 'idle',
+      installed: null,
+      deployment: null,
+      reports: [],
+      transitions: 0,
+    });
     expect(statSync(path).mode & 0o777).toBe(0o600);
     const s1 = file.save({ ...s0, installed: '0.1.0' });
     expect(s1.transitions).toBe(1);
@@ -22,14 +29,43 @@ describe('deployment manager state file', () => {
     const path = join(tempDir('state'), 'state.json');
     writeFileSync(path, '{"schema":1,"step":"idle"', { mode: 0o600 });
     expect(() => createStateFile(path).load()).toThrow(`state file ${path} is not valid JSON`);
-    writeFileSync(path, JSON.stringify({ schema: 1, step: 'exploding', installed: null, previous: null, deploymentId: null, transitions: 0, updatedAt: 'x' }));
+    writeFileSync(
+      path,
+      JSON.stringify({
+        schema: 1,
+        step: 'exploding',
+        installed: null,
+        previous: null,
+        deploymentId: null,
+        transitions: 0,
+        updatedAt: 'x',
+      }),
+    );
     expect(() => createStateFile(path).load()).toThrow(/is not a state this release understands: schema: /);
     expect(readFileSync(path, 'utf8')).toContain('exploding');
   });
 
   it('reads an idle state file of the first schema as an idle installation', () => {
     const path = join(tempDir('state'), 'state.json');
-    writeFileSync(path, JSON.stringify({ schema: 1, step: 'idle', installed: '0.1.0', previous: null, deploymentId: null, transitions: 4, updatedAt: '2026-01-01T00:00:00.000Z' }), { mode: 0o600 });
-    expect(createStateFile(path).load()).toMatchObject({ schema: 2, step: 'idle', installed: '0.1.0', transitions: 4, reports: [] });
+    writeFileSync(
+      path,
+      JSON.stringify({
+        schema: 1,
+        step: 'idle',
+        installed: '0.1.0',
+        previous: null,
+        deploymentId: null,
+        transitions: 4,
+        updatedAt: '2026-01-01T00:00:00.000Z',
+      }),
+      { mode: 0o600 },
+    );
+    expect(createStateFile(path).load()).toMatchObject({
+      schema: 2,
+      step: 'idle',
+      installed: '0.1.0',
+      transitions: 4,
+      reports: [],
+    });
   });
 });

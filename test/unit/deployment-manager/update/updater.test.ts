@@ -12,10 +12,23 @@ const log = pino({ level: 'silent' });
  * The update state machine against fakes of everything it drives: what a real server, agent and
  * file system would do, recorded so the tests can assert the order of effects.
  */
-function harness(opts: { healthyOn?: (v: string) => boolean; verifyFails?: string; serverDown?: () => boolean; abortOn?: string; hooks?: UpdaterDeps['hooks'] } = {}) {
+function harness(
+  opts: {
+    healthyOn?: (v: string) => boolean;
+    verifyFails?: string;
+    serverDown?: () => boolean;
+    abortOn?: string;
+    hooks?: UpdaterDeps['hooks'];
+  } = {},
+) {
   const dir = tempDir('updater');
   const stateFile = createStateFile(join(dir, 'state.json'));
-  const initial: UpdateState = { ...stateFile.load(), installed: '1.0.0', installedArtifact: 'fort-1.0.0', previous: null };
+  const initial: UpdateState = {
+    ...stateFile.load(),
+    installed: '1.0.0',
+    installedArtifact: 'fort-1.0.0',
+    previous: null,
+  };
   stateFile.save(initial);
   const effects: string[] = [];
   const delivered: string[] = [];
@@ -25,15 +38,25 @@ function harness(opts: { healthyOn?: (v: string) => boolean; verifyFails?: strin
   const server: UpdateServer = {
     async nextDeployment(installed) {
       effects.push(`next(${installed})`);
-      return deployment && { id: deployment.id, artifact: { artifact_name: deployment.name, source: { uri: 'https://u/dl' }, device_types_compatible: ['t'] } };
+      return (
+        deployment && {
+          id: deployment.id,
+          artifact: { artifact_name: deployment.name, source: { uri: 'https://u/dl' }, device_types_compatible: ['t'] },
+        }
+      );
     },
     async reportStatus(id, status) {
-      if (opts.serverDown?.()) throw new FortError('FORT_ERR_UPDATE_SERVER', 'update server: connect ECONNREFUSED', { fatal: false });
-      if (opts.abortOn === status) throw new FortError('FORT_ERR_DEPLOYMENT_ABORTED', `deployment ${id} was aborted on the update server`, { fatal: false });
+      if (opts.serverDown?.())
+        throw new FortError('FORT_ERR_UPDATE_SERVER', 'update server: connect ECONNREFUSED', { fatal: false });
+      if (opts.abortOn === status)
+        throw new FortError('FORT_ERR_DEPLOYMENT_ABORTED', `deployment ${id} was aborted on the update server`, {
+          fatal: false,
+        });
       delivered.push(`${id}:${status}`);
     },
     async uploadLog(id, messages) {
-      if (opts.serverDown?.()) throw new FortError('FORT_ERR_UPDATE_SERVER', 'update server: connect ECONNREFUSED', { fatal: false });
+      if (opts.serverDown?.())
+        throw new FortError('FORT_ERR_UPDATE_SERVER', 'update server: connect ECONNREFUSED', { fatal: false });
       delivered.push(`${id}:log(${messages.length})`);
     },
   };
@@ -92,9 +115,25 @@ describe('update state machine', () => {
     expect(await u.poll((id) => join(h.dir, `${id}.mender`))).toBe('started');
     await u.runToIdle();
     await u.deliverReports();
-    expect(h.effects).toEqual(['next(fort-1.0.0)', `download(${join(h.dir, 'd1.mender')})`, 'verify', 'unpack', 'switch(1.0.1)', 'restart', 'keep(1.0.1,1.0.0)']);
+    expect(h.effects).toEqual([
+      'next(fort-1.0.0)',
+      `download(${join(h.dir, 'd1.mender')})`,
+      'verify',
+      'unpack',
+      'switch(1.0.1)',
+      'restart',
+      'keep(1.0.1,1.0.0)',
+    ]);
     expect(h.delivered).toEqual(['d1:downloading', 'd1:installing', 'd1:rebooting', 'd1:success']);
-    expect(u.state).toMatchObject({ step: 'idle', installed: '1.0.1', installedArtifact: 'fort-1.0.1', previous: '1.0.0', deployment: null, reports: [], lastError: null });
+    expect(u.state).toMatchObject({
+      step: 'idle',
+      installed: '1.0.1',
+      installedArtifact: 'fort-1.0.1',
+      previous: '1.0.0',
+      deployment: null,
+      reports: [],
+      lastError: null,
+    });
   });
 
   it('rolls back to the previous release when the new agent never reports healthy, and reports failure with a log', async () => {
@@ -106,7 +145,11 @@ describe('update state machine', () => {
     expect(h.effects.slice(-4)).toEqual(['switch(1.0.1)', 'restart', 'switch(1.0.0)', 'restart']);
     expect(h.current).toBe('1.0.0');
     expect(h.delivered).toEqual(['d1:downloading', 'd1:installing', 'd1:rebooting', 'd1:log(2)', 'd1:failure']);
-    expect(u.state).toMatchObject({ step: 'idle', installed: '1.0.0', lastError: 'the agent did not report healthy on 1.0.1 within 0.05 s' });
+    expect(u.state).toMatchObject({
+      step: 'idle',
+      installed: '1.0.0',
+      lastError: 'the agent did not report healthy on 1.0.1 within 0.05 s',
+    });
   });
 
   it('refuses an artifact that fails verification before anything is installed', async () => {
@@ -128,7 +171,11 @@ describe('update state machine', () => {
     await u1.deliverReports();
     await u1.runToIdle();
     expect(early.effects).not.toContain('verify');
-    expect(u1.state).toMatchObject({ step: 'idle', installed: '1.0.0', lastError: 'deployment d1 was aborted on the update server' });
+    expect(u1.state).toMatchObject({
+      step: 'idle',
+      installed: '1.0.0',
+      lastError: 'deployment d1 was aborted on the update server',
+    });
 
     // Aborted once the new release runs: the report of the switch (rebooting) gets the 409.
     const late = harness({ abortOn: 'rebooting' });
@@ -152,7 +199,14 @@ describe('update state machine', () => {
   });
 
   it('resumes from every persisted step after a crash and ends committed exactly once', async () => {
-    for (const stopAt of ['downloading', 'verifying', 'installing', 'switching', 'health_checking', 'committed'] as const) {
+    for (const stopAt of [
+      'downloading',
+      'verifying',
+      'installing',
+      'switching',
+      'health_checking',
+      'committed',
+    ] as const) {
       const h = harness();
       const first = h.updater();
       await first.poll((id) => join(h.dir, `${id}.mender`));
@@ -171,7 +225,10 @@ describe('update state machine', () => {
       await resumed.deliverReports();
       expect(resumed.state, stopAt).toMatchObject({ step: 'idle', installed: '1.0.1', previous: '1.0.0' });
       expect(h.current, stopAt).toBe('1.0.1');
-      expect(h.delivered.filter((x) => x === 'd1:success'), stopAt).toHaveLength(1);
+      expect(
+        h.delivered.filter((x) => x === 'd1:success'),
+        stopAt,
+      ).toHaveLength(1);
     }
   });
 
@@ -184,7 +241,10 @@ describe('update state machine', () => {
     down = true;
     await u.runToIdle();
     await u.deliverReports();
-    expect(u.state).toMatchObject({ installed: '1.0.1', reports: [{ status: 'installing' }, { status: 'rebooting' }, { status: 'success' }] });
+    expect(u.state).toMatchObject({
+      installed: '1.0.1',
+      reports: [{ status: 'installing' }, { status: 'rebooting' }, { status: 'success' }],
+    });
     down = false;
     const later = h.updater(); // even across a restart
     await later.deliverReports();
@@ -223,7 +283,12 @@ describe('update state machine', () => {
     const vetoed = harness({
       hooks: async (step, ctx) => {
         seen.push(`${step}:${ctx.deploymentId}:${ctx.installed}`);
-        if (step === 'installing') throw new FortError('FORT_ERR_UPDATE_HOOK', 'hook installing_10_window exited with status 1: outside the maintenance window', { fatal: false });
+        if (step === 'installing')
+          throw new FortError(
+            'FORT_ERR_UPDATE_HOOK',
+            'hook installing_10_window exited with status 1: outside the maintenance window',
+            { fatal: false },
+          );
       },
     });
     const u = vetoed.updater();
@@ -231,12 +296,16 @@ describe('update state machine', () => {
     await u.runToIdle();
     expect(seen).toEqual(['downloading:d1:1.0.0', 'verifying:d1:1.0.0', 'installing:d1:1.0.0', 'failed:d1:1.0.0']);
     expect(vetoed.effects).not.toContain('unpack');
-    expect(u.state).toMatchObject({ installed: '1.0.0', lastError: 'hook installing_10_window exited with status 1: outside the maintenance window' });
+    expect(u.state).toMatchObject({
+      installed: '1.0.0',
+      lastError: 'hook installing_10_window exited with status 1: outside the maintenance window',
+    });
     expect(vetoed.delivered).toEqual(['d1:downloading', 'd1:installing', 'd1:log(1)', 'd1:failure']);
 
     const late = harness({
       hooks: async (step) => {
-        if (step === 'health_checking' || step === 'committed') throw new FortError('FORT_ERR_UPDATE_HOOK', `hook ${step} exited with status 2`, { fatal: false });
+        if (step === 'health_checking' || step === 'committed')
+          throw new FortError('FORT_ERR_UPDATE_HOOK', `hook ${step} exited with status 2`, { fatal: false });
       },
     });
     const u2 = late.updater();
@@ -252,7 +321,13 @@ describe('update state machine', () => {
     u.startFromFile(join(h.dir, 'whatever.mender'));
     await u.runToIdle();
     expect(h.effects).toEqual(['verify', 'unpack', 'switch(1.0.1)', 'restart', 'keep(1.0.1,1.0.0)']);
-    expect(u.state).toMatchObject({ step: 'idle', installed: '1.0.1', installedArtifact: 'whatever.mender', previous: '1.0.0', previousArtifact: 'fort-1.0.0' });
+    expect(u.state).toMatchObject({
+      step: 'idle',
+      installed: '1.0.1',
+      installedArtifact: 'whatever.mender',
+      previous: '1.0.0',
+      previousArtifact: 'fort-1.0.0',
+    });
     expect(h.delivered).toEqual([]);
     expect(() => u.startFromFile('x')).not.toThrow();
     expect(() => u.startFromFile('y')).toThrow(/an update is in progress \(verifying\)/);
@@ -269,7 +344,14 @@ describe('update state machine', () => {
     expect(u.startRollback()).toBe('1.0.0');
     await u.runToIdle();
     expect(h.effects).toEqual(['switch(1.0.0)', 'restart', 'keep(1.0.0,1.0.1)']);
-    expect(u.state).toMatchObject({ step: 'idle', installed: '1.0.0', installedArtifact: 'fort-1.0.0', previous: '1.0.1', previousArtifact: 'fort-1.0.1', lastError: null });
+    expect(u.state).toMatchObject({
+      step: 'idle',
+      installed: '1.0.0',
+      installedArtifact: 'fort-1.0.0',
+      previous: '1.0.1',
+      previousArtifact: 'fort-1.0.1',
+      lastError: null,
+    });
     expect(h.delivered).toEqual([]);
 
     const sick = harness({ healthyOn: (v) => v !== '1.0.0' });
@@ -279,6 +361,10 @@ describe('update state machine', () => {
     s.startRollback();
     await s.runToIdle();
     expect(sick.current).toBe('1.0.1');
-    expect(s.state).toMatchObject({ installed: '1.0.1', previous: '1.0.0', lastError: 'the agent did not report healthy on 1.0.0 within 0.05 s' });
+    expect(s.state).toMatchObject({
+      installed: '1.0.1',
+      previous: '1.0.0',
+      lastError: 'the agent did not report healthy on 1.0.0 within 0.05 s',
+    });
   });
 });

@@ -25,7 +25,15 @@ function verifier(now: () => Date = () => NOW) {
 let n = 0;
 /** An assertion of `fort-ec` with its key, valid at NOW unless the options say otherwise. */
 function assertion(o: { claims?: Record<string, unknown>; omit?: string[]; key?: KeyObject; alg?: string } = {}) {
-  const payload: Record<string, unknown> = { iss: 'fort-ec', sub: 'fort-ec', aud: TOKEN_URL, iat: NOW_S, exp: NOW_S + 60, jti: `jti-${++n}`, ...o.claims };
+  const payload: Record<string, unknown> = {
+    iss: 'fort-ec',
+    sub: 'fort-ec',
+    aud: TOKEN_URL,
+    iat: NOW_S,
+    exp: NOW_S + 60,
+    jti: `jti-${++n}`,
+    ...o.claims,
+  };
   for (const k of o.omit ?? []) delete payload[k];
   return new SignJWT(payload).setProtectedHeader({ alg: o.alg ?? 'ES256', typ: 'JWT' }).sign(o.key ?? ec.privateKey);
 }
@@ -34,14 +42,27 @@ describe('client assertion verification (RFC 7523)', () => {
   it('maps registered key types to their only algorithm', () => {
     expect(algorithmFor(ec.publicKey)).toBe('ES256');
     expect(algorithmFor(ed.publicKey)).toBe('EdDSA');
-    expect(algorithmFor(createPublicKey(generateKeyPairSync('ec', { namedCurve: 'P-384' }).publicKey.export({ format: 'pem', type: 'spki' })))).toBeUndefined();
+    expect(
+      algorithmFor(
+        createPublicKey(
+          generateKeyPairSync('ec', { namedCurve: 'P-384' }).publicKey.export({ format: 'pem', type: 'spki' }),
+        ),
+      ),
+    ).toBeUndefined();
     expect(algorithmFor(generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey)).toBeUndefined();
   });
 
   it('accepts a valid ES256 assertion and an EdDSA one for an Ed25519 client', async () => {
     const v = verifier();
     expect(await v.verify(await assertion())).toEqual({ ok: true, clientId: 'fort-ec' });
-    const edJwt = await new SignJWT({ iss: 'fort-ed', sub: 'fort-ed', aud: TOKEN_URL, iat: NOW_S, exp: NOW_S + 300, jti: 'e1' })
+    const edJwt = await new SignJWT({
+      iss: 'fort-ed',
+      sub: 'fort-ed',
+      aud: TOKEN_URL,
+      iat: NOW_S,
+      exp: NOW_S + 300,
+      jti: 'e1',
+    })
       .setProtectedHeader({ alg: 'EdDSA' })
       .sign(ed.privateKey);
     expect(await v.verify(edJwt)).toEqual({ ok: true, clientId: 'fort-ed' });
@@ -86,21 +107,49 @@ describe('client assertion verification (RFC 7523)', () => {
 
   it('refuses an unknown or missing issuer', async () => {
     const v = verifier();
-    expect(await v.verify(await assertion({ claims: { iss: 'fort-x', sub: 'fort-x' } }))).toEqual({ ok: false, reason: 'unknown client' });
+    expect(await v.verify(await assertion({ claims: { iss: 'fort-x', sub: 'fort-x' } }))).toEqual({
+      ok: false,
+      reason: 'unknown client',
+    });
     expect(await v.verify(await assertion({ omit: ['iss'] }))).toEqual({ ok: false, reason: 'unknown client' });
     expect(await v.verify('not.a.jwt')).toEqual({ ok: false, reason: 'assertion is not a JWT' });
   });
 
   it('takes the algorithm from the registered key, not from the token', async () => {
     const v = verifier();
-    const none = new UnsecuredJWT({ iss: 'fort-ec', sub: 'fort-ec', aud: TOKEN_URL, iat: NOW_S, exp: NOW_S + 60, jti: 'none-1' }).encode();
+    const none = new UnsecuredJWT({
+      iss: 'fort-ec',
+      sub: 'fort-ec',
+      aud: TOKEN_URL,
+      iat: NOW_S,
+      exp: NOW_S + 60,
+      jti: 'none-1',
+    }).encode();
     expect(await v.verify(none)).toEqual({ ok: false, reason: 'algorithm not allowed for this client' });
     // An Ed25519 client's key cannot be used to accept an ES256 signature, nor vice versa.
-    const asEd = await new SignJWT({ iss: 'fort-ed', sub: 'fort-ed', aud: TOKEN_URL, iat: NOW_S, exp: NOW_S + 60, jti: 'x1' }).setProtectedHeader({ alg: 'ES256' }).sign(ec.privateKey);
+    const asEd = await new SignJWT({
+      iss: 'fort-ed',
+      sub: 'fort-ed',
+      aud: TOKEN_URL,
+      iat: NOW_S,
+      exp: NOW_S + 60,
+      jti: 'x1',
+    })
+      .setProtectedHeader({ alg: 'ES256' })
+      .sign(ec.privateKey);
     expect(await v.verify(asEd)).toEqual({ ok: false, reason: 'algorithm not allowed for this client' });
     // HS256 keyed with the public key's bytes (the classic confusion attack).
     const secret = new Uint8Array(ec.publicKey.export({ format: 'der', type: 'spki' }));
-    const hs = await new SignJWT({ iss: 'fort-ec', sub: 'fort-ec', aud: TOKEN_URL, iat: NOW_S, exp: NOW_S + 60, jti: 'hs-1' }).setProtectedHeader({ alg: 'HS256' }).sign(secret);
+    const hs = await new SignJWT({
+      iss: 'fort-ec',
+      sub: 'fort-ec',
+      aud: TOKEN_URL,
+      iat: NOW_S,
+      exp: NOW_S + 60,
+      jti: 'hs-1',
+    })
+      .setProtectedHeader({ alg: 'HS256' })
+      .sign(secret);
     expect(await v.verify(hs)).toEqual({ ok: false, reason: 'algorithm not allowed for this client' });
   });
 

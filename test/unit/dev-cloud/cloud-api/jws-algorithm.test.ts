@@ -5,7 +5,7 @@ import { acceptedAlgorithm } from '../../../../dev-cloud/cloud-api/jws-algorithm
 
 // The fort picks the algorithm it signs with, the cloud the one it accepts, each from the key
 // and each with its own code (the dev cloud is an independent implementation): they must agree.
-describe('JWS algorithm of a key: the fort\'s choice and the dev cloud\'s', () => {
+describe("JWS algorithm of a key: the fort's choice and the dev cloud's", () => {
   const keys = {
     'EC P-256': generateKeyPairSync('ec', { namedCurve: 'P-256' }),
     'EC P-384': generateKeyPairSync('ec', { namedCurve: 'P-384' }),
@@ -16,7 +16,16 @@ describe('JWS algorithm of a key: the fort\'s choice and the dev cloud\'s', () =
     RSA: generateKeyPairSync('rsa', { modulusLength: 2048 }),
     DSA: generateKeyPairSync('dsa', { modulusLength: 2048, divisorLength: 256 }),
   };
-  const expected: Record<keyof typeof keys, string | undefined> = { 'EC P-256': 'ES256', 'EC P-384': undefined, 'EC secp256k1': undefined, Ed25519: 'EdDSA', Ed448: undefined, X25519: undefined, RSA: undefined, DSA: undefined };
+  const expected: Record<keyof typeof keys, string | undefined> = {
+    'EC P-256': 'ES256',
+    'EC P-384': undefined,
+    'EC secp256k1': undefined,
+    Ed25519: 'EdDSA',
+    Ed448: undefined,
+    X25519: undefined,
+    RSA: undefined,
+    DSA: undefined,
+  };
 
   for (const [name, pair] of Object.entries(keys) as [keyof typeof keys, (typeof keys)[keyof typeof keys]][]) {
     it(`${name}: ${expected[name] ?? 'refused'} on both sides, for the private key the fort holds and the public key the cloud registers`, () => {

@@ -6,7 +6,8 @@ import { devPolicyJson } from '../../../../scripts/dev-config.js';
 import { tempDir } from '../../../helpers/fort.js';
 
 const policy = parsePolicy(JSON.parse(devPolicyJson('fort-1')));
-const ask = (user: string, action: Action, resource: string, tenant = 't1', fort = 'fort-1') => decide(policy, fort, { user, tenant, action, resource });
+const ask = (user: string, action: Action, resource: string, tenant = 't1', fort = 'fort-1') =>
+  decide(policy, fort, { user, tenant, action, resource });
 
 describe('dev cloud policy', () => {
   it('grants through groups and user:<name> entries of the app space', () => {
@@ -17,7 +18,16 @@ describe('dev cloud policy', () => {
     expect(ask('carol', 'app.reload', 'hr-2026')).toBe(true);
     expect(ask('carol', 'app.reload', 'sales-2026')).toBe(true);
     expect(ask('bob', 'app.list', 'sales-2026')).toBe(false);
-    const withBob = parsePolicy({ tenants: { t1: { forts: ['fort-1'], users: { bob: {} }, spaces: { s: { 'user:bob': ['app.list'] } }, apps: { a: { space: 's' } } } } });
+    const withBob = parsePolicy({
+      tenants: {
+        t1: {
+          forts: ['fort-1'],
+          users: { bob: {} },
+          spaces: { s: { 'user:bob': ['app.list'] } },
+          apps: { a: { space: 's' } },
+        },
+      },
+    });
     expect(decide(withBob, 'fort-1', { user: 'bob', tenant: 't1', action: 'app.list', resource: 'a' })).toBe(true);
     expect(decide(withBob, 'fort-1', { user: 'bob', tenant: 't1', action: 'app.read', resource: 'a' })).toBe(false);
   });
@@ -33,7 +43,12 @@ describe('dev cloud policy', () => {
   });
 
   it('reports every problem of a policy at once, naming the field', () => {
-    const bad = { decision_ttl_seconds: -1, tenants: { t1: { forts: 'fort-1', spaces: { s: { g: ['app.delete'] } }, apps: { a: { space: 'missing' } }, extra: 1 } } };
+    const bad = {
+      decision_ttl_seconds: -1,
+      tenants: {
+        t1: { forts: 'fort-1', spaces: { s: { g: ['app.delete'] } }, apps: { a: { space: 'missing' } }, extra: 1 },
+      },
+    };
     expect(() => parsePolicy(bad, 'policy.json')).toThrow(
       [
         'policy.json: decision_ttl_seconds: expected integer 0..86400, got -1',
@@ -42,7 +57,9 @@ describe('dev cloud policy', () => {
         'policy.json: tenants.t1.extra: unknown field (check the spelling; see the configuration reference)',
       ].join('\n'),
     );
-    expect(() => parsePolicy({ tenants: { t1: { spaces: {}, apps: { a: { space: 'missing' } } } } }, 'p.json')).toThrow('p.json: tenants.t1.apps.a.space: names a space that is not in spaces, got "missing"');
+    expect(() => parsePolicy({ tenants: { t1: { spaces: {}, apps: { a: { space: 'missing' } } } } }, 'p.json')).toThrow(
+      'p.json: tenants.t1.apps.a.space: names a space that is not in spaces, got "missing"',
+    );
   });
 
   it('loads a file and says which file is unreadable or not JSON', () => {

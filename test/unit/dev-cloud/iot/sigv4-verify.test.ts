@@ -48,10 +48,20 @@ async function smithyUrl(creds: AwsCredentials, service = 'iotdevicegateway'): P
   const signer = new SignatureV4({ service, region: REGION, credentials: creds, sha256: Hash.bind(null, 'sha256') });
   const [hostname, port] = HOST.split(':') as [string, string];
   const req = await signer.presign(
-    { method: 'GET', protocol: 'wss:', hostname, port: Number(port), path: '/mqtt', headers: { host: HOST }, query: {} },
+    {
+      method: 'GET',
+      protocol: 'wss:',
+      hostname,
+      port: Number(port),
+      path: '/mqtt',
+      headers: { host: HOST },
+      query: {},
+    },
     { signingDate: NOW },
   );
-  const query = Object.entries(req.query ?? {}).map(([k, v]) => `${k}=${sigv4Encode(String(v))}`).join('&');
+  const query = Object.entries(req.query ?? {})
+    .map(([k, v]) => `${k}=${sigv4Encode(String(v))}`)
+    .join('&');
   return `wss://${HOST}/mqtt?${query}`;
 }
 
@@ -69,19 +79,26 @@ describe('verifyPresignedUrl', () => {
   });
 
   it('accepts a URL signed by aws-crt exactly as the IoT device SDK does (no X-Amz-Expires)', async () => {
-    const signed = await auth.aws_sign_request(new http.HttpRequest('GET', '/mqtt', new http.HttpHeaders([['host', HOST]])), {
-      algorithm: auth.AwsSigningAlgorithm.SigV4,
-      signature_type: auth.AwsSignatureType.HttpRequestViaQueryParams,
-      provider: auth.AwsCredentialsProvider.newStatic(AKID, SECRET, TOKEN),
-      region: REGION,
-      service: 'iotdevicegateway',
-      date: NOW,
-      signed_body_value: auth.AwsSignedBodyValue.EmptySha256,
-      omit_session_token: true,
-    });
+    const signed = await auth.aws_sign_request(
+      new http.HttpRequest('GET', '/mqtt', new http.HttpHeaders([['host', HOST]])),
+      {
+        algorithm: auth.AwsSigningAlgorithm.SigV4,
+        signature_type: auth.AwsSignatureType.HttpRequestViaQueryParams,
+        provider: auth.AwsCredentialsProvider.newStatic(AKID, SECRET, TOKEN),
+        region: REGION,
+        service: 'iotdevicegateway',
+        date: NOW,
+        signed_body_value: auth.AwsSignedBodyValue.EmptySha256,
+        omit_session_token: true,
+      },
+    );
     expect(signed.path).not.toContain('X-Amz-Expires');
     const keys = { [AKID]: { secretAccessKey: SECRET, sessionToken: TOKEN } };
-    expect(verify(`wss://${HOST}${signed.path}`, { keys })).toEqual({ ok: true, accessKeyId: AKID, sessionToken: TOKEN });
+    expect(verify(`wss://${HOST}${signed.path}`, { keys })).toEqual({
+      ok: true,
+      accessKeyId: AKID,
+      sessionToken: TOKEN,
+    });
   });
 
   it('rejects a wrong secret', async () => {
@@ -99,16 +116,25 @@ describe('verifyPresignedUrl', () => {
   });
 
   it('rejects a wrong region', async () => {
-    expectReason(verify(await presign(STATIC), { region: 'us-east-1' }), "credential scope region 'eu-west-1' does not match");
+    expectReason(
+      verify(await presign(STATIC), { region: 'us-east-1' }),
+      "credential scope region 'eu-west-1' does not match",
+    );
   });
 
   it('rejects a wrong service', async () => {
-    expectReason(verify(await smithyUrl(STATIC, 'execute-api')), "credential scope service 'execute-api' does not match");
+    expectReason(
+      verify(await smithyUrl(STATIC, 'execute-api')),
+      "credential scope service 'execute-api' does not match",
+    );
   });
 
   it('rejects a tampered query', async () => {
     const url = await presign(STATIC);
-    expectReason(verify(url.replace('X-Amz-Date=20240501T120000Z', 'X-Amz-Date=20240501T120001Z')), 'signature mismatch');
+    expectReason(
+      verify(url.replace('X-Amz-Date=20240501T120000Z', 'X-Amz-Date=20240501T120001Z')),
+      'signature mismatch',
+    );
     expectReason(verify(`${url}&extra=1`), 'signature mismatch');
     expectReason(verify(url.replace('X-Amz-Expires=3600', 'X-Amz-Expires=7200')), 'signature mismatch');
   });
@@ -148,10 +174,18 @@ describe('verifyPresignedUrl', () => {
   it('rejects missing or malformed parameters', async () => {
     const url = await presign(STATIC);
     expectReason(verify(url.replace(/&X-Amz-Signature=[0-9a-f]+/, '')), 'X-Amz-Signature missing');
-    expectReason(verify(url.replace('X-Amz-SignedHeaders=host', 'X-Amz-SignedHeaders=host%3Bx-amz-date')),
-      "signed header 'x-amz-date' missing from the request");
-    expectReason(verify(url.replace('X-Amz-SignedHeaders=host', 'X-Amz-SignedHeaders=connection')), "signed headers must include 'host'");
-    expectReason(verify(url.replace('X-Amz-SignedHeaders=host', 'X-Amz-SignedHeaders=host%3Bconnection')), 'signed headers must be lowercase, sorted and unique');
+    expectReason(
+      verify(url.replace('X-Amz-SignedHeaders=host', 'X-Amz-SignedHeaders=host%3Bx-amz-date')),
+      "signed header 'x-amz-date' missing from the request",
+    );
+    expectReason(
+      verify(url.replace('X-Amz-SignedHeaders=host', 'X-Amz-SignedHeaders=connection')),
+      "signed headers must include 'host'",
+    );
+    expectReason(
+      verify(url.replace('X-Amz-SignedHeaders=host', 'X-Amz-SignedHeaders=host%3Bconnection')),
+      'signed headers must be lowercase, sorted and unique',
+    );
     expectReason(verify(`${url}&X-Amz-Date=20240501T120000Z`), "duplicate query parameter 'X-Amz-Date'");
   });
 });

@@ -10,7 +10,7 @@ const CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
 
 // The requests are the fort's own (lib/pki/certs.ts createCsr): the dev cloud's independent check
 // must accept what the fort sends, and refuse what a cloud would refuse.
-describe('dev cloud: certificates for a fort\'s signing request (the key stays with the fort)', () => {
+describe("dev cloud: certificates for a fort's signing request (the key stays with the fort)", () => {
   it('certifies the requested key, names whom the cloud decides, and chains to its device CA', async () => {
     const created = await createCa({ commonName: 'Dev device CA' });
     const ca = await loadDeviceCa(created.certPem, created.keyPem);
@@ -40,10 +40,30 @@ describe('dev cloud: certificates for a fort\'s signing request (the key stays w
     await expect(verifiedCsrKey('hello')).rejects.toBeInstanceOf(PairingRequestRefused);
     const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
     const rsaKeys = {
-      privateKey: await x509.cryptoProvider.get().subtle.importKey('pkcs8', rsa.privateKey.export({ type: 'pkcs8', format: 'der' }), { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' }, true, ['sign']),
-      publicKey: await x509.cryptoProvider.get().subtle.importKey('spki', rsa.publicKey.export({ type: 'spki', format: 'der' }), { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' }, true, ['verify']),
+      privateKey: await x509.cryptoProvider
+        .get()
+        .subtle.importKey(
+          'pkcs8',
+          rsa.privateKey.export({ type: 'pkcs8', format: 'der' }),
+          { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' },
+          true,
+          ['sign'],
+        ),
+      publicKey: await x509.cryptoProvider
+        .get()
+        .subtle.importKey(
+          'spki',
+          rsa.publicKey.export({ type: 'spki', format: 'der' }),
+          { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' },
+          true,
+          ['verify'],
+        ),
     };
-    const rsaCsr = await x509.Pkcs10CertificateRequestGenerator.create({ name: 'CN=fort', keys: rsaKeys, signingAlgorithm: { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' } });
+    const rsaCsr = await x509.Pkcs10CertificateRequestGenerator.create({
+      name: 'CN=fort',
+      keys: rsaKeys,
+      signingAlgorithm: { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' },
+    });
     await expect(verifiedCsrKey(rsaCsr.toString('pem'))).rejects.toThrow(/not an EC P-256 key/);
   });
 });

@@ -45,7 +45,14 @@ describe('tailFile --follow', () => {
     writeFileSync(file, 'old 1\nold 2\n');
     let out = '';
     const stop = new AbortController();
-    const done = tailFile({ file, lines: 1, follow: true, intervalMs: 20, signal: stop.signal, write: async (b) => void (out += b.toString()) });
+    const done = tailFile({
+      file,
+      lines: 1,
+      follow: true,
+      intervalMs: 20,
+      signal: stop.signal,
+      write: async (b) => void (out += b.toString()),
+    });
     const until = async (text: string) => {
       for (let i = 0; i < 200 && !out.endsWith(text); i += 1) await new Promise((r) => setTimeout(r, 10));
       expect(out).toBe(text);

@@ -28,18 +28,33 @@ describe('CSV parser', () => {
 
   it('gives what csv-parse gives, however the text is cut into chunks', () => {
     for (const text of samples) {
-      const expected: string[][] = csvParseSync(text, { bom: true, relax_quotes: true, skip_empty_lines: true, relax_column_count: true });
-      for (const size of [1, 2, 3, 5, 7, 64, text.length]) expect(parseAll(text, size), `${JSON.stringify(text)} in chunks of ${size}`).toEqual(expected);
+      const expected: string[][] = csvParseSync(text, {
+        bom: true,
+        relax_quotes: true,
+        skip_empty_lines: true,
+        relax_column_count: true,
+      });
+      for (const size of [1, 2, 3, 5, 7, 64, text.length])
+        expect(parseAll(text, size), `${JSON.stringify(text)} in chunks of ${size}`).toEqual(expected);
     }
   });
 
   it('takes another delimiter and quote', () => {
-    expect(parseAll("id;name\n1;'a;b'\n2;'it''s'\n", 4, ';', "'")).toEqual([['id', 'name'], ['1', 'a;b'], ['2', "it's"]]);
-    expect(parseAll('id\tname\n1\t"tab\there"\n', 3, '\t')).toEqual([['id', 'name'], ['1', 'tab\there']]);
+    expect(parseAll("id;name\n1;'a;b'\n2;'it''s'\n", 4, ';', "'")).toEqual([
+      ['id', 'name'],
+      ['1', 'a;b'],
+      ['2', "it's"],
+    ]);
+    expect(parseAll('id\tname\n1\t"tab\there"\n', 3, '\t')).toEqual([
+      ['id', 'name'],
+      ['1', 'tab\there'],
+    ]);
   });
 
   it('refuses an unclosed quote and junk after a closing quote, counting records', () => {
-    expect(() => parseAll('a,b\n1,2\n"open,3\n', 4)).toThrow(expect.objectContaining({ record: 3, message: 'a quoted field is not closed before the end of the data' }));
+    expect(() => parseAll('a,b\n1,2\n"open,3\n', 4)).toThrow(
+      expect.objectContaining({ record: 3, message: 'a quoted field is not closed before the end of the data' }),
+    );
     expect(() => parseAll('a,b\n"x"y,2\n', 100)).toThrow(expect.objectContaining({ record: 2 }));
     expect(() => parseAll('"', 1)).toThrow(CsvSyntaxError);
     expect(() => parseAll('"', 1)).toThrow(expect.objectContaining({ code: 'FORT_ERR_RELOAD_SOURCE', record: 1 }));
