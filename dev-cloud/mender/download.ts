@@ -128,12 +128,10 @@ export function registerDownloadRoute(app: MenderHttp, deps: DownloadDeps) {
       const check = deps.signer.check(id, req.query.expire, req.query.sig);
       if (check !== 'ok') {
         done(403);
-        return reply
-          .code(403)
-          .send({
-            error: check === 'expired' ? 'download link expired' : 'download link signature mismatch',
-            request_id: req.id,
-          });
+        return reply.code(403).send({
+          error: check === 'expired' ? 'download link expired' : 'download link signature mismatch',
+          request_id: req.id,
+        });
       }
       const artifact = deps.artifacts.get(id);
       if (!artifact) {

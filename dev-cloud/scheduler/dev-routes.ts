@@ -28,15 +28,13 @@ export async function registerReloadRoutes(
       const q = listQuery.safeParse(req.query);
       if (!q.success) return sendRawProblem(reply, 400, 'FORT_ERR_BAD_REQUEST', 'Bad request', issueDetail(q.error));
       const { fort, app: appId, since } = q.data;
-      return reply
-        .header('cache-control', 'no-store')
-        .send(
-          deps.statusLog.list({
-            ...(fort ? { fortId: fort } : {}),
-            ...(appId ? { appId } : {}),
-            ...(since ? { since: new Date(since) } : {}),
-          }),
-        );
+      return reply.header('cache-control', 'no-store').send(
+        deps.statusLog.list({
+          ...(fort ? { fortId: fort } : {}),
+          ...(appId ? { appId } : {}),
+          ...(since ? { since: new Date(since) } : {}),
+        }),
+      );
     });
 
     scope.post('/dev/v1/reloads', async (req, reply) => {
