@@ -16,7 +16,7 @@ import { openAuditStore } from './audit/store.js';
 import { startClientApi } from './api/server.js';
 import { dirname, join } from 'node:path';
 import { createOutbox } from './events/outbox.js';
-import { startReloadService } from './reloads/service.js';
+import { adminReloadOperations, startReloadService } from './reloads/service.js';
 import { certificateInventory } from './cert-inventory.js';
 import { createDeadLetterReader } from './events/dead-letters.js';
 import { createAgentMetrics } from './metrics.js';
@@ -190,13 +190,7 @@ await start(async () => {
     reloadCerts,
     metrics,
     updateState,
-    reloads: {
-      registerApp: (text, format, by) => reloads.registry.register(text, format, by),
-      listApps: () => reloads.registry.list(),
-      listReloads: (filter) => reloads.queue.list(filter),
-      requestReload: (appId, source) => reloads.request(appId, source),
-      cancelReload: (target) => reloads.cancel(target),
-    },
+    reloads: adminReloadOperations(reloads),
     pairing: createPairingOperations({
       config,
       cloud: cloudLink,

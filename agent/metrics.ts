@@ -90,30 +90,15 @@ export function createAgentMetrics(): AgentMetrics {
       sources.outboxBacklog ? [{ value: sources.outboxBacklog() }] : [],
     ),
     // The inbox has no backlog of its own: each event is handled in the transaction that commits it, before its PUBACK.
-    gauge('fort_reload_backlog', "Reloads queued or running: the work the cloud's events and users leave", () => {
-      const b = sources.reloadBacklog?.();
-      return b
-        ? [
-            { labels: { state: 'queued' }, value: b.queued },
-            { labels: { state: 'running' }, value: b.running },
-          ]
-        : [];
-    }),
+    gauge('fort_reload_backlog', "Reloads queued or running: the work the cloud's events and users leave", () =>
+      byLabel('state', sources.reloadBacklog?.(), { queued: 'queued', running: 'running' }),
+    ),
     reloads,
     reloadSeconds,
     counterOf(
       'fort_authz_cache_requests_total',
       'Authorisation decisions asked for: hit (cached), miss (asked the cloud), coalesced (joined a question in flight)',
-      () => {
-        const a = sources.authorizer?.();
-        return a
-          ? [
-              { labels: { result: 'hit' }, value: a.hits },
-              { labels: { result: 'miss' }, value: a.misses },
-              { labels: { result: 'coalesced' }, value: a.coalesced },
-            ]
-          : [];
-      },
+      () => byLabel('result', sources.authorizer?.(), { hit: 'hits', miss: 'misses', coalesced: 'coalesced' }),
     ),
     requests,
     requestSeconds,
@@ -190,4 +175,10 @@ export function requestObserver(api: 'client' | 'admin', metrics: MetricsRecorde
     );
     done();
   };
+}
+
+/** One sample per label value, read from the counts' field it names; none before the source exists. */
+function byLabel<C extends object>(label: string, counts: C | undefined, fields: Record<string, keyof C>) {
+  if (!counts) return [];
+  return Object.entries(fields).map(([value, field]) => ({ labels: { [label]: value }, value: Number(counts[field]) }));
 }

@@ -27,27 +27,26 @@ export interface AdminOperationsDeps {
   now?: () => Date;
 }
 
+/** A `limit` query parameter: how many entries, 1..1000. */
+const limitParam = (byDefault: number) =>
+  z.coerce
+    .number({ error: 'expected a number' })
+    .int({ error: 'expected an integer 1..1000' })
+    .min(1, { error: 'expected an integer 1..1000' })
+    .max(1000, { error: 'expected an integer 1..1000' })
+    .default(byDefault);
+
 /** `GET /admin/v1/audit?since=<ISO time with offset or Z>&limit=<1..1000, default 200>` */
 export const auditQuerySchema = z.object({
   since: z.iso.datetime({
     offset: true,
     error: 'expected an ISO 8601 time with Z or an offset, e.g. 2024-05-01T12:00:00Z',
   }),
-  limit: z.coerce
-    .number({ error: 'expected a number' })
-    .int({ error: 'expected an integer 1..1000' })
-    .min(1, { error: 'expected an integer 1..1000' })
-    .max(1000, { error: 'expected an integer 1..1000' })
-    .default(200),
+  limit: limitParam(200),
 });
 
 const deadQuerySchema = z.object({
-  limit: z.coerce
-    .number({ error: 'expected a number' })
-    .int({ error: 'expected an integer 1..1000' })
-    .min(1, { error: 'expected an integer 1..1000' })
-    .max(1000, { error: 'expected an integer 1..1000' })
-    .default(50),
+  limit: limitParam(50),
 });
 
 /** Health, version and drain (the deployment manager's update flow uses them too), and the operator's views. */

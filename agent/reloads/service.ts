@@ -104,3 +104,14 @@ export function startReloadService(deps: ReloadServiceDeps) {
   };
 }
 export type ReloadService = ReturnType<typeof startReloadService>;
+
+/** What the admin API offers of apps and reloads (its AdminReloadsDeps), from the service. */
+export function adminReloadOperations(reloads: ReloadService) {
+  return {
+    registerApp: (text: string, format: 'toml' | 'json', by: string) => reloads.registry.register(text, format, by),
+    listApps: () => reloads.registry.list(),
+    listReloads: (filter: Parameters<ReloadService['queue']['list']>[0]) => reloads.queue.list(filter),
+    requestReload: (appId: string, source: string) => reloads.request(appId, source),
+    cancelReload: (target: { reloadId: string } | { appId: string }) => reloads.cancel(target),
+  };
+}

@@ -15,7 +15,7 @@ import { createHealthRegistry } from '../../agent/health.js';
 import { createAgentMetrics } from '../../agent/metrics.js';
 import { createPairingOperations } from '../../agent/pairing/operations.js';
 import { reloadsSection } from '../../agent/reloads/config.js';
-import { startReloadService } from '../../agent/reloads/service.js';
+import { adminReloadOperations, startReloadService } from '../../agent/reloads/service.js';
 import { createCertReloader, tlsServerOf } from '../../agent/tls-reload.js';
 import { createUpdateStateHolder } from '../../agent/update-state.js';
 import { tempDir } from './fort.js';
@@ -109,13 +109,7 @@ export async function adminApiRig(pki: PkiPaths, opts: { allowedClients?: string
     reloadCerts: (by) => certs.reload(by),
     metrics: createAgentMetrics(),
     updateState,
-    reloads: {
-      registerApp: (text, format, by) => reloads.registry.register(text, format, by),
-      listApps: () => reloads.registry.list(),
-      listReloads: (filter) => reloads.queue.list(filter),
-      requestReload: (appId, source) => reloads.request(appId, source),
-      cancelReload: (target) => reloads.cancel(target),
-    },
+    reloads: adminReloadOperations(reloads),
     pairing: createPairingOperations({
       config: { identity: undefined, pairing: { dir: join(stores.dir, 'pairing'), timeout_seconds: 5 } },
       cloud: undefined,

@@ -1,17 +1,9 @@
 import { chmodSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir } from './fort.js';
+import { UPDATE_STEPS } from '../../lib/update-summary.js';
 
-const STEPS = [
-  'downloading',
-  'verifying',
-  'installing',
-  'switching',
-  'health_checking',
-  'committed',
-  'rolling_back',
-  'failed',
-];
+const STEPS = UPDATE_STEPS.filter((s) => s !== 'idle');
 
 /**
  * Gates in an update: operator hooks (state scripts) that block when their step is armed, the
