@@ -21,14 +21,13 @@ import type { DeploymentState, StateFile, UpdateState } from './state.js';
 import { createUpdater } from './updater.js';
 import { createHookRunner } from './hooks.js';
 import type { WorkLock } from './work-lock.js';
+import { jitter, repeat, type Repeating } from './repeat.js';
 
 type UpdatesConfig = NonNullable<DeploymentManagerConfig['updates']>;
 
 /** The artifact itself was refused, not the tap broken by the download failing (then the reader saw the download's error). */
 const refusedBy = (err: unknown, tap: PassThrough): err is FortError =>
   err instanceof FortError && err.code === 'FORT_ERR_ARTIFACT' && !tap.errored;
-
-const jitter = (ms: number) => Math.round(ms * (0.9 + Math.random() * 0.2));
 
 /**
  * Wires the update state machine to the real world: the Mender client (mutual TLS, through the
@@ -222,8 +221,7 @@ export function createUpdateService(deps: {
     log,
   });
 
-  let timers: NodeJS.Timeout[] = [];
-  let stopped = false;
+  const loops: Repeating[] = [];
   let busy: Promise<void> = Promise.resolve();
   /** One thing at a time: polls, steps and reports never overlap. */
   const serially = (f: () => Promise<void>) =>
@@ -296,13 +294,12 @@ export function createUpdateService(deps: {
       );
   };
   const every = (ms: () => number, f: () => Promise<void>) => {
-    const tick = () => {
-      if (stopped) return;
-      void serially(f).then(() => {
-        if (!stopped) timers.push(setTimeout(tick, jitter(ms())));
-      });
-    };
-    tick();
+    loops.push(
+      repeat(
+        () => jitter(ms()),
+        () => serially(f),
+      ),
+    );
   };
 
   return {
@@ -341,9 +338,7 @@ export function createUpdateService(deps: {
       }
     },
     async stop() {
-      stopped = true;
-      for (const t of timers) clearTimeout(t);
-      timers = [];
+      for (const loop of loops.splice(0)) loop.stop();
       await busy;
       agent?.destroy();
     },
