@@ -12,6 +12,14 @@ import {
 } from '../lib/config/fields.js';
 
 /** fort-deployment-manager configuration (deployment-manager.toml). */
+/** How the update server is called, the same whether it is configured or comes from pairing. */
+const serverCalls = (retryDoc: string) => ({
+  poll_seconds: intRange(1, 86_400).default(1800).describe('Deployment poll interval (±10 % jitter)'),
+  inventory_seconds: intRange(1, 604_800).default(28_800).describe('Inventory report interval (±10 % jitter)'),
+  retry_seconds: intRange(1, 86_400).default(300).describe(retryDoc),
+  timeout_seconds: intRange(1, 600).default(30).describe('Timeout of one API call'),
+});
+
 export const deploymentManagerConfigSchema = z.strictObject({
   log: logSection(),
   state: z.strictObject({
@@ -62,12 +70,7 @@ export const deploymentManagerConfigSchema = z.strictObject({
           id_data: z
             .record(z.string(), z.string())
             .describe('Identity attributes sent to the server, e.g. { fort_id = "fort-1" }'),
-          poll_seconds: intRange(1, 86_400).default(1800).describe('Deployment poll interval (±10 % jitter)'),
-          inventory_seconds: intRange(1, 604_800).default(28_800).describe('Inventory report interval (±10 % jitter)'),
-          retry_seconds: intRange(1, 86_400)
-            .default(300)
-            .describe('Wait after a failed call or while the device is not yet accepted'),
-          timeout_seconds: intRange(1, 600).default(30).describe('Timeout of one API call'),
+          ...serverCalls('Wait after a failed call or while the device is not yet accepted'),
         })
         .optional()
         .describe('Absent = no update server: only `install FILE` (air-gapped sites)'),
@@ -78,14 +81,9 @@ export const deploymentManagerConfigSchema = z.strictObject({
             .describe(
               'Where this process keeps its own device key and certificate (default: update-identity/ beside state.path)',
             ),
-          poll_seconds: intRange(1, 86_400).default(1800).describe('Deployment poll interval (±10 % jitter)'),
-          inventory_seconds: intRange(1, 604_800).default(28_800).describe('Inventory report interval (±10 % jitter)'),
-          retry_seconds: intRange(1, 86_400)
-            .default(300)
-            .describe(
-              'Wait after a failed call, while the device is not yet accepted, or while the fort is not paired',
-            ),
-          timeout_seconds: intRange(1, 600).default(30).describe('Timeout of one API call'),
+          ...serverCalls(
+            'Wait after a failed call, while the device is not yet accepted, or while the fort is not paired',
+          ),
         })
         .optional()
         .describe(
