@@ -11,7 +11,6 @@ import {
   tlsFiles,
 } from '../lib/config/fields.js';
 
-/** fort-deployment-manager configuration (deployment-manager.toml). */
 /** How the update server is called, the same whether it is configured or comes from pairing. */
 const serverCalls = (retryDoc: string) => ({
   poll_seconds: intRange(1, 86_400).default(1800).describe('Deployment poll interval (±10 % jitter)'),
@@ -20,6 +19,7 @@ const serverCalls = (retryDoc: string) => ({
   timeout_seconds: intRange(1, 600).default(30).describe('Timeout of one API call'),
 });
 
+/** fort-deployment-manager configuration (deployment-manager.toml). */
 export const deploymentManagerConfigSchema = z.strictObject({
   log: logSection(),
   state: z.strictObject({
