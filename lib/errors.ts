@@ -17,11 +17,23 @@ export {
 export class FortError extends Error {
   readonly code: FortErrorCode;
   readonly fatal: boolean;
-  constructor(code: FortErrorCode, message: string, options: { fatal?: boolean; cause?: unknown } = {}) {
+  /**
+   * How long the peer asked us to wait before the next try (its `Retry-After` on a 429 or 503,
+   * or on a Mender 401 for a device awaiting acceptance), in milliseconds from when the answer
+   * arrived, already held to sane bounds (lib/retry-after.ts: 1 s .. 1 h). Absent: the peer
+   * gave no usable hint, so the caller's own backoff applies.
+   */
+  declare readonly retryAfterMs?: number;
+  constructor(
+    code: FortErrorCode,
+    message: string,
+    options: { fatal?: boolean; cause?: unknown; retryAfterMs?: number | undefined } = {},
+  ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = new.target.name;
     this.code = code;
     this.fatal = options.fatal ?? ERRORS[code].fatal;
+    if (options.retryAfterMs !== undefined) this.retryAfterMs = options.retryAfterMs;
   }
 }
 
