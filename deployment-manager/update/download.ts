@@ -3,10 +3,12 @@ import { request, type Agent } from 'node:https';
 import { dirname } from 'node:path';
 import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { FortError } from '../../lib/errors.js';
 import { writeAll } from '../../lib/files.js';
 import { drained } from '../../lib/streams.js';
 import type { Logger } from '../../lib/logger.js';
+import { RETRY_AFTER_MAX_MS, clampRetryAfter, describeWait, retryAfterFrom } from '../../lib/retry-after.js';
 
 export interface DownloadOptions {
   url: URL;
@@ -19,8 +21,16 @@ export interface DownloadOptions {
   reserveBytes: number;
   /** No byte for this long → the connection is dropped and the download resumed. */
   stallTimeoutMs: number;
-  /** Resumptions after dropped connections before giving up. */
+  /**
+   * Further requests before giving up: resumptions after dropped or stalled connections, and
+   * tries again after a 429 or 503 with `Retry-After` (a 429 or 503 without one ends the download).
+   */
   attempts: number;
+  /**
+   * Longest wait for a server's `Retry-After` (default and at most 1 h; at least 1 s is always
+   * waited): a longer one is waited this long. The wait ends at once when `signal` aborts.
+   */
+  maxRetryAfterMs?: number;
   signal?: AbortSignal;
   /**
    * Gets every byte of the artifact once, in order, from byte 0 (what an earlier attempt left on
@@ -43,10 +53,23 @@ class Interrupted extends FortError {
   }
 }
 
+/** A 429 or 503 that says when to come back (`retryAfterMs`, clamped to 1 s .. 1 h). */
+class Throttled extends FortError {
+  declare readonly retryAfterMs: number;
+  constructor(status: number, retryAfterMs: number) {
+    super(
+      'FORT_ERR_UPDATE_SERVER',
+      `artifact download: server answered ${status} (retry after ${describeWait(retryAfterMs)})`,
+      { fatal: false, retryAfterMs },
+    );
+  }
+}
+
 /**
  * Streams an artifact to its staging file, resuming from the bytes already there (HTTP Range)
  * after a dropped connection and after a restart of the deployment manager — the Mender client
- * starts over instead (MEN-2293). Checks the size cap and free disk before and during.
+ * starts over instead (MEN-2293). Checks the size cap and free disk before and during. A 429 or
+ * 503 with `Retry-After` is tried again after that wait (clamped), not before.
  */
 /** Resolves with the bytes on disk; the artifact's content is checked by its reader (manifest checksums, signature). */
 export async function downloadArtifact(opts: DownloadOptions): Promise<{ bytes: number }> {
@@ -59,11 +82,24 @@ export async function downloadArtifact(opts: DownloadOptions): Promise<{ bytes: 
         await downloadOnce(opts);
         break;
       } catch (err) {
-        if (opts.signal?.aborted || !(err instanceof Interrupted) || attempt >= opts.attempts) throw err;
-        opts.log.warn(
-          { attempt: attempt + 1, offset: sizeOf(opts.dest), reason: err.message },
-          'artifact download interrupted; resuming',
-        );
+        const again = err instanceof Interrupted || err instanceof Throttled;
+        if (opts.signal?.aborted || !again || attempt >= opts.attempts) throw err;
+        if (err instanceof Throttled) {
+          const waitMs = clampRetryAfter(err.retryAfterMs, { maxMs: opts.maxRetryAfterMs ?? RETRY_AFTER_MAX_MS });
+          opts.log.warn(
+            { attempt: attempt + 1, offset: sizeOf(opts.dest), reason: err.message, waitMs },
+            "artifact download refused for now; trying again after the server's Retry-After",
+          );
+          try {
+            await sleep(waitMs, undefined, opts.signal ? { signal: opts.signal } : {});
+          } catch (abort) {
+            throw fail('cancelled', abort);
+          }
+        } else
+          opts.log.warn(
+            { attempt: attempt + 1, offset: sizeOf(opts.dest), reason: err.message },
+            'artifact download interrupted; resuming',
+          );
       }
     }
   } catch (err) {
@@ -100,7 +136,8 @@ function downloadOnce(opts: DownloadOptions): Promise<void> {
         }
         if (status !== 200 && status !== 206) {
           res.resume();
-          reject(fail(`server answered ${status}`));
+          const retryAfterMs = retryAfterFrom({ statusCode: status, headers: res.headers });
+          reject(retryAfterMs === undefined ? fail(`server answered ${status}`) : new Throttled(status, retryAfterMs));
           return;
         }
         // 200 to a range request: the server sends it all again, so start over.

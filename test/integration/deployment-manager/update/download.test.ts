@@ -1,12 +1,14 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { Writable } from 'node:stream';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { Agent, createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { pino } from 'pino';
 import { downloadArtifact } from '../../../../deployment-manager/update/download.js';
+import { FortError } from '../../../../lib/errors.js';
 import type { PkiPaths } from '../../../../lib/pki/layout.js';
 import { tempDir, testPki } from '../../../helpers/fort.js';
 
@@ -23,8 +25,11 @@ describe('artifact download (resume with HTTP ranges)', () => {
   let agent: Agent;
   const body = randomBytes(3 * 1024 * 1024 + 17);
   const sha = createHash('sha256').update(body).digest('hex');
-  const seen: { range: string | undefined; sent: number }[] = [];
+  /** Every request: its Range, the body bytes sent, its status and when it arrived (performance.now()). */
+  const seen: { range: string | undefined; sent: number; status?: number; at?: number }[] = [];
   let dropAfter: number[] = [];
+  /** Answers for the next requests instead of the artifact (429/503 with or without Retry-After). */
+  let refuse: { status: number; headers: Record<string, string> }[] = [];
   let stallOnce = false;
   let ignoreRanges = false;
 
@@ -41,8 +46,14 @@ describe('artifact download (resume with HTTP ranges)', () => {
       (req, res) => {
         const m = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
         const start = m && !ignoreRanges ? Number(m[1]) : 0;
-        const entry = { range: req.headers.range, sent: 0 };
+        const entry: (typeof seen)[number] = { range: req.headers.range, sent: 0, at: performance.now() };
         seen.push(entry);
+        const refusal = refuse.shift();
+        if (refusal) {
+          entry.status = refusal.status;
+          res.writeHead(refusal.status, refusal.headers).end('busy');
+          return;
+        }
         if (start >= body.length) {
           res.writeHead(416, { 'content-range': `bytes */${body.length}` }).end();
           return;
@@ -72,6 +83,10 @@ describe('artifact download (resume with HTTP ranges)', () => {
       cert: readFileSync(pki.cloudDevice.deviceCert),
       key: readFileSync(pki.cloudDevice.deviceKey),
     });
+  });
+  // A refusal a failed test left armed must not answer the next test.
+  beforeEach(() => {
+    refuse = [];
   });
   afterAll(() => {
     agent?.destroy();
@@ -182,6 +197,123 @@ describe('artifact download (resume with HTTP ranges)', () => {
       'artifact download: connection dropped',
     );
     dropAfter = [];
+  });
+
+  /** Milliseconds between the arrivals of requests i and i + 1. */
+  const gap = (i: number) => seen[i + 1]!.at! - seen[i]!.at!;
+  /** A 1 ms allowance for timer rounding (libuv counts whole milliseconds). */
+  const EARLY = 1;
+
+  it('429/503 with Retry-After (delta-seconds): the next try comes no sooner, then resumes from the offset', async () => {
+    seen.length = 0;
+    dropAfter = [600_000];
+    // The resumed request is refused once: it is asked again, with the same range, after 1 s.
+    refuse = [];
+    const dest = join(tempDir('dl'), 'a.mender');
+    const { tap, ended } = slowTap();
+    const progress: number[] = [];
+    const run = fetched(
+      opts(dest, {
+        tap,
+        onProgress: (b) => {
+          progress.push(b);
+          if (progress.length === 1) refuse = [{ status: 503, headers: { 'retry-after': '1' } }];
+        },
+      }),
+    );
+    expect(await run).toEqual({ bytes: body.length, sha256: sha });
+    expect(await ended).toBe(`ended ${body.length} ${sha}`);
+    expect(seen.map((s) => [s.range, s.status])).toEqual([
+      [undefined, undefined],
+      [`bytes=${progress[0]}-`, 503],
+      [`bytes=${progress[0]}-`, undefined],
+    ]);
+    expect(gap(0)).toBeLessThan(30_000);
+    expect(gap(1)).toBeGreaterThanOrEqual(1000 - EARLY);
+    expect(gap(1)).toBeLessThan(30_000);
+  });
+
+  it("429 with an HTTP-date: measured from the answer's Date, whatever the clocks say", async () => {
+    seen.length = 0;
+    // A server whose clock is in 1994: 2 s after its own Date, not 32 years ago.
+    const served = Date.UTC(1994, 10, 6, 8, 49, 37);
+    refuse = [
+      {
+        status: 429,
+        headers: { date: new Date(served).toUTCString(), 'retry-after': new Date(served + 2000).toUTCString() },
+      },
+    ];
+    const dest = join(tempDir('dl'), 'a.mender');
+    expect(await fetched(opts(dest))).toEqual({ bytes: body.length, sha256: sha });
+    expect(seen.map((s) => s.status)).toEqual([429, undefined]);
+    expect(gap(0)).toBeGreaterThanOrEqual(2000 - EARLY);
+    expect(gap(0)).toBeLessThan(30_000);
+  });
+
+  it("a huge Retry-After is clamped to the caller's max (and 0 to at least 1 s)", async () => {
+    seen.length = 0;
+    refuse = [
+      { status: 503, headers: { 'retry-after': '999999999' } },
+      { status: 429, headers: { 'retry-after': '0' } },
+    ];
+    const dest = join(tempDir('dl'), 'a.mender');
+    expect(await fetched(opts(dest, { maxRetryAfterMs: 1500 }))).toEqual({ bytes: body.length, sha256: sha });
+    expect(seen.map((s) => s.status)).toEqual([503, 429, undefined]);
+    expect(gap(0)).toBeGreaterThanOrEqual(1500 - EARLY);
+    expect(gap(0)).toBeLessThan(30_000); // not 31 years
+    expect(gap(1)).toBeGreaterThanOrEqual(1000 - EARLY);
+    expect(gap(1)).toBeLessThan(30_000);
+  });
+
+  it('an abort ends the wait for a Retry-After at once', async () => {
+    seen.length = 0;
+    refuse = [{ status: 503, headers: { 'retry-after': '999999999' } }];
+    const abort = new AbortController();
+    // Aborted when the downloader says it is waiting (clamped to 1 h): not by a timer.
+    const log = pino(
+      { level: 'warn' },
+      {
+        write(line: string) {
+          if (line.includes('Retry-After')) abort.abort();
+        },
+      },
+    );
+    const dest = join(tempDir('dl'), 'a.mender');
+    const started = performance.now();
+    await expect(downloadArtifact(opts(dest, { signal: abort.signal, log }))).rejects.toThrow(
+      'artifact download: cancelled',
+    );
+    expect(abort.signal.aborted).toBe(true);
+    expect(performance.now() - started).toBeLessThan(20_000);
+    expect(seen.map((s) => s.status)).toEqual([503]);
+  });
+
+  it('no retry without a usable Retry-After (as before); the last refusal carries retryAfterMs', async () => {
+    seen.length = 0;
+    for (const headers of [{}, { 'retry-after': 'soon' }, { 'retry-after': '-1' }] as Record<string, string>[]) {
+      refuse = [{ status: 503, headers }];
+      const err = await downloadArtifact(opts(join(tempDir('dl'), 'a.mender'))).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(FortError);
+      expect([(err as FortError).message, (err as FortError).retryAfterMs]).toEqual([
+        'artifact download: server answered 503',
+        undefined,
+      ]);
+    }
+    expect(seen.map((s) => s.status)).toEqual([503, 503, 503]);
+
+    seen.length = 0;
+    refuse = [
+      { status: 429, headers: { 'retry-after': '1' } },
+      { status: 429, headers: { 'retry-after': '7200' } },
+    ];
+    const err = await downloadArtifact(opts(join(tempDir('dl'), 'b.mender'), { attempts: 1 })).catch((e: unknown) => e);
+    expect([(err as FortError).message, (err as FortError).code, (err as FortError).retryAfterMs]).toEqual([
+      'artifact download: server answered 429 (retry after 60 min)',
+      'FORT_ERR_UPDATE_SERVER',
+      3_600_000,
+    ]);
+    expect(seen.map((s) => s.status)).toEqual([429, 429]);
+    expect(gap(0)).toBeGreaterThanOrEqual(1000 - EARLY);
   });
 
   it('refuses when the disk cannot hold the artifact plus the reserve', async () => {
