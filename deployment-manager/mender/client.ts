@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { FortError } from '../../lib/errors.js';
 import { createJsonClient, type JsonResponse } from '../../lib/https-json.js';
 import type { Logger } from '../../lib/logger.js';
+import { describeWait, retryAfterFrom } from '../../lib/retry-after.js';
 import type { AuthKey } from './auth-key.js';
 
 /** Mender's deployment status values (PROTOCOLS.md: Mender device API). */
@@ -51,6 +52,8 @@ export interface MenderClientOptions {
   onAdmission?: (admitted: boolean) => void;
 }
 
+const waitNote = (ms: number | undefined) => (ms === undefined ? '' : ` (retry after ${describeWait(ms)})`);
+
 /** JSON text with keys sorted, as the Mender client writes `id_data`. */
 export const sortedJson = (o: Record<string, string>) =>
   JSON.stringify(Object.fromEntries(Object.entries(o).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))));
@@ -58,7 +61,9 @@ export const sortedJson = (o: Record<string, string>) =>
 /**
  * The device side of the Mender API. The device JWT lives in memory only; a 401 on any call
  * authenticates again once and repeats the call. "Not accepted yet" surfaces as
- * FORT_ERR_NOT_ACCEPTED, which the caller retries after its retry interval.
+ * FORT_ERR_NOT_ACCEPTED, which the caller retries after its retry interval. The client itself
+ * never waits or retries: a 429 or 503 (and the 401 of a device awaiting acceptance) with a
+ * `Retry-After` puts that wait, clamped to 1 s .. 1 h, on the thrown error's `retryAfterMs`.
  */
 export function createMenderClient(opts: MenderClientOptions) {
   const http = createJsonClient({
@@ -96,18 +101,14 @@ export function createMenderClient(opts: MenderClientOptions) {
     });
     if (res.statusCode === 401) {
       admission(false);
+      const retryAfterMs = retryAfterFrom(res, { statuses: [401] });
       throw new FortError(
         'FORT_ERR_NOT_ACCEPTED',
-        `update server ${opts.serverUrl.host}: this device (${sortedJson(opts.idData)}) is not accepted yet`,
-        { fatal: false },
+        `update server ${opts.serverUrl.host}: this device (${sortedJson(opts.idData)}) is not accepted yet${waitNote(retryAfterMs)}`,
+        { fatal: false, retryAfterMs },
       );
     }
-    if (res.statusCode !== 200 || res.text.trim() === '')
-      throw new FortError(
-        'FORT_ERR_UPDATE_SERVER',
-        `update server ${opts.serverUrl.host}: authentication answered ${res.statusCode}`,
-        { fatal: false },
-      );
+    if (res.statusCode !== 200 || res.text.trim() === '') throw unexpected('authentication', res);
     opts.log.info({ server: opts.serverUrl.host }, 'authenticated with the update server');
     admission(true);
     return res.text.trim();
@@ -135,12 +136,15 @@ export function createMenderClient(opts: MenderClientOptions) {
     return res;
   }
 
-  const unexpected = (what: string, res: JsonResponse) =>
-    new FortError(
+  /** Any other answer; a 429 or 503 carries the server's Retry-After, if any. */
+  function unexpected(what: string, res: JsonResponse) {
+    const retryAfterMs = retryAfterFrom(res);
+    return new FortError(
       'FORT_ERR_UPDATE_SERVER',
-      `update server ${opts.serverUrl.host}: ${what} answered ${res.statusCode}`,
-      { fatal: false },
+      `update server ${opts.serverUrl.host}: ${what} answered ${res.statusCode}${waitNote(retryAfterMs)}`,
+      { fatal: false, retryAfterMs },
     );
+  }
 
   return {
     authenticate: () => token(true).then(() => undefined),

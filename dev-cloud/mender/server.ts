@@ -12,6 +12,22 @@ import { createMenderHttp, fail } from './http.js';
 import { createDeviceRegistry, type AuthAttempt, type DeviceRecord, type DeviceRef } from './devices.js';
 import { registerDownloadRoute, type ArmedCut, type DownloadRecord } from './download.js';
 import { createDeviceTokens, createLinkSigner } from './tokens.js';
+import { createRefusals, retryAfterHeader, type ArmedRefusal } from '../refusals.js';
+
+/** The device routes a refusal can be armed for (`refuse`). */
+export type MenderRoute = 'auth' | 'next' | 'status' | 'log' | 'inventory' | 'download';
+
+/** Which device route a request path is (query string ignored), or undefined. */
+export function menderRouteOf(url: string): MenderRoute | undefined {
+  const path = url.split('?')[0]!;
+  if (path === '/api/devices/v1/authentication/auth_requests') return 'auth';
+  if (/^\/api\/devices\/v[12]\/deployments\/device\/deployments\/next$/.test(path)) return 'next';
+  if (/^\/api\/devices\/v1\/deployments\/device\/deployments\/[^/]+\/status$/.test(path)) return 'status';
+  if (/^\/api\/devices\/v1\/deployments\/device\/deployments\/[^/]+\/log$/.test(path)) return 'log';
+  if (path === '/api/devices/v1/inventory/device/attributes') return 'inventory';
+  if (path.startsWith('/download/')) return 'download';
+  return undefined;
+}
 
 export interface MenderServerOptions {
   host: string;
@@ -64,6 +80,15 @@ export interface MenderServer {
   /** Fault injection: false = every request gets 503 (with Retry-After) until set back. */
   setAvailable(available: boolean): void;
   /**
+   * Fault injection: the next `times` (default 1) requests to `routes` (default any) get
+   * `status` (429 or 503) with `retryAfter` as the `Retry-After` header (seconds, a Date sent as
+   * an HTTP-date, or raw text; absent = none), before the device token is looked at, as a rate
+   * limiting gateway in front of Mender answers. Armed refusals queue; each request takes the oldest that matches.
+   */
+  refuse(r: ArmedRefusal<MenderRoute>): void;
+  /** Disarms every refusal not yet taken. */
+  clearRefusals(): void;
+  /**
    * Fault injection: the server vanishes from the network (new connections refused, open ones
    * destroyed) but keeps its devices, deployments and artifacts. Resolves once the port is closed.
    */
@@ -90,6 +115,7 @@ export async function startMenderServer(opts: MenderServerOptions): Promise<Mend
   const tokens = createDeviceTokens({ now, ttlSeconds: opts.tokenSeconds });
   const downloads: DownloadRecord[] = [];
   let available = true;
+  const refusals = createRefusals<MenderRoute>(changed);
   /** Cuts queued for the next downloads, one each. */
   const drops: ArmedCut[] = [];
   /** Releases of the stalls armed and not yet released. */
@@ -106,6 +132,18 @@ export async function startMenderServer(opts: MenderServerOptions): Promise<Mend
   app.addHook('onRequest', async (req, reply) => {
     if (opts.isRevoked?.((req.raw.socket as TLSSocket).getPeerCertificate().serialNumber))
       return fail(reply, 401, 'device certificate revoked');
+    const refusal = refusals.take(menderRouteOf(req.url));
+    if (refusal) {
+      const retryAfter = retryAfterHeader(refusal);
+      if (retryAfter !== undefined) reply.header('retry-after', retryAfter);
+      return fail(
+        reply,
+        refusal.status,
+        refusal.status === 429
+          ? 'too many requests (dev cloud fault injection)'
+          : 'service unavailable (dev cloud fault injection)',
+      );
+    }
     if (available) return;
     return fail(
       reply.header('retry-after', String(opts.retry.unavailableSeconds)),
@@ -194,6 +232,8 @@ export async function startMenderServer(opts: MenderServerOptions): Promise<Mend
     setAvailable(v) {
       available = v;
     },
+    refuse: (r) => refusals.arm(r),
+    clearRefusals: () => refusals.clear(),
     async goOffline() {
       if (offline) return;
       offline = true;

@@ -539,6 +539,41 @@ describe('dev cloud: Mender-compatible update server (mutual TLS)', () => {
     expect((await m(`${NEXT_V1}?artifact_name=a&device_type=fort-test`, { headers: bearer(jwt) })).status).toBe(204);
   });
 
+  it('refuse: 429/503 with Retry-After (seconds, HTTP-date, raw) on the routes armed, as often as armed', async () => {
+    const jwt = await acceptedDevice('fort-429');
+    if (!dev.mender.artifacts().some((a) => a.name === 'fort-1.0.1')) await dev.mender.upload(artifactFile);
+    const { uri } = dev.mender.downloadLink(dev.mender.artifacts()[0]!.id);
+    const next = () => m(`${NEXT_V1}?artifact_name=a&device_type=fort-test`, { headers: bearer(jwt) });
+    const status = () =>
+      m(deploymentPath('no-such', 'status'), { method: 'PUT', headers: bearer(jwt), json: { status: 'downloading' } });
+    const seen = (res: Res) => [res.status, res.headers['retry-after'], res.json<{ error?: string }>().error];
+    const until = new Date(Date.UTC(2030, 0, 1));
+    try {
+      dev.mender.refuse({ status: 429, retryAfter: 7, routes: ['next'], times: 2 });
+      dev.mender.refuse({ status: 503, retryAfter: until, routes: ['download', 'status'] });
+      // A route not armed is served; the armed ones are refused in order, before the token is looked at.
+      expect((await m(INVENTORY, { method: 'PATCH', headers: bearer(jwt), json: [] })).status).toBe(200);
+      for (const res of [await next(), await m(`${NEXT_V1}?artifact_name=a&device_type=fort-test`)])
+        expect(seen(res)).toEqual([429, '7', 'too many requests (dev cloud fault injection)']);
+      expect((await next()).status).toBe(204);
+      const dl = await call(uri, device);
+      expect([dl.status, dl.headers['retry-after']]).toEqual([503, 'Tue, 01 Jan 2030 00:00:00 GMT']);
+      expect((await status()).status).toBe(404); // the download took that refusal
+      dev.mender.refuse({ status: 503, retryAfter: 'whenever' });
+      dev.mender.refuse({ status: 429 });
+      expect(seen(await status())).toEqual([503, 'whenever', 'service unavailable (dev cloud fault injection)']);
+      const bare = await call(uri, device);
+      expect([bare.status, bare.headers['retry-after']]).toEqual([429, undefined]);
+      dev.mender.refuse({ status: 503, retryAfter: 1, routes: ['auth'], times: 3 });
+      dev.mender.clearRefusals();
+      expect((await next()).status).toBe(204);
+      expect(() => dev.mender.refuse({ status: 503, times: 0 })).toThrow(RangeError);
+    } finally {
+      dev.mender.clearRefusals();
+    }
+    expect((await call(uri, device)).status).toBe(200);
+  });
+
   it('goOffline: new connections refused, open ones cut; goOnline: the same port, devices and deployments kept', async () => {
     const jwt = await acceptedDevice('fort-offline');
     if (!dev.mender.artifacts().some((a) => a.name === 'fort-1.0.1')) await dev.mender.upload(artifactFile);
