@@ -54,6 +54,16 @@ export const deploymentManagerConfigSchema = z.strictObject({
         .describe(
           'How often an update left by a stopped operator command (install FILE, rollback) is looked for and carried on',
         ),
+      abort_check_seconds: intRange(1, 3600)
+        .default(30)
+        .describe(
+          'While downloading, the deployment is reported downloading again this often: one aborted at the server stops the download',
+        ),
+      step_attempts: intRange(1, 100)
+        .default(5)
+        .describe(
+          'Starts of one update step (a crash during it makes another start) before the deployment is failed or rolled back',
+        ),
       hooks_dir: filePath()
         .optional()
         .describe(
@@ -89,6 +99,32 @@ export const deploymentManagerConfigSchema = z.strictObject({
         .describe(
           'The update server comes from pairing: once the agent is paired, this process makes its own device key and gets it certified through the agent (instead of [updates.server])',
         ),
+      self_update: z
+        .strictObject({
+          install_root: filePath().describe(
+            "The deployment manager's own releases (root's): <install_root>/releases/<version>, current (what the unit runs) and stable (the last one that proved itself)",
+          ),
+          request_dir: filePath().describe(
+            "Where this process asks root's fort-dm-self-update service for a new version and proves it runs (this process's, e.g. under its state directory)",
+          ),
+          root_state_dir: filePath().describe(
+            "Root's self-update status (readable by this process) and staging, e.g. /var/lib/fort/dm-self-update",
+          ),
+          proof_seconds: intRange(5, 3600)
+            .default(120)
+            .describe(
+              'A new deployment manager must be ready, reach the update server and say so within this, or root restores the previous one',
+            ),
+          unit: z
+            .string()
+            .regex(/^[A-Za-z0-9@._-]+\.service$/)
+            .default('fort-deployment-manager.service')
+            .describe('The systemd unit root restarts on the new (or restored) version'),
+        })
+        .optional()
+        .describe(
+          'Updates of the deployment manager itself, installed by root (fort-dm-self-update.service); absent = a release updates the agent only',
+        ),
     })
     .superRefine((u, ctx) => {
       if (u.server && u.paired)
@@ -122,6 +158,12 @@ export function loadDeploymentManagerConfig(file: string): DeploymentManagerConf
         ...config.updates.server,
         tls: resolveTlsFrom(dir, config.updates.server.tls),
         auth_key: resolveFrom(dir, config.updates.server.auth_key),
+      },
+      self_update: config.updates.self_update && {
+        ...config.updates.self_update,
+        install_root: resolveFrom(dir, config.updates.self_update.install_root),
+        request_dir: resolveFrom(dir, config.updates.self_update.request_dir),
+        root_state_dir: resolveFrom(dir, config.updates.self_update.root_state_dir),
       },
       paired: config.updates.paired && {
         ...config.updates.paired,

@@ -45,6 +45,8 @@ await start(async () => {
     },
   });
   const first = await monitor.check();
+  let markReady = () => {};
+  const ready = new Promise<void>((r) => (markReady = r));
   monitor.start();
 
   if (config.updates) {
@@ -52,7 +54,7 @@ await start(async () => {
     // Loaded only when configured: the artifact reader and Mender client are not needed otherwise.
     const createUpdates = await wiring.updateServices();
     const startUpdates = (cfg: typeof updatesConfig, onAdmission?: (admitted: boolean) => void) => {
-      const updates = createUpdates(cfg, { log: log.child({ module: 'updates' }), onAdmission });
+      const updates = createUpdates(cfg, { log: log.child({ module: 'updates' }), onAdmission, whenReady: ready });
       updates.start();
       return updates;
     };
@@ -98,4 +100,5 @@ await start(async () => {
   log.info({ version: readReleaseInfo().version, agent: first.kind }, 'fort-deployment-manager ready');
   notifier.ready(`watching agent at ${config.agent.admin_url} (agent ${first.kind})`);
   notifier.startWatchdog();
+  markReady();
 });

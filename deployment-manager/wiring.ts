@@ -21,6 +21,8 @@ export interface WiringDeps {
 export interface UpdateServiceOptions {
   log: Logger;
   onAdmission?: (admitted: boolean) => void;
+  /** Resolves once systemd was told the process is ready (a new deployment manager proves itself after it). */
+  whenReady?: Promise<void>;
 }
 
 /**
@@ -67,6 +69,7 @@ export function wireDeploymentManager(config: DeploymentManagerConfig, deps: Wir
           proxy: resolveProxy(undefined, deps.proxyEnv),
           log: opts.log,
           onAdmission: opts.onAdmission,
+          whenReady: opts.whenReady,
         });
     },
   };

@@ -12,6 +12,7 @@ export const UPDATE_STEPS = [
   'installing',
   'switching',
   'health_checking',
+  'self_updating',
   'committed',
   'rolling_back',
   'failed',
@@ -60,6 +61,8 @@ export function explain(s: UpdateSummary): string {
       return `switching current to ${d?.target} and restarting the agent`;
     case 'health_checking':
       return `waiting for the agent to report healthy on ${d?.target} until ${d?.deadline}; otherwise it is rolled back to ${s.installed}`;
+    case 'self_updating':
+      return `the agent runs ${d?.target}; the deployment manager is being updated to it by root (fort-dm-self-update.service) and must prove itself, or both go back to ${s.installed}`;
     case 'committed':
       return `${s.installed} is committed; cleaning up`;
     case 'rolling_back':

@@ -26,6 +26,8 @@ const ENTRY_POINTS = {
   'deployment-manager/main': 'deployment-manager/main.ts',
   'fortctl/main': 'fortctl/main.ts',
   'deployment-manager/cli': 'deployment-manager/cli.ts',
+  // Root's fort-dm-self-update.service: installs and guards a new deployment manager.
+  'deployment-manager/self-update': 'deployment-manager/self-update/main.ts',
   // install.sh makes the installation's trust-zone and client-zone PKI with it.
   'scripts/pki': 'scripts/pki.ts',
 };

@@ -1,9 +1,20 @@
-import { createReadStream, existsSync, mkdirSync, readdirSync, renameSync, rmSync, statfsSync } from 'node:fs';
+import {
+  copyFileSync,
+  createReadStream,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  statfsSync,
+} from 'node:fs';
 import { Agent } from 'node:https';
 import { hostname, platform, release as osRelease } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 import { FortError } from '../../lib/errors.js';
+import { writeFileAtomic } from '../../lib/files.js';
+import { readReleaseInfo } from '../../lib/version.js';
 import type { AdminClient } from '../../lib/admin-client.js';
 import type { Logger } from '../../lib/logger.js';
 import { loadTlsMaterial } from '../../lib/tls.js';
@@ -22,6 +33,13 @@ import { createUpdater } from './updater.js';
 import { createHookRunner } from './hooks.js';
 import type { WorkLock } from './work-lock.js';
 import { jitter, repeat, type Repeating } from './repeat.js';
+import {
+  readOwnedJson,
+  selfUpdatePaths,
+  selfUpdateStatusSchema,
+  type SelfUpdateProof,
+  type SelfUpdateRequest,
+} from '../self-update/contract.js';
 
 type UpdatesConfig = NonNullable<DeploymentManagerConfig['updates']>;
 
@@ -43,12 +61,16 @@ export function createUpdateService(deps: {
   proxy?: ProxySettings | undefined;
   log: Logger;
   onAdmission?: (admitted: boolean) => void;
+  /** Resolves once the process told systemd it is ready (a new deployment manager proves itself only then). */
+  whenReady?: Promise<void>;
 }) {
   const { config, log } = deps;
   const root = config.install_root;
   mkdirSync(config.staging_dir, { recursive: true, mode: 0o700 });
   const keys = loadArtifactKeyFiles(config.artifact_keys);
   const srv = config.server;
+  const ownVersion = readReleaseInfo().version;
+  const stopping = new AbortController();
   let agent: Agent | undefined;
   let server: MenderClient | undefined;
   /**
@@ -125,11 +147,28 @@ export function createUpdateService(deps: {
     string,
     { verified: Promise<{ artifactName: string; payload: string }>; tap: PassThrough }
   >();
+  /** The agent over the admin API: drain = restart under systemd; healthy on a version. */
+  const agentLink = {
+    restart: async () => {
+      try {
+        await deps.admin.drain();
+      } catch (err) {
+        log.warn(
+          { reason: (err as Error).message },
+          'agent did not take the drain request; it starts the new release when systemd restarts it',
+        );
+      }
+    },
+    runs: async (v: string) => {
+      const { statusCode, body } = await deps.admin.health();
+      return statusCode === 200 && (body.status === 'healthy' || body.status === 'degraded') && body.version === v;
+    },
+  };
   const updater = createUpdater({
     state: deps.state,
     initial,
     server,
-    download: async (d, onProgress) => {
+    download: async (d, onProgress, signal) => {
       if (!agent || !d.uri)
         throw new FortError('FORT_ERR_UPDATE_SERVER', 'no update server to download from', { fatal: false });
       // Verified while it arrives (one pass, not download then read back); a refusal stops the download.
@@ -149,7 +188,7 @@ export function createUpdateService(deps: {
           stallTimeoutMs: 60_000,
           attempts: 5,
           tap,
-          signal: abort.signal,
+          signal: AbortSignal.any([abort.signal, signal]),
           onProgress,
           log,
         });
@@ -185,22 +224,7 @@ export function createUpdateService(deps: {
         protect: { running: currentRelease(root) ?? updater.state.installed, previous: updater.state.previous },
       }),
     switchTo: (v) => switchCurrent(root, v),
-    agent: {
-      restart: async () => {
-        try {
-          await deps.admin.drain();
-        } catch (err) {
-          log.warn(
-            { reason: (err as Error).message },
-            'agent did not take the drain request; it starts the new release when systemd restarts it',
-          );
-        }
-      },
-      runs: async (v) => {
-        const { statusCode, body } = await deps.admin.health();
-        return statusCode === 200 && (body.status === 'healthy' || body.status === 'degraded') && body.version === v;
-      },
-    },
+    agent: agentLink,
     discard: (d) => {
       // An operator's file (install FILE) is theirs to keep.
       if (d.source === 'server') rmSync(d.artifactFile, { force: true });
@@ -218,8 +242,61 @@ export function createUpdateService(deps: {
       : undefined,
     healthDeadlineMs: config.health_deadline_seconds * 1000,
     healthPollMs: 500,
+    abortCheckMs: config.abort_check_seconds * 1000,
+    budget: { stepAttempts: config.step_attempts, steps: 40 },
+    selfUpdate: selfUpdateLink(),
+    stopSignal: stopping.signal,
     log,
   });
+
+  /** The deployment manager's side of its own update (self-update/contract.ts); absent when not configured. */
+  function selfUpdateLink() {
+    const self = config.self_update;
+    if (!self) return undefined;
+    const paths = selfUpdatePaths(self);
+    let requested: string | null = null;
+    return {
+      ownVersion,
+      answerMs: self.proof_seconds * 1000,
+      request(d: DeploymentState, version: string) {
+        if (requested === d.id) return;
+        mkdirSync(self.request_dir, { recursive: true, mode: 0o700 });
+        // Root reads only a file of this process's user: an operator's file is copied into staging first.
+        let artifact = d.artifactFile;
+        if (d.source !== 'server') {
+          artifact = staged(d.id, '.mender');
+          if (!existsSync(artifact)) copyFileSync(d.artifactFile, artifact);
+        }
+        const request: SelfUpdateRequest = {
+          deploymentId: d.id,
+          artifact,
+          version,
+          requestedAt: new Date().toISOString(),
+        };
+        writeFileAtomic(paths.request, `${JSON.stringify(request)}\n`, 0o600);
+        requested = d.id;
+        log.info({ deploymentId: d.id, version }, 'asked root to update the deployment manager');
+      },
+      status: (id: string) => {
+        const st = readOwnedJson(paths.status, selfUpdateStatusSchema);
+        return st?.deploymentId === id ? st : undefined;
+      },
+      async prove(d: DeploymentState) {
+        await deps.whenReady;
+        if (server) await server.sendInventory(inventoryAttributes());
+        else if (!(await agentLink.runs(d.target!)))
+          throw new FortError('FORT_ERR_UPDATE_SERVER', 'the agent is not healthy yet', { fatal: false });
+        const proof: SelfUpdateProof = {
+          deploymentId: d.id,
+          version: ownVersion,
+          pid: process.pid,
+          at: new Date().toISOString(),
+        };
+        writeFileAtomic(paths.proof, `${JSON.stringify(proof)}\n`, 0o644);
+        log.info({ deploymentId: d.id, version: ownVersion }, 'the new deployment manager proved itself to root');
+      },
+    };
+  }
 
   const loops: Repeating[] = [];
   let busy: Promise<void> = Promise.resolve();
@@ -276,22 +353,26 @@ export function createUpdateService(deps: {
     if (deps.state.load().step === 'idle') return;
     await exclusive(() => updater.runToIdle());
   };
+  /** What the server shows of this fort: the installed release, and what each process runs. */
+  function inventoryAttributes() {
+    const fs = statfsSync(root);
+    return [
+      { name: 'artifact_name', value: updater.state.installedArtifact ?? 'unknown' },
+      { name: 'fort_version', value: updater.state.installed ?? 'unknown' },
+      { name: 'fort_agent_version', value: currentRelease(root) ?? updater.state.installed ?? 'unknown' },
+      { name: 'fort_deployment_manager_version', value: ownVersion },
+      { name: 'device_type', value: config.device_type },
+      { name: 'os', value: `${platform()} ${osRelease()}` },
+      { name: 'hostname', value: hostname() },
+      { name: 'free_disk_bytes', value: fs.bavail * fs.bsize },
+    ];
+  }
   const inventory = async () => {
     if (!server) return;
-    const fs = statfsSync(root);
-    await server
-      .sendInventory([
-        { name: 'artifact_name', value: updater.state.installedArtifact ?? 'unknown' },
-        { name: 'fort_version', value: updater.state.installed ?? 'unknown' },
-        { name: 'device_type', value: config.device_type },
-        { name: 'os', value: `${platform()} ${osRelease()}` },
-        { name: 'hostname', value: hostname() },
-        { name: 'free_disk_bytes', value: fs.bavail * fs.bsize },
-      ])
-      .then(
-        () => void (inventoryDue = false),
-        (err: Error) => log.warn({ reason: err.message }, 'inventory not sent; retrying at the next interval'),
-      );
+    await server.sendInventory(inventoryAttributes()).then(
+      () => void (inventoryDue = false),
+      (err: Error) => log.warn({ reason: err.message }, 'inventory not sent; retrying at the next interval'),
+    );
   };
   const every = (ms: () => number, f: () => Promise<void>) => {
     loops.push(
@@ -338,6 +419,7 @@ export function createUpdateService(deps: {
       }
     },
     async stop() {
+      stopping.abort();
       for (const loop of loops.splice(0)) loop.stop();
       await busy;
       agent?.destroy();

@@ -36,6 +36,10 @@ export const deploymentStateSchema = z.object({
   /** Until when the new (or restored) agent may take to report healthy. */
   deadline: z.string().nullable(),
   reason: z.string().nullable(),
+  /** Starts of the current step's action (a crash there makes another): bounded, see updater.ts. */
+  attempts: z.int().nonnegative().default(0),
+  /** Steps this deployment has entered: bounded, so no deployment loops forever. */
+  steps: z.int().nonnegative().default(0),
 });
 export type DeploymentState = z.infer<typeof deploymentStateSchema>;
 

@@ -4,6 +4,30 @@ import type { Logger } from '../../lib/logger.js';
 import type { RunHooks } from './hooks.js';
 import type { Deployment, DeploymentStatus, LogMessage } from '../mender/client.js';
 import type { DeploymentState, PendingReport, StateFile, UpdateState, UpdateStep } from './state.js';
+import type { SelfUpdateStatus } from '../self-update/contract.js';
+
+/** How the deployment manager updates itself through root (self-update/): see the `self_updating` step. */
+export interface SelfUpdateLink {
+  /** The release this process runs. */
+  ownVersion: string;
+  /** Asks root for `version` of the deployment manager from the deployment's artifact. */
+  request(d: DeploymentState, version: string): void;
+  /** Root's status, if it is about this deployment. */
+  status(deploymentId: string): SelfUpdateStatus | undefined;
+  /** Ready, the update server reached: says so to root (the new deployment manager only). */
+  prove(d: DeploymentState): Promise<void>;
+  /** How long root may take to answer a request. */
+  answerMs: number;
+}
+
+/** Per deployment: past these the deployment fails (or rolls back) instead of looping. */
+export interface UpdateBudget {
+  /** Starts of one step's action (each crash during it is one more). */
+  stepAttempts: number;
+  /** Steps entered. */
+  steps: number;
+}
+export const DEFAULT_BUDGET: UpdateBudget = { stepAttempts: 5, steps: 40 };
 
 /** The update server as the updater uses it (deployment-manager/mender/client.ts). */
 export interface UpdateServer {
@@ -17,8 +41,8 @@ export interface UpdaterDeps {
   initial: UpdateState;
   /** Absent on a fort without an update server (air-gapped: `install FILE` only). */
   server?: UpdateServer | undefined;
-  /** Streams the artifact into `d.artifactFile`, resuming from what is there. */
-  download(d: DeploymentState, onProgress: (bytes: number) => void): Promise<void>;
+  /** Streams the artifact into `d.artifactFile`, resuming from what is there; stops when `signal` aborts. */
+  download(d: DeploymentState, onProgress: (bytes: number) => void, signal: AbortSignal): Promise<void>;
   /** Verifies the whole artifact; resolves with the verified payload (release tarball) file. */
   verify(d: DeploymentState): Promise<{ artifactName: string; payload: string }>;
   /** Unpacks a verified release tarball under releases/<version>. */
@@ -39,13 +63,19 @@ export interface UpdaterDeps {
   keepReleases(versions: string[]): void;
   healthDeadlineMs: number;
   healthPollMs: number;
+  /** While downloading, `downloading` is reported again this often: a 409 (aborted) stops the download. */
+  abortCheckMs?: number;
+  budget?: UpdateBudget;
+  selfUpdate?: SelfUpdateLink | undefined;
+  /** Aborted when the process stops: waits end, no further step starts. */
+  stopSignal?: AbortSignal;
   log: Logger;
   now?: () => Date;
   sleep?: (ms: number) => Promise<void>;
 }
 
 /** Steps after which the new release may already be running: an abort rolls back from here. */
-const SWITCHED: readonly UpdateStep[] = ['switching', 'health_checking'];
+const SWITCHED: readonly UpdateStep[] = ['switching', 'health_checking', 'self_updating'];
 const BEFORE_SWITCH: readonly UpdateStep[] = ['downloading', 'verifying', 'installing'];
 
 /**
@@ -58,12 +88,32 @@ const BEFORE_SWITCH: readonly UpdateStep[] = ['downloading', 'verifying', 'insta
 export function createUpdater(deps: UpdaterDeps) {
   const { log } = deps;
   const now = deps.now ?? (() => new Date());
-  const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  const stopSignal = deps.stopSignal;
+  const sleep =
+    deps.sleep ??
+    ((ms: number) =>
+      new Promise<void>((r) => {
+        const t = setTimeout(done, ms);
+        stopSignal?.addEventListener('abort', done, { once: true });
+        function done() {
+          clearTimeout(t);
+          stopSignal?.removeEventListener('abort', done);
+          r();
+        }
+      }));
+  const budget = deps.budget ?? DEFAULT_BUDGET;
   let state = deps.initial;
+  /** `<deployment>:<step>` whose start this process has counted (once per process: a restart counts again). */
+  let counted: string | null = null;
+  /** This process proved itself to root for this deployment. */
+  let proved: string | null = null;
   /** The deployment the server said was aborted (a 409 to one of its reports). */
   let abortedId: string | null = null;
 
   const persist = (next: Partial<UpdateState>): UpdateState => {
+    const d = next.deployment === undefined ? state.deployment : next.deployment;
+    if (d && next.step !== undefined && next.step !== state.step)
+      next = { ...next, deployment: { ...d, attempts: 0, steps: d.steps + 1 } };
     state = deps.state.save({ ...state, ...next });
     log.info({ step: state.step, deploymentId: state.deployment?.id, target: state.deployment?.target }, 'update step');
     return state;
@@ -110,8 +160,8 @@ export function createUpdater(deps: UpdaterDeps) {
 
   /** The action of the current step; persists the next step before returning. */
   async function act(): Promise<void> {
+    if (state.deployment && state.step !== 'idle' && !withinBudget(state.deployment)) return;
     const d = state.deployment;
-    if (d && state.step !== 'idle') await runHooks(d);
     const aborted = d !== null && abortedId === d.id;
     if (aborted && BEFORE_SWITCH.includes(state.step)) {
       abortedId = null;
@@ -133,18 +183,34 @@ export function createUpdater(deps: UpdaterDeps) {
       });
       return;
     }
+    if (d && state.step !== 'idle') await runHooks(d);
     switch (state.step) {
       case 'idle':
         return;
       case 'downloading': {
         let last = d!.downloaded;
-        await deps.download(d!, (bytes) => {
-          // Persisted now and then, so a restart knows where it was (the file size is the truth).
-          if (bytes - last >= 1024 * 1024) {
-            last = bytes;
-            persist({ deployment: withDeployment({ downloaded: bytes }) });
-          }
-        });
+        const stop = new AbortController();
+        const watching = watchForAbort(d!, stop);
+        try {
+          await deps.download(
+            d!,
+            (bytes) => {
+              // Persisted now and then, so a restart knows where it was (the file size is the truth).
+              if (bytes - last >= 1024 * 1024) {
+                last = bytes;
+                persist({ deployment: withDeployment({ downloaded: bytes }) });
+              }
+            },
+            stopSignal ? AbortSignal.any([stop.signal, stopSignal]) : stop.signal,
+          );
+        } catch (err) {
+          // Aborted at the server while downloading: the next step start fails it (above).
+          if (abortedId === d!.id || stopSignal?.aborted) return;
+          throw err;
+        } finally {
+          watching.stop();
+        }
+        if (abortedId === d!.id || stopSignal?.aborted) return;
         persist({ step: 'verifying' });
         return;
       }
@@ -181,17 +247,16 @@ export function createUpdater(deps: UpdaterDeps) {
         return;
       case 'health_checking': {
         const ok = await waitRunning(d!.target!, d!.deadline!);
-        if (ok) {
-          const replaced = state.installed !== d!.target;
+        if (stopSignal?.aborted) return;
+        const self = deps.selfUpdate;
+        if (ok && self && self.ownVersion !== d!.target) {
+          // The agent runs the new release; now the deployment manager (root installs it).
           persist({
-            step: 'committed',
-            installed: d!.target,
-            installedArtifact: d!.artifactName,
-            previous: replaced ? state.installed : state.previous,
-            previousArtifact: replaced ? state.installedArtifact : state.previousArtifact,
-            lastError: null,
-            reports: report('success'),
+            step: 'self_updating',
+            deployment: withDeployment({ deadline: new Date(now().getTime() + self.answerMs).toISOString() }),
           });
+        } else if (ok) {
+          commit(d!);
         } else {
           const reason = `the agent did not report healthy on ${d!.target} within ${deps.healthDeadlineMs / 1000} s`;
           persist({
@@ -205,6 +270,9 @@ export function createUpdater(deps: UpdaterDeps) {
         }
         return;
       }
+      case 'self_updating':
+        await selfUpdating(d!, deps.selfUpdate);
+        return;
       case 'committed':
         deps.discard(d!);
         deps.keepReleases([state.installed, state.previous].filter((v): v is string => v !== null));
@@ -215,7 +283,9 @@ export function createUpdater(deps: UpdaterDeps) {
         if (back) {
           deps.switchTo(back);
           await deps.agent.restart();
-          if (!(await waitRunning(back, d!.deadline!)))
+          const ok = await waitRunning(back, d!.deadline!);
+          if (stopSignal?.aborted) return;
+          if (!ok)
             log.error({ release: back }, 'the previous release did not report healthy either; leaving it in place');
         }
         const reason = d!.reason ?? 'rolled back';
@@ -236,11 +306,127 @@ export function createUpdater(deps: UpdaterDeps) {
     }
   }
 
+  function commit(d: DeploymentState): void {
+    const replaced = state.installed !== d.target;
+    persist({
+      step: 'committed',
+      installed: d.target,
+      installedArtifact: d.artifactName,
+      previous: replaced ? state.installed : state.previous,
+      previousArtifact: replaced ? state.installedArtifact : state.previousArtifact,
+      lastError: null,
+      reports: report('success'),
+    });
+  }
+
+  /** Rolls back (after the switch) or fails (before it), saying why; the way out of a step that never completes. */
+  function giveUp(reason: string): void {
+    if (SWITCHED.includes(state.step))
+      persist({
+        step: 'rolling_back',
+        lastError: reason,
+        deployment: withDeployment({
+          reason,
+          deadline: new Date(now().getTime() + deps.healthDeadlineMs).toISOString(),
+        }),
+      });
+    else if (state.step === 'rolling_back' || state.step === 'committed') {
+      // The release it ends on is already there (or nothing better can be done): stop here.
+      log.error({ step: state.step, reason }, 'update step abandoned');
+      persist({
+        step: 'idle',
+        deployment: null,
+        lastError: reason,
+        reports: state.step === 'rolling_back' ? report('failure', [line('error', reason)]) : state.reports,
+      });
+    } else if (state.step === 'failed') persist({ step: 'idle', deployment: null });
+    else fail(reason);
+  }
+
+  /**
+   * One more start of the current step's action, counted (persisted) once per process, so a
+   * step that kills the process (out of memory while unpacking, a hook, a crash of the new
+   * release) cannot repeat forever. False when the budget is spent: the deployment was ended.
+   */
+  function withinBudget(d: DeploymentState): boolean {
+    const key = `${d.id}:${state.step}`;
+    if (counted !== key) {
+      counted = key;
+      persist({ deployment: { ...d, attempts: d.attempts + 1 } });
+    }
+    const now = state.deployment!;
+    const over =
+      now.attempts > budget.stepAttempts
+        ? `step ${state.step} started ${now.attempts} times without completing (budget ${budget.stepAttempts})`
+        : now.steps > budget.steps
+          ? `deployment went through ${now.steps} steps (budget ${budget.steps})`
+          : null;
+    if (!over) return true;
+    giveUp(`${over}; the deployment manager stopped it`);
+    counted = null;
+    return false;
+  }
+
+  /**
+   * `self_updating`: the old deployment manager asks root and waits for its answer (root
+   * restarts the unit on the new version); the new one proves itself and commits once root has.
+   * Waiting persists nothing: a restart simply comes back here.
+   */
+  async function selfUpdating(d: DeploymentState, self: SelfUpdateLink | undefined): Promise<void> {
+    const st = self?.status(d.id);
+    if (!self) {
+      giveUp('the deployment manager cannot update itself here ([updates.self_update] is not configured)');
+      return;
+    }
+    if (self.ownVersion === d.target) {
+      // No word from root about it: this release was put in place otherwise; both run it.
+      if (!st || st.step === 'committed') return commit(d);
+      if (st?.step === 'proving' && proved !== d.id) {
+        await self.prove(d);
+        proved = d.id;
+      }
+      // rolled_back: root restarts the unit on the previous version, which rolls the agent back.
+      await sleep(deps.healthPollMs);
+      return;
+    }
+    if (st?.step === 'refused' || st?.step === 'rolled_back') {
+      giveUp(
+        `the deployment manager ${d.target} ${st.step === 'refused' ? 'was refused' : 'was rolled back'} by root: ${st.reason ?? 'no reason given'}`,
+      );
+      return;
+    }
+    if (!st) {
+      if (now().getTime() >= Date.parse(d.deadline!)) {
+        giveUp(
+          `root's self-update service did not answer within ${self.answerMs / 1000} s (is fort-dm-self-update.path enabled?)`,
+        );
+        return;
+      }
+      self.request(d, d.target!);
+    }
+    await sleep(deps.healthPollMs);
+  }
+
+  /** While downloading: reports `downloading` again now and then; a 409 (aborted at the server) stops the download. */
+  function watchForAbort(d: DeploymentState, stop: AbortController): { stop(): void } {
+    const server = deps.server;
+    if (!server || d.source !== 'server' || !deps.abortCheckMs) return { stop: () => undefined };
+    const timer = setInterval(() => {
+      server.reportStatus(d.id, 'downloading').catch((err: unknown) => {
+        if (err instanceof FortError && err.code === 'FORT_ERR_DEPLOYMENT_ABORTED') {
+          abortedId = d.id;
+          stop.abort();
+        }
+      });
+    }, deps.abortCheckMs);
+    return { stop: () => clearInterval(timer) };
+  }
+
   async function waitRunning(version: string, deadline: string): Promise<boolean> {
     const until = Date.parse(deadline);
     for (;;) {
       if (await deps.agent.runs(version).catch(() => false)) return true;
-      if (now().getTime() >= until) return false;
+      if (now().getTime() >= until || stopSignal?.aborted) return false;
       await sleep(deps.healthPollMs);
     }
   }
@@ -284,7 +470,7 @@ export function createUpdater(deps: UpdaterDeps) {
      * go out after every step, so an abort (409) is seen while it can still roll back.
      */
     async runToIdle(): Promise<void> {
-      while (state.step !== 'idle') {
+      while (state.step !== 'idle' && !stopSignal?.aborted) {
         try {
           await act();
         } catch (err) {
@@ -318,6 +504,8 @@ export function createUpdater(deps: UpdaterDeps) {
         target: null,
         deadline: null,
         reason: null,
+        attempts: 0,
+        steps: 0,
       };
       if (next.artifact.artifact_name === state.installedArtifact) {
         persist({ reports: [...state.reports, { deploymentId: next.id, status: 'already-installed' }] });
@@ -348,6 +536,8 @@ export function createUpdater(deps: UpdaterDeps) {
           target: null,
           deadline: null,
           reason: null,
+          attempts: 0,
+          steps: 0,
         },
       });
     },
@@ -374,6 +564,8 @@ export function createUpdater(deps: UpdaterDeps) {
           target,
           deadline: null,
           reason: null,
+          attempts: 0,
+          steps: 0,
         },
       });
       return target;

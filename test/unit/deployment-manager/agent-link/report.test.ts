@@ -98,6 +98,8 @@ describe('deployment manager → agent update-state reports', () => {
         target: null,
         deadline: null,
         reason: null,
+        attempts: 0,
+        steps: 0,
       },
     };
     expect(summarize(s)).toEqual({

@@ -1,7 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { createUpdater, type UpdaterDeps, type UpdateServer } from '../../../../deployment-manager/update/updater.js';
+import {
+  createUpdater,
+  type SelfUpdateLink,
+  type UpdaterDeps,
+  type UpdateServer,
+} from '../../../../deployment-manager/update/updater.js';
+import type { SelfUpdateStatus } from '../../../../deployment-manager/self-update/contract.js';
 import { createStateFile, type UpdateState } from '../../../../deployment-manager/update/state.js';
 import { FortError } from '../../../../lib/errors.js';
 import { tempDir } from '../../../helpers/fort.js';
@@ -19,6 +25,12 @@ function harness(
     serverDown?: () => boolean;
     abortOn?: string;
     hooks?: UpdaterDeps['hooks'];
+    /** The effect that "kills the process" (throws what no step catches), while this says so. */
+    crashAt?: { effect: string; while: () => boolean };
+    /** The download runs until its signal aborts. */
+    downloadUntilAborted?: boolean;
+    abortCheckMs?: number;
+    selfUpdate?: SelfUpdateLink;
   } = {},
 ) {
   const dir = tempDir('updater');
@@ -64,9 +76,13 @@ function harness(
     state: stateFile,
     initial: state,
     server,
-    download: async (d, onProgress) => {
+    download: async (d, onProgress, signal) => {
       effects.push(`download(${d.artifactFile})`);
       onProgress(2 * 1024 * 1024);
+      if (opts.downloadUntilAborted)
+        await new Promise((_, reject) =>
+          signal.addEventListener('abort', () => reject(new Error('download aborted')), { once: true }),
+        );
     },
     verify: async (d) => {
       effects.push('verify');
@@ -75,10 +91,12 @@ function harness(
     },
     unpack: async () => {
       effects.push('unpack');
+      crash('unpack');
       return { version: '1.0.1' };
     },
     switchTo: (v) => {
       effects.push(`switch(${v})`);
+      crash(`switch(${v})`);
       current = v;
     },
     agent: {
@@ -93,8 +111,14 @@ function harness(
     hooks: opts.hooks,
     healthDeadlineMs: 50,
     healthPollMs: 5,
+    abortCheckMs: opts.abortCheckMs,
+    selfUpdate: opts.selfUpdate,
+    budget: { stepAttempts: 3, steps: 40 },
     log,
   });
+  function crash(effect: string) {
+    if (opts.crashAt?.effect === effect && opts.crashAt.while()) throw new Error(`simulated crash in ${effect}`);
+  }
   return {
     dir,
     stateFile,
@@ -104,7 +128,8 @@ function harness(
       return current;
     },
     clearDeployment: () => (deployment = undefined),
-    updater: (state = stateFile.load()) => createUpdater(deps(state)),
+    updater: (state = stateFile.load(), extra: Partial<UpdaterDeps> = {}) =>
+      createUpdater({ ...deps(state), ...extra }),
   };
 }
 
@@ -365,6 +390,142 @@ describe('update state machine', () => {
       installed: '1.0.1',
       previous: '1.0.0',
       lastError: 'the agent did not report healthy on 1.0.0 within 0.05 s',
+    });
+  });
+
+  it('a step that crashes the process at every start is stopped by the budget: before the switch it fails, after it rolls back, reported once', async () => {
+    for (const effect of ['unpack', 'switch(1.0.1)']) {
+      const h = harness({ crashAt: { effect, while: () => true } });
+      let u = h.updater();
+      await u.poll((id) => join(h.dir, `${id}.mender`));
+      let starts = 0;
+      // Each "process" runs until the crash; the next one starts from the state file, as after a kill -9.
+      for (; starts < 20 && u.state.step !== 'idle'; starts++) {
+        await u.runToIdle().catch((err: Error) => expect(err.message).toBe(`simulated crash in ${effect}`));
+        u = h.updater();
+      }
+      await u.deliverReports();
+      const step = effect === 'unpack' ? 'installing' : 'switching';
+      // Budget 3: three starts crash, the fourth gives up (after the switch: rolls back to 1.0.0).
+      expect(starts).toBe(4);
+      expect(h.effects.filter((e) => e === effect)).toHaveLength(3);
+      expect(h.current).toBe('1.0.0');
+      expect(u.state.step).toBe('idle');
+      expect(u.state.lastError).toMatch(new RegExp(`step ${step} started 4 times without completing \\(budget 3\\)`));
+      expect(h.delivered.filter((r) => r.endsWith(':failure'))).toEqual(['d1:failure']);
+      expect(h.delivered).not.toContain('d1:success');
+    }
+  });
+
+  it('the budget resets per deployment: a crash in one deployment does not count against the next', async () => {
+    let crashing = true;
+    const h = harness({ crashAt: { effect: 'unpack', while: () => crashing } });
+    let u = h.updater();
+    await u.poll((id) => join(h.dir, `${id}.mender`));
+    for (let i = 0; i < 2; i++) {
+      await u.runToIdle().catch(() => undefined);
+      u = h.updater();
+    }
+    crashing = false;
+    await u.runToIdle();
+    expect(u.state).toMatchObject({ step: 'idle', installed: '1.0.1', lastError: null });
+    expect(h.stateFile.load().deployment).toBeNull();
+  });
+
+  it('an abort at the server while downloading stops the download (not only at the next report), no failure reported', async () => {
+    const h = harness({ downloadUntilAborted: true, abortCheckMs: 10, abortOn: 'downloading' });
+    const u = h.updater();
+    // `downloading` of the poll itself is queued; the check during the download gets the 409.
+    await u.poll((id) => join(h.dir, `${id}.mender`));
+    await u.runToIdle();
+    expect(h.effects).not.toContain('verify');
+    expect(u.state).toMatchObject({ step: 'idle', installed: '1.0.0' });
+    expect(u.state.lastError).toMatch(/aborted/);
+    expect(h.delivered.filter((r) => r.endsWith(':failure'))).toEqual([]);
+  });
+
+  describe('self-update (the deployment manager to the same release as the agent)', () => {
+    const world = () => {
+      const calls: string[] = [];
+      let status: SelfUpdateStatus | undefined;
+      const link = (ownVersion: string): SelfUpdateLink => ({
+        ownVersion,
+        answerMs: 200,
+        request: (d, v) => void calls.push(`request(${d.id},${v})`),
+        status: (id) => (status?.deploymentId === id ? status : undefined),
+        prove: async (d) => void calls.push(`prove(${d.id},${ownVersion})`),
+      });
+      const setStatus = (step: SelfUpdateStatus['step'], reason: string | null = null) =>
+        (status = {
+          deploymentId: 'd1',
+          step,
+          target: '1.0.1',
+          previous: '1.0.0',
+          artifact: '/x',
+          deadline: null,
+          reason,
+          updatedAt: new Date().toISOString(),
+        });
+      return { calls, link, setStatus };
+    };
+
+    it('old asks root and waits; the new one proves itself, commits once root has, and only then reports success', async () => {
+      const w = world();
+      const h = harness();
+      const stop = new AbortController();
+      const old = h.updater(undefined, { selfUpdate: w.link('1.0.0'), stopSignal: stop.signal });
+      await old.poll((id) => join(h.dir, `${id}.mender`));
+      const oldRun = old.runToIdle();
+      await expect.poll(() => w.calls).toContain('request(d1,1.0.1)');
+      expect(old.state.step).toBe('self_updating');
+      expect(h.current).toBe('1.0.1'); // the agent first
+      w.setStatus('verifying');
+      w.setStatus('proving');
+      // Root restarts the unit on the new version: the old process stops mid-wait, persisting nothing.
+      stop.abort();
+      await oldRun;
+      expect(h.stateFile.load().step).toBe('self_updating');
+      const fresh = h.updater(undefined, { selfUpdate: w.link('1.0.1') });
+      const newRun = fresh.runToIdle();
+      await expect.poll(() => w.calls).toContain('prove(d1,1.0.1)');
+      await fresh.deliverReports();
+      expect(h.delivered).not.toContain('d1:success');
+      w.setStatus('committed');
+      await newRun;
+      await fresh.deliverReports();
+      expect(fresh.state).toMatchObject({ step: 'idle', installed: '1.0.1', previous: '1.0.0', lastError: null });
+      expect(h.delivered.filter((r) => r === 'd1:success')).toHaveLength(1);
+      expect(w.calls.filter((c) => c.startsWith('prove'))).toHaveLength(1);
+    });
+
+    it('root refuses or rolls back the new deployment manager: the agent is rolled back too and failure reported with why', async () => {
+      for (const step of ['refused', 'rolled_back'] as const) {
+        const w = world();
+        const h = harness();
+        const u = h.updater(undefined, { selfUpdate: w.link('1.0.0') });
+        await u.poll((id) => join(h.dir, `${id}.mender`));
+        const run = u.runToIdle();
+        await expect.poll(() => w.calls).toContain('request(d1,1.0.1)');
+        w.setStatus(step, 'did not prove itself within 30 s');
+        await run;
+        await u.deliverReports();
+        expect(h.current).toBe('1.0.0');
+        expect(u.state).toMatchObject({ step: 'idle', installed: '1.0.0' });
+        expect(u.state.lastError).toMatch(/deployment manager 1\.0\.1 .*by root: did not prove itself within 30 s/);
+        expect(h.delivered.filter((r) => r.endsWith(':failure') || r.endsWith(':success'))).toEqual(['d1:failure']);
+      }
+    });
+
+    it('no answer from root within its time (no self-update service): rolled back, failure reported', async () => {
+      const w = world();
+      const h = harness();
+      const u = h.updater(undefined, { selfUpdate: w.link('1.0.0') });
+      await u.poll((id) => join(h.dir, `${id}.mender`));
+      await u.runToIdle();
+      await u.deliverReports();
+      expect(h.current).toBe('1.0.0');
+      expect(u.state.lastError).toMatch(/did not answer within 0\.2 s/);
+      expect(h.delivered.filter((r) => r.endsWith(':failure'))).toEqual(['d1:failure']);
     });
   });
 });
