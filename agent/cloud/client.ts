@@ -6,6 +6,7 @@ import { fullJitterDelay } from '../../lib/backoff.js';
 import { FortError } from '../../lib/errors.js';
 import { createJsonClient, type JsonResponse } from '../../lib/https-json.js';
 import type { Logger } from '../../lib/logger.js';
+import { clampRetryAfter, describeWait, retryAfterFrom } from '../../lib/retry-after.js';
 import type { ClientKey } from './client-key.js';
 import { cloudEndpoint } from './config.js';
 
@@ -43,6 +44,11 @@ export interface CloudClientOptions {
   agent: Agent;
   timeoutMs: number;
   retries: number;
+  /**
+   * Longest wait before a retry that a 429 or 503 with `Retry-After` asks for (at least 1 s is
+   * always waited); default `timeoutMs`, since a user may be waiting for the answer.
+   */
+  maxRetryAfterMs?: number;
   log: Logger;
   now?: () => number;
   random?: () => number;
@@ -75,7 +81,9 @@ const ASSERTION_SECONDS = 60;
 /**
  * The fort's client of the cloud API: an access token from an RFC 7523 client assertion
  * (cached until shortly before expiry, one refresh at a time, a fresh `jti` every time),
- * requests with a timeout each and retries with jittered backoff on 5xx / network errors only.
+ * requests with a timeout each and retries on 5xx, 429 and network errors only: after the
+ * server's `Retry-After` on a 429 or 503 (clamped to 1 s .. `maxRetryAfterMs`), else after a
+ * jittered backoff.
  */
 export function createCloudClient(opts: CloudClientOptions) {
   const now = opts.now ?? Date.now;
@@ -91,26 +99,33 @@ export function createCloudClient(opts: CloudClientOptions) {
   let inflight: Promise<string> | undefined;
   const stats = { tokensFetched: 0, requests: 0, retries: 0, lastError: undefined as string | undefined };
 
-  /** Network errors and 5xx may succeed later; anything else will not. */
+  /** Network errors, 5xx and 429 may succeed later; anything else will not. */
   const retryable = (err: unknown) => !(err instanceof CloudRefusedError);
 
   async function withRetries(what: string, call: () => Promise<JsonResponse>): Promise<JsonResponse> {
     for (let attempt = 0; ; attempt++) {
       let failure: unknown;
+      let retryAfterMs: number | undefined;
       try {
         stats.requests += 1;
         const res = await call();
-        if (res.statusCode < 500) return res;
-        failure = new FortError('FORT_ERR_UPSTREAM', `cloud API answered ${res.statusCode} to ${what}`, {
-          fatal: false,
-        });
+        if (res.statusCode < 500 && res.statusCode !== 429) return res;
+        retryAfterMs = retryAfterFrom(res, { now: now() });
+        failure = new FortError(
+          'FORT_ERR_UPSTREAM',
+          `cloud API answered ${res.statusCode} to ${what}${retryAfterMs === undefined ? '' : ` (retry after ${describeWait(retryAfterMs)})`}`,
+          { fatal: false, retryAfterMs },
+        );
       } catch (err) {
         failure = err;
       }
       stats.lastError = (failure as Error).message;
       if (!retryable(failure) || attempt >= opts.retries) throw failure;
       stats.retries += 1;
-      const delay = fullJitterDelay(attempt, { baseMs: 200, capMs: 2000, floorMs: 50 }, opts.random);
+      const delay =
+        retryAfterMs === undefined
+          ? fullJitterDelay(attempt, { baseMs: 200, capMs: 2000, floorMs: 50 }, opts.random)
+          : clampRetryAfter(retryAfterMs, { maxMs: opts.maxRetryAfterMs ?? opts.timeoutMs });
       opts.log.warn(
         { err: (failure as Error).message, attempt: attempt + 1, delayMs: delay },
         `cloud API: ${what} failed; retrying`,

@@ -19,7 +19,9 @@ export const cloudSection = () =>
     timeout_seconds: intRange(1, 60).default(10).describe('Timeout of one cloud request'),
     retries: intRange(0, 5)
       .default(2)
-      .describe('Retries of a request that failed with 5xx or a network error (backoff with jitter)'),
+      .describe(
+        "Retries of a request that failed with 5xx, 429 or a network error: after the cloud's Retry-After on a 429/503 (1 s up to timeout_seconds), else backoff with jitter",
+      ),
     decision_cache_size: intRange(100, 1_000_000)
       .default(10_000)
       .describe('Authorisation decisions kept (least recently used dropped)'),

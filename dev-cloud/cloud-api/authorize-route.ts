@@ -6,6 +6,7 @@ import { sendRawProblem, sendBadRequest } from '../../lib/http-problem.js';
 import type { AccessTokens } from './access-tokens.js';
 import { problemErrorHandler } from './problems.js';
 import { ACTIONS, decide, type Policy } from './policy.js';
+import { retryAfterHeader, type Refusal } from '../refusals.js';
 
 const field = z.string().min(1).max(256);
 export const authorizeBodySchema = z.strictObject({
@@ -19,6 +20,8 @@ export interface AuthorizeRouteDeps {
   accessTokens: AccessTokens;
   policy: () => Policy;
   available: () => boolean;
+  /** An armed fault for this request (429/503 + Retry-After), taken, or undefined. */
+  refusal: (route: CloudApiRoute | undefined) => Refusal | undefined;
   /** Every request that reaches the route (agent tests: did the fort ask?). */
   onRequest: () => void;
   onDecision: (allow: boolean) => void;
@@ -39,6 +42,15 @@ const unauthenticated = (reply: FastifyReply, detail: string) =>
     detail,
   );
 
+/** The fort-facing routes of the cloud API a refusal can be armed for (`CloudApi.refuse`). */
+export type CloudApiRoute = 'token' | 'authorize' | 'unpair' | 'rotate' | 'device-certificates';
+
+/** Which route of this plugin a request path is (query string ignored). */
+function cloudApiRouteOf(url: string): CloudApiRoute | undefined {
+  const name = /^\/api\/v1\/(authorize|unpair|rotate|device-certificates)$/.exec(url.split('?')[0]!)?.[1];
+  return name as CloudApiRoute | undefined;
+}
+
 /** `POST /api/v1/authorize`: the cloud's decision for one user action on one app. */
 export async function authorizeRoute(app: DevCloudServer, deps: AuthorizeRouteDeps) {
   // Malformed JSON, wrong content type, oversized body: a problem, not fastify's own shape.
@@ -50,6 +62,14 @@ export async function authorizeRoute(app: DevCloudServer, deps: AuthorizeRouteDe
   // Before the body is read: an outage or a bad token is answered without parsing anything.
   app.addHook('onRequest', async (req, reply) => {
     deps.onRequest();
+    const refusal = deps.refusal(cloudApiRouteOf(req.url));
+    if (refusal) {
+      const retryAfter = retryAfterHeader(refusal);
+      if (retryAfter !== undefined) reply.header('retry-after', retryAfter);
+      return refusal.status === 429
+        ? sendRawProblem(reply, 429, 'FORT_ERR_RATE_LIMITED', 'Too many requests', 'dev cloud fault injection')
+        : sendRawProblem(reply, 503, 'FORT_ERR_UNAVAILABLE', 'Cloud unavailable', 'dev cloud fault injection');
+    }
     if (!deps.available())
       return sendRawProblem(reply, 503, 'FORT_ERR_UNAVAILABLE', 'Cloud unavailable', 'dev cloud test hook');
     const m = /^Bearer ([A-Za-z0-9._~+/-]+=*)$/.exec(req.headers.authorization ?? '');

@@ -6,9 +6,10 @@ import type { ClientLookup } from './clients.js';
 import { parsePolicy, type Policy, type PolicyInput } from './policy.js';
 import { createSigningKeys } from './signing-keys.js';
 import { tokenRoute } from './token-route.js';
-import { authorizeRoute } from './authorize-route.js';
+import { authorizeRoute, type CloudApiRoute } from './authorize-route.js';
 import { userRoutes } from './user-routes.js';
 import { registerHub } from './hub.js';
+import { createRefusals, type ArmedRefusal } from '../refusals.js';
 
 export interface CloudApiOptions {
   /** `iss` of user tokens; the token endpoint is `<issuer>/oauth/token`. */
@@ -43,6 +44,7 @@ export async function registerCloudApi(app: DevCloudServer, opts: CloudApiOption
   const tokenUrl = `${opts.issuer}/oauth/token`;
   const stats: CloudApiStats = { authorize: 0, decisions: 0, tokensIssued: 0, tokensRefused: 0, lastTokenRefusal: '' };
   let available = true;
+  const refusals = createRefusals<CloudApiRoute>();
   let policy = opts.policy;
   const accessTokens = createAccessTokens({ lifetimeSeconds: opts.accessTokenSeconds, now: opts.now });
   const verifier = createAssertionVerifier({ clients: opts.clients, tokenUrl, now: opts.now });
@@ -52,6 +54,7 @@ export async function registerCloudApi(app: DevCloudServer, opts: CloudApiOption
     verifier,
     accessTokens,
     available: () => available,
+    refusal: () => refusals.take('token'),
     onIssued: () => void stats.tokensIssued++,
     onRefused: (reason) => {
       stats.tokensRefused++;
@@ -62,6 +65,7 @@ export async function registerCloudApi(app: DevCloudServer, opts: CloudApiOption
     accessTokens,
     policy: () => policy,
     available: () => available,
+    refusal: (route) => refusals.take(route),
     onRequest: () => void stats.authorize++,
     onDecision: () => void stats.decisions++,
     ...(opts.unpair ? { unpair: opts.unpair } : {}),
@@ -79,6 +83,19 @@ export async function registerCloudApi(app: DevCloudServer, opts: CloudApiOption
     /** false: `/oauth/token` and `/api/v1/authorize` answer 503 (an outage, port still open). */
     setAvailable(value: boolean): void {
       available = value;
+    },
+    /**
+     * The next `times` (default 1) requests to `routes` (default any of the fort's: token,
+     * authorize, unpair, rotate, device-certificates) get `status` (429 or 503) with `retryAfter`
+     * as `Retry-After` (seconds, a Date sent as an HTTP-date, or raw text; absent = none), before
+     * the access token is looked at. Armed refusals queue; each request takes the oldest that matches.
+     */
+    refuse(r: ArmedRefusal<CloudApiRoute>): void {
+      refusals.arm(r);
+    },
+    /** Disarms every refusal not yet taken. */
+    clearRefusals(): void {
+      refusals.clear();
     },
     /** Replace the policy in memory (validated like the file). */
     setPolicy(next: PolicyInput): void {

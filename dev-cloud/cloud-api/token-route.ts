@@ -2,6 +2,7 @@ import type { FastifyError, FastifyReply } from 'fastify';
 import type { DevCloudServer } from '../server.js';
 import type { AssertionVerifier } from './client-assertion.js';
 import type { AccessTokens } from './access-tokens.js';
+import { retryAfterHeader, type Refusal } from '../refusals.js';
 
 export const ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 const FORM = 'application/x-www-form-urlencoded';
@@ -11,6 +12,8 @@ export interface TokenRouteDeps {
   verifier: AssertionVerifier;
   accessTokens: AccessTokens;
   available: () => boolean;
+  /** An armed fault for this request (429/503 + Retry-After), taken, or undefined. */
+  refusal: () => Refusal | undefined;
   onIssued: (clientId: string) => void;
   onRefused: (reason: string) => void;
 }
@@ -45,6 +48,13 @@ export async function tokenRoute(app: DevCloudServer, deps: TokenRouteDeps) {
   });
 
   app.post('/oauth/token', { bodyLimit: BODY_LIMIT }, async (req, reply) => {
+    const refusal = deps.refusal();
+    if (refusal) {
+      const retryAfter = retryAfterHeader(refusal);
+      if (retryAfter !== undefined) reply.header('retry-after', retryAfter);
+      // RFC 6749 has no rate-limit error code; its temporarily_unavailable fits both statuses.
+      return oauthError(reply, refusal.status, 'temporarily_unavailable', 'dev cloud fault injection');
+    }
     if (!deps.available())
       return oauthError(reply, 503, 'temporarily_unavailable', 'cloud unavailable (dev cloud test hook)');
     if (!(req.body instanceof URLSearchParams))

@@ -416,6 +416,45 @@ describe('dev cloud: cloud API (CLOUD-API.md) over HTTPS', () => {
     });
   });
 
+  it('refuse: 429/503 with Retry-After on the token endpoint and the fort routes armed, as often as armed', async () => {
+    const bearer = await accessToken();
+    const body = { user: 'alice', tenant: 't1', action: 'app.read', resource: 'sales-2026' };
+    const authorize = () =>
+      call('POST', '/api/v1/authorize', { json: body, headers: { authorization: `Bearer ${bearer}` } });
+    try {
+      dev.cloudApi.refuse({ status: 429, retryAfter: 3, routes: ['token'] });
+      dev.cloudApi.refuse({ status: 503, retryAfter: new Date(Date.UTC(2030, 0, 1)), routes: ['authorize'], times: 2 });
+      dev.cloudApi.refuse({ status: 429, routes: ['authorize'] });
+      const token = await exchange(await assertion());
+      expect([token.status, token.headers['retry-after'], json(token).error]).toEqual([
+        429,
+        '3',
+        'temporarily_unavailable',
+      ]);
+      expect((await exchange(await assertion())).status).toBe(200);
+      for (let i = 0; i < 2; i++) {
+        const res = await authorize();
+        expect([res.status, res.headers['retry-after'], json(res).code]).toEqual([
+          503,
+          'Tue, 01 Jan 2030 00:00:00 GMT',
+          'FORT_ERR_UNAVAILABLE',
+        ]);
+      }
+      const limited = await authorize();
+      expect([limited.status, limited.headers['retry-after'], json(limited).code]).toEqual([
+        429,
+        undefined,
+        'FORT_ERR_RATE_LIMITED',
+      ]);
+      dev.cloudApi.refuse({ status: 503, retryAfter: 9, routes: ['unpair'] });
+      expect((await authorize()).status).toBe(200); // not armed for authorize
+      dev.cloudApi.clearRefusals();
+    } finally {
+      dev.cloudApi.clearRefusals();
+    }
+    expect((await authorize()).status).toBe(200);
+  });
+
   it('setAvailable(false): token endpoint and authorize answer 503 on the open port', async () => {
     const bearer = await accessToken();
     const body = { user: 'alice', tenant: 't1', action: 'app.read', resource: 'sales-2026' };
