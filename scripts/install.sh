@@ -104,7 +104,9 @@ OPT=/opt/fort
 # directory fort-dm owns could have that copy renamed away and replaced.
 AGENT_OPT=$OPT/agent
 STATE=/var/lib/fort
-UNITS=(fort-agent.service fort-deployment-manager.service)
+# Enabled units; fort-dm-self-update.service is started by its path unit only.
+UNITS=(fort-agent.service fort-deployment-manager.service fort-dm-self-update.path)
+UNIT_FILES=("${UNITS[@]}" fort-dm-self-update.service)
 UNIT_DIR=/etc/systemd/system
 FORTCTL=/usr/local/bin/fortctl
 
@@ -368,6 +370,13 @@ staging_dir = "$STATE/deployment-manager/staging"
 device_type = "$DEVICE_TYPE"
 artifact_keys = [ ${k//,/, } ]
 
+# A release updates this deployment manager too: root's fort-dm-self-update installs it beside
+# the old one and restores the old one unless the new one proves itself in time.
+[updates.self_update]
+install_root = "$OPT/deployment-manager"
+request_dir = "$STATE/deployment-manager/self-update"
+root_state_dir = "$STATE/dm-self-update"
+
 # The update server and this process's device certificate come from pairing.
 [updates.paired]
 EOF
@@ -390,7 +399,7 @@ units() {
   # ConfigurationDirectory= names a directory under /etc only.
   [[ $CONFIG_DIR == /etc/fort ]] || edits+=(-e '/^ConfigurationDirectory/d')
   mkdir -p "$(R "$UNIT_DIR")"
-  for unit in "${UNITS[@]}"; do
+  for unit in "${UNIT_FILES[@]}"; do
     tmp=$(mktemp)
     sed "${edits[@]}" "$UNITS_DIR/$unit" >"$tmp"
     file_from "$tmp" "$UNIT_DIR/$unit" 0644 root root
@@ -431,11 +440,14 @@ install_fort() {
   # The deployment manager installs releases and switches `current` here; the agent only reads.
   dir "$AGENT_OPT" 0755 "$DM_USER" "$DM_USER"
   dir "$AGENT_OPT/releases" 0755 "$DM_USER" "$DM_USER"
-  # Its own copy, root's: the deployment manager can neither change nor roll back itself, and
-  # fortctl (run by root) runs from it.
+  # Its own copy, root's: the deployment manager cannot change it; root's fort-dm-self-update
+  # installs a new one when a release asks (re-verified with root's keys), and fortctl (run by
+  # root) runs from it.
   dir "$OPT/deployment-manager" 0755 root root
   dir "$OPT/deployment-manager/releases" 0755 root root
   dir "$STATE" 0755 root root
+  # Root's self-update status (the deployment manager reads it) and staging.
+  dir "$STATE/dm-self-update" 0755 root root
   dir "$STATE/agent" 0700 "$AGENT_USER" "$AGENT_USER"
   dir "$STATE/deployment-manager" 0700 "$DM_USER" "$DM_USER"
 
@@ -444,6 +456,8 @@ install_fort() {
   # The agent's `current` is the deployment manager's from now on; set only on a first install.
   [[ -e $(R "$AGENT_OPT/current") || -L $(R "$AGENT_OPT/current") ]] || link "releases/$version" "$AGENT_OPT/current" "$DM_USER"
   link "releases/$version" "$OPT/deployment-manager/current" root
+  # The deployment manager that proved itself: root's self-update program runs from it.
+  link "releases/$version" "$OPT/deployment-manager/stable" root
 
   pki "$OPT/deployment-manager/releases/$version"
   configs
@@ -459,11 +473,11 @@ install_fort() {
 uninstall_fort() {
   local unit
   if [[ $LIVE_SYSTEMD -eq 1 ]]; then
-    systemctl disable --quiet --now "${UNITS[@]}" 2>/dev/null || true
+    systemctl disable --quiet --now "${UNITS[@]}" fort-dm-self-update.service 2>/dev/null || true
   elif [[ -e $(R "$UNIT_DIR/fort-agent.service") ]]; then
     systemctl --root="$ROOT" disable --quiet "${UNITS[@]}" 2>/dev/null || true
   fi
-  for unit in "${UNITS[@]}"; do rm -f "$(R "$UNIT_DIR/$unit")"; done
+  for unit in "${UNIT_FILES[@]}"; do rm -f "$(R "$UNIT_DIR/$unit")"; done
   [[ $LIVE_SYSTEMD -eq 1 ]] && systemctl daemon-reload
   rm -f "$(R "$FORTCTL")"
   rm -rf "$(R "$OPT")"

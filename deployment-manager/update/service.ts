@@ -319,8 +319,11 @@ export function createUpdateService(deps: {
 
   /** The last cycle failed or found the device not yet accepted: come back after retry_seconds, not a whole poll interval. */
   let retryNext = false;
+  /** The server's own wait (Retry-After of a 429/503, clamped by the client), for the next cycle only. */
+  let serverWaitMs: number | undefined;
   const cycle = async () => {
     retryNext = true;
+    serverWaitMs = undefined;
     try {
       const busy = await exclusive(async () => {
         await updater.deliverReports();
@@ -341,6 +344,7 @@ export function createUpdateService(deps: {
         );
       else retryNext = updater.state.reports.length > 0; // undelivered reports: try again soon
     } catch (err) {
+      if (err instanceof FortError) serverWaitMs = err.retryAfterMs;
       if (err instanceof FortError && err.code === 'FORT_ERR_NOT_ACCEPTED')
         log.warn({ reason: err.message }, 'waiting for the update server to accept this device');
       else if (err instanceof FortError && !err.fatal)
@@ -389,7 +393,15 @@ export function createUpdateService(deps: {
     start() {
       // What a kill -9 during an unpack left; unpacks hold the work lock, so none is under way.
       void serially(async () => void (await exclusive(() => removeUnpackLeftovers(join(root, 'releases')))));
-      if (srv) every(() => (retryNext ? srv.retry_seconds : srv.poll_seconds) * 1000, cycle);
+      if (srv)
+        every(
+          // ÷ 0.9: the ±10 % jitter never brings it under the server's wait.
+          () =>
+            serverWaitMs !== undefined
+              ? Math.ceil(serverWaitMs / 0.9)
+              : (retryNext ? srv.retry_seconds : srv.poll_seconds) * 1000,
+          cycle,
+        );
       if (srv) every(() => srv.inventory_seconds * 1000, inventory);
       every(() => config.resume_seconds * 1000, resume);
     },

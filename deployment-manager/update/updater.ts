@@ -105,6 +105,8 @@ export function createUpdater(deps: UpdaterDeps) {
   let state = deps.initial;
   /** `<deployment>:<step>` whose start this process has counted (once per process: a restart counts again). */
   let counted: string | null = null;
+  /** `<deployment>:<step>` whose hooks this process ran. */
+  let hooked: string | null = null;
   /** This process proved itself to root for this deployment. */
   let proved: string | null = null;
   /** The deployment the server said was aborted (a 409 to one of its reports). */
@@ -183,7 +185,11 @@ export function createUpdater(deps: UpdaterDeps) {
       });
       return;
     }
-    if (d && state.step !== 'idle') await runHooks(d);
+    // Once per step start: a step that waits (self_updating) comes back here without starting again.
+    if (d && state.step !== 'idle' && hooked !== `${d.id}:${state.step}`) {
+      await runHooks(d);
+      hooked = `${d.id}:${state.step}`;
+    }
     switch (state.step) {
       case 'idle':
         return;

@@ -19,6 +19,26 @@ rm -f "$g/arm.$FORT_UPDATE_STEP"
 exec sleep 600
 `;
 const GATED_STEPS = ['downloading', 'installing', 'switching', 'health_checking'] as const;
+/**
+ * The gate of the deployment manager's own update: `old` blocks the deployment manager that asks
+ * root, `new` the one root switched to (its release is `current` under root's install root).
+ */
+const SELF_GATE = `#!/bin/sh
+g=${GATES}
+who=old
+[ "$(readlink /opt/fort/deployment-manager/current)" = "releases/$FORT_TARGET_RELEASE" ] && who=new
+[ -e "$g/arm.self_updating.$who" ] || exit 0
+rm -f "$g/arm.self_updating.$who"
+: > "$g/blocked.self_updating.$who"
+exec sleep 600
+`;
+/** Kills the deployment manager (its parent) at every start of the step while armed: a crash loop. */
+const CRASH = `#!/bin/sh
+[ -e ${GATES}/crash.$FORT_UPDATE_STEP ] || exit 0
+kill -9 $PPID
+exec sleep 60
+`;
+const PROOF_SECONDS = 30;
 
 /** Over-the-air updates of the installed fort through the dev update server, under a real systemd. */
 describe('updates of the installed fort under a real systemd', () => {
@@ -43,6 +63,24 @@ describe('updates of the installed fort under a real systemd', () => {
       timeoutMs,
       `deployment ${id} to finish`,
     );
+  /** What the update server shows of this fort: the versions each process reported running. */
+  const inventory = () => f.dev.mender.devices().find((d) => d.identity['fort_id'] === fortId)!.inventory;
+  const bothRun = (v: string, what: string) =>
+    eventually(
+      async () => {
+        const inv = inventory();
+        const agent = await agentVersion().catch(() => undefined);
+        return agent?.version === v && inv['fort_agent_version'] === v && inv['fort_deployment_manager_version'] === v
+          ? inv
+          : undefined;
+      },
+      90_000,
+      what,
+    );
+  const dmLinks = async () => ({
+    current: (await f.host.must(['readlink', '/opt/fort/deployment-manager/current'])).trim(),
+    stable: (await f.host.must(['readlink', '/opt/fort/deployment-manager/stable'])).trim(),
+  });
   const releaseListing = (v: string) =>
     f.host.must(['find', `/opt/fort/agent/releases/${v}`, '-printf', '%M %u %g %P\\n']);
 
@@ -62,11 +100,14 @@ describe('updates of the installed fort under a real systemd', () => {
       inventory_seconds: 5,
     });
     await f.host.must(['install', '-d', '-o', 'root', '-g', 'root', '-m', '0755', '/etc/fort/hooks']);
-    for (const step of GATED_STEPS)
-      await f.host.must(
-        ['sh', '-c', `cat > /etc/fort/hooks/${step}_50_gate && chmod 0755 /etc/fort/hooks/${step}_50_gate`],
-        { input: GATE },
-      );
+    await f.setConfig('/etc/fort/deployment-manager.toml', 'updates.self_update', { proof_seconds: PROOF_SECONDS });
+    const hook = (name: string, text: string) =>
+      f.host.must(['sh', '-c', `cat > /etc/fort/hooks/${name} && chmod 0755 /etc/fort/hooks/${name}`], {
+        input: text,
+      });
+    for (const step of GATED_STEPS) await hook(`${step}_50_gate`, GATE);
+    await hook('self_updating_50_gate', SELF_GATE);
+    await hook('switching_60_crash', CRASH);
     await f.host.must(['install', '-d', '-o', 'fort-dm', '-g', 'fort-dm', '-m', '0700', GATES]);
     await f.host.must(['systemctl', 'restart', 'fort-deployment-manager']);
     await f.waitActive('fort-deployment-manager.service');
@@ -80,6 +121,8 @@ describe('updates of the installed fort under a real systemd', () => {
     const opts = { deviceType: DEVICE_TYPE, key: f.run.signing.private, out: join(f.run.dir, 'releases') };
     for (const [i, step] of GATED_STEPS.entries())
       later[step] = repackRelease(f.run.releases.v100, { version: `1.1.${i}`, ...opts });
+    later['self'] = repackRelease(f.run.releases.v100, { version: '1.3.0', ...opts });
+    later['crash'] = repackRelease(f.run.releases.v100, { version: '1.4.0', ...opts });
   });
   afterAll(async () => {
     await f?.stop();
@@ -100,6 +143,19 @@ describe('updates of the installed fort under a real systemd', () => {
     expect(unpacked).toBe(await releaseListing('1.0.0'));
     expect(unpacked).toMatch(/^drwxr-xr-x fort-dm fort-dm dist\/agent$/m);
     expect(unpacked).toMatch(/^-rw-r--r-- fort-dm fort-dm dist\/agent\/main\.js$/m);
+    // The deployment manager too: installed by root beside the old one, root's, proven, stable.
+    await bothRun('1.0.1', 'the update server to show both processes on 1.0.1');
+    expect(await dmLinks()).toEqual({ current: 'releases/1.0.1', stable: 'releases/1.0.1' });
+    const dm = await f.host.must([
+      'find',
+      '/opt/fort/deployment-manager/releases/1.0.1/dist/deployment-manager',
+      '-maxdepth',
+      '0',
+      '-printf',
+      '%M %u %g',
+    ]);
+    expect(dm).toBe('drwxr-xr-x root root');
+    await f.waitActive('fort-deployment-manager.service');
     await f.pingRoundTrip(fortId);
   });
 
@@ -167,4 +223,84 @@ describe('updates of the installed fort under a real systemd', () => {
       await f.pingRoundTrip(fortId);
     });
   }
+
+  for (const [name, broken] of [
+    ['exits at start', () => f.run.releases.dmExitsAtStart],
+    ['hangs before it is ready', () => f.run.releases.dmHangs],
+  ] as const) {
+    it(`a deployment manager that ${name}: root restores the previous one, which rolls the agent back and reports failure`, async () => {
+      const before = (await agentVersion()).version;
+      const release = broken();
+      const id = await deploy(release);
+      const done = await finished(id, 240_000);
+      expect(done.status, JSON.stringify(done.history)).toBe('failure');
+      const terminal = done.history.filter((h) => h.status === 'success' || h.status === 'failure');
+      expect(terminal).toHaveLength(1);
+      const log = done.log.map((l) => l.message).join('\n');
+      expect(log).toMatch(
+        new RegExp(`deployment manager ${release.version.replace(/\./g, '\\.')} was rolled back by root`),
+      );
+      expect(log).toMatch(new RegExp(`within ${PROOF_SECONDS} s`));
+      expect(await dmLinks()).toEqual({ current: `releases/${before}`, stable: `releases/${before}` });
+      // The previous deployment manager is back by itself, polling: it reported, and tells the server what runs.
+      await bothRun(before, `both processes back on ${before}`);
+      await f.waitActive('fort-deployment-manager.service');
+      expect((await f.host.must(['ls', '/opt/fort/deployment-manager/releases'])).trim().split('\n')).not.toContain(
+        release.version,
+      );
+      await f.pingRoundTrip(fortId);
+    });
+  }
+
+  it("kill -9 of the deployment manager at each step of its own update (and of root's guard): converges on the new version, reported once", async () => {
+    const release = later['self']!;
+    await f.host.must(['sh', '-c', `: > ${GATES}/arm.self_updating.old; : > ${GATES}/arm.self_updating.new`]);
+    const id = await deploy(release);
+    const blocked = (who: string) =>
+      eventually(
+        () => (existsSync(f.host.path(`${GATES}/blocked.self_updating.${who}`)) ? true : undefined),
+        120_000,
+        `the ${who} deployment manager in self_updating`,
+      );
+    const kill = async (...units: string[]) => {
+      const r = await f.host.systemctl('kill', '-s', 'KILL', ...units);
+      expect(r.code, r.stderr).toBe(0);
+    };
+    // The old one, about to ask root.
+    await blocked('old');
+    await kill('fort-deployment-manager.service');
+    await f.host.must(['rm', '-f', `${GATES}/blocked.self_updating.old`]);
+    // The new one, switched to by root, before it proved itself; root's guard is killed too.
+    await blocked('new');
+    expect((await f.unit('fort-dm-self-update.service')).ActiveState).toBe('activating');
+    await kill('fort-deployment-manager.service', 'fort-dm-self-update.service');
+    await f.host.must(['rm', '-f', `${GATES}/blocked.self_updating.new`]);
+
+    const done = await finished(id);
+    expect(done.status, JSON.stringify(done.history)).toBe('success');
+    const terminal = done.history.filter((h) => h.status === 'success' || h.status === 'failure');
+    expect(terminal, JSON.stringify(done.history)).toHaveLength(1);
+    await bothRun(release.version, `both processes on ${release.version}`);
+    expect(await dmLinks()).toEqual({ current: `releases/${release.version}`, stable: `releases/${release.version}` });
+    await f.pingRoundTrip(fortId);
+  });
+
+  it('a step that kills the deployment manager at every start (a release crashing it mid-update): the step budget rolls back and reports why', async () => {
+    const before = (await agentVersion()).version;
+    await f.host.must(['sh', '-c', `: > ${GATES}/crash.switching`]);
+    try {
+      const id = await deploy(later['crash']!);
+      const done = await finished(id, 240_000);
+      expect(done.status).toBe('failure');
+      const log = done.log.map((l) => l.message).join('\n');
+      expect(log).toMatch(/step switching started 6 times without completing \(budget 5\)/);
+      const dm = await f.unit('fort-deployment-manager.service');
+      expect(dm.NRestarts).toBeGreaterThanOrEqual(5);
+    } finally {
+      await f.host.must(['rm', '-f', `${GATES}/crash.switching`]);
+    }
+    await f.waitActive('fort-deployment-manager.service');
+    await bothRun(before, `both processes still on ${before}`);
+    await f.pingRoundTrip(fortId);
+  });
 });

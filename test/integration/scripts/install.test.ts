@@ -181,7 +181,10 @@ describe('scripts/install.sh into a throwaway root', () => {
       '/var/lib/fort': ['0755', 'root:root'],
       '/var/lib/fort/agent': ['0700', 'fort-agent:fort-agent'],
       '/var/lib/fort/deployment-manager': ['0700', 'fort-dm:fort-dm'],
+      '/var/lib/fort/dm-self-update': ['0755', 'root:root'],
       '/etc/systemd/system/fort-agent.service': ['0644', 'root:root'],
+      '/etc/systemd/system/fort-dm-self-update.service': ['0644', 'root:root'],
+      '/etc/systemd/system/fort-dm-self-update.path': ['0644', 'root:root'],
       '/usr/local/bin/fortctl': ['0755', 'root:root'],
     };
     for (const [path, [mode, owner]] of Object.entries(expected))
@@ -190,11 +193,19 @@ describe('scripts/install.sh into a throwaway root', () => {
     expect(readdirSync(join(root, 'etc/fort/pki')).sort()).toEqual(['client-zone', 'trust-zone']);
     expect(readlinkSync(join(root, 'opt/fort/agent/current'))).toBe('releases/2.3.4');
     expect(readlinkSync(join(root, 'opt/fort/deployment-manager/current'))).toBe('releases/2.3.4');
+    expect(readlinkSync(join(root, 'opt/fort/deployment-manager/stable'))).toBe('releases/2.3.4');
     for (const unit of ['fort-agent.service', 'fort-deployment-manager.service']) {
       expect(readlinkSync(join(root, 'etc/systemd/system/multi-user.target.wants', unit))).toBe(
         `/etc/systemd/system/${unit}`,
       );
     }
+    // Root's self-update service is started by its path unit only.
+    expect(readlinkSync(join(root, 'etc/systemd/system/paths.target.wants/fort-dm-self-update.path'))).toBe(
+      '/etc/systemd/system/fort-dm-self-update.path',
+    );
+    expect(existsSync(join(root, 'etc/systemd/system/multi-user.target.wants/fort-dm-self-update.service'))).toBe(
+      false,
+    );
 
     // The kernel agrees: each process reads its own key and not the other's, nor the CA key.
     expect(await readAs(root, 'fort-agent', 'etc/fort/pki/trust-zone/agent.key')).toBe(true);
@@ -218,6 +229,13 @@ describe('scripts/install.sh into a throwaway root', () => {
     expect(dm.updates?.install_root).toBe('/opt/fort/agent');
     expect(dm.updates?.artifact_keys).toEqual([join(root, 'etc/fort/artifact-keys/signing.pub.pem')]);
     expect(dm.updates?.paired?.identity_dir).toBe('/var/lib/fort/deployment-manager/update-identity');
+    expect(dm.updates?.self_update).toEqual({
+      install_root: '/opt/fort/deployment-manager',
+      request_dir: '/var/lib/fort/deployment-manager/self-update',
+      root_state_dir: '/var/lib/fort/dm-self-update',
+      proof_seconds: 120,
+      unit: 'fort-deployment-manager.service',
+    });
     expect(loadTlsMaterial(dm.agent.tls).leaf.subject).toContain('CN=deployment-manager');
     // Two CAs: the admin certificate chains to the trust zone, the client API's does not.
     const tzCa = new (await import('node:crypto')).X509Certificate(
@@ -245,6 +263,8 @@ describe('scripts/install.sh into a throwaway root', () => {
       'opt/fort',
       'etc/systemd/system/fort-agent.service',
       'etc/systemd/system/multi-user.target.wants/fort-agent.service',
+      'etc/systemd/system/fort-dm-self-update.service',
+      'etc/systemd/system/paths.target.wants/fort-dm-self-update.path',
       'usr/local/bin/fortctl',
     ]) {
       expect(existsSync(join(root, gone)), gone).toBe(false);

@@ -50,4 +50,36 @@ describe('systemd units', () => {
     expect(directives(dm, 'ReadWritePaths')).toEqual(['/opt/fort/agent']);
     expect(directives(agent, 'ReadWritePaths').join(' ')).not.toContain('/opt/fort');
   });
+
+  describe("root's self-update of the deployment manager", () => {
+    const service = join(REPO, 'systemd', 'fort-dm-self-update.service');
+    const path = join(REPO, 'systemd', 'fort-dm-self-update.path');
+
+    it('systemd-analyze verify is clean for both units; the service scores at most 1.5 although it runs as root', async () => {
+      const verify = await run('systemd-analyze', ['verify', service, path]);
+      expect(verify.stderr.trim()).toBe('');
+      const security = await run('systemd-analyze', ['security', '--offline=true', '--no-pager', service]);
+      const m = /Overall exposure level for \S+: (\d+\.\d+)/.exec(security.stdout);
+      expect(Number(m![1])).toBeLessThanOrEqual(1.5);
+    });
+
+    it('runs the stable deployment manager (never the one under trial), writes only its own paths, no network', () => {
+      const text = readFileSync(service, 'utf8');
+      expect(directives(text, 'ExecStart')[0]).toContain(
+        '/opt/fort/deployment-manager/stable/dist/deployment-manager/self-update.js',
+      );
+      expect(directives(text, 'User')).toEqual([]);
+      expect(directives(text, 'ReadWritePaths')).toEqual([
+        '/opt/fort/deployment-manager /var/lib/fort/dm-self-update -/var/lib/fort/deployment-manager/self-update',
+      ]);
+      expect(directives(text, 'PrivateNetwork')).toEqual(['yes']);
+      expect(directives(text, 'RestrictAddressFamilies')).toEqual(['AF_UNIX']);
+      expect(text).not.toMatch(/^\[Install\]/m);
+      const p = readFileSync(path, 'utf8');
+      expect(directives(p, 'PathExists')).toEqual([
+        '/var/lib/fort/deployment-manager/self-update/request.json',
+        '/var/lib/fort/dm-self-update/active',
+      ]);
+    });
+  });
 });
