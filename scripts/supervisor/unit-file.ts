@@ -14,3 +14,15 @@ export function nodeArgsFromUnit(unitPath: string): string[] {
   if (script < 1) throw new Error(`${unitPath}: ExecStart= does not run a .js script`);
   return words.slice(1, script);
 }
+
+/** A unit's `RestartSec=` in ms (plain seconds, as ours are written; systemd's default 100 ms when absent). */
+export function restartDelayMsFromUnit(unitPath: string): number {
+  const line = readFileSync(unitPath, 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith('RestartSec='));
+  if (!line) return 100;
+  const value = line.slice('RestartSec='.length).trim();
+  const m = /^(\d+(?:\.\d+)?)(s|ms)?$/.exec(value);
+  if (!m) throw new Error(`${unitPath}: RestartSec=${value} is not plain seconds or ms`);
+  return m[2] === 'ms' ? Number(m[1]) : Number(m[1]) * 1000;
+}

@@ -16,20 +16,26 @@ export interface Measured {
   value: number;
   /** Measured in the same run: the machine is shared and absolute numbers wander. */
   baseline: { name: string; value: number } | null;
+  /** Other numbers of the same run worth keeping beside it (e.g. an earlier baseline), by name. */
+  extra?: Record<string, number>;
 }
 
 export interface Benchmark {
   name: string;
   unit: string;
-  /** Pass when value < below (times, memory) or value ≥ atLeast (throughput). */
-  goal: { below: number } | { atLeast: number };
+  /** Pass when value < below (times, memory), value ≤ atMost, or value ≥ atLeast (throughput). */
+  goal: { below: number } | { atMost: number } | { atLeast: number };
   run(ctx: BenchContext): Promise<Measured>;
 }
 
 export function goalText(b: Benchmark): string {
-  return 'below' in b.goal ? `< ${b.goal.below} ${b.unit}` : `>= ${b.goal.atLeast} ${b.unit}`;
+  if ('below' in b.goal) return `< ${b.goal.below} ${b.unit}`;
+  if ('atMost' in b.goal) return `<= ${b.goal.atMost} ${b.unit}`;
+  return `>= ${b.goal.atLeast} ${b.unit}`;
 }
 
 export function meetsGoal(b: Benchmark, value: number): boolean {
-  return 'below' in b.goal ? value < b.goal.below : value >= b.goal.atLeast;
+  if ('below' in b.goal) return value < b.goal.below;
+  if ('atMost' in b.goal) return value <= b.goal.atMost;
+  return value >= b.goal.atLeast;
 }

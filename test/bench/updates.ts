@@ -232,8 +232,12 @@ const exited = (p: ChildProcess, name: string, event: 'exit' | 'close') =>
     );
   });
 
-/** `curl … URL | sha256sum` with the same device certificate and CA (mutual TLS, verified), spawn to exit. */
-async function curlSha256(ctx: BenchContext, url: string): Promise<{ ms: number; sha256: string }> {
+/**
+ * `curl … URL | sha256sum`, or with `keep`, `curl … URL | tee KEEP | sha256sum`: the same device
+ * certificate and CA (mutual TLS, verified), spawn to exit. The tee is what a resumable download
+ * must do too: keep the bytes on disk, not only hash them.
+ */
+async function curlSha256(ctx: BenchContext, url: string, keep?: string): Promise<{ ms: number; sha256: string }> {
   const t0 = performance.now();
   const curl = spawn(
     'curl',
@@ -249,11 +253,19 @@ async function curlSha256(ctx: BenchContext, url: string): Promise<{ ms: number;
     ],
     { stdio: ['ignore', 'pipe', 'inherit'], timeout: 120_000 },
   );
-  const sum = spawn('sha256sum', [], { stdio: [curl.stdout, 'pipe', 'inherit'], timeout: 120_000 });
-  curl.stdout.destroy(); // sha256sum holds its own copy of the pipe; this end is not read here
+  const tee = keep ? spawn('tee', [keep], { stdio: [curl.stdout, 'pipe', 'inherit'], timeout: 120_000 }) : undefined;
+  const sum = spawn('sha256sum', [], { stdio: [(tee ?? curl).stdout, 'pipe', 'inherit'], timeout: 120_000 });
+  // The children hold their own copies of the pipes; these ends are not read here.
+  curl.stdout.destroy();
+  tee?.stdout.destroy();
   let out = '';
   sum.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
-  await Promise.all([exited(curl, 'curl', 'exit'), exited(sum, 'sha256sum', 'close')]);
+  await Promise.all([
+    exited(curl, 'curl', 'exit'),
+    ...(tee ? [exited(tee, 'tee', 'exit')] : []),
+    exited(sum, 'sha256sum', 'close'),
+  ]);
+  if (keep) rmSync(keep);
   return { ms: performance.now() - t0, sha256: out.split(' ')[0]! };
 }
 
@@ -267,28 +279,37 @@ export const artifactDownloadVerify: Benchmark = {
       const art = rig.mender.artifacts().find((a) => a.name === ARTIFACT)!;
       const dm: number[] = [];
       const download: number[] = [];
+      const curlTee: number[] = [];
       const curl: number[] = [];
       const viaDm = async () => {
         const r = await deployOnce(rig);
         dm.push(r.ms);
         download.push(r.downloadMs);
       };
-      const viaCurl = async () => {
-        const r = await curlSha256(ctx, rig.mender.downloadLink(art.id).uri);
+      const viaCurl = (keep: boolean, into: number[]) => async () => {
+        // Kept where the DM keeps its artifact: the same file system.
+        const file = keep ? join(ctx.tmp, 'updates', 'curl-tee.mender') : undefined;
+        const r = await curlSha256(ctx, rig.mender.downloadLink(art.id).uri, file);
         if (r.sha256 !== art.sha256)
-          throw new Error(`bench: curl | sha256sum got ${r.sha256}, the artifact is ${art.sha256}`);
-        curl.push(r.ms);
+          throw new Error(`bench: curl | … | sha256sum got ${r.sha256}, the artifact is ${art.sha256}`);
+        into.push(r.ms);
       };
-      // Alternated, who goes first too, median of each: the machine is shared and runs wander.
-      for (let i = 0; i < RUNS; i++) for (const f of i % 2 ? [viaCurl, viaDm] : [viaDm, viaCurl]) await f();
+      const viaCurlTee = viaCurl(true, curlTee);
+      const viaCurlOnly = viaCurl(false, curl);
+      // Rotated, who goes first too, median of each: the machine is shared and runs wander.
+      const order = [viaDm, viaCurlTee, viaCurlOnly];
+      for (let i = 0; i < RUNS; i++) for (let j = 0; j < order.length; j++) await order[(i + j) % order.length]!();
       const rate = (ms: number) => art.size / MB / (ms / 1000);
       const list = (xs: number[]) => xs.map((x) => round(x, 0)).join('/');
       process.stdout.write(
-        `bench: ${round(art.size / MB, 1)} MB artifact: DM download+verify ${round(rate(median(dm)), 1)} MB/s (${list(dm)} ms, of which download ${list(download)} ms); curl | sha256sum ${round(rate(median(curl)), 1)} MB/s (${list(curl)} ms)\n`,
+        `bench: ${round(art.size / MB, 1)} MB artifact: DM download+verify ${round(rate(median(dm)), 1)} MB/s (${list(dm)} ms, of which download ${list(download)} ms); ` +
+          `curl | tee FILE | sha256sum ${round(rate(median(curlTee)), 1)} MB/s (${list(curlTee)} ms); ` +
+          `curl | sha256sum (the baseline before issue 19) ${round(rate(median(curl)), 1)} MB/s (${list(curl)} ms)\n`,
       );
       return {
-        value: round(rate(median(dm)) / rate(median(curl)), 2),
-        baseline: { name: 'curl-sha256sum-MB-per-s', value: round(rate(median(curl)), 1) },
+        value: round(rate(median(dm)) / rate(median(curlTee)), 2),
+        baseline: { name: 'curl-tee-sha256sum-MB-per-s', value: round(rate(median(curlTee)), 1) },
+        extra: { 'curl-sha256sum-MB-per-s': round(rate(median(curl)), 1) },
       };
     } finally {
       await rig.close();
