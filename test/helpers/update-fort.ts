@@ -40,6 +40,8 @@ export interface UpdatableFortOptions {
   pollSeconds?: number;
   inventorySeconds?: number;
   retrySeconds?: number;
+  /** `[updates]` resume_seconds (unset: the default, 30 s). */
+  resumeSeconds?: number;
   /** Configure the update server (default); false: an air-gapped fort (`install FILE` only). */
   server?: boolean;
   /** Start the deployment manager (default) and have the device accepted by the server. */
@@ -48,8 +50,11 @@ export interface UpdatableFortOptions {
   dm?: Partial<ProcessSpec>;
   /** Extra spec for the agent process (e.g. the unit's node flags). */
   agent?: Partial<ProcessSpec>;
-  /** The installation's IoT link, cloud authorisation and log level (testInstallation's options). */
-  install?: { iot?: boolean; cloudAuth?: boolean; logLevel?: string };
+  /**
+   * The installation's IoT link, cloud authorisation, log level and the deployment manager's
+   * agent health interval (testInstallation's options; the interval's default there is 1 s).
+   */
+  install?: { iot?: boolean; cloudAuth?: boolean; logLevel?: string; healthIntervalSeconds?: number };
   /**
    * The identity comes from pairing (`pair()`): agent.toml has none, the deployment manager has
    * [updates.paired] (and is admitted by the test, once paired), and the cloud sends the signing
@@ -110,7 +115,7 @@ export async function startUpdatableFort(o: UpdatableFortOptions = {}) {
 
   appendFileSync(
     inst.files.dm,
-    `\n[updates]\ninstall_root = "${root}"\nstaging_dir = "${stagingDir}"\ndevice_type = "${deviceType}"\n${o.artifactKeys === false ? '' : `artifact_keys = ["${signPub}"]\n`}health_deadline_seconds = ${o.healthDeadlineSeconds ?? 10}\n${o.updatesToml ?? ''}` +
+    `\n[updates]\ninstall_root = "${root}"\nstaging_dir = "${stagingDir}"\ndevice_type = "${deviceType}"\n${o.artifactKeys === false ? '' : `artifact_keys = ["${signPub}"]\n`}health_deadline_seconds = ${o.healthDeadlineSeconds ?? 10}\n${o.resumeSeconds === undefined ? '' : `resume_seconds = ${o.resumeSeconds}\n`}${o.updatesToml ?? ''}` +
       (o.paired
         ? `[updates.paired]\npoll_seconds = ${o.pollSeconds ?? 1}\ninventory_seconds = ${o.inventorySeconds ?? 1}\nretry_seconds = ${o.retrySeconds ?? 1}\n`
         : '') +

@@ -6,7 +6,7 @@ export interface RssSample {
   rssKiB: number;
 }
 
-function rssKiB(pid: number): number | undefined {
+export function rssKiB(pid: number): number | undefined {
   try {
     const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
     return m ? Number(m[1]) : undefined;
@@ -45,35 +45,61 @@ export interface RssGrowth {
   endMiB: number | null;
   maxMiB: number;
   growthPercent: number | null;
+  /** What the heap snapshots themselves added to this process's RSS, taken out of start and end. */
+  snapshotsMiB: number;
+}
+
+/** A heap snapshot of `pid` from `fromMs` to `toMs`: its RSS rose by `kib` meanwhile. */
+export interface RssExclusion {
+  pid: number;
+  fromMs: number;
+  toMs: number;
+  kib: number;
 }
 
 /**
  * Growth of the process that ran at the end, from its first sample at or after `fromMs` (and
  * `warmupMs` after it started) to its last: a leak shows here, a restart's fresh heap does not.
+ * A heap snapshot's own allocations are not a leak: V8's heap profiler keeps its string table
+ * and object ids for the rest of the process (about +100 MiB for the agent's first snapshot,
+ * a few MiB for each next), so samples during one are dropped and each later sample counts
+ * without what the snapshots before it added (`excluded`).
  */
 export function steadyGrowth(
   all: Record<string, RssSample[]>,
   fromMs: number,
   warmupMs = 30_000,
+  excluded: Record<string, RssExclusion[]> = {},
 ): Record<string, RssGrowth> {
   const mib = (kib: number) => Math.round((kib / 1024) * 10) / 10;
   return Object.fromEntries(
     Object.entries(all).map(([name, samples]) => {
       const last = samples.at(-1);
       const maxMiB = mib(Math.max(0, ...samples.map((s) => s.rssKiB)));
-      if (!last) return [name, { pid: null, startMiB: null, endMiB: null, maxMiB, growthPercent: null }];
-      const own = samples.filter((s) => s.pid === last.pid);
-      const first = own.find((s) => s.atMs >= fromMs && s.atMs >= own[0]!.atMs + warmupMs);
-      if (!first || first === last)
-        return [name, { pid: last.pid, startMiB: null, endMiB: mib(last.rssKiB), maxMiB, growthPercent: null }];
+      const none = { pid: null, startMiB: null, endMiB: null, maxMiB, growthPercent: null, snapshotsMiB: 0 };
+      if (!last) return [name, none];
+      const cuts = (excluded[name] ?? []).filter((e) => e.pid === last.pid);
+      const snapshotsMiB = mib(cuts.reduce((sum, e) => sum + e.kib, 0));
+      const bornMs = samples.find((s) => s.pid === last.pid)!.atMs;
+      const own = samples
+        .filter((s) => s.pid === last.pid && !cuts.some((e) => s.atMs >= e.fromMs && s.atMs < e.toMs))
+        .map((s) => ({
+          ...s,
+          rssKiB: s.rssKiB - cuts.filter((e) => e.toMs <= s.atMs).reduce((sum, e) => sum + e.kib, 0),
+        }));
+      const end = own.at(-1);
+      const first = own.find((s) => s.atMs >= fromMs && s.atMs >= bornMs + warmupMs);
+      if (!end || !first || first === end)
+        return [name, { ...none, pid: last.pid, endMiB: end ? mib(end.rssKiB) : null, snapshotsMiB }];
       return [
         name,
         {
           pid: last.pid,
           startMiB: mib(first.rssKiB),
-          endMiB: mib(last.rssKiB),
+          endMiB: mib(end.rssKiB),
           maxMiB,
-          growthPercent: Math.round(((last.rssKiB - first.rssKiB) / first.rssKiB) * 1000) / 10,
+          growthPercent: Math.round(((end.rssKiB - first.rssKiB) / first.rssKiB) * 1000) / 10,
+          snapshotsMiB,
         },
       ];
     }),

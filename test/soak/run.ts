@@ -2,8 +2,8 @@
 import { Command } from 'commander';
 import { wholeNumber } from '../../fortctl/args.js';
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { REPO } from '../helpers/fort.js';
 import { startUpdatableFort, type UpdatableFort } from '../helpers/update-fort.js';
@@ -12,6 +12,7 @@ import { createRequestDriver } from './requests.js';
 import { createEventDriver } from './events.js';
 import { createChaos, mulberry32 } from './chaos.js';
 import { createRssSampler, steadyGrowth } from './rss.js';
+import { createHeapSampler, heapFailures, heapSnapshotArgs } from './heap.js';
 import { printReport, type SoakReport } from './report.js';
 
 /**
@@ -19,8 +20,12 @@ import { printReport, type SoakReport } from './report.js';
  * like systemd does) against the dev cloud on loopback. Events and client requests run the
  * whole time and one update is deployed. The first half is chaos (kill -9 of either daemon,
  * dropped IoT links), the second half only drops links: RSS growth is measured there, on
- * processes that are no longer killed. Exit 1 when an event was lost or applied twice, the
- * update did not land, or RSS grew by 10 % or more.
+ * processes that are no longer killed, and so are retained objects: heap snapshots of both
+ * daemons at its start (after a warm-up), middle and end (heap.ts). Exit 1 when an event was
+ * lost or applied twice, the update did not land, RSS grew by 10 % or more, or a class of
+ * retained objects grew steadily (HEAP_RULE). `--accelerated`: the deployment manager's poll,
+ * inventory, retry, resume and agent health intervals all 1 s, so its loops fire in 30 minutes
+ * what they fire in a day or more at the defaults.
  */
 const o = new Command('soak')
   // At least 2: RSS growth is measured from 30 s after the chaos half ends, and needs time after that.
@@ -33,38 +38,77 @@ const o = new Command('soak')
   )
   .option('--events-per-second <n>', 'ping events the cloud sends', wholeNumber(1, 100), 20)
   .option('--requests-per-second <n>', 'client API requests a user makes', wholeNumber(1, 100), 10)
+  .option('--accelerated', "the deployment manager's intervals (poll, inventory, retry, resume, health) all 1 s")
   .option('--out <file>', 'JSON report', join(REPO, 'bench', 'results', 'soak.json'))
   .parse(process.argv)
-  .opts<{ minutes: number; seed: number; eventsPerSecond: number; requestsPerSecond: number; out: string }>();
+  .opts<{
+    minutes: number;
+    seed: number;
+    eventsPerSecond: number;
+    requestsPerSecond: number;
+    accelerated?: boolean;
+    out: string;
+  }>();
 
 const FORT = 'fort-dev-1';
 const WARMUP_MS = 30_000;
+/** The last heap snapshots start this long before the load stops (they take a few seconds). */
+const HEAP_END_LEAD_MS = 10_000;
+/**
+ * The deployment manager's intervals. Poll 2 s, inventory, retry and health 1 s, resume at its
+ * default (30 s) unless accelerated: then all 1 s (the schema's minimum), against defaults of
+ * 1800, 28 800, 300, 30 and 30 s.
+ */
+const INTERVALS = o.accelerated
+  ? { poll: 1, inventory: 1, retry: 1, resume: 1, health: 1 }
+  : { poll: 2, inventory: 1, retry: 1, resume: 30, health: 1 };
 const log = (line: string) => process.stdout.write(`soak: ${line}\n`);
 
 async function main(): Promise<number> {
   const durationMs = o.minutes * 60_000;
-  log(`starting: ${o.minutes} min, seed ${o.seed}, ${o.eventsPerSecond} events/s, ${o.requestsPerSecond} requests/s`);
-  const fort: UpdatableFort = await startUpdatableFort({
-    fortId: FORT,
-    install: { iot: true, cloudAuth: true, logLevel: 'info' },
-    // The units' node flags, as in production; both restarted on exit as Restart=always does.
-    agent: { nodeArgs: nodeArgsFromUnit(join(REPO, 'systemd/fort-agent.service')) },
-    dm: {
-      nodeArgs: nodeArgsFromUnit(join(REPO, 'systemd/fort-deployment-manager.service')),
-      restart: true,
-      restartDelayMs: 200,
-    },
-    healthDeadlineSeconds: 60,
-    pollSeconds: 2,
-  });
+  log(
+    `starting: ${o.minutes} min, seed ${o.seed}, ${o.eventsPerSecond} events/s, ${o.requestsPerSecond} requests/s${o.accelerated ? ', accelerated' : ''}`,
+  );
+  const heapDir = mkdtempSync(join(tmpdir(), 'fort-soak-heap-'));
+  const heapDirs = { agent: join(heapDir, 'agent'), 'deployment-manager': join(heapDir, 'deployment-manager') };
   try {
-    return await soak(fort, durationMs);
+    const fort: UpdatableFort = await startUpdatableFort({
+      fortId: FORT,
+      install: { iot: true, cloudAuth: true, logLevel: 'info', healthIntervalSeconds: INTERVALS.health },
+      // The units' node flags, as in production, and the heap snapshot signal; both restarted
+      // on exit as Restart=always does.
+      agent: {
+        nodeArgs: [...nodeArgsFromUnit(join(REPO, 'systemd/fort-agent.service')), ...heapSnapshotArgs(heapDirs.agent)],
+      },
+      dm: {
+        nodeArgs: [
+          ...nodeArgsFromUnit(join(REPO, 'systemd/fort-deployment-manager.service')),
+          ...heapSnapshotArgs(heapDirs['deployment-manager']),
+        ],
+        restart: true,
+        restartDelayMs: 200,
+      },
+      healthDeadlineSeconds: 60,
+      pollSeconds: INTERVALS.poll,
+      inventorySeconds: INTERVALS.inventory,
+      retrySeconds: INTERVALS.retry,
+      ...(INTERVALS.resume === 30 ? {} : { resumeSeconds: INTERVALS.resume }),
+    });
+    try {
+      return await soak(fort, durationMs, heapDirs);
+    } finally {
+      await fort.stop();
+    }
   } finally {
-    await fort.stop();
+    rmSync(heapDir, { recursive: true, force: true });
   }
 }
 
-async function soak(fort: UpdatableFort, durationMs: number): Promise<number> {
+async function soak(
+  fort: UpdatableFort,
+  durationMs: number,
+  heapDirs: Record<'agent' | 'deployment-manager', string>,
+): Promise<number> {
   const random = mulberry32(o.seed);
   const started = Date.now();
   const elapsed = () => Date.now() - started;
@@ -83,6 +127,14 @@ async function soak(fort: UpdatableFort, durationMs: number): Promise<number> {
   });
   const rss = createRssSampler({ agent: () => fort.agent.pid, 'deployment-manager': () => fort.dm?.pid }, elapsed);
   const chaosEndMs = durationMs / 2;
+  const heap = createHeapSampler(
+    {
+      agent: { pid: () => fort.agent.pid, dir: heapDirs.agent },
+      'deployment-manager': { pid: () => fort.dm?.pid, dir: heapDirs['deployment-manager'] },
+    },
+    elapsed,
+    log,
+  );
   const chaos = createChaos({
     random,
     elapsed,
@@ -114,7 +166,14 @@ async function soak(fort: UpdatableFort, durationMs: number): Promise<number> {
     });
   }, updateAtMs);
 
+  // Retained objects at the start of the steady half (after the warm-up RSS waits for too), its
+  // middle, and its end, under load each time.
+  const heapStartMs = chaosEndMs + WARMUP_MS;
+  const heapEndMs = durationMs - HEAP_END_LEAD_MS;
+  const heapDone = heap.run([heapStartMs, (heapStartMs + heapEndMs) / 2, heapEndMs]);
+
   await new Promise((r) => setTimeout(r, durationMs));
+  await heapDone;
   clearTimeout(updateTimer);
   chaos.stop();
   events.stop();
@@ -133,6 +192,8 @@ async function soak(fort: UpdatableFort, durationMs: number): Promise<number> {
     name: 'soak',
     seed: o.seed,
     minutes: o.minutes,
+    accelerated: o.accelerated ?? false,
+    intervalsSeconds: INTERVALS,
     events: counts,
     requests: requests.counts(),
     update: {
@@ -142,7 +203,8 @@ async function soak(fort: UpdatableFort, durationMs: number): Promise<number> {
     },
     chaos: chaos.counts(),
     restarts: { agent: fort.agent.starts - 1, 'deployment-manager': (fort.dm?.starts ?? 1) - 1 },
-    rss: steadyGrowth(rss.samples(), chaosEndMs + WARMUP_MS),
+    rss: steadyGrowth(rss.samples(), chaosEndMs + WARMUP_MS, WARMUP_MS, heap.rssExclusions()),
+    heap: heap.growth(),
     machine: { cpus: cpus().length, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version },
     at: new Date().toISOString(),
   };
@@ -155,6 +217,7 @@ async function soak(fort: UpdatableFort, durationMs: number): Promise<number> {
     ...Object.entries(report.rss)
       .filter(([, r]) => r.growthPercent === null || r.growthPercent >= 10)
       .map(([p, r]) => `${p} RSS ${r.growthPercent === null ? 'not measured' : `grew ${r.growthPercent} %`}`),
+    ...heapFailures(report.heap),
   ];
   report.failures = failures;
   mkdirSync(dirname(resolve(o.out)), { recursive: true });

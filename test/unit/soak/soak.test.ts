@@ -23,7 +23,40 @@ describe('soak RSS growth', () => {
       endMiB: 90.2,
       maxMiB: 300,
       growthPercent: 12.8,
+      snapshotsMiB: 0,
     });
+  });
+
+  it('does not count what a heap snapshot added: samples during one are dropped, later ones less its jump', () => {
+    const samples = {
+      agent: [
+        s(0, 1, 90),
+        s(85_000, 1, 95), // before the window
+        s(100_000, 1, 150), // during the snapshot (99–102 s): dropped, else it would be the window's start
+        s(105_000, 1, 200),
+        s(150_000, 1, 205),
+        s(200_000, 1, 204),
+        s(250_000, 1, 213), // a second snapshot (240–243 s) added 3 MiB
+      ],
+    };
+    const cuts = {
+      agent: [
+        { pid: 1, fromMs: 99_000, toMs: 102_000, kib: 100 * 1024 },
+        { pid: 1, fromMs: 240_000, toMs: 243_000, kib: 3 * 1024 },
+        { pid: 9, fromMs: 10_000, toMs: 11_000, kib: 50 * 1024 }, // another (killed) process's
+      ],
+    };
+    // 200 → 213 raw: 100 → 110 without the 100 + 3 MiB the snapshots added, +10 %.
+    expect(steadyGrowth(samples, 90_000, 30_000, cuts)['agent']).toEqual({
+      pid: 1,
+      startMiB: 100,
+      endMiB: 110,
+      maxMiB: 213,
+      growthPercent: 10,
+      snapshotsMiB: 103,
+    });
+    // Without the exclusions the snapshots would read as a leak.
+    expect(steadyGrowth(samples, 90_000, 30_000)['agent']!.growthPercent).toBe(42);
   });
 
   it('says it could not measure when the last process is too young', () => {
