@@ -3,6 +3,7 @@ import { EventEmitter } from 'node:events';
 import { createReadStream } from 'node:fs';
 import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
+import type { FastifyRequest } from 'fastify';
 import type { Logger } from '../../lib/logger.js';
 import type { TlsMaterial } from '../../lib/tls.js';
 import { openArtifactStore, type ArtifactRecord } from './artifacts.js';
@@ -28,6 +29,19 @@ export function menderRouteOf(url: string): MenderRoute | undefined {
   if (path.startsWith('/download/')) return 'download';
   return undefined;
 }
+
+/** One device request (a route of `MenderRoute`) as the server saw it arrive, and its answer. */
+export interface MenderRequestRecord {
+  /** When it arrived (before anything else looked at it). */
+  at: string;
+  route: MenderRoute;
+  method: string;
+  /** The status it was answered with; null until the answer is sent (or if it never was). */
+  status: number | null;
+}
+
+/** Request records kept: the newest, so a dev stack polled every second for days stays small. */
+const KEPT_REQUESTS = 10_000;
 
 export interface MenderServerOptions {
   host: string;
@@ -67,6 +81,11 @@ export interface MenderServer {
   reject(ref: DeviceRef): DeviceRecord;
   authAttempts(): AuthAttempt[];
   downloads(filter?: { artifactId?: string }): DownloadRecord[];
+  /**
+   * The device requests that arrived (the newest 10 000), oldest first, refused ones included:
+   * when each came and what it was answered (tests measure poll intervals on these).
+   */
+  requests(filter?: { route?: MenderRoute }): MenderRequestRecord[];
   /** A device JWT as `auth_requests` would give (for an accepted device), optionally expiring at `expiresAt`. */
   issueDeviceToken(ref: DeviceRef, expiresAt?: Date): Promise<string>;
   /** A presigned link, valid until `expiresAt` (default: now + download_link_seconds). */
@@ -114,6 +133,8 @@ export async function startMenderServer(opts: MenderServerOptions): Promise<Mend
   const deployments = createDeploymentBook({ artifacts, now, changed });
   const tokens = createDeviceTokens({ now, ttlSeconds: opts.tokenSeconds });
   const downloads: DownloadRecord[] = [];
+  const requests: MenderRequestRecord[] = [];
+  const answered = new WeakMap<FastifyRequest, MenderRequestRecord>();
   let available = true;
   const refusals = createRefusals<MenderRoute>(changed);
   /** Cuts queued for the next downloads, one each. */
@@ -130,9 +151,16 @@ export async function startMenderServer(opts: MenderServerOptions): Promise<Mend
   let url = '';
   const signer = createLinkSigner({ baseUrl: () => opts.publicUrl ?? url, now });
   app.addHook('onRequest', async (req, reply) => {
+    const route = menderRouteOf(req.url);
+    if (route) {
+      const r: MenderRequestRecord = { at: now().toISOString(), route, method: req.method, status: null };
+      if (requests.push(r) > KEPT_REQUESTS) requests.shift();
+      answered.set(req, r);
+      changed();
+    }
     if (opts.isRevoked?.((req.raw.socket as TLSSocket).getPeerCertificate().serialNumber))
       return fail(reply, 401, 'device certificate revoked');
-    const refusal = refusals.take(menderRouteOf(req.url));
+    const refusal = refusals.take(route);
     if (refusal) {
       const retryAfter = retryAfterHeader(refusal);
       if (retryAfter !== undefined) reply.header('retry-after', retryAfter);
@@ -150,6 +178,12 @@ export async function startMenderServer(opts: MenderServerOptions): Promise<Mend
       503,
       'service unavailable (dev cloud fault injection)',
     );
+  });
+  app.addHook('onResponse', async (req, reply) => {
+    const r = answered.get(req);
+    if (!r) return;
+    r.status = reply.statusCode;
+    changed();
   });
   registerDeviceRoutes(app, {
     devices,
@@ -210,6 +244,7 @@ export async function startMenderServer(opts: MenderServerOptions): Promise<Mend
     reject: (ref) => clone(devices.reject(ref)),
     authAttempts: () => clone(devices.attempts()),
     downloads: (filter) => clone(downloads.filter((d) => !filter?.artifactId || d.artifactId === filter.artifactId)),
+    requests: (filter) => clone(requests.filter((r) => !filter?.route || r.route === filter.route)),
     async issueDeviceToken(ref, expiresAt) {
       const d = devices.find(ref);
       const set = d.authSets.find((s) => s.status === 'accepted');
