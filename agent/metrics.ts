@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { UPDATE_STEPS, type UpdateStateView } from '../lib/update-summary.js';
+import { UPDATE_STEPS, type UpdateStateView } from '../lib/update-state.js';
 import { counter, counterOf, gauge, histogram, type MetricFamily } from './metrics-exposition.js';
 
 /**

@@ -1,4 +1,4 @@
-import type { UpdateStateView, UpdateSummary } from '../lib/update-summary.js';
+import type { UpdateStateView, UpdateSummary } from '../lib/update-state.js';
 
 /**
  * The deployment manager's update state as it last reported it. In memory only: the deployment

@@ -1,7 +1,8 @@
 import { Command } from 'commander';
 import type { AdminClient } from '../lib/admin-client.js';
 import { FortError } from '../lib/errors.js';
-import { explain, type UpdateStateView } from '../lib/update-summary.js';
+import { explain } from '../lib/update-explain.js';
+import type { UpdateStateView } from '../lib/update-state.js';
 import { printable } from './output.js';
 
 type WithAdmin = <T>(call: (admin: AdminClient) => Promise<T>) => Promise<T>;

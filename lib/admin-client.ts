@@ -2,7 +2,7 @@ import { Agent } from 'node:https';
 import { FortError } from './errors.js';
 import { createJsonClient } from './https-json.js';
 import type { TlsMaterial } from './tls.js';
-import type { UpdateStateView, UpdateSummary } from './update-summary.js';
+import type { UpdateStateView, UpdateSummary } from './update-state.js';
 
 export interface AgentHealth {
   status: 'healthy' | 'degraded' | 'starting' | 'draining' | 'unhealthy';

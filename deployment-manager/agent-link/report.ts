@@ -1,29 +1,7 @@
 import type { AdminClient, AgentHealth } from '../../lib/admin-client.js';
 import type { Logger } from '../../lib/logger.js';
-import type { UpdateSummary } from '../../lib/update-summary.js';
+import { summarize } from '../../lib/update-state.js';
 import type { StateFile, UpdateState } from '../update/state.js';
-
-/** What the agent is told: no pending server reports, no file paths. */
-export function summarize(s: UpdateState): UpdateSummary {
-  const d = s.deployment;
-  return {
-    step: s.step,
-    installed: s.installed,
-    installedArtifact: s.installedArtifact,
-    previous: s.previous,
-    deployment: d && {
-      id: d.id,
-      artifactName: d.artifactName,
-      source: d.source,
-      downloaded: d.downloaded,
-      target: d.target,
-      deadline: d.deadline,
-      reason: d.reason,
-    },
-    lastError: s.lastError,
-    updatedAt: s.updatedAt,
-  };
-}
 
 /**
  * Tells the agent the update state (its metrics and `fortctl update status` show it), after

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { loadDeploymentManagerConfig } from '../config.js';
-import { explain } from '../../lib/update-summary.js';
+import { explain } from '../../lib/update-explain.js';
 import { createStateFile } from '../update/state.js';
 import { createWorkLock } from '../update/work-lock.js';
 

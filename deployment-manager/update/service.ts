@@ -344,7 +344,9 @@ export function createUpdateService(deps: {
         );
       else retryNext = updater.state.reports.length > 0; // undelivered reports: try again soon
     } catch (err) {
-      if (err instanceof FortError) serverWaitMs = err.retryAfterMs;
+      // deployments/next, downloads, status: the server's wait. Not admission: an operator who
+      // accepts the device expects it within retry_seconds, whatever a pending 401 suggests.
+      if (err instanceof FortError && err.code !== 'FORT_ERR_NOT_ACCEPTED') serverWaitMs = err.retryAfterMs;
       if (err instanceof FortError && err.code === 'FORT_ERR_NOT_ACCEPTED')
         log.warn({ reason: err.message }, 'waiting for the update server to accept this device');
       else if (err instanceof FortError && !err.fatal)

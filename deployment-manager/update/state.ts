@@ -1,70 +1,17 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { z } from 'zod';
 import { StoreError } from '../../lib/errors.js';
 import { writeFileAtomic } from '../../lib/files.js';
-import { UPDATE_STEPS } from '../../lib/update-summary.js';
+import { updateStateSchema, type UpdateState } from '../../lib/update-state.js';
 
-export { UPDATE_STEPS, type UpdateStep } from '../../lib/update-summary.js';
-
-/** A status the server has not acknowledged yet: delivered in order, retried until it is. */
-export const pendingReportSchema = z.object({
-  deploymentId: z.string(),
-  status: z.string(),
-  /** Log lines to upload with a `failure`. */
-  log: z
-    .array(
-      z.object({ timestamp: z.string(), level: z.enum(['debug', 'info', 'warning', 'error']), message: z.string() }),
-    )
-    .optional(),
-});
-export type PendingReport = z.infer<typeof pendingReportSchema>;
-
-export const deploymentStateSchema = z.object({
-  id: z.string(),
-  artifactName: z.string(),
-  /** `server`: polled from the update server (reports go there); `file`: `install FILE` on site; `operator`: `rollback`. */
-  source: z.enum(['server', 'file', 'operator']),
-  uri: z.string().nullable(),
-  /** The artifact file being downloaded (or given); its size is the resume offset. */
-  artifactFile: z.string(),
-  /** Bytes on disk at the last persisted progress. */
-  downloaded: z.int().nonnegative(),
-  /** The verified release tarball taken out of the artifact. */
-  payload: z.string().nullable().default(null),
-  /** The release version inside, once unpacked. */
-  target: z.string().nullable(),
-  /** Until when the new (or restored) agent may take to report healthy. */
-  deadline: z.string().nullable(),
-  reason: z.string().nullable(),
-  /** Starts of the current step's action (a crash there makes another): bounded, see updater.ts. */
-  attempts: z.int().nonnegative().default(0),
-  /** Steps this deployment has entered: bounded, so no deployment loops forever. */
-  steps: z.int().nonnegative().default(0),
-});
-export type DeploymentState = z.infer<typeof deploymentStateSchema>;
-
-/**
- * Persisted update state. Written before every action (Mender's "persist before acting"), so a
- * restart resumes from the last step, or rolls back from it.
- */
-export const updateStateSchema = z.object({
-  schema: z.literal(2),
-  step: z.enum(UPDATE_STEPS),
-  /** The committed release version, and the one before it (kept for rollback). */
-  installed: z.string().nullable(),
-  /** The artifact name of the installed release (what `deployments/next` is told). */
-  installedArtifact: z.string().nullable(),
-  previous: z.string().nullable(),
-  /** The artifact name of the previous release (what a rollback makes installed again). */
-  previousArtifact: z.string().nullable().default(null),
-  deployment: deploymentStateSchema.nullable(),
-  reports: z.array(pendingReportSchema),
-  lastError: z.string().nullable(),
-  /** Counts persisted transitions; bounds crash loops inside one deployment. */
-  transitions: z.int().nonnegative(),
-  updatedAt: z.string(),
-});
-export type UpdateState = z.infer<typeof updateStateSchema>;
+// The schema is lib's (shared with the agent and fortctl); this module is the file it lives in.
+export {
+  UPDATE_STEPS,
+  type DeploymentState,
+  type PendingReport,
+  type StateAt,
+  type UpdateState,
+  type UpdateStep,
+} from '../../lib/update-state.js';
 
 export function initialState(now: Date): UpdateState {
   return {

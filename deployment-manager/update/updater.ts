@@ -3,7 +3,8 @@ import { FortError } from '../../lib/errors.js';
 import type { Logger } from '../../lib/logger.js';
 import type { RunHooks } from './hooks.js';
 import type { Deployment, DeploymentStatus, LogMessage } from '../mender/client.js';
-import type { DeploymentState, PendingReport, StateFile, UpdateState, UpdateStep } from './state.js';
+import type { DeploymentState, StateFile, UpdateState } from './state.js';
+import { act, BEFORE_SWITCH, createSteps, failed, giveUp, rollingBack, SWITCHED, type Active } from './steps.js';
 import type { SelfUpdateStatus } from '../self-update/contract.js';
 
 /** How the deployment manager updates itself through root (self-update/): see the `self_updating` step. */
@@ -74,16 +75,14 @@ export interface UpdaterDeps {
   sleep?: (ms: number) => Promise<void>;
 }
 
-/** Steps after which the new release may already be running: an abort rolls back from here. */
-const SWITCHED: readonly UpdateStep[] = ['switching', 'health_checking', 'self_updating'];
-const BEFORE_SWITCH: readonly UpdateStep[] = ['downloading', 'verifying', 'installing'];
-
 /**
- * The update state machine. The persisted `step` names the action to do next; each action is
- * safe to repeat, so whatever step a crash (kill -9) left, running it again resumes the update
- * or rolls it back: the fort always ends on the old release or the new one, never between.
- * Status reports are queued in the same persisted state and delivered in order until the
- * server takes them: a committed release is never rolled back because a report failed.
+ * The update state machine: one loop that runs the current step's action (steps.ts) and
+ * persists the state it returns before anything else acts. The persisted `step` names the action
+ * to do next; each action is safe to repeat, so whatever step a crash (kill -9) left, running it
+ * again resumes the update or rolls it back: the fort always ends on the old release or the new
+ * one, never between. Status reports are queued in the same persisted state and delivered in
+ * order until the server takes them: a committed release is never rolled back because a report
+ * failed. Each deployment has a budget of step starts, so no step repeats forever.
  */
 export function createUpdater(deps: UpdaterDeps) {
   const { log } = deps;
@@ -107,246 +106,53 @@ export function createUpdater(deps: UpdaterDeps) {
   let counted: string | null = null;
   /** `<deployment>:<step>` whose hooks this process ran. */
   let hooked: string | null = null;
-  /** This process proved itself to root for this deployment. */
-  let proved: string | null = null;
   /** The deployment the server said was aborted (a 409 to one of its reports). */
   let abortedId: string | null = null;
 
-  const persist = (next: Partial<UpdateState>): UpdateState => {
-    const d = next.deployment === undefined ? state.deployment : next.deployment;
-    if (d && next.step !== undefined && next.step !== state.step)
-      next = { ...next, deployment: { ...d, attempts: 0, steps: d.steps + 1 } };
-    state = deps.state.save({ ...state, ...next });
+  /** The one place state is written; entering a step counts it and starts its attempts again. */
+  const persist = (next: UpdateState): UpdateState => {
+    const d = next.deployment;
+    const entered =
+      d && next.step !== state.step
+        ? ({ ...next, deployment: { ...d, attempts: 0, steps: d.steps + 1 } } as UpdateState)
+        : next;
+    state = deps.state.save(entered);
     log.info({ step: state.step, deploymentId: state.deployment?.id, target: state.deployment?.target }, 'update step');
     return state;
   };
-  const report = (status: DeploymentStatus, logLines?: LogMessage[]): PendingReport[] =>
-    state.deployment && state.deployment.source === 'server'
-      ? [...state.reports, { deploymentId: state.deployment.id, status, ...(logLines ? { log: logLines } : {}) }]
-      : state.reports;
-  const line = (level: LogMessage['level'], message: string): LogMessage => ({
-    timestamp: now().toISOString(),
-    level,
-    message,
-  });
-  const withDeployment = (d: Partial<DeploymentState>) => ({ ...state.deployment!, ...d });
-
-  function fail(reason: string): void {
-    log.error({ deploymentId: state.deployment?.id, reason }, 'update failed');
-    persist({
-      step: 'failed',
-      lastError: reason,
-      deployment: withDeployment({ reason }),
-      reports: report('failure', [line('error', reason)]),
-    });
-  }
+  const io = {
+    deps,
+    now,
+    sleep,
+    stopped: () => stopSignal?.aborted === true,
+    current: () => state,
+    progress: (bytes: number) => {
+      if (state.deployment)
+        persist({ ...state, deployment: { ...state.deployment, downloaded: bytes } } as UpdateState);
+    },
+    aborted: (id: string) => abortedId === id,
+    markAborted: (id: string) => void (abortedId = id),
+  };
+  const steps = createSteps(io);
 
   /** Hooks of the step about to act: before the switch they can stop the update; after it they are only logged. */
-  async function runHooks(d: DeploymentState): Promise<void> {
+  async function runHooks(s: Active): Promise<void> {
     if (!deps.hooks) return;
+    const d = s.deployment;
     try {
-      await deps.hooks(state.step, {
+      await deps.hooks(s.step, {
         deploymentId: d.id,
         artifactName: d.artifactName,
         target: d.target,
-        installed: state.installed,
+        installed: s.installed,
       });
     } catch (err) {
-      if (BEFORE_SWITCH.includes(state.step)) throw err;
+      if (BEFORE_SWITCH.includes(s.step)) throw err;
       log.error(
-        { step: state.step, reason: (err as Error).message },
+        { step: s.step, reason: (err as Error).message },
         'update hook failed; the step goes on (the switch is already under way)',
       );
     }
-  }
-
-  /** The action of the current step; persists the next step before returning. */
-  async function act(): Promise<void> {
-    if (state.deployment && state.step !== 'idle' && !withinBudget(state.deployment)) return;
-    const d = state.deployment;
-    const aborted = d !== null && abortedId === d.id;
-    if (aborted && BEFORE_SWITCH.includes(state.step)) {
-      abortedId = null;
-      persist({
-        step: 'failed',
-        lastError: `deployment ${d.id} was aborted on the update server`,
-        deployment: withDeployment({ reason: 'aborted' }),
-      });
-      return;
-    }
-    if (aborted && SWITCHED.includes(state.step)) {
-      abortedId = null;
-      persist({
-        step: 'rolling_back',
-        deployment: withDeployment({
-          reason: 'aborted',
-          deadline: new Date(now().getTime() + deps.healthDeadlineMs).toISOString(),
-        }),
-      });
-      return;
-    }
-    // Once per step start: a step that waits (self_updating) comes back here without starting again.
-    if (d && state.step !== 'idle' && hooked !== `${d.id}:${state.step}`) {
-      await runHooks(d);
-      hooked = `${d.id}:${state.step}`;
-    }
-    switch (state.step) {
-      case 'idle':
-        return;
-      case 'downloading': {
-        let last = d!.downloaded;
-        const stop = new AbortController();
-        const watching = watchForAbort(d!, stop);
-        try {
-          await deps.download(
-            d!,
-            (bytes) => {
-              // Persisted now and then, so a restart knows where it was (the file size is the truth).
-              if (bytes - last >= 1024 * 1024) {
-                last = bytes;
-                persist({ deployment: withDeployment({ downloaded: bytes }) });
-              }
-            },
-            stopSignal ? AbortSignal.any([stop.signal, stopSignal]) : stop.signal,
-          );
-        } catch (err) {
-          // Aborted at the server while downloading: the next step start fails it (above).
-          if (abortedId === d!.id || stopSignal?.aborted) return;
-          throw err;
-        } finally {
-          watching.stop();
-        }
-        if (abortedId === d!.id || stopSignal?.aborted) return;
-        persist({ step: 'verifying' });
-        return;
-      }
-      case 'verifying': {
-        const v = await deps.verify(d!);
-        // An operator's file is whatever artifact it is; a deployment names the one it is for.
-        if (d!.source === 'server' && v.artifactName !== d!.artifactName)
-          throw new FortError(
-            'FORT_ERR_ARTIFACT',
-            `artifact is named ${v.artifactName}, the deployment is for ${d!.artifactName}`,
-            { fatal: false },
-          );
-        persist({
-          step: 'installing',
-          deployment: withDeployment({ payload: v.payload, artifactName: v.artifactName }),
-          reports: report('installing'),
-        });
-        return;
-      }
-      case 'installing': {
-        const { version } = await deps.unpack(d!.payload!);
-        persist({ step: 'switching', deployment: withDeployment({ target: version }) });
-        return;
-      }
-      case 'switching':
-        deps.switchTo(d!.target!);
-        await deps.agent.restart();
-        // Reported once the switch is done: a 409 to it (aborted meanwhile) rolls back.
-        persist({
-          step: 'health_checking',
-          deployment: withDeployment({ deadline: new Date(now().getTime() + deps.healthDeadlineMs).toISOString() }),
-          reports: report('rebooting'),
-        });
-        return;
-      case 'health_checking': {
-        const ok = await waitRunning(d!.target!, d!.deadline!);
-        if (stopSignal?.aborted) return;
-        const self = deps.selfUpdate;
-        if (ok && self && self.ownVersion !== d!.target) {
-          // The agent runs the new release; now the deployment manager (root installs it).
-          persist({
-            step: 'self_updating',
-            deployment: withDeployment({ deadline: new Date(now().getTime() + self.answerMs).toISOString() }),
-          });
-        } else if (ok) {
-          commit(d!);
-        } else {
-          const reason = `the agent did not report healthy on ${d!.target} within ${deps.healthDeadlineMs / 1000} s`;
-          persist({
-            step: 'rolling_back',
-            lastError: reason,
-            deployment: withDeployment({
-              reason,
-              deadline: new Date(now().getTime() + deps.healthDeadlineMs).toISOString(),
-            }),
-          });
-        }
-        return;
-      }
-      case 'self_updating':
-        await selfUpdating(d!, deps.selfUpdate);
-        return;
-      case 'committed':
-        deps.discard(d!);
-        deps.keepReleases([state.installed, state.previous].filter((v): v is string => v !== null));
-        persist({ step: 'idle', deployment: null });
-        return;
-      case 'rolling_back': {
-        const back = state.installed;
-        if (back) {
-          deps.switchTo(back);
-          await deps.agent.restart();
-          const ok = await waitRunning(back, d!.deadline!);
-          if (stopSignal?.aborted) return;
-          if (!ok)
-            log.error({ release: back }, 'the previous release did not report healthy either; leaving it in place');
-        }
-        const reason = d!.reason ?? 'rolled back';
-        persist({
-          step: 'failed',
-          lastError: reason,
-          reports:
-            d!.reason === 'aborted'
-              ? state.reports
-              : report('failure', [line('error', reason), line('info', `rolled back to ${back ?? 'nothing'}`)]),
-        });
-        return;
-      }
-      case 'failed':
-        if (d) deps.discard(d);
-        persist({ step: 'idle', deployment: null });
-        return;
-    }
-  }
-
-  function commit(d: DeploymentState): void {
-    const replaced = state.installed !== d.target;
-    persist({
-      step: 'committed',
-      installed: d.target,
-      installedArtifact: d.artifactName,
-      previous: replaced ? state.installed : state.previous,
-      previousArtifact: replaced ? state.installedArtifact : state.previousArtifact,
-      lastError: null,
-      reports: report('success'),
-    });
-  }
-
-  /** Rolls back (after the switch) or fails (before it), saying why; the way out of a step that never completes. */
-  function giveUp(reason: string): void {
-    if (SWITCHED.includes(state.step))
-      persist({
-        step: 'rolling_back',
-        lastError: reason,
-        deployment: withDeployment({
-          reason,
-          deadline: new Date(now().getTime() + deps.healthDeadlineMs).toISOString(),
-        }),
-      });
-    else if (state.step === 'rolling_back' || state.step === 'committed') {
-      // The release it ends on is already there (or nothing better can be done): stop here.
-      log.error({ step: state.step, reason }, 'update step abandoned');
-      persist({
-        step: 'idle',
-        deployment: null,
-        lastError: reason,
-        reports: state.step === 'rolling_back' ? report('failure', [line('error', reason)]) : state.reports,
-      });
-    } else if (state.step === 'failed') persist({ step: 'idle', deployment: null });
-    else fail(reason);
   }
 
   /**
@@ -354,87 +160,46 @@ export function createUpdater(deps: UpdaterDeps) {
    * step that kills the process (out of memory while unpacking, a hook, a crash of the new
    * release) cannot repeat forever. False when the budget is spent: the deployment was ended.
    */
-  function withinBudget(d: DeploymentState): boolean {
-    const key = `${d.id}:${state.step}`;
+  function withinBudget(s: Active): boolean {
+    const key = `${s.deployment.id}:${s.step}`;
+    let d = s.deployment;
     if (counted !== key) {
       counted = key;
-      persist({ deployment: { ...d, attempts: d.attempts + 1 } });
+      d = persist({ ...s, deployment: { ...d, attempts: d.attempts + 1 } } as UpdateState).deployment!;
     }
-    const now = state.deployment!;
     const over =
-      now.attempts > budget.stepAttempts
-        ? `step ${state.step} started ${now.attempts} times without completing (budget ${budget.stepAttempts})`
-        : now.steps > budget.steps
-          ? `deployment went through ${now.steps} steps (budget ${budget.steps})`
+      d.attempts > budget.stepAttempts
+        ? `step ${s.step} started ${d.attempts} times without completing (budget ${budget.stepAttempts})`
+        : d.steps > budget.steps
+          ? `deployment went through ${d.steps} steps (budget ${budget.steps})`
           : null;
     if (!over) return true;
-    giveUp(`${over}; the deployment manager stopped it`);
+    persist(giveUp(io, state as Active, `${over}; the deployment manager stopped it`));
     counted = null;
     return false;
   }
 
-  /**
-   * `self_updating`: the old deployment manager asks root and waits for its answer (root
-   * restarts the unit on the new version); the new one proves itself and commits once root has.
-   * Waiting persists nothing: a restart simply comes back here.
-   */
-  async function selfUpdating(d: DeploymentState, self: SelfUpdateLink | undefined): Promise<void> {
-    const st = self?.status(d.id);
-    if (!self) {
-      giveUp('the deployment manager cannot update itself here ([updates.self_update] is not configured)');
-      return;
-    }
-    if (self.ownVersion === d.target) {
-      // No word from root about it: this release was put in place otherwise; both run it.
-      if (!st || st.step === 'committed') return commit(d);
-      if (st?.step === 'proving' && proved !== d.id) {
-        await self.prove(d);
-        proved = d.id;
-      }
-      // rolled_back: root restarts the unit on the previous version, which rolls the agent back.
-      await sleep(deps.healthPollMs);
-      return;
-    }
-    if (st?.step === 'refused' || st?.step === 'rolled_back') {
-      giveUp(
-        `the deployment manager ${d.target} ${st.step === 'refused' ? 'was refused' : 'was rolled back'} by root: ${st.reason ?? 'no reason given'}`,
+  /** The current step's action, then its next state persisted. */
+  async function step(): Promise<void> {
+    if (state.step === 'idle' || !withinBudget(state)) return;
+    const s = state;
+    const d = s.deployment;
+    if (abortedId === d.id && (BEFORE_SWITCH.includes(s.step) || SWITCHED.includes(s.step))) {
+      abortedId = null;
+      persist(
+        BEFORE_SWITCH.includes(s.step)
+          ? { ...failed(io, s, 'aborted', s.reports), lastError: `deployment ${d.id} was aborted on the update server` }
+          : rollingBack(io, s, 'aborted'),
       );
       return;
     }
-    if (!st) {
-      if (now().getTime() >= Date.parse(d.deadline!)) {
-        giveUp(
-          `root's self-update service did not answer within ${self.answerMs / 1000} s (is fort-dm-self-update.path enabled?)`,
-        );
-        return;
-      }
-      self.request(d, d.target!);
+    // Once per step start: a step that waits (self_updating) comes back here without starting again.
+    if (hooked !== `${d.id}:${s.step}`) {
+      await runHooks(s);
+      hooked = `${d.id}:${s.step}`;
     }
-    await sleep(deps.healthPollMs);
-  }
-
-  /** While downloading: reports `downloading` again now and then; a 409 (aborted at the server) stops the download. */
-  function watchForAbort(d: DeploymentState, stop: AbortController): { stop(): void } {
-    const server = deps.server;
-    if (!server || d.source !== 'server' || !deps.abortCheckMs) return { stop: () => undefined };
-    const timer = setInterval(() => {
-      server.reportStatus(d.id, 'downloading').catch((err: unknown) => {
-        if (err instanceof FortError && err.code === 'FORT_ERR_DEPLOYMENT_ABORTED') {
-          abortedId = d.id;
-          stop.abort();
-        }
-      });
-    }, deps.abortCheckMs);
-    return { stop: () => clearInterval(timer) };
-  }
-
-  async function waitRunning(version: string, deadline: string): Promise<boolean> {
-    const until = Date.parse(deadline);
-    for (;;) {
-      if (await deps.agent.runs(version).catch(() => false)) return true;
-      if (now().getTime() >= until || stopSignal?.aborted) return false;
-      await sleep(deps.healthPollMs);
-    }
+    const next = await act(steps, s);
+    if (next) persist(next);
   }
 
   /** Delivers queued reports in order; stops at the first the server does not take. */
@@ -458,7 +223,7 @@ export function createUpdater(deps: UpdaterDeps) {
           return;
         }
       }
-      persist({ reports: state.reports.slice(1) });
+      persist({ ...state, reports: state.reports.slice(1) });
     }
   }
 
@@ -478,7 +243,7 @@ export function createUpdater(deps: UpdaterDeps) {
     async runToIdle(): Promise<void> {
       while (state.step !== 'idle' && !stopSignal?.aborted) {
         try {
-          await act();
+          await step();
         } catch (err) {
           if (
             !(err instanceof FortError) ||
@@ -486,7 +251,8 @@ export function createUpdater(deps: UpdaterDeps) {
             !BEFORE_SWITCH.includes(state.step)
           )
             throw err;
-          fail(err.message);
+          log.error({ deploymentId: state.deployment?.id, reason: err.message }, 'update failed');
+          persist(failed(io, state, err.message));
         }
         await deliverReports();
       }
@@ -514,10 +280,11 @@ export function createUpdater(deps: UpdaterDeps) {
         steps: 0,
       };
       if (next.artifact.artifact_name === state.installedArtifact) {
-        persist({ reports: [...state.reports, { deploymentId: next.id, status: 'already-installed' }] });
+        persist({ ...state, reports: [...state.reports, { deploymentId: next.id, status: 'already-installed' }] });
         return 'already-installed';
       }
       persist({
+        ...state,
         step: 'downloading',
         deployment,
         lastError: null,
@@ -529,6 +296,7 @@ export function createUpdater(deps: UpdaterDeps) {
     startFromFile(file: string): void {
       if (state.step !== 'idle') throw new FortError('FORT_ERR_BUSY', `an update is in progress (${state.step})`);
       persist({
+        ...state,
         step: 'verifying',
         lastError: null,
         deployment: {
@@ -557,6 +325,7 @@ export function createUpdater(deps: UpdaterDeps) {
         throw new FortError('FORT_ERR_NOT_FOUND', 'there is no previous release to roll back to', { fatal: false });
       const target = state.previous;
       persist({
+        ...state,
         step: 'switching',
         lastError: null,
         deployment: {

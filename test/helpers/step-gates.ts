@@ -1,7 +1,7 @@
 import { chmodSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir } from './fort.js';
-import { UPDATE_STEPS } from '../../lib/update-summary.js';
+import { UPDATE_STEPS } from '../../lib/update-state.js';
 
 const STEPS = UPDATE_STEPS.filter((s) => s !== 'idle');
 

@@ -9,7 +9,7 @@ import type { Supervised } from '../../../scripts/supervisor/process.js';
 import type { PolicyInput } from '../../../dev-cloud/cloud-api/policy.js';
 import { createAdminClient, type AdminClient } from '../../../lib/admin-client.js';
 import { loadTlsMaterial } from '../../../lib/tls.js';
-import type { UpdateSummary } from '../../../lib/update-summary.js';
+import type { UpdateSummary } from '../../../lib/update-state.js';
 import { DIST, eventually, startAgent, testInstallation, testPki, type TestInstallation } from '../../helpers/fort.js';
 import { testDevCloud, type TestDevCloud } from '../../helpers/dev-cloud.js';
 import { httpsCall, httpsRequest } from '../../helpers/https.js';

@@ -3,7 +3,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { registerUpdateStateRoutes } from '../../../../agent/admin/update-state-routes.js';
 import { createUpdateStateHolder } from '../../../../agent/update-state.js';
 import { enforceRoles } from '../../../../agent/admin/roles.js';
-import type { UpdateSummary } from '../../../../lib/update-summary.js';
+import type { UpdateSummary } from '../../../../lib/update-state.js';
 
 const summary: UpdateSummary = {
   step: 'downloading',

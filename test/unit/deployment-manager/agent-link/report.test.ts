@@ -1,13 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import {
-  createAgentReporter,
-  reportingStateFile,
-  summarize,
-} from '../../../../deployment-manager/agent-link/report.js';
+import { createAgentReporter, reportingStateFile } from '../../../../deployment-manager/agent-link/report.js';
 import { createStateFile, initialState, type UpdateState } from '../../../../deployment-manager/update/state.js';
-import type { UpdateSummary } from '../../../../lib/update-summary.js';
+import { summarize, updateStateSchema, type UpdateSummary } from '../../../../lib/update-state.js';
 import { tempDir } from '../../../helpers/fort.js';
 
 const log = pino({ level: 'silent' });
@@ -31,7 +27,23 @@ function fakeAgent() {
 
 describe('deployment manager → agent update-state reports', () => {
   const base = initialState(new Date('2026-01-01T00:00:00Z'));
-  const at = (step: UpdateState['step'], installed = '1.0.0'): UpdateState => ({ ...base, step, installed });
+  /** A deployment with every field a step may require. */
+  const deployment = {
+    id: 'd0',
+    artifactName: 'fort-1.0.1',
+    source: 'server' as const,
+    uri: 'https://updates/x',
+    artifactFile: '/staging/d0.mender',
+    downloaded: 0,
+    payload: '/staging/d0.payload/r.tgz',
+    target: '1.0.1',
+    deadline: '2026-01-01T00:02:00.000Z',
+    reason: 'why',
+    attempts: 0,
+    steps: 0,
+  };
+  const at = (step: UpdateState['step'], installed = '1.0.0'): UpdateState =>
+    updateStateSchema.parse({ ...base, step, installed, deployment: step === 'idle' ? null : deployment });
 
   it('reports every saved state, the newest only while one is on its way', async () => {
     const agent = fakeAgent();
@@ -85,7 +97,9 @@ describe('deployment manager → agent update-state reports', () => {
 
   it('tells the agent neither the pending server reports nor file paths', () => {
     const s: UpdateState = {
-      ...at('downloading'),
+      ...base,
+      step: 'downloading',
+      installed: '1.0.0',
       reports: [{ deploymentId: 'd', status: 'downloading' }],
       deployment: {
         id: 'd',

@@ -41,8 +41,43 @@ describe('deployment manager state file', () => {
         updatedAt: 'x',
       }),
     );
-    expect(() => createStateFile(path).load()).toThrow(/is not a state this release understands: schema: /);
+    expect(() => createStateFile(path).load()).toThrow(/is not a state this release understands: step: /);
     expect(readFileSync(path, 'utf8')).toContain('exploding');
+  });
+
+  it('refuses a state its step could not act on (states as types): installing with no payload, health_checking with no deadline', () => {
+    const path = join(tempDir('state'), 'state.json');
+    const deployment = {
+      id: 'd1',
+      artifactName: 'fort-1.0.1',
+      source: 'server',
+      uri: 'https://u/dl',
+      artifactFile: '/s/d1.mender',
+      downloaded: 0,
+      payload: null,
+      target: '1.0.1',
+      deadline: null,
+      reason: null,
+    };
+    const file = createStateFile(path);
+    const valid = file.load();
+    for (const [step, field] of [
+      ['installing', 'payload'],
+      ['health_checking', 'deadline'],
+      ['self_updating', 'deadline'],
+      ['rolling_back', 'deadline'],
+    ]) {
+      writeFileSync(path, JSON.stringify({ ...valid, step, deployment }));
+      expect(() => createStateFile(path).load(), step).toThrow(
+        new RegExp(`is not a state this release understands: deployment\\.${field}: `),
+      );
+    }
+    for (const step of ['downloading', 'verifying', 'switching']) {
+      writeFileSync(path, JSON.stringify({ ...valid, step, deployment }));
+      expect(createStateFile(path).load().step).toBe(step);
+    }
+    writeFileSync(path, JSON.stringify({ ...valid, step: 'switching', deployment: { ...deployment, target: null } }));
+    expect(() => createStateFile(path).load()).toThrow(/deployment\.target: /);
   });
 
   it('reads an idle state file of the first schema as an idle installation', () => {
