@@ -208,13 +208,15 @@ describe('the release holds the product and nothing dev-only', () => {
     mkdirSync(release);
     execFileSync('tar', ['-xzf', tarball, '-C', release]);
 
-    // The product: the two daemons (units), fortctl and the deployment manager's CLI (package.json
-    // bins, install.sh's fortctl wrapper) and the PKI generator install.sh runs.
+    // The product: the two daemons (units), root's self-update program (its unit), fortctl and the
+    // deployment manager's CLI (package.json bins, install.sh's fortctl wrapper) and the PKI
+    // generator install.sh runs.
     const entries = entryPoints(release);
     expect(entries).toEqual([
       'dist/agent/main.js',
       'dist/deployment-manager/cli.js',
       'dist/deployment-manager/main.js',
+      'dist/deployment-manager/self-update.js',
       'dist/fortctl/main.js',
       'dist/scripts/pki.js',
     ]);
@@ -239,7 +241,12 @@ describe('the release holds the product and nothing dev-only', () => {
     // Packages: the repository's dependencies are exactly what the product imports (the rest are
     // devDependencies); the release names no more, and holds nothing else in node_modules than
     // what it names and their own dependencies.
-    const imported = await productPackages(entries.map((e) => e.replace(/^dist\//, '').replace(/\.js$/, '.ts')));
+    // dist/<name>.js is bundled from <name>.ts, or <name>/main.ts (root's self-update program).
+    const source = (e: string) => {
+      const base = e.replace(/^dist\//, '').replace(/\.js$/, '');
+      return existsSync(join(REPO, `${base}.ts`)) ? `${base}.ts` : `${base}/main.ts`;
+    };
+    const imported = await productPackages(entries.map(source));
     expect
       .soft(
         Object.keys(
