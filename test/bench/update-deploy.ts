@@ -32,7 +32,7 @@ const MENDER_DEVICE = 'mender-bench-1';
 const DEVICE_TYPE = 'fort-bench';
 const PAD_BYTES = 200 * 1024 * 1024;
 const MB = 1024 * 1024;
-const RUNS = 3;
+const RUNS = 5;
 const POLL_SECONDS = 2;
 // The running and the previous release are never replaced: a version comes round again after two others.
 const VERSIONS = ['1.0.1', '1.0.2', '1.0.3'];
@@ -101,7 +101,8 @@ function dmSteps(fort: UpdatableFort, deploymentId: string): Map<string, number>
   const steps = new Map<string, number>();
   for (const l of jsonLines(fort.dm!.stdout))
     if (l['msg'] === 'update step' && l['deploymentId'] === deploymentId && typeof l['step'] === 'string')
-      if (!steps.has(l['step'])) steps.set(l['step'], Date.parse(String(l['time'])));
+      if (!steps.has(l['step']))
+        steps.set(l['step'], typeof l['time'] === 'number' ? l['time'] : Date.parse(String(l['time'])));
   return steps;
 }
 
@@ -122,7 +123,8 @@ async function fortOnce(fort: UpdatableFort, artifactName: string): Promise<Run>
     // after that step's download, with the next reports.
     phases: [
       ['poll', step('downloading') - created],
-      ['download+verify', step('installing') - step('downloading')],
+      ['download', step('verifying') - step('downloading')],
+      ['verify tail', step('installing') - step('verifying')],
       ['unpack', step('switching') - step('installing')],
       ['switch+drain', step('health_checking') - step('switching')],
       ['agent restart+health', step('committed') - step('health_checking')],
@@ -145,10 +147,11 @@ async function menderOnce(mender: MenderServer, artifactName: string): Promise<R
 }
 
 const seconds = (ms: number) => round(ms / 1000, 2);
+/** Every run's total, then each phase's median over the runs. */
 const phasesText = (runs: Run[]) =>
-  runs
-    .map((r) => `${seconds(r.ms)} s (${r.phases.map(([name, ms]) => `${name} ${seconds(ms)}`).join(', ')})`)
-    .join('; ');
+  `${runs.map((r) => seconds(r.ms)).join('/')} s; phase medians: ${runs[0]!.phases
+    .map(([name], i) => `${name} ${seconds(median(runs.map((r) => r.phases[i]![1])))}`)
+    .join(', ')}`;
 
 export const updateDeployToSuccess: Benchmark = {
   name: 'update-deploy-to-success',

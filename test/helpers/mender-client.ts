@@ -124,8 +124,14 @@ export async function startMenderClient(o: MenderClientOptions): Promise<MenderC
   );
   const lines: string[] = [];
   for (const s of [child.stdout!, child.stderr!]) createInterface({ input: s }).on('line', (l) => lines.push(l));
+  // Not left polling a server that is gone when the test or bench process exits (Ctrl-C included).
+  const killOnExit = () => child.kill('SIGKILL');
+  process.once('exit', killOnExit);
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once('exit', (code, signal) => resolve({ code, signal })),
+    child.once('exit', (code, signal) => {
+      process.off('exit', killOnExit);
+      resolve({ code, signal });
+    }),
   );
   await new Promise<void>((resolve, reject) => {
     child.once('spawn', resolve);
