@@ -1,5 +1,6 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { randomBytes } from 'node:crypto';
 import { copyFileSync, createWriteStream, linkSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -24,7 +25,8 @@ import { median, round } from './measure.js';
  * agent, which its supervisor starts again after the unit's RestartSec= (as systemd does), and
  * reports success once the agent answers healthy on the new version. Mender: `mender daemon`
  * with its `single-file` update module installs the same tarball as a file (it backs up the
- * file it replaces, for its own rollback) and commits. Ratio = fort / Mender, medians.
+ * file it replaces, for its own rollback) and commits. Each deployment is made half a poll
+ * interval after a poll of its device (deployOnce). Ratio = fort / Mender, medians.
  */
 
 const FORT = 'fort-dev-1';
@@ -75,8 +77,23 @@ const at = (dd: DeviceDeployment, status: string) => {
   return Date.parse(h.at);
 };
 
-/** Deploys `artifactName` to `device` and waits for it to finish; the times are the server's. */
+/**
+ * Deploys `artifactName` to `device` half a poll interval after one of its polls (the mean wait
+ * of a deployment made at a random time, with less noise), then waits for it to finish; the
+ * times are the server's. Not right after its last update: the Mender client polls at once
+ * when an update ends, the DM a poll interval later, and back-to-back deployments would time that.
+ */
 async function deployOnce(mender: MenderServer, artifactName: string, device: string) {
+  const before = mender.device(device).lastPollAt;
+  const polled = await mender.waitFor(
+    () => {
+      const at = mender.device(device).lastPollAt;
+      return at !== before ? at : undefined;
+    },
+    4 * POLL_SECONDS * 1000,
+    `${device}: a poll`,
+  );
+  await sleep(Math.max(0, Date.parse(polled) + POLL_SECONDS * 500 - Date.now()));
   const dep = mender.deploy({ artifactName, devices: device });
   const dd = await mender.waitFor(
     () => {
