@@ -241,6 +241,9 @@ export function createUpdater(deps: UpdaterDeps) {
      * go out after every step, so an abort (409) is seen while it can still roll back.
      */
     async runToIdle(): Promise<void> {
+      // What was queued before the first step (the poll's `downloading`) goes out before it acts:
+      // the server sees the download under way, and an abort before it starts stops it at once.
+      if (state.step !== 'idle') await deliverReports();
       while (state.step !== 'idle' && !stopSignal?.aborted) {
         try {
           await step();
