@@ -63,7 +63,12 @@ async function operate(kind: { install: string } | { rollback: true }, o: Operat
     admin.close();
   }
   const what = 'install' in kind ? `install ${kind.install}` : 'rollback';
-  if (after.installed !== before.installed && after.lastError === null) {
+  if (after.step === 'self_updating') {
+    io.stdout(
+      `${what}: the agent runs ${after.deployment.target} and is healthy; the deployment manager daemon now updates itself to it through root (fortctl update status follows it)\n`,
+    );
+    io.exitCode(EXIT.OK);
+  } else if (after.installed !== before.installed && after.lastError === null) {
     io.stdout(
       `${what}: ${after.installed} (${after.installedArtifact}) is installed and healthy; previous ${after.previous ?? '-'}\n`,
     );

@@ -419,7 +419,9 @@ export function createUpdateService(deps: {
         const busy = await exclusive(async () => {
           if ('install' in kind) updater.startFromFile(kind.install);
           else updater.startRollback();
-          await updater.runToIdle();
+          // The deployment manager's own update is the daemon's to do: root restarts the daemon
+          // on the new version, and only the daemon can prove it runs (this process would hold the lock).
+          await updater.runToIdle({ leaveAt: ['self_updating'] });
           await inventory();
         });
         if (!busy) return updater.state;

@@ -3,7 +3,7 @@ import { FortError } from '../../lib/errors.js';
 import type { Logger } from '../../lib/logger.js';
 import type { RunHooks } from './hooks.js';
 import type { Deployment, DeploymentStatus, LogMessage } from '../mender/client.js';
-import type { DeploymentState, StateFile, UpdateState } from './state.js';
+import type { DeploymentState, StateFile, UpdateState, UpdateStep } from './state.js';
 import { act, BEFORE_SWITCH, createSteps, failed, giveUp, rollingBack, SWITCHED, type Active } from './steps.js';
 import type { SelfUpdateStatus } from '../self-update/contract.js';
 
@@ -237,14 +237,15 @@ export function createUpdater(deps: UpdaterDeps) {
       return state;
     },
     /**
-     * Runs steps until the update is idle again (or a step throws a non-update error). Reports
-     * go out after every step, so an abort (409) is seen while it can still roll back.
+     * Runs steps until the update is idle again (or a step throws a non-update error, or it
+     * reaches a step of `leaveAt`: left for the daemon). Reports go out after every step, so an
+     * abort (409) is seen while it can still roll back.
      */
-    async runToIdle(): Promise<void> {
+    async runToIdle(o: { leaveAt?: readonly UpdateStep[] } = {}): Promise<void> {
       // What was queued before the first step (the poll's `downloading`) goes out before it acts:
       // the server sees the download under way, and an abort before it starts stops it at once.
       if (state.step !== 'idle') await deliverReports();
-      while (state.step !== 'idle' && !stopSignal?.aborted) {
+      while (state.step !== 'idle' && !stopSignal?.aborted && !o.leaveAt?.includes(state.step)) {
         try {
           await step();
         } catch (err) {

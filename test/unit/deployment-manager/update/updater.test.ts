@@ -516,6 +516,24 @@ describe('update state machine', () => {
       }
     });
 
+    it("an operator's install FILE leaves the deployment manager's own update to the daemon (it holds no lock on it)", async () => {
+      const w = world();
+      const h = harness();
+      const u = h.updater(undefined, { selfUpdate: w.link('1.0.0') });
+      u.startFromFile(join(h.dir, 'fort-1.0.1.mender'));
+      await u.runToIdle({ leaveAt: ['self_updating'] });
+      expect(u.state.step).toBe('self_updating');
+      expect(h.current).toBe('1.0.1');
+      expect(w.calls).toEqual([]);
+      // The daemon, from the persisted state, asks root.
+      const daemon = h.updater(undefined, { selfUpdate: w.link('1.0.0') });
+      const run = daemon.runToIdle();
+      await expect.poll(() => w.calls).toEqual(['request(file:' + u.state.deployment!.id.slice(5) + ',1.0.1)']);
+      // No root here: the daemon's own deadline ends it, rolled back.
+      await run;
+      expect(h.current).toBe('1.0.0');
+    });
+
     it('no answer from root within its time (no self-update service): rolled back, failure reported', async () => {
       const w = world();
       const h = harness();
