@@ -10,18 +10,33 @@ import { rssKiB, type RssExclusion } from './rss.js';
  */
 export const heapSnapshotArgs = (dir: string) => ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${dir}`];
 
-/**
- * The counts the growth rule judges: objects of these classes (by constructor name; `(closure)`
- * is every function) and, over the whole heap, the node count and their total size.
- */
+/** The classes the growth rule judges (by constructor name; `(closure)` is every function). */
 export const HEAP_CLASSES = ['Timeout', 'TimersList', 'Promise', '(closure)'] as const;
+
+/**
+ * The whole heap is judged without compiled code (`(code)`: bytecode, machine code, function
+ * infos): that is V8's cache of the program, which grows for minutes after a start as more of
+ * it runs and is optimised (the agent's +2 MiB over a 30-minute soak's steady half) and is
+ * flushed when old; a leak of data shows in the rest.
+ */
+export const NODES = 'nodes (no code)';
+export const BYTES = 'bytes (no code)';
 
 export interface HeapCounts {
   /** Objects per class: an object's constructor name, `(closure)` for functions, `(<type>)` for the rest. */
   byClass: Record<string, number>;
+  /** Their own sizes, in bytes. */
+  bytesByClass: Record<string, number>;
   nodes: number;
   /** The sum of every node's own size: the retained heap, in bytes. */
   selfBytes: number;
+}
+
+/** A class's count, or one of the whole-heap measures (NODES, BYTES). */
+export function measure(h: HeapCounts, key: string): number {
+  if (key === NODES) return h.nodes - (h.byClass['(code)'] ?? 0);
+  if (key === BYTES) return h.selfBytes - (h.bytesByClass['(code)'] ?? 0);
+  return h.byClass[key] ?? 0;
 }
 
 interface SnapshotJson {
@@ -38,15 +53,18 @@ export function countHeapSnapshot(text: string): HeapCounts {
   const [typeAt, nameAt, sizeAt] = ['type', 'name', 'self_size'].map((f) => fields.indexOf(f));
   if (typeAt! < 0 || nameAt! < 0 || sizeAt! < 0) throw new Error(`not a heap snapshot: node_fields ${fields.join()}`);
   const byClass: Record<string, number> = {};
+  const bytesByClass: Record<string, number> = {};
   const nodes = snap.nodes;
   let selfBytes = 0;
   for (let i = 0; i < nodes.length; i += fields.length) {
     const type = types[nodes[i + typeAt!]!]!;
     const cls = type === 'object' ? snap.strings[nodes[i + nameAt!]!]! : `(${type})`;
+    const size = nodes[i + sizeAt!]!;
     byClass[cls] = (byClass[cls] ?? 0) + 1;
-    selfBytes += nodes[i + sizeAt!]!;
+    bytesByClass[cls] = (bytesByClass[cls] ?? 0) + size;
+    selfBytes += size;
   }
-  return { byClass, nodes: nodes.length / fields.length, selfBytes };
+  return { byClass, bytesByClass, nodes: nodes.length / fields.length, selfBytes };
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -137,7 +155,7 @@ export async function takeHeapSnapshot(
   throw new Error(`no heap snapshot from process ${pid} within ${timeoutMs} ms`);
 }
 
-/** A class (or `nodes`, `selfBytes`) at the three snapshots, and whether it failed the rule. */
+/** A class (or NODES, BYTES) at the three snapshots, and whether it failed the rule. */
 export interface ClassGrowth {
   start: number;
   middle: number;
@@ -155,24 +173,27 @@ export interface HeapGrowth {
   classes: Record<string, ClassGrowth>;
   /** The (up to 5) classes that grew most from start to end, whatever they are (for reading, not judged). */
   topGrowth: Record<string, number>;
+  /** Compiled code at the three snapshots, in bytes (for reading, not judged). */
+  codeBytes: number[];
   /** Why it could not be judged (a restart between snapshots, a snapshot that failed). */
   notMeasured?: string;
-  cost: { snapshotMs: number[]; countMs: number[]; fileMiB: number[] };
+  /** What it took, and the process's RSS before and after each snapshot (MiB). */
+  cost: { snapshotMs: number[]; countMs: number[]; fileMiB: number[]; rssMiB: [number, number][] };
 }
 
 /**
  * The rule: a class fails when it grew at both steps, start → middle → end (a leak grows all the
  * time; what comes and goes with the load does not), and from start to end by more than
- * `minGrowth` objects and more than `minPercent` % of its start count. `nodes` and `selfBytes`
- * (the whole retained heap) are judged the same way.
+ * `minGrowth` objects and more than `minPercent` % of its start count. NODES and BYTES (the
+ * whole retained heap but compiled code) are judged the same way.
  */
 export const HEAP_RULE: Record<string, { minGrowth: number; minPercent: number }> = {
   Timeout: { minGrowth: 50, minPercent: 20 },
   TimersList: { minGrowth: 20, minPercent: 20 },
   Promise: { minGrowth: 200, minPercent: 20 },
   '(closure)': { minGrowth: 500, minPercent: 5 },
-  nodes: { minGrowth: 5000, minPercent: 5 },
-  selfBytes: { minGrowth: 512 * 1024, minPercent: 5 },
+  [NODES]: { minGrowth: 5000, minPercent: 5 },
+  [BYTES]: { minGrowth: 512 * 1024, minPercent: 5 },
 };
 
 export function classGrowth(start: number, middle: number, end: number, rule = { minGrowth: 0, minPercent: 0 }) {
@@ -189,6 +210,9 @@ export function heapGrowth(snaps: (HeapSnapshotTaken | Error)[], rule = HEAP_RUL
     snapshotMs: taken.map((s) => s.snapshotMs),
     countMs: taken.map((s) => s.countMs),
     fileMiB: taken.map((s) => s.fileMiB),
+    rssMiB: taken.map(
+      (s) => [s.rssBeforeKiB, s.rssAfterKiB].map((k) => Math.round(k / 102.4) / 10) as [number, number],
+    ),
   };
   const atSeconds = taken.map((s) => Math.round(s.atMs / 1000));
   const failedSnap = snaps.find((s): s is Error => s instanceof Error);
@@ -199,22 +223,25 @@ export function heapGrowth(snaps: (HeapSnapshotTaken | Error)[], rule = HEAP_RUL
       : new Set(taken.map((s) => s.pid)).size > 1
         ? `restarted between snapshots (pids ${taken.map((s) => s.pid).join(', ')})`
         : undefined;
-  if (notMeasured) return { pid: taken.at(-1)?.pid ?? null, atSeconds, classes: {}, topGrowth: {}, notMeasured, cost };
+  const codeBytes = taken.map((s) => s.counts.bytesByClass['(code)'] ?? 0);
+  if (notMeasured)
+    return { pid: taken.at(-1)?.pid ?? null, atSeconds, classes: {}, topGrowth: {}, codeBytes, notMeasured, cost };
   const [a, b, c] = taken.map((s) => s.counts) as [HeapCounts, HeapCounts, HeapCounts];
-  const of = (h: HeapCounts, k: string) =>
-    k === 'nodes' ? h.nodes : k === 'selfBytes' ? h.selfBytes : (h.byClass[k] ?? 0);
   const classes = Object.fromEntries(
-    Object.entries(rule).map(([k, r]) => [k, classGrowth(of(a, k), of(b, k), of(c, k), r)]),
+    Object.entries(rule).map(([k, r]) => [k, classGrowth(measure(a, k), measure(b, k), measure(c, k), r)]),
   );
   const topGrowth = Object.fromEntries(
     [...new Set([...Object.keys(a.byClass), ...Object.keys(c.byClass)])]
-      .map((k) => [k, of(c, k) - of(a, k)] as const)
+      .map((k) => [k, measure(c, k) - measure(a, k)] as const)
       .filter(([, n]) => n > 0)
       .sort((x, y) => y[1] - x[1])
       .slice(0, 5),
   );
-  return { pid: taken[0]!.pid, atSeconds, classes, topGrowth, cost };
+  return { pid: taken[0]!.pid, atSeconds, classes, topGrowth, codeBytes, cost };
 }
+
+/** A count as the report prints it: bytes in MiB. */
+export const show = (key: string, n: number) => (key === BYTES ? `${(n / 2 ** 20).toFixed(2)} MiB` : String(n));
 
 /** One line per failed class, naming the process, the class and its three counts. */
 export function heapFailures(all: Record<string, HeapGrowth>): string[] {
@@ -225,7 +252,7 @@ export function heapFailures(all: Record<string, HeapGrowth>): string[] {
           .filter(([, c]) => c.failed)
           .map(
             ([k, c]) =>
-              `${p} ${k} grew steadily: ${c.start} → ${c.middle} → ${c.end} (+${c.growth}, +${c.growthPercent} %)`,
+              `${p} ${k} grew steadily: ${show(k, c.start)} → ${show(k, c.middle)} → ${show(k, c.end)} (+${show(k, c.growth)}, +${c.growthPercent} %)`,
           ),
   );
 }

@@ -1,4 +1,4 @@
-import type { HeapGrowth } from './heap.js';
+import { show, type HeapGrowth } from './heap.js';
 import type { RssGrowth } from './rss.js';
 
 export interface SoakReport {
@@ -51,18 +51,21 @@ export function printReport(r: SoakReport, out: (line: string) => void): void {
     }
     out(`${head}pid ${h.pid}, snapshots at ${h.atSeconds.join(' / ')} s (start → middle → end):`);
     for (const [k, c] of Object.entries(h.classes)) {
-      const v = (n: number) => (k === 'selfBytes' ? `${(n / 2 ** 20).toFixed(2)} MiB` : String(n));
+      const v = (n: number) => show(k, n);
       out(
-        `             ${k.padEnd(12)} ${v(c.start)} → ${v(c.middle)} → ${v(c.end)}  (${c.growth >= 0 ? '+' : ''}${v(c.growth)}, ${c.growthPercent} %)${c.failed ? '  GREW STEADILY' : ''}`,
+        `             ${k.padEnd(16)} ${v(c.start)} → ${v(c.middle)} → ${v(c.end)}  (${c.growth >= 0 ? '+' : ''}${v(c.growth)}, ${c.growthPercent} %)${c.failed ? '  GREW STEADILY' : ''}`,
       );
     }
     out(
-      `             most grown   ${Object.entries(h.topGrowth)
+      `             code             ${h.codeBytes.map((n) => (n / 2 ** 20).toFixed(2)).join(' → ')} MiB (not judged)`,
+    );
+    out(
+      `             most grown       ${Object.entries(h.topGrowth)
         .map(([k, n]) => `${k} ${n >= 0 ? '+' : ''}${n}`)
         .join(', ')}`,
     );
     out(
-      `             cost         snapshot ${h.cost.snapshotMs.join(' / ')} ms, counting ${h.cost.countMs.join(' / ')} ms, files ${h.cost.fileMiB.join(' / ')} MiB`,
+      `             cost             snapshot ${h.cost.snapshotMs.join(' / ')} ms, counting ${h.cost.countMs.join(' / ')} ms, files ${h.cost.fileMiB.join(' / ')} MiB; RSS ${h.cost.rssMiB.map(([b, a]) => `${b} → ${a}`).join(', ')} MiB`,
     );
   }
   out(
