@@ -95,8 +95,10 @@ export interface HeapSnapshotTaken {
   /** Reading and counting it (in the soak process). */
   countMs: number;
   fileMiB: number;
-  /** RSS just before the signal and once the file is written: the snapshot's own allocations
-   * (V8's heap profiler keeps its string table and object ids for the life of the process). */
+  /**
+   * RSS just before the signal and once the file is written: what the snapshot left resident
+   * (V8's heap profiler keeps its strings and object ids, and glibc keeps the freed rest).
+   */
   rssBeforeKiB: number;
   rssAfterKiB: number;
 }
