@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { readlinkSync, renameSync, rmSync, symlinkSync } from 'node:fs';
+import { existsSync, readdirSync, readlinkSync, renameSync, rmSync, symlinkSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { fsyncDir } from '../../lib/files.js';
 
@@ -32,4 +32,16 @@ export function switchCurrent(root: string, version: string, link: ReleaseLink =
     rmSync(tmp, { force: true });
   }
   fsyncDir(root);
+}
+
+/**
+ * Deletes the release directories under `<root>/releases` other than `keep` and what `current`
+ * and `stable` point at (staging directories, `.`-named, are the unpacker's to clear).
+ */
+export function pruneReleases(root: string, keep: readonly (string | null | undefined)[]): void {
+  const releases = join(root, 'releases');
+  if (!existsSync(releases)) return;
+  const kept = new Set([...keep, currentRelease(root), currentRelease(root, 'stable')]);
+  for (const name of readdirSync(releases))
+    if (!kept.has(name) && !name.startsWith('.')) rmSync(join(releases, name), { recursive: true, force: true });
 }

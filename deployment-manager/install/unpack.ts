@@ -25,6 +25,12 @@ export interface UnpackedRelease {
 
 const INFLATE_CHUNK_BYTES = 1024 * 1024;
 
+/** The limits a release artifact's tarball is unpacked with: 4× the artifact cap (gzip), 200 000 entries. */
+export const releaseUnpackLimits = (maxArtifactBytes: number) => ({
+  maxBytes: 4 * maxArtifactBytes,
+  maxEntries: 200_000,
+});
+
 const refuse = (why: string) => new FortError('FORT_ERR_ARTIFACT', `release tarball: ${why}`, { fatal: false });
 
 // Set explicitly (chmod after creating) so the release reads the same under the unit's UMask=0077:

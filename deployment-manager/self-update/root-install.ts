@@ -1,23 +1,12 @@
-import {
-  closeSync,
-  constants,
-  createReadStream,
-  existsSync,
-  fstatSync,
-  mkdirSync,
-  openSync,
-  readdirSync,
-  rmSync,
-} from 'node:fs';
+import { closeSync, constants, createReadStream, existsSync, fstatSync, mkdirSync, openSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { FortError } from '../../lib/errors.js';
 import { writeFileAtomic } from '../../lib/files.js';
 import type { Logger } from '../../lib/logger.js';
 import type { ArtifactPublicKey } from '../artifact/keys.js';
-import { stagingSink } from '../artifact/payload-sink.js';
-import { verifyArtifact } from '../artifact/reader.js';
-import { currentRelease, switchCurrent } from '../install/current.js';
-import { unpackRelease } from '../install/unpack.js';
+import { stageReleasePayload } from '../artifact/release-payload.js';
+import { currentRelease, pruneReleases, switchCurrent } from '../install/current.js';
+import { releaseUnpackLimits, unpackRelease } from '../install/unpack.js';
 import {
   readOwnedJson,
   selfUpdateProofSchema,
@@ -141,7 +130,7 @@ export async function runRootSelfUpdate(deps: RootSelfUpdateDeps): Promise<RootO
     if (proof && proof.version === s.target && proof.deploymentId === s.deploymentId) {
       switchCurrent(deps.installRoot, s.target, 'stable');
       s = save({ ...s, step: 'committed' });
-      keepReleases([s.target, s.previous]);
+      pruneReleases(deps.installRoot, [s.target, s.previous]);
       return settle('committed');
     }
     if (now().getTime() >= until) break;
@@ -153,7 +142,7 @@ export async function runRootSelfUpdate(deps: RootSelfUpdateDeps): Promise<RootO
     await deps.restartUnit();
   }
   s = save({ ...s, step: 'rolled_back', reason });
-  keepReleases([s.previous]);
+  pruneReleases(deps.installRoot, [s.previous]);
   return settle('rolled_back');
 
   async function install(st: SelfUpdateStatus): Promise<void> {
@@ -167,29 +156,20 @@ export async function runRootSelfUpdate(deps: RootSelfUpdateDeps): Promise<RootO
     if (running === st.target)
       throw new FortError('FORT_ERR_ARTIFACT', `the deployment manager already runs ${st.target}`, { fatal: false });
     const fd = openArtifact(st.artifact);
-    const work = join(deps.workDir, 'payload');
-    rmSync(work, { recursive: true, force: true });
-    mkdirSync(work, { recursive: true, mode: 0o700 });
-    const v = await verifyArtifact(createReadStream('', { fd }), {
-      keys: deps.keys,
-      deviceType: deps.deviceType,
-      allowUnsigned: deps.allowUnsigned,
-      maxBytes: deps.maxArtifactBytes,
-      payloadSink: stagingSink(work),
-    });
-    if (v.files.length !== 1)
-      throw new FortError('FORT_ERR_ARTIFACT', `expected one release tarball in the payload, found ${v.files.length}`, {
-        fatal: false,
-      });
-    const unpacked = await unpackRelease(
-      createReadStream(join(work, v.files[0]!.name)),
-      join(deps.installRoot, 'releases'),
+    const v = await stageReleasePayload(
+      createReadStream('', { fd }),
       {
-        maxBytes: 4 * deps.maxArtifactBytes,
-        maxEntries: 200_000,
-        protect: { running, previous: st.previous },
+        keys: deps.keys,
+        deviceType: deps.deviceType,
+        allowUnsigned: deps.allowUnsigned,
+        maxBytes: deps.maxArtifactBytes,
       },
+      join(deps.workDir, 'payload'),
     );
+    const unpacked = await unpackRelease(createReadStream(v.payload), join(deps.installRoot, 'releases'), {
+      ...releaseUnpackLimits(deps.maxArtifactBytes),
+      protect: { running, previous: st.previous },
+    });
     if (unpacked.version !== st.target || !existsSync(join(unpacked.dir, 'dist/deployment-manager/main.js'))) {
       rmSync(unpacked.dir, { recursive: true, force: true });
       throw new FortError(
@@ -222,12 +202,5 @@ export async function runRootSelfUpdate(deps: RootSelfUpdateDeps): Promise<RootO
       );
     }
     return fd;
-  }
-
-  function keepReleases(versions: (string | null)[]): void {
-    const keep = new Set([...versions, currentRelease(deps.installRoot), currentRelease(deps.installRoot, 'stable')]);
-    const dir = join(deps.installRoot, 'releases');
-    for (const name of existsSync(dir) ? readdirSync(dir) : [])
-      if (!keep.has(name) && !name.startsWith('.')) rmSync(join(dir, name), { recursive: true, force: true });
   }
 }

@@ -1,13 +1,4 @@
-import {
-  copyFileSync,
-  createReadStream,
-  existsSync,
-  mkdirSync,
-  readdirSync,
-  renameSync,
-  rmSync,
-  statfsSync,
-} from 'node:fs';
+import { copyFileSync, createReadStream, existsSync, mkdirSync, rmSync, statfsSync } from 'node:fs';
 import { Agent } from 'node:https';
 import { hostname, platform, release as osRelease } from 'node:os';
 import { join } from 'node:path';
@@ -21,11 +12,10 @@ import { loadTlsMaterial } from '../../lib/tls.js';
 import { proxyAgentFor, type ProxySettings } from '../../lib/proxy.js';
 import type { DeploymentManagerConfig } from '../config.js';
 import { loadArtifactKeyFiles } from '../artifact/keys.js';
-import { stagingSink } from '../artifact/payload-sink.js';
-import { verifyArtifact } from '../artifact/reader.js';
+import { stageReleasePayload } from '../artifact/release-payload.js';
 import { downloadArtifact } from './download.js';
-import { removeUnpackLeftovers, unpackRelease } from '../install/unpack.js';
-import { currentRelease, switchCurrent } from '../install/current.js';
+import { releaseUnpackLimits, removeUnpackLeftovers, unpackRelease } from '../install/unpack.js';
+import { currentRelease, pruneReleases, switchCurrent } from '../install/current.js';
 import { loadOrCreateAuthKey } from '../mender/auth-key.js';
 import { createMenderClient, type MenderClient } from '../mender/client.js';
 import type { DeploymentState, StateFile, UpdateState } from './state.js';
@@ -110,38 +100,15 @@ export function createUpdateService(deps: {
   /** A staging path for a deployment: its id (the server's, or `file:<time>`) made safe as a file name. */
   const staged = (id: string, suffix: '.payload' | '.mender') =>
     join(config.staging_dir, `${id.replace(/[^A-Za-z0-9._-]/g, '_')}${suffix}`);
-  /** Verifies an artifact stream and stages its payload (the release tarball) under `<id>.payload/`. */
-  const verifyInto = async (
-    d: DeploymentState,
-    input: Readable,
-  ): Promise<{ artifactName: string; payload: string }> => {
-    const dir = staged(d.id, '.payload');
-    const tmp = `${dir}.partial`;
-    rmSync(tmp, { recursive: true, force: true });
-    mkdirSync(tmp, { mode: 0o700 });
-    try {
-      const v = await verifyArtifact(input, {
-        keys,
-        deviceType: config.device_type,
-        allowUnsigned: config.allow_unsigned,
-        maxBytes: config.max_artifact_mb * 1024 * 1024,
-        payloadSink: stagingSink(tmp),
-      });
-      if (v.files.length !== 1)
-        throw new FortError(
-          'FORT_ERR_ARTIFACT',
-          `expected one release tarball in the payload, found ${v.files.length}`,
-          { fatal: false },
-        );
-      rmSync(dir, { recursive: true, force: true });
-      renameSync(tmp, dir);
-      return { artifactName: v.artifactName, payload: join(dir, v.files[0]!.name) };
-    } catch (err) {
-      input.destroy();
-      rmSync(tmp, { recursive: true, force: true });
-      throw err;
-    }
+  const releaseArtifact = {
+    keys,
+    deviceType: config.device_type,
+    allowUnsigned: config.allow_unsigned,
+    maxBytes: config.max_artifact_mb * 1024 * 1024,
   };
+  /** Verifies an artifact stream and stages its payload (the release tarball) under `<id>.payload/`. */
+  const verifyInto = (d: DeploymentState, input: Readable) =>
+    stageReleasePayload(input, releaseArtifact, staged(d.id, '.payload'));
   /** Verifications running alongside downloads, by deployment id. */
   const onTheWay = new Map<
     string,
@@ -219,8 +186,7 @@ export function createUpdateService(deps: {
     },
     unpack: (payload) =>
       unpackRelease(createReadStream(payload), join(root, 'releases'), {
-        maxBytes: 4 * config.max_artifact_mb * 1024 * 1024,
-        maxEntries: 200_000,
+        ...releaseUnpackLimits(config.max_artifact_mb * 1024 * 1024),
         protect: { running: currentRelease(root) ?? updater.state.installed, previous: updater.state.previous },
       }),
     switchTo: (v) => switchCurrent(root, v),
@@ -230,13 +196,7 @@ export function createUpdateService(deps: {
       if (d.source === 'server') rmSync(d.artifactFile, { force: true });
       rmSync(staged(d.id, '.payload'), { recursive: true, force: true });
     },
-    keepReleases: (versions) => {
-      const releases = join(root, 'releases');
-      if (!existsSync(releases)) return;
-      const keep = new Set([...versions, currentRelease(root)]);
-      for (const name of readdirSync(releases))
-        if (!keep.has(name) && !name.startsWith('.')) rmSync(join(releases, name), { recursive: true, force: true });
-    },
+    keepReleases: (versions) => pruneReleases(root, versions),
     hooks: config.hooks_dir
       ? createHookRunner({ dir: config.hooks_dir, timeoutMs: config.hook_timeout_seconds * 1000, log })
       : undefined,
