@@ -49,6 +49,11 @@ export const deploymentManagerConfigSchema = z.strictObject({
       health_deadline_seconds: intRange(5, 3600)
         .default(120)
         .describe('The new release must report healthy within this, or it is rolled back'),
+      agent_restart_dir: filePath()
+        .optional()
+        .describe(
+          "A directory root's fort-agent-restart.path watches: to start a new (or the previous) release the agent is restarted at once (systemctl restart) rather than drained and restarted after its unit's RestartSec=. Absent, or no restart seen within 3 s: drained",
+        ),
       resume_seconds: intRange(1, 3600)
         .default(30)
         .describe(
@@ -152,6 +157,7 @@ export function loadDeploymentManagerConfig(file: string): DeploymentManagerConf
       ...config.updates,
       install_root: resolveFrom(dir, config.updates.install_root),
       staging_dir: resolveFrom(dir, config.updates.staging_dir),
+      agent_restart_dir: config.updates.agent_restart_dir && resolveFrom(dir, config.updates.agent_restart_dir),
       hooks_dir: config.updates.hooks_dir && resolveFrom(dir, config.updates.hooks_dir),
       artifact_keys: config.updates.artifact_keys.map((k) => resolveFrom(dir, k)),
       server: config.updates.server && {

@@ -104,9 +104,9 @@ OPT=/opt/fort
 # directory fort-dm owns could have that copy renamed away and replaced.
 AGENT_OPT=$OPT/agent
 STATE=/var/lib/fort
-# Enabled units; fort-dm-self-update.service is started by its path unit only.
-UNITS=(fort-agent.service fort-deployment-manager.service fort-dm-self-update.path)
-UNIT_FILES=("${UNITS[@]}" fort-dm-self-update.service)
+# Enabled units; fort-dm-self-update.service and fort-agent-restart.service are started by their path units only.
+UNITS=(fort-agent.service fort-deployment-manager.service fort-dm-self-update.path fort-agent-restart.path)
+UNIT_FILES=("${UNITS[@]}" fort-dm-self-update.service fort-agent-restart.service)
 UNIT_DIR=/etc/systemd/system
 FORTCTL=/usr/local/bin/fortctl
 
@@ -369,6 +369,8 @@ install_root = "$AGENT_OPT"
 staging_dir = "$STATE/deployment-manager/staging"
 device_type = "$DEVICE_TYPE"
 artifact_keys = [ ${k//,/, } ]
+# Root's fort-agent-restart.path restarts the agent at once when a file is written here.
+agent_restart_dir = "$STATE/deployment-manager/agent-restart"
 
 # A release updates this deployment manager too: root's fort-dm-self-update installs it beside
 # the old one and restores the old one unless the new one proves itself in time.
@@ -450,6 +452,8 @@ install_fort() {
   dir "$STATE/dm-self-update" 0755 root root
   dir "$STATE/agent" 0700 "$AGENT_USER" "$AGENT_USER"
   dir "$STATE/deployment-manager" 0700 "$DM_USER" "$DM_USER"
+  # Watched by root's fort-agent-restart.path (the deployment manager asks for agent restarts here).
+  dir "$STATE/deployment-manager/agent-restart" 0700 "$DM_USER" "$DM_USER"
 
   unpack "$AGENT_OPT/releases/$version" "$DM_USER"
   unpack "$OPT/deployment-manager/releases/$version" root
@@ -473,7 +477,7 @@ install_fort() {
 uninstall_fort() {
   local unit
   if [[ $LIVE_SYSTEMD -eq 1 ]]; then
-    systemctl disable --quiet --now "${UNITS[@]}" fort-dm-self-update.service 2>/dev/null || true
+    systemctl disable --quiet --now "${UNITS[@]}" fort-dm-self-update.service fort-agent-restart.service 2>/dev/null || true
   elif [[ -e $(R "$UNIT_DIR/fort-agent.service") ]]; then
     systemctl --root="$ROOT" disable --quiet "${UNITS[@]}" 2>/dev/null || true
   fi

@@ -3,7 +3,6 @@ import { chmod, lstat, mkdir, open, readdir, readFile, realpath, rename, rm, sym
 import { dirname, isAbsolute, join, normalize, relative, resolve, sep } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
-import type { Readable } from 'node:stream';
 import { extract, type Header } from 'tar-stream';
 import { FortError } from '../../lib/errors.js';
 import { fsyncDir } from '../../lib/files.js';
@@ -14,13 +13,6 @@ export interface UnpackOptions {
   maxEntries: number;
   /** Installed releases an update must never replace: what `current` runs, and what a rollback goes back to. */
   protect?: { running?: string | null | undefined; previous?: string | null | undefined } | undefined;
-}
-
-export interface UnpackedRelease {
-  dir: string;
-  version: string;
-  files: number;
-  bytes: number;
 }
 
 const INFLATE_CHUNK_BYTES = 1024 * 1024;
@@ -40,6 +32,8 @@ const fileMode = (header: Header) => ((header.mode ?? 0o644) & 0o111 ? 0o755 : 0
 
 /** An unpack's staging directory; one that is there when an unpack starts was left by a kill -9. */
 const STAGING = /^\.unpack-.*\.partial$/;
+/** A verified release waiting to be installed (`renameStaged`), e.g. `.verified-<deployment>`. */
+const VERIFIED = /^\.verified-/;
 
 /** A tar member name as a clean path relative to the release ('' for its top), or a refusal. */
 function memberPath(name: string): string {
@@ -82,30 +76,88 @@ async function makeDirs(staging: string, rel: string, name: string, made: Set<st
   }
 }
 
-/** Removes every staging directory a killed unpack left. Only safe under the work lock (one unpack at a time). */
-export async function removeUnpackLeftovers(releasesDir: string): Promise<void> {
+/**
+ * Removes every staging directory a killed unpack left and, when `verified` is given, every
+ * verified release waiting to be installed but `verified.keep` (the one the update state names).
+ * Only safe under the work lock (one unpack at a time).
+ */
+export async function removeUnpackLeftovers(
+  releasesDir: string,
+  verified?: { keep: string | undefined },
+): Promise<void> {
   const names = await readdir(releasesDir).catch((err: NodeJS.ErrnoException) => {
     if (err.code === 'ENOENT') return [];
     throw err;
   });
-  for (const name of names) if (STAGING.test(name)) await rm(join(releasesDir, name), { recursive: true, force: true });
+  for (const name of names) {
+    const stale = STAGING.test(name) || (verified && VERIFIED.test(name) && join(releasesDir, name) !== verified.keep);
+    if (stale) await rm(join(releasesDir, name), { recursive: true, force: true });
+  }
+}
+
+/** `<releasesDir>/.verified-<name>`: where a verified release waits to be installed. */
+export const verifiedReleaseDir = (releasesDir: string, name: string) =>
+  join(releasesDir, `.verified-${name.replace(/[^A-Za-z0-9._-]/g, '_')}`);
+
+/** A release unpacked and checked under a dot-named directory of the releases directory, not yet under its version. */
+export interface StagedRelease {
+  dir: string;
+  version: string;
+  files: number;
+  bytes: number;
+}
+
+/** A gzip member starts with these two bytes; a release tarball may be gzipped or a plain tar. */
+const isGzip = (b: Buffer) => b.length >= 2 && b[0] === 0x1f && b[1] === 0x8b;
+
+/**
+ * The tar bytes of a release tarball, gunzipped when it is gzipped: a release inside an artifact
+ * is a plain tar (the artifact's data/0000.tar.gz compresses it once), the tarball of `npm run
+ * release` and older artifacts a .tgz.
+ */
+async function* tarBytes(input: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+  const it = input[Symbol.asyncIterator]();
+  const first = await it.next();
+  if (first.done) return;
+  const head: Buffer = first.value;
+  async function* all(): AsyncGenerator<Buffer> {
+    yield head;
+    for (;;) {
+      const n = await it.next();
+      if (n.done) return;
+      yield n.value;
+    }
+  }
+  if (!isGzip(head)) {
+    yield* all();
+    return;
+  }
+  // 1 MB pieces, not zlib's 16 KB: each is a thread-pool round trip, a pass through the tar
+  // parser and a write. A 200 MB release unpacks with about a third of the CPU (issue 19).
+  const gunzip = createGunzip({ chunkSize: INFLATE_CHUNK_BYTES });
+  const feeding = pipeline(all(), gunzip);
+  feeding.catch(() => undefined); // its failure comes out of the iteration below too
+  yield* gunzip as AsyncIterable<Buffer>;
+  await feeding;
 }
 
 /**
- * Unpacks a release tarball (gzip tar: `package.json`, `dist/`, production `node_modules`)
- * into `<releasesDir>/.unpack-<pid>-<ms>.partial`, then renames it to `<releasesDir>/<version>`:
- * a release directory under its final name is always complete. Refused before anything is
- * renamed: absolute paths, `..`, entries under a link, symbolic links that resolve outside the
- * release or to nothing, hard links, devices and FIFOs, more than the size or entry caps, a
- * tarball that is not a fort release (no `package.json` of `fort` with a version, no
- * `dist/agent/main.js`), and the version of a protected (running or previous) release.
+ * Unpacks a release tarball (a tar of `package.json`, `dist/`, production `node_modules`, gzipped
+ * or not) into `<releasesDir>/.unpack-<pid>-<ms>.partial` and checks it is a fort release; the
+ * caller renames it (`commitRelease`) or removes it. Refused, with the staging directory removed:
+ * absolute paths, `..`, entries under a link, symbolic links that resolve outside the release or
+ * to nothing, hard links, devices and FIFOs, more than the size or entry caps, a tarball that is
+ * not a fort release (no `package.json` of `fort` with a version, no `dist/agent/main.js`).
  * Directories are 0755, files 0644 or 0755 whatever the umask; every file is fsynced.
+ *
+ * It may be fed bytes still being verified (an artifact's payload while it downloads): nothing
+ * outside the staging directory is written, and the stream errors before its end if they fail.
  */
-export async function unpackRelease(
-  tarball: Readable,
+export async function unpackToStaging(
+  tarball: AsyncIterable<Buffer>,
   releasesDir: string,
-  opts: UnpackOptions,
-): Promise<UnpackedRelease> {
+  opts: Pick<UnpackOptions, 'maxBytes' | 'maxEntries'>,
+): Promise<StagedRelease> {
   const made = await mkdir(releasesDir, { recursive: true });
   for (let d = releasesDir; made !== undefined && inside(made, d); d = dirname(d)) await chmod(d, DIR_MODE);
   await removeUnpackLeftovers(releasesDir);
@@ -148,7 +200,7 @@ export async function unpackRelease(
           });
           try {
             await fh.chmod(fileMode(header));
-            await pipeline(stream, createWriteStream('', { fd: fh.fd, autoClose: false }));
+            await pipeline(stream, createWriteStream('', { fd: fh.fd, autoClose: false, highWaterMark: 1024 * 1024 }));
             await fh.sync();
           } finally {
             await fh.close();
@@ -180,28 +232,62 @@ export async function unpackRelease(
     );
   });
   try {
-    // 1 MB pieces, not zlib's 16 KB: each is a thread-pool round trip, a pass through the tar
-    // parser and a write. A 200 MB release unpacks with about a third of the CPU (issue 19).
-    await pipeline(tarball, createGunzip({ chunkSize: INFLATE_CHUNK_BYTES }), tar);
+    await pipeline(tarBytes(tarball), tar);
     await checkLinks(staging, links);
-    const version = await releaseVersion(staging);
-    const installed = (['running', 'previous'] as const).find((as) => opts.protect?.[as] === version);
-    if (installed)
-      throw new FortError(
-        'FORT_ERR_ARTIFACT',
-        `release ${version} is already installed (${installed}); an update must carry a new version`,
-        { fatal: false },
-      );
-    const dir = join(releasesDir, version);
-    await rm(dir, { recursive: true, force: true }); // a half-installed leftover of this version, neither running nor previous
-    await rename(staging, dir);
-    fsyncDir(releasesDir);
-    return { dir, version, files, bytes };
+    return { dir: staging, version: await releaseVersion(staging), files, bytes };
   } catch (err) {
     await rm(staging, { recursive: true, force: true });
     if (err instanceof FortError) throw err;
-    throw refuse(`not a readable gzip tar (${(err as Error).message})`);
+    throw refuse(`not a readable tar or gzip tar (${(err as Error).message})`);
   }
+}
+
+/**
+ * Renames a staged release (`dir`, a dot-name in `releasesDir`) to `<releasesDir>/<version>` (a
+ * release directory under its final name is always complete), refusing the version of a
+ * protected (running or previous) release. The version is read again from the staged release.
+ */
+export async function commitRelease(
+  dir: string,
+  releasesDir: string,
+  protect?: UnpackOptions['protect'],
+): Promise<{ dir: string; version: string }> {
+  const version = await releaseVersion(dir);
+  const installed = (['running', 'previous'] as const).find((as) => protect?.[as] === version);
+  if (installed)
+    throw new FortError(
+      'FORT_ERR_ARTIFACT',
+      `release ${version} is already installed (${installed}); an update must carry a new version`,
+      { fatal: false },
+    );
+  const to = join(releasesDir, version);
+  await rm(to, { recursive: true, force: true }); // a half-installed leftover of this version, neither running nor previous
+  await rename(dir, to);
+  fsyncDir(releasesDir);
+  return { dir: to, version };
+}
+
+/** unpackToStaging then commitRelease: a tarball already verified (or trusted) straight to `<releasesDir>/<version>`. */
+export async function unpackRelease(
+  tarball: AsyncIterable<Buffer>,
+  releasesDir: string,
+  opts: UnpackOptions,
+): Promise<StagedRelease> {
+  const staged = await unpackToStaging(tarball, releasesDir, opts);
+  try {
+    return { ...staged, ...(await commitRelease(staged.dir, releasesDir, opts.protect)) };
+  } catch (err) {
+    await rm(staged.dir, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+/** A staged release under another dot-name of the releases directory (kept across steps: not a leftover of a killed unpack). */
+export async function renameStaged(staged: StagedRelease, to: string): Promise<StagedRelease> {
+  await rm(to, { recursive: true, force: true });
+  await rename(staged.dir, to);
+  fsyncDir(dirname(to));
+  return { ...staged, dir: to };
 }
 
 /**

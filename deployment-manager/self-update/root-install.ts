@@ -4,9 +4,9 @@ import { FortError } from '../../lib/errors.js';
 import { writeFileAtomic } from '../../lib/files.js';
 import type { Logger } from '../../lib/logger.js';
 import type { ArtifactPublicKey } from '../artifact/keys.js';
-import { stageReleasePayload } from '../artifact/release-payload.js';
+import { stageReleaseArtifact } from '../artifact/release-payload.js';
 import { currentRelease, pruneReleases, switchCurrent } from '../install/current.js';
-import { releaseUnpackLimits, unpackRelease } from '../install/unpack.js';
+import { commitRelease, releaseUnpackLimits, verifiedReleaseDir } from '../install/unpack.js';
 import {
   readOwnedJson,
   selfUpdateProofSchema,
@@ -20,7 +20,7 @@ export interface RootSelfUpdateDeps {
   paths: SelfUpdatePaths;
   /** The deployment manager's install root (root's): releases/, current, stable. */
   installRoot: string;
-  /** Where root stages the verified payload (root's own directory). */
+  /** Root's own directory: the status the deployment manager follows. */
   workDir: string;
   /** The uid of the deployment manager (owner of its request directory): what root accepts files from. */
   dmUid: number;
@@ -67,7 +67,7 @@ export async function runRootSelfUpdate(deps: RootSelfUpdateDeps): Promise<RootO
   };
   const settle = (outcome: RootOutcome): RootOutcome => {
     rmSync(paths.active, { force: true });
-    rmSync(join(deps.workDir, 'payload'), { recursive: true, force: true });
+    rmSync(verifiedReleaseDir(join(deps.installRoot, 'releases'), 'self-update'), { recursive: true, force: true });
     return outcome;
   };
 
@@ -156,20 +156,26 @@ export async function runRootSelfUpdate(deps: RootSelfUpdateDeps): Promise<RootO
     if (running === st.target)
       throw new FortError('FORT_ERR_ARTIFACT', `the deployment manager already runs ${st.target}`, { fatal: false });
     const fd = openArtifact(st.artifact);
-    const v = await stageReleasePayload(
+    const releases = join(deps.installRoot, 'releases');
+    const verified = verifiedReleaseDir(releases, 'self-update');
+    const v = await stageReleaseArtifact(
       createReadStream('', { fd }),
       {
         keys: deps.keys,
         deviceType: deps.deviceType,
         allowUnsigned: deps.allowUnsigned,
         maxBytes: deps.maxArtifactBytes,
+        limits: releaseUnpackLimits(deps.maxArtifactBytes),
       },
-      join(deps.workDir, 'payload'),
+      releases,
+      verified,
     );
-    const unpacked = await unpackRelease(createReadStream(v.payload), join(deps.installRoot, 'releases'), {
-      ...releaseUnpackLimits(deps.maxArtifactBytes),
-      protect: { running, previous: st.previous },
-    });
+    const unpacked = await commitRelease(v.release.dir, releases, { running, previous: st.previous }).catch(
+      (err: unknown) => {
+        rmSync(verified, { recursive: true, force: true });
+        throw err;
+      },
+    );
     if (unpacked.version !== st.target || !existsSync(join(unpacked.dir, 'dist/deployment-manager/main.js'))) {
       rmSync(unpacked.dir, { recursive: true, force: true });
       throw new FortError(

@@ -178,7 +178,7 @@ export function createSteps(io: StepIo) {
     },
 
     async installing(s: StateAt<'installing'>): Promise<Next> {
-      const { version } = await deps.unpack(s.deployment.payload);
+      const { version } = await deps.install(s.deployment);
       return { ...s, step: 'switching', deployment: { ...s.deployment, target: version } };
     },
 

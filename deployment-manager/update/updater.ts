@@ -44,10 +44,10 @@ export interface UpdaterDeps {
   server?: UpdateServer | undefined;
   /** Streams the artifact into `d.artifactFile`, resuming from what is there; stops when `signal` aborts. */
   download(d: DeploymentState, onProgress: (bytes: number) => void, signal: AbortSignal): Promise<void>;
-  /** Verifies the whole artifact; resolves with the verified payload (release tarball) file. */
+  /** Verifies the whole artifact; resolves with the verified payload (the release, unpacked under a staging name). */
   verify(d: DeploymentState): Promise<{ artifactName: string; payload: string }>;
-  /** Unpacks a verified release tarball under releases/<version>. */
-  unpack(payload: string): Promise<{ version: string }>;
+  /** Installs a verified payload as releases/<version>. */
+  install(d: DeploymentState & { payload: string }): Promise<{ version: string }>;
   /** Points `current` at a release (atomic). */
   switchTo(version: string): void;
   agent: {

@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, watch, type FSWatcher } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -17,6 +17,11 @@ export interface ProcessSpec {
   /** Like systemd's Restart=always with RestartPreventExitStatus=65 78. */
   restart?: boolean;
   restartDelayMs?: number;
+  /**
+   * Like a path unit that runs `systemctl restart` of this service: a file written in this
+   * directory stops the process (SIGTERM) and starts it again at once, without restartDelayMs.
+   */
+  restartOnWriteIn?: string;
   watchdogUsec?: number;
 }
 
@@ -40,7 +45,12 @@ export async function startSupervised(spec: ProcessSpec) {
   const stdout: string[] = [];
   const stderr: string[] = [];
 
+  /** A restart asked for (restartOnWriteIn): the next start comes at once. */
+  let restartNow = false;
+  let restartTimer: NodeJS.Timeout | undefined;
   const launch = () => {
+    restartTimer = undefined;
+    restartNow = false;
     starts += 1;
     const env: NodeJS.ProcessEnv = { ...process.env, ...spec.env, NOTIFY_SOCKET: notify.path };
     if (spec.watchdogUsec) env['WATCHDOG_USEC'] = String(spec.watchdogUsec);
@@ -61,17 +71,36 @@ export async function startSupervised(spec: ProcessSpec) {
       const info: ExitInfo = { code, signal };
       events.emit('exit', info);
       const prevented = code === 65 || code === 78;
-      if (!stopping && spec.restart && !prevented) {
-        setTimeout(() => {
-          if (!stopping) {
-            launch();
-            events.emit('restart', starts);
-          }
-        }, spec.restartDelayMs ?? 200);
+      if (!stopping && (restartNow || (spec.restart && !prevented))) {
+        restartTimer = setTimeout(
+          () => {
+            if (!stopping) {
+              launch();
+              events.emit('restart', starts);
+            }
+          },
+          restartNow ? 0 : (spec.restartDelayMs ?? 200),
+        );
       }
     });
   };
   launch();
+  const restartWatch = spec.restartOnWriteIn ? watchForRestart(spec.restartOnWriteIn) : undefined;
+  function watchForRestart(dir: string): FSWatcher {
+    mkdirSync(dir, { recursive: true });
+    return watch(dir, () => {
+      if (stopping) return;
+      restartNow = true;
+      const proc = child!;
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
+      else if (restartTimer) {
+        // Waiting out restartDelayMs after an exit: `systemctl restart` starts it now.
+        clearTimeout(restartTimer);
+        launch();
+        events.emit('restart', starts);
+      }
+    });
+  }
 
   const waitExit = (timeoutMs: number): Promise<ExitInfo> =>
     new Promise((resolve, reject) => {
@@ -118,6 +147,8 @@ export async function startSupervised(spec: ProcessSpec) {
     /** SIGTERM (as `systemctl stop`), then SIGKILL after the deadline. */
     async stop(timeoutMs = 10_000): Promise<ExitInfo> {
       stopping = true;
+      restartWatch?.close();
+      clearTimeout(restartTimer);
       try {
         const proc = child!;
         if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');

@@ -21,8 +21,9 @@ import { median, round } from './measure.js';
  * reported there, for a ~200 MB release, the fort's deployment manager against Debian's real
  * Mender client 3.4 on the same server, in the same run. Both poll every 2 s and verify the
  * artifact's signature. The fort: the DM (the unit's node flags) downloads (resumable, kept on
- * disk), verifies and stages the release tarball, unpacks it, switches `current`, drains the
- * agent, which its supervisor starts again after the unit's RestartSec= (as systemd does), and
+ * disk) while it verifies and unpacks the release, switches `current`, asks for the agent's
+ * restart in agent_restart_dir, which its supervisor does at once as root's
+ * fort-agent-restart.path does (a drained agent would wait out the unit's RestartSec=), and
  * reports success once the agent answers healthy on the new version. Mender: `mender daemon`
  * with its `single-file` update module installs the same tarball as a file (it backs up the
  * file it replaces, for its own rollback) and commits. Each deployment is made half a poll
@@ -140,10 +141,10 @@ async function fortOnce(fort: UpdatableFort, artifactName: string): Promise<Run>
     // after that step's download, with the next reports.
     phases: [
       ['poll', step('downloading') - created],
-      ['download', step('verifying') - step('downloading')],
+      ['download+verify+unpack', step('verifying') - step('downloading')],
       ['verify tail', step('installing') - step('verifying')],
-      ['unpack', step('switching') - step('installing')],
-      ['switch+drain', step('health_checking') - step('switching')],
+      ['install', step('switching') - step('installing')],
+      ['switch+restart', step('health_checking') - step('switching')],
       ['agent restart+health', step('committed') - step('health_checking')],
       ['success report', success - step('committed')],
     ],

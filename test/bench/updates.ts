@@ -10,7 +10,10 @@ import {
   readFileSync,
   renameSync,
   rmSync,
+  writeFileSync,
 } from 'node:fs';
+import { pipeline } from 'node:stream/promises';
+import { pack } from 'tar-stream';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { pino } from 'pino';
@@ -19,6 +22,7 @@ import { devCloudConfigSchema } from '../../dev-cloud/config.js';
 import type { MenderServer } from '../../dev-cloud/mender/server.js';
 import type { Supervised } from '../../scripts/supervisor/process.js';
 import { nodeArgsFromUnit } from '../../scripts/supervisor/unit-file.js';
+import { switchCurrent } from '../../deployment-manager/install/current.js';
 import { buildArtifact, rsaKeyPair } from '../helpers/mender.js';
 import type { Benchmark, BenchContext } from './benchmark.js';
 import { installation } from './fixture.js';
@@ -39,6 +43,24 @@ const MB = 1024 * 1024;
 const RUNS = 3;
 const POLLS = 15;
 
+/** The release the benchmark's install root runs, and the version its artifact carries. */
+const BENCH_RELEASE = '0.0.0-bench';
+
+/** A fort release tarball (plain tar) of `version` whose padding.bin holds `bytes` random bytes. */
+async function writeReleaseTar(file: string, version: string, bytes: number): Promise<void> {
+  const tar = pack();
+  const out = createWriteStream(file);
+  const written = pipeline(tar, out);
+  tar.entry({ name: 'package.json' }, JSON.stringify({ name: 'fort', version }));
+  tar.entry({ name: 'dist/agent/main.js' }, '');
+  const padding = tar.entry({ name: 'padding.bin', size: bytes });
+  for (let n = 0; n < bytes; n += MB)
+    if (!padding.write(randomBytes(Math.min(MB, bytes - n)))) await once(padding, 'drain');
+  padding.end(Buffer.alloc(0));
+  tar.finalize();
+  await written;
+}
+
 const dmNodeArgs = (ctx: BenchContext) =>
   nodeArgsFromUnit(join(ctx.dist, '..', 'systemd', 'fort-deployment-manager.service'));
 
@@ -50,13 +72,11 @@ async function signedArtifact(ctx: BenchContext): Promise<{ file: string; public
   if (existsSync(file)) return { file, publicKey };
   mkdirSync(dir, { recursive: true });
   const key = rsaKeyPair(dir, 'sign');
-  // Random bytes: incompressible like a release tarball (already gzip), so the artifact's own
-  // gzip layer gains nothing and the DM streams, inflates and hashes the full 200 MB.
-  const payload = join(dir, 'fort-agent-bench.tgz');
-  const out = createWriteStream(payload);
-  for (let n = 0; n < PAYLOAD_BYTES; n += MB) if (!out.write(randomBytes(MB))) await once(out, 'drain');
-  out.end();
-  await once(out, 'finish');
+  // A release (plain tar) of BENCH_RELEASE, the one installed, padded with random bytes:
+  // incompressible, so the artifact's own gzip layer gains nothing and the DM streams, inflates,
+  // hashes and unpacks the full 200 MB; then the install refuses the version already running.
+  const payload = join(dir, 'fort-agent-bench.tar');
+  await writeReleaseTar(payload, BENCH_RELEASE, PAYLOAD_BYTES);
   buildArtifact({
     dir,
     name: ARTIFACT,
@@ -114,7 +134,13 @@ async function startRig(ctx: BenchContext, inventorySeconds: number): Promise<Ri
     const mender = cloud.mender!;
     if (!mender.artifacts().some((a) => a.name === ARTIFACT)) await mender.upload(artifact.file);
     const root = join(inst.dir, 'opt');
-    mkdirSync(root, { recursive: true });
+    // The release the artifact carries is the one running: the install refuses it, after the
+    // whole artifact was downloaded, verified and unpacked (what is measured).
+    const running = join(root, 'releases', BENCH_RELEASE);
+    mkdirSync(join(running, 'dist', 'agent'), { recursive: true });
+    writeFileSync(join(running, 'package.json'), JSON.stringify({ name: 'fort', version: BENCH_RELEASE }));
+    writeFileSync(join(running, 'dist', 'agent', 'main.js'), '');
+    switchCurrent(root, BENCH_RELEASE);
     const q = JSON.stringify; // TOML basic strings accept these JSON strings
     const { pki } = ctx;
     appendFileSync(
@@ -173,7 +199,7 @@ function cpuMs(pid: number): number {
 /**
  * The DM's own clock on its `update step` lines: from `downloading` (the deployment taken, the
  * download about to start) to `installing` (the artifact downloaded, fsynced and verified:
- * signature, manifest checksums, payload staged). The poll interval before it is not counted.
+ * signature, manifest checksums, release unpacked). The poll interval before it is not counted.
  */
 function downloadVerifyMs(
   dm: Supervised,
@@ -217,7 +243,7 @@ async function deployOnce(rig: Rig): Promise<{ ms: number; downloadMs: number; p
   const id = rig.mender.deploy({ artifactName: ARTIFACT, devices: FORT }).id;
   const { ms, downloadMs } = await downloadVerifyMs(rig.dm, id, 120_000);
   const peakMb = peakRssMb(rig.dm.pid!);
-  // The payload is no release tarball: unpacking refuses it at once, and the DM reports failure.
+  // The release is the one running: the install refuses it at once, and the DM reports failure.
   // Waiting for that keeps the next deployment from queueing behind this one.
   await rig.mender.waitFor(() => rig.mender.deployment(id)?.devices[0]?.finishedAt, 30_000, 'the deployment to finish');
   return { ms, downloadMs, peakMb };

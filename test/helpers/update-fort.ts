@@ -63,6 +63,11 @@ export interface UpdatableFortOptions {
   paired?: boolean;
   /** List the signing key in the deployment manager's `artifact_keys` (default). */
   artifactKeys?: boolean;
+  /**
+   * `[updates] agent_restart_dir`, watched by the agent's supervisor as root's
+   * fort-agent-restart.path does (default, as install.sh sets it up); false: the agent is drained.
+   */
+  agentRestart?: boolean;
 }
 
 /**
@@ -88,6 +93,7 @@ export async function startUpdatableFort(o: UpdatableFortOptions = {}) {
   const signPub = join(inst.dir, 'sign.pub.pem');
   const stateFile = join(inst.layout.dataDir, 'deployment-manager/state.json');
   const stagingDir = join(inst.dir, 'data/dm/staging');
+  const agentRestartDir = o.agentRestart === false ? undefined : join(inst.dir, 'data/dm/agent-restart');
   mkdirSync(root, { recursive: true });
   symlinkSync(join(REPO, 'node_modules'), join(root, 'node_modules'));
   execFileSync('openssl', ['genrsa', '-traditional', '-out', signKey, '2048'], { stdio: 'ignore' });
@@ -109,13 +115,14 @@ export async function startUpdatableFort(o: UpdatableFortOptions = {}) {
     args: ['--config', inst.files.agent],
     restart: true,
     restartDelayMs: 100,
+    ...(agentRestartDir ? { restartOnWriteIn: agentRestartDir } : {}),
     ...o.agent,
   });
   await agent.waitReady(20_000);
 
   appendFileSync(
     inst.files.dm,
-    `\n[updates]\ninstall_root = "${root}"\nstaging_dir = "${stagingDir}"\ndevice_type = "${deviceType}"\n${o.artifactKeys === false ? '' : `artifact_keys = ["${signPub}"]\n`}health_deadline_seconds = ${o.healthDeadlineSeconds ?? 10}\n${o.resumeSeconds === undefined ? '' : `resume_seconds = ${o.resumeSeconds}\n`}${o.updatesToml ?? ''}` +
+    `\n[updates]\ninstall_root = "${root}"\nstaging_dir = "${stagingDir}"\ndevice_type = "${deviceType}"\n${o.artifactKeys === false ? '' : `artifact_keys = ["${signPub}"]\n`}health_deadline_seconds = ${o.healthDeadlineSeconds ?? 10}\n${agentRestartDir ? `agent_restart_dir = "${agentRestartDir}"\n` : ''}${o.resumeSeconds === undefined ? '' : `resume_seconds = ${o.resumeSeconds}\n`}${o.updatesToml ?? ''}` +
       (o.paired
         ? `[updates.paired]\npoll_seconds = ${o.pollSeconds ?? 1}\ninventory_seconds = ${o.inventorySeconds ?? 1}\nretry_seconds = ${o.retrySeconds ?? 1}\n`
         : '') +

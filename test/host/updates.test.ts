@@ -129,9 +129,19 @@ describe('updates of the installed fort under a real systemd', () => {
   });
 
   it('1.0.0 → 1.0.1 over the air: success, the agent runs 1.0.1, its files owned and moded as install.sh makes them', async () => {
+    const agentBefore = await f.unit('fort-agent.service');
     const id = await deploy(f.run.releases.v101);
     const done = await finished(id);
     expect(done.status, JSON.stringify(done)).toBe('success');
+    // Restarted by root's fort-agent-restart.path (systemctl restart: no RestartSec= wait), not
+    // drained: a manual restart sets NRestarts back to 0, an automatic one would have added one.
+    const agentAfter = await f.unit('fort-agent.service');
+    expect(agentAfter.MainPID).not.toBe(agentBefore.MainPID);
+    expect(agentAfter.NRestarts).toBe(0);
+    expect(await f.host.journal('fort-agent-restart.service')).toMatch(
+      /Finished fort-agent-restart\.service|Deactivated successfully/,
+    );
+    expect(await f.host.journal('fort-deployment-manager.service')).not.toContain('draining it instead');
     await eventually(
       async () => ((await agentVersion()).version === '1.0.1' ? true : undefined),
       30_000,

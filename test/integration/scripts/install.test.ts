@@ -181,10 +181,13 @@ describe('scripts/install.sh into a throwaway root', () => {
       '/var/lib/fort': ['0755', 'root:root'],
       '/var/lib/fort/agent': ['0700', 'fort-agent:fort-agent'],
       '/var/lib/fort/deployment-manager': ['0700', 'fort-dm:fort-dm'],
+      '/var/lib/fort/deployment-manager/agent-restart': ['0700', 'fort-dm:fort-dm'],
       '/var/lib/fort/dm-self-update': ['0755', 'root:root'],
       '/etc/systemd/system/fort-agent.service': ['0644', 'root:root'],
       '/etc/systemd/system/fort-dm-self-update.service': ['0644', 'root:root'],
       '/etc/systemd/system/fort-dm-self-update.path': ['0644', 'root:root'],
+      '/etc/systemd/system/fort-agent-restart.service': ['0644', 'root:root'],
+      '/etc/systemd/system/fort-agent-restart.path': ['0644', 'root:root'],
       '/usr/local/bin/fortctl': ['0755', 'root:root'],
     };
     for (const [path, [mode, owner]] of Object.entries(expected))
@@ -199,13 +202,13 @@ describe('scripts/install.sh into a throwaway root', () => {
         `/etc/systemd/system/${unit}`,
       );
     }
-    // Root's self-update service is started by its path unit only.
-    expect(readlinkSync(join(root, 'etc/systemd/system/paths.target.wants/fort-dm-self-update.path'))).toBe(
-      '/etc/systemd/system/fort-dm-self-update.path',
-    );
-    expect(existsSync(join(root, 'etc/systemd/system/multi-user.target.wants/fort-dm-self-update.service'))).toBe(
-      false,
-    );
+    // Root's self-update and agent-restart services are started by their path units only.
+    for (const unit of ['fort-dm-self-update', 'fort-agent-restart']) {
+      expect(readlinkSync(join(root, `etc/systemd/system/paths.target.wants/${unit}.path`))).toBe(
+        `/etc/systemd/system/${unit}.path`,
+      );
+      expect(existsSync(join(root, `etc/systemd/system/multi-user.target.wants/${unit}.service`))).toBe(false);
+    }
 
     // The kernel agrees: each process reads its own key and not the other's, nor the CA key.
     expect(await readAs(root, 'fort-agent', 'etc/fort/pki/trust-zone/agent.key')).toBe(true);
@@ -265,6 +268,8 @@ describe('scripts/install.sh into a throwaway root', () => {
       'etc/systemd/system/multi-user.target.wants/fort-agent.service',
       'etc/systemd/system/fort-dm-self-update.service',
       'etc/systemd/system/paths.target.wants/fort-dm-self-update.path',
+      'etc/systemd/system/fort-agent-restart.service',
+      'etc/systemd/system/paths.target.wants/fort-agent-restart.path',
       'usr/local/bin/fortctl',
     ]) {
       expect(existsSync(join(root, gone)), gone).toBe(false);

@@ -82,4 +82,30 @@ describe('systemd units', () => {
       ]);
     });
   });
+
+  describe("root's agent restart for updates", () => {
+    const service = join(REPO, 'systemd', 'fort-agent-restart.service');
+    const path = join(REPO, 'systemd', 'fort-agent-restart.path');
+
+    it('systemd-analyze verify is clean for both units; the root service scores at most 1.5', async () => {
+      const verify = await run('systemd-analyze', ['verify', service, path]);
+      expect(verify.stderr.trim()).toBe('');
+      const security = await run('systemd-analyze', ['security', '--offline=true', '--no-pager', service]);
+      const m = /Overall exposure level for \S+: (\d+\.\d+)/.exec(security.stdout);
+      process.stdout.write(`fort-agent-restart.service: exposure ${m![1]}\n`);
+      expect(Number(m![1])).toBeLessThanOrEqual(1.5);
+    });
+
+    it('does one thing (systemctl restart fort-agent), with no capabilities, no writes, no network; the deployment manager cannot restart other units', () => {
+      const text = readFileSync(service, 'utf8');
+      expect(directives(text, 'ExecStart')).toEqual(['/usr/bin/systemctl restart --no-block fort-agent.service']);
+      expect(directives(text, 'CapabilityBoundingSet')).toEqual(['']);
+      expect(directives(text, 'ReadWritePaths')).toEqual([]);
+      expect(directives(text, 'PrivateNetwork')).toEqual(['yes']);
+      expect(text).not.toMatch(/^\[Install\]/m);
+      const p = readFileSync(path, 'utf8');
+      expect(directives(p, 'PathChanged')).toEqual(['/var/lib/fort/deployment-manager/agent-restart']);
+      expect(directives(p, 'Unit')).toEqual(['fort-agent-restart.service']);
+    });
+  });
 });

@@ -286,7 +286,11 @@ describe('release unpacking', () => {
       release('1.0.1', [{ name: 'big.bin', body: 'x'.repeat(2 * 1024 * 1024) }]),
       'release tarball: more than 1048576 bytes unpacked',
     ],
-    ['not gzip', async () => Buffer.from('plain text, not a tarball'), 'release tarball: not a readable gzip tar'],
+    [
+      'not a tar',
+      async () => Buffer.from('plain text, not a tarball'),
+      'release tarball: not a readable tar or gzip tar',
+    ],
   ];
   for (const [name, entries, why] of refusals) {
     it(`refuses ${name} and leaves nothing behind`, async () => {

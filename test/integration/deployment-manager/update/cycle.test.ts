@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { eventually, REPO, startDeploymentManager } from '../../../helpers/fort.js';
+import { eventually, jsonLines, REPO, startDeploymentManager, tempDir } from '../../../helpers/fort.js';
 import { startUpdatableFort, type UpdatableFort } from '../../../helpers/update-fort.js';
 import { createAdminClient } from '../../../../lib/admin-client.js';
 import { loadTlsMaterial } from '../../../../lib/tls.js';
@@ -42,6 +42,9 @@ describe('update cycle (deployment manager, dev update server, real agent)', () 
       'the inventory to show 1.0.1',
     );
     expect(inventory).toMatchObject({ artifact_name: 'fort-1.0.1', device_type: fort.deviceType });
+    // Restarted through agent_restart_dir (as root's fort-agent-restart.path does), not drained.
+    expect(existsSync(join(fort.inst.dir, 'data/dm/agent-restart/request'))).toBe(true);
+    expect(jsonLines(fort.dm!.stdout).filter((l) => String(l['msg']).includes('draining it instead'))).toEqual([]);
   });
 
   it('tells the agent: fortctl update status and the metrics show 1.0.1 committed, also after the agent restarts', async () => {
@@ -180,5 +183,29 @@ describe('update cycle (deployment manager, dev update server, real agent)', () 
     } finally {
       await rogue.stop();
     }
+  });
+});
+
+describe('update cycle when nothing acts on agent_restart_dir (fort-agent-restart.path not enabled)', () => {
+  let fort: UpdatableFort;
+  beforeAll(async () => {
+    fort = await startUpdatableFort({
+      agentRestart: false,
+      updatesToml: `agent_restart_dir = "${join(tempDir('unwatched'), 'agent-restart')}"\n`,
+    });
+  });
+  afterAll(async () => {
+    await fort?.stop();
+  });
+
+  it('drains the agent after 3 s instead, says why, and the update still succeeds', async () => {
+    const starts = fort.agent.starts;
+    const done = await fort.finished(await fort.deploy(fort.release('1.0.1')));
+    expect(done.status).toBe('success');
+    expect((await fort.health()).version).toBe('1.0.1');
+    expect(fort.agent.starts).toBe(starts + 1);
+    const fallback = jsonLines(fort.dm!.stdout).filter((l) => String(l['msg']).includes('draining it instead'));
+    expect(fallback).toHaveLength(1);
+    expect(fallback[0]).toMatchObject({ level: 'warn', waitedMs: 3000 });
   });
 });

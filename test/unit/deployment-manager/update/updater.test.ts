@@ -89,9 +89,9 @@ function harness(
       if (opts.verifyFails) throw new FortError('FORT_ERR_ARTIFACT', opts.verifyFails, { fatal: false });
       return { artifactName: d.artifactName, payload: join(dir, 'payload.tgz') };
     },
-    unpack: async () => {
-      effects.push('unpack');
-      crash('unpack');
+    install: async () => {
+      effects.push('install');
+      crash('install');
       return { version: '1.0.1' };
     },
     switchTo: (v) => {
@@ -144,7 +144,7 @@ describe('update state machine', () => {
       'next(fort-1.0.0)',
       `download(${join(h.dir, 'd1.mender')})`,
       'verify',
-      'unpack',
+      'install',
       'switch(1.0.1)',
       'restart',
       'keep(1.0.1,1.0.0)',
@@ -183,7 +183,7 @@ describe('update state machine', () => {
     await u.poll((id) => join(h.dir, `${id}.mender`));
     await u.runToIdle();
     await u.deliverReports();
-    expect(h.effects).not.toContain('unpack');
+    expect(h.effects).not.toContain('install');
     expect(h.current).toBe('1.0.0');
     expect(h.delivered).toEqual(['d1:downloading', 'd1:log(1)', 'd1:failure']);
     expect(u.state.lastError).toBe('manifest.sig: signature does not verify with the configured key');
@@ -320,7 +320,7 @@ describe('update state machine', () => {
     await u.poll((id) => join(vetoed.dir, `${id}.mender`));
     await u.runToIdle();
     expect(seen).toEqual(['downloading:d1:1.0.0', 'verifying:d1:1.0.0', 'installing:d1:1.0.0', 'failed:d1:1.0.0']);
-    expect(vetoed.effects).not.toContain('unpack');
+    expect(vetoed.effects).not.toContain('install');
     expect(u.state).toMatchObject({
       installed: '1.0.0',
       lastError: 'hook installing_10_window exited with status 1: outside the maintenance window',
@@ -345,7 +345,7 @@ describe('update state machine', () => {
     const u = h.updater();
     u.startFromFile(join(h.dir, 'whatever.mender'));
     await u.runToIdle();
-    expect(h.effects).toEqual(['verify', 'unpack', 'switch(1.0.1)', 'restart', 'keep(1.0.1,1.0.0)']);
+    expect(h.effects).toEqual(['verify', 'install', 'switch(1.0.1)', 'restart', 'keep(1.0.1,1.0.0)']);
     expect(u.state).toMatchObject({
       step: 'idle',
       installed: '1.0.1',
@@ -394,7 +394,7 @@ describe('update state machine', () => {
   });
 
   it('a step that crashes the process at every start is stopped by the budget: before the switch it fails, after it rolls back, reported once', async () => {
-    for (const effect of ['unpack', 'switch(1.0.1)']) {
+    for (const effect of ['install', 'switch(1.0.1)']) {
       const h = harness({ crashAt: { effect, while: () => true } });
       let u = h.updater();
       await u.poll((id) => join(h.dir, `${id}.mender`));
@@ -405,7 +405,7 @@ describe('update state machine', () => {
         u = h.updater();
       }
       await u.deliverReports();
-      const step = effect === 'unpack' ? 'installing' : 'switching';
+      const step = effect === 'install' ? 'installing' : 'switching';
       // Budget 3: three starts crash, the fourth gives up (after the switch: rolls back to 1.0.0).
       expect(starts).toBe(4);
       expect(h.effects.filter((e) => e === effect)).toHaveLength(3);
@@ -419,7 +419,7 @@ describe('update state machine', () => {
 
   it('the budget resets per deployment: a crash in one deployment does not count against the next', async () => {
     let crashing = true;
-    const h = harness({ crashAt: { effect: 'unpack', while: () => crashing } });
+    const h = harness({ crashAt: { effect: 'install', while: () => crashing } });
     let u = h.updater();
     await u.poll((id) => join(h.dir, `${id}.mender`));
     for (let i = 0; i < 2; i++) {
