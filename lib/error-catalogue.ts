@@ -285,6 +285,22 @@ export const ERRORS = {
     doc: 'The agent stopped during the reload; a queued one takes its place',
   },
 
+  // Queries (engine).
+  FORT_ERR_QUERY_TIMEOUT: {
+    status: 503,
+    title: 'Query timed out',
+    exit: FAILED,
+    fatal: transient,
+    doc: 'A query ran longer than the per-query timeout and was interrupted; the engine goes on serving',
+  },
+  FORT_ERR_QUERY_TOO_LARGE: {
+    status: 422,
+    title: 'Query answer too large',
+    exit: FAILED,
+    fatal,
+    doc: 'A query answer past the byte budget of one answer; names the limit (ask for fewer rows or columns)',
+  },
+
   // Updates (deployment manager).
   FORT_ERR_UPDATE_SERVER: {
     status: 502,
