@@ -11,7 +11,7 @@ import { build } from 'esbuild';
  * link, the update service) and code the entry points share are separate chunks, loaded only
  * when needed.
  *
- * The bundles are the product, all of what a release ships of dist/: the two daemons, the two
+ * The bundles are the product, all of what a release ships of dist/: the three daemons, the two
  * operator CLIs and the PKI generator install.sh runs. dist/product.json lists their files and
  * the packages they load from node_modules at run time (scripts/release.ts ships exactly those).
  * Usage: bundle.js [repo root]
@@ -24,6 +24,8 @@ const chunks = join(dist, 'chunks');
 const ENTRY_POINTS = {
   'agent/main': 'agent/main.ts',
   'deployment-manager/main': 'deployment-manager/main.ts',
+  // fort-engine: app data (DuckDB), part of the agent's release.
+  'engine/main': 'engine/main.ts',
   'fortctl/main': 'fortctl/main.ts',
   'deployment-manager/cli': 'deployment-manager/cli.ts',
   // Root's fort-dm-self-update.service: installs and guards a new deployment manager.
@@ -32,7 +34,7 @@ const ENTRY_POINTS = {
   'scripts/pki': 'scripts/pki.ts',
 };
 /** Native addons load their .node file relative to their own package: installed, not bundled. */
-const EXTERNAL = ['better-sqlite3', 'unix-dgram'];
+const EXTERNAL = ['better-sqlite3', 'unix-dgram', '@duckdb/node-api'];
 
 /** dist/product.json: what a release holds of dist/ and node_modules. */
 export interface ProductManifest {

@@ -63,6 +63,7 @@ export async function generatePki(opts: GeneratePkiOptions): Promise<PkiPaths> {
       tz.deploymentManagerKey,
     );
     pair(await issueCert(ca, { commonName: 'fortctl', usage: 'client' }), tz.fortctlCert, tz.fortctlKey);
+    pair(await issueCert(ca, { commonName: 'engine', usage: 'server', ...server }), tz.engineCert, tz.engineKey);
   }
   if (want('clientZone')) {
     const cz = paths.clientZone;

@@ -21,6 +21,8 @@ export function pkiPaths(out: string) {
       deploymentManagerKey: tz('deployment-manager.key'),
       fortctlCert: tz('fortctl.pem'),
       fortctlKey: tz('fortctl.key'),
+      engineCert: tz('engine.pem'),
+      engineKey: tz('engine.key'),
     },
     clientZone: {
       dir: join(root, 'client-zone'),

@@ -217,6 +217,7 @@ describe('the release holds the product and nothing dev-only', () => {
       'dist/deployment-manager/cli.js',
       'dist/deployment-manager/main.js',
       'dist/deployment-manager/self-update.js',
+      'dist/engine/main.js',
       'dist/fortctl/main.js',
       'dist/scripts/pki.js',
     ]);

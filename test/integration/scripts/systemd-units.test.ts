@@ -108,4 +108,24 @@ describe('systemd units', () => {
       expect(directives(p, 'Unit')).toEqual(['fort-agent-restart.service']);
     });
   });
+
+  describe('fort-engine', () => {
+    const file = join(REPO, 'systemd', 'fort-engine.service');
+
+    it('systemd-analyze verify is clean; exposure at most 1.5; bounded memory, loopback only, no capabilities', async () => {
+      const verify = await run('systemd-analyze', ['verify', file]);
+      expect(verify.stderr.trim()).toBe('');
+      const security = await run('systemd-analyze', ['security', '--offline=true', '--no-pager', file]);
+      const m = /Overall exposure level for \S+: (\d+\.\d+)/.exec(security.stdout);
+      process.stdout.write(`fort-engine.service: exposure ${m![1]}\n`);
+      expect(Number(m![1])).toBeLessThanOrEqual(1.5);
+      const text = readFileSync(file, 'utf8');
+      expect(directives(text, 'MemoryMax')).toEqual(['1G']);
+      expect(directives(text, 'IPAddressDeny')).toEqual(['any']);
+      expect(directives(text, 'IPAddressAllow')).toEqual(['localhost']);
+      expect(directives(text, 'CapabilityBoundingSet')).toEqual(['']);
+      expect(directives(text, 'User')).toEqual(['fort-engine']);
+      expect(directives(text, 'WatchdogSec')[0]).toMatch(/^\d+s$/);
+    });
+  });
 });

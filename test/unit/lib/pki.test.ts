@@ -47,10 +47,10 @@ describe('generatePki', () => {
 
   it('writes every file with owner-only keys and key directories', () => {
     const files = pkiFiles(p);
-    expect(files).toHaveLength(22);
+    expect(files).toHaveLength(24);
     for (const f of files) expect(existsSync(f), f).toBe(true);
     const keys = files.filter((f) => f.endsWith('.key'));
-    expect(keys).toHaveLength(11);
+    expect(keys).toHaveLength(12);
     for (const f of keys) expect(mode(f), f).toBe(0o600);
     for (const z of PKI_ZONES) expect(mode(p[z].dir), p[z].dir).toBe(0o700);
     // Nothing else (no leftover temp files).

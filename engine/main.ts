@@ -1,0 +1,55 @@
+#!/usr/bin/env node
+import { bootDaemon } from '../lib/daemon.js';
+import { loadTlsMaterial } from '../lib/tls.js';
+import { readReleaseInfo } from '../lib/version.js';
+import { loadEngineConfig } from './config.js';
+import { createVersionLoader } from './loads.js';
+import { buildEngineServer } from './server.js';
+import { createVersionStore } from './versions.js';
+
+/** Composition root: config → app versions (DuckDB) → loads → trust-zone mTLS server → READY. */
+const { config, log, notifier, lifecycle, start } = bootDaemon({
+  name: 'fort-engine',
+  configEnvVar: 'FORT_ENGINE_CONFIG',
+  defaultConfig: '/etc/fort/engine.toml',
+  load: loadEngineConfig,
+});
+
+await start(async () => {
+  const q = config.queries;
+  const versions = createVersionStore({
+    dir: config.data.dir,
+    memoryLimit: q.memory_limit,
+    threads: q.threads,
+    maxOpen: q.open_versions,
+    log: log.child({ module: 'versions' }),
+  });
+  const loads = createVersionLoader({
+    versions,
+    sourceDirs: config.data.source_dirs,
+    limits: { memoryLimit: q.memory_limit, threads: q.threads, maxRows: config.loads.max_rows },
+    log: log.child({ module: 'loads' }),
+  });
+  const server = await buildEngineServer({
+    tls: loadTlsMaterial(config.server.tls),
+    allowedClients: config.server.allowed_clients,
+    versions,
+    loads,
+    limits: { timeoutMs: q.timeout_ms, maxAnswerBytes: q.max_answer_bytes },
+    maxConcurrent: q.max_concurrent,
+    version: readReleaseInfo().version,
+    log: log.child({ module: 'server' }),
+  });
+  await server.listen({ host: config.server.host, port: config.server.port });
+  lifecycle.add({
+    name: 'server',
+    stop: async () => {
+      await server.close();
+      versions.close();
+    },
+  });
+  notifier.ready(`serving app versions from ${config.data.dir}`);
+  // A wedged event loop (no ping) gets the engine restarted by systemd (WatchdogSec=).
+  notifier.startWatchdog();
+  log.info({ host: config.server.host, port: config.server.port }, 'engine ready');
+});

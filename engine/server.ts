@@ -1,0 +1,121 @@
+import type { TLSSocket } from 'node:tls';
+import Fastify, { LogController } from 'fastify';
+import { z } from 'zod';
+import { FortError } from '../lib/errors.js';
+import { frameworkProblem, problemErrorHandler, sendBadRequest, sendProblem } from '../lib/http-problem.js';
+import type { Logger } from '../lib/logger.js';
+import { TLS_MIN_VERSION, type TlsMaterial } from '../lib/tls.js';
+import { certificatePeer } from '../lib/trust-zone-peer.js';
+import { runFieldValues, runQuery, type QueryLimits } from './query/run.js';
+import { fieldValuesSpecSchema, querySpecSchema } from './query/spec.js';
+import { checkId, type VersionStore } from './versions.js';
+import { loadRequestSchema, type VersionLoader } from './loads.js';
+
+export interface EngineServerDeps {
+  tls: TlsMaterial;
+  allowedClients: readonly string[];
+  versions: VersionStore;
+  loads: VersionLoader;
+  limits: QueryLimits;
+  /** Queries running at once; the rest wait their turn. */
+  maxConcurrent: number;
+  version: string;
+  log: Logger;
+}
+
+const tablePath = z.strictObject({
+  app: z.string().max(128),
+  version: z.string().max(128),
+  table: z.string().min(1).max(128),
+});
+
+/** At most `n` at once, the rest in arrival order. */
+function gate(n: number) {
+  let running = 0;
+  const waiting: (() => void)[] = [];
+  return async <T>(f: () => Promise<T>): Promise<T> => {
+    if (running >= n) await new Promise<void>((r) => waiting.push(r));
+    running++;
+    try {
+      return await f();
+    } finally {
+      running--;
+      waiting.shift()?.();
+    }
+  };
+}
+
+/**
+ * The engine's only listener: trust-zone mutual TLS (the installation's root CA only), callers
+ * named in `allowed_clients` (the agent). Queries are specs, never SQL.
+ */
+export async function buildEngineServer(deps: EngineServerDeps) {
+  const allowed = new Set(deps.allowedClients);
+  const app = Fastify({
+    loggerInstance: deps.log,
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: 1024 * 1024,
+    https: {
+      key: deps.tls.key,
+      cert: deps.tls.cert,
+      ca: deps.tls.ca,
+      requestCert: true,
+      rejectUnauthorized: true,
+      minVersion: TLS_MIN_VERSION,
+    },
+    frameworkErrors: frameworkProblem,
+  });
+  app.addHook('onRequest', async (req, reply) => {
+    const found = certificatePeer(req.raw.socket as TLSSocket);
+    const reason = !found.ok
+      ? found.reason
+      : allowed.has(found.peer.name)
+        ? undefined
+        : `trust-zone member ${found.peer.name} may not call the engine`;
+    if (reason) {
+      req.log.warn({ reason }, 'engine request refused');
+      return sendProblem(reply, 'FORT_ERR_FORBIDDEN', reason);
+    }
+  });
+  app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) => {
+    if (err instanceof FortError) return sendProblem(reply, err);
+    return problemErrorHandler('engine')(err, req, reply);
+  });
+  const queued = gate(deps.maxConcurrent);
+
+  app.get('/engine/v1/health', async () => ({
+    status: 'healthy',
+    version: deps.version,
+    openVersions: deps.versions.openCount(),
+  }));
+
+  app.post('/engine/v1/apps/:app/versions/:version/tables/:table/query', async (req, reply) => {
+    const path = tablePath.safeParse(req.params);
+    if (!path.success) return sendBadRequest(reply, path.error, 'path');
+    const spec = querySpecSchema.safeParse(req.body);
+    if (!spec.success) return sendBadRequest(reply, spec.error);
+    const { app: appId, version, table } = path.data;
+    return queued(() => deps.versions.use(appId, version, table, (t) => runQuery(t, spec.data, deps.limits)));
+  });
+
+  app.post('/engine/v1/apps/:app/versions/:version/tables/:table/fields', async (req, reply) => {
+    const path = tablePath.safeParse(req.params);
+    if (!path.success) return sendBadRequest(reply, path.error, 'path');
+    const spec = fieldValuesSpecSchema.safeParse(req.body);
+    if (!spec.success) return sendBadRequest(reply, spec.error);
+    const { app: appId, version, table } = path.data;
+    return queued(() => deps.versions.use(appId, version, table, (t) => runFieldValues(t, spec.data, deps.limits)));
+  });
+
+  app.post('/engine/v1/apps/:app/versions', async (req, reply) => {
+    const { app: appId } = req.params as { app: string };
+    checkId('app', appId);
+    const request = loadRequestSchema.safeParse(req.body);
+    if (!request.success) return sendBadRequest(reply, request.error);
+    const result = await deps.loads.load(appId, request.data);
+    return reply.code(201).send(result);
+  });
+
+  app.setNotFoundHandler((req, reply) => sendProblem(reply, 'FORT_ERR_NOT_FOUND', `${req.method} ${req.url}`));
+  return app;
+}

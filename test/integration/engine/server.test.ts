@@ -1,0 +1,208 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { request } from 'node:https';
+import { join } from 'node:path';
+import type { PkiPaths } from '../../../lib/pki/layout.js';
+import { reservePort, type PortReservation } from '../../../scripts/port-reservation.js';
+import { startSupervised, type Supervised } from '../../../scripts/supervisor/process.js';
+import { DIST, tempDir, testPki } from '../../helpers/fort.js';
+
+/**
+ * fort-engine as a process: trust-zone mTLS only (the agent's certificate; another member of the
+ * trust zone is refused, a certificate of another CA never gets past the handshake), a CSV
+ * loaded into a new immutable DuckDB version, then queries and list boxes on it.
+ */
+
+interface Answer {
+  status: number;
+  body: Record<string, unknown>;
+}
+
+let pki: PkiPaths;
+let rogue: PkiPaths;
+let port: PortReservation;
+let engine: Supervised;
+let dir: string;
+let sources: string;
+
+function call(
+  path: string,
+  body: unknown,
+  who: { cert: string; key: string; ca?: string } = { cert: pki.trustZone.agentCert, key: pki.trustZone.agentKey },
+  method = 'POST',
+): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    const req = request(
+      `https://127.0.0.1:${port.port}${path}`,
+      {
+        method,
+        ca: readFileSync(who.ca ?? pki.trustZone.ca),
+        cert: readFileSync(who.cert),
+        key: readFileSync(who.key),
+        agent: false,
+        timeout: 10_000,
+        headers: payload ? { 'content-type': 'application/json' } : {},
+      },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (text += c));
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) as Record<string, unknown> }),
+        );
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
+
+const CSV =
+  'region,product,amount,day\n' +
+  'North,Widget,10,2024-01-05\n' +
+  'North,Gadget,20,2024-01-06\n' +
+  'South,Gadget,5,2024-02-01\n' +
+  '"Zürich, Altstadt",Gizmo,7.5,2024-03-01\n';
+
+const load = (version: string, file = join(sources, 'sales.csv')) =>
+  call('/engine/v1/apps/sales-app/versions', {
+    version,
+    tables: [
+      {
+        name: 'sales',
+        connector: 'csv',
+        file,
+        columns: [
+          { name: 'region', type: 'string' },
+          { name: 'product', type: 'string' },
+          { name: 'amount', type: 'number' },
+          { name: 'day', type: 'date' },
+        ],
+      },
+    ],
+  });
+const query = (spec: unknown, version = 'v1') =>
+  call(`/engine/v1/apps/sales-app/versions/${version}/tables/sales/query`, spec);
+
+beforeAll(async () => {
+  pki = await testPki();
+  rogue = await testPki();
+  dir = tempDir('engine');
+  sources = join(dir, 'sources');
+  mkdirSync(sources);
+  writeFileSync(join(sources, 'sales.csv'), CSV);
+  writeFileSync(join(dir, 'outside.csv'), CSV);
+  port = await reservePort();
+  const config = join(dir, 'engine.toml');
+  writeFileSync(
+    config,
+    `[server]\nport = ${port.port}\n[server.tls]\nca = "${pki.trustZone.ca}"\ncert = "${pki.trustZone.engineCert}"\nkey = "${pki.trustZone.engineKey}"\n` +
+      `[data]\ndir = "${join(dir, 'data')}"\nsource_dirs = ["${sources}"]\n[queries]\nmemory_limit = "256MB"\nthreads = 1\n[log]\nlevel = "info"\n`,
+  );
+  engine = await startSupervised({ name: 'engine', script: join(DIST, 'engine/main.js'), args: ['--config', config] });
+  await engine.waitReady(20_000);
+});
+afterAll(async () => {
+  await engine?.stop();
+  port?.release();
+});
+
+describe('fort-engine over trust-zone mTLS', () => {
+  it('loads a CSV into version v1 (a file of its own), then answers a group-by with the version id', async () => {
+    const loaded = await load('v1');
+    expect(loaded).toEqual({
+      status: 201,
+      body: { app: 'sales-app', version: 'v1', tables: [{ name: 'sales', rows: 4 }] },
+    });
+    expect(readdirSync(join(dir, 'data', 'apps', 'sales-app'))).toEqual(['v1.duckdb']);
+    const a = await query({
+      dimensions: ['region'],
+      measures: [{ op: 'sum', field: 'amount' }, { op: 'count' }],
+      sort: [{ by: 'sum_amount', dir: 'desc' }],
+    });
+    expect(a.status).toBe(200);
+    expect(a.body).toMatchObject({
+      version: 'v1',
+      rows: [
+        ['North', 30, 2],
+        ['Zürich, Altstadt', 7.5, 1],
+        ['South', 5, 1],
+      ],
+      next: null,
+    });
+  });
+
+  it('list boxes: regions possible and excluded under a product selection', async () => {
+    const a = await call('/engine/v1/apps/sales-app/versions/v1/tables/sales/fields', {
+      field: 'region',
+      selections: [{ field: 'product', values: ['Gadget'] }],
+    });
+    expect(a.status).toBe(200);
+    expect(a.body['values']).toEqual([
+      { value: 'North', count: 1, state: 'possible', selected: false },
+      { value: 'South', count: 1, state: 'possible', selected: false },
+      { value: 'Zürich, Altstadt', count: 0, state: 'excluded', selected: false },
+    ]);
+  });
+
+  it('bad input: an unknown field 400 naming it, a bad spec 400, an unknown version 404, a version id twice 409', async () => {
+    const unknown = await query({ dimensions: ['regoin'] });
+    expect(unknown.status).toBe(400);
+    expect(unknown.body).toMatchObject({ code: 'FORT_ERR_BAD_REQUEST' });
+    expect(String(unknown.body['detail'])).toMatch(/^dimensions\[0\]: no field "regoin"/);
+    const spec = await query({ limit: 20_000, dimensions: ['region'] });
+    expect(spec.status).toBe(400);
+    expect(String(spec.body['detail'])).toMatch(/^limit: /);
+    expect((await query({ dimensions: ['region'] }, 'v9')).status).toBe(404);
+    expect((await query({ dimensions: ['region'] }, '.hidden')).status).toBe(400);
+    const again = await load('v1');
+    expect(again.status).toBe(409);
+  });
+
+  it('reads sources only inside data.source_dirs', async () => {
+    const outside = await load('v2', join(dir, 'outside.csv'));
+    expect(outside.status).toBe(422);
+    expect(outside.body).toMatchObject({ code: 'FORT_ERR_RELOAD_SOURCE' });
+    expect(String(outside.body['detail'])).toContain("not inside the engine's data.source_dirs");
+  });
+
+  it('refuses a trust-zone member that is not the agent (403), and certificates of another CA at the handshake', async () => {
+    const fortctl = await call(
+      '/engine/v1/health',
+      undefined,
+      {
+        cert: pki.trustZone.fortctlCert,
+        key: pki.trustZone.fortctlKey,
+      },
+      'GET',
+    );
+    expect(fortctl.status).toBe(403);
+    expect(String(fortctl.body['detail'])).toBe('trust-zone member fortctl may not call the engine');
+    // A rogue installation's agent: its CA is not ours.
+    await expect(
+      call('/engine/v1/health', undefined, { cert: rogue.trustZone.agentCert, key: rogue.trustZone.agentKey }, 'GET'),
+    ).rejects.toThrow();
+    // The client zone's certificate (another CA): never in the trust zone.
+    await expect(
+      call(
+        '/engine/v1/health',
+        undefined,
+        { cert: pki.clientZone.clientApiCert, key: pki.clientZone.clientApiKey },
+        'GET',
+      ),
+    ).rejects.toThrow();
+    // And the engine is a rogue to a client that trusts another root.
+    await expect(
+      call(
+        '/engine/v1/health',
+        undefined,
+        { cert: pki.trustZone.agentCert, key: pki.trustZone.agentKey, ca: rogue.trustZone.ca },
+        'GET',
+      ),
+    ).rejects.toThrow(/self[- ]signed|unable to verify|certificate/i);
+    const health = await call('/engine/v1/health', undefined, undefined, 'GET');
+    expect(health).toMatchObject({ status: 200, body: { status: 'healthy', openVersions: 1 } });
+  });
+});
