@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { FortError } from '../lib/errors.js';
 import { frameworkProblem, problemErrorHandler, sendBadRequest, sendProblem } from '../lib/http-problem.js';
 import type { Logger } from '../lib/logger.js';
-import { TLS_MIN_VERSION, type TlsMaterial } from '../lib/tls.js';
+import { trustZoneServerTls, type TlsMaterial } from '../lib/tls.js';
 import { certificatePeer } from '../lib/trust-zone-peer.js';
 import { runFieldValues, runQuery, type QueryLimits } from './query/run.js';
 import { fieldValuesSpecSchema, querySpecSchema } from './query/spec.js';
@@ -55,14 +55,7 @@ export async function buildEngineServer(deps: EngineServerDeps) {
     loggerInstance: deps.log,
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: 1024 * 1024,
-    https: {
-      key: deps.tls.key,
-      cert: deps.tls.cert,
-      ca: deps.tls.ca,
-      requestCert: true,
-      rejectUnauthorized: true,
-      minVersion: TLS_MIN_VERSION,
-    },
+    https: trustZoneServerTls(deps.tls),
     frameworkErrors: frameworkProblem,
   });
   app.addHook('onRequest', async (req, reply) => {

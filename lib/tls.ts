@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import type { ServerOptions } from 'node:https';
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { assertPrivateFileMode } from './files.js';
 import { TlsMaterialError } from './errors.js';
@@ -13,6 +14,19 @@ export interface TlsMaterial {
   /** Leaf certificate, for logging subject/expiry and refusing expired material at start. */
   leaf: X509Certificate;
 }
+
+/**
+ * HTTPS options of a trust-zone server: its certificate, and a client certificate required and
+ * verified against the installation's root CA only (a peer of any other CA fails the handshake).
+ */
+export const trustZoneServerTls = (tls: TlsMaterial): ServerOptions => ({
+  key: tls.key,
+  cert: tls.cert,
+  ca: tls.ca,
+  requestCert: true,
+  rejectUnauthorized: true,
+  minVersion: TLS_MIN_VERSION,
+});
 
 export interface TlsFilePaths {
   ca?: string;

@@ -1,6 +1,6 @@
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import type { Logger } from '../../lib/logger.js';
-import { TLS_MIN_VERSION, type TlsMaterial } from '../../lib/tls.js';
+import { trustZoneServerTls, type TlsMaterial } from '../../lib/tls.js';
 import { frameworkProblem, problemErrorHandler, sendProblem } from '../../lib/http-problem.js';
 import { registerReloadRoutes, type AdminReloadsDeps } from './reload-routes.js';
 import { registerPairingRoutes, type AdminPairingDeps } from './pairing-routes.js';
@@ -66,14 +66,7 @@ export async function buildAdminApi(deps: AdminApiDeps) {
     // (A LogController: the top-level disableRequestLogging is deprecated, FSTDEP023.)
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: 64 * 1024,
-    https: {
-      key: deps.tls.key,
-      cert: deps.tls.cert,
-      ca: deps.tls.ca,
-      requestCert: true,
-      rejectUnauthorized: true,
-      minVersion: TLS_MIN_VERSION,
-    },
+    https: trustZoneServerTls(deps.tls),
     // Refused by the router before any hook (a path that is not valid percent-encoding): a problem too.
     frameworkErrors: frameworkProblem,
   });
