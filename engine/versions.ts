@@ -91,8 +91,9 @@ export function createVersionStore(o: {
       const v = await get(app, version);
       v.busy++;
       v.lastUsed = Date.now();
-      const conn = await v.instance.connect();
+      let conn: Awaited<ReturnType<DuckDBInstance['connect']>> | undefined;
       try {
+        conn = await v.instance.connect();
         let schema = v.schemas.get(table);
         if (!schema) {
           schema = await readTableSchema(conn, table);
@@ -100,7 +101,7 @@ export function createVersionStore(o: {
         }
         return await run({ conn, schema, version });
       } finally {
-        conn.closeSync();
+        conn?.closeSync();
         v.busy--;
         closeIdle();
       }

@@ -28,7 +28,11 @@ export interface VersionLimits {
   /** DuckDB's memory_limit for the load, e.g. '512MB'. */
   memoryLimit: string;
   threads: number;
-  /** More rows in one table fail the load (FORT_ERR_RELOAD_TOO_LARGE). */
+  /**
+   * More rows in one table fail the load (FORT_ERR_RELOAD_TOO_LARGE), counted once it is read: a
+   * LIMIT in the read would hold DuckDB's parallel CSV reader back. Memory stays within
+   * memory_limit meanwhile (DuckDB spills into the version file).
+   */
   maxRows: number;
 }
 

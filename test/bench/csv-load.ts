@@ -17,11 +17,11 @@ import { median, round } from './measure.js';
  * exit (its start-up is a few ms). Both on the monotonic clock of performance.now().
  */
 
-const ROWS = 1_000_000;
+export const ROWS = 1_000_000;
 const RUNS = 3;
 const SQLITE3 = '/usr/bin/sqlite3';
 
-const COLUMNS = [
+export const COLUMNS = [
   { name: 'id', type: 'integer' },
   { name: 'customer', type: 'string' },
   { name: 'amount', type: 'number' },
@@ -44,7 +44,7 @@ function line(i: number): string {
 }
 
 /** The CSV of this bench run, written once (both benchmarks read it). */
-async function csvFile(ctx: BenchContext): Promise<string> {
+export async function csvFile(ctx: BenchContext): Promise<string> {
   const dir = join(ctx.tmp, 'csv-load', 'data');
   const file = join(dir, 'orders.csv');
   if (existsSync(file)) return file;

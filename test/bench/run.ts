@@ -14,6 +14,7 @@ import { eventToReloadP99 } from './reloads.js';
 import { idleRssAgent, idleRssDeploymentManager, startToReady } from './processes.js';
 import { artifactDownloadVerify, dmDownloadPeakRss, dmPollCpuMs } from './updates.js';
 import { updateDeployToSuccess } from './update-deploy.js';
+import { engineCsvLoad, engineLoadPeakRss, engineQueryP99, engineVsSqlite, idleRssEngine } from './engine.js';
 
 /**
  * `npm run bench`: runs every benchmark against the built processes, writes
@@ -39,6 +40,11 @@ const BENCHMARKS: Benchmark[] = [
   dmDownloadPeakRss,
   dmPollCpuMs,
   updateDeployToSuccess,
+  engineVsSqlite,
+  engineQueryP99,
+  engineCsvLoad,
+  engineLoadPeakRss,
+  idleRssEngine,
 ];
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../../..'); // dist/test/bench → repo
