@@ -52,12 +52,17 @@ export async function tailFile(o: TailOptions): Promise<void> {
     if (!o.follow) return;
     let ino = st.ino;
     let offset = st.size;
+    /** The last bytes printed (at most MARK), i.e. what the file holds just before `offset`. */
     let mark = await readMark(fh, offset);
+    const printed = async (chunk: Buffer) => {
+      await o.write(chunk);
+      mark = Buffer.concat([mark, chunk]).subarray(-MARK);
+    };
     while (await sleep(o.intervalMs ?? 250, o.signal)) {
       const now = await statOrMissing(o.file);
       if (now === undefined || now.ino !== ino) {
         // Rotated away: what was still written to the old file first.
-        offset = await copyFrom(fh, offset, o.write);
+        offset = await copyFrom(fh, offset, printed);
         if (now === undefined) continue;
         const next = await open(o.file, 'r').catch(() => undefined);
         if (!next) continue;
@@ -65,12 +70,21 @@ export async function tailFile(o: TailOptions): Promise<void> {
         fh = next;
         ino = now.ino;
         offset = 0;
-      } else if (now.size < offset || (await changedUnder(fh, offset, mark))) {
-        offset = 0;
+        mark = Buffer.alloc(0);
+      } else {
+        // The bytes before the offset and what follows them, read in one go: a file truncated and
+        // written past the offset between two looks (copytruncate) shows in them, however the
+        // look and the truncation interleave. Then it is read again from its start.
+        const head = await readAt(fh, offset - mark.length, mark.length + CHUNK);
+        if (now.size < offset || !head.subarray(0, mark.length).equals(mark)) {
+          offset = 0;
+          mark = Buffer.alloc(0);
+        } else if (head.length > mark.length) {
+          await printed(head.subarray(mark.length));
+          offset += head.length - mark.length;
+        }
       }
-      const end = await copyFrom(fh, offset, o.write);
-      if (end !== offset) mark = await readMark(fh, end);
-      offset = end;
+      offset = await copyFrom(fh, offset, printed);
     }
   } finally {
     await fh.close();
@@ -85,14 +99,6 @@ async function copyFrom(fh: FileHandle, offset: number, write: (chunk: Buffer) =
     await write(buf);
     offset += buf.length;
   }
-}
-
-/**
- * Truncated and written past the old offset between two looks: the size alone cannot tell, the
- * bytes just before the offset can (they were what we printed last).
- */
-async function changedUnder(fh: FileHandle, offset: number, mark: Buffer): Promise<boolean> {
-  return !(await readMark(fh, offset)).equals(mark);
 }
 
 const readMark = (fh: FileHandle, offset: number) => readAt(fh, Math.max(0, offset - MARK), Math.min(MARK, offset));

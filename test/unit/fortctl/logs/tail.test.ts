@@ -65,4 +65,33 @@ describe('tailFile --follow', () => {
     stop.abort();
     await done;
   });
+
+  it('prints each rewrite whole however the looks fall: 100 rounds of truncate-and-refill against a 1 ms poll', async () => {
+    const file = join(dir, 'g.log');
+    writeFileSync(file, 'start\n');
+    let out = '';
+    const stop = new AbortController();
+    const done = tailFile({
+      file,
+      lines: 1,
+      follow: true,
+      intervalMs: 1,
+      signal: stop.signal,
+      write: async (b) => void (out += b.toString()),
+    });
+    const until = async (text: string) => {
+      for (let i = 0; i < 500 && !out.endsWith(text); i += 1) await new Promise((r) => setTimeout(r, 2));
+      expect(out.endsWith(text), JSON.stringify(out.slice(-200))).toBe(true);
+    };
+    await until('start\n');
+    for (let round = 0; round < 100; round++) {
+      // Each round longer than the one before: the size alone never shows the rewrite.
+      const line = `round ${round} ${'x'.repeat(round)}\n`;
+      truncateSync(file, 0);
+      appendFileSync(file, line);
+      await until(line);
+    }
+    stop.abort();
+    await done;
+  });
 });
