@@ -48,12 +48,16 @@ export async function tailFile(o: TailOptions): Promise<void> {
   let fh = await open(o.file, 'r');
   try {
     const st = await fh.stat();
-    await o.write(await lastLines(fh, st.size, o.lines));
+    const last = await lastLines(fh, st.size, o.lines);
+    await o.write(last);
     if (!o.follow) return;
     let ino = st.ino;
     let offset = st.size;
-    /** The last bytes printed (at most MARK), i.e. what the file holds just before `offset`. */
-    let mark = await readMark(fh, offset);
+    /**
+     * The last bytes printed (at most MARK), i.e. what the file held just before `offset`: taken
+     * from what was printed, not read again (the file may be rewritten meanwhile).
+     */
+    let mark = last.length > 0 ? last.subarray(-MARK) : await readMark(fh, offset);
     const printed = async (chunk: Buffer) => {
       await o.write(chunk);
       mark = Buffer.concat([mark, chunk]).subarray(-MARK);
@@ -71,20 +75,25 @@ export async function tailFile(o: TailOptions): Promise<void> {
         ino = now.ino;
         offset = 0;
         mark = Buffer.alloc(0);
-      } else {
-        // The bytes before the offset and what follows them, read in one go: a file truncated and
-        // written past the offset between two looks (copytruncate) shows in them, however the
-        // look and the truncation interleave. Then it is read again from its start.
-        const head = await readAt(fh, offset - mark.length, mark.length + CHUNK);
-        if (now.size < offset || !head.subarray(0, mark.length).equals(mark)) {
+      } else if (now.size < offset) {
+        offset = 0;
+        mark = Buffer.alloc(0);
+      }
+      // Each read takes the bytes before the offset along and checks them against what was
+      // printed last, in one read: a file truncated and written past the offset (copytruncate)
+      // shows however the looks and the rewrite interleave, and is read again from its start.
+      for (;;) {
+        const head = await readOnce(fh, offset - mark.length, mark.length + CHUNK);
+        if (head.length < mark.length || !head.subarray(0, mark.length).equals(mark)) {
           offset = 0;
           mark = Buffer.alloc(0);
-        } else if (head.length > mark.length) {
-          await printed(head.subarray(mark.length));
-          offset += head.length - mark.length;
+          continue;
         }
+        if (head.length === mark.length) break;
+        const fresh = head.subarray(mark.length);
+        await printed(fresh); // moves the mark on: the new bytes were measured before
+        offset += fresh.length;
       }
-      offset = await copyFrom(fh, offset, printed);
     }
   } finally {
     await fh.close();
@@ -102,6 +111,13 @@ async function copyFrom(fh: FileHandle, offset: number, write: (chunk: Buffer) =
 }
 
 const readMark = (fh: FileHandle, offset: number) => readAt(fh, Math.max(0, offset - MARK), Math.min(MARK, offset));
+
+/** One read(2): what it returns was in the file at one moment (several reads could straddle a rewrite). */
+async function readOnce(fh: FileHandle, position: number, length: number): Promise<Buffer> {
+  const buf = Buffer.alloc(length);
+  const { bytesRead } = await fh.read(buf, 0, length, position);
+  return buf.subarray(0, bytesRead);
+}
 
 async function readAt(fh: FileHandle, position: number, length: number): Promise<Buffer> {
   const buf = Buffer.alloc(length);
