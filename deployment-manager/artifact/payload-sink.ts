@@ -1,8 +1,5 @@
 import type { Hash } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
-import { join } from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { drained } from '../../lib/streams.js';
 import { noop } from './streams.js';
 
@@ -19,21 +16,11 @@ import { noop } from './streams.js';
  *   `pipeline(stream, createWriteStream(tmp))` rejects instead of completing a bad file.
  * - A file that ended well is still not committed: a later file or the rest of the artifact may
  *   fail. Stage into a temporary directory and commit (rename) only after `verifyArtifact`
- *   resolved; when it rejects, delete the staging directory. See `stagingSink`.
+ *   resolved; when it rejects, delete the staging directory. See `stageReleaseArtifact`
+ *   (release-payload.ts), which unpacks the release into a staging directory this way.
  * A sink's own rejection (disk full, …) is passed through unchanged (not FORT_ERR_ARTIFACT).
  */
 export type PayloadSink = (name: string, stream: Readable, size: number) => Promise<void>;
-
-/**
- * A payload sink that writes each file into `dir` (an empty directory the caller created, on
- * the same file system as the destination). Commit (rename) only after `verifyArtifact`
- * resolved; on rejection remove `dir`: it may hold files that passed and one cut short.
- */
-export function stagingSink(dir: string): PayloadSink {
-  return async (name, stream) => {
-    await pipeline(stream, createWriteStream(join(dir, name), { flags: 'wx', mode: 0o600 }));
-  };
-}
 
 /** Streams one file to the sink while hashing it; the stream ends only if the checksum matches. */
 export async function toSink(

@@ -1,7 +1,7 @@
 import { rm } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { FortError } from '../../lib/errors.js';
-import { renameStaged, unpackToStaging, type StagedRelease } from '../install/unpack.js';
+import { releaseUnpackLimits, renameStaged, unpackToStaging, type StagedRelease } from '../install/unpack.js';
 import type { ArtifactPublicKey } from './keys.js';
 import type { PayloadSink } from './payload-sink.js';
 import { verifyArtifact } from './reader.js';
@@ -26,7 +26,7 @@ const refuse = (why: string) => new FortError('FORT_ERR_ARTIFACT', why, { fatal:
  */
 export async function stageReleaseArtifact(
   input: Readable,
-  opts: ReleaseArtifactOptions & { limits: { maxBytes: number; maxEntries: number } },
+  opts: ReleaseArtifactOptions,
   releasesDir: string,
   verifiedDir: string,
 ): Promise<{ artifactName: string; release: StagedRelease }> {
@@ -34,16 +34,10 @@ export async function stageReleaseArtifact(
   let payloads = 0;
   const sink: PayloadSink = async (_name, stream) => {
     if (++payloads > 1) throw refuse('expected one release tarball in the payload, found more');
-    staged = await unpackToStaging(stream, releasesDir, opts.limits);
+    staged = await unpackToStaging(stream, releasesDir, releaseUnpackLimits(opts.maxBytes));
   };
   try {
-    const v = await verifyArtifact(input, {
-      keys: opts.keys,
-      deviceType: opts.deviceType,
-      allowUnsigned: opts.allowUnsigned,
-      maxBytes: opts.maxBytes,
-      payloadSink: sink,
-    });
+    const v = await verifyArtifact(input, { ...opts, payloadSink: sink });
     if (v.files.length !== 1 || !staged)
       throw refuse(`expected one release tarball in the payload, found ${v.files.length}`);
     return { artifactName: v.artifactName, release: await renameStaged(staged, verifiedDir) };

@@ -6,7 +6,7 @@ import type { Logger } from '../../lib/logger.js';
 import type { ArtifactPublicKey } from '../artifact/keys.js';
 import { stageReleaseArtifact } from '../artifact/release-payload.js';
 import { currentRelease, pruneReleases, switchCurrent } from '../install/current.js';
-import { commitRelease, releaseUnpackLimits, verifiedReleaseDir } from '../install/unpack.js';
+import { commitRelease, verifiedReleaseDir } from '../install/unpack.js';
 import {
   readOwnedJson,
   selfUpdateProofSchema,
@@ -165,7 +165,6 @@ export async function runRootSelfUpdate(deps: RootSelfUpdateDeps): Promise<RootO
         deviceType: deps.deviceType,
         allowUnsigned: deps.allowUnsigned,
         maxBytes: deps.maxArtifactBytes,
-        limits: releaseUnpackLimits(deps.maxArtifactBytes),
       },
       releases,
       verified,

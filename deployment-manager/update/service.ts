@@ -124,7 +124,6 @@ export function createUpdateService(deps: {
     deviceType: config.device_type,
     allowUnsigned: config.allow_unsigned,
     maxBytes: config.max_artifact_mb * 1024 * 1024,
-    limits: releaseUnpackLimits(config.max_artifact_mb * 1024 * 1024),
   };
   /**
    * Verifies an artifact stream and unpacks its release as it streams, to `releases/.verified-<id>`
@@ -214,7 +213,10 @@ export function createUpdateService(deps: {
       const protect = { running: currentRelease(root) ?? updater.state.installed, previous: updater.state.previous };
       // Left by a deployment manager that staged the tarball itself (before 1.0.x): unpack it now.
       if (statSync(d.payload, { throwIfNoEntry: false })?.isFile())
-        return unpackRelease(createReadStream(d.payload), releasesDir, { ...releaseArtifact.limits, protect });
+        return unpackRelease(createReadStream(d.payload), releasesDir, {
+          ...releaseUnpackLimits(releaseArtifact.maxBytes),
+          protect,
+        });
       // Gone (a crash after it was renamed, before the state moved on): verify and unpack the artifact again.
       if (!existsSync(d.payload)) await verifyInto(d, createReadStream(d.artifactFile));
       return commitRelease(d.payload, releasesDir, protect);
@@ -253,13 +255,8 @@ export function createUpdateService(deps: {
     const before = await startedAt();
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     // Written in place (one IN_CLOSE_WRITE on the directory: one trigger); what it says is for people.
-    writeFileSync(
-      join(dir, 'request'),
-      `${JSON.stringify({ requestedAt: new Date().toISOString(), by: process.pid })}\n`,
-      {
-        mode: 0o600,
-      },
-    );
+    const request = { requestedAt: new Date().toISOString(), by: process.pid };
+    writeFileSync(join(dir, 'request'), `${JSON.stringify(request)}\n`, { mode: 0o600 });
     const until = Date.now() + AGENT_RESTART_WAIT_MS;
     while (Date.now() < until) {
       const now = await startedAt();

@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { createHash, generateKeyPairSync, sign as signBytes } from 'node:crypto';
 import {
   createReadStream,
+  createWriteStream,
   existsSync,
   mkdirSync,
   readdirSync,
@@ -23,7 +24,7 @@ import {
   parsePublicKeys,
   type ArtifactPublicKey,
 } from '../../../deployment-manager/artifact/keys.js';
-import { stagingSink, type PayloadSink } from '../../../deployment-manager/artifact/payload-sink.js';
+import type { PayloadSink } from '../../../deployment-manager/artifact/payload-sink.js';
 import {
   verifyArtifact,
   type VerifiedArtifact,
@@ -45,6 +46,13 @@ import {
   type KeyPair,
   type TarEntry,
 } from '../../helpers/mender.js';
+
+/** A payload sink that writes each file into `dir` whole, as the contract asks of a sink that stages. */
+function stagingSink(dir: string): PayloadSink {
+  return async (name, stream) => {
+    await pipeline(stream, createWriteStream(join(dir, name), { flags: 'wx', mode: 0o600 }));
+  };
+}
 
 const MiB = 1024 * 1024;
 const PAYLOAD = 'fort-agent-1.2.3.tgz';

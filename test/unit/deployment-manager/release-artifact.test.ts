@@ -19,7 +19,6 @@ import {
 } from '../../helpers/mender.js';
 
 const DEVICE = 'dev1';
-const LIMITS = { maxBytes: 64 * 1024 * 1024, maxEntries: 1000 };
 const BIG = 3 * 1024 * 1024;
 
 /** A release as a plain tar (what `npm run release` puts in an artifact), with a 3 MB file so it streams in many pieces. */
@@ -59,7 +58,7 @@ async function artifact(name: string, payloads: { file: string; data: Buffer }[]
 function stage(file: string, releases: string, allowUnsigned = false) {
   return stageReleaseArtifact(
     createReadStream(file),
-    { keys, deviceType: DEVICE, allowUnsigned, maxBytes: 256 * 1024 * 1024, limits: LIMITS },
+    { keys, deviceType: DEVICE, allowUnsigned, maxBytes: 256 * 1024 * 1024 },
     releases,
     verifiedReleaseDir(releases, 'd1'),
   );
