@@ -6,9 +6,9 @@ import { frameworkProblem, problemErrorHandler, sendBadRequest, sendProblem } fr
 import type { Logger } from '../lib/logger.js';
 import { trustZoneServerTls, type TlsMaterial } from '../lib/tls.js';
 import { certificatePeer } from '../lib/trust-zone-peer.js';
-import { runFieldValues, runQuery, type QueryLimits } from './query/run.js';
+import { runFieldValues, runQuery, type QueryLimits, type QueryTarget } from './query/run.js';
 import { fieldValuesSpecSchema, querySpecSchema } from './query/spec.js';
-import { checkId, type VersionStore } from './versions.js';
+import type { VersionStore } from './versions.js';
 import { loadRequestSchema, type VersionLoader } from './loads.js';
 
 export interface EngineServerDeps {
@@ -70,10 +70,10 @@ export async function buildEngineServer(deps: EngineServerDeps) {
       return sendProblem(reply, 'FORT_ERR_FORBIDDEN', reason);
     }
   });
-  app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) => {
-    if (err instanceof FortError) return sendProblem(reply, err);
-    return problemErrorHandler('engine')(err, req, reply);
-  });
+  const otherErrors = problemErrorHandler('engine');
+  app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) =>
+    err instanceof FortError ? sendProblem(reply, err) : otherErrors(err, req, reply),
+  );
   const queued = gate(deps.maxConcurrent);
 
   app.get('/engine/v1/health', async () => ({
@@ -82,30 +82,28 @@ export async function buildEngineServer(deps: EngineServerDeps) {
     openVersions: deps.versions.openCount(),
   }));
 
-  app.post('/engine/v1/apps/:app/versions/:version/tables/:table/query', async (req, reply) => {
-    const path = tablePath.safeParse(req.params);
-    if (!path.success) return sendBadRequest(reply, path.error, 'path');
-    const spec = querySpecSchema.safeParse(req.body);
-    if (!spec.success) return sendBadRequest(reply, spec.error);
-    const { app: appId, version, table } = path.data;
-    return queued(() => deps.versions.use(appId, version, table, (t) => runQuery(t, spec.data, deps.limits)));
-  });
-
-  app.post('/engine/v1/apps/:app/versions/:version/tables/:table/fields', async (req, reply) => {
-    const path = tablePath.safeParse(req.params);
-    if (!path.success) return sendBadRequest(reply, path.error, 'path');
-    const spec = fieldValuesSpecSchema.safeParse(req.body);
-    if (!spec.success) return sendBadRequest(reply, spec.error);
-    const { app: appId, version, table } = path.data;
-    return queued(() => deps.versions.use(appId, version, table, (t) => runFieldValues(t, spec.data, deps.limits)));
-  });
+  /** A question about one table of a version: the path and the body checked, then asked in turn. */
+  const tableRoute = <S extends z.ZodType>(
+    what: string,
+    spec: S,
+    ask: (t: QueryTarget, q: z.output<S>) => Promise<unknown>,
+  ) =>
+    app.post(`/engine/v1/apps/:app/versions/:version/tables/:table/${what}`, async (req, reply) => {
+      const path = tablePath.safeParse(req.params);
+      if (!path.success) return sendBadRequest(reply, path.error, 'path');
+      const body = spec.safeParse(req.body);
+      if (!body.success) return sendBadRequest(reply, body.error);
+      const { app: appId, version, table } = path.data;
+      return queued(() => deps.versions.use(appId, version, table, (t) => ask(t, body.data)));
+    });
+  tableRoute('query', querySpecSchema, (t, q) => runQuery(t, q, deps.limits));
+  tableRoute('fields', fieldValuesSpecSchema, (t, q) => runFieldValues(t, q, deps.limits));
 
   app.post('/engine/v1/apps/:app/versions', async (req, reply) => {
-    const { app: appId } = req.params as { app: string };
-    checkId('app', appId);
     const request = loadRequestSchema.safeParse(req.body);
     if (!request.success) return sendBadRequest(reply, request.error);
-    const result = await deps.loads.load(appId, request.data);
+    // The app id is checked where it becomes a path (versions.ts).
+    const result = await deps.loads.load((req.params as { app: string }).app, request.data);
     return reply.code(201).send(result);
   });
 

@@ -9,7 +9,7 @@ import { readTableSchema, type TableSchema } from './query/table-schema.js';
 /** An app or version id as it may appear in a path: never `..`, a slash or a dot first. */
 const ID = /^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$/;
 
-export function checkId(what: 'app' | 'version', id: string): string {
+function checkId(what: 'app' | 'version', id: string): string {
   if (!ID.test(id)) throw new FortError('FORT_ERR_BAD_REQUEST', `${what}: expected 1-128 letters, digits, "_" or "-"`);
   return id;
 }
