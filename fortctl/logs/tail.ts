@@ -58,55 +58,47 @@ export async function tailFile(o: TailOptions): Promise<void> {
      * from what was printed, not read again (the file may be rewritten meanwhile).
      */
     let mark = last.length > 0 ? last.subarray(-MARK) : await readMark(fh, offset);
-    const printed = async (chunk: Buffer) => {
-      await o.write(chunk);
-      mark = Buffer.concat([mark, chunk]).subarray(-MARK);
+    const restart = () => {
+      offset = 0;
+      mark = Buffer.alloc(0);
+    };
+    /**
+     * Prints what the file holds past the offset. Each read takes the bytes before the offset
+     * along and checks them against what was printed last, in one read(2): a file truncated and
+     * written past the offset (copytruncate) shows however the looks and the rewrite interleave,
+     * and is read again from its start.
+     */
+    const readOn = async () => {
+      for (;;) {
+        const head = await readOnce(fh, offset - mark.length, mark.length + CHUNK);
+        if (head.length < mark.length || !head.subarray(0, mark.length).equals(mark)) {
+          restart();
+          continue;
+        }
+        if (head.length === mark.length) return;
+        const fresh = head.subarray(mark.length);
+        await o.write(fresh);
+        mark = Buffer.concat([mark, fresh]).subarray(-MARK);
+        offset += fresh.length;
+      }
     };
     while (await sleep(o.intervalMs ?? 250, o.signal)) {
       const now = await statOrMissing(o.file);
       if (now === undefined || now.ino !== ino) {
         // Rotated away: what was still written to the old file first.
-        offset = await copyFrom(fh, offset, printed);
+        await readOn();
         if (now === undefined) continue;
         const next = await open(o.file, 'r').catch(() => undefined);
         if (!next) continue;
         await fh.close();
         fh = next;
         ino = now.ino;
-        offset = 0;
-        mark = Buffer.alloc(0);
-      } else if (now.size < offset) {
-        offset = 0;
-        mark = Buffer.alloc(0);
-      }
-      // Each read takes the bytes before the offset along and checks them against what was
-      // printed last, in one read: a file truncated and written past the offset (copytruncate)
-      // shows however the looks and the rewrite interleave, and is read again from its start.
-      for (;;) {
-        const head = await readOnce(fh, offset - mark.length, mark.length + CHUNK);
-        if (head.length < mark.length || !head.subarray(0, mark.length).equals(mark)) {
-          offset = 0;
-          mark = Buffer.alloc(0);
-          continue;
-        }
-        if (head.length === mark.length) break;
-        const fresh = head.subarray(mark.length);
-        await printed(fresh); // moves the mark on: the new bytes were measured before
-        offset += fresh.length;
-      }
+        restart();
+      } else if (now.size < offset) restart();
+      await readOn();
     }
   } finally {
     await fh.close();
-  }
-}
-
-/** Writes everything from `offset` to the file's current end; the new offset. */
-async function copyFrom(fh: FileHandle, offset: number, write: (chunk: Buffer) => Promise<void>): Promise<number> {
-  for (;;) {
-    const buf = await readAt(fh, offset, CHUNK);
-    if (buf.length === 0) return offset;
-    await write(buf);
-    offset += buf.length;
   }
 }
 

@@ -40,61 +40,58 @@ describe('tailFile --follow', () => {
   const dir = mkdtempSync(join(tmpdir(), 'fort-follow-'));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('starts over when the file was truncated and refilled past the old offset between two looks', async () => {
-    const file = join(dir, 'f.log');
-    writeFileSync(file, 'old 1\nold 2\n');
+  /** Follows `file` (the last line first) and collects what is printed; `shows` waits until that much came, then compares all of it. */
+  function follow(file: string, intervalMs: number) {
     let out = '';
     const stop = new AbortController();
     const done = tailFile({
       file,
       lines: 1,
       follow: true,
-      intervalMs: 20,
+      intervalMs,
       signal: stop.signal,
       write: async (b) => void (out += b.toString()),
     });
-    const until = async (text: string) => {
-      for (let i = 0; i < 200 && !out.endsWith(text); i += 1) await new Promise((r) => setTimeout(r, 10));
-      expect(out).toBe(text);
+    return {
+      async shows(expected: string, withinMs = 2000) {
+        for (const until = Date.now() + withinMs; Date.now() < until && out.length < expected.length;)
+          await new Promise((r) => setTimeout(r, 2));
+        expect(out).toBe(expected);
+      },
+      async stop() {
+        stop.abort();
+        await done;
+      },
     };
-    await until('old 2\n');
-    // Synchronous: no look of the tail can fall between the two, so its size never shrinks.
+  }
+
+  it('starts over when the file was truncated and refilled past the old offset between two looks', async () => {
+    const file = join(dir, 'f.log');
+    writeFileSync(file, 'old 1\nold 2\n');
+    const tail = follow(file, 20);
+    await tail.shows('old 2\n');
+    // Longer than before: the size alone cannot show the rewrite, the bytes before the offset do.
     truncateSync(file, 0);
     appendFileSync(file, 'a new first line, longer than the old content\n');
-    await until('old 2\na new first line, longer than the old content\n');
-    stop.abort();
-    await done;
+    await tail.shows('old 2\na new first line, longer than the old content\n');
+    await tail.stop();
   });
 
   it('prints each rewrite whole however the looks fall: 100 rounds of truncate-and-refill against a 1 ms poll', async () => {
     const file = join(dir, 'g.log');
     writeFileSync(file, 'start\n');
-    let out = '';
-    const stop = new AbortController();
-    const done = tailFile({
-      file,
-      lines: 1,
-      follow: true,
-      intervalMs: 1,
-      signal: stop.signal,
-      write: async (b) => void (out += b.toString()),
-    });
+    const tail = follow(file, 1);
     // Each line printed once, whole, in order: nothing lost, nothing twice.
     let expected = 'start\n';
-    const until = async () => {
-      for (let i = 0; i < 500 && out.length < expected.length; i += 1) await new Promise((r) => setTimeout(r, 2));
-      expect(out).toBe(expected);
-    };
-    await until();
+    await tail.shows(expected);
     for (let round = 0; round < 100; round++) {
       // Each round longer than the one before: the size alone never shows the rewrite.
       const line = `round ${round} ${'x'.repeat(round)}\n`;
       truncateSync(file, 0);
       appendFileSync(file, line);
       expected += line;
-      await until();
+      await tail.shows(expected, 1000);
     }
-    stop.abort();
-    await done;
+    await tail.stop();
   });
 });
