@@ -9,7 +9,7 @@ import type { Supervised } from '../../scripts/supervisor/process.js';
 import { nodeArgsFromUnit } from '../../scripts/supervisor/unit-file.js';
 import type { Benchmark, BenchContext } from './benchmark.js';
 import { COLUMNS, ROWS, csvFile } from './csv-load.js';
-import { maxIdleRssMb, median, percentile, round } from './measure.js';
+import { maxIdleRssMb, median, peakRssMb, percentile, round } from './measure.js';
 
 /**
  * fort-engine benchmarks: the real engine process (dist/, the unit's node flags) over
@@ -93,6 +93,17 @@ async function startEngine(ctx: BenchContext, csv: string): Promise<Rig> {
   };
 }
 
+/** The engine started on the bench CSV's directory for `f`, stopped however `f` ends. */
+async function withEngine<T>(ctx: BenchContext, f: (rig: Rig, csv: string) => Promise<T>): Promise<T> {
+  const csv = await csvFile(ctx);
+  const rig = await startEngine(ctx, csv);
+  try {
+    return await f(rig, csv);
+  } finally {
+    await rig.close();
+  }
+}
+
 let versions = 0;
 /** Loads the CSV as a new version; its time on the wall clock of the request. */
 async function load(rig: Rig, csv: string): Promise<{ version: string; ms: number }> {
@@ -173,10 +184,8 @@ export const engineVsSqlite: Benchmark = {
   unit: 'ratio',
   goal: { atLeast: 10 },
   async run(ctx) {
-    const csv = await csvFile(ctx);
-    const db = sqliteCopy(ctx, csv);
-    const rig = await startEngine(ctx, csv);
-    try {
+    const db = sqliteCopy(ctx, await csvFile(ctx));
+    return withEngine(ctx, async (rig, csv) => {
       const { version } = await load(rig, csv);
       const ratios: number[] = [];
       let engineTotal = 0;
@@ -208,9 +217,7 @@ export const engineVsSqlite: Benchmark = {
           'least-ratio-of-one-query': round(Math.min(...ratios), 1),
         },
       };
-    } finally {
-      await rig.close();
-    }
+    });
   },
 };
 
@@ -219,10 +226,8 @@ export const engineQueryP99: Benchmark = {
   unit: 'ms',
   goal: { below: 50 },
   async run(ctx) {
-    const csv = await csvFile(ctx);
-    const db = sqliteCopy(ctx, csv);
-    const rig = await startEngine(ctx, csv);
-    try {
+    const db = sqliteCopy(ctx, await csvFile(ctx));
+    return withEngine(ctx, async (rig, csv) => {
       const { version } = await load(rig, csv);
       const q = QUERIES[0];
       const through: number[] = [];
@@ -250,9 +255,7 @@ export const engineQueryP99: Benchmark = {
         baseline: { name: 'duckdb-alone-p99-ms', value: round(percentile(alone, 99), 1) },
         extra: { 'sqlite3-cli-p50-ms': round(median(sqlite), 1) },
       };
-    } finally {
-      await rig.close();
-    }
+    });
   },
 };
 
@@ -261,9 +264,7 @@ export const engineCsvLoad: Benchmark = {
   unit: 'ratio',
   goal: { atLeast: 0.8 },
   async run(ctx) {
-    const csv = await csvFile(ctx);
-    const rig = await startEngine(ctx, csv);
-    try {
+    return withEngine(ctx, async (rig, csv) => {
       const engine: number[] = [];
       const duck: number[] = [];
       const sqlite: number[] = [];
@@ -292,9 +293,7 @@ export const engineCsvLoad: Benchmark = {
         baseline: { name: 'duckdb-read-csv-ms', value: round(median(duck), 0) },
         extra: { 'engine-ms': round(median(engine), 0), 'sqlite3-import-ms': round(median(sqlite), 0) },
       };
-    } finally {
-      await rig.close();
-    }
+    });
   },
 };
 
@@ -303,13 +302,7 @@ export const idleRssEngine: Benchmark = {
   unit: 'MB',
   goal: { below: 120 },
   async run(ctx) {
-    const csv = await csvFile(ctx);
-    const rig = await startEngine(ctx, csv);
-    try {
-      return { value: round(await maxIdleRssMb(rig.engine.pid!), 1), baseline: null };
-    } finally {
-      await rig.close();
-    }
+    return withEngine(ctx, async (rig) => ({ value: round(await maxIdleRssMb(rig.engine.pid!), 1), baseline: null }));
   },
 };
 
@@ -318,16 +311,11 @@ export const engineLoadPeakRss: Benchmark = {
   unit: 'MB',
   goal: { below: 400 },
   async run(ctx) {
-    const csv = await csvFile(ctx);
-    const rig = await startEngine(ctx, csv);
-    try {
+    return withEngine(ctx, async (rig, csv) => {
       const before = await maxIdleRssMb(rig.engine.pid!);
       await load(rig, csv);
-      const status = readFileSync(`/proc/${rig.engine.pid}/status`, 'utf8');
-      const peak = Number(/^VmHWM:\s+(\d+)/m.exec(status)![1]) / 1024;
+      const peak = peakRssMb(rig.engine.pid!);
       return { value: round(peak, 1), baseline: { name: 'engine-idle-rss-before', value: round(before, 1) } };
-    } finally {
-      await rig.close();
-    }
+    });
   },
 };

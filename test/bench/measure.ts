@@ -17,12 +17,18 @@ export const percentile = (xs: readonly number[], p: number) => {
   return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!;
 };
 
-/** Resident set size of a live process, MB (MiB), as the kernel reports it in /proc. */
-export function rssMb(pid: number): number {
-  const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  if (!m) throw new Error(`no VmRSS for pid ${pid}`);
+/** A memory line of /proc/<pid>/status (kB), in MB (MiB). */
+function statusMb(pid: number, field: 'VmRSS' | 'VmHWM'): number {
+  const m = new RegExp(`^${field}:\\s+(\\d+)\\s+kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  if (!m) throw new Error(`no ${field} for pid ${pid}`);
   return Number(m[1]) / 1024;
 }
+
+/** Resident set size of a live process, MB (MiB), as the kernel reports it in /proc. */
+export const rssMb = (pid: number) => statusMb(pid, 'VmRSS');
+
+/** Peak RSS so far (the kernel's high-water mark), MB. */
+export const peakRssMb = (pid: number) => statusMb(pid, 'VmHWM');
 
 /** Max RSS over a window of polls: an idle service's footprint including GC/timer bumps. */
 export async function maxIdleRssMb(pid: number, windowMs = 3000, everyMs = 200): Promise<number> {

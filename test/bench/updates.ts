@@ -26,7 +26,7 @@ import { switchCurrent } from '../../deployment-manager/install/current.js';
 import { buildArtifact, rsaKeyPair } from '../helpers/mender.js';
 import type { Benchmark, BenchContext } from './benchmark.js';
 import { installation } from './fixture.js';
-import { median, round } from './measure.js';
+import { median, peakRssMb, round } from './measure.js';
 
 /**
  * Deployment manager benchmarks: the real DM process (dist/, the unit's node flags) against
@@ -170,13 +170,6 @@ async function startRig(ctx: BenchContext, inventorySeconds: number): Promise<Ri
     await close();
     throw err;
   }
-}
-
-/** Peak RSS so far (the kernel's high-water mark), MB. */
-function peakRssMb(pid: number): number {
-  const m = /^VmHWM:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  if (!m) throw new Error(`no VmHWM for pid ${pid}`);
-  return Number(m[1]) / 1024;
 }
 
 /**
