@@ -3,31 +3,44 @@ import { isAbsolute, relative } from 'node:path';
 import { z } from 'zod';
 import { FortError } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
-import { DUCKDB_TYPES, writeCsvVersion, type VersionLimits } from './load/csv-version.js';
+import { csvTable, DUCKDB_TYPES } from './load/csv-table.js';
+import { sqliteTable } from './load/sqlite-table.js';
+import { loadCancelled, writeVersion, type TableWriter, type VersionLimits } from './load/version-file.js';
 import type { VersionStore } from './versions.js';
 
 const column = z.strictObject({
   name: z.string().min(1).max(128),
   type: z.enum(Object.keys(DUCKDB_TYPES) as [keyof typeof DUCKDB_TYPES]),
 });
+const tableName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/);
 
-/** What the agent asks the engine to load: a new version of an app from its sources (CSV for now). */
+const csvSource = z.strictObject({
+  name: tableName,
+  connector: z.literal('csv'),
+  file: z.string().min(1).max(4096),
+  delimiter: z.string().length(1).default(','),
+  quote: z.string().length(1).default('"'),
+  header: z.boolean().default(true),
+  columns: z.array(column).min(1).max(2000),
+});
+
+/** Column names and types come from the query's result (SQLite's declared types). */
+const sqliteSource = z.strictObject({
+  name: tableName,
+  connector: z.literal('sqlite'),
+  database: z.string().min(1).max(4096).refine(isAbsolute, 'expected an absolute path'),
+  query: z.string().min(1).max(100_000),
+});
+
+/** What the agent asks the engine to load: a new version of an app from its sources (CSV, SQLite). */
 export const loadRequestSchema = z.strictObject({
   version: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$/),
   tables: z
-    .array(
-      z.strictObject({
-        name: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/),
-        connector: z.literal('csv'),
-        file: z.string().min(1).max(4096),
-        delimiter: z.string().length(1).default(','),
-        quote: z.string().length(1).default('"'),
-        header: z.boolean().default(true),
-        columns: z.array(column).min(1).max(2000),
-      }),
-    )
+    .array(z.discriminatedUnion('connector', [csvSource, sqliteSource]))
     .min(1)
-    .max(64),
+    .max(64)
+    // DuckDB's names are case-insensitive: "Sales" and "sales" would be one table.
+    .refine((ts) => new Set(ts.map((t) => t.name.toLowerCase())).size === ts.length, 'table names must differ'),
 });
 export type LoadRequest = z.output<typeof loadRequestSchema>;
 
@@ -47,7 +60,17 @@ function confined(file: string, dirs: readonly string[]): string {
   return real;
 }
 
-/** Loads run one at a time (each may use the whole memory_limit), each into a new immutable version. */
+function tableWriter(t: LoadRequest['tables'][number], dirs: readonly string[]): TableWriter {
+  return t.connector === 'csv'
+    ? csvTable({ ...t, file: confined(t.file, dirs) })
+    : sqliteTable({ ...t, database: confined(t.database, dirs) });
+}
+
+/**
+ * Loads run one at a time (each may use the whole memory_limit), each into a new immutable
+ * version. Aborting a load's `signal` (its request was closed) stops it where it is, or skips it
+ * if it is still waiting; the loads behind it run as usual.
+ */
 export function createVersionLoader(o: {
   versions: VersionStore;
   sourceDirs: readonly string[];
@@ -56,18 +79,27 @@ export function createVersionLoader(o: {
 }) {
   let chain: Promise<unknown> = Promise.resolve();
   return {
-    load(app: string, req: LoadRequest) {
+    load(app: string, req: LoadRequest, signal: AbortSignal = new AbortController().signal) {
       const run = async () => {
-        // Versions are immutable: an id is written once.
-        if (existsSync(o.versions.file(app, req.version)))
-          throw new FortError('FORT_ERR_CONFLICT', `version ${req.version} of app ${app} exists already`);
-        const tables = req.tables.map((t) => ({ ...t, file: confined(t.file, o.sourceDirs) }));
-        const dir = o.versions.appDir(app);
-        mkdirSync(dir, { recursive: true, mode: 0o700 });
+        const log = o.log.child({ app, version: req.version });
         const started = Date.now();
-        const v = await writeCsvVersion({ dir, id: req.version, tables, limits: o.limits });
-        o.log.info({ app, version: req.version, tables: v.tables, ms: Date.now() - started }, 'app version loaded');
-        return { app, version: req.version, tables: v.tables };
+        try {
+          if (signal.aborted) throw loadCancelled(req.version);
+          // Versions are immutable: an id is written once.
+          if (existsSync(o.versions.file(app, req.version)))
+            throw new FortError('FORT_ERR_CONFLICT', `version ${req.version} of app ${app} exists already`);
+          const tables = req.tables.map((t) => tableWriter(t, o.sourceDirs));
+          const dir = o.versions.appDir(app);
+          mkdirSync(dir, { recursive: true, mode: 0o700 });
+          log.info({ tables: tables.length }, 'load started');
+          const v = await writeVersion({ dir, id: req.version, tables, limits: o.limits, signal });
+          log.info({ tables: v.tables, ms: Date.now() - started }, 'app version loaded');
+          return { app, version: req.version, tables: v.tables };
+        } catch (err) {
+          if (err instanceof FortError && err.code === 'FORT_ERR_RELOAD_CANCELLED')
+            log.info({ ms: Date.now() - started }, 'load cancelled');
+          throw err;
+        }
       };
       const result = chain.then(run, run);
       chain = result.catch(() => undefined);

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { join } from 'node:path';
@@ -83,6 +84,11 @@ const load = (version: string, file = join(sources, 'sales.csv')) =>
       },
     ],
   });
+const loadSqlite = (version: string, database: string, query = 'SELECT * FROM customers') =>
+  call('/engine/v1/apps/sales-app/versions', {
+    version,
+    tables: [{ name: 'customers', connector: 'sqlite', database, query }],
+  });
 const query = (spec: unknown, version = 'v1') =>
   call(`/engine/v1/apps/sales-app/versions/${version}/tables/sales/query`, spec);
 
@@ -94,6 +100,11 @@ beforeAll(async () => {
   mkdirSync(sources);
   writeFileSync(join(sources, 'sales.csv'), CSV);
   writeFileSync(join(dir, 'outside.csv'), CSV);
+  for (const db of [join(sources, 'crm.sqlite'), join(dir, 'outside.sqlite')])
+    execFileSync('sqlite3', [
+      db,
+      "CREATE TABLE customers(id INTEGER, name TEXT, since DATE); INSERT INTO customers VALUES (1, 'Ärzte AG', '2020-05-01'), (2, 'Bolt', NULL), (3, NULL, '2021-01-01');",
+    ]);
   port = await reservePort();
   const config = join(dir, 'engine.toml');
   writeFileSync(
@@ -166,6 +177,72 @@ describe('fort-engine over trust-zone mTLS', () => {
     expect(outside.status).toBe(422);
     expect(outside.body).toMatchObject({ code: 'FORT_ERR_RELOAD_SOURCE' });
     expect(String(outside.body['detail'])).toContain("not inside the engine's data.source_dirs");
+    const sqliteOutside = await loadSqlite('v2', join(dir, 'outside.sqlite'));
+    expect(sqliteOutside.status).toBe(422);
+    expect(String(sqliteOutside.body['detail'])).toBe(
+      `${join(dir, 'outside.sqlite')}: not inside the engine's data.source_dirs`,
+    );
+    const relative = await loadSqlite('v2', 'sources/crm.sqlite');
+    expect(relative.status).toBe(400);
+    expect(String(relative.body['detail'])).toMatch(/database: expected an absolute path/);
+    expect(readdirSync(join(dir, 'data', 'apps', 'sales-app')).filter((f) => f.startsWith('v2'))).toEqual([]);
+  });
+
+  it('loads a SQLite SELECT beside a CSV into one version, typed from the declared SQLite types', async () => {
+    const loaded = await call('/engine/v1/apps/sales-app/versions', {
+      version: 'mixed',
+      tables: [
+        {
+          name: 'sales',
+          connector: 'csv',
+          file: join(sources, 'sales.csv'),
+          columns: [
+            { name: 'region', type: 'string' },
+            { name: 'product', type: 'string' },
+            { name: 'amount', type: 'number' },
+            { name: 'day', type: 'date' },
+          ],
+        },
+        {
+          name: 'customers',
+          connector: 'sqlite',
+          database: join(sources, 'crm.sqlite'),
+          query: 'SELECT * FROM customers',
+        },
+      ],
+    });
+    expect(loaded).toEqual({
+      status: 201,
+      body: {
+        app: 'sales-app',
+        version: 'mixed',
+        tables: [
+          { name: 'sales', rows: 4 },
+          { name: 'customers', rows: 3 },
+        ],
+      },
+    });
+    const a = await call('/engine/v1/apps/sales-app/versions/mixed/tables/customers/query', {
+      dimensions: ['name', 'since'],
+      measures: [{ op: 'sum', field: 'id' }],
+      sort: [{ by: 'sum_id' }],
+    });
+    expect(a.body).toMatchObject({
+      version: 'mixed',
+      rows: [
+        ['Ärzte AG', '2020-05-01', 1],
+        ['Bolt', null, 2],
+        [null, '2021-01-01', 3],
+      ],
+    });
+    const refused = await loadSqlite('v3', join(sources, 'crm.sqlite'), 'DELETE FROM customers');
+    expect(refused).toMatchObject({
+      status: 422,
+      body: {
+        code: 'FORT_ERR_RELOAD_SOURCE',
+        detail: 'customers: expected a SELECT (or WITH ... SELECT) statement, got DELETE',
+      },
+    });
   });
 
   it('refuses a trust-zone member that is not the agent (403), and certificates of another CA at the handshake', async () => {
@@ -203,6 +280,6 @@ describe('fort-engine over trust-zone mTLS', () => {
       ),
     ).rejects.toThrow(/self[- ]signed|unable to verify|certificate/i);
     const health = await call('/engine/v1/health', undefined, undefined, 'GET');
-    expect(health).toMatchObject({ status: 200, body: { status: 'healthy', openVersions: 1 } });
+    expect(health).toMatchObject({ status: 200, body: { status: 'healthy', openVersions: 2 } });
   });
 });

@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
-import { writeCsvVersion, type CsvTableSource } from '../../../engine/load/csv-version.js';
+import { csvTable, type CsvTableSource } from '../../../engine/load/csv-table.js';
+import { writeVersion, type VersionLimits } from '../../../engine/load/version-file.js';
 import { runQuery } from '../../../engine/query/run.js';
 import { querySpecSchema } from '../../../engine/query/spec.js';
 import { readTableSchema } from '../../../engine/query/table-schema.js';
@@ -17,6 +18,9 @@ const COLUMNS: CsvTableSource['columns'] = [
   { name: 'paid', type: 'boolean' },
   { name: 'day', type: 'date' },
 ];
+
+const writeCsvVersion = (o: { dir: string; id: string; tables: CsvTableSource[]; limits: VersionLimits }) =>
+  writeVersion({ ...o, tables: o.tables.map(csvTable) });
 
 function source(dir: string, text: string, extra: Partial<CsvTableSource> = {}): CsvTableSource {
   const file = join(dir, `${extra.name ?? 'sales'}.csv`);
