@@ -19,6 +19,7 @@ import { UNPAIRED } from '../lib/config/views.js';
 import { identityFiles, readIdentity, type FortIdentity, type IdentityFiles } from './pairing/identity.js';
 import { cloudSection, resolveCloudPaths } from './cloud/config.js';
 import { reloadsSection, resolveReloadsPaths } from './reloads/config.js';
+import { engineSection, resolveEnginePaths } from './engine/config.js';
 
 const pairingSection = () =>
   z
@@ -68,6 +69,9 @@ export const agentConfigSchema = z
     }),
     api: apiSection(),
     reloads: reloadsSection(),
+    engine: engineSection()
+      .optional()
+      .describe('fort-engine (trust zone): loads and serves app data; absent = the agent does it itself'),
     lifecycle: lifecycleSection(),
     iot: iotSection().optional().describe('IoT link to the cloud (MQTT over WSS, SigV4); absent = link disabled'),
     cloud: cloudSection().optional().describe('Cloud API (HTTPS + JWT client assertion): authorises user actions'),
@@ -119,6 +123,7 @@ export function loadAgentConfig(file: string): AgentConfig {
     cloud: config.cloud && resolveCloudPaths(dir, config.cloud),
     proxy: config.proxy && resolveProxyPaths(dir, config.proxy),
     reloads: resolveReloadsPaths(dir, config.reloads),
+    engine: config.engine && resolveEnginePaths(dir, config.engine),
   };
   return {
     ...resolved,

@@ -97,8 +97,20 @@ await start(async () => {
   const outbox = config.iot
     ? createOutbox({ db: store.db, log: log.child({ module: 'outbox' }), maxMessages: config.iot.outbox_max_messages })
     : undefined;
+  // The engine's client is small (node:https); what it talks to lives in another process.
+  const engine = config.engine
+    ? (await import('./engine/client.js')).createEngineClient({
+        url: config.engine.url,
+        tls: config.engine.tls ? loadTlsMaterial(config.engine.tls) : adminTls,
+        serverName: config.engine.server_name,
+        queryTimeoutMs: config.engine.query_timeout_ms,
+        maxAnswerBytes: config.engine.max_answer_mib * 1024 * 1024,
+      })
+    : undefined;
+  if (engine) lifecycle.add({ name: 'engine-client', stop: async () => engine.close() });
   const reloads = startReloadService({
     db: store.db,
+    engine,
     config: config.reloads,
     appsDir,
     fortId: config.fort.id,
@@ -151,7 +163,7 @@ await start(async () => {
     });
     // Registered before the API: stopped after it, so the last requests' audit entries are written.
     lifecycle.add({ name: 'cloud', stop: async () => deps.close() });
-    data = deps.data;
+    data = { ...deps.data, engine };
     metrics.sample({ authorizer: deps.data.authorizer.stats });
     cloudLink = deps;
   }

@@ -301,6 +301,14 @@ export const ERRORS = {
     doc: 'A query answer past the byte budget of one answer; names the limit (ask for fewer rows or columns)',
   },
 
+  FORT_ERR_ENGINE_UNAVAILABLE: {
+    status: 503,
+    title: 'Engine unavailable',
+    exit: UNREACHABLE,
+    fatal: transient,
+    doc: 'The agent could not reach fort-engine over the trust zone (restarting, or refused its certificate); try again shortly',
+  },
+
   // Updates (deployment manager).
   FORT_ERR_UPDATE_SERVER: {
     status: 502,

@@ -25,6 +25,10 @@ export interface JsonRequest {
   headers?: Record<string, string>;
   /** Sent as JSON, or as-is when a string (with its content-type in `headers`). */
   body?: unknown;
+  /** Overrides the client's timeout for this request (e.g. a long load). */
+  timeoutMs?: number;
+  /** Aborting destroys the request: the peer sees the connection close. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -68,11 +72,18 @@ export function createJsonClient(opts: HttpsJsonOptions) {
       });
       // Over the whole exchange, not only idle time (so no socket idle timeout besides it): a
       // peer trickling bytes must not hold us forever.
+      const timeoutMs = init.timeoutMs ?? opts.timeoutMs;
       const deadline = setTimeout(
-        () => req.destroy(Object.assign(new Error(`no answer within ${opts.timeoutMs} ms`), { code: 'ETIMEDOUT' })),
-        opts.timeoutMs,
+        () => req.destroy(Object.assign(new Error(`no answer within ${timeoutMs} ms`), { code: 'ETIMEDOUT' })),
+        timeoutMs,
       );
-      req.on('close', () => clearTimeout(deadline));
+      const abort = () => req.destroy(fail('request cancelled'));
+      if (init.signal?.aborted) abort();
+      init.signal?.addEventListener('abort', abort, { once: true });
+      req.on('close', () => {
+        clearTimeout(deadline);
+        init.signal?.removeEventListener('abort', abort);
+      });
       req.on('error', (err: NodeJS.ErrnoException) =>
         reject(err instanceof FortError ? err : fail(`unreachable: ${err.code ?? ''} ${err.message}`, err)),
       );

@@ -9,7 +9,15 @@ export interface StackLayout {
   dir: string;
   fortId: string;
   pki: PkiPaths;
-  ports: { clientApi: number; admin: number; cloud: number; iot: number; credentials: number; updates: number };
+  ports: {
+    clientApi: number;
+    admin: number;
+    cloud: number;
+    iot: number;
+    credentials: number;
+    updates: number;
+    engine: number;
+  };
   dataDir: string;
   logLevel?: string;
   /** When set, the client API verifies user tokens of this tenant and asks the dev cloud API. */
@@ -32,6 +40,8 @@ export interface StackLayout {
    * [updates.paired], and the dev cloud registers no fort by hand.
    */
   paired?: boolean;
+  /** When set, fort-engine loads and serves app data (the agent's [engine]; engineToml writes its config). */
+  engine?: { dataDir: string };
 }
 
 const rel = (l: StackLayout, p: string) => relative(l.dir, p) || '.';
@@ -96,6 +106,25 @@ export function agentToml(l: StackLayout): string {
         }
       : {}),
     ...(l.sourcesDir ? { reloads: { data_dirs: [rel(l, l.sourcesDir)] } } : {}),
+    ...(l.engine ? { engine: { url: `https://127.0.0.1:${l.ports.engine}` } } : {}),
+  })}\n`;
+}
+
+/** fort-engine's config: trust-zone mTLS on loopback, the agent its only client, sources from the stack's. */
+export function engineToml(l: StackLayout & { engine: { dataDir: string } }): string {
+  return `# fort-engine configuration (see README: Configuration)\n${stringify({
+    log: { level: l.logLevel ?? 'info' },
+    server: {
+      host: '127.0.0.1',
+      port: l.ports.engine,
+      tls: {
+        ca: rel(l, l.pki.trustZone.ca),
+        cert: rel(l, l.pki.trustZone.engineCert),
+        key: rel(l, l.pki.trustZone.engineKey),
+      },
+    },
+    data: { dir: rel(l, l.engine.dataDir), source_dirs: l.sourcesDir ? [rel(l, l.sourcesDir)] : [] },
+    queries: { memory_limit: '512MB', threads: 2 },
   })}\n`;
 }
 
@@ -245,5 +274,5 @@ export function devPolicyJson(fortId: string): string {
 
 /** The ports of one installation, reserved (scripts/port-reservation.ts) until `release()`. */
 export function reserveStackPorts(): Promise<{ ports: StackLayout['ports']; release: () => void }> {
-  return reservePorts(['clientApi', 'admin', 'cloud', 'iot', 'credentials', 'updates'] as const);
+  return reservePorts(['clientApi', 'admin', 'cloud', 'iot', 'credentials', 'updates', 'engine'] as const);
 }

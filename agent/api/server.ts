@@ -4,6 +4,7 @@ import type { TlsMaterial } from '../../lib/tls.js';
 import { problemErrorHandler, sendProblem } from '../../lib/http-problem.js';
 import type { ApiConfig } from './config.js';
 import { registerAppsRoutes, type AppsRoutesDeps } from './apps-routes.js';
+import { registerQueryRoutes, type QueryRoutesDeps } from './query-routes.js';
 import { openApiDocument } from './openapi.js';
 import { TokenRejectedError, type UserTokenVerifier } from './user-token.js';
 import { VIEWER_JS, viewerHtml } from './viewer-page.js';
@@ -19,7 +20,7 @@ export interface ClientApiDeps {
   isDraining: () => boolean;
   version: string;
   /** Absent when [api.auth] / [cloud] are not configured: the data API then answers 503. */
-  data?: AppsRoutesDeps & { verifyToken: UserTokenVerifier };
+  data?: AppsRoutesDeps & Pick<QueryRoutesDeps, 'engine'> & { verifyToken: UserTokenVerifier };
   metrics?: MetricsRecorder;
   log: Logger;
 }
@@ -119,6 +120,7 @@ export async function buildClientApi(deps: ClientApiDeps) {
       });
       scope.addHook('preHandler', perUser);
       registerAppsRoutes(scope, data);
+      registerQueryRoutes(scope, data);
     },
     { prefix: '' },
   );

@@ -17,6 +17,13 @@ export interface AppCatalog {
   get(id: string): AppSummary | undefined;
   /** Absolute path of the current version's data file; undefined for an unknown app or one without a version. */
   currentVersionFile(id: string): string | undefined;
+  /** The current version when fort-engine keeps it (its id there, its tables); undefined otherwise. */
+  currentEngineVersion(id: string): EngineVersion | undefined;
+}
+
+export interface EngineVersion {
+  version: string;
+  tables: { name: string; rows: number }[];
 }
 
 export interface AppCatalogDeps {
@@ -30,8 +37,10 @@ export interface AppCatalogDeps {
 }
 
 interface CatalogRow extends AppSummary {
-  /** The current version's file as stored (relative to appsDir), null without a version. */
+  /** The current version's file as stored (relative to appsDir), null without one (or when the engine keeps it). */
   file: string | null;
+  engineVersion: string | null;
+  tablesJson: string | null;
 }
 
 /**
@@ -45,7 +54,9 @@ interface CatalogRow extends AppSummary {
 export function createAppCatalog(deps: AppCatalogDeps): AppCatalog {
   const appsDir = resolve(deps.appsDir);
   const all = deps.db.prepare<[], CatalogRow>(
-    `SELECT a.id, a.name, a.space, a.current_version_id AS versionId, a.updated_at AS updatedAt, v.file
+    `SELECT a.id, a.name, a.space, a.current_version_id AS versionId, a.updated_at AS updatedAt,
+            CASE WHEN v.engine_version IS NULL THEN v.file END AS file, v.engine_version AS engineVersion,
+            v.tables_json AS tablesJson
        FROM apps a LEFT JOIN app_versions v ON v.id = a.current_version_id AND v.app_id = a.id
       ORDER BY a.name, a.id`,
   );
@@ -56,6 +67,7 @@ export function createAppCatalog(deps: AppCatalogDeps): AppCatalog {
   let snapshot: { own: number; others: number; list: AppSummary[]; byId: Map<string, CatalogRow> } | undefined;
   let othersCheckedAt = -Infinity;
   const resolvedFiles = new WeakMap<CatalogRow, string>();
+  const engineVersions = new WeakMap<CatalogRow, EngineVersion>();
   let others = 0;
 
   const current = () => {
@@ -69,7 +81,7 @@ export function createAppCatalog(deps: AppCatalogDeps): AppCatalog {
     snapshot = {
       own,
       others,
-      list: rows.map(({ file: _file, ...summary }) => summary),
+      list: rows.map(summaryOf),
       byId: new Map(rows.map((r) => [r.id, r])),
     };
     return snapshot;
@@ -80,8 +92,7 @@ export function createAppCatalog(deps: AppCatalogDeps): AppCatalog {
     get(id) {
       const row = current().byId.get(id);
       if (!row) return undefined;
-      const { file: _file, ...summary } = row;
-      return summary;
+      return summaryOf(row);
     },
     currentVersionFile(id) {
       const row = current().byId.get(id);
@@ -91,7 +102,25 @@ export function createAppCatalog(deps: AppCatalogDeps): AppCatalog {
       if (checked === undefined) resolvedFiles.set(row, (checked = insideAppsDir(appsDir, row.file, id)));
       return checked;
     },
+    currentEngineVersion(id) {
+      const row = current().byId.get(id);
+      if (row?.engineVersion == null) return undefined;
+      let v = engineVersions.get(row);
+      if (!v) engineVersions.set(row, (v = { version: row.engineVersion, tables: parseTables(row.tablesJson) }));
+      return v;
+    },
   };
+}
+
+const summaryOf = ({ file: _f, engineVersion: _e, tablesJson: _t, ...summary }: CatalogRow): AppSummary => summary;
+
+function parseTables(json: string | null): EngineVersion['tables'] {
+  try {
+    const v: unknown = JSON.parse(json ?? '[]');
+    return Array.isArray(v) ? (v as EngineVersion['tables']) : [];
+  } catch {
+    return [];
+  }
 }
 
 /** A stored path that leaves the apps directory is a corrupt (or tampered) row: never follow it. */

@@ -3,12 +3,21 @@ import { readdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fsyncDir } from '../../lib/files.js';
 
-export interface VersionToCommit {
-  /** A complete, fsynced SQLite file inside `<appsDir>/<appId>/`, under a temp name. */
+/** A complete, fsynced SQLite file inside `<appsDir>/<appId>/`, under a temp name. */
+export interface FileVersionToCommit {
   tmpFile: string;
   rowCount: number;
   contentHash: string;
 }
+
+/** A version fort-engine loaded and keeps: only its id and its tables' row counts live here. */
+export interface EngineVersionToCommit {
+  engineVersion: string;
+  tables: { name: string; rows: number }[];
+  rowCount: number;
+}
+
+export type VersionToCommit = FileVersionToCommit | EngineVersionToCommit;
 
 /**
  * Makes a written version the app's current one. Call inside a transaction (together with the
@@ -26,17 +35,28 @@ export function commitAppVersion(
 ): { versionId: number; file: string } {
   if (!db.inTransaction) throw new Error('commitAppVersion must run inside a transaction');
   const ts = now.toISOString();
+  const engine = 'engineVersion' in v;
   const versionId = Number(
     db
-      .prepare("INSERT INTO app_versions (app_id, file, row_count, content_hash, created_at) VALUES (?, '', ?, ?, ?)")
-      .run(appId, v.rowCount, v.contentHash, ts).lastInsertRowid,
+      .prepare(
+        "INSERT INTO app_versions (app_id, file, row_count, content_hash, created_at, engine_version, tables_json) VALUES (?, '', ?, ?, ?, ?, ?)",
+      )
+      .run(
+        appId,
+        v.rowCount,
+        engine ? '' : v.contentHash,
+        ts,
+        engine ? v.engineVersion : null,
+        engine ? JSON.stringify(v.tables) : null,
+      ).lastInsertRowid,
   );
-  const rel = `${appId}/${versionId}.sqlite`;
-  db.prepare('UPDATE app_versions SET file = ? WHERE id = ?').run(rel, versionId);
   const changed = db
     .prepare('UPDATE apps SET current_version_id = ?, updated_at = ? WHERE id = ?')
     .run(versionId, ts, appId).changes;
   if (changed !== 1) throw new Error(`app ${appId} does not exist`);
+  if (engine) return { versionId, file: '' };
+  const rel = `${appId}/${versionId}.sqlite`;
+  db.prepare('UPDATE app_versions SET file = ? WHERE id = ?').run(rel, versionId);
   const file = join(appsDir, rel);
   renameSync(v.tmpFile, file);
   fsyncDir(join(appsDir, appId));
@@ -48,11 +68,16 @@ export function commitAppVersion(
  * first, then files. A reader that opened an old file keeps reading it (the inode lives until
  * its handle closes); new readers only ever get the current version.
  */
-export function pruneAppVersions(db: Database.Database, appsDir: string, appId: string, keep: number): string[] {
+export function pruneAppVersions(
+  db: Database.Database,
+  appsDir: string,
+  appId: string,
+  keep: number,
+): { file: string; engineVersion: string | null }[] {
   const old = db.transaction(() => {
     const rows = db
-      .prepare<[string, string, number], { id: number; file: string }>(
-        `SELECT id, file FROM app_versions WHERE app_id = ? AND id NOT IN (SELECT current_version_id FROM apps WHERE id = ? AND current_version_id IS NOT NULL)
+      .prepare<[string, string, number], { id: number; file: string; engineVersion: string | null }>(
+        `SELECT id, file, engine_version AS engineVersion FROM app_versions WHERE app_id = ? AND id NOT IN (SELECT current_version_id FROM apps WHERE id = ? AND current_version_id IS NOT NULL)
          ORDER BY id DESC LIMIT -1 OFFSET ?`,
       )
       .all(appId, appId, Math.max(0, keep - 1));
@@ -65,8 +90,8 @@ export function pruneAppVersions(db: Database.Database, appsDir: string, appId: 
     }
     return rows;
   })();
-  for (const r of old) rmSync(join(appsDir, r.file), { force: true });
-  return old.map((r) => r.file);
+  for (const r of old) if (r.engineVersion === null) rmSync(join(appsDir, r.file), { force: true });
+  return old.map(({ file, engineVersion }) => ({ file, engineVersion }));
 }
 
 /**
@@ -75,7 +100,9 @@ export function pruneAppVersions(db: Database.Database, appsDir: string, appId: 
  * Never visible to readers (the catalog only hands out files its rows name); removed here.
  */
 export function removeOrphanVersionFiles(db: Database.Database, appsDir: string): string[] {
-  const known = new Set(db.prepare<[], string>('SELECT file FROM app_versions').pluck().all());
+  const known = new Set(
+    db.prepare<[], string>('SELECT file FROM app_versions WHERE engine_version IS NULL').pluck().all(),
+  );
   const removed: string[] = [];
   let apps: string[];
   try {

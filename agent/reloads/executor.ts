@@ -2,27 +2,34 @@ import type Database from 'better-sqlite3';
 import { rmSync } from 'node:fs';
 import { FortError } from '../../lib/errors.js';
 import type { Logger } from '../../lib/logger.js';
-import { commitAppVersion, pruneAppVersions } from '../apps/versions.js';
+import { commitAppVersion, pruneAppVersions, type VersionToCommit } from '../apps/versions.js';
 import type { Reload, ReloadQueue } from './queue.js';
 import type { ReloadStatusSink } from './status.js';
 import { NO_METRICS, type MetricsRecorder } from '../metrics.js';
 
-/** A loaded, fsynced version file under a temp name in the app's directory. */
-export interface LoadedVersion {
-  tmpFile: string;
-  tables: { name: string; rows: number }[];
-  rowCount: number;
-  contentHash: string;
-}
+/**
+ * What a load produced: a fsynced version file under a temp name in the app's directory (the
+ * agent loaded it), or a version fort-engine loaded and keeps. Either way with its tables.
+ */
+export type LoadedVersion = VersionToCommit & { tables: { name: string; rows: number }[]; rowCount: number };
 
-/** Loads app `appId` from its sources; honours `signal` (and removes its temp file when it fails). */
-export type LoadVersion = (appId: string, signal: AbortSignal) => Promise<LoadedVersion>;
+/**
+ * Loads app `appId` from its sources; honours `signal` (and removes what it wrote when it
+ * fails). `start` names this start of the reload (unique: the id and the attempt).
+ */
+export type LoadVersion = (
+  appId: string,
+  signal: AbortSignal,
+  start: { reloadId: string; attempt: number },
+) => Promise<LoadedVersion>;
 
 export interface ReloadExecutorOptions {
   db: Database.Database;
   queue: ReloadQueue;
   appsDir: string;
   load: LoadVersion;
+  /** Removes a loaded version that was never committed, or one pruned (a version the engine keeps). */
+  discard?: (appId: string, v: { engineVersion: string }) => void;
   status: ReloadStatusSink;
   concurrency: number;
   timeoutMs: number;
@@ -99,7 +106,7 @@ export function createReloadExecutor(opts: ReloadExecutorOptions) {
     if (queue.get(r.id)?.cancelRequested) controller.abort('cancel' satisfies AbortWhy);
     let loaded: LoadedVersion | undefined;
     try {
-      loaded = await opts.load(r.appId, controller.signal);
+      loaded = await opts.load(r.appId, controller.signal, { reloadId: r.id, attempt: r.attempts });
       if (controller.signal.aborted) throw abortError(controller.signal.reason as AbortWhy);
       const v = loaded;
       const { versionId } = db.transaction(() => {
@@ -123,12 +130,18 @@ export function createReloadExecutor(opts: ReloadExecutorOptions) {
       );
       try {
         const pruned = pruneAppVersions(db, opts.appsDir, r.appId, opts.keepVersions);
-        if (pruned.length) log.info({ appId: r.appId, pruned }, 'old app versions deleted');
+        for (const p of pruned) if (p.engineVersion) opts.discard?.(r.appId, { engineVersion: p.engineVersion });
+        if (pruned.length)
+          log.info(
+            { appId: r.appId, pruned: pruned.map((p) => p.engineVersion ?? p.file) },
+            'old app versions deleted',
+          );
       } catch (err) {
         log.warn({ err, appId: r.appId }, 'old app versions could not be deleted');
       }
     } catch (err) {
-      if (loaded) rmSync(loaded.tmpFile, { force: true });
+      if (loaded && 'tmpFile' in loaded) rmSync(loaded.tmpFile, { force: true });
+      else if (loaded) opts.discard?.(r.appId, loaded);
       const why = controller.signal.aborted ? (controller.signal.reason as AbortWhy) : undefined;
       if (why === 'shutdown') {
         log.info({ reloadId: r.id, appId: r.appId }, 'reload stopped by shutdown; it is re-queued at the next start');

@@ -13,6 +13,7 @@ import { createReloadExecutor, type LoadVersion } from './executor.js';
 import { recoverReloads } from './recovery.js';
 import { cancelReloads, reloadEventHandlers } from './handlers.js';
 import type { MetricsRecorder } from '../metrics.js';
+import type { EngineClient } from '../engine/client.js';
 
 export interface ReloadServiceDeps {
   db: Database.Database;
@@ -25,6 +26,8 @@ export interface ReloadServiceDeps {
   proxy?: ProxySettings | undefined;
   log: Logger;
   metrics?: MetricsRecorder;
+  /** Present: fort-engine loads and keeps the versions; absent: the agent writes SQLite versions itself. */
+  engine?: EngineClient | undefined;
 }
 
 /**
@@ -39,7 +42,7 @@ export function startReloadService(deps: ReloadServiceDeps) {
   const status = reloadStatusSink({ fortId: deps.fortId, outbox: deps.outbox, log });
   const registry = createAppRegistry({ db, sources });
 
-  const load: LoadVersion = async (appId, signal) => {
+  const loadHere: LoadVersion = async (appId, signal) => {
     // Loaded on the first reload: the connectors and the writer cost idle RSS a fort without apps never needs.
     const [{ openTableSource }, { writeAppVersion }, { checkDefinitionSources }] = await Promise.all([
       import('../apps/connectors/index.js'),
@@ -60,11 +63,37 @@ export function startReloadService(deps: ReloadServiceDeps) {
     });
   };
 
+  const engine = deps.engine;
+  const loadInEngineProcess: LoadVersion = async (appId, signal, start) => {
+    const [{ checkDefinitionSources }, { engineLoadTables, loadInEngine }] = await Promise.all([
+      import('../apps/definition.js'),
+      import('../engine/engine-loads.js'),
+    ]);
+    const definition = await registry.definition(appId);
+    checkDefinitionSources(definition, sources);
+    return loadInEngine({
+      engine: engine!,
+      appId,
+      versionId: `${start.reloadId}-${start.attempt}`,
+      tables: engineLoadTables(definition, config.data_dirs),
+      timeoutMs: config.timeout_seconds * 1000,
+      signal,
+      log,
+    });
+  };
+  const discard = (appId: string, v: { engineVersion: string }) =>
+    void engine
+      ?.deleteVersion(appId, v.engineVersion)
+      .catch((err: Error) =>
+        log.warn({ appId, version: v.engineVersion, err: err.message }, 'fort-engine could not delete an old version'),
+      );
+
   const executor = createReloadExecutor({
     db,
     queue,
     appsDir: deps.appsDir,
-    load,
+    load: engine ? loadInEngineProcess : loadHere,
+    discard,
     status,
     concurrency: config.concurrency,
     timeoutMs: config.timeout_seconds * 1000,

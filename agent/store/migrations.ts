@@ -103,4 +103,14 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX reloads_app ON reloads(app_id, requested_at);
     `,
   },
+  {
+    version: 5,
+    name: 'app versions kept by the engine',
+    sql: `
+      -- A version the engine loaded and serves: its id there (file is then ''), and its tables
+      -- ([{name, rows}] as JSON) so listing them needs no engine call.
+      ALTER TABLE app_versions ADD COLUMN engine_version TEXT;
+      ALTER TABLE app_versions ADD COLUMN tables_json TEXT;
+    `,
+  },
 ];

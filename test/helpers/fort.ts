@@ -8,6 +8,7 @@ import { writeFileAtomic } from '../../lib/files.js';
 import {
   agentToml,
   deploymentManagerToml,
+  engineToml,
   fortctlToml,
   reserveStackPorts,
   type StackLayout,
@@ -43,6 +44,8 @@ export async function testInstallation(
     cloudAuth?: boolean;
     paired?: boolean;
     logLevel?: string;
+    /** fort-engine loads and serves app data: its config is written too (start it with startEngine). */
+    engine?: boolean;
   } = {},
 ) {
   const dir = tempDir('inst');
@@ -61,16 +64,19 @@ export async function testInstallation(
       ? { iot: { region: 'eu-west-1', roleAlias: 'fort-iot-role', staticCredentialsFile: join(dir, 'unused.json') } }
       : {}),
     ...(opts.paired ? { paired: true } : {}),
+    ...(opts.engine ? { engine: { dataDir: join(dir, 'data', 'engine') } } : {}),
   };
   const files = {
     agent: join(dir, 'agent.toml'),
     dm: join(dir, 'deployment-manager.toml'),
     fortctl: join(dir, 'fortctl.toml'),
+    engine: join(dir, 'engine.toml'),
   };
   mkdirSync(layout.sourcesDir!, { recursive: true });
   writeFileAtomic(files.agent, agentToml(layout), 0o644);
   writeFileAtomic(files.dm, deploymentManagerToml(layout, opts.healthIntervalSeconds ?? 1), 0o644);
   writeFileAtomic(files.fortctl, fortctlToml(layout), 0o644);
+  if (layout.engine) writeFileAtomic(files.engine, engineToml({ ...layout, engine: layout.engine }), 0o644);
   const cleanup = () => {
     reserved.release();
     rmSync(dir, { recursive: true, force: true });
@@ -89,6 +95,15 @@ export function startAgent(configFile: string, extra: Partial<ProcessSpec> = {})
     args: ['--config', configFile],
     ...extra,
     env: { ...NO_HOST_PROXY, ...extra.env },
+  });
+}
+
+export function startEngine(configFile: string, extra: Partial<ProcessSpec> = {}) {
+  return startSupervised({
+    name: 'engine',
+    script: join(DIST, 'engine/main.js'),
+    args: ['--config', configFile],
+    ...extra,
   });
 }
 

@@ -16,7 +16,7 @@ import { eventually, tempDir } from '../../../helpers/fort.js';
 const log = pino({ level: 'silent' });
 
 /** A version file with one table `t` holding `n` rows, as a loader leaves it (temp name, app dir). */
-function writeTemp(appsDir: string, appId: string, n: number): LoadedVersion {
+function writeTemp(appsDir: string, appId: string, n: number): LoadedVersion & { tmpFile: string } {
   const dir = join(appsDir, appId);
   mkdirSync(dir, { recursive: true });
   const tmpFile = join(dir, `.reload-${Math.random().toString(16).slice(2)}.sqlite.tmp`);

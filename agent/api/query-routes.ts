@@ -1,0 +1,143 @@
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import { z } from 'zod';
+import { FortError } from '../../lib/errors.js';
+import { sendProblem } from '../../lib/http-problem.js';
+import type { AppCatalog, EngineVersion } from '../apps/catalog.js';
+import type { Authorizer } from '../cloud/authorizer.js';
+import type { AuditWriter } from '../audit/writer.js';
+import type { EngineClient, EngineTable, RelayedAnswer } from '../engine/client.js';
+import { appAccess, parse } from './app-access.js';
+
+export interface QueryRoutesDeps {
+  catalog: AppCatalog;
+  authorizer: Authorizer;
+  audit: AuditWriter;
+  /** Absent: the routes answer 503 FORT_ERR_NOT_CONFIGURED (queries are computed by fort-engine only). */
+  engine?: EngineClient | undefined;
+}
+
+const ENGINE_DOWN = 'the engine is not answering right now; try again shortly';
+const appParams = z.strictObject({ id: z.string().min(1).max(128) });
+const fieldParams = appParams.extend({ field: z.string().min(1).max(256) });
+const tableName = z.string().min(1).max(128);
+/** The spec itself is checked by the engine, against the version's schema (400 naming the field). */
+const queryBody = z.looseObject({ table: tableName.optional() });
+const valuesQuery = z.strictObject({
+  table: tableName.optional(),
+  /** JSON: the same selections as a query's. */
+  selections: z.string().max(32_768).optional(),
+  search: z.string().min(1).max(256).optional(),
+  limit: z.coerce.number().int().min(1).max(10_000).optional(),
+});
+
+/**
+ * Selections, aggregates and list boxes, computed by fort-engine on the app's current version:
+ * the agent checks the user (cloud authorisation, audited), names the version and the table,
+ * and relays the engine's answer (which carries the version id) as it came.
+ */
+export function registerQueryRoutes(app: FastifyInstance, deps: QueryRoutesDeps) {
+  const { catalog, engine } = deps;
+  const { allowed, existing } = appAccess(deps);
+  /** Versions are immutable: their schemas are asked once. */
+  const schemas = new Map<string, Promise<EngineTable[]>>();
+
+  /** The app's current engine version, or undefined with the reason sent. */
+  function version(reply: FastifyReply, id: string): EngineVersion | undefined {
+    if (!engine) {
+      void sendProblem(reply, 'FORT_ERR_NOT_CONFIGURED', 'queries need fort-engine ([engine] in agent.toml)');
+      return undefined;
+    }
+    const v = catalog.currentEngineVersion(id);
+    if (!v)
+      void sendProblem(
+        reply,
+        'FORT_ERR_NOT_FOUND',
+        catalog.get(id)?.versionId == null
+          ? `app ${id} has no data yet (no reload has succeeded)`
+          : `app ${id}'s data was loaded before fort-engine served it; reload the app`,
+      );
+    return v;
+  }
+
+  /** The named table, or the app's only one; undefined with a 400/404 sent. */
+  function table(reply: FastifyReply, id: string, v: EngineVersion, name: string | undefined): string | undefined {
+    if (name === undefined) {
+      if (v.tables.length === 1) return v.tables[0]!.name;
+      void sendProblem(reply, 'FORT_ERR_BAD_REQUEST', `table: app ${id} has ${v.tables.length} tables; name one`);
+      return undefined;
+    }
+    if (v.tables.some((t) => t.name === name)) return name;
+    void sendProblem(reply, 'FORT_ERR_NOT_FOUND', `app ${id} has no table ${name}`);
+    return undefined;
+  }
+
+  const relay = (reply: FastifyReply, a: RelayedAnswer) =>
+    reply.code(a.statusCode).type(a.contentType).header('cache-control', 'no-store').send(a.text);
+
+  /** The engine could not be reached: 503 with a retry hint (the unit restarts it). */
+  async function ask(reply: FastifyReply, call: () => Promise<RelayedAnswer>) {
+    try {
+      return relay(reply, await call());
+    } catch (err) {
+      if (!(err instanceof FortError) || err.code !== 'FORT_ERR_ENGINE_UNAVAILABLE') throw err;
+      reply.log.warn({ err: err.message }, 'fort-engine unreachable');
+      return sendProblem(reply.header('retry-after', '2'), 'FORT_ERR_ENGINE_UNAVAILABLE', ENGINE_DOWN);
+    }
+  }
+
+  app.get('/api/v1/apps/:id/schema', async (req, reply) => {
+    const p = parse(appParams, req.params, reply);
+    if (!p || !(await allowed(req, reply, 'app.read', p.id)) || !existing(reply, p.id)) return reply;
+    const v = version(reply, p.id);
+    if (!v) return reply;
+    const key = `${p.id}/${v.version}`;
+    let tables = schemas.get(key);
+    if (!tables) {
+      schemas.set(key, (tables = engine!.tables(p.id, v.version).then((t) => t.tables)));
+      tables.catch(() => schemas.delete(key));
+    }
+    try {
+      return { version: v.version, tables: await tables };
+    } catch (err) {
+      if (!(err instanceof FortError)) throw err;
+      // The engine's own refusal (e.g. the version is gone), or no engine: said as it is.
+      if (err.code !== 'FORT_ERR_ENGINE_UNAVAILABLE') return sendProblem(reply, err);
+      return sendProblem(reply.header('retry-after', '2'), err.code, ENGINE_DOWN);
+    }
+  });
+
+  app.post('/api/v1/apps/:id/query', async (req, reply) => {
+    const p = parse(appParams, req.params, reply);
+    const body = p && parse(queryBody, req.body ?? {}, reply);
+    if (!p || !body || !(await allowed(req, reply, 'app.read', p.id)) || !existing(reply, p.id)) return reply;
+    const v = version(reply, p.id);
+    const t = v && table(reply, p.id, v, body.table);
+    if (!v || !t) return reply;
+    const { table: _t, ...spec } = body;
+    return ask(reply, () => engine!.query(p.id, v.version, t, spec));
+  });
+
+  app.get('/api/v1/apps/:id/fields/:field/values', async (req, reply) => {
+    const p = parse(fieldParams, req.params, reply);
+    const q = p && parse(valuesQuery, req.query, reply);
+    if (!p || !q || !(await allowed(req, reply, 'app.read', p.id)) || !existing(reply, p.id)) return reply;
+    let selections: unknown = [];
+    if (q.selections !== undefined) {
+      try {
+        selections = JSON.parse(q.selections);
+      } catch {
+        return sendProblem(reply, 'FORT_ERR_BAD_REQUEST', 'selections: expected a JSON list of selections');
+      }
+    }
+    const v = version(reply, p.id);
+    const t = v && table(reply, p.id, v, q.table);
+    if (!v || !t) return reply;
+    const spec = {
+      field: p.field,
+      selections,
+      ...(q.search ? { search: q.search } : {}),
+      ...(q.limit ? { limit: q.limit } : {}),
+    };
+    return ask(reply, () => engine!.fields(p.id, v.version, t, spec));
+  });
+}

@@ -1,0 +1,131 @@
+import { Agent } from 'node:https';
+import { checkServerIdentity, type PeerCertificate } from 'node:tls';
+import { FortError, isFortErrorCode } from '../../lib/errors.js';
+import { createJsonClient, type JsonResponse } from '../../lib/https-json.js';
+import { commonName, type TlsMaterial } from '../../lib/tls.js';
+
+/** A table of a version as the engine describes it. */
+export interface EngineTable {
+  name: string;
+  rows: number;
+  fields: { name: string; type: string; kind: string }[];
+}
+
+/** What the agent asks the engine to load (engine/loads.ts `loadRequestSchema`). */
+export type EngineLoadTable =
+  | {
+      name: string;
+      connector: 'csv';
+      file: string;
+      delimiter: string;
+      quote: string;
+      header: boolean;
+      columns: { name: string; type: string }[];
+    }
+  | { name: string; connector: 'sqlite'; database: string; query: string };
+
+/** An engine answer passed on as it came (status, JSON text): the agent does not parse what it only relays. */
+export interface RelayedAnswer {
+  statusCode: number;
+  contentType: string;
+  text: string;
+}
+
+export interface EngineClientOptions {
+  url: string;
+  tls: TlsMaterial;
+  /** Common name the engine's certificate must carry. */
+  serverName: string;
+  queryTimeoutMs: number;
+  maxAnswerBytes: number;
+}
+
+const path = (...parts: string[]) => parts.map(encodeURIComponent).join('/');
+
+/**
+ * The agent's side of the agent ↔ engine link: trust-zone mTLS, and the engine must present a
+ * certificate of the installation's root named `serverName` (a certificate of another member of
+ * the trust zone, e.g. a stolen fortctl one, is refused like one of another CA).
+ */
+export function createEngineClient(o: EngineClientOptions) {
+  const { ca, cert, key } = o.tls;
+  if (!ca)
+    throw new FortError('FORT_ERR_TLS_MATERIAL', 'the engine client needs the trust-zone CA to verify the engine');
+  const base = new URL(o.url);
+  const agent = new Agent({
+    ca,
+    cert,
+    key,
+    keepAlive: true,
+    maxSockets: 32,
+    checkServerIdentity: (host: string, peer: PeerCertificate) => {
+      const err = checkServerIdentity(host, peer);
+      if (err) return err;
+      const name = commonName(peer.subject);
+      return name === o.serverName
+        ? undefined
+        : new Error(`the engine presented the certificate of ${name ?? 'no name'}, not ${o.serverName}`);
+    },
+  });
+  const http = createJsonClient({
+    agent,
+    timeoutMs: o.queryTimeoutMs,
+    peer: `fort-engine ${o.url}`,
+    errorCode: 'FORT_ERR_ENGINE_UNAVAILABLE',
+    maxBodyBytes: o.maxAnswerBytes,
+  });
+  const url = (p: string) => new URL(`/engine/v1/${p}`, base);
+  const relay = (res: JsonResponse): RelayedAnswer => ({
+    statusCode: res.statusCode,
+    contentType: String(res.headers['content-type'] ?? 'application/json; charset=utf-8'),
+    text: res.text,
+  });
+  /** A JSON answer the agent needs itself; an engine refusal becomes a FortError with the engine's code. */
+  const expect = <T>(res: JsonResponse, ok: number): T => {
+    const body = http.json<T & { code?: string; detail?: string }>(res);
+    if (res.statusCode === ok) return body;
+    throw new FortError(
+      isFortErrorCode(body.code) ? body.code : 'FORT_ERR_ENGINE_UNAVAILABLE',
+      body.detail ?? `fort-engine answered ${res.statusCode}`,
+      { fatal: false },
+    );
+  };
+
+  return {
+    health: async () => expect<{ status: string; version: string }>(await http.send(url('health')), 200),
+    /** Loads a new version; aborting `signal` closes the request, which cancels the load in the engine. */
+    async load(
+      app: string,
+      version: string,
+      tables: EngineLoadTable[],
+      timeoutMs: number,
+      signal: AbortSignal,
+    ): Promise<{ version: string; tables: { name: string; rows: number }[] }> {
+      const res = await http.send(url(`${path('apps', app)}/versions`), {
+        method: 'POST',
+        body: { version, tables },
+        timeoutMs,
+        signal,
+      });
+      return expect(res, 201);
+    },
+    async tables(app: string, version: string): Promise<{ version: string; tables: EngineTable[] }> {
+      return expect(await http.send(url(`${path('apps', app, 'versions', version)}/tables`)), 200);
+    },
+    async query(app: string, version: string, table: string, spec: unknown): Promise<RelayedAnswer> {
+      const p = path('apps', app, 'versions', version, 'tables', table);
+      return relay(await http.send(url(`${p}/query`), { method: 'POST', body: spec }));
+    },
+    async fields(app: string, version: string, table: string, spec: unknown): Promise<RelayedAnswer> {
+      const p = path('apps', app, 'versions', version, 'tables', table);
+      return relay(await http.send(url(`${p}/fields`), { method: 'POST', body: spec }));
+    },
+    /** 404 counts as done: deleting is idempotent. */
+    async deleteVersion(app: string, version: string): Promise<void> {
+      const res = await http.send(url(path('apps', app, 'versions', version)), { method: 'DELETE' });
+      if (res.statusCode !== 204 && res.statusCode !== 404) expect(res, 204);
+    },
+    close: () => agent.destroy(),
+  };
+}
+export type EngineClient = ReturnType<typeof createEngineClient>;
