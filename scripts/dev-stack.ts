@@ -11,6 +11,7 @@ import { loadAgentConfig, UNPAIRED } from '../agent/config.js';
 import got from 'got';
 import { loadDevCloudConfig } from '../dev-cloud/config.js';
 import { loadDeploymentManagerConfig } from '../deployment-manager/config.js';
+import { loadEngineConfig } from '../engine/config.js';
 import { currentRelease, switchCurrent } from '../deployment-manager/install/current.js';
 import { readReleaseInfo } from '../lib/version.js';
 import {
@@ -19,6 +20,7 @@ import {
   deploymentManagerToml,
   devCloudToml,
   devPolicyJson,
+  engineToml,
   fortctlToml,
   reserveStackPorts,
   type StackLayout,
@@ -47,6 +49,7 @@ const files = {
   agent: join(home, 'agent.toml'),
   dm: join(home, 'deployment-manager.toml'),
   fortctl: join(home, 'fortctl.toml'),
+  engine: join(home, 'engine.toml'),
   cloud: join(home, 'dev-cloud.toml'),
   policy: join(home, DEV_POLICY_FILE),
   index: join(home, 'dev-cloud.json'),
@@ -107,11 +110,13 @@ async function prepare(): Promise<void> {
       updates: { installRoot: files.opt, deviceType: DEVICE_TYPE, artifactKey: files.signingPub },
       // Identity by pairing (below), as on a customer's host: nothing of it is written here.
       paired: true,
+      engine: { dataDir: join(home, 'data', 'engine') },
     };
     say(`dev-stack: writing config into ${home}`);
     writeFileAtomic(files.agent, agentToml(layout), 0o644);
     writeFileAtomic(files.dm, deploymentManagerToml(layout), 0o644);
     writeFileAtomic(files.fortctl, fortctlToml(layout), 0o644);
+    writeFileAtomic(files.engine, engineToml({ ...layout, engine: layout.engine! }), 0o644);
     writeFileAtomic(files.cloud, devCloudToml(layout), 0o644);
   }
   if (!existsSync(files.signingKey)) {
@@ -164,6 +169,7 @@ async function reserveConfiguredPorts(): Promise<() => void> {
     [`the IoT bridge (${files.cloud} [iot] port)`, cloud.iot?.port],
     [`the credentials provider (${files.cloud} [credentials_provider] port)`, cloud.credentials_provider?.port],
     [`the update server (${files.cloud} [mender] port)`, cloud.mender?.port],
+    [`fort-engine (${files.engine} [server] port)`, agent.engine && loadEngineConfig(files.engine).server.port],
   ];
   const held: PortReservation[] = [];
   const release = () => held.forEach((r) => r.release());
@@ -283,7 +289,13 @@ function writeIndex(): Record<string, unknown> {
             releasesDir: files.releases,
           }
         : undefined,
-    config: { agent: files.agent, deploymentManager: files.dm, fortctl: files.fortctl, devCloud: files.cloud },
+    config: {
+      agent: files.agent,
+      deploymentManager: files.dm,
+      fortctl: files.fortctl,
+      devCloud: files.cloud,
+      ...(agent.engine ? { engine: files.engine } : {}),
+    },
     ca: {
       trustZone: pki.trustZone.ca,
       clientZone: pki.clientZone.ca,
@@ -381,6 +393,9 @@ async function run(): Promise<void> {
   try {
     releasePorts ??= await reserveConfiguredPorts();
     await start('dev-cloud', join(dist, 'dev-cloud/cli.js'), files.cloud, ['serve']);
+    // A stack whose config predates the engine has no [engine]: the agent loads and serves data itself.
+    if (loadAgentConfig(files.agent).engine)
+      await start('engine', join(files.opt, 'current/dist/engine/main.js'), files.engine, [], 'fort-engine.service');
     // From `current`, like the unit's ExecStart: after an update the restart runs the new release.
     await start('agent', join(files.opt, 'current/dist/agent/main.js'), files.agent, [], 'fort-agent.service');
     await pairIfNeeded();

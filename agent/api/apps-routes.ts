@@ -9,6 +9,7 @@ import { NotFoundError } from '../apps/errors.js';
 import type { AuditWriter } from '../audit/writer.js';
 import type { UserIdentity } from './user-token.js';
 import { appAccess, parse } from './app-access.js';
+import type { EngineRows } from './query-routes.js';
 
 export interface AppsRoutesDeps {
   catalog: AppCatalog;
@@ -16,6 +17,8 @@ export interface AppsRoutesDeps {
   pages: PageCache;
   authorizer: Authorizer;
   audit: AuditWriter;
+  /** Rows of a version fort-engine keeps (query-routes.ts); absent without an engine. */
+  engineRows?: EngineRows | undefined;
   /** Queues (or joins) a reload; throws NotFoundError for an unknown app. */
   reloads: {
     request(
@@ -92,6 +95,12 @@ export function registerAppsRoutes(app: FastifyInstance, deps: AppsRoutesDeps) {
 
   app.get('/api/v1/apps/:id/tables/:table/rows', async (req, reply) => {
     const p = parse(rowsParams, req.params, reply);
+    const inEngine = p && catalog.currentEngineVersion(p.id);
+    // A version the engine keeps is paged by keyset (its own parameters, checked there).
+    if (p && inEngine && deps.engineRows) {
+      if (!(await allowed(req, reply, 'app.read', p.id)) || !existing(reply, p.id)) return reply;
+      return deps.engineRows(reply, p.id, inEngine, p.table, req.query);
+    }
     const q = p && parse(rowsQuery, req.query, reply);
     if (!p || !q || !(await allowed(req, reply, 'app.read', p.id))) return reply;
     if (!existing(reply, p.id)) return reply;

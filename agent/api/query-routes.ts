@@ -30,6 +30,38 @@ const valuesQuery = z.strictObject({
   limit: z.coerce.number().int().min(1).max(10_000).optional(),
 });
 
+const rowsQuery = z.strictObject({
+  limit: z.coerce.number().int().min(1).max(10_000).default(100),
+  /** The `next` of the previous page. */
+  after: z.string().max(16_384).optional(),
+  /** `field` or `field:desc`, comma separated. */
+  sort: z.string().max(4096).optional(),
+  /** Field names, comma separated (default all). */
+  fields: z.string().max(65_536).optional(),
+  selections: z.string().max(32_768).optional(),
+  /** Kept for links of the row pages before the engine: only the first page. */
+  offset: z.literal('0').optional(),
+});
+
+export type EngineRows = (
+  reply: FastifyReply,
+  appId: string,
+  v: EngineVersion,
+  table: string,
+  query: unknown,
+) => Promise<FastifyReply>;
+
+/** A JSON query parameter, or undefined with a 400 naming it sent. */
+function jsonParam(reply: FastifyReply, name: string, text: string | undefined): { value: unknown } | undefined {
+  if (text === undefined) return { value: [] };
+  try {
+    return { value: JSON.parse(text) };
+  } catch {
+    void sendProblem(reply, 'FORT_ERR_BAD_REQUEST', `${name}: expected a JSON list of selections`);
+    return undefined;
+  }
+}
+
 /**
  * Selections, aggregates and list boxes, computed by fort-engine on the app's current version:
  * the agent checks the user (cloud authorisation, audited), names the version and the table,
@@ -85,6 +117,28 @@ export function registerQueryRoutes(app: FastifyInstance, deps: QueryRoutesDeps)
     }
   }
 
+  const rows: EngineRows = async (reply, appId, v, name, query) => {
+    const q = parse(rowsQuery, query, reply);
+    const t = q && table(reply, appId, v, name);
+    const selections = q && jsonParam(reply, 'selections', q.selections);
+    if (!q || !t || !selections) return reply;
+    const sort = (q.sort ?? '')
+      .split(',')
+      .filter(Boolean)
+      .map((s) => {
+        const [by, dir] = s.split(':');
+        return { by: by!, dir: dir === 'desc' ? 'desc' : 'asc' };
+      });
+    const spec = {
+      selections: selections.value,
+      sort,
+      limit: q.limit,
+      ...(q.after ? { after: q.after } : {}),
+      ...(q.fields ? { fields: q.fields.split(',') } : {}),
+    };
+    return ask(reply, () => engine!.rows(appId, v.version, t, spec));
+  };
+
   app.get('/api/v1/apps/:id/schema', async (req, reply) => {
     const p = parse(appParams, req.params, reply);
     if (!p || !(await allowed(req, reply, 'app.read', p.id)) || !existing(reply, p.id)) return reply;
@@ -121,23 +175,18 @@ export function registerQueryRoutes(app: FastifyInstance, deps: QueryRoutesDeps)
     const p = parse(fieldParams, req.params, reply);
     const q = p && parse(valuesQuery, req.query, reply);
     if (!p || !q || !(await allowed(req, reply, 'app.read', p.id)) || !existing(reply, p.id)) return reply;
-    let selections: unknown = [];
-    if (q.selections !== undefined) {
-      try {
-        selections = JSON.parse(q.selections);
-      } catch {
-        return sendProblem(reply, 'FORT_ERR_BAD_REQUEST', 'selections: expected a JSON list of selections');
-      }
-    }
+    const selections = jsonParam(reply, 'selections', q.selections);
+    if (!selections) return reply;
     const v = version(reply, p.id);
     const t = v && table(reply, p.id, v, q.table);
     if (!v || !t) return reply;
     const spec = {
       field: p.field,
-      selections,
+      selections: selections.value,
       ...(q.search ? { search: q.search } : {}),
       ...(q.limit ? { limit: q.limit } : {}),
     };
     return ask(reply, () => engine!.fields(p.id, v.version, t, spec));
   });
+  return { rows };
 }

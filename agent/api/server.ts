@@ -119,8 +119,8 @@ export async function buildClientApi(deps: ClientApiDeps) {
         }
       });
       scope.addHook('preHandler', perUser);
-      registerAppsRoutes(scope, data);
-      registerQueryRoutes(scope, data);
+      const queries = registerQueryRoutes(scope, data);
+      registerAppsRoutes(scope, { ...data, ...(data.engine ? { engineRows: queries.rows } : {}) });
     },
     { prefix: '' },
   );

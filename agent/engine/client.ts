@@ -120,6 +120,10 @@ export function createEngineClient(o: EngineClientOptions) {
       const p = path('apps', app, 'versions', version, 'tables', table);
       return relay(await http.send(url(`${p}/fields`), { method: 'POST', body: spec }));
     },
+    async rows(app: string, version: string, table: string, spec: unknown): Promise<RelayedAnswer> {
+      const p = path('apps', app, 'versions', version, 'tables', table);
+      return relay(await http.send(url(`${p}/rows`), { method: 'POST', body: spec }));
+    },
     /** 404 counts as done: deleting is idempotent. */
     async deleteVersion(app: string, version: string): Promise<void> {
       const res = await http.send(url(path('apps', app, 'versions', version)), { method: 'DELETE' });

@@ -38,7 +38,7 @@ export interface FieldValue {
 }
 
 /** A JSON cell of DuckDB as the API answers it: integers and decimals as numbers when exact, dates as ISO text. */
-function cell(v: unknown, kind: FieldKind): CellValue {
+export function cell(v: unknown, kind: FieldKind): CellValue {
   if (v === null || v === undefined) return null;
   if (typeof v === 'string' && kind === 'integer') {
     const n = Number(v);
@@ -50,7 +50,7 @@ function cell(v: unknown, kind: FieldKind): CellValue {
 }
 
 /** Runs `sql`, interrupting it past the timeout (DuckDB stops and the connection stays usable). */
-async function run(target: QueryTarget, sql: string, params: Params, limits: QueryLimits): Promise<unknown[][]> {
+export async function run(target: QueryTarget, sql: string, params: Params, limits: QueryLimits): Promise<unknown[][]> {
   let timedOut = false;
   const timer = setTimeout(() => {
     timedOut = true;
@@ -74,7 +74,7 @@ async function run(target: QueryTarget, sql: string, params: Params, limits: Que
   }
 }
 
-function withinBudget<T>(rows: T[], limits: QueryLimits): T[] {
+export function withinBudget<T>(rows: T[], limits: QueryLimits): T[] {
   let bytes = 0;
   for (const r of rows) {
     bytes += JSON.stringify(r).length + 1;

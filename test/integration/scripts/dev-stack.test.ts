@@ -173,14 +173,14 @@ describe('dev stack (npm start)', () => {
       index.agent.clientApi,
       readFileSync(index.ca['clientZone']!),
       'GET',
-      '/api/v1/apps/demo-sales/tables/orders/rows?offset=9&limit=1',
+      '/api/v1/apps/demo-sales/tables/orders/rows?limit=10',
       { headers: { authorization: `Bearer ${token}` } },
     );
-    expect(page.json()).toMatchObject({
-      columns: ['id', 'customer_id', 'product', 'amount', 'paid', 'day'],
-      rows: [[10, 31, 'Widget, large', 193.7, 1, '2026-11-11']],
-      total: 500,
-    });
+    // Loaded and served by fort-engine: typed cells, keyset pages.
+    const rowsPage = page.json() as { columns: string[]; rows: unknown[][]; total: number; next: string | null };
+    expect(rowsPage).toMatchObject({ columns: ['id', 'customer_id', 'product', 'amount', 'paid', 'day'], total: 500 });
+    expect(rowsPage.rows[9]).toEqual([10, 31, 'Widget, large', 193.7, true, '2026-11-11']);
+    expect(rowsPage.next).toEqual(expect.any(String));
     const caBefore = readFileSync(index.ca['trustZone']!);
 
     // Pairing on the dev cloud from its CLI: a code, a fort paired with it, listed, revoked.
