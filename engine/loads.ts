@@ -78,8 +78,12 @@ export function createVersionLoader(o: {
   log: Logger;
 }) {
   let chain: Promise<unknown> = Promise.resolve();
+  /** Loads asked for and not yet done (the running one included). */
+  let pending = 0;
   return {
     load(app: string, req: LoadRequest, signal: AbortSignal = new AbortController().signal) {
+      if (pending > 0) o.log.info({ app, version: req.version, ahead: pending }, 'load queued');
+      pending++;
       const run = async () => {
         const log = o.log.child({ app, version: req.version });
         const started = Date.now();
@@ -101,7 +105,7 @@ export function createVersionLoader(o: {
           throw err;
         }
       };
-      const result = chain.then(run, run);
+      const result = chain.then(run, run).finally(() => pending--);
       chain = result.catch(() => undefined);
       return result;
     },

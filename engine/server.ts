@@ -8,6 +8,7 @@ import { trustZoneServerTls, type TlsMaterial } from '../lib/tls.js';
 import { certificatePeer } from '../lib/trust-zone-peer.js';
 import { runFieldValues, runQuery, type QueryLimits, type QueryTarget } from './query/run.js';
 import { fieldValuesSpecSchema, querySpecSchema } from './query/spec.js';
+import { rowsSpecSchema, runRows } from './query/rows.js';
 import type { VersionStore } from './versions.js';
 import { loadRequestSchema, type VersionLoader } from './loads.js';
 
@@ -98,13 +99,25 @@ export async function buildEngineServer(deps: EngineServerDeps) {
     });
   tableRoute('query', querySpecSchema, (t, q) => runQuery(t, q, deps.limits));
   tableRoute('fields', fieldValuesSpecSchema, (t, q) => runFieldValues(t, q, deps.limits));
+  tableRoute('rows', rowsSpecSchema, (t, q) => runRows(t, q, deps.limits));
 
   app.post('/engine/v1/apps/:app/versions', async (req, reply) => {
     const request = loadRequestSchema.safeParse(req.body);
     if (!request.success) return sendBadRequest(reply, request.error);
-    // The app id is checked where it becomes a path (versions.ts).
-    const result = await deps.loads.load((req.params as { app: string }).app, request.data);
-    return reply.code(201).send(result);
+    // A caller that gives up (closes the request before the answer) cancels the load: nobody
+    // would learn of the version, and the loads behind it need not wait for it.
+    const cancel = new AbortController();
+    const closed = () => {
+      if (!reply.sent) cancel.abort();
+    };
+    reply.raw.once('close', closed);
+    try {
+      // The app id is checked where it becomes a path (versions.ts).
+      const result = await deps.loads.load((req.params as { app: string }).app, request.data, cancel.signal);
+      return reply.code(201).send(result);
+    } finally {
+      reply.raw.off('close', closed);
+    }
   });
 
   app.setNotFoundHandler((req, reply) => sendProblem(reply, 'FORT_ERR_NOT_FOUND', `${req.method} ${req.url}`));

@@ -1,12 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
-import { request } from 'node:https';
+import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { PkiPaths } from '../../../lib/pki/layout.js';
-import { reservePort, type PortReservation } from '../../../scripts/port-reservation.js';
-import { startSupervised, type Supervised } from '../../../scripts/supervisor/process.js';
-import { DIST, tempDir, testPki } from '../../helpers/fort.js';
+import { tempDir, testPki } from '../../helpers/fort.js';
+import { startEngine, type Caller, type EngineProcess } from './engine-process.js';
 
 /**
  * fort-engine as a process: trust-zone mTLS only (the agent's certificate; another member of the
@@ -14,51 +12,13 @@ import { DIST, tempDir, testPki } from '../../helpers/fort.js';
  * loaded into a new immutable DuckDB version, then queries and list boxes on it.
  */
 
-interface Answer {
-  status: number;
-  body: Record<string, unknown>;
-}
-
 let pki: PkiPaths;
 let rogue: PkiPaths;
-let port: PortReservation;
-let engine: Supervised;
+let e: EngineProcess;
 let dir: string;
 let sources: string;
 
-function call(
-  path: string,
-  body: unknown,
-  who: { cert: string; key: string; ca?: string } = { cert: pki.trustZone.agentCert, key: pki.trustZone.agentKey },
-  method = 'POST',
-): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const payload = body === undefined ? undefined : JSON.stringify(body);
-    const req = request(
-      `https://127.0.0.1:${port.port}${path}`,
-      {
-        method,
-        ca: readFileSync(who.ca ?? pki.trustZone.ca),
-        cert: readFileSync(who.cert),
-        key: readFileSync(who.key),
-        agent: false,
-        timeout: 10_000,
-        headers: payload ? { 'content-type': 'application/json' } : {},
-      },
-      (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => (text += c));
-        res.on('end', () =>
-          resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) as Record<string, unknown> }),
-        );
-      },
-    );
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', reject);
-    req.end(payload);
-  });
-}
+const call = (path: string, body: unknown, who?: Caller, method?: string) => e.call(path, body, who, method);
 
 const CSV =
   'region,product,amount,day\n' +
@@ -105,19 +65,10 @@ beforeAll(async () => {
       db,
       "CREATE TABLE customers(id INTEGER, name TEXT, since DATE); INSERT INTO customers VALUES (1, 'Ärzte AG', '2020-05-01'), (2, 'Bolt', NULL), (3, NULL, '2021-01-01');",
     ]);
-  port = await reservePort();
-  const config = join(dir, 'engine.toml');
-  writeFileSync(
-    config,
-    `[server]\nport = ${port.port}\n[server.tls]\nca = "${pki.trustZone.ca}"\ncert = "${pki.trustZone.engineCert}"\nkey = "${pki.trustZone.engineKey}"\n` +
-      `[data]\ndir = "${join(dir, 'data')}"\nsource_dirs = ["${sources}"]\n[queries]\nmemory_limit = "256MB"\nthreads = 1\n[log]\nlevel = "info"\n`,
-  );
-  engine = await startSupervised({ name: 'engine', script: join(DIST, 'engine/main.js'), args: ['--config', config] });
-  await engine.waitReady(20_000);
+  e = await startEngine({ pki, dir, sources });
 });
 afterAll(async () => {
-  await engine?.stop();
-  port?.release();
+  await e?.stop();
 });
 
 describe('fort-engine over trust-zone mTLS', () => {

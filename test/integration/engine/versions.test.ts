@@ -1,0 +1,115 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
+import { createWriteStream, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { tempDir, testPki } from '../../helpers/fort.js';
+import { startEngine, type EngineProcess } from './engine-process.js';
+
+/**
+ * The life of an app version in fort-engine as a process: a load whose request the caller
+ * closes is cancelled (nothing left, the loads behind it run), a version deleted, a version's
+ * tables described.
+ */
+
+let e: EngineProcess;
+let dir: string;
+let sources: string;
+let appDir: string;
+
+const CSV = 'region,product,amount,day\nNorth,Widget,10,2024-01-05\nSouth,Gadget,5,2024-02-01\n';
+const COLUMNS = [
+  { name: 'region', type: 'string' },
+  { name: 'product', type: 'string' },
+  { name: 'amount', type: 'number' },
+  { name: 'day', type: 'date' },
+];
+const loadBody = (version: string, file = join(sources, 'sales.csv')) => ({
+  version,
+  tables: [{ name: 'sales', connector: 'csv', file, columns: COLUMNS }],
+});
+const LOADS = '/engine/v1/apps/sales-app/versions';
+
+/**
+ * An endless CSV: a FIFO fed rows for as long as it is read. A load of it can only end by being
+ * cancelled, so the test cannot pass by a load that finished before the abort reached it.
+ */
+function endlessCsv(file: string) {
+  execFileSync('mkfifo', [file]);
+  const out = createWriteStream(file);
+  let bytes = 0;
+  let stopped = false;
+  const reading: { bytes: number; resolve: () => void }[] = [];
+  const rows = 'North,Widget,10.5,2024-01-05\n'.repeat(10_000);
+  const feed = () => {
+    if (stopped) return;
+    bytes += rows.length;
+    for (const w of reading.filter((r) => bytes >= r.bytes)) w.resolve();
+    if (out.write(rows)) setImmediate(feed);
+    else out.once('drain', feed);
+  };
+  // The reader closing the FIFO (the load cancelled) ends the feed: EPIPE.
+  out.on('error', () => (stopped = true));
+  out.write('region,product,amount,day\n', feed);
+  return {
+    /** Resolves once `n` bytes went in: more than the pipe holds, so the load is reading them. */
+    read: (n: number) => new Promise<void>((resolve) => reading.push({ bytes: n, resolve })),
+    stop() {
+      stopped = true;
+      out.destroy();
+    },
+  };
+}
+
+beforeAll(async () => {
+  const pki = await testPki();
+  dir = tempDir('engine-versions');
+  sources = join(dir, 'sources');
+  appDir = join(dir, 'data', 'apps', 'sales-app');
+  mkdirSync(sources);
+  writeFileSync(join(sources, 'sales.csv'), CSV);
+  // No row cap within reach: the endless load below must not end by hitting it.
+  e = await startEngine({ pki, dir, sources, maxRows: 2_000_000_000 });
+});
+afterAll(async () => {
+  await e?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('a load whose request is closed', () => {
+  it('is cancelled: nothing is left of it, the load queued behind it runs, and its id can be loaded again', async () => {
+    const from = e.engine.stdout.length;
+    const endless = endlessCsv(join(sources, 'endless.csv'));
+    try {
+      const cancelled = e.send('POST', LOADS, loadBody('big', join(sources, 'endless.csv')));
+      const failed = cancelled.answer.then(
+        () => 'answered',
+        (err: Error) => err.message,
+      );
+      await e.logged((l) => l['msg'] === 'load started' && l['version'] === 'big', from);
+      // DuckDB's CSV reader is at work: 1 MB went through a pipe that holds 64 kB.
+      await endless.read(1 << 20);
+      // Queued behind the running load before the abort, so that it surely waits its turn.
+      const behind = e.send('POST', LOADS, loadBody('behind')).answer;
+      await e.logged((l) => l['msg'] === 'load queued' && l['version'] === 'behind', from);
+      cancelled.req.destroy();
+      expect(await failed).toMatch(/socket hang up|ECONNRESET|aborted/);
+      await e.logged((l) => l['msg'] === 'load cancelled' && l['version'] === 'big', from);
+      expect(await behind).toMatchObject({
+        status: 201,
+        body: { version: 'behind', tables: [{ name: 'sales', rows: 2 }] },
+      });
+    } finally {
+      endless.stop();
+    }
+    expect(
+      e
+        .lines(from)
+        .filter((l) => l['version'] === 'big')
+        .map((l) => l['msg']),
+    ).toEqual(['load started', 'load cancelled']);
+    expect(readdirSync(appDir).filter((f) => f.startsWith('big.'))).toEqual([]);
+    const again = await e.call(LOADS, loadBody('big'));
+    expect(again).toMatchObject({ status: 201, body: { version: 'big', tables: [{ name: 'sales', rows: 2 }] } });
+    expect(readdirSync(appDir).filter((f) => f.startsWith('big.'))).toEqual(['big.duckdb']);
+  });
+});
