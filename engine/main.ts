@@ -4,6 +4,7 @@ import { loadTlsMaterial } from '../lib/tls.js';
 import { readReleaseInfo } from '../lib/version.js';
 import { loadEngineConfig } from './config.js';
 import { createVersionLoader } from './loads.js';
+import { removeInterruptedLoads } from './load/leftovers.js';
 import { buildEngineServer } from './server.js';
 import { createVersionStore } from './versions.js';
 
@@ -17,6 +18,8 @@ const { config, log, notifier, lifecycle, start } = bootDaemon({
 
 await start(async () => {
   const q = config.queries;
+  const interrupted = removeInterruptedLoads(config.data.dir);
+  if (interrupted.length) log.warn({ removed: interrupted }, 'removed what loads interrupted by the last stop left');
   const versions = createVersionStore({
     dir: config.data.dir,
     memoryLimit: q.memory_limit,

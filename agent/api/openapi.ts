@@ -15,6 +15,40 @@ const appSchema = {
   },
 };
 
+const cell = { type: ['string', 'number', 'boolean', 'null'] };
+const selection = {
+  oneOf: [
+    {
+      type: 'object',
+      required: ['field', 'values'],
+      properties: { field: { type: 'string' }, values: { type: 'array', items: cell, maxItems: 1000 } },
+    },
+    {
+      type: 'object',
+      required: ['field', 'range'],
+      properties: {
+        field: { type: 'string' },
+        range: {
+          type: 'object',
+          properties: { min: { type: ['number', 'string'] }, max: { type: ['number', 'string'] } },
+        },
+      },
+    },
+    {
+      type: 'object',
+      required: ['field', 'contains'],
+      properties: { field: { type: 'string' }, contains: { type: 'string', maxLength: 256 } },
+    },
+  ],
+};
+const selectionsParam = {
+  name: 'selections',
+  in: 'query',
+  description: 'JSON list of selections (as in a query)',
+  schema: { type: 'string' },
+};
+const engineErrors = { ...errors, 409: problem, 422: problem };
+
 export function openApiDocument(version: string) {
   return {
     openapi: '3.1.0',
@@ -68,12 +102,22 @@ export function openApiDocument(version: string) {
       },
       '/api/v1/apps/{id}/tables/{table}/rows': {
         get: {
-          summary: 'A page of rows (app.read)',
+          summary:
+            "A page of rows (app.read). Versions served by fort-engine: keyset pages (after = the last page's next), selections, sort, fields, and the answer carries version and next; older versions: offset paging",
           parameters: [
             appId,
             { name: 'table', in: 'path', required: true, schema: { type: 'string' } },
             { name: 'offset', in: 'query', schema: { type: 'integer', minimum: 0, default: 0 } },
-            { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 1000, default: 100 } },
+            { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 10_000, default: 100 } },
+            { name: 'after', in: 'query', schema: { type: 'string' } },
+            {
+              name: 'sort',
+              in: 'query',
+              description: 'field or field:desc, comma separated',
+              schema: { type: 'string' },
+            },
+            { name: 'fields', in: 'query', description: 'comma separated', schema: { type: 'string' } },
+            selectionsParam,
           ],
           responses: {
             200: {
@@ -91,6 +135,85 @@ export function openApiDocument(version: string) {
             },
             ...errors,
           },
+        },
+      },
+      '/api/v1/apps/{id}/schema': {
+        get: {
+          summary: "Tables and typed fields of the app's current version, served by fort-engine (app.read)",
+          parameters: [appId],
+          responses: { 200: { description: 'the schema', ...json({ type: 'object' }) }, ...engineErrors },
+        },
+      },
+      '/api/v1/apps/{id}/query': {
+        post: {
+          summary:
+            'Selections, dimensions and measures computed on the fort (app.read): one keyset page of groups, with the version id',
+          parameters: [appId],
+          requestBody: {
+            required: true,
+            ...json({
+              type: 'object',
+              properties: {
+                table: { type: 'string', description: "default: the app's only table" },
+                selections: { type: 'array', items: selection, maxItems: 32 },
+                dimensions: { type: 'array', items: { type: 'string' }, maxItems: 8 },
+                measures: {
+                  type: 'array',
+                  maxItems: 16,
+                  items: {
+                    type: 'object',
+                    required: ['op'],
+                    properties: {
+                      op: { enum: ['sum', 'count', 'count_distinct', 'avg', 'min', 'max'] },
+                      field: { type: 'string' },
+                      as: { type: 'string' },
+                    },
+                  },
+                },
+                sort: {
+                  type: 'array',
+                  items: {
+                    type: 'object',
+                    required: ['by'],
+                    properties: { by: { type: 'string' }, dir: { enum: ['asc', 'desc'] } },
+                  },
+                },
+                limit: { type: 'integer', minimum: 1, maximum: 10_000, default: 100 },
+                after: { type: 'string' },
+              },
+            }),
+          },
+          responses: {
+            200: {
+              description: 'one page of the answer',
+              ...json({
+                type: 'object',
+                required: ['version', 'columns', 'rows', 'next'],
+                properties: {
+                  version: { type: 'string' },
+                  columns: { type: 'array', items: { type: 'object' } },
+                  rows: { type: 'array', items: { type: 'array', items: cell } },
+                  next: { type: ['string', 'null'] },
+                },
+              }),
+            },
+            ...engineErrors,
+          },
+        },
+      },
+      '/api/v1/apps/{id}/fields/{field}/values': {
+        get: {
+          summary:
+            "A list box (app.read): the field's values with counts, possible or excluded under the other fields' selections",
+          parameters: [
+            appId,
+            { name: 'field', in: 'path', required: true, schema: { type: 'string' } },
+            { name: 'table', in: 'query', schema: { type: 'string' } },
+            selectionsParam,
+            { name: 'search', in: 'query', schema: { type: 'string' } },
+            { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 10_000, default: 1000 } },
+          ],
+          responses: { 200: { description: 'values', ...json({ type: 'object' }) }, ...engineErrors },
         },
       },
       '/api/v1/apps/{id}/reloads': {

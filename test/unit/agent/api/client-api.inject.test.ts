@@ -375,6 +375,9 @@ describe('client API routes in-process (inject)', () => {
           '/api/v1/apps/{id}/tables',
           '/api/v1/apps/{id}/tables/{table}/rows',
           '/api/v1/apps/{id}/reloads',
+          '/api/v1/apps/{id}/schema',
+          '/api/v1/apps/{id}/query',
+          '/api/v1/apps/{id}/fields/{field}/values',
         ]),
       );
     });
