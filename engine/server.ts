@@ -24,11 +24,9 @@ export interface EngineServerDeps {
   log: Logger;
 }
 
-const tablePath = z.strictObject({
-  app: z.string().max(128),
-  version: z.string().max(128),
-  table: z.string().min(1).max(128),
-});
+/** App and version ids are checked where they become paths (versions.ts). */
+const versionPath = z.strictObject({ app: z.string().max(128), version: z.string().max(128) });
+const tablePath = versionPath.extend({ table: z.string().min(1).max(128) });
 
 /** At most `n` at once, the rest in arrival order. */
 function gate(n: number) {
@@ -118,6 +116,14 @@ export async function buildEngineServer(deps: EngineServerDeps) {
     } finally {
       reply.raw.off('close', closed);
     }
+  });
+
+  app.delete('/engine/v1/apps/:app/versions/:version', async (req, reply) => {
+    const path = versionPath.safeParse(req.params);
+    if (!path.success) return sendBadRequest(reply, path.error, 'path');
+    // Queries still running on it finish first; it is gone for new ones at once.
+    await deps.versions.remove(path.data.app, path.data.version);
+    return reply.code(204).send();
   });
 
   app.setNotFoundHandler((req, reply) => sendProblem(reply, 'FORT_ERR_NOT_FOUND', `${req.method} ${req.url}`));

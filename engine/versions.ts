@@ -1,7 +1,8 @@
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { DuckDBInstance } from '@duckdb/node-api';
+import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import { FortError } from '../lib/errors.js';
+import { fsyncDir } from '../lib/files.js';
 import type { Logger } from '../lib/logger.js';
 import type { QueryTarget } from './query/run.js';
 import { readTableSchema, type TableSchema } from './query/table-schema.js';
@@ -20,7 +21,13 @@ interface Open {
   /** Queries running on it: it is closed only when none is. */
   busy: number;
   lastUsed: number;
+  closed: boolean;
+  /** Deleted while queries ran on it: the last one to finish closes it and removes the file. */
+  doomed: boolean;
 }
+
+const notFound = (app: string, version: string) =>
+  new FortError('FORT_ERR_NOT_FOUND', `no version ${JSON.stringify(version)} of app ${JSON.stringify(app)}`);
 
 /**
  * The app versions the engine serves: `<dir>/apps/<app>/<version>.duckdb`, immutable, opened
@@ -40,12 +47,26 @@ export function createVersionStore(o: {
   const appDir = (app: string) => join(o.dir, 'apps', checkId('app', app));
   const file = (app: string, version: string) => join(appDir(app), `${checkId('version', version)}.duckdb`);
 
+  function close(key: string, v: Open) {
+    open.delete(key);
+    v.closed = true;
+    v.instance.closeSync();
+  }
+
+  /** The version's file gone for good; its directory synced so that it stays gone after a crash. */
+  function removeFile(app: string, version: string) {
+    const path = file(app, version);
+    rmSync(path, { force: true });
+    rmSync(`${path}.wal`, { force: true });
+    fsyncDir(appDir(app));
+    o.log.info({ app, version }, 'app version deleted');
+  }
+
   function closeIdle() {
     const idle = [...open.entries()].filter(([, v]) => v.busy === 0).sort((a, b) => a[1].lastUsed - b[1].lastUsed);
     for (const [key, v] of idle) {
       if (open.size <= o.maxOpen) break;
-      open.delete(key);
-      v.instance.closeSync();
+      close(key, v);
     }
   }
 
@@ -56,8 +77,7 @@ export function createVersionStore(o: {
     const pending = opening.get(key);
     if (pending) return pending;
     const path = file(app, version);
-    if (!existsSync(path))
-      throw new FortError('FORT_ERR_NOT_FOUND', `no version ${JSON.stringify(version)} of app ${JSON.stringify(app)}`);
+    if (!existsSync(path)) throw notFound(app, version);
     const p = DuckDBInstance.create(path, {
       access_mode: 'READ_ONLY',
       memory_limit: o.memoryLimit,
@@ -67,7 +87,7 @@ export function createVersionStore(o: {
       // Queries read this version only: no file, URL or other database through SQL.
       enable_external_access: 'false',
     }).then((instance) => {
-      const v: Open = { instance, schemas: new Map(), busy: 0, lastUsed: Date.now() };
+      const v: Open = { instance, schemas: new Map(), busy: 0, lastUsed: Date.now(), closed: false, doomed: false };
       open.set(key, v);
       o.log.info({ app, version }, 'app version opened');
       return v;
@@ -80,31 +100,72 @@ export function createVersionStore(o: {
     }
   }
 
+  /**
+   * A connection to a version for `run`, closed after it; the version stays open (and cannot be
+   * closed) meanwhile. A version deleted meanwhile is not found.
+   */
+  async function withVersion<T>(
+    app: string,
+    version: string,
+    run: (conn: DuckDBConnection, v: Open) => Promise<T>,
+  ): Promise<T> {
+    let v = await get(app, version);
+    // Closed (least recently used) between its opening and now, by another request's turn: again.
+    while (v.closed && !v.doomed) v = await get(app, version);
+    if (v.doomed) throw notFound(app, version);
+    v.busy++;
+    v.lastUsed = Date.now();
+    let conn: DuckDBConnection | undefined;
+    try {
+      conn = await v.instance.connect();
+      return await run(conn, v);
+    } finally {
+      conn?.closeSync();
+      v.busy--;
+      if (v.doomed && v.busy === 0) {
+        close(`${app}/${version}`, v);
+        removeFile(app, version);
+      }
+      closeIdle();
+    }
+  }
+
+  async function schemaOf(conn: DuckDBConnection, v: Open, table: string): Promise<TableSchema> {
+    let schema = v.schemas.get(table);
+    if (!schema) {
+      schema = await readTableSchema(conn, table);
+      v.schemas.set(table, schema);
+    }
+    return schema;
+  }
+
   return {
     file,
     appDir,
-    /**
-     * A connection to one table of a version for `run`, closed after it; the version stays open
-     * (and cannot be closed) meanwhile.
-     */
+    /** A connection to one table of a version for `run` (see withVersion). */
     async use<T>(app: string, version: string, table: string, run: (t: QueryTarget) => Promise<T>): Promise<T> {
-      const v = await get(app, version);
-      v.busy++;
-      v.lastUsed = Date.now();
-      let conn: Awaited<ReturnType<DuckDBInstance['connect']>> | undefined;
-      try {
-        conn = await v.instance.connect();
-        let schema = v.schemas.get(table);
-        if (!schema) {
-          schema = await readTableSchema(conn, table);
-          v.schemas.set(table, schema);
-        }
-        return await run({ conn, schema, version });
-      } finally {
-        conn?.closeSync();
-        v.busy--;
-        closeIdle();
+      return withVersion(app, version, async (conn, v) =>
+        run({ conn, schema: await schemaOf(conn, v, table), version }),
+      );
+    },
+    /**
+     * Deletes a version: closed and its file removed at once when no query runs on it, else
+     * when the last one finishes (new queries do not find it meanwhile). Unknown: FORT_ERR_NOT_FOUND.
+     */
+    async remove(app: string, version: string): Promise<void> {
+      const key = `${app}/${version}`;
+      // Opening: let it finish, so that it is closed below rather than left open on a deleted file.
+      await opening.get(key)?.catch(() => undefined);
+      const v = open.get(key);
+      if (v?.doomed) return;
+      if (!existsSync(file(app, version))) throw notFound(app, version);
+      if (v && v.busy > 0) {
+        v.doomed = true;
+        o.log.info({ app, version, queries: v.busy }, 'app version deleted once its queries finish');
+        return;
       }
+      if (v) close(key, v);
+      removeFile(app, version);
     },
     openCount: () => open.size,
     close() {

@@ -113,3 +113,29 @@ describe('a load whose request is closed', () => {
     expect(readdirSync(appDir).filter((f) => f.startsWith('big.'))).toEqual(['big.duckdb']);
   });
 });
+
+describe('deleting a version', () => {
+  it('204 and its file gone (opened or not); then 404, and its id free for a new load', async () => {
+    expect(await e.call(LOADS, loadBody('old'))).toMatchObject({ status: 201 });
+    const q = (v: string) =>
+      e.call(`/engine/v1/apps/sales-app/versions/${v}/tables/sales/query`, { dimensions: ['region'] });
+    expect(await q('old')).toMatchObject({ status: 200, body: { version: 'old' } });
+    const from = e.engine.stdout.length;
+    expect(await e.call('/engine/v1/apps/sales-app/versions/old', undefined, undefined, 'DELETE')).toEqual({
+      status: 204,
+      body: {},
+    });
+    await e.logged((l) => l['msg'] === 'app version deleted' && l['version'] === 'old', from);
+    expect(readdirSync(appDir).filter((f) => f.startsWith('old.'))).toEqual([]);
+    expect(await q('old')).toMatchObject({ status: 404, body: { code: 'FORT_ERR_NOT_FOUND' } });
+    expect(await e.call('/engine/v1/apps/sales-app/versions/old', undefined, undefined, 'DELETE')).toMatchObject({
+      status: 404,
+      body: { code: 'FORT_ERR_NOT_FOUND', detail: 'no version "old" of app "sales-app"' },
+    });
+    expect(await e.call('/engine/v1/apps/sales-app/versions/.old', undefined, undefined, 'DELETE')).toMatchObject({
+      status: 400,
+    });
+    expect(await e.call(LOADS, loadBody('old'))).toMatchObject({ status: 201 });
+    expect(await q('old')).toMatchObject({ status: 200, body: { version: 'old' } });
+  });
+});
