@@ -118,6 +118,13 @@ export async function buildEngineServer(deps: EngineServerDeps) {
     }
   });
 
+  app.get('/engine/v1/apps/:app/versions/:version/tables', async (req, reply) => {
+    const path = versionPath.safeParse(req.params);
+    if (!path.success) return sendBadRequest(reply, path.error, 'path');
+    const { app: appId, version } = path.data;
+    return { version, tables: await queued(() => deps.versions.tables(appId, version)) };
+  });
+
   app.delete('/engine/v1/apps/:app/versions/:version', async (req, reply) => {
     const path = versionPath.safeParse(req.params);
     if (!path.success) return sendBadRequest(reply, path.error, 'path');

@@ -5,7 +5,8 @@ import { FortError } from '../lib/errors.js';
 import { fsyncDir } from '../lib/files.js';
 import type { Logger } from '../lib/logger.js';
 import type { QueryTarget } from './query/run.js';
-import { readTableSchema, type TableSchema } from './query/table-schema.js';
+import { ident } from './query/sql.js';
+import { readTableSchema, type SchemaField, type TableSchema } from './query/table-schema.js';
 
 /** An app or version id as it may appear in a path: never `..`, a slash or a dot first. */
 const ID = /^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$/;
@@ -15,9 +16,18 @@ function checkId(what: 'app' | 'version', id: string): string {
   return id;
 }
 
+/** A table of a version as the engine describes it. */
+export interface VersionTable {
+  name: string;
+  rows: number;
+  fields: SchemaField[];
+}
+
 interface Open {
   instance: DuckDBInstance;
   schemas: Map<string, TableSchema>;
+  /** Its tables once asked for (a version never changes). */
+  tables?: VersionTable[];
   /** Queries running on it: it is closed only when none is. */
   busy: number;
   lastUsed: number;
@@ -147,6 +157,25 @@ export function createVersionStore(o: {
       return withVersion(app, version, async (conn, v) =>
         run({ conn, schema: await schemaOf(conn, v, table), version }),
       );
+    },
+    /** The tables of a version in the order they were loaded, with their rows and fields. */
+    async tables(app: string, version: string): Promise<VersionTable[]> {
+      return withVersion(app, version, async (conn, v) => {
+        if (v.tables) return v.tables;
+        const names = (
+          await conn.runAndReadAll(
+            "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' ORDER BY table_oid",
+          )
+        ).getRows() as [string][];
+        const tables: VersionTable[] = [];
+        for (const [name] of names) {
+          const count = await conn.runAndReadAll(`SELECT count(*) FROM ${ident(name)}`);
+          const schema = await schemaOf(conn, v, name);
+          tables.push({ name, rows: Number(count.getRows()[0]![0]), fields: [...schema.fields.values()] });
+        }
+        v.tables = tables;
+        return tables;
+      });
     },
     /**
      * Deletes a version: closed and its file removed at once when no query runs on it, else

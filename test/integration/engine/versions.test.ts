@@ -139,3 +139,36 @@ describe('deleting a version', () => {
     expect(await q('old')).toMatchObject({ status: 200, body: { version: 'old' } });
   });
 });
+
+describe('the tables of a version', () => {
+  it('name, rows and fields (DuckDB type and kind) of each table; 404 for an unknown version', async () => {
+    expect(await e.call(LOADS, loadBody('described'))).toMatchObject({ status: 201 });
+    const tables = await e.call('/engine/v1/apps/sales-app/versions/described/tables', undefined, undefined, 'GET');
+    expect(tables).toEqual({
+      status: 200,
+      body: {
+        version: 'described',
+        tables: [
+          {
+            name: 'sales',
+            rows: 2,
+            fields: [
+              { name: 'region', type: 'VARCHAR', kind: 'text' },
+              { name: 'product', type: 'VARCHAR', kind: 'text' },
+              { name: 'amount', type: 'DOUBLE', kind: 'number' },
+              { name: 'day', type: 'DATE', kind: 'date' },
+            ],
+          },
+        ],
+      },
+    });
+    expect(await e.call('/engine/v1/apps/sales-app/versions/nope/tables', undefined, undefined, 'GET')).toMatchObject({
+      status: 404,
+      body: { code: 'FORT_ERR_NOT_FOUND' },
+    });
+    expect(await e.call('/engine/v1/apps/sales-app/versions/n.pe/tables', undefined, undefined, 'GET')).toMatchObject({
+      status: 400,
+      body: { code: 'FORT_ERR_BAD_REQUEST' },
+    });
+  });
+});

@@ -10,7 +10,7 @@ import { createVersionStore } from '../../../engine/versions.js';
 import { fortFailure } from '../../helpers/assertions.js';
 import { tempDir } from '../../helpers/fort.js';
 
-/** The versions the engine serves: deleted at once or after the queries on them. */
+/** The versions the engine serves: described table by table, deleted at once or after the queries on them. */
 
 async function setup() {
   const dir = tempDir('engine-versions');
@@ -59,6 +59,33 @@ async function setup() {
 }
 
 describe('the engine version store', () => {
+  it('describes the tables of a version in load order: rows, fields with DuckDB type and kind', async () => {
+    const s = await setup();
+    await s.load('v1');
+    expect(await s.versions.tables('app', 'v1')).toEqual([
+      {
+        name: 'customers',
+        rows: 2,
+        fields: [
+          { name: 'id', type: 'BIGINT', kind: 'integer' },
+          { name: 'name', type: 'VARCHAR', kind: 'text' },
+          { name: 'vip', type: 'BOOLEAN', kind: 'boolean' },
+        ],
+      },
+      {
+        name: 'sales',
+        rows: 3,
+        fields: [
+          { name: 'region', type: 'VARCHAR', kind: 'text' },
+          { name: 'amount', type: 'DOUBLE', kind: 'number' },
+          { name: 'day', type: 'DATE', kind: 'date' },
+        ],
+      },
+    ]);
+    expect((await fortFailure(s.versions.tables('app', 'v9'))).code).toBe('FORT_ERR_NOT_FOUND');
+    s.versions.close();
+  });
+
   it('deletes an idle version at once: closed, its file gone, then unknown', async () => {
     const s = await setup();
     await s.load('v1');
@@ -93,6 +120,7 @@ describe('the engine version store', () => {
     await s.versions.remove('app', 'v1');
     expect(existsSync(s.file('v1'))).toBe(true);
     expect((await fortFailure(s.count('v1'))).code).toBe('FORT_ERR_NOT_FOUND');
+    expect((await fortFailure(s.versions.tables('app', 'v1'))).code).toBe('FORT_ERR_NOT_FOUND');
     // Asked again meanwhile: it is being deleted, which is what was asked.
     await s.versions.remove('app', 'v1');
     release();
