@@ -132,7 +132,7 @@ export function createVersionStore(o: {
     } finally {
       conn?.closeSync();
       v.busy--;
-      if (v.doomed && v.busy === 0) {
+      if (v.doomed && v.busy === 0 && !v.closed) {
         close(`${app}/${version}`, v);
         removeFile(app, version);
       }
@@ -197,9 +197,13 @@ export function createVersionStore(o: {
       removeFile(app, version);
     },
     openCount: () => open.size,
+    /** At stop: every version closed; one deleted while queries ran on it is removed now, not found again at start. */
     close() {
-      for (const v of open.values()) v.instance.closeSync();
-      open.clear();
+      for (const [key, v] of [...open]) {
+        close(key, v);
+        const [app, version] = key.split('/') as [string, string];
+        if (v.doomed) removeFile(app, version);
+      }
     },
   };
 }

@@ -133,4 +133,23 @@ describe('the engine version store', () => {
     expect(await s.count('v1')).toBe(3);
     s.versions.close();
   });
+
+  it('a version deleted while a query runs is removed when the engine stops before the query ends', async () => {
+    const s = await setup();
+    await s.load('v1');
+    let entered!: () => void;
+    const inside = new Promise<void>((r) => (entered = r));
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const running = s.versions.use('app', 'v1', 'sales', async () => {
+      entered();
+      await held;
+    });
+    await inside;
+    await s.versions.remove('app', 'v1');
+    s.versions.close();
+    expect(existsSync(s.file('v1'))).toBe(false);
+    release();
+    await running;
+  });
 });
