@@ -7,7 +7,7 @@ import { registerAppsRoutes, type AppsRoutesDeps } from './apps-routes.js';
 import { registerQueryRoutes, type QueryRoutesDeps } from './query-routes.js';
 import { openApiDocument } from './openapi.js';
 import { TokenRejectedError, type UserTokenVerifier } from './user-token.js';
-import { VIEWER_JS, viewerHtml } from './viewer-page.js';
+import { VIEWER_CSS, VIEWER_JS, viewerHtml } from './viewer-page.js';
 import { PAGE_HEADERS } from './security-headers.js';
 import { createClientApiServer } from './plumbing.js';
 import { listenWithoutInterfaces } from './listen.js';
@@ -71,6 +71,9 @@ export async function buildClientApi(deps: ClientApiDeps) {
   );
   app.get('/viewer.js', async (_req, reply) =>
     reply.headers(PAGE_HEADERS).type('text/javascript; charset=utf-8').send(VIEWER_JS),
+  );
+  app.get('/viewer.css', async (_req, reply) =>
+    reply.headers(PAGE_HEADERS).type('text/css; charset=utf-8').send(VIEWER_CSS),
   );
   const openapi = openApiDocument(deps.version);
   app.get('/api/v1/openapi.json', async () => openapi);
