@@ -27,6 +27,7 @@ DEVICE_TYPE=fort
 API_HOST=0.0.0.0
 API_PORT=8443
 ADMIN_PORT=8444
+ENGINE_PORT=8446
 CLIENT_API_CERT=
 CLIENT_API_KEY=
 ARTIFACT_KEYS=()
@@ -97,6 +98,9 @@ PREFIX=()
 
 AGENT_USER=fort-agent
 DM_USER=fort-dm
+ENGINE_USER=fort-engine
+# App sources (CSV, SQLite files): the agent checks definitions against them, the engine loads them.
+SOURCES_GROUP=fort-sources
 SHARED_GROUP=fort
 OPT=/opt/fort
 # The agent's releases and `current`, the deployment manager's to write. Everything else under
@@ -104,8 +108,9 @@ OPT=/opt/fort
 # directory fort-dm owns could have that copy renamed away and replaced.
 AGENT_OPT=$OPT/agent
 STATE=/var/lib/fort
+SOURCES=$STATE/sources
 # Enabled units; fort-dm-self-update.service and fort-agent-restart.service are started by their path units only.
-UNITS=(fort-agent.service fort-deployment-manager.service fort-dm-self-update.path fort-agent-restart.path)
+UNITS=(fort-engine.service fort-agent.service fort-deployment-manager.service fort-dm-self-update.path fort-agent-restart.path)
 UNIT_FILES=("${UNITS[@]}" fort-dm-self-update.service fort-agent-restart.service)
 UNIT_DIR=/etc/systemd/system
 FORTCTL=/usr/local/bin/fortctl
@@ -120,27 +125,36 @@ ensure_users() {
   [[ -f $(R /etc/passwd) && -f $(R /etc/group) ]] || die "$(R /etc/passwd) or $(R /etc/group) is missing"
   [[ -n $(entry group "$SHARED_GROUP") ]] || { groupadd "${PREFIX[@]}" --system "$SHARED_GROUP"; say "created group $SHARED_GROUP"; }
   local user comment
-  for user in "$AGENT_USER" "$DM_USER"; do
+  for user in "$AGENT_USER" "$DM_USER" "$ENGINE_USER"; do
     comment='Fort agent'
     [[ $user == "$DM_USER" ]] && comment='Fort deployment manager'
+    [[ $user == "$ENGINE_USER" ]] && comment='Fort engine'
     if [[ -z $(entry passwd "$user") ]]; then
       useradd "${PREFIX[@]}" --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin --comment "$comment" "$user"
       say "created user $user"
     fi
-    # Both read /etc/fort through the shared group; each key file belongs to one of them.
+    # All read /etc/fort through the shared group; each key file belongs to one of them.
     if ! entry group "$SHARED_GROUP" | cut -d: -f4 | tr , '\n' | grep -qx "$user"; then
       usermod "${PREFIX[@]}" --append --groups "$SHARED_GROUP" "$user"
+    fi
+  done
+  # The sources are read by the agent (definitions checked) and the engine (loads), nobody else.
+  [[ -n $(entry group "$SOURCES_GROUP") ]] || groupadd "${PREFIX[@]}" --system "$SOURCES_GROUP"
+  for user in "$AGENT_USER" "$ENGINE_USER"; do
+    if ! entry group "$SOURCES_GROUP" | cut -d: -f4 | tr , '\n' | grep -qx "$user"; then
+      usermod "${PREFIX[@]}" --append --groups "$SOURCES_GROUP" "$user"
     fi
   done
 }
 
 remove_users() {
   local user
-  for user in "$AGENT_USER" "$DM_USER"; do
+  for user in "$AGENT_USER" "$DM_USER" "$ENGINE_USER"; do
     [[ -n $(entry passwd "$user") ]] && userdel "${PREFIX[@]}" "$user" && say "removed user $user"
     [[ -n $(entry group "$user") ]] && groupdel "${PREFIX[@]}" "$user"
   done
   [[ -n $(entry group "$SHARED_GROUP") ]] && groupdel "${PREFIX[@]}" "$SHARED_GROUP"
+  [[ -n $(entry group "$SOURCES_GROUP") ]] && groupdel "${PREFIX[@]}" "$SOURCES_GROUP"
   return 0
 }
 
@@ -281,8 +295,9 @@ pki() {
   own "$PKI/trust-zone/agent.key" 0600 "$AGENT_USER"
   own "$PKI/trust-zone/deployment-manager.key" 0600 "$DM_USER"
   own "$PKI/trust-zone/fortctl.key" 0600 root
+  own "$PKI/trust-zone/engine.key" 0600 "$ENGINE_USER"
   local cert
-  for cert in ca agent deployment-manager fortctl; do own "$PKI/trust-zone/$cert.pem" 0644 root; done
+  for cert in ca agent deployment-manager fortctl engine; do own "$PKI/trust-zone/$cert.pem" 0644 root; done
   if [[ -d $(R "$PKI/client-zone") ]]; then
     dir "$PKI/client-zone" 0750 root "$SHARED_GROUP"
     [[ -e $(R "$PKI/client-zone/ca.key") ]] && own "$PKI/client-zone/ca.key" 0600 root
@@ -345,7 +360,34 @@ port = $API_PORT
 [api.tls]
 cert = "pki/client-zone/client-api.pem"
 key = "pki/client-zone/client-api.key"
+
+# App sources (CSV, SQLite) that app definitions may name; fort-engine reads them too.
+[reloads]
+data_dirs = [ "$SOURCES" ]
+
+# fort-engine loads and serves app data; the agent calls it over trust-zone mTLS ([admin] tls).
+[engine]
+url = "https://127.0.0.1:$ENGINE_PORT"
 $(if [[ -n $PAIRING_CA ]]; then printf '\n[pairing]\nca = "pairing-ca.pem"\n'; fi)
+EOF
+  new_file "$CONFIG_DIR/engine.toml" 0640 root "$ENGINE_USER" <<EOF
+# fort-engine configuration (written by install.sh; README: Configuration).
+[log]
+level = "info"
+
+[server]
+host = "127.0.0.1"
+port = $ENGINE_PORT
+allowed_clients = [ "agent" ]
+
+[server.tls]
+ca = "pki/trust-zone/ca.pem"
+cert = "pki/trust-zone/engine.pem"
+key = "pki/trust-zone/engine.key"
+
+[data]
+dir = "$STATE/engine"
+source_dirs = [ "$SOURCES" ]
 EOF
   k=$(IFS=,; printf '%s' "${keys[*]:-}")
   new_file "$CONFIG_DIR/deployment-manager.toml" 0640 root "$DM_USER" <<EOF
@@ -452,6 +494,8 @@ install_fort() {
   dir "$STATE/dm-self-update" 0755 root root
   dir "$STATE/agent" 0700 "$AGENT_USER" "$AGENT_USER"
   dir "$STATE/deployment-manager" 0700 "$DM_USER" "$DM_USER"
+  dir "$STATE/engine" 0700 "$ENGINE_USER" "$ENGINE_USER"
+  dir "$SOURCES" 0750 root "$SOURCES_GROUP"
   # Watched by root's fort-agent-restart.path (the deployment manager asks for agent restarts here).
   dir "$STATE/deployment-manager/agent-restart" 0700 "$DM_USER" "$DM_USER"
 

@@ -4,6 +4,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { issueCert, loadCa } from '../../lib/pki/certs.js';
 import { eventually } from '../helpers/fort.js';
 import { startHostFixture, type HostFixture, UNITS, API_PORT } from './harness/installed-fort.js';
+import { httpsCall } from '../helpers/https.js';
 
 /**
  * The fort as a customer installs and runs it: a Debian root booted by a real systemd, the
@@ -21,7 +22,7 @@ describe('the installed fort under a real systemd (shipped units, install.sh def
     await f?.stop();
   });
 
-  it('install.sh with defaults: both units active (READY=1), the client API answers on 0.0.0.0 with the client-zone certificate', async () => {
+  it('install.sh with defaults: every unit active (READY=1), the client API answers on 0.0.0.0 with the client-zone certificate', async () => {
     const installed = await f.install(f.run.releases.v100);
     expect(installed.code, `${installed.stdout}\n${installed.stderr}`).toBe(0);
     for (const unit of UNITS) {
@@ -72,7 +73,7 @@ describe('the installed fort under a real systemd (shipped units, install.sh def
       '/etc/fort/pki/trust-zone/fortctl.pem',
       '/etc/fort/pki/trust-zone/fortctl.key',
     ];
-    for (const user of ['fort-agent', 'fort-dm']) {
+    for (const user of ['fort-agent', 'fort-dm', 'fort-engine']) {
       // Only the agent's own releases are the deployment manager's to write.
       expect(await f.writableAs(user, rootRuns, { prune: ['/opt/fort/agent'] }), user).toEqual([]);
       expect(await f.writableAs(user, rootReads, { maxDepth: 0 }), user).toEqual([]);
@@ -99,6 +100,80 @@ describe('the installed fort under a real systemd (shipped units, install.sh def
     expect(first.pongId).toMatch(/[0-9a-f-]{36}/);
     const status = await f.fortctl('status');
     expect(status.stdout).toMatch(new RegExp(`^agent ${fortId} `, 'm'));
+  });
+
+  it('fort-engine in its own sandbox loads an app from /var/lib/fort/sources and answers a query through the client API', async () => {
+    // What an operator does: the source where install.sh says, the definition, a reload.
+    const lines = ['id,region,amount'];
+    for (let i = 0; i < 1000; i++) lines.push(`${i},${['north', 'south'][i % 2]},${i}`);
+    writeFileSync(f.host.path('/var/lib/fort/sources/orders.csv'), `${lines.join('\n')}\n`);
+    writeFileSync(
+      f.host.path('/root/orders.toml'),
+      [
+        'id = "orders"',
+        'name = "Orders"',
+        'space = "sales"',
+        '[[tables]]',
+        'name = "orders"',
+        'connector = "csv"',
+        'path = "orders.csv"',
+        'columns = [ { name = "id", type = "integer" }, { name = "region", type = "string" }, { name = "amount", type = "number" } ]',
+        '',
+      ].join('\n'),
+    );
+    const added = await f.fortctl('apps', 'add', '/root/orders.toml');
+    expect(added.code, `${added.stdout}${added.stderr}`).toBe(0);
+    const started = await f.fortctl('reloads', 'start', 'orders');
+    expect(started.code, `${started.stdout}${started.stderr}`).toBe(0);
+    const reload = await eventually(
+      async () => {
+        const r = JSON.parse((await f.adminApi('/admin/v1/reloads?app=orders')).body) as {
+          reloads: { state: string; rows: number | null; errorMessage: string | null }[];
+        };
+        if (r.reloads.some((x) => x.state === 'failed')) throw new Error(JSON.stringify(r.reloads));
+        return r.reloads.find((x) => x.state === 'succeeded');
+      },
+      60_000,
+      'the reload of orders in fort-engine',
+    );
+    expect(reload.rows).toBe(1000);
+    // The version is the engine's: in its state directory, its own and nobody else's.
+    const versions = await f.host.must(['stat', '-c', '%U %a', '/var/lib/fort/engine/apps/orders']);
+    expect(versions.trim()).toBe('fort-engine 700');
+    const files = await f.host.must([
+      'find',
+      '/var/lib/fort/engine/apps/orders',
+      '-name',
+      '*.duckdb',
+      '-printf',
+      '%u %m\n',
+    ]);
+    expect(files.trim()).toMatch(/^fort-engine 600$/);
+
+    const token = await f.dev.login('alice', 't1');
+    const answer = await httpsCall(
+      `https://127.0.0.1:${API_PORT}`,
+      f.read('/etc/fort/pki/client-zone/ca.pem'),
+      'POST',
+      '/api/v1/apps/orders/query',
+      {
+        headers: { authorization: `Bearer ${token}` },
+        json: {
+          dimensions: ['region'],
+          measures: [{ op: 'sum', field: 'amount' }, { op: 'count' }],
+          sort: [{ by: 'region' }],
+        },
+      },
+    );
+    expect(answer.status, answer.body).toBe(200);
+    // 0+2+…+998 and 1+3+…+999.
+    expect(answer.json()).toMatchObject({
+      rows: [
+        ['north', 249_500, 500],
+        ['south', 250_000, 500],
+      ],
+    });
+    expect((await f.unit('fort-engine.service')).NRestarts).toBe(0);
   });
 
   it('systemctl reload fort-agent serves a new client API certificate without a restart (the journal shows it)', async () => {
@@ -169,7 +244,7 @@ describe('the installed fort under a real systemd (shipped units, install.sh def
     const units = await f.host.run(['systemctl', 'list-unit-files', '--no-legend', 'fort-*']);
     expect(units.stdout.trim()).toBe('');
     for (const unit of UNITS) expect((await f.unit(unit)).ActiveState).toBe('inactive');
-    for (const user of ['fort-agent', 'fort-dm'])
+    for (const user of ['fort-agent', 'fort-dm', 'fort-engine'])
       expect((await f.host.run(['getent', 'passwd', user])).code).not.toBe(0);
     expect((await f.host.run(['getent', 'group', 'fort'])).code).not.toBe(0);
     const left = await f.host.run([

@@ -8,8 +8,22 @@ import { httpsRequest, type HttpsResult } from '../../helpers/https.js';
 import type { PkiPaths } from '../../../lib/pki/layout.js';
 import { bootSystemdHost, type RunResult, type SystemdHost } from './systemd-host.js';
 import type { HostRelease } from './releases.js';
+import type { PolicyInput } from '../../../dev-cloud/cloud-api/policy.js';
 
-export const UNITS = ['fort-agent.service', 'fort-deployment-manager.service'] as const;
+export const UNITS = ['fort-engine.service', 'fort-agent.service', 'fort-deployment-manager.service'] as const;
+/** The id the host's fort is paired as; the dev cloud's policy lets alice read its app `orders`. */
+export const HOST_FORT_ID = 'host-fort-1';
+const POLICY: PolicyInput = {
+  decision_ttl_seconds: 60,
+  tenants: {
+    t1: {
+      forts: [HOST_FORT_ID],
+      users: { alice: { groups: ['analysts'] } },
+      spaces: { sales: { analysts: ['app.list', 'app.read'] } },
+      apps: { orders: { space: 'sales' } },
+    },
+  },
+};
 /** install.sh's defaults. */
 export const API_PORT = 8443;
 export const ADMIN_PORT = 8444;
@@ -31,7 +45,7 @@ export interface UnitState {
 export async function startHostFixture() {
   const run = inject('hostRun');
   const pki: PkiPaths = await testPki(tempDir('host-pki'));
-  const dev: TestDevCloud = await testDevCloud(pki);
+  const dev: TestDevCloud = await testDevCloud(pki, { policy: POLICY });
   let host: SystemdHost;
   try {
     host = await bootSystemdHost(run.baseRoot, { workDir: run.dir, log: (l) => process.stderr.write(`${l}\n`) });
@@ -161,7 +175,7 @@ export async function startHostFixture() {
      * the cloud) and waits until it is back paired with its IoT link up.
      */
     async pair(): Promise<string> {
-      const code = dev.pairing.codes.issue('t1', 600).code;
+      const code = dev.pairing.codes.issue('t1', 600, HOST_FORT_ID).code;
       const paired = await fortctl('pair', '--cloud', dev.apiUrl, '--code', code, '--wait', '60');
       if (paired.code !== 0) throw new Error(`fortctl pair exited ${paired.code}: ${paired.stdout}${paired.stderr}`);
       const fortId = /^paired as (\S+) /m.exec(paired.stdout)?.[1];

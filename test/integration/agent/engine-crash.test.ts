@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createWriteStream, existsSync, readdirSync, readFileSync } from 'node:fs';
+import { createWriteStream, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { once } from 'node:events';
 import Database from 'better-sqlite3';
@@ -161,6 +161,26 @@ describe('fort-engine killed (-9) during a load and during queries', () => {
     const link = await linkInfo();
     expect(link.state).toBe('ready');
     expect(link.info?.connects).toBe(connectsBefore);
+  });
+
+  it('status to the cloud carries counts and codes only, never a value the engine loaded or refused', async () => {
+    const ok = await dev.reloadStatus.waitFor((r) => r.appId === 'big' && r.type === 'reload.succeeded', 10_000);
+    expect(ok.data).toMatchObject({ rows: ROWS, tables: [{ name: 'facts', rows: ROWS }] });
+    for (const value of ['north', 'south', 'east', 'west']) expect(JSON.stringify(ok)).not.toContain(value);
+
+    writeFileSync(
+      join(inst.layout.sourcesDir!, 'bad.csv'),
+      'id,region,amount\n1,north,2.5\n2,south,NOT-A-NUMBER-SECRETVALUE\n',
+    );
+    expect((await admin.addApp(APP.replaceAll('big', 'bad'), 'toml')).statusCode).toBeLessThan(300);
+    await admin.startReload('bad');
+    const failed = await dev.reloadStatus.waitFor((r) => r.appId === 'bad' && r.type === 'reload.failed', 30_000);
+    expect(failed.data).toMatchObject({ code: 'FORT_ERR_RELOAD_SOURCE', message: expect.stringMatching(/amount/) });
+    expect(JSON.stringify(failed)).not.toContain('SECRETVALUE');
+    expect(JSON.stringify(failed)).not.toContain('north');
+    const recorded = (await admin.reloads({ app: 'bad' })).body.reloads[0]!;
+    expect(recorded).toMatchObject({ state: 'failed', errorCode: 'FORT_ERR_RELOAD_SOURCE' });
+    expect(recorded.errorMessage).not.toContain('SECRETVALUE');
   });
 
   it('queries during the outage get 503 with a retry hint, then answer again', async () => {

@@ -266,7 +266,7 @@ describe('queries computed by fort-engine, through the client API', () => {
   it('rows under a selection, sorted with nulls last, in keyset pages equal sqlite3 (no OFFSET)', async () => {
     const seen: Cell[][] = [];
     let after: string | null = null;
-    let total = 0;
+    let total: number | undefined;
     do {
       const params = new URLSearchParams({
         limit: '700',

@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { loadAgentConfig } from '../../../agent/config.js';
 import { loadDeploymentManagerConfig } from '../../../deployment-manager/config.js';
+import { loadEngineConfig } from '../../../engine/config.js';
 import { loadTlsMaterial } from '../../../lib/tls.js';
 import { DIST, REPO, tempDir } from '../../helpers/fort.js';
 
@@ -152,17 +153,22 @@ describe('scripts/install.sh into a throwaway root', () => {
     expect(second.stdout).not.toMatch(/^(created|wrote|installed|linked) /m);
 
     const users = ids(root, 'passwd');
-    for (const u of ['fort-agent', 'fort-dm']) {
+    for (const u of ['fort-agent', 'fort-dm', 'fort-engine']) {
       expect(users[u]!.line).toMatch(new RegExp(`^${u}:x:\\d+:\\d+:[^:]*:/nonexistent:/usr/sbin/nologin$`));
       expect(users[u]!.id).toBeLessThan(1000); // a system user
     }
-    expect(ids(root, 'group')['fort']!.members.sort()).toEqual(['fort-agent', 'fort-dm']);
+    expect(ids(root, 'group')['fort']!.members.sort()).toEqual(['fort-agent', 'fort-dm', 'fort-engine']);
+    // App sources: the agent checks definitions against them, the engine loads them; nobody else reads them.
+    expect(ids(root, 'group')['fort-sources']!.members.sort()).toEqual(['fort-agent', 'fort-engine']);
 
     const expected: Record<string, [string, string]> = {
       '/etc/fort': ['0750', 'root:fort'],
       '/etc/fort/agent.toml': ['0640', 'root:fort-agent'],
       '/etc/fort/deployment-manager.toml': ['0640', 'root:fort-dm'],
       '/etc/fort/fortctl.toml': ['0600', 'root:root'],
+      '/etc/fort/engine.toml': ['0640', 'root:fort-engine'],
+      '/etc/fort/pki/trust-zone/engine.key': ['0600', 'fort-engine:fort-engine'],
+      '/etc/fort/pki/trust-zone/engine.pem': ['0644', 'root:root'],
       '/etc/fort/pki/trust-zone': ['0750', 'root:fort'],
       '/etc/fort/pki/trust-zone/ca.key': ['0600', 'root:root'],
       '/etc/fort/pki/trust-zone/ca.pem': ['0644', 'root:root'],
@@ -183,6 +189,9 @@ describe('scripts/install.sh into a throwaway root', () => {
       '/var/lib/fort/deployment-manager': ['0700', 'fort-dm:fort-dm'],
       '/var/lib/fort/deployment-manager/agent-restart': ['0700', 'fort-dm:fort-dm'],
       '/var/lib/fort/dm-self-update': ['0755', 'root:root'],
+      '/var/lib/fort/engine': ['0700', 'fort-engine:fort-engine'],
+      '/var/lib/fort/sources': ['0750', 'root:fort-sources'],
+      '/etc/systemd/system/fort-engine.service': ['0644', 'root:root'],
       '/etc/systemd/system/fort-agent.service': ['0644', 'root:root'],
       '/etc/systemd/system/fort-dm-self-update.service': ['0644', 'root:root'],
       '/etc/systemd/system/fort-dm-self-update.path': ['0644', 'root:root'],
@@ -197,7 +206,7 @@ describe('scripts/install.sh into a throwaway root', () => {
     expect(readlinkSync(join(root, 'opt/fort/agent/current'))).toBe('releases/2.3.4');
     expect(readlinkSync(join(root, 'opt/fort/deployment-manager/current'))).toBe('releases/2.3.4');
     expect(readlinkSync(join(root, 'opt/fort/deployment-manager/stable'))).toBe('releases/2.3.4');
-    for (const unit of ['fort-agent.service', 'fort-deployment-manager.service']) {
+    for (const unit of ['fort-engine.service', 'fort-agent.service', 'fort-deployment-manager.service']) {
       expect(readlinkSync(join(root, 'etc/systemd/system/multi-user.target.wants', unit))).toBe(
         `/etc/systemd/system/${unit}`,
       );
@@ -220,12 +229,25 @@ describe('scripts/install.sh into a throwaway root', () => {
     expect(await readAs(root, 'fort-dm', 'etc/fort/pki/trust-zone/deployment-manager.key')).toBe(true);
     expect(await readAs(root, 'fort-dm', 'etc/fort/pki/trust-zone/agent.key')).toBe(false);
     expect(await readAs(root, 'fort-dm', 'etc/fort/pki/client-zone/client-api.key')).toBe(false);
+    expect(await readAs(root, 'fort-engine', 'etc/fort/pki/trust-zone/engine.key')).toBe(true);
+    expect(await readAs(root, 'fort-engine', 'etc/fort/engine.toml')).toBe(true);
+    expect(await readAs(root, 'fort-engine', 'etc/fort/pki/trust-zone/agent.key')).toBe(false);
+    expect(await readAs(root, 'fort-engine', 'etc/fort/agent.toml')).toBe(false);
+    expect(await readAs(root, 'fort-agent', 'etc/fort/pki/trust-zone/engine.key')).toBe(false);
+    expect(await readAs(root, 'fort-dm', 'etc/fort/pki/trust-zone/engine.key')).toBe(false);
 
     // The written configs load as the daemons load them; identity and endpoints wait for pairing.
     const agent = loadAgentConfig(join(root, 'etc/fort/agent.toml'));
     expect(agent.fort.id).toBe('unpaired');
     expect(agent.store.path).toBe('/var/lib/fort/agent/agent.db');
     expect(agent.api.port).toBe(8443);
+    expect(agent.engine?.url).toBe('https://127.0.0.1:8446');
+    expect(agent.reloads.data_dirs).toEqual(['/var/lib/fort/sources']);
+    const engine = loadEngineConfig(join(root, 'etc/fort/engine.toml'));
+    expect(engine.server.port).toBe(8446);
+    expect(engine.data).toEqual({ dir: '/var/lib/fort/engine', source_dirs: ['/var/lib/fort/sources'] });
+    const engineTls = loadTlsMaterial(engine.server.tls);
+    expect(engineTls.leaf.subject).toMatch(/CN=engine/);
     const admin = loadTlsMaterial(agent.admin.tls);
     const api = loadTlsMaterial(agent.api.tls);
     const dm = loadDeploymentManagerConfig(join(root, 'etc/fort/deployment-manager.toml'));
