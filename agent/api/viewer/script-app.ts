@@ -67,9 +67,11 @@ export const APP_JS = `
     return { boxes, measure, dim };
   };
 
+  /** The table with the most rows (the facts, usually) unless the address names one. */
+  const defaultTable = (schema) => schema.tables.reduce((a, b) => (b.rows > a.rows ? b : a));
   const openTable = async () => {
     const schema = current.schema;
-    const t = schema.tables.find((x) => x.name === state.table) || schema.tables[0];
+    const t = schema.tables.find((x) => x.name === state.table) || defaultTable(schema);
     state.table = t.name;
     const names = new Set(t.fields.map((f) => f.name));
     state.sel = state.sel.filter((s) => names.has(s.field));
@@ -378,7 +380,7 @@ export const APP_JS = `
     }
     if (!current || current.app !== state.app) return track(openApp(state.app));
     if (!current.schema) return track(Promise.resolve());
-    if (!view || view.table.name !== (state.table || current.schema.tables[0].name)) return track(openTable());
+    if (!view || view.table.name !== (state.table || defaultTable(current.schema).name)) return track(openTable());
     if (view.plan) { showSort(); refresh(); }
     return track(Promise.resolve());
   };

@@ -19,6 +19,7 @@ import {
 import { testDevCloud, type TestDevCloud } from '../../helpers/dev-cloud.js';
 import { httpsCall } from '../../helpers/https.js';
 import { launchChromium } from '../../helpers/browser.js';
+import { DEMO_APP_ID, demoAppToml, demoOrdersCsv, writeDemoSources } from '../../../scripts/demo-app.js';
 
 /**
  * The App Viewer in a real Chromium against the real agent, fort-engine and dev cloud, on an app
@@ -37,7 +38,7 @@ const POLICY: PolicyInput = {
       forts: [FORT],
       users: { alice: { groups: ['analysts'] } },
       spaces: { sales: { analysts: ['app.list', 'app.read', 'app.reload'] } },
-      apps: { [APP]: { space: 'sales' } },
+      apps: { [APP]: { space: 'sales' }, [DEMO_APP_ID]: { space: 'sales' } },
     },
   },
 };
@@ -88,9 +89,12 @@ space = "sales"
 [[tables]]
 name = "orders"
 connector = "csv"
-path = "orders.csv"
+path = "shop.csv"
 columns = [ { name = "id", type = "integer" }, { name = "day", type = "date" }, { name = "region", type = "string" }, { name = "product", type = "string" }, { name = "customer", type = "string" }, { name = "code", type = "string" }, { name = "amount", type = "number" }, { name = "paid", type = "boolean" } ]
 `;
+
+/** The one page global a waitForFunction here reads (the tests compile without the DOM library). */
+declare const document: { querySelector(selector: string): { getAttribute(name: string): string | null } | null };
 
 type Cell = string | number | boolean | null;
 type Selections = { field: string; values: Cell[] }[];
@@ -242,7 +246,9 @@ describe('App Viewer in Chromium (real agent, fort-engine and dev cloud)', () =>
   beforeAll(async () => {
     pki = await testPki();
     inst = await testInstallation(pki, { fortId: FORT, cloudAuth: true, engine: true, logLevel: 'info' });
-    writeFileSync(join(inst.layout.sourcesDir!, 'orders.csv'), CSV);
+    writeFileSync(join(inst.layout.sourcesDir!, 'shop.csv'), CSV);
+    // The demo app of `npm start` too, as the dev stack writes it.
+    writeDemoSources(inst.layout.sourcesDir!);
     fortOrigin = `https://127.0.0.1:${inst.layout.ports.clientApi}`;
     ca = readFileSync(pki.clientZone.ca);
     dev = await testDevCloud(pki, { ports: inst.layout.ports, policy: POLICY, fortOrigins: [fortOrigin] });
@@ -253,20 +259,27 @@ describe('App Viewer in Chromium (real agent, fort-engine and dev cloud)', () =>
       url: `https://127.0.0.1:${inst.layout.ports.admin}`,
       tls: loadTlsMaterial({ ca: pki.trustZone.ca, cert: pki.trustZone.fortctlCert, key: pki.trustZone.fortctlKey }),
     });
-    const added = await admin.addApp(APP_TOML, 'toml');
-    expect(added.statusCode, JSON.stringify(added.body)).toBeLessThan(300);
-    await admin.startReload(APP);
-    await eventually(
-      async () => {
-        const r = (await admin.reloads({ app: APP })).body.reloads;
-        if (r.some((x) => x.state === 'failed')) throw new Error(JSON.stringify(r));
-        return r.find((x) => x.state === 'succeeded');
-      },
-      30_000,
-      'the first reload of the app to succeed',
-    );
+    for (const [id, toml] of [
+      [APP, APP_TOML],
+      [DEMO_APP_ID, demoAppToml()],
+    ] as const) {
+      const added = await admin.addApp(toml, 'toml');
+      expect(added.statusCode, JSON.stringify(added.body)).toBeLessThan(300);
+      await admin.startReload(id);
+    }
+    for (const id of [APP, DEMO_APP_ID])
+      await eventually(
+        async () => {
+          const r = (await admin.reloads({ app: id })).body.reloads;
+          if (r.some((x) => x.state === 'failed')) throw new Error(JSON.stringify(r));
+          return r.find((x) => x.state === 'succeeded');
+        },
+        30_000,
+        `the first reload of ${id} to succeed`,
+      );
     alice = await dev.login('alice', 't1');
-    for (const f of ['app-viewer.png', 'app-viewer-phone.png']) rmSync(join(SHOTS, f), { force: true });
+    for (const f of ['app-viewer.png', 'app-viewer-phone.png', 'app-viewer-demo.png'])
+      rmSync(join(SHOTS, f), { force: true });
     mkdirSync(SHOTS, { recursive: true });
     context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
     page = await context.newPage();
@@ -514,6 +527,68 @@ describe('App Viewer in Chromium (real agent, fort-engine and dev cloud)', () =>
     expect(await boxValue('region', 'North').getAttribute('aria-label')).toBe('North, 480 rows');
   });
 
+  it("shows npm start's demo app with meaningful defaults: regions, products, customers, amounts; its two tables", async () => {
+    await page.click(`[data-app-id="${DEMO_APP_ID}"]`);
+    await settled();
+    // The table with the most rows first.
+    expect(page.url()).toBe(`${fortOrigin}/?app=${DEMO_APP_ID}&table=orders`);
+    expect(await page.textContent('#app-title')).toBe('Demo sales');
+    expect((await page.locator('#table-tabs button').allTextContents()).sort()).toEqual([
+      'customers (40 rows)',
+      'orders (3,000 rows)',
+    ]);
+    expect(await page.locator('.listbox').evaluateAll((s) => s.map((x) => x.getAttribute('data-field')))).toEqual([
+      'region',
+      'product',
+      'customer',
+      'paid',
+    ]);
+    expect(await page.textContent('#chart-title')).toBe('Sum of amount by region');
+    const orders = demoOrdersCsv(3000)
+      .trim()
+      .split('\n')
+      .slice(1)
+      .map((line) => {
+        const cells = line.split(',');
+        return { region: cells[2]!, amount: Number(cells.at(-2)) };
+      });
+    const byRegion = new Map<string, number>();
+    for (const o of orders) byRegion.set(o.region, (byRegion.get(o.region) ?? 0) + o.amount);
+    const bars = await page
+      .locator('#chart svg g.bar')
+      .evaluateAll((gs) => gs.map((g) => [g.getAttribute('data-label'), Number(g.getAttribute('data-value'))]));
+    expect(bars.map((b) => b[0]).sort()).toEqual([...byRegion.keys()].sort());
+    for (const [region, sum] of bars) expect(sum).toBeCloseTo(byRegion.get(region as string)!, 4);
+    expect(await page.getAttribute('#kpis [data-kpi="count"] dd', 'data-value')).toBe('3000');
+    const shot = join(SHOTS, 'app-viewer-demo.png');
+    await page.screenshot({ path: shot, fullPage: true });
+    expectPng(shot);
+
+    // Asia Pacific never buys sprockets: selecting it excludes them.
+    await boxValue('region', 'Asia Pacific').click();
+    await settled();
+    expect(await boxValue('product', 'Sprocket').getAttribute('data-state')).toBe('excluded');
+    expect(await page.getAttribute('#kpis [data-kpi="count"] dd', 'data-value')).toBe(
+      String(orders.filter((o) => o.region === 'Asia Pacific').length),
+    );
+
+    // The SQLite customers: a table of its own (selections are per table).
+    await page.click('#table-tabs button[data-table="customers"]');
+    await settled();
+    expect(new URL(page.url()).searchParams.get('table')).toBe('customers');
+    expect(await page.locator('#chips .chip').count()).toBe(0);
+    expect(await page.locator('.listbox').evaluateAll((s) => s.map((x) => x.getAttribute('data-field')))).toEqual([
+      'region',
+      'country',
+      'name',
+    ]);
+    expect(await page.textContent('#chart-title')).toBe('Rows by region');
+    expect(await page.locator('#kpis dt').allTextContents()).toEqual(['Rows']);
+    expect(await page.getAttribute('#kpis [data-kpi="count"] dd', 'data-value')).toBe('40');
+    await page.click(`[data-app-id="${APP}"]`);
+    await settled();
+  });
+
   it('reads at 1280×800 and collapses to one column at phone width; no CSP violation, no error', async () => {
     await boxValue('region', 'North').click();
     await settled();
@@ -525,7 +600,8 @@ describe('App Viewer in Chromium (real agent, fort-engine and dev cloud)', () =>
     expect(await columns()).toBe(2);
 
     await page.setViewportSize({ width: 390, height: 844 });
-    await page.waitForFunction("Number(document.querySelector('#chart svg').getAttribute('width')) <= 390");
+    // A function, not a string: the page's CSP refuses eval, Playwright's included.
+    await page.waitForFunction(() => Number(document.querySelector('#chart svg')?.getAttribute('width')) <= 390);
     expect(await columns()).toBe(1);
     // Nothing wider than the phone but the rows table, which scrolls in its own box.
     expect(await page.evaluate('document.documentElement.scrollWidth')).toBeLessThanOrEqual(390);

@@ -164,7 +164,7 @@ describe('dev stack (npm start)', () => {
       30_000,
       'the demo app reload.succeeded at the dev cloud',
     );
-    expect(succeeded.data.rows).toBe(540); // 500 orders + 40 customers
+    expect(succeeded.data.rows).toBe(3040); // 3000 orders + 40 customers
     const login = await httpsCall(index.cloud.url, readFileSync(index.ca['cloudServer']!), 'POST', '/dev/v1/login', {
       json: { user: 'alice', tenant: 't1' },
     });
@@ -178,8 +178,12 @@ describe('dev stack (npm start)', () => {
     );
     // Loaded and served by fort-engine: typed cells, keyset pages.
     const rowsPage = page.json() as { columns: string[]; rows: unknown[][]; total: number; next: string | null };
-    expect(rowsPage).toMatchObject({ columns: ['id', 'customer_id', 'product', 'amount', 'paid', 'day'], total: 500 });
-    expect(rowsPage.rows[9]).toEqual([10, 31, 'Widget, large', 193.7, true, '2026-11-11']);
+    expect(rowsPage).toMatchObject({
+      columns: ['id', 'order_date', 'region', 'product', 'customer', 'quantity', 'amount', 'paid'],
+      total: 3000,
+    });
+    // The quoted product with a comma came through whole.
+    expect(rowsPage.rows[0]).toEqual([1, '2025-04-22', 'Nordics', 'Widget, large', 'Iris Foods', 8, 276, true]);
     expect(rowsPage.next).toEqual(expect.any(String));
     const caBefore = readFileSync(index.ca['trustZone']!);
 
