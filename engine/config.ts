@@ -43,6 +43,9 @@ export const engineConfigSchema = z.strictObject({
         .default(8)
         .describe('App versions kept open at once (least recently used closed first)'),
       max_concurrent: intRange(1, 256).default(8).describe('Queries running at once; more wait'),
+      cache_mib: intRange(0, 4096)
+        .default(64)
+        .describe('Answers kept per (version, table, query) in memory (versions never change); 0 = no cache'),
     })
     .default({
       timeout_ms: 10_000,
@@ -51,6 +54,7 @@ export const engineConfigSchema = z.strictObject({
       threads: 2,
       open_versions: 8,
       max_concurrent: 8,
+      cache_mib: 64,
     }),
   loads: z
     .strictObject({

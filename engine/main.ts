@@ -40,6 +40,7 @@ await start(async () => {
     loads,
     limits: { timeoutMs: q.timeout_ms, maxAnswerBytes: q.max_answer_bytes },
     maxConcurrent: q.max_concurrent,
+    cacheBytes: q.cache_mib * 1024 * 1024,
     version: readReleaseInfo().version,
     log: log.child({ module: 'server' }),
   });

@@ -10,6 +10,7 @@ import { runFieldValues, runQuery, type QueryLimits, type QueryTarget } from './
 import { fieldValuesSpecSchema, querySpecSchema } from './query/spec.js';
 import { rowsSpecSchema, runRows } from './query/rows.js';
 import type { VersionStore } from './versions.js';
+import { createLru } from '../lib/lru.js';
 import { loadRequestSchema, type VersionLoader } from './loads.js';
 
 export interface EngineServerDeps {
@@ -20,6 +21,8 @@ export interface EngineServerDeps {
   limits: QueryLimits;
   /** Queries running at once; the rest wait their turn. */
   maxConcurrent: number;
+  /** Bytes of answers kept (versions are immutable, so an answer never goes stale); 0 = none. */
+  cacheBytes: number;
   version: string;
   log: Logger;
 }
@@ -74,11 +77,16 @@ export async function buildEngineServer(deps: EngineServerDeps) {
     err instanceof FortError ? sendProblem(reply, err) : otherErrors(err, req, reply),
   );
   const queued = gate(deps.maxConcurrent);
+  const cache =
+    deps.cacheBytes > 0 ? createLru<string, string>(deps.cacheBytes, undefined, (text) => text.length) : undefined;
+  let hits = 0;
+  let misses = 0;
 
   app.get('/engine/v1/health', async () => ({
     status: 'healthy',
     version: deps.version,
     openVersions: deps.versions.openCount(),
+    cache: cache ? { entries: cache.size, bytes: cache.weight, hits, misses } : null,
   }));
 
   /** A question about one table of a version: the path and the body checked, then asked in turn. */
@@ -93,7 +101,16 @@ export async function buildEngineServer(deps: EngineServerDeps) {
       const body = spec.safeParse(req.body);
       if (!body.success) return sendBadRequest(reply, body.error);
       const { app: appId, version, table } = path.data;
-      return queued(() => deps.versions.use(appId, version, table, (t) => ask(t, body.data)));
+      // The parsed spec (defaults filled in, keys in the schema's order) is the normalised query.
+      const key = `${JSON.stringify([appId, version, table, what])}${JSON.stringify(body.data)}`;
+      let text = cache?.get(key);
+      if (text === undefined) {
+        if (cache) misses++;
+        const answer = await queued(() => deps.versions.use(appId, version, table, (t) => ask(t, body.data)));
+        text = JSON.stringify(answer);
+        cache?.set(key, text);
+      } else hits++;
+      return reply.type('application/json; charset=utf-8').send(text);
     });
   tableRoute('query', querySpecSchema, (t, q) => runQuery(t, q, deps.limits));
   tableRoute('fields', fieldValuesSpecSchema, (t, q) => runFieldValues(t, q, deps.limits));

@@ -41,7 +41,7 @@ export interface StackLayout {
    */
   paired?: boolean;
   /** When set, fort-engine loads and serves app data (the agent's [engine]; engineToml writes its config). */
-  engine?: { dataDir: string };
+  engine?: { dataDir: string; cacheMib?: number };
 }
 
 const rel = (l: StackLayout, p: string) => relative(l.dir, p) || '.';
@@ -111,7 +111,7 @@ export function agentToml(l: StackLayout): string {
 }
 
 /** fort-engine's config: trust-zone mTLS on loopback, the agent its only client, sources from the stack's. */
-export function engineToml(l: StackLayout & { engine: { dataDir: string } }): string {
+export function engineToml(l: StackLayout & { engine: { dataDir: string; cacheMib?: number } }): string {
   return `# fort-engine configuration (see README: Configuration)\n${stringify({
     log: { level: l.logLevel ?? 'info' },
     server: {
@@ -124,7 +124,11 @@ export function engineToml(l: StackLayout & { engine: { dataDir: string } }): st
       },
     },
     data: { dir: rel(l, l.engine.dataDir), source_dirs: l.sourcesDir ? [rel(l, l.sourcesDir)] : [] },
-    queries: { memory_limit: '512MB', threads: 2 },
+    queries: {
+      memory_limit: '512MB',
+      threads: 2,
+      ...(l.engine.cacheMib === undefined ? {} : { cache_mib: l.engine.cacheMib }),
+    },
   })}\n`;
 }
 

@@ -2,7 +2,13 @@ import { mkdirSync, mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../../lib/files.js';
 import type { PkiPaths } from '../../lib/pki/layout.js';
-import { agentToml, deploymentManagerToml, reserveStackPorts, type StackLayout } from '../../scripts/dev-config.js';
+import {
+  agentToml,
+  deploymentManagerToml,
+  engineToml,
+  reserveStackPorts,
+  type StackLayout,
+} from '../../scripts/dev-config.js';
 
 /**
  * One fort installation for a bench run: config files on loopback ports reserved for the rest of
@@ -15,6 +21,7 @@ export async function installation(
   healthIntervalSeconds = 1,
   iot = false,
   cloudAuth = false,
+  engine = false,
 ) {
   const dir = mkdtempSync(join(tmp, 'inst-'));
   // Production log level: debug logging would bench the logger, not the service.
@@ -33,10 +40,17 @@ export async function installation(
           iot: { region: 'eu-west-1', roleAlias: 'fort-iot-role', staticCredentialsFile: join(dir, 'iot-static.json') },
         }
       : {}),
+    // Benchmarks measure the engine computing, not its cache.
+    ...(engine ? { engine: { dataDir: join(dir, 'data', 'engine'), cacheMib: 0 } } : {}),
   };
   mkdirSync(layout.sourcesDir!, { recursive: true });
-  const files = { agent: join(dir, 'agent.toml'), dm: join(dir, 'deployment-manager.toml') };
+  const files = {
+    agent: join(dir, 'agent.toml'),
+    dm: join(dir, 'deployment-manager.toml'),
+    engine: join(dir, 'engine.toml'),
+  };
   writeFileAtomic(files.agent, agentToml(layout), 0o644);
+  if (layout.engine) writeFileAtomic(files.engine, engineToml({ ...layout, engine: layout.engine }), 0o644);
   writeFileAtomic(files.dm, deploymentManagerToml(layout, healthIntervalSeconds), 0o644);
   return { dir, layout, files };
 }

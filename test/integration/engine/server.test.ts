@@ -233,4 +233,20 @@ describe('fort-engine over trust-zone mTLS', () => {
     const health = await call('/engine/v1/health', undefined, undefined, 'GET');
     expect(health).toMatchObject({ status: 200, body: { status: 'healthy', openVersions: 2 } });
   });
+
+  it('keeps answers per (version, table, normalised query): the same question again is a hit with the same answer', async () => {
+    const cache = async () =>
+      (await call('/engine/v1/health', undefined, undefined, 'GET')).body['cache'] as { hits: number; misses: number };
+    const spec = { dimensions: ['region'], measures: [{ op: 'count' }] };
+    const before = await cache();
+    const first = await query(spec);
+    // The same query with its defaults spelled out is the same normalised query.
+    const again = await query({ ...spec, selections: [], sort: [], limit: 100 });
+    const after = await cache();
+    expect(again).toEqual(first);
+    expect(after.misses - before.misses).toBe(1);
+    expect(after.hits - before.hits).toBe(1);
+    await query({ ...spec, limit: 99 });
+    expect((await cache()).misses - after.misses).toBe(1);
+  });
 });
