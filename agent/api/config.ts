@@ -72,6 +72,12 @@ export const apiSection = () =>
       .describe(
         'Memory for serialized row pages of app versions (immutable, so served from memory after the first read)',
       ),
+    queries_per_user: intRange(1, 64)
+      .default(4)
+      .describe('Queries (and exports) one user may have running in fort-engine at once; more get a 429'),
+    export_max_rows: intRange(1000, 100_000_000)
+      .default(1_000_000)
+      .describe('Rows of one CSV export at most; a longer answer ends with a last line saying it was cut'),
     viewer_login_url: httpsUrl()
       .optional()
       .describe('Where the viewer page (/) sends users to sign in; the cloud redirects back with #token='),

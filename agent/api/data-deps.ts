@@ -69,6 +69,7 @@ export function createDataDeps(deps: {
       authorizer: cloud.authorizer,
       audit,
       verifyToken,
+      queryLimits: { perUser: deps.api.queries_per_user, exportMaxRows: deps.api.export_max_rows },
     },
     /** Asks the cloud to revoke this fort. */
     unpair: () => cloud.client.unpair(),

@@ -201,6 +201,21 @@ export function openApiDocument(version: string) {
           },
         },
       },
+      '/api/v1/apps/{id}/export': {
+        post: {
+          summary:
+            "A query's whole answer as CSV, streamed page after page (app.read); same body as query (limit and after ignored); at most api.export_max_rows rows",
+          parameters: [appId],
+          requestBody: { required: true, ...json({ type: 'object' }) },
+          responses: {
+            200: {
+              description: 'CSV (RFC 4180; text that would run as a formula is prefixed with a quote mark)',
+              content: { 'text/csv': { schema: { type: 'string' } } },
+            },
+            ...engineErrors,
+          },
+        },
+      },
       '/api/v1/apps/{id}/fields/{field}/values': {
         get: {
           summary:

@@ -7,6 +7,7 @@ import type { Authorizer } from '../cloud/authorizer.js';
 import type { AuditWriter } from '../audit/writer.js';
 import type { EngineClient, EngineTable, RelayedAnswer } from '../engine/client.js';
 import { appAccess, parse } from './app-access.js';
+import { csvExport, type AnswerPage } from './csv-export.js';
 
 export interface QueryRoutesDeps {
   catalog: AppCatalog;
@@ -14,14 +15,21 @@ export interface QueryRoutesDeps {
   audit: AuditWriter;
   /** Absent: the routes answer 503 FORT_ERR_NOT_CONFIGURED (queries are computed by fort-engine only). */
   engine?: EngineClient | undefined;
+  queryLimits: { perUser: number; exportMaxRows: number };
 }
 
+/** Groups per page of an export: the engine's largest page. */
+const EXPORT_PAGE = 10_000;
 const ENGINE_DOWN = 'the engine is not answering right now; try again shortly';
 const appParams = z.strictObject({ id: z.string().min(1).max(128) });
 const fieldParams = appParams.extend({ field: z.string().min(1).max(256) });
 const tableName = z.string().min(1).max(128);
 /** The spec itself is checked by the engine, against the version's schema (400 naming the field). */
-const queryBody = z.looseObject({ table: tableName.optional() });
+const queryBody = z.looseObject({
+  table: tableName.optional(),
+  limit: z.unknown().optional(),
+  after: z.unknown().optional(),
+});
 const valuesQuery = z.strictObject({
   table: tableName.optional(),
   /** JSON: the same selections as a query's. */
@@ -106,14 +114,50 @@ export function registerQueryRoutes(app: FastifyInstance, deps: QueryRoutesDeps)
   const relay = (reply: FastifyReply, a: RelayedAnswer) =>
     reply.code(a.statusCode).type(a.contentType).header('cache-control', 'no-store').send(a.text);
 
-  /** The engine could not be reached: 503 with a retry hint (the unit restarts it). */
+  /** Queries each user has running in the engine (api.queries_per_user at most). */
+  const running = new Map<string, number>();
+  /** A slot of the user's, or undefined with a 429 naming the limit sent; `release` gives it back once. */
+  function slot(reply: FastifyReply): { release: () => void } | undefined {
+    const who = reply.request.identity!;
+    const key = `${who.tenant}/${who.user}`;
+    const n = running.get(key) ?? 0;
+    if (n >= deps.queryLimits.perUser) {
+      void sendProblem(
+        reply.header('retry-after', '1'),
+        'FORT_ERR_RATE_LIMITED',
+        `at most ${deps.queryLimits.perUser} queries at once per user (api.queries_per_user); wait for one to finish`,
+      );
+      return undefined;
+    }
+    running.set(key, n + 1);
+    let released = false;
+    return {
+      release() {
+        if (released) return;
+        released = true;
+        const left = (running.get(key) ?? 1) - 1;
+        if (left > 0) running.set(key, left);
+        else running.delete(key);
+      },
+    };
+  }
+
+  /** The engine unreachable: 503 with a retry hint (its unit restarts it). */
+  function unavailable(reply: FastifyReply, err: unknown) {
+    if (!(err instanceof FortError) || err.code !== 'FORT_ERR_ENGINE_UNAVAILABLE') throw err;
+    reply.log.warn({ err: err.message }, 'fort-engine unreachable');
+    return sendProblem(reply.header('retry-after', '2'), 'FORT_ERR_ENGINE_UNAVAILABLE', ENGINE_DOWN);
+  }
+
   async function ask(reply: FastifyReply, call: () => Promise<RelayedAnswer>) {
+    const held = slot(reply);
+    if (!held) return reply;
     try {
       return relay(reply, await call());
     } catch (err) {
-      if (!(err instanceof FortError) || err.code !== 'FORT_ERR_ENGINE_UNAVAILABLE') throw err;
-      reply.log.warn({ err: err.message }, 'fort-engine unreachable');
-      return sendProblem(reply.header('retry-after', '2'), 'FORT_ERR_ENGINE_UNAVAILABLE', ENGINE_DOWN);
+      return unavailable(reply, err);
+    } finally {
+      held.release();
     }
   }
 
@@ -169,6 +213,44 @@ export function registerQueryRoutes(app: FastifyInstance, deps: QueryRoutesDeps)
     if (!v || !t) return reply;
     const { table: _t, ...spec } = body;
     return ask(reply, () => engine!.query(p.id, v.version, t, spec));
+  });
+
+  app.post('/api/v1/apps/:id/export', async (req, reply) => {
+    const p = parse(appParams, req.params, reply);
+    const body = p && parse(queryBody, req.body ?? {}, reply);
+    if (!p || !body || !(await allowed(req, reply, 'app.read', p.id)) || !existing(reply, p.id)) return reply;
+    const v = version(reply, p.id);
+    const t = v && table(reply, p.id, v, body.table);
+    if (!v || !t) return reply;
+    const held = slot(reply);
+    if (!held) return reply;
+    const { table: _t, after: _a, limit: _l, ...spec } = body;
+    const page = async (after?: string): Promise<RelayedAnswer> =>
+      engine!.query(p.id, v.version, t, { ...spec, limit: EXPORT_PAGE, ...(after ? { after } : {}) });
+    let first: RelayedAnswer;
+    try {
+      first = await page();
+    } catch (err) {
+      held.release();
+      return unavailable(reply, err);
+    }
+    if (first.statusCode !== 200) {
+      held.release();
+      return relay(reply, first);
+    }
+    const next = async (after: string) => {
+      const a = await page(after);
+      if (a.statusCode !== 200) throw new Error(`fort-engine answered ${a.statusCode} to a later page of an export`);
+      return JSON.parse(a.text) as AnswerPage;
+    };
+    const stream = csvExport(JSON.parse(first.text) as AnswerPage, next, deps.queryLimits.exportMaxRows);
+    stream.once('close', held.release);
+    stream.once('error', (err) => req.log.warn({ err: err.message, appId: p.id }, 'an export ended early'));
+    return reply
+      .type('text/csv; charset=utf-8')
+      .header('cache-control', 'no-store')
+      .header('content-disposition', `attachment; filename="${p.id.replace(/[^A-Za-z0-9_.-]/g, '_')}-${v.version}.csv"`)
+      .send(stream);
   });
 
   app.get('/api/v1/apps/:id/fields/:field/values', async (req, reply) => {

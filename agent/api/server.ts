@@ -20,7 +20,7 @@ export interface ClientApiDeps {
   isDraining: () => boolean;
   version: string;
   /** Absent when [api.auth] / [cloud] are not configured: the data API then answers 503. */
-  data?: AppsRoutesDeps & Pick<QueryRoutesDeps, 'engine'> & { verifyToken: UserTokenVerifier };
+  data?: AppsRoutesDeps & Pick<QueryRoutesDeps, 'engine' | 'queryLimits'> & { verifyToken: UserTokenVerifier };
   metrics?: MetricsRecorder;
   log: Logger;
 }

@@ -119,6 +119,7 @@ export async function clientApiRig(pki: PkiPaths, opts: ClientApiRigOptions = {}
     audit,
     reloads,
     verifyToken: userTokenVerifier(config.auth!, opts.keys ?? createLocalJWKSet(issuer.jwks)),
+    queryLimits: { perUser: config.queries_per_user, exportMaxRows: config.export_max_rows },
   };
   const app = await buildClientApi({
     config,

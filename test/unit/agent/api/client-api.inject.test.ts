@@ -378,6 +378,7 @@ describe('client API routes in-process (inject)', () => {
           '/api/v1/apps/{id}/schema',
           '/api/v1/apps/{id}/query',
           '/api/v1/apps/{id}/fields/{field}/values',
+          '/api/v1/apps/{id}/export',
         ]),
       );
     });
