@@ -130,6 +130,7 @@ describe('updates of the installed fort under a real systemd', () => {
 
   it('1.0.0 → 1.0.1 over the air: success, the agent runs 1.0.1, its files owned and moded as install.sh makes them', async () => {
     const agentBefore = await f.unit('fort-agent.service');
+    const engineBefore = await f.unit('fort-engine.service');
     const id = await deploy(f.run.releases.v101);
     const done = await finished(id);
     expect(done.status, JSON.stringify(done)).toBe('success');
@@ -138,6 +139,10 @@ describe('updates of the installed fort under a real systemd', () => {
     const agentAfter = await f.unit('fort-agent.service');
     expect(agentAfter.MainPID).not.toBe(agentBefore.MainPID);
     expect(agentAfter.NRestarts).toBe(0);
+    // The engine runs from the agent's release: restarted with it, on the new code.
+    const engineAfter = await f.waitActive('fort-engine.service');
+    expect(engineAfter.MainPID).not.toBe(engineBefore.MainPID);
+    expect(engineAfter.NRestarts).toBe(0);
     expect(await f.host.journal('fort-agent-restart.service')).toMatch(
       /Finished fort-agent-restart\.service|Deactivated successfully/,
     );

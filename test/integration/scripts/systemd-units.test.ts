@@ -96,9 +96,11 @@ describe('systemd units', () => {
       expect(Number(m![1])).toBeLessThanOrEqual(1.5);
     });
 
-    it('does one thing (systemctl restart fort-agent), with no capabilities, no writes, no network; the deployment manager cannot restart other units', () => {
+    it('does one thing (systemctl restart the engine and the agent of the release), with no capabilities, no writes, no network; the deployment manager cannot restart other units', () => {
       const text = readFileSync(service, 'utf8');
-      expect(directives(text, 'ExecStart')).toEqual(['/usr/bin/systemctl restart --no-block fort-agent.service']);
+      expect(directives(text, 'ExecStart')).toEqual([
+        '/usr/bin/systemctl restart --no-block fort-engine.service fort-agent.service',
+      ]);
       expect(directives(text, 'CapabilityBoundingSet')).toEqual(['']);
       expect(directives(text, 'ReadWritePaths')).toEqual([]);
       expect(directives(text, 'PrivateNetwork')).toEqual(['yes']);
