@@ -43,6 +43,9 @@ export const engineConfigSchema = z.strictObject({
         .default(8)
         .describe('App versions kept open at once (least recently used closed first)'),
       max_concurrent: intRange(1, 256).default(8).describe('Queries running at once; more wait'),
+      max_groups: intRange(1, 100_000_000)
+        .default(1_000_000)
+        .describe('Groups one query may produce (all pages); more are refused (422) naming the limit'),
       cache_mib: intRange(0, 4096)
         .default(64)
         .describe('Answers kept per (version, table, query) in memory (versions never change); 0 = no cache'),
@@ -54,6 +57,7 @@ export const engineConfigSchema = z.strictObject({
       threads: 2,
       open_versions: 8,
       max_concurrent: 8,
+      max_groups: 1_000_000,
       cache_mib: 64,
     }),
   loads: z

@@ -38,7 +38,7 @@ await start(async () => {
     allowedClients: config.server.allowed_clients,
     versions,
     loads,
-    limits: { timeoutMs: q.timeout_ms, maxAnswerBytes: q.max_answer_bytes },
+    limits: { timeoutMs: q.timeout_ms, maxAnswerBytes: q.max_answer_bytes, maxGroups: q.max_groups },
     maxConcurrent: q.max_concurrent,
     cacheBytes: q.cache_mib * 1024 * 1024,
     version: readReleaseInfo().version,

@@ -10,7 +10,7 @@ import { runFieldValues, runQuery, type QueryLimits, type QueryTarget } from './
 import { fieldValuesSpecSchema, querySpecSchema } from './query/spec.js';
 import { rowsSpecSchema, runRows } from './query/rows.js';
 import type { VersionStore } from './versions.js';
-import { createLru } from '../lib/lru.js';
+import { createAnswerCache } from './query/answer-cache.js';
 import { loadRequestSchema, type VersionLoader } from './loads.js';
 
 export interface EngineServerDeps {
@@ -77,16 +77,13 @@ export async function buildEngineServer(deps: EngineServerDeps) {
     err instanceof FortError ? sendProblem(reply, err) : otherErrors(err, req, reply),
   );
   const queued = gate(deps.maxConcurrent);
-  const cache =
-    deps.cacheBytes > 0 ? createLru<string, string>(deps.cacheBytes, undefined, (text) => text.length) : undefined;
-  let hits = 0;
-  let misses = 0;
+  const cache = deps.cacheBytes > 0 ? createAnswerCache(deps.cacheBytes) : undefined;
 
   app.get('/engine/v1/health', async () => ({
     status: 'healthy',
     version: deps.version,
     openVersions: deps.versions.openCount(),
-    cache: cache ? { entries: cache.size, bytes: cache.weight, hits, misses } : null,
+    cache: cache?.stats() ?? null,
   }));
 
   /** A question about one table of a version: the path and the body checked, then asked in turn. */
@@ -102,14 +99,13 @@ export async function buildEngineServer(deps: EngineServerDeps) {
       if (!body.success) return sendBadRequest(reply, body.error);
       const { app: appId, version, table } = path.data;
       // The parsed spec (defaults filled in, keys in the schema's order) is the normalised query.
-      const key = `${JSON.stringify([appId, version, table, what])}${JSON.stringify(body.data)}`;
-      let text = cache?.get(key);
+      const question = JSON.stringify([table, what, body.data]);
+      let text = cache?.get(appId, version, question);
       if (text === undefined) {
-        if (cache) misses++;
         const answer = await queued(() => deps.versions.use(appId, version, table, (t) => ask(t, body.data)));
         text = JSON.stringify(answer);
-        cache?.set(key, text);
-      } else hits++;
+        cache?.set(appId, version, question, text);
+      }
       return reply.type('application/json; charset=utf-8').send(text);
     });
   tableRoute('query', querySpecSchema, (t, q) => runQuery(t, q, deps.limits));
@@ -147,6 +143,7 @@ export async function buildEngineServer(deps: EngineServerDeps) {
     if (!path.success) return sendBadRequest(reply, path.error, 'path');
     // Queries still running on it finish first; it is gone for new ones at once.
     await deps.versions.remove(path.data.app, path.data.version);
+    cache?.forget(path.data.app, path.data.version);
     return reply.code(204).send();
   });
 

@@ -2,14 +2,27 @@ import type { DuckDBConnection } from '@duckdb/node-api';
 import { FortError } from '../../lib/errors.js';
 import { decodeCursor, encodeCursor } from './cursor.js';
 import type { CellValue, FieldValuesSpec, QuerySpec } from './spec.js';
-import { afterPredicate, compileFieldValues, compileQuery, orderBy, type OutputColumn, type Params } from './sql.js';
+import {
+  afterPredicate,
+  compileFieldValues,
+  compileQuery,
+  ident,
+  orderBy,
+  type OutputColumn,
+  type Params,
+} from './sql.js';
 import type { FieldKind, TableSchema } from './table-schema.js';
+
+/** The column that carries the answer's number of groups beside each row. */
+const GROUPS = '__fort_groups';
 
 export interface QueryLimits {
   /** A query running longer is interrupted (FORT_ERR_QUERY_TIMEOUT). */
   timeoutMs: number;
   /** Bytes of one answer's rows as JSON (FORT_ERR_QUERY_TOO_LARGE past it). */
   maxAnswerBytes: number;
+  /** Groups of one query, all pages (FORT_ERR_QUERY_TOO_LARGE past it). */
+  maxGroups: number;
 }
 
 /** The version a query ran on and the DuckDB connection to it. */
@@ -24,6 +37,8 @@ export interface QueryAnswer {
   version: string;
   columns: { name: string; role: OutputColumn['role']; type: string }[];
   rows: CellValue[][];
+  /** Groups of the whole answer, all pages (1 without dimensions). */
+  groups: number;
   /** `after` for the next page; null on the last one. */
   next: string | null;
 }
@@ -91,16 +106,23 @@ export function withinBudget<T>(rows: T[], limits: QueryLimits): T[] {
 export async function runQuery(target: QueryTarget, spec: QuerySpec, limits: QueryLimits): Promise<QueryAnswer> {
   const q = compileQuery(spec, target.schema);
   const p = q.params;
-  let sql = `SELECT * FROM (${q.inner}) AS answer`;
+  // The number of groups (over all pages) comes with every row: the page is cut after it.
+  let sql = `SELECT * FROM (SELECT *, count(*) OVER () AS ${ident(GROUPS)} FROM (${q.inner}) AS grouped) AS answer`;
   if (q.grouped) {
     const last = spec.after === undefined ? undefined : decodeCursor(spec.after, target.version, q.keys.length);
     if (last) sql += ` WHERE ${afterPredicate(q.keys, last, p)}`;
     sql += ` ORDER BY ${orderBy(q.keys)} LIMIT ${p.add(spec.limit + 1)}`;
   }
   const raw = await run(target, sql, p, limits);
+  const groups = Number(raw[0]?.at(-1) ?? 0);
+  if (groups > limits.maxGroups)
+    throw new FortError(
+      'FORT_ERR_QUERY_TOO_LARGE',
+      `the query has ${groups} groups, more than queries.max_groups (${limits.maxGroups}): select fewer rows or group by fewer fields`,
+    );
   const more = raw.length > spec.limit;
   const rows = withinBudget(
-    raw.slice(0, spec.limit).map((r) => r.map((v, i) => cell(v, q.columns[i]!.kind))),
+    raw.slice(0, spec.limit).map((r) => q.columns.map((c, i) => cell(r[i], c.kind))),
     limits,
   );
   const index = new Map(q.columns.map((c, i) => [c.name, i]));
@@ -109,6 +131,7 @@ export async function runQuery(target: QueryTarget, spec: QuerySpec, limits: Que
     version: target.version,
     columns: q.columns.map((c) => ({ name: c.name, role: c.role, type: c.type })),
     rows,
+    groups,
     next:
       more && lastRow
         ? encodeCursor(

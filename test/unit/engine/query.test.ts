@@ -24,7 +24,7 @@ import { tempDir } from '../../helpers/fort.js';
 const REGIONS = ['North', 'South', 'East', 'West', 'Zürich', null];
 const PRODUCTS = ['Widget', 'Gadget', 'Gizmo', 'Doohickey', 'Thingamajig'];
 const ROWS = 20_000;
-const LIMITS: QueryLimits = { timeoutMs: 10_000, maxAnswerBytes: 8 * 1024 * 1024 };
+const LIMITS: QueryLimits = { timeoutMs: 10_000, maxAnswerBytes: 8 * 1024 * 1024, maxGroups: 1_000_000 };
 
 /** Deterministic rows (mulberry32): region, product, customer (~8.6 k of 10 k distinct), day, amount, qty. */
 function rows(): (string | number | null)[][] {
@@ -288,5 +288,20 @@ describe('engine query specs on DuckDB', () => {
     expect(err).toBeInstanceOf(FortError);
     expect(err.code).toBe('FORT_ERR_QUERY_TOO_LARGE');
     expect(err.message).toBe('the answer is more than 10000 bytes (ask for fewer rows or columns)');
+  });
+
+  it('a query with more groups than max_groups is refused, naming the count and the limit; every page says how many', async () => {
+    const customers = sqlite3('SELECT count(DISTINCT customer) FROM sales');
+    const n = Number(customers[0]![0]);
+    const page = await runQuery(target, querySpecSchema.parse({ dimensions: ['customer'], limit: 10 }), LIMITS);
+    expect(page.groups).toBe(n);
+    expect(page.rows).toHaveLength(10);
+    const err = await fortFailure(
+      runQuery(target, querySpecSchema.parse({ dimensions: ['customer'], limit: 10 }), { ...LIMITS, maxGroups: n - 1 }),
+    );
+    expect(err.code).toBe('FORT_ERR_QUERY_TOO_LARGE');
+    expect(err.message).toBe(
+      `the query has ${n} groups, more than queries.max_groups (${n - 1}): select fewer rows or group by fewer fields`,
+    );
   });
 });
