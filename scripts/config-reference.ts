@@ -4,6 +4,7 @@ import { sectionCommand, withSection } from './readme-section.js';
 import { agentConfigSchema } from '../agent/config.js';
 import { deploymentManagerConfigSchema } from '../deployment-manager/config.js';
 import { fortctlConfigSchema } from '../fortctl/config.js';
+import { engineConfigSchema } from '../engine/config.js';
 
 interface JsonSchema {
   type?: string;
@@ -25,6 +26,7 @@ export function configReference(): string {
     ['agent.toml', agentConfigSchema],
     ['deployment-manager.toml', deploymentManagerConfigSchema],
     ['fortctl.toml', fortctlConfigSchema],
+    ['engine.toml', engineConfigSchema],
   ];
   return files
     .map(([name, schema]) => {
