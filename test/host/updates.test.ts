@@ -260,8 +260,17 @@ describe('updates of the installed fort under a real systemd', () => {
       // The previous deployment manager is back by itself, polling: it reported, and tells the server what runs.
       await bothRun(before, `both processes back on ${before}`);
       await f.waitActive('fort-deployment-manager.service');
-      expect((await f.host.must(['ls', '/opt/fort/deployment-manager/releases'])).trim().split('\n')).not.toContain(
-        release.version,
+      // Root prunes the failed release as its last step, after the status the restored one reports from.
+      await eventually(
+        async () =>
+          (await f.host.must(['ls', '/opt/fort/deployment-manager/releases']))
+            .trim()
+            .split('\n')
+            .includes(release.version)
+            ? undefined
+            : true,
+        30_000,
+        `root to remove the failed release ${release.version}`,
       );
       await f.pingRoundTrip(fortId);
     });
