@@ -74,7 +74,9 @@ export const apiSection = () =>
       ),
     queries_per_user: intRange(1, 64)
       .default(4)
-      .describe('Queries (and exports) one user may have running in fort-engine at once; more get a 429'),
+      .describe(
+        'Queries (and exports) one user may have running in fort-engine at once; four times as many wait their turn, more get a 429',
+      ),
     export_max_rows: intRange(1000, 100_000_000)
       .default(1_000_000)
       .describe('Rows of one CSV export at most; a longer answer ends with a last line saying it was cut'),

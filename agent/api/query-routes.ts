@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { FortError } from '../../lib/errors.js';
 import { sendProblem } from '../../lib/http-problem.js';
@@ -114,30 +114,39 @@ export function registerQueryRoutes(app: FastifyInstance, deps: QueryRoutesDeps)
   const relay = (reply: FastifyReply, a: RelayedAnswer) =>
     reply.code(a.statusCode).type(a.contentType).header('cache-control', 'no-store').send(a.text);
 
-  /** Queries each user has running in the engine (api.queries_per_user at most). */
-  const running = new Map<string, number>();
-  /** A slot of the user's, or undefined with a 429 naming the limit sent; `release` gives it back once. */
-  function slot(reply: FastifyReply): { release: () => void } | undefined {
+  /**
+   * Each user's queries in the engine: `queries_per_user` run, as many again times four wait their
+   * turn (a page asks for its list boxes, KPIs, chart and rows at once); past that, a 429 naming
+   * the limit. One user cannot take the engine's `max_concurrent` for everyone.
+   */
+  const users = new Map<string, { running: number; waiting: (() => void)[] }>();
+  async function slot(reply: FastifyReply): Promise<{ release: () => void } | undefined> {
     const who = reply.request.identity!;
     const key = `${who.tenant}/${who.user}`;
-    const n = running.get(key) ?? 0;
-    if (n >= deps.queryLimits.perUser) {
-      void sendProblem(
-        reply.header('retry-after', '1'),
-        'FORT_ERR_RATE_LIMITED',
-        `at most ${deps.queryLimits.perUser} queries at once per user (api.queries_per_user); wait for one to finish`,
-      );
-      return undefined;
-    }
-    running.set(key, n + 1);
+    const limit = deps.queryLimits.perUser;
+    let u = users.get(key);
+    if (!u) users.set(key, (u = { running: 0, waiting: [] }));
+    if (u.running >= limit) {
+      if (u.waiting.length >= limit * 4) {
+        void sendProblem(
+          reply.header('retry-after', '1'),
+          'FORT_ERR_RATE_LIMITED',
+          `at most ${limit} queries at once per user (api.queries_per_user), and ${limit * 4} waiting; wait for some to finish`,
+        );
+        return undefined;
+      }
+      // Handed over by a release: `running` stays counted for this one.
+      await new Promise<void>((resolve) => u.waiting.push(resolve));
+    } else u.running++;
     let released = false;
     return {
       release() {
         if (released) return;
         released = true;
-        const left = (running.get(key) ?? 1) - 1;
-        if (left > 0) running.set(key, left);
-        else running.delete(key);
+        const next = u.waiting.shift();
+        if (next) return next();
+        u.running--;
+        if (u.running === 0) users.delete(key);
       },
     };
   }
@@ -150,7 +159,7 @@ export function registerQueryRoutes(app: FastifyInstance, deps: QueryRoutesDeps)
   }
 
   async function ask(reply: FastifyReply, call: () => Promise<RelayedAnswer>) {
-    const held = slot(reply);
+    const held = await slot(reply);
     if (!held) return reply;
     try {
       return relay(reply, await call());
@@ -204,29 +213,32 @@ export function registerQueryRoutes(app: FastifyInstance, deps: QueryRoutesDeps)
     }
   });
 
-  app.post('/api/v1/apps/:id/query', async (req, reply) => {
+  /** A query's app, version, table and spec, authorised; or undefined with the refusal sent. */
+  async function queryOf(req: FastifyRequest, reply: FastifyReply) {
     const p = parse(appParams, req.params, reply);
     const body = p && parse(queryBody, req.body ?? {}, reply);
-    if (!p || !body || !(await allowed(req, reply, 'app.read', p.id)) || !existing(reply, p.id)) return reply;
+    if (!p || !body || !(await allowed(req, reply, 'app.read', p.id)) || !existing(reply, p.id)) return undefined;
     const v = version(reply, p.id);
     const t = v && table(reply, p.id, v, body.table);
-    if (!v || !t) return reply;
+    if (!v || !t) return undefined;
     const { table: _t, ...spec } = body;
-    return ask(reply, () => engine!.query(p.id, v.version, t, spec));
+    return { appId: p.id, v, t, spec };
+  }
+
+  app.post('/api/v1/apps/:id/query', async (req, reply) => {
+    const q = await queryOf(req, reply);
+    return q ? ask(reply, () => engine!.query(q.appId, q.v.version, q.t, q.spec)) : reply;
   });
 
   app.post('/api/v1/apps/:id/export', async (req, reply) => {
-    const p = parse(appParams, req.params, reply);
-    const body = p && parse(queryBody, req.body ?? {}, reply);
-    if (!p || !body || !(await allowed(req, reply, 'app.read', p.id)) || !existing(reply, p.id)) return reply;
-    const v = version(reply, p.id);
-    const t = v && table(reply, p.id, v, body.table);
-    if (!v || !t) return reply;
-    const held = slot(reply);
+    const q = await queryOf(req, reply);
+    if (!q) return reply;
+    const { appId, v, t } = q;
+    const held = await slot(reply);
     if (!held) return reply;
-    const { table: _t, after: _a, limit: _l, ...spec } = body;
+    const { after: _a, limit: _l, ...spec } = q.spec;
     const page = async (after?: string): Promise<RelayedAnswer> =>
-      engine!.query(p.id, v.version, t, { ...spec, limit: EXPORT_PAGE, ...(after ? { after } : {}) });
+      engine!.query(appId, v.version, t, { ...spec, limit: EXPORT_PAGE, ...(after ? { after } : {}) });
     let first: RelayedAnswer;
     try {
       first = await page();
@@ -245,11 +257,14 @@ export function registerQueryRoutes(app: FastifyInstance, deps: QueryRoutesDeps)
     };
     const stream = csvExport(JSON.parse(first.text) as AnswerPage, next, deps.queryLimits.exportMaxRows);
     stream.once('close', held.release);
-    stream.once('error', (err) => req.log.warn({ err: err.message, appId: p.id }, 'an export ended early'));
+    stream.once('error', (err) => req.log.warn({ err: err.message, appId }, 'an export ended early'));
     return reply
       .type('text/csv; charset=utf-8')
       .header('cache-control', 'no-store')
-      .header('content-disposition', `attachment; filename="${p.id.replace(/[^A-Za-z0-9_.-]/g, '_')}-${v.version}.csv"`)
+      .header(
+        'content-disposition',
+        `attachment; filename="${appId.replace(/[^A-Za-z0-9_.-]/g, '_')}-${v.version}.csv"`,
+      )
       .send(stream);
   });
 

@@ -1,5 +1,6 @@
 import Database from 'better-sqlite3';
 import { FortError } from '../../lib/errors.js';
+import { firstKeyword } from '../../lib/sql-keyword.js';
 
 /**
  * A SQLite source database as a load reads it: read-only twice over (the file opened read-only,
@@ -21,23 +22,6 @@ export function openSourceDb(table: string, file: string): Database.Database {
   } catch {
     db?.close();
     throw refused(table, 'the database cannot be read');
-  }
-}
-
-/** The first keyword of the SQL text, comments and whitespace skipped, upper case. */
-function firstKeyword(sql: string): string {
-  let s = sql;
-  for (;;) {
-    s = s.trimStart();
-    if (s.startsWith('--')) {
-      const nl = s.indexOf('\n');
-      s = nl < 0 ? '' : s.slice(nl + 1);
-    } else if (s.startsWith('/*')) {
-      const end = s.indexOf('*/', 2);
-      s = end < 0 ? '' : s.slice(end + 2);
-    } else {
-      return /^[A-Za-z]+/.exec(s)?.[0].toUpperCase() ?? '';
-    }
   }
 }
 

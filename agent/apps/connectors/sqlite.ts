@@ -2,6 +2,7 @@ import Database from 'better-sqlite3';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { ColumnSpec, TableSource } from './types.js';
 import { BATCH_ROWS, cancelled, rowsOf, sourceError, sourceFailure } from './types.js';
+import { firstKeyword } from '../../../lib/sql-keyword.js';
 
 /** Rows read between two turns of the event loop: the agent keeps serving while a reload runs. */
 const ROWS_PER_TURN = 1000;
@@ -16,23 +17,6 @@ export function openSourceDb(file: string): Database.Database {
     throw err;
   }
   return db;
-}
-
-/** The first keyword of the SQL text, comments and whitespace skipped, upper case. */
-function firstKeyword(sql: string): string {
-  let s = sql;
-  for (;;) {
-    s = s.trimStart();
-    if (s.startsWith('--')) {
-      const nl = s.indexOf('\n');
-      s = nl < 0 ? '' : s.slice(nl + 1);
-    } else if (s.startsWith('/*')) {
-      const end = s.indexOf('*/', 2);
-      s = end < 0 ? '' : s.slice(end + 2);
-    } else {
-      return /^[A-Za-z]+/.exec(s)?.[0].toUpperCase() ?? '';
-    }
-  }
 }
 
 /**

@@ -2,21 +2,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import type { PkiPaths } from '../../../lib/pki/layout.js';
-import type { Supervised } from '../../../scripts/supervisor/process.js';
 import type { PolicyInput } from '../../../dev-cloud/cloud-api/policy.js';
-import { createAdminClient, type AdminClient } from '../../../lib/admin-client.js';
-import { loadTlsMaterial } from '../../../lib/tls.js';
-import {
-  eventually,
-  REPO,
-  startAgent,
-  startEngine,
-  testInstallation,
-  testPki,
-  type TestInstallation,
-} from '../../helpers/fort.js';
-import { testDevCloud, type TestDevCloud } from '../../helpers/dev-cloud.js';
+import { eventually, REPO, testPki } from '../../helpers/fort.js';
+import { startEngineStack, type EngineStack } from '../../helpers/engine-stack.js';
 import { httpsCall } from '../../helpers/https.js';
 import { launchChromium } from '../../helpers/browser.js';
 import { DEMO_APP_ID, demoAppToml, demoOrdersCsv, writeDemoSources } from '../../../scripts/demo-app.js';
@@ -114,12 +102,7 @@ function expectPng(file: string) {
 }
 
 describe('App Viewer in Chromium (real agent, fort-engine and dev cloud)', () => {
-  let pki: PkiPaths;
-  let inst: TestInstallation;
-  let dev: TestDevCloud;
-  let agent: Supervised;
-  let engine: Supervised;
-  let admin: AdminClient;
+  let stack: EngineStack;
   let browser: Browser;
   let context: BrowserContext;
   let page: Page;
@@ -245,40 +228,25 @@ describe('App Viewer in Chromium (real agent, fort-engine and dev cloud)', () =>
   };
 
   beforeAll(async () => {
-    pki = await testPki();
-    inst = await testInstallation(pki, { fortId: FORT, cloudAuth: true, engine: true, logLevel: 'info' });
-    writeFileSync(join(inst.layout.sourcesDir!, 'shop.csv'), CSV);
-    // The demo app of `npm start` too, as the dev stack writes it.
-    writeDemoSources(inst.layout.sourcesDir!);
-    fortOrigin = `https://127.0.0.1:${inst.layout.ports.clientApi}`;
-    ca = readFileSync(pki.clientZone.ca);
-    dev = await testDevCloud(pki, { ports: inst.layout.ports, policy: POLICY, fortOrigins: [fortOrigin] });
-    engine = await startEngine(inst.files.engine);
-    agent = await startAgent(inst.files.agent);
-    [browser] = await Promise.all([launchChromium(pki), engine.waitReady(20_000), agent.waitReady(20_000)]);
-    admin = createAdminClient({
-      url: `https://127.0.0.1:${inst.layout.ports.admin}`,
-      tls: loadTlsMaterial({ ca: pki.trustZone.ca, cert: pki.trustZone.fortctlCert, key: pki.trustZone.fortctlKey }),
-    });
-    for (const [id, toml] of [
-      [APP, APP_TOML],
-      [DEMO_APP_ID, demoAppToml()],
-    ] as const) {
-      const added = await admin.addApp(toml, 'toml');
-      expect(added.statusCode, JSON.stringify(added.body)).toBeLessThan(300);
-      await admin.startReload(id);
-    }
-    for (const id of [APP, DEMO_APP_ID])
-      await eventually(
-        async () => {
-          const r = (await admin.reloads({ app: id })).body.reloads;
-          if (r.some((x) => x.state === 'failed')) throw new Error(JSON.stringify(r));
-          return r.find((x) => x.state === 'succeeded');
+    const pki = await testPki();
+    [stack, browser] = await Promise.all([
+      startEngineStack(pki, {
+        fortId: FORT,
+        policy: POLICY,
+        // The viewer's redirect login may send tokens back to this fort only.
+        fortOrigins: (inst) => [`https://127.0.0.1:${inst.layout.ports.clientApi}`],
+        prepare: (inst) => {
+          writeFileSync(join(inst.layout.sourcesDir!, 'shop.csv'), CSV);
+          // The demo app of `npm start` too, as the dev stack writes it.
+          writeDemoSources(inst.layout.sourcesDir!);
         },
-        30_000,
-        `the first reload of ${id} to succeed`,
-      );
-    alice = await dev.login('alice', 't1');
+      }),
+      launchChromium(pki),
+    ]);
+    fortOrigin = stack.clientApi;
+    ca = readFileSync(pki.clientZone.ca);
+    await Promise.all([stack.loadApp(APP_TOML, APP, 30_000), stack.loadApp(demoAppToml(), DEMO_APP_ID, 30_000)]);
+    alice = await stack.dev.login('alice', 't1');
     for (const f of ['app-viewer.png', 'app-viewer-phone.png', 'app-viewer-demo.png'])
       rmSync(join(SHOTS, f), { force: true });
     mkdirSync(SHOTS, { recursive: true });
@@ -297,11 +265,7 @@ describe('App Viewer in Chromium (real agent, fort-engine and dev cloud)', () =>
   afterAll(async () => {
     await context?.close();
     await browser?.close();
-    admin?.close();
-    await agent?.stop();
-    await engine?.stop();
-    await dev?.stop();
-    inst?.cleanup();
+    await stack?.stop();
   });
 
   it('signs in through the cloud and opens the shared address with defaults from the schema', async () => {
@@ -489,7 +453,7 @@ describe('App Viewer in Chromium (real agent, fort-engine and dev cloud)', () =>
     await page.click('#grid-next');
     await settled();
     const old = (await call('GET', `/api/v1/apps/${APP}/schema`)).version;
-    await admin.startReload(APP);
+    await stack.admin.startReload(APP);
     await eventually(
       async () => {
         const now = (await call('GET', `/api/v1/apps/${APP}/schema`)).version;

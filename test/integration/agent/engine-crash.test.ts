@@ -4,20 +4,9 @@ import { join } from 'node:path';
 import { once } from 'node:events';
 import Database from 'better-sqlite3';
 import type { PkiPaths } from '../../../lib/pki/layout.js';
-import type { Supervised } from '../../../scripts/supervisor/process.js';
 import type { PolicyInput } from '../../../dev-cloud/cloud-api/policy.js';
-import { createAdminClient, type AdminClient } from '../../../lib/admin-client.js';
-import { loadTlsMaterial } from '../../../lib/tls.js';
-import {
-  eventually,
-  jsonLines,
-  startAgent,
-  startEngine,
-  testInstallation,
-  testPki,
-  type TestInstallation,
-} from '../../helpers/fort.js';
-import { testDevCloud, type TestDevCloud } from '../../helpers/dev-cloud.js';
+import { eventually, jsonLines, testPki } from '../../helpers/fort.js';
+import { startEngineStack, type EngineStack } from '../../helpers/engine-stack.js';
 import { httpsCall } from '../../helpers/https.js';
 
 /**
@@ -65,50 +54,35 @@ async function writeBigCsv(file: string) {
 
 describe('fort-engine killed (-9) during a load and during queries', () => {
   let pki: PkiPaths;
-  let inst: TestInstallation;
-  let dev: TestDevCloud;
-  let agent: Supervised;
-  let engine: Supervised;
-  let admin: AdminClient;
+  let stack: EngineStack;
   let token: string;
+  const engine = () => stack.engine;
+  const admin = () => stack.admin;
 
-  const engineData = () => join(inst.dir, 'data', 'engine', 'apps', 'big');
+  const engineData = () => join(stack.inst.dir, 'data', 'engine', 'apps', 'big');
   const linkInfo = async () =>
-    (await admin.health()).body.modules['iot-link'] as { state: string; info?: { connects?: number } };
+    (await admin().health()).body.modules['iot-link'] as { state: string; info?: { connects?: number } };
   const query = () =>
-    httpsCall(
-      `https://127.0.0.1:${inst.layout.ports.clientApi}`,
-      readFileSync(pki.clientZone.ca),
-      'POST',
-      '/api/v1/apps/big/query',
-      {
-        headers: { authorization: `Bearer ${token}` },
-        json: { dimensions: ['region'], measures: [{ op: 'count' }], sort: [{ by: 'region' }] },
-      },
-    );
+    httpsCall(stack.clientApi, readFileSync(pki.clientZone.ca), 'POST', '/api/v1/apps/big/query', {
+      headers: { authorization: `Bearer ${token}` },
+      json: { dimensions: ['region'], measures: [{ op: 'count' }], sort: [{ by: 'region' }] },
+    });
 
   beforeAll(async () => {
     pki = await testPki();
-    inst = await testInstallation(pki, { fortId: FORT, iot: true, cloudAuth: true, engine: true, logLevel: 'info' });
-    await writeBigCsv(join(inst.layout.sourcesDir!, 'big.csv'));
-    dev = await testDevCloud(pki, { ports: inst.layout.ports, policy: POLICY });
-    // RestartSec=2, as fort-engine.service says.
-    engine = await startEngine(inst.files.engine, { restart: true, restartDelayMs: 2000 });
-    agent = await startAgent(inst.files.agent);
-    await Promise.all([engine.waitReady(20_000), agent.waitReady(20_000)]);
-    admin = createAdminClient({
-      url: `https://127.0.0.1:${inst.layout.ports.admin}`,
-      tls: loadTlsMaterial({ ca: pki.trustZone.ca, cert: pki.trustZone.fortctlCert, key: pki.trustZone.fortctlKey }),
+    stack = await startEngineStack(pki, {
+      fortId: FORT,
+      policy: POLICY,
+      iot: true,
+      prepare: (inst) => writeBigCsv(join(inst.layout.sourcesDir!, 'big.csv')),
+      // RestartSec=2, as fort-engine.service says.
+      engine: { restart: true, restartDelayMs: 2000 },
     });
     await eventually(async () => ((await linkInfo()).state === 'ready' ? true : undefined), 20_000, 'the IoT link up');
-    token = await dev.login('alice', 't1');
+    token = await stack.dev.login('alice', 't1');
   }, 120_000);
   afterAll(async () => {
-    admin?.close();
-    await agent?.stop();
-    await engine?.stop();
-    await dev?.stop();
-    inst?.cleanup();
+    await stack?.stop();
   });
 
   it('a load killed midway: the reload completes once, in one version, nothing left behind', async () => {
@@ -117,7 +91,7 @@ describe('fort-engine killed (-9) during a load and during queries', () => {
     const killed = new Promise<void>((resolve, reject) => {
       const onLine = (line: string) => {
         if (!line.includes('"load started"')) return;
-        engine.events.off('stdout', onLine);
+        engine().events.off('stdout', onLine);
         eventually(
           () =>
             existsSync(engineData()) && readdirSync(engineData()).some((f) => f.endsWith('.partial'))
@@ -126,35 +100,26 @@ describe('fort-engine killed (-9) during a load and during queries', () => {
           10_000,
           'the partial version file',
         ).then(() => {
-          engine.kill('SIGKILL');
+          engine().kill('SIGKILL');
           resolve();
         }, reject);
       };
-      engine.events.on('stdout', onLine);
+      engine().events.on('stdout', onLine);
     });
-    const starts = engine.starts;
-    expect((await admin.addApp(APP, 'toml')).statusCode).toBeLessThan(300);
-    await admin.startReload('big');
+    const starts = engine().starts;
+    const done = await stack.loadApp(APP, 'big', 90_000);
     await killed;
-    const done = await eventually(
-      async () => {
-        const r = (await admin.reloads({ app: 'big' })).body.reloads;
-        if (r.some((x) => x.state === 'failed')) throw new Error(JSON.stringify(r));
-        return r.length === 1 && r[0]!.state === 'succeeded' ? r[0] : undefined;
-      },
-      90_000,
-      'the reload to succeed after the engine came back',
-    );
-    expect(engine.starts).toBe(starts + 1);
+    expect((await admin().reloads({ app: 'big' })).body.reloads).toHaveLength(1);
+    expect(engine().starts).toBe(starts + 1);
     expect(done).toMatchObject({ attempts: 1, rows: ROWS, errorCode: null });
     // One version, the retry's own id; the killed load's partial file was removed at the restart.
-    const db = new Database(join(inst.dir, 'data/agent/agent.db'), { readonly: true });
+    const db = new Database(join(stack.inst.dir, 'data/agent/agent.db'), { readonly: true });
     const versions = db.prepare('SELECT engine_version FROM app_versions WHERE app_id = ?').pluck().all('big');
     db.close();
     // Asked again under a new id after each refused connection while the engine was down.
     expect(versions).toEqual([expect.stringMatching(new RegExp(`^${done.id}-1-r\\d+$`))]);
     expect(readdirSync(engineData())).toEqual([`${versions[0] as string}.duckdb`]);
-    const removedAtStart = jsonLines(engine.stdout).find(
+    const removedAtStart = jsonLines(engine().stdout).find(
       (l) => l['msg'] === 'removed what loads interrupted by the last stop left',
     );
     expect(removedAtStart?.['removed']).toEqual(expect.arrayContaining([`big/${done.id}-1.duckdb.partial`]));
@@ -164,21 +129,21 @@ describe('fort-engine killed (-9) during a load and during queries', () => {
   });
 
   it('status to the cloud carries counts and codes only, never a value the engine loaded or refused', async () => {
-    const ok = await dev.reloadStatus.waitFor((r) => r.appId === 'big' && r.type === 'reload.succeeded', 10_000);
+    const ok = await stack.dev.reloadStatus.waitFor((r) => r.appId === 'big' && r.type === 'reload.succeeded', 10_000);
     expect(ok.data).toMatchObject({ rows: ROWS, tables: [{ name: 'facts', rows: ROWS }] });
     for (const value of ['north', 'south', 'east', 'west']) expect(JSON.stringify(ok)).not.toContain(value);
 
     writeFileSync(
-      join(inst.layout.sourcesDir!, 'bad.csv'),
+      join(stack.inst.layout.sourcesDir!, 'bad.csv'),
       'id,region,amount\n1,north,2.5\n2,south,NOT-A-NUMBER-SECRETVALUE\n',
     );
-    expect((await admin.addApp(APP.replaceAll('big', 'bad'), 'toml')).statusCode).toBeLessThan(300);
-    await admin.startReload('bad');
-    const failed = await dev.reloadStatus.waitFor((r) => r.appId === 'bad' && r.type === 'reload.failed', 30_000);
+    expect((await admin().addApp(APP.replaceAll('big', 'bad'), 'toml')).statusCode).toBeLessThan(300);
+    await admin().startReload('bad');
+    const failed = await stack.dev.reloadStatus.waitFor((r) => r.appId === 'bad' && r.type === 'reload.failed', 30_000);
     expect(failed.data).toMatchObject({ code: 'FORT_ERR_RELOAD_SOURCE', message: expect.stringMatching(/amount/) });
     expect(JSON.stringify(failed)).not.toContain('SECRETVALUE');
     expect(JSON.stringify(failed)).not.toContain('north');
-    const recorded = (await admin.reloads({ app: 'bad' })).body.reloads[0]!;
+    const recorded = (await admin().reloads({ app: 'bad' })).body.reloads[0]!;
     expect(recorded).toMatchObject({ state: 'failed', errorCode: 'FORT_ERR_RELOAD_SOURCE' });
     expect(recorded.errorMessage).not.toContain('SECRETVALUE');
   });
@@ -187,8 +152,8 @@ describe('fort-engine killed (-9) during a load and during queries', () => {
     const before = await query();
     expect(before.status, before.body).toBe(200);
     const connectsBefore = (await linkInfo()).info?.connects;
-    const starts = engine.starts;
-    engine.kill('SIGKILL');
+    const starts = engine().starts;
+    engine().kill('SIGKILL');
     const down = await eventually(
       async () => {
         const r = await query();
@@ -207,7 +172,7 @@ describe('fort-engine killed (-9) during a load and during queries', () => {
       30_000,
       'queries answered again after the restart',
     );
-    expect(engine.starts).toBe(starts + 1);
+    expect(engine().starts).toBe(starts + 1);
     expect(after.json()).toMatchObject({
       rows: [
         ['east', ROWS / 4],

@@ -3,20 +3,9 @@ import { execFile } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import type { PkiPaths } from '../../../lib/pki/layout.js';
-import type { Supervised } from '../../../scripts/supervisor/process.js';
 import type { PolicyInput } from '../../../dev-cloud/cloud-api/policy.js';
-import { createAdminClient, type AdminClient } from '../../../lib/admin-client.js';
-import { loadTlsMaterial } from '../../../lib/tls.js';
-import {
-  eventually,
-  startAgent,
-  startEngine,
-  testInstallation,
-  testPki,
-  type TestInstallation,
-} from '../../helpers/fort.js';
-import { testDevCloud, type TestDevCloud } from '../../helpers/dev-cloud.js';
+import { eventually, testPki } from '../../helpers/fort.js';
+import { startEngineStack, type EngineStack } from '../../helpers/engine-stack.js';
 import { httpsCall } from '../../helpers/https.js';
 
 /**
@@ -76,13 +65,7 @@ interface QueryAnswer {
 const round = (v: Cell) => (typeof v === 'number' ? Math.round(v * 1e6) / 1e6 : v);
 
 describe('queries computed by fort-engine, through the client API', () => {
-  let pki: PkiPaths;
-  let inst: TestInstallation;
-  let dev: TestDevCloud;
-  let agent: Supervised;
-  let engine: Supervised;
-  let admin: AdminClient;
-  let base: string;
+  let stack: EngineStack;
   let ca: Buffer;
   let alice: string;
   let csv: string;
@@ -104,7 +87,7 @@ describe('queries computed by fort-engine, through the client API', () => {
     return rows.map((r) => Object.values(r).map(round));
   };
   const call = (method: string, path: string, token: string, json?: unknown) =>
-    httpsCall(base, ca, method, path, {
+    httpsCall(stack.clientApi, ca, method, path, {
       headers: { authorization: `Bearer ${token}` },
       ...(json === undefined ? {} : { json }),
     });
@@ -116,41 +99,21 @@ describe('queries computed by fort-engine, through the client API', () => {
   const rowsOf = (a: QueryAnswer) => a.rows.map((r) => r.map(round));
 
   beforeAll(async () => {
-    pki = await testPki();
-    inst = await testInstallation(pki, { fortId: FORT, cloudAuth: true, engine: true, logLevel: 'info' });
-    csv = join(inst.layout.sourcesDir!, 'orders.csv');
-    writeFileSync(csv, ordersCsv());
-    writeFileSync(join(inst.dir, 'orders.toml'), APP_TOML('orders.csv'));
-    base = `https://127.0.0.1:${inst.layout.ports.clientApi}`;
-    ca = readFileSync(pki.clientZone.ca);
-    dev = await testDevCloud(pki, { ports: inst.layout.ports, policy: POLICY });
-    engine = await startEngine(inst.files.engine);
-    agent = await startAgent(inst.files.agent);
-    await Promise.all([engine.waitReady(20_000), agent.waitReady(20_000)]);
-    admin = createAdminClient({
-      url: `https://127.0.0.1:${inst.layout.ports.admin}`,
-      tls: loadTlsMaterial({ ca: pki.trustZone.ca, cert: pki.trustZone.fortctlCert, key: pki.trustZone.fortctlKey }),
-    });
-    const added = await admin.addApp(APP_TOML('orders.csv'), 'toml');
-    expect(added.statusCode, JSON.stringify(added.body)).toBeLessThan(300);
-    await admin.startReload('orders');
-    await eventually(
-      async () => {
-        const r = (await admin.reloads({ app: 'orders' })).body.reloads;
-        if (r.some((x) => x.state === 'failed')) throw new Error(JSON.stringify(r));
-        return r.find((x) => x.state === 'succeeded');
+    const pki = await testPki();
+    stack = await startEngineStack(pki, {
+      fortId: FORT,
+      policy: POLICY,
+      prepare: (inst) => {
+        csv = join(inst.layout.sourcesDir!, 'orders.csv');
+        writeFileSync(csv, ordersCsv());
       },
-      60_000,
-      'the first reload of orders to succeed',
-    );
-    alice = await dev.login('alice', 't1');
+    });
+    ca = readFileSync(pki.clientZone.ca);
+    await stack.loadApp(APP_TOML('orders.csv'), 'orders');
+    alice = await stack.dev.login('alice', 't1');
   }, 120_000);
   afterAll(async () => {
-    admin?.close();
-    await agent?.stop();
-    await engine?.stop();
-    await dev?.stop();
-    inst?.cleanup();
+    await stack?.stop();
   });
 
   it('every measure by a dimension under a values selection equals sqlite3 on the source', async () => {
@@ -308,12 +271,12 @@ describe('queries computed by fort-engine, through the client API', () => {
 
   it('a user without app.read gets 403 and an audit entry; an unknown field gets 400 naming it', async () => {
     const since = new Date(Date.now() - 1000);
-    const bob = await dev.login('bob', 't1');
+    const bob = await stack.dev.login('bob', 't1');
     const denied = await call('POST', '/api/v1/apps/orders/query', bob, { dimensions: ['region'] });
     expect(denied.status).toBe(403);
     const audit = await eventually(
       async () =>
-        (await admin.audit(since)).body.entries.find(
+        (await stack.admin.audit(since)).body.entries.find(
           (e) => e.actor === 'bob' && e.action === 'app.read' && e.target === 'orders',
         ),
       10_000,

@@ -45,7 +45,7 @@ async function rig(engine: Partial<EngineClient>, limits = { perUser: 2, exportM
 }
 
 describe('client API query routes', () => {
-  it("caps each user's queries in flight (429 naming the limit), other users unaffected, slots given back", async () => {
+  it("runs each user's queries a few at a time, queues four times as many, refuses more (429 naming the limit); other users unaffected", async () => {
     const waiting: (() => void)[] = [];
     const a = await rig({
       query: () =>
@@ -60,24 +60,30 @@ describe('client API query routes', () => {
         headers: { 'x-user': user },
         payload: { measures: [{ op: 'count' }] },
       });
-    const first = [ask('alice'), ask('alice')];
-    // Both of alice's slots are taken once the engine holds both questions.
-    while (waiting.length < 2) await new Promise((r) => setImmediate(r));
-    const third = await ask('alice');
-    expect(third.statusCode).toBe(429);
-    expect(third.headers['retry-after']).toBe('1');
-    expect(third.json()).toMatchObject({
+    const turn = () => new Promise((r) => setImmediate(r));
+    // 2 run in the engine, 8 wait their turn in the agent.
+    const alices = Array.from({ length: 10 }, () => ask('alice'));
+    while (waiting.length < 2) await turn();
+    for (let i = 0; i < 20; i++) await turn();
+    expect(waiting).toHaveLength(2);
+    const refused = await ask('alice');
+    expect(refused.statusCode).toBe(429);
+    expect(refused.headers['retry-after']).toBe('1');
+    expect(refused.json()).toMatchObject({
       code: 'FORT_ERR_RATE_LIMITED',
-      detail: expect.stringMatching(/at most 2 queries at once per user/),
+      detail: expect.stringMatching(/at most 2 queries at once per user \(api.queries_per_user\), and 8 waiting/),
     });
+    // Another user is not behind alice.
     const bob = ask('bob');
-    while (waiting.length < 3) await new Promise((r) => setImmediate(r));
-    for (const go of waiting.splice(0)) go();
-    expect((await Promise.all([...first, bob])).map((r) => r.statusCode)).toEqual([200, 200, 200]);
-    const again = ask('alice');
-    while (waiting.length < 1) await new Promise((r) => setImmediate(r));
-    waiting.shift()!();
-    expect((await again).statusCode).toBe(200);
+    while (waiting.length < 3) await turn();
+    // Each answer lets the next of alice's in, until all have run.
+    let answered = 0;
+    while (answered < 11) {
+      while (waiting.length === 0) await turn();
+      waiting.shift()!();
+      answered++;
+    }
+    expect((await Promise.all([...alices, bob])).map((r) => r.statusCode)).toEqual(Array(11).fill(200));
   });
 
   it('exports the whole answer as CSV through keyset pages, cut at export_max_rows with a last line saying so', async () => {
