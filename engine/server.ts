@@ -28,7 +28,8 @@ export interface EngineServerDeps {
 }
 
 /** App and version ids are checked where they become paths (versions.ts). */
-const versionPath = z.strictObject({ app: z.string().max(128), version: z.string().max(128) });
+const appPath = z.strictObject({ app: z.string().max(128) });
+const versionPath = appPath.extend({ version: z.string().max(128) });
 const tablePath = versionPath.extend({ table: z.string().min(1).max(128) });
 
 /** At most `n` at once, the rest in arrival order. */
@@ -129,6 +130,12 @@ export async function buildEngineServer(deps: EngineServerDeps) {
     } finally {
       reply.raw.off('close', closed);
     }
+  });
+
+  app.get('/engine/v1/apps/:app/versions', async (req, reply) => {
+    const path = appPath.safeParse(req.params);
+    if (!path.success) return sendBadRequest(reply, path.error, 'path');
+    return { app: path.data.app, versions: deps.versions.list(path.data.app) };
   });
 
   app.get('/engine/v1/apps/:app/versions/:version/tables', async (req, reply) => {

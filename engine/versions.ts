@@ -1,4 +1,4 @@
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import { FortError } from '../lib/errors.js';
@@ -195,6 +195,20 @@ export function createVersionStore(o: {
       }
       if (v) close(key, v);
       removeFile(app, version);
+    },
+    /** The app's versions (complete ones: a load still running is not one), deleted ones not. */
+    list(app: string): string[] {
+      const dir = appDir(app);
+      let names: string[];
+      try {
+        names = readdirSync(dir);
+      } catch {
+        return [];
+      }
+      return names
+        .filter((n) => n.endsWith('.duckdb'))
+        .map((n) => n.slice(0, -'.duckdb'.length))
+        .filter((v) => !open.get(`${app}/${v}`)?.doomed);
     },
     openCount: () => open.size,
     /** At stop: every version closed; one deleted while queries ran on it is removed now, not found again at start. */

@@ -124,6 +124,10 @@ export function createEngineClient(o: EngineClientOptions) {
       const p = path('apps', app, 'versions', version, 'tables', table);
       return relay(await http.send(url(`${p}/rows`), { method: 'POST', body: spec }));
     },
+    /** The app's complete versions in the engine (what it would serve if asked). */
+    async versions(app: string): Promise<string[]> {
+      return expect<{ versions: string[] }>(await http.send(url(`${path('apps', app)}/versions`)), 200).versions;
+    },
     /** 404 counts as done: deleting is idempotent. */
     async deleteVersion(app: string, version: string): Promise<void> {
       const res = await http.send(url(path('apps', app, 'versions', version)), { method: 'DELETE' });

@@ -30,6 +30,11 @@ export interface ReloadExecutorOptions {
   load: LoadVersion;
   /** Removes a loaded version that was never committed, or one pruned (a version the engine keeps). */
   discard?: (appId: string, v: { engineVersion: string }) => void;
+  /**
+   * After a committed reload and its prune: whatever else of the app the version store holds;
+   * `idle` says whether no other reload of the app runs now (its version would not be committed yet).
+   */
+  sweep?: (appId: string, idle: () => boolean) => void;
   status: ReloadStatusSink;
   concurrency: number;
   timeoutMs: number;
@@ -52,7 +57,7 @@ export function createReloadExecutor(opts: ReloadExecutorOptions) {
   const { db, queue, status, log } = opts;
   const now = opts.now ?? (() => new Date());
   const metrics = opts.metrics ?? NO_METRICS;
-  const running = new Map<string, { controller: AbortController; done: Promise<void> }>();
+  const running = new Map<string, { appId: string; controller: AbortController; done: Promise<void> }>();
   let stopped = true;
   let pumpScheduled = false;
 
@@ -94,7 +99,7 @@ export function createReloadExecutor(opts: ReloadExecutorOptions) {
         running.delete(r.id);
         kick();
       });
-      running.set(r.id, { controller, done });
+      running.set(r.id, { appId: r.appId, controller, done });
     }
   }
 
@@ -136,6 +141,7 @@ export function createReloadExecutor(opts: ReloadExecutorOptions) {
             { appId: r.appId, pruned: pruned.map((p) => p.engineVersion ?? p.file) },
             'old app versions deleted',
           );
+        opts.sweep?.(r.appId, () => ![...running].some(([id, x]) => x.appId === r.appId && id !== r.id));
       } catch (err) {
         log.warn({ err, appId: r.appId }, 'old app versions could not be deleted');
       }

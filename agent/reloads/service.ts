@@ -81,6 +81,25 @@ export function startReloadService(deps: ReloadServiceDeps) {
       log,
     });
   };
+  /**
+   * After a reload's prune: versions the engine holds that no app_versions row names — loaded
+   * for a start the agent did not live to commit (killed between the engine's answer and its
+   * transaction) — are deleted too. A load still running in the engine is not listed yet.
+   */
+  const namedVersions = db.prepare<[string], string>(
+    'SELECT engine_version FROM app_versions WHERE app_id = ? AND engine_version IS NOT NULL',
+  );
+  const sweep = async (appId: string, idle: () => boolean) => {
+    if (!engine) return;
+    const held = await engine.versions(appId);
+    // Decided at one moment when no other reload of the app runs: whatever loads after is not listed.
+    if (!idle()) return;
+    const named = new Set(namedVersions.pluck().all(appId));
+    for (const v of held.filter((x) => !named.has(x))) {
+      log.warn({ appId, version: v }, 'fort-engine held a version no reload committed; deleting it');
+      await engine.deleteVersion(appId, v);
+    }
+  };
   const discard = (appId: string, v: { engineVersion: string }) =>
     void engine
       ?.deleteVersion(appId, v.engineVersion)
@@ -94,6 +113,10 @@ export function startReloadService(deps: ReloadServiceDeps) {
     appsDir: deps.appsDir,
     load: engine ? loadInEngineProcess : loadHere,
     discard,
+    sweep: (appId: string, idle: () => boolean) =>
+      void sweep(appId, idle).catch((err: Error) =>
+        log.warn({ appId, err: err.message }, 'could not sweep fort-engine for versions no reload committed'),
+      ),
     status,
     concurrency: config.concurrency,
     timeoutMs: config.timeout_seconds * 1000,

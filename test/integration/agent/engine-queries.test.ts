@@ -6,6 +6,9 @@ import { promisify } from 'node:util';
 import type { PolicyInput } from '../../../dev-cloud/cloud-api/policy.js';
 import { eventually, testPki } from '../../helpers/fort.js';
 import { startEngineStack, type EngineStack } from '../../helpers/engine-stack.js';
+import { createEngineClient } from '../../../agent/engine/client.js';
+import { loadTlsMaterial } from '../../../lib/tls.js';
+import type { PkiPaths } from '../../../lib/pki/layout.js';
 import { httpsCall } from '../../helpers/https.js';
 
 /**
@@ -66,6 +69,7 @@ const round = (v: Cell) => (typeof v === 'number' ? Math.round(v * 1e6) / 1e6 : 
 
 describe('queries computed by fort-engine, through the client API', () => {
   let stack: EngineStack;
+  let pki: PkiPaths;
   let ca: Buffer;
   let alice: string;
   let csv: string;
@@ -99,7 +103,7 @@ describe('queries computed by fort-engine, through the client API', () => {
   const rowsOf = (a: QueryAnswer) => a.rows.map((r) => r.map(round));
 
   beforeAll(async () => {
-    const pki = await testPki();
+    pki = await testPki();
     stack = await startEngineStack(pki, {
       fortId: FORT,
       policy: POLICY,
@@ -287,5 +291,51 @@ describe('queries computed by fort-engine, through the client API', () => {
     const bad = await call('POST', '/api/v1/apps/orders/query', alice, { dimensions: ['regoin'] });
     expect(bad.status).toBe(400);
     expect((bad.json() as { detail: string }).detail).toMatch(/regoin/);
+  });
+
+  it('a version the engine holds that no reload committed (the agent died before its commit) is deleted at the next reload', async () => {
+    const engine = createEngineClient({
+      url: `https://127.0.0.1:${stack.inst.layout.ports.engine}`,
+      tls: loadTlsMaterial({ ca: pki.trustZone.ca, cert: pki.trustZone.agentCert, key: pki.trustZone.agentKey }),
+      serverName: 'engine',
+      queryTimeoutMs: 30_000,
+      maxAnswerBytes: 1 << 20,
+    });
+    try {
+      // What a load the agent did not live to commit leaves: a complete version no row names.
+      const table = { name: 'orders', connector: 'csv' as const, file: csv, delimiter: ',', quote: '"', header: true };
+      const columns = [
+        { name: 'id', type: 'integer' },
+        { name: 'region', type: 'string' },
+        { name: 'product', type: 'string' },
+        { name: 'customer', type: 'string' },
+        { name: 'day', type: 'date' },
+        { name: 'amount', type: 'number' },
+      ];
+      await engine.load('orders', 'orphan-1', [{ ...table, columns }], 60_000, new AbortController().signal);
+      expect(await engine.versions('orders')).toContain('orphan-1');
+      const before = (await stack.admin.reloads({ app: 'orders' })).body.reloads.length;
+      await stack.admin.startReload('orders');
+      await eventually(
+        async () => {
+          const r = (await stack.admin.reloads({ app: 'orders' })).body.reloads;
+          return r.length > before && r.every((x) => x.state === 'succeeded') ? r : undefined;
+        },
+        60_000,
+        'the second reload of orders',
+      );
+      const left = await eventually(
+        async () => {
+          const v = await engine.versions('orders');
+          return v.includes('orphan-1') ? undefined : v;
+        },
+        10_000,
+        'the orphan version deleted',
+      );
+      // What the agent's rows name is all that is left (two reloads, keep_versions 3).
+      expect(left).toHaveLength(2);
+    } finally {
+      engine.close();
+    }
   });
 });
