@@ -2,6 +2,7 @@ import Database from 'better-sqlite3';
 import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../lib/files.js';
+import { mulberry32 } from './seeded-random.js';
 
 export const DEMO_APP_ID = 'demo-sales';
 
@@ -44,18 +45,6 @@ export function demoCustomers(): DemoCustomer[] {
   });
 }
 
-/** mulberry32: a small seeded generator, so the same seed always gives the same orders. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const DAY_MS = 86_400_000;
 const FIRST_DAY = Date.UTC(2025, 0, 1);
 
@@ -66,7 +55,7 @@ const FIRST_DAY = Date.UTC(2025, 0, 1);
  * North America), so selecting one changes the others' possible values.
  */
 export function demoOrdersCsv(orders: number, seed = 2026): string {
-  const next = random(seed);
+  const next = mulberry32(seed);
   const customers = demoCustomers();
   const lines = ['id,order_date,region,product,customer,quantity,amount,paid'];
   for (let i = 1; i <= orders; i++) {

@@ -1,14 +1,5 @@
-/** A small seeded PRNG (mulberry32): the same seed replays the same chaos schedule. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A small seeded PRNG: the same seed replays the same chaos schedule. */
+export { mulberry32 } from '../../scripts/seeded-random.js';
 
 /**
  * Until `chaosEndMs`, every 10–25 s one of the actions: each once first (in a random order, so
