@@ -35,10 +35,8 @@ export function engineLoadTables(def: AppDefinition, dataDirs: string[]): Engine
           query: t.query,
         };
       case 'http':
-        throw new FortError(
-          'FORT_ERR_RELOAD_SOURCE',
-          `tables[${i}]: http sources are not loaded by fort-engine yet; remove [engine] from agent.toml to load this app`,
-        );
+        // The reload service loads apps with HTTP sources in the agent; never asked here.
+        throw new FortError('FORT_ERR_RELOAD_SOURCE', `tables[${i}]: fort-engine does not fetch http sources`);
     }
   });
 }

@@ -70,6 +70,9 @@ export function startReloadService(deps: ReloadServiceDeps) {
       import('../engine/engine-loads.js'),
     ]);
     const definition = await registry.definition(appId);
+    // HTTP sources are fetched by the agent (the engine has no network beyond loopback): such an
+    // app is loaded and served here, as without an engine (its rows, not queries).
+    if (definition.tables.some((t) => t.connector === 'http')) return loadHere(appId, signal, start);
     checkDefinitionSources(definition, sources);
     return loadInEngine({
       engine: engine!,
