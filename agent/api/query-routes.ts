@@ -151,11 +151,15 @@ export function registerQueryRoutes(app: FastifyInstance, deps: QueryRoutesDeps)
     };
   }
 
-  /** The engine unreachable: 503 with a retry hint (its unit restarts it). */
-  function unavailable(reply: FastifyReply, err: unknown) {
-    if (!(err instanceof FortError) || err.code !== 'FORT_ERR_ENGINE_UNAVAILABLE') throw err;
+  /**
+   * A call to the engine that threw: unreachable is a 503 with a retry hint (its unit restarts
+   * it); the engine's own refusal (e.g. the version is gone) is said as it is.
+   */
+  function engineFailure(reply: FastifyReply, err: unknown) {
+    if (!(err instanceof FortError)) throw err;
+    if (err.code !== 'FORT_ERR_ENGINE_UNAVAILABLE') return sendProblem(reply, err);
     reply.log.warn({ err: err.message }, 'fort-engine unreachable');
-    return sendProblem(reply.header('retry-after', '2'), 'FORT_ERR_ENGINE_UNAVAILABLE', ENGINE_DOWN);
+    return sendProblem(reply.header('retry-after', '2'), err.code, ENGINE_DOWN);
   }
 
   async function ask(reply: FastifyReply, call: () => Promise<RelayedAnswer>) {
@@ -164,7 +168,7 @@ export function registerQueryRoutes(app: FastifyInstance, deps: QueryRoutesDeps)
     try {
       return relay(reply, await call());
     } catch (err) {
-      return unavailable(reply, err);
+      return engineFailure(reply, err);
     } finally {
       held.release();
     }
@@ -206,10 +210,7 @@ export function registerQueryRoutes(app: FastifyInstance, deps: QueryRoutesDeps)
     try {
       return { version: v.version, tables: await tables };
     } catch (err) {
-      if (!(err instanceof FortError)) throw err;
-      // The engine's own refusal (e.g. the version is gone), or no engine: said as it is.
-      if (err.code !== 'FORT_ERR_ENGINE_UNAVAILABLE') return sendProblem(reply, err);
-      return sendProblem(reply.header('retry-after', '2'), err.code, ENGINE_DOWN);
+      return engineFailure(reply, err);
     }
   });
 
@@ -244,7 +245,7 @@ export function registerQueryRoutes(app: FastifyInstance, deps: QueryRoutesDeps)
       first = await page();
     } catch (err) {
       held.release();
-      return unavailable(reply, err);
+      return engineFailure(reply, err);
     }
     if (first.statusCode !== 200) {
       held.release();

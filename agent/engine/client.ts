@@ -80,6 +80,13 @@ export function createEngineClient(o: EngineClientOptions) {
     contentType: String(res.headers['content-type'] ?? 'application/json; charset=utf-8'),
     text: res.text,
   });
+  /** One of the questions about a table of a version (a spec in, the engine's answer relayed). */
+  const tableQuestion =
+    (what: 'query' | 'fields' | 'rows') =>
+    async (app: string, version: string, table: string, spec: unknown): Promise<RelayedAnswer> => {
+      const p = path('apps', app, 'versions', version, 'tables', table);
+      return relay(await http.send(url(`${p}/${what}`), { method: 'POST', body: spec }));
+    };
   /** A JSON answer the agent needs itself; an engine refusal becomes a FortError with the engine's code. */
   const expect = <T>(res: JsonResponse, ok: number): T => {
     const body = http.json<T & { code?: string; detail?: string }>(res);
@@ -112,18 +119,9 @@ export function createEngineClient(o: EngineClientOptions) {
     async tables(app: string, version: string): Promise<{ version: string; tables: EngineTable[] }> {
       return expect(await http.send(url(`${path('apps', app, 'versions', version)}/tables`)), 200);
     },
-    async query(app: string, version: string, table: string, spec: unknown): Promise<RelayedAnswer> {
-      const p = path('apps', app, 'versions', version, 'tables', table);
-      return relay(await http.send(url(`${p}/query`), { method: 'POST', body: spec }));
-    },
-    async fields(app: string, version: string, table: string, spec: unknown): Promise<RelayedAnswer> {
-      const p = path('apps', app, 'versions', version, 'tables', table);
-      return relay(await http.send(url(`${p}/fields`), { method: 'POST', body: spec }));
-    },
-    async rows(app: string, version: string, table: string, spec: unknown): Promise<RelayedAnswer> {
-      const p = path('apps', app, 'versions', version, 'tables', table);
-      return relay(await http.send(url(`${p}/rows`), { method: 'POST', body: spec }));
-    },
+    query: tableQuestion('query'),
+    fields: tableQuestion('fields'),
+    rows: tableQuestion('rows'),
     /** The app's complete versions in the engine (what it would serve if asked). */
     async versions(app: string): Promise<string[]> {
       return expect<{ versions: string[] }>(await http.send(url(`${path('apps', app)}/versions`)), 200).versions;

@@ -42,16 +42,35 @@ export function startReloadService(deps: ReloadServiceDeps) {
   const status = reloadStatusSink({ fortId: deps.fortId, outbox: deps.outbox, log });
   const registry = createAppRegistry({ db, sources });
 
-  const loadHere: LoadVersion = async (appId, signal) => {
-    // Loaded on the first reload: the connectors and the writer cost idle RSS a fort without apps never needs.
-    const [{ openTableSource }, { writeAppVersion }, { checkDefinitionSources }] = await Promise.all([
-      import('../apps/connectors/index.js'),
-      import('../apps/version-writer.js'),
-      import('../apps/definition.js'),
-    ]);
+  const engine = deps.engine;
+  /**
+   * Files go to fort-engine when it is configured. HTTP sources are fetched by the agent (the
+   * engine has no network beyond loopback): such an app is loaded and served here, as without an
+   * engine (its rows, not queries).
+   */
+  const load: LoadVersion = async (appId, signal, start) => {
     const definition: AppDefinition = await registry.definition(appId);
+    // Loaded on the first reload: the definition checks cost idle RSS a fort without apps never needs.
+    const { checkDefinitionSources } = await import('../apps/definition.js');
     // Files may have changed since registration: checked again on every load.
     checkDefinitionSources(definition, sources);
+    if (engine && !definition.tables.some((t) => t.connector === 'http')) {
+      const { engineLoadTables, loadInEngine } = await import('../engine/engine-loads.js');
+      return loadInEngine({
+        engine,
+        appId,
+        versionId: `${start.reloadId}-${start.attempt}`,
+        tables: engineLoadTables(definition, config.data_dirs),
+        timeoutMs: config.timeout_seconds * 1000,
+        signal,
+        log,
+      });
+    }
+    // The connectors and the writer, like the definition checks, only once a reload runs here.
+    const [{ openTableSource }, { writeAppVersion }] = await Promise.all([
+      import('../apps/connectors/index.js'),
+      import('../apps/version-writer.js'),
+    ]);
     return writeAppVersion({
       dir: join(deps.appsDir, appId),
       sources: definition.tables.map((t) =>
@@ -63,27 +82,6 @@ export function startReloadService(deps: ReloadServiceDeps) {
     });
   };
 
-  const engine = deps.engine;
-  const loadInEngineProcess: LoadVersion = async (appId, signal, start) => {
-    const [{ checkDefinitionSources }, { engineLoadTables, loadInEngine }] = await Promise.all([
-      import('../apps/definition.js'),
-      import('../engine/engine-loads.js'),
-    ]);
-    const definition = await registry.definition(appId);
-    // HTTP sources are fetched by the agent (the engine has no network beyond loopback): such an
-    // app is loaded and served here, as without an engine (its rows, not queries).
-    if (definition.tables.some((t) => t.connector === 'http')) return loadHere(appId, signal, start);
-    checkDefinitionSources(definition, sources);
-    return loadInEngine({
-      engine: engine!,
-      appId,
-      versionId: `${start.reloadId}-${start.attempt}`,
-      tables: engineLoadTables(definition, config.data_dirs),
-      timeoutMs: config.timeout_seconds * 1000,
-      signal,
-      log,
-    });
-  };
   /**
    * After a reload's prune: versions the engine holds that no app_versions row names — loaded
    * for a start the agent did not live to commit (killed between the engine's answer and its
@@ -114,7 +112,7 @@ export function startReloadService(deps: ReloadServiceDeps) {
     db,
     queue,
     appsDir: deps.appsDir,
-    load: engine ? loadInEngineProcess : loadHere,
+    load,
     discard,
     sweep: (appId: string, idle: () => boolean) =>
       void sweep(appId, idle).catch((err: Error) =>
