@@ -5,6 +5,7 @@ import { FortError } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
 import { csvTable, DUCKDB_TYPES } from './load/csv-table.js';
 import { sqliteTable } from './load/sqlite-table.js';
+import { rowsTable, type StreamedLines } from './load/rows-table.js';
 import { loadCancelled, writeVersion, type TableWriter, type VersionLimits } from './load/version-file.js';
 import type { VersionStore } from './versions.js';
 
@@ -32,11 +33,18 @@ const sqliteSource = z.strictObject({
   query: z.string().min(1).max(100_000),
 });
 
-/** What the agent asks the engine to load: a new version of an app from its sources (CSV, SQLite). */
+/** Rows the agent streams after the request line (a streamed load, see rows-table.ts). */
+const rowsSource = z.strictObject({
+  name: tableName,
+  connector: z.literal('rows'),
+  columns: z.array(column).min(1).max(2000),
+});
+
+/** What the agent asks the engine to load: a new version of an app from its sources (CSV, SQLite, streamed rows). */
 export const loadRequestSchema = z.strictObject({
   version: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$/),
   tables: z
-    .array(z.discriminatedUnion('connector', [csvSource, sqliteSource]))
+    .array(z.discriminatedUnion('connector', [csvSource, sqliteSource, rowsSource]))
     .min(1)
     .max(64)
     // DuckDB's names are case-insensitive: "Sales" and "sales" would be one table.
@@ -60,10 +68,17 @@ function confined(file: string, dirs: readonly string[]): string {
   return real;
 }
 
-function tableWriter(t: LoadRequest['tables'][number], dirs: readonly string[]): TableWriter {
-  return t.connector === 'csv'
-    ? csvTable({ ...t, file: confined(t.file, dirs) })
-    : sqliteTable({ ...t, database: confined(t.database, dirs) });
+function tableWriter(t: LoadRequest['tables'][number], dirs: readonly string[], lines?: StreamedLines): TableWriter {
+  switch (t.connector) {
+    case 'csv':
+      return csvTable({ ...t, file: confined(t.file, dirs) });
+    case 'sqlite':
+      return sqliteTable({ ...t, database: confined(t.database, dirs) });
+    case 'rows':
+      if (!lines)
+        throw new FortError('FORT_ERR_BAD_REQUEST', `${t.name}: rows tables come in a streamed (x-ndjson) load`);
+      return rowsTable(t, lines);
+  }
 }
 
 /**
@@ -81,7 +96,8 @@ export function createVersionLoader(o: {
   /** Loads asked for and not yet done (the running one included). */
   let pending = 0;
   return {
-    load(app: string, req: LoadRequest, signal: AbortSignal = new AbortController().signal) {
+    /** `lines`: the rows of the request's `rows` tables, when it was streamed. */
+    load(app: string, req: LoadRequest, signal: AbortSignal = new AbortController().signal, lines?: StreamedLines) {
       if (pending > 0) o.log.info({ app, version: req.version, ahead: pending }, 'load queued');
       pending++;
       const run = async () => {
@@ -92,7 +108,7 @@ export function createVersionLoader(o: {
           // Versions are immutable: an id is written once.
           if (existsSync(o.versions.file(app, req.version)))
             throw new FortError('FORT_ERR_CONFLICT', `version ${req.version} of app ${app} exists already`);
-          const tables = req.tables.map((t) => tableWriter(t, o.sourceDirs));
+          const tables = req.tables.map((t) => tableWriter(t, o.sourceDirs, lines));
           const dir = o.versions.appDir(app);
           mkdirSync(dir, { recursive: true, mode: 0o700 });
           log.info({ tables: tables.length }, 'load started');

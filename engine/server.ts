@@ -1,4 +1,6 @@
 import type { TLSSocket } from 'node:tls';
+import { pipeline, Readable } from 'node:stream';
+import split2 from 'split2';
 import Fastify, { LogController } from 'fastify';
 import { z } from 'zod';
 import { FortError } from '../lib/errors.js';
@@ -45,6 +47,31 @@ function gate(n: number) {
       running--;
       waiting.shift()?.();
     }
+  };
+}
+
+/** A JSON line of a streamed load at most (a row of 2000 long texts fits; a runaway line does not). */
+const MAX_LINE_BYTES = 16 * 1024 * 1024;
+
+/**
+ * A streamed load (`application/x-ndjson`): its first line is the load request, the lines after
+ * it the rows of its `rows` tables (rows-table.ts). A line beyond MAX_LINE_BYTES fails the stream.
+ */
+function streamedLoad(body: Readable) {
+  // pipeline, not pipe: a request that breaks off must fail the lines, not leave them waiting.
+  const split = pipeline(body, split2({ maxLength: MAX_LINE_BYTES }), () => {});
+  const lines = split[Symbol.asyncIterator]() as AsyncIterator<string>;
+  return {
+    lines,
+    /** The request line, parsed; undefined (a 400) when it is missing or not JSON. */
+    async request(): Promise<unknown> {
+      try {
+        const first = await lines.next();
+        return first.done ? undefined : JSON.parse(first.value);
+      } catch {
+        return undefined;
+      }
+    },
   };
 }
 
@@ -113,8 +140,13 @@ export async function buildEngineServer(deps: EngineServerDeps) {
   tableRoute('fields', fieldValuesSpecSchema, (t, q) => runFieldValues(t, q, deps.limits));
   tableRoute('rows', rowsSpecSchema, (t, q) => runRows(t, q, deps.limits));
 
+  // A streamed load (rows the agent fetched, e.g. over HTTP) is read as it comes, not buffered:
+  // its size is bounded by the rows limit and the line length, not by bodyLimit.
+  app.addContentTypeParser('application/x-ndjson', (_req, payload, done) => done(null, payload));
   app.post('/engine/v1/apps/:app/versions', async (req, reply) => {
-    const request = loadRequestSchema.safeParse(req.body);
+    const streamed = req.body instanceof Readable ? streamedLoad(req.body) : undefined;
+    const first = streamed ? await streamed.request() : req.body;
+    const request = loadRequestSchema.safeParse(first);
     if (!request.success) return sendBadRequest(reply, request.error);
     // A caller that gives up (closes the request before the answer) cancels the load: nobody
     // would learn of the version, and the loads behind it need not wait for it.
@@ -125,7 +157,8 @@ export async function buildEngineServer(deps: EngineServerDeps) {
     reply.raw.once('close', closed);
     try {
       // The app id is checked where it becomes a path (versions.ts).
-      const result = await deps.loads.load((req.params as { app: string }).app, request.data, cancel.signal);
+      const app = (req.params as { app: string }).app;
+      const result = await deps.loads.load(app, request.data, cancel.signal, streamed?.lines);
       return reply.code(201).send(result);
     } finally {
       reply.raw.off('close', closed);

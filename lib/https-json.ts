@@ -1,5 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { request, type Agent } from 'node:https';
+import { Readable } from 'node:stream';
 import { FortError, type FortErrorCode } from './errors.js';
 
 export interface JsonResponse {
@@ -25,6 +26,11 @@ export interface JsonRequest {
   headers?: Record<string, string>;
   /** Sent as JSON, or as-is when a string (with its content-type in `headers`). */
   body?: unknown;
+  /**
+   * Sent chunked as it is produced, instead of `body` (content-type in `headers`). An error it
+   * throws fails the request with that error; an answer before its end stops it.
+   */
+  stream?: AsyncIterable<string | Buffer>;
   /** Overrides the client's timeout for this request (e.g. a long load). */
   timeoutMs?: number;
   /** Aborting destroys the request: the peer sees the connection close. */
@@ -52,7 +58,14 @@ export function createJsonClient(opts: HttpsJsonOptions) {
         ...init.headers,
       };
       if (body !== undefined) headers['content-length'] = String(Buffer.byteLength(body));
+      const source = init.stream && Readable.from(init.stream, { objectMode: false });
       const req = request(url, { method: init.method ?? 'GET', agent: opts.agent, headers }, (res) => {
+        // The peer answered before the end of what we were sending: the rest is of no use to it.
+        if (source && !source.readableEnded) {
+          source.unpipe(req);
+          source.destroy();
+          res.on('end', () => req.destroy());
+        }
         const chunks: Buffer[] = [];
         let size = 0;
         res.on('data', (c: Buffer) => {
@@ -81,13 +94,16 @@ export function createJsonClient(opts: HttpsJsonOptions) {
       if (init.signal?.aborted) abort();
       init.signal?.addEventListener('abort', abort, { once: true });
       req.on('close', () => {
+        // Whatever produced the stream (e.g. a fetch) stops with the request.
+        source?.destroy();
         clearTimeout(deadline);
         init.signal?.removeEventListener('abort', abort);
       });
       req.on('error', (err: NodeJS.ErrnoException) =>
         reject(err instanceof FortError ? err : fail(`unreachable: ${err.code ?? ''} ${err.message}`, err)),
       );
-      req.end(body);
+      if (source) source.on('error', (err) => req.destroy(err)).pipe(req);
+      else req.end(body);
     });
 
   return {

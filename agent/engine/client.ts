@@ -22,7 +22,15 @@ export type EngineLoadTable =
       header: boolean;
       columns: { name: string; type: string }[];
     }
-  | { name: string; connector: 'sqlite'; database: string; query: string };
+  | { name: string; connector: 'sqlite'; database: string; query: string }
+  | {
+      name: string;
+      /** Rows the agent reads (an HTTP source: the engine has no network) and streams in the load request. */
+      connector: 'rows';
+      columns: { name: string; type: string }[];
+      /** Asked again on every attempt: a retried load fetches its source again. */
+      batches: (signal: AbortSignal) => AsyncIterable<unknown[][]>;
+    };
 
 /** An engine answer passed on as it came (status, JSON text): the agent does not parse what it only relays. */
 export interface RelayedAnswer {
@@ -38,6 +46,24 @@ export interface EngineClientOptions {
   serverName: string;
   queryTimeoutMs: number;
   maxAnswerBytes: number;
+}
+
+/**
+ * A streamed load (engine/load/rows-table.ts): the load request on the first line, then for each
+ * `rows` table in order its rows as JSON arrays, one per line, and `{"end": <table>, "rows": n}`.
+ */
+async function* loadStream(spec: unknown, tables: EngineLoadTable[], signal: AbortSignal): AsyncGenerator<string> {
+  yield `${JSON.stringify(spec)}\n`;
+  for (const t of tables) {
+    if (t.connector !== 'rows') continue;
+    let rows = 0;
+    for await (const batch of t.batches(signal)) {
+      if (batch.length === 0) continue;
+      rows += batch.length;
+      yield `${batch.map((r) => JSON.stringify(r)).join('\n')}\n`;
+    }
+    yield `${JSON.stringify({ end: t.name, rows })}\n`;
+  }
 }
 
 const path = (...parts: string[]) => parts.map(encodeURIComponent).join('/');
@@ -108,9 +134,13 @@ export function createEngineClient(o: EngineClientOptions) {
       timeoutMs: number,
       signal: AbortSignal,
     ): Promise<{ version: string; tables: { name: string; rows: number }[] }> {
+      const streamed = tables.some((t) => t.connector === 'rows');
+      const spec = { version, tables: tables.map((t) => (t.connector === 'rows' ? { ...t, batches: undefined } : t)) };
       const res = await http.send(url(`${path('apps', app)}/versions`), {
         method: 'POST',
-        body: { version, tables },
+        ...(streamed
+          ? { stream: loadStream(spec, tables, signal), headers: { 'content-type': 'application/x-ndjson' } }
+          : { body: spec }),
         timeoutMs,
         signal,
       });

@@ -4,6 +4,7 @@ import { FortError } from '../../lib/errors.js';
 import type { Logger } from '../../lib/logger.js';
 import type { AppDefinition } from '../apps/definition.js';
 import { resolveDataFile } from '../apps/confine.js';
+import { openTableSource, type SourceOptions } from '../apps/connectors/index.js';
 import type { EngineClient, EngineLoadTable } from './client.js';
 
 /** A version the engine loaded: the agent keeps only its id and its tables' row counts. */
@@ -13,8 +14,13 @@ export interface EngineLoadedVersion {
   rowCount: number;
 }
 
-/** The definition's tables as the engine loads them: files resolved inside reloads.data_dirs. */
-export function engineLoadTables(def: AppDefinition, dataDirs: string[]): EngineLoadTable[] {
+/**
+ * The definition's tables as the engine loads them: files resolved inside reloads.data_dirs; an
+ * HTTP source fetched by the agent (the only one of the two with a network beyond loopback, its
+ * proxy and its allowed hosts) and its rows streamed to the engine.
+ */
+export function engineLoadTables(def: AppDefinition, sources: SourceOptions): EngineLoadTable[] {
+  const dataDirs = sources.dataDirs;
   return def.tables.map((t, i) => {
     switch (t.connector) {
       case 'csv':
@@ -35,10 +41,21 @@ export function engineLoadTables(def: AppDefinition, dataDirs: string[]): Engine
           query: t.query,
         };
       case 'http':
-        // The reload service loads apps with HTTP sources in the agent; never asked here.
-        throw new FortError('FORT_ERR_RELOAD_SOURCE', `tables[${i}]: fort-engine does not fetch http sources`);
+        return {
+          name: t.name,
+          connector: 'rows',
+          columns: t.columns,
+          batches: (signal) => {
+            const source = openTableSource(t, sources);
+            return source.batches ? source.batches(signal) : batchesOf(source.rows(signal));
+          },
+        };
     }
   });
+}
+
+async function* batchesOf(rows: AsyncIterable<unknown[]>): AsyncGenerator<unknown[][]> {
+  for await (const row of rows) yield [row];
 }
 
 /**

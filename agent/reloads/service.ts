@@ -44,9 +44,9 @@ export function startReloadService(deps: ReloadServiceDeps) {
 
   const engine = deps.engine;
   /**
-   * Files go to fort-engine when it is configured. HTTP sources are fetched by the agent (the
-   * engine has no network beyond loopback): such an app is loaded and served here, as without an
-   * engine (its rows, not queries).
+   * With fort-engine configured, every app is loaded there: files read by the engine, HTTP
+   * sources fetched by the agent (the engine has no network beyond loopback) and their rows
+   * streamed to it. Without one, the agent loads the app into its own SQLite version.
    */
   const load: LoadVersion = async (appId, signal, start) => {
     const definition: AppDefinition = await registry.definition(appId);
@@ -54,13 +54,14 @@ export function startReloadService(deps: ReloadServiceDeps) {
     const { checkDefinitionSources } = await import('../apps/definition.js');
     // Files may have changed since registration: checked again on every load.
     checkDefinitionSources(definition, sources);
-    if (engine && !definition.tables.some((t) => t.connector === 'http')) {
+    const withProxy = { ...sources, ...(deps.proxy ? { proxy: deps.proxy } : {}) };
+    if (engine) {
       const { engineLoadTables, loadInEngine } = await import('../engine/engine-loads.js');
       return loadInEngine({
         engine,
         appId,
         versionId: `${start.reloadId}-${start.attempt}`,
-        tables: engineLoadTables(definition, config.data_dirs),
+        tables: engineLoadTables(definition, withProxy),
         timeoutMs: config.timeout_seconds * 1000,
         signal,
         log,
@@ -73,9 +74,7 @@ export function startReloadService(deps: ReloadServiceDeps) {
     ]);
     return writeAppVersion({
       dir: join(deps.appsDir, appId),
-      sources: definition.tables.map((t) =>
-        openTableSource(t, { ...sources, ...(deps.proxy ? { proxy: deps.proxy } : {}) }),
-      ),
+      sources: definition.tables.map((t) => openTableSource(t, withProxy)),
       maxRows: config.max_rows,
       signal,
       log,

@@ -6,6 +6,8 @@ import type { PkiPaths } from '../../../lib/pki/layout.js';
 import { reservePort } from '../../../scripts/port-reservation.js';
 import { startSupervised } from '../../../scripts/supervisor/process.js';
 import { DIST, jsonLines } from '../../helpers/fort.js';
+import { loadTlsMaterial } from '../../../lib/tls.js';
+import { createEngineClient } from '../../../agent/engine/client.js';
 
 /** fort-engine started as a process for a test file, and a trust-zone client of it (the agent by default). */
 
@@ -108,6 +110,15 @@ export async function startEngine(o: { pki: PkiPaths; dir: string; sources: stri
   return {
     engine,
     send,
+    /** The agent's own engine client (agent/engine/client.ts), with the agent's certificate. */
+    agentClient: () =>
+      createEngineClient({
+        url: `https://127.0.0.1:${port.port}`,
+        tls: loadTlsMaterial({ ca: tz.ca, cert: tz.agentCert, key: tz.agentKey }),
+        serverName: 'engine',
+        queryTimeoutMs: 10_000,
+        maxAnswerBytes: 1024 * 1024,
+      }),
     call: (path: string, body: unknown, who: Caller = agent, method = 'POST') => send(method, path, body, who).answer,
     logged,
     /** The engine's log lines so far, parsed (from line `from` on). */

@@ -4,6 +4,7 @@ import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { PkiPaths } from '../../../lib/pki/layout.js';
 import { tempDir, testPki } from '../../helpers/fort.js';
+import { FortError } from '../../../lib/errors.js';
 import { startEngine, type Caller, type EngineProcess } from './engine-process.js';
 
 /**
@@ -248,5 +249,111 @@ describe('fort-engine over trust-zone mTLS', () => {
     expect(after.hits - before.hits).toBe(1);
     await query({ ...spec, limit: 99 });
     expect((await cache()).misses - after.misses).toBe(1);
+  });
+
+  it('loads rows the agent streams (an HTTP source) beside a CSV, in the agent client’s own x-ndjson form', async () => {
+    const client = e.agentClient();
+    try {
+      const rates = { name: 'rates', type: 'number' };
+      const columns = [
+        { name: 'code', type: 'string' },
+        rates,
+        { name: 'on', type: 'date' },
+        { name: 'ok', type: 'boolean' },
+      ];
+      const rows = [
+        ['EUR', 1, '2024-01-05', 1],
+        ['CHF', 0.95, null, 0],
+        ['Zürich "Ost"\nline', null, '2024-02-29', null],
+      ];
+      // Two batches: a stream is the rows of every batch, in order.
+      const batches = async function* () {
+        yield rows.slice(0, 2);
+        yield rows.slice(2);
+      };
+      const csv = {
+        name: 'sales',
+        connector: 'csv' as const,
+        file: join(sources, 'sales.csv'),
+        delimiter: ',',
+        quote: '"',
+        header: true,
+        columns: [
+          { name: 'region', type: 'string' },
+          { name: 'product', type: 'string' },
+          { name: 'amount', type: 'number' },
+          { name: 'day', type: 'date' },
+        ],
+      };
+      const loaded = await client.load(
+        'rates-app',
+        'r1',
+        [csv, { name: 'rates', connector: 'rows', columns, batches }],
+        10_000,
+        new AbortController().signal,
+      );
+      expect(loaded).toEqual({
+        app: 'rates-app',
+        version: 'r1',
+        tables: [
+          { name: 'sales', rows: 4 },
+          { name: 'rates', rows: 3 },
+        ],
+      });
+      const a = await call('/engine/v1/apps/rates-app/versions/r1/tables/rates/rows', { limit: 10 });
+      expect(a.body).toMatchObject({
+        rows: [...rows.map((r) => [r[0], r[1], r[2], r[3] === null ? null : r[3] === 1])],
+      });
+
+      // A value of the wrong type: refused naming the table, the row and the column, never the value.
+      const bad = client.load(
+        'rates-app',
+        'r2',
+        [
+          {
+            name: 'rates',
+            connector: 'rows',
+            columns,
+            batches: async function* () {
+              yield [['EUR', 'one', null, 1]];
+            },
+          },
+        ],
+        10_000,
+        new AbortController().signal,
+      );
+      await expect(bad).rejects.toMatchObject({
+        code: 'FORT_ERR_RELOAD_SOURCE',
+        message: expect.stringMatching(/^rates: row 1: column "rates" is not a valid DOUBLE$/),
+      });
+      // The source failing mid-stream (the agent's fetch broke): the agent's own error, and no version.
+      const cut = client.load(
+        'rates-app',
+        'r3',
+        [
+          csv,
+          {
+            name: 'rates',
+            connector: 'rows',
+            columns,
+            batches: async function* () {
+              yield rows;
+              throw new FortError('FORT_ERR_RELOAD_SOURCE', 'table "rates": GET example.test failed (ECONNRESET)');
+            },
+          },
+        ],
+        10_000,
+        new AbortController().signal,
+      );
+      await expect(cut).rejects.toMatchObject({
+        code: 'FORT_ERR_RELOAD_SOURCE',
+        message: expect.stringMatching(/ECONNRESET/),
+      });
+      await e.logged((l) => l.version === 'r3' && l.msg === 'load cancelled');
+      expect(await client.versions('rates-app')).toEqual(['r1']);
+      expect(readdirSync(join(dir, 'data', 'apps', 'rates-app')).sort()).toEqual(['r1.duckdb']);
+    } finally {
+      client.close();
+    }
   });
 });

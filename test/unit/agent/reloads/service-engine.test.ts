@@ -6,13 +6,14 @@ import { openStore, type Store } from '../../../../agent/store/database.js';
 import { reloadsSection } from '../../../../agent/reloads/config.js';
 import { startReloadService, type ReloadService } from '../../../../agent/reloads/service.js';
 import { createAppCatalog } from '../../../../agent/apps/catalog.js';
-import type { EngineClient } from '../../../../agent/engine/client.js';
+import type { EngineClient, EngineLoadTable } from '../../../../agent/engine/client.js';
 import { eventually, tempDir } from '../../../helpers/fort.js';
 
 /**
- * Which process loads an app when fort-engine is configured: files (CSV, SQLite) the engine; an
- * app with an HTTP source the agent itself (the engine has no network beyond loopback), served
- * from the agent's own version as without an engine. The engine is stood in: only who is asked.
+ * With fort-engine configured every app loads there: a file by its path (the engine reads it), an
+ * HTTP source as rows the agent fetches itself (the engine has no network beyond loopback) and
+ * streams. The engine is stood in: what it is asked, and that streamed rows come from the agent's
+ * own fetch (engine/load/rows-table.ts and its test take the stream from there).
  */
 
 const log = pino({ level: 'silent' });
@@ -25,14 +26,16 @@ afterEach(async () => {
 });
 
 describe('reloads with fort-engine configured', () => {
-  it('loads a CSV app in the engine and an app with an HTTP source in the agent', async () => {
+  it('asks the engine to load a CSV app by path, and an HTTP app as rows the agent fetches', async () => {
     const dir = tempDir('reloads-engine');
     writeFileSync(join(dir, 'orders.csv'), 'id\n1\n2\n3\n');
     store = openStore({ path: join(dir, 'agent.db'), log });
-    const asked: { app: string; version: string }[] = [];
+    const asked: { app: string; version: string; tables: unknown[] }[] = [];
     const engine = {
-      load: async (app: string, version: string) => {
-        asked.push({ app, version });
+      load: async (app: string, version: string, tables: EngineLoadTable[], _ms: number, signal: AbortSignal) => {
+        asked.push({ app, version, tables });
+        // As the client does while it streams: the agent's fetch runs, and its failure is the load's.
+        for (const t of tables) if (t.connector === 'rows') for await (const _ of t.batches(signal));
         return { version, tables: [{ name: 'orders', rows: 3 }] };
       },
       versions: async () => [],
@@ -74,7 +77,25 @@ describe('reloads with fort-engine configured', () => {
     const failed = await done(web);
     expect(failed).toMatchObject({ state: 'failed', errorCode: 'FORT_ERR_RELOAD_SOURCE' });
     expect(failed.errorMessage).toMatch(/127\.0\.0\.1:1/);
-    expect(asked).toEqual([{ app: 'files', version: `${files}-1` }]);
+    expect(asked).toEqual([
+      {
+        app: 'files',
+        version: `${files}-1`,
+        tables: [expect.objectContaining({ name: 'orders', connector: 'csv', file: join(dir, 'orders.csv') })],
+      },
+      {
+        app: 'web',
+        version: `${web}-1`,
+        tables: [
+          {
+            name: 'rates',
+            connector: 'rows',
+            columns: [{ name: 'id', type: 'integer' }],
+            batches: expect.any(Function),
+          },
+        ],
+      },
+    ]);
     // The engine's version is what the app serves.
     expect(createAppCatalog({ db: store.db, appsDir: join(dir, 'apps') }).currentEngineVersion('files')).toEqual({
       version: `${files}-1`,
