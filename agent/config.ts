@@ -56,6 +56,11 @@ export const agentConfigSchema = z
       audit_retention_days: intRange(1, 3650)
         .default(90)
         .describe('Audit entries older than this are deleted (checked hourly)'),
+      audit_max_mib: intRange(1, 1_048_576)
+        .default(256)
+        .describe(
+          'Space the audit entries may use; past it the oldest are deleted (checked every minute), whatever their age',
+        ),
     }),
     admin: z.strictObject({
       host: host().default('127.0.0.1').describe('Address of the trust-zone admin API; keep it on loopback'),

@@ -88,6 +88,7 @@ await start(async () => {
   const auditStore = openAuditStore({
     path: config.store.audit_path,
     retentionDays: config.store.audit_retention_days,
+    maxBytes: config.store.audit_max_mib * 1024 * 1024,
     log: log.child({ module: 'audit' }),
   });
   lifecycle.add({ name: 'audit-store', stop: async () => auditStore.close() });

@@ -6,6 +6,7 @@ import { createAppCatalog } from '../apps/catalog.js';
 import { createVersionReader } from '../apps/version-reader.js';
 import { createPageCache } from '../apps/page-cache.js';
 import { createAuditWriter } from '../audit/writer.js';
+import { createDenialCounter } from '../audit/denials.js';
 import { cloudEndpoint, type CloudConfig } from '../cloud/config.js';
 import { startCloudService } from '../cloud/service.js';
 import type { HealthRegistry } from '../health.js';
@@ -56,6 +57,7 @@ export function createDataDeps(deps: {
     }),
   );
   const audit = createAuditWriter({ db: deps.auditDb, log: deps.log.child({ module: 'audit' }) });
+  const denials = createDenialCounter({ audit, log: deps.log.child({ module: 'client-api' }) });
   const reader = createVersionReader({});
   const pages = createPageCache({ reader, maxBytes: deps.api.page_cache_mib * 1024 * 1024 });
   deps.health.setInfo('cloud', () => ({ client: cloud.client.stats(), authorizer: cloud.authorizer.stats() }));
@@ -68,6 +70,7 @@ export function createDataDeps(deps: {
       pages,
       authorizer: cloud.authorizer,
       audit,
+      denials,
       verifyToken,
       queryLimits: { perUser: deps.api.queries_per_user, exportMaxRows: deps.api.export_max_rows },
     },
@@ -78,6 +81,7 @@ export function createDataDeps(deps: {
     /** A certificate for the deployment manager's key. */
     deviceCertificate: (csr: string) => cloud.client.deviceCertificate(csr),
     close() {
+      denials.close();
       audit.close();
       pages.clear();
       reader.close();

@@ -7,6 +7,7 @@ import { registerAppsRoutes, type AppsRoutesDeps } from './apps-routes.js';
 import { registerQueryRoutes, type QueryRoutesDeps } from './query-routes.js';
 import { openApiDocument } from './openapi.js';
 import { TokenRejectedError, type UserTokenVerifier } from './user-token.js';
+import type { DenialCounter } from '../audit/denials.js';
 import { VIEWER_CSS, VIEWER_JS, viewerHtml } from './viewer-page.js';
 import { PAGE_HEADERS } from './security-headers.js';
 import { createClientApiServer } from './plumbing.js';
@@ -20,7 +21,8 @@ export interface ClientApiDeps {
   isDraining: () => boolean;
   version: string;
   /** Absent when [api.auth] / [cloud] are not configured: the data API then answers 503. */
-  data?: AppsRoutesDeps & Pick<QueryRoutesDeps, 'engine' | 'queryLimits'> & { verifyToken: UserTokenVerifier };
+  data?: AppsRoutesDeps &
+    Pick<QueryRoutesDeps, 'engine' | 'queryLimits'> & { verifyToken: UserTokenVerifier; denials: DenialCounter };
   metrics?: MetricsRecorder;
   log: Logger;
 }
@@ -102,12 +104,12 @@ export async function buildClientApi(deps: ClientApiDeps) {
           );
         } catch (err) {
           if (!(err instanceof TokenRejectedError)) throw err;
-          req.log.warn({ reason: err.reason }, 'user token refused');
-          data.audit.write({
-            actor: 'anonymous',
-            action: 'auth',
+          // Counted per source and minute (audit row and log line), not one each: see denials.ts.
+          data.denials.record({
+            ip: req.ip,
+            reason: err.reason,
             target: `${req.method} ${pathOf(req.url)}`,
-            detail: { decision: 'deny', reason: err.reason, requestId: req.id, ip: req.ip },
+            requestId: req.id,
           });
           if (err.reason === 'jwks_unavailable') {
             // Not the token's fault: a 401 would send the browser to sign in again for nothing.

@@ -7,6 +7,8 @@ import { AUDIT_MIGRATIONS } from './migrations.js';
 export interface AuditStoreOptions {
   path: string;
   retentionDays: number;
+  /** Bytes the entries may use; past it the oldest tenth goes, until under. Default 256 MiB. */
+  maxBytes?: number;
   log: Logger;
   now?: () => Date;
 }
@@ -16,7 +18,9 @@ export interface AuditStoreOptions {
  * apart from the agent's store: WAL with synchronous=NORMAL survives a crash or kill -9 of the
  * agent (a power cut may lose the last commits), a commit is not an fsync, and its writes do
  * not invalidate the page cache of the connection that serves the inbox and the catalog.
- * Entries older than the retention are deleted at open and then hourly.
+ * Entries older than the retention are deleted at open and then hourly; past `maxBytes` the
+ * oldest are deleted, checked at open and every minute (so the file holds at most the cap plus a
+ * minute of writes; freed pages are reused, the file does not grow past it).
  */
 export function openAuditStore(opts: AuditStoreOptions) {
   const now = opts.now ?? (() => new Date());
@@ -32,13 +36,39 @@ export function openAuditStore(opts: AuditStoreOptions) {
       opts.log.error({ err }, 'audit retention could not run');
     }
   };
+  const maxBytes = opts.maxBytes ?? 256 * 1024 * 1024;
+  const pageSize = db.pragma('page_size', { simple: true }) as number;
+  const pages = db.prepare<[], number>('PRAGMA page_count').pluck();
+  const free = db.prepare<[], number>('PRAGMA freelist_count').pluck();
+  const entries = db.prepare<[], number>('SELECT count(*) FROM audit').pluck();
+  const nth = db.prepare<[number], number>('SELECT seq FROM audit ORDER BY seq LIMIT 1 OFFSET ?').pluck();
+  const dropThrough = db.prepare('DELETE FROM audit WHERE seq <= ?');
+  const used = () => (pages.get()! - free.get()!) * pageSize;
+  const cap = () => {
+    try {
+      let deleted = 0;
+      for (let n = entries.get()!; n > 0 && used() > maxBytes; n = entries.get()!)
+        deleted += dropThrough.run(nth.get(Math.ceil(n / 10) - 1)!).changes;
+      if (deleted > 0)
+        opts.log.warn(
+          { deleted, maxBytes, usedBytes: used() },
+          'audit trail at its size cap (store.audit_max_mib): oldest entries deleted',
+        );
+    } catch (err) {
+      opts.log.error({ err }, 'audit size cap could not run');
+    }
+  };
   expire();
-  const timer = setInterval(expire, 3_600_000).unref();
+  cap();
+  const timers = [setInterval(expire, 3_600_000).unref(), setInterval(cap, 60_000).unref()];
   return {
     db,
     expire,
+    cap,
+    /** Bytes the entries use now (pages in use times the page size). */
+    usedBytes: used,
     close() {
-      clearInterval(timer);
+      for (const t of timers) clearInterval(t);
       db.close();
     },
   };

@@ -6,6 +6,8 @@ export interface AuditEntry {
   action: string;
   target: string | null;
   detail: Record<string, unknown>;
+  /** When it happened, if not now (a tally written at the end of its minute). */
+  at?: Date;
 }
 
 export interface AuditWriterOptions {
@@ -51,7 +53,7 @@ export function createAuditWriter(opts: AuditWriterOptions) {
 
   return {
     write(e: AuditEntry): void {
-      pending.push([now().toISOString(), e.actor, e.action, e.target, JSON.stringify(e.detail)]);
+      pending.push([(e.at ?? now()).toISOString(), e.actor, e.action, e.target, JSON.stringify(e.detail)]);
       if (pending.length >= maxBatch) flush();
       else timer ??= setTimeout(flush, flushMs);
     },

@@ -11,6 +11,7 @@ import { createPageCache } from '../../agent/apps/page-cache.js';
 import { createVersionReader } from '../../agent/apps/version-reader.js';
 import { createAuditReader } from '../../agent/audit/reader.js';
 import { createAuditWriter } from '../../agent/audit/writer.js';
+import { createDenialCounter } from '../../agent/audit/denials.js';
 import { createAuthorizer } from '../../agent/cloud/authorizer.js';
 import type { AuthorizeQuestion, CloudAction, CloudClient } from '../../agent/cloud/client.js';
 import { createAgentMetrics } from '../../agent/metrics.js';
@@ -103,6 +104,7 @@ export async function clientApiRig(pki: PkiPaths, opts: ClientApiRigOptions = {}
   const cloud = cloudAuthorizeStandIn(GRANTS);
   const reader = createVersionReader({});
   const audit = createAuditWriter({ db: stores.auditDb, log });
+  const denials = createDenialCounter({ audit, log });
   const reloads = startReloadService({
     db: stores.db,
     config: reloadsSection().parse(undefined),
@@ -117,6 +119,7 @@ export async function clientApiRig(pki: PkiPaths, opts: ClientApiRigOptions = {}
     pages: createPageCache({ reader, maxBytes: config.page_cache_mib * 1024 * 1024 }),
     authorizer: createAuthorizer({ ask: cloud.authorize, maxEntries: 1000, log }),
     audit,
+    denials,
     reloads,
     verifyToken: userTokenVerifier(config.auth!, opts.keys ?? createLocalJWKSet(issuer.jwks)),
     queryLimits: { perUser: config.queries_per_user, exportMaxRows: config.export_max_rows },
@@ -139,14 +142,16 @@ export async function clientApiRig(pki: PkiPaths, opts: ClientApiRigOptions = {}
     lines,
     draining,
     reloads,
-    /** The audit trail so far (pending group commits written first). */
+    /** The audit trail so far (the minute's refusal tallies and pending group commits written first). */
     audit() {
+      denials.flush();
       audit.flush();
       return auditReader.since(new Date(0), 1000);
     },
     async close() {
       await app.close();
       await reloads.stop();
+      denials.close();
       audit.close();
       reader.close();
       stores.close();

@@ -52,7 +52,13 @@ export function httpsCall(
   ca: string | Buffer,
   method: string,
   path: string,
-  opts: { json?: unknown; form?: Record<string, string> | string; headers?: Record<string, string> } = {},
+  opts: {
+    json?: unknown;
+    form?: Record<string, string> | string;
+    headers?: Record<string, string>;
+    /** Source address, e.g. another 127.0.0.x, to be another client host to the server. */
+    localAddress?: string;
+  } = {},
 ): Promise<HttpsCallResponse> {
   const headers: Record<string, string> = { ...opts.headers };
   let payload: string | undefined;
@@ -64,15 +70,20 @@ export function httpsCall(
     headers['content-type'] ??= 'application/x-www-form-urlencoded';
   }
   return new Promise((resolve, reject) => {
-    const req = request(new URL(path, baseUrl), { method, ca, headers, agent: false, timeout: 5000 }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('end', () =>
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, body, json: () => JSON.parse(body) as unknown }),
-      );
-      res.on('error', reject);
-    });
+    const local = opts.localAddress ? { localAddress: opts.localAddress } : {};
+    const req = request(
+      new URL(path, baseUrl),
+      { method, ca, headers, agent: false, timeout: 5000, ...local },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body, json: () => JSON.parse(body) as unknown }),
+        );
+        res.on('error', reject);
+      },
+    );
     req.on('timeout', () => req.destroy(new Error('timeout')));
     req.on('error', reject);
     req.end(payload);

@@ -41,10 +41,11 @@ async function api(
   base: string,
   ca: Buffer,
   path: string,
-  opts: { token?: string; method?: string; headers?: Record<string, string> } = {},
+  opts: { token?: string; method?: string; headers?: Record<string, string>; from?: string } = {},
 ): Promise<Res> {
   const res = await httpsCall(base, ca, opts.method ?? 'GET', path, {
     headers: { ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}), ...opts.headers },
+    ...(opts.from ? { localAddress: opts.from } : {}),
   });
   return { status: res.status, headers: res.headers, body: res.body ? (res.json() as Record<string, unknown>) : {} };
 }
@@ -247,16 +248,24 @@ describe('client API: user tokens, cloud authorisation, data, audit (real agent,
     expect(evil.headers['access-control-allow-origin']).toBeUndefined();
   });
 
-  it('refuses the whole JWT attack suite over HTTPS: 401, no data, an audit entry with the reason each', async () => {
+  /** Anonymous refusals audited from `ip`: the first per reason and minute as it happens (denials.ts). */
+  const refusalsFrom = (ip: string) =>
+    audit()
+      .filter((e) => e.action === 'auth')
+      .map((e) => ({ ...e, detail: JSON.parse(e.detail) as { reason: string; ip: string; count?: number } }))
+      .filter((e) => e.detail.ip === ip);
+
+  it('refuses the whole JWT attack suite over HTTPS: 401, no data, an audit entry with each reason', async () => {
     expect(
       (await api(base, ca, '/api/v1/apps/sales-2026/tables/orders/rows', { token: await forger.sign() })).status,
     ).toBe(200); // the key is trusted
     const expected = ATTACK_REASONS;
     const attacks = await forger.attacks();
     expect(Object.keys(attacks).sort()).toEqual(Object.keys(expected).sort());
-    const auditedBefore = audit().filter((e) => e.action === 'auth').length;
+    // A source address of its own: the first refusal per reason from it is audited at once.
+    const from = '127.0.0.61';
     for (const [name, token] of Object.entries(attacks)) {
-      const res = await api(base, ca, '/api/v1/apps/sales-2026/tables/orders/rows', { token });
+      const res = await api(base, ca, '/api/v1/apps/sales-2026/tables/orders/rows', { token, from });
       expect({ name, status: res.status, code: res.body.code }).toEqual({
         name,
         status: 401,
@@ -267,27 +276,41 @@ describe('client API: user tokens, cloud authorisation, data, audit (real agent,
       );
       expect(res.body.rows).toBeUndefined();
     }
+    const distinct = [...new Set(Object.keys(attacks).map((n) => expected[n]))];
     const reasons = await eventually(
       () => {
-        const r = audit()
-          .filter((e) => e.action === 'auth')
-          .slice(auditedBefore);
-        return r.length >= Object.keys(attacks).length ? r : undefined;
+        const r = refusalsFrom(from);
+        return new Set(r.map((e) => e.detail.reason)).size >= distinct.length ? r : undefined;
       },
       5000,
-      'one audit entry per attack',
+      'an audit entry per reason',
     );
-    expect(reasons.map((e) => (JSON.parse(e.detail) as { reason: string }).reason)).toEqual(
-      Object.keys(attacks).map((n) => expected[n]),
-    );
+    expect(reasons.filter((e) => e.detail.count === undefined).map((e) => e.detail.reason)).toEqual(distinct);
     expect(
       reasons.every((e) => e.actor === 'anonymous' && e.target === 'GET /api/v1/apps/sales-2026/tables/orders/rows'),
     ).toBe(true);
   });
 
+  it('a flood of refused requests from one host adds rows per minute to the audit trail, not per request', async () => {
+    const from = '127.0.0.62';
+    for (let i = 0; i < 300; i++)
+      expect((await api(base, ca, `/api/v1/apps?i=${i}`, { token: 'not-a-jwt', from })).status).toBe(401);
+    const rows = await eventually(
+      () => {
+        const r = refusalsFrom(from);
+        return r.length > 0 ? r : undefined;
+      },
+      5000,
+      'the first refusal audited',
+    );
+    // The first at once; the repeats as one row when the minute ends (two, and a first again, if it ended meanwhile).
+    expect(rows.length).toBeLessThanOrEqual(3);
+    expect(rows[0]).toMatchObject({ actor: 'anonymous', target: 'GET /api/v1/apps', detail: { reason: 'malformed' } });
+  });
+
   it('refuses tokens with 401, a problem body, no data, and an audit entry', async () => {
     const alice = await dev.login('alice', 't1');
-    const auditedBefore = audit().filter((e) => e.action === 'auth').length;
+    const from = '127.0.0.63';
     const cases: [string, Parameters<typeof api>[3]][] = [
       ['/api/v1/apps', {}],
       ['/api/v1/apps', { token: `${alice.slice(0, -8)}AAAAAAAA` }],
@@ -295,7 +318,7 @@ describe('client API: user tokens, cloud authorisation, data, audit (real agent,
       ['/api/v1/apps', { token: await dev.login('alice', 'other-tenant') }],
     ];
     for (const [path, opts] of cases) {
-      const res = await api(base, ca, path, opts);
+      const res = await api(base, ca, path, { ...opts, from });
       expect(res.status).toBe(401);
       expect(res.body).toMatchObject({ code: 'FORT_ERR_UNAUTHENTICATED' });
       expect(res.headers['www-authenticate']).toMatch(/^Bearer error="invalid_token"/);
@@ -303,10 +326,7 @@ describe('client API: user tokens, cloud authorisation, data, audit (real agent,
     }
     const reasons = await eventually(
       () => {
-        const r = audit()
-          .filter((e) => e.action === 'auth')
-          .slice(auditedBefore)
-          .map((e) => (JSON.parse(e.detail) as { reason: string }).reason);
+        const r = refusalsFrom(from).map((e) => e.detail.reason);
         return r.length >= 4 ? r : undefined;
       },
       5000,

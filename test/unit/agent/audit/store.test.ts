@@ -139,4 +139,53 @@ describe('audit store', () => {
     chmodSync(path, 0o644);
     expect(() => openAuditStore({ path, retentionDays: 30, log })).toThrow(StoreError);
   });
+
+  it('keeps the entries within audit_max_mib: the oldest deleted at open and every minute, the newest kept', () => {
+    dir = tempDir('audit');
+    const path = join(dir, 'audit.db');
+    const MiB = 1024 * 1024;
+    const detail = JSON.stringify({ decision: 'deny', note: 'x'.repeat(500) });
+    const fill = (db: Database.Database, n: number) => {
+      const insert = db.prepare('INSERT INTO audit (ts, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)');
+      db.transaction(() => {
+        for (let i = 0; i < n; i++) insert.run(new Date().toISOString(), 'anonymous', 'auth', `GET /${i}`, detail);
+      })();
+    };
+    const big = openAuditStore({ path, retentionDays: 30, maxBytes: 1024 * MiB, log });
+    fill(big.db, 6000); // ~3.5 MiB
+    expect(big.usedBytes()).toBeGreaterThan(3 * MiB);
+    big.close();
+    const reader = new Database(path, { readonly: true });
+    const newest = reader.prepare('SELECT max(seq) FROM audit').pluck().get();
+    reader.close();
+
+    vi.useFakeTimers();
+    try {
+      const store = openAuditStore({ path, retentionDays: 30, maxBytes: MiB, log });
+      expect(store.usedBytes()).toBeLessThanOrEqual(MiB);
+      const seqs = store.db.prepare('SELECT min(seq) AS first, max(seq) AS last, count(*) AS n FROM audit').get() as {
+        first: number;
+        last: number;
+        n: number;
+      };
+      expect(seqs.last).toBe(newest); // the newest kept, the oldest gone
+      expect(seqs.first).toBeGreaterThan(1);
+      expect(seqs.n).toBe(seqs.last - seqs.first + 1);
+      // Written past the cap again: the minute's check brings it back under.
+      fill(store.db, 3000);
+      expect(store.usedBytes()).toBeGreaterThan(MiB);
+      vi.advanceTimersByTime(60_000);
+      expect(store.usedBytes()).toBeLessThanOrEqual(MiB);
+      store.close();
+    } finally {
+      vi.useRealTimers();
+    }
+    // The file itself stays near the cap (freed pages are reused, not appended).
+    const grown = statSync(path).size;
+    const again = openAuditStore({ path, retentionDays: 30, maxBytes: MiB, log });
+    fill(again.db, 1000);
+    again.cap();
+    again.close();
+    expect(statSync(path).size).toBeLessThanOrEqual(grown);
+  });
 });
