@@ -34,7 +34,10 @@ const toReload = (r: Row): Reload => ({ ...r, cancelRequested: r.cancelRequested
  * has one waiting joins it. A request while one runs queues one more, which then loads what
  * changed meanwhile.
  */
-export function createReloadQueue(opts: { db: Database.Database; now?: () => Date }) {
+/** Finished reloads kept per app (newest first): the history `fortctl reloads list` shows, bounded. */
+export const KEEP_FINISHED = 100;
+
+export function createReloadQueue(opts: { db: Database.Database; now?: () => Date; keepFinished?: number }) {
   const { db } = opts;
   const now = opts.now ?? (() => new Date());
   const appExists = db.prepare<[string], number>('SELECT 1 FROM apps WHERE id = ?').pluck();
@@ -57,6 +60,13 @@ export function createReloadQueue(opts: { db: Database.Database; now?: () => Dat
   const cancelQueued = db.prepare<[string, string]>(
     "UPDATE reloads SET state = 'cancelled', finished_at = ?, error_code = 'FORT_ERR_RELOAD_CANCELLED', error_message = 'cancelled before it started' WHERE id = ? AND state = 'queued'",
   );
+  const FINISHED = "('succeeded','failed','cancelled','interrupted')";
+  const pruneFinished = db.prepare<[string, string, number]>(
+    `DELETE FROM reloads WHERE app_id = (SELECT app_id FROM reloads WHERE id = ?) AND state IN ${FINISHED}
+       AND id NOT IN (SELECT id FROM reloads WHERE app_id = (SELECT app_id FROM reloads WHERE id = ?) AND state IN ${FINISHED}
+                      ORDER BY requested_at DESC, rowid DESC LIMIT ?)`,
+  );
+  const keepFinished = opts.keepFinished ?? KEEP_FINISHED;
   const markCancel = db.prepare<[string]>("UPDATE reloads SET cancel_requested = 1 WHERE id = ? AND state = 'running'");
   const activeOfApp = db.prepare<[string], Row>(
     `SELECT ${COLUMNS} FROM reloads WHERE app_id = ? AND state IN ('queued', 'running') ORDER BY state = 'running' DESC`,
@@ -89,8 +99,9 @@ export function createReloadQueue(opts: { db: Database.Database; now?: () => Dat
       }
       return claimed;
     },
+    /** Also forgets the app's finished reloads past the newest `keepFinished`. */
     finish(id: string, f: Finish): boolean {
-      return (
+      const done =
         finish.run({
           id,
           state: f.state,
@@ -99,8 +110,9 @@ export function createReloadQueue(opts: { db: Database.Database; now?: () => Dat
           rows: f.rows ?? null,
           errorCode: f.errorCode ?? null,
           errorMessage: f.errorMessage ?? null,
-        }).changes === 1
-      );
+        }).changes === 1;
+      if (done) pruneFinished.run(id, id, keepFinished);
+      return done;
     },
     /** By reload id, or by app id (its queued reload and its running one). Reports what it changed. */
     cancel(target: { reloadId: string } | { appId: string }): {

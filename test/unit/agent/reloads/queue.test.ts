@@ -81,4 +81,27 @@ describe('reload queue', () => {
     expect(queue.cancel({ reloadId: b.id }).result).toBe('finished');
     expect(queue.cancel({ reloadId: '00000000-0000-4000-8000-000000000000' }).result).toBe('not_found');
   });
+
+  it('keeps the newest keepFinished finished reloads per app: the history is bounded, other apps untouched', () => {
+    const small = createReloadQueue({ db: store.db, now: () => new Date((clock += 1000)), keepFinished: 3 });
+    const run = (app: string, state: 'succeeded' | 'failed') => {
+      const id = small.request(app, 'event').reload.id;
+      expect(small.claim(10).map((r) => r.id)).toEqual([id]);
+      expect(small.finish(id, state === 'failed' ? { state, errorCode: 'FORT_ERR_RELOAD_SOURCE' } : { state })).toBe(
+        true,
+      );
+      return id;
+    };
+    const hr = run('hr', 'succeeded');
+    const sales = Array.from({ length: 8 }, (_, i) => run('sales', i % 2 ? 'failed' : 'succeeded'));
+    // A queued one is never pruned, whatever its age.
+    const queued = small.request('sales', 'event').reload.id;
+    expect(
+      small
+        .list({ appId: 'sales', limit: 100 })
+        .map((r) => r.id)
+        .sort(),
+    ).toEqual([...sales.slice(-3), queued].sort());
+    expect(small.list({ appId: 'hr' }).map((r) => r.id)).toEqual([hr]);
+  });
 });
