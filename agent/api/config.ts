@@ -1,10 +1,14 @@
 import { z } from 'zod';
-import { filePath, host, httpsUrl, identifier, intRange, nonEmpty, port } from '../../lib/config/fields.js';
-
-const httpsOrigin = () =>
-  nonEmpty('an https origin').refine((s) => /^https:\/\/[^/?#]+$/.test(s), {
-    error: 'expected an origin like https://hub.example.com[:port] (no path)',
-  });
+import {
+  filePath,
+  host,
+  httpsOrigin,
+  httpsUrl,
+  identifier,
+  intRange,
+  nonEmpty,
+  port,
+} from '../../lib/config/fields.js';
 
 /** User-token checks of the client API (the cloud issues the tokens; see PROTOCOLS.md: JWT). */
 export const authSection = () =>

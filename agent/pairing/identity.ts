@@ -1,30 +1,46 @@
 import { existsSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { httpsOrigin, httpsUrl, identifier } from '../../lib/config/fields.js';
 import { fsyncDir, removeDirAtomic, removeStaging, writeDirAtomic } from '../../lib/files.js';
 
-/** What the cloud's pairing endpoint answers (dev-cloud/CLOUD-API.md "Pairing"). */
+const pem = (what: 'CERTIFICATE' | 'PUBLIC KEY') =>
+  z.string().regex(new RegExp(`^\\s*-----BEGIN ${what}-----[\\s\\S]+-----END ${what}-----\\s*$`), {
+    error: `expected a PEM ${what.toLowerCase()}`,
+  });
+
+/**
+ * What the cloud's pairing endpoint answers (dev-cloud/CLOUD-API.md "Pairing"), checked as
+ * strictly as agent.toml: these values become the MQTT client id, file names, URLs the fort
+ * calls and the origins its API trusts, so a compromised or buggy cloud cannot slip in a path,
+ * a plain-http URL or a wildcard origin through them. Every problem names its field.
+ */
 export const pairingAnswerSchema = z.object({
-  fort_id: z.string().min(1),
-  tenant: z.string().min(1),
-  client_id: z.string().min(1),
-  thing_name: z.string().min(1),
-  device_certificate: z.string().includes('BEGIN CERTIFICATE'),
-  device_ca: z.string().includes('BEGIN CERTIFICATE'),
-  server_ca: z.string().includes('BEGIN CERTIFICATE'),
-  cloud: z.object({ url: z.string().url(), token_endpoint: z.string().url() }),
-  user_tokens: z.object({ issuer: z.string().url(), audience: z.string().min(1), jwks_url: z.string().url() }),
+  fort_id: identifier(),
+  tenant: identifier(),
+  client_id: identifier(),
+  // AWS IoT thing names: letters, digits, ":", "_", "-".
+  thing_name: z.string().regex(/^[A-Za-z0-9:_-]{1,128}$/, { error: 'expected an AWS IoT thing name' }),
+  device_certificate: pem('CERTIFICATE'),
+  device_ca: pem('CERTIFICATE'),
+  server_ca: pem('CERTIFICATE'),
+  cloud: z.object({ url: httpsUrl(), token_endpoint: httpsUrl() }),
+  user_tokens: z.object({
+    issuer: httpsUrl(),
+    audience: z.string().regex(/^[\x21-\x7e]{1,256}$/, { error: 'expected 1-256 printable characters' }),
+    jwks_url: httpsUrl(),
+  }),
   iot: z
     .object({
-      endpoint: z.string().min(1),
-      region: z.string().min(1),
-      role_alias: z.string().min(1),
-      credentials_url: z.string().url(),
+      endpoint: z.string().regex(/^[A-Za-z0-9.-]{1,253}(:\d{1,5})?$/, { error: 'expected host[:port]' }),
+      region: identifier(),
+      role_alias: identifier(),
+      credentials_url: httpsUrl(),
     })
     .nullable(),
-  update_server: z.object({ url: z.string().url() }).nullable(),
-  artifact_key: z.string().includes('BEGIN PUBLIC KEY').nullable(),
-  cors_origins: z.array(z.string()),
+  update_server: z.object({ url: httpsUrl() }).nullable(),
+  artifact_key: pem('PUBLIC KEY').nullable(),
+  cors_origins: z.array(httpsOrigin()).max(64),
 });
 export type PairingAnswer = z.output<typeof pairingAnswerSchema>;
 
@@ -33,7 +49,7 @@ const identitySchema = pairingAnswerSchema
   .omit({ device_certificate: true, device_ca: true, server_ca: true, artifact_key: true })
   .extend({
     paired_at: z.string(),
-    cloud_url: z.string().url(),
+    cloud_url: httpsUrl(),
   });
 export type FortIdentity = z.output<typeof identitySchema>;
 

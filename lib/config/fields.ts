@@ -24,6 +24,12 @@ export const host = () => nonEmpty('a host name or IP address');
 
 export const httpsUrl = () => z.url({ protocol: /^https$/, error: 'expected an https:// URL' });
 
+/** An origin a browser sends (scheme, host, port; no path): what CORS compares exactly. */
+export const httpsOrigin = () =>
+  nonEmpty('an https origin').refine((s) => /^https:\/\/[^/?#@\s]+$/.test(s), {
+    error: 'expected an origin like https://hub.example.com[:port] (no path)',
+  });
+
 export const logLevel = () =>
   z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace'], {
     error: 'expected one of fatal, error, warn, info, debug, trace',
