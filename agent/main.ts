@@ -173,6 +173,7 @@ await start(async () => {
     tls: apiTls,
     isDraining: () => health.draining,
     version: release.version,
+    fortId: config.fort.id,
     ...(data ? { data } : {}),
     metrics,
     log: log.child({ module: 'client-api' }),

@@ -149,7 +149,7 @@ export async function startDevCloud(config: DevCloudConfig, log: Logger): Promis
       const paired = pairing?.registry;
       cloudApi = await registerCloudApi(api, {
         issuer: cloudApiIssuer(config),
-        userAudience: c.user_audience,
+        ...(paired ? { pairedForts: (tenant: string) => paired.fortsOf(tenant) } : {}),
         accessTokenSeconds: c.access_token_seconds,
         userTokenSeconds: c.user_token_seconds,
         policy: c.policy ? loadPolicyFile(c.policy) : EMPTY_POLICY,

@@ -71,15 +71,17 @@ program
   .description('print a user token signed by the running dev cloud, e.g. token --user alice --tenant t1')
   .requiredOption('--user <user>', 'user name (sub)')
   .requiredOption('--tenant <tenant>', 'tenant id')
+  .option('--fort <id>', "the fort the token is for (default: the tenant's only fort)")
   .option('--ttl <seconds>', 'lifetime in seconds (default: cloud_api.user_token_seconds)', (v) => {
     const n = Number(v);
     if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a positive integer');
     return n;
   })
   .option('--home <dir>', 'dev stack directory', '.fort-dev')
-  .action(async (o: { user: string; tenant: string; ttl?: number; home: string }) => {
+  .action(async (o: { user: string; tenant: string; fort?: string; ttl?: number; home: string }) => {
+    const login = { user: o.user, tenant: o.tenant, ...(o.fort ? { fort: o.fort } : {}) };
     const body = await client(o.home)
-      .post('dev/v1/login', { json: { user: o.user, tenant: o.tenant, ...(o.ttl ? { ttl_seconds: o.ttl } : {}) } })
+      .post('dev/v1/login', { json: { ...login, ...(o.ttl ? { ttl_seconds: o.ttl } : {}) } })
       .json<{ token: string; expires_at: string }>();
     process.stdout.write(`${body.token}\n`);
   });

@@ -124,7 +124,6 @@ export const devCloudConfigSchema = z
           .describe(
             'iss of user tokens; the token endpoint (the aud of client assertions) is <issuer>/oauth/token. Default https://<server.host>:<server.port>',
           ),
-        user_audience: nonEmpty('an audience').default('fort-client-api').describe('aud of user tokens'),
         access_token_seconds: intRange(30, 3600)
           .default(600)
           .describe('Lifetime of the access tokens forts get from /oauth/token'),

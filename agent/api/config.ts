@@ -14,7 +14,11 @@ import {
 export const authSection = () =>
   z.strictObject({
     issuer: httpsUrl().describe("Expected `iss` of user tokens (the cloud's issuer URL)"),
-    audience: nonEmpty('an audience').default('fort-client-api').describe('Expected `aud` of user tokens'),
+    audience: nonEmpty('an audience')
+      .optional()
+      .describe(
+        'Expected `aud` of user tokens; default fort:<this fort id>, so a token the cloud issued for another fort of the tenant is refused here',
+      ),
     tenant: identifier().describe('The tenant this fort serves; tokens of other tenants are refused'),
     jwks_url: httpsUrl()
       .optional()
@@ -75,6 +79,11 @@ export const apiSection = () =>
       .default(8)
       .describe(
         'Memory for serialized row pages of app versions (immutable, so served from memory after the first read)',
+      ),
+    max_answer_mib: intRange(1, 1024)
+      .default(16)
+      .describe(
+        'One rows page of an app the agent serves itself, as JSON, at most; past it a 422 names this limit (cells can be megabytes each)',
       ),
     queries_per_user: intRange(1, 64)
       .default(4)

@@ -14,11 +14,14 @@ import type { ApiConfig } from './config.js';
 import type { AppsRoutesDeps } from './apps-routes.js';
 import { createUserTokenVerifier } from './user-token.js';
 
+/** A fort's own user-token audience: the cloud mints a user's token for one fort (CLOUD-API.md). */
+export const fortAudience = (fortId: string) => `fort:${fortId}`;
+
 /** The user-token checks `[api.auth]` asks for, against the keys that sign user tokens. */
-export function userTokenVerifier(auth: NonNullable<ApiConfig['auth']>, keys: JWTVerifyGetKey) {
+export function userTokenVerifier(auth: NonNullable<ApiConfig['auth']>, keys: JWTVerifyGetKey, fortId: string) {
   return createUserTokenVerifier({
     issuer: auth.issuer,
-    audience: auth.audience,
+    audience: auth.audience ?? fortAudience(fortId),
     tenant: auth.tenant,
     algorithms: auth.algorithms,
     clockToleranceSeconds: auth.clock_tolerance_seconds,
@@ -55,11 +58,16 @@ export function createDataDeps(deps: {
       cooldownSeconds: auth.jwks_cooldown_seconds,
       cacheSeconds: auth.jwks_cache_seconds,
     }),
+    deps.fortId,
   );
   const audit = createAuditWriter({ db: deps.auditDb, log: deps.log.child({ module: 'audit' }) });
   const denials = createDenialCounter({ audit, log: deps.log.child({ module: 'client-api' }) });
   const reader = createVersionReader({});
-  const pages = createPageCache({ reader, maxBytes: deps.api.page_cache_mib * 1024 * 1024 });
+  const pages = createPageCache({
+    reader,
+    maxBytes: deps.api.page_cache_mib * 1024 * 1024,
+    maxPageBytes: deps.api.max_answer_mib * 1024 * 1024,
+  });
   deps.health.setInfo('cloud', () => ({ client: cloud.client.stats(), authorizer: cloud.authorizer.stats() }));
   deps.health.setInfo('pageCache', () => pages.stats());
   return {

@@ -20,6 +20,8 @@ export interface ClientApiDeps {
   tls: TlsMaterial;
   isDraining: () => boolean;
   version: string;
+  /** This fort's id: the viewer asks the cloud for a token for this fort. */
+  fortId?: string;
   /** Absent when [api.auth] / [cloud] are not configured: the data API then answers 503. */
   data?: AppsRoutesDeps &
     Pick<QueryRoutesDeps, 'engine' | 'queryLimits'> & { verifyToken: UserTokenVerifier; denials: DenialCounter };
@@ -69,7 +71,7 @@ export async function buildClientApi(deps: ClientApiDeps) {
     reply
       .headers(PAGE_HEADERS)
       .type('text/html; charset=utf-8')
-      .send(viewerHtml({ loginUrl: config.viewer_login_url, tenant: config.auth?.tenant })),
+      .send(viewerHtml({ loginUrl: config.viewer_login_url, tenant: config.auth?.tenant, fortId: deps.fortId })),
   );
   app.get('/viewer.js', async (_req, reply) =>
     reply.headers(PAGE_HEADERS).type('text/javascript; charset=utf-8').send(VIEWER_JS),

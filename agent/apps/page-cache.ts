@@ -5,6 +5,8 @@ export interface PageCacheOptions {
   reader: VersionReader;
   /** Bytes of serialized pages kept; least recently used pages are dropped beyond this. */
   maxBytes: number;
+  /** One page's JSON at most (the reader stops reading past it); default 16 MiB. */
+  maxPageBytes?: number;
 }
 
 /**
@@ -26,7 +28,7 @@ export function createPageCache(opts: PageCacheOptions) {
         return cached;
       }
       misses++;
-      const page = opts.reader.rows(file, table, offset, limit);
+      const page = opts.reader.rows(file, table, offset, limit, opts.maxPageBytes ?? 16 * 1024 * 1024);
       // Bytes, not a string: the socket then writes them as they are, without encoding each time.
       const body = Buffer.from(
         JSON.stringify({ columns: page.columns, rows: page.rows, offset, limit, total: page.total }),

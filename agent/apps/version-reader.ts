@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3';
-import { StoreError } from '../../lib/errors.js';
+import { FortError, StoreError } from '../../lib/errors.js';
 import { NotFoundError } from './errors.js';
 import { createLru } from '../../lib/lru.js';
 
@@ -19,8 +19,13 @@ export interface RowPage {
 export interface VersionReader {
   /** The user tables of a version file, sorted by name. */
   tables(file: string): TableInfo[];
-  /** Rows `offset .. offset+limit` of `table` in storage (rowid) order; `table` must be one of `tables(file)`. */
-  rows(file: string, table: string, offset: number, limit: number): RowPage;
+  /**
+   * Rows `offset .. offset+limit` of `table` in storage (rowid) order; `table` must be one of
+   * `tables(file)`. BLOBs come as base64 text. Rows are read one at a time, and past `maxBytes`
+   * of JSON the page is refused (FORT_ERR_QUERY_TOO_LARGE) before more are read: cells may be
+   * megabytes each.
+   */
+  rows(file: string, table: string, offset: number, limit: number, maxBytes?: number): RowPage;
   /** Database handles open right now (at most `maxOpen`). */
   openCount(): number;
   close(): void;
@@ -114,7 +119,7 @@ export function createVersionReader(opts: VersionReaderOptions = {}): VersionRea
 
   return {
     tables: (file) => tableList(file).map(({ name, rowCount }) => ({ name, rowCount })),
-    rows(file, table, offset, limit) {
+    rows(file, table, offset, limit, maxBytes = Infinity) {
       if (!Number.isSafeInteger(offset) || offset < 0)
         throw new RangeError(`offset must be a non-negative integer, got ${offset}`);
       if (!Number.isSafeInteger(limit) || limit < 0)
@@ -125,7 +130,21 @@ export function createVersionReader(opts: VersionReaderOptions = {}): VersionRea
           `no table ${JSON.stringify(table.length > 128 ? `${table.slice(0, 128)}...` : table)} in this app version`,
         );
       const { stmt, columns } = pageQuery(open(file), entry);
-      return { columns: [...columns], rows: stmt.all(limit, offset), total: entry.rowCount };
+      const rows: unknown[][] = [];
+      let bytes = 0;
+      for (const row of stmt.iterate(limit, offset) as IterableIterator<unknown[]>) {
+        // JSON.stringify would write a Buffer as an array of numbers: four times its size, unusable.
+        for (let i = 0; i < row.length; i++)
+          if (Buffer.isBuffer(row[i])) row[i] = (row[i] as Buffer).toString('base64');
+        bytes += JSON.stringify(row).length + 1;
+        if (bytes > maxBytes)
+          throw new FortError(
+            'FORT_ERR_QUERY_TOO_LARGE',
+            `this page of ${table} is over ${maxBytes} bytes (api.max_answer_mib) by row ${offset + rows.length + 1}; ask for fewer rows`,
+          );
+        rows.push(row);
+      }
+      return { columns: [...columns], rows, total: entry.rowCount };
     },
     openCount: () => handles.size,
     close() {

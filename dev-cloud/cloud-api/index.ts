@@ -14,7 +14,8 @@ import { createRefusals, type ArmedRefusal } from '../refusals.js';
 export interface CloudApiOptions {
   /** `iss` of user tokens; the token endpoint is `<issuer>/oauth/token`. */
   issuer: string;
-  userAudience: string;
+  /** Paired forts (not revoked) of a tenant: with the policy's, who a user token may be for. */
+  pairedForts?: (tenant: string) => string[];
   accessTokenSeconds: number;
   userTokenSeconds: number;
   policy: Policy;
@@ -48,7 +49,7 @@ export async function registerCloudApi(app: DevCloudServer, opts: CloudApiOption
   let policy = opts.policy;
   const accessTokens = createAccessTokens({ lifetimeSeconds: opts.accessTokenSeconds, now: opts.now });
   const verifier = createAssertionVerifier({ clients: opts.clients, tokenUrl, now: opts.now });
-  const keys = await createSigningKeys({ issuer: opts.issuer, audience: opts.userAudience, now: opts.now });
+  const keys = await createSigningKeys({ issuer: opts.issuer, now: opts.now });
 
   await app.register(tokenRoute, {
     verifier,
@@ -72,7 +73,14 @@ export async function registerCloudApi(app: DevCloudServer, opts: CloudApiOption
     ...(opts.rotate ? { rotate: opts.rotate } : {}),
     ...(opts.deviceCertificate ? { deviceCertificate: opts.deviceCertificate } : {}),
   });
-  await app.register(userRoutes, { keys, userTokenSeconds: opts.userTokenSeconds, fortOrigins: opts.fortOrigins });
+  await app.register(userRoutes, {
+    keys,
+    userTokenSeconds: opts.userTokenSeconds,
+    fortOrigins: opts.fortOrigins,
+    fortsOf: (tenant) => [
+      ...new Set([...(policy.tenants[tenant]?.forts ?? []), ...(opts.pairedForts?.(tenant) ?? [])]),
+    ],
+  });
   registerHub(app);
 
   return {

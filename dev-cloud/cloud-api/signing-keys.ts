@@ -10,8 +10,13 @@ interface SigningKey {
 export interface UserTokenClaims {
   user: string;
   tenant: string;
+  /** The fort the token is for: its `aud`, so another fort of the tenant refuses it. */
+  fort: string;
   ttlSeconds: number;
 }
+
+/** The `aud` of user tokens for a fort (CLOUD-API.md): each fort accepts only its own. */
+export const fortAudience = (fortId: string) => `fort:${fortId}`;
 
 export type RetireResult = 'retired' | 'unknown' | 'current';
 
@@ -19,7 +24,7 @@ export type RetireResult = 'retired' | 'unknown' | 'current';
  * The user-token signing keys (ES256, in memory). Rotation adds a new current key and keeps
  * serving the old ones, so tokens already issued still verify until the key is retired.
  */
-export async function createSigningKeys(opts: { issuer: string; audience: string; now: () => Date }) {
+export async function createSigningKeys(opts: { issuer: string; now: () => Date }) {
   const keys: SigningKey[] = [];
   const generate = async (): Promise<SigningKey> => {
     // The private key never leaves WebCrypto; public keys are always exportable.
@@ -63,7 +68,7 @@ export async function createSigningKeys(opts: { issuer: string; audience: string
       const token = await new SignJWT({ tenant: c.tenant })
         .setProtectedHeader({ alg: 'ES256', kid: k.kid, typ: 'JWT' })
         .setIssuer(opts.issuer)
-        .setAudience(opts.audience)
+        .setAudience(fortAudience(c.fort))
         .setSubject(c.user)
         .setIssuedAt(iat)
         .setNotBefore(iat)

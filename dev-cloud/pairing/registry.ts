@@ -117,6 +117,10 @@ export function createFortRegistry(opts: { file: string; now: () => Date }) {
         return prev && t >= Date.parse(f.previous!.until);
       });
     },
+    /** The ids of a tenant's paired forts that are not revoked. */
+    fortsOf(tenant: string): string[] {
+      return [...forts.values()].filter((f) => f.tenant === tenant && !f.revokedAt).map((f) => f.id);
+    },
     /** For the token endpoint: a paired fort that is not revoked. */
     client(id: string): RegisteredClient | undefined {
       const f = forts.get(id);

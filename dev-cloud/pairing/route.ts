@@ -1,3 +1,4 @@
+import { fortAudience } from '../cloud-api/signing-keys.js';
 import rateLimit from '@fastify/rate-limit';
 import { z } from 'zod';
 import { sendBadRequest, sendRawProblem } from '../../lib/http-problem.js';
@@ -11,7 +12,8 @@ import { issueDeviceCert, type DeviceCa } from './device-ca.js';
 /** What a paired fort is told, besides its id and certificate (CLOUD-API.md "Pairing"). */
 export interface PairingEndpoints {
   cloud: { url: string; token_endpoint: string };
-  user_tokens: { issuer: string; audience: string; jwks_url: string };
+  /** The audience is the fort's own (fortAudience), filled in per pairing. */
+  user_tokens: { issuer: string; jwks_url: string };
   iot: { endpoint: string; region: string; role_alias: string; credentials_url: string } | null;
   update_server: { url: string } | null;
   /** CA every cloud endpoint's server certificate chains to (PEM). */
@@ -115,6 +117,7 @@ export async function registerPairingRoute(app: DevCloudServer, opts: PairingRou
             device_certificate: cert.toString('pem'),
             device_ca: opts.deviceCaPem,
             ...opts.endpoints,
+            user_tokens: { ...opts.endpoints.user_tokens, audience: fortAudience(id) },
           });
       } catch (err) {
         if (err instanceof PairingCodeRefused) {

@@ -29,7 +29,6 @@ function endpointsOf(config: DevCloudConfig & { pairing: NonNullable<DevCloudCon
     cloud: { url: issuer, token_endpoint: `${issuer}/oauth/token` },
     user_tokens: {
       issuer,
-      audience: config.cloud_api?.user_audience ?? 'fort-client-api',
       jwks_url: `${issuer}/.well-known/jwks.json`,
     },
     iot:

@@ -24,7 +24,7 @@ import type { AppCatalog } from '../../agent/apps/catalog.js';
  *   token     + the user-token check (cached verification, as the agent after the first request);
  *   authz     + the cloud decision (cached), asked as every data route asks it;
  *   audit     + the audit entry of that decision, in the agent's SQLite audit store.
- * layers.json: { auth: <[api.auth] as parsed>, jwks: <the keys>, auditPath: <file> }.
+ * layers.json: { auth: <[api.auth] as parsed>, fortId, jwks: <the keys>, auditPath: <file> }.
  */
 const LAYERS = ['bare', 'plumbing', 'token', 'authz', 'audit'] as const;
 const [cert, key, port, bodyFile, layerArg, layersFile] = process.argv.slice(2);
@@ -56,7 +56,7 @@ if (layer === 0) {
     log,
   );
   const setup = layer > 1 ? (JSON.parse(readFileSync(layersFile!, 'utf8')) as LayersFile) : undefined;
-  const verify = setup && userTokenVerifier(setup.auth, createLocalJWKSet(setup.jwks));
+  const verify = setup && userTokenVerifier(setup.auth, createLocalJWKSet(setup.jwks), setup.fortId);
   const access = setup && layer > 2 ? accessOf(setup) : undefined;
   await server.app.register(async (scope) => {
     scope.addHook('onRequest', async (req) => {
@@ -75,6 +75,7 @@ notifier.ready(`listening on ${port}`);
 
 interface LayersFile {
   auth: NonNullable<ApiConfig['auth']>;
+  fortId: string;
   jwks: JSONWebKeySet;
   auditPath: string;
 }

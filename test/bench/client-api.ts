@@ -98,6 +98,7 @@ export const clientApiRows: Benchmark = {
         layersFile,
         JSON.stringify({
           auth: loadAgentConfig(inst.files.agent).api.auth,
+          fortId: loadAgentConfig(inst.files.agent).fort.id,
           jwks: JSON.parse(jwks.body),
           auditPath: join(inst.dir, 'layers-audit.db'),
         }),

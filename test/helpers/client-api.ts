@@ -4,7 +4,7 @@ import { generatePki } from '../../lib/pki/generate.js';
 import type { PkiPaths } from '../../lib/pki/layout.js';
 import { loadTlsMaterial } from '../../lib/tls.js';
 import { apiSection } from '../../agent/api/config.js';
-import { userTokenVerifier } from '../../agent/api/data-deps.js';
+import { fortAudience, userTokenVerifier } from '../../agent/api/data-deps.js';
 import { buildClientApi } from '../../agent/api/server.js';
 import { createAppCatalog } from '../../agent/apps/catalog.js';
 import { createPageCache } from '../../agent/apps/page-cache.js';
@@ -24,6 +24,8 @@ import { testIssuer } from './jwt.js';
 
 export const CLOUD_ISSUER = 'https://cloud.test';
 export const TENANT = 't1';
+/** The fort the rig is: user tokens are minted for it (aud fort:<id>). */
+export const FORT_ID = 'fort-test-1';
 
 /** The client zone alone (its CA and the client API's certificate), in a temp dir. */
 export const clientZonePki = (): Promise<PkiPaths> => generatePki({ out: tempDir('pki'), zones: ['clientZone'] });
@@ -92,7 +94,7 @@ export async function clientApiRig(pki: PkiPaths, opts: ClientApiRigOptions = {}
     tables: { salaries: { columns: ['who', 'salary'], rows: [['x', 1]] } },
   });
 
-  const issuer = await testIssuer({ issuer: CLOUD_ISSUER, audience: 'fort-client-api', tenant: TENANT });
+  const issuer = await testIssuer({ issuer: CLOUD_ISSUER, audience: fortAudience(FORT_ID), tenant: TENANT });
   const cz = pki.clientZone;
   const config = apiSection().parse({
     port: 8443,
@@ -116,12 +118,16 @@ export async function clientApiRig(pki: PkiPaths, opts: ClientApiRigOptions = {}
   const data = {
     catalog: createAppCatalog({ db: stores.db, appsDir: stores.appsDir }),
     reader,
-    pages: createPageCache({ reader, maxBytes: config.page_cache_mib * 1024 * 1024 }),
+    pages: createPageCache({
+      reader,
+      maxBytes: config.page_cache_mib * 1024 * 1024,
+      maxPageBytes: config.max_answer_mib * 1024 * 1024,
+    }),
     authorizer: createAuthorizer({ ask: cloud.authorize, maxEntries: 1000, log }),
     audit,
     denials,
     reloads,
-    verifyToken: userTokenVerifier(config.auth!, opts.keys ?? createLocalJWKSet(issuer.jwks)),
+    verifyToken: userTokenVerifier(config.auth!, opts.keys ?? createLocalJWKSet(issuer.jwks), FORT_ID),
     queryLimits: { perUser: config.queries_per_user, exportMaxRows: config.export_max_rows },
   };
   const app = await buildClientApi({

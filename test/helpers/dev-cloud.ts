@@ -133,9 +133,10 @@ export async function testDevCloud(pki: PkiPaths, overrides: TestDevCloudOverrid
       return cloud.cloudApi!;
     },
     /** A user token from `POST /dev/v1/login`. */
-    async login(user: string, tenant: string, ttlSeconds?: number): Promise<string> {
+    /** For `fort`, or the tenant's only fort when not named. */
+    async login(user: string, tenant: string, ttlSeconds?: number, fort?: string): Promise<string> {
       const res = await cloudRequest(apiUrl, ca, 'POST', '/dev/v1/login', {
-        json: { user, tenant, ...(ttlSeconds ? { ttl_seconds: ttlSeconds } : {}) },
+        json: { user, tenant, ...(ttlSeconds ? { ttl_seconds: ttlSeconds } : {}), ...(fort ? { fort } : {}) },
       });
       if (res.status !== 200) throw new Error(`dev cloud login: HTTP ${res.status} ${res.body}`);
       return (res.json() as { token: string }).token;

@@ -2,12 +2,16 @@
 
 const escapeAttr = (s: string) => s.replace(/&/g, '&amp;').replace(/"/g, '&quot;').replace(/</g, '&lt;');
 
-export function viewerHtml(opts: { loginUrl?: string | undefined; tenant?: string | undefined }): string {
+export function viewerHtml(opts: {
+  loginUrl?: string | undefined;
+  tenant?: string | undefined;
+  fortId?: string | undefined;
+}): string {
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Fort viewer</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <link rel="stylesheet" href="/viewer.css"></head>
-<body data-login-url="${escapeAttr(opts.loginUrl ?? '')}" data-tenant="${escapeAttr(opts.tenant ?? '')}">
+<body data-login-url="${escapeAttr(opts.loginUrl ?? '')}" data-tenant="${escapeAttr(opts.tenant ?? '')}" data-fort="${escapeAttr(opts.fortId ?? '')}">
 <header class="top">
 <h1>Fort viewer</h1>
 <nav aria-label="Apps"><ul id="apps"></ul></nav>

@@ -59,6 +59,8 @@ export const SHELL_JS = `
     const u = new URL(document.body.dataset.loginUrl);
     u.searchParams.set('user', $('user').value);
     u.searchParams.set('tenant', document.body.dataset.tenant || '');
+    // The cloud mints the token for this fort only (its aud): another fort of the tenant refuses it.
+    if (document.body.dataset.fort) u.searchParams.set('fort', document.body.dataset.fort);
     u.searchParams.set('redirect_uri', location.origin + '/');
     sessionStorage.setItem(RETURN, location.search);
     location.assign(u.href);

@@ -241,6 +241,7 @@ describe('client API in Chromium: hub, foreign origin, viewer (real agent, real 
     expect(Object.fromEntries(loginUrl.searchParams)).toEqual({
       user: 'alice',
       tenant: 't1',
+      fort: FORT,
       redirect_uri: `${fortOrigin}/`,
     });
     expect((await login.allHeaders())['location']).toMatch(

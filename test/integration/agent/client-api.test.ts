@@ -87,7 +87,7 @@ describe('client API: user tokens, cloud authorisation, data, audit (real agent,
     store.close();
     dev = await testDevCloud(pki, { ports: inst.layout.ports, policy: POLICY });
     // A second key in the cloud's JWKS whose private half the test holds: it can sign every forgery.
-    forger = await testIssuer({ issuer: dev.issuer, audience: 'fort-client-api', tenant: 't1' });
+    forger = await testIssuer({ issuer: dev.issuer, audience: `fort:${FORT}`, tenant: 't1' });
     dev.cloudApi.publishExtraKey(forger.jwks.keys[0]!);
     agent = await startAgent(inst.files.agent);
     await agent.waitReady(20_000);
@@ -315,7 +315,8 @@ describe('client API: user tokens, cloud authorisation, data, audit (real agent,
       ['/api/v1/apps', {}],
       ['/api/v1/apps', { token: `${alice.slice(0, -8)}AAAAAAAA` }],
       [`/api/v1/apps?access_token=${alice}`, {}],
-      ['/api/v1/apps', { token: await dev.login('alice', 'other-tenant') }],
+      // The cloud would not mint this (fort-dev-1 is not other-tenant's): signed with a key its JWKS serves.
+      ['/api/v1/apps', { token: await forger.sign({ tenant: 'other-tenant' }) }],
     ];
     for (const [path, opts] of cases) {
       const res = await api(base, ca, path, { ...opts, from });
@@ -335,6 +336,21 @@ describe('client API: user tokens, cloud authorisation, data, audit (real agent,
     expect(reasons).toEqual(['missing_token', 'bad_signature', 'token_in_query', 'wrong_tenant']);
     // Tokens never reach the log.
     expect(agent.stdout.join('\n')).not.toContain(alice.split('.')[2]);
+  });
+
+  it('refuses a token the cloud minted for another fort of the same tenant (its audience)', async () => {
+    dev.cloudApi.setPolicy({ ...POLICY, tenants: { t1: { ...POLICY.tenants!.t1!, forts: [FORT, 'fort-dev-2'] } } });
+    try {
+      const mine = await dev.login('alice', 't1', undefined, FORT);
+      const theirs = await dev.login('alice', 't1', undefined, 'fort-dev-2');
+      expect((await api(base, ca, '/api/v1/apps', { token: mine })).status).toBe(200);
+      const res = await api(base, ca, '/api/v1/apps', { token: theirs, from: '127.0.0.64' });
+      expect(res.status).toBe(401);
+      expect(res.headers['www-authenticate']).toBe('Bearer error="invalid_token", error_description="wrong_audience"');
+      expect(res.body.apps).toBeUndefined();
+    } finally {
+      dev.cloudApi.setPolicy(POLICY);
+    }
   });
 
   it('serves its OpenAPI document and the viewer page', async () => {

@@ -4,7 +4,15 @@ import { createPrivateKey, generateKeyPairSync, type KeyObject } from 'node:cryp
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, SignJWT, UnsecuredJWT, type JSONWebKeySet } from 'jose';
+import {
+  createLocalJWKSet,
+  decodeProtectedHeader,
+  jwtVerify,
+  SignJWT,
+  UnsecuredJWT,
+  type JSONWebKeySet,
+  decodeJwt,
+} from 'jose';
 import { DIST, tempDir, testPki } from '../../helpers/fort.js';
 import {
   cloudRequest,
@@ -65,7 +73,7 @@ describe('dev cloud: cloud API (CLOUD-API.md) over HTTPS', () => {
   const verifyUserToken = async (token: string) =>
     jwtVerify(token, await jwks(), {
       issuer: dev.issuer,
-      audience: 'fort-client-api',
+      audience: `fort:${TEST_CLIENT_ID}`,
       algorithms: ['ES256'],
       typ: 'JWT',
     });
@@ -200,7 +208,7 @@ describe('dev cloud: cloud API (CLOUD-API.md) over HTTPS', () => {
       expect(protectedHeader).toEqual({ alg: 'ES256', kid: dev.cloudApi.currentKid(), typ: 'JWT' });
       expect(payload).toEqual({
         iss: dev.issuer,
-        aud: 'fort-client-api',
+        aud: `fort:${TEST_CLIENT_ID}`,
         sub: 'alice',
         tenant: 't1',
         iat: expect.any(Number),
@@ -233,6 +241,23 @@ describe('dev cloud: cloud API (CLOUD-API.md) over HTTPS', () => {
         'application/problem+json; charset=utf-8',
         'FORT_ERR_BAD_REQUEST',
       ]);
+    });
+
+    it('mints each token for one fort of the tenant: named, or its only one; never a fort of another tenant', async () => {
+      const aud = async (body: Record<string, unknown>) => {
+        const res = await call('POST', '/dev/v1/login', { json: body });
+        if (res.status !== 200) return `${res.status} ${json<{ detail: string }>(res).detail}`;
+        return decodeJwt(json<{ token: string }>(res).token).aud;
+      };
+      expect(await aud({ user: 'alice', tenant: 't1' })).toBe(`fort:${TEST_CLIENT_ID}`);
+      expect(await aud({ user: 'alice', tenant: 't1', fort: TEST_CLIENT_ID })).toBe(`fort:${TEST_CLIENT_ID}`);
+      expect(await aud({ user: 'alice', tenant: 't1', fort: 'fort-elsewhere' })).toBe(
+        '400 fort: fort-elsewhere is not a fort of t1',
+      );
+      expect(await aud({ user: 'alice', tenant: 't2' })).toBe('fort:fort-elsewhere');
+      expect(await aud({ user: 'alice', tenant: 'nobody' })).toBe(
+        '400 fort: name the fort the token is for (tenant nobody has 0)',
+      );
     });
 
     it('rotates: both keys served, new tokens use the new kid; a retired key is no longer served', async () => {

@@ -7,7 +7,7 @@ import type { Browser, Page } from 'playwright-core';
 import { sendProblem } from '../../../lib/http-problem.js';
 import { testPki } from '../../helpers/fort.js';
 import { launchChromium } from '../../helpers/browser.js';
-import { cloudRequest, testDevCloud, type TestDevCloud } from '../../helpers/dev-cloud.js';
+import { cloudRequest, TEST_CLIENT_ID, testDevCloud, type TestDevCloud } from '../../helpers/dev-cloud.js';
 import type { PkiPaths } from '../../../lib/pki/layout.js';
 
 /**
@@ -38,7 +38,7 @@ async function stubFort(pki: PkiPaths, dev: TestDevCloud, hubOrigin: string) {
       const m = /^Bearer (.+)$/.exec(req.headers.authorization ?? '');
       const { payload } = await jwtVerify(m?.[1] ?? '', keys, {
         issuer: dev.issuer,
-        audience: 'fort-client-api',
+        audience: `fort:${TEST_CLIENT_ID}`,
         algorithms: ['ES256'],
       });
       if (payload['tenant'] !== 't1') return forbidden(reply);
@@ -139,7 +139,10 @@ describe('dev cloud hub page (Chromium)', () => {
     await page.click('#login');
     // The click handler hides the old error and clears the lists before its first await.
     await page.waitForSelector('#error:visible');
-    expect(await page.textContent('#error')).toBe('HTTP 403 FORT_ERR_FORBIDDEN: Forbidden');
+    // A tenant without a fort gets no token at all: the cloud mints tokens for one fort only.
+    expect(await page.textContent('#error')).toBe(
+      'HTTP 400 FORT_ERR_BAD_REQUEST: fort: name the fort the token is for (tenant t9 has 0)',
+    );
     expect(await page.locator('#apps li').count()).toBe(0);
     expect(cspViolations).toEqual([]);
   });

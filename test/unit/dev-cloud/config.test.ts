@@ -18,7 +18,6 @@ describe('dev-cloud.toml [cloud_api]', () => {
     expect(load('').config().cloud_api).toBeUndefined();
     const c = load('[cloud_api]\n').config();
     expect(c.cloud_api).toEqual({
-      user_audience: 'fort-client-api',
       access_token_seconds: 600,
       user_token_seconds: 3600,
       fort_origins: [],

@@ -70,6 +70,36 @@ describe('app version reader', () => {
     ]);
   });
 
+  it('a page has a byte budget: megabyte cells are read row by row and refused past it; BLOBs as base64', () => {
+    const MiB = 1024 * 1024;
+    const big = (i: number) => String(i).repeat(MiB);
+    const file = version('wide', {
+      docs: {
+        columns: ['id', 'body', 'raw'],
+        rows: range(5).map((i) => [i, big(i), Buffer.from([0, 1, 2, 255, i])]),
+      },
+    });
+    const pages = createPageCache({ reader, maxBytes: 64 * MiB, maxPageBytes: 3 * MiB });
+    const two = JSON.parse(pages.json(file, 'docs', 0, 2).toString()) as { rows: unknown[][] };
+    expect(two.rows.map((r) => [r[0], (r[1] as string).length, r[2]])).toEqual([
+      [0, MiB, Buffer.from([0, 1, 2, 255, 0]).toString('base64')],
+      [1, MiB, Buffer.from([0, 1, 2, 255, 1]).toString('base64')],
+    ]);
+    let refused: unknown;
+    try {
+      pages.json(file, 'docs', 0, 5);
+    } catch (err) {
+      refused = err;
+    }
+    expect(refused).toBeInstanceOf(FortError);
+    expect(refused).toMatchObject({
+      code: 'FORT_ERR_QUERY_TOO_LARGE',
+      message: `this page of docs is over ${3 * MiB} bytes (api.max_answer_mib) by row 3; ask for fewer rows`,
+    });
+    // The same page from row 3 on fits: the budget is per page, nothing was cached for the refused one.
+    expect((JSON.parse(pages.json(file, 'docs', 3, 2).toString()) as { rows: unknown[] }).rows).toHaveLength(2);
+  });
+
   it('pages rows in rowid order with offset, limit and the total', () => {
     const file = version('sales', {
       orders: { columns: ['id', 'label', 'amount'], rows: range(25).map((i) => [i, `row ${i}`, i * 10]) },
@@ -122,13 +152,13 @@ describe('app version reader', () => {
     expect(() => pages.json(file, 'nope', 0, 5)).toThrow(NotFoundError);
   });
 
-  it('keeps nulls, blobs and odd column names as they are', () => {
+  it('keeps nulls and odd column names as they are; a blob comes as base64 text', () => {
     const file = version('odd', {
       'my table': { columns: ['select', 'a "quoted" col', 'blob'], rows: [[null, 'x', Buffer.from([1, 2])]] },
     });
     const page = reader.rows(file, 'my table', 0, 10);
     expect(page.columns).toEqual(['select', 'a "quoted" col', 'blob']);
-    expect(page.rows).toEqual([[null, 'x', Buffer.from([1, 2])]]);
+    expect(page.rows).toEqual([[null, 'x', Buffer.from([1, 2]).toString('base64')]]);
   });
 
   it('orders by rowid even when a column is called rowid, and WITHOUT ROWID tables by primary key', () => {
