@@ -1,6 +1,7 @@
-import { existsSync, mkdirSync, realpathSync } from 'node:fs';
+import { existsSync, mkdirSync, realpathSync, statSync } from 'node:fs';
 import { isAbsolute, relative } from 'node:path';
 import { z } from 'zod';
+import { ConfinedFileRefused, openConfined, type ConfinedFile } from '../lib/confined-file.js';
 import { FortError } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
 import { csvTable, DUCKDB_TYPES } from './load/csv-table.js';
@@ -65,15 +66,32 @@ function confined(file: string, dirs: readonly string[]): string {
     return rel !== '' && !rel.startsWith('..') && !isAbsolute(rel);
   });
   if (!inside) throw new FortError('FORT_ERR_RELOAD_SOURCE', `${file}: not inside the engine's data.source_dirs`);
+  // Not a FIFO or a device: reading one could block a load forever.
+  if (!statSync(real).isFile()) throw new FortError('FORT_ERR_RELOAD_SOURCE', `${file}: not a regular file`);
   return real;
+}
+
+/** The file opened and checked again from its descriptor when the load reads it (lib/confined-file.ts). */
+function openChecked(file: string, dirs: readonly string[]): ConfinedFile {
+  try {
+    return openConfined(file, dirs);
+  } catch (err) {
+    if (err instanceof ConfinedFileRefused)
+      throw new FortError('FORT_ERR_RELOAD_SOURCE', `${file}: ${err.message} (changed since it was checked)`);
+    throw err;
+  }
 }
 
 function tableWriter(t: LoadRequest['tables'][number], dirs: readonly string[], lines?: StreamedLines): TableWriter {
   switch (t.connector) {
-    case 'csv':
-      return csvTable({ ...t, file: confined(t.file, dirs) });
-    case 'sqlite':
-      return sqliteTable({ ...t, database: confined(t.database, dirs) });
+    case 'csv': {
+      const file = confined(t.file, dirs);
+      return csvTable({ ...t, file }, () => openChecked(file, dirs));
+    }
+    case 'sqlite': {
+      const database = confined(t.database, dirs);
+      return sqliteTable({ ...t, database }, () => openChecked(database, dirs));
+    }
     case 'rows':
       if (!lines)
         throw new FortError('FORT_ERR_BAD_REQUEST', `${t.name}: rows tables come in a streamed (x-ndjson) load`);

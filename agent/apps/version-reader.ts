@@ -132,7 +132,7 @@ export function createVersionReader(opts: VersionReaderOptions = {}): VersionRea
       const { stmt, columns } = pageQuery(open(file), entry);
       const rows: unknown[][] = [];
       let bytes = 0;
-      for (const row of stmt.iterate(limit, offset) as IterableIterator<unknown[]>) {
+      for (const row of stmt.iterate(limit, offset)) {
         // JSON.stringify would write a Buffer as an array of numbers: four times its size, unusable.
         for (let i = 0; i < row.length; i++)
           if (Buffer.isBuffer(row[i])) row[i] = (row[i] as Buffer).toString('base64');

@@ -1,3 +1,5 @@
+import type { DuckDBConnection } from '@duckdb/node-api';
+import type { ConfinedFile } from '../../lib/confined-file.js';
 import { FortError } from '../../lib/errors.js';
 import { ident } from '../query/sql.js';
 import type { TableWriter } from './version-file.js';
@@ -47,21 +49,33 @@ export function sourceProblem(table: string, err: unknown): FortError {
   return new FortError('FORT_ERR_RELOAD_SOURCE', `${where}: ${why}`, { fatal: true });
 }
 
-/** A CSV table read by DuckDB's own CSV reader with the definition's column types (no type guessing). */
-export function csvTable(t: CsvTableSource): TableWriter {
+/**
+ * A CSV table read by DuckDB's own CSV reader with the definition's column types (no type
+ * guessing). With `open`, DuckDB reads the checked open file (`/proc/self/fd/<n>`), never the
+ * path again: what it reads is what was checked (lib/confined-file.ts).
+ */
+export function csvTable(t: CsvTableSource, open?: () => ConfinedFile): TableWriter {
   return {
     name: t.name,
     async write(conn, { stopAfter }) {
-      const columns = t.columns.map((c) => `${literal(c.name)}: ${literal(DUCKDB_TYPES[c.type])}`).join(', ');
-      const read =
-        `read_csv($1, header = ${t.header}, delim = ${literal(t.delimiter)}, quote = ${literal(t.quote)}, ` +
-        `escape = ${literal(t.quote)}, auto_detect = false, strict_mode = true, columns = {${columns}})`;
+      const checked = open?.();
       try {
-        await conn.run(`CREATE TABLE ${ident(t.name)} AS SELECT * FROM ${read} LIMIT $2`, [t.file, stopAfter]);
-      } catch (err) {
-        throw sourceProblem(t.name, err);
+        return await readCsv(conn, checked?.procPath ?? t.file, stopAfter);
+      } finally {
+        checked?.close();
       }
-      return Number((await conn.runAndReadAll(`SELECT count(*) FROM ${ident(t.name)}`)).getRows()[0]![0]);
     },
   };
+  async function readCsv(conn: DuckDBConnection, file: string, stopAfter: number): Promise<number> {
+    const columns = t.columns.map((c) => `${literal(c.name)}: ${literal(DUCKDB_TYPES[c.type])}`).join(', ');
+    const read =
+      `read_csv($1, header = ${t.header}, delim = ${literal(t.delimiter)}, quote = ${literal(t.quote)}, ` +
+      `escape = ${literal(t.quote)}, auto_detect = false, strict_mode = true, columns = {${columns}})`;
+    try {
+      await conn.run(`CREATE TABLE ${ident(t.name)} AS SELECT * FROM ${read} LIMIT $2`, [file, stopAfter]);
+    } catch (err) {
+      throw sourceProblem(t.name, err);
+    }
+    return Number((await conn.runAndReadAll(`SELECT count(*) FROM ${ident(t.name)}`)).getRows()[0]![0]);
+  }
 }

@@ -1,3 +1,4 @@
+import { openedAsChecked, type ConfinedFile } from '../../lib/confined-file.js';
 import { FortError } from '../../lib/errors.js';
 import { appendRows, refusal, type DuckType } from './append.js';
 import { openSourceDb, prepareSelect } from './sqlite-source.js';
@@ -31,11 +32,22 @@ export function duckType(declared: string | null): DuckType {
  * Errors name the table, the row and the column, never a value. BLOBs are refused: an app
  * version holds what queries can show.
  */
-export function sqliteTable(t: SqliteTableSource): TableWriter {
+export function sqliteTable(t: SqliteTableSource, open?: () => ConfinedFile): TableWriter {
   return {
     name: t.name,
     async write(conn, { stopAfter, signal }) {
-      const db = openSourceDb(t.name, t.database);
+      // SQLite opens by path: proven afterwards, from the descriptors, to have opened the checked file.
+      const checked = open?.();
+      let db: ReturnType<typeof openSourceDb>;
+      try {
+        db = openSourceDb(t.name, t.database);
+        if (checked && !openedAsChecked(checked)) {
+          db.close();
+          throw refusal(t.name, 'the database file changed while it was opened (a symbolic link or a rename)');
+        }
+      } finally {
+        checked?.close();
+      }
       try {
         const stmt = prepareSelect(t.name, db, t.query).raw(true).safeIntegers(true);
         const columns = stmt.columns().map((c) => ({ name: c.name, declared: c.type, type: duckType(c.type) }));

@@ -1,4 +1,4 @@
-import { createReadStream } from 'node:fs';
+import { createReadStream, openSync } from 'node:fs';
 import { CsvParser, CsvSyntaxError } from './csv-parser.js';
 import type { ColumnSpec, ColumnType, TableSource } from './types.js';
 import { BATCH_ROWS, cancelled, rowsOf, sourceError, sourceFailure } from './types.js';
@@ -297,8 +297,8 @@ export async function* csvBatches(
  * `signal` to createReadStream instead would throw, unhandled, for a signal already aborted
  * before anyone listens.
  */
-async function* fileChunks(file: string, signal: AbortSignal): AsyncGenerator<string> {
-  const stream = createReadStream(file, { encoding: 'utf8', highWaterMark: 64 * 1024 });
+async function* fileChunks(file: string, open: OpenFile, signal: AbortSignal): AsyncGenerator<string> {
+  const stream = createReadStream(file, { fd: open(file), encoding: 'utf8', highWaterMark: 64 * 1024 });
   const onAbort = () => stream.destroy(Object.assign(new Error('aborted'), { name: 'AbortError' }));
   signal.addEventListener('abort', onAbort, { once: true });
   try {
@@ -309,8 +309,11 @@ async function* fileChunks(file: string, signal: AbortSignal): AsyncGenerator<st
   }
 }
 
-/** A CSV file already confined to the data dirs (`file` is its real path). */
-export function csvFileSource(file: string, opts: CsvOptions): TableSource {
-  const batches = (signal: AbortSignal) => csvBatches(fileChunks(file, signal), opts, signal);
+/** Opens a file for reading: a descriptor (the caller checks what it is; see lib/confined-file.ts). */
+export type OpenFile = (file: string) => number;
+
+/** A CSV file already confined to the data dirs (`file` is its real path), read through `open`. */
+export function csvFileSource(file: string, opts: CsvOptions, open: OpenFile = (f) => openSync(f, 'r')): TableSource {
+  const batches = (signal: AbortSignal) => csvBatches(fileChunks(file, open, signal), opts, signal);
   return { table: opts.table, columns: opts.columns, batches, rows: (signal) => rowsOf(batches(signal)) };
 }

@@ -1,4 +1,6 @@
 import type { ProxySettings } from '../../../lib/proxy.js';
+import { ConfinedFileRefused, openConfined } from '../../../lib/confined-file.js';
+import { sourceError } from './types.js';
 import { resolveDataFile } from '../confine.js';
 import type { TableDefinition } from '../definition.js';
 import { csvFileSource } from './csv.js';
@@ -16,6 +18,16 @@ export interface SourceOptions {
   caFile?: string;
 }
 
+/** A checked file's descriptor, read by the connector: what is read is what was checked (lib/confined-file.ts). */
+function openSourceFile(table: string, file: string, dataDirs: string[]): number {
+  try {
+    return openConfined(file, dataDirs).fd;
+  } catch (err) {
+    if (err instanceof ConfinedFileRefused) throw sourceError(table, `the file ${err.message}`);
+    throw err;
+  }
+}
+
 /**
  * The source of one table of a definition. Confinement and the host list are checked again
  * here, whatever checkDefinitionSources said earlier: files and config change in between,
@@ -25,16 +37,15 @@ export function openTableSource(table: TableDefinition, opts: SourceOptions): Ta
   switch (table.connector) {
     case 'csv': {
       const file = resolveDataFile(table.path, opts.dataDirs, `table "${table.name}" path`);
-      return csvFileSource(file, {
-        table: table.name,
-        columns: table.columns,
-        delimiter: table.delimiter,
-        quote: table.quote,
-      });
+      return csvFileSource(
+        file,
+        { table: table.name, columns: table.columns, delimiter: table.delimiter, quote: table.quote },
+        (f) => openSourceFile(table.name, f, opts.dataDirs),
+      );
     }
     case 'sqlite': {
       const file = resolveDataFile(table.database, opts.dataDirs, `table "${table.name}" database`);
-      return sqliteSource(table.name, file, table.query);
+      return sqliteSource(table.name, file, table.query, opts.dataDirs);
     }
     case 'http':
       return httpSource({

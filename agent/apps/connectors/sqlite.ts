@@ -1,4 +1,5 @@
 import Database from 'better-sqlite3';
+import { ConfinedFileRefused, openConfined, openedAsChecked, type ConfinedFile } from '../../../lib/confined-file.js';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { ColumnSpec, TableSource } from './types.js';
 import { BATCH_ROWS, cancelled, rowsOf, sourceError, sourceFailure } from './types.js';
@@ -61,12 +62,41 @@ function resultColumns(file: string, query: string, table: string): ColumnSpec[]
 }
 
 /**
+ * The database at `file` opened by SQLite, proven (from the descriptors, not the path) to be the
+ * regular file inside the data dirs that was checked: a path swapped for a symlink between the
+ * check and SQLite's open is refused, not read.
+ */
+function openCheckedDb(table: string, file: string, dataDirs: string[]): Database.Database {
+  let checked: ConfinedFile;
+  try {
+    checked = openConfined(file, dataDirs);
+  } catch (err) {
+    if (err instanceof ConfinedFileRefused) throw sourceError(table, `the database ${err.message}`);
+    throw err;
+  }
+  try {
+    const db = openSourceDb(file);
+    if (openedAsChecked(checked)) return db;
+    db.close();
+    throw sourceError(table, 'the database file changed while it was opened (a symbolic link or a rename)');
+  } finally {
+    checked.close();
+  }
+}
+
+/**
  * A SELECT over a SQLite database already confined to the data dirs (`file` is its real
  * path). Rows are streamed with `iterate()`, integers as bigints (ids beyond 2^53 stay
  * exact), handed on in batches, with a turn of the event loop every ROWS_PER_TURN rows. The
  * columns are known at open; the query runs again on its own connection when read.
  */
-export function sqliteSource(table: string, file: string, query: string): TableSource {
+export function sqliteSource(
+  table: string,
+  file: string,
+  query: string,
+  /** The data dirs: the database SQLite opens is proven to be the one checked inside them. */
+  dataDirs?: string[],
+): TableSource {
   let columns: ColumnSpec[];
   try {
     columns = resultColumns(file, query, table);
@@ -78,7 +108,7 @@ export function sqliteSource(table: string, file: string, query: string): TableS
     let db: Database.Database | undefined;
     let it: IterableIterator<unknown[]> | undefined;
     try {
-      db = openSourceDb(file);
+      db = dataDirs ? openCheckedDb(table, file, dataDirs) : openSourceDb(file);
       const problem = selectProblem(db, query); // the file may have changed since the check
       if (problem) throw sourceError(table, problem);
       const stmt = db.prepare(query).raw(true).safeIntegers(true);

@@ -49,11 +49,15 @@ export async function startEngine(o: { pki: PkiPaths; dir: string; sources: stri
   }
   const agent: Caller = { cert: tz.agentCert, key: tz.agentKey };
 
-  /** A request under way: `req` to abort it, `answer` once it is answered. */
-  function send(method: string, path: string, body?: unknown, who: Caller = agent) {
+  /**
+   * A request under way: `req` to abort it, `answer` once it is answered. `stream`: an
+   * x-ndjson body the caller writes to `req` (and ends, or not).
+   */
+  function send(method: string, path: string, body?: unknown, who: Caller = agent, stream = false) {
     let req!: ClientRequest;
     const answer = new Promise<Answer>((resolve, reject) => {
       const payload = body === undefined ? undefined : JSON.stringify(body);
+      const type = stream ? 'application/x-ndjson' : payload ? 'application/json' : undefined;
       req = request(
         `https://127.0.0.1:${port.port}${path}`,
         {
@@ -63,7 +67,7 @@ export async function startEngine(o: { pki: PkiPaths; dir: string; sources: stri
           key: readFileSync(who.key),
           agent: false,
           timeout: 30_000,
-          headers: payload ? { 'content-type': 'application/json' } : {},
+          headers: type ? { 'content-type': type } : {},
         },
         (res) => {
           let text = '';
@@ -76,7 +80,7 @@ export async function startEngine(o: { pki: PkiPaths; dir: string; sources: stri
       );
       req.on('timeout', () => req.destroy(new Error('timeout')));
       req.on('error', reject);
-      req.end(payload);
+      if (!stream) req.end(payload);
     });
     return { req, answer };
   }
@@ -110,6 +114,8 @@ export async function startEngine(o: { pki: PkiPaths; dir: string; sources: stri
   return {
     engine,
     send,
+    /** A streamed load (x-ndjson) under way: write its lines to `req`. */
+    sendStream: (path: string) => send('POST', path, undefined, agent, true),
     /** The agent's own engine client (agent/engine/client.ts), with the agent's certificate. */
     agentClient: () =>
       createEngineClient({

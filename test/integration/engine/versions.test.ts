@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { createWriteStream, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir, testPki } from '../../helpers/fort.js';
 import { startEngine, type EngineProcess } from './engine-process.js';
@@ -30,34 +30,15 @@ const loadBody = (version: string, file = join(sources, 'sales.csv')) => ({
 const LOADS = '/engine/v1/apps/sales-app/versions';
 
 /**
- * An endless CSV: a FIFO fed rows for as long as it is read. A load of it can only end by being
- * cancelled, so the test cannot pass by a load that finished before the abort reached it.
+ * A streamed load (rows the agent sends) whose end never comes: the request line and rows, then
+ * nothing. It can only end by being cancelled, so the test cannot pass by a load that finished
+ * before the abort reached it.
  */
-function endlessCsv(file: string) {
-  execFileSync('mkfifo', [file]);
-  const out = createWriteStream(file);
-  let bytes = 0;
-  let stopped = false;
-  const reading: { bytes: number; resolve: () => void }[] = [];
-  const rows = 'North,Widget,10.5,2024-01-05\n'.repeat(10_000);
-  const feed = () => {
-    if (stopped) return;
-    bytes += rows.length;
-    for (const w of reading.filter((r) => bytes >= r.bytes)) w.resolve();
-    if (out.write(rows)) setImmediate(feed);
-    else out.once('drain', feed);
-  };
-  // The reader closing the FIFO (the load cancelled) ends the feed: EPIPE.
-  out.on('error', () => (stopped = true));
-  out.write('region,product,amount,day\n', feed);
-  return {
-    /** Resolves once `n` bytes went in: more than the pipe holds, so the load is reading them. */
-    read: (n: number) => new Promise<void>((resolve) => reading.push({ bytes: n, resolve })),
-    stop() {
-      stopped = true;
-      out.destroy();
-    },
-  };
+function endlessLoad(version: string) {
+  const load = e.sendStream(LOADS);
+  load.req.write(`${JSON.stringify({ version, tables: [{ name: 'sales', connector: 'rows', columns: COLUMNS }] })}\n`);
+  load.req.write('["North","Widget",10.5,"2024-01-05"]\n'.repeat(5000));
+  return load;
 }
 
 beforeAll(async () => {
@@ -78,29 +59,22 @@ afterAll(async () => {
 describe('a load whose request is closed', () => {
   it('is cancelled: nothing is left of it, the load queued behind it runs, and its id can be loaded again', async () => {
     const from = e.engine.stdout.length;
-    const endless = endlessCsv(join(sources, 'endless.csv'));
-    try {
-      const cancelled = e.send('POST', LOADS, loadBody('big', join(sources, 'endless.csv')));
-      const failed = cancelled.answer.then(
-        () => 'answered',
-        (err: Error) => err.message,
-      );
-      await e.logged((l) => l['msg'] === 'load started' && l['version'] === 'big', from);
-      // DuckDB's CSV reader is at work: 1 MB went through a pipe that holds 64 kB.
-      await endless.read(1 << 20);
-      // Queued behind the running load before the abort, so that it surely waits its turn.
-      const behind = e.send('POST', LOADS, loadBody('behind')).answer;
-      await e.logged((l) => l['msg'] === 'load queued' && l['version'] === 'behind', from);
-      cancelled.req.destroy();
-      expect(await failed).toMatch(/socket hang up|ECONNRESET|aborted/);
-      await e.logged((l) => l['msg'] === 'load cancelled' && l['version'] === 'big', from);
-      expect(await behind).toMatchObject({
-        status: 201,
-        body: { version: 'behind', tables: [{ name: 'sales', rows: 2 }] },
-      });
-    } finally {
-      endless.stop();
-    }
+    const cancelled = endlessLoad('big');
+    const failed = cancelled.answer.then(
+      () => 'answered',
+      (err: Error) => err.message,
+    );
+    await e.logged((l) => l['msg'] === 'load started' && l['version'] === 'big', from);
+    // Queued behind the running load before the abort, so that it surely waits its turn.
+    const behind = e.send('POST', LOADS, loadBody('behind')).answer;
+    await e.logged((l) => l['msg'] === 'load queued' && l['version'] === 'behind', from);
+    cancelled.req.destroy();
+    expect(await failed).toMatch(/socket hang up|ECONNRESET|aborted/);
+    await e.logged((l) => l['msg'] === 'load cancelled' && l['version'] === 'big', from);
+    expect(await behind).toMatchObject({
+      status: 201,
+      body: { version: 'behind', tables: [{ name: 'sales', rows: 2 }] },
+    });
     expect(
       e
         .lines(from)
@@ -111,6 +85,17 @@ describe('a load whose request is closed', () => {
     const again = await e.call(LOADS, loadBody('big'));
     expect(again).toMatchObject({ status: 201, body: { version: 'big', tables: [{ name: 'sales', rows: 2 }] } });
     expect(readdirSync(appDir).filter((f) => f.startsWith('big.'))).toEqual(['big.duckdb']);
+  });
+});
+
+describe('sources the engine will not read', () => {
+  it('a FIFO (or any file that is not regular) is refused at once, naming it', async () => {
+    const fifo = join(sources, 'pipe.csv');
+    execFileSync('mkfifo', [fifo]);
+    expect(await e.call(LOADS, loadBody('fifo', fifo))).toMatchObject({
+      status: 422,
+      body: { code: 'FORT_ERR_RELOAD_SOURCE', detail: `${fifo}: not a regular file` },
+    });
   });
 });
 

@@ -20,7 +20,7 @@ const COLUMNS: CsvTableSource['columns'] = [
 ];
 
 const writeCsvVersion = (o: { dir: string; id: string; tables: CsvTableSource[]; limits: VersionLimits }) =>
-  writeVersion({ ...o, tables: o.tables.map(csvTable) });
+  writeVersion({ ...o, tables: o.tables.map((t) => csvTable(t)) });
 
 function source(dir: string, text: string, extra: Partial<CsvTableSource> = {}): CsvTableSource {
   const file = join(dir, `${extra.name ?? 'sales'}.csv`);

@@ -48,7 +48,7 @@ const norm = (rows: unknown[][]) =>
 const source = (name: string, query: string, database = db): SqliteTableSource => ({ name, database, query });
 
 const write = (id: string, ...tables: SqliteTableSource[]) =>
-  writeVersion({ dir, id, tables: tables.map(sqliteTable), limits: LIMITS });
+  writeVersion({ dir, id, tables: tables.map((t) => sqliteTable(t)), limits: LIMITS });
 
 beforeAll(() => {
   dir = tempDir('engine-sqlite');
