@@ -11,6 +11,8 @@ import { createClockHealth } from './clock-health.js';
 import { readBuildDate } from '../lib/clock.js';
 import { describeProxy, resolveProxy } from '../lib/proxy.js';
 import { startAdminServer } from './admin/server.js';
+import { createRequestedLevel } from './admin/log-level-routes.js';
+import { createLogLevelControl } from '../lib/log-level.js';
 import { createAuditReader } from './audit/reader.js';
 import { openAuditStore } from './audit/store.js';
 import { startClientApi } from './api/server.js';
@@ -187,6 +189,10 @@ await start(async () => {
     reloadBacklog: () => reloads.queue.backlog(),
     updateState: updateState.get,
   });
+  // `fortctl log-level`: this process's, the engine's (relayed), the deployment manager's (told at its health checks).
+  const logLevel = createLogLevelControl({ logger: log, configured: config.log.level });
+  lifecycle.add({ name: 'log-level', stop: async () => logLevel.stop() });
+  const dmLevel = createRequestedLevel();
   const admin = await startAdminServer({
     host: config.admin.host,
     port: config.admin.port,
@@ -204,6 +210,12 @@ await start(async () => {
     reloadCerts,
     metrics,
     updateState,
+    logLevels: {
+      agent: logLevel,
+      ...(engine ? { engine: { set: engine.setLogLevel, view: engine.logLevel } } : {}),
+      deploymentManager: dmLevel,
+    },
+    deploymentManagerLevel: () => dmLevel.asked(),
     reloads: adminReloadOperations(reloads),
     pairing: createPairingOperations({
       config,

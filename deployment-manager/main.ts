@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { bootDaemon } from '../lib/daemon.js';
+import { createLogLevelControl } from '../lib/log-level.js';
 import { readReleaseInfo } from '../lib/version.js';
 import { loadDeploymentManagerConfig } from './config.js';
 import { createAgentMonitor } from './agent-link/monitor.js';
@@ -27,11 +28,15 @@ await start(async () => {
   // tells a paired DM which fort it belongs to now.
   let follower: { agentIs(fortId: string): void } | undefined;
   let agentFortId: string | undefined;
+  // `fortctl log-level --service deployment-manager`: asked through the agent, which it polls.
+  const logLevel = createLogLevelControl({ logger: log, configured: config.log.level });
+  lifecycle.add({ name: 'log-level', stop: async () => logLevel.stop() });
   const monitor = createAgentMonitor({
     client: admin,
     intervalMs: config.agent.health_interval_seconds * 1000,
     log: log.child({ module: 'agent-monitor' }),
     onHealthy: (h) => {
+      logLevel.follow(h.logLevels?.['deployment-manager']);
       reporter.agentHealthy(h);
       agentFortId = h.fortId;
       follower?.agentIs(h.fortId);

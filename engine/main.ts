@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { bootDaemon } from '../lib/daemon.js';
+import { createLogLevelControl } from '../lib/log-level.js';
 import { loadTlsMaterial } from '../lib/tls.js';
 import { readReleaseInfo } from '../lib/version.js';
 import { loadEngineConfig } from './config.js';
@@ -18,6 +19,8 @@ const { config, log, notifier, lifecycle, start } = bootDaemon({
 
 await start(async () => {
   const q = config.queries;
+  const logLevel = createLogLevelControl({ logger: log, configured: config.log.level });
+  lifecycle.add({ name: 'log-level', stop: async () => logLevel.stop() });
   const interrupted = removeInterruptedLoads(config.data.dir);
   if (interrupted.length) log.warn({ removed: interrupted }, 'removed what loads interrupted by the last stop left');
   const versions = createVersionStore({
@@ -43,6 +46,7 @@ await start(async () => {
     cacheBytes: q.cache_mib * 1024 * 1024,
     version: readReleaseInfo().version,
     log: log.child({ module: 'server' }),
+    logLevel,
   });
   await server.listen({ host: config.server.host, port: config.server.port });
   lifecycle.add({

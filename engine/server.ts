@@ -14,6 +14,7 @@ import { rowsSpecSchema, runRows } from './query/rows.js';
 import type { VersionStore } from './versions.js';
 import { createAnswerCache } from './query/answer-cache.js';
 import { loadRequestSchema, type VersionLoader } from './loads.js';
+import { LOG_LEVELS, type LogLevelControl } from '../lib/log-level.js';
 
 export interface EngineServerDeps {
   tls: TlsMaterial;
@@ -27,6 +28,8 @@ export interface EngineServerDeps {
   cacheBytes: number;
   version: string;
   log: Logger;
+  /** `PUT /engine/v1/log-level` (the agent relays `fortctl log-level --service engine`). */
+  logLevel?: LogLevelControl;
 }
 
 /** App and version ids are checked where they become paths (versions.ts). */
@@ -164,6 +167,20 @@ export async function buildEngineServer(deps: EngineServerDeps) {
       reply.raw.off('close', closed);
     }
   });
+
+  if (deps.logLevel) {
+    const control = deps.logLevel;
+    const body = z.strictObject({
+      level: z.enum(LOG_LEVELS),
+      for_seconds: z.int().min(1).max(86_400).default(600),
+    });
+    app.put('/engine/v1/log-level', async (req, reply) => {
+      const b = body.safeParse(req.body ?? {});
+      if (!b.success) return sendBadRequest(reply, b.error);
+      return control.set(b.data.level, b.data.for_seconds * 1000);
+    });
+    app.get('/engine/v1/log-level', async () => control.view());
+  }
 
   app.get('/engine/v1/apps/:app/versions', async (req, reply) => {
     const path = appPath.safeParse(req.params);

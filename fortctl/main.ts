@@ -19,7 +19,7 @@ import { cliExitCode, FortError, peerProblemCode, problemExitCode } from '../lib
 import { loadTlsMaterial } from '../lib/tls.js';
 import { readRuntimeEnv } from '../lib/runtime-env.js';
 import { defaultFortctlConfig, loadFortctlConfig } from './config.js';
-import { parseSince } from './since.js';
+import { parseDurationSeconds, parseSince } from './since.js';
 import { certificateReport } from '../lib/certificate-report.js';
 import { wholeNumber } from './args.js';
 import { printable } from './output.js';
@@ -228,6 +228,64 @@ program
       printTable(
         ['role', 'serial', 'not after', 'subject', 'file'],
         body.served.map((c) => [c.role, c.serialNumber, c.notAfter.slice(0, 10), printable(c.subject), c.file]),
+      );
+  });
+
+program
+  .command('log-level')
+  .description(
+    "show each service's log level, or set one for a while (it reverts by itself), e.g. log-level debug --for 10m --service engine",
+  )
+  .argument('[level]', 'fatal, error, warn, info, debug or trace; none: show the levels')
+  .addOption(
+    new Option('--service <name>', 'whose level').choices(['agent', 'engine', 'deployment-manager']).default('agent'),
+  )
+  .addOption(
+    new Option('--for <duration>', 'how long before it reverts (90s, 10m, 2h, at most 1d)')
+      .argParser((v) => {
+        try {
+          return parseDurationSeconds(v);
+        } catch (err) {
+          throw new InvalidArgumentError((err as Error).message);
+        }
+      })
+      .default(600, '10m'),
+  )
+  .action(async (level: string | undefined, opts: { service: string; for: number }) => {
+    const json = program.opts<{ json?: boolean }>().json;
+    if (!level) {
+      const { statusCode, body } = await withAdmin((a) => a.logLevels());
+      if (statusCode !== 200)
+        throw new FortError(peerProblemCode(statusCode, (body as Problem).code), `admin API answered ${statusCode}`);
+      if (json) return void process.stdout.write(`${JSON.stringify(body, null, 2)}\n`);
+      const row = (
+        name: string,
+        v: { level: string; configured?: string; until?: string } | { error: string } | null,
+      ) =>
+        !v
+          ? [name, '(configured)', '', '']
+          : 'error' in v
+            ? [name, '?', '', printable(v.error)]
+            : [name, v.level, v.configured ?? '', v.until ? `until ${v.until}` : ''];
+      printTable(
+        ['service', 'level', 'configured', ''],
+        [
+          row('agent', body.agent),
+          ...(body.engine ? [row('engine', body.engine)] : []),
+          row('deployment-manager', body['deployment-manager']),
+        ],
+      );
+      return;
+    }
+    const body = accepted(
+      `setting the ${opts.service}'s log level`,
+      await withAdmin((a) => a.setLogLevel(opts.service, level, opts.for)),
+    );
+    if (!body) return;
+    if (json) process.stdout.write(`${JSON.stringify(body, null, 2)}\n`);
+    else
+      process.stdout.write(
+        `${opts.service}: ${body.level} until ${body.until}${body.applies ? ` (${body.applies})` : ''}\n`,
       );
   });
 

@@ -3,6 +3,7 @@ import { FortError } from './errors.js';
 import { createJsonClient } from './https-json.js';
 import type { TlsMaterial } from './tls.js';
 import type { UpdateStateView, UpdateSummary } from './update-state.js';
+import type { LogLevelView, TemporaryLevel } from './log-level.js';
 
 export interface AgentHealth {
   status: 'healthy' | 'degraded' | 'starting' | 'draining' | 'unhealthy';
@@ -12,6 +13,8 @@ export interface AgentHealth {
   fortId: string;
   uptimeSeconds: number;
   modules: Record<string, { state: string; detail?: string; since: string; info?: Record<string, unknown> }>;
+  /** A level the operator asked of the deployment manager, for a while (`fortctl log-level`). */
+  logLevels?: { 'deployment-manager'?: TemporaryLevel };
 }
 
 export interface AgentVersion {
@@ -158,6 +161,19 @@ export function createAdminClient(opts: AdminClientOptions) {
       return { statusCode: res.statusCode, contentType: String(res.headers['content-type'] ?? ''), text: res.text };
     },
     reloadCerts: () => call<{ served: ServedCertificate[] } & Problem>('POST', '/admin/v1/reload-certs', {}),
+    /** A service's log level for a while (`fortctl log-level`). */
+    setLogLevel: (service: string, level: string, forSeconds: number) =>
+      call<TemporaryLevel & { service: string; applies?: string } & Problem>('PUT', '/admin/v1/log-level', {
+        service,
+        level,
+        for_seconds: forSeconds,
+      }),
+    logLevels: () =>
+      call<{
+        agent: LogLevelView;
+        engine?: LogLevelView | { error: string };
+        'deployment-manager': TemporaryLevel | null;
+      }>('GET', '/admin/v1/log-level'),
     rotateKeys: () =>
       call<{ fortId: string; previousValidUntil: string } & Problem>('POST', '/admin/v1/rotate-keys', {}),
     /** Audit entries recorded at or after `since`: the newest `limit` (agent default 200, at most 1000), newest last. */

@@ -8,6 +8,7 @@ import type { AuditReader } from '../audit/reader.js';
 import type { DeadLetterReader } from '../events/dead-letters.js';
 import type { AgentMetrics } from '../metrics.js';
 import { OPERATOR_ONLY, OPERATOR_OR_DEPLOYMENT_MANAGER } from './roles.js';
+import type { TemporaryLevel } from '../../lib/log-level.js';
 
 export interface AdminOperationsDeps {
   health: HealthRegistry;
@@ -24,6 +25,8 @@ export interface AdminOperationsDeps {
   reloadCerts?: (requestedBy: string) => ServedCertificate[];
   /** `GET /admin/v1/metrics`; the admin API's own requests are counted in it too. */
   metrics?: AgentMetrics;
+  /** A log level asked of the deployment manager: told with every health answer (it has no listener). */
+  deploymentManagerLevel?: () => TemporaryLevel | undefined;
   now?: () => Date;
 }
 
@@ -49,6 +52,8 @@ const deadQuerySchema = z.object({
   limit: limitParam(50),
 });
 
+const logLevelsOf = (dm: TemporaryLevel | undefined) => (dm ? { logLevels: { 'deployment-manager': dm } } : {});
+
 /** Health, version and drain (the deployment manager's update flow uses them too), and the operator's views. */
 export function registerOperationsRoutes(app: FastifyInstance, deps: AdminOperationsDeps) {
   const now = deps.now ?? (() => new Date());
@@ -72,6 +77,7 @@ export function registerOperationsRoutes(app: FastifyInstance, deps: AdminOperat
       fortId: info.fortId,
       uptimeSeconds: Math.round((now().getTime() - info.startedAt.getTime()) / 1000),
       modules: snap.modules,
+      ...logLevelsOf(deps.deploymentManagerLevel?.()),
     });
   });
 

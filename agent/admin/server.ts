@@ -1,3 +1,4 @@
+import { registerLogLevelRoutes, type LogLevelRoutesDeps } from './log-level-routes.js';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import type { Logger } from '../../lib/logger.js';
 import { trustZoneServerTls, type TlsMaterial } from '../../lib/tls.js';
@@ -19,6 +20,8 @@ export interface AdminRoutesDeps extends AdminOperationsDeps {
   pairing?: AdminPairingDeps;
   /** What the deployment manager reports of its update state. */
   updateState?: UpdateStateHolder;
+  /** `fortctl log-level`; absent in tests of the admin API alone. */
+  logLevels?: LogLevelRoutesDeps;
 }
 
 export interface AdminApiDeps extends AdminRoutesDeps {
@@ -51,6 +54,7 @@ export function registerAdminRoutes(app: FastifyInstance, deps: AdminRoutesDeps)
   if (deps.updateState) registerUpdateStateRoutes(app, deps.updateState);
   if (deps.reloads) registerReloadRoutes(app, deps.reloads);
   if (deps.pairing) registerPairingRoutes(app, deps.pairing);
+  if (deps.logLevels) registerLogLevelRoutes(app, deps.logLevels);
 }
 
 /**

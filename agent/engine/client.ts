@@ -3,6 +3,7 @@ import { checkServerIdentity, type PeerCertificate } from 'node:tls';
 import { FortError, isFortErrorCode } from '../../lib/errors.js';
 import { createJsonClient, type JsonResponse } from '../../lib/https-json.js';
 import { commonName, type TlsMaterial } from '../../lib/tls.js';
+import type { LogLevelView, TemporaryLevel } from '../../lib/log-level.js';
 
 /** A table of a version as the engine describes it. */
 export interface EngineTable {
@@ -156,6 +157,10 @@ export function createEngineClient(o: EngineClientOptions) {
     async versions(app: string): Promise<string[]> {
       return expect<{ versions: string[] }>(await http.send(url(`${path('apps', app)}/versions`)), 200).versions;
     },
+    /** fort-engine's log level for a while (`fortctl log-level --service engine`). */
+    setLogLevel: async (level: string, forSeconds: number): Promise<TemporaryLevel> =>
+      expect(await http.send(url('log-level'), { method: 'PUT', body: { level, for_seconds: forSeconds } }), 200),
+    logLevel: async (): Promise<LogLevelView> => expect(await http.send(url('log-level')), 200),
     /** 404 counts as done: deleting is idempotent. */
     async deleteVersion(app: string, version: string): Promise<void> {
       const res = await http.send(url(path('apps', app, 'versions', version)), { method: 'DELETE' });

@@ -5,6 +5,8 @@ import { generatePki } from '../../lib/pki/generate.js';
 import type { PkiPaths } from '../../lib/pki/layout.js';
 import { loadTlsMaterial } from '../../lib/tls.js';
 import { buildAdminApi } from '../../agent/admin/server.js';
+import { createRequestedLevel } from '../../agent/admin/log-level-routes.js';
+import { createLogLevelControl } from '../../lib/log-level.js';
 import { tlsPeerOf, type PeerSource } from '../../agent/admin/peer.js';
 import type { AdminRole } from '../../agent/admin/roles.js';
 import { createAuditReader } from '../../agent/audit/reader.js';
@@ -45,6 +47,8 @@ export const ADMIN_POLICY: Readonly<Record<string, AdminRole[]>> = {
   'POST /admin/v1/unpair': OP,
   'POST /admin/v1/rotate-keys': OP,
   'POST /admin/v1/reload-certs': OP,
+  'PUT /admin/v1/log-level': OP,
+  'GET /admin/v1/log-level': OP,
 };
 
 /** The trust zone alone (root CA, agent, deployment manager, fortctl), in a temp dir. */
@@ -95,6 +99,7 @@ export async function adminApiRig(pki: PkiPaths, opts: { allowedClients?: string
     api: { tls: { cert: tz.agentCert, key: tz.agentKey } },
     pairing: {},
   } as unknown as AgentConfig;
+  const dmLevel = createRequestedLevel();
   const app = await buildAdminApi({
     tls: loadTlsMaterial(tlsPaths),
     allowedClients: opts.allowedClients ?? ['fortctl', 'deployment-manager'],
@@ -109,6 +114,8 @@ export async function adminApiRig(pki: PkiPaths, opts: { allowedClients?: string
     reloadCerts: (by) => certs.reload(by),
     metrics: createAgentMetrics(),
     updateState,
+    logLevels: { agent: createLogLevelControl({ logger: log, configured: 'info' }), deploymentManager: dmLevel },
+    deploymentManagerLevel: () => dmLevel.asked(),
     reloads: adminReloadOperations(reloads),
     pairing: createPairingOperations({
       config: { identity: undefined, pairing: { dir: join(stores.dir, 'pairing'), timeout_seconds: 5 } },

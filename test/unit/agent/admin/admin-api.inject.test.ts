@@ -48,6 +48,8 @@ const SAMPLE: Record<string, { req: InjectOptions; allowed: number }> = {
   'POST /admin/v1/unpair': { req: { method: 'POST', url: '/admin/v1/unpair', payload: {} }, allowed: 409 },
   'POST /admin/v1/rotate-keys': { req: { method: 'POST', url: '/admin/v1/rotate-keys' }, allowed: 409 },
   'POST /admin/v1/reload-certs': { req: { method: 'POST', url: '/admin/v1/reload-certs' }, allowed: 200 },
+  'PUT /admin/v1/log-level': { req: { method: 'PUT', url: '/admin/v1/log-level', payload: {} }, allowed: 400 },
+  'GET /admin/v1/log-level': { req: { method: 'GET', url: '/admin/v1/log-level' }, allowed: 200 },
 };
 
 /** Callers by their certificate's common name (`admin.allowed_clients` has the first three), and the role each has. */

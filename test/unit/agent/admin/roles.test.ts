@@ -20,6 +20,8 @@ const everything: Required<AdminRoutesDeps> = {
   reloads: unused(),
   pairing: unused(),
   updateState: unused(),
+  logLevels: unused(),
+  deploymentManagerLevel: unused(),
 };
 
 describe('admin API roles', () => {
