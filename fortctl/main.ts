@@ -26,6 +26,7 @@ import { printable } from './output.js';
 import { logsCommand } from './logs/command.js';
 import { doctorCommand } from './doctor/command.js';
 import { updateCommand } from './update-status.js';
+import { supportBundleCommand } from './support-bundle/command.js';
 
 /**
  * Exit codes (lib/error-catalogue.ts, shared with fort-deployment-manager): 0 healthy / done, 1 agent
@@ -501,6 +502,7 @@ reloads
 program.addCommand(logsCommand());
 program.addCommand(doctorCommand());
 program.addCommand(updateCommand(withAdmin));
+program.addCommand(supportBundleCommand(withAdmin));
 
 try {
   await program.parseAsync(process.argv);
