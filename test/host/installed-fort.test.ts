@@ -218,6 +218,29 @@ describe('the installed fort under a real systemd (shipped units, install.sh def
     expect(doctor.code, `${doctor.stdout}\n${doctor.stderr}`).toBe(0);
   });
 
+  it('fortctl support-bundle gathers the journal and the configs, and no key the installation holds', async () => {
+    const made = await f.fortctl('support-bundle', '--out', '/root/support.tar.gz', '--lines', '500');
+    expect(made.code, made.stderr).toBe(0);
+    await f.host.must(['mkdir', '-p', '/root/support']);
+    await f.host.must(['tar', '-xzf', '/root/support.tar.gz', '-C', '/root/support']);
+    const listed = (await f.host.must(['find', '/root/support/fort-support', '-type', 'f'])).trim().split('\n');
+    const text = listed.map((p) => readFileSync(f.host.path(p), 'utf8')).join('\n');
+    for (const name of ['logs/agent.log', 'logs/engine.log', 'logs/deployment-manager.log', 'config/agent.toml'])
+      expect(listed).toContain(`/root/support/fort-support/${name}`);
+    expect(text).toMatch(/fort-agent ready/);
+    const keys = (await f.host.must(['find', '/etc/fort', '/var/lib/fort', '-name', '*.key', '-type', 'f']))
+      .trim()
+      .split('\n');
+    expect(keys.length).toBeGreaterThanOrEqual(3);
+    for (const k of keys) {
+      const body = readFileSync(f.host.path(k), 'utf8')
+        .split('\n')
+        .filter((l) => l && !l.startsWith('-----'))
+        .join('');
+      for (let i = 0; i + 40 <= body.length; i += 40) expect(text, k).not.toContain(body.slice(i, i + 40));
+    }
+  });
+
   it('watchdog: a stopped agent (kill -STOP) is killed and restarted by systemd within WatchdogSec', async () => {
     const before = await f.unit('fort-agent.service');
     await f.host.must(['kill', '-STOP', String(before.MainPID)]);

@@ -176,16 +176,25 @@ export async function startHostFixture() {
      */
     async pair(): Promise<string> {
       const code = dev.pairing.codes.issue('t1', 600, HOST_FORT_ID).code;
-      const paired = await fortctl('pair', '--cloud', dev.apiUrl, '--code', code, '--wait', '60');
-      if (paired.code !== 0) throw new Error(`fortctl pair exited ${paired.code}: ${paired.stdout}${paired.stderr}`);
-      const fortId = /^paired as (\S+) /m.exec(paired.stdout)?.[1];
-      if (!fortId) throw new Error(`fortctl pair said: ${paired.stdout}`);
-      await eventually(
-        () => (dev.bridge.broker as unknown as { clients: Record<string, object | undefined> }).clients[fortId],
-        60_000,
-        `${fortId} connected to the IoT bridge`,
-      );
-      return fortId;
+      // Subscribed, not only connected: a ping published between CONNECT and SUBSCRIBE of a first
+      // session has no subscriber yet and is dropped by the broker (a test racing the fort, not a bug).
+      const subscribed = new Set<string>();
+      const onSubscribe = (_subs: unknown, client: { id: string } | null) => void (client && subscribed.add(client.id));
+      dev.bridge.broker.on('subscribe', onSubscribe);
+      try {
+        const paired = await fortctl('pair', '--cloud', dev.apiUrl, '--code', code, '--wait', '60');
+        if (paired.code !== 0) throw new Error(`fortctl pair exited ${paired.code}: ${paired.stdout}${paired.stderr}`);
+        const fortId = /^paired as (\S+) /m.exec(paired.stdout)?.[1];
+        if (!fortId) throw new Error(`fortctl pair said: ${paired.stdout}`);
+        await eventually(
+          () => (subscribed.has(fortId) ? true : undefined),
+          60_000,
+          `${fortId} subscribed on the IoT bridge`,
+        );
+        return fortId;
+      } finally {
+        dev.bridge.broker.off('subscribe', onSubscribe);
+      }
     },
     /** A ping event through the bridge, and the fort's pong on its status topic. */
     async pingRoundTrip(fortId: string): Promise<{ pongId: string }> {
