@@ -20,6 +20,7 @@ import { dirname, join } from 'node:path';
 import { createOutbox } from './events/outbox.js';
 import { adminReloadOperations, startReloadService } from './reloads/service.js';
 import { certificateInventory } from './cert-inventory.js';
+import { reportedState } from './shadow/state.js';
 import { createDeadLetterReader } from './events/dead-letters.js';
 import { createAgentMetrics } from './metrics.js';
 import { createUpdateStateHolder } from './update-state.js';
@@ -125,6 +126,7 @@ await start(async () => {
   // Stopped after the link and the APIs (registered first): nothing queues work into a stopped executor.
   lifecycle.add({ name: 'reloads', stop: () => reloads.stop() });
 
+  const updateState = createUpdateStateHolder();
   if (config.iot) {
     // Loaded only when configured: MQTT, WebSocket and SigV4 cost ~12 MB of idle RSS.
     const { startIotService } = await import('./iot/service.js');
@@ -138,6 +140,16 @@ await start(async () => {
       clock,
       log,
       proxy,
+      reportedState: reportedState({
+        fortId: config.fort.id,
+        version: release.version,
+        health,
+        reloads: () => reloads.queue.list({ limit: 500 }),
+        certificates: () => certificateInventory(config),
+        update: () => updateState.get(),
+        ...(engine ? { engineVersion: async () => (await engine.health()).version } : {}),
+        dataDir: dirname(config.store.path),
+      }),
     });
     lifecycle.add({ name: 'iot', stop: () => iot.stop() });
     metrics.sample({
@@ -183,7 +195,6 @@ await start(async () => {
   lifecycle.add({ name: 'client-api', stop: () => clientApi.close() });
   health.set('client-api', 'ready', `https://${config.api.host}:${config.api.port}`);
 
-  const updateState = createUpdateStateHolder();
   metrics.sample({
     ...(outbox ? { outboxBacklog: () => outbox.size() } : {}),
     reloadBacklog: () => reloads.queue.backlog(),

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import type { StoredShadow } from './iot/shadows.js';
 import { createReadStream, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
@@ -120,9 +121,19 @@ program
 
 program
   .command('forts')
-  .description('list paired forts (id, tenant, when paired, revoked)')
+  .description('list paired forts (id, tenant, when paired, revoked); --status: what each reported in its shadow')
+  .option('--status', "each fort's reported state (versions, health, reloads, certificates, disk, update)")
   .option('--home <dir>', 'dev stack directory', '.fort-dev')
-  .action(async (o: { home: string }) => {
+  .action(async (o: { home: string; status?: boolean }) => {
+    if (o.status) {
+      const { shadows } = await devCall(client(o.home).get('dev/v1/shadows').json<{ shadows: StoredShadow[] }>());
+      if (shadows.length === 0) process.stdout.write('no fort has reported its state yet\n');
+      for (const s of shadows)
+        process.stdout.write(
+          `${s.thing}  version ${s.version}  at ${s.updatedAt}\n${JSON.stringify(s.state.reported, null, 2)}\n`,
+        );
+      return;
+    }
     const list = await devCall(client(o.home).get('dev/v1/forts').json<PairedFort[]>());
     for (const f of list)
       process.stdout.write(

@@ -8,6 +8,7 @@ import type { ClockHealth } from '../clock-health.js';
 import { createInbox, type EventHandler } from '../events/inbox.js';
 import { createOutbox, type Outbox } from '../events/outbox.js';
 import { createOutboxPublisher } from '../events/publisher.js';
+import { createShadowReporter } from '../shadow/reporter.js';
 import { pingHandler } from '../events/handlers/ping.js';
 import type { IotConfig } from './config.js';
 import { credentialsProvider, staticCredentials, type CredentialSource } from './credentials.js';
@@ -29,6 +30,8 @@ export function startIotService(deps: {
   clock: ClockHealth;
   log: Logger;
   proxy?: ProxySettings | undefined;
+  /** The state the fort reports in its `fort` named shadow (agent/shadow); absent = none. */
+  reportedState?: () => Promise<Record<string, unknown>>;
 }) {
   const { config, log } = deps;
   const thingName = config.thing_name ?? deps.fortId;
@@ -81,9 +84,18 @@ export function startIotService(deps: {
     if (link.state === 'connected') deps.health.set('iot-link', 'ready', 'connected');
     else deps.health.set('iot-link', 'degraded', link.stats().lastError ?? link.state);
   };
+  const shadow =
+    deps.reportedState &&
+    createShadowReporter({
+      thingName,
+      collect: deps.reportedState,
+      publish: (topic, payload) => link.publish(topic, payload),
+      log: log.child({ module: 'shadow' }),
+    });
   link.events.on('connected', () => {
     publisher.start();
     healthState();
+    shadow?.linkUp();
   });
   link.events.on('disconnected', () => {
     void publisher.stop();
@@ -98,6 +110,7 @@ export function startIotService(deps: {
     deadLetters: inbox.deadLetterCount(),
   }));
   link.start();
+  shadow?.start();
   // Event ids are remembered only as long as a redelivery can come (checked hourly): the
   // dedup table must not grow for the life of the fort.
   const pruneDedup = () => {
@@ -113,6 +126,7 @@ export function startIotService(deps: {
     link,
     async stop() {
       clearInterval(pruneTimer);
+      shadow?.stop();
       // Link first: ending the connection fails any publish still awaiting its PUBACK,
       // which the publisher's stop waits for (the rows stay in the outbox for next time).
       await link.stop();

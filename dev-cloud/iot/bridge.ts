@@ -7,6 +7,8 @@ import type { TlsMaterial } from '../../lib/tls.js';
 import type { CredentialStore } from './credential-store.js';
 import { verifyPresignedUrl } from './sigv4-verify.js';
 
+import { createShadowStore, MAX_SHADOW_BYTES, SHADOW_UPDATE } from './shadows.js';
+
 export const MAX_PAYLOAD_BYTES = 128 * 1024;
 
 export interface BridgeOptions {
@@ -32,7 +34,7 @@ export interface BridgeMessage {
  * Local AWS IoT Core stand-in: MQTT over WSS (subprotocol `mqtt`) whose upgrade is allowed
  * only for a valid SigV4-presigned URL, with the AWS rules agents must live with: a second
  * connection with the same client id kicks the first, 128 KB payloads, limited connection
- * lifetime, things only touch their own `forts/<thing>/` topics.
+ * lifetime, things only touch their own `forts/<thing>/` topics and their own `fort` named shadow (8 KB).
  */
 export async function startIotBridge(opts: BridgeOptions) {
   const now = opts.now ?? (() => new Date());
@@ -43,9 +45,21 @@ export async function startIotBridge(opts: BridgeOptions) {
   const messages: BridgeMessage[] = [];
 
   const ownTopic = (client: Client | null, topic: string) => !client || topic.startsWith(`forts/${client.id}/`);
+  const shadows = createShadowStore(now);
+  /** The thing whose `fort` shadow this publish updates, when it is its own. */
+  const ownShadow = (client: Client | null, topic: string) => {
+    const thing = SHADOW_UPDATE.exec(topic)?.[1];
+    return client && thing === client.id ? thing : undefined;
+  };
   broker.authorizePublish = (client, packet, done) => {
     if (packet.payload.length > MAX_PAYLOAD_BYTES)
       return done(new Error(`payload ${packet.payload.length} bytes exceeds 128 KB`));
+    if (ownShadow(client, packet.topic))
+      return done(
+        packet.payload.length > MAX_SHADOW_BYTES
+          ? new Error(`shadow document ${packet.payload.length} bytes exceeds 8 KB`)
+          : null,
+      );
     done(ownTopic(client, packet.topic) ? null : new Error(`not authorised for ${packet.topic}`));
   };
   broker.authorizeSubscribe = (client, sub, done) =>
@@ -53,6 +67,11 @@ export async function startIotBridge(opts: BridgeOptions) {
   const publishListeners = new Set<(m: BridgeMessage) => void>();
   broker.on('publish', (packet, client) => {
     if (packet.topic.startsWith('$SYS')) return;
+    const thing = ownShadow(client, packet.topic);
+    if (thing) {
+      const stored = shadows.update(thing, Buffer.from(packet.payload));
+      if ('rejected' in stored) opts.log.warn({ thing, why: stored.rejected }, 'shadow update rejected');
+    }
     const m: BridgeMessage = {
       topic: packet.topic,
       payload: Buffer.from(packet.payload),
@@ -119,6 +138,8 @@ export async function startIotBridge(opts: BridgeOptions) {
   return {
     broker,
     stats,
+    /** The `fort` named shadows forts reported (`npm run dev-cloud -- forts --status`). */
+    shadows,
     /** Every publish the broker saw (tests, and the dev CLI's status watch). */
     messages,
     /** Calls `listener` with every publish as it is recorded in `messages`; returns the unsubscribe. */

@@ -28,4 +28,6 @@ export function registerDevIotRoutes(app: DevCloudServer, bridge: IotBridge) {
       }))
       .filter((m) => m.seq >= since && m.topic === req.query.topic);
   });
+  /** The `fort` named shadows forts reported, by thing (`npm run dev-cloud -- forts --status`). */
+  app.get('/dev/v1/shadows', async () => ({ shadows: bridge.shadows.list() }));
 }
