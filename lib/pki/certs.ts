@@ -1,3 +1,12 @@
+import { isIP } from 'node:net';
+import { AsnConvert } from '@peculiar/asn1-schema';
+import {
+  GeneralName,
+  GeneralSubtree,
+  GeneralSubtrees,
+  id_ce_nameConstraints,
+  NameConstraints,
+} from '@peculiar/asn1-x509';
 import { x509, webcrypto, type CryptoKeyPair } from './x509.js';
 
 /** ECDSA P-256 with SHA-256 everywhere. */
@@ -19,6 +28,33 @@ export interface CaOptions {
   validDays?: number;
   notBefore?: Date;
   notAfter?: Date;
+  /**
+   * The only names and addresses this CA may certify (RFC 5280 name constraints, critical): a
+   * stolen key of a CA that browsers trust for one fort cannot mint certificates for other sites.
+   */
+  permitted?: { dnsNames: string[]; ipAddresses: string[] };
+}
+
+/**
+ * Name constraints permitting exactly `p` (each IP as a single address). A kind with no entry is
+ * excluded whole, or it would be unconstrained: RFC 5280 constrains only the kinds listed.
+ */
+function nameConstraints(p: NonNullable<CaOptions['permitted']>): x509.Extension {
+  const tree = (names: GeneralName[]) =>
+    names.length ? new GeneralSubtrees(names.map((base) => new GeneralSubtree({ base }))) : undefined;
+  const ip = (a: string) => new GeneralName({ iPAddress: isIP(a) === 4 ? `${a}/32` : `${a}/128` });
+  const permitted = tree([...p.dnsNames.map((d) => new GeneralName({ dNSName: d })), ...p.ipAddresses.map(ip)]);
+  const excluded = tree([
+    ...(p.dnsNames.length ? [] : [new GeneralName({ dNSName: '' })]),
+    ...(p.ipAddresses.length ? [] : ['0.0.0.0/0', '::/0'].map((c) => new GeneralName({ iPAddress: c }))),
+  ]);
+  const value = AsnConvert.serialize(
+    new NameConstraints({
+      ...(permitted ? { permittedSubtrees: permitted } : {}),
+      ...(excluded ? { excludedSubtrees: excluded } : {}),
+    }),
+  );
+  return new x509.Extension(id_ce_nameConstraints, true, value);
 }
 
 export type CertUsage = 'server' | 'client' | 'server+client';
@@ -86,6 +122,7 @@ export async function createCa(opts: CaOptions): Promise<KeyAndCert> {
       new x509.BasicConstraintsExtension(true, undefined, true),
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
       await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+      ...(opts.permitted ? [nameConstraints(opts.permitted)] : []),
     ],
   });
   return bundle(cert, keys);

@@ -67,7 +67,8 @@ export async function generatePki(opts: GeneratePkiOptions): Promise<PkiPaths> {
   }
   if (want('clientZone')) {
     const cz = paths.clientZone;
-    const ca = await createCa({ commonName: `Fort client-zone CA ${fortId}` });
+    // Constrained to the client API's own names: browsers trust this CA, so its key must not be able to vouch for any other site.
+    const ca = await createCa({ commonName: `Fort client-zone CA ${fortId}`, permitted: clientApi });
     pair(ca, cz.ca, cz.caKey);
     pair(
       await issueCert(ca, { commonName: 'fort client api', usage: 'server', ...clientApi }),

@@ -193,3 +193,71 @@ describe('issueCert / createCa', () => {
     expect(ca.keyPem).toMatch(/^-----BEGIN PRIVATE KEY-----\n/);
   });
 });
+
+describe('the client-zone CA is name-constrained to the fort', () => {
+  /** A TLS handshake on loopback against `leaf`, trusting `caPem` for `servername`: the error, or 'ok'. */
+  async function handshake(caPem: string, leaf: { certPem: string; keyPem: string }, servername: string) {
+    const { createServer, connect } = await import('node:tls');
+    const server = createServer({ cert: leaf.certPem, key: leaf.keyPem }, (s) => s.end());
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as { port: number }).port;
+    try {
+      return await new Promise<string>((resolve) => {
+        const s = connect({ host: '127.0.0.1', port, ca: caPem, servername }, () => {
+          s.destroy();
+          resolve('ok');
+        });
+        s.on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
+      });
+    } finally {
+      server.close();
+    }
+  }
+
+  it('its own names verify; a certificate its key mints for another site does not, in OpenSSL and in a handshake', async () => {
+    const out = tmp();
+    try {
+      const p = await generatePki({ out, zones: ['clientZone'], clientApiNames: ['fort.example.lan', '10.0.0.5'] });
+      const caPem = readFileSync(p.clientZone.ca, 'utf8');
+      const ext = new x509.X509Certificate(caPem).getExtension('2.5.29.30');
+      expect(ext?.critical).toBe(true);
+      expect(
+        execFileSync('openssl', ['x509', '-in', p.clientZone.ca, '-noout', '-ext', 'nameConstraints']).toString(),
+      ).toMatch(/Permitted:\s+DNS:fort\.example\.lan\s+IP:10\.0\.0\.5\/255\.255\.255\.255/);
+      // The CA's key, stolen: what it would sign for other names.
+      const ca = { certPem: caPem, keyPem: readFileSync(p.clientZone.caKey, 'utf8') };
+      const { loadCa } = await import('../../../lib/pki/certs.js');
+      const stolen = await loadCa(ca.certPem, ca.keyPem);
+      const own = await issueCert(stolen, { commonName: 'own', usage: 'server', dnsNames: ['fort.example.lan'] });
+      const bank = await issueCert(stolen, { commonName: 'bank', usage: 'server', dnsNames: ['bank.example'] });
+      const lan = await issueCert(stolen, { commonName: 'lan', usage: 'server', ipAddresses: ['10.0.0.6'] });
+      expect(await handshake(caPem, own, 'fort.example.lan')).toBe('ok');
+      // Node names OpenSSL's "permitted subtree violation" UNSPECIFIED; openssl verify below says which.
+      expect(await handshake(caPem, bank, 'bank.example')).not.toBe('ok');
+      for (const leaf of [bank, lan]) {
+        const file = join(out, 'leaf.pem');
+        writeFileSync(file, leaf.certPem);
+        expect(() => execFileSync('openssl', ['verify', '-CAfile', p.clientZone.ca, file], { stdio: 'pipe' })).toThrow(
+          /permitted subtree violation/,
+        );
+      }
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
+  });
+
+  it('a kind of name it is given none of is excluded whole, not left open', async () => {
+    const ca = await createCa({ commonName: 'dns only', permitted: { dnsNames: ['fort.lan'], ipAddresses: [] } });
+    const byIp = await issueCert(ca, { commonName: 'ip', usage: 'server', ipAddresses: ['192.0.2.1'] });
+    const out = tmp();
+    try {
+      writeFileSync(join(out, 'ca.pem'), ca.certPem);
+      writeFileSync(join(out, 'leaf.pem'), byIp.certPem);
+      expect(() =>
+        execFileSync('openssl', ['verify', '-CAfile', join(out, 'ca.pem'), join(out, 'leaf.pem')], { stdio: 'pipe' }),
+      ).toThrow(/excluded subtree violation/);
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
+  });
+});
