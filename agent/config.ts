@@ -56,6 +56,12 @@ export const agentConfigSchema = z
       audit_retention_days: intRange(1, 3650)
         .default(90)
         .describe('Audit entries older than this are deleted (checked hourly)'),
+      disk_min_free_mib: intRange(0, 1_048_576)
+        .default(256)
+        .describe('Free space the data directory keeps: below it new reloads are refused (FORT_ERR_DISK_LOW)'),
+      disk_warn_free_percent: intRange(0, 99)
+        .default(10)
+        .describe('Below this share of free space the disk health module is degraded (the cloud sees it coming)'),
       audit_max_mib: intRange(1, 1_048_576)
         .default(256)
         .describe(

@@ -21,6 +21,7 @@ import { createOutbox } from './events/outbox.js';
 import { adminReloadOperations, startReloadService } from './reloads/service.js';
 import { certificateInventory } from './cert-inventory.js';
 import { reportedState } from './shadow/state.js';
+import { startDiskSpace } from './disk.js';
 import { createDeadLetterReader } from './events/dead-letters.js';
 import { createAgentMetrics } from './metrics.js';
 import { createUpdateStateHolder } from './update-state.js';
@@ -112,9 +113,17 @@ await start(async () => {
       })
     : undefined;
   if (engine) lifecycle.add({ name: 'engine-client', stop: async () => engine.close() });
+  const disk = startDiskSpace({
+    dir: dirname(config.store.path),
+    warnFreePercent: config.store.disk_warn_free_percent,
+    minFreeMib: config.store.disk_min_free_mib,
+    health,
+  });
+  lifecycle.add({ name: 'disk', stop: async () => disk.stop() });
   const reloads = startReloadService({
     db: store.db,
     engine,
+    assertRoom: (what) => disk.assertRoom(what),
     config: config.reloads,
     appsDir,
     fortId: config.fort.id,

@@ -270,6 +270,13 @@ export const ERRORS = {
     fatal,
     doc: 'More rows than `reloads.max_rows`, or the disk filled up',
   },
+  FORT_ERR_DISK_LOW: {
+    status: 507,
+    title: 'Not enough disk space',
+    exit: FAILED,
+    fatal: transient,
+    doc: 'Free space under the floor (`store.disk_min_free_mib`): new reloads are refused until space returns, the current versions keep serving; names the directory, what is free and the floor',
+  },
   FORT_ERR_RELOAD_ATTEMPTS: {
     status: 500,
     title: 'Reload attempts exhausted',

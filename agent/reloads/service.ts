@@ -28,6 +28,8 @@ export interface ReloadServiceDeps {
   metrics?: MetricsRecorder;
   /** Present: fort-engine loads and keeps the versions; absent: the agent writes SQLite versions itself. */
   engine?: EngineClient | undefined;
+  /** Throws FORT_ERR_DISK_LOW when the data directory is under its free-space floor (agent/disk.ts). */
+  assertRoom?: (what: string) => void;
 }
 
 /**
@@ -54,6 +56,8 @@ export function startReloadService(deps: ReloadServiceDeps) {
     const { checkDefinitionSources } = await import('../apps/definition.js');
     // Files may have changed since registration: checked again on every load.
     checkDefinitionSources(definition, sources);
+    // Failed at once with a clear code, not half-way with ENOSPC; the current version keeps serving.
+    deps.assertRoom?.(`reload of ${appId}`);
     const withProxy = { ...sources, ...(deps.proxy ? { proxy: deps.proxy } : {}) };
     if (engine) {
       const { engineLoadTables, loadInEngine } = await import('../engine/engine-loads.js');

@@ -1,0 +1,65 @@
+import { statfsSync, type StatsFs } from 'node:fs';
+import { FortError } from '../lib/errors.js';
+import type { HealthRegistry } from './health.js';
+
+const MiB = 1024 * 1024;
+
+export interface DiskSpaceOptions {
+  /** The data directory: the file system the store, the audit trail and app versions fill. */
+  dir: string;
+  /** Below this free share the `disk` health module is degraded. */
+  warnFreePercent: number;
+  /** Below this, new reloads are refused (FORT_ERR_DISK_LOW). */
+  minFreeMib: number;
+  health: HealthRegistry;
+  /** How often the health module looks (default 60 s); the floor is checked at each use. */
+  intervalMs?: number;
+  statfs?: (dir: string) => Pick<StatsFs, 'bavail' | 'bsize' | 'blocks'>;
+}
+
+/**
+ * Free space of the data directory's file system: a `disk` health module (degraded under
+ * `warnFreePercent`, so the cloud sees it coming) and a floor that new work checks before it
+ * starts, so a reload fails at once with a clear code instead of half-way with ENOSPC.
+ */
+export function startDiskSpace(o: DiskSpaceOptions) {
+  const statfs = o.statfs ?? statfsSync;
+  const free = () => {
+    const s = statfs(o.dir);
+    return { freeMib: Math.floor((s.bavail * s.bsize) / MiB), freePercent: (s.bavail / s.blocks) * 100 };
+  };
+  const look = () => {
+    try {
+      const f = free();
+      const detail = `${f.freeMib} MiB free (${f.freePercent.toFixed(1)} %) on ${o.dir}`;
+      o.health.set(
+        'disk',
+        f.freePercent < o.warnFreePercent || f.freeMib < o.minFreeMib ? 'degraded' : 'ready',
+        detail,
+      );
+    } catch (err) {
+      o.health.set(
+        'disk',
+        'degraded',
+        `cannot read the free space of ${o.dir} (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+      );
+    }
+  };
+  look();
+  const timer = setInterval(look, o.intervalMs ?? 60_000).unref();
+  return {
+    /** Throws FORT_ERR_DISK_LOW when the free space is under the floor (and updates the health module). */
+    assertRoom(what: string): void {
+      const f = free();
+      if (f.freeMib >= o.minFreeMib) return;
+      look();
+      throw new FortError(
+        'FORT_ERR_DISK_LOW',
+        `${what} refused: ${f.freeMib} MiB free on ${o.dir}, under store.disk_min_free_mib (${o.minFreeMib})`,
+        { fatal: false },
+      );
+    },
+    stop: () => clearInterval(timer),
+  };
+}
+export type DiskSpace = ReturnType<typeof startDiskSpace>;
