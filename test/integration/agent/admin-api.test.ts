@@ -88,6 +88,7 @@ describe('admin API: trust-zone mutual TLS only', () => {
       'admin-api',
       'client-api',
       'clock',
+      'disk',
       'pairing',
       'store',
     ]);
