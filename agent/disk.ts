@@ -26,7 +26,8 @@ export function startDiskSpace(o: DiskSpaceOptions) {
   const statfs = o.statfs ?? statfsSync;
   const free = () => {
     const s = statfs(o.dir);
-    return { freeMib: Math.floor((s.bavail * s.bsize) / MiB), freePercent: (s.bavail / s.blocks) * 100 };
+    const freeBytes = s.bavail * s.bsize;
+    return { freeBytes, freeMib: Math.floor(freeBytes / MiB), freePercent: (s.bavail / s.blocks) * 100 };
   };
   const look = () => {
     try {
@@ -59,6 +60,8 @@ export function startDiskSpace(o: DiskSpaceOptions) {
         { fatal: false },
       );
     },
+    /** The free space now (the shadow reports it). */
+    free,
     stop: () => clearInterval(timer),
   };
 }

@@ -157,7 +157,7 @@ await start(async () => {
         certificates: () => certificateInventory(config),
         update: () => updateState.get(),
         ...(engine ? { engineVersion: async () => (await engine.health()).version } : {}),
-        dataDir: dirname(config.store.path),
+        disk: () => disk.free(),
       }),
     });
     lifecycle.add({ name: 'iot', stop: () => iot.stop() });

@@ -1,5 +1,5 @@
-import { existsSync, mkdirSync, realpathSync, statSync } from 'node:fs';
-import { isAbsolute, relative } from 'node:path';
+import { existsSync, mkdirSync } from 'node:fs';
+import { isAbsolute } from 'node:path';
 import { z } from 'zod';
 import { ConfinedFileRefused, openConfined, type ConfinedFile } from '../lib/confined-file.js';
 import { FortError } from '../lib/errors.js';
@@ -53,44 +53,47 @@ export const loadRequestSchema = z.strictObject({
 });
 export type LoadRequest = z.output<typeof loadRequestSchema>;
 
-/** `file` resolved (links followed) inside one of `dirs`, or a refusal naming it. */
-function confined(file: string, dirs: readonly string[]): string {
-  let real: string;
-  try {
-    real = realpathSync(file);
-  } catch {
-    throw new FortError('FORT_ERR_RELOAD_SOURCE', `${file}: the file cannot be read`);
-  }
-  const inside = dirs.some((d) => {
-    const rel = relative(realpathSync(d), real);
-    return rel !== '' && !rel.startsWith('..') && !isAbsolute(rel);
-  });
-  if (!inside) throw new FortError('FORT_ERR_RELOAD_SOURCE', `${file}: not inside the engine's data.source_dirs`);
+/** What the engine says of a source file `openConfined` refused. */
+const WHY: Record<ConfinedFileRefused['reason'], string> = {
+  unreadable: 'the file cannot be read',
+  outside: "not inside the engine's data.source_dirs",
   // Not a FIFO or a device: reading one could block a load forever.
-  if (!statSync(real).isFile()) throw new FortError('FORT_ERR_RELOAD_SOURCE', `${file}: not a regular file`);
-  return real;
-}
+  not_regular: 'not a regular file',
+};
 
-/** The file opened and checked again from its descriptor when the load reads it (lib/confined-file.ts). */
-function openChecked(file: string, dirs: readonly string[]): ConfinedFile {
+/**
+ * `file` opened and checked from its descriptor (lib/confined-file.ts): a regular file inside
+ * one of `dirs`, links followed, or a refusal naming it. `again`: the check the load makes as it
+ * reads, after the one it made when asked; a refusal then means the file changed in between.
+ */
+function openChecked(file: string, dirs: readonly string[], again = false): ConfinedFile {
   try {
     return openConfined(file, dirs);
   } catch (err) {
-    if (err instanceof ConfinedFileRefused)
-      throw new FortError('FORT_ERR_RELOAD_SOURCE', `${file}: ${err.message} (changed since it was checked)`);
-    throw err;
+    if (!(err instanceof ConfinedFileRefused)) throw err;
+    throw new FortError(
+      'FORT_ERR_RELOAD_SOURCE',
+      `${file}: ${WHY[err.reason]}${again ? ' (changed since it was checked)' : ''}`,
+    );
   }
+}
+
+/** The real path of `file`, checked as the load will check it again when it reads it. */
+function confined(file: string, dirs: readonly string[]): string {
+  const checked = openChecked(file, dirs);
+  checked.close();
+  return checked.realPath;
 }
 
 function tableWriter(t: LoadRequest['tables'][number], dirs: readonly string[], lines?: StreamedLines): TableWriter {
   switch (t.connector) {
     case 'csv': {
       const file = confined(t.file, dirs);
-      return csvTable({ ...t, file }, () => openChecked(file, dirs));
+      return csvTable({ ...t, file }, () => openChecked(file, dirs, true));
     }
     case 'sqlite': {
       const database = confined(t.database, dirs);
-      return sqliteTable({ ...t, database }, () => openChecked(database, dirs));
+      return sqliteTable({ ...t, database }, () => openChecked(database, dirs, true));
     }
     case 'rows':
       if (!lines)

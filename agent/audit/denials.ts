@@ -11,13 +11,14 @@ export interface AnonymousDenial {
   requestId: string;
 }
 
+/** The repeats of a minute's refusals by one source for one reason (the first was written as it happened). */
 interface Tally {
   ip: string;
   reason: string;
-  /** Refusals after the first (which was written as it happened). */
   count: number;
   first: number;
   last: number;
+  /** The first repeat's. */
   target: string;
   requestId: string;
 }
@@ -38,7 +39,8 @@ export function createDenialCounter(o: { audit: AuditWriter; log: Logger; now?: 
   const now = o.now ?? Date.now;
   const maxSources = o.maxSources ?? MAX_SOURCES;
   let minute = -1;
-  let tallies = new Map<string, Tally>();
+  /** By source and reason: null once the first is written, a tally from the first repeat on. */
+  let tallies = new Map<string, Tally | null>();
   let timer: NodeJS.Timeout | undefined;
 
   const flush = () => {
@@ -47,7 +49,7 @@ export function createDenialCounter(o: { audit: AuditWriter; log: Logger; now?: 
     const done = tallies;
     tallies = new Map();
     for (const t of done.values()) {
-      if (t.count === 0) continue;
+      if (!t) continue;
       o.audit.write({
         actor: 'anonymous',
         action: 'auth',
@@ -77,8 +79,8 @@ export function createDenialCounter(o: { audit: AuditWriter; log: Logger; now?: 
       const ip = tallies.size >= maxSources && !tallies.has(`${d.ip}\u0000${d.reason}`) ? '*' : d.ip;
       const key = `${ip}\u0000${d.reason}`;
       const t = tallies.get(key);
-      if (!t) {
-        tallies.set(key, { ip, reason: d.reason, count: 0, first: at, last: at, target: d.target, requestId: '' });
+      if (t === undefined) {
+        tallies.set(key, null);
         o.audit.write({
           actor: 'anonymous',
           action: 'auth',
@@ -89,9 +91,20 @@ export function createDenialCounter(o: { audit: AuditWriter; log: Logger; now?: 
         o.log.warn({ ip, reason: d.reason, requestId: d.requestId }, 'user token refused');
         return;
       }
-      if (t.count === 0) Object.assign(t, { first: at, target: d.target, requestId: d.requestId });
-      t.count++;
-      t.last = at;
+      if (t) {
+        t.count++;
+        t.last = at;
+      } else {
+        tallies.set(key, {
+          ip,
+          reason: d.reason,
+          count: 1,
+          first: at,
+          last: at,
+          target: d.target,
+          requestId: d.requestId,
+        });
+      }
       // Written once the minute is over even if nothing else comes; never keeps the process alive.
       timer ??= setTimeout(flush, (m + 1) * MINUTE_MS - at + 10).unref();
     },

@@ -47,8 +47,12 @@ export function openAuditStore(opts: AuditStoreOptions) {
   const cap = () => {
     try {
       let deleted = 0;
-      for (let n = entries.get()!; n > 0 && used() > maxBytes; n = entries.get()!)
+      // Counted only when over the cap: a count(*) of a full trail every minute would cost for nothing.
+      while (used() > maxBytes) {
+        const n = entries.get()!;
+        if (n === 0) break;
         deleted += dropThrough.run(nth.get(Math.ceil(n / 10) - 1)!).changes;
+      }
       if (deleted > 0)
         opts.log.warn(
           { deleted, maxBytes, usedBytes: used() },

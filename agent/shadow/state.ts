@@ -1,4 +1,3 @@
-import { statfsSync } from 'node:fs';
 import type { CertificateReport } from '../../lib/admin-client.js';
 import type { UpdateStateView } from '../../lib/update-state.js';
 import type { HealthRegistry } from '../health.js';
@@ -14,8 +13,8 @@ export interface ReportedStateDeps {
   update: () => UpdateStateView;
   /** fort-engine's version, when configured (its health answer). */
   engineVersion?: () => Promise<string>;
-  /** The data directory whose file system fills up first. */
-  dataDir: string;
+  /** Free space of the data directory's file system (agent/disk.ts). */
+  disk: () => { freeBytes: number; freePercent: number };
 }
 
 /**
@@ -29,7 +28,7 @@ export function reportedState(d: ReportedStateDeps) {
     const snap = d.health.snapshot();
     const lastPerApp = new Map<string, Reload>();
     for (const r of d.reloads()) if (r.finishedAt && !lastPerApp.has(r.appId)) lastPerApp.set(r.appId, r);
-    const fs = statfsSync(d.dataDir);
+    const disk = d.disk();
     const update = d.update().state;
     const engine = d.engineVersion ? await d.engineVersion().catch(() => 'unreachable') : undefined;
     return {
@@ -52,10 +51,7 @@ export function reportedState(d: ReportedStateDeps) {
         .certificates()
         .filter((c) => c.index === 0)
         .map((c) => ({ role: c.role, daysLeft: c.daysLeft })),
-      disk: {
-        freeBytes: fs.bavail * fs.bsize,
-        freePercent: Math.round((fs.bavail / fs.blocks) * 1000) / 10,
-      },
+      disk: { freeBytes: disk.freeBytes, freePercent: Math.round(disk.freePercent * 10) / 10 },
       update: update
         ? {
             step: update.step,

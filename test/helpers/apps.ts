@@ -4,6 +4,8 @@ import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { quoteIdent } from '../../agent/apps/version-reader.js';
 import { commitAppVersion } from '../../agent/apps/versions.js';
+import type { Reload, ReloadQueue } from '../../agent/reloads/queue.js';
+import { eventually } from './fort.js';
 
 // App fixtures for tests and benchmarks: an app and a version written the way a reload commits
 // one, without running a load. Test code, so it never ships with the agent.
@@ -94,4 +96,16 @@ function writeVersionFile(path: string, tables: Record<string, SeedTable>): numb
   } finally {
     out.close();
   }
+}
+
+/** A reload once it has ended (neither queued nor running), waited for with a deadline. */
+export function reloadEnded(queue: Pick<ReloadQueue, 'get'>, id: string, timeoutMs = 10_000): Promise<Reload> {
+  return eventually(
+    () => {
+      const r = queue.get(id);
+      return r && !['queued', 'running'].includes(r.state) ? r : undefined;
+    },
+    timeoutMs,
+    `reload ${id} to end`,
+  );
 }

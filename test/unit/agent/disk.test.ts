@@ -7,7 +7,8 @@ import { createHealthRegistry } from '../../../agent/health.js';
 import { reloadsSection } from '../../../agent/reloads/config.js';
 import { startReloadService, type ReloadService } from '../../../agent/reloads/service.js';
 import { openStore, type Store } from '../../../agent/store/database.js';
-import { eventually, tempDir } from '../../helpers/fort.js';
+import { tempDir } from '../../helpers/fort.js';
+import { reloadEnded } from '../../helpers/apps.js';
 
 const log = pino({ level: 'silent' });
 const MiB = 1024 * 1024;
@@ -75,15 +76,7 @@ describe('disk space of the data directory', () => {
       'test',
     );
     service.start();
-    const done = (id: string) =>
-      eventually(
-        () => {
-          const r = service!.queue.get(id);
-          return r && !['queued', 'running'].includes(r.state) ? r : undefined;
-        },
-        10_000,
-        `reload ${id} to end`,
-      );
+    const done = (id: string) => reloadEnded(service!.queue, id);
     const first = await done(service.request('orders', 'test').reload.id);
     expect(first).toMatchObject({ state: 'succeeded', rows: 2 });
     free.mib = 10;

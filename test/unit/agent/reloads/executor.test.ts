@@ -10,7 +10,7 @@ import { recoverReloads } from '../../../../agent/reloads/recovery.js';
 import type { ReloadStatusSink } from '../../../../agent/reloads/status.js';
 import { createAppCatalog } from '../../../../agent/apps/catalog.js';
 import { FortError } from '../../../../lib/errors.js';
-import { seedApp } from '../../../helpers/apps.js';
+import { reloadEnded, seedApp } from '../../../helpers/apps.js';
 import { eventually, tempDir } from '../../../helpers/fort.js';
 
 const log = pino({ level: 'silent' });
@@ -88,15 +88,7 @@ describe('reload executor', () => {
     executor?.kick();
     return r.reload.id;
   };
-  const settled = (id: string) =>
-    eventually(
-      () => {
-        const r = queue.get(id);
-        return r && !['queued', 'running'].includes(r.state) ? r : undefined;
-      },
-      5000,
-      `reload ${id} to finish`,
-    );
+  const settled = (id: string) => reloadEnded(queue, id, 5000);
 
   it("loads, switches the current version with the reload's end, reports started and succeeded", async () => {
     make(async (appId) => writeTemp(appsDir, appId, 42));

@@ -7,7 +7,8 @@ import { reloadsSection } from '../../../../agent/reloads/config.js';
 import { startReloadService, type ReloadService } from '../../../../agent/reloads/service.js';
 import { createAppCatalog } from '../../../../agent/apps/catalog.js';
 import type { EngineClient, EngineLoadTable } from '../../../../agent/engine/client.js';
-import { eventually, tempDir } from '../../../helpers/fort.js';
+import { tempDir } from '../../../helpers/fort.js';
+import { reloadEnded } from '../../../helpers/apps.js';
 
 /**
  * With fort-engine configured every app loads there: a file by its path (the engine reads it), an
@@ -64,15 +65,7 @@ describe('reloads with fort-engine configured', () => {
     service.start();
     const files = service.request('files', 'test').reload.id;
     const web = service.request('web', 'test').reload.id;
-    const done = (id: string) =>
-      eventually(
-        () => {
-          const r = service!.queue.get(id);
-          return r && !['queued', 'running'].includes(r.state) ? r : undefined;
-        },
-        10_000,
-        `reload ${id} to end`,
-      );
+    const done = (id: string) => reloadEnded(service!.queue, id);
     expect(await done(files)).toMatchObject({ state: 'succeeded', rows: 3 });
     const failed = await done(web);
     expect(failed).toMatchObject({ state: 'failed', errorCode: 'FORT_ERR_RELOAD_SOURCE' });
