@@ -12,7 +12,7 @@ export interface DiskSpaceOptions {
   /** Below this, new reloads are refused (FORT_ERR_DISK_LOW). */
   minFreeMib: number;
   health: HealthRegistry;
-  /** How often the health module looks (default 60 s); the floor is checked at each use. */
+  /** How often the health module looks (default 60 s); every health read looks too (one statfs); the floor is checked at each use. */
   intervalMs?: number;
   statfs?: (dir: string) => Pick<StatsFs, 'bavail' | 'bsize' | 'blocks'>;
 }
@@ -47,6 +47,8 @@ export function startDiskSpace(o: DiskSpaceOptions) {
     }
   };
   look();
+  o.health.refreshOnRead(look);
+  // And when nobody reads the health for a while.
   const timer = setInterval(look, o.intervalMs ?? 60_000).unref();
   return {
     /** Throws FORT_ERR_DISK_LOW when the free space is under the floor (and updates the health module). */

@@ -15,6 +15,7 @@ export interface ModuleHealth {
 export function createHealthRegistry(now: () => Date = () => new Date()) {
   const modules = new Map<string, ModuleHealth>();
   const infos = new Map<string, () => Record<string, unknown>>();
+  const refreshers: (() => void)[] = [];
   let draining = false;
   return {
     set(name: string, state: ModuleState, detail?: string) {
@@ -26,6 +27,10 @@ export function createHealthRegistry(now: () => Date = () => new Date()) {
     setInfo(name: string, info: () => Record<string, unknown>) {
       infos.set(name, info);
     },
+    /** Runs before every snapshot: a module whose state is one cheap look away (free disk) is never stale. */
+    refreshOnRead(refresh: () => void) {
+      refreshers.push(refresh);
+    },
     setDraining() {
       draining = true;
     },
@@ -33,6 +38,7 @@ export function createHealthRegistry(now: () => Date = () => new Date()) {
       return draining;
     },
     snapshot() {
+      for (const refresh of refreshers) refresh();
       const entries: Record<string, ModuleHealth> = {};
       for (const [name, m] of modules) {
         const info = infos.get(name);

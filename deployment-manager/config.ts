@@ -59,6 +59,14 @@ export const deploymentManagerConfigSchema = z.strictObject({
         .describe(
           'How often an update left by a stopped operator command (install FILE, rollback) is looked for and carried on',
         ),
+      disk_wait_minutes: intRange(0, 10_080)
+        .default(60)
+        .describe(
+          'No room to download or unpack an artifact: the deployment waits this long for space (looking every disk_retry_seconds, reporting downloading) before it fails',
+        ),
+      disk_retry_seconds: intRange(1, 3600)
+        .default(30)
+        .describe('While an update waits for disk space, free space is looked at again this often'),
       abort_check_seconds: intRange(1, 3600)
         .default(30)
         .describe(

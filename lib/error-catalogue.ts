@@ -275,7 +275,7 @@ export const ERRORS = {
     title: 'Not enough disk space',
     exit: FAILED,
     fatal: transient,
-    doc: 'Free space under the floor (`store.disk_min_free_mib`): new reloads are refused until space returns, the current versions keep serving; names the directory, what is free and the floor',
+    doc: 'Free space under the floor (`store.disk_min_free_mib`): new reloads are refused until space returns, the current versions keep serving; names the directory, what is free and the floor. Also a request that had to store something while the data disk was full: nothing was changed, try again once space is freed',
   },
   FORT_ERR_RELOAD_ATTEMPTS: {
     status: 500,

@@ -1,3 +1,4 @@
+import { isDiskFull } from './disk-full.js';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { z } from 'zod';
 import { ERRORS, FortError, type FortErrorCode } from './errors.js';
@@ -80,6 +81,14 @@ export function problemErrorHandler(api: string) {
       );
     if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500)
       return sendProblem(reply, 'FORT_ERR_BAD_REQUEST', err.message, { status: err.statusCode });
+    if (isDiskFull(err)) {
+      req.log.error({ err: err.message, route }, `${api} request failed: the disk is full`);
+      return sendProblem(
+        reply,
+        'FORT_ERR_DISK_LOW',
+        `${route} could not be stored: the fort's data disk is full; nothing was changed, try again once space is freed`,
+      );
+    }
     req.log.error({ err }, `${api} request failed`);
     return sendProblem(reply, 'FORT_ERR_INTERNAL', `see the fort's log for request ${req.id}`);
   };

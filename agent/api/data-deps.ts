@@ -60,7 +60,12 @@ export function createDataDeps(deps: {
     }),
     deps.fortId,
   );
-  const audit = createAuditWriter({ db: deps.auditDb, log: deps.log.child({ module: 'audit' }) });
+  deps.health.set('audit', 'ready', 'writable');
+  const audit = createAuditWriter({
+    db: deps.auditDb,
+    log: deps.log.child({ module: 'audit' }),
+    onWritable: (writable, detail) => deps.health.set('audit', writable ? 'ready' : 'degraded', detail),
+  });
   const denials = createDenialCounter({ audit, log: deps.log.child({ module: 'client-api' }) });
   const reader = createVersionReader({});
   const pages = createPageCache({

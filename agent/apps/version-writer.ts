@@ -4,6 +4,7 @@ import { closeSync, constants, createReadStream, fsyncSync, mkdirSync, openSync,
 import { basename, join } from 'node:path';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { FortError } from '../../lib/errors.js';
+import { isDiskFull } from '../../lib/disk-full.js';
 import type { Logger } from '../../lib/logger.js';
 import type { ColumnSpec, ColumnType, TableSource } from './connectors/types.js';
 import { quoteIdent } from './version-reader.js';
@@ -54,12 +55,6 @@ const AFFINITY: Record<ColumnType, string> = {
 
 const loadCancelled = () => new FortError('FORT_ERR_RELOAD_CANCELLED', 'reload cancelled', { fatal: false });
 const tooLarge = (message: string, cause?: unknown) => new FortError('FORT_ERR_RELOAD_TOO_LARGE', message, { cause });
-
-/** A full disk (SQLite's or the file system's) is "too large" for the reload, not a bug. */
-function diskFull(err: unknown): boolean {
-  const code = (err as { code?: unknown } | undefined)?.code;
-  return code === 'SQLITE_FULL' || code === 'ENOSPC' || code === 'EDQUOT';
-}
 
 function createTable(db: Database.Database, source: TableSource): void {
   const cols = source.columns;
@@ -139,7 +134,8 @@ export async function writeAppVersion(opts: WriteVersionOptions): Promise<Writte
       // Closing a broken database must not hide why it broke.
     }
     rmSync(tmpFile, { force: true });
-    if (diskFull(err)) throw tooLarge('disk full while writing the app version', err);
+    // A full disk is "too large" for the reload, not a bug.
+    if (isDiskFull(err)) throw tooLarge('disk full while writing the app version', err);
     if (err instanceof FortError) throw err;
     if (signal.aborted || (err as Error | undefined)?.name === 'AbortError') throw loadCancelled();
     throw err;

@@ -1,4 +1,5 @@
 import type Database from 'better-sqlite3';
+import { isDiskFull } from '../../lib/disk-full.js';
 import type { Logger } from '../../lib/logger.js';
 import { EVENT_TYPE, MAX_EVENT_BYTES, parseEvent, type FortEvent, type ParseFailureCode } from './envelope.js';
 import type { Outbox } from './outbox.js';
@@ -173,8 +174,10 @@ export function createInbox(opts: InboxOptions): Inbox {
         };
       }
     } catch (err) {
-      // Store errors propagate: the link must not ack, the broker redelivers later.
+      // Store errors propagate: the link must not ack, the broker redelivers later. A handler
+      // that met a full disk is the store failing too, not a bug to dead-letter.
       if (!(err instanceof HandlerFailure)) throw err;
+      if (isDiskFull(err.original)) throw err.original;
       // A handler failure is dead-lettered (and so acked) rather than redelivered: a
       // deterministic bug would otherwise come back on every reconnect, forever. Its
       // writes were rolled back to the savepoint of handleOnce; the others in the batch stay.

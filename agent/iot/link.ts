@@ -64,6 +64,8 @@ export function createMqttLink(opts: LinkOptions) {
   let client: MqttClient | undefined;
   let stopped = true;
   let attempt = 0;
+  /** The last delivery could not be committed (a full disk): reconnects back off until one is. */
+  let storeFailing = false;
   let lastAttemptAt = 0;
   let wakeUp: (() => void) | undefined;
   // mqtt.js keeps unacked QoS 1 publishes for its own reconnect and never settles them when
@@ -129,7 +131,15 @@ export function createMqttLink(opts: LinkOptions) {
       client = c;
       c.handleMessage = (packet, done) => {
         inbound.settle(packet, (err) => {
-          if (!err) return done();
+          if (!err) {
+            if (storeFailing) {
+              storeFailing = false;
+              attempt = 0;
+              opts.log.info('inbound messages committed again');
+            }
+            return done();
+          }
+          storeFailing = true;
           opts.log.error(
             { err, topic: packet.topic },
             'inbound message not committed; dropping the connection so it is redelivered',
@@ -150,7 +160,7 @@ export function createMqttLink(opts: LinkOptions) {
             return;
           }
           subscribed = true;
-          attempt = 0;
+          if (!storeFailing) attempt = 0;
           setState('connected');
           events.emit('connected');
           c.publish(topics.presence, presence(true), { qos: 1 }, () => {});
@@ -213,8 +223,9 @@ export function createMqttLink(opts: LinkOptions) {
         opts.log.warn({ err: (err as Error).message }, 'IoT link: cannot connect');
       }
       if (stopped) break;
-      // After a connection that was up, retry at once (spacing still applies); else back off.
-      const delay = wasUp ? 0 : fullJitterDelay(attempt++, opts.backoff, opts.random);
+      // After a connection that was up, retry at once (spacing still applies); else back off, and
+      // also while the store cannot commit: each reconnect only brings the same delivery again.
+      const delay = wasUp && !storeFailing ? 0 : fullJitterDelay(attempt++, opts.backoff, opts.random);
       setState('waiting');
       if (delay > 0) {
         opts.log.info({ delayMs: delay, attempt }, 'IoT link: reconnecting after backoff');

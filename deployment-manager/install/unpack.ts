@@ -4,6 +4,7 @@ import { dirname, isAbsolute, join, normalize, relative, resolve, sep } from 'no
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { extract, type Header } from 'tar-stream';
+import { isDiskFull } from '../../lib/disk-full.js';
 import { FortError } from '../../lib/errors.js';
 import { fsyncDir } from '../../lib/files.js';
 
@@ -202,9 +203,12 @@ export async function unpackToStaging(
             await fh.chmod(fileMode(header));
             await pipeline(stream, createWriteStream('', { fd: fh.fd, autoClose: false, highWaterMark: 1024 * 1024 }));
             await fh.sync();
-          } finally {
-            await fh.close();
+          } catch (err) {
+            // The write's own error (ENOSPC) is the one to report, not what closing after it says.
+            await fh.close().catch(() => undefined);
+            throw err;
           }
+          await fh.close();
           files++;
           break;
         }
@@ -237,7 +241,8 @@ export async function unpackToStaging(
     return { dir: staging, version: await releaseVersion(staging), files, bytes };
   } catch (err) {
     await rm(staging, { recursive: true, force: true });
-    if (err instanceof FortError) throw err;
+    // A full disk is no fault of the tarball's: the caller waits for space rather than refusing it.
+    if (err instanceof FortError || isDiskFull(err)) throw err;
     throw refuse(`not a readable tar or gzip tar (${(err as Error).message})`);
   }
 }

@@ -5,6 +5,7 @@ import { dirname } from 'node:path';
 import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { isDiskFull } from '../../lib/disk-full.js';
 import { FortError } from '../../lib/errors.js';
 import { drained } from '../../lib/streams.js';
 import type { Logger } from '../../lib/logger.js';
@@ -52,6 +53,9 @@ const FLUSH_AFTER_MS = 100;
 
 const fail = (message: string, cause?: unknown) =>
   new FortError('FORT_ERR_UPDATE_SERVER', `artifact download: ${message}`, { fatal: false, cause });
+/** No room for the artifact: the deployment waits for space (steps.ts) rather than failing. */
+const diskLow = (message: string, cause?: unknown) =>
+  new FortError('FORT_ERR_DISK_LOW', `artifact download: ${message}`, { fatal: false, cause });
 
 /** A dropped or stalled connection: a resumed request may get past it. */
 class Interrupted extends FortError {
@@ -123,7 +127,7 @@ function checkDisk(dir: string, needed: number, reserve: number) {
   const fs = statfsSync(dir);
   const free = fs.bavail * fs.bsize;
   if (free < needed + reserve)
-    throw fail(`not enough free disk in ${dir}: ${free} bytes free, ${needed + reserve} needed`);
+    throw diskLow(`not enough free disk in ${dir}: ${free} bytes free, ${needed + reserve} needed`);
 }
 
 function downloadOnce(opts: DownloadOptions): Promise<void> {
@@ -198,7 +202,13 @@ function downloadOnce(opts: DownloadOptions): Promise<void> {
           if (disk.queuedBytes() > WRITES_IN_FLIGHT_BYTES && !waiting.disk)
             waitFor('disk', disk.below(WRITES_IN_FLIGHT_BYTES / 2));
         };
-        disk.failed.catch((err: unknown) => res.destroy(fail('cannot write the staging file', err)));
+        disk.failed.catch((err: unknown) =>
+          res.destroy(
+            isDiskFull(err)
+              ? diskLow(`no space left writing ${opts.dest}`, err)
+              : fail('cannot write the staging file', err),
+          ),
+        );
         // No byte for stallTimeoutMs: checked a few times per period, not a timer re-armed per 16 KB record.
         let lastByteAt = Date.now();
         const stall = setInterval(
@@ -220,7 +230,12 @@ function downloadOnce(opts: DownloadOptions): Promise<void> {
             },
             (writeErr: unknown) => {
               opts.onProgress?.(sizeOf(opts.dest));
-              reject(err ?? fail('cannot write the staging file', writeErr));
+              reject(
+                err ??
+                  (isDiskFull(writeErr)
+                    ? diskLow(`no space left writing ${opts.dest}`, writeErr)
+                    : fail('cannot write the staging file', writeErr)),
+              );
             },
           );
         };

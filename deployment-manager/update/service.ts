@@ -12,6 +12,7 @@ import { Agent } from 'node:https';
 import { hostname, platform, release as osRelease } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
+import { isDiskFull } from '../../lib/disk-full.js';
 import { FortError } from '../../lib/errors.js';
 import { writeFileAtomic } from '../../lib/files.js';
 import { readReleaseInfo } from '../../lib/version.js';
@@ -51,9 +52,12 @@ type UpdatesConfig = NonNullable<DeploymentManagerConfig['updates']>;
 /** How long a restart asked of root may take to show (the agent gone or a new process) before the agent is drained instead. */
 const AGENT_RESTART_WAIT_MS = 3000;
 
-/** The artifact itself was refused, not the tap broken by the download failing (then the reader saw the download's error). */
+/**
+ * The artifact itself was refused, or there was no room to unpack it: not the tap broken by the
+ * download failing (then the reader saw the download's error).
+ */
 const refusedBy = (err: unknown, tap: PassThrough): err is FortError =>
-  err instanceof FortError && err.code === 'FORT_ERR_ARTIFACT' && !tap.errored;
+  err instanceof FortError && ['FORT_ERR_ARTIFACT', 'FORT_ERR_DISK_LOW'].includes(err.code) && !tap.errored;
 
 /**
  * Wires the update state machine to the real world: the Mender client (mutual TLS, through the
@@ -130,8 +134,18 @@ export function createUpdateService(deps: {
    * once verified: the payload a deployment's `installing` step installs.
    */
   const verifyInto = async (d: DeploymentState, input: Readable) => {
-    const v = await stageReleaseArtifact(input, releaseArtifact, releasesDir, verifiedReleaseDir(releasesDir, d.id));
-    return { artifactName: v.artifactName, payload: v.release.dir };
+    try {
+      const v = await stageReleaseArtifact(input, releaseArtifact, releasesDir, verifiedReleaseDir(releasesDir, d.id));
+      return { artifactName: v.artifactName, payload: v.release.dir };
+    } catch (err) {
+      // What it unpacked is removed; the deployment waits for space (steps.ts) rather than failing.
+      if (isDiskFull(err))
+        throw new FortError('FORT_ERR_DISK_LOW', `no space left unpacking the release in ${releasesDir}`, {
+          fatal: false,
+          cause: err,
+        });
+      throw err;
+    }
   };
   /** Verifications running alongside downloads, by deployment id. */
   const onTheWay = new Map<
@@ -237,6 +251,8 @@ export function createUpdateService(deps: {
     // The new agent is ready ~0.3 s after systemd starts it: asked every 50 ms (a kept-alive mTLS
     // request, for under a second), it is seen ~25 ms later on average, not 100 as at 200 ms.
     healthPollMs: 50,
+    diskRetryMs: config.disk_retry_seconds * 1000,
+    diskWaitMs: config.disk_wait_minutes * 60_000,
     abortCheckMs: config.abort_check_seconds * 1000,
     budget: { stepAttempts: config.step_attempts, steps: 40 },
     selfUpdate: selfUpdateLink(),

@@ -106,6 +106,36 @@ async function waitRunning(io: StepIo, version: string, deadline: string): Promi
   }
 }
 
+/**
+ * No room to download or unpack the artifact: the deployment waits for space instead of failing
+ * (whoever fills the disk is rarely the update's fault), looking again every `diskRetryMs`,
+ * until `diskWaitMs` after the first refusal (persisted: a restart keeps counting); then it fails
+ * with the reason. Meanwhile `downloading` is reported again, so an abort at the server ends it.
+ */
+async function waitForDisk(io: StepIo, s: StateAt<'downloading' | 'verifying'>, err: FortError): Promise<Next> {
+  const { deps } = io;
+  const d = s.deployment;
+  const deadline = d.deadline ?? iso(io, deps.diskWaitMs);
+  if (io.now().getTime() >= Date.parse(deadline))
+    throw new FortError('FORT_ERR_DISK_LOW', `${err.message}; no room after waiting ${deps.diskWaitMs / 60_000} min`, {
+      fatal: false,
+    });
+  if (!d.deadline)
+    deps.log.warn(
+      { deploymentId: d.id, reason: err.message, until: deadline },
+      'update waits for disk space; it goes on by itself once there is room',
+    );
+  if (deps.server && d.source === 'server')
+    await deps.server.reportStatus(d.id, 'downloading').catch((e: unknown) => {
+      if (e instanceof FortError && e.code === 'FORT_ERR_DEPLOYMENT_ABORTED') io.markAborted(d.id);
+    });
+  if (!io.aborted(d.id)) await io.sleep(deps.diskRetryMs);
+  const now = io.current() as typeof s;
+  return { ...now, lastError: `waiting for disk space: ${err.message}`, deployment: { ...now.deployment, deadline } };
+}
+
+const isDiskLow = (err: unknown): err is FortError => err instanceof FortError && err.code === 'FORT_ERR_DISK_LOW';
+
 /** While downloading: reports `downloading` again now and then; a 409 (aborted at the server) stops the download. */
 function watchForAbort(io: StepIo, d: DeploymentState, stop: AbortController): { stop(): void } {
   const { server, abortCheckMs } = io.deps;
@@ -151,17 +181,25 @@ export function createSteps(io: StepIo) {
       } catch (err) {
         // Aborted at the server while downloading: the loop fails it before the next action.
         if (io.aborted(d.id) || io.stopped()) return undefined;
+        if (isDiskLow(err)) return waitForDisk(io, io.current() as StateAt<'downloading'>, err);
         throw err;
       } finally {
         watching.stop();
       }
       if (io.aborted(d.id) || io.stopped()) return undefined;
-      return { ...(io.current() as StateAt<'downloading'>), step: 'verifying' };
+      const done = io.current() as StateAt<'downloading'>;
+      return { ...done, step: 'verifying', lastError: null, deployment: { ...done.deployment, deadline: null } };
     },
 
     async verifying(s: StateAt<'verifying'>): Promise<Next> {
       const d = s.deployment;
-      const v = await deps.verify(d);
+      let v: Awaited<ReturnType<typeof deps.verify>>;
+      try {
+        v = await deps.verify(d);
+      } catch (err) {
+        if (isDiskLow(err)) return waitForDisk(io, s, err);
+        throw err;
+      }
       // An operator's file is whatever artifact it is; a deployment names the one it is for.
       if (d.source === 'server' && v.artifactName !== d.artifactName)
         throw new FortError(
@@ -172,7 +210,8 @@ export function createSteps(io: StepIo) {
       return {
         ...s,
         step: 'installing',
-        deployment: { ...d, payload: v.payload, artifactName: v.artifactName },
+        lastError: null,
+        deployment: { ...d, payload: v.payload, artifactName: v.artifactName, deadline: null },
         reports: report(s, 'installing'),
       };
     },

@@ -64,6 +64,9 @@ export interface UpdaterDeps {
   keepReleases(versions: string[]): void;
   healthDeadlineMs: number;
   healthPollMs: number;
+  /** No room to download or unpack: look again this often, for at most diskWaitMs (then the deployment fails). */
+  diskRetryMs: number;
+  diskWaitMs: number;
   /** While downloading, `downloading` is reported again this often: a 409 (aborted) stops the download. */
   abortCheckMs?: number;
   budget?: UpdateBudget;
@@ -251,7 +254,9 @@ export function createUpdater(deps: UpdaterDeps) {
         } catch (err) {
           if (
             !(err instanceof FortError) ||
-            !['FORT_ERR_ARTIFACT', 'FORT_ERR_UPDATE_SERVER', 'FORT_ERR_UPDATE_HOOK'].includes(err.code) ||
+            !['FORT_ERR_ARTIFACT', 'FORT_ERR_UPDATE_SERVER', 'FORT_ERR_UPDATE_HOOK', 'FORT_ERR_DISK_LOW'].includes(
+              err.code,
+            ) ||
             !BEFORE_SWITCH.includes(state.step)
           )
             throw err;

@@ -68,6 +68,8 @@ export interface UpdatableFortOptions {
    * fort-agent-restart.path does (default, as install.sh sets it up); false: the agent is drained.
    */
   agentRestart?: boolean;
+  /** Called with the install root before release 1.0.0 goes in (e.g. to mount a small file system there). */
+  beforeInstall?: (root: string) => void;
 }
 
 /**
@@ -95,6 +97,7 @@ export async function startUpdatableFort(o: UpdatableFortOptions = {}) {
   const stagingDir = join(inst.dir, 'data/dm/staging');
   const agentRestartDir = o.agentRestart === false ? undefined : join(inst.dir, 'data/dm/agent-restart');
   mkdirSync(root, { recursive: true });
+  o.beforeInstall?.(root);
   symlinkSync(join(REPO, 'node_modules'), join(root, 'node_modules'));
   execFileSync('openssl', ['genrsa', '-traditional', '-out', signKey, '2048'], { stdio: 'ignore' });
   execFileSync('openssl', ['rsa', '-in', signKey, '-pubout', '-out', signPub], { stdio: 'ignore' });

@@ -31,6 +31,9 @@ function harness(
     downloadUntilAborted?: boolean;
     abortCheckMs?: number;
     selfUpdate?: SelfUpdateLink;
+    /** Download (`download`) or unpack (`verify`) finds no room while this says so. */
+    diskFull?: { at: 'download' | 'verify'; while: () => boolean };
+    diskWaitMs?: number;
   } = {},
 ) {
   const dir = tempDir('updater');
@@ -78,6 +81,10 @@ function harness(
     server,
     download: async (d, onProgress, signal) => {
       effects.push(`download(${d.artifactFile})`);
+      if (opts.diskFull?.at === 'download' && opts.diskFull.while())
+        throw new FortError('FORT_ERR_DISK_LOW', 'artifact download: not enough free disk in /staging', {
+          fatal: false,
+        });
       onProgress(2 * 1024 * 1024);
       if (opts.downloadUntilAborted)
         await new Promise((_, reject) =>
@@ -86,6 +93,8 @@ function harness(
     },
     verify: async (d) => {
       effects.push('verify');
+      if (opts.diskFull?.at === 'verify' && opts.diskFull.while())
+        throw new FortError('FORT_ERR_DISK_LOW', 'no space left unpacking the release in /releases', { fatal: false });
       if (opts.verifyFails) throw new FortError('FORT_ERR_ARTIFACT', opts.verifyFails, { fatal: false });
       return { artifactName: d.artifactName, payload: join(dir, 'payload.tgz') };
     },
@@ -111,6 +120,8 @@ function harness(
     hooks: opts.hooks,
     healthDeadlineMs: 50,
     healthPollMs: 5,
+    diskRetryMs: 5,
+    diskWaitMs: opts.diskWaitMs ?? 60_000,
     abortCheckMs: opts.abortCheckMs,
     selfUpdate: opts.selfUpdate,
     budget: { stepAttempts: 3, steps: 40 },
@@ -187,6 +198,44 @@ describe('update state machine', () => {
     expect(h.current).toBe('1.0.0');
     expect(h.delivered).toEqual(['d1:downloading', 'd1:log(1)', 'd1:failure']);
     expect(u.state.lastError).toBe('manifest.sig: signature does not verify with the configured key');
+  });
+
+  it('no room to download or unpack: the deployment waits for space (no failure reported), then goes on by itself', async () => {
+    for (const at of ['download', 'verify'] as const) {
+      let looks = 0;
+      const h = harness({ diskFull: { at, while: () => ++looks <= 3 } });
+      const u = h.updater();
+      await u.poll((id) => join(h.dir, `${id}.mender`));
+      await u.runToIdle();
+      await u.deliverReports();
+      expect(looks).toBe(4);
+      expect(
+        h.effects.filter((e) => e === (at === 'download' ? `download(${join(h.dir, 'd1.mender')})` : 'verify')),
+      ).toHaveLength(4);
+      // The waits report `downloading` again (an abort would be seen), never a failure.
+      expect(h.delivered).toEqual([
+        'd1:downloading',
+        'd1:downloading',
+        'd1:downloading',
+        'd1:downloading',
+        'd1:installing',
+        'd1:rebooting',
+        'd1:success',
+      ]);
+      expect(u.state).toMatchObject({ step: 'idle', installed: '1.0.1', lastError: null });
+    }
+  });
+
+  it('no room for longer than disk_wait_minutes: the deployment fails with the reason, nothing installed', async () => {
+    const h = harness({ diskFull: { at: 'download', while: () => true }, diskWaitMs: 30 });
+    const u = h.updater();
+    await u.poll((id) => join(h.dir, `${id}.mender`));
+    await u.runToIdle();
+    await u.deliverReports();
+    expect(h.effects).not.toContain('install');
+    expect(h.current).toBe('1.0.0');
+    expect(h.delivered.slice(-2)).toEqual(['d1:log(1)', 'd1:failure']);
+    expect(u.state.lastError).toMatch(/^artifact download: not enough free disk in \/staging; no room after waiting /);
   });
 
   it('an aborted deployment (409) before the switch stops; after the switch it rolls back', async () => {
