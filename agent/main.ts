@@ -3,7 +3,8 @@ import { bootDaemon } from '../lib/daemon.js';
 import { loadTlsMaterial } from '../lib/tls.js';
 import { readReleaseInfo } from '../lib/version.js';
 import { loadAgentConfig, UNPAIRED } from './config.js';
-import { applyPendingRotation, removeUnfinished } from './pairing/identity.js';
+import { applyPendingRotation, identityFiles, removeUnfinished } from './pairing/identity.js';
+import { startKeyRenewal } from './pairing/renewal.js';
 import { createPairingOperations, type PairedCloudLink } from './pairing/operations.js';
 import { openStore } from './store/database.js';
 import { createHealthRegistry } from './health.js';
@@ -213,6 +214,13 @@ await start(async () => {
   const logLevel = createLogLevelControl({ logger: log, configured: config.log.level });
   lifecycle.add({ name: 'log-level', stop: async () => logLevel.stop() });
   const dmLevel = createRequestedLevel();
+  const pairing = createPairingOperations({
+    config,
+    cloud: cloudLink,
+    proxy,
+    log,
+    shutdown: (reason) => void lifecycle.shutdown(reason, 0),
+  });
   const admin = await startAdminServer({
     host: config.admin.host,
     port: config.admin.port,
@@ -237,16 +245,19 @@ await start(async () => {
     },
     deploymentManagerLevel: () => dmLevel.asked(),
     reloads: adminReloadOperations(reloads),
-    pairing: createPairingOperations({
-      config,
-      cloud: cloudLink,
-      proxy,
-      log,
-      shutdown: (reason) => void lifecycle.shutdown(reason, 0),
-    }),
+    pairing,
     log: log.child({ module: 'admin-api' }),
   });
   lifecycle.add({ name: 'admin-api', stop: () => admin.close() });
+  if (config.identity) {
+    const renewal = startKeyRenewal({
+      deviceCertFile: identityFiles(config.pairing.dir).deviceCert,
+      rotate: () => pairing.rotateKeys('automatic renewal'),
+      restart: (reason) => pairing.restart(reason),
+      log: log.child({ module: 'pairing' }),
+    });
+    lifecycle.add({ name: 'key-renewal', stop: async () => renewal.stop() });
+  }
   health.set('admin-api', 'ready', `https://${config.admin.host}:${config.admin.port}`);
   certs = createCertReloader(
     [

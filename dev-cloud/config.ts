@@ -171,6 +171,11 @@ export const devCloudConfigSchema = z
           .describe('Lifetime of a pairing code when its request does not say'),
         attempts_per_minute: intRange(1, 10_000).default(10).describe('Pairing attempts per source address per minute'),
         device_cert_days: intRange(1, 3650).default(365).describe('Validity of issued device certificates'),
+        device_cert_seconds: intRange(10, 315_360_000)
+          .optional()
+          .describe(
+            'Validity of issued device certificates in seconds, instead of device_cert_days: certificates that live minutes, to watch forts renew them',
+          ),
         key_overlap_seconds: intRange(1, 604_800)
           .default(3600)
           .describe(

@@ -1,9 +1,12 @@
+import { X509Certificate } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import type { AdminClient } from '../../lib/admin-client.js';
 import { removeDirAtomic, removeStaging, writeDirAtomic, writeFileAtomic } from '../../lib/files.js';
 import type { Logger } from '../../lib/logger.js';
 import { createCsr } from '../../lib/pki/certs.js';
+import { renewalDueAt } from '../../lib/pki/renewal-due.js';
 import {
   readUpdateIdentity,
   updateIdentityFiles,
@@ -39,28 +42,17 @@ export async function obtainUpdateIdentity(opts: {
   if (have) return have;
   let said = '';
   while (!opts.signal.aborted) {
-    const device = await createCsr('deployment-manager');
-    let why: string;
-    try {
-      const res = await opts.admin.updateIdentity(device.csrPem);
-      if (res.statusCode === 200) {
-        const answer = answerSchema.parse(res.body);
-        write(opts.dir, answer, device.keyPem);
-        opts.log.info(
-          { fortId: answer.fort_id, updateServer: answer.update_server?.url ?? null },
-          'update identity obtained through the agent',
-        );
-        return readUpdateIdentity(opts.dir);
-      }
-      why =
-        res.statusCode === 409
-          ? 'the fort is not paired yet (fortctl pair)'
-          : `the agent answered ${res.statusCode}: ${res.body.detail ?? ''}`;
-    } catch (err) {
-      why = `the agent could not be asked: ${(err as Error).message}`;
+    const got = await askAgent(opts.admin);
+    if (got.ok) {
+      write(opts.dir, got.answer, got.keyPem);
+      opts.log.info(
+        { fortId: got.answer.fort_id, updateServer: got.answer.update_server?.url ?? null },
+        'update identity obtained through the agent',
+      );
+      return readUpdateIdentity(opts.dir);
     }
-    if (why !== said) opts.log.warn({ retrySeconds: opts.retryMs / 1000 }, `no update identity yet: ${why}`);
-    said = why;
+    if (got.why !== said) opts.log.warn({ retrySeconds: opts.retryMs / 1000 }, `no update identity yet: ${got.why}`);
+    said = got.why;
     await new Promise<void>((resolve) => {
       const t = setTimeout(resolve, opts.retryMs);
       opts.signal.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
@@ -69,9 +61,32 @@ export async function obtainUpdateIdentity(opts: {
   return undefined;
 }
 
-function write(dir: string, answer: z.output<typeof answerSchema>, keyPem: string): void {
+type Answer = z.output<typeof answerSchema>;
+
+/** A new device key made here and its CSR certified through the agent, once. */
+async function askAgent(
+  admin: Pick<AdminClient, 'updateIdentity'>,
+): Promise<{ ok: true; answer: Answer; keyPem: string } | { ok: false; why: string }> {
+  const device = await createCsr('deployment-manager');
+  try {
+    const res = await admin.updateIdentity(device.csrPem);
+    if (res.statusCode === 200) return { ok: true, answer: answerSchema.parse(res.body), keyPem: device.keyPem };
+    return {
+      ok: false,
+      why:
+        res.statusCode === 409
+          ? 'the fort is not paired yet (fortctl pair)'
+          : `the agent answered ${res.statusCode}: ${res.body.detail ?? ''}`,
+    };
+  } catch (err) {
+    return { ok: false, why: `the agent could not be asked: ${(err as Error).message}` };
+  }
+}
+
+function write(dir: string, answer: Answer, keyPem: string, authKeyPem?: string): void {
   const f = updateIdentityFiles('');
   writeDirAtomic(dir, [
+    ...(authKeyPem ? [{ name: f.authKey, data: authKeyPem, mode: 0o600 }] : []),
     { name: f.key, data: keyPem, mode: 0o600 },
     { name: f.cert, data: answer.device_certificate, mode: 0o644 },
     { name: f.ca, data: answer.server_ca, mode: 0o644 },
@@ -144,6 +159,50 @@ export function followUpdateIdentity(opts: {
       .catch((err: unknown) => opts.log.error({ err }, 'cannot obtain the update identity'))
       .finally(() => (renewing = undefined));
   }
+  /**
+   * Past two thirds of its certificate's life the identity is renewed: the new one is obtained
+   * first, and only then does it replace the old (a refusal or an unreachable cloud leaves the old
+   * one in use, tried again after `retryMs`).
+   */
+  let lastRenewalTry = 0;
+  function renewIfDue(): void {
+    const id = running?.id;
+    if (!id || abort.signal.aborted || renewing || Date.now() - lastRenewalTry < opts.retryMs) return;
+    let cert: X509Certificate;
+    try {
+      cert = new X509Certificate(readFileSync(id.files.cert));
+    } catch {
+      return; // unreadable: the update server's refusal renews it
+    }
+    if (Date.now() < renewalDueAt(cert)) return;
+    lastRenewalTry = Date.now();
+    renewing = (async () => {
+      const got = await askAgent(opts.admin);
+      if (!got.ok) throw new Error(got.why);
+      if (abort.signal.aborted || running?.id !== id) return;
+      // The update server knows the device by its auth key, not its TLS certificate: kept, the
+      // device stays accepted (a new key would wait for an operator's accept again).
+      const authKey = existsSync(id.files.authKey) ? readFileSync(id.files.authKey, 'utf8') : undefined;
+      await running.stop();
+      running = undefined;
+      removeDirAtomic(opts.dir);
+      write(opts.dir, got.answer, got.keyPem, authKey);
+      const next = readUpdateIdentity(opts.dir)!;
+      opts.log.warn(
+        { notAfter: new Date(cert.validTo).toISOString() },
+        'update certificate renewed (two thirds of its life had passed)',
+      );
+      const service = opts.start(next, admission(next));
+      running = { id: next, stop: () => service.stop() };
+    })()
+      .catch((err: unknown) =>
+        opts.log.error(
+          { reason: (err as Error).message, notAfter: new Date(cert.validTo).toISOString() },
+          'update certificate renewal failed; the current one stays in use',
+        ),
+      )
+      .finally(() => (renewing = undefined));
+  }
   // An identity kept from another fort (unpaired or paired anew while this process was stopped)
   // is dropped at once, not used until the next health check: the agent's answer at start says so.
   let kept: UpdateIdentity | undefined;
@@ -163,6 +222,7 @@ export function followUpdateIdentity(opts: {
     agentIs(fortId: string): void {
       if (running && fortId !== running.id.fortId)
         renew(`the fort is now ${fortId}, the identity is ${running.id.fortId}'s`);
+      else renewIfDue();
     },
     async stop(): Promise<void> {
       abort.abort();

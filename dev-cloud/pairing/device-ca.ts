@@ -32,9 +32,10 @@ export async function loadDeviceCa(certPem: string, keyPem: string): Promise<Dev
 export async function issueDeviceCert(
   ca: DeviceCa,
   publicKey: webcrypto.CryptoKey,
-  o: { commonName: string; validDays: number },
+  o: { commonName: string; validMs: number },
 ): Promise<x509.X509Certificate> {
-  const notBefore = new Date(Date.now() - 60_000);
+  // Backdated for clock skew, by a minute (a tenth of a short-lived certificate's life at most).
+  const notBefore = new Date(Date.now() - Math.min(60_000, o.validMs / 10));
   const serial = webcrypto.getRandomValues(new Uint8Array(16));
   serial[0] = (serial[0]! & 0x7f) | 0x01;
   return x509.X509CertificateGenerator.create({
@@ -42,7 +43,7 @@ export async function issueDeviceCert(
     subject: [{ CN: [o.commonName] }],
     issuer: ca.cert.subjectName,
     notBefore,
-    notAfter: new Date(notBefore.getTime() + o.validDays * 86_400_000),
+    notAfter: new Date(notBefore.getTime() + o.validMs),
     publicKey,
     signingKey: ca.privateKey,
     signingAlgorithm: SIGNING,

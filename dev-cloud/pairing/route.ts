@@ -31,7 +31,8 @@ export interface PairingRouteOptions {
   endpoints: PairingEndpoints;
   /** Pairing attempts per source address per minute. */
   perMinute: number;
-  deviceCertDays: number;
+  /** Validity of the device certificates it issues. */
+  deviceCertMs: number;
   /** Test hook: awaited after the fort is registered, before it is answered. */
   beforeAnswer?: () => Promise<void>;
 }
@@ -96,7 +97,7 @@ export async function registerPairingRoute(app: DevCloudServer, opts: PairingRou
         const id = fortId ?? opts.registry.newId();
         const cert = await issueDeviceCert(opts.deviceCa, deviceKey, {
           commonName: id,
-          validDays: opts.deviceCertDays,
+          validMs: opts.deviceCertMs,
         });
         opts.registry.add({
           id,

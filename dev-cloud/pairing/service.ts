@@ -19,6 +19,10 @@ const issueBody = z.strictObject({
   fort_id: identifier().optional(),
 });
 
+type PairingConfig = NonNullable<DevCloudConfig['pairing']>;
+const deviceCertMs = (p: PairingConfig) =>
+  p.device_cert_seconds !== undefined ? p.device_cert_seconds * 1000 : p.device_cert_days * 86_400_000;
+
 const hostOf = (h: string) => (h.includes(':') ? `[${h}]` : h);
 
 /** What a paired fort is told about this dev cloud's endpoints. */
@@ -73,7 +77,7 @@ export async function startPairing(
     deviceCaPem,
     endpoints,
     perMinute: p.attempts_per_minute,
-    deviceCertDays: p.device_cert_days,
+    deviceCertMs: deviceCertMs(p),
     beforeAnswer: async () => {
       if (!held) return;
       waiting++;
@@ -111,7 +115,7 @@ export async function startPairing(
       if (!b.success) throw new PairingRequestRefused(issueDetail(b.error));
       const cert = await issueDeviceCert(deviceCa, await verifiedCsrKey(b.data.csr), {
         commonName: fortId,
-        validDays: p.device_cert_days,
+        validMs: deviceCertMs(p),
       });
       registry.addSerial(fortId, cert.serialNumber);
       log.info({ fortId }, 'device certificate issued for another process of the fort');
@@ -137,7 +141,7 @@ export async function startPairing(
       registry.checkJwtKey(b.data.jwt_public_key);
       const cert = await issueDeviceCert(deviceCa, await verifiedCsrKey(b.data.csr), {
         commonName: fortId,
-        validDays: p.device_cert_days,
+        validMs: deviceCertMs(p),
       });
       const f = registry.rotate(
         fortId,

@@ -43,6 +43,8 @@ export interface TestDevCloudOverrides {
   pairingAttemptsPerMinute?: number;
   /** `[pairing]`: how long rotated-away keys stay valid (default 3600 s). */
   keyOverlapSeconds?: number;
+  /** Device certificates that live this long (dev cloud's pairing.device_cert_seconds). */
+  deviceCertSeconds?: number;
   /** `[pairing] artifact_key`: the artifact signing key the cloud sends paired forts (default none). */
   pairingArtifactKey?: string;
 }
@@ -103,6 +105,7 @@ export async function testDevCloud(pki: PkiPaths, overrides: TestDevCloudOverrid
       server_ca: pki.cloudServer.ca,
       ...(overrides.pairingAttemptsPerMinute ? { attempts_per_minute: overrides.pairingAttemptsPerMinute } : {}),
       ...(overrides.keyOverlapSeconds ? { key_overlap_seconds: overrides.keyOverlapSeconds } : {}),
+      ...(overrides.deviceCertSeconds ? { device_cert_seconds: overrides.deviceCertSeconds } : {}),
       ...(overrides.pairingArtifactKey ? { artifact_key: overrides.pairingArtifactKey } : {}),
     },
   });

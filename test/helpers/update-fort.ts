@@ -68,6 +68,8 @@ export interface UpdatableFortOptions {
    * fort-agent-restart.path does (default, as install.sh sets it up); false: the agent is drained.
    */
   agentRestart?: boolean;
+  /** The dev cloud's device certificates live this long (its pairing.device_cert_seconds). */
+  deviceCertSeconds?: number;
   /** Called with the install root before release 1.0.0 goes in (e.g. to mount a small file system there). */
   beforeInstall?: (root: string) => void;
 }
@@ -111,6 +113,7 @@ export async function startUpdatableFort(o: UpdatableFortOptions = {}) {
   const dev: TestDevCloud = await testDevCloud(pki, {
     ports: inst.layout.ports,
     ...(o.paired ? { pairingArtifactKey: signPub } : {}),
+    ...(o.deviceCertSeconds ? { deviceCertSeconds: o.deviceCertSeconds } : {}),
   });
   const agent: Supervised = await startSupervised({
     name: 'agent',

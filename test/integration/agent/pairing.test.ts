@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
-import { createPrivateKey, randomUUID } from 'node:crypto';
+import { createPrivateKey, randomUUID, X509Certificate } from 'node:crypto';
 import { SignJWT } from 'jose';
 import { ASSERTION_TYPE } from '../../../dev-cloud/cloud-api/token-route.js';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
@@ -9,7 +9,15 @@ import { promisify } from 'node:util';
 import type { PkiPaths } from '../../../lib/pki/layout.js';
 import type { Supervised } from '../../../scripts/supervisor/process.js';
 import { httpsCall, httpsRequest } from '../../helpers/https.js';
-import { DIST, eventually, startAgent, testInstallation, testPki, type TestInstallation } from '../../helpers/fort.js';
+import {
+  DIST,
+  eventually,
+  jsonLines,
+  startAgent,
+  testInstallation,
+  testPki,
+  type TestInstallation,
+} from '../../helpers/fort.js';
 import { testDevCloud, type TestDevCloud } from '../../helpers/dev-cloud.js';
 
 const run = promisify(execFile);
@@ -455,6 +463,48 @@ describe('pairing: key rotation under event load', () => {
       };
       expect(await token(oldJwt)).toBe(401);
       expect(await token(readFileSync(join(pairingDir, 'jwt.key')))).toBe(200);
+    } finally {
+      await agent.stop();
+      await dev.stop();
+      inst.cleanup();
+    }
+  });
+
+  it('renews its device certificate and JWT key by itself past two thirds of the certificate life (certificates of 30 s)', async () => {
+    const pki = await testPki();
+    const inst = await testInstallation(pki, { paired: true });
+    const dev = await testDevCloud(pki, { ports: inst.layout.ports, deviceCertSeconds: 30 });
+    const agent = await startAgent(inst.files.agent, { restart: true, restartDelayMs: 100 });
+    const pairingDir = join(inst.layout.dataDir, 'agent', 'pairing');
+    const { fortctl, health } = operator(inst, pki);
+    const serial = () => new X509Certificate(readFileSync(join(pairingDir, 'device.pem'))).serialNumber;
+    const renewed = () =>
+      jsonLines(agent.stdout).filter((l) => String(l['msg']).startsWith('device certificate and JWT key renewed'));
+    try {
+      await agent.waitReady(30_000);
+      const code = dev.pairing.codes.issue('t1', 600).code;
+      expect((await fortctl('pair', '--cloud', dev.apiUrl, '--code', code, '--wait', '60')).code).toBe(0);
+      const paired = new X509Certificate(readFileSync(join(pairingDir, 'device.pem')));
+      const life = Date.parse(paired.validTo) - Date.parse(paired.validFrom);
+      expect(life).toBe(30_000);
+      const oldJwt = readFileSync(join(pairingDir, 'jwt.key'));
+      const starts = agent.starts;
+      // Not before two thirds of its life; then renewed, and the agent back on the new one.
+      const seen = await eventually(() => (renewed().length > 0 ? Date.now() : undefined), 60_000, 'a renewal');
+      expect(seen).toBeGreaterThanOrEqual(Date.parse(paired.validFrom) + (life * 2) / 3 - 1000);
+      await eventually(
+        async () =>
+          agent.starts > starts &&
+          serial() !== paired.serialNumber &&
+          (await health().catch(() => undefined))?.modules['iot-link']?.state === 'ready'
+            ? true
+            : undefined,
+        30_000,
+        'the agent back with the renewed certificate',
+      );
+      expect(readFileSync(join(pairingDir, 'jwt.key')).equals(oldJwt)).toBe(false);
+      expect(statSync(join(pairingDir, 'device.key')).mode & 0o777).toBe(0o600);
+      expect((await health()).fortId).toBe(paired.subject.replace(/^CN=/, ''));
     } finally {
       await agent.stop();
       await dev.stop();

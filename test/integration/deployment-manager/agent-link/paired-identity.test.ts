@@ -3,7 +3,7 @@ import { execFile } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { chmodSync, chownSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { DIST, eventually } from '../../../helpers/fort.js';
+import { DIST, eventually, jsonLines } from '../../../helpers/fort.js';
 import { startUpdatableFort, type UpdatableFort } from '../../../helpers/update-fort.js';
 
 /**
@@ -166,5 +166,41 @@ describe('a paired deployment manager follows the fort identity through unpair a
     const after = await admit(fort, id);
     expect(after.serial).not.toBe(before.serial);
     await polledSince(fort, id, after.accepted);
+  }, 120_000);
+});
+
+describe('a paired deployment manager renews its update certificate by itself (certificates of 40 s)', () => {
+  let fort: UpdatableFort;
+  beforeAll(async () => {
+    fort = await startUpdatableFort({ paired: true, deviceCertSeconds: 40 });
+    await admit(fort, await fort.pair());
+  }, 120_000);
+  afterAll(async () => {
+    await fort?.stop();
+  });
+
+  it('past two thirds of its life a new certificate replaces the old one, and it polls with it', async () => {
+    const fortId = fort.fortId;
+    const before = identity(fort);
+    const cert = new X509Certificate(readFileSync(join(fort.identityDir, 'device.pem')));
+    const renewed = await eventually(
+      () =>
+        existsSync(join(fort.identityDir, 'identity.json')) && identity(fort).serial !== before.serial
+          ? Date.now()
+          : undefined,
+      60_000,
+      'a renewed update certificate',
+    );
+    const from = Date.parse(cert.validFrom);
+    expect(renewed).toBeGreaterThanOrEqual(from + ((Date.parse(cert.validTo) - from) * 2) / 3 - 1000);
+    expect(identity(fort).fortId).toBe(fortId);
+    expect(
+      jsonLines(fort.dm!.stdout).some(
+        (l) => l['msg'] === 'update certificate renewed (two thirds of its life had passed)',
+      ),
+    ).toBe(true);
+    // Still admitted (same device, same auth key): it polls with the new certificate.
+    await polledSince(fort, fortId, renewed);
+    expect(fort.dm!.starts).toBe(1);
   }, 120_000);
 });

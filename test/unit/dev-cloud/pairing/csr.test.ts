@@ -15,7 +15,10 @@ describe("dev cloud: certificates for a fort's signing request (the key stays wi
     const created = await createCa({ commonName: 'Dev device CA' });
     const ca = await loadDeviceCa(created.certPem, created.keyPem);
     const { keyPem, csrPem } = await createCsr('asked-for-this-name');
-    const cert = await issueDeviceCert(ca, await verifiedCsrKey(csrPem), { commonName: 'fort-7f3a', validDays: 30 });
+    const cert = await issueDeviceCert(ca, await verifiedCsrKey(csrPem), {
+      commonName: 'fort-7f3a',
+      validMs: 30 * 86_400_000,
+    });
     const leaf = new X509Certificate(cert.toString('pem'));
     expect(leaf.subject).toBe('CN=fort-7f3a');
     expect(leaf.checkIssued(new X509Certificate(created.certPem))).toBe(true);
