@@ -26,7 +26,7 @@ import { startDiskSpace } from './disk.js';
 import { createDeadLetterReader } from './events/dead-letters.js';
 import { createAgentMetrics } from './metrics.js';
 import { createUpdateStateHolder } from './update-state.js';
-import { createCertReloader, tlsServerOf, type CertReloader } from './tls-reload.js';
+import { createCertReloader, reloadOnSighup, tlsServerOf, type CertReloader } from '../lib/tls-reload.js';
 import { FortError } from '../lib/errors.js';
 
 /** Composition root: config → logger → store → client API → admin API → READY. */
@@ -40,21 +40,19 @@ const { config, log, notifier, lifecycle, runtime, start } = bootDaemon({
 // SIGHUP (systemctl reload) re-reads the servers' certificates; installed first, as its default
 // action would kill the agent. Bad new files are refused and the old ones stay served.
 let certs: CertReloader | undefined;
+/** The agent's own client certificate, where it is a client (of the engine). */
+let reloadClientCerts: (() => void) | undefined;
 const reloadCerts = (by: string) => {
   if (!certs)
     throw new FortError(
       'FORT_ERR_CONFLICT',
       'the agent is still starting; it loads the certificates on disk as it starts',
     );
-  return certs.reload(by);
+  const served = certs.reload(by);
+  reloadClientCerts?.();
+  return served;
 };
-process.on('SIGHUP', () => {
-  try {
-    reloadCerts('SIGHUP');
-  } catch (err) {
-    log.error({ reason: (err as Error).message }, 'certificates not reloaded; still serving the previous ones');
-  }
-});
+reloadOnSighup(log).set(() => void reloadCerts('SIGHUP'));
 
 await start(async () => {
   const startedAt = new Date();
@@ -66,6 +64,7 @@ await start(async () => {
     builtAt: readBuildDate(release.root),
     log: log.child({ module: 'clock' }),
   });
+  lifecycle.add({ name: 'clock', stop: async () => clock.stop() });
   const adminTls = loadTlsMaterial(config.admin.tls);
   const apiTls = loadTlsMaterial(config.api.tls);
   // [proxy] first, then HTTPS_PROXY / NO_PROXY; a bad URL or password file stops the start (78).
@@ -113,7 +112,10 @@ await start(async () => {
         maxAnswerBytes: config.engine.max_answer_mib * 1024 * 1024,
       })
     : undefined;
-  if (engine) lifecycle.add({ name: 'engine-client', stop: async () => engine.close() });
+  if (engine) {
+    lifecycle.add({ name: 'engine-client', stop: async () => engine.close() });
+    reloadClientCerts = () => engine.reloadTls(loadTlsMaterial(config.engine?.tls ?? config.admin.tls));
+  }
   const disk = startDiskSpace({
     dir: dirname(config.store.path),
     warnFreePercent: config.store.disk_warn_free_percent,

@@ -1,5 +1,7 @@
 #!/usr/bin/env node
 import { bootDaemon } from '../lib/daemon.js';
+import { loadTlsMaterial } from '../lib/tls.js';
+import { reloadOnSighup } from '../lib/tls-reload.js';
 import { createLogLevelControl } from '../lib/log-level.js';
 import { readReleaseInfo } from '../lib/version.js';
 import { loadDeploymentManagerConfig } from './config.js';
@@ -15,9 +17,16 @@ const { config, log, notifier, lifecycle, runtime, start } = bootDaemon({
   load: loadDeploymentManagerConfig,
 });
 
+const sighup = reloadOnSighup(log);
+
 await start(async () => {
   const wiring = wireDeploymentManager(config, { log, proxyEnv: runtime.proxy });
   const { admin, reporter, stateFile } = wiring;
+  // A renewed client certificate (fortctl certs renew, then systemctl reload): used from the next call on.
+  sighup.set(() => {
+    admin.reloadTls(loadTlsMaterial(config.agent.tls));
+    log.info({ file: config.agent.tls.cert }, 'trust-zone client certificate reloaded');
+  });
   const state = stateFile.load();
   log.info({ step: state.step, installed: state.installed, deploymentId: state.deployment?.id }, 'update state loaded');
 

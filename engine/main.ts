@@ -2,6 +2,7 @@
 import { bootDaemon } from '../lib/daemon.js';
 import { createLogLevelControl } from '../lib/log-level.js';
 import { loadTlsMaterial } from '../lib/tls.js';
+import { createCertReloader, reloadOnSighup, tlsServerOf } from '../lib/tls-reload.js';
 import { readReleaseInfo } from '../lib/version.js';
 import { loadEngineConfig } from './config.js';
 import { createVersionLoader } from './loads.js';
@@ -16,6 +17,8 @@ const { config, log, notifier, lifecycle, start } = bootDaemon({
   defaultConfig: '/etc/fort/engine.toml',
   load: loadEngineConfig,
 });
+
+const sighup = reloadOnSighup(log);
 
 await start(async () => {
   const q = config.queries;
@@ -49,6 +52,12 @@ await start(async () => {
     logLevel,
   });
   await server.listen({ host: config.server.host, port: config.server.port });
+  // A renewed certificate (fortctl certs renew, then systemctl reload): served to new handshakes.
+  const certs = createCertReloader(
+    [{ role: 'engine (trust zone)', paths: config.server.tls, server: tlsServerOf(server) }],
+    log.child({ module: 'tls' }),
+  );
+  sighup.set(() => void certs.reload('SIGHUP'));
   lifecycle.add({
     name: 'server',
     stop: async () => {

@@ -5,7 +5,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { extname } from 'node:path';
+import { dirname, extname } from 'node:path';
 import {
   createAdminClient,
   waitForHealth,
@@ -27,6 +27,7 @@ import { logsCommand } from './logs/command.js';
 import { doctorCommand } from './doctor/command.js';
 import { updateCommand } from './update-status.js';
 import { supportBundleCommand } from './support-bundle/command.js';
+import { renewCerts } from './certs-renew.js';
 
 /**
  * Exit codes (lib/error-catalogue.ts, shared with fort-deployment-manager): 0 healthy / done, 1 agent
@@ -214,6 +215,27 @@ program
       );
       process.exitCode = 1;
     }
+  });
+
+certs
+  .command('renew')
+  .description(
+    "renew the trust- and client-zone certificates past two thirds of their life from the installation's CAs (root: the CA keys are root's), then have the running services use them without a restart; fort-certs-renew.timer runs it daily",
+  )
+  .option(
+    '--pki <dir>',
+    "the installation's PKI (default: two levels above fortctl's own certificate, /etc/fort/pki as installed)",
+  )
+  .option('--force', 'renew every certificate the CAs issued, due or not')
+  .action(async (o: { pki?: string; force?: boolean }) => {
+    const opts = program.opts<{ config?: string; json?: boolean }>();
+    const own = loadFortctlConfig(
+      opts.config ?? defaultFortctlConfig(readRuntimeEnv('FORTCTL_CONFIG').configFile, process.cwd()),
+    );
+    await renewCerts(
+      { pki: o.pki ?? dirname(dirname(own.admin.tls.cert)), force: o.force === true, json: opts.json === true },
+      withAdmin,
+    );
   });
 
 program

@@ -1,6 +1,6 @@
 import { Agent } from 'node:https';
 import { FortError } from './errors.js';
-import { createJsonClient } from './https-json.js';
+import { createJsonClient, replaceableAgent } from './https-json.js';
 import type { TlsMaterial } from './tls.js';
 import type { UpdateStateView, UpdateSummary } from './update-state.js';
 import type { LogLevelView, TemporaryLevel } from './log-level.js';
@@ -119,13 +119,16 @@ export interface AdminClientOptions {
 
 /** Client of the agent's trust-zone admin API (fortctl, deployment manager). */
 export function createAdminClient(opts: AdminClientOptions) {
-  const { ca, cert, key } = opts.tls;
-  if (!ca) throw new FortError('FORT_ERR_TLS_MATERIAL', 'the admin client needs the trust-zone CA to verify the agent');
   const base = new URL(opts.url);
-  // One TLS context and kept-alive connection for a poller that lives for months.
-  const agent = new Agent({ ca, cert, key, keepAlive: true, maxSockets: 1 });
+  // One TLS context and kept-alive connection for a poller that lives for months; a new one
+  // when its certificate is renewed (reloadTls).
+  const agents = replaceableAgent(({ ca, cert, key }: TlsMaterial) => {
+    if (!ca)
+      throw new FortError('FORT_ERR_TLS_MATERIAL', 'the admin client needs the trust-zone CA to verify the agent');
+    return new Agent({ ca, cert, key, keepAlive: true, maxSockets: 1 });
+  }, opts.tls);
   const http = createJsonClient({
-    agent,
+    agent: agents.get,
     timeoutMs: opts.timeoutMs ?? 5000,
     peer: `agent admin API ${opts.url}`,
     errorCode: 'FORT_ERR_ADMIN_LINK',
@@ -200,7 +203,9 @@ export function createAdminClient(opts: AdminClientOptions) {
       call<{ reload: AdminReload; coalesced: boolean } & Problem>('POST', '/admin/v1/reloads', { appId }),
     cancelReload: (id: string) =>
       call<{ result: string } & Problem>('POST', `/admin/v1/reloads/${encodeURIComponent(id)}/cancel`, {}),
-    close: () => agent.destroy(),
+    /** A renewed certificate (SIGHUP): used from the next request on. */
+    reloadTls: (tls: TlsMaterial) => agents.replace(tls),
+    close: () => agents.destroy(),
   };
 }
 export type AdminClient = ReturnType<typeof createAdminClient>;

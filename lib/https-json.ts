@@ -10,8 +10,11 @@ export interface JsonResponse {
 }
 
 export interface HttpsJsonOptions {
-  /** Carries the TLS material (CA, client cert) and, through a proxy, the tunnel. */
-  agent: Agent;
+  /**
+   * Carries the TLS material (CA, client cert) and, through a proxy, the tunnel; a function when
+   * the material may be replaced (a renewed client certificate, SIGHUP): asked at every request.
+   */
+  agent: Agent | (() => Agent);
   timeoutMs: number;
   /** Names the peer in errors, e.g. "agent admin API https://127.0.0.1:8444". */
   peer: string;
@@ -59,30 +62,34 @@ export function createJsonClient(opts: HttpsJsonOptions) {
       };
       if (body !== undefined) headers['content-length'] = String(Buffer.byteLength(body));
       const source = init.stream && Readable.from(init.stream, { objectMode: false });
-      const req = request(url, { method: init.method ?? 'GET', agent: opts.agent, headers }, (res) => {
-        // The peer answered before the end of what we were sending: the rest is of no use to it.
-        if (source && !source.readableEnded) {
-          source.unpipe(req);
-          source.destroy();
-          res.on('end', () => req.destroy());
-        }
-        const chunks: Buffer[] = [];
-        let size = 0;
-        res.on('data', (c: Buffer) => {
-          size += c.length;
-          if (size <= maxBody) chunks.push(c);
-          else req.destroy(fail(`response body over ${maxBody} bytes`));
-        });
-        res.on('error', (err) => reject(err instanceof FortError ? err : fail(`unreachable: ${err.message}`, err)));
-        res.on('end', () => {
-          if (size <= maxBody)
-            resolve({
-              statusCode: res.statusCode ?? 0,
-              headers: res.headers,
-              text: Buffer.concat(chunks).toString('utf8'),
-            });
-        });
-      });
+      const req = request(
+        url,
+        { method: init.method ?? 'GET', agent: typeof opts.agent === 'function' ? opts.agent() : opts.agent, headers },
+        (res) => {
+          // The peer answered before the end of what we were sending: the rest is of no use to it.
+          if (source && !source.readableEnded) {
+            source.unpipe(req);
+            source.destroy();
+            res.on('end', () => req.destroy());
+          }
+          const chunks: Buffer[] = [];
+          let size = 0;
+          res.on('data', (c: Buffer) => {
+            size += c.length;
+            if (size <= maxBody) chunks.push(c);
+            else req.destroy(fail(`response body over ${maxBody} bytes`));
+          });
+          res.on('error', (err) => reject(err instanceof FortError ? err : fail(`unreachable: ${err.message}`, err)));
+          res.on('end', () => {
+            if (size <= maxBody)
+              resolve({
+                statusCode: res.statusCode ?? 0,
+                headers: res.headers,
+                text: Buffer.concat(chunks).toString('utf8'),
+              });
+          });
+        },
+      );
       // Over the whole exchange, not only idle time (so no socket idle timeout besides it): a
       // peer trickling bytes must not hold us forever.
       const timeoutMs = init.timeoutMs ?? opts.timeoutMs;
@@ -122,3 +129,21 @@ export function createJsonClient(opts: HttpsJsonOptions) {
   };
 }
 export type JsonClient = ReturnType<typeof createJsonClient>;
+
+/**
+ * An https.Agent whose TLS material can be replaced (a renewed certificate): requests from then
+ * on go through a new agent; the old one's sockets are closed a little later, so requests under
+ * way finish.
+ */
+export function replaceableAgent<M>(make: (material: M) => Agent, material: M) {
+  let current = make(material);
+  return {
+    get: () => current,
+    replace(next: M): void {
+      const old = current;
+      current = make(next);
+      setTimeout(() => old.destroy(), 30_000).unref();
+    },
+    destroy: () => current.destroy(),
+  };
+}

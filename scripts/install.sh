@@ -109,9 +109,10 @@ OPT=/opt/fort
 AGENT_OPT=$OPT/agent
 STATE=/var/lib/fort
 SOURCES=$STATE/sources
-# Enabled units; fort-dm-self-update.service and fort-agent-restart.service are started by their path units only.
-UNITS=(fort-engine.service fort-agent.service fort-deployment-manager.service fort-dm-self-update.path fort-agent-restart.path)
-UNIT_FILES=("${UNITS[@]}" fort-dm-self-update.service fort-agent-restart.service)
+# Enabled units; fort-dm-self-update.service and fort-agent-restart.service are started by their path units only,
+# fort-certs-renew.service by its timer.
+UNITS=(fort-engine.service fort-agent.service fort-deployment-manager.service fort-dm-self-update.path fort-agent-restart.path fort-certs-renew.timer)
+UNIT_FILES=("${UNITS[@]}" fort-dm-self-update.service fort-agent-restart.service fort-certs-renew.service)
 UNIT_DIR=/etc/systemd/system
 FORTCTL=/usr/local/bin/fortctl
 
@@ -439,7 +440,7 @@ EOF
 # ---- systemd --------------------------------------------------------------------------------
 
 units() {
-  local unit tmp edits=(-e "s|/usr/bin/node |$NODE |" -e "s|--config /etc/fort/|--config $CONFIG_DIR/|")
+  local unit tmp edits=(-e "s|/usr/bin/node |$NODE |" -e "s|--config /etc/fort/|--config $CONFIG_DIR/|" -e "s|=/etc/fort/pki\$|=$CONFIG_DIR/pki|")
   # ConfigurationDirectory= names a directory under /etc only.
   [[ $CONFIG_DIR == /etc/fort ]] || edits+=(-e '/^ConfigurationDirectory/d')
   mkdir -p "$(R "$UNIT_DIR")"
@@ -521,7 +522,7 @@ install_fort() {
 uninstall_fort() {
   local unit
   if [[ $LIVE_SYSTEMD -eq 1 ]]; then
-    systemctl disable --quiet --now "${UNITS[@]}" fort-dm-self-update.service fort-agent-restart.service 2>/dev/null || true
+    systemctl disable --quiet --now "${UNITS[@]}" fort-dm-self-update.service fort-agent-restart.service fort-certs-renew.service 2>/dev/null || true
   elif [[ -e $(R "$UNIT_DIR/fort-agent.service") ]]; then
     systemctl --root="$ROOT" disable --quiet "${UNITS[@]}" 2>/dev/null || true
   fi

@@ -34,7 +34,8 @@ export interface AuthorizerOptions {
  * decision is not reused when the cloud is down.
  */
 export function createAuthorizer(opts: AuthorizerOptions) {
-  const now = opts.now ?? Date.now;
+  // Monotonic: a host clock set back must not keep a decision past its TTL.
+  const now = opts.now ?? (() => performance.now());
   const maxTtlMs = (opts.maxTtlSeconds ?? 3600) * 1000;
   // A Map iterates in insertion order: re-inserting on a hit makes the first key the LRU.
   const cache = new Map<string, { allow: boolean; expiresAt: number }>();

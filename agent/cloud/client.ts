@@ -172,14 +172,18 @@ export function createCloudClient(opts: CloudClientOptions) {
         fatal: false,
       });
     const lifetimeMs = parsed.data.expires_in * 1000;
-    token = { value: parsed.data.access_token, refreshAt: now() + lifetimeMs - Math.min(60_000, lifetimeMs / 5) };
+    // When to refresh, on the monotonic clock: the host clock jumping either way changes nothing.
+    token = {
+      value: parsed.data.access_token,
+      refreshAt: performance.now() + lifetimeMs - Math.min(60_000, lifetimeMs / 5),
+    };
     stats.tokensFetched += 1;
     opts.log.info({ expiresInSeconds: parsed.data.expires_in }, 'cloud access token obtained');
     return token.value;
   }
 
   function accessToken(): Promise<string> {
-    if (token && now() < token.refreshAt) return Promise.resolve(token.value);
+    if (token && performance.now() < token.refreshAt) return Promise.resolve(token.value);
     inflight ??= fetchToken().finally(() => {
       inflight = undefined;
     });

@@ -1,7 +1,7 @@
 import { Agent } from 'node:https';
 import { checkServerIdentity, type PeerCertificate } from 'node:tls';
 import { FortError, isFortErrorCode } from '../../lib/errors.js';
-import { createJsonClient, type JsonResponse } from '../../lib/https-json.js';
+import { createJsonClient, replaceableAgent, type JsonResponse } from '../../lib/https-json.js';
 import { commonName, type TlsMaterial } from '../../lib/tls.js';
 import type { LogLevelView, TemporaryLevel } from '../../lib/log-level.js';
 
@@ -75,27 +75,28 @@ const path = (...parts: string[]) => parts.map(encodeURIComponent).join('/');
  * the trust zone, e.g. a stolen fortctl one, is refused like one of another CA).
  */
 export function createEngineClient(o: EngineClientOptions) {
-  const { ca, cert, key } = o.tls;
-  if (!ca)
-    throw new FortError('FORT_ERR_TLS_MATERIAL', 'the engine client needs the trust-zone CA to verify the engine');
   const base = new URL(o.url);
-  const agent = new Agent({
-    ca,
-    cert,
-    key,
-    keepAlive: true,
-    maxSockets: 32,
-    checkServerIdentity: (host: string, peer: PeerCertificate) => {
-      const err = checkServerIdentity(host, peer);
-      if (err) return err;
-      const name = commonName(peer.subject);
-      return name === o.serverName
-        ? undefined
-        : new Error(`the engine presented the certificate of ${name ?? 'no name'}, not ${o.serverName}`);
-    },
-  });
+  const agents = replaceableAgent(({ ca, cert, key }: TlsMaterial) => {
+    if (!ca)
+      throw new FortError('FORT_ERR_TLS_MATERIAL', 'the engine client needs the trust-zone CA to verify the engine');
+    return new Agent({
+      ca,
+      cert,
+      key,
+      keepAlive: true,
+      maxSockets: 32,
+      checkServerIdentity: (host: string, peer: PeerCertificate) => {
+        const err = checkServerIdentity(host, peer);
+        if (err) return err;
+        const name = commonName(peer.subject);
+        return name === o.serverName
+          ? undefined
+          : new Error(`the engine presented the certificate of ${name ?? 'no name'}, not ${o.serverName}`);
+      },
+    });
+  }, o.tls);
   const http = createJsonClient({
-    agent,
+    agent: agents.get,
     timeoutMs: o.queryTimeoutMs,
     peer: `fort-engine ${o.url}`,
     errorCode: 'FORT_ERR_ENGINE_UNAVAILABLE',
@@ -166,7 +167,9 @@ export function createEngineClient(o: EngineClientOptions) {
       const res = await http.send(url(path('apps', app, 'versions', version)), { method: 'DELETE' });
       if (res.statusCode !== 204 && res.statusCode !== 404) expect(res, 204);
     },
-    close: () => agent.destroy(),
+    /** The agent's renewed client certificate (reload-certs, SIGHUP): used from the next request on. */
+    reloadTls: (tls: TlsMaterial) => agents.replace(tls),
+    close: () => agents.destroy(),
   };
 }
 export type EngineClient = ReturnType<typeof createEngineClient>;

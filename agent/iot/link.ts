@@ -208,10 +208,11 @@ export function createMqttLink(opts: LinkOptions) {
 
   const loop = async () => {
     while (!stopped) {
-      const spacing = lastAttemptAt + MIN_CONNECT_SPACING_MS - now();
+      // Monotonic: a host clock set back an hour must not hold the link down for an hour.
+      const spacing = lastAttemptAt + MIN_CONNECT_SPACING_MS - performance.now();
       if (spacing > 0) await sleep(spacing);
       if (stopped) break;
-      lastAttemptAt = now();
+      lastAttemptAt = performance.now();
       stats.connectAttempts += 1;
       stats.lastDisconnect = undefined;
       setState('connecting');

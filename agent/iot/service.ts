@@ -1,3 +1,4 @@
+import { createDedupCutoff } from '../events/dedup-cutoff.js';
 import type Database from 'better-sqlite3';
 import type { Logger } from '../../lib/logger.js';
 import type { ProxySettings } from '../../lib/proxy.js';
@@ -113,8 +114,9 @@ export function startIotService(deps: {
   shadow?.start();
   // Event ids are remembered only as long as a redelivery can come (checked hourly): the
   // dedup table must not grow for the life of the fort.
+  const cutoff = createDedupCutoff({ windowMs: config.dedup_hours * 3_600_000 });
   const pruneDedup = () => {
-    const removed = inbox.pruneBefore(new Date(Date.now() - config.dedup_hours * 3_600_000));
+    const removed = inbox.pruneBefore(cutoff.next());
     if (removed) log.debug({ removed }, 'forgot event ids past the redelivery window');
   };
   pruneDedup();

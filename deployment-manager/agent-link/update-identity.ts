@@ -164,10 +164,10 @@ export function followUpdateIdentity(opts: {
    * first, and only then does it replace the old (a refusal or an unreachable cloud leaves the old
    * one in use, tried again after `retryMs`).
    */
-  let lastRenewalTry = 0;
+  let lastRenewalTry = -Infinity;
   function renewIfDue(): void {
     const id = running?.id;
-    if (!id || abort.signal.aborted || renewing || Date.now() - lastRenewalTry < opts.retryMs) return;
+    if (!id || abort.signal.aborted || renewing || performance.now() - lastRenewalTry < opts.retryMs) return;
     let cert: X509Certificate;
     try {
       cert = new X509Certificate(readFileSync(id.files.cert));
@@ -175,7 +175,7 @@ export function followUpdateIdentity(opts: {
       return; // unreadable: the update server's refusal renews it
     }
     if (Date.now() < renewalDueAt(cert)) return;
-    lastRenewalTry = Date.now();
+    lastRenewalTry = performance.now();
     renewing = (async () => {
       const got = await askAgent(opts.admin);
       if (!got.ok) throw new Error(got.why);

@@ -210,10 +210,11 @@ function downloadOnce(opts: DownloadOptions): Promise<void> {
           ),
         );
         // No byte for stallTimeoutMs: checked a few times per period, not a timer re-armed per 16 KB record.
-        let lastByteAt = Date.now();
+        // Monotonic: a clock set back must not switch the stall detection off.
+        let lastByteAt = performance.now();
         const stall = setInterval(
           () => {
-            if (Date.now() - lastByteAt >= opts.stallTimeoutMs) res.destroy(new Interrupted('stalled'));
+            if (performance.now() - lastByteAt >= opts.stallTimeoutMs) res.destroy(new Interrupted('stalled'));
           },
           Math.max(10, Math.min(1000, opts.stallTimeoutMs / 4)),
         );
@@ -245,7 +246,7 @@ function downloadOnce(opts: DownloadOptions): Promise<void> {
             res.destroy(fail(`artifact is more than the ${opts.maxBytes} bytes allowed`));
             return;
           }
-          lastByteAt = Date.now();
+          lastByteAt = performance.now();
           pending.push(chunk);
           pendingBytes += chunk.length;
           // A slow or stalled link: on disk within FLUSH_AFTER_MS anyway (a kill -9 resumes from there).

@@ -273,8 +273,8 @@ export function createUpdateService(deps: {
     // Written in place (one IN_CLOSE_WRITE on the directory: one trigger); what it says is for people.
     const request = { requestedAt: new Date().toISOString(), by: process.pid };
     writeFileSync(join(dir, 'request'), `${JSON.stringify(request)}\n`, { mode: 0o600 });
-    const until = Date.now() + AGENT_RESTART_WAIT_MS;
-    while (Date.now() < until) {
+    const until = performance.now() + AGENT_RESTART_WAIT_MS;
+    while (performance.now() < until) {
       const now = await startedAt();
       if (before === undefined || now !== before) return true;
       await new Promise((r) => setTimeout(r, 50));

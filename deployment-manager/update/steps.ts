@@ -98,10 +98,13 @@ export function giveUp(io: StepIo, s: Active, reason: string): UpdateState {
 }
 
 async function waitRunning(io: StepIo, version: string, deadline: string): Promise<boolean> {
-  const until = Date.parse(deadline);
+  // The deadline is persisted on the wall clock (a restart keeps it); within this process what is
+  // left of it is measured on the monotonic clock: a host clock jumping a day forward must not
+  // roll back a good release, nor one set back stretch the wait.
+  const until = performance.now() + Math.max(0, Date.parse(deadline) - io.now().getTime());
   for (;;) {
     if (await io.deps.agent.runs(version).catch(() => false)) return true;
-    if (io.now().getTime() >= until || io.stopped()) return false;
+    if (performance.now() >= until || io.stopped()) return false;
     await io.sleep(io.deps.healthPollMs);
   }
 }

@@ -166,6 +166,36 @@ async function signCert(
   });
 }
 
+/**
+ * The same certificate again from `ca`, for the same key: subject, names, usages and every other
+ * extension copied, a new serial, as long a life starting now (back-dated a minute, or a tenth of
+ * a short life), never past the CA's own. Refuses a certificate `ca` did not issue (a customer's).
+ */
+export async function renewCert(
+  ca: Pick<KeyAndCert, 'cert' | 'keys'>,
+  leafPem: string,
+  now = new Date(),
+): Promise<string> {
+  const leaf = new x509.X509Certificate(leafPem);
+  if (!(await leaf.verify({ publicKey: ca.cert.publicKey, signatureOnly: true })))
+    throw new Error(`${leaf.subject} was not issued by ${ca.cert.subject}`);
+  const life = leaf.notAfter.getTime() - leaf.notBefore.getTime();
+  const notBefore = new Date(now.getTime() - Math.min(60_000, life / 10));
+  const notAfter = new Date(Math.min(notBefore.getTime() + life, ca.cert.notAfter.getTime()));
+  const cert = await x509.X509CertificateGenerator.create({
+    serialNumber: randomSerial(),
+    subject: leaf.subjectName,
+    issuer: ca.cert.subjectName,
+    notBefore,
+    notAfter,
+    publicKey: leaf.publicKey,
+    signingKey: ca.keys.privateKey,
+    signingAlgorithm: SIGN_ALG,
+    extensions: leaf.extensions,
+  });
+  return pem(cert.toString('pem'));
+}
+
 /** A CA from its PEM certificate and PKCS#8 key (P-256), ready to sign. */
 export async function loadCa(certPem: string, keyPem: string): Promise<Pick<KeyAndCert, 'cert' | 'keys'>> {
   const cert = new x509.X509Certificate(certPem);

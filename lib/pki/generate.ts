@@ -18,6 +18,8 @@ export interface GeneratePkiOptions {
    * zones; the cloud zones are stand-ins for the dev cloud.
    */
   zones?: readonly PkiZone[];
+  /** Validity of the trust- and client-zone leaves (default 825 days from now): tests use certificates that live minutes. */
+  leafValidity?: { notBefore: Date; notAfter: Date };
 }
 
 const DEFAULT_NAMES = ['localhost', '127.0.0.1'];
@@ -44,6 +46,7 @@ export async function generatePki(opts: GeneratePkiOptions): Promise<PkiPaths> {
   const server = sans(opts.serverNames ?? DEFAULT_NAMES);
   const clientApi = sans(opts.clientApiNames ?? DEFAULT_NAMES);
   const want = (z: PkiZone) => zones.includes(z);
+  const leaf = opts.leafValidity ?? {};
 
   // Everything is made before anything is written.
   const writes: (() => void)[] = [];
@@ -56,14 +59,22 @@ export async function generatePki(opts: GeneratePkiOptions): Promise<PkiPaths> {
     const tz = paths.trustZone;
     const ca = await createCa({ commonName: `Fort trust-zone root CA ${fortId}` });
     pair(ca, tz.ca, tz.caKey);
-    pair(await issueCert(ca, { commonName: 'agent', usage: 'server+client', ...server }), tz.agentCert, tz.agentKey);
     pair(
-      await issueCert(ca, { commonName: 'deployment-manager', usage: 'client' }),
+      await issueCert(ca, { commonName: 'agent', usage: 'server+client', ...server, ...leaf }),
+      tz.agentCert,
+      tz.agentKey,
+    );
+    pair(
+      await issueCert(ca, { commonName: 'deployment-manager', usage: 'client', ...leaf }),
       tz.deploymentManagerCert,
       tz.deploymentManagerKey,
     );
-    pair(await issueCert(ca, { commonName: 'fortctl', usage: 'client' }), tz.fortctlCert, tz.fortctlKey);
-    pair(await issueCert(ca, { commonName: 'engine', usage: 'server', ...server }), tz.engineCert, tz.engineKey);
+    pair(await issueCert(ca, { commonName: 'fortctl', usage: 'client', ...leaf }), tz.fortctlCert, tz.fortctlKey);
+    pair(
+      await issueCert(ca, { commonName: 'engine', usage: 'server', ...server, ...leaf }),
+      tz.engineCert,
+      tz.engineKey,
+    );
   }
   if (want('clientZone')) {
     const cz = paths.clientZone;
@@ -71,7 +82,7 @@ export async function generatePki(opts: GeneratePkiOptions): Promise<PkiPaths> {
     const ca = await createCa({ commonName: `Fort client-zone CA ${fortId}`, permitted: clientApi });
     pair(ca, cz.ca, cz.caKey);
     pair(
-      await issueCert(ca, { commonName: 'fort client api', usage: 'server', ...clientApi }),
+      await issueCert(ca, { commonName: 'fort client api', usage: 'server', ...clientApi, ...leaf }),
       cz.clientApiCert,
       cz.clientApiKey,
     );

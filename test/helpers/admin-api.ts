@@ -18,7 +18,7 @@ import { createAgentMetrics } from '../../agent/metrics.js';
 import { createPairingOperations } from '../../agent/pairing/operations.js';
 import { reloadsSection } from '../../agent/reloads/config.js';
 import { adminReloadOperations, startReloadService } from '../../agent/reloads/service.js';
-import { createCertReloader, tlsServerOf } from '../../agent/tls-reload.js';
+import { createCertReloader, tlsServerOf } from '../../lib/tls-reload.js';
 import { createUpdateStateHolder } from '../../agent/update-state.js';
 import { tempDir } from './fort.js';
 import { collectingLogger, tempStores } from './inject.js';

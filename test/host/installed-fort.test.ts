@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { X509Certificate } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { issueCert, loadCa } from '../../lib/pki/certs.js';
+import { issueCert, loadCa, renewCert } from '../../lib/pki/certs.js';
 import { eventually } from '../helpers/fort.js';
 import { startHostFixture, type HostFixture, UNITS, API_PORT } from './harness/installed-fort.js';
 import { httpsCall } from '../helpers/https.js';
@@ -208,6 +208,57 @@ describe('the installed fort under a real systemd (shipped units, install.sh def
     expect(after.MainPID).toBe(before.MainPID);
     expect(after.NRestarts).toBe(before.NRestarts);
     expect(await f.host.journal('fort-agent.service', ['-n', '50'])).toMatch(/TLS certificates reloaded/);
+  });
+
+  it('fort-certs-renew (its timer enabled) renews the certificates past two thirds of their life; the services use them without a restart', async () => {
+    expect((await f.unit('fort-certs-renew.timer')).ActiveState).toBe('active');
+    const leaves = [
+      ['trust-zone', 'agent'],
+      ['trust-zone', 'deployment-manager'],
+      ['trust-zone', 'fortctl'],
+      ['trust-zone', 'engine'],
+      ['client-zone', 'client-api'],
+    ] as const;
+    // Each made 600 of its 825 days old (same CA, same key), written in place: due for renewal.
+    const aged = new Date(Date.now() - 600 * 86_400_000);
+    for (const [zone, name] of leaves) {
+      const ca = await loadCa(
+        f.read(`/etc/fort/pki/${zone}/ca.pem`).toString(),
+        f.read(`/etc/fort/pki/${zone}/ca.key`).toString(),
+      );
+      const file = `/etc/fort/pki/${zone}/${name}.pem`;
+      writeFileSync(f.host.path(file), await renewCert(ca, f.read(file).toString(), aged));
+    }
+    const serial = (zone: string, name: string) =>
+      new X509Certificate(f.read(`/etc/fort/pki/${zone}/${name}.pem`)).serialNumber;
+    const old = leaves.map(([z, n]) => serial(z, n));
+    const services = ['fort-agent.service', 'fort-engine.service', 'fort-deployment-manager.service'];
+    const before = await Promise.all(services.map((u) => f.unit(u)));
+
+    const ran = await f.host.systemctl('start', 'fort-certs-renew.service');
+    expect(ran.code, ran.stderr).toBe(0);
+    const renewed = leaves.map(([z, n]) => serial(z, n));
+    renewed.forEach((s, i) => expect(s, leaves[i]!.join('/')).not.toBe(old[i]));
+    const agentCert = new X509Certificate(f.read('/etc/fort/pki/trust-zone/agent.pem'));
+    expect(Date.parse(agentCert.validTo) - Date.now()).toBeGreaterThan(800 * 86_400_000);
+    const journal = await f.host.journal('fort-certs-renew.service', ['-n', '50']);
+    expect(journal).toMatch(/trust-zone\/agent: renewed/);
+    expect(journal).toMatch(/reloaded: fort-agent.service, fort-engine.service, fort-deployment-manager.service/);
+    await eventually(
+      async () =>
+        (await f.clientApi('/health')).peer.serialNumber.toLowerCase() === renewed[4]!.toLowerCase() ? true : undefined,
+      20_000,
+      'the renewed client API certificate served',
+    );
+    expect(await f.host.journal('fort-engine.service', ['-n', '50'])).toMatch(/TLS certificates reloaded/);
+    expect(await f.host.journal('fort-deployment-manager.service', ['-n', '50'])).toMatch(
+      /trust-zone client certificate reloaded/,
+    );
+    const after = await Promise.all(services.map((u) => f.unit(u)));
+    after.forEach((u, i) => {
+      expect(u.MainPID, services[i]).toBe(before[i]!.MainPID);
+      expect(u.NRestarts, services[i]).toBe(before[i]!.NRestarts);
+    });
   });
 
   it('fortctl logs reads the journal and fortctl doctor passes', async () => {

@@ -197,6 +197,8 @@ describe('scripts/install.sh into a throwaway root', () => {
       '/etc/systemd/system/fort-dm-self-update.path': ['0644', 'root:root'],
       '/etc/systemd/system/fort-agent-restart.service': ['0644', 'root:root'],
       '/etc/systemd/system/fort-agent-restart.path': ['0644', 'root:root'],
+      '/etc/systemd/system/fort-certs-renew.service': ['0644', 'root:root'],
+      '/etc/systemd/system/fort-certs-renew.timer': ['0644', 'root:root'],
       '/usr/local/bin/fortctl': ['0755', 'root:root'],
     };
     for (const [path, [mode, owner]] of Object.entries(expected))
@@ -218,6 +220,10 @@ describe('scripts/install.sh into a throwaway root', () => {
       );
       expect(existsSync(join(root, `etc/systemd/system/multi-user.target.wants/${unit}.service`))).toBe(false);
     }
+    // ... and the certificate renewal by its timer.
+    expect(readlinkSync(join(root, 'etc/systemd/system/timers.target.wants/fort-certs-renew.timer'))).toBe(
+      '/etc/systemd/system/fort-certs-renew.timer',
+    );
 
     // The kernel agrees: each process reads its own key and not the other's, nor the CA key.
     expect(await readAs(root, 'fort-agent', 'etc/fort/pki/trust-zone/agent.key')).toBe(true);
@@ -292,6 +298,8 @@ describe('scripts/install.sh into a throwaway root', () => {
       'etc/systemd/system/paths.target.wants/fort-dm-self-update.path',
       'etc/systemd/system/fort-agent-restart.service',
       'etc/systemd/system/paths.target.wants/fort-agent-restart.path',
+      'etc/systemd/system/fort-certs-renew.service',
+      'etc/systemd/system/timers.target.wants/fort-certs-renew.timer',
       'usr/local/bin/fortctl',
     ]) {
       expect(existsSync(join(root, gone)), gone).toBe(false);

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { REPO } from '../../helpers/fort.js';
+import { REPO, tempDir } from '../../helpers/fort.js';
 
 const run = promisify(execFile);
 const UNITS = ['fort-agent.service', 'fort-deployment-manager.service'];
@@ -108,6 +108,36 @@ describe('systemd units', () => {
       const p = readFileSync(path, 'utf8');
       expect(directives(p, 'PathChanged')).toEqual(['/var/lib/fort/deployment-manager/agent-restart']);
       expect(directives(p, 'Unit')).toEqual(['fort-agent-restart.service']);
+    });
+  });
+
+  describe("root's certificate renewal", () => {
+    const service = join(REPO, 'systemd', 'fort-certs-renew.service');
+    const timer = join(REPO, 'systemd', 'fort-certs-renew.timer');
+
+    it('systemd-analyze verify is clean for both units; the root service scores at most 2.0', async () => {
+      // verify wants the command to exist: the installed fortctl wrapper stands in for /bin/true here.
+      const dir = tempDir('certs-renew-units');
+      const copy = join(dir, 'fort-certs-renew.service');
+      writeFileSync(copy, readFileSync(service, 'utf8').replace('/usr/local/bin/fortctl ', '/bin/true '));
+      copyFileSync(timer, join(dir, 'fort-certs-renew.timer'));
+      const verify = await run('systemd-analyze', ['verify', copy, join(dir, 'fort-certs-renew.timer')]);
+      expect(verify.stderr.trim()).toBe('');
+      const security = await run('systemd-analyze', ['security', '--offline=true', '--no-pager', copy]);
+      const m = /Overall exposure level for \S+: (\d+\.\d+)/.exec(security.stdout);
+      process.stdout.write(`fort-certs-renew.service: exposure ${m![1]}\n`);
+      expect(Number(m![1])).toBeLessThanOrEqual(2.0);
+    });
+
+    it("runs root's fortctl certs renew, writes only the PKI, no network; daily and after a missed day", () => {
+      const text = readFileSync(service, 'utf8');
+      expect(directives(text, 'ExecStart')).toEqual(['/usr/local/bin/fortctl certs renew']);
+      expect(directives(text, 'ReadWritePaths')).toEqual(['/etc/fort/pki']);
+      expect(directives(text, 'PrivateNetwork')).toEqual(['yes']);
+      expect(text).not.toMatch(/^\[Install\]/m);
+      const t = readFileSync(timer, 'utf8');
+      expect(directives(t, 'OnCalendar')).toEqual(['daily']);
+      expect(directives(t, 'Persistent')).toEqual(['true']);
     });
   });
 

@@ -1,7 +1,7 @@
 import type { SecureContextOptions } from 'node:tls';
-import type { Logger } from '../lib/logger.js';
-import { loadTlsMaterial, TLS_MIN_VERSION, type TlsFilePaths } from '../lib/tls.js';
-import type { ServedCertificate } from '../lib/admin-client.js';
+import type { Logger } from './logger.js';
+import { loadTlsMaterial, TLS_MIN_VERSION, type TlsFilePaths } from './tls.js';
+import type { ServedCertificate } from './admin-client.js';
 
 /** A TLS server whose certificate can be swapped while it runs (node's https/tls Server). */
 export interface ReloadableServer {
@@ -56,3 +56,25 @@ export function createCertReloader(servers: readonly ReloadableServer[], log: Lo
 }
 
 export type CertReloader = ReturnType<typeof createCertReloader>;
+
+/**
+ * SIGHUP (`systemctl reload`, `fortctl certs renew`) runs the reload set here; the handler is
+ * installed at once, as the signal's default action would kill the process. Before a reload is
+ * set (still starting) it is nothing to do: the process reads the files on disk as it starts. A
+ * failed reload is logged and the material already in use stays.
+ */
+export function reloadOnSighup(log: Logger) {
+  let reload: (() => void) | undefined;
+  process.on('SIGHUP', () => {
+    try {
+      reload?.();
+    } catch (err) {
+      log.error({ reason: (err as Error).message }, 'certificates not reloaded; still using the previous ones');
+    }
+  });
+  return {
+    set(r: () => void): void {
+      reload = r;
+    },
+  };
+}
