@@ -1,3 +1,4 @@
+import { mountSmallFs } from './small-fs.js';
 import { execFile, execFileSync } from 'node:child_process';
 import { promisify } from 'node:util';
 import {
@@ -70,6 +71,8 @@ export interface UpdatableFortOptions {
   agentRestart?: boolean;
   /** The dev cloud's device certificates live this long (its pairing.device_cert_seconds). */
   deviceCertSeconds?: number;
+  /** The data directory (the agent's store, the DM's state and staging) on a tmpfs of this many MiB: `fort.dataFs` fills it. */
+  dataFsMib?: number;
   /** Called with the install root before release 1.0.0 goes in (e.g. to mount a small file system there). */
   beforeInstall?: (root: string) => void;
 }
@@ -91,6 +94,7 @@ export async function startUpdatableFort(o: UpdatableFortOptions = {}) {
     ...o.install,
     ...(o.paired ? { paired: true } : {}),
   });
+  const dataFs = o.dataFsMib ? mountSmallFs(inst.layout.dataDir, o.dataFsMib) : undefined;
   const root = join(inst.dir, 'opt');
   const out = join(inst.dir, 'out');
   const signKey = join(inst.dir, 'sign.pem');
@@ -178,6 +182,7 @@ export async function startUpdatableFort(o: UpdatableFortOptions = {}) {
     signPub,
     stateFile,
     stagingDir,
+    dataFs,
     get dm(): Supervised | undefined {
       return dm;
     },
@@ -264,6 +269,7 @@ export async function startUpdatableFort(o: UpdatableFortOptions = {}) {
       await dm?.stop().catch(() => undefined);
       await agent.stop().catch(() => undefined);
       await dev.stop();
+      dataFs?.unmount();
       inst.cleanup();
     },
   };

@@ -6,6 +6,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { REPO } from '../helpers/fort.js';
+import { fakeClockEnv } from '../helpers/fake-clock.js';
 import { startUpdatableFort, type UpdatableFort } from '../helpers/update-fort.js';
 import { nodeArgsFromUnit } from '../../scripts/supervisor/unit-file.js';
 import { createRequestDriver } from './requests.js';
@@ -39,6 +40,10 @@ const o = new Command('soak')
   .option('--events-per-second <n>', 'ping events the cloud sends', wholeNumber(1, 100), 20)
   .option('--requests-per-second <n>', 'client API requests a user makes', wholeNumber(1, 100), 10)
   .option('--accelerated', "the deployment manager's intervals (poll, inventory, retry, resume, health) all 1 s")
+  .option(
+    '--more-chaos',
+    "also fill the data disk (a tmpfs, as root) and jump the agent's host clock a day forward (libfaketime), 15 s each",
+  )
   .option('--out <file>', 'JSON report', join(REPO, 'bench', 'results', 'soak.json'))
   .parse(process.argv)
   .opts<{
@@ -47,10 +52,13 @@ const o = new Command('soak')
     eventsPerSecond: number;
     requestsPerSecond: number;
     accelerated?: boolean;
+    moreChaos?: boolean;
     out: string;
   }>();
 
 const FORT = 'fort-dev-1';
+/** The agent's clock offset under --more-chaos (libfaketime reads it). */
+const clockFile = join(tmpdir(), `fort-soak-clock-${process.pid}`);
 const WARMUP_MS = 30_000;
 /** The last heap snapshots start this long before the load stops (they take a few seconds). */
 const HEAP_END_LEAD_MS = 10_000;
@@ -79,7 +87,9 @@ async function main(): Promise<number> {
       // on exit as Restart=always does.
       agent: {
         nodeArgs: [...nodeArgsFromUnit(join(REPO, 'systemd/fort-agent.service')), ...heapSnapshotArgs(heapDirs.agent)],
+        ...(o.moreChaos ? { env: fakeClockEnv(clockFile) } : {}),
       },
+      ...(o.moreChaos ? { dataFsMib: 512 } : {}),
       dm: {
         nodeArgs: [
           ...nodeArgsFromUnit(join(REPO, 'systemd/fort-deployment-manager.service')),
@@ -101,6 +111,7 @@ async function main(): Promise<number> {
     }
   } finally {
     rmSync(heapDir, { recursive: true, force: true });
+    rmSync(clockFile, { force: true });
   }
 }
 
@@ -144,6 +155,18 @@ async function soak(
       'kill -9 agent': () => fort.agent.kill('SIGKILL'),
       'kill -9 deployment-manager': () => fort.dm?.kill('SIGKILL'),
       'drop IoT links': () => fort.dev.bridge.dropConnections(),
+      ...(o.moreChaos
+        ? {
+            'disk full for 15 s': () => {
+              fort.dataFs!.fill(0);
+              setTimeout(() => fort.dataFs!.free(), 15_000);
+            },
+            'agent clock a day forward for 15 s': () => {
+              writeFileSync(clockFile, '+1d\n');
+              setTimeout(() => writeFileSync(clockFile, '+0\n'), 15_000);
+            },
+          }
+        : {}),
     },
     log,
   });

@@ -10,9 +10,9 @@ import { loadTlsMaterial } from '../../../lib/tls.js';
 import { eventually, startAgent, testInstallation, testPki, type TestInstallation } from '../../helpers/fort.js';
 import { testDevCloud, type TestDevCloud } from '../../helpers/dev-cloud.js';
 import { httpsCall } from '../../helpers/https.js';
+import { fakeClockEnv } from '../../helpers/fake-clock.js';
 
 const FORT = 'fort-dev-1';
-const LIBFAKETIME = '/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1';
 
 /**
  * The real agent's host clock jumps at runtime (libfaketime: the wall clock moves, the monotonic
@@ -74,15 +74,7 @@ describe('a host clock that jumps under the running agent', () => {
         },
       },
     });
-    setClock('+0');
-    agent = await startAgent(inst.files.agent, {
-      env: {
-        LD_PRELOAD: LIBFAKETIME,
-        FAKETIME_TIMESTAMP_FILE: offsetFile(),
-        FAKETIME_CACHE_DURATION: '1',
-        FAKETIME_DONT_FAKE_MONOTONIC: '1',
-      },
-    });
+    agent = await startAgent(inst.files.agent, { env: fakeClockEnv(offsetFile()) });
     await agent.waitReady(20_000);
     admin = createAdminClient({
       url: `https://127.0.0.1:${inst.layout.ports.admin}`,
