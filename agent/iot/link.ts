@@ -66,7 +66,7 @@ export function createMqttLink(opts: LinkOptions) {
   let attempt = 0;
   /** The last delivery could not be committed (a full disk): reconnects back off until one is. */
   let storeFailing = false;
-  let lastAttemptAt = 0;
+  let lastAttemptAt = -Infinity;
   let wakeUp: (() => void) | undefined;
   // mqtt.js keeps unacked QoS 1 publishes for its own reconnect and never settles them when
   // a client is discarded; we fail them ourselves so the outbox retries on the next link.
