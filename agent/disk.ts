@@ -12,8 +12,6 @@ export interface DiskSpaceOptions {
   /** Below this, new reloads are refused (FORT_ERR_DISK_LOW). */
   minFreeMib: number;
   health: HealthRegistry;
-  /** How often the health module looks (default 60 s); every health read looks too (one statfs); the floor is checked at each use. */
-  intervalMs?: number;
   statfs?: (dir: string) => Pick<StatsFs, 'bavail' | 'bsize' | 'blocks'>;
 }
 
@@ -29,15 +27,15 @@ export function startDiskSpace(o: DiskSpaceOptions) {
     const freeBytes = s.bavail * s.bsize;
     return { freeBytes, freeMib: Math.floor(freeBytes / MiB), freePercent: (s.bavail / s.blocks) * 100 };
   };
+  const record = (f: ReturnType<typeof free>) =>
+    o.health.set(
+      'disk',
+      f.freePercent < o.warnFreePercent || f.freeMib < o.minFreeMib ? 'degraded' : 'ready',
+      `${f.freeMib} MiB free (${f.freePercent.toFixed(1)} %) on ${o.dir}`,
+    );
   const look = () => {
     try {
-      const f = free();
-      const detail = `${f.freeMib} MiB free (${f.freePercent.toFixed(1)} %) on ${o.dir}`;
-      o.health.set(
-        'disk',
-        f.freePercent < o.warnFreePercent || f.freeMib < o.minFreeMib ? 'degraded' : 'ready',
-        detail,
-      );
+      record(free());
     } catch (err) {
       o.health.set(
         'disk',
@@ -46,16 +44,14 @@ export function startDiskSpace(o: DiskSpaceOptions) {
       );
     }
   };
-  look();
+  // Looked at on every health read (one statfs): the module is only ever seen through them.
   o.health.refreshOnRead(look);
-  // And when nobody reads the health for a while.
-  const timer = setInterval(look, o.intervalMs ?? 60_000).unref();
   return {
     /** Throws FORT_ERR_DISK_LOW when the free space is under the floor (and updates the health module). */
     assertRoom(what: string): void {
       const f = free();
       if (f.freeMib >= o.minFreeMib) return;
-      look();
+      record(f);
       throw new FortError(
         'FORT_ERR_DISK_LOW',
         `${what} refused: ${f.freeMib} MiB free on ${o.dir}, under store.disk_min_free_mib (${o.minFreeMib})`,
@@ -64,7 +60,6 @@ export function startDiskSpace(o: DiskSpaceOptions) {
     },
     /** The free space now (the shadow reports it). */
     free,
-    stop: () => clearInterval(timer),
   };
 }
 export type DiskSpace = ReturnType<typeof startDiskSpace>;

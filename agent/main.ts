@@ -122,7 +122,6 @@ await start(async () => {
     minFreeMib: config.store.disk_min_free_mib,
     health,
   });
-  lifecycle.add({ name: 'disk', stop: async () => disk.stop() });
   const reloads = startReloadService({
     db: store.db,
     engine,

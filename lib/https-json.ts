@@ -62,34 +62,31 @@ export function createJsonClient(opts: HttpsJsonOptions) {
       };
       if (body !== undefined) headers['content-length'] = String(Buffer.byteLength(body));
       const source = init.stream && Readable.from(init.stream, { objectMode: false });
-      const req = request(
-        url,
-        { method: init.method ?? 'GET', agent: typeof opts.agent === 'function' ? opts.agent() : opts.agent, headers },
-        (res) => {
-          // The peer answered before the end of what we were sending: the rest is of no use to it.
-          if (source && !source.readableEnded) {
-            source.unpipe(req);
-            source.destroy();
-            res.on('end', () => req.destroy());
-          }
-          const chunks: Buffer[] = [];
-          let size = 0;
-          res.on('data', (c: Buffer) => {
-            size += c.length;
-            if (size <= maxBody) chunks.push(c);
-            else req.destroy(fail(`response body over ${maxBody} bytes`));
-          });
-          res.on('error', (err) => reject(err instanceof FortError ? err : fail(`unreachable: ${err.message}`, err)));
-          res.on('end', () => {
-            if (size <= maxBody)
-              resolve({
-                statusCode: res.statusCode ?? 0,
-                headers: res.headers,
-                text: Buffer.concat(chunks).toString('utf8'),
-              });
-          });
-        },
-      );
+      const agent = typeof opts.agent === 'function' ? opts.agent() : opts.agent;
+      const req = request(url, { method: init.method ?? 'GET', agent, headers }, (res) => {
+        // The peer answered before the end of what we were sending: the rest is of no use to it.
+        if (source && !source.readableEnded) {
+          source.unpipe(req);
+          source.destroy();
+          res.on('end', () => req.destroy());
+        }
+        const chunks: Buffer[] = [];
+        let size = 0;
+        res.on('data', (c: Buffer) => {
+          size += c.length;
+          if (size <= maxBody) chunks.push(c);
+          else req.destroy(fail(`response body over ${maxBody} bytes`));
+        });
+        res.on('error', (err) => reject(err instanceof FortError ? err : fail(`unreachable: ${err.message}`, err)));
+        res.on('end', () => {
+          if (size <= maxBody)
+            resolve({
+              statusCode: res.statusCode ?? 0,
+              headers: res.headers,
+              text: Buffer.concat(chunks).toString('utf8'),
+            });
+        });
+      });
       // Over the whole exchange, not only idle time (so no socket idle timeout besides it): a
       // peer trickling bytes must not hold us forever.
       const timeoutMs = init.timeoutMs ?? opts.timeoutMs;

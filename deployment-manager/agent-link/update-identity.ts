@@ -165,16 +165,22 @@ export function followUpdateIdentity(opts: {
    * one in use, tried again after `retryMs`).
    */
   let lastRenewalTry = -Infinity;
+  /** The running identity's certificate, read once per identity (not at every health check). */
+  let held: { id: UpdateIdentity; cert: X509Certificate | undefined } | undefined;
   function renewIfDue(): void {
     const id = running?.id;
     if (!id || abort.signal.aborted || renewing || performance.now() - lastRenewalTry < opts.retryMs) return;
-    let cert: X509Certificate;
-    try {
-      cert = new X509Certificate(readFileSync(id.files.cert));
-    } catch {
-      return; // unreadable: the update server's refusal renews it
+    if (held?.id !== id) {
+      let read: X509Certificate | undefined;
+      try {
+        read = new X509Certificate(readFileSync(id.files.cert));
+      } catch {
+        read = undefined; // unreadable: the update server's refusal renews it
+      }
+      held = { id, cert: read };
     }
-    if (Date.now() < renewalDueAt(cert)) return;
+    const cert = held.cert;
+    if (!cert || Date.now() < renewalDueAt(cert)) return;
     lastRenewalTry = performance.now();
     renewing = (async () => {
       const got = await askAgent(opts.admin);

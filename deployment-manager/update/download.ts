@@ -202,13 +202,11 @@ function downloadOnce(opts: DownloadOptions): Promise<void> {
           if (disk.queuedBytes() > WRITES_IN_FLIGHT_BYTES && !waiting.disk)
             waitFor('disk', disk.below(WRITES_IN_FLIGHT_BYTES / 2));
         };
-        disk.failed.catch((err: unknown) =>
-          res.destroy(
-            isDiskFull(err)
-              ? diskLow(`no space left writing ${opts.dest}`, err)
-              : fail('cannot write the staging file', err),
-          ),
-        );
+        const writeFailed = (err: unknown) =>
+          isDiskFull(err)
+            ? diskLow(`no space left writing ${opts.dest}`, err)
+            : fail('cannot write the staging file', err);
+        disk.failed.catch((err: unknown) => res.destroy(writeFailed(err)));
         // No byte for stallTimeoutMs: checked a few times per period, not a timer re-armed per 16 KB record.
         // Monotonic: a clock set back must not switch the stall detection off.
         let lastByteAt = performance.now();
@@ -231,12 +229,7 @@ function downloadOnce(opts: DownloadOptions): Promise<void> {
             },
             (writeErr: unknown) => {
               opts.onProgress?.(sizeOf(opts.dest));
-              reject(
-                err ??
-                  (isDiskFull(writeErr)
-                    ? diskLow(`no space left writing ${opts.dest}`, writeErr)
-                    : fail('cannot write the staging file', writeErr)),
-              );
+              reject(err ?? writeFailed(writeErr));
             },
           );
         };

@@ -49,6 +49,9 @@ export async function renewInstallationCerts(
     const dir = join(pkiDir, zone);
     const caFile = join(dir, 'ca.pem');
     const caKeyFile = join(dir, 'ca.key');
+    // Read once per zone, when a certificate of it is due.
+    let caCert: X509Certificate | undefined;
+    let ca: Awaited<ReturnType<typeof loadCa>> | undefined;
     for (const [role, name] of leaves) {
       const file = join(dir, name);
       if (!existsSync(file)) continue;
@@ -60,12 +63,15 @@ export async function renewInstallationCerts(
         done.push({ ...base, outcome: 'not-due', dueAt: new Date(due).toISOString() });
         continue;
       }
-      if (!existsSync(caKeyFile) || !cert.checkIssued(new X509Certificate(readFileSync(caFile)))) {
+      caCert ??= new X509Certificate(readFileSync(caFile));
+      if (!existsSync(caKeyFile) || !cert.checkIssued(caCert)) {
         done.push({ ...base, outcome: 'not-ours', reason: `not issued by ${caFile}: renew it yourself` });
         continue;
       }
-      assertPrivateFileMode(caKeyFile);
-      const ca = await loadCa(readFileSync(caFile, 'utf8'), readFileSync(caKeyFile, 'utf8'));
+      if (!ca) {
+        assertPrivateFileMode(caKeyFile);
+        ca = await loadCa(readFileSync(caFile, 'utf8'), readFileSync(caKeyFile, 'utf8'));
+      }
       const renewed = await renewCert(ca, pem, now);
       const { mode, uid, gid } = statSync(file);
       writeFileAtomic(file, renewed, mode & 0o777);

@@ -19,7 +19,6 @@ let disk: DiskSpace | undefined;
 let service: ReloadService | undefined;
 let store: Store | undefined;
 afterEach(async () => {
-  disk?.stop();
   await service?.stop();
   store?.close();
   disk = service = store = undefined;
@@ -36,7 +35,6 @@ describe('disk space of the data directory', () => {
     });
     expect(() => disk!.assertRoom('reload of sales')).not.toThrow();
     free.mib = 900; // 9 %: degraded, still over the floor
-    disk.stop();
     disk = startDiskSpace({ dir: '/data', warnFreePercent: 10, minFreeMib: 256, health, statfs: fsWith(free) });
     expect(health.snapshot().modules['disk']).toMatchObject({ state: 'degraded' });
     expect(() => disk!.assertRoom('reload of sales')).not.toThrow();
