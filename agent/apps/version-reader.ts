@@ -2,6 +2,7 @@ import Database from 'better-sqlite3';
 import { FortError, StoreError } from '../../lib/errors.js';
 import { NotFoundError } from './errors.js';
 import { createLru } from '../../lib/lru.js';
+import { limitPageCache, PAGE_CACHE_KIB } from '../store/page-cache.js';
 
 /** A user table of an app version, with its row count. */
 export interface TableInfo {
@@ -70,6 +71,7 @@ export function createVersionReader(opts: VersionReaderOptions = {}): VersionRea
     let db: Database.Database;
     try {
       db = new Database(file, { readonly: true, fileMustExist: true });
+      limitPageCache(db, PAGE_CACHE_KIB.appVersion);
     } catch (err) {
       throw new StoreError(`cannot open app version file ${file}: ${(err as Error).message}`, 'FORT_ERR_STORE', err);
     }

@@ -3,6 +3,7 @@ import { StoreError } from '../../lib/errors.js';
 import type { Logger } from '../../lib/logger.js';
 import { ensurePrivateFile, migrate } from '../store/database.js';
 import { AUDIT_MIGRATIONS } from './migrations.js';
+import { limitPageCache, PAGE_CACHE_KIB } from '../store/page-cache.js';
 
 export interface AuditStoreOptions {
   path: string;
@@ -86,6 +87,7 @@ function openAuditDatabase(path: string, now: () => Date): Database.Database {
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = NORMAL');
     db.pragma('busy_timeout = 5000');
+    limitPageCache(db, PAGE_CACHE_KIB.audit);
     migrate(db, AUDIT_MIGRATIONS, path, now);
     return db;
   } catch (err) {

@@ -4,6 +4,7 @@ import { dirname } from 'node:path';
 import { StoreError } from '../../lib/errors.js';
 import type { Logger } from '../../lib/logger.js';
 import { MIGRATIONS, type Migration } from './migrations.js';
+import { limitPageCache, PAGE_CACHE_KIB } from './page-cache.js';
 
 export interface Store {
   db: Database.Database;
@@ -35,6 +36,7 @@ export function openStore(opts: OpenStoreOptions): Store {
     db.pragma('synchronous = FULL');
     db.pragma('foreign_keys = ON');
     db.pragma('busy_timeout = 5000');
+    limitPageCache(db, PAGE_CACHE_KIB.store);
     const schemaVersion = migrate(db, migrations, opts.path, now);
     opts.log.info({ path: opts.path, schemaVersion }, 'store open');
     return { db, schemaVersion, close: () => db.close() };

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { openStore } from '../../../agent/store/database.js';
 import { MIGRATIONS } from '../../../agent/store/migrations.js';
+import { PAGE_CACHE_KIB } from '../../../agent/store/page-cache.js';
 import { StoreError } from '../../../lib/errors.js';
 import { tempDir } from '../../helpers/fort.js';
 
@@ -23,6 +24,8 @@ describe('agent store', () => {
     expect(store.schemaVersion).toBe(MIGRATIONS.at(-1)!.version);
     expect(store.db.pragma('journal_mode', { simple: true })).toBe('wal');
     expect(store.db.pragma('foreign_keys', { simple: true })).toBe(1);
+    // Not better-sqlite3's 16 MB default, which a growing inbox filled page by page (the soak's RSS growth).
+    expect(store.db.pragma('cache_size', { simple: true })).toBe(-PAGE_CACHE_KIB.store);
     store.close();
   });
 

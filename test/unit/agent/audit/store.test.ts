@@ -7,6 +7,7 @@ import { openAuditStore } from '../../../../agent/audit/store.js';
 import { createAuditWriter } from '../../../../agent/audit/writer.js';
 import { createAuditReader } from '../../../../agent/audit/reader.js';
 import { AUDIT_MIGRATIONS } from '../../../../agent/audit/migrations.js';
+import { PAGE_CACHE_KIB } from '../../../../agent/store/page-cache.js';
 import { StoreError } from '../../../../lib/errors.js';
 import { tempDir } from '../../../helpers/fort.js';
 
@@ -23,6 +24,7 @@ describe('audit store', () => {
       const path = join(dir, 'data', 'audit.db');
       const store = openAuditStore({ path, retentionDays: 90, log });
       expect(statSync(path).mode & 0o777).toBe(0o600);
+      expect(store.db.pragma('cache_size', { simple: true })).toBe(-PAGE_CACHE_KIB.audit);
       const reader = createAuditReader(store.db);
       const writer = createAuditWriter({ db: store.db, log, flushMs: 10, maxBatch: 3 });
       writer.write({ actor: 'alice', action: 'app.read', target: 'sales', detail: { decision: 'allow' } });
