@@ -1,5 +1,17 @@
 import { constants, createWriteStream } from 'node:fs';
-import { chmod, lstat, mkdir, open, readdir, readFile, realpath, rename, rm, symlink } from 'node:fs/promises';
+import {
+  chmod,
+  lstat,
+  mkdir,
+  open,
+  readdir,
+  readFile,
+  realpath,
+  rename,
+  rm,
+  symlink,
+  type FileHandle,
+} from 'node:fs/promises';
 import { dirname, isAbsolute, join, normalize, relative, resolve, sep } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
@@ -7,6 +19,7 @@ import { extract, type Header } from 'tar-stream';
 import { isDiskFull } from '../../lib/disk-full.js';
 import { FortError } from '../../lib/errors.js';
 import { fsyncDir } from '../../lib/files.js';
+import { writebackKicker } from '../../lib/writeback.js';
 
 export interface UnpackOptions {
   /** Bytes of all files together (uncompressed). */
@@ -17,6 +30,39 @@ export interface UnpackOptions {
 }
 
 const INFLATE_CHUNK_BYTES = 1024 * 1024;
+/**
+ * Files written and not yet fsynced, at most: their fsyncs run together (the disk flushes them
+ * at once, not one file after another: 140 small files in 35 ms instead of 80), and then the
+ * next files go on. Bounded: each holds an open descriptor.
+ */
+const SYNC_BATCH_FILES = 64;
+
+/** Written files whose fsync is still to come, fsynced together. */
+function deferredSyncs() {
+  const open: { fh: FileHandle; writeback: ReturnType<typeof writebackKicker> }[] = [];
+  const each = async (f: (typeof open)[number], sync: boolean) => {
+    try {
+      await f.writeback.settle();
+      if (sync) await f.fh.sync();
+    } finally {
+      await f.fh.close().catch(() => undefined);
+    }
+  };
+  return {
+    add: (fh: FileHandle, writeback: ReturnType<typeof writebackKicker>) => open.push({ fh, writeback }),
+    full: () => open.length >= SYNC_BATCH_FILES,
+    /** Fsyncs and closes them all; rejects with the first failure, once all are closed. */
+    async sync(): Promise<void> {
+      const results = await Promise.allSettled(open.splice(0).map((f) => each(f, true)));
+      const failed = results.find((r) => r.status === 'rejected');
+      if (failed) throw failed.reason;
+    },
+    /** Closes them without a sync (the unpack failed; its staging directory goes). */
+    async drop(): Promise<void> {
+      await Promise.allSettled(open.splice(0).map((f) => each(f, false)));
+    },
+  };
+}
 
 /** The limits a release artifact's tarball is unpacked with: 4× the artifact cap (gzip), 200 000 entries. */
 export const releaseUnpackLimits = (maxArtifactBytes: number) => ({
@@ -149,7 +195,8 @@ async function* tarBytes(input: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
  * absolute paths, `..`, entries under a link, symbolic links that resolve outside the release or
  * to nothing, hard links, devices and FIFOs, more than the size or entry caps, a tarball that is
  * not a fort release (no `package.json` of `fort` with a version, no `dist/agent/main.js`).
- * Directories are 0755, files 0644 or 0755 whatever the umask; every file is fsynced.
+ * Directories are 0755, files 0644 or 0755 whatever the umask; every file is fsynced before it
+ * resolves (in batches, see SYNC_BATCH_FILES).
  *
  * It may be fed bytes still being verified (an artifact's payload while it downloads): nothing
  * outside the staging directory is written, and the stream errors before its end if they fail.
@@ -170,6 +217,7 @@ export async function unpackToStaging(
   let files = 0;
   let bytes = 0;
   let entries = 0;
+  const syncs = deferredSyncs();
   const tar = extract();
   tar.on('entry', (header: Header, stream, next) => {
     // Its failure is the whole unpack's, reported once through the pipeline below.
@@ -199,16 +247,27 @@ export async function unpackToStaging(
           ).catch((err: NodeJS.ErrnoException) => {
             throw already(err);
           });
+          const writeback = writebackKicker(fh.fd);
           try {
             await fh.chmod(fileMode(header));
-            await pipeline(stream, createWriteStream('', { fd: fh.fd, autoClose: false, highWaterMark: 1024 * 1024 }));
-            await fh.sync();
+            await pipeline(
+              stream,
+              async function* (chunks: AsyncIterable<unknown>) {
+                for await (const chunk of chunks) {
+                  writeback.wrote((chunk as Buffer).length);
+                  yield chunk;
+                }
+              },
+              createWriteStream('', { fd: fh.fd, autoClose: false, highWaterMark: 1024 * 1024 }),
+            );
           } catch (err) {
             // The write's own error (ENOSPC) is the one to report, not what closing after it says.
+            await writeback.settle().catch(() => undefined);
             await fh.close().catch(() => undefined);
             throw err;
           }
-          await fh.close();
+          syncs.add(fh, writeback);
+          if (syncs.full()) await syncs.sync();
           files++;
           break;
         }
@@ -237,9 +296,11 @@ export async function unpackToStaging(
   });
   try {
     await pipeline(tarBytes(tarball), tar);
+    await syncs.sync();
     await checkLinks(staging, links);
     return { dir: staging, version: await releaseVersion(staging), files, bytes };
   } catch (err) {
+    await syncs.drop();
     await rm(staging, { recursive: true, force: true });
     // A full disk is no fault of the tarball's: the caller waits for space rather than refusing it.
     if (err instanceof FortError || isDiskFull(err)) throw err;

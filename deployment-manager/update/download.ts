@@ -8,6 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { isDiskFull } from '../../lib/disk-full.js';
 import { FortError } from '../../lib/errors.js';
 import { drained } from '../../lib/streams.js';
+import { writebackKicker } from '../../lib/writeback.js';
 import type { Logger } from '../../lib/logger.js';
 import { RETRY_AFTER_MAX_MS, clampRetryAfter, describeWait, retryAfterFrom } from '../../lib/retry-after.js';
 
@@ -271,10 +272,12 @@ function downloadOnce(opts: DownloadOptions): Promise<void> {
 
 /**
  * Writes batches to `fd` in the thread pool, one writev(2) at a time, in order (short writes
- * carried on). `close()` waits for the queue, fsyncs and closes; `failed` rejects with the first
- * write error (ENOSPC), after which nothing more is written.
+ * carried on), the kernel's writeback kicked as it goes. `close()` waits for the queue, fsyncs
+ * and closes; `failed` rejects with the first write error (ENOSPC), after which nothing more is
+ * written.
  */
 function orderedWriter(fd: number) {
+  const writeback = writebackKicker(fd);
   let queued = 0;
   let error: Error | undefined;
   let chain: Promise<void> = Promise.resolve();
@@ -286,6 +289,7 @@ function orderedWriter(fd: number) {
     let rest = chunks;
     while (rest.length > 0) {
       let done = (await promisify(writev)(fd, rest)).bytesWritten;
+      writeback.wrote(done);
       const next: Buffer[] = [];
       for (const c of rest) {
         if (done >= c.length) done -= c.length;
@@ -322,7 +326,12 @@ function orderedWriter(fd: number) {
     async close(): Promise<void> {
       await chain;
       try {
+        const kick = await writeback.settle().then(
+          () => undefined,
+          (err: unknown) => (err instanceof Error ? err : new Error(String(err))),
+        );
         if (error !== undefined) throw error;
+        if (kick !== undefined) throw kick;
         await promisify(fsync)(fd);
       } finally {
         closeSync(fd);

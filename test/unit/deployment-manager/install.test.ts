@@ -226,6 +226,37 @@ describe('release unpacking', () => {
     await removeUnpackLeftovers(join(root, 'not-yet'));
   });
 
+  // Files are fsynced in batches, each file held open until its batch's fsync.
+  const openFds = () => readdirSync('/proc/self/fd').length;
+  const many = (n: number) => Array.from({ length: n }, (_, i) => ({ name: `dist/many/f${i}.js`, body: `// ${i}` }));
+
+  it('unpacks more files than a sync batch holds, every one whole, and keeps no descriptor open', async () => {
+    const before = openFds();
+    const { root } = await unpack(release('1.0.1', many(150)), tempDir('releases'), {
+      maxBytes: 1024 * 1024,
+      maxEntries: 1000,
+    });
+    expect(openFds()).toBe(before);
+    const files = readdirSync(join(root, 'releases', '1.0.1', 'dist', 'many'));
+    expect(files).toHaveLength(150);
+    expect(readFileSync(join(root, 'releases', '1.0.1', 'dist', 'many', 'f149.js'), 'utf8')).toBe('// 149');
+  });
+
+  it('closes the files it had written when a later entry is refused', async () => {
+    const root = tempDir('releases');
+    const before = openFds();
+    const err = await fortFailure(
+      unpackRelease(
+        Readable.from(await tarball(release('1.0.1', [...many(100), { name: '/etc/cron.d/evil', body: 'x' }]))),
+        join(root, 'releases'),
+        { maxBytes: 1024 * 1024, maxEntries: 1000 },
+      ),
+    );
+    expect(err.message).toBe('release tarball: absolute path "/etc/cron.d/evil"');
+    expect(openFds()).toBe(before);
+    expect(readdirSync(join(root, 'releases'))).toEqual([]);
+  });
+
   const refusals: [string, Entry[] | (() => Promise<Buffer>), string][] = [
     [
       'an absolute path',
