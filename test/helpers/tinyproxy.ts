@@ -19,6 +19,10 @@ export interface Tinyproxy {
   logFile: string;
   /** Every `CONNECT host:port` request tinyproxy logged so far (also refused ones). */
   connects(): string[];
+  /** Killed (-9, its tunnels cut) until `up()`; the port stays reserved for it. */
+  down(): Promise<void>;
+  /** Started again on the same port and config after `down()`. */
+  up(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -47,7 +51,7 @@ function acceptsTcp(port: number): Promise<boolean> {
  * Debian's real tinyproxy in the foreground (`-d`) on a loopback port reserved until `stop()`
  * (scripts/port-reservation.ts: tinyproxy sets SO_REUSEADDR, so it may bind the reserved port,
  * and no other process can take it first), with its own config, log and pid file in a temp dir.
- * Resolves once it accepts TCP connections.
+ * Resolves once it accepts TCP connections (so does `up()`).
  */
 export async function startTinyproxy(opts: TinyproxyOptions = {}): Promise<Tinyproxy> {
   const dir = tempDir('tinyproxy');
@@ -79,36 +83,49 @@ export async function startTinyproxy(opts: TinyproxyOptions = {}): Promise<Tinyp
   }
   writeFileSync(conf, `${lines.join('\n')}\n`);
 
-  const child: ChildProcess = spawn('tinyproxy', ['-d', '-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
-  child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
-  let exited: string | undefined;
-  const exit = new Promise<void>((resolve) => {
-    child.once('exit', (code, signal) => {
-      exited = `exit ${code ?? signal}`;
-      resolve();
-    });
-    child.once('error', (err) => {
-      exited = err.message;
-      resolve();
-    });
-  });
-
   const readLog = () => (existsSync(logFile) ? readFileSync(logFile, 'utf8') : '');
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    if (exited) {
-      reservation.release();
-      throw new Error(`tinyproxy did not start (${exited}): ${output}${readLog()}`);
+  const launch = async () => {
+    const child: ChildProcess = spawn('tinyproxy', ['-d', '-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
+    const running = { child, exited: undefined as string | undefined, exit: Promise.resolve() };
+    running.exit = new Promise<void>((resolve) => {
+      child.once('exit', (code, signal) => {
+        running.exited = `exit ${code ?? signal}`;
+        resolve();
+      });
+      child.once('error', (err) => {
+        running.exited = err.message;
+        resolve();
+      });
+    });
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      if (running.exited) throw new Error(`tinyproxy did not start (${running.exited}): ${output}${readLog()}`);
+      if (await acceptsTcp(port)) return running;
+      if (Date.now() > deadline) {
+        child.kill('SIGKILL');
+        throw new Error(`tinyproxy not accepting connections on 127.0.0.1:${port} after 10 s: ${output}${readLog()}`);
+      }
+      await new Promise((r) => setTimeout(r, 25));
     }
-    if (await acceptsTcp(port)) break;
-    if (Date.now() > deadline) {
-      child.kill('SIGKILL');
-      reservation.release();
-      throw new Error(`tinyproxy not accepting connections on 127.0.0.1:${port} after 10 s: ${output}${readLog()}`);
-    }
-    await new Promise((r) => setTimeout(r, 25));
+  };
+  const kill = async (running: Awaited<ReturnType<typeof launch>>, signal: NodeJS.Signals) => {
+    if (running.exited) return;
+    running.child.kill(signal);
+    // tinyproxy waits for its open tunnels on SIGTERM; don't let that hold a test up.
+    const t = setTimeout(() => running.child.kill('SIGKILL'), 3000);
+    await running.exit;
+    clearTimeout(t);
+  };
+
+  let running: Awaited<ReturnType<typeof launch>> | undefined;
+  try {
+    running = await launch();
+  } catch (err) {
+    reservation.release();
+    throw err;
   }
 
   return {
@@ -116,14 +133,16 @@ export async function startTinyproxy(opts: TinyproxyOptions = {}): Promise<Tinyp
     port,
     logFile,
     connects: () => [...readLog().matchAll(/Request \(file descriptor \d+\): CONNECT (\S+) HTTP/g)].map((m) => m[1]!),
+    async down() {
+      if (running) await kill(running, 'SIGKILL');
+      running = undefined;
+    },
+    async up() {
+      running ??= await launch();
+    },
     async stop() {
-      if (!exited) {
-        child.kill('SIGTERM');
-        // tinyproxy waits for its open tunnels on SIGTERM; don't let that hold a test up.
-        const t = setTimeout(() => child.kill('SIGKILL'), 3000);
-        await exit;
-        clearTimeout(t);
-      }
+      if (running) await kill(running, 'SIGTERM');
+      running = undefined;
       reservation.release();
       rmSync(dir, { recursive: true, force: true });
     },

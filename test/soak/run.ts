@@ -7,6 +7,7 @@ import { cpus, tmpdir, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { REPO } from '../helpers/fort.js';
 import { fakeClockEnv } from '../helpers/fake-clock.js';
+import { startTinyproxy, type Tinyproxy } from '../helpers/tinyproxy.js';
 import { startUpdatableFort, type UpdatableFort } from '../helpers/update-fort.js';
 import { nodeArgsFromUnit } from '../../scripts/supervisor/unit-file.js';
 import { createRequestDriver } from './requests.js';
@@ -42,7 +43,7 @@ const o = new Command('soak')
   .option('--accelerated', "the deployment manager's intervals (poll, inventory, retry, resume, health) all 1 s")
   .option(
     '--more-chaos',
-    "also fill the data disk (a tmpfs, as root) and jump the agent's host clock a day forward (libfaketime), 15 s each",
+    "also fill the data disk (a tmpfs, as root), jump the agent's host clock a day forward (libfaketime) and take down the HTTP proxy every outbound link then goes through (tinyproxy), 15 s each",
   )
   .option('--out <file>', 'JSON report', join(REPO, 'bench', 'results', 'soak.json'))
   .parse(process.argv)
@@ -79,6 +80,11 @@ async function main(): Promise<number> {
   );
   const heapDir = mkdtempSync(join(tmpdir(), 'fort-soak-heap-'));
   const heapDirs = { agent: join(heapDir, 'agent'), 'deployment-manager': join(heapDir, 'deployment-manager') };
+  const proxy = o.moreChaos ? await startTinyproxy() : undefined;
+  // Both daemons' links to the cloud (IoT bridge, credentials, cloud API, update server) through it.
+  const viaProxy = proxy
+    ? { HTTPS_PROXY: proxy.url, https_proxy: proxy.url, NO_PROXY: '', no_proxy: '' }
+    : { HTTPS_PROXY: '', https_proxy: '', NO_PROXY: '', no_proxy: '' };
   try {
     const fort: UpdatableFort = await startUpdatableFort({
       fortId: FORT,
@@ -87,7 +93,7 @@ async function main(): Promise<number> {
       // on exit as Restart=always does.
       agent: {
         nodeArgs: [...nodeArgsFromUnit(join(REPO, 'systemd/fort-agent.service')), ...heapSnapshotArgs(heapDirs.agent)],
-        ...(o.moreChaos ? { env: fakeClockEnv(clockFile) } : {}),
+        env: { ...viaProxy, ...(o.moreChaos ? fakeClockEnv(clockFile) : {}) },
       },
       ...(o.moreChaos ? { dataFsMib: 512 } : {}),
       dm: {
@@ -97,6 +103,7 @@ async function main(): Promise<number> {
         ],
         restart: true,
         restartDelayMs: 200,
+        env: viaProxy,
       },
       healthDeadlineSeconds: 60,
       pollSeconds: INTERVALS.poll,
@@ -105,11 +112,12 @@ async function main(): Promise<number> {
       ...(INTERVALS.resume === 30 ? {} : { resumeSeconds: INTERVALS.resume }),
     });
     try {
-      return await soak(fort, durationMs, heapDirs);
+      return await soak(fort, durationMs, heapDirs, proxy);
     } finally {
       await fort.stop();
     }
   } finally {
+    await proxy?.stop();
     rmSync(heapDir, { recursive: true, force: true });
     rmSync(clockFile, { force: true });
   }
@@ -119,6 +127,7 @@ async function soak(
   fort: UpdatableFort,
   durationMs: number,
   heapDirs: Record<'agent' | 'deployment-manager', string>,
+  proxy: Tinyproxy | undefined,
 ): Promise<number> {
   const random = mulberry32(o.seed);
   const started = Date.now();
@@ -164,6 +173,16 @@ async function soak(
             'agent clock a day forward for 15 s': () => {
               writeFileSync(clockFile, '+1d\n');
               setTimeout(() => writeFileSync(clockFile, '+0\n'), 15_000);
+            },
+            'proxy down for 15 s': () => {
+              void proxy!
+                .down()
+                .then(() =>
+                  setTimeout(
+                    () => void proxy!.up().catch((err: Error) => log(`proxy not back: ${err.message}`)),
+                    15_000,
+                  ),
+                );
             },
           }
         : {}),
