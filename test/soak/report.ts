@@ -1,5 +1,5 @@
 import { show, type HeapGrowth } from './heap.js';
-import type { RssGrowth } from './rss.js';
+import { rssGrowthLimitPercent, type RssGrowth } from './rss.js';
 
 export interface SoakReport {
   name: 'soak';
@@ -40,7 +40,7 @@ export function printReport(r: SoakReport, out: (line: string) => void): void {
   );
   for (const [name, g] of Object.entries(r.rss)) {
     out(
-      `  RSS        ${name.padEnd(19)} start ${g.startMiB ?? '-'} MiB, end ${g.endMiB ?? '-'} MiB, growth ${g.growthPercent === null ? '-' : `${g.growthPercent} %`} (max ${g.maxMiB} MiB; heap snapshots added ${g.snapshotsMiB} MiB, not counted)`,
+      `  RSS        ${name.padEnd(19)} start ${g.startMiB ?? '-'} MiB, middle ${g.middleMiB ?? '-'} MiB, end ${g.endMiB ?? '-'} MiB, growth ${g.growthPercent === null ? '-' : `${g.growthPercent} %`} (max ${g.maxMiB} MiB; heap snapshots added ${g.snapshotsMiB} MiB, not counted)`,
     );
   }
   for (const [name, h] of Object.entries(r.heap)) {
@@ -71,6 +71,6 @@ export function printReport(r: SoakReport, out: (line: string) => void): void {
   out(
     r.failures?.length
       ? `  FAILED     ${r.failures.join('; ')}`
-      : '  passed     0 lost, 0 applied twice, update landed, RSS growth < 10 %, no steady growth of retained objects',
+      : `  passed     0 lost, 0 applied twice, update landed, RSS growth < ${rssGrowthLimitPercent(r.minutes)} %, no steady growth of retained objects`,
   );
 }

@@ -13,7 +13,7 @@ import { nodeArgsFromUnit } from '../../scripts/supervisor/unit-file.js';
 import { createRequestDriver } from './requests.js';
 import { createEventDriver } from './events.js';
 import { createChaos, mulberry32 } from './chaos.js';
-import { createRssSampler, steadyGrowth } from './rss.js';
+import { createRssSampler, rssGrowthLimitPercent, steadyGrowth } from './rss.js';
 import { createHeapSampler, heapFailures, heapSnapshotArgs } from './heap.js';
 import { printReport, type SoakReport } from './report.js';
 
@@ -24,8 +24,8 @@ import { printReport, type SoakReport } from './report.js';
  * dropped IoT links), the second half only drops links: RSS growth is measured there, on
  * processes that are no longer killed, and so are retained objects: heap snapshots of both
  * daemons at its start (after a warm-up), middle and end (heap.ts). Exit 1 when an event was
- * lost or applied twice, the update did not land, RSS grew by 10 % or more, or a class of
- * retained objects grew steadily (HEAP_RULE). `--accelerated`: the deployment manager's poll,
+ * lost or applied twice, the update did not land, RSS grew by 5 % or more (10 % in runs under
+ * 30 minutes: rssGrowthLimitPercent), or a class of retained objects grew steadily (HEAP_RULE). `--accelerated`: the deployment manager's poll,
  * inventory, retry, resume and agent health intervals all 1 s, so its loops fire in 30 minutes
  * what they fire in a day or more at the defaults.
  */
@@ -257,7 +257,7 @@ async function soak(
       ? [`the update did not land (${report.update.status}, agent on ${report.update.agentVersion})`]
       : []),
     ...Object.entries(report.rss)
-      .filter(([, r]) => r.growthPercent === null || r.growthPercent >= 10)
+      .filter(([, r]) => r.growthPercent === null || r.growthPercent >= rssGrowthLimitPercent(o.minutes))
       .map(([p, r]) => `${p} RSS ${r.growthPercent === null ? 'not measured' : `grew ${r.growthPercent} %`}`),
     ...heapFailures(report.heap),
   ];

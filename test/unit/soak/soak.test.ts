@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { steadyGrowth, type RssSample } from '../../soak/rss.js';
+import { rssGrowthLimitPercent, steadyGrowth, type RssSample } from '../../soak/rss.js';
 import { createChaos, mulberry32 } from '../../soak/chaos.js';
 
 const s = (atMs: number, pid: number, mib: number): RssSample => ({ atMs, pid, rssKiB: mib * 1024 });
@@ -20,6 +20,7 @@ describe('soak RSS growth', () => {
     expect(steadyGrowth(samples, 90_000, 30_000)['agent']).toEqual({
       pid: 2,
       startMiB: 80,
+      middleMiB: 82, // at 130 s, nearest to 150 s, halfway between 100 and 200 s
       endMiB: 90.2,
       maxMiB: 300,
       growthPercent: 12.8,
@@ -50,6 +51,7 @@ describe('soak RSS growth', () => {
     expect(steadyGrowth(samples, 90_000, 30_000, cuts)['agent']).toEqual({
       pid: 1,
       startMiB: 100,
+      middleMiB: 104, // at 200 s, nearest to 177.5 s, halfway between 105 and 250 s
       endMiB: 110,
       maxMiB: 213,
       growthPercent: 10,
@@ -57,6 +59,12 @@ describe('soak RSS growth', () => {
     });
     // Without the exclusions the snapshots would read as a leak.
     expect(steadyGrowth(samples, 90_000, 30_000)['agent']!.growthPercent).toBe(42);
+  });
+
+  it("fails at the issue's 5 % once the window is long, at 10 % in short runs that are mostly warm-up", () => {
+    expect(rssGrowthLimitPercent(60)).toBe(5);
+    expect(rssGrowthLimitPercent(30)).toBe(5);
+    expect(rssGrowthLimitPercent(5)).toBe(10);
   });
 
   it('says it could not measure when the last process is too young', () => {
