@@ -58,6 +58,18 @@ interface Handle {
  * as long as the file exists. Table names come from the file itself and are only ever used
  * quoted, after an exact match against that list: a client's string never reaches SQL text.
  */
+/** Read-only, with a bounded page cache; closed again when the cache pragma fails (it reads the header). */
+function openVersionFile(file: string): Database.Database {
+  const db = new Database(file, { readonly: true, fileMustExist: true });
+  try {
+    limitPageCache(db, PAGE_CACHE_KIB.appVersion);
+    return db;
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+}
+
 export function createVersionReader(opts: VersionReaderOptions = {}): VersionReader {
   const maxOpen = opts.maxOpen ?? 16;
   const handles = createLru<string, Handle>(maxOpen, (_file, h) => h.db.close());
@@ -70,8 +82,7 @@ export function createVersionReader(opts: VersionReaderOptions = {}): VersionRea
     if (cached) return cached;
     let db: Database.Database;
     try {
-      db = new Database(file, { readonly: true, fileMustExist: true });
-      limitPageCache(db, PAGE_CACHE_KIB.appVersion);
+      db = openVersionFile(file);
     } catch (err) {
       throw new StoreError(`cannot open app version file ${file}: ${(err as Error).message}`, 'FORT_ERR_STORE', err);
     }

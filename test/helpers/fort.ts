@@ -86,7 +86,7 @@ export async function testInstallation(
 export type TestInstallation = Awaited<ReturnType<typeof testInstallation>>;
 
 /** The host's proxy variables must not steer the agent's loopback links; a test sets its own. */
-const NO_HOST_PROXY = { https_proxy: '', HTTPS_PROXY: '', no_proxy: '', NO_PROXY: '' };
+export const NO_HOST_PROXY = { https_proxy: '', HTTPS_PROXY: '', no_proxy: '', NO_PROXY: '' };
 
 export function startAgent(configFile: string, extra: Partial<ProcessSpec> = {}) {
   return startSupervised({

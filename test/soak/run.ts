@@ -5,7 +5,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { REPO } from '../helpers/fort.js';
+import { NO_HOST_PROXY, REPO } from '../helpers/fort.js';
 import { fakeClockEnv } from '../helpers/fake-clock.js';
 import { startTinyproxy, type Tinyproxy } from '../helpers/tinyproxy.js';
 import { startUpdatableFort, type UpdatableFort } from '../helpers/update-fort.js';
@@ -25,9 +25,10 @@ import { printReport, type SoakReport } from './report.js';
  * processes that are no longer killed, and so are retained objects: heap snapshots of both
  * daemons at its start (after a warm-up), middle and end (heap.ts). Exit 1 when an event was
  * lost or applied twice, the update did not land, RSS grew by 5 % or more (10 % in runs under
- * 30 minutes: rssGrowthLimitPercent), or a class of retained objects grew steadily (HEAP_RULE). `--accelerated`: the deployment manager's poll,
- * inventory, retry, resume and agent health intervals all 1 s, so its loops fire in 30 minutes
- * what they fire in a day or more at the defaults.
+ * 30 minutes: rssGrowthLimitPercent), or a class of retained objects grew steadily (HEAP_RULE).
+ * `--accelerated`: the deployment manager's poll, inventory, retry, resume and agent health
+ * intervals all 1 s, so its loops fire in 30 minutes what they fire in a day or more at the
+ * defaults.
  */
 const o = new Command('soak')
   // At least 2: RSS growth is measured from 30 s after the chaos half ends, and needs time after that.
@@ -82,9 +83,7 @@ async function main(): Promise<number> {
   const heapDirs = { agent: join(heapDir, 'agent'), 'deployment-manager': join(heapDir, 'deployment-manager') };
   const proxy = o.moreChaos ? await startTinyproxy() : undefined;
   // Both daemons' links to the cloud (IoT bridge, credentials, cloud API, update server) through it.
-  const viaProxy = proxy
-    ? { HTTPS_PROXY: proxy.url, https_proxy: proxy.url, NO_PROXY: '', no_proxy: '' }
-    : { HTTPS_PROXY: '', https_proxy: '', NO_PROXY: '', no_proxy: '' };
+  const viaProxy = { ...NO_HOST_PROXY, ...(proxy ? { HTTPS_PROXY: proxy.url, https_proxy: proxy.url } : {}) };
   try {
     const fort: UpdatableFort = await startUpdatableFort({
       fortId: FORT,
