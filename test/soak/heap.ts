@@ -1,6 +1,6 @@
 import { mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { rssKiB, type RssExclusion } from './rss.js';
+import { rssKiB } from './rss.js';
 
 /**
  * Retained objects of a daemon, from V8 heap snapshots: the daemons run with
@@ -205,7 +205,7 @@ export function classGrowth(start: number, middle: number, end: number, rule = {
   return { start, middle, end, growth, growthPercent, failed };
 }
 
-/** Judges one process's three snapshots (start, middle and end of the steady half) by HEAP_RULE. */
+/** Judges one process's three snapshots (start, middle and end of the heap phase) by HEAP_RULE. */
 export function heapGrowth(snaps: (HeapSnapshotTaken | Error)[], rule = HEAP_RULE): HeapGrowth {
   const taken = snaps.filter((s): s is HeapSnapshotTaken => !(s instanceof Error));
   const cost = {
@@ -260,8 +260,19 @@ export function heapFailures(all: Record<string, HeapGrowth>): string[] {
 }
 
 /**
+ * When the three snapshots start: at the end of the run, whose second half RSS is judged on (a
+ * snapshot spoils the RSS of its process: rss.ts), then twice more a step apart, a tenth of the
+ * run but at least 30 s (CI's 5-minute soak: the whole CI must stay under 30 minutes), under the
+ * same load: 60 minutes, then 6 + 6 more.
+ */
+export function heapPhaseMs(durationMs: number): [number, number, number] {
+  const step = Math.max(30_000, durationMs / 10);
+  return [durationMs, durationMs + step, durationMs + 2 * step];
+}
+
+/**
  * Snapshots each process at the given elapsed times (all processes at once: each stops only
- * itself), keeping per process what the rule judges and the RSS each snapshot added.
+ * itself), keeping per process what the rule judges and what each snapshot cost.
  */
 export function createHeapSampler(
   procs: Record<string, { pid: () => number | undefined; dir: string }>,
@@ -271,7 +282,6 @@ export function createHeapSampler(
   const taken: Record<string, (HeapSnapshotTaken | Error)[]> = Object.fromEntries(
     Object.keys(procs).map((n) => [n, []]),
   );
-  const cuts: Record<string, RssExclusion[]> = Object.fromEntries(Object.keys(procs).map((n) => [n, []]));
   const snapshot = async (name: string, p: { pid: () => number | undefined; dir: string }) => {
     const pid = p.pid();
     const atMs = elapsed();
@@ -279,7 +289,6 @@ export function createHeapSampler(
       if (pid === undefined) throw new Error('not running');
       const s = await takeHeapSnapshot(pid, p.dir, atMs);
       taken[name]!.push(s);
-      cuts[name]!.push({ pid, fromMs: atMs, toMs: atMs + s.snapshotMs, kib: s.rssAfterKiB - s.rssBeforeKiB });
       log(
         `${Math.round(atMs / 1000)} s: heap snapshot of ${name} (${s.fileMiB} MiB, ${s.snapshotMs} ms, counted in ${s.countMs} ms): ${s.counts.nodes} nodes, ${HEAP_CLASSES.map((c) => `${c} ${s.counts.byClass[c] ?? 0}`).join(', ')}`,
       );
@@ -297,7 +306,5 @@ export function createHeapSampler(
       }
     },
     growth: () => Object.fromEntries(Object.entries(taken).map(([n, s]) => [n, heapGrowth(s)])),
-    /** For steadyGrowth: the RSS each snapshot added is not the process's own growth. */
-    rssExclusions: () => cuts,
   };
 }

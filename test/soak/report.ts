@@ -40,7 +40,7 @@ export function printReport(r: SoakReport, out: (line: string) => void): void {
   );
   for (const [name, g] of Object.entries(r.rss)) {
     out(
-      `  RSS        ${name.padEnd(19)} start ${g.startMiB ?? '-'} MiB, middle ${g.middleMiB ?? '-'} MiB, end ${g.endMiB ?? '-'} MiB, growth ${g.growthPercent === null ? '-' : `${g.growthPercent} %`} (max ${g.maxMiB} MiB; heap snapshots added ${g.snapshotsMiB} MiB, not counted)`,
+      `  RSS        ${name.padEnd(19)} ${g.fromSeconds ?? '-'}–${g.toSeconds ?? '-'} s: start ${g.startMiB ?? '-'} MiB, middle ${g.middleMiB ?? '-'} MiB, end ${g.endMiB ?? '-'} MiB, growth ${g.growthPercent === null ? '-' : `${g.growthPercent} %`} (max ${g.maxMiB} MiB)`,
     );
   }
   for (const [name, h] of Object.entries(r.heap)) {

@@ -41,71 +41,54 @@ export function createRssSampler(pids: Record<string, () => number | undefined>,
 
 export interface RssGrowth {
   pid: number | null;
+  /** Elapsed seconds of the window's first and last samples. */
+  fromSeconds: number | null;
+  toSeconds: number | null;
   startMiB: number | null;
   /** The sample halfway (in time) between start and end. */
   middleMiB: number | null;
   endMiB: number | null;
   maxMiB: number;
   growthPercent: number | null;
-  /** What the heap snapshots themselves added to this process's RSS, taken out of start and end. */
-  snapshotsMiB: number;
-}
-
-/** A heap snapshot of `pid` from `fromMs` to `toMs`: its RSS rose by `kib` meanwhile. */
-export interface RssExclusion {
-  pid: number;
-  fromMs: number;
-  toMs: number;
-  kib: number;
 }
 
 /**
- * Growth of the process that ran at the end, from its first sample at or after `fromMs` (and
- * `warmupMs` after it started) to its last: a leak shows here, a restart's fresh heap does not.
- * A heap snapshot's own allocations are not a leak: the first leaves the agent ~105 MiB more
- * resident, the deployment manager ~60 MiB (each next a few MiB), so samples during one are
- * dropped and each later sample counts without what the snapshots before it added (`excluded`).
- * Most of it is memory glibc keeps after the snapshot freed it (gdb's malloc_stats() after the
- * first: the deployment manager's main arena 60 MB from the system, 3.6 MB in use; the agent's
- * 104 MB, 5.3 MB; V8's heap profiler keeps 9–19 MB of strings and object ids). Later malloc()s
- * reuse it without growing RSS: native growth smaller than that is not seen here once a
- * snapshot was taken (the JS heap's is: V8's pages are not malloc()ed, and heap.ts judges it).
+ * Growth of the process that ran at `toMs`, from its first sample at or after `fromMs` (and
+ * `warmupMs` after it started) to its last before `toMs`: a leak shows here, a restart's
+ * fresh heap does not. `toMs` is where the heap snapshots begin: the first leaves the agent
+ * ~105 MiB more resident and the deployment manager ~60 MiB, most of it memory glibc keeps after
+ * the snapshot freed it and gives back (or not) as it likes, so no sample after one says anything
+ * about the process's own growth (taking each snapshot's jump out does not hold: a deployment
+ * manager that returned 20 MiB between two snapshots read as −40 %).
  */
 export function steadyGrowth(
   all: Record<string, RssSample[]>,
   fromMs: number,
+  toMs: number,
   warmupMs = 30_000,
-  excluded: Record<string, RssExclusion[]> = {},
 ): Record<string, RssGrowth> {
   const mib = (kib: number) => Math.round((kib / 1024) * 10) / 10;
   return Object.fromEntries(
-    Object.entries(all).map(([name, samples]) => {
+    Object.entries(all).map(([name, every]) => {
+      const samples = every.filter((s) => s.atMs < toMs);
       const last = samples.at(-1);
       const maxMiB = mib(Math.max(0, ...samples.map((s) => s.rssKiB)));
       const none = {
         pid: null,
+        fromSeconds: null,
+        toSeconds: null,
         startMiB: null,
         middleMiB: null,
         endMiB: null,
         maxMiB,
         growthPercent: null,
-        snapshotsMiB: 0,
       };
       if (!last) return [name, none];
-      const cuts = (excluded[name] ?? []).filter((e) => e.pid === last.pid);
-      const snapshotsMiB = mib(cuts.reduce((sum, e) => sum + e.kib, 0));
-      const bornMs = samples.find((s) => s.pid === last.pid)!.atMs;
-      const own = samples
-        .filter((s) => s.pid === last.pid && !cuts.some((e) => s.atMs >= e.fromMs && s.atMs < e.toMs))
-        .map((s) => ({
-          ...s,
-          rssKiB: s.rssKiB - cuts.filter((e) => e.toMs <= s.atMs).reduce((sum, e) => sum + e.kib, 0),
-        }));
-      const end = own.at(-1);
+      const own = samples.filter((s) => s.pid === last.pid);
+      const bornMs = own[0]!.atMs;
       const first = own.find((s) => s.atMs >= fromMs && s.atMs >= bornMs + warmupMs);
-      if (!end || !first || first === end)
-        return [name, { ...none, pid: last.pid, endMiB: end ? mib(end.rssKiB) : null, snapshotsMiB }];
-      const halfway = (first.atMs + end.atMs) / 2;
+      if (!first || first === last) return [name, { ...none, pid: last.pid, endMiB: mib(last.rssKiB) }];
+      const halfway = (first.atMs + last.atMs) / 2;
       const middle = own
         .filter((s) => s.atMs >= first.atMs)
         .reduce((a, b) => (Math.abs(b.atMs - halfway) < Math.abs(a.atMs - halfway) ? b : a));
@@ -113,12 +96,13 @@ export function steadyGrowth(
         name,
         {
           pid: last.pid,
+          fromSeconds: Math.round(first.atMs / 1000),
+          toSeconds: Math.round(last.atMs / 1000),
           startMiB: mib(first.rssKiB),
           middleMiB: mib(middle.rssKiB),
-          endMiB: mib(end.rssKiB),
+          endMiB: mib(last.rssKiB),
           maxMiB,
-          growthPercent: Math.round(((end.rssKiB - first.rssKiB) / first.rssKiB) * 1000) / 10,
-          snapshotsMiB,
+          growthPercent: Math.round(((last.rssKiB - first.rssKiB) / first.rssKiB) * 1000) / 10,
         },
       ];
     }),

@@ -14,7 +14,7 @@ import { createRequestDriver } from './requests.js';
 import { createEventDriver } from './events.js';
 import { createChaos, mulberry32 } from './chaos.js';
 import { createRssSampler, rssGrowthLimitPercent, steadyGrowth } from './rss.js';
-import { createHeapSampler, heapFailures, heapSnapshotArgs } from './heap.js';
+import { createHeapSampler, heapFailures, heapPhaseMs, heapSnapshotArgs } from './heap.js';
 import { printReport, type SoakReport } from './report.js';
 
 /**
@@ -22,17 +22,23 @@ import { printReport, type SoakReport } from './report.js';
  * like systemd does) against the dev cloud on loopback. Events and client requests run the
  * whole time and one update is deployed. The first half is chaos (kill -9 of either daemon,
  * dropped IoT links), the second half only drops links: RSS growth is measured there, on
- * processes that are no longer killed, and so are retained objects: heap snapshots of both
- * daemons at its start (after a warm-up), middle and end (heap.ts). Exit 1 when an event was
- * lost or applied twice, the update did not land, RSS grew by 5 % or more (10 % in runs under
- * 30 minutes: rssGrowthLimitPercent), or a class of retained objects grew steadily (HEAP_RULE).
- * `--accelerated`: the deployment manager's poll, inventory, retry, resume and agent health
- * intervals all 1 s, so its loops fire in 30 minutes what they fire in a day or more at the
- * defaults.
+ * processes that are no longer killed. Then the heap phase, under the same load: heap snapshots
+ * of both daemons at its start, middle and end judge retained objects (heap.ts); it comes after
+ * the RSS window because a snapshot leaves its process's RSS meaningless. Exit 1 when an event
+ * was lost or applied twice, the update did not land, RSS grew by 5 % or more (10 % in runs
+ * under 30 minutes: rssGrowthLimitPercent), or a class of retained objects grew steadily
+ * (HEAP_RULE). `--accelerated`: the deployment manager's poll, inventory, retry, resume and
+ * agent health intervals all 1 s, so its loops fire in 30 minutes what they fire in a day or
+ * more at the defaults.
  */
 const o = new Command('soak')
   // At least 2: RSS growth is measured from 30 s after the chaos half ends, and needs time after that.
-  .option('--minutes <n>', 'how long the load and chaos run (setup and drain not counted)', wholeNumber(2, 24 * 60), 5)
+  .option(
+    '--minutes <n>',
+    'how long the load and chaos run; the heap phase then adds N/5 minutes, at least 1 (setup and drain not counted)',
+    wholeNumber(2, 24 * 60),
+    5,
+  )
   .option(
     '--seed <n>',
     'chaos schedule seed (the report names it: a failing run can be replayed)',
@@ -62,8 +68,6 @@ const FORT = 'fort-dev-1';
 /** The agent's clock offset under --more-chaos (libfaketime reads it). */
 const clockFile = join(tmpdir(), `fort-soak-clock-${process.pid}`);
 const WARMUP_MS = 30_000;
-/** The last heap snapshots start this long before the load stops (they take a few seconds). */
-const HEAP_END_LEAD_MS = 10_000;
 /**
  * The deployment manager's intervals. Poll 2 s, inventory, retry and health 1 s, resume at its
  * default (30 s) unless accelerated: then all 1 s (the schema's minimum), against defaults of
@@ -146,6 +150,7 @@ async function soak(
   });
   const rss = createRssSampler({ agent: () => fort.agent.pid, 'deployment-manager': () => fort.dm?.pid }, elapsed);
   const chaosEndMs = durationMs / 2;
+  const heapAtMs = heapPhaseMs(durationMs);
   const heap = createHeapSampler(
     {
       agent: { pid: () => fort.agent.pid, dir: heapDirs.agent },
@@ -158,7 +163,8 @@ async function soak(
     random,
     elapsed,
     chaosEndMs,
-    durationMs,
+    // Links keep dropping through the heap phase.
+    durationMs: heapAtMs[2],
     actions: {
       'kill -9 agent': () => fort.agent.kill('SIGKILL'),
       'kill -9 deployment-manager': () => fort.dm?.kill('SIGKILL'),
@@ -207,14 +213,8 @@ async function soak(
     });
   }, updateAtMs);
 
-  // Retained objects at the start of the steady half (after the warm-up RSS waits for too), its
-  // middle, and its end, under load each time.
-  const heapStartMs = chaosEndMs + WARMUP_MS;
-  const heapEndMs = durationMs - HEAP_END_LEAD_MS;
-  const heapDone = heap.run([heapStartMs, (heapStartMs + heapEndMs) / 2, heapEndMs]);
-
-  await new Promise((r) => setTimeout(r, durationMs));
-  await heapDone;
+  // The load goes on until the last snapshot is written.
+  await heap.run(heapAtMs);
   clearTimeout(updateTimer);
   chaos.stop();
   events.stop();
@@ -244,7 +244,7 @@ async function soak(
     },
     chaos: chaos.counts(),
     restarts: { agent: fort.agent.starts - 1, 'deployment-manager': (fort.dm?.starts ?? 1) - 1 },
-    rss: steadyGrowth(rss.samples(), chaosEndMs + WARMUP_MS, WARMUP_MS, heap.rssExclusions()),
+    rss: steadyGrowth(rss.samples(), chaosEndMs + WARMUP_MS, heapAtMs[0], WARMUP_MS),
     heap: heap.growth(),
     machine: { cpus: cpus().length, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version },
     at: new Date().toISOString(),

@@ -9,6 +9,7 @@ import {
   countHeapSnapshot,
   heapFailures,
   heapGrowth,
+  heapPhaseMs,
   heapSnapshotArgs,
   takeHeapSnapshot,
   type HeapCounts,
@@ -209,5 +210,10 @@ describe('soak heap snapshots: the growth rule', () => {
     expect(heapFailures({ agent: heapGrowth([taken(1, 0, {}), taken(1, 1, {})]) })).toEqual([
       'agent retained objects not measured (2 snapshots, not 3)',
     ]);
+  });
+
+  it('the heap phase follows the run: snapshots at its end and a tenth of it apart, at least 30 s', () => {
+    expect(heapPhaseMs(60 * 60_000)).toEqual([3600_000, 3960_000, 4320_000]);
+    expect(heapPhaseMs(5 * 60_000)).toEqual([300_000, 330_000, 360_000]);
   });
 });
