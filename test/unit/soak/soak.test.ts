@@ -68,10 +68,10 @@ describe('soak RSS growth', () => {
 });
 
 describe('soak chaos schedule', () => {
-  it('replays the same schedule from the same seed and does every action once before repeating', () => {
+  it('replays the same schedule from the same seed, does every action once first, kills only until killsEndMs', () => {
     const schedule = (seed: number) => {
       let now = 0;
-      const done: string[] = [];
+      const done: { name: string; atMs: number }[] = [];
       const timers: (() => void)[] = [];
       const realSetTimeout = globalThis.setTimeout;
       // Drive the schedule by hand: each timer fires at once, advancing the clock by its wait.
@@ -82,17 +82,24 @@ describe('soak chaos schedule', () => {
         });
         return 0 as unknown as NodeJS.Timeout;
       }) as typeof setTimeout;
+      const act = (name: string) => () => done.push({ name, atMs: now });
       try {
         const chaos = createChaos({
           random: mulberry32(seed),
           elapsed: () => now,
-          chaosEndMs: 120_000,
-          durationMs: 240_000,
-          actions: { a: () => done.push('a'), b: () => done.push('b'), 'drop link': () => done.push('drop link') },
+          killsEndMs: 70_000,
+          chaosEndMs: 140_000,
+          durationMs: 280_000,
+          actions: {
+            'kill a': act('kill a'),
+            'kill b': act('kill b'),
+            disk: act('disk'),
+            'drop link': act('drop link'),
+          },
           log: () => {},
         });
         chaos.start();
-        while (now < 240_000 && timers.length) timers.shift()!();
+        while (now < 280_000 && timers.length) timers.shift()!();
         return { done, counts: chaos.counts() };
       } finally {
         globalThis.setTimeout = realSetTimeout;
@@ -101,9 +108,16 @@ describe('soak chaos schedule', () => {
     const one = schedule(7);
     expect(schedule(7)).toEqual(one);
     expect(schedule(8).done).not.toEqual(one.done);
-    expect([...one.done.slice(0, 3)].sort()).toEqual(['a', 'b', 'drop link']);
-    // After the chaos phase only links are dropped.
-    expect(one.counts['a']! + one.counts['b']!).toBeLessThanOrEqual(Math.ceil(120_000 / 10_000));
-    expect(one.done.length).toBeGreaterThan(one.counts['a']! + one.counts['b']!);
+    for (const seed of [1, 2, 3, 7, 8]) {
+      const { done } = schedule(seed);
+      // Each once before any repeats: the first round (a kill due after killsEndMs is skipped).
+      const kinds = done.filter((d) => d.atMs < 70_000).map((d) => d.name);
+      expect(new Set(kinds.slice(0, 4)).size).toBe(Math.min(4, kinds.length));
+      expect(done.filter((d) => d.name.startsWith('kill') && d.atMs >= 70_000)).toEqual([]);
+      expect(done.filter((d) => d.name === 'disk' && d.atMs >= 140_000)).toEqual([]);
+      // After the chaos phase links keep dropping.
+      expect(done.filter((d) => d.atMs >= 140_000).length).toBeGreaterThan(2);
+    }
+    expect(one.counts['kill a']! + one.counts['kill b']!).toBeGreaterThan(0);
   });
 });
