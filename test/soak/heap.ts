@@ -190,7 +190,9 @@ export interface HeapGrowth {
  * whole retained heap but compiled code) are judged the same way.
  */
 export const HEAP_RULE: Record<string, { minGrowth: number; minPercent: number }> = {
-  Timeout: { minGrowth: 50, minPercent: 20 },
+  // 10 %: a leaking loop's count grows with its process's age, and the heap phase is a fifth of
+  // the run (CI's 5-minute soak with the old resume loop: 396 → 440 → 484, +22 %).
+  Timeout: { minGrowth: 50, minPercent: 10 },
   TimersList: { minGrowth: 20, minPercent: 20 },
   Promise: { minGrowth: 200, minPercent: 20 },
   '(closure)': { minGrowth: 500, minPercent: 5 },

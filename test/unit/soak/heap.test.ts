@@ -7,6 +7,7 @@ import { createInterface } from 'node:readline';
 import {
   classGrowth,
   countHeapSnapshot,
+  HEAP_RULE,
   heapFailures,
   heapGrowth,
   heapPhaseMs,
@@ -143,6 +144,13 @@ describe('soak heap snapshots: the growth rule', () => {
     expect(classGrowth(1000, 1100, 1199, rule).failed).toBe(false); // +19.9 %: under minPercent
     expect(classGrowth(1000, 1100, 1201, rule).failed).toBe(true);
     expect(classGrowth(0, 30, 60, rule)).toMatchObject({ growthPercent: Infinity, failed: true });
+  });
+
+  it("HEAP_RULE catches the old resume loop as measured in CI's 5-minute soak, not a healthy daemon", () => {
+    const { Timeout } = HEAP_RULE;
+    expect(classGrowth(396, 440, 484, Timeout).failed).toBe(true);
+    expect(classGrowth(598, 685, 772, Timeout).failed).toBe(true); // 4 minutes, accelerated
+    expect(classGrowth(12, 13, 14, Timeout).failed).toBe(false); // the agent's, fixed loop
   });
 
   it('names the process, the class and its counts; a steady heap passes', () => {
