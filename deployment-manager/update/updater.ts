@@ -76,6 +76,8 @@ export interface UpdaterDeps {
   log: Logger;
   now?: () => Date;
   sleep?: (ms: number) => Promise<void>;
+  /** A monotonic clock in ms (performance.now): how often download progress is persisted. */
+  monotonicMs?: () => number;
 }
 
 /**
@@ -129,6 +131,7 @@ export function createUpdater(deps: UpdaterDeps) {
     sleep,
     stopped: () => stopSignal?.aborted === true,
     current: () => state,
+    monotonicMs: deps.monotonicMs ?? (() => performance.now()),
     progress: (bytes: number) => {
       if (state.deployment)
         persist({ ...state, deployment: { ...state.deployment, downloaded: bytes } } as UpdateState);

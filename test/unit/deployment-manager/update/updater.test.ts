@@ -29,6 +29,8 @@ function harness(
     crashAt?: { effect: string; while: () => boolean };
     /** The download runs until its signal aborts. */
     downloadUntilAborted?: boolean;
+    /** What the download reports as it goes (else 2 MiB once). */
+    progress?: (onProgress: (bytes: number) => void) => void;
     abortCheckMs?: number;
     selfUpdate?: SelfUpdateLink;
     /** Download (`download`) or unpack (`verify`) finds no room while this says so. */
@@ -85,7 +87,8 @@ function harness(
         throw new FortError('FORT_ERR_DISK_LOW', 'artifact download: not enough free disk in /staging', {
           fatal: false,
         });
-      onProgress(2 * 1024 * 1024);
+      if (opts.progress) opts.progress(onProgress);
+      else onProgress(2 * 1024 * 1024);
       if (opts.downloadUntilAborted)
         await new Promise((_, reject) =>
           signal.addEventListener('abort', () => reject(new Error('download aborted')), { once: true }),
@@ -170,6 +173,34 @@ describe('update state machine', () => {
       reports: [],
       lastError: null,
     });
+  });
+
+  it('persists download progress at most once a second, not at every MiB (each is a synchronous fsync)', async () => {
+    const MiB = 1024 * 1024;
+    let clockMs = 0;
+    // 200 MiB in 2 s, reported every MiB.
+    const h = harness({
+      progress: (onProgress) => {
+        for (let mib = 1; mib <= 200; mib++) {
+          clockMs += 10;
+          onProgress(mib * MiB);
+        }
+      },
+    });
+    const persisted: number[] = [];
+    const state = {
+      ...h.stateFile,
+      save: (st: UpdateState) => {
+        if (st.step === 'downloading') persisted.push(st.deployment!.downloaded / MiB);
+        return h.stateFile.save(st);
+      },
+    };
+    const u = h.updater(undefined, { state, monotonicMs: () => clockMs });
+    await u.poll((id) => join(h.dir, `${id}.mender`));
+    await u.runToIdle();
+    // At 1 s and 2 s (the other saves of the step are its entry and its reports).
+    expect(persisted.filter((mib) => mib > 0)).toEqual([100, 200]);
+    expect(u.state).toMatchObject({ step: 'idle', installed: '1.0.1' });
   });
 
   it('rolls back to the previous release when the new agent never reports healthy, and reports failure with a log', async () => {
