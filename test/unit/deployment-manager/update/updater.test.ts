@@ -191,7 +191,7 @@ describe('update state machine', () => {
     const state = {
       ...h.stateFile,
       save: (st: UpdateState) => {
-        if (st.step === 'downloading') persisted.push(st.deployment!.downloaded / MiB);
+        if (st.step === 'downloading') persisted.push(st.deployment.downloaded / MiB);
         return h.stateFile.save(st);
       },
     };
