@@ -2,9 +2,9 @@ import { Agent, request } from 'node:https';
 
 /**
  * A browser user's requests at a steady rate (one kept-alive connection, like a browser tab),
- * counted by outcome: `ok`, the HTTP status, or the socket error while the agent is away.
+ * with the user's token of the moment, counted by outcome: `ok`, the HTTP status, or the socket error while the agent is away.
  */
-export function createRequestDriver(o: { url: string; ca: Buffer; token: string; perSecond: number }) {
+export function createRequestDriver(o: { url: string; ca: Buffer; token: () => string; perSecond: number }) {
   const agent = new Agent({ ca: o.ca, keepAlive: true, maxSockets: 1 });
   const outcomes = new Map<string, number>();
   const count = (k: string) => outcomes.set(k, (outcomes.get(k) ?? 0) + 1);
@@ -14,7 +14,7 @@ export function createRequestDriver(o: { url: string; ca: Buffer; token: string;
     // A user does not pile up requests against a server that is not answering.
     if (inFlight > 0) return count('skipped (previous still pending)');
     inFlight += 1;
-    const req = request(o.url, { agent, headers: { authorization: `Bearer ${o.token}` }, timeout: 10_000 }, (res) => {
+    const req = request(o.url, { agent, headers: { authorization: `Bearer ${o.token()}` }, timeout: 10_000 }, (res) => {
       res.resume();
       res.on('end', () => {
         inFlight -= 1;

@@ -74,6 +74,7 @@ const WARMUP_MS = 30_000;
  * ~10 minutes at 20 events/s to fill their bound (3 MiB), V8 its code space and old-space limit.
  */
 const KILLS_END = 0.3;
+const RELOGIN_MS = 30 * 60_000;
 /**
  * The deployment manager's intervals. Poll 2 s, inventory, retry and health 1 s, resume at its
  * default (30 s) unless accelerated: then all 1 s (the schema's minimum), against defaults of
@@ -147,11 +148,21 @@ async function soak(
     perSecond: o.eventsPerSecond,
     newId: randomUUID,
   });
-  const token = await fort.dev.login('alice', 't1');
+  let token = await fort.dev.login('alice', 't1');
+  // User tokens live an hour (the dev cloud's default): the user signs in again every half hour,
+  // as a browser would, or a 60-minute run's heap phase would only be answered 401.
+  const relogin = setInterval(
+    () =>
+      void fort.dev.login('alice', 't1').then(
+        (t) => (token = t),
+        (err: Error) => log(`alice could not sign in again: ${err.message}`),
+      ),
+    RELOGIN_MS,
+  );
   const requests = createRequestDriver({
     url: `https://127.0.0.1:${fort.inst.layout.ports.clientApi}/api/v1/apps`,
     ca: readFileSync(fort.pki.clientZone.ca),
-    token,
+    token: () => token,
     perSecond: o.requestsPerSecond,
   });
   const rss = createRssSampler({ agent: () => fort.agent.pid, 'deployment-manager': () => fort.dm?.pid }, elapsed);
@@ -223,6 +234,7 @@ async function soak(
   // The load goes on until the last snapshot is written.
   await heap.run(heapAtMs);
   clearTimeout(updateTimer);
+  clearInterval(relogin);
   chaos.stop();
   events.stop();
   requests.stop();
