@@ -52,12 +52,6 @@ interface Handle {
   pages: Map<string, PageQuery>;
 }
 
-/**
- * Reads app version files: each is its own SQLite database, renamed into place complete and
- * never written again, so a handle, its prepared statements and its table list stay valid for
- * as long as the file exists. Table names come from the file itself and are only ever used
- * quoted, after an exact match against that list: a client's string never reaches SQL text.
- */
 /** Read-only, with a bounded page cache; closed again when the cache pragma fails (it reads the header). */
 function openVersionFile(file: string): Database.Database {
   const db = new Database(file, { readonly: true, fileMustExist: true });
@@ -70,6 +64,12 @@ function openVersionFile(file: string): Database.Database {
   }
 }
 
+/**
+ * Reads app version files: each is its own SQLite database, renamed into place complete and
+ * never written again, so a handle, its prepared statements and its table list stay valid for
+ * as long as the file exists. Table names come from the file itself and are only ever used
+ * quoted, after an exact match against that list: a client's string never reaches SQL text.
+ */
 export function createVersionReader(opts: VersionReaderOptions = {}): VersionReader {
   const maxOpen = opts.maxOpen ?? 16;
   const handles = createLru<string, Handle>(maxOpen, (_file, h) => h.db.close());

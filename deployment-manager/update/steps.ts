@@ -20,6 +20,7 @@ export interface StepIo {
   stopped(): boolean;
   /** The state as persisted now (download progress persists while a step acts). */
   current(): UpdateState;
+  /** Milliseconds on a monotonic clock: waits and cadences within this process, immune to clock jumps. */
   monotonicMs(): number;
   /** Persists download progress (shown by update-state; a restart resumes from the file's size). */
   progress(bytes: number): void;
@@ -105,10 +106,10 @@ async function waitRunning(io: StepIo, version: string, deadline: string): Promi
   // The deadline is persisted on the wall clock (a restart keeps it); within this process what is
   // left of it is measured on the monotonic clock: a host clock jumping a day forward must not
   // roll back a good release, nor one set back stretch the wait.
-  const until = performance.now() + Math.max(0, Date.parse(deadline) - io.now().getTime());
+  const until = io.monotonicMs() + Math.max(0, Date.parse(deadline) - io.now().getTime());
   for (;;) {
     if (await io.deps.agent.runs(version).catch(() => false)) return true;
-    if (performance.now() >= until || io.stopped()) return false;
+    if (io.monotonicMs() >= until || io.stopped()) return false;
     await io.sleep(io.deps.healthPollMs);
   }
 }
@@ -184,9 +185,11 @@ export function createSteps(io: StepIo) {
             // download runs on: once a second at most (every MiB, it was 200 of them in the
             // critical path of a 200 MB update). Only what update-state shows: a restart resumes
             // from the file's size.
-            if (bytes - last < 1024 * 1024 || io.monotonicMs() - lastAt < PROGRESS_EVERY_MS) return;
+            if (bytes - last < 1024 * 1024) return;
+            const at = io.monotonicMs();
+            if (at - lastAt < PROGRESS_EVERY_MS) return;
             last = bytes;
-            lastAt = io.monotonicMs();
+            lastAt = at;
             io.progress(bytes);
           },
           signal,

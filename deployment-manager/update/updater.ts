@@ -76,7 +76,7 @@ export interface UpdaterDeps {
   log: Logger;
   now?: () => Date;
   sleep?: (ms: number) => Promise<void>;
-  /** A monotonic clock in ms (performance.now): how often download progress is persisted. */
+  /** A monotonic clock in ms (performance.now): the health check's deadline, the download progress's cadence. */
   monotonicMs?: () => number;
 }
 

@@ -2,7 +2,8 @@ import { Agent, request } from 'node:https';
 
 /**
  * A browser user's requests at a steady rate (one kept-alive connection, like a browser tab),
- * with the user's token of the moment, counted by outcome: `ok`, the HTTP status, or the socket error while the agent is away.
+ * with the user's token of the moment, counted by outcome: `ok`, the HTTP status, or the socket
+ * error while the agent is away.
  */
 export function createRequestDriver(o: { url: string; ca: Buffer; token: () => string; perSecond: number }) {
   const agent = new Agent({ ca: o.ca, keepAlive: true, maxSockets: 1 });

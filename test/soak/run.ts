@@ -22,9 +22,10 @@ import { printReport, type SoakReport } from './report.js';
  * like systemd does) against the dev cloud on loopback. Events and client requests run the
  * whole time and one update is deployed. The first half is chaos (kill -9 of either daemon
  * until 30 %, dropped IoT links), the second half only drops links: RSS growth is measured
- * there, on processes that are no longer killed. Then the heap phase, under the same load: heap snapshots
- * of both daemons at its start, middle and end judge retained objects (heap.ts); it comes after
- * the RSS window because a snapshot leaves its process's RSS meaningless. Exit 1 when an event
+ * there, on processes that are no longer killed. Then the heap phase, under the same load:
+ * heap snapshots of both daemons at its start, middle and end judge retained objects
+ * (heap.ts); it comes after the RSS window because a snapshot leaves its process's RSS
+ * meaningless. Exit 1 when an event
  * was lost or applied twice, the update did not land, RSS grew by 5 % or more (10 % in runs
  * under 30 minutes: rssGrowthLimitPercent), or a class of retained objects grew steadily
  * (HEAP_RULE). `--accelerated`: the deployment manager's poll, inventory, retry, resume and
